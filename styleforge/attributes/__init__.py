@@ -1,0 +1,1 @@
+"""The art-composition attribute network (ACAN): schema, data, model, training, scoring, synthetic data."""

@@ -1,0 +1,23 @@
+"""The shared weighted-loss engine and optimiser tools used by both the transfer and training loops."""
+
+from .events import Callback, Event, Notice, Progress, StageEnded, StageStarted
+from .optimize import (
+    OPTIMIZERS,
+    PIXEL_LR,
+    DivergenceGuard,
+    HistoryEntry,
+    OptimizerSpec,
+    PixelResult,
+    StopRule,
+    make_optimizer,
+    optimise_pixels,
+    parse_optimizer,
+)
+from .terms import LossReport, LossSummary, LossTerm, WeightedLoss, validate_weight
+
+__all__ = [
+    "Callback", "Event", "Notice", "Progress", "StageEnded", "StageStarted",
+    "OPTIMIZERS", "PIXEL_LR", "DivergenceGuard", "HistoryEntry", "OptimizerSpec", "PixelResult",
+    "StopRule", "make_optimizer", "optimise_pixels", "parse_optimizer",
+    "LossReport", "LossSummary", "LossTerm", "WeightedLoss", "validate_weight",
+]

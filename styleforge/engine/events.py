@@ -1,0 +1,105 @@
+"""Typed progress events: how the core tells its caller what is happening without printing.
+
+Loops call every callback with each event; the CLI turns them into progress bars and files, the
+Python API's user can collect them or ignore them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from .terms import LossSummary
+
+__all__ = [
+    "Event",
+    "Notice",
+    "StageStarted",
+    "Progress",
+    "StageEnded",
+    "Callback",
+    "emit",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of all events."""
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Something the user should know that is not an error (e.g. a weights fallback)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class StageStarted(Event):
+    """An optimiser stage begins.
+
+    Attributes:
+        index: 0-based stage number in the chain.
+        name: Optimiser name (``lbfgs``).
+        steps: Iterations planned for this stage.
+        lr: Learning rate in use.
+        first_iteration: Global iteration number of the stage's first step (1-based).
+        total_iterations: Planned iterations of the whole chain.
+    """
+
+    index: int
+    name: str
+    steps: int
+    lr: float
+    first_iteration: int
+    total_iterations: int
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """One evaluation of the objective.
+
+    Attributes:
+        iteration: Global 1-based iteration number.
+        total_iterations: Planned iterations of the whole chain.
+        stage: 0-based stage index.
+        summary: The loss values at ``image``.
+        image: The iterate the loss was evaluated at, (1, 3, H, W) in [0, 1]. It is the live tensor:
+            copy it if you keep it.
+        is_best: Whether this is the lowest total seen so far.
+    """
+
+    iteration: int
+    total_iterations: int
+    stage: int
+    summary: LossSummary
+    image: Tensor = field(repr=False)
+    is_best: bool
+
+
+@dataclass(frozen=True)
+class StageEnded(Event):
+    """An optimiser stage ended.
+
+    Attributes:
+        index: 0-based stage index.
+        reason: ``completed``, ``converged``, ``diverged`` or ``interrupted``.
+        detail: A sentence for the user (e.g. why it diverged).
+        iterations: Iterations the stage ran.
+    """
+
+    index: int
+    reason: str
+    detail: str
+    iterations: int
+
+
+Callback = Callable[[Event], None]
+
+
+def emit(callbacks: Iterable[Callback], event: Event) -> None:
+    """Sends ``event`` to every callback in order."""
+    for callback in callbacks:
+        callback(event)

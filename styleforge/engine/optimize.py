@@ -1,0 +1,352 @@
+"""The optimiser tools shared by both loops: factory, chains, stopping rule, divergence guard.
+
+:func:`optimise_pixels` runs a chain of optimisers over an image; the attribute trainer uses the same
+factory (:func:`make_optimizer`), stopping rule (:class:`StopRule`) and divergence check.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import InvalidParameter, choice_error
+from .events import Callback, Progress, StageEnded, StageStarted, emit
+from .terms import LossReport, LossSummary
+
+__all__ = [
+    "OPTIMIZERS",
+    "PIXEL_LR",
+    "OptimizerSpec",
+    "parse_optimizer",
+    "make_optimizer",
+    "StopRule",
+    "DivergenceGuard",
+    "HistoryEntry",
+    "PixelResult",
+    "optimise_pixels",
+]
+
+#: Default learning rates for optimising pixels in [0, 1] (see docs/transfer.md for where each
+#: comes from). L-BFGS's 1.0 is PyTorch's default and what every anchor uses.
+PIXEL_LR: dict[str, float] = {
+    "lbfgs": 1.0,
+    "adam": 0.02,
+    "adamw": 0.02,
+    "sgd": 0.5,
+    "momentum": 0.1,
+    "nesterov": 0.1,
+    "rmsprop": 0.005,
+    "adagrad": 0.05,
+    "adadelta": 10.0,
+}
+
+OPTIMIZERS: tuple[str, ...] = tuple(PIXEL_LR)
+
+_SPEC = re.compile(r"^(?P<name>[A-Za-z_]+)(?::(?P<steps>[^@]*))?(?:@(?P<lr>.*))?$")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One stage of an optimiser chain.
+
+    Attributes:
+        name: One of :data:`OPTIMIZERS`.
+        steps: Iterations of this stage; ``None`` means "the run's ``iterations``".
+        lr: Learning rate; ``None`` means the loop's default for ``name``.
+    """
+
+    name: str
+    steps: int | None = None
+    lr: float | None = None
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.steps is not None:
+            text += f":{self.steps}"
+        if self.lr is not None:
+            text += f"@{self.lr:g}"
+        return text
+
+
+def parse_optimizer(text: str | OptimizerSpec, *, param: str = "--optimizer") -> OptimizerSpec:
+    """Parses ``NAME[:STEPS][@LR]`` (``adam``, ``adam:200``, ``adam:200@0.05``, ``lbfgs@0.8``).
+
+    Raises:
+        InvalidParameter: Unknown name, steps not a whole number ≥ 1, lr not a finite number > 0.
+    """
+    if isinstance(text, OptimizerSpec):
+        return text
+    match = _SPEC.match(str(text).strip())
+    if not match:
+        raise InvalidParameter(param, text, "NAME[:STEPS][@LR], e.g. adam:200@0.02")
+    name = match["name"].lower()
+    if name not in OPTIMIZERS:
+        raise choice_error(param, match["name"], OPTIMIZERS)
+    steps: int | None = None
+    if match["steps"] is not None:
+        try:
+            steps = int(match["steps"])
+        except ValueError:
+            steps = 0
+        if steps < 1:
+            raise InvalidParameter(param, text, "a whole number of steps >= 1 after ':', e.g. adam:200")
+    lr: float | None = None
+    if match["lr"] is not None:
+        try:
+            lr = float(match["lr"])
+        except ValueError:
+            lr = -1.0
+        if not math.isfinite(lr) or lr <= 0:
+            raise InvalidParameter(param, text, "a finite learning rate > 0 after '@', e.g. adam@0.02")
+    return OptimizerSpec(name, steps, lr)
+
+
+def make_optimizer(
+    spec: OptimizerSpec,
+    params: Iterable[Tensor] | Iterable[dict[str, Any]],
+    *,
+    default_lr: Mapping[str, float] = PIXEL_LR,
+    weight_decay: float = 0.0,
+) -> tuple[torch.optim.Optimizer, float]:
+    """Builds the optimiser a spec names.
+
+    ``momentum`` is SGD with momentum 0.9, ``nesterov`` the same with Nesterov's correction. L-BFGS
+    takes one iteration (one function evaluation) per ``step()`` call, so every optimiser advances
+    one iteration per call and iteration counts compare across optimisers, as in the anchors.
+
+    Args:
+        spec: The stage.
+        params: Tensors or parameter groups to optimise.
+        default_lr: Learning rate per name when ``spec.lr`` is ``None``.
+        weight_decay: L2 penalty (decoupled for adamw). Ignored by L-BFGS.
+
+    Returns:
+        The optimiser and the learning rate it uses.
+    """
+    lr = spec.lr if spec.lr is not None else default_lr[spec.name]
+    params = list(params)
+    wd = {"weight_decay": weight_decay}
+    builders: dict[str, Callable[[], torch.optim.Optimizer]] = {
+        "lbfgs": lambda: torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=100),
+        "adam": lambda: torch.optim.Adam(params, lr=lr, **wd),
+        "adamw": lambda: torch.optim.AdamW(params, lr=lr, **wd),
+        "sgd": lambda: torch.optim.SGD(params, lr=lr, **wd),
+        "momentum": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9, **wd),
+        "nesterov": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, **wd),
+        "rmsprop": lambda: torch.optim.RMSprop(params, lr=lr, **wd),
+        "adagrad": lambda: torch.optim.Adagrad(params, lr=lr, **wd),
+        "adadelta": lambda: torch.optim.Adadelta(params, lr=lr, **wd),
+    }
+    return builders[spec.name](), lr
+
+
+@dataclass
+class StopRule:
+    """Seed 004's stopping rule as a pure, resumable decision.
+
+    Stop when the relative change ``|v - previous| / |previous|`` stays below ``delta`` for
+    ``patience`` consecutive checks (``mode="change"``), or when the value has not improved on the
+    best by more than ``delta`` (relative) for ``patience`` checks (``mode="improvement"``, the
+    early-stopping form for validation losses, which also stops a loss that climbs steadily).
+
+    Attributes:
+        delta: Relative threshold, ≥ 0.
+        patience: Consecutive checks required, ≥ 1.
+        mode: ``change`` or ``improvement``.
+    """
+
+    delta: float
+    patience: int
+    mode: str = "change"
+    previous: float | None = None
+    best: float | None = None
+    count: int = 0
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.delta) and self.delta >= 0):
+            raise InvalidParameter("--stop-delta", self.delta, "a finite number >= 0")
+        if int(self.patience) != self.patience or self.patience < 1:
+            raise InvalidParameter("--patience", self.patience, "a whole number >= 1")
+        if self.mode not in ("change", "improvement"):
+            raise choice_error("mode", self.mode, ("change", "improvement"))
+
+    def update(self, value: float) -> bool:
+        """Records one checked value; returns ``True`` when the run should stop (see :attr:`reason`)."""
+        reference = self.previous if self.mode == "change" else self.best
+        if reference is not None and math.isfinite(value):
+            relative = abs(value - reference) / max(abs(reference), 1e-30)
+            if self.mode == "change":
+                still = relative < self.delta
+            else:
+                still = not value < reference - self.delta * abs(reference)
+            self.count = self.count + 1 if still else 0
+        self.previous = value
+        if math.isfinite(value) and (self.best is None or value < self.best):
+            self.best = value
+        if self.count >= self.patience:
+            word = "changed" if self.mode == "change" else "improved"
+            self.reason = f"loss {word} by less than {self.delta:g} (relative) for {self.patience} checks"
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rule's state, to resume a stopped run exactly."""
+        return {"previous": self.previous, "best": self.best, "count": self.count}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores :meth:`state_dict` output."""
+        self.previous, self.best, self.count = state["previous"], state["best"], int(state["count"])
+
+
+@dataclass(frozen=True)
+class DivergenceGuard:
+    """Decides that a run diverged: a NaN/inf total, or a total above ``factor`` × the best so far.
+
+    Attributes:
+        factor: Blow-up ratio; ``inf`` disables the ratio check (NaN/inf still stop).
+    """
+
+    factor: float = 10.0
+
+    def check(self, total: float, best: float | None) -> str | None:
+        """Returns a sentence saying why the run diverged, or ``None``."""
+        if not math.isfinite(total):
+            return f"the loss became {total}"
+        if best is not None and best > 0 and total > self.factor * best:
+            return f"the loss {total:.4g} exceeded {self.factor:g}x the best {best:.4g}"
+        return None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One row of a loss history."""
+
+    iteration: int
+    stage: int
+    optimizer: str
+    summary: LossSummary
+
+    def as_row(self) -> dict[str, float | int | str]:
+        return {"iteration": self.iteration, "stage": self.stage, "optimizer": self.optimizer, **self.summary.as_row()}
+
+
+@dataclass
+class PixelResult:
+    """What :func:`optimise_pixels` found.
+
+    Attributes:
+        best: The lowest-loss iterate, (1, 3, H, W) in [0, 1].
+        last: The final iterate, same shape.
+        best_summary: Loss values at ``best`` (``None`` if nothing was evaluated).
+        best_iteration: Iteration at which ``best`` was evaluated.
+        history: One entry per evaluation.
+        stop_reason: ``completed``, ``converged``, ``diverged`` or ``interrupted``.
+        stop_detail: A sentence for the user.
+    """
+
+    best: Tensor
+    last: Tensor
+    best_summary: LossSummary | None
+    best_iteration: int
+    history: list[HistoryEntry] = field(default_factory=list)
+    stop_reason: str = "completed"
+    stop_detail: str = ""
+
+
+def optimise_pixels(
+    init: Tensor,
+    objective: Callable[[Tensor], LossReport],
+    chain: Sequence[OptimizerSpec],
+    *,
+    iterations: int,
+    stop: StopRule | None = None,
+    guard: DivergenceGuard = DivergenceGuard(),
+    callbacks: Sequence[Callback] = (),
+    default_lr: Mapping[str, float] = PIXEL_LR,
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> PixelResult:
+    """Optimises an image's pixels with a chain of optimisers.
+
+    Each stage runs ``spec.steps`` iterations (``iterations`` when ``None``). After every step the
+    pixels are clamped to ``bounds``. The lowest-loss iterate is kept. A stage ends early when the
+    stopping rule fires (the run ends: ``converged``) or the guard sees divergence (the best image is
+    restored and the run ends: ``diverged``). Ctrl-C ends the run with ``interrupted``, keeping the
+    best image. The stopping rule spans the whole chain.
+
+    Args:
+        init: Starting image, (1, 3, H, W) in ``bounds``; not modified.
+        objective: Maps the image to a :class:`LossReport`.
+        chain: Stages, run in order.
+        iterations: Steps of a stage whose ``steps`` is ``None``; ≥ 1.
+        stop: Optional stopping rule, checked on the total after every iteration.
+        guard: Divergence check.
+        callbacks: Receive :class:`StageStarted`, :class:`Progress` and :class:`StageEnded`.
+        default_lr: Learning rate per optimiser when a stage gives none.
+        bounds: Pixel range to clamp to.
+    """
+    if int(iterations) != iterations or iterations < 1:
+        raise InvalidParameter("--iterations", iterations, "a whole number >= 1")
+    if not chain:
+        raise InvalidParameter("--optimizer", "(none)", "at least one optimizer")
+    plan = [spec.steps if spec.steps is not None else iterations for spec in chain]
+    total_iterations = sum(plan)
+    x = init.detach().clone().requires_grad_(True)
+    best = init.detach().clone()
+    result = PixelResult(best=best, last=x.detach(), best_summary=None, best_iteration=0)
+    iteration = 0
+
+    for index, (spec, steps) in enumerate(zip(chain, plan)):
+        optimizer, lr = make_optimizer(spec, [x], default_lr=default_lr)
+        emit(callbacks, StageStarted(index, spec.name, steps, lr, iteration + 1, total_iterations))
+        reason, detail, done = "completed", f"ran {steps} iterations", 0
+        latest: list[LossSummary] = []
+
+        def closure() -> Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            report = objective(x)
+            report.total.backward()
+            summary = report.summary()
+            latest.append(summary)
+            total = summary.total
+            is_best = math.isfinite(total) and (result.best_summary is None or total < result.best_summary.total)
+            if is_best:
+                best.copy_(x.detach())
+                result.best_summary, result.best_iteration = summary, iteration + 1
+            result.history.append(HistoryEntry(iteration + 1, index, spec.name, summary))
+            emit(callbacks, Progress(iteration + 1, total_iterations, index, summary, x.detach(), is_best))
+            return report.total
+
+        try:
+            for _ in range(steps):
+                latest.clear()
+                optimizer.step(closure)
+                iteration += 1
+                done += 1
+                with torch.no_grad():
+                    x.clamp_(*bounds)
+                total = latest[-1].total if latest else math.nan
+                why = guard.check(total, result.best_summary.total if result.best_summary else None)
+                if why is not None:
+                    with torch.no_grad():
+                        x.copy_(best)
+                    reason, detail = "diverged", f"{why}; restored the best image (iteration {result.best_iteration})"
+                    break
+                if stop is not None and stop.update(total):
+                    reason, detail = "converged", stop.reason
+                    break
+        except KeyboardInterrupt:
+            reason, detail = "interrupted", "interrupted by the user"
+        emit(callbacks, StageEnded(index, reason, detail, done))
+        if reason != "completed":
+            result.stop_reason, result.stop_detail = reason, detail
+            break
+
+    result.last = x.detach().clone()
+    return result

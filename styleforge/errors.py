@@ -1,0 +1,79 @@
+"""Errors a user can cause, each with a one-line message that says what was wrong and what is valid.
+
+Every error meant for the user derives from :class:`StyleforgeError`. The CLI prints such an error as
+one line and exits with :attr:`StyleforgeError.exit_code` (2 for a usage error, 1 for a runtime
+failure); any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "StyleforgeError",
+    "InvalidParameter",
+    "InputFileError",
+    "WeightsError",
+    "ResourceError",
+    "did_you_mean",
+]
+
+
+class StyleforgeError(Exception):
+    """Base class of the errors a user's input or environment can cause."""
+
+    exit_code: int = 1
+
+
+class InvalidParameter(StyleforgeError):
+    """A parameter has a value that is not valid.
+
+    Args:
+        param: The parameter's name as the user wrote it (``--style``, ``content_weight``).
+        value: The offending value.
+        valid: What would be valid, in words (``"a finite number > 0"``, ``"one of: a, b"``).
+        hint: Optional extra sentence (a suggestion, a "did you mean").
+    """
+
+    exit_code = 2
+
+    def __init__(self, param: str, value: object, valid: str, hint: str = "") -> None:
+        self.param, self.value, self.valid, self.hint = param, value, valid, hint
+        message = f"{param}: {value!r} is not valid; expected {valid}"
+        if hint:
+            message += f" ({hint})"
+        super().__init__(message)
+
+
+class InputFileError(StyleforgeError):
+    """An input file is missing, is a folder, or is not a readable image / data file."""
+
+    exit_code = 2
+
+    def __init__(self, param: str, path: object, problem: str) -> None:
+        self.param, self.path, self.problem = param, path, problem
+        super().__init__(f"{param}: {str(path)!r} {problem}")
+
+
+class WeightsError(StyleforgeError):
+    """Network weights cannot be obtained or do not fit the network."""
+
+
+class ResourceError(StyleforgeError):
+    """The machine cannot do what was asked (device missing, not enough memory)."""
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """Returns ``"did you mean 'x'?"`` for the closest option, or ``""`` when none is close."""
+    match = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return f"did you mean {match[0]!r}?" if match else ""
+
+
+def choice_error(param: str, value: object, options: Iterable[str]) -> InvalidParameter:
+    """An :class:`InvalidParameter` for a value that must be one of ``options``."""
+    options = list(options)
+    return InvalidParameter(param, value, "one of: " + ", ".join(options), did_you_mean(str(value), options))
+
+
+__all__.append("choice_error")

@@ -1,0 +1,223 @@
+"""Reading and writing images: every input a user may hand over, and atomic, self-describing outputs.
+
+Inputs: JPEG, PNG, WebP, BMP, TIFF, GIF (first frame) and whatever else Pillow opens; EXIF orientation
+is applied; grayscale, palette, CMYK and 16-bit images become RGB; an alpha channel is returned
+separately so it can be put back on the output; decompression bombs are refused.
+
+Outputs: the format follows the extension; the file is written to a temporary file in the same folder
+and renamed, so an output is never half-written; a PNG carries a ``styleforge`` text chunk with the
+run's parameters (JSON), which :func:`read_metadata` reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from torch import Tensor
+
+from .errors import InputFileError, InvalidParameter
+
+__all__ = [
+    "METADATA_KEY",
+    "LoadedImage",
+    "load_image",
+    "resize_long_side",
+    "save_image",
+    "read_metadata",
+    "output_format",
+    "check_output_path",
+]
+
+METADATA_KEY = "styleforge"
+_ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "GIF"}
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded image.
+
+    Attributes:
+        rgb: (3, H, W) float32 in [0, 1].
+        alpha: (1, H, W) float32 in [0, 1], or ``None`` when the file has no transparency.
+        path: Where it came from (``None`` for in-memory images).
+    """
+
+    rgb: Tensor
+    alpha: Tensor | None = None
+    path: Path | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return int(self.rgb.shape[1]), int(self.rgb.shape[2])
+
+
+def _to_float_array(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Converts any Pillow mode to (H, W, 3) RGB and optional (H, W) alpha, float32 in [0, 1]."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        data = np.asarray(image, dtype=np.float32)
+        peak = 65535.0 if mode.startswith("I;16") or data.max() > 255 else 255.0
+        gray = np.clip(data / peak, 0.0, 1.0)
+        return np.repeat(gray[..., None], 3, axis=2), None
+    if mode == "F":
+        gray = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(gray[..., None], 3, axis=2), None
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        return rgba[..., :3], rgba[..., 3]
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0, None
+
+
+def load_image(path: str | os.PathLike[str], *, param: str = "image") -> LoadedImage:
+    """Reads an image file.
+
+    Args:
+        path: The file.
+        param: The parameter it was given as (``CONTENT``, ``--style``), named in errors.
+
+    Raises:
+        InputFileError: Missing file, a folder, not an image, truncated, or a decompression bomb.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(param, path, "does not exist")
+    if path.is_dir():
+        raise InputFileError(param, path, "is a folder; expected an image file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.seek(0)  # first frame of an animation
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                rgb, alpha = _to_float_array(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputFileError(
+            param, path, f"is larger than {Image.MAX_IMAGE_PIXELS} pixels (refused as a possible decompression bomb)"
+        ) from None
+    except UnidentifiedImageError:
+        raise InputFileError(param, path, "is not an image Pillow can read (JPEG, PNG, WebP, BMP, TIFF, GIF, ...)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputFileError(param, path, f"could not be decoded ({exc})") from None
+    if rgb.size == 0:
+        raise InputFileError(param, path, "is an empty image")
+    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+    alpha_t = None
+    if alpha is not None and float(alpha.min()) < 1.0:
+        alpha_t = torch.from_numpy(np.ascontiguousarray(alpha))[None]
+    return LoadedImage(rgb_t, alpha_t, path)
+
+
+def resize_long_side(image: Tensor, size: int) -> Tensor:
+    """Resizes (C, H, W) or (B, C, H, W) so the longer side is ``size`` px (antialiased bicubic).
+
+    The aspect ratio is kept; the result is clamped to [0, 1].
+    """
+    batched = image.dim() == 4
+    x = image if batched else image[None]
+    h, w = x.shape[-2:]
+    scale = size / max(h, w)
+    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if new != (h, w):
+        x = F.interpolate(x, size=new, mode="bicubic", antialias=True, align_corners=False).clamp_(0.0, 1.0)
+    return x if batched else x[0]
+
+
+def output_format(path: str | os.PathLike[str], *, param: str = "-o") -> str:
+    """The Pillow format name for ``path``'s extension (``.png`` → ``PNG``)."""
+    ext = Path(path).suffix.lower()
+    formats = Image.registered_extensions()
+    if ext not in formats or formats[ext] not in Image.SAVE:
+        valid = sorted(e for e, f in formats.items() if f in Image.SAVE and f in {"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"})
+        raise InvalidParameter(param, str(path), "a file name ending in one of: " + " ".join(valid))
+    return formats[ext]
+
+
+def check_output_path(path: str | os.PathLike[str], *, param: str = "-o") -> Path:
+    """Validates an output image path before any work is done (format known, not a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidParameter(param, str(path), "a file path; it is an existing folder")
+    output_format(path, param=param)
+    return path
+
+
+def _to_pil(rgb: Tensor, alpha: Tensor | None) -> Image.Image:
+    array = rgb.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    if alpha is None:
+        return Image.fromarray(array, "RGB")
+    a = alpha.detach().float().clamp(0, 1).mul(255).round().byte()[0].cpu().numpy()
+    return Image.fromarray(np.dstack([array, a]), "RGBA")
+
+
+def save_image(
+    path: str | os.PathLike[str],
+    rgb: Tensor,
+    *,
+    alpha: Tensor | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    param: str = "-o",
+) -> Path:
+    """Writes an image atomically (temporary file in the same folder, then rename).
+
+    Missing parent folders are created; an existing file is replaced. ``alpha`` is resized to the
+    image if needed and kept where the format supports it. ``metadata`` is stored as JSON in a PNG
+    text chunk named :data:`METADATA_KEY` (other formats: not stored).
+
+    Args:
+        path: Destination; the extension chooses the format.
+        rgb: (3, H, W) or (1, 3, H, W) in [0, 1].
+        alpha: Optional (1, h, w) in [0, 1].
+        metadata: JSON-able parameters of the run.
+        param: Parameter name for errors.
+    """
+    path = Path(path)
+    fmt = output_format(path, param=param)
+    if rgb.dim() == 4:
+        rgb = rgb[0]
+    if alpha is not None and fmt in _ALPHA_FORMATS:
+        if alpha.shape[-2:] != rgb.shape[-2:]:
+            alpha = F.interpolate(alpha[None].float(), size=rgb.shape[-2:], mode="bilinear", align_corners=False)[0]
+    else:
+        alpha = None
+    image = _to_pil(rgb, alpha)
+    options: dict[str, Any] = {}
+    if fmt == "PNG" and metadata is not None:
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt(METADATA_KEY, json.dumps(metadata, sort_keys=True, default=str))
+        options["pnginfo"] = info
+    if fmt == "JPEG":
+        options["quality"] = 95
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, format=fmt, **options)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The parameters stored by :func:`save_image` in a PNG, or ``None`` if there are none."""
+    try:
+        with Image.open(path) as image:
+            text = getattr(image, "text", {}).get(METADATA_KEY)
+    except (OSError, UnidentifiedImageError):
+        return None
+    return json.loads(text) if text else None

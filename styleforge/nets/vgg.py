@@ -1,0 +1,149 @@
+"""VGG-19 and VGG-16 feature extractors with torchvision's module layout and state-dict keys.
+
+The convolutional trunk is ``features`` (an ``nn.Sequential``) whose indices match torchvision's, so
+``features.0.weight`` … load unchanged from torchvision's published files (``classifier.*`` keys in a
+full-model file are ignored). Layers are addressed by name (``conv1_1``, ``relu4_2``, ``pool3``); the
+trunk is truncated after the deepest layer any loss term needs, and frozen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import InvalidParameter, choice_error, did_you_mean
+from .weights import load_checked
+
+__all__ = ["VGG_ARCHS", "IMAGENET_MEAN", "IMAGENET_STD", "layer_names", "pooling_factor", "VGGFeatures"]
+
+#: Channels per conv layer of each block, as torchvision's configs "D" (VGG-16) and "E" (VGG-19).
+_CONFIGS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "vgg16": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
+    "vgg19": ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512)),
+}
+VGG_ARCHS: tuple[str, ...] = tuple(_CONFIGS)
+POOLINGS: tuple[str, ...] = ("max", "avg")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def layer_names(arch: str) -> list[str]:
+    """Names of the layers of ``arch``'s ``features`` trunk, in index order."""
+    if arch not in _CONFIGS:
+        raise choice_error("--network", arch, VGG_ARCHS)
+    names: list[str] = []
+    for block, channels in enumerate(_CONFIGS[arch], start=1):
+        for k in range(1, len(channels) + 1):
+            names += [f"conv{block}_{k}", f"relu{block}_{k}"]
+        names.append(f"pool{block}")
+    return names
+
+
+def check_layers(arch: str, layers: Iterable[str], param: str) -> None:
+    """Raises an error listing the valid names if any of ``layers`` is not a layer of ``arch``."""
+    valid = layer_names(arch)
+    for layer in layers:
+        if layer not in valid:
+            raise InvalidParameter(
+                param, layer, f"a layer of {arch}: " + " ".join(valid), did_you_mean(layer, valid)
+            )
+
+
+def pooling_factor(arch: str, layers: Iterable[str]) -> int:
+    """How many times the image is halved before the deepest of ``layers``: the minimum input side."""
+    names = layer_names(arch)
+    deepest = max(names.index(layer) for layer in layers)
+    return 2 ** sum(1 for name in names[: deepest + 1] if name.startswith("pool"))
+
+
+def _build_trunk(arch: str, generator: torch.Generator | None) -> nn.Sequential:
+    modules: list[nn.Module] = []
+    in_channels = 3
+    for channels in _CONFIGS[arch]:
+        for out_channels in channels:
+            conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+            # torchvision's VGG init: Kaiming normal (fan_out, ReLU) weights, zero biases.
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu", generator=generator)
+            nn.init.zeros_(conv.bias)
+            modules += [conv, nn.ReLU(inplace=False)]
+            in_channels = out_channels
+        modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*modules)
+
+
+class VGGFeatures(nn.Module):
+    """A frozen, truncated VGG trunk that returns the activations of named layers.
+
+    Args:
+        arch: ``vgg19`` or ``vgg16``.
+        layers: Layer names the caller will ask for; the trunk is cut after the deepest one.
+        state_dict: torchvision-keyed weights (``features.*``; ``classifier.*`` ignored), or ``None``
+            for the seeded random init.
+        seed: Seed of the random init (used when ``state_dict`` is ``None``).
+        pooling: ``max`` (as trained) or ``avg`` (every max-pool replaced by a 2×2 average pool,
+            as in Gatys et al. and seed 002's experiment).
+        source: Where ``state_dict`` came from, for error messages.
+
+    Input: RGB (B, 3, H, W) in [0, 1]; ImageNet normalisation happens inside.
+    """
+
+    def __init__(
+        self,
+        arch: str = "vgg19",
+        layers: Sequence[str] = ("relu4_2",),
+        *,
+        state_dict: dict[str, Tensor] | None = None,
+        seed: int = 0,
+        pooling: str = "max",
+        source: str = "state dict",
+    ) -> None:
+        super().__init__()
+        names = layer_names(arch)
+        check_layers(arch, layers, "layers")
+        if pooling not in POOLINGS:
+            raise choice_error("--pooling", pooling, POOLINGS)
+        generator = torch.Generator().manual_seed(int(seed))
+        self.features = _build_trunk(arch, generator)
+        if state_dict is not None:
+            load_checked(self, state_dict, source=source, ignore=("classifier.",))
+        deepest = max(names.index(layer) for layer in layers)
+        self.features = self.features[: deepest + 1]
+        if pooling == "avg":
+            for index, module in enumerate(self.features):
+                if isinstance(module, nn.MaxPool2d):
+                    self.features[index] = nn.AvgPool2d(kernel_size=2, stride=2)
+        self.arch, self.pooling = arch, pooling
+        self.layer_index = {name: i for i, name in enumerate(names[: deepest + 1])}
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.eval()
+        self.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> VGGFeatures:
+        """The network is frozen: it always stays in eval mode."""
+        return super().train(False)
+
+    def forward(self, image: Tensor, layers: Iterable[str]) -> dict[str, Tensor]:
+        """Runs the trunk up to the deepest requested layer.
+
+        Args:
+            image: (B, 3, H, W) RGB in [0, 1].
+            layers: Names to return.
+
+        Returns:
+            Layer name → activation (B, C, H', W').
+        """
+        wanted = {self.layer_index[name]: name for name in layers}
+        last = max(wanted)
+        out: dict[str, Tensor] = {}
+        x = (image - self.mean) / self.std
+        for index, module in enumerate(self.features):
+            x = module(x)
+            if index in wanted:
+                out[wanted[index]] = x
+            if index == last:
+                break
+        return out
