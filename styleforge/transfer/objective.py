@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InvalidParameter
+from ..nets.vgg import check_layers
 
 __all__ = [
     "gram",
@@ -27,6 +28,7 @@ __all__ = [
     "TVTerm",
     "StyleSpec",
     "parse_style",
+    "parse_layers",
     "normalise_blend",
     "style_term_names",
     "layer_weights",
@@ -112,30 +114,44 @@ class TVTerm:
         return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
 
 
-def layer_weights(layers: Sequence[str], exponent: float = 1.0, *, param: str = "--style-layer-weight-exp") -> dict[str, float]:
-    """Per-layer weights ``w₁ = 1, wₙ₊₁ = exponent·wₙ`` (shallow to deep), normalised to sum 1.
+def layer_weights(
+    layers: Mapping[str, float] | Sequence[str], exponent: float = 1.0, *, param: str = "--style-layer-weight-exp"
+) -> dict[str, float]:
+    """Per-layer weights ``w₁ = 1, wₙ₊₁ = exponent·wₙ`` (in the given order), normalised to sum 1.
 
     This is anishathalye/neural-style's ``--style-layer-weight-exp``: below 1 favours fine texture
-    (shallow layers), above 1 coarse structure.
+    (shallow layers), above 1 coarse structure. Explicit per-layer weights (a mapping) multiply the
+    exponent's weights before normalisation.
     """
     if not (math.isfinite(exponent) and exponent > 0):
         raise InvalidParameter(param, exponent, "a finite number > 0")
-    raw = [exponent**i for i in range(len(layers))]
-    total = sum(raw)
-    return {layer: w / total for layer, w in zip(layers, raw)}
+    explicit = dict(layers) if isinstance(layers, Mapping) else {layer: 1.0 for layer in layers}
+    raw = {layer: w * exponent**i for i, (layer, w) in enumerate(explicit.items())}
+    total = sum(raw.values())
+    return {layer: w / total for layer, w in raw.items()}
 
 
 @dataclass(frozen=True)
 class StyleSpec:
-    """One ``--style`` argument.
+    """One ``--style`` argument, ``PATH[:WEIGHT][@SCALE]``.
 
     Attributes:
         path: The style image.
         weight: Its blend weight before normalisation (``None``: an equal share).
+        scale: Its own style scale (``None``: the run's ``style_scale``).
     """
 
     path: Path
     weight: float | None = None
+    scale: float | None = None
+
+    def __str__(self) -> str:
+        text = str(self.path)
+        if self.weight is not None:
+            text += f":{self.weight:g}"
+        if self.scale is not None:
+            text += f"@{self.scale:g}"
+        return text
 
 
 def _number(text: str) -> float | None:
@@ -145,25 +161,59 @@ def _number(text: str) -> float | None:
         return None
 
 
-def parse_style(text: str, *, param: str = "--style") -> StyleSpec:
-    """Parses ``PATH[:WEIGHT]``.
+def _split_number(text: str, sep: str, param: str, whole: str, valid: str) -> tuple[str, float | None]:
+    """Splits a trailing ``<sep><number>`` off ``text``; only a number counts, so paths keep colons."""
+    head, found, tail = text.rpartition(sep)
+    if not (found and head):
+        return text, None
+    value = _number(tail)
+    if value is None:
+        if Path(head).is_file() and not Path(text).exists():
+            raise InvalidParameter(param, whole, valid)
+        return text, None
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidParameter(param, whole, valid)
+    return head, value
 
-    Only a number after the last colon is a weight, so ``C:\\art\\x.jpg`` and ``my:file.png`` are
-    paths. ``a.jpg:abc`` is a bad weight when ``a.jpg`` exists and ``a.jpg:abc`` does not.
+
+def parse_style(text: str, *, param: str = "--style") -> StyleSpec:
+    """Parses ``PATH[:WEIGHT][@SCALE]`` (``a.jpg``, ``a.jpg:0.75``, ``a.jpg:0.75@1.5``, ``a.jpg@0.5``).
+
+    Only a number after the last colon is a weight and only a number after the last ``@`` is a scale,
+    so ``C:\\art\\x.jpg``, ``my:file.png`` and ``me@home.png`` are paths. ``a.jpg:abc`` is a bad
+    weight when ``a.jpg`` exists and ``a.jpg:abc`` does not.
 
     Raises:
-        InvalidParameter: A weight that is not a finite number > 0.
+        InvalidParameter: A weight or scale that is not a finite number > 0.
     """
-    head, sep, tail = str(text).rpartition(":")
-    if sep and head:
-        weight = _number(tail)
-        if weight is not None:
-            if not (math.isfinite(weight) and weight > 0):
-                raise InvalidParameter(param, text, "PATH[:WEIGHT] with WEIGHT a finite number > 0")
-            return StyleSpec(Path(head), weight)
-        if Path(head).is_file() and not Path(text).exists():
-            raise InvalidParameter(param, text, "PATH[:WEIGHT] with WEIGHT a finite number > 0")
-    return StyleSpec(Path(text))
+    valid = "PATH[:WEIGHT][@SCALE] with WEIGHT and SCALE finite numbers > 0"
+    text = str(text)
+    rest, scale = _split_number(text, "@", param, text, valid)
+    rest, weight = _split_number(rest, ":", param, text, valid)
+    return StyleSpec(Path(rest), weight, scale)
+
+
+def parse_layers(items: Sequence[str], network: str, *, param: str) -> dict[str, float]:
+    """Parses ``LAYER[:WEIGHT]`` items (each may also be a comma-separated list) into layer → weight.
+
+    Raises:
+        InvalidParameter: An unknown layer (the message lists the valid ones), a repeated layer, or
+            a weight that is not a finite number > 0.
+    """
+    out: dict[str, float] = {}
+    for item in items:
+        for part in filter(None, (p.strip() for p in str(item).split(","))):
+            name, sep, tail = part.partition(":")
+            weight = _number(tail) if sep else 1.0
+            if weight is None or not (math.isfinite(weight) and weight > 0):
+                raise InvalidParameter(param, part, "LAYER[:WEIGHT] with WEIGHT a finite number > 0")
+            check_layers(network, [name], param)
+            if name in out:
+                raise InvalidParameter(param, part, "each layer at most once")
+            out[name] = weight
+    if not out:
+        raise InvalidParameter(param, ",".join(items), "at least one layer name")
+    return out
 
 
 def normalise_blend(specs: Sequence[StyleSpec]) -> list[float]:

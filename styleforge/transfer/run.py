@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .. import __version__
-from ..config import TransferConfig
+from ..config import INITS, TransferConfig
 from ..device import resolve_device
 from ..engine import (
     Callback,
+    DivergenceGuard,
     HistoryEntry,
     LossSummary,
     Notice,
     PIXEL_LR,
+    StopRule,
     WeightedLoss,
     optimise_pixels,
     parse_optimizer,
@@ -32,8 +35,9 @@ from ..engine import (
 from ..engine.events import emit
 from ..errors import InvalidParameter
 from ..images import LoadedImage, load_image, resize_long_side, save_image
-from ..nets.vgg import VGGFeatures, check_layers, layer_names, pooling_factor
+from ..nets.vgg import VGGFeatures, layer_names, pooling_factor
 from ..nets.weights import resolve_weights
+from .color import match_histogram, preserve_colors
 from .objective import (
     ContentTerm,
     FeatureContext,
@@ -43,6 +47,7 @@ from .objective import (
     gram_targets,
     layer_weights,
     normalise_blend,
+    parse_layers,
     parse_style,
     style_term_names,
 )
@@ -100,6 +105,23 @@ def _check_size(config: TransferConfig, shape: tuple[int, int], layers: Sequence
         )
 
 
+def _initial_image(config: TransferConfig, content: Tensor, styles: Sequence[LoadedImage]) -> Tensor:
+    """The starting image (1, 3, H, W): content, noise, the first style or a file, plus noise blend."""
+    shape = content.shape[-2:]
+    generator = torch.Generator().manual_seed(config.seed)
+    noise = torch.rand((1, 3, *shape), generator=generator)
+    if config.init == "content":
+        base = content
+    elif config.init == "noise":
+        base = noise
+    else:
+        image = styles[0] if config.init == "style" else load_image(config.init, param="--init")
+        base = F.interpolate(image.rgb[None], size=shape, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+    if config.init_noise_blend:
+        base = (1 - config.init_noise_blend) * base + config.init_noise_blend * noise
+    return base
+
+
 def transfer(
     content: ImageInput,
     styles: Sequence[str | os.PathLike[str] | StyleSpec],
@@ -112,13 +134,15 @@ def transfer(
 
     Args:
         content: Content image (path or :class:`LoadedImage`).
-        styles: ``"path[:weight]"`` strings or :class:`StyleSpec`; weights are normalised to sum 1.
+        styles: ``"path[:weight][@scale]"`` strings or :class:`StyleSpec`; weights are normalised
+            to sum 1.
         config: Options; ``None`` for the defaults.
         callbacks: Receive engine events (:class:`~styleforge.engine.Progress`, …).
         **options: Overrides of ``config``'s fields (``iterations=50``).
 
     Returns:
-        A :class:`TransferResult`; ``result.save("out.png")`` writes it.
+        A :class:`TransferResult`; ``result.save("out.png")`` writes it. When the run was
+        interrupted (Ctrl-C) or diverged, it holds the best image so far.
 
     Raises:
         StyleforgeError: Invalid options, unreadable inputs, unavailable weights or device.
@@ -131,15 +155,20 @@ def transfer(
     specs = [s if isinstance(s, StyleSpec) else parse_style(os.fspath(s)) for s in styles]
     if not specs:
         raise InvalidParameter("--style", "(none)", "at least one style image")
-    check_layers(config.network, config.content_layers, "--content-layers")
-    check_layers(config.network, config.style_layers, "--style-layers")
-    layers = list(dict.fromkeys([*config.content_layers, *config.style_layers]))
+    content_lw = parse_layers(config.content_layers, config.network, param="--content-layers")
+    content_lw = {layer: w / sum(content_lw.values()) for layer, w in content_lw.items()}
+    style_lw = layer_weights(parse_layers(config.style_layers, config.network, param="--style-layers"), config.style_layer_weight_exp)
+    if config.init not in INITS and not Path(config.init).is_file():
+        raise InvalidParameter("--init", config.init, "content, noise, style, or the path of an image file")
+    layers = list(dict.fromkeys([*content_lw, *style_lw]))
+    stop = StopRule(config.stop_delta, config.patience) if config.stop_delta is not None else None
     device = resolve_device(config.device)
 
     content_image = _load(content, "CONTENT")
     style_images = [load_image(s.path, param="--style") for s in specs]
     target = resize_long_side(content_image.rgb, config.size)
     _check_size(config, tuple(target.shape[-2:]), layers)
+    init = _initial_image(config, target[None], style_images)
 
     weights = resolve_weights(config.weights, config.network)
     if weights.notice:
@@ -150,18 +179,19 @@ def transfer(
 
     content_x = target[None].to(device)
     with torch.inference_mode():
-        content_targets = net(content_x, config.content_layers)
+        content_targets = net(content_x, content_lw)
         style_targets = []
-        for image in style_images:
-            style_x = resize_long_side(image.rgb, config.size)[None].to(device)
-            _check_size(config, tuple(style_x.shape[-2:]), config.style_layers)
-            style_targets.append(gram_targets(net(style_x, config.style_layers)))
+        for spec, image in zip(specs, style_images):
+            scale = spec.scale if spec.scale is not None else config.style_scale
+            style_rgb = resize_long_side(image.rgb, max(1, round(config.size * scale)))
+            if config.color_transfer == "histogram":
+                style_rgb = match_histogram(style_rgb, target)
+            _check_size(config, tuple(style_rgb.shape[-2:]), list(style_lw))
+            style_targets.append(gram_targets(net(style_rgb[None].to(device), style_lw)))
     # Inference tensors cannot be saved for backward: clone them into ordinary tensors once.
     content_targets = {k: v.clone() for k, v in content_targets.items()}
     style_targets = [{k: v.clone() for k, v in t.items()} for t in style_targets]
 
-    content_lw = {layer: 1.0 / len(config.content_layers) for layer in config.content_layers}
-    style_lw = layer_weights(config.style_layers, config.style_layer_weight_exp)
     names = style_term_names(specs)
     blend = normalise_blend(specs)
     terms: dict[str, Any] = {"content": ContentTerm(content_targets, content_lw)}
@@ -176,25 +206,37 @@ def transfer(
         return loss(FeatureContext(x, net(x, layers)))
 
     result = optimise_pixels(
-        content_x, objective, chain, iterations=config.iterations, callbacks=callbacks, default_lr=PIXEL_LR
+        init.to(device),
+        objective,
+        chain,
+        iterations=config.iterations,
+        stop=stop,
+        guard=DivergenceGuard(config.divergence_factor),
+        callbacks=callbacks,
+        default_lr=PIXEL_LR,
     )
+    image = (result.last if config.keep_last else result.best)[0].cpu()
+    summary = result.history[-1].summary if config.keep_last and result.history else result.best_summary
+    iteration = len(result.history) if config.keep_last else result.best_iteration
+    if config.preserve_colors:
+        image = preserve_colors(image, target)
     alpha = None
     if content_image.alpha is not None:
         alpha = resize_long_side(content_image.alpha, config.size)
-    summary = result.best_summary
     metadata = {
         "styleforge": __version__,
         "command": "transfer",
         "content": str(content_image.path) if content_image.path else None,
-        "styles": [{"path": str(s.path), "weight": w, "term": n} for s, w, n in zip(specs, blend, names)],
+        "styles": [str(s) for s in specs],
+        "blend": dict(zip(names, blend)),
         "config": config.to_dict(),
-        "weights": weights.kind,
-        "iteration": result.best_iteration,
+        "weights_used": weights.kind,
+        "iteration": iteration,
         "stop_reason": result.stop_reason,
         "losses": summary.as_row() if summary else None,
     }
     return TransferResult(
-        image=result.best[0].cpu(),
+        image=image,
         alpha=alpha,
         history=result.history,
         summary=summary,

@@ -1,0 +1,193 @@
+"""Traces of a run a user can compare: loss histories (CSV/JSON), loss plots, checkpoints, GIFs.
+
+These are written only where the user asks. The checkpoint and GIF recorders are engine callbacks;
+the history writers and the plot take the history a loop returns. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from .engine import Event, Progress
+from .errors import InvalidParameter
+from .images import save_image
+
+__all__ = [
+    "HISTORY_FORMATS",
+    "check_history_path",
+    "write_atomic",
+    "write_history",
+    "plot_curves",
+    "CheckpointWriter",
+    "GifRecorder",
+]
+
+HISTORY_FORMATS = (".csv", ".json")
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[io.BufferedWriter], None]) -> Path:
+    """Writes a file through ``write(handle)`` to a temp file in the same folder, then renames it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def check_history_path(path: str | os.PathLike[str], *, param: str = "--history") -> Path:
+    """Validates a history path's extension before the run starts."""
+    path = Path(path)
+    if path.suffix.lower() not in HISTORY_FORMATS or path.is_dir():
+        raise InvalidParameter(param, str(path), "a file ending in .csv or .json")
+    return path
+
+
+def write_history(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Writes history rows as CSV (one column per key, first row's order) or JSON (a list of objects).
+
+    Non-finite numbers are written as ``nan``/``inf`` in CSV and ``null`` in JSON.
+    """
+    path = check_history_path(path)
+    if path.suffix.lower() == ".json":
+        clean = [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in r.items()} for r in rows]
+        return write_atomic(path, lambda h: h.write(json.dumps(clean, indent=1).encode()))
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+
+    def write(handle: io.BufferedWriter) -> None:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        handle.write(text.getvalue().encode())
+
+    return write_atomic(path, write)
+
+
+def plot_curves(
+    path: str | os.PathLike[str],
+    x: Sequence[float],
+    series: Mapping[str, Sequence[float]],
+    *,
+    xlabel: str = "iteration",
+    ylabel: str = "loss",
+    title: str = "",
+    log: bool = True,
+    markers: Sequence[float] = (),
+) -> Path:
+    """Plots curves (one line per series) to a PNG with matplotlib's Agg canvas (no global state).
+
+    Args:
+        path: Output PNG.
+        x: Shared x values.
+        series: Label → y values (same length as ``x``); non-positive values are dropped on a log scale.
+        markers: x positions of vertical dotted lines (e.g. optimiser stage boundaries).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for label, ys in series.items():
+        xs_ys = [(a, b) for a, b in zip(x, ys) if b is not None and math.isfinite(b) and (b > 0 or not log)]
+        if xs_ys:
+            axes.plot(*zip(*xs_ys), label=label, linewidth=1.4)
+    for m in markers:
+        axes.axvline(m, color="grey", linestyle=":", linewidth=1)
+    if log:
+        axes.set_yscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    if title:
+        axes.set_title(title)
+    axes.grid(True, which="both", alpha=0.3)
+    if series:
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    return write_atomic(path, lambda h: figure.savefig(h, format="png"))
+
+
+class CheckpointWriter:
+    """Writes ``<stem>_<iteration>.png`` beside the output every ``every`` iterations.
+
+    Each PNG carries the iteration and its losses (plus ``metadata``) in its text chunk.
+
+    Args:
+        output: The run's output path; checkpoints go beside it as ``OUT_0100.png``.
+        every: Interval in iterations, ≥ 1.
+        metadata: Extra JSON-able data stored in every checkpoint.
+        transform: Optional function applied to the image before saving (e.g. colour preservation).
+    """
+
+    def __init__(
+        self,
+        output: str | os.PathLike[str],
+        every: int,
+        metadata: Mapping[str, Any] | None = None,
+        transform: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
+        if every < 1:
+            raise InvalidParameter("--checkpoint-every", every, "a whole number >= 1")
+        output = Path(output)
+        self.pattern = str(output.with_name(f"{output.stem}_{{:04d}}{output.suffix}"))
+        self.every, self.metadata, self.transform = every, dict(metadata or {}), transform
+        self.written: list[Path] = []
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Progress) and event.iteration % self.every == 0:
+            image = event.image[0].detach()
+            if self.transform is not None:
+                image = self.transform(image)
+            meta = {**self.metadata, "iteration": event.iteration, "losses": event.summary.as_row()}
+            self.written.append(save_image(self.pattern.format(event.iteration), image, metadata=meta))
+
+
+class GifRecorder:
+    """Keeps a frame every ``every`` iterations and writes them as an animated GIF.
+
+    Args:
+        path: Output ``.gif``.
+        every: Interval in iterations, ≥ 1.
+        duration_ms: Display time of each frame.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], every: int, duration_ms: int = 100) -> None:
+        if every < 1:
+            raise InvalidParameter("--gif-every", every, "a whole number >= 1")
+        self.path, self.every, self.duration_ms = Path(path), every, duration_ms
+        if self.path.suffix.lower() != ".gif" or self.path.is_dir():
+            raise InvalidParameter("--progress-gif", str(path), "a file ending in .gif")
+        self.frames: list[np.ndarray] = []
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Progress) and (event.iteration % self.every == 0 or event.iteration == 1):
+            frame = event.image[0].detach().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+            self.frames.append(frame)
+
+    def write(self) -> Path | None:
+        """Writes the GIF (looping forever); ``None`` when no frame was recorded."""
+        if not self.frames:
+            return None
+        import imageio.v3 as iio
+
+        data = iio.imwrite("<bytes>", np.stack(self.frames), extension=".gif", duration=self.duration_ms, loop=0)
+        return write_atomic(self.path, lambda h: h.write(data))

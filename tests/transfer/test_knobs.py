@@ -1,0 +1,269 @@
+"""Each transfer knob changes what it should (issue: every knob leaves a trace you can compare)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import styleforge
+from styleforge.cli import cli
+from styleforge.images import load_image, read_metadata, resize_long_side
+from styleforge.transfer import objective
+from styleforge.transfer.color import match_histogram, rgb_to_ycbcr
+from styleforge.transfer.objective import layer_weights, parse_layers
+
+FAST = dict(size=32, iterations=3, weights="random", optimizer=("adam",))
+
+
+def run(images: dict[str, Path], **options: object) -> styleforge.TransferResult:
+    return styleforge.transfer(images["content"], [str(images["a"]), str(images["b"])], **{**FAST, **options})
+
+
+def test_layer_weight_exponent_follows_the_formula() -> None:
+    weights = layer_weights(["relu1_1", "relu2_1", "relu3_1", "relu4_1"], 0.5)
+    raw = [1, 0.5, 0.25, 0.125]
+    assert list(weights.values()) == pytest.approx([r / sum(raw) for r in raw])
+    explicit = layer_weights(parse_layers(["relu1_1:2,relu2_1"], "vgg19", param="--style-layers"), 3.0)
+    assert explicit == pytest.approx({"relu1_1": 2 / 5, "relu2_1": 3 / 5})
+
+
+def test_exponent_reaches_the_style_terms(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, float]] = []
+    original = objective.StyleTerm.__init__
+
+    def spy(self: objective.StyleTerm, targets: dict, weights: dict) -> None:
+        seen.append(dict(weights))
+        original(self, targets, weights)
+
+    monkeypatch.setattr(objective.StyleTerm, "__init__", spy)
+    run(images, iterations=1, style_layer_weight_exp=2.0, style_layers=("relu1_1", "relu2_1", "relu3_1"))
+    assert seen and seen[0] == pytest.approx({"relu1_1": 1 / 7, "relu2_1": 2 / 7, "relu3_1": 4 / 7})
+
+
+def test_unknown_layer_lists_valid_ones(images: dict[str, Path]) -> None:
+    with pytest.raises(styleforge.StyleforgeError, match="relu4_2") as info:
+        run(images, style_layers=("relu9_9",))
+    assert "--style-layers" in str(info.value) and "conv1_1" in str(info.value)
+
+
+def test_avg_pooling_changes_the_result(images: dict[str, Path]) -> None:
+    a = run(images, pooling="max").image
+    b = run(images, pooling="avg").image
+    assert not torch.allclose(a, b)
+
+
+def test_chain_runs_each_optimizer_for_its_steps(images: dict[str, Path]) -> None:
+    result = run(images, optimizer=("adam:2", "sgd:3", "lbfgs"), iterations=1)
+    assert [e.optimizer for e in result.history] == ["adam", "adam", "sgd", "sgd", "sgd", "lbfgs"]
+    assert [e.stage for e in result.history] == [0, 0, 1, 1, 1, 2]
+
+
+def test_stop_delta_stops_on_a_plateau_after_patience(images: dict[str, Path]) -> None:
+    # Every relative change is below 10, so the count rises from the 2nd iteration: stop at 1 + patience.
+    result = run(images, iterations=50, stop_delta=10.0, patience=3)
+    assert result.stop_reason == "converged" and len(result.history) == 4
+    never = run(images, iterations=6, stop_delta=1e-12, patience=3)
+    assert never.stop_reason == "completed" and len(never.history) == 6
+
+
+def test_injected_nan_triggers_the_guard_and_keeps_the_best(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls = {"n": 0}
+    original = objective.TVTerm.__call__
+
+    def poisoned(self: objective.TVTerm, ctx: objective.FeatureContext) -> torch.Tensor:
+        calls["n"] += 1
+        value = original(self, ctx)
+        return value * math.nan if calls["n"] == 4 else value
+
+    monkeypatch.setattr(objective.TVTerm, "__call__", poisoned)
+    snapshots: dict[int, torch.Tensor] = {}
+
+    def keep(event: object) -> None:
+        if isinstance(event, styleforge.engine.Progress):
+            snapshots[event.iteration] = event.image.detach().clone()
+
+    out = tmp_path / "guarded.png"
+    result = CliRunner().invoke(cli, ["transfer", str(images["content"]), "--style", str(images["a"]), "-o", str(out),
+                                      "--size", "32", "--iterations", "10", "--weights", "random", "--optimizer", "adam"])
+    assert result.exit_code == 0, result.output
+    assert "stopped" in result.output and "nan" in result.output.lower()
+    meta = read_metadata(out)
+    assert meta["stop_reason"] == "diverged" and meta["iteration"] == 3
+    calls["n"] = 0
+    api = styleforge.transfer(images["content"], [str(images["a"])], **{**FAST, "iterations": 10}, callbacks=[keep])
+    assert api.stop_reason == "diverged" and len(api.history) == 4
+    assert torch.equal(api.image, snapshots[3][0].cpu())
+
+
+def test_init_options(images: dict[str, Path], tmp_path: Path) -> None:
+    first = {}
+
+    def grab(event: object) -> None:
+        if isinstance(event, styleforge.engine.Progress) and event.iteration == 1:
+            first["x"] = event.image.detach().clone()
+
+    content = resize_long_side(load_image(images["content"]).rgb, 32)
+    run(images, init="content", iterations=1, callbacks=[grab])
+    assert torch.allclose(first["x"][0], content)
+    run(images, init="noise", iterations=1, callbacks=[grab])
+    noise = first["x"].clone()
+    run(images, init="noise", iterations=1, seed=1, callbacks=[grab])
+    assert not torch.allclose(noise, first["x"])
+    run(images, init="content", init_noise_blend=0.5, iterations=1, callbacks=[grab])
+    assert torch.allclose(first["x"][0], 0.5 * content + 0.5 * noise[0], atol=1e-6)
+    run(images, init=str(images["a"]), iterations=1, callbacks=[grab])
+    assert first["x"].shape[-2:] == content.shape[-2:]
+    with pytest.raises(styleforge.StyleforgeError, match="--init"):
+        run(images, init="nowhere.png")
+
+
+def test_preserve_colors_keeps_the_content_chroma(images: dict[str, Path]) -> None:
+    result = run(images, preserve_colors=True)
+    content = resize_long_side(load_image(images["content"]).rgb, 32)
+    chroma_out = rgb_to_ycbcr(result.image)[1:]
+    chroma_in = rgb_to_ycbcr(content)[1:]
+    # Clamping to [0, 1] can move out-of-gamut pixels; all others must match exactly.
+    inside = ((result.image > 1e-4) & (result.image < 1 - 1e-4)).all(0)
+    assert inside.float().mean() > 0.5
+    assert torch.allclose(chroma_out[:, inside], chroma_in[:, inside], atol=1e-4)
+    plain = run(images)
+    assert (rgb_to_ycbcr(plain.image)[1:] - chroma_in).abs().mean() > 10 * (chroma_out - chroma_in).abs().mean()
+
+
+def test_histogram_matching_moves_colour_statistics_to_the_target() -> None:
+    g = torch.Generator().manual_seed(0)
+    source = torch.rand(3, 20, 24, generator=g) * 0.3
+    target = 0.5 + torch.rand(3, 16, 16, generator=g) * 0.5
+    out = match_histogram(source, target)
+    assert torch.allclose(out.mean(dim=(1, 2)), target.mean(dim=(1, 2)), atol=0.02)
+    assert torch.allclose(out.reshape(3, -1).quantile(0.5, dim=1), target.reshape(3, -1).quantile(0.5, dim=1), atol=0.03)
+    # Order is kept: the brightest source pixel stays the brightest.
+    assert out[0].argmax() == source[0].argmax()
+
+
+def test_color_transfer_changes_the_style_targets(images: dict[str, Path]) -> None:
+    plain = run(images, iterations=1)
+    matched = run(images, iterations=1, color_transfer="histogram")
+    assert plain.history[0].summary.raw["style.a"] != pytest.approx(matched.history[0].summary.raw["style.a"])
+
+
+def test_style_scale_global_and_per_style(images: dict[str, Path]) -> None:
+    base = run(images, iterations=1).history[0].summary.raw
+    scaled = run(images, iterations=1, style_scale=2.0).history[0].summary.raw
+    assert scaled["style.a"] != pytest.approx(base["style.a"])
+    per = styleforge.transfer(images["content"], [f"{images['a']}@2", str(images["b"])], **{**FAST, "iterations": 1})
+    raw = per.history[0].summary.raw
+    assert raw["style.a"] == pytest.approx(scaled["style.a"]) and raw["style.b"] == pytest.approx(base["style.b"])
+    assert per.metadata["styles"][0].endswith("@2")
+
+
+def test_keep_last_returns_the_last_iterate(images: dict[str, Path]) -> None:
+    last = run(images, keep_last=True, iterations=4)
+    assert last.metadata["iteration"] == 4
+
+
+def _cli(*args: str) -> object:
+    return CliRunner().invoke(cli, ["transfer", *args])
+
+
+def test_watch_outputs(images: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "run" / "out.png"
+    result = _cli(str(images["content"]), "--style", f"{images['a']}:0.75", "--style", str(images["b"]), "-o", str(out),
+                  "--size", "32", "--iterations", "4", "--weights", "random", "--optimizer", "adam",
+                  "--checkpoint-every", "2", "--progress-gif", str(tmp_path / "run.gif"), "--gif-every", "1",
+                  "--history", str(tmp_path / "h.csv"), "--plot", str(tmp_path / "loss.png"))
+    assert result.exit_code == 0, result.output
+    checkpoints = sorted(p.name for p in out.parent.glob("out_*.png"))
+    assert checkpoints == ["out_0002.png", "out_0004.png"]
+    meta = read_metadata(out.parent / "out_0002.png")
+    assert meta["iteration"] == 2 and set(meta["losses"]) >= {"total", "content", "style.a", "style.b", "tv"}
+    frames = iio.imread(tmp_path / "run.gif", index=None)
+    assert frames.shape[0] == 4
+    lines = (tmp_path / "h.csv").read_text().splitlines()
+    assert lines[0].split(",")[:4] == ["iteration", "stage", "optimizer", "total"] and len(lines) == 5
+    assert Image.open(tmp_path / "loss.png").size[0] > 100
+    as_json = tmp_path / "h.json"
+    assert _cli(str(images["content"]), "--style", str(images["a"]), "-o", str(tmp_path / "j.png"), "--size", "32",
+                "--iterations", "2", "--weights", "random", "--history", str(as_json), "--quiet").exit_code == 0
+    rows = json.loads(as_json.read_text())
+    assert len(rows) == 2 and math.isclose(rows[0]["total"], sum(rows[0][k] for k in ("content", "style.a", "tv")))
+
+
+def test_bad_watch_paths_fail_before_running(images: dict[str, Path], tmp_path: Path) -> None:
+    for flag, value in (("--history", "h.txt"), ("--progress-gif", "g.png"), ("--plot", "p.txt")):
+        out = tmp_path / f"{flag[2:]}.png"
+        result = _cli(str(images["content"]), "--style", str(images["a"]), "-o", str(out), "--size", "32",
+                      "--weights", "random", flag, str(tmp_path / value))
+        assert result.exit_code == 2 and flag in result.output and not out.exists()
+
+
+def test_toml_config_and_flag_precedence(images: dict[str, Path], tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text(
+        f'content = "{images["content"]}"\nstyle = ["{images["a"]}:0.75", "{images["b"]}"]\n'
+        'size = 40\niterations = 5\nweights = "random"\noptimizer = ["adam"]\nstyle-layer-weight-exp = 0.5\n'
+    )
+    out = tmp_path / "c.png"
+    result = _cli("--config", str(config), "--iterations", "2", "--size", "32", "-o", str(out), "--quiet")
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(out)
+    assert meta["config"]["iterations"] == 2 and meta["config"]["size"] == 32
+    assert meta["config"]["style_layer_weight_exp"] == 0.5 and meta["config"]["optimizer"] == ["adam"]
+    assert Image.open(out).size == (32, 21)
+    config.write_text("bogus = 1\n")
+    bad = _cli("--config", str(config), "-o", str(tmp_path / "bad.png"))
+    assert bad.exit_code == 2 and "bogus" in bad.output and "style-weight" in bad.output
+
+
+def test_from_image_reproduces_the_run(images: dict[str, Path], tmp_path: Path) -> None:
+    first = tmp_path / "first.png"
+    assert _cli(str(images["content"]), "--style", f"{images['a']}:0.6@1.5", "--style", str(images["b"]), "-o", str(first),
+                "--size", "32", "--iterations", "3", "--weights", "random", "--optimizer", "adam:2",
+                "--optimizer", "lbfgs:1", "--pooling", "avg", "--quiet").exit_code == 0
+    again = tmp_path / "again.png"
+    assert _cli("--from-image", str(first), "-o", str(again), "--quiet").exit_code == 0
+    a, b = read_metadata(first), read_metadata(again)
+    assert a["config"] == b["config"] and a["styles"] == b["styles"] and a["losses"] == b["losses"]
+    assert Image.open(first).tobytes() == Image.open(again).tobytes()
+    override = tmp_path / "override.png"
+    assert _cli("--from-image", str(first), "-o", str(override), "--pooling", "max", "--quiet").exit_code == 0
+    assert read_metadata(override)["config"]["pooling"] == "max"
+    not_ours = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(not_ours)
+    result = _cli("--from-image", str(not_ours), "-o", str(tmp_path / "x.png"))
+    assert result.exit_code == 2 and "--from-image" in result.output
+
+
+def test_ctrl_c_keeps_the_best_image_and_history(images: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    history = tmp_path / "h.csv"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "styleforge", "transfer", str(images["content"]), "--style", str(images["a"]), "-o", str(out),
+         "--size", "32", "--iterations", "100000", "--weights", "random", "--optimizer", "adam",
+         "--checkpoint-every", "1", "--history", str(history), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out_0003.png").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never reached iteration 3"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and str(out) in stdout
+    assert read_metadata(out)["stop_reason"] == "interrupted"
+    assert len(history.read_text().splitlines()) >= 4
