@@ -11,7 +11,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,34 +20,20 @@ from torch import Tensor
 
 from .engine import Event, Progress
 from .errors import InvalidParameter
+from .files import write_atomic
 from .images import save_image
 
 __all__ = [
     "HISTORY_FORMATS",
     "check_history_path",
-    "write_atomic",
     "write_history",
     "plot_curves",
     "CheckpointWriter",
     "GifRecorder",
+    "contact_sheet",
 ]
 
 HISTORY_FORMATS = (".csv", ".json")
-
-
-def write_atomic(path: str | os.PathLike[str], write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Writes a file through ``write(handle)`` to a temp file in the same folder, then renames it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def check_history_path(path: str | os.PathLike[str], *, param: str = "--history") -> Path:
@@ -191,3 +176,61 @@ class GifRecorder:
 
         data = iio.imwrite("<bytes>", np.stack(self.frames), extension=".gif", duration=self.duration_ms, loop=0)
         return write_atomic(self.path, lambda h: h.write(data))
+
+
+def contact_sheet(
+    cells: Sequence[Sequence[Tensor | None]],
+    *,
+    row_labels: Sequence[str] = (),
+    col_labels: Sequence[str] = (),
+    captions: Sequence[Sequence[str]] = (),
+    title: str = "",
+    cell_px: int = 160,
+) -> "Image.Image":
+    """Lays images out in a labelled grid.
+
+    Args:
+        cells: Rows of (3, H, W) images in [0, 1]; ``None`` leaves a cell blank (e.g. a failed run).
+        row_labels: One label per row, written left of it.
+        col_labels: One label per column, written above it.
+        captions: Per-cell text written under each image (e.g. its final loss).
+        title: Written across the top.
+        cell_px: Long side of each cell's image.
+
+    Returns:
+        A Pillow RGB image.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=13)
+    rows, cols = len(cells), max((len(r) for r in cells), default=0)
+    label_w = (max((int(font.getlength(t)) for t in row_labels), default=0) + 12) if row_labels else 0
+    title_h = 24 if title else 0
+    head_h = 20 if col_labels else 0
+    cap_h = 18 if captions else 0
+    pad = 6
+    width = label_w + cols * (cell_px + pad) + pad
+    height = title_h + head_h + rows * (cell_px + cap_h + pad) + pad
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((pad, 4), title, fill="black", font=ImageFont.load_default(size=16))
+    for c, text in enumerate(col_labels):
+        draw.text((label_w + pad + c * (cell_px + pad), title_h + 2), text, fill="black", font=font)
+    for r, row in enumerate(cells):
+        top = title_h + head_h + r * (cell_px + cap_h + pad) + pad
+        if r < len(row_labels):
+            draw.text((4, top + cell_px // 2 - 7), row_labels[r], fill="black", font=font)
+        for c, image in enumerate(row):
+            left = label_w + pad + c * (cell_px + pad)
+            if image is None:
+                draw.rectangle([left, top, left + cell_px - 1, top + cell_px - 1], outline="red")
+                draw.text((left + 6, top + 6), "failed", fill="red", font=font)
+            else:
+                array = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+                tile = Image.fromarray(array, "RGB")
+                tile.thumbnail((cell_px, cell_px), Image.Resampling.LANCZOS)
+                sheet.paste(tile, (left, top))
+            if r < len(captions) and c < len(captions[r]):
+                draw.text((left, top + cell_px + 2), captions[r][c], fill="dimgray", font=font)
+    return sheet

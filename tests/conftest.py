@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from _images import write_image
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -16,21 +16,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "slow" in item.keywords and not config.getoption("--run-slow"):
+        if item.get_closest_marker("slow") and not config.getoption("--run-slow"):
             item.add_marker(pytest.mark.skip(reason="slow: run with --run-slow"))
-        if "gpu" in item.keywords and not config.getoption("--run-gpu"):
+        if item.get_closest_marker("gpu") and not config.getoption("--run-gpu"):
             item.add_marker(pytest.mark.skip(reason="gpu: run with --run-gpu on a CUDA machine"))
-
-
-def write_image(path: Path, size: tuple[int, int] = (48, 32), seed: int = 0, mode: str = "RGB") -> Path:
-    """Writes a seeded random image (width, height) in ``mode`` and returns its path."""
-    rng = np.random.default_rng(seed)
-    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
-    data = rng.integers(0, 256, size=(size[1], size[0], channels), dtype=np.uint8)
-    image = Image.fromarray(data[..., 0] if channels == 1 else data, mode)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
-    return path
 
 
 @pytest.fixture

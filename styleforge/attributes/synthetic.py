@@ -19,14 +19,16 @@ How each label is set (all numeric labels are floats on 1..10, rounded to one de
   2 -> 1 ... 8 -> 10.
 - ``contrast``: the luma range (ITU-R 601, as Pillow's ``convert("L")``) between the lightest and the
   darkest of those colours, 0.03 -> 1 ... 0.85 -> 10.
-- ``variety_shape``: the number of distinct shape kinds visible, 1 -> 1 ... 8 -> 10.
+- ``variety_shape``: the number of distinct shape kinds visible, 1 -> 1 ... 8 -> 10 (shapes with a
+  radius under 3 pixels are too small to tell and do not count).
 - ``variety_texture``: the number of distinct fills visible (flat, stripes, dots, noise, hatch,
-  checker), 1 -> 1 ... 6 -> 10.
+  checker), 1 -> 1 ... 6 -> 10; a pattern counts where at least two periods squared of it show.
 - ``variety_size``: ``log2(largest / smallest)`` shape radius among visible shapes, 0 -> 1 ...
   ``log2(5)`` -> 10.
-- ``repetition``: the share of visible shape area that belongs to a repeated motif (identical copies
-  of one shape, size, colour and fill on a grid or a row), each motif weighted by how many copies it
-  has (``min(1, (copies - 1) / 7)``): no motif -> 1, one picture-filling grid of >= 8 copies -> 10.
+- ``repetition``: how much of the composition is repeated motifs (identical copies of one shape,
+  size, colour and fill on a grid or a row). Each motif scores the mean of its share of the visible
+  shapes' area and of their number, times ``min(1, (copies - 1) / 7)``; the sum, 0 -> 1 ...
+  0.85 -> 10. No motif rates 1.
 
 A shape counts as visible when at least 30 % of it (and at least 3 pixels) is not covered by later
 shapes; a colour counts when it covers at least 0.3 % of the picture (and at least 4 pixels).
@@ -41,8 +43,6 @@ import io
 import json
 import math
 import numbers
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +50,7 @@ import numpy as np
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from ..errors import InvalidParameter
+from ..files import write_atomic
 from .schema import ACAN_SCHEMA
 
 __all__ = [
@@ -519,8 +520,12 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
     min_area = max(4, int(math.ceil(0.003 * size * size)))
     used = {tuple(int(v) for v in lut[s]) for s in range(n_colors) if area[s] >= min_area}
     lumas = _luma(np.asarray(sorted(used), dtype=float) / 255.0)
-    kinds_seen = {instances[i].kind for i in visible}
-    textures_seen = {instances[i].texture for i in visible}
+    # A kind counts when the shape is big enough to tell (radius >= 3 px), a fill when enough of it
+    # shows to see the pattern (2 periods squared); a smaller shape still counts for size and colour.
+    kinds_seen = {instances[i].kind for i in visible if instances[i].radius >= 3.0}
+    textures_seen = {
+        instances[i].texture for i in visible if instances[i].texture == "flat" or shown[i] >= 2 * period * period
+    }
     radii_seen = [instances[i].radius for i in visible]
     spread_seen = math.log2(max(radii_seen) / min(radii_seen)) if radii_seen else 0.0
     shape_area = float(sum(shown[i] for i in visible))
@@ -546,18 +551,6 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
 
 # --------------------------------------------------------------------------------------------------
 # A data set on disk
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Writes ``data`` to a temporary file beside ``path`` and renames it, so ``path`` is never partial."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def make_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64) -> Path:
@@ -609,7 +602,7 @@ def make_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64)
         )
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", pnginfo=info)
-        _write_atomic(out_dir / relative, buffer.getvalue())
+        write_atomic(out_dir / relative, buffer.getvalue())
         rows.append([relative] + [f"{labels[n]:.1f}" if isinstance(labels[n], float) else str(labels[n]) for n in names])
 
     text = io.StringIO()
@@ -617,5 +610,5 @@ def make_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64)
     writer.writerow(["image", *names])
     writer.writerows(rows)
     csv_path = out_dir / "labels.csv"
-    _write_atomic(csv_path, text.getvalue().encode("utf-8"))
+    write_atomic(csv_path, text.getvalue().encode("utf-8"))
     return csv_path

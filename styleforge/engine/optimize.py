@@ -22,6 +22,7 @@ from .terms import LossReport, LossSummary
 __all__ = [
     "OPTIMIZERS",
     "PIXEL_LR",
+    "GRADIENT_NORMALISED",
     "OptimizerSpec",
     "parse_optimizer",
     "make_optimizer",
@@ -38,15 +39,23 @@ PIXEL_LR: dict[str, float] = {
     "lbfgs": 1.0,
     "adam": 0.02,
     "adamw": 0.02,
-    "sgd": 0.5,
-    "momentum": 0.1,
-    "nesterov": 0.1,
+    "sgd": 0.003,
+    "momentum": 0.001,
+    "nesterov": 0.001,
     "rmsprop": 0.005,
     "adagrad": 0.05,
-    "adadelta": 10.0,
+    "adadelta": 1.0,
 }
 
 OPTIMIZERS: tuple[str, ...] = tuple(PIXEL_LR)
+
+#: Optimisers whose step size scales with the gradient's magnitude. In pixel optimisation that
+#: magnitude depends on the network's weights and the loss weights (it differs by orders of
+#: magnitude between ImageNet and random VGG weights), so no default learning rate could work for
+#: all. For these, :func:`optimise_pixels` divides the gradient by its mean absolute value before
+#: each step (as DeepDream-style pixel optimisers do): the learning rate is then in pixel units.
+#: Adam, RMSprop, Adagrad and L-BFGS are already invariant to the gradient's scale.
+GRADIENT_NORMALISED: frozenset[str] = frozenset({"sgd", "momentum", "nesterov", "adadelta"})
 
 _SPEC = re.compile(r"^(?P<name>[A-Za-z_]+)(?::(?P<steps>[^@]*))?(?:@(?P<lr>.*))?$")
 
@@ -170,9 +179,9 @@ class StopRule:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.delta) and self.delta >= 0):
+        if isinstance(self.delta, bool) or not isinstance(self.delta, (int, float)) or not (math.isfinite(self.delta) and self.delta >= 0):
             raise InvalidParameter("--stop-delta", self.delta, "a finite number >= 0")
-        if int(self.patience) != self.patience or self.patience < 1:
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
             raise InvalidParameter("--patience", self.patience, "a whole number >= 1")
         if self.mode not in ("change", "improvement"):
             raise choice_error("mode", self.mode, ("change", "improvement"))
@@ -304,6 +313,7 @@ def optimise_pixels(
 
     for index, (spec, steps) in enumerate(zip(chain, plan)):
         optimizer, lr = make_optimizer(spec, [x], default_lr=default_lr)
+        normalise = spec.name in GRADIENT_NORMALISED
         emit(callbacks, StageStarted(index, spec.name, steps, lr, iteration + 1, total_iterations))
         reason, detail, done = "completed", f"ran {steps} iterations", 0
         latest: list[LossSummary] = []
@@ -312,6 +322,8 @@ def optimise_pixels(
             optimizer.zero_grad(set_to_none=True)
             report = objective(x)
             report.total.backward()
+            if normalise and x.grad is not None:
+                x.grad.div_(x.grad.abs().mean().clamp_min(1e-30))
             summary = report.summary()
             latest.append(summary)
             total = summary.total

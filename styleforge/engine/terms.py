@@ -45,6 +45,12 @@ def validate_weight(key: str, weight: object, *, param: str = "weight") -> float
     return value
 
 
+def _weight_text(weight: float) -> str:
+    """A weight as printed beside its term: ``%g`` when that is exact (``0.7``, ``1``), else ``repr``."""
+    text = f"{weight:g}"
+    return text if Decimal(text) == Decimal(repr(float(weight))) else repr(float(weight))
+
+
 @dataclass(frozen=True)
 class LossSummary:
     """Plain-float view of one evaluation: what progress lines, histories and plots show.
@@ -73,15 +79,54 @@ class LossSummary:
         Args:
             digits: Significant digits of the largest part.
             show_weights: When given, each part is written ``weight×name raw`` instead of
-                ``name weighted`` (the Keras-style epoch line).
+                ``name weighted`` (the Keras-style epoch line), the raw values rounded by
+                :meth:`rounded_raw`, and the printed total is exactly ``Σ weight × printed raw``.
         """
         parts = self.rounded_parts(digits)
         total = sum(parts.values(), Decimal(0))
         if show_weights is None:
-            body = " + ".join(f"{name} {value}" for name, value in parts.items())
+            body = " + ".join(f"{name} {value:f}" for name, value in parts.items())  # :f, never 1.2E+4
         else:
-            body = " + ".join(f"{show_weights[n]:g}×{n} {self.raw[n]:.4g}" for n in parts)
-        return f"{total} = {body}" if body else f"{total}"
+            # Keras-style ``w×name raw``: the printed total is exactly Σ w × printed raw (seed 001).
+            raws = self.rounded_raw(show_weights, digits)
+            shown = {n: _weight_text(show_weights[n]) for n in raws}
+            if all(v.is_finite() for v in raws.values()):
+                total = sum((Decimal(shown[n]) * v for n, v in raws.items()), Decimal(0))
+                if total == total.quantize(quantum := self._quantum(digits)):
+                    total = total.quantize(quantum)  # drop the zeros the products appended
+            body = " + ".join(f"{shown[n]}×{n} {v:f}" for n, v in raws.items())
+        return f"{total:f} = {body}" if body else f"{total:f}"
+
+    def _quantum(self, digits: int) -> Decimal:
+        """The decimal quantum of ``digits`` significant digits of the largest weighted part."""
+        largest = max((abs(v) for v in self.weighted.values() if math.isfinite(v)), default=0.0)
+        exponent = (math.floor(math.log10(largest)) if largest > 0 else 0) - digits + 1
+        return Decimal(1).scaleb(exponent)
+
+    def rounded_raw(self, weights: Mapping[str, float], digits: int = 4) -> dict[str, Decimal]:
+        """Each raw value rounded so that ``weight × rounded raw`` is within half a shared quantum.
+
+        The shared quantum is :meth:`rounded_parts`'s (``digits`` significant digits of the largest
+        weighted part); term ``k`` is rounded to the largest power of ten ``q`` with
+        ``weights[k] × q <= quantum``, so a term with a large weight and a tiny raw value keeps its
+        digits. :meth:`format` with ``show_weights`` prints ``Σ weights[k] × rounded raw[k]``,
+        computed exactly in decimal with each weight as printed, as the total: a reader can redo the
+        sum by hand, as seed 001's answer does with Keras's numbers.
+
+        Args:
+            weights: Term name → the weight printed beside it (``weighted / raw``).
+            digits: Significant digits of the largest weighted part.
+        """
+        quantum = self._quantum(digits)
+        out: dict[str, Decimal] = {}
+        for name, value in self.raw.items():
+            if not math.isfinite(value):
+                out[name] = Decimal(value)
+                continue
+            weight = abs(Decimal(_weight_text(weights[name])))
+            step = Decimal(1).scaleb(math.floor((quantum / weight).log10())) if weight > 0 else quantum
+            out[name] = Decimal(repr(value)).quantize(step)
+        return out
 
     def rounded_parts(self, digits: int = 4) -> dict[str, Decimal]:
         """Each weighted part rounded to one shared decimal quantum (see :meth:`format`)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,15 +75,15 @@ def _offline_message(arch: str, why: str) -> str:
 def _load_imagenet(arch: str) -> dict[str, Tensor]:
     url = IMAGENET_URL + IMAGENET_FILES[arch]
     try:
-        # torch.hub writes "Downloading: ..." to stderr even with progress=False; the core never prints.
-        with contextlib.redirect_stderr(io.StringIO()):
+        # torch.hub writes "Downloading: ..." to stdout even with progress=False; the core never prints.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             return torch.hub.load_state_dict_from_url(
                 url, map_location="cpu", progress=False, check_hash=True, weights_only=True
             )
     except OSError as exc:  # URLError, connection and disk errors
         why = f"no connection: {getattr(exc, 'reason', None) or exc}"
-    except RuntimeError as exc:  # hash mismatch or corrupt file
-        why = str(exc).splitlines()[0]
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # hash mismatch, corrupt or empty file
+        why = (str(exc).splitlines() or [""])[0] or f"corrupt file ({type(exc).__name__})"
     error = WeightsError(_offline_message(arch, why))
     error.why = why  # type: ignore[attr-defined]
     raise error

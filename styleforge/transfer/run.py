@@ -90,13 +90,15 @@ def _load(item: ImageInput, param: str) -> LoadedImage:
     return item if isinstance(item, LoadedImage) else load_image(item, param=param)
 
 
-def _check_size(config: TransferConfig, shape: tuple[int, int], layers: Sequence[str]) -> None:
+def _check_size(config: TransferConfig, shape: tuple[int, int], layers: Sequence[str], source_shape: tuple[int, int]) -> None:
+    """Refuses a size at which the image would shrink below the deepest layer's pooling factor."""
     minimum = pooling_factor(config.network, layers)
     short = min(shape)
     if short < minimum:
         order = layer_names(config.network)
         deepest = max(layers, key=order.index)
-        need = -(-config.size * minimum // short)
+        h, w = source_shape
+        need = next(n for n in range(config.size, 1 << 20) if min(round(h * n / max(h, w)), round(w * n / max(h, w))) >= minimum)
         raise InvalidParameter(
             "--size",
             config.size,
@@ -167,7 +169,7 @@ def transfer(
     content_image = _load(content, "CONTENT")
     style_images = [load_image(s.path, param="--style") for s in specs]
     target = resize_long_side(content_image.rgb, config.size)
-    _check_size(config, tuple(target.shape[-2:]), layers)
+    _check_size(config, tuple(target.shape[-2:]), layers, content_image.size)
     init = _initial_image(config, target[None], style_images)
 
     weights = resolve_weights(config.weights, config.network)
@@ -186,7 +188,7 @@ def transfer(
             style_rgb = resize_long_side(image.rgb, max(1, round(config.size * scale)))
             if config.color_transfer == "histogram":
                 style_rgb = match_histogram(style_rgb, target)
-            _check_size(config, tuple(style_rgb.shape[-2:]), list(style_lw))
+            _check_size(config, tuple(style_rgb.shape[-2:]), list(style_lw), image.size)
             style_targets.append(gram_targets(net(style_rgb[None].to(device), style_lw)))
     # Inference tensors cannot be saved for backward: clone them into ordinary tensors once.
     content_targets = {k: v.clone() for k, v in content_targets.items()}

@@ -1,0 +1,74 @@
+"""Tests of styleforge.device: ``--device auto|cpu|cuda|cuda:N|mps``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from styleforge.device import DEVICE_CHOICES, resolve_device
+from styleforge.errors import InvalidParameter, ResourceError
+
+
+@pytest.mark.parametrize("spec", ["cpu", "CPU", " cpu "])
+def test_cpu(spec: str) -> None:
+    assert resolve_device(spec) == torch.device("cpu")
+
+
+def test_auto_picks_what_exists() -> None:
+    device = resolve_device("auto")
+    if torch.cuda.is_available():
+        assert device.type == "cuda"
+    elif torch.backends.mps.is_available():
+        assert device.type == "mps"
+    else:
+        assert device == torch.device("cpu")
+
+
+def test_auto_without_accelerators_is_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+# (ids avoid the bare word "gpu": conftest skips any test whose keywords contain it)
+@pytest.mark.parametrize("spec", ["gpu", "cuda:x", "cuda:-1", "tpu", "", "cpu:0"], ids=["GPU-word", "cuda-x", "cuda-neg", "tpu", "empty", "cpu-0"])
+def test_invalid_form_lists_the_valid_ones(spec: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        resolve_device(spec)
+    message = str(info.value)
+    assert message.startswith("--device:") and repr(spec) in message
+    assert DEVICE_CHOICES in message and "cuda:N" in message
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("spec", ["cuda", "cuda:0", "cuda:3"])
+def test_cuda_without_cuda_is_a_resource_error(spec: str) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ResourceError) as info:
+        resolve_device(spec)
+    message = str(info.value)
+    assert message.startswith(f"--device {spec}:") and "no CUDA device" in message and "--device cpu" in message
+    assert info.value.exit_code == 1
+
+
+def test_cuda_without_cuda_simulated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ResourceError, match="no CUDA device"):
+        resolve_device("cuda")
+
+
+def test_cuda_index_out_of_range_simulated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("cuda") == torch.device("cuda", 0)
+    with pytest.raises(ResourceError) as info:
+        resolve_device("cuda:2")
+    assert "2 CUDA device" in str(info.value) and "cuda:0..cuda:1" in str(info.value)
+
+
+def test_mps_without_mps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ResourceError, match="--device mps"):
+        resolve_device("mps")

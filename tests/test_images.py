@@ -1,0 +1,416 @@
+"""Tests of styleforge.images: every input format and mode, EXIF orientation, alpha, decompression
+bombs, unreadable files, and atomic self-describing outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, features
+
+from styleforge.errors import InputFileError, InvalidParameter
+from styleforge.images import (
+    METADATA_KEY,
+    check_output_path,
+    load_image,
+    output_format,
+    read_metadata,
+    resize_long_side,
+    save_image,
+)
+
+
+def _rgb_array(w: int = 12, h: int = 8, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+def _expected(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(array.astype(np.float32) / 255.0).permute(2, 0, 1)
+
+
+def _check_rgb(loaded, h: int, w: int) -> None:
+    assert loaded.rgb.shape == (3, h, w)
+    assert loaded.rgb.dtype == torch.float32
+    assert loaded.rgb.min() >= 0.0 and loaded.rgb.max() <= 1.0
+    assert loaded.size == (h, w)
+
+
+# --- formats -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext, options", [(".png", {}), (".bmp", {}), (".tif", {}), (".webp", {"lossless": True})])
+def test_lossless_formats_round_trip_exactly(tmp_path: Path, ext: str, options: dict) -> None:
+    if ext == ".webp" and not features.check("webp"):
+        pytest.skip("Pillow built without WebP")
+    array = _rgb_array()
+    path = tmp_path / f"x{ext}"
+    Image.fromarray(array).save(path, **options)
+    loaded = load_image(path)
+    _check_rgb(loaded, 8, 12)
+    assert torch.equal(loaded.rgb, _expected(array))
+    assert loaded.alpha is None and loaded.path == path
+
+
+def test_jpeg(tmp_path: Path) -> None:
+    array = np.zeros((16, 24, 3), np.uint8)
+    array[..., 0] = 200
+    array[..., 2] = 50
+    path = tmp_path / "x.jpg"
+    Image.fromarray(array).save(path, quality=95)
+    loaded = load_image(path)
+    _check_rgb(loaded, 16, 24)
+    assert torch.allclose(loaded.rgb, _expected(array), atol=4 / 255)
+
+
+def test_lossy_webp(tmp_path: Path) -> None:
+    if not features.check("webp"):
+        pytest.skip("Pillow built without WebP")
+    array = np.full((16, 16, 3), (10, 120, 240), np.uint8)
+    Image.fromarray(array).save(tmp_path / "x.webp", quality=90)
+    loaded = load_image(tmp_path / "x.webp")
+    _check_rgb(loaded, 16, 16)
+    assert torch.allclose(loaded.rgb, _expected(array), atol=8 / 255)
+
+
+def test_gif_first_frame(tmp_path: Path) -> None:
+    red = Image.new("RGB", (10, 6), (255, 0, 0))
+    blue = Image.new("RGB", (10, 6), (0, 0, 255))
+    path = tmp_path / "anim.gif"
+    red.save(path, save_all=True, append_images=[blue], duration=100, loop=0)
+    with Image.open(path) as check:
+        assert getattr(check, "n_frames", 1) == 2
+    loaded = load_image(path)
+    _check_rgb(loaded, 6, 10)
+    assert torch.allclose(loaded.rgb[:, 0, 0], torch.tensor([1.0, 0.0, 0.0]), atol=2 / 255)
+    assert torch.allclose(loaded.rgb, loaded.rgb[:, :1, :1].expand(3, 6, 10))
+
+
+# --- EXIF orientation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("orientation, transposed", [(1, False), (3, False), (6, True), (8, True)])
+def test_exif_orientation_is_applied(tmp_path: Path, orientation: int, transposed: bool) -> None:
+    # A 48×32 (w×h) picture whose left half is white: after rotation the white half moves.
+    array = np.zeros((32, 48, 3), np.uint8)
+    array[:, :24] = 255
+    image = Image.fromarray(array)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif.tobytes(), quality=95)
+    loaded = load_image(path)
+    if transposed:
+        _check_rgb(loaded, 48, 32)
+    else:
+        _check_rgb(loaded, 32, 48)
+    gray = loaded.rgb.mean(0)
+    if orientation == 1:
+        assert gray[:, :20].mean() > 0.9 and gray[:, 28:].mean() < 0.1
+    elif orientation == 3:  # 180°: white on the right
+        assert gray[:, 28:].mean() > 0.9 and gray[:, :20].mean() < 0.1
+    elif orientation == 6:  # rotate 90° clockwise to display: the left half goes to the top
+        assert gray[:20].mean() > 0.9 and gray[28:].mean() < 0.1
+    else:  # 8: rotate 90° counter-clockwise: the left half goes to the bottom
+        assert gray[28:].mean() > 0.9 and gray[:20].mean() < 0.1
+
+
+# --- modes ---------------------------------------------------------------------------------------
+
+
+def test_grayscale_becomes_rgb(tmp_path: Path) -> None:
+    data = np.arange(48, dtype=np.uint8).reshape(6, 8) * 5
+    Image.fromarray(data, "L").save(tmp_path / "g.png")
+    loaded = load_image(tmp_path / "g.png")
+    _check_rgb(loaded, 6, 8)
+    expected = torch.from_numpy(data.astype(np.float32) / 255)
+    for c in range(3):
+        assert torch.equal(loaded.rgb[c], expected)
+
+
+def test_palette_becomes_rgb(tmp_path: Path) -> None:
+    image = Image.new("P", (5, 4))
+    image.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * (256 * 3 - 9))
+    image.putdata([0, 1, 2, 1, 0] * 4)
+    image.save(tmp_path / "p.png")
+    with Image.open(tmp_path / "p.png") as check:
+        assert check.mode == "P"
+    loaded = load_image(tmp_path / "p.png")
+    _check_rgb(loaded, 4, 5)
+    assert loaded.alpha is None
+    assert torch.equal(loaded.rgb[:, 0, 0], torch.tensor([1.0, 0.0, 0.0]))
+    assert torch.equal(loaded.rgb[:, 0, 1], torch.tensor([0.0, 1.0, 0.0]))
+    assert torch.equal(loaded.rgb[:, 0, 2], torch.tensor([0.0, 0.0, 1.0]))
+
+
+def test_palette_with_transparency_keeps_alpha(tmp_path: Path) -> None:
+    image = Image.new("P", (4, 4))
+    image.putpalette([255, 0, 0, 0, 255, 0] + [0] * (256 * 3 - 6))
+    image.putdata([0, 1] * 8)
+    image.save(tmp_path / "pt.png", transparency=1)
+    loaded = load_image(tmp_path / "pt.png")
+    _check_rgb(loaded, 4, 4)
+    assert loaded.alpha is not None and loaded.alpha.shape == (1, 4, 4)
+    assert loaded.alpha[0, 0, 0] == 1.0 and loaded.alpha[0, 0, 1] == 0.0
+
+
+@pytest.mark.parametrize("ext", [".tif", ".jpg"])
+def test_cmyk_becomes_rgb(tmp_path: Path, ext: str) -> None:
+    image = Image.new("CMYK", (8, 6), (0, 255, 255, 0))  # pure red in CMYK
+    path = tmp_path / f"c{ext}"
+    image.save(path)
+    with Image.open(path) as check:
+        assert check.mode == "CMYK"
+    loaded = load_image(path)
+    _check_rgb(loaded, 6, 8)
+    assert torch.allclose(loaded.rgb[:, 3, 4], torch.tensor([1.0, 0.0, 0.0]), atol=6 / 255)
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16_bit_keeps_its_precision(tmp_path: Path, ext: str) -> None:
+    data = np.array([[0x8000, 0x8001, 0], [65535, 200, 0x0100]], dtype=np.uint16)
+    path = tmp_path / f"deep{ext}"
+    Image.fromarray(data).save(path)
+    with Image.open(path) as check:
+        assert check.mode.startswith("I")
+    loaded = load_image(path)
+    _check_rgb(loaded, 2, 3)
+    rgb = loaded.rgb.double()
+    assert torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[0], rgb[2])
+    assert rgb[0, 0, 0].item() == pytest.approx(0x8000 / 65535, abs=1e-6)
+    assert rgb[0, 1, 0].item() == pytest.approx(1.0) and rgb[0, 0, 2].item() == 0.0
+    # Finer than 8 bits: neighbouring 16-bit values stay distinct.
+    assert rgb[0, 0, 1] - rgb[0, 0, 0] == pytest.approx(1 / 65535, rel=1e-3)
+    # Dark values are not mistaken for 8-bit data.
+    assert rgb[0, 1, 1].item() == pytest.approx(200 / 65535, abs=1e-6)
+
+
+def test_dark_16_bit_image_is_still_16_bit(tmp_path: Path) -> None:
+    # Every value <= 255: the scale must come from the mode, not from the data.
+    data = np.array([[10, 200], [255, 0]], dtype=np.uint16)
+    Image.fromarray(data).save(tmp_path / "dark.png")
+    loaded = load_image(tmp_path / "dark.png")
+    assert loaded.rgb.max().item() == pytest.approx(255 / 65535, abs=1e-6)
+
+
+def test_rgba_alpha_is_kept_and_put_back(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    array = rng.integers(0, 256, size=(8, 12, 4), dtype=np.uint8)
+    array[0, 0, 3] = 0
+    Image.fromarray(array, "RGBA").save(tmp_path / "a.png")
+    loaded = load_image(tmp_path / "a.png")
+    _check_rgb(loaded, 8, 12)
+    assert loaded.alpha is not None and loaded.alpha.shape == (1, 8, 12)
+    assert torch.equal(loaded.alpha[0], torch.from_numpy(array[..., 3].astype(np.float32) / 255))
+    assert torch.equal(loaded.rgb, _expected(array[..., :3]))
+    out = save_image(tmp_path / "out.png", loaded.rgb, alpha=loaded.alpha)
+    with Image.open(out) as saved:
+        assert saved.mode == "RGBA"
+        assert np.array_equal(np.asarray(saved), array)
+
+
+def test_alpha_is_resized_to_the_image(tmp_path: Path) -> None:
+    alpha = torch.zeros(1, 4, 6)
+    alpha[..., :3] = 1.0
+    out = save_image(tmp_path / "o.png", torch.rand(3, 8, 12), alpha=alpha)
+    with Image.open(out) as saved:
+        assert saved.mode == "RGBA" and saved.size == (12, 8)
+        a = np.asarray(saved)[..., 3]
+        assert a[:, 0].min() == 255 and a[:, -1].max() == 0
+
+
+def test_opaque_alpha_is_dropped(tmp_path: Path) -> None:
+    array = np.dstack([_rgb_array(), np.full((8, 12), 255, np.uint8)])
+    Image.fromarray(array, "RGBA").save(tmp_path / "opaque.png")
+    assert load_image(tmp_path / "opaque.png").alpha is None
+
+
+def test_alpha_is_dropped_for_jpeg(tmp_path: Path) -> None:
+    out = save_image(tmp_path / "o.jpg", torch.rand(3, 8, 8), alpha=torch.zeros(1, 8, 8))
+    with Image.open(out) as saved:
+        assert saved.format == "JPEG" and saved.mode == "RGB"
+
+
+# --- refused inputs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [100, 1000], ids=["error", "warning"])
+def test_decompression_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+    Image.fromarray(_rgb_array(48, 32)).save(tmp_path / "big.png")  # 1536 px
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with pytest.raises(InputFileError) as info:
+        load_image(tmp_path / "big.png", param="CONTENT")
+    message = str(info.value)
+    assert message.startswith("CONTENT:") and "decompression bomb" in message and str(limit) in message
+    assert "\n" not in message
+
+
+def _bad_files(tmp_path: Path) -> dict[str, Path]:
+    good = tmp_path / "good.png"
+    Image.fromarray(_rgb_array(32, 32)).save(good)
+    data = good.read_bytes()
+    files = {
+        "empty": tmp_path / "empty.png",
+        "truncated": tmp_path / "truncated.png",
+        "text": tmp_path / "notes.png",
+        "folder": tmp_path / "folder.png",
+        "missing": tmp_path / "missing.png",
+    }
+    files["empty"].write_bytes(b"")
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    files["text"].write_text("this is not an image\n")
+    files["folder"].mkdir()
+    return files
+
+
+@pytest.mark.parametrize("kind, problem", [
+    ("empty", "not an image"),
+    ("truncated", "could not be decoded"),
+    ("text", "not an image"),
+    ("folder", "folder"),
+    ("missing", "does not exist"),
+])
+def test_unreadable_inputs(tmp_path: Path, kind: str, problem: str) -> None:
+    path = _bad_files(tmp_path)[kind]
+    with pytest.raises(InputFileError) as info:
+        load_image(path, param="--style")
+    message = str(info.value)
+    assert message.startswith("--style:") and path.name in message and problem in message
+    assert "\n" not in message
+    assert info.value.exit_code == 2
+
+
+# --- saving --------------------------------------------------------------------------------------
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    out = tmp_path / "out" / "deep" / "x.png"
+    result = save_image(out, torch.rand(1, 3, 8, 12))
+    assert result == out and out.is_file()
+    assert os.listdir(out.parent) == ["x.png"]
+    with Image.open(out) as saved:
+        assert saved.format == "PNG" and saved.size == (12, 8) and saved.mode == "RGB"
+
+
+def test_failed_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Image.Image, "save", broken)
+    folder = tmp_path / "outdir"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        save_image(folder / "x.png", torch.rand(3, 8, 8))
+    assert not (folder / "x.png").exists()
+    assert os.listdir(folder) == []
+
+
+def test_failed_save_keeps_the_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "x.png"
+    save_image(out, torch.zeros(3, 8, 8))
+    before = out.read_bytes()
+
+    def broken(self, fp, *args, **kwargs):
+        fp.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Image.Image, "save", broken)
+    with pytest.raises(KeyboardInterrupt):
+        save_image(out, torch.ones(3, 8, 8))
+    assert out.read_bytes() == before
+    assert os.listdir(tmp_path) == ["x.png"]
+
+
+def test_save_overwrites(tmp_path: Path) -> None:
+    out = tmp_path / "x.png"
+    out.write_text("old content")
+    save_image(out, torch.ones(3, 4, 4))
+    assert load_image(out).rgb.min() == 1.0
+    save_image(out, torch.zeros(3, 4, 4))
+    assert load_image(out).rgb.max() == 0.0
+    assert os.listdir(tmp_path) == ["x.png"]
+
+
+def test_save_quantises_and_clamps(tmp_path: Path) -> None:
+    rgb = torch.tensor([[[-0.5, 0.5, 2.0]]]).expand(3, 1, 3)
+    save_image(tmp_path / "x.png", rgb)
+    with Image.open(tmp_path / "x.png") as saved:
+        assert np.asarray(saved)[0, :, 0].tolist() == [0, 128, 255]
+
+
+def test_metadata_round_trip(tmp_path: Path) -> None:
+    metadata = {"config": {"size": 32, "optimizer": ["adam"], "lr": None}, "losses": {"total": 1.5}, "path": Path("a.png")}
+    out = save_image(tmp_path / "m.png", torch.rand(3, 4, 4), metadata=metadata)
+    assert read_metadata(out) == {"config": {"size": 32, "optimizer": ["adam"], "lr": None}, "losses": {"total": 1.5}, "path": "a.png"}
+    with Image.open(out) as saved:
+        assert json.loads(saved.text[METADATA_KEY])["losses"]["total"] == 1.5
+
+
+def test_read_metadata_absent(tmp_path: Path) -> None:
+    plain = save_image(tmp_path / "plain.png", torch.rand(3, 4, 4))
+    assert read_metadata(plain) is None
+    jpeg = save_image(tmp_path / "m.jpg", torch.rand(3, 4, 4), metadata={"a": 1})
+    assert read_metadata(jpeg) is None
+    (tmp_path / "t.txt").write_text("x")
+    assert read_metadata(tmp_path / "t.txt") is None
+
+
+@pytest.mark.parametrize(
+    "name, fmt",
+    [("x.png", "PNG"), ("x.PNG", "PNG"), ("x.jpg", "JPEG"), ("x.jpeg", "JPEG"), ("x.webp", "WEBP"), ("x.bmp", "BMP"), ("x.tif", "TIFF"), ("x.tiff", "TIFF")],
+)
+def test_output_format_follows_the_extension(tmp_path: Path, name: str, fmt: str) -> None:
+    if fmt == "WEBP" and not features.check("webp"):
+        pytest.skip("Pillow built without WebP")
+    assert output_format(name) == fmt
+    out = save_image(tmp_path / name, torch.rand(3, 8, 8))
+    with Image.open(out) as saved:
+        assert saved.format == fmt
+
+
+@pytest.mark.parametrize("name", ["x.xyz", "x", "x.png.txt"])
+def test_unknown_extension(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        save_image(tmp_path / name, torch.rand(3, 4, 4), param="-o")
+    message = str(info.value)
+    assert message.startswith("-o:") and name in message and ".png" in message and ".jpg" in message
+    assert os.listdir(tmp_path) == []
+
+
+def test_check_output_path(tmp_path: Path) -> None:
+    assert check_output_path(tmp_path / "new" / "x.png") == tmp_path / "new" / "x.png"
+    folder = tmp_path / "folder.png"
+    folder.mkdir()
+    with pytest.raises(InvalidParameter, match="folder"):
+        check_output_path(folder)
+    with pytest.raises(InvalidParameter, match="^-o:"):
+        check_output_path(tmp_path / "x.abc")
+    assert not (tmp_path / "new").exists()  # validation creates nothing
+
+
+# --- resizing ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape, size, expected",
+    [((3, 32, 48), 24, (3, 16, 24)), ((3, 48, 32), 24, (3, 24, 16)), ((3, 30, 30), 64, (3, 64, 64)), ((1, 3, 40, 20), 10, (1, 3, 10, 5))],
+)
+def test_resize_long_side_keeps_aspect(shape: tuple[int, ...], size: int, expected: tuple[int, ...]) -> None:
+    image = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    out = resize_long_side(image, size)
+    assert out.shape == expected
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_resize_to_the_same_size_is_identity() -> None:
+    image = torch.rand(3, 20, 30)
+    assert torch.equal(resize_long_side(image, 30), image)
+
+
+def test_resize_keeps_the_mean_colour() -> None:
+    image = torch.full((3, 40, 60), 0.25)
+    image[1] = 0.75
+    out = resize_long_side(image, 15)
+    assert torch.allclose(out[0], torch.tensor(0.25), atol=1e-4) and torch.allclose(out[1], torch.tensor(0.75), atol=1e-4)

@@ -1,0 +1,161 @@
+"""Tests of styleforge.transfer (the Python API): a tiny multi-style run on seeded random VGG
+weights, its history and weights, the saved output, alpha, and the shared defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import styleforge
+from _images import write_image
+from styleforge.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, TransferConfig
+from styleforge.engine import Notice, Progress, StageEnded, StageStarted
+from styleforge.errors import InputFileError, InvalidParameter
+from styleforge.images import load_image, read_metadata
+from styleforge.transfer.objective import StyleSpec
+
+FAST = {"size": 32, "iterations": 3, "weights": "random", "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def two_style_run(tmp_path_factory: pytest.TempPathFactory):
+    """One 3-iteration run with styles a:0.75 and b:0.25, shared by the tests that inspect it."""
+    folder = tmp_path_factory.mktemp("run")
+    content = write_image(folder / "content.png", (48, 32), seed=1)
+    a = write_image(folder / "a.png", (40, 40), seed=2)
+    b = write_image(folder / "b.png", (40, 40), seed=3)
+    events: list = []
+    result = styleforge.transfer(content, [f"{a}:0.75", f"{b}:0.25"], optimizer=("adam",), callbacks=[events.append], **FAST)
+    return result, events
+
+
+def test_returns_the_image_and_history(two_style_run) -> None:
+    result, events = two_style_run
+    # content 48×32 at --size 32 -> 32×21 (width × height)
+    assert result.image.shape == (3, 21, 32)
+    assert result.image.dtype == torch.float32 and result.image.device.type == "cpu"
+    assert result.image.min() >= 0.0 and result.image.max() <= 1.0
+    assert len(result.history) == 3
+    assert [entry.iteration for entry in result.history] == [1, 2, 3]
+    for entry in result.history:
+        assert list(entry.summary.weighted) == ["content", "style.a", "style.b", "tv"]
+        assert set(entry.summary.raw) == {"content", "style.a", "style.b", "tv"}
+    assert result.stop_reason == "completed"
+    assert result.summary is not None
+    assert result.summary.total == min(entry.summary.total for entry in result.history)
+    assert result.alpha is None
+
+
+def test_style_weights_are_style_weight_times_the_blend(two_style_run) -> None:
+    result, _ = two_style_run
+    style_weight = TransferConfig().style_weight
+    for entry in result.history:
+        raw, weighted = entry.summary.raw, entry.summary.weighted
+        assert raw["style.a"] > 0 and raw["style.b"] > 0
+        assert weighted["style.a"] / raw["style.a"] == pytest.approx(style_weight * 0.75, rel=1e-5)
+        assert weighted["style.b"] / raw["style.b"] == pytest.approx(style_weight * 0.25, rel=1e-5)
+        assert weighted["content"] == pytest.approx(raw["content"] * TransferConfig().content_weight, rel=1e-5, abs=1e-12)
+        assert weighted["tv"] == pytest.approx(raw["tv"] * TransferConfig().tv_weight, rel=1e-5, abs=1e-12)
+        assert entry.summary.total == pytest.approx(sum(weighted.values()), rel=1e-12)
+
+
+def test_events(two_style_run) -> None:
+    _, events = two_style_run
+    assert not any(isinstance(e, Notice) for e in events)  # random weights: nothing to say
+    starts = [e for e in events if isinstance(e, StageStarted)]
+    assert [(s.name, s.steps, s.total_iterations) for s in starts] == [("adam", 3, 3)]
+    assert [e.iteration for e in events if isinstance(e, Progress)] == [1, 2, 3]
+    assert [e.reason for e in events if isinstance(e, StageEnded)] == ["completed"]
+
+
+def test_save_writes_a_png_with_metadata(two_style_run, tmp_path: Path) -> None:
+    result, _ = two_style_run
+    out = result.save(tmp_path / "out" / "result.png")
+    assert out.is_file()
+    with Image.open(out) as saved:
+        assert saved.format == "PNG" and saved.size == (32, 21) and saved.mode == "RGB"
+    metadata = read_metadata(out)
+    assert metadata is not None
+    assert metadata["config"] == result.config.to_dict()
+    assert metadata["config"]["size"] == 32 and metadata["config"]["weights"] == "random"
+    assert TransferConfig.from_dict(metadata["config"]) == result.config  # reproducible
+    losses = metadata["losses"]
+    assert losses["total"] == pytest.approx(result.summary.total)
+    assert {"content", "style.a", "style.b", "tv", "style.a.raw"} <= set(losses)
+    reloaded = load_image(out).rgb
+    assert torch.allclose(reloaded, result.image, atol=0.5 / 255 + 1e-6)
+
+
+def test_equal_shares_when_no_weights_are_given(images: dict[str, Path]) -> None:
+    result = styleforge.transfer(
+        images["content"], [images["a"], StyleSpec(images["b"])], optimizer=("adam",), **{**FAST, "iterations": 1}
+    )
+    weighted, raw = result.history[0].summary.weighted, result.history[0].summary.raw
+    half = TransferConfig().style_weight / 2
+    assert weighted["style.a"] / raw["style.a"] == pytest.approx(half, rel=1e-5)
+    assert weighted["style.b"] / raw["style.b"] == pytest.approx(half, rel=1e-5)
+
+
+def test_rgba_content_keeps_alpha(tmp_path: Path, images: dict[str, Path]) -> None:
+    content = write_image(tmp_path / "rgba.png", (48, 32), seed=9, mode="RGBA")
+    result = styleforge.transfer(content, [images["a"]], optimizer=("adam",), **{**FAST, "iterations": 1})
+    assert result.alpha is not None and result.alpha.shape == (1, 21, 32)
+    out = result.save(tmp_path / "out.png")
+    with Image.open(out) as saved:
+        assert saved.mode == "RGBA" and saved.size == (32, 21)
+        alpha = torch.from_numpy(np.asarray(saved)[..., 3].astype(np.float32) / 255)
+    assert alpha.min() < 0.5 < alpha.max()  # the random alpha survives
+    assert torch.allclose(alpha, result.alpha[0], atol=0.5 / 255 + 1e-6)
+
+
+def test_config_defaults() -> None:
+    config = TransferConfig()
+    assert config.content_layers == DEFAULT_CONTENT_LAYERS == ("relu4_2",)
+    assert config.style_layers == DEFAULT_STYLE_LAYERS == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    assert config.optimizer == ("lbfgs",)
+    assert config.size == 512
+    assert config.weights == "imagenet"
+    assert config.network == "vgg19"
+    assert config.pooling == "max"
+    assert config.style_weight / config.content_weight >= 1e5  # PyTorch tutorial's ratio is 1e6
+    config.validate()
+
+
+def test_defaults_start_from_the_content_image(images: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    # Default config (L-BFGS, init from the content image) apart from size/iterations/weights.
+    result = styleforge.transfer(images["content"], [images["a"]], **{**FAST, "iterations": 2})
+    assert capsys.readouterr() == ("", "")  # the core never prints
+    first = result.history[0]
+    assert first.optimizer == "lbfgs"
+    assert first.summary.raw["content"] == 0.0
+    assert first.summary.raw["style.a"] > 0
+    assert list(first.summary.weighted) == ["content", "style.a", "tv"]
+
+
+def test_config_object_and_options_combine(images: dict[str, Path]) -> None:
+    config = TransferConfig(size=32, iterations=1, weights="random", device="cpu", optimizer=("adam",))
+    result = styleforge.transfer(images["content"], [images["a"]], config, style_weight=10.0, content_weight=2.0)
+    assert result.config.style_weight == 10.0 and result.config.content_weight == 2.0
+    assert config.style_weight == TransferConfig().style_weight  # the caller's config is not modified
+    summary = result.history[0].summary
+    assert summary.weighted["style.a"] == pytest.approx(10.0 * summary.raw["style.a"], rel=1e-5)
+
+
+def test_api_errors(images: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter, match="^--iterations:"):
+        styleforge.transfer(images["content"], [images["a"]], **{**FAST, "iterations": 0})
+    with pytest.raises(InvalidParameter, match="^--style:"):
+        styleforge.transfer(images["content"], [], **FAST)
+    with pytest.raises(InvalidParameter, match="^--style:"):
+        styleforge.transfer(images["content"], [f"{images['a']}:0"], **FAST)
+    with pytest.raises(InputFileError, match="^CONTENT:"):
+        styleforge.transfer(tmp_path / "nope.png", [images["a"]], **FAST)
+    with pytest.raises(InputFileError, match="^--style:"):
+        styleforge.transfer(images["content"], [tmp_path / "nope.png"], **FAST)
+    with pytest.raises(InvalidParameter) as info:
+        styleforge.transfer(images["content"], [images["a"]], **{**FAST, "size": 8})
+    assert str(info.value).startswith("--size:") and "16" in str(info.value)
