@@ -209,22 +209,25 @@ def contact_sheet(
     head_h = 20 if col_labels else 0
     cap_h = 18 if captions else 0
     pad = 6
-    width = label_w + cols * (cell_px + pad) + pad
-    height = title_h + head_h + rows * (cell_px + cap_h + pad) + pad
+    col_w = max([cell_px] + [int(font.getlength(t)) + 4 for row in captions for t in row] + [int(font.getlength(t)) + 4 for t in col_labels])
+    row_h = [max([cell_px * min(1.0, im.shape[-2] / max(im.shape[-2:])) for im in row if im is not None] or [cell_px]) for row in cells]
+    row_h = [int(round(h)) for h in row_h]
+    width = label_w + cols * (col_w + pad) + pad
+    height = title_h + head_h + sum(h + cap_h + pad for h in row_h) + pad
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     if title:
         draw.text((pad, 4), title, fill="black", font=ImageFont.load_default(size=16))
     for c, text in enumerate(col_labels):
-        draw.text((label_w + pad + c * (cell_px + pad), title_h + 2), text, fill="black", font=font)
+        draw.text((label_w + pad + c * (col_w + pad), title_h + 2), text, fill="black", font=font)
+    top = title_h + head_h + pad
     for r, row in enumerate(cells):
-        top = title_h + head_h + r * (cell_px + cap_h + pad) + pad
         if r < len(row_labels):
-            draw.text((4, top + cell_px // 2 - 7), row_labels[r], fill="black", font=font)
+            draw.text((4, top + row_h[r] // 2 - 7), row_labels[r], fill="black", font=font)
         for c, image in enumerate(row):
-            left = label_w + pad + c * (cell_px + pad)
+            left = label_w + pad + c * (col_w + pad)
             if image is None:
-                draw.rectangle([left, top, left + cell_px - 1, top + cell_px - 1], outline="red")
+                draw.rectangle([left, top, left + cell_px - 1, top + row_h[r] - 1], outline="red")
                 draw.text((left + 6, top + 6), "failed", fill="red", font=font)
             else:
                 array = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
@@ -232,5 +235,6 @@ def contact_sheet(
                 tile.thumbnail((cell_px, cell_px), Image.Resampling.LANCZOS)
                 sheet.paste(tile, (left, top))
             if r < len(captions) and c < len(captions[r]):
-                draw.text((left, top + cell_px + 2), captions[r][c], fill="dimgray", font=font)
+                draw.text((left, top + row_h[r] + 2), captions[r][c], fill="dimgray", font=font)
+        top += row_h[r] + cap_h + pad
     return sheet
