@@ -112,14 +112,17 @@ def test_overwrites_an_existing_output(images: dict[str, Path], tmp_path: Path) 
     assert sorted(os.listdir(tmp_path)) == sorted(["out.png", "content.png", "a.png", "b.png"])
 
 
-def test_auto_weights_offline_falls_back_with_one_notice(
-    images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty torch hub cache and an unreachable download server."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(weights_module, "IMAGENET_URL", "http://127.0.0.1:9/")
+
+
+def test_auto_weights_offline_falls_back_with_one_notice(images: dict[str, Path], tmp_path: Path, offline_hub: None) -> None:
     out = tmp_path / "o.png"
     result = _invoke(images["content"], "--style", images["a"], "-o", out, "--size", "32", "--iterations", "1",
                      "--optimizer", "adam", "--weights", "auto", "--device", "cpu", "--quiet")
@@ -131,14 +134,7 @@ def test_auto_weights_offline_falls_back_with_one_notice(
     assert read_metadata(out) is not None
 
 
-def test_imagenet_offline_is_a_one_line_error(
-    images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(weights_module, "IMAGENET_URL", "http://127.0.0.1:9/")
+def test_imagenet_offline_is_a_one_line_error(images: dict[str, Path], tmp_path: Path, offline_hub: None) -> None:
     out = tmp_path / "o.png"
     result = _invoke(images["content"], "--style", images["a"], "-o", out, "--size", "32", "--weights", "imagenet", "--device", "cpu")
     _no_traceback(result)
