@@ -57,7 +57,7 @@ def main() -> None:
         labels.append(row_label)
     sheet = contact_sheet(
         cells, row_labels=labels, captions=captions, cell_px=args.size,
-        title=f"styleforge transfer · {args.weights} weights · {args.optimizer} × {args.iterations} · {args.size}px",
+        title=f"styleforge transfer · {args.weights} weights · {args.optimizer} x {args.iterations} · {args.size}px",
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out)

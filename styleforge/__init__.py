@@ -14,3 +14,11 @@ from .errors import StyleforgeError  # noqa: E402
 from .transfer.run import TransferResult, transfer  # noqa: E402
 
 __all__ = ["__version__", "TransferConfig", "TransferResult", "StyleforgeError", "transfer"]
+
+# The attribute network (issue 4): styleforge.make_dataset("data/synth", count=400, size=128);
+# styleforge.train_attrs("data/synth", "runs/base", backbone="resnet18", loss_weights={"categorical": 0.7})
+from .attributes.synthetic import make_dataset  # noqa: E402
+from .attributes.train import TrainResult, train_attrs  # noqa: E402
+from .config import TrainConfig  # noqa: E402
+
+__all__ += ["TrainConfig", "TrainResult", "make_dataset", "train_attrs"]

@@ -7,6 +7,7 @@ a usage error, 1 for a runtime failure); anything else is a bug and keeps its tr
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ import click
 from . import __version__
 from .config import TransferConfig
 from .engine import Event, Notice, Progress, StageEnded, StageStarted, parse_optimizer
-from .errors import StyleforgeError
+from .errors import InvalidUsage, StyleforgeError
 from .images import check_output_path
 
 __all__ = ["main", "cli"]
@@ -99,6 +100,8 @@ def _as_default_map(ctx: click.Context, data: dict[str, Any], source: str) -> di
         name = key.replace("-", "_")
         if name == "styles" or name == "style":
             name = "styles"
+        if name == "attr":
+            name = "attrs"
         if name not in names or name in ("config", "from_image"):
             valid = sorted("style" if n == "styles" else n.replace("_", "-") for n in names if n not in ("config", "from_image"))
             raise StyleforgeError(f"{source}: unknown option {key!r}; valid keys: {', '.join(valid)}")
@@ -147,6 +150,17 @@ def _read_image_config(ctx: click.Context, param: click.Parameter, value: Path |
     return value
 
 
+def _transfer_config(options: dict[str, Any]) -> TransferConfig:
+    """The validated :class:`TransferConfig` for the transfer command's config options."""
+    options = dict(options)
+    options["optimizer"] = tuple(options["optimizer"])
+    for key in ("content_layers", "style_layers"):
+        options[key] = tuple(part.strip() for part in options[key].split(",") if part.strip())
+    config = TransferConfig(**options)
+    config.validate()
+    return config
+
+
 @cli.command()
 @click.argument("content", required=False, type=click.Path(path_type=Path))
 @click.option("--style", "styles", multiple=True, metavar="PATH[:WEIGHT][@SCALE]",
@@ -192,6 +206,14 @@ def _read_image_config(ctx: click.Context, param: click.Parameter, value: Path |
               help="histogram: recolour the style images to the content's colour histogram first.")
 @click.option("--preserve-colors", is_flag=True, default=_T.preserve_colors, help="Keep the content's colours (luminance-only transfer).")
 @click.option("--keep-last", is_flag=True, default=_T.keep_last, help="Write the last iterate, not the lowest-loss one.")
+@click.option("--attrs-model", default=_T.attrs_model, metavar="MODEL_DIR",
+              help="A train-attrs run folder whose network steers the transfer towards the --attr targets.")
+@click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE[:WEIGHT]",
+              help="Attribute target, repeatable: one attr.NAME term each (contrast=9, pri_color=blue, harmony=triadic:2).")
+@click.option("--attr-weight", type=float, default=_T.attr_weight, show_default=True,
+              help="Weight of an --attr without :WEIGHT.")
+@click.option("--score-with", default=_T.score_with, metavar="MODEL_DIR",
+              help="Score the result with this train-attrs network: printed, and stored in the PNG and the history.")
 @click.option("--checkpoint-every", type=int, default=None, metavar="N", help="Write OUT_0100.png ... every N iterations.")
 @click.option("--progress-gif", type=click.Path(path_type=Path), default=None, help="Animated GIF of the optimisation.")
 @click.option("--gif-every", type=int, default=None, metavar="N", help="GIF frame interval [default: ~50 frames].")
@@ -228,11 +250,7 @@ def transfer(
         check_history_path(history)
     if plot is not None:
         check_output_path(plot, param="--plot")
-    options["optimizer"] = tuple(options["optimizer"])
-    for key in ("content_layers", "style_layers"):
-        options[key] = tuple(part.strip() for part in options[key].split(",") if part.strip())
-    config = TransferConfig(**options)
-    config.validate()
+    config = _transfer_config(options)
     callbacks: list[Any] = [ProgressDisplay(quiet=quiet)]
     if checkpoint_every is not None:
         callbacks.append(CheckpointWriter(output, checkpoint_every, {"command": "transfer", "config": config.to_dict()}))
@@ -249,7 +267,7 @@ def transfer(
     written = [str(path)]
     rows = [entry.as_row() for entry in result.history]
     if history is not None:
-        written.append(str(write_history(history, rows)))
+        written.append(str(write_history(history, result.history_rows())))
     if plot is not None and rows:
         series = {name: [r[name] for r in rows] for name in ["total", *result.history[0].summary.weighted]}
         stages = [e.iteration for a, e in zip(result.history, result.history[1:]) if e.stage != a.stage]
@@ -259,10 +277,406 @@ def transfer(
     if result.summary is not None:
         click.echo(f"done: {result.stop_reason} after {len(result.history)} iterations; "
                    f"image from iteration {result.metadata['iteration']}, loss {result.summary.format()}", err=True)
+    if result.scores is not None:
+        from .attributes.score import format_score_line
+
+        click.echo(f"scores ({result.config.score_with}): {format_score_line(result.scores)}", err=True)
     click.echo("\n".join(written))
     if result.stop_reason == "interrupted":
         click.echo(f"interrupted: the best image so far is in {path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+# --------------------------------------------------------------------------------------------------
+# make-dataset and train-attrs (issue 4)
+
+from .config import DatasetConfig, TrainConfig  # noqa: E402
+
+_A = TrainConfig()
+_D = DatasetConfig()
+
+
+class TrainDisplay:
+    """Shows training events: one Keras-style line per epoch, and on a terminal a tqdm bar within
+    each epoch (and while images are read and features computed)."""
+
+    def __init__(self, *, quiet: bool = False, stream: Any = None) -> None:
+        self.quiet = quiet
+        self.stream = stream or sys.stderr
+        self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.bar: Any = None
+        self.task = ""
+
+    def _echo(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            click.echo(text, err=True)
+
+    def _bar(self, total: int, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        self.bar = tqdm(total=total, desc=desc, file=self.stream, dynamic_ncols=True, leave=False)
+
+    def __call__(self, event: Event) -> None:
+        from .engine import BatchProgress, EpochEnded, EpochStarted, FitEnded, TaskProgress
+        from .engine.fit import format_epoch_line
+
+        if isinstance(event, Notice):
+            self._echo(f"note: {event.message}")
+        if self.quiet:
+            return
+        if isinstance(event, TaskProgress):
+            if self.interactive:
+                if self.bar is None or self.task != event.task:
+                    self._bar(event.total, event.task)
+                    self.task = event.task
+                self.bar.n = event.done
+                self.bar.refresh()
+                if event.done >= event.total:
+                    self.close()
+            elif event.done >= event.total:
+                self._echo(f"{event.task}: {event.done}/{event.total}")
+        elif isinstance(event, EpochStarted) and self.interactive:
+            self._bar(event.batches, f"epoch {event.epoch}/{event.epochs}")
+            self.task = "epoch"
+        elif isinstance(event, BatchProgress) and self.bar is not None:
+            self.bar.n = event.batch
+            self.bar.set_postfix_str(f"loss {event.summary.total:.4g}", refresh=True)
+        elif isinstance(event, EpochEnded):
+            self.close()
+            self._echo(format_epoch_line(event))
+        elif isinstance(event, FitEnded) and event.reason != "completed":
+            self._echo(f"{event.reason}: {event.detail}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@cli.command("make-dataset")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--count", type=int, default=_D.count, show_default=True, help="Number of images.")
+@click.option("--seed", type=int, default=_D.seed, show_default=True, help="Random seed; the same seed gives the same files.")
+@click.option("--size", type=int, default=_D.size, show_default=True, help="Side of each square image in px.")
+def make_dataset_command(out: Path, count: int, seed: int, size: int) -> None:
+    """Write a synthetic labelled data set to OUT: images/ and labels.csv.
+
+    Compositions of shapes, fills and palettes whose 8 ACAN attributes are known by construction
+    (see docs/attributes.md).
+
+    \b
+    Example:
+      styleforge make-dataset data/synth --count 400 --seed 0 --size 128
+    """
+    from . import make_dataset
+
+    path = make_dataset(out, count=count, seed=seed, size=size)
+    click.echo(str(path))
+
+
+def _explicit(ctx: click.Context, names: Sequence[str]) -> list[str]:
+    """The options given on the command line (not defaults)."""
+    from click.core import ParameterSource
+
+    return [n for n in names if ctx.get_parameter_source(n) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
+
+
+@cli.command("train-attrs")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Folder with the images and the labels CSV (both layouts: see docs/attributes.md).")
+@click.option("--labels", default=_A.labels, help="The labels CSV [default: DATA/labels.csv, else DATA's only .csv].")
+@click.option("--schema", default=_A.schema, help="TOML/JSON file of attributes [default: the 8 ACAN attributes].")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Run folder (model, history, curves, metrics).")
+@click.option("--backbone", type=click.Choice(["resnet50", "resnet18", "vgg19"]), default=_A.backbone, show_default=True)
+@click.option("--weights", default=_A.weights, show_default=True, metavar="imagenet|random|auto|PATH",
+              help="Backbone weights, as in transfer.")
+@click.option("--size", type=int, default=_A.size, show_default=True, help="Images are resized to SIZE x SIZE px.")
+@click.option("--finetune", is_flag=True, default=_A.finetune, help="Train the backbone too (end to end, with augmentation).")
+@click.option("--backbone-lr-scale", type=float, default=_A.backbone_lr_scale, show_default=True,
+              help="--finetune: the backbone's learning rate is --lr times this.")
+@click.option("--augment", type=click.Choice(["auto", "none", "standard"]), default=_A.augment, show_default=True,
+              help="standard: pad+crop, small rotation, flip (never colour); auto: standard with --finetune.")
+@click.option("--numeric-loss", type=click.Choice(["mse", "smooth_l1", "l1", "huber"]), default=_A.numeric_loss, show_default=True)
+@click.option("--huber-delta", type=float, default=_A.huber_delta, show_default=True, help="huber's delta, smooth_l1's beta.")
+@click.option("--label-smoothing", type=float, default=_A.label_smoothing, show_default=True, help="Of the categorical heads.")
+@click.option("--loss-weight", "loss_weight", multiple=True, metavar="KEY=W",
+              help="Weight of numeric, categorical or one attribute's term; repeatable (seed 000: categorical=0.7).")
+@click.option("--balance", type=click.Choice(["none", "initial", "uncertainty"]), default=_A.balance, show_default=True,
+              help="initial: divide each term by its starting value; uncertainty: learned log-variances (Kendall 2018).")
+@click.option("--optimizer", default=_A.optimizer, show_default=True, metavar="NAME[@LR]",
+              help="adam adamw sgd momentum nesterov rmsprop adagrad adadelta lbfgs.")
+@click.option("--lr", type=float, default=_A.lr, help="Learning rate [default: per optimiser; adam 0.01, see docs/attributes.md].")
+@click.option("--weight-decay", type=float, default=_A.weight_decay, show_default=True)
+@click.option("--lr-schedule", type=click.Choice(["none", "cosine", "plateau"]), default=_A.lr_schedule, show_default=True)
+@click.option("--plateau-factor", type=float, default=_A.plateau_factor, show_default=True)
+@click.option("--plateau-patience", type=int, default=_A.plateau_patience, show_default=True)
+@click.option("--batch-size", type=int, default=_A.batch_size, show_default=True)
+@click.option("--epochs", type=int, default=_A.epochs, show_default=True)
+@click.option("--seed", type=int, default=_A.seed, show_default=True, help="Split, heads' init, shuffling, augmentation.")
+@click.option("--val-split", type=float, default=_A.val_split, show_default=True,
+              help="Share held out for validation (unless the CSV has split/in_train).")
+@click.option("--test-split", type=float, default=_A.test_split, show_default=True, help="Share held out for a final test.")
+@click.option("--patience", type=int, default=_A.patience, show_default=True,
+              help="Stop after this many epochs without a better validation total (0: never).")
+@click.option("--min-delta", type=float, default=_A.min_delta, show_default=True, help="Relative improvement that counts.")
+@click.option("--divergence-factor", type=float, default=_A.divergence_factor, show_default=True,
+              help="A validation total above this x the best stops the run.")
+@click.option("--skip-bad", is_flag=True, default=_A.skip_bad, help="Skip missing or unreadable images (and count them).")
+@click.option("--feature-cache/--no-feature-cache", default=_A.feature_cache, show_default=True,
+              help="Keep the frozen backbone's features in RUN/features.safetensors.")
+@click.option("--device", default=_A.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--resume", is_flag=True, help="Continue the run in -o exactly where it stopped.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def train_attrs_command(ctx: click.Context, data: Path | None, output: Path, loss_weight: Sequence[str], resume: bool,
+                        quiet: bool, **options: Any) -> None:
+    """Train the art-composition attribute network on --data and write the run to -o.
+
+    \b
+    Examples:
+      styleforge make-dataset data/synth --count 400 --size 128
+      styleforge train-attrs --data data/synth -o runs/base --backbone resnet18 --size 128
+      styleforge train-attrs --data data/synth -o runs/cat07 --loss-weight categorical=0.7
+      styleforge train-attrs -o runs/cat07 --resume --epochs 400
+    """
+    from . import train_attrs
+    from .attributes.train import parse_loss_weights
+
+    if data is None and not resume:
+        raise click.UsageError("Missing option '--data' (a folder with images and a labels CSV).")
+    options["loss_weights"] = parse_loss_weights(loss_weight)
+    display = TrainDisplay(quiet=quiet)
+    try:
+        if resume:
+            given = _explicit(ctx, [*options, "loss_weight"])
+            overrides = {k: options[k] for k in given if k in options}
+            if "loss_weight" in given:
+                overrides["loss_weights"] = options["loss_weights"]
+            result = train_attrs(data, output, resume=True, callbacks=[display], **overrides)
+        else:
+            config = TrainConfig(**options)
+            result = train_attrs(data, output, config, callbacks=[display])
+    except KeyboardInterrupt:  # before the first epoch (reading images, computing features)
+        display.close()
+        click.echo("interrupted before training started; nothing was trained", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        display.close()
+    best = result.metrics.get("val") or result.metrics.get("train") or {}
+    if result.best_epoch:
+        click.echo(f"done: {result.stop_reason} after {len(result.history)} epochs; best epoch {result.best_epoch}"
+                   + (f", loss {best['loss']:.4g}" if "loss" in best else ""), err=True)
+    if "test" in result.metrics:
+        test = result.metrics["test"]
+        shown = " ".join(f"{k} {v:.3g}" for k, v in test.items() if k.startswith(("mae.", "acc.")))
+        click.echo(f"test: loss {test['loss']:.4g} · {shown}", err=True)
+    click.echo("\n".join(str(p) for p in result.files))
+    if result.stop_reason == "interrupted":
+        hint = f"continue with styleforge train-attrs -o {output} --resume" if result.history else "no epoch finished"
+        click.echo(f"interrupted: {hint}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+# --------------------------------------------------------------------------------------------------
+# sweep (issue 7)
+
+
+@cli.group()
+def sweep() -> None:
+    """Run every combination of a grid of options and compare the results side by side."""
+
+
+_SWEEP_SETTINGS = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
+
+
+def _grid_options(command: click.Command, exclude: set[str]) -> dict[str, bool]:
+    """The command's long option names (without dashes) → whether each may repeat."""
+    out = {}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.expose_value:
+            names = [o[2:] for o in param.opts if o.startswith("--")]
+            if names and names[0] not in exclude:
+                out[names[0]] = bool(param.multiple)
+    return out
+
+
+def _run_sweep(
+    ctx: click.Context,
+    command: click.Command,
+    grid: Sequence[str],
+    out_dir: Path,
+    jobs: int,
+    backend: str,
+    *,
+    outputs: Any,
+    collect: Any,
+    check: Any,
+) -> list[Any]:
+    """Plans, validates and runs a sweep of ``command``; returns the cell results."""
+    from .sweep import parse_grid, plan_cells, run_cells, write_results
+
+    options = _grid_options(command, {"output", "config", "from-image", "quiet", "history"})
+    axes = parse_grid(grid, options)
+    base = list(ctx.args)
+    cells = plan_cells(axes, base, options, out_dir, outputs)
+    for cell in cells:  # every cell's arguments are checked before any cell runs
+        try:
+            sub = command.make_context(command.name or "", list(cell.args), parent=ctx.parent)
+        except click.ClickException as exc:
+            settings = " ".join(f"{k}={v}" for k, v in cell.settings.items())
+            raise InvalidUsage(f"--grid cell {settings}: {exc.format_message()}") from None
+        check(sub.params)
+    done = [0]
+
+    def on_result(result: Any) -> None:
+        done[0] += 1
+        word = {"ok": "done", "skipped": "skipped (finished earlier)", "failed": f"FAILED: {result.error}"}[result.status]
+        click.echo(f"cell {done[0]}/{len(cells)} {result.cell.name}: {word} ({result.seconds:.1f}s)", err=True)
+
+    results = run_cells(command.name or "", cells, out_dir, collect, jobs=jobs, backend=backend, on_result=on_result)
+    write_results(out_dir / "results.csv", axes, results)
+    return [axes, results]
+
+
+def _collect_transfer(folder: Path) -> dict[str, Any]:
+    """A transfer cell's final loss terms, from its output's metadata."""
+    from .images import read_metadata
+
+    meta = read_metadata(folder / "out.png") or {}
+    losses = meta.get("losses") or {}
+    return {"total": losses.get("total"), **losses, "iteration": meta.get("iteration"), "stop_reason": meta.get("stop_reason")}
+
+
+def _transfer_outputs(folder: Path) -> list[str]:
+    return ["-o", str(folder / "out.png"), "--history", str(folder / "history.csv")]
+
+
+@sweep.command("transfer", context_settings=_SWEEP_SETTINGS)
+@click.option("--grid", multiple=True, required=True, metavar="OPTION=V1,V2,...",
+              help="An axis: any transfer option and its values (';' separates values that contain commas; "
+                   "'+' joins repeats, e.g. style=a.jpg:0.75+b.jpg:0.25). Repeatable.")
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Sweep folder: cells/, results.csv, sheet.png, curves.png.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Cells run at once (local processes).")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: cells as Ray tasks (RAY_ADDRESS or a local instance); needs styleforge[ray].")
+@click.pass_context
+def sweep_transfer(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs: int, backend: str) -> None:
+    """Run `styleforge transfer` for every combination of --grid values.
+
+    Every argument that is not a sweep option is passed to each cell's transfer.
+
+    \b
+    Example:
+      styleforge sweep transfer photo.jpg --style starry.jpg --size 256 \\
+          --grid content-weight=1,5,20 --grid pooling=max,avg -o out/sweep
+    """
+    import csv as _csv
+
+    from .files import write_atomic
+    from .images import load_image
+    from .report import contact_sheet, plot_curves
+
+    def check(params: dict[str, Any]) -> None:
+        keep = {k: v for k, v in params.items() if k in {f.name for f in dataclasses.fields(TransferConfig)}}
+        _transfer_config(keep)
+
+    axes, results = _run_sweep(ctx, transfer, grid, out_dir, jobs, backend,
+                               outputs=_transfer_outputs, collect=_collect_transfer, check=check)
+    last = axes[-1]
+    rest = axes[:-1]
+    n_cols = len(last.values)
+    cells, captions, row_labels = [], [], []
+    for start in range(0, len(results), n_cols):
+        row, caps = [], []
+        for r in results[start : start + n_cols]:
+            image = None
+            if r.status != "failed":
+                image = load_image(out_dir / "cells" / r.cell.name / "out.png").rgb
+            row.append(image)
+            caps.append(f"loss {r.metrics['total']:.4g}" if image is not None and "total" in r.metrics else "failed")
+        cells.append(row)
+        captions.append(caps)
+        first = results[start].cell.settings
+        row_labels.append(", ".join(f"{a.name}={first[a.name]}" for a in rest))
+    title = "sweep: " + " x ".join(f"{a.name}" for a in axes)
+    sheet = contact_sheet(cells, row_labels=row_labels if rest else [], col_labels=[f"{last.name}={v}" for v in last.values],
+                          captions=captions, title=title)
+    write_atomic(out_dir / "sheet.png", lambda h: sheet.save(h, format="PNG"))
+    curves, xs = {}, []
+    for r in results:
+        history = out_dir / "cells" / r.cell.name / "history.csv"
+        if r.status != "failed" and history.is_file():
+            rows = list(_csv.DictReader(history.open()))
+            xs = xs if len(xs) >= len(rows) else [int(row["iteration"]) for row in rows]
+            curves[", ".join(f"{k}={v}" for k, v in r.cell.settings.items())] = [float(row["total"]) for row in rows]
+    if curves:
+        length = max(len(v) for v in curves.values())
+        padded = {k: v + [float("nan")] * (length - len(v)) for k, v in curves.items()}
+        plot_curves(out_dir / "curves.png", list(range(1, length + 1)), padded, title="total loss per cell")
+    failed = sum(r.status == "failed" for r in results)
+    click.echo(f"{len(results)} cells, {failed} failed: {out_dir / 'results.csv'}, {out_dir / 'sheet.png'}, {out_dir / 'curves.png'}", err=True)
+    click.echo(str(out_dir))
+
+
+# --------------------------------------------------------------------------------------------------
+# score (issue 5)
+
+from .config import ScoreConfig  # noqa: E402
+
+_S = ScoreConfig()
+
+
+@cli.command("score")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None,
+              help=f"Output format [default: from -o's extension (.json, .csv), else {_S.format}].")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the scores to this file (atomically) instead of stdout.")
+@click.option("--batch-size", type=int, default=_S.batch_size, show_default=True, help="Images per forward pass.")
+@click.option("--device", default=_S.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+def score_command(model_dir: Path, images: Sequence[Path], fmt: str | None, output: Path | None, batch_size: int,
+                  device: str) -> None:
+    """Rate IMAGES (files, or folders walked for image files) with the attribute network in MODEL_DIR.
+
+    Numeric attributes on their label scale; for each categorical one the predicted class, its
+    probability and the top 3. An unreadable image is reported and skipped; the exit code is then 1.
+
+    \b
+    Examples:
+      styleforge score runs/base out/guided.png
+      styleforge score runs/base photos/ --format csv -o scores.csv
+    """
+    from .attributes.score import format_scores, open_model, score_images
+    from .device import resolve_device
+    from .files import write_atomic
+
+    if fmt is None:
+        fmt = {".json": "json", ".csv": "csv"}.get(output.suffix.lower(), _S.format) if output is not None else _S.format
+    if output is not None and output.is_dir():
+        raise click.BadParameter(f"{str(output)!r} is a folder; expected a file path", param_hint="'-o'")
+    display = TrainDisplay()
+    model = open_model(model_dir, device=resolve_device(device), callbacks=[display])
+    try:
+        scores = score_images(model, images, batch_size=batch_size, callbacks=[display])
+    finally:
+        display.close()
+    text = format_scores(scores, fmt, model.net.schema, model=model_dir)
+    if output is not None:
+        write_atomic(output, text.encode("utf-8"))
+        click.echo(str(output))
+    else:
+        click.echo(text, nl=False)
+    failed = [s for s in scores if not s.ok]
+    for s in failed:
+        click.echo(f"failed: {s.path}: {s.error}", err=True)
+    click.echo(f"scored {len(scores) - len(failed)} image(s)" + (f", {len(failed)} failed" if failed else ""), err=True)
+    if failed:
+        sys.exit(1)
 
 
 def main() -> None:

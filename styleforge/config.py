@@ -13,6 +13,8 @@ from typing import Any
 from .errors import InvalidParameter, choice_error
 
 __all__ = ["TransferConfig", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYERS", "COLOR_TRANSFERS", "INITS"]
+__all__ += ["TrainConfig", "DatasetConfig", "BACKBONES", "NUMERIC_LOSSES", "BALANCES", "AUGMENTS"]
+__all__ += ["DEFAULT_ATTR_WEIGHT", "ScoreConfig"]
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -29,6 +31,10 @@ def _check_int(param: str, value: int, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InvalidParameter(param, value, f"a whole number >= {minimum}")
 
+
+#: Weight of an ``attr.<name>`` term without ``:WEIGHT`` (``--attr-weight``); docs/attributes.md
+#: ("Guided transfer") gives the measurements it comes from.
+DEFAULT_ATTR_WEIGHT: float = 1.0
 
 COLOR_TRANSFERS: tuple[str, ...] = ("none", "histogram")
 INITS: tuple[str, ...] = ("content", "noise", "style")
@@ -68,6 +74,10 @@ class TransferConfig:
         divergence_factor: A total above this × the best so far counts as divergence (``inf``:
             only NaN/inf do).
         keep_last: Return the last iterate instead of the lowest-loss one.
+        attrs_model: A ``train-attrs`` run folder whose network steers the transfer (``--attrs-model``).
+        attrs: ``NAME=VALUE[:WEIGHT]`` targets, one ``attr.<name>`` term each (``--attr``).
+        attr_weight: Weight of an ``--attr`` without ``:WEIGHT`` (docs/attributes.md: how it was chosen).
+        score_with: A ``train-attrs`` run folder that scores the result (``--score-with``).
     """
 
     content_weight: float = 1.0
@@ -94,6 +104,10 @@ class TransferConfig:
     patience: int = 10
     divergence_factor: float = 10.0
     keep_last: bool = False
+    attrs_model: str | None = None
+    attrs: tuple[str, ...] = ()
+    attr_weight: float = DEFAULT_ATTR_WEIGHT
+    score_with: str | None = None
 
     def validate(self) -> None:
         """Checks every value that can be checked without files or a network.
@@ -101,6 +115,7 @@ class TransferConfig:
         Raises:
             InvalidParameter: The first invalid option, named as on the command line.
         """
+        self._validate_attrs()
         _check_number("--content-weight", self.content_weight)
         _check_number("--style-weight", self.style_weight)
         _check_number("--tv-weight", self.tv_weight)
@@ -127,6 +142,21 @@ class TransferConfig:
         if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
             raise InvalidParameter("--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)")
 
+    def _validate_attrs(self) -> None:
+        """The syntax of ``--attr`` and its companions (targets are checked against the model's
+        schema when the model is read)."""
+        from .transfer.guide import parse_attr
+
+        _check_number("--attr-weight", self.attr_weight)
+        if isinstance(self.attrs, str) or not isinstance(self.attrs, (tuple, list)):
+            raise InvalidParameter("--attr", self.attrs, "a list of NAME=VALUE[:WEIGHT] strings")
+        for item in self.attrs:
+            parse_attr(item)
+        if self.attrs and not self.attrs_model:
+            raise InvalidParameter("--attr", self.attrs[0], "--attrs-model MODEL_DIR as well (the network that rates the image)")
+        if self.attrs_model and not self.attrs:
+            raise InvalidParameter("--attrs-model", self.attrs_model, "at least one --attr NAME=VALUE[:WEIGHT] to steer towards")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (tuples become lists), stored in output metadata."""
         data = dataclasses.asdict(self)
@@ -141,3 +171,173 @@ class TransferConfig:
             raise choice_error("config key", unknown[0], sorted(names))
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# styleforge train-attrs (docs/attributes.md says where each default comes from)
+
+BACKBONES: tuple[str, ...] = ("resnet50", "resnet18", "vgg19")
+NUMERIC_LOSSES: tuple[str, ...] = ("mse", "smooth_l1", "l1", "huber")
+BALANCES: tuple[str, ...] = ("none", "initial", "uncertainty")
+AUGMENTS: tuple[str, ...] = ("auto", "none", "standard")
+_LR_SCHEDULES: tuple[str, ...] = ("none", "cosine", "plateau")  # = styleforge.engine.fit.SCHEDULES
+
+
+@dataclass
+class TrainConfig:
+    """Every option of ``styleforge train-attrs``, with its default (see docs/attributes.md).
+
+    Attributes:
+        schema: A TOML/JSON schema file, or ``None`` for the 8 ACAN attributes.
+        labels: The labels CSV (relative to the data folder or absolute); ``None``: ``labels.csv``,
+            else the folder's only ``.csv``.
+        backbone: ``resnet50``, ``resnet18`` or ``vgg19``.
+        weights: ``imagenet``, ``random``, ``auto`` or a state-dict path, as in transfer.
+        size: Images are resized to ``size × size`` px (the original's 256×256).
+        finetune: Train the backbone too (end to end, with augmentation); otherwise it is frozen and
+            each image's features are computed once and cached.
+        backbone_lr_scale: ``finetune``: the backbone's learning rate is the heads' times this.
+        augment: ``auto`` (``standard`` with ``finetune``, else ``none``), ``none`` or ``standard``
+            (random pad + crop, small rotation, horizontal flip; never colour jitter).
+        numeric_loss: ``mse``, ``smooth_l1``, ``l1`` or ``huber``, on labels mapped to [-1, 1].
+        huber_delta: ``huber``'s delta and ``smooth_l1``'s beta.
+        label_smoothing: Cross-entropy label smoothing of the categorical heads, in [0, 1).
+        loss_weights: ``numeric``, ``categorical`` or an attribute name → weight (attribute names
+            override the kind); unnamed heads weigh 1.
+        balance: ``none``, ``initial`` (each term divided by its value before training) or
+            ``uncertainty`` (learned per-term log-variances, Kendall et al. 2018).
+        optimizer: ``NAME[@LR]`` from the shared factory.
+        lr: Learning rate (``None``: the optimiser's entry in ``attributes.train.HEAD_LR``).
+        weight_decay: L2 penalty (decoupled for adamw).
+        lr_schedule: ``none``, ``cosine`` or ``plateau``.
+        plateau_factor: ``plateau``: learning-rate factor.
+        plateau_patience: ``plateau``: epochs without improvement before the rate drops.
+        batch_size: Images per optimiser step.
+        epochs: Most epochs to run.
+        seed: Seeds the split, the heads' init, the shuffling and the augmentation (and random
+            backbone weights).
+        val_split: Share of the images held out for validation when the CSV has no split column
+            (0: no validation; early stopping then watches the training total).
+        test_split: Share held out for a final test, scored once with the best weights.
+        patience: Early stopping: epochs without an improvement of the validation total by more
+            than ``min_delta`` (relative) before the run stops; 0 never stops early.
+        min_delta: Relative improvement that counts, >= 0.
+        divergence_factor: A validation total above this × the best stops the run (``inf``: only
+            NaN/inf do).
+        skip_bad: Skip (and count) missing or unreadable images instead of stopping.
+        feature_cache: Keep the frozen backbone's features in ``RUN_DIR/features.safetensors`` too,
+            so a resumed or repeated run does not recompute them.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    """
+
+    schema: str | None = None
+    labels: str | None = None
+    backbone: str = "resnet50"
+    weights: str = "imagenet"
+    size: int = 256
+    finetune: bool = False
+    backbone_lr_scale: float = 0.01
+    augment: str = "auto"
+    numeric_loss: str = "mse"
+    huber_delta: float = 1.0
+    label_smoothing: float = 0.0
+    loss_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    balance: str = "none"
+    optimizer: str = "adam"
+    lr: float | None = None
+    weight_decay: float = 0.0
+    lr_schedule: str = "none"
+    plateau_factor: float = 0.1
+    plateau_patience: int = 10
+    batch_size: int = 32
+    epochs: int = 200
+    seed: int = 0
+    val_split: float = 0.1
+    test_split: float = 0.0
+    patience: int = 20
+    min_delta: float = 0.0
+    divergence_factor: float = 10.0
+    skip_bad: bool = False
+    feature_cache: bool = True
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """Checks every value that can be checked without files or a network.
+
+        Raises:
+            InvalidParameter: The first invalid option, named as on the command line.
+        """
+        if self.backbone not in BACKBONES:
+            raise choice_error("--backbone", self.backbone, BACKBONES)
+        _check_int("--size", self.size, 32)
+        _check_number("--backbone-lr-scale", self.backbone_lr_scale)
+        if self.augment not in AUGMENTS:
+            raise choice_error("--augment", self.augment, AUGMENTS)
+        if self.augment == "standard" and not self.finetune:
+            raise InvalidParameter(
+                "--augment", self.augment, "none without --finetune",
+                "a frozen backbone's features are computed once per image, without augmentation",
+            )
+        if self.numeric_loss not in NUMERIC_LOSSES:
+            raise choice_error("--numeric-loss", self.numeric_loss, NUMERIC_LOSSES)
+        _check_number("--huber-delta", self.huber_delta, strict=True)
+        if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
+            raise InvalidParameter("--label-smoothing", self.label_smoothing, "a number from 0 up to (not including) 1")
+        if not isinstance(self.loss_weights, dict):
+            raise InvalidParameter("--loss-weight", self.loss_weights, "KEY=WEIGHT pairs")
+        if self.balance not in BALANCES:
+            raise choice_error("--balance", self.balance, BALANCES)
+        if self.lr is not None:
+            _check_number("--lr", self.lr, strict=True)
+        _check_number("--weight-decay", self.weight_decay)
+        if self.lr_schedule not in _LR_SCHEDULES:
+            raise choice_error("--lr-schedule", self.lr_schedule, _LR_SCHEDULES)
+        if not (isinstance(self.plateau_factor, (int, float)) and 0 < self.plateau_factor < 1):
+            raise InvalidParameter("--plateau-factor", self.plateau_factor, "a number between 0 and 1")
+        _check_int("--plateau-patience", self.plateau_patience, 0)
+        _check_int("--batch-size", self.batch_size, 1)
+        _check_int("--epochs", self.epochs, 1)
+        _check_int("--seed", self.seed, 0)
+        for param, value in (("--val-split", self.val_split), ("--test-split", self.test_split)):
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1):
+                raise InvalidParameter(param, value, "a share from 0 up to (not including) 1")
+        if self.val_split + self.test_split >= 1:
+            raise InvalidParameter(
+                "--test-split", self.test_split, f"a share that leaves images to train on with --val-split {self.val_split:g}"
+            )
+        _check_int("--patience", self.patience, 0)
+        _check_number("--min-delta", self.min_delta)
+        if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
+            raise InvalidParameter("--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, stored in ``model.json``."""
+        return {f.name: (dict(v) if isinstance(v := getattr(self, f.name), dict) else v) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise choice_error("config key", unknown[0], sorted(names))
+        return cls(**data)
+
+
+@dataclass
+class DatasetConfig:
+    """Defaults of ``styleforge make-dataset``: the original's data-set size (500 hand-labelled
+    images) and input size (256 px)."""
+
+    count: int = 500
+    seed: int = 0
+    size: int = 256
+
+
+@dataclass
+class ScoreConfig:
+    """Defaults of ``styleforge score``: images per forward pass, device, output format."""
+
+    batch_size: int = 16
+    device: str = "auto"
+    format: str = "table"

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 __all__ = [
     "StyleforgeError",
     "InvalidParameter",
+    "InvalidUsage",
     "InputFileError",
     "WeightsError",
     "ResourceError",
@@ -44,6 +45,12 @@ class InvalidParameter(StyleforgeError):
         if hint:
             message += f" ({hint})"
         super().__init__(message)
+
+
+class InvalidUsage(StyleforgeError):
+    """A combination of arguments that cannot work, said in one sentence (exit code 2)."""
+
+    exit_code = 2
 
 
 class InputFileError(StyleforgeError):

@@ -232,7 +232,9 @@ def contact_sheet(
             else:
                 array = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
                 tile = Image.fromarray(array, "RGB")
-                tile.thumbnail((cell_px, cell_px), Image.Resampling.LANCZOS)
+                scale = cell_px / max(tile.size)  # small images are enlarged (pixelated), large ones reduced
+                fit = (max(1, round(tile.width * scale)), max(1, round(tile.height * scale)))
+                tile = tile.resize(fit, Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS)
                 sheet.paste(tile, (left, top))
             if r < len(captions) and c < len(captions[r]):
                 draw.text((left, top + row_h[r] + 2), captions[r][c], fill="dimgray", font=font)

@@ -14,10 +14,14 @@ from .optimize import (
     parse_optimizer,
 )
 from .terms import LossReport, LossSummary, LossTerm, WeightedLoss, validate_weight
+from .events import BatchProgress, EpochEnded, EpochStarted, FitEnded, TaskProgress
+from .fit import SCHEDULES, TRAIN_LR, FitCheckpoint, FitResult, evaluate, fit
 
 __all__ = [
     "Callback", "Event", "Notice", "Progress", "StageEnded", "StageStarted",
     "OPTIMIZERS", "PIXEL_LR", "DivergenceGuard", "HistoryEntry", "OptimizerSpec", "PixelResult",
     "StopRule", "make_optimizer", "optimise_pixels", "parse_optimizer",
     "LossReport", "LossSummary", "LossTerm", "WeightedLoss", "validate_weight",
+    "BatchProgress", "EpochEnded", "EpochStarted", "FitEnded", "TaskProgress",
+    "SCHEDULES", "TRAIN_LR", "FitCheckpoint", "FitResult", "evaluate", "fit",
 ]

@@ -19,6 +19,11 @@ __all__ = [
     "StageStarted",
     "Progress",
     "StageEnded",
+    "TaskProgress",
+    "EpochStarted",
+    "BatchProgress",
+    "EpochEnded",
+    "FitEnded",
     "Callback",
     "emit",
 ]
@@ -94,6 +99,99 @@ class StageEnded(Event):
     reason: str
     detail: str
     iterations: int
+
+
+@dataclass(frozen=True)
+class TaskProgress(Event):
+    """A preparatory task advanced (e.g. computing the cached backbone features of every image).
+
+    Attributes:
+        task: What is being done, in a few words (``features``).
+        done: Items finished so far.
+        total: Items in all.
+    """
+
+    task: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class EpochStarted(Event):
+    """A training epoch begins (:func:`styleforge.engine.fit.fit`).
+
+    Attributes:
+        epoch: 1-based epoch number.
+        epochs: Planned epochs of the whole run.
+        batches: Training batches in this epoch.
+        lr: Learning rate of the first parameter group.
+    """
+
+    epoch: int
+    epochs: int
+    batches: int
+    lr: float
+
+
+@dataclass(frozen=True)
+class BatchProgress(Event):
+    """One optimiser step on a training batch.
+
+    Attributes:
+        epoch: 1-based epoch number.
+        batch: 1-based batch number within the epoch.
+        batches: Training batches in this epoch.
+        summary: The running mean of the epoch's loss terms so far.
+    """
+
+    epoch: int
+    batch: int
+    batches: int
+    summary: LossSummary
+
+
+@dataclass(frozen=True)
+class EpochEnded(Event):
+    """A training epoch ended and was validated.
+
+    Attributes:
+        epoch: 1-based epoch number.
+        epochs: Planned epochs of the whole run.
+        train: The epoch's training loss terms (means over the epoch's batches).
+        val: The validation loss terms, or ``None`` without a validation set.
+        metrics: Named metrics (``mae.contrast``, ``val_acc.pri_color``, ...).
+        weights: Each term's weight (``weighted / raw``), for the ``w×name raw`` display.
+        is_best: Whether the monitored total (validation, else training) is the best so far.
+        lr: Learning rate of the first parameter group during the epoch.
+        seconds: Wall time of the epoch.
+    """
+
+    epoch: int
+    epochs: int
+    train: LossSummary
+    val: LossSummary | None
+    metrics: dict[str, float]
+    weights: dict[str, float]
+    is_best: bool
+    lr: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FitEnded(Event):
+    """A training run ended.
+
+    Attributes:
+        reason: ``completed``, ``stopped`` (early stopping), ``diverged`` or ``interrupted``.
+        detail: A sentence for the user.
+        epochs_run: The last epoch that finished.
+        best_epoch: The epoch whose weights were kept (0: none finished).
+    """
+
+    reason: str
+    detail: str
+    epochs_run: int
+    best_epoch: int
 
 
 Callback = Callable[[Event], None]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -61,12 +62,20 @@ class FeatureContext:
     image: Tensor
     features: dict[str, Tensor]
     _grams: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def gram(self, layer: str) -> Tensor:
         """The Gram matrix of ``layer``'s activation (cached for this evaluation)."""
         if layer not in self._grams:
             self._grams[layer] = gram(self.features[layer])
         return self._grams[layer]
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, run at most once per evaluation for ``key`` (e.g. the attribute network's
+        outputs, which every ``attr.<name>`` term shares)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
 
 @dataclass

@@ -36,6 +36,8 @@ from ..engine.events import emit
 from ..errors import InvalidParameter
 from ..images import LoadedImage, load_image, resize_long_side, save_image
 from ..nets.vgg import VGGFeatures, layer_names, pooling_factor
+from ..attributes.model import VGG_HYPERCOLUMN_LAYERS
+from ..attributes.score import ImageScore, open_model, score_tensors
 from ..nets.weights import resolve_weights
 from .color import match_histogram, preserve_colors
 from .objective import (
@@ -51,6 +53,7 @@ from .objective import (
     parse_style,
     style_term_names,
 )
+from .guide import AttributeGuide, AttributeTerm, can_share_forward, resolve_targets, same_vgg_weights
 
 __all__ = ["TransferResult", "transfer"]
 
@@ -69,7 +72,10 @@ class TransferResult:
         stop_reason: ``completed``, ``converged``, ``diverged`` or ``interrupted``.
         stop_detail: A sentence for the user.
         config: The configuration that ran.
-        metadata: What the output file records (configuration, inputs, final losses).
+        metadata: What the output file records (configuration, inputs, final losses; with
+            ``attrs_model`` the targets under ``attrs``, with ``score_with`` the scores under
+            ``scores``).
+        scores: The result's scores by ``score_with``'s network, or ``None``.
     """
 
     image: Tensor
@@ -80,6 +86,19 @@ class TransferResult:
     stop_detail: str
     config: TransferConfig
     metadata: dict[str, Any] = field(default_factory=dict)
+    scores: ImageScore | None = None
+
+    def history_rows(self) -> list[dict[str, Any]]:
+        """The history as rows (``iteration, stage, optimizer, total, <term>, <term>.raw``). With
+        ``score_with``, the row of the iteration whose image was written also gets the written
+        image's scores: ``score.<numeric>`` (rating), ``score.<categorical>`` (class) and
+        ``score.<categorical>.probability`` (other rows leave those cells empty)."""
+        rows: list[dict[str, Any]] = [entry.as_row() for entry in self.history]
+        if self.scores is not None and self.scores.ok and rows:
+            iteration = self.metadata.get("iteration")
+            row = next((r for r in rows if r["iteration"] == iteration), rows[-1])
+            row.update(self.scores.history_row())
+        return rows
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Writes the image atomically, with :attr:`metadata` in a PNG text chunk."""
@@ -172,12 +191,28 @@ def transfer(
     _check_size(config, tuple(target.shape[-2:]), layers, content_image.size)
     init = _initial_image(config, target[None], style_images)
 
+    # The attribute networks are read (and the --attr targets checked against their schema) before
+    # any slow work; one network serves both when --score-with names the --attrs-model folder.
+    attr_model = scorer = None
+    if config.attrs_model:
+        attr_model = open_model(config.attrs_model, device=device, param="--attrs-model", callbacks=callbacks)
+    attr_targets = resolve_targets(config.attrs, attr_model.net.schema, config.attr_weight) if attr_model else []
+    if config.score_with:
+        same = attr_model is not None and Path(config.score_with).resolve() == Path(str(config.attrs_model)).resolve()
+        scorer = attr_model if same else open_model(config.score_with, device=device, param="--score-with", callbacks=callbacks)
+    # Reuse the transfer's VGG-19 pass for the hypercolumn when it is the attribute backbone.
+    shared_forward = (attr_model is not None and can_share_forward(attr_model, config.network, config.pooling)
+                      and min(target.shape[-2:]) >= pooling_factor(config.network, VGG_HYPERCOLUMN_LAYERS))
+    net_layers = list(dict.fromkeys([*layers, *VGG_HYPERCOLUMN_LAYERS])) if shared_forward else layers
+
     weights = resolve_weights(config.weights, config.network)
     if weights.notice:
         emit(callbacks, Notice(weights.notice))
     net = VGGFeatures(
-        config.network, layers, state_dict=weights.state_dict, seed=config.seed, pooling=config.pooling, source=weights.source
+        config.network, net_layers, state_dict=weights.state_dict, seed=config.seed, pooling=config.pooling, source=weights.source
     ).to(device)
+    if shared_forward and not same_vgg_weights(attr_model, net):  # type: ignore[arg-type]
+        shared_forward, net_layers = False, layers
 
     content_x = target[None].to(device)
     with torch.inference_mode():
@@ -202,10 +237,15 @@ def transfer(
         terms[name] = StyleTerm(targets, style_lw)
         loss_weights[name] = config.style_weight * share
     terms["tv"] = TVTerm()
+    if attr_model is not None:
+        guide = AttributeGuide(attr_model, shared=shared_forward)
+        for t in attr_targets:
+            terms[t.term] = AttributeTerm(guide, t)
+            loss_weights[t.term] = t.weight
     loss = WeightedLoss(terms, loss_weights)
 
     def objective(x: Tensor):
-        return loss(FeatureContext(x, net(x, layers)))
+        return loss(FeatureContext(x, net(x, net_layers)))
 
     result = optimise_pixels(
         init.to(device),
@@ -237,6 +277,14 @@ def transfer(
         "stop_reason": result.stop_reason,
         "losses": summary.as_row() if summary else None,
     }
+    if attr_model is not None:
+        metadata["attrs"] = {"model": str(config.attrs_model), "shared_forward": shared_forward,
+                             "targets": {t.name: t.to_dict() for t in attr_targets}}
+    scores = None
+    if scorer is not None:
+        scores = score_tensors(scorer, [image], ["result"])[0]
+        metadata["scores"] = {"model": str(config.score_with), "numeric": scores.to_dict()["numeric"],
+                              "categorical": scores.to_dict()["categorical"]}
     return TransferResult(
         image=image,
         alpha=alpha,
@@ -246,4 +294,5 @@ def transfer(
         stop_detail=result.stop_detail,
         config=config,
         metadata=metadata,
+        scores=scores,
     )

@@ -1,0 +1,309 @@
+"""The attribute network: a backbone's hypercolumn and one head per attribute; saving and loading it.
+
+Seed 000's network (DESIGN.md section 3): the global average pool of every residual block's output
+of a ResNet (of each ``relu*_1`` for VGG-19), concatenated and L2-normalised per image (the original
+normalised over the batch axis by mistake), then one linear head per attribute: ``tanh`` for a
+numeric attribute (its labels mapped [min, max] → [-1, 1]), logits for a categorical one.
+
+A run directory holds ``model.safetensors`` (the heads, and the backbone when it was fine-tuned) and
+``model.json`` (schema, backbone and where its weights come from, preprocessing, label scaling,
+training configuration, best metrics). A frozen backbone is not copied: ``model.json`` names its
+weights (torchvision's ImageNet file, the seeded init, or a file), which :func:`load_model` resolves
+again. Nothing is ever pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import __version__
+from ..errors import InputFileError, InvalidParameter, choice_error
+from ..nets.resnet import RESNET_ARCHS, block_channels, build_resnet
+from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD, VGGFeatures
+from ..nets.weights import WeightsChoice, load_checked, resolve_weights
+from ..files import write_atomic
+from .schema import NumericAttribute, Schema
+
+__all__ = [
+    "BACKBONE_ARCHS",
+    "VGG_HYPERCOLUMN_LAYERS",
+    "MODEL_FILE",
+    "MODEL_JSON",
+    "Hypercolumn",
+    "AttributeNet",
+    "LoadedModel",
+    "feature_dims",
+    "save_model",
+    "load_model",
+]
+
+BACKBONE_ARCHS: tuple[str, ...] = ("resnet50", "resnet18", "vgg19")
+#: The VGG-19 layers whose pooled activations form its hypercolumn (the style layers of transfer).
+VGG_HYPERCOLUMN_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+MODEL_FILE = "model.safetensors"
+MODEL_JSON = "model.json"
+_VGG_CHANNELS = (64, 128, 256, 512, 512)
+
+
+def feature_dims(arch: str) -> int:
+    """Length of ``arch``'s hypercolumn: 1,920 (resnet18), 15,104 (resnet50), 1,472 (vgg19)."""
+    if arch == "vgg19":
+        return sum(_VGG_CHANNELS)
+    if arch not in RESNET_ARCHS:
+        raise choice_error("--backbone", arch, BACKBONE_ARCHS)
+    return sum(block_channels(arch))
+
+
+class Hypercolumn(nn.Module):
+    """A backbone that maps images to their L2-normalised hypercolumn.
+
+    Batch-norm statistics always stay as loaded (the module's ``train()`` keeps the network in eval
+    mode): fine-tuning batches of 2–32 images are too small to re-estimate them, and a frozen
+    backbone must give the same features in training and in scoring.
+
+    Args:
+        arch: ``resnet50``, ``resnet18`` or ``vgg19``.
+        state_dict: torchvision-keyed weights, or ``None`` for the seeded random init.
+        seed: Seed of the random init.
+        source: Where ``state_dict`` came from, for error messages.
+        trainable: Whether the backbone's parameters get gradients (``--finetune``).
+
+    Input: RGB ``(B, 3, H, W)`` in [0, 1]; ImageNet normalisation happens inside.
+    Output: ``(B, D)`` float, each row of unit L2 norm, ``D = feature_dims(arch)``.
+    """
+
+    def __init__(self, arch: str, state_dict: dict[str, Tensor] | None = None, *, seed: int = 0,
+                 source: str = "state dict", trainable: bool = False) -> None:
+        super().__init__()
+        self.arch = arch
+        self.dims = feature_dims(arch)
+        if arch == "vgg19":
+            self.net: nn.Module = VGGFeatures("vgg19", VGG_HYPERCOLUMN_LAYERS, state_dict=state_dict, seed=seed, source=source)
+        else:
+            net = build_resnet(arch, generator=torch.Generator().manual_seed(int(seed)))
+            if state_dict is not None:
+                load_checked(net, state_dict, source=source)
+            net.fc = nn.Identity()  # the ImageNet classifier is not part of the hypercolumn
+            self.net = net
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.net.requires_grad_(trainable)
+        self.net.eval()
+
+    def train(self, mode: bool = True) -> Hypercolumn:
+        """Batch-norm statistics stay frozen: the network itself is always in eval mode."""
+        super().train(mode)
+        self.net.eval()
+        return self
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Images ``(B, 3, H, W)`` in [0, 1] → unit-norm hypercolumns ``(B, D)``."""
+        if self.arch == "vgg19":
+            acts = self.net(images, VGG_HYPERCOLUMN_LAYERS)
+            return hypercolumn_of([acts[name] for name in VGG_HYPERCOLUMN_LAYERS])
+        return hypercolumn_of(self.net.block_outputs((images - self.mean) / self.std))
+
+
+def hypercolumn_of(activations: Sequence[Tensor]) -> Tensor:
+    """Activations ``(B, C_i, H_i, W_i)`` → their global average pools, concatenated and
+    L2-normalised per image: ``(B, Σ C_i)``. (Guided transfer calls it on the transfer's own VGG-19
+    activations when they are the attribute backbone's.)"""
+    pooled = [act.mean(dim=(2, 3)) for act in activations]
+    # Per image (dim=1): the original normalised over the batch axis by mistake.
+    return F.normalize(torch.cat(pooled, dim=1), p=2.0, dim=1)
+
+
+__all__.append("hypercolumn_of")
+
+
+class AttributeNet(nn.Module):
+    """Hypercolumn backbone plus one linear head per attribute.
+
+    Args:
+        schema: The attributes (one head each, in order).
+        backbone: The feature extractor, or ``None`` for heads only (features come from a cache).
+        dims: Feature length; ``backbone.dims`` when a backbone is given.
+        seed: Seed of the heads' init (PyTorch's default ``nn.Linear`` init, drawn from a
+            generator so the global random state is untouched).
+    """
+
+    def __init__(self, schema: Schema, backbone: Hypercolumn | None = None, *, dims: int | None = None,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.schema = schema
+        self.backbone = backbone
+        dims = backbone.dims if backbone is not None else dims
+        if dims is None:
+            raise InvalidParameter("dims", dims, "the feature length when no backbone is given")
+        self.dims = int(dims)
+        generator = torch.Generator().manual_seed(int(seed))
+        heads = {}
+        for attribute in schema:
+            width = 1 if isinstance(attribute, NumericAttribute) else attribute.num_classes
+            with torch.device("meta"):  # no draw from the global generator
+                head = nn.Linear(self.dims, width)
+            head = head.to_empty(device="cpu")
+            with torch.no_grad():
+                nn.init.kaiming_uniform_(head.weight, a=math.sqrt(5), generator=generator)
+                bound = 1.0 / math.sqrt(self.dims)
+                nn.init.uniform_(head.bias, -bound, bound, generator=generator)
+            heads[attribute.name] = head
+        self.heads = nn.ModuleDict(heads)
+
+    def heads_forward(self, features: Tensor) -> dict[str, Tensor]:
+        """Features ``(B, D)`` → each head's output: numeric ``(B,)`` in [-1, 1] (tanh), categorical
+        ``(B, C)`` logits."""
+        out: dict[str, Tensor] = {}
+        for attribute in self.schema:
+            y = self.heads[attribute.name](features)
+            out[attribute.name] = torch.tanh(y[:, 0]) if isinstance(attribute, NumericAttribute) else y
+        return out
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        """Images ``(B, 3, H, W)`` in [0, 1] → :meth:`heads_forward` of their hypercolumns."""
+        if self.backbone is None:
+            raise InvalidParameter("backbone", None, "a backbone to run images through (this net has heads only)")
+        return self.heads_forward(self.backbone(images))
+
+    @torch.no_grad()
+    def predict(self, images: Tensor) -> dict[str, Tensor]:
+        """Ratings and class probabilities for images ``(B, 3, H, W)`` in [0, 1].
+
+        Returns:
+            Numeric: ``(B,)`` ratings on the attribute's scale. Categorical: ``(B, C)`` softmax
+            probabilities in the schema's class order.
+        """
+        was = self.training
+        self.eval()
+        try:
+            outputs = self(images)
+        finally:
+            self.train(was)
+        return {
+            a.name: a.from_unit(outputs[a.name]) if isinstance(a, NumericAttribute) else outputs[a.name].softmax(-1)
+            for a in self.schema
+        }
+
+
+def save_model(run_dir: str | os.PathLike[str], net: AttributeNet, meta: dict[str, Any], *,
+               with_backbone: bool) -> tuple[Path, Path]:
+    """Writes ``model.safetensors`` and ``model.json`` atomically.
+
+    Args:
+        run_dir: The run directory.
+        net: The network.
+        meta: Everything ``model.json`` records besides what this function adds (``format``,
+            ``styleforge`` version, ``schema``, ``label_scaling``, ``tensors``).
+        with_backbone: Store the backbone's tensors too (fine-tuned runs).
+
+    Returns:
+        The two paths.
+    """
+    from safetensors.torch import save
+
+    run_dir = Path(run_dir)
+    tensors = {f"heads.{k}": v.detach().cpu().contiguous() for k, v in net.heads.state_dict().items()}
+    if with_backbone and net.backbone is not None:
+        tensors.update({f"backbone.{k}": v.detach().cpu().contiguous() for k, v in net.backbone.state_dict().items()})
+    data = save(tensors, metadata={"format": "styleforge.attributes/1"})
+    scaling = {
+        a.name: {"min": a.min, "max": a.max, "unit": "2 * (v - min) / (max - min) - 1"} for a in net.schema.numeric
+    }
+    document = {
+        "format": "styleforge.attributes/1",
+        "styleforge": __version__,
+        **meta,
+        "schema": net.schema.to_dict(),
+        "label_scaling": scaling,
+        "tensors": {"heads": True, "backbone": bool(with_backbone)},
+    }
+    text = json.dumps(document, indent=1, default=str, allow_nan=True)
+    model_path = write_atomic(run_dir / MODEL_FILE, lambda h: h.write(data))
+    json_path = write_atomic(run_dir / MODEL_JSON, lambda h: h.write(text.encode()))
+    return model_path, json_path
+
+
+@dataclass
+class LoadedModel:
+    """A network read back from a run directory.
+
+    Attributes:
+        net: The network, in eval mode, with its backbone.
+        meta: ``model.json``.
+        size: The input side the network was trained at (images are resized to ``size × size``).
+        weights: How the backbone's weights were resolved (a notice may say imagenet fell back).
+    """
+
+    net: AttributeNet
+    meta: dict[str, Any]
+    size: int
+    weights: WeightsChoice | None
+
+
+def read_model_json(run_dir: str | os.PathLike[str], param: str = "RUN_DIR") -> dict[str, Any]:
+    """``model.json`` of a run directory.
+
+    Raises:
+        InputFileError: Missing or not a styleforge attribute model.
+    """
+    path = Path(run_dir) / MODEL_JSON
+    if not path.is_file():
+        raise InputFileError(param, run_dir, f"has no {MODEL_JSON}; expected the -o folder of styleforge train-attrs")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(param, path, f"is not readable JSON ({exc})") from None
+    if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith("styleforge.attributes/"):
+        raise InputFileError(param, path, "is not a styleforge attribute model description")
+    return meta
+
+
+def load_model(run_dir: str | os.PathLike[str], *, device: torch.device | str = "cpu", param: str = "RUN_DIR") -> LoadedModel:
+    """Reads a trained network from a run directory.
+
+    Args:
+        run_dir: The ``-o`` folder of ``train-attrs``.
+        device: Where to put the network.
+        param: The parameter named in errors.
+
+    Raises:
+        InputFileError: Missing or unreadable files.
+        WeightsError: A frozen backbone whose weights cannot be resolved again.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    meta = read_model_json(run_dir, param)
+    schema = Schema.from_dict(meta["schema"], param=f"{param} {MODEL_JSON} schema")
+    backbone_meta = meta["backbone"]
+    arch, seed = backbone_meta["arch"], int(backbone_meta.get("seed", 0))
+    try:
+        tensors = load_file(str(run_dir / MODEL_FILE))
+    except (OSError, SafetensorError) as exc:
+        raise InputFileError(param, run_dir / MODEL_FILE, f"cannot be read ({exc})") from None
+    stored = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
+    choice = None
+    if stored:
+        backbone = Hypercolumn(arch, None, seed=seed)
+        backbone.load_state_dict(stored)
+    else:
+        choice = resolve_weights(backbone_meta["weights"], arch)
+        backbone = Hypercolumn(arch, choice.state_dict, seed=seed, source=choice.source)
+    net = AttributeNet(schema, backbone, seed=seed)
+    net.heads.load_state_dict({k[len("heads."):]: v for k, v in tensors.items() if k.startswith("heads.")})
+    net.eval()
+    return LoadedModel(net.to(device), meta, int(meta["preprocessing"]["size"]), choice)
+
+
+__all__.append("read_model_json")

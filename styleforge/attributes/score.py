@@ -1,0 +1,598 @@
+"""Scoring images with a trained attribute network: :func:`score_images`, behind ``styleforge score``.
+
+Each image is read and preprocessed exactly as in training (``model.json``'s ``preprocessing``:
+:func:`styleforge.attributes.data.preprocess_image`, squash to ``size × size``, 8-bit), then run
+through the network in batches. A numeric attribute is reported on its label scale (1..10 for
+ACAN); a categorical one as its most probable class, that probability, and the three most probable
+classes. An image that cannot be read is a failure (path and reason) among the results, not an
+exception, so one bad file does not stop the others.
+
+Three output formats, with stable keys (documented in docs/attributes.md):
+
+- ``table``: one block per image, for a terminal.
+- ``json``: ``{"format": "styleforge.scores/1", "model", "attributes", "images": [entry, ...]}``
+  with each entry ``{"path", "error", "numeric": {name: rating}, "categorical": {name: {"class",
+  "probability", "top3": [{"class", "probability"}, ...]}}}``.
+- ``csv``: ``path``, one column per numeric attribute, for each categorical one ``<name>``,
+  ``<name>.probability``, ``<name>.top2``, ``<name>.top2.probability``, ``<name>.top3``,
+  ``<name>.top3.probability``, then ``error``.
+
+:func:`read_scores` parses the JSON and CSV forms back (floats are written with full precision,
+so they round-trip exactly).
+
+:func:`open_model` is the checked loader that ``score``, ``--score-with`` and guided transfer share:
+it refuses a folder without ``model.json`` and a model whose files disagree with it, with one line
+that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..device import resolve_device
+from ..engine.events import Callback, Notice, TaskProgress, emit
+from ..errors import InputFileError, InvalidParameter, choice_error
+from ..images import load_image
+from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD
+from .data import preprocess_image
+from .model import BACKBONE_ARCHS, MODEL_FILE, MODEL_JSON, Hypercolumn, LoadedModel, feature_dims, load_model, read_model_json
+from .schema import CategoricalAttribute, NumericAttribute, Schema
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "SCORE_FORMATS",
+    "SCORES_FORMAT",
+    "TOP_K",
+    "ModelFileError",
+    "ClassProbability",
+    "CategoricalScore",
+    "ImageScore",
+    "open_model",
+    "find_images",
+    "score_images",
+    "score_tensors",
+    "format_scores",
+    "format_table",
+    "format_json",
+    "format_csv",
+    "format_score_line",
+    "read_scores",
+    "csv_columns",
+]
+
+#: File extensions a folder walk picks up (case-insensitive). A file named explicitly is scored
+#: whatever its extension.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+SCORE_FORMATS: tuple[str, ...] = ("table", "json", "csv")
+#: The ``format`` value of the JSON document.
+SCORES_FORMAT = "styleforge.scores/1"
+#: How many of the most probable classes are reported per categorical attribute.
+TOP_K = 3
+
+
+class ModelFileError(InputFileError):
+    """An attribute model folder whose files are missing, unreadable, or disagree with ``model.json``."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class ClassProbability:
+    """One class and its softmax probability."""
+
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class CategoricalScore:
+    """A categorical attribute's prediction.
+
+    Attributes:
+        label: The most probable class.
+        probability: Its probability, in [0, 1].
+        top: The :data:`TOP_K` most probable classes (fewer if the attribute has fewer), best first;
+            ``top[0]`` is ``label``.
+    """
+
+    label: str
+    probability: float
+    top: tuple[ClassProbability, ...]
+
+
+@dataclass
+class ImageScore:
+    """The scores of one image, or why it could not be scored.
+
+    Attributes:
+        path: The image as found (as given, or the folder joined with the file's relative path).
+        numeric: Attribute → rating on its scale (``[min, max]``; 1..10 for ACAN). Empty on failure.
+        categorical: Attribute → :class:`CategoricalScore`. Empty on failure.
+        error: Why the image could not be scored, or ``None``.
+    """
+
+    path: str
+    numeric: dict[str, float] = field(default_factory=dict)
+    categorical: dict[str, CategoricalScore] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the image was scored."""
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON entry: ``{"path", "error", "numeric", "categorical"}`` (see the module docstring)."""
+        return {
+            "path": self.path,
+            "error": self.error,
+            "numeric": dict(self.numeric),
+            "categorical": {
+                name: {
+                    "class": c.label,
+                    "probability": c.probability,
+                    "top3": [{"class": t.label, "probability": t.probability} for t in c.top],
+                }
+                for name, c in self.categorical.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ImageScore:
+        """Inverse of :meth:`to_dict`."""
+        categorical = {
+            name: CategoricalScore(
+                str(c["class"]), float(c["probability"]),
+                tuple(ClassProbability(str(t["class"]), float(t["probability"])) for t in c["top3"]),
+            )
+            for name, c in (data.get("categorical") or {}).items()
+        }
+        numeric = {name: float(v) for name, v in (data.get("numeric") or {}).items()}
+        return cls(str(data["path"]), numeric, categorical, data.get("error"))
+
+    def history_row(self, prefix: str = "score.") -> dict[str, float | str]:
+        """Flat ``{"score.<numeric>": rating, "score.<cat>": class, "score.<cat>.probability": p}``."""
+        row: dict[str, float | str] = {f"{prefix}{name}": value for name, value in self.numeric.items()}
+        for name, c in self.categorical.items():
+            row[f"{prefix}{name}"] = c.label
+            row[f"{prefix}{name}.probability"] = c.probability
+        return row
+
+
+# --------------------------------------------------------------------------------------------------
+# The model
+
+
+def _bad(param: str, path: Path, problem: str) -> ModelFileError:
+    return ModelFileError(param, path, problem)
+
+
+def _check_meta(run_dir: Path, meta: dict[str, Any], param: str) -> tuple[Schema, str, int]:
+    """Checks the parts of ``model.json`` that loading and preprocessing rely on."""
+    json_path = run_dir / MODEL_JSON
+    for key in ("schema", "backbone", "preprocessing"):
+        if not isinstance(meta.get(key), dict):
+            raise _bad(param, json_path, f"has no {key!r} table; it is not a complete styleforge attribute model")
+    schema = Schema.from_dict(meta["schema"], param=f"{param} {MODEL_JSON} schema")
+    backbone, prep = meta["backbone"], meta["preprocessing"]
+    arch = backbone.get("arch")
+    if arch not in BACKBONE_ARCHS:
+        raise _bad(param, json_path, f"names the backbone {arch!r}; expected one of: {', '.join(BACKBONE_ARCHS)}")
+    if "weights" not in backbone:
+        raise _bad(param, json_path, "does not say which backbone weights it uses ('backbone.weights')")
+    dims = feature_dims(arch)
+    if "feature_dims" in backbone and backbone["feature_dims"] != dims:
+        raise _bad(param, json_path, f"says the {arch} hypercolumn has {backbone['feature_dims']} values; it has {dims}")
+    size = prep.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise _bad(param, json_path, f"has preprocessing.size {size!r}; expected a whole number of px >= 1")
+    resize = str(prep.get("resize", "squash"))
+    if not resize.startswith("squash"):
+        raise _bad(param, json_path, f"asks for the resize {resize!r}, which styleforge does not know (it squashes to size x size)")
+    norm = prep.get("normalisation")
+    if isinstance(norm, dict):
+        for key, expected in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
+            given = norm.get(key)
+            if not (isinstance(given, list) and len(given) == 3 and all(
+                    isinstance(g, (int, float)) and math.isclose(g, e, abs_tol=1e-6) for g, e in zip(given, expected))):
+                raise _bad(param, json_path, f"asks for the input normalisation {key} {given!r}; the backbones use ImageNet's {list(expected)}")
+    return schema, arch, dims
+
+
+def _check_tensors(run_dir: Path, meta: dict[str, Any], schema: Schema, arch: str, dims: int, param: str) -> None:
+    """Checks that ``model.safetensors`` holds exactly the heads (and backbone) ``model.json`` describes."""
+    from safetensors import SafetensorError, safe_open
+
+    path = run_dir / MODEL_FILE
+    if not path.is_file():
+        raise _bad(param, run_dir, f"has {MODEL_JSON} but no {MODEL_FILE} (the network's weights)")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except (OSError, SafetensorError) as exc:
+        raise _bad(param, path, f"cannot be read ({exc})") from None
+    where = f"{MODEL_FILE} and {MODEL_JSON} disagree"
+    for attribute in schema:
+        width = 1 if isinstance(attribute, NumericAttribute) else attribute.num_classes
+        for key, shape in ((f"heads.{attribute.name}.weight", (width, dims)), (f"heads.{attribute.name}.bias", (width,))):
+            if key not in shapes:
+                raise _bad(param, run_dir, f"{where}: {MODEL_JSON} has the attribute {attribute.name!r} but {MODEL_FILE} has no {key}")
+            if shapes[key] != shape:
+                what = f"{attribute.num_classes} classes" if isinstance(attribute, CategoricalAttribute) else "1 output"
+                raise _bad(param, run_dir, f"{where}: {key} has shape {list(shapes[key])}; {MODEL_JSON} ({attribute.name}: {what}, "
+                                           f"{arch}: {dims} features) needs {list(shape)}")
+    known = {f"heads.{a.name}.{p}" for a in schema for p in ("weight", "bias")}
+    extra = sorted(k for k in shapes if k.startswith("heads.") and k not in known)
+    if extra:
+        raise _bad(param, run_dir, f"{where}: {MODEL_FILE} has {extra[0]}, an attribute {MODEL_JSON}'s schema does not have "
+                                   f"(its attributes: {', '.join(schema.names)})")
+    stored = {k[len("backbone."):]: s for k, s in shapes.items() if k.startswith("backbone.")}
+    declared = (meta.get("tensors") or {}).get("backbone")
+    if declared is not None and bool(declared) != bool(stored):
+        raise _bad(param, run_dir, f"{where}: {MODEL_JSON} says the backbone is {'' if declared else 'not '}stored, "
+                                   f"{MODEL_FILE} has {len(stored)} backbone tensors")
+    if stored:
+        expected = {k: tuple(v.shape) for k, v in Hypercolumn(arch).state_dict().items()}
+        for key, shape in expected.items():
+            if stored.get(key) != shape:
+                got = "no" if key not in stored else f"shape {list(stored[key])} for"
+                raise _bad(param, run_dir, f"{where}: {MODEL_FILE} has {got} backbone.{key}; a {arch} backbone needs {list(shape)}")
+        unknown = sorted(set(stored) - set(expected))
+        if unknown:
+            raise _bad(param, run_dir, f"{where}: {MODEL_FILE} has backbone.{unknown[0]}, which a {arch} backbone does not have")
+
+
+def open_model(
+    model_dir: str | os.PathLike[str] | LoadedModel,
+    *,
+    device: torch.device | str = "cpu",
+    param: str = "MODEL_DIR",
+    callbacks: Sequence[Callback] = (),
+) -> LoadedModel:
+    """Loads a trained attribute network after checking that its files agree with ``model.json``.
+
+    The network is frozen: ``eval()`` and ``requires_grad_(False)``, heads included.
+
+    Args:
+        model_dir: The ``-o`` folder of ``train-attrs`` (a :class:`LoadedModel` is returned as is).
+        device: Where to put the network.
+        param: The parameter named in errors (``MODEL_DIR``, ``--attrs-model``, ``--score-with``).
+        callbacks: Receive a :class:`~styleforge.engine.events.Notice` when the backbone's weights
+            fell back (``auto``).
+
+    Raises:
+        InputFileError: The folder does not exist, is a file, or has no ``model.json``.
+        ModelFileError: ``model.json`` is incomplete or asks for preprocessing styleforge does not
+            know, or ``model.safetensors`` is missing, unreadable, or disagrees with it (a head's
+            shape, a missing or extra head, the backbone's tensors).
+        WeightsError: A frozen backbone whose weights cannot be resolved again.
+    """
+    if isinstance(model_dir, LoadedModel):
+        return model_dir
+    run_dir = Path(model_dir)
+    if not run_dir.exists():
+        raise InputFileError(param, run_dir, "does not exist; expected the -o folder of styleforge train-attrs")
+    if not run_dir.is_dir():
+        raise InputFileError(param, run_dir, "is a file; expected the -o folder of styleforge train-attrs")
+    meta = read_model_json(run_dir, param)
+    schema, arch, dims = _check_meta(run_dir, meta, param)
+    _check_tensors(run_dir, meta, schema, arch, dims, param)
+    model = load_model(run_dir, device=device, param=param)
+    model.net.eval().requires_grad_(False)
+    if model.weights is not None and model.weights.notice:
+        emit(callbacks, Notice(f"{param}: {model.weights.notice}"))
+    return model
+
+
+# --------------------------------------------------------------------------------------------------
+# Finding and scoring images
+
+
+def find_images(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:
+    """The images to score, in order: each file as given, each folder walked recursively.
+
+    A folder contributes its files whose extension is in :data:`IMAGE_EXTENSIONS` (hidden files
+    and folders skipped), sorted by their path relative to it; a file given by name is taken
+    whatever its extension. A path is listed once even when given twice.
+
+    Returns:
+        ``(path, problem)`` pairs: ``problem`` is ``None``, or why the argument yields nothing
+        (``does not exist``, ``is a folder with no images ...``).
+    """
+    out: list[tuple[str, str | None]] = []
+    seen: set[str] = set()
+
+    def add(text: str, problem: str | None = None) -> None:
+        key = os.path.normcase(os.path.abspath(text))
+        if problem is not None or key not in seen:
+            seen.add(key)
+            out.append((text, problem))
+
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                 and not any(part.startswith(".") for part in p.relative_to(path).parts)),
+                key=lambda p: p.relative_to(path).as_posix(),
+            )
+            if not found:
+                add(str(path), f"is a folder with no images ({' '.join(IMAGE_EXTENSIONS)})")
+            for p in found:
+                add(str(p))
+        elif path.exists():
+            add(str(path))
+        else:
+            add(str(path), "does not exist")
+    return out
+
+
+def _scores_of(model: LoadedModel, batch: Tensor, names: Sequence[str]) -> list[ImageScore]:
+    """Runs uint8 ``(B, 3, S, S)`` through the network and packs the results per image."""
+    device = next(model.net.parameters()).device
+    with torch.inference_mode():
+        predictions = model.net.predict(batch.to(device).float().div_(255))
+    schema: Schema = model.net.schema
+    numeric = {a.name: predictions[a.name].double().cpu().tolist() for a in schema.numeric}
+    categorical: dict[str, tuple[list[list[float]], list[list[int]]]] = {}
+    for a in schema.categorical:
+        probs = predictions[a.name].double().cpu()
+        top = probs.topk(min(TOP_K, a.num_classes), dim=-1)
+        categorical[a.name] = (top.values.tolist(), top.indices.tolist())
+    out = []
+    for i, name in enumerate(names):
+        cats = {}
+        for a in schema.categorical:
+            values, indices = categorical[a.name]
+            top_i = tuple(ClassProbability(a.classes[k], float(p)) for p, k in zip(values[i], indices[i]))
+            cats[a.name] = CategoricalScore(top_i[0].label, top_i[0].probability, top_i)
+        out.append(ImageScore(name, {a.name: float(numeric[a.name][i]) for a in schema.numeric}, cats))
+    return out
+
+
+def score_tensors(model: LoadedModel, images: Sequence[Tensor], names: Sequence[str]) -> list[ImageScore]:
+    """Scores images already in memory, exactly as :func:`score_images` would score them saved as
+    8-bit files (each is quantised to 8 bits first).
+
+    Args:
+        model: From :func:`open_model`.
+        images: ``(3, H, W)`` float in [0, 1] each (e.g. a transfer's result).
+        names: What to call each in the results.
+
+    Returns:
+        One :class:`ImageScore` per image.
+    """
+    size = model.size
+    batch = torch.stack([preprocess_image(rgb.detach().float().cpu().clamp(0, 1).mul(255).round().div(255), size)
+                         for rgb in images])
+    return _scores_of(model, batch, list(names))
+
+
+def score_images(
+    model_dir_or_loaded: str | os.PathLike[str] | LoadedModel,
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    batch_size: int = 16,
+    device: str | torch.device = "auto",
+    callbacks: Sequence[Callback] = (),
+) -> list[ImageScore]:
+    """Scores images and folders of images with a trained attribute network. Never prints.
+
+    Args:
+        model_dir_or_loaded: The ``-o`` folder of ``train-attrs``, or a model from :func:`open_model`.
+        paths: Image files and folders (walked recursively; see :func:`find_images`).
+        batch_size: Images per forward pass (only this many are decoded at a time).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (ignored for a loaded model).
+        callbacks: Receive :class:`~styleforge.engine.events.TaskProgress` (task ``scoring``) and
+            :class:`~styleforge.engine.events.Notice`.
+
+    Returns:
+        One :class:`ImageScore` per image found, in :func:`find_images`'s order; an unreadable or
+        missing one has ``error`` set and no scores.
+
+    Raises:
+        InvalidParameter: ``batch_size`` is not a whole number >= 1, or a bad ``device``.
+        InputFileError: A model folder that is missing, has no ``model.json`` or whose files
+            disagree with it (:class:`ModelFileError`).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidParameter("--batch-size", batch_size, "a whole number >= 1")
+    if isinstance(model_dir_or_loaded, LoadedModel):
+        model = model_dir_or_loaded
+    else:
+        model = open_model(model_dir_or_loaded, device=resolve_device(str(device)), callbacks=callbacks)
+    found = find_images(paths)
+    results: list[ImageScore | None] = [None] * len(found)
+    pending: list[tuple[int, Tensor]] = []
+    done = 0
+
+    def flush() -> None:
+        nonlocal done
+        if pending:
+            scores = _scores_of(model, torch.stack([x for _, x in pending]), [found[i][0] for i, _ in pending])
+            for (i, _), score in zip(pending, scores):
+                results[i] = score
+            done += len(pending)
+            pending.clear()
+        emit(callbacks, TaskProgress("scoring", done, len(found)))
+
+    for i, (path, problem) in enumerate(found):
+        if problem is not None:
+            results[i] = ImageScore(path, error=problem)
+            done += 1
+            continue
+        try:
+            rgb = load_image(path, param="image").rgb
+        except InputFileError as exc:
+            results[i] = ImageScore(path, error=exc.problem)
+            done += 1
+            continue
+        pending.append((i, preprocess_image(rgb, model.size)))
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+    return [r for r in results if r is not None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Formats
+
+
+def _percent(p: float) -> str:
+    return f"{100 * p:.0f}%" if p >= 0.005 else "<1%"
+
+
+def _rating(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def format_table(scores: Sequence[ImageScore], schema: Schema) -> str:
+    """One block per image: each numeric attribute's rating and scale, each categorical one's top
+    classes with their probabilities; a failed image shows its error.
+
+    Example::
+
+        out/guided.png
+          variety_texture   4.2   (1..10)
+          contrast          8.9   (1..10)
+          pri_color         blue 61%   cyan 22%   green 7%
+    """
+    width = max([len(a.name) for a in schema] + [5])
+    blocks = []
+    for score in scores:
+        lines = [score.path]
+        if not score.ok:
+            lines.append(f"  {'error':<{width}}  {score.error}")
+        else:
+            for a in schema:
+                if isinstance(a, NumericAttribute):
+                    lines.append(f"  {a.name:<{width}}  {_rating(score.numeric[a.name]):>5}   ({a.min:g}..{a.max:g})")
+                else:
+                    c = score.categorical[a.name]
+                    lines.append(f"  {a.name:<{width}}  " + "   ".join(f"{t.label} {_percent(t.probability)}" for t in c.top))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + ("\n" if blocks else "")
+
+
+def format_score_line(score: ImageScore) -> str:
+    """One line for a progress log: ``contrast 8.9 · … · pri_color blue (61%) · …``."""
+    if not score.ok:
+        return f"error: {score.error}"
+    parts = [f"{name} {_rating(v)}" for name, v in score.numeric.items()]
+    parts += [f"{name} {c.label} ({_percent(c.probability)})" for name, c in score.categorical.items()]
+    return " · ".join(parts)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def format_json(scores: Sequence[ImageScore], schema: Schema, model: str | os.PathLike[str] | None = None) -> str:
+    """The JSON document (see the module docstring); floats at full precision."""
+    document = {
+        "format": SCORES_FORMAT,
+        "model": None if model is None else str(model),
+        "attributes": schema.to_dict()["attributes"],
+        "images": [s.to_dict() for s in scores],
+    }
+    return json.dumps(_finite(document), indent=1, allow_nan=False) + "\n"
+
+
+def csv_columns(schema: Schema) -> list[str]:
+    """The CSV header for ``schema``: ``path``, the attributes' columns, ``error``."""
+    columns = ["path"]
+    for a in schema:
+        if isinstance(a, NumericAttribute):
+            columns.append(a.name)
+        else:
+            columns += [a.name, f"{a.name}.probability"]
+            for k in range(2, min(TOP_K, a.num_classes) + 1):
+                columns += [f"{a.name}.top{k}", f"{a.name}.top{k}.probability"]
+    return columns + ["error"]
+
+
+def format_csv(scores: Sequence[ImageScore], schema: Schema) -> str:
+    """The CSV table (see the module docstring); floats written with ``repr`` (exact round-trip)."""
+    columns = csv_columns(schema)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for score in scores:
+        row: dict[str, str] = {"path": score.path, "error": score.error or ""}
+        for name, value in score.numeric.items():
+            row[name] = repr(value)
+        for name, c in score.categorical.items():
+            row[name], row[f"{name}.probability"] = c.label, repr(c.probability)
+            for k, t in enumerate(c.top[1:], start=2):
+                row[f"{name}.top{k}"], row[f"{name}.top{k}.probability"] = t.label, repr(t.probability)
+        writer.writerow(row)
+    return text.getvalue()
+
+
+def format_scores(scores: Sequence[ImageScore], fmt: str, schema: Schema, *, model: str | os.PathLike[str] | None = None) -> str:
+    """``scores`` as ``table``, ``json`` or ``csv`` text.
+
+    Raises:
+        InvalidParameter: An unknown format.
+    """
+    if fmt == "table":
+        return format_table(scores, schema)
+    if fmt == "json":
+        return format_json(scores, schema, model)
+    if fmt == "csv":
+        return format_csv(scores, schema)
+    raise choice_error("--format", fmt, SCORE_FORMATS)
+
+
+def read_scores(text: str, fmt: str) -> list[ImageScore]:
+    """Parses :func:`format_json` or :func:`format_csv` output back into :class:`ImageScore` objects.
+
+    In CSV, a column ``<name>.probability`` marks ``<name>`` as categorical; every other attribute
+    column is numeric.
+
+    Raises:
+        InvalidParameter: ``fmt`` is not ``json`` or ``csv``.
+    """
+    if fmt == "json":
+        return [ImageScore.from_dict(entry) for entry in json.loads(text)["images"]]
+    if fmt != "csv":
+        raise choice_error("format", fmt, ("json", "csv"))
+    reader = csv.DictReader(io.StringIO(text))
+    columns = list(reader.fieldnames or [])
+    attrs = [c for c in columns if c not in ("path", "error") and "." not in c]
+    cats = [c for c in attrs if f"{c}.probability" in columns]
+    out = []
+    for row in reader:
+        if row.get("error"):
+            out.append(ImageScore(row["path"], error=row["error"]))
+            continue
+        numeric = {c: float(row[c]) for c in attrs if c not in cats}
+        categorical = {}
+        for c in cats:
+            top = [ClassProbability(row[c], float(row[f"{c}.probability"]))]
+            for k in range(2, TOP_K + 1):
+                if row.get(f"{c}.top{k}"):
+                    top.append(ClassProbability(row[f"{c}.top{k}"], float(row[f"{c}.top{k}.probability"])))
+            categorical[c] = CategoricalScore(top[0].label, top[0].probability, tuple(top))
+        out.append(ImageScore(row["path"], numeric, categorical))
+    return out

@@ -1,0 +1,473 @@
+"""The training loop of the shared engine: fit a module's weights to a :class:`WeightedLoss`.
+
+:func:`fit` is the network-training counterpart of :func:`~styleforge.engine.optimize.optimise_pixels`
+and uses the same tools: the optimiser factory (:func:`make_optimizer`, here with the training
+learning-rate table :data:`TRAIN_LR`), the stopping rule (:class:`StopRule`, ``mode="improvement"``
+on the monitored total) and the divergence guard. It knows nothing about attributes: the caller
+gives a ``forward`` (batch → outputs), a :class:`WeightedLoss` whose terms take ``(outputs, batch)``,
+batch iterables and, optionally, metric accumulators. Every epoch's loss terms are reported as a
+:class:`LossSummary` whose total is exactly the sum of its weighted parts.
+
+A run is resumable exactly: :meth:`FitCheckpoint.state` holds the module, the optimiser, the schedule,
+the stopping rule, the history, the best epoch and weights, and the random number generators; pass it
+back as ``resume=`` and the following epochs are the same as in an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import InvalidParameter, choice_error
+from .events import BatchProgress, Callback, EpochEnded, EpochStarted, FitEnded, emit
+from .optimize import DivergenceGuard, OptimizerSpec, StopRule, make_optimizer, parse_optimizer
+from .terms import LossSummary, WeightedLoss
+
+__all__ = [
+    "TRAIN_LR",
+    "SCHEDULES",
+    "Metrics",
+    "FitCheckpoint",
+    "FitResult",
+    "evaluate",
+    "fit",
+    "EPOCH_LINE_GROUPS",
+    "format_epoch_line",
+]
+
+#: Default learning rates for training network weights: PyTorch's own default for each optimiser
+#: (``torch.optim``'s signatures; SGD's since torch 2.2), so a user who knows PyTorch gets no
+#: surprise. See docs/attributes.md for why ``adam`` is the attribute trainer's default optimiser.
+TRAIN_LR: dict[str, float] = {
+    "lbfgs": 1.0,
+    "adam": 1e-3,
+    "adamw": 1e-3,
+    "sgd": 1e-3,
+    "momentum": 1e-3,
+    "nesterov": 1e-3,
+    "rmsprop": 1e-2,
+    "adagrad": 1e-2,
+    "adadelta": 1.0,
+}
+
+#: Learning-rate schedules :func:`fit` knows: constant, cosine annealing to 0 over the planned
+#: epochs, and reduce-on-plateau of the monitored total.
+SCHEDULES: tuple[str, ...] = ("none", "cosine", "plateau")
+
+
+class Metrics(Protocol):
+    """Accumulates metrics over the batches of one pass (an epoch, or one evaluation)."""
+
+    def update(self, outputs: Any, batch: Any) -> None:
+        """Adds one batch (outputs computed without gradients are fine)."""
+
+    def compute(self) -> dict[str, float]:
+        """The metrics of everything added, ``name -> value``."""
+
+
+class _Diverged(Exception):
+    """Raised inside a closure when a batch's loss is not finite, before the optimiser steps."""
+
+
+@dataclass
+class _Mean:
+    """Count-weighted running mean of each term's raw value over a pass."""
+
+    names: list[str]
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, float] = field(default_factory=dict)
+
+    def add(self, raw: Mapping[str, float], counts: Mapping[str, float] | None) -> None:
+        for name in self.names:
+            c = 1.0 if counts is None else float(counts.get(name, 0.0))
+            if c > 0:
+                self.sums[name] = self.sums.get(name, 0.0) + c * raw[name]
+                self.counts[name] = self.counts.get(name, 0.0) + c
+
+    def summary(self, weights: Mapping[str, float]) -> LossSummary:
+        # A term with nothing to average over (e.g. no labelled value in the set) counts 0.
+        raw = {n: (self.sums[n] / self.counts[n] if self.counts.get(n) else 0.0) for n in self.names}
+        return LossSummary(raw, {n: weights[n] * raw[n] for n in self.names})
+
+
+def _batch_raw(report: Any) -> dict[str, float]:
+    names = list(report.raw)
+    values = torch.stack([report.raw[n] for n in names]).double().cpu().tolist() if names else []
+    return dict(zip(names, values))
+
+
+@torch.no_grad()
+def evaluate(
+    module: nn.Module,
+    forward: Callable[[Any], Any],
+    loss: WeightedLoss,
+    batches: Iterable[Any],
+    *,
+    counts: Callable[[Any], Mapping[str, float]] | None = None,
+    metrics: Callable[[], Metrics] | None = None,
+) -> tuple[LossSummary, dict[str, float]]:
+    """One pass over ``batches`` in eval mode, without gradients.
+
+    Args:
+        module: Put in eval mode for the pass, and back in its previous mode after.
+        forward: Batch → outputs.
+        loss: Called as ``loss(outputs, batch)``.
+        batches: The data.
+        counts: Batch → each term's weight in the mean (e.g. its number of labelled values);
+            ``None``: every batch counts 1.
+        metrics: Factory of a fresh accumulator.
+
+    Returns:
+        The count-weighted mean of each term (as a :class:`LossSummary`) and the metrics.
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        mean = _Mean(loss.names)
+        acc = metrics() if metrics is not None else None
+        for batch in batches:
+            outputs = forward(batch)
+            report = loss(outputs, batch)
+            mean.add(_batch_raw(report), counts(batch) if counts is not None else None)
+            if acc is not None:
+                acc.update(outputs, batch)
+        return mean.summary(loss.weights), (acc.compute() if acc is not None else {})
+    finally:
+        module.train(was_training)
+
+
+@dataclass
+class FitCheckpoint:
+    """What :func:`fit` hands to its ``checkpoint`` function after every epoch.
+
+    Attributes:
+        epoch: The epoch that just ended (1-based).
+        is_best: Whether its weights are the best so far (the caller may save them now).
+        row: The epoch's history row.
+        state: Returns the full resume state (tensors, numbers, strings, lists and dicts only, so
+            ``torch.save`` + ``torch.load(weights_only=True)`` round-trip it).
+    """
+
+    epoch: int
+    is_best: bool
+    row: dict[str, float]
+    state: Callable[[], dict[str, Any]]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` did.
+
+    Attributes:
+        history: One row per epoch: ``epoch``, ``lr``, ``seconds``, ``loss`` (training total),
+            ``loss.<term>`` (weighted), ``loss.<term>.raw``, the training metrics, and the same with
+            a ``val_`` prefix for the validation pass.
+        best_epoch: The epoch with the lowest monitored total (0 when none finished).
+        best_value: That total, or ``None``.
+        stop_reason: ``completed``, ``stopped`` (early stopping), ``diverged`` or ``interrupted``.
+        stop_detail: A sentence for the user.
+        epochs_run: The last epoch that finished.
+    """
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_value: float | None
+    stop_reason: str
+    stop_detail: str
+    epochs_run: int
+
+
+def _check_int(param: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidParameter(param, value, f"a whole number >= {minimum}")
+    return value
+
+
+def _make_schedule(
+    name: str, optimizer: torch.optim.Optimizer, epochs: int, plateau_factor: float, plateau_patience: int
+) -> Any:
+    if name not in SCHEDULES:
+        raise choice_error("--lr-schedule", name, SCHEDULES)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=plateau_factor, patience=plateau_patience
+        )
+    return None
+
+
+def _clone_state(module: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def fit(
+    module: nn.Module,
+    forward: Callable[[Any], Any],
+    loss: WeightedLoss,
+    train_batches: Callable[[torch.Generator], Iterable[Any]],
+    val_batches: Callable[[], Iterable[Any]] | None = None,
+    *,
+    epochs: int,
+    optimizer: OptimizerSpec | str = "adam",
+    params: Iterable[Tensor] | Iterable[dict[str, Any]] | None = None,
+    default_lr: Mapping[str, float] = TRAIN_LR,
+    weight_decay: float = 0.0,
+    schedule: str = "none",
+    plateau_factor: float = 0.1,
+    plateau_patience: int = 10,
+    stop: StopRule | None = None,
+    guard: DivergenceGuard = DivergenceGuard(),
+    counts: Callable[[Any], Mapping[str, float]] | None = None,
+    metrics: Callable[[], Metrics] | None = None,
+    epoch_values: Callable[[], Mapping[str, float]] | None = None,
+    seed: int = 0,
+    resume: Mapping[str, Any] | None = None,
+    checkpoint: Callable[[FitCheckpoint], None] | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Trains ``module`` for up to ``epochs`` epochs and leaves the best epoch's weights in it.
+
+    Each epoch: one optimiser step per training batch (``loss(forward(batch), batch).total``,
+    through a closure so L-BFGS works too), then a validation pass (:func:`evaluate`). The monitored
+    total is the validation total (the training total without validation); the lowest one marks the
+    best epoch. After the epoch the schedule steps, the stopping rule sees the monitored total, the
+    ``checkpoint`` function is called and :class:`~styleforge.engine.events.EpochEnded` is emitted.
+
+    A batch whose loss is NaN/inf stops the run before the optimiser applies it, and a monitored
+    total the guard calls divergent stops it after the epoch (``diverged``). Ctrl-C stops it
+    (``interrupted``). In every case the best epoch's weights are put back into ``module``.
+
+    Args:
+        module: Everything trained (its ``train()``/``eval()`` mode is switched per pass).
+        forward: Batch → outputs.
+        loss: Its terms are called as ``term(outputs, batch)``.
+        train_batches: Given the run's random generator, the epoch's training batches (shuffle
+            and augment with that generator only, so a resumed run draws the same numbers). An
+            object with ``len()`` is iterated lazily; any other iterable is listed first.
+        val_batches: The validation batches, or ``None``.
+        epochs: Planned epochs (>= 1); with ``resume``, the total including those already run.
+        optimizer: ``NAME[@LR]`` or a spec (its ``steps`` is ignored).
+        params: Tensors or parameter groups to optimise; ``None``: every parameter of ``module``
+            that requires a gradient. A group's ``lr_scale`` key multiplies the learning rate.
+        default_lr: Learning rate per optimiser when the spec gives none.
+        weight_decay: L2 penalty (decoupled for adamw).
+        schedule: One of :data:`SCHEDULES`.
+        plateau_factor: ``plateau``: factor the learning rate is multiplied by.
+        plateau_patience: ``plateau``: epochs without improvement before it is.
+        stop: Early stopping on the monitored total (``mode="improvement"``), or ``None``.
+        guard: Divergence check.
+        counts: Batch → each term's weight in the epoch mean (``None``: 1 per batch).
+        metrics: Factory of metric accumulators, one per pass; validation names get ``val_``.
+        epoch_values: Extra values logged at the end of each epoch (e.g. learned log-variances).
+        seed: Seeds the run's generator (shuffling, augmentation).
+        resume: A state from :attr:`FitCheckpoint.state` to continue from.
+        checkpoint: Called after every epoch.
+        callbacks: Receive :class:`EpochStarted`, :class:`BatchProgress`, :class:`EpochEnded`
+            and :class:`FitEnded`.
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        InvalidParameter: ``epochs`` < 1, an unknown optimiser or schedule.
+    """
+    _check_int("--epochs", epochs, 1)
+    spec = parse_optimizer(optimizer)
+    groups: list[dict[str, Any]] = []
+    for item in (params if params is not None else [p for p in module.parameters() if p.requires_grad]):
+        groups.append(dict(item) if isinstance(item, Mapping) else {"params": [item]})
+    merged: list[dict[str, Any]] = []
+    for group in groups:  # single tensors become one group
+        if merged and set(group) == {"params"} and set(merged[-1]) == {"params"}:
+            merged[-1]["params"] = list(merged[-1]["params"]) + list(group["params"])
+        else:
+            merged.append(group)
+    if spec.name == "lbfgs" and len(merged) > 1:
+        # torch's L-BFGS takes a single parameter group: one learning rate for everything.
+        merged = [{"params": [p for group in merged for p in group["params"]]}]
+    base_lr = spec.lr if spec.lr is not None else default_lr[spec.name]
+    for group in merged:
+        scale = float(group.pop("lr_scale", 1.0))
+        if scale != 1.0:
+            group["lr"] = base_lr * scale
+        if "weight_decay" not in group and spec.name != "lbfgs":
+            group["weight_decay"] = weight_decay
+    opt, _ = make_optimizer(spec, merged, default_lr=default_lr, weight_decay=weight_decay)
+    scheduler = _make_schedule(schedule, opt, epochs, plateau_factor, plateau_patience)
+    generator = torch.Generator().manual_seed(int(seed))
+    weights = dict(loss.weights)
+
+    history: list[dict[str, float]] = []
+    best_epoch, best_value = 0, None
+    best_state: dict[str, Tensor] | None = None
+    start = 1
+    if resume is not None:
+        module.load_state_dict(resume["module"])
+        opt.load_state_dict(resume["optimizer"])
+        if scheduler is not None and resume.get("scheduler"):
+            scheduler.load_state_dict(resume["scheduler"])
+        if stop is not None and resume.get("stop"):
+            stop.load_state_dict(resume["stop"])
+        generator.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
+        history = [dict(row) for row in resume["history"]]
+        best_epoch, best_value = int(resume["best_epoch"]), resume["best_value"]
+        best_state = dict(resume["best_state"]) if resume.get("best_state") is not None else None
+        start = int(resume["epoch"]) + 1
+
+    def state(epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "module": _clone_state(module),
+            "optimizer": opt.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else {},
+            "stop": stop.state_dict() if stop is not None else {},
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": [dict(row) for row in history],
+            "best_epoch": best_epoch,
+            "best_value": best_value,
+            "best_state": best_state,
+        }
+
+    reason, detail = "completed", f"ran {epochs} epochs"
+    if start > epochs:
+        detail = f"the run already finished epoch {start - 1}; ask for more --epochs to continue"
+    try:
+        for epoch in range(start, epochs + 1):
+            began = time.perf_counter()
+            lr = float(opt.param_groups[0]["lr"])
+            batches = train_batches(generator)
+            if not hasattr(batches, "__len__"):
+                batches = list(batches)
+            emit(callbacks, EpochStarted(epoch, epochs, len(batches), lr))
+            module.train()
+            mean = _Mean(loss.names)
+            acc = metrics() if metrics is not None else None
+            for index, batch in enumerate(batches, start=1):
+                captured: list[tuple[Any, Any]] = []
+
+                def closure() -> Tensor:
+                    opt.zero_grad(set_to_none=True)
+                    outputs = forward(batch)
+                    report = loss(outputs, batch)
+                    if not torch.isfinite(report.total.detach()):
+                        raise _Diverged(f"the training loss became {float(report.total.detach()):g} (epoch {epoch}, batch {index})")
+                    report.total.backward()
+                    captured.append((outputs, report))
+                    return report.total
+
+                opt.step(closure)
+                outputs, report = captured[0]
+                mean.add(_batch_raw(report), counts(batch) if counts is not None else None)
+                if acc is not None:
+                    with torch.no_grad():
+                        acc.update(_detach(outputs), batch)
+                emit(callbacks, BatchProgress(epoch, index, len(batches), mean.summary(weights)))
+            train = mean.summary(weights)
+            row: dict[str, float] = {"epoch": epoch, "lr": lr}
+            row.update(_prefixed("loss", train))
+            row.update(acc.compute() if acc is not None else {})
+            val = None
+            if val_batches is not None:
+                val, val_metrics = evaluate(module, forward, loss, val_batches(), counts=counts, metrics=metrics)
+                row.update(_prefixed("val_loss", val))
+                row.update({f"val_{k}": v for k, v in val_metrics.items()})
+            if epoch_values is not None:
+                row.update({k: float(v) for k, v in epoch_values().items()})
+            monitored = (val or train).total
+            why = guard.check(monitored, best_value)
+            is_best = why is None and math.isfinite(monitored) and (best_value is None or monitored < best_value)
+            if is_best:
+                best_epoch, best_value, best_state = epoch, monitored, _clone_state(module)
+            if scheduler is not None and why is None:
+                scheduler.step(monitored) if schedule == "plateau" else scheduler.step()
+            stopping = stop.update(monitored) if stop is not None and why is None else False
+            row["seconds"] = time.perf_counter() - began
+            history.append(row)
+            if checkpoint is not None and why is None:
+                checkpoint(FitCheckpoint(epoch, is_best, dict(row), lambda e=epoch: state(e)))
+            emit(
+                callbacks,
+                EpochEnded(epoch, epochs, train, val, {k: v for k, v in row.items() if _is_metric(k)}, weights,
+                           is_best, lr, row["seconds"]),
+            )
+            if why is not None:
+                reason, detail = "diverged", f"{why} (epoch {epoch})"
+                break
+            if stopping:
+                watched = "validation" if val is not None else "training"
+                reason, detail = "stopped", f"{watched} {stop.reason} (epoch {epoch})"
+                break
+    except _Diverged as exc:
+        reason, detail = "diverged", str(exc)
+    except KeyboardInterrupt:
+        reason, detail = "interrupted", "interrupted by the user"
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    if reason == "diverged":
+        detail += f"; kept the weights of epoch {best_epoch}" if best_epoch else ""
+    epochs_run = int(history[-1]["epoch"]) if history else 0
+    emit(callbacks, FitEnded(reason, detail, epochs_run, best_epoch))
+    return FitResult(history, best_epoch, best_value, reason, detail, epochs_run)
+
+
+def _detach(outputs: Any) -> Any:
+    if isinstance(outputs, Tensor):
+        return outputs.detach()
+    if isinstance(outputs, Mapping):
+        return {k: _detach(v) for k, v in outputs.items()}
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(_detach(v) for v in outputs)
+    return outputs
+
+
+def _prefixed(prefix: str, summary: LossSummary) -> dict[str, float]:
+    row = {prefix: summary.total}
+    for name in summary.weighted:
+        row[f"{prefix}.{name}"] = summary.weighted[name]
+        row[f"{prefix}.{name}.raw"] = summary.raw[name]
+    return row
+
+
+def _is_metric(key: str) -> bool:
+    return key not in ("epoch", "lr", "seconds") and not key.startswith(("loss", "val_loss"))
+
+
+#: Metric groups the epoch line shows, prefix → label (``mae.contrast`` → ``MAE contrast 1.2``).
+EPOCH_LINE_GROUPS: dict[str, str] = {"mae": "MAE", "acc": "acc"}
+
+
+def format_epoch_line(event: EpochEnded, groups: Mapping[str, str] = EPOCH_LINE_GROUPS, digits: int = 4) -> str:
+    """The Keras-style line of one epoch.
+
+    ``epoch 12/200 · loss 1.2723 = 1×variety_texture 0.0706 + … + 0.7×pri_color 0.8103 · val_loss
+    1.31 · val MAE contrast 1.2 … · val acc pri_color 0.64``. The training total is exactly the sum
+    of ``weight × raw`` of the printed terms (:meth:`LossSummary.format` with ``show_weights``). The
+    metrics are the validation ones when there is a validation set, else the training ones.
+
+    Args:
+        event: The epoch.
+        groups: Metric-name prefixes to show and their labels.
+        digits: Significant digits of the largest weighted term.
+    """
+    parts = [f"epoch {event.epoch}/{event.epochs}", f"loss {event.train.format(digits, show_weights=event.weights)}"]
+    prefix = ""
+    if event.val is not None:
+        parts.append(f"val_loss {event.val.total:.{digits}g}")
+        prefix = "val_"
+    for group, label in groups.items():
+        start = f"{prefix}{group}."
+        shown = [f"{k[len(start):]} {v:.3g}" for k, v in event.metrics.items() if k.startswith(start)]
+        if shown:
+            parts.append(f"{'val ' if prefix else ''}{label} " + " ".join(shown))
+    if event.is_best:
+        parts.append("best")
+    return " · ".join(parts)

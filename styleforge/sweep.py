@@ -1,0 +1,266 @@
+"""Parameter sweeps: run every combination of a grid of options of a styleforge command.
+
+A cell is one ordinary ``styleforge <command> ...`` run, in its own process, with the sweep's base
+arguments plus one value per grid axis, writing into ``SWEEP_DIR/cells/<name>/``. Running cells as
+the real command keeps one code path (parsing, validation, defaults, outputs) and isolates failures:
+a failed cell is recorded with its error and the sweep goes on. A cell whose ``cell.json`` exists
+is finished and is skipped when the sweep runs again.
+
+Where cells run: ``jobs`` local processes (default), or Ray tasks (``backend="ray"``) on the cluster
+``RAY_ADDRESS`` names, or a local Ray instance when none does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidParameter, ResourceError, choice_error
+from .files import write_atomic
+
+__all__ = ["Axis", "Cell", "CellResult", "BACKENDS", "parse_grid", "plan_cells", "run_cells", "write_results"]
+
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One ``--grid NAME=V1,V2,...`` axis.
+
+    Attributes:
+        name: The command's long option name without dashes (``content-weight``), or a sweep-level
+            alias the command understands.
+        values: The values, as the command line would spell them. For an option that may be
+            repeated (``style``, ``optimizer``), ``+`` joins the repeats of one value
+            (``a.jpg:0.75+b.jpg:0.25``).
+    """
+
+    name: str
+    values: tuple[str, ...]
+
+
+def parse_grid(items: Sequence[str], options: Mapping[str, bool]) -> list[Axis]:
+    """Parses ``NAME=V1,V2,...`` items.
+
+    Values are split on ``,``; when a value itself needs commas (``style-layers``), separate the
+    values with ``;`` instead (``style-layers=relu1_1,relu2_1;relu3_1``).
+
+    Args:
+        items: The ``--grid`` arguments.
+        options: The command's option names (without dashes) → whether the option may repeat.
+
+    Raises:
+        InvalidParameter: Malformed item, unknown option (valid ones listed), empty or repeated
+            values, or an axis given twice.
+    """
+    axes: list[Axis] = []
+    for item in items:
+        name, sep, rest = str(item).partition("=")
+        name = name.strip().lstrip("-")
+        if not sep or not name:
+            raise InvalidParameter("--grid", item, "NAME=V1,V2,... (e.g. content-weight=1,5,20)")
+        if name not in options:
+            raise choice_error("--grid", name, sorted(options))
+        values = tuple(v.strip() for v in rest.split(";" if ";" in rest else ","))
+        if not values or any(not v for v in values):
+            raise InvalidParameter("--grid", item, f"non-empty values for {name}, e.g. {name}=a,b")
+        if len(set(values)) != len(values):
+            raise InvalidParameter("--grid", item, f"distinct values for {name}")
+        if any(a.name == name for a in axes):
+            raise InvalidParameter("--grid", item, f"each option at most once ({name} is already an axis)")
+        axes.append(Axis(name, values))
+    if not axes:
+        raise InvalidParameter("--grid", "(none)", "at least one NAME=V1,V2,... axis")
+    return axes
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of the grid.
+
+    Attributes:
+        index: 0-based position in row-major order of the axes.
+        settings: Axis name → value.
+        name: Folder name under ``cells/`` (readable and unique).
+        args: The command-line arguments of this cell (base arguments + axis flags + outputs).
+    """
+
+    index: int
+    settings: dict[str, str]
+    name: str
+    args: tuple[str, ...]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text)[:60]
+
+
+def plan_cells(
+    axes: Sequence[Axis],
+    base_args: Sequence[str],
+    options: Mapping[str, bool],
+    out_dir: Path,
+    outputs: Callable[[Path], list[str]],
+) -> list[Cell]:
+    """Every combination of the axes, in row-major order (the last axis varies fastest).
+
+    Args:
+        axes: The grid.
+        base_args: Arguments shared by every cell.
+        options: As for :func:`parse_grid`.
+        out_dir: The sweep folder.
+        outputs: Cell folder → the output arguments of the command (``["-o", ".../out.png"]``).
+    """
+    cells = []
+    for index, combo in enumerate(itertools.product(*(axis.values for axis in axes))):
+        settings = {axis.name: value for axis, value in zip(axes, combo)}
+        name = f"{index:03d}-" + "__".join(_slug(f"{k}={Path(v).name if '/' in v else v}") for k, v in settings.items())
+        args = list(base_args)
+        for key, value in settings.items():
+            repeats = value.split("+") if options[key] else [value]
+            for part in repeats:
+                args += [f"--{key}", part]
+        cells.append(Cell(index, settings, name[:120], tuple(args + outputs(out_dir / "cells" / name[:120]))))
+    return cells
+
+
+@dataclass
+class CellResult:
+    """What one cell produced.
+
+    Attributes:
+        cell: The cell.
+        status: ``ok``, ``failed`` or ``skipped`` (finished by an earlier run).
+        seconds: Wall time of the cell's process.
+        error: The cell's last error line when it failed.
+        metrics: Final figures read from the cell's outputs (loss terms, validation metrics, …).
+    """
+
+    cell: Cell
+    status: str
+    seconds: float = 0.0
+    error: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _cell_dir(cell: Cell, out_dir: Path) -> Path:
+    return out_dir / "cells" / cell.name
+
+
+def run_one(command: str, cell: Cell, out_dir: str, collect: Callable[[Path], dict[str, Any]]) -> CellResult:
+    """Runs one cell as ``python -m styleforge COMMAND ARGS`` and records ``cell.json`` on success."""
+    folder = _cell_dir(cell, Path(out_dir))
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "styleforge", command, *cell.args, "--quiet"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )
+    seconds = time.perf_counter() - start
+    write_atomic(folder / "log.txt", (proc.stdout + proc.stderr).encode())
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith(("error:", "Error:"))]
+        return CellResult(cell, "failed", seconds, (errors or lines or [f"exit code {proc.returncode}"])[-1])
+    result = CellResult(cell, "ok", seconds, metrics=collect(folder))
+    write_atomic(folder / "cell.json", json.dumps(asdict(result), indent=1, default=str).encode())
+    return result
+
+
+def _finished(cell: Cell, out_dir: Path) -> CellResult | None:
+    path = _cell_dir(cell, out_dir) / "cell.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return CellResult(cell, "skipped", float(data.get("seconds", 0.0)), metrics=data.get("metrics", {}))
+
+
+def run_cells(
+    command: str,
+    cells: Sequence[Cell],
+    out_dir: Path,
+    collect: Callable[[Path], dict[str, Any]],
+    *,
+    jobs: int = 1,
+    backend: str = "local",
+    on_result: Callable[[CellResult], None] | None = None,
+) -> list[CellResult]:
+    """Runs the unfinished cells and returns every cell's result, in cell order.
+
+    Args:
+        command: The styleforge command (``transfer``).
+        cells: From :func:`plan_cells`.
+        out_dir: The sweep folder.
+        collect: Cell folder → metrics, run in the cell's worker after success.
+        jobs: Cells run at once (local backend).
+        backend: ``local`` or ``ray``.
+        on_result: Called with each result as it arrives (progress).
+    """
+    if backend not in BACKENDS:
+        raise choice_error("--backend", backend, BACKENDS)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InvalidParameter("--jobs", jobs, "a whole number >= 1")
+    results: dict[int, CellResult] = {}
+    todo = []
+    for cell in cells:
+        done = _finished(cell, out_dir)
+        if done is not None:
+            results[cell.index] = done
+            if on_result:
+                on_result(done)
+        else:
+            todo.append(cell)
+    if backend == "ray":
+        for result in _run_ray(command, todo, out_dir, collect):
+            results[result.cell.index] = result
+            if on_result:
+                on_result(result)
+    else:
+        # Threads only wait on the cells' processes; the work happens in those processes.
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(run_one, command, cell, str(out_dir), collect) for cell in todo]
+            for future in futures:
+                result = future.result()
+                results[result.cell.index] = result
+                if on_result:
+                    on_result(result)
+    return [results[cell.index] for cell in cells]
+
+
+def _run_ray(command: str, cells: Sequence[Cell], out_dir: Path, collect: Callable[[Path], dict[str, Any]]) -> list[CellResult]:
+    try:
+        import ray
+    except ImportError:
+        raise ResourceError("--backend ray: Ray is not installed; pip install 'styleforge[ray]'") from None
+    if not ray.is_initialized():
+        # RAY_ADDRESS (if set) names an existing cluster; otherwise a local instance starts.
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, ignore_reinit_error=True, log_to_driver=False)
+    task = ray.remote(run_one)
+    return ray.get([task.remote(command, cell, str(out_dir), collect) for cell in cells])
+
+
+def write_results(path: Path, axes: Sequence[Axis], results: Sequence[CellResult]) -> Path:
+    """Writes ``results.csv``: one row per cell (settings, status, seconds, metrics, error)."""
+    metric_keys: list[str] = []
+    for result in results:
+        metric_keys += [k for k in result.metrics if k not in metric_keys]
+    columns = ["cell", *(a.name for a in axes), "status", "seconds", *metric_keys, "error"]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        writer.writerow({"cell": r.cell.name, **r.cell.settings, "status": r.status, "seconds": f"{r.seconds:.2f}",
+                         **r.metrics, "error": r.error})
+    return write_atomic(path, text.getvalue().encode())

@@ -1,0 +1,125 @@
+"""Tests of ``styleforge make-dataset`` and ``styleforge train-attrs`` through click's CliRunner: the
+epoch lines (total = Σ weight × printed raw), the files, --resume, and user mistakes (one line,
+exit code 2 for usage / 1 for runtime, no traceback)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from styleforge.cli import cli
+from styleforge.nets import weights as weights_module
+
+FAST = ["--backbone", "resnet18", "--weights", "random", "--size", "32", "--batch-size", "8", "--lr", "0.01",
+        "--device", "cpu"]
+_EPOCH = re.compile(r"^epoch (\d+)/(\d+) · loss (\S+) = (.*?) · val_loss (\S+) · val MAE (.*?) · val acc (.*?)( · best)?$")
+
+
+def _invoke(*args: object) -> Result:
+    return CliRunner().invoke(cli, [*map(str, args)])
+
+
+def _one_line_error(result: Result, code: int) -> str:
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_make_dataset_command(tmp_path: Path) -> None:
+    result = _invoke("make-dataset", tmp_path / "set", "--count", 3, "--seed", 2, "--size", 32)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(tmp_path / "set" / "labels.csv")
+    with open(tmp_path / "set" / "labels.csv", newline="") as stream:
+        assert len(list(csv.DictReader(stream))) == 3
+    bad = _invoke("make-dataset", tmp_path / "x", "--count", 0)
+    assert "--count: 0 is not valid" in _one_line_error(bad, 2)
+
+
+def test_train_attrs_prints_keras_lines_that_add_up_and_resumes(data24: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = _invoke("train-attrs", "--data", data24, "-o", run, *FAST, "--epochs", 2,
+                     "--loss-weight", "categorical=0.7", "--loss-weight", "contrast=2")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("epoch ")]
+    assert [int(_EPOCH.match(line)[1]) for line in lines] == [1, 2], result.output
+    for line in lines:
+        match = _EPOCH.match(line)
+        parts = []
+        for chunk in match[4].split(" + "):
+            label, value = chunk.rsplit(" ", 1)
+            weight, name = label.split("×")
+            parts.append((name, Decimal(weight), Decimal(value)))
+        assert [p[0] for p in parts][:1] == ["variety_texture"] and len(parts) == 8
+        weights = {name: weight for name, weight, _ in parts}
+        assert weights["pri_color"] == weights["harmony"] == Decimal("0.7") and weights["contrast"] == 2
+        assert Decimal(match[3]) == sum(w * v for _, w, v in parts)  # exactly (seed 001)
+        assert "contrast" in match[6] and "pri_color" in match[7]
+    assert str(run / "model.safetensors") in result.output and str(run / "curves.png") in result.output
+    more = _invoke("train-attrs", "-o", run, "--resume", "--epochs", 3, "--device", "cpu")
+    assert more.exit_code == 0, more.output
+    assert [line.split(" ·")[0] for line in more.output.splitlines() if line.startswith("epoch ")] == ["epoch 3/3"]
+    with open(run / "history.csv", newline="") as stream:
+        assert [row["epoch"] for row in csv.DictReader(stream)] == ["1", "2", "3"]
+    changed = _invoke("train-attrs", "-o", run, "--resume", "--epochs", 4, "--balance", "initial")
+    assert "--balance: 'initial' is not valid; expected 'none', as in the run being resumed" in _one_line_error(changed, 2)
+
+
+def test_bad_data_is_one_line_naming_file_row_and_column(data24: Path, tmp_path: Path) -> None:
+    path = data24 / "labels.csv"
+    with open(path, newline="") as stream:
+        rows = list(csv.reader(stream))
+    rows[3][rows[0].index("pri_color")] = "purple"
+    with open(path, "w", newline="") as stream:
+        csv.writer(stream).writerows(rows)
+    result = _invoke("train-attrs", "--data", data24, "-o", tmp_path / "run", *FAST, "--epochs", 1)
+    line = _one_line_error(result, 2)
+    assert "labels.csv" in line and "row 3 (line 4), column 'pri_color': 'purple' is not valid" in line
+    assert "green-yellow" in line  # the valid classes are listed
+    assert not (tmp_path / "run" / "model.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args, code, expected",
+    [
+        (["--loss-weight", "catgorical=0.7"], 2, "did you mean 'categorical'"),
+        (["--loss-weight", "categorical"], 2, "KEY=WEIGHT"),
+        (["--augment", "standard"], 2, "--augment: 'standard' is not valid; expected none without --finetune"),
+        (["--val-split", "0.6", "--test-split", "0.5"], 2, "--test-split"),
+        (["--optimizer", "adamm"], 2, "did you mean 'adam'"),
+        (["--size", "16"], 2, "--size: 16 is not valid; expected a whole number >= 32"),
+        (["--weights", "missing.pth"], 2, "--weights: 'missing.pth' is not valid"),
+    ],
+)
+def test_bad_options(data24: Path, tmp_path: Path, args: list[str], code: int, expected: str) -> None:
+    result = _invoke("train-attrs", "--data", data24, "-o", tmp_path / "run", *FAST, "--epochs", 1, *args)
+    assert expected in _one_line_error(result, code)
+
+
+def test_missing_data_and_unavailable_imagenet(data24: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _invoke("train-attrs", "-o", tmp_path / "run")
+    assert result.exit_code == 2 and "Missing option '--data'" in result.output
+    result = _invoke("train-attrs", "--data", tmp_path / "nowhere", "-o", tmp_path / "run")
+    assert "nowhere' does not exist" in _one_line_error(result, 2)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(weights_module, "IMAGENET_URL", "http://127.0.0.1:9/")  # no network, fast
+    result = _invoke("train-attrs", "--data", data24, "-o", tmp_path / "run", "--backbone", "resnet18", "--size", "32",
+                     "--device", "cpu", "--weights", "imagenet")
+    line = _one_line_error(result, 1)
+    assert "resnet18-f37072fd.pth" in line and "--weights random" in line
+
+
+def test_skip_bad_counts_and_continues(data24: Path, tmp_path: Path) -> None:
+    (data24 / "images" / "0005.png").unlink()
+    result = _invoke("train-attrs", "--data", data24, "-o", tmp_path / "a", *FAST, "--epochs", 1)
+    assert "row 6 (line 7), column 'image': 'images/0005.png' does not exist" in _one_line_error(result, 2)
+    result = _invoke("train-attrs", "--data", data24, "-o", tmp_path / "b", *FAST, "--epochs", 1, "--skip-bad")
+    assert result.exit_code == 0, result.output
+    assert "note: skipped 1 bad image(s)" in result.output and "row 6: images/0005.png does not exist" in result.output

@@ -1,0 +1,146 @@
+"""Tests of styleforge.attributes.model: the hypercolumn (per-image L2 norm, dimensions), the heads,
+and saving / loading a model as safetensors + JSON (frozen and fine-tuned, --weights PATH)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from styleforge.attributes.model import (
+    AttributeNet,
+    Hypercolumn,
+    feature_dims,
+    load_model,
+    read_model_json,
+    save_model,
+)
+from styleforge.attributes.schema import ACAN_SCHEMA, CategoricalAttribute, NumericAttribute, Schema
+from styleforge.errors import InputFileError, InvalidParameter, WeightsError
+from styleforge.nets.resnet import build_resnet
+
+META = {
+    "backbone": {"arch": "resnet18", "weights": "random", "seed": 3},
+    "preprocessing": {"size": 32},
+}
+
+
+def test_feature_dims_match_the_design() -> None:
+    assert feature_dims("resnet50") == 15104  # the original's 15,104-dim hypercolumn
+    assert feature_dims("resnet18") == 1920
+    assert feature_dims("vgg19") == 64 + 128 + 256 + 512 + 512
+    with pytest.raises(InvalidParameter, match="--backbone"):
+        feature_dims("resnet34")
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "vgg19"])
+def test_hypercolumn_is_unit_norm_per_image_and_batch_independent(arch: str) -> None:
+    net = Hypercolumn(arch, seed=0)
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        batch = net(images)
+        alone = net(images[1:2])
+    assert batch.shape == (3, feature_dims(arch))
+    assert torch.allclose(batch.norm(dim=1), torch.ones(3), atol=1e-5)
+    # Normalised per image: an image's features do not depend on the rest of the batch (the
+    # original normalised over the batch axis).
+    assert torch.allclose(batch[1:2], alone, atol=1e-5)
+    assert not torch.allclose(batch[0], batch[1])
+
+
+def test_hypercolumn_keeps_batch_norm_frozen_and_respects_trainable() -> None:
+    frozen = Hypercolumn("resnet18", seed=0)
+    assert not any(p.requires_grad for p in frozen.parameters())
+    tuned = Hypercolumn("resnet18", seed=0, trainable=True)
+    tuned.train()
+    assert tuned.training and not tuned.net.training
+    assert all(not m.training for m in tuned.net.modules())
+    assert all(p.requires_grad for p in tuned.parameters())
+    before = tuned.net.bn1.running_mean.clone()
+    tuned(torch.rand(2, 3, 32, 32))
+    assert torch.equal(tuned.net.bn1.running_mean, before)
+
+
+def test_heads_outputs_and_predict_ranges() -> None:
+    schema = Schema((NumericAttribute("mood", 0.0, 4.0), CategoricalAttribute("era", ("old", "new", "future"))))
+    net = AttributeNet(schema, Hypercolumn("resnet18", seed=0), seed=0)
+    with torch.no_grad():
+        outputs = net(torch.rand(5, 3, 32, 32))
+    assert outputs["mood"].shape == (5,) and float(outputs["mood"].abs().max()) <= 1.0
+    assert outputs["era"].shape == (5, 3)
+    predicted = net.predict(torch.rand(5, 3, 32, 32))
+    assert ((predicted["mood"] >= 0) & (predicted["mood"] <= 4)).all()
+    assert torch.allclose(predicted["era"].sum(-1), torch.ones(5), atol=1e-6)
+    assert AttributeNet(schema, dims=10, seed=1).heads["era"].weight.shape == (3, 10)
+    # Heads are seeded: the same seed gives the same weights, and the global RNG is left alone.
+    state = torch.get_rng_state()
+    a, b = AttributeNet(schema, dims=10, seed=1), AttributeNet(schema, dims=10, seed=1)
+    assert torch.equal(state, torch.get_rng_state())
+    assert torch.equal(a.heads["mood"].weight, b.heads["mood"].weight)
+
+
+def test_save_and_load_a_frozen_model(tmp_path: Path) -> None:
+    net = AttributeNet(ACAN_SCHEMA, Hypercolumn("resnet18", seed=3), seed=3)
+    with torch.no_grad():
+        for p in net.heads.parameters():
+            p.add_(0.01)  # "trained" heads, different from a fresh init
+    model_path, json_path = save_model(tmp_path, net, META, with_backbone=False)
+    assert model_path.read_bytes()[8:9] == b"{"  # a safetensors header, not a pickle
+    meta = json.loads(json_path.read_text())
+    assert meta["schema"] == ACAN_SCHEMA.to_dict()
+    assert meta["label_scaling"]["contrast"]["min"] == 1.0 and meta["label_scaling"]["contrast"]["max"] == 10.0
+    assert meta["tensors"] == {"heads": True, "backbone": False}
+    from safetensors.torch import load_file
+
+    assert all(k.startswith("heads.") for k in load_file(str(model_path)))
+    images = torch.rand(2, 3, 32, 32)
+    loaded = load_model(tmp_path)
+    expected = net.predict(images)
+    got = loaded.net.predict(images)
+    assert loaded.size == 32 and loaded.weights is not None and loaded.weights.kind == "random"
+    for name in ACAN_SCHEMA.names:
+        assert torch.allclose(got[name], expected[name], atol=1e-5), name
+
+
+def test_save_and_load_a_finetuned_model_stores_the_backbone(tmp_path: Path) -> None:
+    net = AttributeNet(ACAN_SCHEMA, Hypercolumn("resnet18", seed=3, trainable=True), seed=3)
+    with torch.no_grad():
+        net.backbone.net.conv1.weight.mul_(1.5)  # a backbone the seed can no longer rebuild
+    save_model(tmp_path, net, META, with_backbone=True)
+    loaded = load_model(tmp_path)
+    assert loaded.weights is None  # nothing resolved: the backbone came from the file
+    images = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(loaded.net.predict(images)["contrast"], net.predict(images)["contrast"], atol=1e-5)
+
+
+def test_weights_from_a_local_state_dict_file(tmp_path: Path) -> None:
+    from styleforge.nets.weights import resolve_weights
+
+    reference = build_resnet("resnet18", generator=torch.Generator().manual_seed(42))
+    path = tmp_path / "resnet18-local.pth"
+    torch.save(reference.state_dict(), path)  # torchvision's keys, fc included
+    choice = resolve_weights(str(path), "resnet18")
+    from_file = Hypercolumn("resnet18", choice.state_dict, seed=0, source=choice.source)
+    same = Hypercolumn("resnet18", seed=42)
+    other = Hypercolumn("resnet18", seed=0)
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(from_file(images), same(images), atol=1e-6)
+        assert not torch.allclose(from_file(images), other(images), atol=1e-3)
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, wrong)
+    with pytest.raises(WeightsError, match="does not fit this network"):
+        Hypercolumn("resnet18", resolve_weights(str(wrong), "resnet18").state_dict, source=str(wrong))
+
+
+def test_load_model_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="has no model.json"):
+        load_model(tmp_path)
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(InputFileError, match="not readable JSON"):
+        read_model_json(tmp_path)
+    (tmp_path / "model.json").write_text('{"format": "something else"}')
+    with pytest.raises(InputFileError, match="not a styleforge attribute model"):
+        read_model_json(tmp_path)

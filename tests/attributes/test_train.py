@@ -1,0 +1,318 @@
+"""Tests of styleforge.attributes.train: loss weights and balancing arithmetic, masked partial labels,
+metrics, the run directory, exact resumption, and a short run that learns something measurable."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import FAST
+
+from styleforge import TrainConfig, train_attrs
+from styleforge.attributes.schema import ACAN_SCHEMA, CategoricalAttribute, NumericAttribute, Schema
+from styleforge.attributes.train import (
+    AttributeMetrics,
+    Batch,
+    HeadLoss,
+    build_loss,
+    head_weights,
+    parse_loss_weights,
+)
+from styleforge.engine import EpochEnded, Notice
+from styleforge.errors import InputFileError, InvalidParameter
+
+SMALL = Schema((NumericAttribute("contrast"), NumericAttribute("repetition"), CategoricalAttribute("hue", ("red", "green", "blue"))))
+
+
+def _strip(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+# --- loss weights ------------------------------------------------------------------------------------
+
+
+def test_loss_weight_keys_kinds_and_names() -> None:
+    assert head_weights(ACAN_SCHEMA, {}) == dict.fromkeys(ACAN_SCHEMA.names, 1.0)
+    weights = head_weights(ACAN_SCHEMA, parse_loss_weights(["categorical=0.7"]))  # seed 000's final run
+    assert weights["pri_color"] == weights["harmony"] == 0.7
+    assert all(weights[n] == 1.0 for n in ACAN_SCHEMA.names[:6])
+    # An attribute's own weight beats its kind's, whatever the order.
+    for order in (["contrast=2", "numeric=0.5"], ["numeric=0.5", "contrast=2"]):
+        weights = head_weights(ACAN_SCHEMA, parse_loss_weights(order))
+        assert weights["contrast"] == 2.0 and weights["repetition"] == 0.5 and weights["harmony"] == 1.0
+    assert parse_loss_weights(["harmony=1", "harmony=0"]) == {"harmony": 0.0}
+
+
+@pytest.mark.parametrize(
+    "items, match",
+    [
+        (["categorical"], "KEY=WEIGHT"),
+        (["=0.7"], "KEY=WEIGHT"),
+        (["contrast=-1"], "--loss-weight contrast: '-1'"),
+        (["contrast=abc"], "a finite number >= 0"),
+        (["contrast=nan"], "a finite number >= 0"),
+    ],
+)
+def test_bad_loss_weight_values(items: list[str], match: str) -> None:
+    with pytest.raises(InvalidParameter, match=match):
+        parse_loss_weights(items)
+
+
+def test_unknown_loss_weight_key_lists_valid_and_suggests() -> None:
+    with pytest.raises(InvalidParameter) as info:
+        head_weights(ACAN_SCHEMA, {"catgorical": 0.7})
+    message = str(info.value)
+    assert "did you mean 'categorical'" in message and "pri_color" in message and info.value.exit_code == 2
+    with pytest.raises(InvalidParameter, match="a kind of attribute the schema has"):
+        head_weights(Schema((NumericAttribute("x"),)), {"categorical": 0.5})
+
+
+# --- terms: masking, scaling, balancing ------------------------------------------------------------
+
+
+def _batch() -> tuple[dict[str, torch.Tensor], Batch]:
+    outputs = {
+        "contrast": torch.tensor([0.5, -0.5, 0.0, 1.0], requires_grad=True),
+        "repetition": torch.tensor([0.1, 0.2, 0.3, 0.4], requires_grad=True),
+        "hue": torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [1.0, 1.0, 1.0]], requires_grad=True),
+    }
+    labels = {
+        "contrast": torch.tensor([1.0, float("nan"), 0.0, float("nan")]),
+        "repetition": torch.full((4,), float("nan")),
+        "hue": torch.tensor([0, 2, -1, 1]),
+    }
+    return outputs, Batch(torch.zeros(4, 1), labels)
+
+
+def test_masked_partial_labels_only_count_labelled_cells() -> None:
+    outputs, batch = _batch()
+    contrast = HeadLoss(SMALL["contrast"])
+    value = contrast(outputs, batch)
+    assert value.item() == pytest.approx(((0.5 - 1.0) ** 2 + 0.0) / 2)  # rows 0 and 2 only
+    value.backward()
+    grad = outputs["contrast"].grad
+    assert grad[1] == 0 and grad[3] == 0 and grad[0] != 0
+    empty = HeadLoss(SMALL["repetition"])(outputs, batch)  # nothing labelled: 0, no NaN
+    assert empty.item() == 0.0 and empty.requires_grad
+    hue = HeadLoss(SMALL["hue"])(outputs, batch)
+    expected = torch.nn.functional.cross_entropy(outputs["hue"][[0, 1, 3]], torch.tensor([0, 2, 1]))
+    assert hue.item() == pytest.approx(expected.item())
+    assert batch.counts() == {"contrast": 2.0, "repetition": 0.0, "hue": 3.0}
+
+
+@pytest.mark.parametrize("kind", ["mse", "l1", "smooth_l1", "huber"])
+def test_numeric_loss_choices(kind: str) -> None:
+    outputs, batch = _batch()
+    value = HeadLoss(SMALL["contrast"], kind, delta=0.25)(outputs, batch).item()
+    errors = torch.tensor([-0.5, 0.0])
+    expected = {
+        "mse": (errors**2).mean(),
+        "l1": errors.abs().mean(),
+        "smooth_l1": torch.nn.functional.smooth_l1_loss(errors, torch.zeros(2), beta=0.25),
+        "huber": torch.nn.functional.huber_loss(errors, torch.zeros(2), delta=0.25),
+    }[kind]
+    assert value == pytest.approx(expected.item())
+
+
+def test_label_smoothing_raises_the_loss_of_confident_right_answers() -> None:
+    outputs, batch = _batch()
+    plain = HeadLoss(SMALL["hue"])(outputs, batch).item()
+    smooth = HeadLoss(SMALL["hue"], label_smoothing=0.2)(outputs, batch).item()
+    assert smooth > plain
+
+
+def test_weighted_and_balanced_totals() -> None:
+    outputs, batch = _batch()
+    plain = {n: HeadLoss(SMALL[n])(outputs, batch).item() for n in SMALL.names}
+    config = TrainConfig(loss_weights={"categorical": 0.7, "contrast": 2.0})
+    loss, _ = build_loss(SMALL, config)
+    report = loss(outputs, batch)
+    assert loss.weights == {"contrast": 2.0, "repetition": 1.0, "hue": 0.7}
+    assert report.total.item() == pytest.approx(2.0 * plain["contrast"] + 0.7 * plain["hue"])
+    summary = report.summary()
+    assert summary.total == math.fsum(summary.weighted.values())
+
+    initial = {"contrast": 0.5, "repetition": 0.0, "hue": 2.0}  # 0 divides by 1
+    loss, _ = build_loss(SMALL, TrainConfig(balance="initial", loss_weights={"hue": 3.0}), initial=initial)
+    raw = {k: v.item() for k, v in loss(outputs, batch).raw.items()}
+    assert raw["contrast"] == pytest.approx(plain["contrast"] / 0.5)
+    assert raw["hue"] == pytest.approx(plain["hue"] / 2.0)
+    assert raw["repetition"] == 0.0
+
+    log_vars = torch.nn.ParameterDict({n: torch.nn.Parameter(torch.tensor(v)) for n, v in
+                                       {"contrast": 0.5, "repetition": 1.0, "hue": -0.3}.items()})
+    loss, _ = build_loss(SMALL, TrainConfig(balance="uncertainty", loss_weights={"hue": 0.5}), log_vars=log_vars)
+    report = loss(outputs, batch)
+    raw = {k: v.item() for k, v in report.raw.items()}
+    assert raw["contrast"] == pytest.approx(math.exp(-0.5) * plain["contrast"] + 0.5)  # exp(-s)·L + s
+    assert raw["hue"] == pytest.approx(math.exp(0.3) * plain["hue"] - 0.3)
+    assert raw["repetition"] == 0.0  # unlabelled in this batch: not even the regulariser
+    assert report.total.item() == pytest.approx(raw["contrast"] + raw["repetition"] + 0.5 * raw["hue"])
+    report.total.backward()
+    # d/ds (exp(-s)L + s) = 1 - exp(-s)L: the log-variances learn.
+    assert log_vars["contrast"].grad.item() == pytest.approx(1 - math.exp(-0.5) * plain["contrast"])
+
+
+def test_metrics_mae_on_the_label_scale_and_accuracy() -> None:
+    outputs, batch = _batch()
+    metrics = AttributeMetrics(SMALL, {n: HeadLoss(SMALL[n]) for n in SMALL.names})
+    metrics.update(outputs, batch)
+    metrics.update(outputs, batch)
+    values = metrics.compute()
+    # contrast rows 0 and 2: predictions 0.5 / 0.0 in unit → 7.75 / 5.5; labels 1.0 / 0.0 → 10 / 5.5
+    assert values["mae.contrast"] == pytest.approx((2.25 + 0.0) / 2)
+    assert values["acc.hue"] == pytest.approx(1 / 3)  # rows 0, 1, 3: right, wrong, tie→class 0 wrong
+    assert math.isnan(values["mae.repetition"]) and math.isnan(values["head_loss.repetition"])
+    assert values["head_loss.contrast"] == pytest.approx(0.125)
+
+
+# --- training runs ------------------------------------------------------------------------------------
+
+
+def test_short_run_learns_primary_colour(data24: Path, tmp_path: Path) -> None:
+    """24 synthetic images at 32 px, frozen random ResNet-18: the primary colour is learned well above
+    chance (1/13) on the training set."""
+    result = train_attrs(data24, tmp_path / "run", **{**FAST, "epochs": 30, "val_split": 0.0, "patience": 0})
+    accuracy = result.metrics["train"]["acc.pri_color"]
+    assert accuracy >= 0.6, accuracy
+    first, last = result.history[0], result.history[-1]
+    assert last["head_loss.pri_color"] < 0.8 * first["head_loss.pri_color"]
+    assert last["loss"] < first["loss"]
+    assert result.best_epoch == 30 and result.stop_reason == "completed"
+
+
+def test_run_directory_contents(data24: Path, tmp_path: Path) -> None:
+    events: list[object] = []
+    run = tmp_path / "run"
+    result = train_attrs(data24, run, callbacks=[events.append], test_split=0.2, **FAST)
+    names = {p.name for p in run.iterdir()}
+    assert {"model.safetensors", "model.json", "history.csv", "curves.png", "metrics.json", "resume.pt",
+            "features.safetensors"} <= names
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["backbone"]["arch"] == "resnet18" and meta["backbone"]["weights"] == "random"
+    assert meta["preprocessing"]["size"] == 32 and meta["training"]["config"]["epochs"] == 3
+    assert meta["training"]["optimizer"] == "adam" and meta["training"]["lr"] == 0.01
+    assert meta["best"]["epoch"] == result.best_epoch and meta["data"]["images"] == {"train": 17, "val": 2, "test": 5}
+    with open(run / "history.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 3 and [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    for name in ACAN_SCHEMA.names:
+        for prefix in ("loss.", "val_loss.", "head_loss.", "val_head_loss."):
+            assert prefix + name in rows[0], prefix + name
+    for row in rows:  # the CSV total is the sum of its weighted parts
+        assert float(row["loss"]) == pytest.approx(sum(float(row[f"loss.{n}"]) for n in ACAN_SCHEMA.names), rel=1e-12)
+    assert "mae.contrast" in rows[0] and "val_acc.pri_color" in rows[0]
+    with Image_open(run / "curves.png") as image:
+        assert image.size[0] > 600 and image.size[1] > 300
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["best_epoch"] == result.best_epoch and set(metrics) >= {"train", "val", "test", "baseline"}
+    assert "acc.pri_color" in metrics["test"] and "mae.contrast" in metrics["baseline"]["test"]
+    state = torch.load(run / "resume.pt", weights_only=True)  # no pickled code anywhere
+    assert state["epoch"] == 3
+    ended = [e for e in events if isinstance(e, EpochEnded)]
+    assert [e.epoch for e in ended] == [1, 2, 3]
+    assert all(e.val is not None and "val_mae.contrast" in e.metrics for e in ended)
+    assert result.files and all(p.exists() for p in result.files)
+
+
+def Image_open(path: Path):  # noqa: N802 - a tiny helper to keep the import local
+    from PIL import Image
+
+    return Image.open(path)
+
+
+@pytest.mark.parametrize("extra", [{"balance": "uncertainty", "lr_schedule": "cosine"}, {"balance": "initial", "lr_schedule": "plateau"}],
+                         ids=["uncertainty-cosine", "initial-plateau"])
+def test_interrupt_then_resume_gives_the_uninterrupted_history(data24: Path, tmp_path: Path, extra: dict) -> None:
+    options = {**FAST, "epochs": 5, "patience": 0, "plateau_patience": 1, **extra}
+    whole = train_attrs(data24, tmp_path / "whole", **options)
+
+    def interrupt(event: object) -> None:
+        if isinstance(event, EpochEnded) and event.epoch == 2:
+            raise KeyboardInterrupt
+
+    first = train_attrs(data24, tmp_path / "part", callbacks=[interrupt], **options)
+    assert first.stop_reason == "interrupted" and len(first.history) == 2
+    resumed = train_attrs(data24, tmp_path / "part", resume=True)
+    assert _strip(resumed.history) == _strip(whole.history)
+    assert resumed.best_epoch == whole.best_epoch
+    if extra["balance"] == "uncertainty":
+        assert all(f"logvar.{n}" in resumed.history[-1] for n in ACAN_SCHEMA.names)
+        assert resumed.metrics["log_variance"] == whole.metrics["log_variance"]
+    else:
+        assert resumed.metrics["balance_initial"] == whole.metrics["balance_initial"]
+        row = resumed.history[0]  # the term is the head's loss over its starting value
+        for name in ACAN_SCHEMA.names:
+            ratio = row[f"head_loss.{name}"] / resumed.metrics["balance_initial"][name]
+            assert row[f"loss.{name}.raw"] == pytest.approx(ratio, rel=1e-5)
+
+
+def test_early_stop_then_resume_with_more_patience_and_epochs(data24: Path, tmp_path: Path) -> None:
+    options = {**FAST, "epochs": 6, "patience": 1, "min_delta": 0.5}
+    whole = train_attrs(data24, tmp_path / "whole", **{**options, "patience": 0})
+    stopped = train_attrs(data24, tmp_path / "run", **options)
+    assert stopped.stop_reason == "stopped" and len(stopped.history) < 6  # needs a 50 % improvement
+    assert "improved by less than 0.5" in stopped.stop_detail
+    resumed = train_attrs(data24, tmp_path / "run", resume=True, patience=100)
+    assert resumed.stop_reason == "completed"
+    assert _strip(resumed.history) == _strip(whole.history)
+    with pytest.raises(InvalidParameter, match="--lr: 0.5 is not valid; expected 0.01, as in the run being resumed"):
+        train_attrs(data24, tmp_path / "run", resume=True, lr=0.5)
+
+
+def test_partial_labels_train_and_an_unlabelled_head_is_reported(data24: Path, tmp_path: Path) -> None:
+    path = data24 / "labels.csv"
+    with open(path, newline="") as stream:
+        rows = list(csv.reader(stream))
+    for i, row in enumerate(rows[1:]):
+        row[rows[0].index("harmony")] = ""  # nobody labelled harmony
+        if i % 2:
+            row[rows[0].index("contrast")] = ""  # half labelled contrast
+    with open(path, "w", newline="") as stream:
+        csv.writer(stream).writerows(rows)
+    notices: list[str] = []
+    result = train_attrs(data24, tmp_path / "run", callbacks=[lambda e: notices.append(e.message) if isinstance(e, Notice) else None],
+                         **FAST)
+    assert any("harmony" in n and "will not learn" in n for n in notices)
+    row = result.history[-1]
+    assert row["loss.harmony"] == 0.0 and math.isnan(row["acc.harmony"])
+    assert math.isfinite(row["loss"]) and row["loss.contrast"] > 0 and math.isfinite(row["mae.contrast"])
+
+
+def test_finetune_one_epoch_stores_the_backbone(data24: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from styleforge.attributes.model import load_model
+
+    result = train_attrs(data24, tmp_path / "run", finetune=True, **{**FAST, "epochs": 1})
+    assert result.best_epoch == 1 and not (tmp_path / "run" / "features.safetensors").exists()
+    tensors = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert any(k.startswith("backbone.") for k in tensors)
+    loaded = load_model(tmp_path / "run")
+    assert loaded.weights is None and json.loads((tmp_path / "run" / "model.json").read_text())["tensors"]["backbone"]
+
+
+def test_default_learning_rate_and_an_existing_run_is_not_overwritten(data24: Path, tmp_path: Path) -> None:
+    options = {k: v for k, v in FAST.items() if k != "lr"}
+    train_attrs(data24, tmp_path / "run", **{**options, "epochs": 1})
+    training = json.loads((tmp_path / "run" / "model.json").read_text())["training"]
+    assert (training["optimizer"], training["lr"]) == ("adam", 0.01)  # HEAD_LR, not PyTorch's 1e-3
+    with pytest.raises(InvalidParameter, match="-o: .* a new or empty folder .*--resume"):
+        train_attrs(data24, tmp_path / "run", **{**FAST, "epochs": 1})
+    with open(data24 / "labels.csv", "a") as stream:  # the labels change under the run
+        stream.write("images/0000.png,1,1,1,1,1,1,red,triadic\n")
+    with pytest.raises(InputFileError, match="--resume: .*labels.csv' changed since the run started"):
+        train_attrs(None, tmp_path / "run", resume=True, epochs=2)
+    with pytest.raises(InputFileError, match="has no resume.pt"):
+        train_attrs(data24, tmp_path / "elsewhere", resume=True)
+
+
+def test_divergence_keeps_the_best_epoch(data24: Path, tmp_path: Path) -> None:
+    result = train_attrs(data24, tmp_path / "run", **{**FAST, "epochs": 8, "lr": 1e3, "optimizer": "sgd",
+                                                      "divergence_factor": 1.05, "patience": 0})
+    assert result.stop_reason == "diverged" and result.best_epoch >= 1
+    assert result.metrics["best_epoch"] == result.best_epoch and "kept the weights of epoch" in result.stop_detail

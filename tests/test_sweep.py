@@ -1,0 +1,102 @@
+"""Sweeps: grid parsing, planning, running cells, resuming, failures, sheets and the Ray backend."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from styleforge.cli import cli
+from styleforge.errors import InvalidParameter
+from styleforge.sweep import Axis, parse_grid, plan_cells
+
+OPTIONS = {"content-weight": False, "pooling": False, "style": True, "style-layers": False, "optimizer": True}
+BASE = ["--size", "32", "--iterations", "2", "--optimizer", "adam", "--weights", "random"]
+
+
+def test_parse_grid() -> None:
+    axes = parse_grid(["content-weight=1,5,20", "--pooling=max,avg", "style-layers=relu1_1,relu2_1;relu3_1"], OPTIONS)
+    assert axes == [Axis("content-weight", ("1", "5", "20")), Axis("pooling", ("max", "avg")),
+                    Axis("style-layers", ("relu1_1,relu2_1", "relu3_1"))]
+
+
+@pytest.mark.parametrize(
+    ("item", "needle"),
+    [("contentweight=1,2", "content-weight"), ("pooling", "NAME=V1,V2"), ("pooling=max,", "non-empty"),
+     ("pooling=max,max", "distinct"), ("=1", "NAME=V1,V2")],
+)
+def test_parse_grid_errors(item: str, needle: str) -> None:
+    with pytest.raises(InvalidParameter, match="--grid") as info:
+        parse_grid([item], OPTIONS)
+    assert needle in str(info.value)
+
+
+def test_an_axis_at_most_once_and_at_least_one() -> None:
+    with pytest.raises(InvalidParameter, match="at most once"):
+        parse_grid(["pooling=max", "pooling=avg"], OPTIONS)
+    with pytest.raises(InvalidParameter, match="at least one"):
+        parse_grid([], OPTIONS)
+
+
+def test_plan_cells_expands_repeats_in_row_major_order(tmp_path: Path) -> None:
+    axes = parse_grid(["style=a.jpg:0.75+b.jpg:0.25,a.jpg", "pooling=max,avg"], OPTIONS)
+    cells = plan_cells(axes, ["c.jpg"], OPTIONS, tmp_path, lambda d: ["-o", str(d / "out.png")])
+    assert len(cells) == 4 and [c.settings["pooling"] for c in cells] == ["max", "avg", "max", "avg"]
+    first = cells[0].args
+    assert first[:5] == ("c.jpg", "--style", "a.jpg:0.75", "--style", "b.jpg:0.25")
+    assert first[5:7] == ("--pooling", "max") and first[-2] == "-o"
+    assert len({c.name for c in cells}) == 4
+
+
+def _results(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(path.open()))
+
+
+def test_sweep_runs_records_failures_and_resumes(images: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    args = ["sweep", "transfer", str(images["content"]), "--style", str(images["a"]), *BASE,
+            "--grid", "content-weight=1,50", "--grid", f"init=content,{tmp_path / 'missing.png'}", "-o", str(out), "--jobs", "2"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    rows = _results(out / "results.csv")
+    assert len(rows) == 4
+    assert [r["status"] for r in rows] == ["ok", "failed", "ok", "failed"]
+    assert all("--init" in r["error"] for r in rows if r["status"] == "failed")
+    assert float(rows[2]["content"]) > float(rows[0]["content"])  # the weight reached the cell
+    sheet = Image.open(out / "sheet.png")
+    one = Image.open(out / "cells" / rows[0]["cell"] / "out.png")
+    assert one.size == (32, 21)
+    assert sheet.size[0] > 2 * 160 and sheet.size[1] > 2 * 100  # 2 × 2 cells of 160 px (long side)
+    assert (out / "curves.png").is_file()
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0
+    assert again.output.count("skipped (finished earlier)") == 2
+    assert [r["status"] for r in _results(out / "results.csv")] == ["skipped", "failed", "skipped", "failed"]
+
+
+def test_bad_grid_values_fail_before_any_cell_runs(images: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    for grid, needle in (("pooling=max,foo", "foo"), ("content-weight=1,-5", "--content-weight"), ("bogus=1,2", "content-weight")):
+        result = CliRunner().invoke(cli, ["sweep", "transfer", str(images["content"]), "--style", str(images["a"]), *BASE,
+                                          "--grid", grid, "-o", str(out)])
+        assert result.exit_code == 2, result.output
+        assert needle in result.output
+        assert not (out / "cells").exists()
+
+
+def test_ray_backend_with_a_local_instance(images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'styleforge[ray]')")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        out = tmp_path / "sweep"
+        result = CliRunner().invoke(cli, ["sweep", "transfer", str(images["content"]), "--style", str(images["a"]), *BASE,
+                                          "--grid", "pooling=avg", "-o", str(out), "--backend", "ray"])
+        assert result.exit_code == 0, result.output
+        rows = _results(out / "results.csv")
+        assert [(r["pooling"], r["status"]) for r in rows] == [("avg", "ok")] and float(rows[0]["total"]) > 0
+    finally:
+        ray.shutdown()
