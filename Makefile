@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test samples bench docs clean
+.PHONY: demo test samples bench figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ samples: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/transfer_speed.py
+	$(PY) benchmarks/train_attrs_speed.py
+
+figures: $(STAMP)
+	$(PY) docs/make_figures.py
+	$(PY) docs/make_experiments.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -492,14 +492,15 @@ def sweep() -> None:
 _SWEEP_SETTINGS = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
 
 
-def _grid_options(command: click.Command, exclude: set[str]) -> dict[str, bool]:
-    """The command's long option names (without dashes) → whether each may repeat."""
+def _grid_options(command: click.Command, exclude: set[str]) -> dict[str, str]:
+    """The command's long option names (without dashes) → ``single``, ``multiple`` or ``keyed``."""
     out = {}
     for param in command.params:
         if isinstance(param, click.Option) and param.expose_value:
             names = [o[2:] for o in param.opts if o.startswith("--")]
             if names and names[0] not in exclude:
-                out[names[0]] = bool(param.multiple)
+                keyed = param.multiple and "=" in (param.metavar or "")
+                out[names[0]] = "keyed" if keyed else "multiple" if param.multiple else "single"
     return out
 
 
@@ -677,6 +678,73 @@ def score_command(model_dir: Path, images: Sequence[Path], fmt: str | None, outp
     click.echo(f"scored {len(scores) - len(failed)} image(s)" + (f", {len(failed)} failed" if failed else ""), err=True)
     if failed:
         sys.exit(1)
+
+
+def _collect_training(folder: Path) -> dict[str, Any]:
+    """A train-attrs cell's best validation (else training) metrics, from its metrics.json."""
+    import json
+
+    data = json.loads((folder / "run" / "metrics.json").read_text())
+    split = "val" if data.get("val") else "train"
+    best = {f"{split}.{k}": v for k, v in (data.get(split) or {}).items() if not k.startswith("loss.")}
+    return {"best_epoch": data.get("best_epoch"), "epochs_run": data.get("epochs_run"), "stop_reason": data.get("stop_reason"), **best}
+
+
+def _training_outputs(folder: Path) -> list[str]:
+    return ["-o", str(folder / "run")]
+
+
+@sweep.command("train-attrs", context_settings=_SWEEP_SETTINGS)
+@click.option("--grid", multiple=True, required=True, metavar="OPTION[.KEY]=V1,V2,...",
+              help="An axis: any train-attrs option and its values; KEY=VALUE options per key "
+                   "(loss-weight.categorical=1,0.85,0.7,0.5). Repeatable.")
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Sweep folder: cells/, results.csv, curves.png.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Cells run at once (local processes).")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: cells as Ray tasks (RAY_ADDRESS or a local instance); needs styleforge[ray].")
+@click.pass_context
+def sweep_train_attrs(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs: int, backend: str) -> None:
+    """Run `styleforge train-attrs` for every combination of --grid values.
+
+    Writes results.csv (each setting's best validation metrics) and curves.png (one panel per
+    attribute, one validation-loss curve per setting: seed 000's charts).
+
+    \b
+    Example:
+      styleforge sweep train-attrs --data data/synth --epochs 200 \\
+          --grid loss-weight.categorical=1,0.85,0.7,0.5 -o out/catweights
+    """
+    import csv as _csv
+
+    from .attributes.train import parse_loss_weights
+    from .report import plot_panels
+
+    def check(params: dict[str, Any]) -> None:
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        options = {k: v for k, v in params.items() if k in fields}
+        options["loss_weights"] = parse_loss_weights(params.get("loss_weight") or ())
+        TrainConfig(**options).validate()
+
+    axes, results = _run_sweep(ctx, train_attrs_command, grid, out_dir, jobs, backend,
+                               outputs=_training_outputs, collect=_collect_training, check=check)
+    panels: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    for r in results:
+        history = out_dir / "cells" / r.cell.name / "run" / "history.csv"
+        if r.status == "failed" or not history.is_file():
+            continue
+        rows = list(_csv.DictReader(history.open()))
+        label = ", ".join(f"{k}={v}" for k, v in r.cell.settings.items())
+        for column in rows[0] if rows else []:
+            if column.startswith("val_head_loss."):
+                epochs = [float(row["epoch"]) for row in rows]
+                values = [float(row[column]) if row[column] not in ("", "nan") else None for row in rows]
+                panels.setdefault(column.split(".", 1)[1], {})[label] = (epochs, values)
+    if panels:
+        plot_panels(out_dir / "curves.png", panels, xlabel="epoch", ylabel="validation loss")
+    failed = sum(r.status == "failed" for r in results)
+    click.echo(f"{len(results)} cells, {failed} failed: {out_dir / 'results.csv'}, {out_dir / 'curves.png'}", err=True)
+    click.echo(str(out_dir))
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "check_history_path",
     "write_history",
     "plot_curves",
+    "plot_panels",
     "CheckpointWriter",
     "GifRecorder",
     "contact_sheet",
@@ -78,35 +79,70 @@ def plot_curves(
     log: bool = True,
     markers: Sequence[float] = (),
 ) -> Path:
-    """Plots curves (one line per series) to a PNG with matplotlib's Agg canvas (no global state).
+    """Plots curves sharing one x axis (one line per series) to a PNG.
 
     Args:
         path: Output PNG.
         x: Shared x values.
-        series: Label → y values (same length as ``x``); non-positive values are dropped on a log scale.
+        series: Label → y values (same length as ``x``); non-finite values, and non-positive ones on
+            a log scale, are dropped.
         markers: x positions of vertical dotted lines (e.g. optimiser stage boundaries).
+    """
+    panel = {label: (x, ys) for label, ys in series.items()}
+    return plot_panels(path, {title: panel}, xlabel=xlabel, ylabel=ylabel, log=log, markers=markers, size=(8, 4.5))
+
+
+def plot_panels(
+    path: str | os.PathLike[str],
+    panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float | None]]]],
+    *,
+    xlabel: str = "epoch",
+    ylabel: str | Mapping[str, str] = "loss",
+    log: bool = False,
+    markers: Sequence[float] = (),
+    size: tuple[float, float] | None = None,
+) -> Path:
+    """Plots a grid of panels (up to 4 per row), each with its own curves, to a PNG.
+
+    Uses matplotlib's Agg canvas directly: no pyplot, no global state.
+
+    Args:
+        path: Output PNG.
+        panels: Panel title → curve label → (x values, y values).
+        xlabel: Shared x label.
+        ylabel: y label, or panel title → y label.
+        log: Log-scale y axes.
+        markers: x positions of vertical dotted lines on every panel.
+        size: Figure size in inches (default: 3.6 × 2.8 per panel).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8, 4.5), dpi=100)
+    n = max(1, len(panels))
+    cols = min(4, n)
+    rows = -(-n // cols)
+    figure = Figure(figsize=size or (3.6 * cols, 2.8 * rows), dpi=100)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for label, ys in series.items():
-        xs_ys = [(a, b) for a, b in zip(x, ys) if b is not None and math.isfinite(b) and (b > 0 or not log)]
-        if xs_ys:
-            axes.plot(*zip(*xs_ys), label=label, linewidth=1.4)
-    for m in markers:
-        axes.axvline(m, color="grey", linestyle=":", linewidth=1)
-    if log:
-        axes.set_yscale("log")
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel(ylabel)
-    if title:
-        axes.set_title(title)
-    axes.grid(True, which="both", alpha=0.3)
-    if series:
-        axes.legend(fontsize=8)
+    small = len(panels) > 1
+    for i, (title, curves) in enumerate(panels.items()):
+        axes = figure.add_subplot(rows, cols, i + 1)
+        for label, (xs, ys) in curves.items():
+            points = [(a, b) for a, b in zip(xs, ys) if b is not None and math.isfinite(b) and (b > 0 or not log)]
+            if points:
+                axes.plot(*zip(*points), label=label, linewidth=1.3)
+        for m in markers:
+            axes.axvline(m, color="grey", linestyle=":", linewidth=1)
+        if log:
+            axes.set_yscale("log")
+        if title:
+            axes.set_title(title, fontsize=10 if small else 12)
+        axes.set_xlabel(xlabel, fontsize=8 if small else 10)
+        axes.set_ylabel(ylabel if isinstance(ylabel, str) else ylabel.get(title, ""), fontsize=8 if small else 10)
+        if small:
+            axes.tick_params(labelsize=7)
+        axes.grid(True, which="both", alpha=0.3)
+        if curves and (i == 0 or not small):
+            axes.legend(fontsize=7 if small else 8)
     figure.tight_layout()
     return write_atomic(path, lambda h: figure.savefig(h, format="png"))
 

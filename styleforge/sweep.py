@@ -55,11 +55,13 @@ def parse_grid(items: Sequence[str], options: Mapping[str, bool]) -> list[Axis]:
     """Parses ``NAME=V1,V2,...`` items.
 
     Values are split on ``,``; when a value itself needs commas (``style-layers``), separate the
-    values with ``;`` instead (``style-layers=relu1_1,relu2_1;relu3_1``).
+    values with ``;`` instead (``style-layers=relu1_1,relu2_1;relu3_1``). An option that takes
+    ``KEY=VALUE`` (kind ``keyed``) is swept one key at a time: ``loss-weight.categorical=1,0.7``.
 
     Args:
         items: The ``--grid`` arguments.
-        options: The command's option names (without dashes) → whether the option may repeat.
+        options: The command's option names (without dashes) → ``single``, ``multiple`` (may
+            repeat) or ``keyed`` (repeatable ``KEY=VALUE``).
 
     Raises:
         InvalidParameter: Malformed item, unknown option (valid ones listed), empty or repeated
@@ -71,8 +73,10 @@ def parse_grid(items: Sequence[str], options: Mapping[str, bool]) -> list[Axis]:
         name = name.strip().lstrip("-")
         if not sep or not name:
             raise InvalidParameter("--grid", item, "NAME=V1,V2,... (e.g. content-weight=1,5,20)")
-        if name not in options:
-            raise choice_error("--grid", name, sorted(options))
+        option, dot, key = name.partition(".")
+        if option not in options or bool(dot) != (options[option] == "keyed") or (dot and not key):
+            valid = sorted(f"{n}.KEY" if kind == "keyed" else n for n, kind in options.items())
+            raise choice_error("--grid", name, valid)
         values = tuple(v.strip() for v in rest.split(";" if ";" in rest else ","))
         if not values or any(not v for v in values):
             raise InvalidParameter("--grid", item, f"non-empty values for {name}, e.g. {name}=a,b")
@@ -129,9 +133,12 @@ def plan_cells(
         name = f"{index:03d}-" + "__".join(_slug(f"{k}={Path(v).name if '/' in v else v}") for k, v in settings.items())
         args = list(base_args)
         for key, value in settings.items():
-            repeats = value.split("+") if options[key] else [value]
-            for part in repeats:
-                args += [f"--{key}", part]
+            option, _, sub = key.partition(".")
+            if sub:
+                args += [f"--{option}", f"{sub}={value}"]
+            else:
+                for part in value.split("+") if options[option] == "multiple" else [value]:
+                    args += [f"--{option}", part]
         cells.append(Cell(index, settings, name[:120], tuple(args + outputs(out_dir / "cells" / name[:120]))))
     return cells
 

@@ -13,7 +13,8 @@ from styleforge.cli import cli
 from styleforge.errors import InvalidParameter
 from styleforge.sweep import Axis, parse_grid, plan_cells
 
-OPTIONS = {"content-weight": False, "pooling": False, "style": True, "style-layers": False, "optimizer": True}
+OPTIONS = {"content-weight": "single", "pooling": "single", "style": "multiple", "style-layers": "single",
+           "optimizer": "multiple", "loss-weight": "keyed"}
 BASE = ["--size", "32", "--iterations", "2", "--optimizer", "adam", "--weights", "random"]
 
 
@@ -25,13 +26,19 @@ def test_parse_grid() -> None:
 
 @pytest.mark.parametrize(
     ("item", "needle"),
-    [("contentweight=1,2", "content-weight"), ("pooling", "NAME=V1,V2"), ("pooling=max,", "non-empty"),
+    [("contentweight=1,2", "content-weight"), ("loss-weight=1,2", "loss-weight.KEY"), ("pooling.x=1", "pooling"), ("pooling", "NAME=V1,V2"), ("pooling=max,", "non-empty"),
      ("pooling=max,max", "distinct"), ("=1", "NAME=V1,V2")],
 )
 def test_parse_grid_errors(item: str, needle: str) -> None:
     with pytest.raises(InvalidParameter, match="--grid") as info:
         parse_grid([item], OPTIONS)
     assert needle in str(info.value)
+
+
+def test_keyed_axes_become_key_value_flags(tmp_path: Path) -> None:
+    axes = parse_grid(["loss-weight.categorical=1,0.7"], OPTIONS)
+    cells = plan_cells(axes, [], OPTIONS, tmp_path, lambda d: [])
+    assert [c.args for c in cells] == [("--loss-weight", "categorical=1"), ("--loss-weight", "categorical=0.7")]
 
 
 def test_an_axis_at_most_once_and_at_least_one() -> None:
@@ -85,6 +92,22 @@ def test_bad_grid_values_fail_before_any_cell_runs(images: dict[str, Path], tmp_
         assert result.exit_code == 2, result.output
         assert needle in result.output
         assert not (out / "cells").exists()
+
+
+def test_sweep_train_attrs_writes_results_and_seed_000_curves(tmp_path: Path) -> None:
+    from styleforge.attributes.synthetic import make_dataset
+
+    make_dataset(tmp_path / "data", count=16, seed=0, size=32)
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(cli, ["sweep", "train-attrs", "--data", str(tmp_path / "data"), "--backbone", "resnet18",
+                                      "--weights", "random", "--size", "32", "--epochs", "2", "--val-split", "0.25",
+                                      "--grid", "loss-weight.categorical=1,0.5", "-o", str(out), "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    rows = _results(out / "results.csv")
+    assert [r["loss-weight.categorical"] for r in rows] == ["1", "0.5"] and all(r["status"] == "ok" for r in rows)
+    # The same seeded run with half the categorical weight has a smaller weighted validation total.
+    assert float(rows[1]["val.loss"]) < float(rows[0]["val.loss"])
+    assert Image.open(out / "curves.png").size[0] >= 4 * 300  # one panel per attribute, 4 per row
 
 
 def test_ray_backend_with_a_local_instance(images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,7 +53,7 @@ from ..engine.events import emit
 from ..errors import InputFileError, InvalidParameter, did_you_mean
 from ..nets.weights import resolve_weights
 from ..files import write_atomic
-from ..report import write_history
+from ..report import plot_panels, write_history
 from .data import (
     Skipped,
     assign_splits,
@@ -418,31 +418,16 @@ def _baseline(schema: Schema, train: Mapping[str, Tensor], other: Mapping[str, T
 
 def _plot(path: Path, schema: Schema, history: Sequence[Mapping[str, float]]) -> Path:
     """``curves.png``: one panel per attribute, its training and validation loss per epoch."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    n = len(schema)
-    cols = min(4, n)
-    rows = -(-n // cols)
-    figure = Figure(figsize=(3.6 * cols, 2.8 * rows), dpi=100)
-    FigureCanvasAgg(figure)
     epochs = [row["epoch"] for row in history]
-    for i, attribute in enumerate(schema):
-        axes = figure.add_subplot(rows, cols, i + 1)
-        for key, label in ((f"head_loss.{attribute.name}", "training"), (f"val_head_loss.{attribute.name}", "validation")):
-            points = [(e, r[key]) for e, r in zip(epochs, history) if isinstance(r.get(key), float) and math.isfinite(r[key])]
-            if points:
-                axes.plot(*zip(*points), label=label, linewidth=1.3)
-        kind = "cross-entropy" if isinstance(attribute, CategoricalAttribute) else "loss"
-        axes.set_title(attribute.name, fontsize=10)
-        axes.set_xlabel("epoch", fontsize=8)
-        axes.set_ylabel(kind, fontsize=8)
-        axes.tick_params(labelsize=7)
-        axes.grid(True, alpha=0.3)
-        if i == 0:
-            axes.legend(fontsize=7)
-    figure.tight_layout()
-    return write_atomic(path, lambda h: figure.savefig(h, format="png"))
+    panels = {
+        a.name: {
+            label: (epochs, [r.get(key) for r in history])
+            for key, label in ((f"head_loss.{a.name}", "training"), (f"val_head_loss.{a.name}", "validation"))
+        }
+        for a in schema
+    }
+    ylabels = {a.name: "cross-entropy" if isinstance(a, CategoricalAttribute) else "loss" for a in schema}
+    return plot_panels(path, panels, xlabel="epoch", ylabel=ylabels)
 
 
 def _json_safe(value: Any) -> Any:
