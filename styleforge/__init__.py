@@ -22,3 +22,9 @@ from .attributes.train import TrainResult, train_attrs  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 
 __all__ += ["TrainConfig", "TrainResult", "make_dataset", "train_attrs"]
+
+# Scoring (issue 5): styleforge.score_images("runs/base", ["out/"]) -> [ImageScore, ...]; guided transfer
+# is styleforge.transfer(..., attrs_model="runs/base", attrs=("contrast=9",), score_with="runs/base").
+from .attributes.score import ImageScore, score_images  # noqa: E402
+
+__all__ += ["ImageScore", "score_images"]

@@ -10,8 +10,9 @@
 The network is frozen (``eval()``, no parameter gradients); gradients flow to the pixels only.
 When its backbone is the transfer's own VGG-19 with the same weights (and max pooling), the
 hypercolumn is pooled from the activations the transfer computes anyway (:class:`FeatureContext`),
-so no second network runs. That shared pass sees the image at the transfer's size; otherwise the
-attribute backbone sees it squashed to the model's input size, exactly as in training and scoring.
+so no second network runs; that is done only when the transfer's image is square at the model's input
+size, so the shared pass sees exactly what training and scoring see. Otherwise the attribute backbone
+sees the image squashed to the model's input size, exactly as in training and scoring.
 Every term of one evaluation shares one pass of the attribute heads (:meth:`FeatureContext.memo`).
 """
 

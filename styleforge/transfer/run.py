@@ -200,9 +200,12 @@ def transfer(
     if config.score_with:
         same = attr_model is not None and Path(config.score_with).resolve() == Path(str(config.attrs_model)).resolve()
         scorer = attr_model if same else open_model(config.score_with, device=device, param="--score-with", callbacks=callbacks)
-    # Reuse the transfer's VGG-19 pass for the hypercolumn when it is the attribute backbone.
+    # Reuse the transfer's VGG-19 pass for the hypercolumn when it is the attribute backbone and sees
+    # the image as the model does (square, at the model's input size): at any other size or aspect the
+    # hypercolumn differs from the one the model was trained and scores on, and guidance would chase
+    # the wrong target, so the model's own backbone runs on the squashed image instead.
     shared_forward = (attr_model is not None and can_share_forward(attr_model, config.network, config.pooling)
-                      and min(target.shape[-2:]) >= pooling_factor(config.network, VGG_HYPERCOLUMN_LAYERS))
+                      and tuple(target.shape[-2:]) == (attr_model.size, attr_model.size))
     net_layers = list(dict.fromkeys([*layers, *VGG_HYPERCOLUMN_LAYERS])) if shared_forward else layers
 
     weights = resolve_weights(config.weights, config.network)

@@ -42,7 +42,7 @@ def model_dir(synth24: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder trained once for this module (frozen backbone, cached features)."""
     run = tmp_path_factory.mktemp("score") / "run"
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # module-scoped fixtures run before the autouse one-thread fixture
     try:
         styleforge.train_attrs(synth24, run, **TINY)
     finally:
