@@ -427,7 +427,11 @@ def _explicit(ctx: click.Context, names: Sequence[str]) -> list[str]:
 @click.option("--skip-bad", is_flag=True, default=_A.skip_bad, help="Skip missing or unreadable images (and count them).")
 @click.option("--feature-cache/--no-feature-cache", default=_A.feature_cache, show_default=True,
               help="Keep the frozen backbone's features in RUN/features.safetensors.")
-@click.option("--device", default=_A.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--device", default=_A.device, show_default=True,
+              help="auto, cpu, cuda, cuda:N or mps (under torchrun: auto, cpu or cuda, one GPU per process).")
+@click.option("--workers", type=int, default=_A.workers,
+              help="Processes that decode (and with --finetune augment) images; 0: none "
+                   "[default: min(4, CPU cores per process - 1)]. Results do not depend on it.")
 @click.option("--resume", is_flag=True, help="Continue the run in -o exactly where it stopped.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
@@ -441,14 +445,17 @@ def train_attrs_command(ctx: click.Context, data: Path | None, output: Path, los
       styleforge train-attrs --data data/synth -o runs/base --backbone resnet18 --size 128
       styleforge train-attrs --data data/synth -o runs/cat07 --loss-weight categorical=0.7
       styleforge train-attrs -o runs/cat07 --resume --epochs 400
+      torchrun --nproc_per_node 2 -m styleforge train-attrs --data data/synth -o runs/ddp --device cpu
     """
     from . import train_attrs
     from .attributes.train import parse_loss_weights
+    from .engine.distributed import process_rank
 
     if data is None and not resume:
         raise click.UsageError("Missing option '--data' (a folder with images and a labels CSV).")
     options["loss_weights"] = parse_loss_weights(loss_weight)
-    display = TrainDisplay(quiet=quiet)
+    rank = process_rank()  # under torchrun only rank 0 prints (the core gives the others no events)
+    display = TrainDisplay(quiet=quiet or rank != 0)
     try:
         if resume:
             given = _explicit(ctx, [*options, "loss_weight"])
@@ -461,10 +468,23 @@ def train_attrs_command(ctx: click.Context, data: Path | None, output: Path, los
             result = train_attrs(data, output, config, callbacks=[display])
     except KeyboardInterrupt:  # before the first epoch (reading images, computing features)
         display.close()
-        click.echo("interrupted before training started; nothing was trained", err=True)
+        if rank == 0:
+            click.echo("interrupted before training started; nothing was trained", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except StyleforgeError as exc:
+        if rank == 0:
+            raise
+        # Another rank: a usage error is the same on every rank (rank 0 says it); anything else may
+        # be this rank's alone (a file missing on its node), so it says which rank it is.
+        if exc.exit_code != 2:
+            click.echo(f"error (rank {rank}): {exc}", err=True)
+        ctx.exit(exc.exit_code)
     finally:
         display.close()
+    if rank != 0:
+        if result.stop_reason == "interrupted":
+            sys.exit(EXIT_INTERRUPTED)
+        return
     best = result.metrics.get("val") or result.metrics.get("train") or {}
     if result.best_epoch:
         click.echo(f"done: {result.stop_reason} after {len(result.history)} epochs; best epoch {result.best_epoch}"
@@ -555,16 +575,28 @@ def _transfer_outputs(folder: Path) -> list[str]:
     return ["-o", str(folder / "out.png"), "--history", str(folder / "history.csv")]
 
 
-@sweep.command("transfer", context_settings=_SWEEP_SETTINGS)
-@click.option("--grid", multiple=True, required=True, metavar="OPTION=V1,V2,...",
-              help="An axis: any transfer option and its values (';' separates values that contain commas; "
-                   "'+' joins repeats, e.g. style=a.jpg:0.75+b.jpg:0.25). Repeatable.")
-@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Sweep folder: cells/, results.csv, sheet.png, curves.png.")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Cells run at once (local processes).")
-@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="ray: cells as Ray tasks (RAY_ADDRESS or a local instance); needs styleforge[ray].")
-@click.pass_context
+def _sweep_command(name: str, metavar: str, grid_help: str, outputs: str) -> Any:
+    """Declares a ``sweep NAME`` command with the options every sweep has."""
+
+    def decorate(function: Any) -> Any:
+        for option in reversed([
+            click.option("--grid", multiple=True, required=True, metavar=metavar, help=grid_help),
+            click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+                         help=f"Sweep folder: {outputs}."),
+            click.option("--jobs", type=int, default=1, show_default=True, help="Cells run at once (local processes)."),
+            click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                         help="ray: cells as Ray tasks (RAY_ADDRESS or a local instance); needs styleforge[ray]."),
+        ]):
+            function = option(function)
+        return sweep.command(name, context_settings=_SWEEP_SETTINGS)(click.pass_context(function))
+
+    return decorate
+
+
+@_sweep_command("transfer", "OPTION=V1,V2,...",
+                "An axis: any transfer option and its values (';' separates values that contain commas; "
+                "'+' joins repeats, e.g. style=a.jpg:0.75+b.jpg:0.25). Repeatable.",
+                "cells/, results.csv, sheet.png, curves.png")
 def sweep_transfer(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs: int, backend: str) -> None:
     """Run `styleforge transfer` for every combination of --grid values.
 
@@ -694,16 +726,10 @@ def _training_outputs(folder: Path) -> list[str]:
     return ["-o", str(folder / "run")]
 
 
-@sweep.command("train-attrs", context_settings=_SWEEP_SETTINGS)
-@click.option("--grid", multiple=True, required=True, metavar="OPTION[.KEY]=V1,V2,...",
-              help="An axis: any train-attrs option and its values; KEY=VALUE options per key "
-                   "(loss-weight.categorical=1,0.85,0.7,0.5). Repeatable.")
-@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Sweep folder: cells/, results.csv, curves.png.")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Cells run at once (local processes).")
-@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="ray: cells as Ray tasks (RAY_ADDRESS or a local instance); needs styleforge[ray].")
-@click.pass_context
+@_sweep_command("train-attrs", "OPTION[.KEY]=V1,V2,...",
+                "An axis: any train-attrs option and its values; KEY=VALUE options per key "
+                "(loss-weight.categorical=1,0.85,0.7,0.5). Repeatable.",
+                "cells/, results.csv, curves.png")
 def sweep_train_attrs(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs: int, backend: str) -> None:
     """Run `styleforge train-attrs` for every combination of --grid values.
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from torch import Tensor
 
 from .engine import Event, Progress
@@ -222,7 +223,7 @@ def contact_sheet(
     captions: Sequence[Sequence[str]] = (),
     title: str = "",
     cell_px: int = 160,
-) -> "Image.Image":
+) -> Image.Image:
     """Lays images out in a labelled grid.
 
     Args:
@@ -236,10 +237,10 @@ def contact_sheet(
     Returns:
         A Pillow RGB image.
     """
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=13)
-    rows, cols = len(cells), max((len(r) for r in cells), default=0)
+    cols = max((len(r) for r in cells), default=0)
     label_w = (max((int(font.getlength(t)) for t in row_labels), default=0) + 12) if row_labels else 0
     title_h = 24 if title else 0
     head_h = 20 if col_labels else 0

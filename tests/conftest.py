@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from _images import write_image
+from _helpers import write_image
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

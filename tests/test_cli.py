@@ -14,7 +14,7 @@ import torch
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from _images import write_image
+from _helpers import write_image
 from styleforge.cli import cli
 from styleforge.config import TransferConfig
 from styleforge.images import read_metadata

@@ -10,27 +10,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from styleforge.cli import cli
 from styleforge.nets import weights as weights_module
+
+from _helpers import invoke as _invoke, one_line_error as _one_line_error
 
 FAST = ["--backbone", "resnet18", "--weights", "random", "--size", "32", "--batch-size", "8", "--lr", "0.01",
         "--device", "cpu"]
 _EPOCH = re.compile(r"^epoch (\d+)/(\d+) · loss (\S+) = (.*?) · val_loss (\S+) · val MAE (.*?) · val acc (.*?)( · best)?$")
-
-
-def _invoke(*args: object) -> Result:
-    return CliRunner().invoke(cli, [*map(str, args)])
-
-
-def _one_line_error(result: Result, code: int) -> str:
-    assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 def test_make_dataset_command(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner, Result
 
 import styleforge
 from styleforge.attributes.data import compute_features, load_images, read_labels
@@ -29,8 +28,9 @@ from styleforge.attributes.score import (
     read_scores,
     score_images,
 )
-from styleforge.cli import cli
 from styleforge.errors import InputFileError, InvalidParameter
+
+from _helpers import invoke as _invoke, one_line_error as _one_line_error
 
 #: A tiny model: ResNet-18 with seeded random weights, 32 px, trained for 5 epochs on all 24 images.
 TINY = dict(backbone="resnet18", weights="random", size=32, batch_size=8, lr=0.05, epochs=5, val_split=0.0,
@@ -48,19 +48,6 @@ def model_dir(synth24: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         torch.set_num_threads(before)
     return run
-
-
-def _invoke(*args: object) -> Result:
-    return CliRunner().invoke(cli, [*map(str, args)])
-
-
-def _one_line_error(result: Result, code: int) -> str:
-    assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 def _check_in_range(score: ImageScore) -> None:

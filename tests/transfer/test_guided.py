@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 import styleforge
 from styleforge.attributes.data import preprocess_image, squash_resize
@@ -28,6 +28,8 @@ from styleforge.images import load_image, read_metadata
 from styleforge.nets.vgg import VGGFeatures
 from styleforge.transfer.guide import AttributeGuide, AttributeTerm, parse_attr, resolve_targets
 from styleforge.transfer.objective import FeatureContext
+
+from _helpers import one_line_error as _one_line_error
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 CONTENT, STYLE = SAMPLES / "content.jpg", SAMPLES / "style_swirl.jpg"
@@ -229,15 +231,6 @@ def test_json_history_has_the_scores(models, tmp_path: Path) -> None:
                              "--score-with", str(models["vgg19"]), "--history", str(path), "--quiet"])
     data = json.loads(path.read_text())
     assert sum("score.harmony" in row for row in data) == 1
-
-
-def _one_line_error(result: Result, code: int = 2) -> str:
-    assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import styleforge
-from _images import write_image
+from _helpers import write_image
 from styleforge.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, TransferConfig
 from styleforge.engine import Notice, Progress, StageEnded, StageStarted
 from styleforge.errors import InputFileError, InvalidParameter

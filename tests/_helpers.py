@@ -1,0 +1,37 @@
+"""Test helpers: seeded random images written to disk, and CLI invocation checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner, Result
+from PIL import Image
+
+
+def write_image(path: Path, size: tuple[int, int] = (48, 32), seed: int = 0, mode: str = "RGB") -> Path:
+    """Writes a seeded random image (width, height) in ``mode`` and returns its path."""
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    data = rng.integers(0, 256, size=(size[1], size[0], channels), dtype=np.uint8)
+    image = Image.fromarray(data[..., 0] if channels == 1 else data, mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+def invoke(*args: object) -> Result:
+    """Runs the styleforge CLI in-process with ``args`` (converted to strings)."""
+    from styleforge.cli import cli
+
+    return CliRunner().invoke(cli, [*map(str, args)])
+
+
+def one_line_error(result: Result, code: int = 2) -> str:
+    """Asserts a user-error exit: ``code``, no traceback, exactly one ``error:`` line; returns it."""
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.output
+    return lines[0]
