@@ -34,7 +34,7 @@ def _check_int(param: str, value: int, minimum: int) -> None:
 
 #: Weight of an ``attr.<name>`` term without ``:WEIGHT`` (``--attr-weight``); docs/attributes.md
 #: ("Guided transfer") gives the measurements it comes from.
-DEFAULT_ATTR_WEIGHT: float = 1.0
+DEFAULT_ATTR_WEIGHT: float = 0.01
 
 COLOR_TRANSFERS: tuple[str, ...] = ("none", "histogram")
 INITS: tuple[str, ...] = ("content", "noise", "style")
@@ -228,6 +228,8 @@ class TrainConfig:
         feature_cache: Keep the frozen backbone's features in ``RUN_DIR/features.safetensors`` too,
             so a resumed or repeated run does not recompute them.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        workers: Worker processes that decode (and, with ``finetune``, augment) images; 0: in the
+            main process; ``None``: ``min(4, CPU cores per process - 1)``. Results do not depend on it.
     """
 
     schema: str | None = None
@@ -260,6 +262,7 @@ class TrainConfig:
     skip_bad: bool = False
     feature_cache: bool = True
     device: str = "auto"
+    workers: int | None = None
 
     def validate(self) -> None:
         """Checks every value that can be checked without files or a network.
@@ -309,6 +312,8 @@ class TrainConfig:
         _check_number("--min-delta", self.min_delta)
         if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
             raise InvalidParameter("--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)")
+        if self.workers is not None:
+            _check_int("--workers", self.workers, 0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, stored in ``model.json``."""

@@ -24,11 +24,13 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..engine.distributed import Distributed
 from ..engine.events import Callback, TaskProgress, emit
 from ..files import write_atomic
 from ..errors import InputFileError, InvalidParameter, did_you_mean
@@ -49,8 +51,12 @@ __all__ = [
     "preprocess_image",
     "encode_labels",
     "augment",
+    "sample_seed",
+    "augment_sample",
     "compute_features",
     "cached_features",
+    "read_feature_cache",
+    "write_feature_cache",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -375,6 +381,47 @@ def preprocess_image(rgb: Tensor, size: int) -> Tensor:
     return squash_resize(rgb[None], size)[0].mul(255).round().to(torch.uint8)
 
 
+class _DecodeSet(torch.utils.data.Dataset):
+    """Item ``i`` → ``(i, uint8 (3, size, size) or None, problem or None)``; never raises for a bad
+    image (an exception inside a worker process would lose its message)."""
+
+    def __init__(self, items: Sequence[LabelledImage], size: int) -> None:
+        self.items, self.size = list(items), int(size)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[int, Tensor | None, str | None]:
+        try:
+            rgb = load_image(self.items[i].path, param="image").rgb
+        except InputFileError as exc:
+            return i, None, exc.problem
+        return i, preprocess_image(rgb, self.size), None
+
+
+def _as_list(batch: list[Any]) -> list[Any]:
+    return batch
+
+
+def _decode(items: Sequence[LabelledImage], size: int, workers: int, report: Callable[[int], None]
+            ) -> list[tuple[int, Tensor | None, str | None]]:
+    """Decodes ``items`` in order, in ``workers`` processes (0: in this one)."""
+    dataset = _DecodeSet(items, size)
+    if workers <= 0 or len(items) <= 1:
+        out = []
+        for i in range(len(dataset)):
+            out.append(dataset[i])
+            report(i + 1)
+        return out
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8, collate_fn=_as_list, num_workers=min(workers, len(items)),
+                                         generator=torch.Generator())  # never draws from the global generator
+    out = []
+    for chunk in loader:  # in order, whatever the worker scheduling
+        out.extend(chunk)
+        report(len(out))
+    return out
+
+
 def load_images(
     items: Sequence[LabelledImage],
     size: int,
@@ -382,8 +429,14 @@ def load_images(
     skip_bad: bool = False,
     csv_path: Path | None = None,
     callbacks: Sequence[Callback] = (),
+    workers: int = 0,
+    pin_memory: bool = False,
+    dist: Distributed | None = None,
 ) -> tuple[Tensor, list[int], list[Skipped]]:
     """Decodes and resizes every image to ``size × size`` (squashed, as the original's loader).
+
+    The result does not depend on ``workers`` or on the number of processes: each image is decoded
+    and resized on its own, and the results are put back in row order.
 
     Args:
         items: The rows.
@@ -391,6 +444,11 @@ def load_images(
         skip_bad: Skip missing or unreadable images (and report them) instead of raising.
         csv_path: The CSV, named in errors.
         callbacks: Receive :class:`~styleforge.engine.events.TaskProgress` (task ``images``).
+        workers: Decode in this many worker processes (``torch.utils.data.DataLoader``); 0: in
+            this process.
+        pin_memory: Return the images in page-locked memory (fast, asynchronous copies to CUDA).
+        dist: A distributed run: each rank decodes a contiguous share of the rows and every rank
+            gets all of them (and raises the same error, if any).
 
     Returns:
         ``(images, kept, skipped)``: uint8 ``(len(kept), 3, size, size)``; the indices of ``items``
@@ -399,27 +457,36 @@ def load_images(
     Raises:
         LabelError: A missing or unreadable image (without ``skip_bad``), or every image bad.
     """
-    out: list[Tensor] = []
-    kept: list[int] = []
-    skipped: list[Skipped] = []
+    total = len(items)
+    lo, hi = dist.shard_bounds(total) if dist is not None else (0, total)
+    step = max(1, (hi - lo) // 8)
+
+    def report(done: int) -> None:  # progress of this rank's share, scaled to all rows
+        if done % step == 0 and done < hi - lo:
+            emit(callbacks, TaskProgress("images", min(total, done * total // max(1, hi - lo)), total))
+
+    decoded = _decode(items[lo:hi], size, workers, report)
+    ok = [x for _, x, _ in decoded if x is not None]
+    problems = [(lo + i, problem) for i, x, problem in decoded if x is None]
+    local = torch.stack(ok) if ok else torch.empty((0, 3, size, size), dtype=torch.uint8)
+    if dist is not None:  # every rank: all rows, in row order (shares are contiguous, in rank order)
+        problems = [entry for part in dist.all_gather_object(problems) for entry in part]
+        local = dist.all_gather_rows(local)
+    emit(callbacks, TaskProgress("images", total, total))
     where_file = csv_path or Path("labels.csv")
-    for i, item in enumerate(items):
-        try:
-            rgb = load_image(item.path, param="image").rgb
-        except InputFileError as exc:
-            reason = exc.problem + ("" if item.image_text == str(item.path) else f" ({item.path})")
-            if not skip_bad:
-                raise LabelError(where_file, f"{item.image_text!r} {reason}; fix it or pass --skip-bad", item.row,
-                                 item.line, "image") from None
-            skipped.append(Skipped(item.row, item.image_text, exc.problem))
-        else:
-            out.append(preprocess_image(rgb, size))
-            kept.append(i)
-        if (i + 1) % 16 == 0 or i + 1 == len(items):
-            emit(callbacks, TaskProgress("images", i + 1, len(items)))
+    bad = dict(problems)
+    skipped: list[Skipped] = []
+    for i in sorted(bad):
+        item = items[i]
+        if not skip_bad:
+            reason = bad[i] + ("" if item.image_text == str(item.path) else f" ({item.path})")
+            raise LabelError(where_file, f"{item.image_text!r} {reason}; fix it or pass --skip-bad", item.row,
+                             item.line, "image")
+        skipped.append(Skipped(item.row, item.image_text, bad[i]))
+    kept = [i for i in range(total) if i not in bad]
     if not kept:
-        raise LabelError(where_file, f"none of its {len(items)} images could be read (first: {skipped[0]})")
-    return torch.stack(out), kept, skipped
+        raise LabelError(where_file, f"none of its {total} images could be read (first: {skipped[0]})")
+    return (local.pin_memory() if pin_memory else local), kept, skipped
 
 
 def encode_labels(schema: Schema, items: Sequence[LabelledImage]) -> dict[str, Tensor]:
@@ -471,6 +538,42 @@ def augment(images: Tensor, generator: torch.Generator, *, max_degrees: float = 
     return F.grid_sample(cropped, grid, mode="bilinear", padding_mode="reflection", align_corners=False).clamp(0, 1)
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def sample_seed(epoch_seed: int, index: int) -> int:
+    """The seed of one image's augmentation in one epoch: SplitMix64 of ``(epoch_seed, index)``.
+
+    Seeding each image on its own (rather than drawing a batch's numbers from one generator) makes
+    the augmentation independent of batching, worker processes and ranks.
+
+    Args:
+        epoch_seed: Drawn once per epoch from the run's generator.
+        index: The image's row in the data set.
+
+    Returns:
+        A seed in ``[0, 2**64)``.
+    """
+    x = (int(epoch_seed) * 0x9E3779B97F4A7C15 + int(index) + 1) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def augment_sample(image: Tensor, seed: int, *, max_degrees: float = 10.0) -> Tensor:
+    """:func:`augment` of one image with its own generator seeded by ``seed`` (:func:`sample_seed`).
+
+    Args:
+        image: ``(3, S, S)`` float in [0, 1].
+        seed: The image's seed for this epoch.
+        max_degrees: As :func:`augment`.
+
+    Returns:
+        ``(3, S, S)`` in [0, 1].
+    """
+    return augment(image[None], torch.Generator().manual_seed(int(seed)), max_degrees=max_degrees)[0]
+
+
 @torch.inference_mode()
 def compute_features(
     backbone: Callable[[Tensor], Tensor],
@@ -494,7 +597,8 @@ def compute_features(
     """
     chunks = []
     for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device).float().div_(255)
+        # Asynchronous when ``images`` is in pinned memory and ``device`` is a GPU.
+        x = images[start : start + batch_size].to(device, non_blocking=True).float().div_(255)
         chunks.append(backbone(x))
         emit(callbacks, TaskProgress("features", min(start + batch_size, len(images)), len(images)))
     return torch.cat(chunks).clone()
@@ -510,6 +614,42 @@ def _fingerprint(key: dict[str, object], paths: Iterable[Path]) -> str:
             files.append([str(path), None, None])
     text = json.dumps({"key": key, "files": files}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_feature_cache(path: Path | None, key: dict[str, object], paths: Sequence[Path]) -> Tensor | None:
+    """The features stored in ``path`` when they were computed for ``key`` and the same image files
+    (:func:`cached_features`), else ``None`` (also for a missing or unreadable file).
+
+    Args:
+        path: The cache file, or ``None``.
+        key: What the features depend on besides the files.
+        paths: The image files, in row order.
+
+    Returns:
+        float32 ``(N, D)`` on the CPU, or ``None``.
+    """
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    if path is None or not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            stored = (handle.metadata() or {}).get("fingerprint")
+        if stored == _fingerprint(key, paths):
+            return load_file(str(path))["features"]
+    except (OSError, SafetensorError):
+        pass  # an unreadable cache is recomputed
+    return None
+
+
+def write_feature_cache(path: Path, key: dict[str, object], paths: Sequence[Path], features: Tensor) -> Path:
+    """Writes ``features`` ``(N, D)`` to ``path`` (atomically) with the fingerprint of ``key`` and
+    the image files, for :func:`read_feature_cache`."""
+    from safetensors.torch import save
+
+    data = save({"features": features.detach().cpu().contiguous()}, metadata={"fingerprint": _fingerprint(key, paths)})
+    return write_atomic(path, lambda h: h.write(data))
 
 
 def cached_features(
@@ -532,24 +672,10 @@ def cached_features(
     Returns:
         The features and whether they came from the cache.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, save
-
-
-
-    fingerprint = _fingerprint(key, paths)
-    if path is not None and path.is_file():
-        try:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as handle:
-                stored = (handle.metadata() or {}).get("fingerprint")
-            if stored == fingerprint:
-                return load_file(str(path))["features"], True
-        except (OSError, SafetensorError):
-            pass  # an unreadable cache is recomputed
+    stored = read_feature_cache(path, key, paths)
+    if stored is not None:
+        return stored, True
     features = compute()
     if path is not None:
-        data = save({"features": features.detach().cpu().contiguous()}, metadata={"fingerprint": fingerprint})
-        write_atomic(path, lambda h: h.write(data))
+        write_feature_cache(path, key, paths, features)
     return features, False

@@ -13,7 +13,11 @@ rescale the terms automatically:
   The regulariser ``s`` is inside the term's value, so the printed total is still exactly the sum
   of the printed terms, and each ``s`` is logged as ``logvar.<attribute>`` in ``history.csv``.
 
-The loop itself is :func:`styleforge.engine.fit.fit`. The run directory receives
+The loop itself is :func:`styleforge.engine.fit.fit`. Images are decoded (and, with ``--finetune``,
+augmented) in ``--workers`` worker processes, each image with its own seed per epoch, so the result
+does not depend on the number of workers. Under ``torchrun`` every process trains on its part of
+each global batch (:mod:`styleforge.engine.distributed`) and the result equals the single-process
+run up to floating-point noise; only rank 0 prints and writes. The run directory receives
 ``model.safetensors`` + ``model.json`` (best epoch), ``history.csv``, ``curves.png``,
 ``metrics.json`` and, for ``--resume``, ``resume.pt`` (tensors and plain values only, read back with
 ``weights_only=True``) and ``features.safetensors`` (the frozen backbone's cached features).
@@ -49,7 +53,8 @@ from ..engine import (
     parse_optimizer,
     validate_weight,
 )
-from ..engine.events import emit
+from ..engine.distributed import Distributed, init_distributed
+from ..engine.events import TaskProgress, emit
 from ..errors import InputFileError, InvalidParameter, did_you_mean
 from ..nets.weights import resolve_weights
 from ..files import write_atomic
@@ -57,12 +62,14 @@ from ..report import plot_panels, write_history
 from .data import (
     Skipped,
     assign_splits,
-    augment,
-    cached_features,
+    augment_sample,
     compute_features,
     encode_labels,
     load_images,
+    read_feature_cache,
     read_labels,
+    sample_seed,
+    write_feature_cache,
 )
 from .model import MODEL_JSON, AttributeNet, Hypercolumn, read_model_json, save_model
 from .schema import ACAN_SCHEMA, CategoricalAttribute, NumericAttribute, Schema, load_schema
@@ -79,6 +86,7 @@ __all__ = [
     "parse_loss_weights",
     "head_weights",
     "build_loss",
+    "auto_workers",
     "train_attrs",
 ]
 
@@ -102,7 +110,8 @@ HEAD_LR: dict[str, float] = {
 }
 
 #: Options that may differ when a run is resumed; the others must match the saved run.
-RESUME_OPTIONS: tuple[str, ...] = ("epochs", "patience", "min_delta", "divergence_factor", "device", "feature_cache")
+RESUME_OPTIONS: tuple[str, ...] = ("epochs", "patience", "min_delta", "divergence_factor", "device", "feature_cache",
+                                   "workers")
 RESUME_FILE = "resume.pt"
 FEATURES_FILE = "features.safetensors"
 
@@ -304,26 +313,147 @@ class AttributeMetrics:
             else:
                 self._add(f"acc.{name}", float((output[mask].argmax(-1) == target[mask]).sum()), count)
 
-    def compute(self) -> dict[str, float]:
+    def _order(self) -> list[str]:
         order = [f"head_loss.{a.name}" for a in self.schema]
-        order += [f"{'mae' if isinstance(a, NumericAttribute) else 'acc'}.{a.name}" for a in self.schema]
-        return {k: (self.sums[k] / self.counts[k] if self.counts.get(k) else math.nan) for k in order if k in self.sums}
+        return order + [f"{'mae' if isinstance(a, NumericAttribute) else 'acc'}.{a.name}" for a in self.schema]
+
+    def compute(self) -> dict[str, float]:
+        return {k: (self.sums[k] / self.counts[k] if self.counts.get(k) else math.nan) for k in self._order() if k in self.sums}
+
+    def all_reduce(self, reduce: Callable[[Tensor], Tensor]) -> None:
+        """Replaces the sums and counts by their totals over the ranks of a distributed run.
+
+        Args:
+            reduce: Sums a tensor over the ranks (:meth:`Distributed.all_reduce`).
+        """
+        keys = self._order()
+        state = torch.tensor([self.sums.get(k, 0.0) for k in keys] + [float(self.counts.get(k, 0)) for k in keys],
+                             dtype=torch.float64)
+        seen = torch.tensor([1.0 if k in self.sums else 0.0 for k in keys], dtype=torch.float64)
+        total = reduce(torch.cat([state, seen])).tolist()
+        n = len(keys)
+        self.sums = {k: total[i] for i, k in enumerate(keys) if total[2 * n + i] > 0}
+        self.counts = {k: int(round(total[n + i])) for i, k in enumerate(keys) if total[2 * n + i] > 0}
 
 
 class _Batches:
-    """The batches of one pass, made lazily (so augmented images are never all in memory)."""
+    """The batches of one pass, made lazily (so augmented images are never all in memory).
 
-    def __init__(self, n: int, batch_size: int, make: Callable[[Tensor], Batch],
-                 generator: torch.Generator | None = None) -> None:
+    Under torchrun, each global batch (the one a single process would make) is split into
+    contiguous per-rank parts and this rank gets its part. With ``augment``, one seed is drawn per
+    epoch from ``generator`` (after the shuffle) and each image is augmented with
+    :func:`sample_seed` of it and the image's row.
+
+    Args:
+        n: Images in the pass.
+        batch_size: Images per global batch.
+        make: ``(positions (b,) int64 into the pass, epoch seed or None)`` for every batch of the
+            pass → the batches.
+        generator: Shuffles (and seeds the augmentation); ``None``: in order.
+        dist: The distributed run, or ``None``.
+        augment: Draw an epoch seed.
+    """
+
+    def __init__(self, n: int, batch_size: int, make: Callable[[list[Tensor], int | None], Iterable[Batch]],
+                 generator: torch.Generator | None = None, dist: Distributed | None = None, augment: bool = False) -> None:
         self.n, self.batch_size, self.make, self.generator = n, batch_size, make, generator
+        self.dist, self.augment = dist, augment
 
     def __len__(self) -> int:
         return -(-self.n // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
         order = torch.randperm(self.n, generator=self.generator) if self.generator is not None else torch.arange(self.n)
+        epoch_seed = None
+        if self.augment and self.generator is not None:
+            epoch_seed = int(torch.randint(0, 2**62, (), generator=self.generator))
+        parts = []
         for start in range(0, self.n, self.batch_size):
-            yield self.make(order[start : start + self.batch_size])
+            part = order[start : start + self.batch_size]
+            parts.append(part[self.dist.shard(len(part))] if self.dist is not None else part)
+        return iter(self.make(parts, epoch_seed))
+
+
+class _ImageSet(torch.utils.data.Dataset):
+    """Key ``(row, seed or None)`` → image ``row`` as float ``(3, S, S)`` in [0, 1], augmented with
+    ``seed`` (:func:`augment_sample`) when one is given."""
+
+    def __init__(self, images: Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key: tuple[int, int | None]) -> Tensor:
+        row, seed = key
+        x = self.images[row].float().div_(255)
+        return augment_sample(x, seed) if seed is not None else x
+
+
+class _Stack:
+    """Collates images ``(3, S, S)`` into ``(B, 3, S, S)`` (``B`` may be 0 on a rank with no share)."""
+
+    def __init__(self, shape: Sequence[int]) -> None:
+        self.shape = tuple(shape)
+
+    def __call__(self, samples: list[Tensor]) -> Tensor:
+        return torch.stack(samples) if samples else torch.empty((0, *self.shape))
+
+
+class _PassSampler:
+    """The batch sampler of :class:`_ImageLoader`: yields the keys of the pass it was last given."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[int, int | None]]] = []
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int | None]]]:
+        return iter(self.batches)
+
+
+class _ImageLoader:
+    """Every pass over the decoded images (fine-tuning): one ``DataLoader`` whose ``workers``
+    persistent processes convert and augment images, in pinned memory for CUDA.
+
+    Args:
+        images: uint8 ``(N, 3, S, S)``.
+        workers: Worker processes; 0: in this process.
+        pin_memory: Collate batches in page-locked memory.
+    """
+
+    def __init__(self, images: Tensor, workers: int, pin_memory: bool) -> None:
+        self.sampler = _PassSampler()
+        self.loader: torch.utils.data.DataLoader | None = torch.utils.data.DataLoader(
+            _ImageSet(images), batch_sampler=self.sampler, num_workers=workers, collate_fn=_Stack(images.shape[1:]),
+            pin_memory=pin_memory, persistent_workers=workers > 0,
+            generator=torch.Generator(),  # its seed draw must not touch the global generator
+        )
+
+    def __call__(self, keys: list[list[tuple[int, int | None]]]) -> Iterator[Tensor]:
+        """The batches ``(b, 3, S, S)`` float in [0, 1] of ``keys``' lists of ``(row, seed)``, in order."""
+        assert self.loader is not None
+        self.sampler.batches = keys
+        return iter(self.loader)
+
+    def close(self) -> None:
+        """Stops the worker processes."""
+        self.loader = None
+
+
+def auto_workers(processes_on_node: int = 1) -> int:
+    """``--workers``' default: ``min(4, CPU cores per process - 1)``, at least 0.
+
+    Args:
+        processes_on_node: Training processes sharing this machine's cores (torchrun's
+            ``LOCAL_WORLD_SIZE``).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(4, cores // max(1, processes_on_node) - 1))
 
 
 class _Trainable(nn.Module):
@@ -440,6 +570,45 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _features(
+    backbone: Hypercolumn,
+    images: Tensor,
+    device: torch.device,
+    dist: Distributed | None,
+    callbacks: Sequence[Callback],
+    main: bool,
+    cache: Path | None,
+    key: dict[str, object],
+    paths: Sequence[Path],
+) -> Tensor:
+    """The frozen backbone's features of ``images`` (uint8 ``(N, 3, S, S)``) → ``(N, D)`` on ``device``:
+    from the cache file when it matches (rank 0 reads it and sends it to the others), else computed
+    (each rank its contiguous share, then gathered) and cached by rank 0."""
+    backbone.eval()
+    stored = read_feature_cache(cache, key, paths) if main else None
+    hit = dist.broadcast_object(stored is not None) if dist is not None else stored is not None
+    if hit:
+        if dist is not None:
+            stored = dist.broadcast(stored if stored is not None else torch.empty((len(images), backbone.dims)))
+        emit(callbacks, Notice(f"features of {len(images)} images read from {cache}"))
+        return stored.to(device)
+    if dist is None:
+        features = compute_features(backbone, images, device=device, batch_size=16, callbacks=callbacks)
+    else:
+        share, total = images[dist.shard(len(images))], len(images)
+
+        def progress(event: Any) -> None:  # this rank's share, shown as a share of all images
+            if isinstance(event, TaskProgress) and event.done < event.total:
+                emit(callbacks, TaskProgress(event.task, event.done * total // max(1, event.total), total))
+
+        features = dist.all_gather_rows(compute_features(backbone, share, device=device, batch_size=16,
+                                                         callbacks=[progress]))
+        emit(callbacks, TaskProgress("features", total, total))
+    if main and cache is not None:
+        write_feature_cache(cache, key, paths, features)
+    return features
+
+
 def train_attrs(
     data: str | os.PathLike[str] | None = None,
     output: str | os.PathLike[str] | None = None,
@@ -483,7 +652,15 @@ def train_attrs(
         if saved_meta is None:
             raise InvalidParameter("--data", None, "a folder with images and a labels CSV")
         data = saved_meta["data"]["folder"]
-    device = resolve_device(config.device)
+    # Under torchrun: join the process group (gloo/nccl by --device); every rank runs what follows
+    # on the same data, only rank 0 prints (its callbacks) and writes files.
+    dist = init_distributed(config.device)
+    device = dist.device if dist is not None else resolve_device(config.device)
+    main = dist is None or dist.is_main
+    if not main:
+        callbacks = ()
+    workers = config.workers if config.workers is not None else auto_workers(dist.local_world_size if dist else 1)
+    pin = device.type == "cuda"
 
     table = read_labels(data, schema, config.labels)  # the CSV only: images are opened below
     if saved_meta is not None and table.sha256 != saved_meta["data"]["sha256"]:
@@ -495,7 +672,8 @@ def train_attrs(
     if choice.notice:
         emit(callbacks, Notice(choice.notice))
     images, kept, skipped = load_images(table.items, config.size, skip_bad=config.skip_bad, csv_path=table.csv_path,
-                                        callbacks=callbacks)
+                                        callbacks=callbacks, workers=workers, dist=dist,
+                                        pin_memory=pin and not config.finetune)  # fine-tuning pins each batch
     if skipped:
         emit(callbacks, Notice(f"skipped {len(skipped)} bad image(s) (--skip-bad); first: {skipped[0]}"))
     splits = assign_splits(table, config.val_split, config.test_split, config.seed, keep=kept)
@@ -508,49 +686,45 @@ def train_attrs(
     backbone = Hypercolumn(config.backbone, choice.state_dict, seed=config.seed, source=choice.source,
                            trainable=config.finetune).to(device)
     net = AttributeNet(schema, backbone, seed=config.seed).to(device)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
+    loader: _ImageLoader | None = None
     if config.finetune:
-        inputs = images  # uint8, CPU; each batch is converted (and augmented) on the fly
+        # uint8, CPU; each batch is converted (and augmented) on the fly, in the worker processes.
+        loader = _ImageLoader(images, workers, pin)
         forward: Callable[[Batch], Any] = lambda batch: net(batch.x)
     else:
-        key = {"backbone": config.backbone, "weights": choice.kind, "source": choice.source, "seed": config.seed,
-               "size": config.size, "styleforge": __version__}
-        backbone.eval()
-        inputs, from_cache = cached_features(
-            run_dir / FEATURES_FILE if config.feature_cache else None, key, [table.items[i].path for i in kept],
-            lambda: compute_features(backbone, images, device=device, batch_size=16, callbacks=callbacks),
-        )
-        inputs = inputs.to(device)
-        if from_cache:
-            emit(callbacks, Notice(f"features of {len(kept)} images read from {run_dir / FEATURES_FILE}"))
+        inputs = _features(backbone, images, device, dist, callbacks, main,
+                           run_dir / FEATURES_FILE if config.feature_cache else None,
+                           {"backbone": config.backbone, "weights": choice.kind, "source": choice.source,
+                            "seed": config.seed, "size": config.size, "styleforge": __version__},
+                           [table.items[i].path for i in kept])
         forward = lambda batch: net.heads_forward(batch.x)
     do_augment = config.finetune and config.augment in ("auto", "standard")
 
-    def subset(split: str) -> tuple[Tensor, dict[str, Tensor]]:
+    def maker(split: str) -> Callable[[list[Tensor], int | None], Iterable[Batch]]:
         items = splits[split]
         rows = torch.tensor([position[i] for i in items], dtype=torch.long)
-        return rows, {k: v[items].to(device) for k, v in all_labels.items()}
+        labels = {k: v[items].to(device) for k, v in all_labels.items()}
 
-    def maker(split: str, generator: torch.Generator | None, train: bool) -> Callable[[Tensor], Batch]:
-        rows, labels = subset(split)
+        def label(order: Tensor) -> dict[str, Tensor]:
+            return {k: v[order.to(v.device)] for k, v in labels.items()}
 
-        def make(order: Tensor) -> Batch:
-            x = inputs[rows[order].to(inputs.device)]
-            if config.finetune:
-                x = x.float().div_(255)
-                if train and do_augment:
-                    x = augment(x, generator)
-                x = x.to(device)
-            return Batch(x, {k: v[order.to(v.device)] for k, v in labels.items()})
+        def make(parts: list[Tensor], epoch_seed: int | None) -> Iterable[Batch]:
+            if loader is None:  # cached features, already on the device
+                return (Batch(inputs[rows[order].to(inputs.device)], label(order)) for order in parts)
+            keys = [[(int(r), sample_seed(epoch_seed, int(r)) if epoch_seed is not None else None) for r in rows[order]]
+                    for order in parts]
+            return (Batch(x.to(device, non_blocking=True), label(order)) for x, order in zip(loader(keys), parts))
 
         return make
 
     def batches(split: str, generator: torch.Generator | None = None, train: bool = False) -> _Batches:
-        return _Batches(len(splits[split]), config.batch_size, maker(split, generator, train), generator)
+        return _Batches(len(splits[split]), config.batch_size, maker(split), generator, dist, augment=train and do_augment)
 
     resume_state: dict[str, Any] | None = None
-    if resume:
+    if resume:  # every rank reads it: the run folder is on storage they share
         resume_state = torch.load(run_dir / RESUME_FILE, map_location=device, weights_only=True)
     log_vars = nn.ParameterDict({a.name: nn.Parameter(torch.zeros((), device=device)) for a in schema}) \
         if config.balance == "uncertainty" else None
@@ -561,7 +735,7 @@ def train_attrs(
         if resume_state is not None:
             initial = {k: float(v) for k, v in resume_state["extra"]["initial"].items()}
         else:
-            summary, _ = evaluate(trainable, forward, plain, batches("train"), counts=Batch.counts)
+            summary, _ = evaluate(trainable, forward, plain, batches("train"), counts=Batch.counts, dist=dist)
             initial = dict(summary.raw)
     loss, heads = build_loss(schema, config, initial=initial, log_vars=log_vars)
 
@@ -595,6 +769,8 @@ def train_attrs(
     history_path = run_dir / "history.csv"
 
     def checkpoint(cp: FitCheckpoint) -> None:
+        if not main:
+            return
         if cp.is_best:
             meta["best"] = _json_safe({"epoch": cp.epoch, **{k: v for k, v in cp.row.items() if k != "seconds"}})
             save_model(run_dir, net, meta, with_backbone=config.finetune)
@@ -629,6 +805,7 @@ def train_attrs(
         resume=resume_state,
         checkpoint=checkpoint,
         callbacks=callbacks,
+        dist=dist,
     )
 
     # The best epoch's weights are back in the network: score every split once with them.
@@ -637,7 +814,7 @@ def train_attrs(
         for split in ("train", "val", "test"):
             if splits[split]:
                 summary, values = evaluate(trainable, forward, loss, batches(split), counts=Batch.counts,
-                                           metrics=lambda: AttributeMetrics(schema, heads))
+                                           metrics=lambda: AttributeMetrics(schema, heads), dist=dist)
                 scores[split] = {"loss": summary.total, **{f"loss.{k}": v for k, v in summary.weighted.items()}, **values}
     train_labels = {k: v[splits["train"]] for k, v in all_labels.items()}
     baseline = {s: _baseline(schema, train_labels, {k: v[splits[s]] for k, v in all_labels.items()})
@@ -656,7 +833,12 @@ def train_attrs(
         metrics["balance_initial"] = initial
     if log_vars is not None:
         metrics["log_variance"] = {n: float(p.detach()) for n, p in log_vars.items()}
+    if loader is not None:
+        loader.close()
     files: list[Path] = []
+    if not main:  # rank 0 writes the run folder
+        return TrainResult(run_dir, result.history, result.best_epoch, result.stop_reason, result.stop_detail, metrics,
+                           skipped, config, files)
     if result.best_epoch:
         meta["best"] = _json_safe({**(meta["best"] or {}), "stop_reason": result.stop_reason, "epochs_run": result.epochs_run,
                                    "test": scores.get("test")})

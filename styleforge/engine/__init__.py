@@ -16,6 +16,7 @@ from .optimize import (
 from .terms import LossReport, LossSummary, LossTerm, WeightedLoss, validate_weight
 from .events import BatchProgress, EpochEnded, EpochStarted, FitEnded, TaskProgress
 from .fit import SCHEDULES, TRAIN_LR, FitCheckpoint, FitResult, evaluate, fit
+from .distributed import Distributed, init_distributed
 
 __all__ = [
     "Callback", "Event", "Notice", "Progress", "StageEnded", "StageStarted",
@@ -24,4 +25,5 @@ __all__ = [
     "LossReport", "LossSummary", "LossTerm", "WeightedLoss", "validate_weight",
     "BatchProgress", "EpochEnded", "EpochStarted", "FitEnded", "TaskProgress",
     "SCHEDULES", "TRAIN_LR", "FitCheckpoint", "FitResult", "evaluate", "fit",
+    "Distributed", "init_distributed",
 ]

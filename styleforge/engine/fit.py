@@ -11,6 +11,11 @@ batch iterables and, optionally, metric accumulators. Every epoch's loss terms a
 A run is resumable exactly: :meth:`FitCheckpoint.state` holds the module, the optimiser, the schedule,
 the stopping rule, the history, the best epoch and weights, and the random number generators; pass it
 back as ``resume=`` and the following epochs are the same as in an uninterrupted run.
+
+Under torchrun, pass ``dist=`` (:func:`styleforge.engine.distributed.init_distributed`): every rank
+runs this loop on its part of each global batch, terms and counts are all-reduced per step and the
+gradients summed, so the run equals the single-process one up to floating-point noise (the module
+docstring of :mod:`styleforge.engine.distributed` says why).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InvalidParameter, choice_error
+from .distributed import Distributed, reduce_terms
 from .events import BatchProgress, Callback, EpochEnded, EpochStarted, FitEnded, emit
 from .optimize import DivergenceGuard, OptimizerSpec, StopRule, make_optimizer, parse_optimizer
 from .terms import LossSummary, WeightedLoss
@@ -70,6 +76,9 @@ class Metrics(Protocol):
     def compute(self) -> dict[str, float]:
         """The metrics of everything added, ``name -> value``."""
 
+    # Distributed runs also call ``all_reduce(reduce)`` before ``compute()``: the accumulator replaces
+    # its state (sums and counts) by ``reduce(state)``, a tensor summed over the ranks.
+
 
 class _Diverged(Exception):
     """Raised inside a closure when a batch's loss is not finite, before the optimiser steps."""
@@ -111,6 +120,7 @@ def evaluate(
     *,
     counts: Callable[[Any], Mapping[str, float]] | None = None,
     metrics: Callable[[], Metrics] | None = None,
+    dist: Distributed | None = None,
 ) -> tuple[LossSummary, dict[str, float]]:
     """One pass over ``batches`` in eval mode, without gradients.
 
@@ -122,6 +132,8 @@ def evaluate(
         counts: Batch → each term's weight in the mean (e.g. its number of labelled values);
             ``None``: every batch counts 1.
         metrics: Factory of a fresh accumulator.
+        dist: A distributed run: ``batches`` are this rank's parts of the global batches (the same
+            number on every rank); the returned values are the global ones, on every rank.
 
     Returns:
         The count-weighted mean of each term (as a :class:`LossSummary`) and the metrics.
@@ -134,10 +146,14 @@ def evaluate(
         for batch in batches:
             outputs = forward(batch)
             report = loss(outputs, batch)
-            mean.add(_batch_raw(report), counts(batch) if counts is not None else None)
+            if dist is not None:
+                step = reduce_terms(dist, report.raw, batch, counts)
+                mean.add(step.raw, step.counts)
+            else:
+                mean.add(_batch_raw(report), counts(batch) if counts is not None else None)
             if acc is not None:
                 acc.update(outputs, batch)
-        return mean.summary(loss.weights), (acc.compute() if acc is not None else {})
+        return mean.summary(loss.weights), _compute(acc, dist)
     finally:
         module.train(was_training)
 
@@ -203,6 +219,17 @@ def _make_schedule(
     return None
 
 
+def _compute(acc: Metrics | None, dist: Distributed | None) -> dict[str, float]:
+    """The accumulator's metrics; in a distributed run, of every rank's batches."""
+    if acc is None:
+        return {}
+    if dist is not None:
+        if not hasattr(acc, "all_reduce"):
+            raise TypeError(f"{type(acc).__name__} needs an all_reduce(reduce) method to be used in a distributed run")
+        acc.all_reduce(dist.all_reduce)  # type: ignore[attr-defined]
+    return acc.compute()
+
+
 def _clone_state(module: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
@@ -231,6 +258,7 @@ def fit(
     resume: Mapping[str, Any] | None = None,
     checkpoint: Callable[[FitCheckpoint], None] | None = None,
     callbacks: Sequence[Callback] = (),
+    dist: Distributed | None = None,
 ) -> FitResult:
     """Trains ``module`` for up to ``epochs`` epochs and leaves the best epoch's weights in it.
 
@@ -271,6 +299,14 @@ def fit(
         checkpoint: Called after every epoch.
         callbacks: Receive :class:`EpochStarted`, :class:`BatchProgress`, :class:`EpochEnded`
             and :class:`FitEnded`.
+        dist: A distributed run (every rank calls :func:`fit` alike): ``train_batches`` and
+            ``val_batches`` give this rank's part of each global batch (the same number of batches
+            on every rank); rank *r* backpropagates ``Σ weight × (its count / global count) × term``
+            and the gradients are summed over the ranks, so every rank takes the step one process
+            would take on the whole batch. Terms must be means over the batch's counted items
+            (``counts``; without it, over its ``len``), or affine in such a mean. Metric
+            accumulators need an ``all_reduce(reduce)`` method. Events, history and checkpoints
+            hold the global values on every rank (the caller lets one rank print and write).
 
     Returns:
         A :class:`FitResult`.
@@ -303,6 +339,7 @@ def fit(
     scheduler = _make_schedule(schedule, opt, epochs, plateau_factor, plateau_patience)
     generator = torch.Generator().manual_seed(int(seed))
     weights = dict(loss.weights)
+    trained = [p for group in opt.param_groups for p in group["params"]]
 
     history: list[dict[str, float]] = []
     best_epoch, best_value = 0, None
@@ -347,6 +384,9 @@ def fit(
             batches = train_batches(generator)
             if not hasattr(batches, "__len__"):
                 batches = list(batches)
+            if dist is not None and len(set(dist.all_gather_object(len(batches)))) > 1:
+                raise RuntimeError(f"the ranks have different numbers of batches in epoch {epoch}: "
+                                   "train_batches must split every global batch across the ranks")
             emit(callbacks, EpochStarted(epoch, epochs, len(batches), lr))
             module.train()
             mean = _Mean(loss.names)
@@ -357,6 +397,9 @@ def fit(
                 def closure() -> Tensor:
                     opt.zero_grad(set_to_none=True)
                     outputs = forward(batch)
+                    if dist is not None:
+                        return _distributed_closure(dist, loss, weights, outputs, batch, counts, trained, captured,
+                                                    f"epoch {epoch}, batch {index}")
                     report = loss(outputs, batch)
                     if not torch.isfinite(report.total.detach()):
                         raise _Diverged(f"the training loss became {float(report.total.detach()):g} (epoch {epoch}, batch {index})")
@@ -366,7 +409,10 @@ def fit(
 
                 opt.step(closure)
                 outputs, report = captured[0]
-                mean.add(_batch_raw(report), counts(batch) if counts is not None else None)
+                if dist is not None:
+                    mean.add(report.raw, report.counts)
+                else:
+                    mean.add(_batch_raw(report), counts(batch) if counts is not None else None)
                 if acc is not None:
                     with torch.no_grad():
                         acc.update(_detach(outputs), batch)
@@ -374,10 +420,11 @@ def fit(
             train = mean.summary(weights)
             row: dict[str, float] = {"epoch": epoch, "lr": lr}
             row.update(_prefixed("loss", train))
-            row.update(acc.compute() if acc is not None else {})
+            row.update(_compute(acc, dist))
             val = None
             if val_batches is not None:
-                val, val_metrics = evaluate(module, forward, loss, val_batches(), counts=counts, metrics=metrics)
+                val, val_metrics = evaluate(module, forward, loss, val_batches(), counts=counts, metrics=metrics,
+                                            dist=dist)
                 row.update(_prefixed("val_loss", val))
                 row.update({f"val_{k}": v for k, v in val_metrics.items()})
             if epoch_values is not None:
@@ -417,6 +464,35 @@ def fit(
     epochs_run = int(history[-1]["epoch"]) if history else 0
     emit(callbacks, FitEnded(reason, detail, epochs_run, best_epoch))
     return FitResult(history, best_epoch, best_value, reason, detail, epochs_run)
+
+
+def _distributed_closure(
+    dist: Distributed,
+    loss: WeightedLoss,
+    weights: Mapping[str, float],
+    outputs: Any,
+    batch: Any,
+    counts: Callable[[Any], Mapping[str, float]] | None,
+    trained: Sequence[Tensor],
+    captured: list[tuple[Any, Any]],
+    where: str,
+) -> Tensor:
+    """One rank's forward/backward of a distributed step; returns the global total (what the
+    optimiser sees, the same on every rank) after the gradients were summed over the ranks."""
+    values = {name: term(outputs, batch) for name, term in loss.terms.items()}
+    step = reduce_terms(dist, values, batch, counts)
+    total = step.total(weights)
+    if not step.finite or not math.isfinite(total):
+        raise _Diverged(f"the training loss became {total:g} ({where})")
+    objective: Tensor | None = None
+    for name, value in values.items():
+        part = value * (weights[name] * step.shares[name])
+        objective = part if objective is None else objective + part
+    if objective is not None and objective.requires_grad:
+        objective.backward()
+    dist.all_reduce_gradients(trained)
+    captured.append((outputs, step))
+    return torch.tensor(total, dtype=torch.float64)
 
 
 def _detach(outputs: Any) -> Any:

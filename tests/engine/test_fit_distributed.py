@@ -1,0 +1,152 @@
+"""Tests of styleforge.engine.distributed with styleforge.engine.fit: the sharding arithmetic, and a
+2-process gloo run (on 127.0.0.1) that equals the single-process run, for Adam and L-BFGS, with a
+masked term (per-term counts), an uncounted regulariser, uneven shares and an empty share."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from styleforge.engine import WeightedLoss, fit
+from styleforge.engine.distributed import Distributed, env_world, init_distributed, process_rank
+from styleforge.errors import InvalidParameter
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+_G = torch.Generator().manual_seed(0)
+X = torch.randn(29, 3, generator=_G)
+Y = X @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(29, generator=_G)
+Y_MASKED = torch.where(torch.arange(29) % 3 == 0, torch.tensor(float("nan")), Y)  # a third unlabelled
+N_TRAIN, BATCH = 25, 6  # 5 global batches of 6, 6, 6, 6, 1: the last one leaves rank 1 nothing
+
+
+def _masked_mse(out: torch.Tensor, batch: tuple) -> torch.Tensor:
+    keep = ~torch.isnan(batch[2])
+    return ((out[keep] - batch[2][keep]) ** 2).mean() if bool(keep.any()) else out.sum() * 0.0
+
+
+class _Metric:
+    """Mean absolute error over a pass, with the distributed hook."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0.0
+
+    def update(self, outputs: torch.Tensor, batch: tuple) -> None:
+        self.total += float((outputs - batch[1]).abs().sum())
+        self.count += len(batch[1])
+
+    def all_reduce(self, reduce) -> None:
+        self.total, self.count = reduce(torch.tensor([self.total, self.count], dtype=torch.float64)).tolist()
+
+    def compute(self) -> dict[str, float]:
+        return {"mae.y": self.total / self.count}
+
+
+def _run(dist: Distributed | None, optimizer: str) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    weight = model.weight
+
+    def part(order: torch.Tensor) -> torch.Tensor:
+        return order[dist.shard(len(order))] if dist is not None else order
+
+    def train(generator: torch.Generator) -> list[tuple]:
+        order = torch.randperm(N_TRAIN, generator=generator)
+        parts = [part(order[i : i + BATCH]) for i in range(0, N_TRAIN, BATCH)]
+        return [(X[p], Y[p], Y_MASKED[p]) for p in parts]
+
+    def val() -> list[tuple]:
+        p = part(torch.arange(N_TRAIN, 29))
+        return [(X[p], Y[p], Y_MASKED[p])]
+
+    loss = WeightedLoss({
+        "masked": _masked_mse,
+        "l1": lambda out, batch: (out - batch[1]).abs().mean() if len(batch[1]) else out.sum() * 0.0,
+        "reg": lambda out, batch: (weight**2).sum(),  # not counted: the same on every rank
+    }, {"l1": 0.5, "reg": 0.01})
+    counts = lambda batch: {"masked": float((~torch.isnan(batch[2])).sum()), "l1": float(len(batch[1]))}  # noqa: E731
+    result = fit(model, lambda batch: model(batch[0])[:, 0], loss, train, val, epochs=4, optimizer=optimizer,
+                 counts=counts, metrics=_Metric, seed=3, dist=dist)
+    history = [{k: v for k, v in row.items() if k != "seconds"} for row in result.history]
+    return history, {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _worker(rank: int, port: int, out: str) -> None:
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2")
+    dist = init_distributed("cpu")
+    assert dist is not None and dist.backend == "gloo" and dist.world_size == 2 and process_rank() == rank
+    results = {name: _run(dist, name) for name in ("adam@0.05", "lbfgs")}
+    torch.save(results, f"{out}.{rank}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _close(a: list[dict[str, float]], b: list[dict[str, float]], rel: float) -> None:
+    assert len(a) == len(b) and [set(r) for r in a] == [set(r) for r in b]
+    for ra, rb in zip(a, b):
+        for key in ra:
+            assert ra[key] == pytest.approx(rb[key], rel=rel, abs=1e-9), key
+
+
+def test_shard_bounds_split_like_tensor_split() -> None:
+    for n in (0, 1, 5, 6, 7):
+        for world in (1, 2, 3):
+            bounds = [Distributed(r, world, r, world, "gloo", torch.device("cpu")).shard_bounds(n) for r in range(world)]
+            sizes = [len(t) for t in torch.tensor_split(torch.arange(n), world)]
+            assert [hi - lo for lo, hi in bounds] == sizes
+            assert bounds[0][0] == 0 and bounds[-1][1] == n and all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+
+
+def test_environment_detection_and_device_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert env_world() is None and process_rank() == 0 and init_distributed("cpu") is None
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    assert init_distributed("cpu") is None  # torchrun with one process: the plain single-process path
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert env_world() == (1, 2, 1, 2) and process_rank() == 1
+    with pytest.raises(InvalidParameter, match="--device: 'mps'.*cpu \\(gloo\\) or cuda \\(nccl\\) under torchrun"):
+        init_distributed("mps")
+    with pytest.raises(InvalidParameter, match="--device: 'gpu'"):
+        init_distributed("gpu")
+
+
+@pytest.mark.skipif(sys.platform != "linux" or not torch.distributed.is_available(), reason="needs fork and gloo")
+def test_two_processes_equal_one(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    out = str(tmp_path / "result")
+    mp.start_processes(_worker, args=(_free_port(), out), nprocs=2, start_method="fork")
+    ranks = [torch.load(f"{out}.{r}", weights_only=True) for r in range(2)]
+    for optimizer in ("adam@0.05", "lbfgs"):
+        single_history, single_state = _run(None, optimizer)
+        for history, state in (ranks[0][optimizer], ranks[1][optimizer]):
+            _close(history, single_history, 1e-5)  # every rank holds the global values
+            for key in single_state:
+                torch.testing.assert_close(state[key], single_state[key], rtol=1e-5, atol=1e-6)
+        assert single_history[-1]["val_loss"] < single_history[0]["val_loss"]
+        for row in single_history:
+            assert row["loss"] == math.fsum(row[f"loss.{t}"] for t in ("masked", "l1", "reg"))
