@@ -4,7 +4,7 @@ A cell is one ordinary ``styleforge <command> ...`` run, in its own process, wit
 arguments plus one value per grid axis, writing into ``SWEEP_DIR/cells/<name>/``. Running cells as
 the real command keeps one code path (parsing, validation, defaults, outputs) and isolates failures:
 a failed cell is recorded with its error and the sweep goes on. A cell whose ``cell.json`` exists
-is finished and is skipped when the sweep runs again.
+and records the same arguments is finished and is skipped when the sweep runs again.
 
 Where cells run: ``jobs`` local processes (default), or Ray tasks (``backend="ray"``) on the cluster
 ``RAY_ADDRESS`` names, or a local Ray instance when none does.
@@ -191,6 +191,8 @@ def _finished(cell: Cell, out_dir: Path) -> CellResult | None:
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
+    if list(data.get("cell", {}).get("args", [])) != list(cell.args):
+        return None  # same settings but other base arguments: the earlier result does not apply
     return CellResult(cell, "skipped", float(data.get("seconds", 0.0)), metrics=data.get("metrics", {}))
 
 

@@ -82,6 +82,9 @@ def test_sweep_runs_records_failures_and_resumes(images: dict[str, Path], tmp_pa
     assert again.exit_code == 0
     assert again.output.count("skipped (finished earlier)") == 2
     assert [r["status"] for r in _results(out / "results.csv")] == ["skipped", "failed", "skipped", "failed"]
+    changed = CliRunner().invoke(cli, [*args[:-8], "--grid", "content-weight=1", "--grid", "init=content",
+                                       "-o", str(out), "--tv-weight", "1"])
+    assert changed.exit_code == 0 and "skipped" not in changed.output  # other base arguments: run again
 
 
 def test_bad_grid_values_fail_before_any_cell_runs(images: dict[str, Path], tmp_path: Path) -> None:
