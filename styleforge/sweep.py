@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -169,7 +170,9 @@ def _cell_dir(cell: Cell, out_dir: Path) -> Path:
 def run_one(command: str, cell: Cell, out_dir: str, collect: Callable[[Path], dict[str, Any]]) -> CellResult:
     """Runs one cell as ``python -m styleforge COMMAND ARGS`` and records ``cell.json`` on success."""
     folder = _cell_dir(cell, Path(out_dir))
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists():  # a failed or outdated attempt: the cell starts clean (the folder is the sweep's own)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "styleforge", command, *cell.args, "--quiet"],

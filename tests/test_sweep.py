@@ -87,6 +87,19 @@ def test_sweep_runs_records_failures_and_resumes(images: dict[str, Path], tmp_pa
     assert changed.exit_code == 0 and "skipped" not in changed.output  # other base arguments: run again
 
 
+def test_a_rerun_with_other_arguments_starts_the_training_cell_clean(tmp_path: Path) -> None:
+    from styleforge.attributes.synthetic import make_dataset
+
+    make_dataset(tmp_path / "data", count=8, seed=0, size=32)
+    out = tmp_path / "sweep"
+    base = ["sweep", "train-attrs", "--data", str(tmp_path / "data"), "--backbone", "resnet18", "--weights", "random",
+            "--size", "32", "--val-split", "0.25", "--grid", "epochs=1", "-o", str(out)]
+    assert CliRunner().invoke(cli, base).exit_code == 0
+    again = CliRunner().invoke(cli, [*base, "--seed", "3"])  # a run folder already exists in the cell
+    assert again.exit_code == 0, again.output
+    assert _results(out / "results.csv")[0]["status"] == "ok"
+
+
 def test_bad_grid_values_fail_before_any_cell_runs(images: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     for grid, needle in (("pooling=max,foo", "foo"), ("content-weight=1,-5", "--content-weight"), ("bogus=1,2", "content-weight")):
