@@ -269,9 +269,24 @@ def init_distributed(device: str = "auto") -> Distributed | None:
 
 
 def _destroy() -> None:
+    """Leaves the process group together: every rank waits for the others before tearing it down.
+
+    Without the barrier a rank that finishes first destroys its end while a peer's gloo threads
+    still talk to it, and that peer can abort at exit ("terminate called without an active
+    exception"). The barrier is bounded, so a rank whose peer died does not hang.
+    """
+    import datetime
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+            else:
+                dist.barrier()
+        except Exception:  # a peer already gone: nothing left to wait for  # noqa: BLE001
+            pass
         dist.destroy_process_group()
 
 
