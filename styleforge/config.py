@@ -74,6 +74,8 @@ class TransferConfig:
         divergence_factor: A total above this × the best so far counts as divergence (``inf``:
             only NaN/inf do).
         keep_last: Return the last iterate instead of the lowest-loss one.
+        memory_check: Refuse, before starting, a run whose estimated memory exceeds what is available
+            (with a size that fits), rather than being killed midway.
         attrs_model: A ``train-attrs`` run folder whose network steers the transfer (``--attrs-model``).
         attrs: ``NAME=VALUE[:WEIGHT]`` targets, one ``attr.<name>`` term each (``--attr``).
         attr_weight: Weight of an ``--attr`` without ``:WEIGHT`` (docs/attributes.md: how it was chosen).
@@ -104,6 +106,7 @@ class TransferConfig:
     patience: int = 10
     divergence_factor: float = 10.0
     keep_last: bool = False
+    memory_check: bool = True
     attrs_model: str | None = None
     attrs: tuple[str, ...] = ()
     attr_weight: float = DEFAULT_ATTR_WEIGHT

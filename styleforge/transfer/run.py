@@ -40,6 +40,7 @@ from ..attributes.model import VGG_HYPERCOLUMN_LAYERS
 from ..attributes.score import ImageScore, open_model, score_tensors
 from ..nets.weights import resolve_weights
 from .color import match_histogram, preserve_colors
+from .memory import check_memory
 from .objective import (
     ContentTerm,
     FeatureContext,
@@ -189,6 +190,8 @@ def transfer(
     style_images = [load_image(s.path, param="--style") for s in specs]
     target = resize_long_side(content_image.rgb, config.size)
     _check_size(config, tuple(target.shape[-2:]), layers, content_image.size)
+    if config.memory_check:
+        check_memory(config.network, layers, tuple(target.shape[-2:]), config.size, chain, device)
     init = _initial_image(config, target[None], style_images)
 
     # The attribute networks are read (and the --attr targets checked against their schema) before

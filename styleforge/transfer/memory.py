@@ -1,0 +1,118 @@
+"""Estimating a transfer's memory before it starts, to refuse a run that would be killed.
+
+The estimate counts what dominates: the activations autograd keeps for the backward pass (every
+ReLU and pooling output of the truncated VGG, times a factor for the gradients alive at the peak),
+the network's weights, and L-BFGS's history (two vectors of the image's size per remembered step).
+Its two constants were fitted to measured peaks on CPU (benchmarks/transfer_speed.py: +674 MB at
+512 × 384 and +252 MB at 256 × 192 over the imported process, with a few L-BFGS steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+
+from ..engine import OptimizerSpec
+from ..errors import ResourceError
+from ..nets.vgg import _CONFIGS, layer_names
+
+__all__ = ["ACTIVATION_FACTOR", "FIXED_BYTES", "activation_elements", "estimate_bytes", "available_bytes", "check_memory"]
+
+#: Saved activations × this = activations plus the gradient buffers alive at the backward's peak.
+ACTIVATION_FACTOR = 2.4
+#: Bytes that do not grow with the image (temporaries, allocator slack), fitted as described above.
+FIXED_BYTES = 110 * 2**20
+#: L-BFGS's ``history_size`` in :func:`styleforge.engine.make_optimizer`.
+LBFGS_HISTORY = 100
+
+
+def activation_elements(arch: str, layers: Iterable[str], height: int, width: int) -> tuple[int, int]:
+    """Elements of the activations kept for backward, and of the weights, up to the deepest layer.
+
+    Returns:
+        (activation elements, weight elements) for one image of ``height × width``.
+    """
+    order = layer_names(arch)
+    deepest = max(order.index(layer) for layer in layers)
+    acts = weights = 0
+    in_channels, h, w, index = 3, height, width, 0
+    for block, channels in enumerate(_CONFIGS[arch], start=1):
+        for out_channels in channels:
+            if index > deepest:
+                return acts, weights
+            acts += out_channels * h * w  # the ReLU output autograd keeps (the conv output is freed)
+            weights += out_channels * (in_channels * 9 + 1)
+            in_channels, index = out_channels, index + 2
+        if index > deepest:
+            return acts, weights
+        h, w, index = h // 2, w // 2, index + 1
+        acts += in_channels * h * w
+    return acts, weights
+
+
+def estimate_bytes(arch: str, layers: Iterable[str], height: int, width: int, chain: Sequence[OptimizerSpec]) -> int:
+    """Estimated extra memory of a transfer at ``height × width`` (float32), in bytes."""
+    acts, weights = activation_elements(arch, layers, height, width)
+    pixels = 3 * height * width
+    history = 2 * LBFGS_HISTORY * pixels if any(spec.name == "lbfgs" for spec in chain) else 4 * pixels
+    return int(4 * (ACTIVATION_FACTOR * acts + weights + history + 8 * pixels) + FIXED_BYTES)
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory free for this run on ``device``: CUDA's free memory, or the OS's MemAvailable."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as handle:
+                for line in handle:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None
+
+
+def check_memory(
+    arch: str,
+    layers: Iterable[str],
+    shape: tuple[int, int],
+    size: int,
+    chain: Sequence[OptimizerSpec],
+    device: torch.device,
+    *,
+    available: int | None = None,
+) -> int:
+    """Refuses a run whose estimate exceeds the memory available, suggesting a size that fits.
+
+    Args:
+        arch: The VGG.
+        layers: Layers the objective uses.
+        shape: The output's (height, width).
+        size: The ``--size`` that gave ``shape``.
+        chain: The optimiser stages.
+        device: Where it runs.
+        available: Bytes available (default: measured now).
+
+    Returns:
+        The estimate in bytes.
+
+    Raises:
+        ResourceError: The estimate does not fit; the message gives both figures and a ``--size``
+            that fits (or says none does).
+    """
+    layers = list(layers)
+    height, width = shape
+    need = estimate_bytes(arch, layers, height, width, chain)
+    free = available if available is not None else available_bytes(device)
+    if free is None or need <= free:
+        return need
+    fits = [s for s in range(size - 16, 15, -16)
+            if estimate_bytes(arch, layers, round(height * s / size), round(width * s / size), chain) <= free]
+    hint = f"try --size {fits[0]}" if fits else "no size fits"
+    raise ResourceError(
+        f"--size {size}: this transfer needs about {need / 2**30:.1f} GiB on {device.type} and "
+        f"{free / 2**30:.1f} GiB is available; {hint}, free memory, or pass --no-memory-check to try anyway"
+    )

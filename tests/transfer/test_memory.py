@@ -1,0 +1,59 @@
+"""The memory estimate and the refusal before a run that would not fit."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import styleforge
+from styleforge.engine import parse_optimizer
+from styleforge.errors import ResourceError
+from styleforge.transfer import memory
+from styleforge.transfer.memory import activation_elements, check_memory, estimate_bytes
+
+from _helpers import invoke, one_line_error
+
+LAYERS = ["relu4_2", "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+LBFGS, ADAM = [parse_optimizer("lbfgs")], [parse_optimizer("adam")]
+
+
+def test_activations_follow_the_network() -> None:
+    acts, weights = activation_elements("vgg19", ["relu1_1"], 10, 10)
+    assert (acts, weights) == (64 * 100, 64 * (3 * 9 + 1))
+    acts, _ = activation_elements("vgg19", ["pool1"], 10, 10)
+    assert acts == 2 * 64 * 100 + 64 * 25
+    deep, _ = activation_elements("vgg19", LAYERS, 64, 64)
+    assert deep > activation_elements("vgg19", ["relu3_1"], 64, 64)[0]
+
+
+def test_estimate_scales_with_pixels_and_counts_lbfgs_history() -> None:
+    small, large = (estimate_bytes("vgg19", LAYERS, h, w, LBFGS) - memory.FIXED_BYTES for h, w in ((192, 256), (384, 512)))
+    assert 3.5 < large / small < 4.1  # weights do not grow with the image
+    assert estimate_bytes("vgg19", LAYERS, 384, 512, LBFGS) - estimate_bytes("vgg19", LAYERS, 384, 512, ADAM) > 4 * 2 * 90 * 3 * 384 * 512
+
+
+def test_refusal_names_both_figures_and_a_size_that_fits() -> None:
+    need = estimate_bytes("vgg19", LAYERS, 384, 512, LBFGS)
+    assert check_memory("vgg19", LAYERS, (384, 512), 512, LBFGS, torch.device("cpu"), available=need) == need
+    with pytest.raises(ResourceError, match="--size 512") as info:
+        check_memory("vgg19", LAYERS, (384, 512), 512, LBFGS, torch.device("cpu"), available=need // 2)
+    suggested = int(re.search(r"try --size (\d+)", str(info.value))[1])
+    assert suggested < 512
+    h, w = round(384 * suggested / 512), round(512 * suggested / 512)
+    assert estimate_bytes("vgg19", LAYERS, h, w, LBFGS) <= need // 2
+
+
+def test_transfer_refuses_before_starting_and_can_be_told_not_to(images: dict[str, Path], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1)
+    out = tmp_path / "out.png"
+    args = [images["content"], "--style", images["a"], "-o", out, "--size", "32", "--iterations", "1",
+            "--weights", "random", "--optimizer", "adam", "--quiet"]
+    line = one_line_error(invoke("transfer", *args), code=1)
+    assert "--size 32" in line and "GiB" in line and not out.exists()
+    with pytest.raises(ResourceError):
+        styleforge.transfer(images["content"], [str(images["a"])], size=32, iterations=1, weights="random")
+    assert invoke("transfer", *args, "--no-memory-check").exit_code == 0 and out.exists()
