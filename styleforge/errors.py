@@ -18,6 +18,7 @@ __all__ = [
     "WeightsError",
     "ResourceError",
     "did_you_mean",
+    "choice_error",
 ]
 
 
@@ -82,5 +83,3 @@ def choice_error(param: str, value: object, options: Iterable[str]) -> InvalidPa
     options = list(options)
     return InvalidParameter(param, value, "one of: " + ", ".join(options), did_you_mean(str(value), options))
 
-
-__all__.append("choice_error")

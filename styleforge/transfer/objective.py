@@ -33,6 +33,7 @@ __all__ = [
     "normalise_blend",
     "style_term_names",
     "layer_weights",
+    "gram_targets",
 ]
 
 
@@ -252,5 +253,3 @@ def gram_targets(features: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Gram matrix of each activation in ``features``."""
     return {layer: gram(f) for layer, f in features.items()}
 
-
-__all__.append("gram_targets")
