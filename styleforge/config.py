@@ -27,6 +27,15 @@ def _check_number(param: str, value: float, *, minimum: float = 0.0, strict: boo
         raise InvalidParameter(param, value, f"a finite number {'>' if strict else '>='} {minimum:g}")
 
 
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` if every key is a field of the dataclass ``cls``; else an error naming the first unknown key."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise choice_error("config key", unknown[0], sorted(names))
+    return data
+
+
 def _check_int(param: str, value: int, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InvalidParameter(param, value, f"a whole number >= {minimum}")
@@ -168,12 +177,7 @@ class TransferConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TransferConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise choice_error("config key", unknown[0], sorted(names))
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**kwargs)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in _known_fields(cls, data).items()})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -325,11 +329,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise choice_error("config key", unknown[0], sorted(names))
-        return cls(**data)
+        return cls(**_known_fields(cls, data))
 
 
 @dataclass

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 from click.testing import CliRunner, Result
 from PIL import Image
 
@@ -35,3 +38,13 @@ def one_line_error(result: Result, code: int = 2) -> str:
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.output
     return lines[0]
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread, restored afterwards: for folders of tests that run many tiny ops, which
+    extra threads only slow down on a busy machine (spin-waiting). A conftest.py opts in by importing it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -4,26 +4,16 @@ fast training configuration (ResNet-18, seeded random weights, 32 px, CPU)."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from styleforge.attributes.synthetic import make_dataset
 
+from _helpers import one_thread  # noqa: F401  (autouse: one intra-op thread for these tests)
+
 #: Options of a fast training run: everything small, seeded and on the CPU.
 FAST = dict(backbone="resnet18", weights="random", size=32, batch_size=8, lr=0.01, device="cpu", epochs=3)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: these tests run many tiny ops, which extra threads only slow down on a
-    busy machine (spin-waiting); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import io
 import math
 import random
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -29,14 +28,6 @@ from styleforge.engine import (
 )
 from styleforge.engine.fit import TRAIN_LR, FitCheckpoint, format_epoch_line
 from styleforge.errors import InvalidParameter
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # A tiny regression problem: y = x·w* + noise, two "heads" (a and b) on the same linear model.

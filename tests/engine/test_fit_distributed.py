@@ -8,7 +8,6 @@ import math
 import os
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,6 @@ from torch import nn
 from styleforge.engine import WeightedLoss, fit
 from styleforge.engine.distributed import Distributed, env_world, init_distributed, process_rank
 from styleforge.errors import InvalidParameter
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 _G = torch.Generator().manual_seed(0)
