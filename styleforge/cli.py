@@ -206,6 +206,9 @@ def _transfer_config(options: dict[str, Any]) -> TransferConfig:
               help="histogram: recolour the style images to the content's colour histogram first.")
 @click.option("--preserve-colors", is_flag=True, default=_T.preserve_colors, help="Keep the content's colours (luminance-only transfer).")
 @click.option("--keep-last", is_flag=True, default=_T.keep_last, help="Write the last iterate, not the lowest-loss one.")
+@click.option("--scales", type=int, default=_T.scales, show_default=True,
+              help="Coarse-to-fine: optimise at N sizes growing to --size, each from the last one upsampled.")
+@click.option("--min-size", type=int, default=None, metavar="PX", help="First scale's long side [default: sqrt(2) steps].")
 @click.option("--memory-check/--no-memory-check", default=_T.memory_check, show_default=True,
               help="Refuse a run whose estimated memory exceeds what is available (and suggest a --size).")
 @click.option("--attrs-model", default=_T.attrs_model, metavar="MODEL_DIR",

@@ -85,6 +85,9 @@ class TransferConfig:
         keep_last: Return the last iterate instead of the lowest-loss one.
         memory_check: Refuse, before starting, a run whose estimated memory exceeds what is available
             (with a size that fits), rather than being killed midway.
+        scales: Coarse-to-fine: optimise at this many sizes growing geometrically from ``min_size``
+            to ``size``, each starting from the upsampled result of the one before (1: one size).
+        min_size: The first scale's long side (default: ``size`` / √2^(scales − 1), i.e. √2 steps).
         attrs_model: A ``train-attrs`` run folder whose network steers the transfer (``--attrs-model``).
         attrs: ``NAME=VALUE[:WEIGHT]`` targets, one ``attr.<name>`` term each (``--attr``).
         attr_weight: Weight of an ``--attr`` without ``:WEIGHT`` (docs/attributes.md: how it was chosen).
@@ -116,6 +119,8 @@ class TransferConfig:
     divergence_factor: float = 10.0
     keep_last: bool = False
     memory_check: bool = True
+    scales: int = 1
+    min_size: int | None = None
     attrs_model: str | None = None
     attrs: tuple[str, ...] = ()
     attr_weight: float = DEFAULT_ATTR_WEIGHT
@@ -151,6 +156,11 @@ class TransferConfig:
         if self.stop_delta is not None:
             _check_number("--stop-delta", self.stop_delta)
         _check_int("--patience", self.patience, 1)
+        _check_int("--scales", self.scales, 1)
+        if self.min_size is not None:
+            _check_int("--min-size", self.min_size, 16)
+            if self.min_size > self.size:
+                raise InvalidParameter("--min-size", self.min_size, f"a size from 16 to --size ({self.size})")
         if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
             raise InvalidParameter("--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)")
 

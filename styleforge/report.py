@@ -211,7 +211,10 @@ class GifRecorder:
             return None
         import imageio.v3 as iio
 
-        data = iio.imwrite("<bytes>", np.stack(self.frames), extension=".gif", duration=self.duration_ms, loop=0)
+        size = self.frames[-1].shape[1::-1]  # coarse-to-fine frames grow: show all at the final size
+        frames = [f if f.shape[:2] == self.frames[-1].shape[:2] else np.asarray(Image.fromarray(f).resize(size, Image.Resampling.NEAREST))
+                  for f in self.frames]
+        data = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=self.duration_ms, loop=0)
         return write_atomic(self.path, lambda h: h.write(data))
 
 

@@ -32,7 +32,7 @@ from ..engine import (
     optimise_pixels,
     parse_optimizer,
 )
-from ..engine.events import emit
+from ..engine.events import Progress, StageEnded, StageStarted, emit
 from ..errors import InvalidParameter
 from ..images import LoadedImage, load_image, resize_long_side, save_image
 from ..nets.vgg import VGGFeatures, layer_names, pooling_factor
@@ -127,9 +127,27 @@ def _check_size(config: TransferConfig, shape: tuple[int, int], layers: Sequence
         )
 
 
-def _initial_image(config: TransferConfig, content: Tensor, styles: Sequence[LoadedImage]) -> Tensor:
-    """The starting image (1, 3, H, W): content, noise, the first style or a file, plus noise blend."""
+def scale_sizes(size: int, scales: int, min_size: int | None = None) -> list[int]:
+    """The long sides of a coarse-to-fine run: ``scales`` sizes growing geometrically to ``size``.
+
+    The default first size steps by √2 (``scale_sizes(512, 5)`` → 128, 181, 256, 362, 512), as
+    crowsonkb/style-transfer-pytorch does.
+    """
+    if scales <= 1:
+        return [size]
+    first = min_size if min_size is not None else round(size / 2 ** ((scales - 1) / 2))
+    return [round(first * (size / first) ** (i / (scales - 1))) for i in range(scales)]
+
+
+def _initial_image(
+    config: TransferConfig, content: Tensor, styles: Sequence[LoadedImage], init_image: Tensor | None = None
+) -> Tensor:
+    """The starting image (1, 3, H, W): ``init_image`` resized (a coarser scale's result), else
+    content, noise, the first style or a file, plus the noise blend."""
     shape = content.shape[-2:]
+    if init_image is not None:
+        return F.interpolate(init_image.reshape(1, 3, *init_image.shape[-2:]).float(), size=shape, mode="bicubic",
+                             align_corners=False).clamp(0, 1)
     generator = torch.Generator().manual_seed(config.seed)
     noise = torch.rand((1, 3, *shape), generator=generator)
     if config.init == "content":
@@ -150,6 +168,7 @@ def transfer(
     config: TransferConfig | None = None,
     *,
     callbacks: Sequence[Callback] = (),
+    init_image: Tensor | None = None,
     **options: Any,
 ) -> TransferResult:
     """Optimises an image to keep ``content``'s content and the blended style of ``styles``.
@@ -160,6 +179,8 @@ def transfer(
             to sum 1.
         config: Options; ``None`` for the defaults.
         callbacks: Receive engine events (:class:`~styleforge.engine.Progress`, …).
+        init_image: A starting image (3, h, w) in [0, 1], resized to the output; overrides
+            ``config.init`` and its noise blend (coarse-to-fine passes each scale's result on).
         **options: Overrides of ``config``'s fields (``iterations=50``).
 
     Returns:
@@ -171,6 +192,8 @@ def transfer(
     """
     config = dataclasses.replace(config or TransferConfig(), **options)
     config.validate()
+    if config.scales > 1:
+        return _coarse_to_fine(content, styles, config, callbacks, init_image)
     chain = [parse_optimizer(text) for text in config.optimizer]
     if config.lr is not None:
         chain = [dataclasses.replace(s, lr=config.lr) if s.lr is None else s for s in chain]
@@ -192,7 +215,7 @@ def transfer(
     _check_size(config, tuple(target.shape[-2:]), layers, content_image.size)
     if config.memory_check:
         check_memory(config.network, layers, tuple(target.shape[-2:]), config.size, chain, device)
-    init = _initial_image(config, target[None], style_images)
+    init = _initial_image(config, target[None], style_images, init_image)
 
     # The attribute networks are read (and the --attr targets checked against their schema) before
     # any slow work; one network serves both when --score-with names the --attrs-model folder.
@@ -302,3 +325,58 @@ def transfer(
         metadata=metadata,
         scores=scores,
     )
+
+
+class _Shifted:
+    """Passes a scale's events on as parts of the whole coarse-to-fine run (global numbering)."""
+
+    def __init__(self, callback: Callback, iterations: int, stages: int, total: int, first: bool) -> None:
+        self.callback, self.iterations, self.stages, self.total, self.first = callback, iterations, stages, total, first
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, Progress):
+            event = dataclasses.replace(event, iteration=event.iteration + self.iterations, total_iterations=self.total,
+                                        stage=event.stage + self.stages)
+        elif isinstance(event, StageStarted):
+            event = dataclasses.replace(event, index=event.index + self.stages, total_iterations=self.total,
+                                        first_iteration=event.first_iteration + self.iterations)
+        elif isinstance(event, StageEnded):
+            event = dataclasses.replace(event, index=event.index + self.stages)
+        elif isinstance(event, Notice) and not self.first:
+            return  # said once, at the first scale
+        self.callback(event)
+
+
+def _coarse_to_fine(
+    content: ImageInput,
+    styles: Sequence[str | os.PathLike[str] | StyleSpec],
+    config: TransferConfig,
+    callbacks: Sequence[Callback],
+    init_image: Tensor | None,
+) -> TransferResult:
+    """Runs the transfer at growing sizes, each scale starting from the one before, upsampled.
+
+    Every scale runs the whole optimiser chain; the history and the events number iterations and
+    stages across scales. A coarse scale that converges or diverges hands on its best image; Ctrl-C
+    ends the run with the best image of the scale it was in.
+    """
+    sizes = scale_sizes(config.size, config.scales, config.min_size)
+    stages = len(config.optimizer)
+    planned = sum(parse_optimizer(s).steps or config.iterations for s in config.optimizer)
+    history: list[HistoryEntry] = []
+    image, result, offset = init_image, None, 0
+    for k, size in enumerate(sizes):
+        last = k == len(sizes) - 1
+        sub = dataclasses.replace(config, size=size, scales=1, min_size=None, score_with=config.score_with if last else None)
+        shifted = [_Shifted(cb, offset, k * stages, planned * len(sizes), k == 0) for cb in callbacks]
+        result = transfer(content, styles, sub, callbacks=shifted, init_image=image)
+        history += [dataclasses.replace(e, iteration=e.iteration + offset, stage=e.stage + k * stages) for e in result.history]
+        result.metadata["iteration"] += offset
+        offset += len(result.history)
+        image = result.image
+        if result.stop_reason == "interrupted":
+            break
+    assert result is not None
+    result.history, result.config = history, config
+    result.metadata.update(config=config.to_dict(), scales=sizes[: k + 1])
+    return result
