@@ -38,12 +38,8 @@ class _Group(click.Group):
             ctx.exit(exc.exit_code)
 
 
-class ProgressDisplay:
-    """Shows engine events: a tqdm bar on a terminal, a line every ~10% otherwise.
-
-    Each line shows the iteration, the total and every weighted term, formatted so that the printed
-    parts add up exactly to the printed total.
-    """
+class _Display:
+    """What every progress display shares: notices, a tqdm bar on a terminal, lines written around it."""
 
     def __init__(self, *, quiet: bool = False, stream: Any = None) -> None:
         self.quiet = quiet
@@ -55,19 +51,42 @@ class ProgressDisplay:
         if self.bar is not None:
             self.bar.write(text, file=self.stream)
         else:
-            click.echo(text, err=True)
+            click.echo(text, file=self.stream)
+
+    def _bar(self, total: int, desc: str | None = None) -> None:
+        """Replaces the current bar (if any) by a new one of ``total`` steps."""
+        from tqdm import tqdm
+
+        self.close()
+        self.bar = tqdm(total=total, desc=desc, file=self.stream, dynamic_ncols=True, leave=False)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Notice):
             self._echo(f"note: {event.message}")
-        if self.quiet:
-            return
+        if not self.quiet:
+            self.show(event)
+
+    def show(self, event: Event) -> None:
+        """Displays one event (not called with ``quiet``)."""
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class ProgressDisplay(_Display):
+    """Shows transfer events: a tqdm bar on a terminal, a line every ~10% otherwise.
+
+    Each line shows the iteration, the total and every weighted term, formatted so that the printed
+    parts add up exactly to the printed total.
+    """
+
+    def show(self, event: Event) -> None:
         if isinstance(event, StageStarted):
             self._echo(f"stage {event.index + 1}: {event.name} for {event.steps} iterations (lr {event.lr:g})")
             if self.interactive and self.bar is None:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=event.total_iterations, file=self.stream, dynamic_ncols=True, leave=False)
+                self._bar(event.total_iterations)
         elif isinstance(event, Progress):
             line = f"loss {event.summary.format()}"
             if self.bar is not None:
@@ -79,11 +98,6 @@ class ProgressDisplay:
                     self._echo(f"iter {event.iteration}/{event.total_iterations} · {line}")
         elif isinstance(event, StageEnded) and event.reason != "completed":
             self._echo(f"stage {event.index + 1} stopped: {event.detail}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -301,37 +315,16 @@ _A = TrainConfig()
 _D = DatasetConfig()
 
 
-class TrainDisplay:
+class TrainDisplay(_Display):
     """Shows training events: one Keras-style line per epoch, and on a terminal a tqdm bar within
     each epoch (and while images are read and features computed)."""
 
-    def __init__(self, *, quiet: bool = False, stream: Any = None) -> None:
-        self.quiet = quiet
-        self.stream = stream or sys.stderr
-        self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.bar: Any = None
-        self.task = ""
+    task = ""
 
-    def _echo(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.write(text, file=self.stream)
-        else:
-            click.echo(text, err=True)
-
-    def _bar(self, total: int, desc: str) -> None:
-        from tqdm import tqdm
-
-        self.close()
-        self.bar = tqdm(total=total, desc=desc, file=self.stream, dynamic_ncols=True, leave=False)
-
-    def __call__(self, event: Event) -> None:
+    def show(self, event: Event) -> None:
         from .engine import BatchProgress, EpochEnded, EpochStarted, FitEnded, TaskProgress
         from .engine.fit import format_epoch_line
 
-        if isinstance(event, Notice):
-            self._echo(f"note: {event.message}")
-        if self.quiet:
-            return
         if isinstance(event, TaskProgress):
             if self.interactive:
                 if self.bar is None or self.task != event.task:
@@ -354,11 +347,6 @@ class TrainDisplay:
             self._echo(format_epoch_line(event))
         elif isinstance(event, FitEnded) and event.reason != "completed":
             self._echo(f"{event.reason}: {event.detail}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 @cli.command("make-dataset")

@@ -23,6 +23,15 @@ def write_image(path: Path, size: tuple[int, int] = (48, 32), seed: int = 0, mod
     return path
 
 
+def write_samples(folder: Path) -> dict[str, Path]:
+    """A content image (48×32) and two style images (40×40), seeded PNGs, keyed content/a/b."""
+    return {
+        "content": write_image(folder / "content.png", (48, 32), seed=1),
+        "a": write_image(folder / "a.png", (40, 40), seed=2),
+        "b": write_image(folder / "b.png", (40, 40), seed=3),
+    }
+
+
 def invoke(*args: object) -> Result:
     """Runs the styleforge CLI in-process with ``args`` (converted to strings)."""
     from styleforge.cli import cli

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from _helpers import write_image
+from _helpers import write_samples
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -25,8 +25,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def images(tmp_path: Path) -> dict[str, Path]:
     """A content image and two style images, 48×32 / 40×40 PNGs."""
-    return {
-        "content": write_image(tmp_path / "content.png", (48, 32), seed=1),
-        "a": write_image(tmp_path / "a.png", (40, 40), seed=2),
-        "b": write_image(tmp_path / "b.png", (40, 40), seed=3),
-    }
+    return write_samples(tmp_path)

@@ -4,6 +4,7 @@ exit code, no traceback, no output file)."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from decimal import Decimal
@@ -14,7 +15,7 @@ import torch
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from _helpers import write_image
+from _helpers import write_image, write_samples
 from styleforge.cli import cli
 from styleforge.config import TransferConfig
 from styleforge.images import read_metadata
@@ -54,9 +55,7 @@ def _no_traceback(result: Result) -> None:
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("cli")
-    content = write_image(folder / "content.png", (48, 32), seed=1)
-    a = write_image(folder / "a.png", (40, 40), seed=2)
-    b = write_image(folder / "b.png", (40, 40), seed=3)
+    content, a, b = write_samples(folder).values()
     out = folder / "new" / "nested" / "out.png"
     result = _invoke(content, "--style", f"{a}:0.75", "--style", f"{b}:0.25", "-o", out, *FAST)
     return result, out
@@ -282,3 +281,38 @@ def test_non_numeric_option_is_a_usage_error_without_traceback(bad_files: dict[s
     assert result.exit_code == 2
     assert "--iterations" in result.stderr
     assert not bad_files["out"].exists()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_displays_draw_bars_on_a_terminal_and_keep_notices() -> None:
+    import torch
+
+    from styleforge.cli import ProgressDisplay, TrainDisplay
+    from styleforge.engine import LossSummary, Notice, Progress, StageEnded, StageStarted, TaskProgress
+
+    summary = LossSummary({"content": 0.5}, {"content": 0.5})
+    screen = _Terminal()
+    display = ProgressDisplay(stream=screen)
+    display(Notice("falling back"))
+    display(StageStarted(0, "adam", 2, 0.02, 1, 2))
+    assert display.bar is not None and display.bar.total == 2
+    display(Progress(1, 2, 0, summary, torch.zeros(1, 3, 2, 2), True))
+    display(StageEnded(0, "diverged", "the loss became nan", 1))
+    display.close()
+    text = screen.getvalue()
+    assert "note: falling back" in text and "stage 1: adam for 2 iterations" in text
+    assert "loss 0.5000" in text and "stage 1 stopped: the loss became nan" in text
+    quiet = _Terminal()
+    train = TrainDisplay(quiet=True, stream=quiet)
+    train(Notice("kept"))
+    train(TaskProgress("features", 1, 2))
+    assert train.bar is None and "note: kept" in quiet.getvalue()
+    loud = TrainDisplay(stream=_Terminal())
+    loud(TaskProgress("features", 1, 2))
+    assert loud.bar is not None and loud.bar.total == 2
+    loud(TaskProgress("features", 2, 2))
+    assert loud.bar is None

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import styleforge
-from _helpers import write_image
+from _helpers import write_image, write_samples
 from styleforge.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, TransferConfig
 from styleforge.engine import Notice, Progress, StageEnded, StageStarted
 from styleforge.errors import InputFileError, InvalidParameter
@@ -25,9 +25,7 @@ FAST = {"size": 32, "iterations": 3, "weights": "random", "device": "cpu"}
 def two_style_run(tmp_path_factory: pytest.TempPathFactory):
     """One 3-iteration run with styles a:0.75 and b:0.25, shared by the tests that inspect it."""
     folder = tmp_path_factory.mktemp("run")
-    content = write_image(folder / "content.png", (48, 32), seed=1)
-    a = write_image(folder / "a.png", (40, 40), seed=2)
-    b = write_image(folder / "b.png", (40, 40), seed=3)
+    content, a, b = write_samples(folder).values()
     events: list = []
     result = styleforge.transfer(content, [f"{a}:0.75", f"{b}:0.25"], optimizer=("adam",), callbacks=[events.append], **FAST)
     return result, events
