@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InvalidParameter
@@ -23,6 +22,7 @@ from ..nets.vgg import check_layers
 
 __all__ = [
     "gram",
+    "mse",
     "FeatureContext",
     "ContentTerm",
     "StyleTerm",
@@ -37,18 +37,63 @@ __all__ = [
 ]
 
 
+def _flat(features: Tensor) -> tuple[Tensor, bool]:
+    """A (B, HW, C) view of channels_last activations (``True``), else (B, C, HW) (``False``).
+
+    Either is a view without a copy in its layout, so the Gram matrix and its gradient are one
+    matrix product each and the gradient comes back in the activation's own memory layout (a
+    gradient in the other layout would make every later add and ReLU backward a strided copy).
+    """
+    b, c, h, w = features.shape
+    if c > 1 and features.is_contiguous(memory_format=torch.channels_last):
+        return features.permute(0, 2, 3, 1).reshape(b, h * w, c), True
+    return features.reshape(b, c, h * w), False
+
+
+class _Gram(torch.autograd.Function):
+    """``F Fᵀ / (C·H·W)`` whose backward is one matrix product, ``(g + gᵀ) F / (C·H·W)``.
+
+    Autograd's generic backward of ``bmm(F, Fᵀ)`` costs two products of that size (one per operand);
+    since both operands are the same tensor, their gradients sum to one product with ``g + gᵀ``
+    (a C×C addition). This is the largest cost of the objective after the network itself.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, features: Tensor) -> Tensor:  # type: ignore[override]
+        b, c, h, w = features.shape
+        flat, last = _flat(features)
+        ctx.save_for_backward(features)
+        product = torch.bmm(flat.transpose(1, 2), flat) if last else torch.bmm(flat, flat.transpose(1, 2))
+        return product.div_(c * h * w)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+        (features,) = ctx.saved_tensors
+        b, c, h, w = features.shape
+        flat, last = _flat(features)
+        sym = (grad + grad.transpose(1, 2)).div_(c * h * w)
+        if last:
+            return torch.bmm(flat, sym).view(b, h, w, c).permute(0, 3, 1, 2)
+        return torch.bmm(sym, flat).view(b, c, h, w)
+
+
 def gram(features: Tensor) -> Tensor:
     """Gram matrix normalised as in PyTorch's tutorial: ``F Fᵀ / (C·H·W)``.
 
     Args:
-        features: (B, C, H, W) activations.
+        features: (B, C, H, W) activations, either memory layout.
 
     Returns:
         (B, C, C) Gram matrices.
     """
-    b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    return _Gram.apply(features)
+
+
+def mse(a: Tensor, b: Tensor) -> Tensor:
+    """Mean squared error whose gradient keeps ``a``'s memory layout (``F.mse_loss``'s backward
+    returns a contiguous NCHW gradient, which costs a layout conversion against channels_last
+    activations)."""
+    return (a - b).square().mean()
 
 
 @dataclass
@@ -92,7 +137,7 @@ class ContentTerm:
     weights: dict[str, float]
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
-        return sum(w * F.mse_loss(ctx.features[l], self.targets[l]) for l, w in self.weights.items())  # type: ignore[return-value]
+        return sum(w * mse(ctx.features[l], self.targets[l]) for l, w in self.weights.items())  # type: ignore[return-value]
 
 
 @dataclass
@@ -113,7 +158,7 @@ class StyleTerm:
     weights: dict[str, float]
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
-        return sum(w * F.mse_loss(ctx.gram(l), self.targets[l]) for l, w in self.weights.items())  # type: ignore[return-value]
+        return sum(w * mse(ctx.gram(l), self.targets[l]) for l, w in self.weights.items())  # type: ignore[return-value]
 
 
 class TVTerm:

@@ -21,6 +21,7 @@ from styleforge.transfer.objective import (
     gram,
     gram_targets,
     layer_weights,
+    mse,
     normalise_blend,
     parse_style,
     style_term_names,
@@ -55,6 +56,32 @@ def test_gram_is_batched_symmetric_and_normalised_by_chw() -> None:
     # Doubling H·W with the same statistics keeps the Gram matrix (it is a mean, not a sum).
     tiled = torch.cat([features, features], dim=-1)
     assert torch.allclose(gram(tiled), result)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_gradient_is_exact_in_either_memory_layout(layout: torch.memory_format) -> None:
+    # The one-product backward must equal autograd's two-product gradient of F Fᵀ / (C·H·W), for a
+    # non-symmetric upstream gradient too, and hand the gradient back in the activation's layout.
+    g = torch.Generator().manual_seed(2)
+    features = torch.randn(2, 5, 3, 4, generator=g, dtype=torch.float64).contiguous(memory_format=layout)
+    assert torch.autograd.gradcheck(gram, (features.requires_grad_(True),))
+    upstream = torch.randn(2, 5, 5, generator=g, dtype=torch.float64)
+    (ours,) = torch.autograd.grad((gram(features) * upstream).sum(), features)
+    flat = features.reshape(2, 5, 12)
+    reference = torch.bmm(flat, flat.transpose(1, 2)) / 60
+    (expected,) = torch.autograd.grad((reference * upstream).sum(), features)
+    assert torch.allclose(ours, expected, rtol=1e-12, atol=1e-12)
+    assert ours.is_contiguous(memory_format=layout)
+
+
+def test_mse_matches_torch_and_keeps_the_layout() -> None:
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(1, 4, 3, 5, generator=g).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    b = torch.randn(1, 4, 3, 5, generator=g)
+    assert torch.allclose(mse(a, b), torch.nn.functional.mse_loss(a, b))
+    mse(a, b).backward()
+    assert a.grad is not None and a.grad.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(a.grad, 2 * (a - b).detach() / a.numel())
 
 
 def test_feature_context_caches_each_gram() -> None:
