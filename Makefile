@@ -27,6 +27,9 @@ samples: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/transfer_speed.py
+	$(PY) benchmarks/transfer_speed.py --optimizer adam --sizes 256 512 1024
+	$(PY) benchmarks/coarse_to_fine.py
+	$(PY) benchmarks/precision.py
 	$(PY) benchmarks/train_attrs_speed.py
 
 figures: $(STAMP)

@@ -16,9 +16,9 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import TransferConfig
+from .config import COLOR_TRANSFERS, PRECISIONS, TransferConfig
 from .engine import Event, Notice, Progress, StageEnded, StageStarted, parse_optimizer
-from .errors import InvalidUsage, StyleforgeError
+from .errors import InvalidParameter, InvalidUsage, StyleforgeError
 from .images import check_output_path
 
 __all__ = ["main", "cli"]
@@ -35,6 +35,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except StyleforgeError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except click.UsageError as exc:  # click's own checks (a missing argument, a bad choice): one line too
+            option = f" (see styleforge {exc.ctx.info_name} --help)" if exc.ctx is not None and exc.ctx.info_name else ""
+            click.echo(f"error: {exc.format_message()}{option}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -164,12 +168,23 @@ def _read_image_config(ctx: click.Context, param: click.Parameter, value: Path |
     return value
 
 
+def _scales(value: Any) -> int | None:
+    """``--scales``: ``auto`` (``None``) or a whole number >= 1."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise InvalidParameter("--scales", value, "auto or a whole number >= 1")
+
+
 def _transfer_config(options: dict[str, Any]) -> TransferConfig:
     """The validated :class:`TransferConfig` for the transfer command's config options."""
     options = dict(options)
     options["optimizer"] = tuple(options["optimizer"])
     for key in ("content_layers", "style_layers"):
         options[key] = tuple(part.strip() for part in options[key].split(",") if part.strip())
+    options["scales"] = _scales(options["scales"])
     config = TransferConfig(**options)
     config.validate()
     return config
@@ -210,21 +225,26 @@ def _transfer_config(options: dict[str, Any]) -> TransferConfig:
               help="Style layers with optional weights.")
 @click.option("--style-layer-weight-exp", type=float, default=_T.style_layer_weight_exp, show_default=True,
               help="Layer n+1 weighs EXP x layer n (<1: fine texture, >1: coarse).")
-@click.option("--pooling", type=click.Choice(["max", "avg"]), default=_T.pooling, show_default=True, help="Pooling of the frozen VGG.")
+@click.option("--pooling", default=_T.pooling, show_default=True, metavar="max|avg", help="Pooling of the frozen VGG.")
 @click.option("--init", default=_T.init, show_default=True, metavar="content|noise|style|PATH", help="Starting image.")
 @click.option("--init-noise-blend", type=float, default=_T.init_noise_blend, show_default=True,
               help="Share of seeded noise mixed into the starting image (0..1).")
 @click.option("--style-scale", type=float, default=_T.style_scale, show_default=True,
               help="Style images are sized to --size x this before their statistics are taken.")
-@click.option("--color-transfer", type=click.Choice(["none", "histogram"]), default=_T.color_transfer, show_default=True,
+@click.option("--color-transfer", default=_T.color_transfer, show_default=True, metavar="|".join(COLOR_TRANSFERS),
               help="histogram: recolour the style images to the content's colour histogram first.")
 @click.option("--preserve-colors", is_flag=True, default=_T.preserve_colors, help="Keep the content's colours (luminance-only transfer).")
 @click.option("--keep-last", is_flag=True, default=_T.keep_last, help="Write the last iterate, not the lowest-loss one.")
-@click.option("--scales", type=int, default=_T.scales, show_default=True,
-              help="Coarse-to-fine: optimise at N sizes growing to --size, each from the last one upsampled.")
+@click.option("--scales", default="auto", show_default=True, metavar="N|auto",
+              help="Coarse-to-fine: optimise at N sizes growing to --size, each from the last one upsampled, "
+                   "sharing the iterations; auto: sqrt(2) steps from 256 px (one size up to 256).")
 @click.option("--min-size", type=int, default=None, metavar="PX", help="First scale's long side [default: sqrt(2) steps].")
 @click.option("--memory-check/--no-memory-check", default=_T.memory_check, show_default=True,
               help="Refuse a run whose estimated memory exceeds what is available (and suggest a --size).")
+@click.option("--precision", default=_T.precision, show_default=True, metavar="|".join(PRECISIONS),
+              help="Convolutions in bf16 (autocast; losses stay fp32) or fp32; auto: bf16 on CUDA, fp32 elsewhere.")
+@click.option("--compile/--no-compile", default=_T.compile, show_default=True,
+              help="torch.compile the network (pays a compilation first; for GPUs).")
 @click.option("--attrs-model", default=_T.attrs_model, metavar="MODEL_DIR",
               help="A train-attrs run folder whose network steers the transfer towards the --attr targets.")
 @click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE[:WEIGHT]",

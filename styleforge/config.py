@@ -12,9 +12,9 @@ from typing import Any
 
 from .errors import InvalidParameter, choice_error
 
-__all__ = ["TransferConfig", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYERS", "COLOR_TRANSFERS", "INITS"]
+__all__ = ["TransferConfig", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYERS", "COLOR_TRANSFERS", "INITS", "PRECISIONS"]
 __all__ += ["TrainConfig", "DatasetConfig", "BACKBONES", "NUMERIC_LOSSES", "BALANCES", "AUGMENTS"]
-__all__ += ["DEFAULT_ATTR_WEIGHT", "ScoreConfig"]
+__all__ += ["DEFAULT_ATTR_WEIGHT", "ScoreConfig", "AUTO_MIN_SIZE", "auto_scales"]
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -45,8 +45,24 @@ def _check_int(param: str, value: int, minimum: int) -> None:
 #: ("Guided transfer") gives the measurements it comes from.
 DEFAULT_ATTR_WEIGHT: float = 0.01
 
+#: Where ``--scales auto`` starts: outputs up to this long side run at one size.
+AUTO_MIN_SIZE = 256
+
+
+def auto_scales(size: int, min_size: int | None = None) -> int:
+    """``--scales auto``: √2 steps from ``min_size`` (default :data:`AUTO_MIN_SIZE`) up to ``size``.
+
+    1 up to that size, then 2 at 362 px, 3 at 512 px, 5 at 1024 px. Coarse-to-fine is the default above
+    256 px because it reached a lower loss sooner in every measurement (benchmarks/README.md).
+    """
+    first = min_size if min_size is not None else AUTO_MIN_SIZE
+    return 1 + max(0, round(2 * math.log2(size / first)))
+
+
 COLOR_TRANSFERS: tuple[str, ...] = ("none", "histogram")
 INITS: tuple[str, ...] = ("content", "noise", "style")
+#: ``--precision`` values: ``auto`` is bf16 autocast on a CUDA device that supports it, else fp32.
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -86,8 +102,14 @@ class TransferConfig:
         memory_check: Refuse, before starting, a run whose estimated memory exceeds what is available
             (with a size that fits), rather than being killed midway.
         scales: Coarse-to-fine: optimise at this many sizes growing geometrically from ``min_size``
-            to ``size``, each starting from the upsampled result of the one before (1: one size).
+            to ``size``, each starting from the upsampled result of the one before, the iteration
+            budget split evenly between them (1: one size; ``None``: :func:`auto_scales`, √2 steps
+            from 256 px, so one size up to 256 px and 3 at 512 px).
         min_size: The first scale's long side (default: ``size`` / √2^(scales − 1), i.e. √2 steps).
+        precision: ``auto`` (bf16 autocast on a CUDA device that supports it, else fp32), ``fp32``
+            or ``bf16``: the type of the network's convolutions (losses stay float32).
+        compile: Compile the network with ``torch.compile`` (opt-in: the first iterations pay the
+            compilation, later ones run faster on GPUs).
         attrs_model: A ``train-attrs`` run folder whose network steers the transfer (``--attrs-model``).
         attrs: ``NAME=VALUE[:WEIGHT]`` targets, one ``attr.<name>`` term each (``--attr``).
         attr_weight: Weight of an ``--attr`` without ``:WEIGHT`` (docs/attributes.md: how it was chosen).
@@ -119,8 +141,10 @@ class TransferConfig:
     divergence_factor: float = 10.0
     keep_last: bool = False
     memory_check: bool = True
-    scales: int = 1
+    scales: int | None = None
     min_size: int | None = None
+    precision: str = "auto"
+    compile: bool = False
     attrs_model: str | None = None
     attrs: tuple[str, ...] = ()
     attr_weight: float = DEFAULT_ATTR_WEIGHT
@@ -156,11 +180,14 @@ class TransferConfig:
         if self.stop_delta is not None:
             _check_number("--stop-delta", self.stop_delta)
         _check_int("--patience", self.patience, 1)
-        _check_int("--scales", self.scales, 1)
+        if self.scales is not None:
+            _check_int("--scales", self.scales, 1)
         if self.min_size is not None:
             _check_int("--min-size", self.min_size, 16)
             if self.min_size > self.size:
                 raise InvalidParameter("--min-size", self.min_size, f"a size from 16 to --size ({self.size})")
+        if self.precision not in PRECISIONS:
+            raise choice_error("--precision", self.precision, PRECISIONS)
         if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
             raise InvalidParameter("--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)")
 

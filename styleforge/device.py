@@ -6,9 +6,10 @@ import re
 
 import torch
 
-from .errors import InvalidParameter, ResourceError
+from .config import PRECISIONS
+from .errors import InvalidParameter, ResourceError, choice_error
 
-__all__ = ["DEVICE_CHOICES", "resolve_device"]
+__all__ = ["DEVICE_CHOICES", "PRECISIONS", "resolve_device", "resolve_precision"]
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps"
 
@@ -46,3 +47,29 @@ def resolve_device(spec: str) -> torch.device:
             f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0..cuda:{torch.cuda.device_count() - 1}"
         )
     return torch.device("cuda", index)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast type of the network's convolutions for ``--precision`` on ``device``.
+
+    ``auto`` is bfloat16 on a CUDA device with bf16 support (Ampere and later) and float32
+    elsewhere: on CPUs without bf16 matrix units bf16 convolutions are slower than float32 (measured
+    in benchmarks/README.md). ``bf16`` asks for it anywhere autocast supports it (CUDA and CPU).
+
+    Returns:
+        ``torch.bfloat16``, or ``None`` for float32.
+
+    Raises:
+        InvalidParameter: Not one of :data:`PRECISIONS`.
+        ResourceError: ``bf16`` on a device without bf16 autocast.
+    """
+    if precision not in PRECISIONS:
+        raise choice_error("--precision", precision, PRECISIONS)
+    cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if precision == "auto":
+        return torch.bfloat16 if cuda_bf16 else None
+    if precision == "fp32":
+        return None
+    if device.type == "cpu" or cuda_bf16:
+        return torch.bfloat16
+    raise ResourceError(f"--precision bf16: {device.type} has no bf16 autocast here; use --precision fp32 or auto")

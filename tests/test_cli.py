@@ -214,6 +214,7 @@ BAD = {
     "negative-content-weight": (_case(extra=("--content-weight", "-1")), "--content-weight", 2),
     "nan-style-weight": (_case(extra=("--style-weight", "nan")), "--style-weight", 2),
     "lr-0": (_case(extra=("--lr", "0")), "--lr", 2),
+    "unknown-precision": (_case(extra=("--precision", "fp16")), "--precision", 2),
 }
 
 

@@ -1,11 +1,11 @@
-"""Tests of styleforge.device: ``--device auto|cpu|cuda|cuda:N|mps``."""
+"""Tests of styleforge.device: ``--device auto|cpu|cuda|cuda:N|mps`` and ``--precision``."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from styleforge.device import DEVICE_CHOICES, resolve_device
+from styleforge.device import DEVICE_CHOICES, PRECISIONS, resolve_device, resolve_precision
 from styleforge.errors import InvalidParameter, ResourceError
 
 
@@ -72,3 +72,35 @@ def test_mps_without_mps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(ResourceError, match="--device mps"):
         resolve_device("mps")
+
+
+# --- --precision ---------------------------------------------------------------------------------
+
+
+def test_precision_on_cpu_is_fp32_unless_asked() -> None:
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) is None and resolve_precision("fp32", cpu) is None
+    assert resolve_precision("bf16", cpu) is torch.bfloat16
+
+
+def test_auto_precision_is_bf16_on_a_cuda_device_that_supports_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", cuda) is torch.bfloat16 and resolve_precision("fp32", cuda) is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision("auto", cuda) is None
+    with pytest.raises(ResourceError) as info:
+        resolve_precision("bf16", cuda)
+    assert str(info.value).startswith("--precision bf16:") and "--precision fp32" in str(info.value)
+
+
+def test_bf16_where_autocast_has_none_is_refused() -> None:
+    with pytest.raises(ResourceError, match="--precision bf16: mps"):
+        resolve_precision("bf16", torch.device("mps"))
+    assert resolve_precision("auto", torch.device("mps")) is None
+
+
+def test_unknown_precision_lists_the_choices() -> None:
+    with pytest.raises(InvalidParameter) as info:
+        resolve_precision("fp16", torch.device("cpu"))
+    assert str(info.value).startswith("--precision:") and all(p in str(info.value) for p in PRECISIONS)

@@ -86,6 +86,9 @@ class VGGFeatures(nn.Module):
         pooling: ``max`` (as trained) or ``avg`` (every max-pool replaced by a 2×2 average pool,
             as in Gatys et al. and seed 002's experiment).
         source: Where ``state_dict`` came from, for error messages.
+        compute_dtype: ``torch.bfloat16`` runs the convolutions under autocast in that type (the
+            activations it returns are still float32, so Gram matrices and losses are taken in full
+            precision); ``None`` runs everything in float32.
 
     Input: RGB (B, 3, H, W) in [0, 1]; ImageNet normalisation happens inside.
     """
@@ -99,6 +102,7 @@ class VGGFeatures(nn.Module):
         seed: int = 0,
         pooling: str = "max",
         source: str = "state dict",
+        compute_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         names = layer_names(arch)
@@ -115,7 +119,7 @@ class VGGFeatures(nn.Module):
             for index, module in enumerate(self.features):
                 if isinstance(module, nn.MaxPool2d):
                     self.features[index] = nn.AvgPool2d(kernel_size=2, stride=2)
-        self.arch, self.pooling = arch, pooling
+        self.arch, self.pooling, self.compute_dtype = arch, pooling, compute_dtype
         self.layer_index = {name: i for i, name in enumerate(names[: deepest + 1])}
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -137,9 +141,16 @@ class VGGFeatures(nn.Module):
             layers: Names to return.
 
         Returns:
-            Layer name → activation (B, C, H', W').
+            Layer name → activation (B, C, H', W'), float32 (also with ``compute_dtype``).
         """
         wanted = {self.layer_index[name]: name for name in layers}
+        if self.compute_dtype is None:
+            return self._run(image, wanted)
+        with torch.autocast(image.device.type, dtype=self.compute_dtype):
+            out = self._run(image, wanted)
+        return {name: value.float() for name, value in out.items()}
+
+    def _run(self, image: Tensor, wanted: dict[int, str]) -> dict[str, Tensor]:
         last = max(wanted)
         out: dict[str, Tensor] = {}
         x = ((image - self.mean) / self.std).contiguous(memory_format=torch.channels_last)

@@ -7,6 +7,7 @@ progress through engine events.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,8 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import __version__
-from ..config import INITS, TransferConfig
-from ..device import resolve_device
+from ..config import INITS, TransferConfig, auto_scales
+from ..device import resolve_device, resolve_precision
 from ..engine import (
     Callback,
     DivergenceGuard,
@@ -33,7 +34,7 @@ from ..engine import (
     parse_optimizer,
 )
 from ..engine.events import Progress, StageEnded, StageStarted, emit
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, ResourceError
 from ..images import LoadedImage, load_image, resize_long_side, save_image
 from ..nets.vgg import VGGFeatures, layer_names, pooling_factor
 from ..attributes.model import VGG_HYPERCOLUMN_LAYERS
@@ -127,6 +128,23 @@ def _check_size(config: TransferConfig, shape: tuple[int, int], layers: Sequence
         )
 
 
+def _compiled(net: VGGFeatures, example: Tensor, layers: Sequence[str]) -> Any:
+    """``torch.compile(net)`` for the objective's passes (the one-off target passes stay eager),
+    tried once on ``example`` (1, 3, H, W) with a backward pass, so that a machine that cannot
+    compile (no C++ compiler for the CPU backend, say) is told so in one line before the run starts
+    rather than failing at its first iteration."""
+    import torch._dynamo
+
+    compiled = torch.compile(net)
+    probe = example.clone().requires_grad_(True)
+    try:
+        sum(f.sum() for f in compiled(probe, layers).values()).backward()
+    except torch._dynamo.exc.TorchDynamoException as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ResourceError(f"--compile: torch.compile failed on this machine ({reason}); run without --compile") from None
+    return compiled
+
+
 def scale_sizes(size: int, scales: int, min_size: int | None = None) -> list[int]:
     """The long sides of a coarse-to-fine run: ``scales`` sizes growing geometrically to ``size``.
 
@@ -192,7 +210,7 @@ def transfer(
     """
     config = dataclasses.replace(config or TransferConfig(), **options)
     config.validate()
-    if config.scales > 1:
+    if (config.scales if config.scales is not None else auto_scales(config.size, config.min_size)) > 1:
         return _coarse_to_fine(content, styles, config, callbacks, init_image)
     chain = [parse_optimizer(text) for text in config.optimizer]
     if config.lr is not None:
@@ -208,6 +226,7 @@ def transfer(
     layers = list(dict.fromkeys([*content_lw, *style_lw]))
     stop = StopRule(config.stop_delta, config.patience) if config.stop_delta is not None else None
     device = resolve_device(config.device)
+    compute_dtype = resolve_precision(config.precision, device)
 
     content_image = _load(content, "CONTENT")
     style_images = [load_image(s.path, param="--style") for s in specs]
@@ -238,11 +257,13 @@ def transfer(
     if weights.notice:
         emit(callbacks, Notice(weights.notice))
     net = VGGFeatures(
-        config.network, net_layers, state_dict=weights.state_dict, seed=config.seed, pooling=config.pooling, source=weights.source
+        config.network, net_layers, state_dict=weights.state_dict, seed=config.seed, pooling=config.pooling,
+        source=weights.source, compute_dtype=compute_dtype,
     ).to(device)
     if shared_forward and not same_vgg_weights(attr_model, net):  # type: ignore[arg-type]
         shared_forward, net_layers = False, layers
 
+    forward = _compiled(net, target[None].to(device), net_layers) if config.compile else net
     content_x = target[None].to(device)
     with torch.inference_mode():
         content_targets = net(content_x, content_lw)
@@ -274,7 +295,7 @@ def transfer(
     loss = WeightedLoss(terms, loss_weights)
 
     def objective(x: Tensor):
-        return loss(FeatureContext(x, net(x, net_layers)))
+        return loss(FeatureContext(x, forward(x, net_layers)))
 
     result = optimise_pixels(
         init.to(device),
@@ -356,18 +377,24 @@ def _coarse_to_fine(
 ) -> TransferResult:
     """Runs the transfer at growing sizes, each scale starting from the one before, upsampled.
 
-    Every scale runs the whole optimiser chain; the history and the events number iterations and
-    stages across scales. A coarse scale that converges or diverges hands on its best image; Ctrl-C
-    ends the run with the best image of the scale it was in.
+    The iteration budget is the single-size run's, split evenly: every scale runs the whole optimiser
+    chain with ⌈steps / scales⌉ of each stage's steps, so ``--iterations 300 --scales 3`` is 100
+    iterations at each of three sizes, and the run costs less than 300 at full size. The history and
+    the events number iterations and stages across scales. A coarse scale that converges or diverges
+    hands on its best image; Ctrl-C ends the run with the best image of the scale it was in.
     """
-    sizes = scale_sizes(config.size, config.scales, config.min_size)
-    stages = len(config.optimizer)
-    planned = sum(parse_optimizer(s).steps or config.iterations for s in config.optimizer)
+    scales = config.scales if config.scales is not None else auto_scales(config.size, config.min_size)
+    sizes = scale_sizes(config.size, scales, config.min_size)
+    chain = [parse_optimizer(s) for s in config.optimizer]
+    chain = [dataclasses.replace(s, steps=math.ceil((s.steps or config.iterations) / scales)) for s in chain]
+    stages = len(chain)
+    planned = sum(s.steps or 0 for s in chain)
     history: list[HistoryEntry] = []
     image, result, offset = init_image, None, 0
     for k, size in enumerate(sizes):
         last = k == len(sizes) - 1
-        sub = dataclasses.replace(config, size=size, scales=1, min_size=None, score_with=config.score_with if last else None)
+        sub = dataclasses.replace(config, size=size, scales=1, min_size=None, optimizer=tuple(map(str, chain)),
+                                  score_with=config.score_with if last else None)
         shifted = [_Shifted(cb, offset, k * stages, planned * len(sizes), k == 0) for cb in callbacks]
         result = transfer(content, styles, sub, callbacks=shifted, init_image=image)
         history += [dataclasses.replace(e, iteration=e.iteration + offset, stage=e.stage + k * stages) for e in result.history]

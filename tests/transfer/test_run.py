@@ -157,3 +157,65 @@ def test_api_errors(images: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter) as info:
         styleforge.transfer(images["content"], [images["a"]], **{**FAST, "size": 8})
     assert str(info.value).startswith("--size:") and "16" in str(info.value)
+
+
+# --- --precision and --compile -------------------------------------------------------------------
+
+
+def _final_total(result) -> float:
+    return result.history[-1].summary.total
+
+
+def test_bf16_precision_keeps_the_loss_close_to_fp32(tmp_path: Path) -> None:
+    content, a, _ = write_samples(tmp_path).values()
+    runs = {p: styleforge.transfer(content, [a], optimizer=("adam",), precision=p, **{**FAST, "iterations": 15})
+            for p in ("fp32", "bf16")}
+    fp32, bf16 = (_final_total(runs[p]) for p in ("fp32", "bf16"))
+    assert fp32 != bf16  # the convolutions really ran in bf16 ...
+    assert abs(bf16 - fp32) / fp32 < 0.05  # ... and the loss it reaches stays close (benchmarks: within 1 %)
+    assert runs["bf16"].metadata["config"]["precision"] == "bf16"
+    assert runs["bf16"].image.dtype == torch.float32
+
+
+def test_compile_runs_the_objective_through_torch_compile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    content, a, _ = write_samples(tmp_path).values()
+    compiled: list[torch.nn.Module] = []
+    calls = []
+
+    def fake_compile(module: torch.nn.Module) -> object:
+        compiled.append(module)
+        return lambda *args: calls.append(1) or module(*args)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    eager = styleforge.transfer(content, [a], optimizer=("adam",), **FAST)
+    assert not compiled
+    result = styleforge.transfer(content, [a], optimizer=("adam",), compile=True, **FAST)
+    assert len(compiled) == 1 and len(calls) == 1 + FAST["iterations"]  # the probe, then one per iteration
+    assert torch.equal(result.image, eager.image)
+
+
+def test_a_failing_compile_is_one_line_before_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch._dynamo
+
+    content, a, _ = write_samples(tmp_path).values()
+
+    def broken(*args: object) -> None:
+        raise torch._dynamo.exc.TorchDynamoException("InvalidCxxCompiler: no working C++ compiler found\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", lambda module: broken)
+    events: list = []
+    with pytest.raises(styleforge.StyleforgeError) as info:
+        styleforge.transfer(content, [a], compile=True, callbacks=[events.append], **FAST)
+    message = str(info.value)
+    assert message.startswith("--compile: torch.compile failed") and "InvalidCxxCompiler" in message
+    assert "\n" not in message and "without --compile" in message
+    assert not any(isinstance(e, Progress) for e in events)
+
+
+@pytest.mark.slow
+def test_compile_for_real_gives_the_eager_losses(tmp_path: Path) -> None:
+    content, a, _ = write_samples(tmp_path).values()
+    eager = styleforge.transfer(content, [a], optimizer=("adam",), **FAST)
+    compiled = styleforge.transfer(content, [a], optimizer=("adam",), compile=True, **FAST)
+    for e, c in zip(eager.history, compiled.history):
+        assert c.summary.total == pytest.approx(e.summary.total, rel=1e-3)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import styleforge
+from styleforge.config import auto_scales
 from styleforge.engine import Progress, StageStarted
 from styleforge.errors import InvalidParameter
 from styleforge.images import read_metadata
@@ -25,6 +26,32 @@ def test_scale_sizes() -> None:
     assert scale_sizes(512, 1) == [512]
 
 
+def test_auto_scales_take_sqrt2_steps_from_256_px() -> None:
+    assert [auto_scales(s) for s in (32, 256, 300, 362, 512, 724, 1024)] == [1, 1, 1, 2, 3, 4, 5]
+    assert auto_scales(512, 128) == 5 and auto_scales(64, 32) == 3
+    assert scale_sizes(512, auto_scales(512)) == [256, 362, 512]
+    assert scale_sizes(1024, auto_scales(1024)) == [256, 362, 512, 724, 1024]
+
+
+def test_the_iteration_budget_is_split_between_the_scales(images: dict[str, Path]) -> None:
+    events: list[object] = []
+    chain = ("adam:3", "sgd")  # 3 and 5 iterations in all: ceil(3/2) = 2 and ceil(5/2) = 3 per scale
+    result = styleforge.transfer(images["content"], [str(images["a"])], size=64, scales=2, min_size=32,
+                                 callbacks=[events.append], **{**FAST, "iterations": 5, "optimizer": chain})
+    starts = [(e.name, e.steps) for e in events if isinstance(e, StageStarted)]
+    assert starts == [("adam", 2), ("sgd", 3), ("adam", 2), ("sgd", 3)]
+    assert len(result.history) == 10 and {e.total_iterations for e in events if isinstance(e, Progress)} == {10}
+    assert result.metadata["config"]["optimizer"] == list(chain)  # the run's own chain is what is recorded
+
+
+def test_the_default_is_coarse_to_fine_above_the_auto_size(images: dict[str, Path]) -> None:
+    result = styleforge.transfer(images["content"], [str(images["a"])], size=64, min_size=32, **{**FAST, "iterations": 3})
+    assert result.config.scales is None and result.metadata["scales"] == [32, 45, 64]
+    assert [h.iteration for h in result.history] == [1, 2, 3] and result.image.shape[-1] == 64
+    single = styleforge.transfer(images["content"], [str(images["a"])], size=64, **FAST)
+    assert "scales" not in single.metadata  # at most 256 px: one size
+
+
 def test_scales_run_in_order_and_hand_on_their_image(images: dict[str, Path]) -> None:
     events: list[object] = []
     seen: list[torch.Tensor] = []
@@ -35,7 +62,7 @@ def test_scales_run_in_order_and_hand_on_their_image(images: dict[str, Path]) ->
             seen.append(event.image.detach().clone())  # the live tensor changes after the event
 
     result = styleforge.transfer(images["content"], [str(images["a"])], size=64, scales=2, min_size=32,
-                                 callbacks=[record], **FAST)
+                                 callbacks=[record], **{**FAST, "iterations": 4})  # 2 per scale
     progress = [e for e in events if isinstance(e, Progress)]
     assert [e.iteration for e in progress] == [1, 2, 3, 4] and {e.total_iterations for e in progress} == {4}
     assert [t.shape[-1] for t in seen] == [32, 32, 64, 64]
@@ -61,10 +88,21 @@ def test_min_size_is_validated(images: dict[str, Path]) -> None:
 def test_cli_outputs_across_scales(images: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out.png"
     result = invoke("transfer", images["content"], "--style", images["a"], "-o", out, "--size", "64", "--scales", "2",
-                    "--min-size", "32", "--iterations", "2", "--weights", "random", "--optimizer", "adam", "--quiet",
+                    "--min-size", "32", "--iterations", "4", "--weights", "random", "--optimizer", "adam", "--quiet",
                     "--checkpoint-every", "1", "--progress-gif", tmp_path / "run.gif", "--gif-every", "1")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.glob("out_*.png")) == [f"out_000{i}.png" for i in range(1, 5)]
     frames = iio.imread(tmp_path / "run.gif", index=None)
     assert frames.shape[0] == 4 and frames.shape[1:3] == iio.imread(out).shape[:2]
     assert read_metadata(out)["iteration"] in (3, 4)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_cli_rejects_a_bad_scales_value(images: dict[str, Path], tmp_path: Path, value: str) -> None:
+    from _helpers import one_line_error
+
+    out = tmp_path / "out.png"
+    result = invoke("transfer", images["content"], "--style", images["a"], "-o", out, "--scales", value, "--weights", "random")
+    line = one_line_error(result)
+    assert "--scales" in line and repr(value) in line and "auto" in line
+    assert not out.exists()
