@@ -42,7 +42,7 @@ def run(size: int, device: str, optimizer: str, iterations: int, mode: str) -> d
     start = time.perf_counter()
     result = transfer(ROOT / "samples/content.jpg", [ROOT / "samples/style_swirl.jpg", ROOT / "samples/style_shapes.jpg"],
                       size=size, iterations=iterations, weights="random", optimizer=(optimizer,), device=device,
-                      precision=precision, compile=extra == "compile", divergence_factor=float("inf"),
+                      precision=precision, compile=extra == "compile", scales=1, divergence_factor=float("inf"),
                       memory_check=False, callbacks=[on_event])
     seconds = time.perf_counter() - start
     steps = [b - a for a, b in zip(stamps, stamps[1:])]

@@ -88,7 +88,7 @@ def measure(size: int, device: str, optimizer: str, iterations: int, warmup: int
         ROOT / "samples/content.jpg",
         [ROOT / "samples/style_swirl.jpg", ROOT / "samples/style_shapes.jpg"],
         size=size, iterations=warmup + iterations, weights="random", optimizer=(optimizer,), device=device,
-        precision=precision, divergence_factor=float("inf"), memory_check=False, callbacks=[on_event],
+        precision=precision, scales=1, divergence_factor=float("inf"), memory_check=False, callbacks=[on_event],
     )
     per_iter = statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :]))
     transfer_peak = _peak_mb(device)

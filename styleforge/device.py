@@ -53,8 +53,10 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     """The autocast type of the network's convolutions for ``--precision`` on ``device``.
 
     ``auto`` is bfloat16 on a CUDA device with bf16 support (Ampere and later) and float32
-    elsewhere: on CPUs without bf16 matrix units bf16 convolutions are slower than float32 (measured
-    in benchmarks/README.md). ``bf16`` asks for it anywhere autocast supports it (CUDA and CPU).
+    elsewhere. On CPUs bf16 is opt-in: it is slower than float32 on CPUs without bf16 instructions,
+    and on one with them (AVX512-BF16, benchmarks/README.md) it was 1.8× faster but moved L-BFGS's
+    loss after 100 iterations by 1.4 % (Adam's by 0.1 %). ``bf16`` asks for it anywhere autocast
+    supports it (CUDA and CPU).
 
     Returns:
         ``torch.bfloat16``, or ``None`` for float32.

@@ -23,6 +23,7 @@ __all__ = [
     "OPTIMIZERS",
     "PIXEL_LR",
     "GRADIENT_NORMALISED",
+    "SCALE_NORMALISED",
     "OptimizerSpec",
     "parse_optimizer",
     "make_optimizer",
@@ -56,6 +57,15 @@ OPTIMIZERS: tuple[str, ...] = tuple(PIXEL_LR)
 #: each step (as DeepDream-style pixel optimisers do): the learning rate is then in pixel units.
 #: Adam, RMSprop, Adagrad and L-BFGS are already invariant to the gradient's scale.
 GRADIENT_NORMALISED: frozenset[str] = frozenset({"sgd", "momentum", "nesterov", "adadelta"})
+
+#: Optimisers whose gradient :func:`optimise_pixels` multiplies by one constant per stage, fixed at
+#: the stage's first evaluation so that the mean absolute gradient starts at 1. L-BFGS's steps do
+#: not depend on the objective's scale, but PyTorch's implementation keeps a curvature pair only when
+#: ``sᵀy > 1e-10``, an absolute threshold: with a small gradient (large images, where the mean-based
+#: losses spread over more pixels, or random VGG weights) no pair is ever kept and L-BFGS crawls
+#: along the raw gradient (measured: no progress in 300 iterations at 512 px). One constant per stage
+#: keeps the curvature pairs consistent, which a per-step normalisation would not.
+SCALE_NORMALISED: frozenset[str] = frozenset({"lbfgs"})
 
 _SPEC = re.compile(r"^(?P<name>[A-Za-z_]+)(?::(?P<steps>[^@]*))?(?:@(?P<lr>.*))?$")
 
@@ -283,8 +293,10 @@ def optimise_pixels(
 ) -> PixelResult:
     """Optimises an image's pixels with a chain of optimisers.
 
-    Each stage runs ``spec.steps`` iterations (``iterations`` when ``None``). After every step the
-    pixels are clamped to ``bounds``. The lowest-loss iterate is kept. A stage ends early when the
+    Each stage runs ``spec.steps`` iterations (``iterations`` when ``None``). The gradient of a
+    :data:`GRADIENT_NORMALISED` optimiser is divided by its mean absolute value before each step; that
+    of a :data:`SCALE_NORMALISED` one by the mean absolute value at the stage's first evaluation.
+    After every step the pixels are clamped to ``bounds``. The lowest-loss iterate is kept. A stage ends early when the
     stopping rule fires (the run ends: ``converged``) or the guard sees divergence (the best image is
     restored and the run ends: ``diverged``). Ctrl-C ends the run with ``interrupted``, keeping the
     best image. The stopping rule spans the whole chain.
@@ -314,6 +326,7 @@ def optimise_pixels(
     for index, (spec, steps) in enumerate(zip(chain, plan)):
         optimizer, lr = make_optimizer(spec, [x], default_lr=default_lr)
         normalise = spec.name in GRADIENT_NORMALISED
+        rescale: list[float] = [] if spec.name in SCALE_NORMALISED else [1.0]  # the stage's constant, once known
         emit(callbacks, StageStarted(index, spec.name, steps, lr, iteration + 1, total_iterations))
         reason, detail, done = "completed", f"ran {steps} iterations", 0
         latest: list[LossSummary] = []
@@ -324,6 +337,11 @@ def optimise_pixels(
             report.total.backward()
             if normalise and x.grad is not None:
                 x.grad.div_(x.grad.abs().mean().clamp_min(1e-30))
+            elif x.grad is not None:
+                if not rescale:
+                    rescale.append(1.0 / max(float(x.grad.abs().mean()), 1e-30))
+                if rescale[0] != 1.0:
+                    x.grad.mul_(rescale[0])
             summary = report.summary()
             latest.append(summary)
             total = summary.total

@@ -3,8 +3,10 @@
 The estimate counts what dominates: the activations autograd keeps for the backward pass (every
 ReLU and pooling output of the truncated VGG, times a factor for the gradients alive at the peak),
 the network's weights, and L-BFGS's history (two vectors of the image's size per remembered step).
-Its two constants were fitted to measured peaks on CPU (benchmarks/transfer_speed.py: +674 MB at
-512 × 384 and +252 MB at 256 × 192 over the imported process, with a few L-BFGS steps).
+Its constants were fitted to measured peaks on CPU (benchmarks/transfer_speed.py: +674 MB at
+512 × 384 and +252 MB at 256 × 192 over the imported process, with a few L-BFGS steps), and the
+L-BFGS factor to peaks with its history full (after 103 iterations: +2,397 MB over Adam's peak at
+1024 × 768 for 1,888 MB of history, +593 MB for 472 MB at 512 × 384).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ..engine import OptimizerSpec
 from ..errors import ResourceError
 from ..nets.vgg import _CONFIGS, layer_names
 
-__all__ = ["ACTIVATION_FACTOR", "FIXED_BYTES", "activation_elements", "estimate_bytes", "available_bytes", "check_memory"]
+__all__ = ["ACTIVATION_FACTOR", "FIXED_BYTES", "LBFGS_FACTOR", "activation_elements", "estimate_bytes", "available_bytes", "check_memory"]
 
 #: Saved activations × this = activations plus the gradient buffers alive at the backward's peak.
 ACTIVATION_FACTOR = 2.4
@@ -25,6 +27,9 @@ ACTIVATION_FACTOR = 2.4
 FIXED_BYTES = 110 * 2**20
 #: L-BFGS's ``history_size`` in :func:`styleforge.engine.make_optimizer`.
 LBFGS_HISTORY = 100
+#: Measured memory of a full L-BFGS history over its vectors' size (the pairs, the recursion's
+#: temporaries and allocator slack).
+LBFGS_FACTOR = 1.3
 
 
 def activation_elements(arch: str, layers: Iterable[str], height: int, width: int) -> tuple[int, int]:
@@ -55,7 +60,7 @@ def estimate_bytes(arch: str, layers: Iterable[str], height: int, width: int, ch
     """Estimated extra memory of a transfer at ``height × width`` (float32), in bytes."""
     acts, weights = activation_elements(arch, layers, height, width)
     pixels = 3 * height * width
-    history = 2 * LBFGS_HISTORY * pixels if any(spec.name == "lbfgs" for spec in chain) else 4 * pixels
+    history = LBFGS_FACTOR * 2 * LBFGS_HISTORY * pixels if any(spec.name == "lbfgs" for spec in chain) else 4 * pixels
     return int(4 * (ACTIVATION_FACTOR * acts + weights + history + 8 * pixels) + FIXED_BYTES)
 
 

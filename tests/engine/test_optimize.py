@@ -312,6 +312,33 @@ def test_optimise_pixels_decreases_a_quadratic() -> None:
         assert (result.best - target).pow(2).mean() < (init - target).pow(2).mean()
 
 
+@pytest.mark.parametrize("scale", [1e-6, 1e-9])
+def test_lbfgs_does_not_depend_on_the_scale_of_the_loss(scale: float) -> None:
+    # PyTorch's L-BFGS keeps a curvature pair only when sᵀy > 1e-10: with a loss this small it would
+    # keep none and crawl along the raw gradient. optimise_pixels rescales the gradient once per
+    # stage, so the run is the same at any scale.
+    target = _target()
+    quartic = WeightedLoss({"fit": lambda x: (x - target).pow(2).mean() + 4 * (x - target).pow(4).mean()})
+    scaled = WeightedLoss({"fit": lambda x: scale * ((x - target).pow(2).mean() + 4 * (x - target).pow(4).mean())})
+    chain = [parse_optimizer("lbfgs:15")]
+    plain, small = (optimise_pixels(_init(), loss, chain, iterations=1) for loss in (quartic, scaled))
+    first = plain.history[0].summary.total
+    assert plain.best_summary.total < 1e-3 * first  # it converges ...
+    assert small.best_summary.total / scale == pytest.approx(plain.best_summary.total, rel=1e-3, abs=1e-9 * first)
+    assert torch.allclose(small.best, plain.best, atol=1e-4)  # ... and takes the same steps at the small scale
+    with_torch = torch.optim.LBFGS([x := _init().requires_grad_(True)], max_iter=1)
+
+    def closure() -> torch.Tensor:
+        with_torch.zero_grad()
+        value = scaled(x).total
+        value.backward()
+        return value
+
+    for _ in range(15):
+        with_torch.step(closure)
+    assert (x.detach() - target).pow(2).mean() > 0.5 * (_init() - target).pow(2).mean()  # unscaled: stuck
+
+
 def test_optimise_pixels_chain_runs_each_stage_and_emits_events() -> None:
     events = []
     loss = _quadratic(_target())
