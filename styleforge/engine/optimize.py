@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..errors import InvalidParameter, choice_error
 from .events import Callback, Progress, StageEnded, StageStarted, emit
+from .interrupt import sigint_flag
 from .terms import LossReport, LossSummary
 
 __all__ = [
@@ -323,60 +324,63 @@ def optimise_pixels(
     result = PixelResult(best=best, last=x.detach(), best_summary=None, best_iteration=0)
     iteration = 0
 
-    for index, (spec, steps) in enumerate(zip(chain, plan)):
-        optimizer, lr = make_optimizer(spec, [x], default_lr=default_lr)
-        normalise = spec.name in GRADIENT_NORMALISED
-        rescale: list[float] = [] if spec.name in SCALE_NORMALISED else [1.0]  # the stage's constant, once known
-        emit(callbacks, StageStarted(index, spec.name, steps, lr, iteration + 1, total_iterations))
-        reason, detail, done = "completed", f"ran {steps} iterations", 0
-        latest: list[LossSummary] = []
+    with sigint_flag() as interrupt:  # Ctrl-C: stop after the current step, keep the best
+        for index, (spec, steps) in enumerate(zip(chain, plan)):
+            optimizer, lr = make_optimizer(spec, [x], default_lr=default_lr)
+            normalise = spec.name in GRADIENT_NORMALISED
+            rescale: list[float] = [] if spec.name in SCALE_NORMALISED else [1.0]  # the stage's constant, once known
+            emit(callbacks, StageStarted(index, spec.name, steps, lr, iteration + 1, total_iterations))
+            reason, detail, done = "completed", f"ran {steps} iterations", 0
+            latest: list[LossSummary] = []
 
-        def closure() -> Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            report = objective(x)
-            report.total.backward()
-            if normalise and x.grad is not None:
-                x.grad.div_(x.grad.abs().mean().clamp_min(1e-30))
-            elif x.grad is not None:
-                if not rescale:
-                    rescale.append(1.0 / max(float(x.grad.abs().mean()), 1e-30))
-                if rescale[0] != 1.0:
-                    x.grad.mul_(rescale[0])
-            summary = report.summary()
-            latest.append(summary)
-            total = summary.total
-            is_best = math.isfinite(total) and (result.best_summary is None or total < result.best_summary.total)
-            if is_best:
-                best.copy_(x.detach())
-                result.best_summary, result.best_iteration = summary, iteration + 1
-            result.history.append(HistoryEntry(iteration + 1, index, spec.name, summary))
-            emit(callbacks, Progress(iteration + 1, total_iterations, index, summary, x.detach(), is_best))
-            return report.total
+            def closure() -> Tensor:
+                optimizer.zero_grad(set_to_none=True)
+                report = objective(x)
+                report.total.backward()
+                if normalise and x.grad is not None:
+                    x.grad.div_(x.grad.abs().mean().clamp_min(1e-30))
+                elif x.grad is not None:
+                    if not rescale:
+                        rescale.append(1.0 / max(float(x.grad.abs().mean()), 1e-30))
+                    if rescale[0] != 1.0:
+                        x.grad.mul_(rescale[0])
+                summary = report.summary()
+                latest.append(summary)
+                total = summary.total
+                is_best = math.isfinite(total) and (result.best_summary is None or total < result.best_summary.total)
+                if is_best:
+                    best.copy_(x.detach())
+                    result.best_summary, result.best_iteration = summary, iteration + 1
+                result.history.append(HistoryEntry(iteration + 1, index, spec.name, summary))
+                emit(callbacks, Progress(iteration + 1, total_iterations, index, summary, x.detach(), is_best))
+                return report.total
 
-        try:
-            for _ in range(steps):
-                latest.clear()
-                optimizer.step(closure)
-                iteration += 1
-                done += 1
-                with torch.no_grad():
-                    x.clamp_(*bounds)
-                total = latest[-1].total if latest else math.nan
-                why = guard.check(total, result.best_summary.total if result.best_summary else None)
-                if why is not None:
+            try:
+                for _ in range(steps):
+                    if interrupt.requested:
+                        raise KeyboardInterrupt
+                    latest.clear()
+                    optimizer.step(closure)
+                    iteration += 1
+                    done += 1
                     with torch.no_grad():
-                        x.copy_(best)
-                    reason, detail = "diverged", f"{why}; restored the best image (iteration {result.best_iteration})"
-                    break
-                if stop is not None and stop.update(total):
-                    reason, detail = "converged", stop.reason
-                    break
-        except KeyboardInterrupt:
-            reason, detail = "interrupted", "interrupted by the user"
-        emit(callbacks, StageEnded(index, reason, detail, done))
-        if reason != "completed":
-            result.stop_reason, result.stop_detail = reason, detail
-            break
+                        x.clamp_(*bounds)
+                    total = latest[-1].total if latest else math.nan
+                    why = guard.check(total, result.best_summary.total if result.best_summary else None)
+                    if why is not None:
+                        with torch.no_grad():
+                            x.copy_(best)
+                        reason, detail = "diverged", f"{why}; restored the best image (iteration {result.best_iteration})"
+                        break
+                    if stop is not None and stop.update(total):
+                        reason, detail = "converged", stop.reason
+                        break
+            except KeyboardInterrupt:
+                reason, detail = "interrupted", "interrupted by the user"
+            emit(callbacks, StageEnded(index, reason, detail, done))
+            if reason != "completed":
+                result.stop_reason, result.stop_detail = reason, detail
+                break
 
     result.last = x.detach().clone()
     return result
