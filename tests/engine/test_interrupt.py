@@ -13,6 +13,15 @@ from styleforge.engine import Progress, WeightedLoss, optimise_pixels, parse_opt
 from styleforge.engine.interrupt import sigint_flag
 
 
+@pytest.fixture(autouse=True)
+def python_sigint() -> object:
+    """Python's own SIGINT handler for the test, whatever the runner inherited (a background job
+    started by a non-interactive shell ignores SIGINT, and Python then keeps it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_first_ctrl_c_sets_the_flag_second_raises_and_the_handler_is_restored() -> None:
     with sigint_flag() as flag:
         assert not flag.requested
@@ -49,3 +58,11 @@ def test_ctrl_c_during_a_step_ends_the_run_after_it_with_the_best_image() -> Non
     assert result.stop_reason == "interrupted" and len(result.history) == 3
     assert result.best_summary is not None and result.best_summary.total == min(e.summary.total for e in result.history)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_ignored_sigint_stays_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with sigint_flag() as flag:
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)
+    assert not flag.requested and signal.getsignal(signal.SIGINT) is signal.SIG_IGN

@@ -255,6 +255,9 @@ def test_ctrl_c_keeps_the_best_image_and_history(images: dict[str, Path], tmp_pa
          "--size", "32", "--iterations", "100000", "--weights", "random", "--optimizer", "adam",
          "--checkpoint-every", "1", "--history", str(history), "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # A runner started in the background by a non-interactive shell ignores SIGINT, and so would
+        # the child: give it the default disposition, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not (tmp_path / "out_0003.png").exists():
@@ -262,7 +265,10 @@ def test_ctrl_c_keeps_the_best_image_and_history(images: dict[str, Path], tmp_pa
         assert time.monotonic() < deadline, "the run never reached iteration 3"
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # never leave a run behind
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and str(out) in stdout
     assert read_metadata(out)["stop_reason"] == "interrupted"
