@@ -150,6 +150,10 @@ class TransferConfig:
     attr_weight: float = DEFAULT_ATTR_WEIGHT
     score_with: str | None = None
 
+    def resolved_scales(self) -> int:
+        """How many sizes the run optimises at: ``scales``, or :func:`auto_scales` for ``None``."""
+        return self.scales if self.scales is not None else auto_scales(self.size, self.min_size)
+
     def validate(self) -> None:
         """Checks every value that can be checked without files or a network.
 

@@ -327,8 +327,7 @@ def optimise_pixels(
     with sigint_flag() as interrupt:  # Ctrl-C: stop after the current step, keep the best
         for index, (spec, steps) in enumerate(zip(chain, plan)):
             optimizer, lr = make_optimizer(spec, [x], default_lr=default_lr)
-            normalise = spec.name in GRADIENT_NORMALISED
-            rescale: list[float] = [] if spec.name in SCALE_NORMALISED else [1.0]  # the stage's constant, once known
+            stage_scale: list[Tensor] = []  # SCALE_NORMALISED: the stage's constant, once known
             emit(callbacks, StageStarted(index, spec.name, steps, lr, iteration + 1, total_iterations))
             reason, detail, done = "completed", f"ran {steps} iterations", 0
             latest: list[LossSummary] = []
@@ -337,13 +336,12 @@ def optimise_pixels(
                 optimizer.zero_grad(set_to_none=True)
                 report = objective(x)
                 report.total.backward()
-                if normalise and x.grad is not None:
+                if x.grad is not None and spec.name in GRADIENT_NORMALISED:
                     x.grad.div_(x.grad.abs().mean().clamp_min(1e-30))
-                elif x.grad is not None:
-                    if not rescale:
-                        rescale.append(1.0 / max(float(x.grad.abs().mean()), 1e-30))
-                    if rescale[0] != 1.0:
-                        x.grad.mul_(rescale[0])
+                elif x.grad is not None and spec.name in SCALE_NORMALISED:
+                    if not stage_scale:
+                        stage_scale.append(x.grad.abs().mean().clamp_min(1e-30))
+                    x.grad.div_(stage_scale[0])
                 summary = report.summary()
                 latest.append(summary)
                 total = summary.total
@@ -358,7 +356,8 @@ def optimise_pixels(
             try:
                 for _ in range(steps):
                     if interrupt.requested:
-                        raise KeyboardInterrupt
+                        reason, detail = "interrupted", "interrupted by the user"
+                        break
                     latest.clear()
                     optimizer.step(closure)
                     iteration += 1
@@ -375,7 +374,7 @@ def optimise_pixels(
                     if stop is not None and stop.update(total):
                         reason, detail = "converged", stop.reason
                         break
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # a second Ctrl-C, or a caller that kept its own SIGINT handler
                 reason, detail = "interrupted", "interrupted by the user"
             emit(callbacks, StageEnded(index, reason, detail, done))
             if reason != "completed":

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import __version__
-from ..config import INITS, TransferConfig, auto_scales
+from ..config import INITS, TransferConfig
 from ..device import resolve_device, resolve_precision
 from ..engine import (
     Callback,
@@ -210,7 +210,7 @@ def transfer(
     """
     config = dataclasses.replace(config or TransferConfig(), **options)
     config.validate()
-    if (config.scales if config.scales is not None else auto_scales(config.size, config.min_size)) > 1:
+    if config.resolved_scales() > 1:
         return _coarse_to_fine(content, styles, config, callbacks, init_image)
     chain = [parse_optimizer(text) for text in config.optimizer]
     if config.lr is not None:
@@ -263,8 +263,8 @@ def transfer(
     if shared_forward and not same_vgg_weights(attr_model, net):  # type: ignore[arg-type]
         shared_forward, net_layers = False, layers
 
-    forward = _compiled(net, target[None].to(device), net_layers) if config.compile else net
     content_x = target[None].to(device)
+    forward = _compiled(net, content_x, net_layers) if config.compile else net
     with torch.inference_mode():
         content_targets = net(content_x, content_lw)
         style_targets = []
@@ -383,12 +383,12 @@ def _coarse_to_fine(
     the events number iterations and stages across scales. A coarse scale that converges or diverges
     hands on its best image; Ctrl-C ends the run with the best image of the scale it was in.
     """
-    scales = config.scales if config.scales is not None else auto_scales(config.size, config.min_size)
+    scales = config.resolved_scales()
     sizes = scale_sizes(config.size, scales, config.min_size)
     chain = [parse_optimizer(s) for s in config.optimizer]
     chain = [dataclasses.replace(s, steps=math.ceil((s.steps or config.iterations) / scales)) for s in chain]
     stages = len(chain)
-    planned = sum(s.steps or 0 for s in chain)
+    planned = sum(s.steps for s in chain)  # type: ignore[misc]
     history: list[HistoryEntry] = []
     image, result, offset = init_image, None, 0
     for k, size in enumerate(sizes):
