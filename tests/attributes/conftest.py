@@ -1,5 +1,6 @@
-"""Fixtures of the attribute tests: small synthetic data sets (written once per session) and a tiny,
-fast training configuration (ResNet-18, seeded random weights, 32 px, CPU)."""
+"""Fixtures of the attribute tests: small synthetic data sets (written once per session), a tiny,
+fast training configuration (ResNet-18, seeded random weights, 32 px, CPU), and one tiny run on HED's
+pretrained VGG-16 features (the real converted file from the torch cache, fetched if missing)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from styleforge.attributes.synthetic import make_dataset
 
@@ -14,6 +16,8 @@ from _helpers import one_thread  # noqa: F401  (autouse: one intra-op thread for
 
 #: Options of a fast training run: everything small, seeded and on the CPU.
 FAST = dict(backbone="resnet18", weights="random", size=32, batch_size=8, lr=0.01, device="cpu", epochs=3)
+#: A tiny run on pretrained VGG-16 features: 8 pictures at 64 px, 2 epochs (with ``synth8``).
+HED = dict(backbone="vgg16", weights="hed", size=64, batch_size=4, lr=0.01, device="cpu", epochs=2, patience=0)
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +32,24 @@ def synth24(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def data24(synth24: Path, tmp_path: Path) -> Path:
     """A private copy of :func:`synth24` that a test may edit."""
     return Path(shutil.copytree(synth24, tmp_path / "data"))
+
+
+@pytest.fixture(scope="session")
+def synth8(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 synthetic compositions at 64 px with their 8 labels."""
+    folder = tmp_path_factory.mktemp("synth8")
+    make_dataset(folder, count=8, seed=2, size=64)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def hed_run(synth8: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run folder of :data:`HED` on :func:`synth8` (trained once per session; do not edit it)."""
+    from styleforge import train_attrs
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # session fixtures run before the autouse one
+    try:
+        return train_attrs(synth8, tmp_path_factory.mktemp("hed") / "run", **HED).run_dir
+    finally:
+        torch.set_num_threads(before)

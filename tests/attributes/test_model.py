@@ -1,5 +1,6 @@
-"""Tests of styleforge.attributes.model: the hypercolumn (per-image L2 norm, dimensions), the heads,
-and saving / loading a model as safetensors + JSON (frozen and fine-tuned, --weights PATH)."""
+"""Tests of styleforge.attributes.model: the hypercolumn (per-image L2 norm, dimensions; VGG-19 and
+VGG-16), the heads, and saving / loading a model as safetensors + JSON (frozen and fine-tuned,
+--weights PATH, a VGG-16 backbone, weights that resolve for another network)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from styleforge.attributes.model import (
+    BACKBONE_ARCHS,
     AttributeNet,
     Hypercolumn,
     feature_dims,
@@ -18,6 +20,7 @@ from styleforge.attributes.model import (
     save_model,
 )
 from styleforge.attributes.schema import ACAN_SCHEMA, CategoricalAttribute, NumericAttribute, Schema
+from styleforge.config import BACKBONES
 from styleforge.errors import InputFileError, InvalidParameter, WeightsError
 from styleforge.nets.resnet import build_resnet
 
@@ -31,11 +34,13 @@ def test_feature_dims_match_the_design() -> None:
     assert feature_dims("resnet50") == 15104  # the original's 15,104-dim hypercolumn
     assert feature_dims("resnet18") == 1920
     assert feature_dims("vgg19") == 64 + 128 + 256 + 512 + 512
+    assert feature_dims("vgg16") == 1472  # the same relu*_1 layers and channels as VGG-19
+    assert "vgg16" in BACKBONE_ARCHS and "vgg16" in BACKBONES
     with pytest.raises(InvalidParameter, match="--backbone"):
         feature_dims("resnet34")
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "vgg19"])
+@pytest.mark.parametrize("arch", ["resnet18", "vgg19", "vgg16"])
 def test_hypercolumn_is_unit_norm_per_image_and_batch_independent(arch: str) -> None:
     net = Hypercolumn(arch, seed=0)
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -48,6 +53,21 @@ def test_hypercolumn_is_unit_norm_per_image_and_batch_independent(arch: str) -> 
     # original normalised over the batch axis).
     assert torch.allclose(batch[1:2], alone, atol=1e-5)
     assert not torch.allclose(batch[0], batch[1])
+
+
+def test_a_vgg16_hypercolumn_is_built_on_a_vgg16_trunk() -> None:
+    net = Hypercolumn("vgg16", seed=0)
+    assert net.arch == "vgg16" and net.net.arch == "vgg16" and net.dims == 1472
+    # Cut after relu5_1: VGG-16's conv5_1 is features.24 (VGG-19's is features.28).
+    keys = list(net.net.state_dict())
+    assert keys[-1] == "features.24.bias" and len(keys) == 2 * 11  # conv1_1 … conv5_1
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        features = net(images)
+        vgg19 = Hypercolumn("vgg19", seed=0)(images)
+    assert features.shape == (2, 1472)
+    assert torch.allclose(features.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert not torch.allclose(features, vgg19, atol=1e-3)  # another network, not a renamed VGG-19
 
 
 def test_hypercolumn_keeps_batch_norm_frozen_and_respects_trainable() -> None:
@@ -113,6 +133,43 @@ def test_save_and_load_a_finetuned_model_stores_the_backbone(tmp_path: Path) -> 
     assert loaded.weights is None  # nothing resolved: the backbone came from the file
     images = torch.rand(2, 3, 32, 32)
     assert torch.allclose(loaded.net.predict(images)["contrast"], net.predict(images)["contrast"], atol=1e-5)
+
+
+def test_save_and_load_a_vgg16_model(tmp_path: Path) -> None:
+    net = AttributeNet(ACAN_SCHEMA, Hypercolumn("vgg16", seed=4), seed=4)
+    with torch.no_grad():
+        for p in net.heads.parameters():
+            p.add_(0.01)
+    meta = {"backbone": {"arch": "vgg16", "weights": "random", "seed": 4, "feature_dims": 1472},
+            "preprocessing": {"size": 64}}
+    save_model(tmp_path, net, meta, with_backbone=False)
+    loaded = load_model(tmp_path)
+    assert loaded.net.backbone is not None and loaded.net.backbone.arch == "vgg16"
+    assert loaded.weights is not None and loaded.weights.kind == "random" and loaded.weights.arch == "vgg16"
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    expected, got = net.predict(images), loaded.net.predict(images)
+    for name in ACAN_SCHEMA.names:
+        assert torch.allclose(got[name], expected[name], atol=1e-6), name
+    with torch.no_grad():
+        assert torch.allclose(loaded.net.backbone(images), net.backbone(images), atol=1e-6)
+
+
+def test_weights_that_resolve_for_another_network_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model.json whose weights now resolve to a VGG-16 (``auto`` offline: HED) for its VGG-19 backbone
+    is refused with a message naming both, not loaded into the wrong network."""
+    from styleforge.nets import weights as weights_module
+
+    def offline(arch: str, on_download: object = None) -> None:
+        raise WeightsError("--weights imagenet: offline (test)")
+
+    monkeypatch.setattr(weights_module, "_load_imagenet", offline)
+    net = AttributeNet(ACAN_SCHEMA, Hypercolumn("vgg19", seed=0), seed=0)
+    save_model(tmp_path, net, {"backbone": {"arch": "vgg19", "weights": "auto", "seed": 0}, "preprocessing": {"size": 64}},
+               with_backbone=False)
+    with pytest.raises(WeightsError) as info:
+        load_model(tmp_path)
+    message = str(info.value)
+    assert "vgg16" in message and "vgg19" in message and "'auto'" in message
 
 
 def test_weights_from_a_local_state_dict_file(tmp_path: Path) -> None:

@@ -86,6 +86,24 @@ def test_every_attribute_in_range_and_as_in_training(model_dir: Path, synth24: P
     assert float(contrast.max() - contrast.min()) > 0.5
 
 
+def test_a_hed_vgg16_model_scores_through_the_cli(hed_run: Path, synth8: Path) -> None:
+    """A model on HED's pretrained VGG-16 (model.json: arch vgg16, weights hed) is checked, loaded
+    and scored like any other; the scores are the heads' outputs on the features training cached."""
+    from safetensors.torch import load_file
+
+    model = open_model(hed_run)
+    assert model.net.backbone is not None and model.net.backbone.arch == "vgg16" and model.weights.kind == "hed"
+    result = _invoke("score", hed_run, synth8 / "images", "--format", "json", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    scores = read_scores(result.stdout, "json")
+    assert [Path(s.path).name for s in scores] == [f"{i:04d}.png" for i in range(8)]
+    for score in scores:
+        _check_in_range(score)
+    trained = model.net.heads_forward(load_file(str(hed_run / "features.safetensors"))["features"])
+    expected = ACAN_SCHEMA["contrast"].from_unit(trained["contrast"]).double()
+    assert torch.allclose(torch.tensor([s.numeric["contrast"] for s in scores], dtype=torch.float64), expected, atol=1e-4)
+
+
 def test_images_are_scored_in_batches(model_dir: Path, synth24: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sizes: list[int] = []
     original = AttributeNet.predict

