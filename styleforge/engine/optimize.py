@@ -18,13 +18,14 @@ from torch import Tensor
 from ..errors import InvalidParameter, choice_error
 from .events import Callback, Progress, StageEnded, StageStarted, emit
 from .interrupt import sigint_flag
+from .lbfgs import BoxLBFGS
 from .terms import LossReport, LossSummary
 
 __all__ = [
     "OPTIMIZERS",
     "PIXEL_LR",
+    "LBFGS_HISTORY",
     "GRADIENT_NORMALISED",
-    "SCALE_NORMALISED",
     "OptimizerSpec",
     "parse_optimizer",
     "make_optimizer",
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 #: Default learning rates for optimising pixels in [0, 1] (see docs/transfer.md for where each
-#: comes from). L-BFGS's 1.0 is PyTorch's default and what every anchor uses.
+#: comes from). L-BFGS's 1.0 is the full quasi-Newton step, PyTorch's default and every anchor's.
 PIXEL_LR: dict[str, float] = {
     "lbfgs": 1.0,
     "adam": 0.02,
@@ -51,6 +52,9 @@ PIXEL_LR: dict[str, float] = {
 
 OPTIMIZERS: tuple[str, ...] = tuple(PIXEL_LR)
 
+#: Curvature pairs L-BFGS remembers (jcjohnson/neural-style's and PyTorch's default is 100).
+LBFGS_HISTORY = 100
+
 #: Optimisers whose step size scales with the gradient's magnitude. In pixel optimisation that
 #: magnitude depends on the network's weights and the loss weights (it differs by orders of
 #: magnitude between ImageNet and random VGG weights), so no default learning rate could work for
@@ -58,15 +62,6 @@ OPTIMIZERS: tuple[str, ...] = tuple(PIXEL_LR)
 #: each step (as DeepDream-style pixel optimisers do): the learning rate is then in pixel units.
 #: Adam, RMSprop, Adagrad and L-BFGS are already invariant to the gradient's scale.
 GRADIENT_NORMALISED: frozenset[str] = frozenset({"sgd", "momentum", "nesterov", "adadelta"})
-
-#: Optimisers whose gradient :func:`optimise_pixels` multiplies by one constant per stage, fixed at
-#: the stage's first evaluation so that the mean absolute gradient starts at 1. L-BFGS's steps do
-#: not depend on the objective's scale, but PyTorch's implementation keeps a curvature pair only when
-#: ``sᵀy > 1e-10``, an absolute threshold: with a small gradient (large images, where the mean-based
-#: losses spread over more pixels, or random VGG weights) no pair is ever kept and L-BFGS crawls
-#: along the raw gradient (measured: no progress in 300 iterations at 512 px). One constant per stage
-#: keeps the curvature pairs consistent, which a per-step normalisation would not.
-SCALE_NORMALISED: frozenset[str] = frozenset({"lbfgs"})
 
 _SPEC = re.compile(r"^(?P<name>[A-Za-z_]+)(?::(?P<steps>[^@]*))?(?:@(?P<lr>.*))?$")
 
@@ -133,12 +128,15 @@ def make_optimizer(
     *,
     default_lr: Mapping[str, float] = PIXEL_LR,
     weight_decay: float = 0.0,
+    bounds: tuple[float, float] | None = None,
 ) -> tuple[torch.optim.Optimizer, float]:
     """Builds the optimiser a spec names.
 
     ``momentum`` is SGD with momentum 0.9, ``nesterov`` the same with Nesterov's correction. L-BFGS
     takes one iteration (one function evaluation) per ``step()`` call, so every optimiser advances
-    one iteration per call and iteration counts compare across optimisers, as in the anchors.
+    one iteration per call and iteration counts compare across optimisers, as in the anchors. With
+    ``bounds`` (pixels in a box) L-BFGS is :class:`~styleforge.engine.lbfgs.BoxLBFGS`; without
+    (network weights) it is ``torch.optim.LBFGS``.
 
     Args:
         spec: The stage.
@@ -153,7 +151,8 @@ def make_optimizer(
     params = list(params)
     wd = {"weight_decay": weight_decay}
     builders: dict[str, Callable[[], torch.optim.Optimizer]] = {
-        "lbfgs": lambda: torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=100),
+        "lbfgs": lambda: (BoxLBFGS(params, lr=lr, history_size=LBFGS_HISTORY, bounds=bounds) if bounds is not None
+                          else torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=LBFGS_HISTORY)),
         "adam": lambda: torch.optim.Adam(params, lr=lr, **wd),
         "adamw": lambda: torch.optim.AdamW(params, lr=lr, **wd),
         "sgd": lambda: torch.optim.SGD(params, lr=lr, **wd),
@@ -295,9 +294,9 @@ def optimise_pixels(
     """Optimises an image's pixels with a chain of optimisers.
 
     Each stage runs ``spec.steps`` iterations (``iterations`` when ``None``). The gradient of a
-    :data:`GRADIENT_NORMALISED` optimiser is divided by its mean absolute value before each step; that
-    of a :data:`SCALE_NORMALISED` one by the mean absolute value at the stage's first evaluation.
-    After every step the pixels are clamped to ``bounds``. The lowest-loss iterate is kept. A stage ends early when the
+    :data:`GRADIENT_NORMALISED` optimiser is divided by its mean absolute value before each step.
+    L-BFGS keeps its steps within ``bounds`` itself (:class:`~styleforge.engine.lbfgs.BoxLBFGS`);
+    after every other optimiser's step the pixels are clamped to ``bounds``. The lowest-loss iterate is kept. A stage ends early when the
     stopping rule fires (the run ends: ``converged``) or the guard sees divergence (the best image is
     restored and the run ends: ``diverged``). Ctrl-C ends the run with ``interrupted``, keeping the
     best image. The stopping rule spans the whole chain.
@@ -326,8 +325,7 @@ def optimise_pixels(
 
     with sigint_flag() as interrupt:  # Ctrl-C: stop after the current step, keep the best
         for index, (spec, steps) in enumerate(zip(chain, plan)):
-            optimizer, lr = make_optimizer(spec, [x], default_lr=default_lr)
-            stage_scale: list[Tensor] = []  # SCALE_NORMALISED: the stage's constant, once known
+            optimizer, lr = make_optimizer(spec, [x], default_lr=default_lr, bounds=bounds)
             emit(callbacks, StageStarted(index, spec.name, steps, lr, iteration + 1, total_iterations))
             reason, detail, done = "completed", f"ran {steps} iterations", 0
             latest: list[LossSummary] = []
@@ -338,10 +336,6 @@ def optimise_pixels(
                 report.total.backward()
                 if x.grad is not None and spec.name in GRADIENT_NORMALISED:
                     x.grad.div_(x.grad.abs().mean().clamp_min(1e-30))
-                elif x.grad is not None and spec.name in SCALE_NORMALISED:
-                    if not stage_scale:
-                        stage_scale.append(x.grad.abs().mean().clamp_min(1e-30))
-                    x.grad.div_(stage_scale[0])
                 summary = report.summary()
                 latest.append(summary)
                 total = summary.total
@@ -365,13 +359,15 @@ def optimise_pixels(
                     with torch.no_grad():
                         x.clamp_(*bounds)
                     total = latest[-1].total if latest else math.nan
-                    why = guard.check(total, result.best_summary.total if result.best_summary else None)
+                    # A proposal that L-BFGS's line search rejected is not where the run is: it steps back.
+                    rejected = getattr(optimizer, "rejected", False)
+                    why = None if rejected else guard.check(total, result.best_summary.total if result.best_summary else None)
                     if why is not None:
                         with torch.no_grad():
                             x.copy_(best)
                         reason, detail = "diverged", f"{why}; restored the best image (iteration {result.best_iteration})"
                         break
-                    if stop is not None and stop.update(total):
+                    if stop is not None and not rejected and stop.update(total):
                         reason, detail = "converged", stop.reason
                         break
             except KeyboardInterrupt:  # a second Ctrl-C, or a caller that kept its own SIGINT handler

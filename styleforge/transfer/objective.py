@@ -124,9 +124,20 @@ class FeatureContext:
         return self._memo[key]
 
 
+def _magnitudes(targets: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Each target's mean square, the denominator that makes a squared error relative."""
+    return {layer: t.square().mean().clamp_min(1e-30) for layer, t in targets.items()}
+
+
 @dataclass
 class ContentTerm:
-    """``Σ_l w_l · MSE(F_l(x), F_l(content))`` over the content layers.
+    """``Σ_l w_l · ‖F_l(x) − F_l(content)‖² / ‖F_l(content)‖²`` over the content layers.
+
+    Each layer's squared error is divided by its target's squared norm (both as means), so the term
+    is a relative error: 0 when the features match, 1 when they are all zero, whatever the network's
+    activation magnitudes. This departs from Gatys et al. and the anchors (plain MSE or sums, whose
+    scale differs by orders of magnitude between networks and input conventions: DESIGN.md §3), so
+    that one set of default weights serves VGG-19 ImageNet, VGG-16 HED and random weights.
 
     Attributes:
         targets: Layer → content activation (1, C, H, W).
@@ -135,19 +146,27 @@ class ContentTerm:
 
     targets: dict[str, Tensor]
     weights: dict[str, float]
+    scales: dict[str, Tensor] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.scales = _magnitudes(self.targets)
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
-        return sum(w * mse(ctx.features[l], self.targets[l]) for l, w in self.weights.items())  # type: ignore[return-value]
+        return sum(w * mse(ctx.features[l], self.targets[l]) / self.scales[l] for l, w in self.weights.items())  # type: ignore[return-value]
 
 
 @dataclass
 class StyleTerm:
-    """``Σ_l w_l · MSE(G_l(x), G_l(style))`` for one style image.
+    """``Σ_l w_l · ‖G_l(x) − G_l(style)‖² / ‖G_l(style)‖²`` for one style image.
 
-    For several styles with blend weights ``b_i`` (summing to 1) the engine adds
-    ``Σ_i b_i · ‖G − G_i‖²``, whose gradient equals that of ``‖G − Σ_i b_i G_i‖²`` (DESIGN.md §3);
-    since the Gram matrices of the image are shared through :class:`FeatureContext`, the per-style
-    form costs only a C×C subtraction per style and layer and keeps each style's value reportable.
+    Relative, like :class:`ContentTerm`: each layer's Gram error is divided by the style Gram's own
+    squared norm, so every layer and every network starts on the same footing (with plain MSE the
+    deep layers' small Grams barely count and the shallow ones' dominate, by factors that depend on
+    the weights). For several styles with blend weights ``b_i`` (summing to 1) the engine adds
+    ``Σ_i b_i · ‖G − G_i‖² / ‖G_i‖²``, whose gradient is that of one quadratic around the mean of the
+    targets weighted by ``b_i / ‖G_i‖²`` (DESIGN.md §3's identity, with those weights); since the Gram matrices of the image are
+    shared through :class:`FeatureContext`, the per-style form costs only a C×C subtraction per style
+    and layer and keeps each style's value reportable.
 
     Attributes:
         targets: Layer → the style image's Gram matrix (1, C, C).
@@ -156,9 +175,13 @@ class StyleTerm:
 
     targets: dict[str, Tensor]
     weights: dict[str, float]
+    scales: dict[str, Tensor] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.scales = _magnitudes(self.targets)
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
-        return sum(w * mse(ctx.gram(l), self.targets[l]) for l, w in self.weights.items())  # type: ignore[return-value]
+        return sum(w * mse(ctx.gram(l), self.targets[l]) / self.scales[l] for l, w in self.weights.items())  # type: ignore[return-value]
 
 
 class TVTerm:

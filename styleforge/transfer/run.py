@@ -33,7 +33,7 @@ from ..engine import (
     optimise_pixels,
     parse_optimizer,
 )
-from ..engine.events import Progress, StageEnded, StageStarted, emit
+from ..engine.events import Progress, StageEnded, StageStarted, download_events, emit
 from ..errors import InvalidParameter, ResourceError
 from ..images import LoadedImage, load_image, resize_long_side, save_image
 from ..nets.vgg import VGGFeatures, layer_names, pooling_factor
@@ -78,6 +78,9 @@ class TransferResult:
             ``attrs_model`` the targets under ``attrs``, with ``score_with`` the scores under
             ``scores``).
         scores: The result's scores by ``score_with``'s network, or ``None``.
+        improved: Whether any iteration lowered the loss below the starting image's. ``False`` means
+            :attr:`image` is the starting image (with ``keep_last``, the last iterate): a failure,
+            which the CLI reports as one and writes nothing.
     """
 
     image: Tensor
@@ -89,6 +92,7 @@ class TransferResult:
     config: TransferConfig
     metadata: dict[str, Any] = field(default_factory=dict)
     scores: ImageScore | None = None
+    improved: bool = True
 
     def history_rows(self) -> list[dict[str, Any]]:
         """The history as rows (``iteration, stage, optimizer, total, <term>, <term>.raw``). With
@@ -111,12 +115,13 @@ def _load(item: ImageInput, param: str) -> LoadedImage:
     return item if isinstance(item, LoadedImage) else load_image(item, param=param)
 
 
-def _check_size(config: TransferConfig, shape: tuple[int, int], layers: Sequence[str], source_shape: tuple[int, int]) -> None:
+def _check_size(config: TransferConfig, network: str, shape: tuple[int, int], layers: Sequence[str],
+                source_shape: tuple[int, int]) -> None:
     """Refuses a size at which the image would shrink below the deepest layer's pooling factor."""
-    minimum = pooling_factor(config.network, layers)
+    minimum = pooling_factor(network, layers)
     short = min(shape)
     if short < minimum:
-        order = layer_names(config.network)
+        order = layer_names(network)
         deepest = max(layers, key=order.index)
         h, w = source_shape
         need = next(n for n in range(config.size, 1 << 20) if min(round(h * n / max(h, w)), round(w * n / max(h, w))) >= minimum)
@@ -124,8 +129,17 @@ def _check_size(config: TransferConfig, shape: tuple[int, int], layers: Sequence
             "--size",
             config.size,
             f"a size at which the image's short side is at least {minimum} px, the minimum for layer "
-            f"{deepest} of {config.network} (this image needs --size {need} or more)",
+            f"{deepest} of {network} (this image needs --size {need} or more)",
         )
+
+
+def _term_layers(config: TransferConfig, network: str) -> tuple[dict[str, float], dict[str, float]]:
+    """The content layers' weights (normalised to sum 1) and the style layers' (with the exponent),
+    checked against ``network``'s layer names."""
+    content_lw = parse_layers(config.content_layers, network, param="--content-layers")
+    content_lw = {layer: w / sum(content_lw.values()) for layer, w in content_lw.items()}
+    style_lw = layer_weights(parse_layers(config.style_layers, network, param="--style-layers"), config.style_layer_weight_exp)
+    return content_lw, style_lw
 
 
 def _compiled(net: VGGFeatures, example: Tensor, layers: Sequence[str]) -> Any:
@@ -218,12 +232,10 @@ def transfer(
     specs = [s if isinstance(s, StyleSpec) else parse_style(os.fspath(s)) for s in styles]
     if not specs:
         raise InvalidParameter("--style", "(none)", "at least one style image")
-    content_lw = parse_layers(config.content_layers, config.network, param="--content-layers")
-    content_lw = {layer: w / sum(content_lw.values()) for layer, w in content_lw.items()}
-    style_lw = layer_weights(parse_layers(config.style_layers, config.network, param="--style-layers"), config.style_layer_weight_exp)
+    requested = config.requested_network()
+    content_lw, style_lw = _term_layers(config, requested)
     if config.init not in INITS and not Path(config.init).is_file():
         raise InvalidParameter("--init", config.init, "content, noise, style, or the path of an image file")
-    layers = list(dict.fromkeys([*content_lw, *style_lw]))
     stop = StopRule(config.stop_delta, config.patience) if config.stop_delta is not None else None
     device = resolve_device(config.device)
     compute_dtype = resolve_precision(config.precision, device)
@@ -231,9 +243,10 @@ def transfer(
     content_image = _load(content, "CONTENT")
     style_images = [load_image(s.path, param="--style") for s in specs]
     target = resize_long_side(content_image.rgb, config.size)
-    _check_size(config, tuple(target.shape[-2:]), layers, content_image.size)
+    layers = list(dict.fromkeys([*content_lw, *style_lw]))
+    _check_size(config, requested, tuple(target.shape[-2:]), layers, content_image.size)
     if config.memory_check:
-        check_memory(config.network, layers, tuple(target.shape[-2:]), config.size, chain, device)
+        check_memory(requested, layers, tuple(target.shape[-2:]), config.size, chain, device)
     init = _initial_image(config, target[None], style_images, init_image)
 
     # The attribute networks are read (and the --attr targets checked against their schema) before
@@ -245,21 +258,28 @@ def transfer(
     if config.score_with:
         same = attr_model is not None and Path(config.score_with).resolve() == Path(str(config.attrs_model)).resolve()
         scorer = attr_model if same else open_model(config.score_with, device=device, param="--score-with", callbacks=callbacks)
-    # Reuse the transfer's VGG-19 pass for the hypercolumn when it is the attribute backbone and sees
+
+    weights = resolve_weights(config.weights, requested, on_download=download_events(callbacks))
+    if weights.notice:
+        emit(callbacks, Notice(weights.notice))
+    network = weights.arch  # ``auto`` may have fallen back to HED's VGG-16
+    if network != requested:
+        content_lw, style_lw = _term_layers(config, network)
+        layers = list(dict.fromkeys([*content_lw, *style_lw]))
+        _check_size(config, network, tuple(target.shape[-2:]), layers, content_image.size)
+    # Reuse the transfer's VGG pass for the hypercolumn when it is the attribute backbone and sees
     # the image as the model does (square, at the model's input size): at any other size or aspect the
     # hypercolumn differs from the one the model was trained and scores on, and guidance would chase
     # the wrong target, so the model's own backbone runs on the squashed image instead.
-    shared_forward = (attr_model is not None and can_share_forward(attr_model, config.network, config.pooling)
+    shared_forward = (attr_model is not None and can_share_forward(attr_model, network, config.pooling)
                       and tuple(target.shape[-2:]) == (attr_model.size, attr_model.size))
     net_layers = list(dict.fromkeys([*layers, *VGG_HYPERCOLUMN_LAYERS])) if shared_forward else layers
-
-    weights = resolve_weights(config.weights, config.network)
-    if weights.notice:
-        emit(callbacks, Notice(weights.notice))
     net = VGGFeatures(
-        config.network, net_layers, state_dict=weights.state_dict, seed=config.seed, pooling=config.pooling,
+        network, net_layers, state_dict=weights.state_dict, seed=config.seed, pooling=config.pooling,
         source=weights.source, compute_dtype=compute_dtype,
     ).to(device)
+    weights_kind = weights.kind
+    del weights  # the network holds its own copy; the file's tensors (classifier and all) can go
     if shared_forward and not same_vgg_weights(attr_model, net):  # type: ignore[arg-type]
         shared_forward, net_layers = False, layers
 
@@ -273,7 +293,7 @@ def transfer(
             style_rgb = resize_long_side(image.rgb, max(1, round(config.size * scale)))
             if config.color_transfer == "histogram":
                 style_rgb = match_histogram(style_rgb, target)
-            _check_size(config, tuple(style_rgb.shape[-2:]), list(style_lw), image.size)
+            _check_size(config, network, tuple(style_rgb.shape[-2:]), list(style_lw), image.size)
             style_targets.append(gram_targets(net(style_rgb[None].to(device), style_lw)))
     # Inference tensors cannot be saved for backward: clone them into ordinary tensors once.
     content_targets = {k: v.clone() for k, v in content_targets.items()}
@@ -322,7 +342,8 @@ def transfer(
         "styles": [str(s) for s in specs],
         "blend": dict(zip(names, blend)),
         "config": config.to_dict(),
-        "weights_used": weights.kind,
+        "weights_used": weights_kind,
+        "network_used": network,
         "iteration": iteration,
         "stop_reason": result.stop_reason,
         "losses": summary.as_row() if summary else None,
@@ -345,6 +366,8 @@ def transfer(
         config=config,
         metadata=metadata,
         scores=scores,
+        # The first evaluation is the starting image; a run of one evaluation cannot tell.
+        improved=result.best_iteration > 1 or len(result.history) < 2,
     )
 
 
@@ -390,20 +413,24 @@ def _coarse_to_fine(
     stages = len(chain)
     planned = sum(s.steps for s in chain)  # type: ignore[misc]
     history: list[HistoryEntry] = []
-    image, result, offset = init_image, None, 0
+    image, result, offset, improved = init_image, None, 0, False
     for k, size in enumerate(sizes):
         last = k == len(sizes) - 1
         sub = dataclasses.replace(config, size=size, scales=1, min_size=None, optimizer=tuple(map(str, chain)),
                                   score_with=config.score_with if last else None)
+        if result is not None:  # later scales take the weights the first one resolved (no second fallback)
+            used = result.metadata["weights_used"]
+            sub = dataclasses.replace(sub, weights=config.weights if used == "file" else used,
+                                      network=result.metadata["network_used"])
         shifted = [_Shifted(cb, offset, k * stages, planned * len(sizes), k == 0) for cb in callbacks]
         result = transfer(content, styles, sub, callbacks=shifted, init_image=image)
         history += [dataclasses.replace(e, iteration=e.iteration + offset, stage=e.stage + k * stages) for e in result.history]
         result.metadata["iteration"] += offset
         offset += len(result.history)
-        image = result.image
+        image, improved = result.image, improved or result.improved
         if result.stop_reason == "interrupted":
             break
     assert result is not None
-    result.history, result.config = history, config
+    result.history, result.config, result.improved = history, config, improved
     result.metadata.update(config=config.to_dict(), scales=sizes[: k + 1])
     return result

@@ -113,7 +113,7 @@ def test_a_numeric_target_raises_its_score_own_backbone(models, plain, forwards)
     model = open_model(models["resnet18"])
     before = float(_probabilities(model, plain.image)["contrast"])
     forwards.update(vgg=0, hypercolumn=0)
-    guided = styleforge.transfer(CONTENT, [STYLE], attrs_model=str(models["resnet18"]), attrs=("contrast=10:0.1",),
+    guided = styleforge.transfer(CONTENT, [STYLE], attrs_model=str(models["resnet18"]), attrs=("contrast=10:10",),
                                  score_with=str(models["resnet18"]), **RUN)
     assert guided.metadata["attrs"]["shared_forward"] is False
     # the attribute network's own backbone ran once per evaluation, plus once to score the result
@@ -124,7 +124,7 @@ def test_a_numeric_target_raises_its_score_own_backbone(models, plain, forwards)
     assert after == pytest.approx(float(_probabilities(model, guided.image)["contrast"]), abs=1e-4)
     # the term is an engine term like the others
     assert list(guided.summary.weighted) == ["content", "style.style_swirl", "tv", "attr.contrast"]
-    assert guided.summary.weighted["attr.contrast"] == pytest.approx(0.1 * guided.summary.raw["attr.contrast"])
+    assert guided.summary.weighted["attr.contrast"] == pytest.approx(10 * guided.summary.raw["attr.contrast"])
 
 
 def test_a_categorical_target_raises_its_class_probability(models, plain) -> None:
@@ -132,11 +132,11 @@ def test_a_categorical_target_raises_its_class_probability(models, plain) -> Non
     classes = model.net.schema["pri_color"].classes
     start = _probabilities(model, plain.image)["pri_color"]
     target = classes[int(start.argsort(descending=True)[2])]  # the unguided result's third most likely class
-    guided = styleforge.transfer(CONTENT, [STYLE], attrs_model=str(models["resnet18"]), attrs=(f"pri_color={target}:0.1",), **RUN)
+    guided = styleforge.transfer(CONTENT, [STYLE], attrs_model=str(models["resnet18"]), attrs=(f"pri_color={target}:10",), **RUN)
     end = _probabilities(model, guided.image)["pri_color"]
     index = classes.index(target)
     assert float(end[index]) > float(start[index]) + 0.25, (target, float(start[index]), float(end[index]))
-    assert guided.metadata["attrs"]["targets"] == {"pri_color": {"target": target, "weight": 0.1}}
+    assert guided.metadata["attrs"]["targets"] == {"pri_color": {"target": target, "weight": 10.0}}
 
 
 def test_the_transfers_vgg19_pass_is_shared(models, forwards) -> None:
@@ -147,7 +147,7 @@ def test_the_transfers_vgg19_pass_is_shared(models, forwards) -> None:
     before = float(_probabilities(model, styleforge.transfer(content, [STYLE], **RUN).image)["contrast"])
     forwards.update(vgg=0, hypercolumn=0)
     events: list = []
-    guided = styleforge.transfer(content, [STYLE], attrs_model=str(models["vgg19"]), attrs=("contrast=10:1",),
+    guided = styleforge.transfer(content, [STYLE], attrs_model=str(models["vgg19"]), attrs=("contrast=10:100",),
                                  callbacks=[events.append], **RUN)
     assert guided.metadata["attrs"]["shared_forward"] is True
     assert forwards["hypercolumn"] == 0  # no second network ...
@@ -160,6 +160,58 @@ def test_the_transfers_vgg19_pass_is_shared(models, forwards) -> None:
     other = styleforge.transfer(content, [STYLE], attrs_model=str(models["vgg19"]), attrs=("contrast=10",),
                                 **{**RUN, "seed": 1, "iterations": 3})
     assert other.metadata["attrs"]["shared_forward"] is False and forwards["hypercolumn"] == 3
+
+
+def _vgg_model(folder: Path, arch: str, weights: str, seed: int = 0) -> LoadedModel:
+    """An attribute model on a frozen ``arch`` backbone with ``weights`` (untrained heads), at 64 px."""
+    from styleforge.attributes.model import AttributeNet, load_model, save_model
+    from styleforge.attributes.schema import ACAN_SCHEMA
+    from styleforge.nets.weights import resolve_weights
+
+    choice = resolve_weights(weights, arch)
+    net = AttributeNet(ACAN_SCHEMA, Hypercolumn(arch, choice.state_dict, seed=seed, source=choice.source), seed=seed)
+    meta = {"backbone": {"arch": arch, "weights": choice.kind, "seed": seed, "finetuned": False},
+            "preprocessing": {"size": 64}}
+    save_model(folder, net, meta, with_backbone=False)
+    return load_model(folder)
+
+
+def test_sharing_follows_the_models_own_vgg_arch(tmp_path: Path) -> None:
+    """A VGG-16 attribute backbone shares a VGG-16 transfer's pass (same weights, max pooling), never a
+    VGG-19's; a VGG-19 backbone never a VGG-16's."""
+    from styleforge.transfer.guide import can_share_forward, same_vgg_weights
+
+    vgg16 = _vgg_model(tmp_path / "vgg16", "vgg16", "random")
+    vgg19 = _vgg_model(tmp_path / "vgg19", "vgg19", "random")
+    assert can_share_forward(vgg16, "vgg16", "max")
+    assert not can_share_forward(vgg16, "vgg19", "max") and not can_share_forward(vgg16, "vgg16", "avg")
+    assert can_share_forward(vgg19, "vgg19", "max") and not can_share_forward(vgg19, "vgg16", "max")
+    layers = ["relu4_2", *VGG_HYPERCOLUMN_LAYERS]
+    assert same_vgg_weights(vgg16, VGGFeatures("vgg16", layers, seed=0))
+    assert not same_vgg_weights(vgg16, VGGFeatures("vgg16", layers, seed=1))  # other weights
+    assert not same_vgg_weights(vgg16, VGGFeatures("vgg19", layers, seed=0))  # another network
+    assert not same_vgg_weights(vgg19, VGGFeatures("vgg16", layers, seed=0))
+
+
+def test_a_hed_vgg16_models_pass_is_shared_with_a_hed_vgg16_transfer(tmp_path: Path, forwards) -> None:
+    """A model on HED's pretrained VGG-16 guides a ``--network vgg16 --weights hed`` transfer from
+    the transfer's own pass (square image at the model's size), and its outputs there are its own."""
+    from _helpers import write_image
+
+    model = _vgg_model(tmp_path / "hed", "vgg16", "hed")
+    content = write_image(tmp_path / "square.png", (64, 64), seed=4)
+    run = {**RUN, "network": "vgg16", "weights": "hed", "iterations": 3}
+    forwards.update(vgg=0, hypercolumn=0)
+    guided = styleforge.transfer(content, [STYLE], attrs_model=model, attrs=("contrast=10",), **run)
+    assert guided.metadata["attrs"]["shared_forward"] is True
+    assert forwards["hypercolumn"] == 0 and forwards["vgg"] == 2 + run["iterations"]
+    x = squash_resize(load_image(content).rgb[None], 64)
+    net = VGGFeatures("vgg16", ["relu4_2", *VGG_HYPERCOLUMN_LAYERS], state_dict=model.weights.state_dict)
+    ctx = FeatureContext(x, net(x, VGG_HYPERCOLUMN_LAYERS))
+    shared = AttributeGuide(model, shared=True).outputs(ctx)
+    own = AttributeGuide(model, shared=False).outputs(FeatureContext(x, {}))
+    for name in model.net.schema.names:
+        assert torch.allclose(shared[name], own[name], atol=1e-5), name
 
 
 def test_the_shared_hypercolumn_is_the_models_own(models) -> None:

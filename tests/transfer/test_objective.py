@@ -133,8 +133,13 @@ def test_per_style_sum_and_blended_target_give_the_same_gradient(blend: list[flo
         {f"style.s{i}": StyleTerm(t, layer_w) for i, t in enumerate(targets)},
         {f"style.s{i}": style_weight * b for i, b in enumerate(blend)},
     )
-    blended_targets = {layer: sum(b * t[layer] for b, t in zip(blend, targets)) for layer in layer_w}
-    blended = WeightedLoss({"style": StyleTerm(blended_targets, layer_w)}, {"style": style_weight})
+    # Each style's error is relative to its own Gram's mean square n_il, so the equivalent single
+    # target is the mean of the targets weighted by c_il = b_i / n_il, with layer factor Σ_i c_il.
+    c = [{layer: b / t[layer].square().mean() for layer in layer_w} for b, t in zip(blend, targets)]
+    factor = {layer: sum(ci[layer] for ci in c) for layer in layer_w}
+    blended_targets = {layer: sum(ci[layer] * t[layer] for ci, t in zip(c, targets)) / factor[layer] for layer in layer_w}
+    blended_w = {layer: w * float(factor[layer] * blended_targets[layer].square().mean()) for layer, w in layer_w.items()}
+    blended = WeightedLoss({"style": StyleTerm(blended_targets, blended_w)}, {"style": style_weight})
 
     grad_sum, value_sum = _grad(per_style, net, image)
     grad_blend, value_blend = _grad(blended, net, image)
@@ -150,18 +155,35 @@ def test_per_style_sum_and_blended_target_give_the_same_gradient(blend: list[flo
         assert value_sum == pytest.approx(value_blend, rel=1e-12)
 
 
-def test_style_and_content_terms_are_weighted_mse() -> None:
+def test_style_and_content_terms_are_weighted_relative_mse() -> None:
     g = torch.Generator().manual_seed(5)
     features = {"a": torch.rand(1, 2, 3, 3, generator=g), "b": torch.rand(1, 4, 2, 2, generator=g)}
     targets = {k: torch.rand_like(v) for k, v in features.items()}
     ctx = FeatureContext(torch.zeros(1, 3, 4, 4), features)
     content = ContentTerm(targets, {"a": 0.25, "b": 0.75})(ctx)
-    expected = 0.25 * ((features["a"] - targets["a"]) ** 2).mean() + 0.75 * ((features["b"] - targets["b"]) ** 2).mean()
-    assert torch.allclose(content, expected)
+    rel = {k: ((features[k] - targets[k]) ** 2).mean() / (targets[k] ** 2).mean() for k in features}
+    assert torch.allclose(content, 0.25 * rel["a"] + 0.75 * rel["b"])
     gram_t = {"a": torch.rand(1, 2, 2, generator=g)}
     style = StyleTerm(gram_t, {"a": 2.0})(ctx)
-    assert torch.allclose(style, 2.0 * ((gram(features["a"]) - gram_t["a"]) ** 2).mean())
+    assert torch.allclose(style, 2.0 * ((gram(features["a"]) - gram_t["a"]) ** 2).mean() / (gram_t["a"] ** 2).mean())
     assert ContentTerm(features, {"a": 1.0, "b": 1.0})(ctx).item() == 0.0
+    # all-zero features are a relative error of exactly 1
+    zero = FeatureContext(torch.zeros(1, 3, 4, 4), {k: torch.zeros_like(v) for k, v in features.items()})
+    assert ContentTerm(targets, {"a": 0.5, "b": 0.5})(zero).item() == pytest.approx(1.0)
+
+
+def test_terms_do_not_depend_on_the_activations_scale() -> None:
+    """Scaling every activation (another network, another input convention) leaves both terms as they are."""
+    g = torch.Generator().manual_seed(6)
+    features = {"a": torch.rand(1, 3, 4, 4, generator=g)}
+    targets = {"a": torch.rand(1, 3, 4, 4, generator=g)}
+    for term, tgt in ((ContentTerm, targets), (StyleTerm, gram_targets(targets))):
+        base = term(tgt, {"a": 1.0})(FeatureContext(torch.zeros(1, 3, 4, 4), features))
+        scaled_targets = {k: 50.0 * v for k, v in targets.items()}
+        scaled_tgt = scaled_targets if term is ContentTerm else gram_targets(scaled_targets)
+        scaled = term(scaled_tgt, {"a": 1.0})(FeatureContext(torch.zeros(1, 3, 4, 4), {"a": 50.0 * features["a"]}))
+        assert base.item() > 0.01
+        assert scaled.item() == pytest.approx(base.item(), rel=1e-5)
 
 
 def test_tv_term_hand_computation() -> None:

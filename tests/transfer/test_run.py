@@ -116,10 +116,12 @@ def test_config_defaults() -> None:
     assert config.style_layers == DEFAULT_STYLE_LAYERS == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     assert config.optimizer == ("lbfgs",)
     assert config.size == 512
-    assert config.weights == "imagenet"
-    assert config.network == "vgg19"
+    assert config.weights == "auto" and config.network == "auto"
+    assert config.requested_network() == "vgg19"
+    assert TransferConfig(weights="hed").requested_network() == "vgg16"
     assert config.pooling == "max"
-    assert config.style_weight / config.content_weight >= 1e5  # PyTorch tutorial's ratio is 1e6
+    # relative terms (each divided by its target's magnitude): weights of the same order
+    assert 1 <= config.style_weight / config.content_weight <= 100
     config.validate()
 
 
@@ -219,3 +221,31 @@ def test_compile_for_real_gives_the_eager_losses(tmp_path: Path) -> None:
     compiled = styleforge.transfer(content, [a], optimizer=("adam",), compile=True, **FAST)
     for e, c in zip(eager.history, compiled.history):
         assert c.summary.total == pytest.approx(e.summary.total, rel=1e-3)
+
+
+def test_real_weights_default_transfer_moves_from_the_content_towards_the_style(tmp_path: Path, hed_weights) -> None:
+    """With HED's pretrained VGG-16 and every default (L-BFGS, relative terms), a small transfer really
+    stylises: the picture moves away from the content, its Gram matrices towards the style's, and
+    both terms are visible in the printed parts (the old defaults diverged here and printed content 0)."""
+    from styleforge.images import resize_long_side
+    from styleforge.nets.vgg import VGGFeatures
+    from styleforge.transfer.objective import gram
+
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    content, style = samples / "content.jpg", samples / "style_swirl.jpg"
+    result = styleforge.transfer(content, [style], size=64, iterations=30, weights="hed", device="cpu")
+    assert result.improved and result.stop_reason == "completed", result.stop_detail
+    assert result.metadata["weights_used"] == "hed" and result.metadata["network_used"] == "vgg16"
+    start, end = result.history[0].summary, result.summary
+    assert end.total < 0.5 * start.total
+    assert end.weighted["content"] > 1e-3 * end.total  # the balance is visible: no "content 0"
+    base = load_image(content).rgb
+    moved = (result.image - resize_long_side(base, 64)).abs().mean().item()
+    assert moved > 0.03  # in [0, 1]: about 8 grey levels on average
+    net = VGGFeatures("vgg16", ("relu1_1", "relu3_1"), state_dict=hed_weights.state_dict)
+    with torch.no_grad():
+        s = net(resize_long_side(load_image(style).rgb, 64)[None], ("relu1_1", "relu3_1"))
+        for layer in ("relu1_1", "relu3_1"):
+            before = (gram(net(resize_long_side(base, 64)[None], (layer,))[layer]) - gram(s[layer])).norm()
+            after = (gram(net(result.image[None], (layer,))[layer]) - gram(s[layer])).norm()
+            assert after < 0.7 * before, layer
