@@ -103,7 +103,7 @@ class BoxLBFGS(torch.optim.Optimizer):
             q.add_(s, alpha=alpha - beta)
         return q.neg_()
 
-    def _propose(self, lr: float) -> None:
+    def _propose(self) -> None:
         """Sets the image to the projection of ``base + t·direction``."""
         assert self.base is not None and self.direction is not None
         with torch.no_grad():
@@ -172,5 +172,5 @@ class BoxLBFGS(torch.optim.Optimizer):
                 self._new_direction(lr)
             else:
                 self.t *= 0.5
-        self._propose(lr)
+        self._propose()
         return loss

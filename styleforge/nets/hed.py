@@ -50,6 +50,7 @@ __all__ = [
     "read_hed_h5",
     "fold_caffe_input",
     "convert_hed",
+    "h5_from",
     "load_hed",
     "sha256_of",
 ]
