@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import BACKBONES, COLOR_TRANSFERS, NETWORKS, PRECISIONS, TransferConfig
+from .config import BACKBONES, COLOR_TRANSFERS, NETWORKS, PRECISIONS, STYLE_LOSSES, STYLE_WEIGHTS, TransferConfig
 from .engine import Download, Event, Notice, Progress, StageEnded, StageStarted, parse_optimizer
 from .errors import InvalidParameter, InvalidUsage, NoProgressError, StyleforgeError
 from .images import check_output_path
@@ -143,8 +143,8 @@ def _as_default_map(ctx: click.Context, data: dict[str, Any], source: str) -> di
         name = key.replace("-", "_")
         if name == "styles" or name == "style":
             name = "styles"
-        if name == "attr":
-            name = "attrs"
+        if name in ("attr", "style_mask", "style_image_mask"):
+            name += "s"
         if name not in names or name in ("config", "from_image"):
             valid = sorted("style" if n == "styles" else n.replace("_", "-") for n in names if n not in ("config", "from_image"))
             raise StyleforgeError(f"{source}: unknown option {key!r}; valid keys: {', '.join(valid)}")
@@ -226,7 +226,9 @@ def _transfer_config(options: dict[str, Any]) -> TransferConfig:
 @click.option("--from-image", type=click.Path(path_type=Path, dir_okay=False), is_eager=True, expose_value=False,
               callback=_read_image_config, help="Re-run what made an earlier styleforge PNG; flags override it.")
 @click.option("--content-weight", type=float, default=_T.content_weight, show_default=True, help="Weight of the content term.")
-@click.option("--style-weight", type=float, default=_T.style_weight, show_default=True, help="Total weight of the style terms.")
+@click.option("--style-weight", type=float, default=_T.style_weight,
+              help="Total weight of the style terms [default: by --style-loss: "
+                   + ", ".join(f"{k} {v:g}" for k, v in STYLE_WEIGHTS.items()) + "].")
 @click.option("--tv-weight", type=float, default=_T.tv_weight, show_default=True, help="Weight of the total-variation term.")
 @click.option("--iterations", type=int, default=_T.iterations, show_default=True,
               help="Iterations of a stage without :STEPS (L-BFGS: function evaluations).")
@@ -252,6 +254,14 @@ def _transfer_config(options: dict[str, Any]) -> TransferConfig:
               help="Style layers with optional weights.")
 @click.option("--style-layer-weight-exp", type=float, default=_T.style_layer_weight_exp, show_default=True,
               help="Layer n+1 weighs EXP x layer n (<1: fine texture, >1: coarse).")
+@click.option("--style-loss", default=_T.style_loss, show_default=True, metavar="|".join(STYLE_LOSSES),
+              help="gram: Gram matrices; w2: Wasserstein-2 between Gaussians of the features; "
+                   "sw: sliced Wasserstein (sorted random projections).")
+@click.option("--style-mask", "style_masks", multiple=True, metavar="NAME=MASK",
+              help="Style NAME (a for a.jpg, or its position) only where the grey MASK is white in the output; "
+                   "repeatable; styles without one share the rest.")
+@click.option("--style-image-mask", "style_image_masks", multiple=True, metavar="NAME=MASK",
+              help="Take style NAME's statistics only from where MASK is white in its own image; repeatable.")
 @click.option("--pooling", default=_T.pooling, show_default=True, metavar="max|avg", help="Pooling of the frozen VGG.")
 @click.option("--init", default=_T.init, show_default=True, metavar="content|noise|style|PATH", help="Starting image.")
 @click.option("--init-noise-blend", type=float, default=_T.init_noise_blend, show_default=True,

@@ -13,7 +13,7 @@ from typing import Any
 from .errors import InvalidParameter, choice_error
 
 __all__ = ["TransferConfig", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYERS", "COLOR_TRANSFERS", "INITS", "PRECISIONS"]
-__all__ += ["NETWORKS"]
+__all__ += ["NETWORKS", "STYLE_LOSSES", "STYLE_WEIGHTS"]
 __all__ += ["TrainConfig", "DatasetConfig", "BACKBONES", "NUMERIC_LOSSES", "BALANCES", "AUGMENTS"]
 __all__ += ["DEFAULT_ATTR_WEIGHT", "ScoreConfig", "AUTO_MIN_SIZE", "auto_scales"]
 
@@ -61,6 +61,12 @@ def auto_scales(size: int, min_size: int | None = None) -> int:
 
 
 COLOR_TRANSFERS: tuple[str, ...] = ("none", "histogram")
+#: ``--style-loss`` values (styleforge.transfer.style_loss; docs/transfer.md compares them).
+STYLE_LOSSES: tuple[str, ...] = ("gram", "w2", "sw")
+#: ``--style-weight`` when none is given, per ``--style-loss``: each loss's relative value has its own
+#: scale (a Gram error squares second moments), so each has its own balance with the content term.
+#: Measured with HED's VGG-16 (docs/transfer.md, "Style losses and regions"; benchmarks/README.md).
+STYLE_WEIGHTS: dict[str, float] = {"gram": 10.0, "w2": 3.0, "sw": 10.0}
 #: ``--network`` values: ``auto`` is the network the weights are for (vgg16 for HED's, else vgg19).
 NETWORKS: tuple[str, ...] = ("auto", "vgg19", "vgg16")
 INITS: tuple[str, ...] = ("content", "noise", "style")
@@ -74,7 +80,8 @@ class TransferConfig:
 
     Attributes:
         content_weight: Weight of the ``content`` term.
-        style_weight: Total weight of the ``style.*`` terms, split by the blend weights.
+        style_weight: Total weight of the ``style.*`` terms, split by the blend weights (``None``:
+            :data:`STYLE_WEIGHTS` for ``style_loss``; :meth:`resolved_style_weight`).
         tv_weight: Weight of the total-variation term ``tv``.
         iterations: Steps of an optimiser stage that names none.
         size: Output long side in pixels.
@@ -88,6 +95,12 @@ class TransferConfig:
         network: ``auto`` (the weights' network: vgg16 for HED's, else vgg19), ``vgg19`` or ``vgg16``.
         content_layers: ``LAYER[:WEIGHT]`` of the content term (weights normalised to sum 1).
         style_layers: ``LAYER[:WEIGHT]`` of the style terms.
+        style_loss: ``gram`` (Gram matrices), ``w2`` (Wasserstein-2 between Gaussians fitted to the
+            features) or ``sw`` (sliced Wasserstein: sorted random projections).
+        style_masks: ``NAME=MASK`` items (``--style-mask``): style ``NAME`` applies only where the
+            grey mask is on in the output; styles without a mask take what the masks leave.
+        style_image_masks: ``NAME=MASK`` items (``--style-image-mask``): style ``NAME``'s
+            statistics come only from where this mask is on in its own image.
         style_layer_weight_exp: Layer-weight exponent (w₁ = 1, wₙ₊₁ = exp·wₙ, then × any explicit
             per-layer weight, normalised to sum 1).
         pooling: ``max`` or ``avg``.
@@ -122,7 +135,7 @@ class TransferConfig:
     """
 
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float | None = None
     tv_weight: float = 0.0
     iterations: int = 200
     size: int = 512
@@ -135,6 +148,9 @@ class TransferConfig:
     content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     style_layer_weight_exp: float = 1.0
+    style_loss: str = "w2"
+    style_masks: tuple[str, ...] = ()
+    style_image_masks: tuple[str, ...] = ()
     pooling: str = "max"
     init: str = "content"
     init_noise_blend: float = 0.0
@@ -164,6 +180,10 @@ class TransferConfig:
         hed = self.weights == "hed" or str(self.weights).endswith((".h5", ".whl"))
         return "vgg16" if hed else "vgg19"
 
+    def resolved_style_weight(self) -> float:
+        """``style_weight``, or for ``None`` the style loss's default (:data:`STYLE_WEIGHTS`)."""
+        return self.style_weight if self.style_weight is not None else STYLE_WEIGHTS[self.style_loss]
+
     def resolved_scales(self) -> int:
         """How many sizes the run optimises at: ``scales``, or :func:`auto_scales` for ``None``."""
         return self.scales if self.scales is not None else auto_scales(self.size, self.min_size)
@@ -176,7 +196,8 @@ class TransferConfig:
         """
         self._validate_attrs()
         _check_number("--content-weight", self.content_weight)
-        _check_number("--style-weight", self.style_weight)
+        if self.style_weight is not None:
+            _check_number("--style-weight", self.style_weight)
         _check_number("--tv-weight", self.tv_weight)
         _check_int("--iterations", self.iterations, 1)
         _check_int("--size", self.size, 1)
@@ -186,6 +207,9 @@ class TransferConfig:
         _check_number("--style-layer-weight-exp", self.style_layer_weight_exp, strict=True)
         if self.network not in NETWORKS:
             raise choice_error("--network", self.network, NETWORKS)
+        if self.style_loss not in STYLE_LOSSES:
+            raise choice_error("--style-loss", self.style_loss, STYLE_LOSSES)
+        self._validate_masks()
         if self.pooling not in ("max", "avg"):
             raise choice_error("--pooling", self.pooling, ("max", "avg"))
         if not self.content_layers:
@@ -210,6 +234,16 @@ class TransferConfig:
             raise choice_error("--precision", self.precision, PRECISIONS)
         if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
             raise InvalidParameter("--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)")
+
+    def _validate_masks(self) -> None:
+        """The ``NAME=MASK`` syntax of the mask options (names and files are checked by the run)."""
+        from .parsing import parse_region
+
+        for param, items in (("--style-mask", self.style_masks), ("--style-image-mask", self.style_image_masks)):
+            if isinstance(items, str) or not isinstance(items, (tuple, list)):
+                raise InvalidParameter(param, items, "a list of NAME=MASK strings")
+            for item in items:
+                parse_region(item, param=param)
 
     def _validate_attrs(self) -> None:
         """The syntax of ``--attr`` and its companions (targets are checked against the model's

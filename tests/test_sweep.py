@@ -15,7 +15,7 @@ from styleforge.sweep import Axis, parse_grid, plan_cells
 
 OPTIONS = {"content-weight": "single", "pooling": "single", "style": "multiple", "style-layers": "single",
            "optimizer": "multiple", "loss-weight": "keyed"}
-BASE = ["--size", "32", "--iterations", "2", "--optimizer", "adam", "--weights", "random"]
+BASE = ["--size", "32", "--iterations", "3", "--optimizer", "adam", "--weights", "random"]
 
 
 def test_parse_grid() -> None:

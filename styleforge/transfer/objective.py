@@ -8,21 +8,23 @@ evaluation however many style images there are.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InvalidParameter
+from ..parsing import StyleSpec, as_number, normalise_blend, parse_style, style_term_names
 from ..nets.vgg import check_layers
 
 __all__ = [
     "gram",
+    "masked_gram",
     "mse",
+    "LayerMask",
     "FeatureContext",
     "ContentTerm",
     "StyleTerm",
@@ -89,6 +91,42 @@ def gram(features: Tensor) -> Tensor:
     return _Gram.apply(features)
 
 
+class LayerMask:
+    """A region of the output: a mask at the output's resolution, downsampled (area average) to each
+    layer's resolution, cached by size.
+
+    Args:
+        mask: (H, W) weights in [0, 1] (grey levels weigh positions partially).
+    """
+
+    def __init__(self, mask: Tensor) -> None:
+        self.mask = mask.float()
+        self._at: dict[tuple[int, int, str], Tensor] = {}
+
+    def at(self, features: Tensor) -> Tensor:
+        """The mask at the resolution of ``features`` (1, C, h, w), as (1, 1, h, w)."""
+        h, w = features.shape[-2:]
+        key = (h, w, str(features.device))
+        if key not in self._at:
+            small = F.adaptive_avg_pool2d(self.mask[None, None].to(features.device), (h, w))
+            self._at[key] = small.clamp_(0, 1)
+        return self._at[key]
+
+
+def masked_gram(features: Tensor, mask: LayerMask | None) -> Tensor:
+    """``Σ_p m_p f_p f_pᵀ / (C · Σ_p m_p)``: the Gram matrix of the masked positions, (B, C, C).
+
+    It is :func:`gram` of ``F · √m`` rescaled by ``H·W / Σm``, so it keeps the Gram's one-product
+    backward and equals :func:`gram` for no mask or a mask of ones. Positions outside the mask get
+    no gradient.
+    """
+    if mask is None:
+        return gram(features)
+    m = mask.at(features)
+    h, w = features.shape[-2:]
+    return gram(features * m.sqrt().to(features.dtype)) * (h * w / m.sum().clamp_min(1e-12))
+
+
 def mse(a: Tensor, b: Tensor) -> Tensor:
     """Mean squared error whose gradient keeps ``a``'s memory layout (``F.mse_loss``'s backward
     returns a contiguous NCHW gradient, which costs a layout conversion against channels_last
@@ -110,11 +148,13 @@ class FeatureContext:
     _grams: dict[str, Tensor] = field(default_factory=dict, repr=False)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def gram(self, layer: str) -> Tensor:
-        """The Gram matrix of ``layer``'s activation (cached for this evaluation)."""
-        if layer not in self._grams:
-            self._grams[layer] = gram(self.features[layer])
-        return self._grams[layer]
+    def gram(self, layer: str, mask: LayerMask | None = None) -> Tensor:
+        """The Gram matrix of ``layer``'s activation over ``mask`` (:func:`masked_gram`), cached for
+        this evaluation (styles that share a region share it)."""
+        key = layer if mask is None else f"{layer}@{id(mask)}"
+        if key not in self._grams:
+            self._grams[key] = masked_gram(self.features[layer], mask)
+        return self._grams[key]
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:
         """``compute()``, run at most once per evaluation for ``key`` (e.g. the attribute network's
@@ -168,20 +208,24 @@ class StyleTerm:
     shared through :class:`FeatureContext`, the per-style form costs only a C×C subtraction per style
     and layer and keeps each style's value reportable.
 
+    With ``mask``, the image's Gram matrices are taken over that region only (:func:`masked_gram`).
+
     Attributes:
         targets: Layer → the style image's Gram matrix (1, C, C).
         weights: Layer → weight.
+        mask: The output region the style applies to (``None``: everywhere).
     """
 
     targets: dict[str, Tensor]
     weights: dict[str, float]
+    mask: LayerMask | None = None
     scales: dict[str, Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.scales = _magnitudes(self.targets)
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
-        return sum(w * mse(ctx.gram(l), self.targets[l]) / self.scales[l] for l, w in self.weights.items())  # type: ignore[return-value]
+        return sum(w * mse(ctx.gram(l, self.mask), self.targets[l]) / self.scales[l] for l, w in self.weights.items())  # type: ignore[return-value]
 
 
 class TVTerm:
@@ -209,68 +253,6 @@ def layer_weights(
     return {layer: w / total for layer, w in raw.items()}
 
 
-@dataclass(frozen=True)
-class StyleSpec:
-    """One ``--style`` argument, ``PATH[:WEIGHT][@SCALE]``.
-
-    Attributes:
-        path: The style image.
-        weight: Its blend weight before normalisation (``None``: an equal share).
-        scale: Its own style scale (``None``: the run's ``style_scale``).
-    """
-
-    path: Path
-    weight: float | None = None
-    scale: float | None = None
-
-    def __str__(self) -> str:
-        text = str(self.path)
-        if self.weight is not None:
-            text += f":{self.weight:g}"
-        if self.scale is not None:
-            text += f"@{self.scale:g}"
-        return text
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _split_number(text: str, sep: str, param: str, whole: str, valid: str) -> tuple[str, float | None]:
-    """Splits a trailing ``<sep><number>`` off ``text``; only a number counts, so paths keep colons."""
-    head, found, tail = text.rpartition(sep)
-    if not (found and head):
-        return text, None
-    value = _number(tail)
-    if value is None:
-        if Path(head).is_file() and not Path(text).exists():
-            raise InvalidParameter(param, whole, valid)
-        return text, None
-    if not (math.isfinite(value) and value > 0):
-        raise InvalidParameter(param, whole, valid)
-    return head, value
-
-
-def parse_style(text: str, *, param: str = "--style") -> StyleSpec:
-    """Parses ``PATH[:WEIGHT][@SCALE]`` (``a.jpg``, ``a.jpg:0.75``, ``a.jpg:0.75@1.5``, ``a.jpg@0.5``).
-
-    Only a number after the last colon is a weight and only a number after the last ``@`` is a scale,
-    so ``C:\\art\\x.jpg``, ``my:file.png`` and ``me@home.png`` are paths. ``a.jpg:abc`` is a bad
-    weight when ``a.jpg`` exists and ``a.jpg:abc`` does not.
-
-    Raises:
-        InvalidParameter: A weight or scale that is not a finite number > 0.
-    """
-    valid = "PATH[:WEIGHT][@SCALE] with WEIGHT and SCALE finite numbers > 0"
-    text = str(text)
-    rest, scale = _split_number(text, "@", param, text, valid)
-    rest, weight = _split_number(rest, ":", param, text, valid)
-    return StyleSpec(Path(rest), weight, scale)
-
-
 def parse_layers(items: Sequence[str], network: str, *, param: str) -> dict[str, float]:
     """Parses ``LAYER[:WEIGHT]`` items (each may also be a comma-separated list) into layer → weight.
 
@@ -282,7 +264,7 @@ def parse_layers(items: Sequence[str], network: str, *, param: str) -> dict[str,
     for item in items:
         for part in filter(None, (p.strip() for p in str(item).split(","))):
             name, sep, tail = part.partition(":")
-            weight = _number(tail) if sep else 1.0
+            weight = as_number(tail) if sep else 1.0
             if weight is None or not (math.isfinite(weight) and weight > 0):
                 raise InvalidParameter(param, part, "LAYER[:WEIGHT] with WEIGHT a finite number > 0")
             check_layers(network, [name], param)
@@ -292,29 +274,6 @@ def parse_layers(items: Sequence[str], network: str, *, param: str) -> dict[str,
     if not out:
         raise InvalidParameter(param, ",".join(items), "at least one layer name")
     return out
-
-
-def normalise_blend(specs: Sequence[StyleSpec]) -> list[float]:
-    """Blend weights summing to 1; styles without a weight share equally what the others leave.
-
-    With no weight given anywhere each style gets ``1/n``. With some given, an unweighted style
-    counts as weight 1 before normalisation (``a.jpg:3 b.jpg`` → 0.75, 0.25).
-    """
-    raw = [1.0 if s.weight is None else s.weight for s in specs]
-    total = sum(raw)
-    return [w / total for w in raw]
-
-
-def style_term_names(specs: Sequence[StyleSpec]) -> list[str]:
-    """``style.<stem>`` per style, made unique (``style.a``, ``style.a_2``) and safe for CSV columns."""
-    names: list[str] = []
-    for spec in specs:
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", spec.path.stem) or "style"
-        name, n = f"style.{stem}", 2
-        while name in names:
-            name, n = f"style.{stem}_{n}", n + 1
-        names.append(name)
-    return names
 
 
 def gram_targets(features: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -42,19 +42,10 @@ from ..attributes.score import ImageScore, open_model, score_tensors
 from ..nets.weights import resolve_weights
 from .color import match_histogram, preserve_colors
 from .memory import check_memory
-from .objective import (
-    ContentTerm,
-    FeatureContext,
-    StyleSpec,
-    StyleTerm,
-    TVTerm,
-    gram_targets,
-    layer_weights,
-    normalise_blend,
-    parse_layers,
-    parse_style,
-    style_term_names,
-)
+from .objective import ContentTerm, FeatureContext, TVTerm, layer_weights, parse_layers
+from ..parsing import StyleSpec, normalise_blend, parse_style, style_term_names
+from .regions import image_mask_paths, mask_of, output_regions
+from .style_loss import layer_targets, style_terms
 from .guide import AttributeGuide, AttributeTerm, can_share_forward, resolve_targets, same_vgg_weights
 
 __all__ = ["TransferResult", "transfer"]
@@ -245,6 +236,18 @@ def transfer(
     target = resize_long_side(content_image.rgb, config.size)
     layers = list(dict.fromkeys([*content_lw, *style_lw]))
     _check_size(config, requested, tuple(target.shape[-2:]), layers, content_image.size)
+    names = style_term_names(specs)
+    blend = normalise_blend(specs)
+    # The style images at the size their statistics are taken at, and the masks (read now, so a bad
+    # one is reported before the slow work).
+    style_rgbs = []
+    for spec, image in zip(specs, style_images):
+        scale = spec.scale if spec.scale is not None else config.style_scale
+        style_rgb = resize_long_side(image.rgb, max(1, round(config.size * scale)))
+        style_rgbs.append(match_histogram(style_rgb, target) if config.color_transfer == "histogram" else style_rgb)
+    regions = output_regions(config.style_masks, names, tuple(target.shape[-2:]))
+    image_masks = image_mask_paths(config.style_image_masks, names)
+    style_masks = [mask_of(image_masks.get(i), tuple(rgb.shape[-2:])) for i, rgb in enumerate(style_rgbs)]
     if config.memory_check:
         check_memory(requested, layers, tuple(target.shape[-2:]), config.size, chain, device)
     init = _initial_image(config, target[None], style_images, init_image)
@@ -285,27 +288,23 @@ def transfer(
 
     content_x = target[None].to(device)
     forward = _compiled(net, content_x, net_layers) if config.compile else net
+    style_targets = []
+    for style_rgb, image, mask in zip(style_rgbs, style_images, style_masks):
+        _check_size(config, network, tuple(style_rgb.shape[-2:]), list(style_lw), image.size)
+        with torch.inference_mode():
+            features = net(style_rgb[None].to(device), style_lw)
+        # Inference tensors cannot be saved for backward: the statistics are taken from ordinary copies.
+        with torch.no_grad():
+            style_targets.append(layer_targets(config.style_loss, {k: v.clone() for k, v in features.items()}, mask))
+        del features
     with torch.inference_mode():
         content_targets = net(content_x, content_lw)
-        style_targets = []
-        for spec, image in zip(specs, style_images):
-            scale = spec.scale if spec.scale is not None else config.style_scale
-            style_rgb = resize_long_side(image.rgb, max(1, round(config.size * scale)))
-            if config.color_transfer == "histogram":
-                style_rgb = match_histogram(style_rgb, target)
-            _check_size(config, network, tuple(style_rgb.shape[-2:]), list(style_lw), image.size)
-            style_targets.append(gram_targets(net(style_rgb[None].to(device), style_lw)))
-    # Inference tensors cannot be saved for backward: clone them into ordinary tensors once.
     content_targets = {k: v.clone() for k, v in content_targets.items()}
-    style_targets = [{k: v.clone() for k, v in t.items()} for t in style_targets]
 
-    names = style_term_names(specs)
-    blend = normalise_blend(specs)
     terms: dict[str, Any] = {"content": ContentTerm(content_targets, content_lw)}
+    terms.update(style_terms(config.style_loss, names, blend, style_targets, style_lw, regions, seed=config.seed))
     loss_weights = {"content": config.content_weight, "tv": config.tv_weight}
-    for name, targets, share in zip(names, style_targets, blend):
-        terms[name] = StyleTerm(targets, style_lw)
-        loss_weights[name] = config.style_weight * share
+    loss_weights.update({name: config.resolved_style_weight() * share for name, share in zip(names, blend)})
     terms["tv"] = TVTerm()
     if attr_model is not None:
         guide = AttributeGuide(attr_model, shared=shared_forward)

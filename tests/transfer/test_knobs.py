@@ -39,16 +39,19 @@ def test_layer_weight_exponent_follows_the_formula() -> None:
     assert explicit == pytest.approx({"relu1_1": 2 / 5, "relu2_1": 3 / 5})
 
 
-def test_exponent_reaches_the_style_terms(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("loss", ["gram", "w2", "sw"])
+def test_exponent_reaches_the_style_terms(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch, loss: str) -> None:
+    from styleforge.transfer import run as run_module
+
     seen: list[dict[str, float]] = []
-    original = objective.StyleTerm.__init__
+    original = run_module.style_terms
 
-    def spy(self: objective.StyleTerm, targets: dict, weights: dict) -> None:
+    def spy(kind: str, names, shares, targets, weights: dict, regions, seed: int = 0):
         seen.append(dict(weights))
-        original(self, targets, weights)
+        return original(kind, names, shares, targets, weights, regions, seed=seed)
 
-    monkeypatch.setattr(objective.StyleTerm, "__init__", spy)
-    run(images, iterations=1, style_layer_weight_exp=2.0, style_layers=("relu1_1", "relu2_1", "relu3_1"))
+    monkeypatch.setattr(run_module, "style_terms", spy)
+    run(images, iterations=1, style_loss=loss, style_layer_weight_exp=2.0, style_layers=("relu1_1", "relu2_1", "relu3_1"))
     assert seen and seen[0] == pytest.approx({"relu1_1": 1 / 7, "relu2_1": 2 / 7, "relu3_1": 4 / 7})
 
 
@@ -160,10 +163,12 @@ def test_color_transfer_changes_the_style_targets(images: dict[str, Path]) -> No
 
 
 def test_style_scale_global_and_per_style(images: dict[str, Path]) -> None:
-    base = run(images, iterations=1).history[0].summary.raw
-    scaled = run(images, iterations=1, style_scale=2.0).history[0].summary.raw
+    # gram: one distance per style, so each style's own scale shows in its own term (w2 and sw
+    # report one distance to the blend for both)
+    base = run(images, iterations=1, style_loss="gram").history[0].summary.raw
+    scaled = run(images, iterations=1, style_loss="gram", style_scale=2.0).history[0].summary.raw
     assert scaled["style.a"] != pytest.approx(base["style.a"])
-    per = styleforge.transfer(images["content"], [f"{images['a']}@2", str(images["b"])], **{**FAST, "iterations": 1})
+    per = styleforge.transfer(images["content"], [f"{images['a']}@2", str(images["b"])], **{**FAST, "iterations": 1, "style_loss": "gram"})
     raw = per.history[0].summary.raw
     assert raw["style.a"] == pytest.approx(scaled["style.a"]) and raw["style.b"] == pytest.approx(base["style.b"])
     assert per.metadata["styles"][0].endswith("@2")

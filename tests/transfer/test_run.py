@@ -50,7 +50,7 @@ def test_returns_the_image_and_history(two_style_run) -> None:
 
 def test_style_weights_are_style_weight_times_the_blend(two_style_run) -> None:
     result, _ = two_style_run
-    style_weight = TransferConfig().style_weight
+    style_weight = TransferConfig().resolved_style_weight()
     for entry in result.history:
         raw, weighted = entry.summary.raw, entry.summary.weighted
         assert raw["style.a"] > 0 and raw["style.b"] > 0
@@ -93,7 +93,7 @@ def test_equal_shares_when_no_weights_are_given(images: dict[str, Path]) -> None
         images["content"], [images["a"], StyleSpec(images["b"])], optimizer=("adam",), **{**FAST, "iterations": 1}
     )
     weighted, raw = result.history[0].summary.weighted, result.history[0].summary.raw
-    half = TransferConfig().style_weight / 2
+    half = TransferConfig().resolved_style_weight() / 2
     assert weighted["style.a"] / raw["style.a"] == pytest.approx(half, rel=1e-5)
     assert weighted["style.b"] / raw["style.b"] == pytest.approx(half, rel=1e-5)
 
@@ -121,7 +121,7 @@ def test_config_defaults() -> None:
     assert TransferConfig(weights="hed").requested_network() == "vgg16"
     assert config.pooling == "max"
     # relative terms (each divided by its target's magnitude): weights of the same order
-    assert 1 <= config.style_weight / config.content_weight <= 100
+    assert 1 <= config.resolved_style_weight() / config.content_weight <= 100
     config.validate()
 
 
