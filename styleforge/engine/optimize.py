@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from contextlib import nullcontext
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from torch import Tensor
 
 from ..errors import InvalidParameter, choice_error
 from .events import Callback, Progress, StageEnded, StageStarted, emit
-from .interrupt import sigint_flag
+from .interrupt import Interrupt, sigint_flag
 from .lbfgs import BoxLBFGS
 from .terms import LossReport, LossSummary
 
@@ -290,6 +291,7 @@ def optimise_pixels(
     callbacks: Sequence[Callback] = (),
     default_lr: Mapping[str, float] = PIXEL_LR,
     bounds: tuple[float, float] = (0.0, 1.0),
+    interrupt: Interrupt | None = None,
 ) -> PixelResult:
     """Optimises an image's pixels with a chain of optimisers.
 
@@ -311,6 +313,9 @@ def optimise_pixels(
         callbacks: Receive :class:`StageStarted`, :class:`Progress` and :class:`StageEnded`.
         default_lr: Learning rate per optimiser when a stage gives none.
         bounds: Pixel range to clamp to.
+        interrupt: The flag of a :func:`~styleforge.engine.interrupt.sigint_flag` the caller holds
+            over a longer run (a coarse-to-fine pyramid), checked before each step; ``None``: this
+            call installs its own for its duration.
     """
     if int(iterations) != iterations or iterations < 1:
         raise InvalidParameter("--iterations", iterations, "a whole number >= 1")
@@ -323,7 +328,8 @@ def optimise_pixels(
     result = PixelResult(best=best, last=x.detach(), best_summary=None, best_iteration=0)
     iteration = 0
 
-    with sigint_flag() as interrupt:  # Ctrl-C: stop after the current step, keep the best
+    # Ctrl-C: stop after the current step, keep the best (the caller's flag when it holds one)
+    with (nullcontext(interrupt) if interrupt is not None else sigint_flag()) as interrupt:
         for index, (spec, steps) in enumerate(zip(chain, plan)):
             optimizer, lr = make_optimizer(spec, [x], default_lr=default_lr, bounds=bounds)
             emit(callbacks, StageStarted(index, spec.name, steps, lr, iteration + 1, total_iterations))

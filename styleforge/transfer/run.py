@@ -34,6 +34,7 @@ from ..engine import (
     parse_optimizer,
 )
 from ..engine.events import Progress, StageEnded, StageStarted, download_events, emit
+from ..engine.interrupt import sigint_flag
 from ..errors import InvalidParameter, ResourceError
 from ..images import LoadedImage, load_image, resize_long_side, save_image
 from ..nets.vgg import VGGFeatures, layer_names, pooling_factor
@@ -185,41 +186,62 @@ def _initial_image(
     return base
 
 
-def transfer(
-    content: ImageInput,
-    styles: Sequence[str | os.PathLike[str] | StyleSpec],
-    config: TransferConfig | None = None,
-    *,
-    callbacks: Sequence[Callback] = (),
-    init_image: Tensor | None = None,
-    **options: Any,
-) -> TransferResult:
-    """Optimises an image to keep ``content``'s content and the blended style of ``styles``.
+@dataclass
+class _Scale:
+    """What one size of the pyramid needs before the network runs: the content at that size, the style
+    images and masks at the size their statistics are taken at, and the output regions."""
 
-    Args:
-        content: Content image (path or :class:`LoadedImage`).
-        styles: ``"path[:weight][@scale]"`` strings or :class:`StyleSpec`; weights are normalised
-            to sum 1.
-        config: Options; ``None`` for the defaults.
-        callbacks: Receive engine events (:class:`~styleforge.engine.Progress`, …).
-        init_image: A starting image (3, h, w) in [0, 1], resized to the output; overrides
-            ``config.init`` and its noise blend (coarse-to-fine passes each scale's result on).
-        **options: Overrides of ``config``'s fields (``iterations=50``).
+    size: int
+    target: Tensor
+    style_rgbs: list[Tensor]
+    style_masks: list[Any]
+    regions: list[Any]
 
-    Returns:
-        A :class:`TransferResult`; ``result.save("out.png")`` writes it. When the run was
-        interrupted (Ctrl-C) or diverged, it holds the best image so far.
 
-    Raises:
-        StyleforgeError: Invalid options, unreadable inputs, unavailable weights or device.
-    """
-    config = dataclasses.replace(config or TransferConfig(), **options)
-    config.validate()
-    if config.resolved_scales() > 1:
-        return _coarse_to_fine(content, styles, config, callbacks, init_image)
-    chain = [parse_optimizer(text) for text in config.optimizer]
-    if config.lr is not None:
-        chain = [dataclasses.replace(s, lr=config.lr) if s.lr is None else s for s in chain]
+@dataclass
+class _Setup:
+    """Everything a transfer builds once, whatever the number of scales: parsed options, inputs, the
+    attribute networks and the feature network (built once, the weights file freed after)."""
+
+    config: TransferConfig
+    chain: list[Any]
+    specs: list[StyleSpec]
+    names: list[str]
+    blend: list[float]
+    content_image: LoadedImage
+    style_images: list[LoadedImage]
+    scales: list[_Scale]
+    content_lw: dict[str, float]
+    style_lw: dict[str, float]
+    layers: list[str]
+    device: torch.device
+    attr_model: Any
+    attr_targets: list[Any]
+    scorer: Any
+    net: VGGFeatures
+    network: str
+    weights_kind: str
+    forward: Any
+
+
+def _plan_scale(config: TransferConfig, size: int, content_image: LoadedImage, style_images: Sequence[LoadedImage],
+                specs: Sequence[StyleSpec], names: Sequence[str]) -> _Scale:
+    """The resized inputs of one scale, masks read and checked (a bad one is reported before any slow work)."""
+    target = resize_long_side(content_image.rgb, size)
+    style_rgbs = []
+    for spec, image in zip(specs, style_images):
+        scale = spec.scale if spec.scale is not None else config.style_scale
+        style_rgb = resize_long_side(image.rgb, max(1, round(size * scale)))
+        style_rgbs.append(match_histogram(style_rgb, target) if config.color_transfer == "histogram" else style_rgb)
+    image_masks = image_mask_paths(config.style_image_masks, names)
+    return _Scale(size, target, style_rgbs,
+                  [mask_of(image_masks.get(i), tuple(rgb.shape[-2:])) for i, rgb in enumerate(style_rgbs)],
+                  output_regions(config.style_masks, names, tuple(target.shape[-2:])))
+
+
+def _setup(config: TransferConfig, content: ImageInput, styles: Sequence[str | os.PathLike[str] | StyleSpec],
+           sizes: Sequence[int], chain: list[Any], callbacks: Sequence[Callback]) -> _Setup:
+    """Checks and loads everything, cheapest first, then resolves the weights and builds the network once."""
     specs = [s if isinstance(s, StyleSpec) else parse_style(os.fspath(s)) for s in styles]
     if not specs:
         raise InvalidParameter("--style", "(none)", "at least one style image")
@@ -227,30 +249,19 @@ def transfer(
     content_lw, style_lw = _term_layers(config, requested)
     if config.init not in INITS and not Path(config.init).is_file():
         raise InvalidParameter("--init", config.init, "content, noise, style, or the path of an image file")
-    stop = StopRule(config.stop_delta, config.patience) if config.stop_delta is not None else None
     device = resolve_device(config.device)
     compute_dtype = resolve_precision(config.precision, device)
 
     content_image = _load(content, "CONTENT")
     style_images = [load_image(s.path, param="--style") for s in specs]
-    target = resize_long_side(content_image.rgb, config.size)
+    names, blend = style_term_names(specs), normalise_blend(specs)
     layers = list(dict.fromkeys([*content_lw, *style_lw]))
-    _check_size(config, requested, tuple(target.shape[-2:]), layers, content_image.size)
-    names = style_term_names(specs)
-    blend = normalise_blend(specs)
-    # The style images at the size their statistics are taken at, and the masks (read now, so a bad
-    # one is reported before the slow work).
-    style_rgbs = []
-    for spec, image in zip(specs, style_images):
-        scale = spec.scale if spec.scale is not None else config.style_scale
-        style_rgb = resize_long_side(image.rgb, max(1, round(config.size * scale)))
-        style_rgbs.append(match_histogram(style_rgb, target) if config.color_transfer == "histogram" else style_rgb)
-    regions = output_regions(config.style_masks, names, tuple(target.shape[-2:]))
-    image_masks = image_mask_paths(config.style_image_masks, names)
-    style_masks = [mask_of(image_masks.get(i), tuple(rgb.shape[-2:])) for i, rgb in enumerate(style_rgbs)]
-    if config.memory_check:
-        check_memory(requested, layers, tuple(target.shape[-2:]), config.size, chain, device)
-    init = _initial_image(config, target[None], style_images, init_image)
+    scales = [_plan_scale(config, size, content_image, style_images, specs, names) for size in sizes]
+    for plan in scales:
+        _check_size(dataclasses.replace(config, size=plan.size), requested, tuple(plan.target.shape[-2:]), layers,
+                    content_image.size)
+    if config.memory_check:  # the largest scale is the last
+        check_memory(requested, layers, tuple(scales[-1].target.shape[-2:]), sizes[-1], chain, device)
 
     # The attribute networks are read (and the --attr targets checked against their schema) before
     # any slow work; one network serves both when --score-with names the --attrs-model folder.
@@ -269,49 +280,67 @@ def transfer(
     if network != requested:
         content_lw, style_lw = _term_layers(config, network)
         layers = list(dict.fromkeys([*content_lw, *style_lw]))
-        _check_size(config, network, tuple(target.shape[-2:]), layers, content_image.size)
+        for plan in scales:
+            _check_size(dataclasses.replace(config, size=plan.size), network, tuple(plan.target.shape[-2:]), layers,
+                        content_image.size)
+    for plan in scales:
+        for style_rgb, image in zip(plan.style_rgbs, style_images):
+            _check_size(dataclasses.replace(config, size=plan.size), network, tuple(style_rgb.shape[-2:]), list(style_lw), image.size)
+    # The hypercolumn layers are built in when the attribute network may share the transfer's pass at
+    # some scale (a layer the pass does not ask for costs nothing: the trunk stops at the deepest asked).
+    shareable = attr_model is not None and can_share_forward(attr_model, network, config.pooling)
+    net = VGGFeatures(
+        network, list(dict.fromkeys([*layers, *VGG_HYPERCOLUMN_LAYERS])) if shareable else layers,
+        state_dict=weights.state_dict, seed=config.seed, pooling=config.pooling, source=weights.source,
+        compute_dtype=compute_dtype,
+    ).to(device)
+    weights_kind = weights.kind
+    del weights  # the network holds its own copy; the file's tensors (classifier and all) can go
+    forward = _compiled(net, scales[0].target[None].to(device), layers) if config.compile else net
+    return _Setup(config, chain, specs, names, blend, content_image, style_images, scales, content_lw, style_lw, layers,
+                  device, attr_model, attr_targets, scorer, net, network, weights_kind, forward)
+
+
+def _optimise_scale(setup: _Setup, plan: _Scale, chain: list[Any], init: Tensor, callbacks: Sequence[Callback],
+                    interrupt: Any) -> tuple[Any, bool]:
+    """One scale: its targets, the objective on the engine, the pixels optimised. Returns the engine's
+    result and whether the attribute network shared the transfer's pass."""
+    config, net, device = setup.config, setup.net, setup.device
     # Reuse the transfer's VGG pass for the hypercolumn when it is the attribute backbone and sees
     # the image as the model does (square, at the model's input size): at any other size or aspect the
     # hypercolumn differs from the one the model was trained and scores on, and guidance would chase
     # the wrong target, so the model's own backbone runs on the squashed image instead.
-    shared_forward = (attr_model is not None and can_share_forward(attr_model, network, config.pooling)
-                      and tuple(target.shape[-2:]) == (attr_model.size, attr_model.size))
-    net_layers = list(dict.fromkeys([*layers, *VGG_HYPERCOLUMN_LAYERS])) if shared_forward else layers
-    net = VGGFeatures(
-        network, net_layers, state_dict=weights.state_dict, seed=config.seed, pooling=config.pooling,
-        source=weights.source, compute_dtype=compute_dtype,
-    ).to(device)
-    weights_kind = weights.kind
-    del weights  # the network holds its own copy; the file's tensors (classifier and all) can go
-    if shared_forward and not same_vgg_weights(attr_model, net):  # type: ignore[arg-type]
-        shared_forward, net_layers = False, layers
+    attr_model = setup.attr_model
+    shared_forward = (attr_model is not None and can_share_forward(attr_model, setup.network, config.pooling)
+                      and tuple(plan.target.shape[-2:]) == (attr_model.size, attr_model.size)
+                      and same_vgg_weights(attr_model, net))
+    net_layers = list(dict.fromkeys([*setup.layers, *VGG_HYPERCOLUMN_LAYERS])) if shared_forward else setup.layers
 
-    content_x = target[None].to(device)
-    forward = _compiled(net, content_x, net_layers) if config.compile else net
     style_targets = []
-    for style_rgb, image, mask in zip(style_rgbs, style_images, style_masks):
-        _check_size(config, network, tuple(style_rgb.shape[-2:]), list(style_lw), image.size)
+    for style_rgb, mask in zip(plan.style_rgbs, plan.style_masks):
         with torch.inference_mode():
-            features = net(style_rgb[None].to(device), style_lw)
+            features = net(style_rgb[None].to(device), setup.style_lw)
         # Inference tensors cannot be saved for backward: the statistics are taken from ordinary copies.
         with torch.no_grad():
             style_targets.append(layer_targets(config.style_loss, {k: v.clone() for k, v in features.items()}, mask))
         del features
     with torch.inference_mode():
-        content_targets = net(content_x, content_lw)
+        content_targets = net(plan.target[None].to(device), setup.content_lw)
     content_targets = {k: v.clone() for k, v in content_targets.items()}
 
-    terms: dict[str, Any] = {"content": ContentTerm(content_targets, content_lw)}
-    terms.update(style_terms(config.style_loss, names, blend, style_targets, style_lw, regions, seed=config.seed))
+    terms: dict[str, Any] = {"content": ContentTerm(content_targets, setup.content_lw)}
+    terms.update(style_terms(config.style_loss, setup.names, setup.blend, style_targets, setup.style_lw, plan.regions,
+                             seed=config.seed))
     loss_weights = {"content": config.content_weight, "tv": config.tv_weight}
-    loss_weights.update({name: config.resolved_style_weight() * share for name, share in zip(names, blend)})
+    loss_weights.update({name: config.resolved_style_weight() * share for name, share in zip(setup.names, setup.blend)})
     terms["tv"] = TVTerm()
     if attr_model is not None:
         guide = AttributeGuide(attr_model, shared=shared_forward)
-        for t in attr_targets:
+        for t in setup.attr_targets:
             terms[t.term] = AttributeTerm(guide, t)
             loss_weights[t.term] = t.weight
     loss = WeightedLoss(terms, loss_weights)
+    forward = setup.forward
 
     def objective(x: Tensor):
         return loss(FeatureContext(x, forward(x, net_layers)))
@@ -321,60 +350,20 @@ def transfer(
         objective,
         chain,
         iterations=config.iterations,
-        stop=stop,
+        stop=StopRule(config.stop_delta, config.patience) if config.stop_delta is not None else None,
         guard=DivergenceGuard(config.divergence_factor),
         callbacks=callbacks,
         default_lr=PIXEL_LR,
+        interrupt=interrupt,
     )
-    image = (result.last if config.keep_last else result.best)[0].cpu()
-    summary = result.history[-1].summary if config.keep_last and result.history else result.best_summary
-    iteration = len(result.history) if config.keep_last else result.best_iteration
-    if config.preserve_colors:
-        image = preserve_colors(image, target)
-    alpha = None
-    if content_image.alpha is not None:
-        alpha = resize_long_side(content_image.alpha, config.size)
-    metadata = {
-        "styleforge": __version__,
-        "command": "transfer",
-        "content": str(content_image.path) if content_image.path else None,
-        "styles": [str(s) for s in specs],
-        "blend": dict(zip(names, blend)),
-        "config": config.to_dict(),
-        "weights_used": weights_kind,
-        "network_used": network,
-        "iteration": iteration,
-        "stop_reason": result.stop_reason,
-        "losses": summary.as_row() if summary else None,
-    }
-    if attr_model is not None:
-        metadata["attrs"] = {"model": str(config.attrs_model), "shared_forward": shared_forward,
-                             "targets": {t.name: t.to_dict() for t in attr_targets}}
-    scores = None
-    if scorer is not None:
-        scores = score_tensors(scorer, [image], ["result"])[0]
-        metadata["scores"] = {"model": str(config.score_with), "numeric": scores.to_dict()["numeric"],
-                              "categorical": scores.to_dict()["categorical"]}
-    return TransferResult(
-        image=image,
-        alpha=alpha,
-        history=result.history,
-        summary=summary,
-        stop_reason=result.stop_reason,
-        stop_detail=result.stop_detail,
-        config=config,
-        metadata=metadata,
-        scores=scores,
-        # The first evaluation is the starting image; a run of one evaluation cannot tell.
-        improved=result.best_iteration > 1 or len(result.history) < 2,
-    )
+    return result, shared_forward
 
 
 class _Shifted:
     """Passes a scale's events on as parts of the whole coarse-to-fine run (global numbering)."""
 
-    def __init__(self, callback: Callback, iterations: int, stages: int, total: int, first: bool) -> None:
-        self.callback, self.iterations, self.stages, self.total, self.first = callback, iterations, stages, total, first
+    def __init__(self, callback: Callback, iterations: int, stages: int, total: int) -> None:
+        self.callback, self.iterations, self.stages, self.total = callback, iterations, stages, total
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, Progress):
@@ -385,51 +374,123 @@ class _Shifted:
                                         first_iteration=event.first_iteration + self.iterations)
         elif isinstance(event, StageEnded):
             event = dataclasses.replace(event, index=event.index + self.stages)
-        elif isinstance(event, Notice) and not self.first:
-            return  # said once, at the first scale
         self.callback(event)
 
 
-def _coarse_to_fine(
+def transfer(
     content: ImageInput,
     styles: Sequence[str | os.PathLike[str] | StyleSpec],
-    config: TransferConfig,
-    callbacks: Sequence[Callback],
-    init_image: Tensor | None,
+    config: TransferConfig | None = None,
+    *,
+    callbacks: Sequence[Callback] = (),
+    init_image: Tensor | None = None,
+    **options: Any,
 ) -> TransferResult:
-    """Runs the transfer at growing sizes, each scale starting from the one before, upsampled.
+    """Optimises an image to keep ``content``'s content and the blended style of ``styles``.
 
-    The iteration budget is the single-size run's, split evenly: every scale runs the whole optimiser
-    chain with ⌈steps / scales⌉ of each stage's steps, so ``--iterations 300 --scales 3`` is 100
-    iterations at each of three sizes, and the run costs less than 300 at full size. The history and
-    the events number iterations and stages across scales. A coarse scale that converges or diverges
-    hands on its best image; Ctrl-C ends the run with the best image of the scale it was in.
+    With several scales (``config.scales``, or ``auto`` above 256 px) the run is a pyramid: the
+    network is built once, and each size recomputes only its targets and its optimiser state,
+    starting from the previous size's best image upsampled. The iteration budget is the single-size
+    run's, split evenly: every scale runs the whole optimiser chain with ⌈steps / scales⌉ of each
+    stage's steps, so ``--iterations 300 --scales 3`` is 100 iterations at each of three sizes. The
+    history and the events number iterations and stages across scales. One Ctrl-C handling covers
+    the whole run: a Ctrl-C, during a scale or between two, ends it with the best image so far.
+    ``preserve_colors`` is applied once, to the image returned.
+
+    Args:
+        content: Content image (path or :class:`LoadedImage`).
+        styles: ``"path[:weight][@scale]"`` strings or :class:`StyleSpec`; weights are normalised
+            to sum 1.
+        config: Options; ``None`` for the defaults.
+        callbacks: Receive engine events (:class:`~styleforge.engine.Progress`, …).
+        init_image: A starting image (3, h, w) in [0, 1], resized to the (first scale's) size;
+            overrides ``config.init`` and its noise blend.
+        **options: Overrides of ``config``'s fields (``iterations=50``).
+
+    Returns:
+        A :class:`TransferResult`; ``result.save("out.png")`` writes it. When the run was
+        interrupted (Ctrl-C) or diverged, it holds the best image so far.
+
+    Raises:
+        StyleforgeError: Invalid options, unreadable inputs, unavailable weights or device.
     """
-    scales = config.resolved_scales()
-    sizes = scale_sizes(config.size, scales, config.min_size)
-    chain = [parse_optimizer(s) for s in config.optimizer]
-    chain = [dataclasses.replace(s, steps=math.ceil((s.steps or config.iterations) / scales)) for s in chain]
-    stages = len(chain)
-    planned = sum(s.steps for s in chain)  # type: ignore[misc]
+    config = dataclasses.replace(config or TransferConfig(), **options)
+    config.validate()
+    count = config.resolved_scales()
+    sizes = scale_sizes(config.size, count, config.min_size)
+    chain = [parse_optimizer(text) for text in config.optimizer]
+    if config.lr is not None:
+        chain = [dataclasses.replace(s, lr=config.lr) if s.lr is None else s for s in chain]
+    if count > 1:
+        chain = [dataclasses.replace(s, steps=math.ceil((s.steps or config.iterations) / count)) for s in chain]
+    setup = _setup(config, content, styles, sizes, chain, callbacks)
+    planned = sum(s.steps if s.steps is not None else config.iterations for s in chain)
+
     history: list[HistoryEntry] = []
-    image, result, offset, improved = init_image, None, 0, False
-    for k, size in enumerate(sizes):
-        last = k == len(sizes) - 1
-        sub = dataclasses.replace(config, size=size, scales=1, min_size=None, optimizer=tuple(map(str, chain)),
-                                  score_with=config.score_with if last else None)
-        if result is not None:  # later scales take the weights the first one resolved (no second fallback)
-            used = result.metadata["weights_used"]
-            sub = dataclasses.replace(sub, weights=config.weights if used == "file" else used,
-                                      network=result.metadata["network_used"])
-        shifted = [_Shifted(cb, offset, k * stages, planned * len(sizes), k == 0) for cb in callbacks]
-        result = transfer(content, styles, sub, callbacks=shifted, init_image=image)
-        history += [dataclasses.replace(e, iteration=e.iteration + offset, stage=e.stage + k * stages) for e in result.history]
-        result.metadata["iteration"] += offset
-        offset += len(result.history)
-        image, improved = result.image, improved or result.improved
-        if result.stop_reason == "interrupted":
-            break
-    assert result is not None
-    result.history, result.config, result.improved = history, config, improved
-    result.metadata.update(config=config.to_dict(), scales=sizes[: k + 1])
-    return result
+    image, improved, offset, best_iteration = init_image, False, 0, 0
+    result = plan = None
+    shared_forward, done = False, 0
+    with sigint_flag() as interrupt:
+        for k, plan_k in enumerate(setup.scales):
+            if interrupt.requested and result is not None:
+                break  # Ctrl-C between two scales: the last scale's best image stands
+            init = _initial_image(config, plan_k.target[None], setup.style_images, image)
+            shifted = [_Shifted(cb, offset, k * len(chain), planned * len(sizes)) for cb in callbacks]
+            scale_result, scale_shared = _optimise_scale(setup, plan_k, chain, init, shifted, interrupt)
+            if result is not None and not scale_result.history:
+                break  # interrupted before this scale's first evaluation: the last scale's image stands
+            result, plan, shared_forward, done = scale_result, plan_k, scale_shared, k + 1
+            history += [dataclasses.replace(e, iteration=e.iteration + offset, stage=e.stage + k * len(chain))
+                        for e in result.history]
+            best_iteration = result.best_iteration + offset
+            # The first evaluation is the starting image; a run of one evaluation cannot tell.
+            improved = improved or result.best_iteration > 1 or len(result.history) < 2
+            offset += len(result.history)
+            image = (result.last if config.keep_last else result.best)[0].cpu()
+            if result.stop_reason == "interrupted":
+                break
+    assert result is not None and plan is not None
+    if interrupt.requested and result.stop_reason != "interrupted":
+        result.stop_reason, result.stop_detail = "interrupted", "interrupted by the user between two scales"
+    image = (result.last if config.keep_last else result.best)[0].cpu()
+    summary = result.history[-1].summary if config.keep_last and result.history else result.best_summary
+    iteration = offset if config.keep_last else best_iteration
+    if config.preserve_colors:
+        image = preserve_colors(image, plan.target)
+    content_image = setup.content_image
+    alpha = resize_long_side(content_image.alpha, plan.size) if content_image.alpha is not None else None
+    metadata = {
+        "styleforge": __version__,
+        "command": "transfer",
+        "content": str(content_image.path) if content_image.path else None,
+        "styles": [str(s) for s in setup.specs],
+        "blend": dict(zip(setup.names, setup.blend)),
+        "config": config.to_dict(),
+        "weights_used": setup.weights_kind,
+        "network_used": setup.network,
+        "iteration": iteration,
+        "stop_reason": result.stop_reason,
+        "losses": summary.as_row() if summary else None,
+    }
+    if count > 1:
+        metadata["scales"] = sizes[:done]
+    if setup.attr_model is not None:
+        metadata["attrs"] = {"model": str(config.attrs_model), "shared_forward": shared_forward,
+                             "targets": {t.name: t.to_dict() for t in setup.attr_targets}}
+    scores = None
+    if setup.scorer is not None:
+        scores = score_tensors(setup.scorer, [image], ["result"])[0]
+        metadata["scores"] = {"model": str(config.score_with), "numeric": scores.to_dict()["numeric"],
+                              "categorical": scores.to_dict()["categorical"]}
+    return TransferResult(
+        image=image,
+        alpha=alpha,
+        history=history,
+        summary=summary,
+        stop_reason=result.stop_reason,
+        stop_detail=result.stop_detail,
+        config=config,
+        metadata=metadata,
+        scores=scores,
+        improved=improved,
+    )

@@ -10,7 +10,7 @@ import torch
 
 import styleforge
 from styleforge.config import auto_scales
-from styleforge.engine import Progress, StageStarted
+from styleforge.engine import Progress, StageEnded, StageStarted
 from styleforge.errors import InvalidParameter
 from styleforge.images import read_metadata
 from styleforge.transfer.run import scale_sizes
@@ -106,3 +106,61 @@ def test_cli_rejects_a_bad_scales_value(images: dict[str, Path], tmp_path: Path,
     line = one_line_error(result)
     assert "--scales" in line and repr(value) in line and "auto" in line
     assert not out.exists()
+
+
+# --- one pyramid ----------------------------------------------------------------------------------
+
+def test_the_pyramid_builds_the_network_and_resolves_the_weights_once(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from styleforge.transfer import run as run_module
+
+    builds: list[str] = []
+    resolves: list[str] = []
+    real_net, real_resolve = run_module.VGGFeatures, run_module.resolve_weights
+
+    class Counting(real_net):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            builds.append("net")
+            super().__init__(*args, **kwargs)
+
+    def resolve(*args: object, **kwargs: object):
+        resolves.append("weights")
+        return real_resolve(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "VGGFeatures", Counting)
+    monkeypatch.setattr(run_module, "resolve_weights", resolve)
+    result = styleforge.transfer(images["content"], [str(images["a"])], size=64, scales=3, min_size=32, **{**FAST, "iterations": 3})
+    assert result.metadata["scales"] == [32, 45, 64] and len(result.history) == 3
+    assert builds == ["net"] and resolves == ["weights"]
+
+
+def test_ctrl_c_between_scales_keeps_the_best_image_so_far(images: dict[str, Path]) -> None:
+    """A Ctrl-C that lands after the first scale's last step (here: as its stage ends) stops the run
+    there, with that scale's best image, instead of a traceback between the scales."""
+    import os
+    import signal
+
+    def ctrl_c_after_the_first_scale(event: object) -> None:
+        if isinstance(event, StageEnded) and event.index == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    result = styleforge.transfer(images["content"], [str(images["a"])], size=64, scales=2, min_size=32,
+                                 callbacks=[ctrl_c_after_the_first_scale], **{**FAST, "iterations": 4})
+    assert result.stop_reason == "interrupted"
+    assert result.metadata["scales"] == [32] and result.image.shape[-1] == 32
+    assert len(result.history) == 2 and result.improved
+
+
+def test_preserve_colors_is_applied_once_to_the_final_image(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from styleforge.transfer import run as run_module
+
+    calls: list[tuple[int, ...]] = []
+    real = run_module.preserve_colors
+
+    def counting(image: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(image.shape))
+        return real(image, content)
+
+    monkeypatch.setattr(run_module, "preserve_colors", counting)
+    result = styleforge.transfer(images["content"], [str(images["a"])], size=64, scales=2, min_size=32,
+                                 preserve_colors=True, **{**FAST, "iterations": 2})
+    assert calls == [tuple(result.image.shape)] and result.image.shape[-1] == 64
