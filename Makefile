@@ -28,6 +28,7 @@ samples: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/quality.py
+	$(PY) benchmarks/style_losses.py
 	$(PY) benchmarks/transfer_speed.py
 	$(PY) benchmarks/transfer_speed.py --optimizer adam --sizes 256 512 1024
 	$(PY) benchmarks/coarse_to_fine.py
@@ -37,6 +38,7 @@ bench: $(STAMP)
 figures: $(STAMP)
 	$(PY) docs/make_figures.py --size 192 --iterations 120
 	$(PY) docs/make_figures.py --demo
+	$(PY) benchmarks/style_losses.py --figures docs/images
 	$(PY) docs/make_experiments.py
 
 clean:
