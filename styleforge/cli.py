@@ -188,7 +188,8 @@ def _read_image_config(ctx: click.Context, param: click.Parameter, value: Path |
     meta = read_metadata(value) if Path(value).is_file() else None
     if not meta or meta.get("command") != "transfer":
         raise click.BadParameter(f"{str(value)!r} is not a PNG written by styleforge transfer", ctx, param)
-    data = {**meta["config"], "content": meta["content"], "styles": meta["styles"]}
+    # An image from before --style-loss existed was made with Gram matrices, the default then.
+    data = {"style_loss": "gram", **meta["config"], "content": meta["content"], "styles": meta["styles"]}
     ctx.default_map = {**(ctx.default_map or {}), **_as_default_map(ctx, data, f"--from-image {value}")}
     return value
 

@@ -186,3 +186,17 @@ def test_toml_config_takes_the_mask_keys(tmp_path: Path, images: dict[str, Path]
     meta = read_metadata(out)["config"]
     assert meta["style_loss"] == "sw" and meta["style_masks"] == [f"a={halves['top']}".replace("\\", "/")]
 
+
+
+def test_an_image_from_before_style_losses_reruns_with_gram(tmp_path: Path, images: dict[str, Path]) -> None:
+    """Its metadata has no style_loss: it was made with Gram matrices, so --from-image keeps them."""
+    from styleforge.images import save_image
+
+    config = TransferConfig(size=32, iterations=2, weights="random").to_dict()
+    del config["style_loss"], config["style_masks"], config["style_image_masks"]
+    old = tmp_path / "old.png"
+    save_image(old, torch.rand(3, 8, 8), metadata={"command": "transfer", "config": config,
+                                                    "content": str(images["content"]), "styles": [str(images["a"])]})
+    result = invoke("transfer", "--from-image", old, "-o", tmp_path / "again.png", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert read_metadata(tmp_path / "again.png")["config"]["style_loss"] == "gram"
