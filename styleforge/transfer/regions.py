@@ -10,6 +10,7 @@ aspect differs), and the style losses downsample it with the features at every l
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import torch.nn.functional as F
@@ -26,6 +27,25 @@ __all__ = ["load_mask", "output_regions", "image_mask_paths", "mask_of"]
 _EMPTY = 1 / 255
 
 
+def _read_grey(path: Path, param: str) -> Tensor:
+    """A mask file's weights at its own size, (H, W): luminance × alpha. Each scale of a pyramid asks
+    for the same files; a file is read once per (path, modification time)."""
+    path = Path(path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None  # load_image names the problem
+    return _read_grey_cached(path, stamp, param)
+
+
+@lru_cache(maxsize=16)
+def _read_grey_cached(path: Path, stamp: int | None, param: str) -> Tensor:
+    image = load_image(path, param=param)
+    r, g, b = image.rgb
+    grey = 0.299 * r + 0.587 * g + 0.114 * b  # ITU-R BT.601 luma
+    return grey * image.alpha[0] if image.alpha is not None else grey
+
+
 def load_mask(path: Path, shape: tuple[int, int], *, param: str, whole: str) -> Tensor:
     """Reads a mask image as (H, W) weights in [0, 1] at ``shape`` (H, W).
 
@@ -33,11 +53,7 @@ def load_mask(path: Path, shape: tuple[int, int], *, param: str, whole: str) -> 
         InputFileError: Missing, a folder, or not an image.
         InvalidParameter: The mask is empty (all black, or fully transparent).
     """
-    image = load_image(path, param=param)
-    r, g, b = image.rgb
-    grey = 0.299 * r + 0.587 * g + 0.114 * b  # ITU-R BT.601 luma
-    if image.alpha is not None:
-        grey = grey * image.alpha[0]
+    grey = _read_grey(path, param)
     if tuple(grey.shape) != tuple(shape):
         grey = F.interpolate(grey[None, None], size=tuple(shape), mode="bilinear", antialias=True, align_corners=False)[0, 0]
     grey = grey.clamp(0, 1)

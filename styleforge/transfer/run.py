@@ -107,7 +107,7 @@ def _load(item: ImageInput, param: str) -> LoadedImage:
     return item if isinstance(item, LoadedImage) else load_image(item, param=param)
 
 
-def _check_size(config: TransferConfig, network: str, shape: tuple[int, int], layers: Sequence[str],
+def _check_size(size: int, network: str, shape: tuple[int, int], layers: Sequence[str],
                 source_shape: tuple[int, int]) -> None:
     """Refuses a size at which the image would shrink below the deepest layer's pooling factor."""
     minimum = pooling_factor(network, layers)
@@ -116,10 +116,10 @@ def _check_size(config: TransferConfig, network: str, shape: tuple[int, int], la
         order = layer_names(network)
         deepest = max(layers, key=order.index)
         h, w = source_shape
-        need = next(n for n in range(config.size, 1 << 20) if min(round(h * n / max(h, w)), round(w * n / max(h, w))) >= minimum)
+        need = next(n for n in range(size, 1 << 20) if min(round(h * n / max(h, w)), round(w * n / max(h, w))) >= minimum)
         raise InvalidParameter(
             "--size",
-            config.size,
+            size,
             f"a size at which the image's short side is at least {minimum} px, the minimum for layer "
             f"{deepest} of {network} (this image needs --size {need} or more)",
         )
@@ -258,7 +258,7 @@ def _setup(config: TransferConfig, content: ImageInput, styles: Sequence[str | o
     layers = list(dict.fromkeys([*content_lw, *style_lw]))
     scales = [_plan_scale(config, size, content_image, style_images, specs, names) for size in sizes]
     for plan in scales:
-        _check_size(dataclasses.replace(config, size=plan.size), requested, tuple(plan.target.shape[-2:]), layers,
+        _check_size(plan.size, requested, tuple(plan.target.shape[-2:]), layers,
                     content_image.size)
     if config.memory_check:  # the largest scale is the last
         check_memory(requested, layers, tuple(scales[-1].target.shape[-2:]), sizes[-1], chain, device)
@@ -281,11 +281,11 @@ def _setup(config: TransferConfig, content: ImageInput, styles: Sequence[str | o
         content_lw, style_lw = _term_layers(config, network)
         layers = list(dict.fromkeys([*content_lw, *style_lw]))
         for plan in scales:
-            _check_size(dataclasses.replace(config, size=plan.size), network, tuple(plan.target.shape[-2:]), layers,
+            _check_size(plan.size, network, tuple(plan.target.shape[-2:]), layers,
                         content_image.size)
     for plan in scales:
         for style_rgb, image in zip(plan.style_rgbs, style_images):
-            _check_size(dataclasses.replace(config, size=plan.size), network, tuple(style_rgb.shape[-2:]), list(style_lw), image.size)
+            _check_size(plan.size, network, tuple(style_rgb.shape[-2:]), list(style_lw), image.size)
     # The hypercolumn layers are built in when the attribute network may share the transfer's pass at
     # some scale (a layer the pass does not ask for costs nothing: the trunk stops at the deepest asked).
     shareable = attr_model is not None and can_share_forward(attr_model, network, config.pooling)
