@@ -163,13 +163,13 @@ def _read_config(ctx: click.Context, param: click.Parameter, value: Path | None)
     """``--config run.toml``: every option may come from a TOML file; flags on the command line win."""
     if value is None:
         return None
-    import tomllib
+    from .files import TOMLDecodeError, loads_toml
 
     try:
-        data = tomllib.loads(Path(value).read_text())
+        data = loads_toml(Path(value).read_text())
     except FileNotFoundError:
         raise click.BadParameter(f"{str(value)!r} does not exist", ctx, param) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, TOMLDecodeError) as exc:
         raise click.BadParameter(f"{str(value)!r} is not a readable TOML file ({exc})", ctx, param) from None
     data = data.get("transfer", data)
     try:

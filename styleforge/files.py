@@ -1,14 +1,31 @@
-"""Atomic file writes: every file styleforge writes appears whole or not at all."""
+"""Files: atomic writes (every file styleforge writes appears whole or not at all) and TOML reading."""
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["write_atomic"]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: tomllib's origin, a dependency there (pyproject.toml)
+    import tomli as tomllib
+
+__all__ = ["TOMLDecodeError", "loads_toml", "write_atomic"]
+
+TOMLDecodeError = tomllib.TOMLDecodeError
+
+
+def loads_toml(text: str) -> dict[str, Any]:
+    """Parses TOML text (``tomllib``, or ``tomli`` on Python 3.10).
+
+    Raises:
+        TOMLDecodeError: The text is not valid TOML.
+    """
+    return tomllib.loads(text)
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], object] | bytes) -> Path:

@@ -19,7 +19,6 @@ import difflib
 import json
 import math
 import re
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar, Union
 
 from ..errors import InputFileError, InvalidParameter, StyleforgeError, choice_error, did_you_mean
+from ..files import TOMLDecodeError, loads_toml
 
 __all__ = [
     "NumericAttribute",
@@ -555,7 +555,7 @@ def load_schema(path: str | Path) -> Schema:
     suffix = path.suffix.lower()
     is_json = suffix == ".json" or (suffix != ".toml" and text.lstrip().startswith("{"))
     try:
-        data = json.loads(text) if is_json else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = json.loads(text) if is_json else loads_toml(text)
+    except (json.JSONDecodeError, TOMLDecodeError) as exc:
         raise InputFileError(param, path, f"is not valid {'JSON' if is_json else 'TOML'} ({exc})") from None
     return _parse(data, _Where(param, path, toml=not is_json))
