@@ -51,8 +51,8 @@ def cost(size: int, repeats: int) -> list[dict[str, Any]]:
     from styleforge.images import load_image, resize_long_side
     from styleforge.nets.vgg import VGGFeatures
     from styleforge.nets.weights import resolve_weights
-    from styleforge.transfer.objective import ContentTerm, FeatureContext, layer_weights
-    from styleforge.transfer.style_loss import layer_targets, style_terms
+    from styleforge.stylize.objective import ContentTerm, FeatureContext, layer_weights
+    from styleforge.stylize.style_loss import layer_targets, style_terms
 
     weights = resolve_weights("hed", "vgg16")
     layers = list(dict.fromkeys([*DEFAULT_CONTENT_LAYERS, *DEFAULT_STYLE_LAYERS]))

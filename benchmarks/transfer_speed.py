@@ -48,7 +48,7 @@ def measure(size: int, device: str, optimizer: str, iterations: int, warmup: int
     from styleforge.engine import Progress, WeightedLoss
     from styleforge.images import load_image, resize_long_side
     from styleforge.nets.vgg import VGGFeatures
-    from styleforge.transfer.objective import ContentTerm, FeatureContext, StyleTerm, TVTerm, gram_targets
+    from styleforge.stylize.objective import ContentTerm, FeatureContext, StyleTerm, TVTerm, gram_targets
 
     def sync() -> None:
         if device.startswith("cuda"):

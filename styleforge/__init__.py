@@ -5,26 +5,62 @@ The Python API mirrors the CLI::
     import styleforge
     result = styleforge.transfer("content.jpg", ["a.jpg:0.75", "b.jpg:0.25"], size=256, iterations=100)
     result.save("out.png")
+
+    styleforge.make_dataset("data/synth", count=400, size=128)
+    styleforge.train_attrs("data/synth", "runs/base", backbone="resnet18", loss_weights={"categorical": 0.7})
+    styleforge.score_images("runs/base", ["out/"])  # -> [ImageScore, ...]
+
+Guided transfer is ``styleforge.transfer(..., attrs_model="runs/base", attrs=("contrast=9",),
+score_with="runs/base")``.
+
+The names are loaded on first use (PEP 562), so ``import styleforge`` — and with it the CLI's
+``--help`` and its argument checks — does not import torch.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .config import TransferConfig  # noqa: E402
-from .errors import StyleforgeError  # noqa: E402
-from .transfer.run import TransferResult, transfer  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["__version__", "TransferConfig", "TransferResult", "StyleforgeError", "transfer"]
+from .version import __version__
 
-# The attribute network (issue 4): styleforge.make_dataset("data/synth", count=400, size=128);
-# styleforge.train_attrs("data/synth", "runs/base", backbone="resnet18", loss_weights={"categorical": 0.7})
-from .attributes.synthetic import make_dataset  # noqa: E402
-from .attributes.train import TrainResult, train_attrs  # noqa: E402
-from .config import TrainConfig  # noqa: E402
+#: Public name -> the module that defines it.
+_API = {
+    "TransferConfig": "styleforge.config",
+    "TrainConfig": "styleforge.config",
+    "StyleforgeError": "styleforge.errors",
+    "transfer": "styleforge.guidance.run",
+    "TransferResult": "styleforge.stylize.run",
+    "make_dataset": "styleforge.attributes.synthetic",
+    "train_attrs": "styleforge.attributes.train",
+    "TrainResult": "styleforge.attributes.train",
+    "score_images": "styleforge.attributes.score",
+    "ImageScore": "styleforge.attributes.score",
+}
 
-__all__ += ["TrainConfig", "TrainResult", "make_dataset", "train_attrs"]
+__all__ = [
+    "__version__", "TransferConfig", "TrainConfig", "StyleforgeError", "transfer", "TransferResult",
+    "make_dataset", "train_attrs", "TrainResult", "score_images", "ImageScore",
+]
+assert set(__all__) == {"__version__", *_API}
 
-# Scoring (issue 5): styleforge.score_images("runs/base", ["out/"]) -> [ImageScore, ...]; guided transfer
-# is styleforge.transfer(..., attrs_model="runs/base", attrs=("contrast=9",), score_with="runs/base").
-from .attributes.score import ImageScore, score_images  # noqa: E402
+if TYPE_CHECKING:
+    from .attributes.score import ImageScore, score_images
+    from .attributes.synthetic import make_dataset
+    from .attributes.train import TrainResult, train_attrs
+    from .config import TrainConfig, TransferConfig
+    from .errors import StyleforgeError
+    from .guidance.run import transfer
+    from .stylize.run import TransferResult
 
-__all__ += ["ImageScore", "score_images"]
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'styleforge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

@@ -61,7 +61,7 @@ def auto_scales(size: int, min_size: int | None = None) -> int:
 
 
 COLOR_TRANSFERS: tuple[str, ...] = ("none", "histogram")
-#: ``--style-loss`` values (styleforge.transfer.style_loss; docs/transfer.md compares them).
+#: ``--style-loss`` values (styleforge.stylize.style_loss; docs/transfer.md compares them).
 STYLE_LOSSES: tuple[str, ...] = ("gram", "w2", "sw")
 #: ``--style-weight`` when none is given, per ``--style-loss``: each loss's relative value has its own
 #: scale (a Gram error squares second moments), so each has its own balance with the content term.
@@ -204,6 +204,7 @@ class TransferConfig:
         _check_int("--seed", self.seed, 0)
         if self.lr is not None:
             _check_number("--lr", self.lr, strict=True)
+        self._validate_optimizer()
         _check_number("--style-layer-weight-exp", self.style_layer_weight_exp, strict=True)
         if self.network not in NETWORKS:
             raise choice_error("--network", self.network, NETWORKS)
@@ -235,6 +236,15 @@ class TransferConfig:
         if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
             raise InvalidParameter("--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)")
 
+    def _validate_optimizer(self) -> None:
+        """The ``NAME[:STEPS][@LR]`` stages of the chain."""
+        from .parsing import parse_optimizer
+
+        if isinstance(self.optimizer, str) or not isinstance(self.optimizer, (tuple, list)) or not self.optimizer:
+            raise InvalidParameter("--optimizer", self.optimizer, "one or more NAME[:STEPS][@LR] stages")
+        for stage in self.optimizer:
+            parse_optimizer(stage)
+
     def _validate_masks(self) -> None:
         """The ``NAME=MASK`` syntax of the mask options (names and files are checked by the run)."""
         from .parsing import parse_region
@@ -248,7 +258,7 @@ class TransferConfig:
     def _validate_attrs(self) -> None:
         """The syntax of ``--attr`` and its companions (targets are checked against the model's
         schema when the model is read)."""
-        from .transfer.guide import parse_attr
+        from .parsing import parse_attr
 
         _check_number("--attr-weight", self.attr_weight)
         if isinstance(self.attrs, str) or not isinstance(self.attrs, (tuple, list)):

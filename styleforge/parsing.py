@@ -1,8 +1,9 @@
-"""The option mini-languages of a transfer, parsed without importing torch.
+"""The option mini-languages, parsed without importing torch.
 
 ``--style PATH[:WEIGHT][@SCALE]`` (:func:`parse_style`), the blend weights and term names it gives,
-and ``--style-mask NAME=MASK`` (:func:`parse_region`). The CLI and the configuration check these
-before any heavy import; the transfer resolves them against its inputs.
+``--style-mask NAME=MASK`` (:func:`parse_region`), ``--optimizer NAME[:STEPS][@LR]``
+(:func:`parse_optimizer`) and ``--attr NAME=VALUE[:WEIGHT]`` (:func:`parse_attr`). The CLI and the
+configuration check these before any heavy import; the runs resolve them against their inputs.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidParameter
+from .errors import InvalidParameter, choice_error
 
-__all__ = ["as_number", "StyleSpec", "parse_style", "normalise_blend", "style_term_names", "parse_region", "resolve_style_name"]
+__all__ = [
+    "as_number", "StyleSpec", "parse_style", "normalise_blend", "style_term_names", "parse_region", "resolve_style_name",
+    "OPTIMIZERS", "OptimizerSpec", "parse_optimizer", "ATTR_SYNTAX", "AttrSpec", "parse_attr",
+]
 
 
 def as_number(text: str) -> float | None:
@@ -131,3 +135,120 @@ def resolve_style_name(name: str, names: Sequence[str], *, param: str, whole: st
         return int(name) - 1
     valid = ", ".join(short) + f" or a position 1..{len(names)}"
     raise InvalidParameter(param, whole, f"NAME=MASK with NAME one of the styles: {valid}")
+
+
+# --------------------------------------------------------------------------------------------------
+# --optimizer NAME[:STEPS][@LR]
+
+#: The optimisers of the engine's factory (:func:`styleforge.engine.make_optimizer`), in the order
+#: the help lists them.
+OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam", "adamw", "sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta")
+
+_SPEC = re.compile(r"^(?P<name>[A-Za-z_]+)(?::(?P<steps>[^@]*))?(?:@(?P<lr>.*))?$")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One stage of an optimiser chain.
+
+    Attributes:
+        name: One of :data:`OPTIMIZERS`.
+        steps: Iterations of this stage; ``None`` means "the run's ``iterations``".
+        lr: Learning rate; ``None`` means the loop's default for ``name``.
+    """
+
+    name: str
+    steps: int | None = None
+    lr: float | None = None
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.steps is not None:
+            text += f":{self.steps}"
+        if self.lr is not None:
+            text += f"@{self.lr:g}"
+        return text
+
+
+def parse_optimizer(text: str | OptimizerSpec, *, param: str = "--optimizer") -> OptimizerSpec:
+    """Parses ``NAME[:STEPS][@LR]`` (``adam``, ``adam:200``, ``adam:200@0.05``, ``lbfgs@0.8``).
+
+    Raises:
+        InvalidParameter: Unknown name, steps not a whole number ≥ 1, lr not a finite number > 0.
+    """
+    if isinstance(text, OptimizerSpec):
+        return text
+    match = _SPEC.match(str(text).strip())
+    if not match:
+        raise InvalidParameter(param, text, "NAME[:STEPS][@LR], e.g. adam:200@0.02")
+    name = match["name"].lower()
+    if name not in OPTIMIZERS:
+        raise choice_error(param, match["name"], OPTIMIZERS)
+    steps: int | None = None
+    if match["steps"] is not None:
+        try:
+            steps = int(match["steps"])
+        except ValueError:
+            steps = 0
+        if steps < 1:
+            raise InvalidParameter(param, text, "a whole number of steps >= 1 after ':', e.g. adam:200")
+    lr: float | None = None
+    if match["lr"] is not None:
+        try:
+            lr = float(match["lr"])
+        except ValueError:
+            lr = -1.0
+        if not math.isfinite(lr) or lr <= 0:
+            raise InvalidParameter(param, text, "a finite learning rate > 0 after '@', e.g. adam@0.02")
+    return OptimizerSpec(name, steps, lr)
+
+
+# --------------------------------------------------------------------------------------------------
+# --attr NAME=VALUE[:WEIGHT]
+
+ATTR_SYNTAX = "NAME=VALUE[:WEIGHT], e.g. contrast=9 or harmony=complementary:2 (WEIGHT a finite number >= 0)"
+
+
+@dataclass(frozen=True)
+class AttrSpec:
+    """One ``--attr NAME=VALUE[:WEIGHT]`` as written, checked for syntax only.
+
+    Attributes:
+        name: The attribute.
+        value: The target as text (a rating or a class name).
+        weight: The term's weight, or ``None`` for ``--attr-weight``.
+        text: The argument.
+    """
+
+    name: str
+    value: str
+    weight: float | None
+    text: str
+
+
+def parse_attr(text: str, *, param: str = "--attr") -> AttrSpec:
+    """Parses ``NAME=VALUE[:WEIGHT]``. Everything after the last ``:`` is the weight.
+
+    Raises:
+        InvalidParameter: No ``=``, an empty name or value, or a weight that is not a finite
+            number >= 0.
+    """
+    text = str(text)
+    name, sep, rest = text.partition("=")
+    name, rest = name.strip(), rest.strip()
+    if not sep or not name or not rest:
+        raise InvalidParameter(param, text, ATTR_SYNTAX)
+    weight: float | None = None
+    value, colon, tail = rest.rpartition(":")
+    if colon:
+        try:
+            weight = float(tail)
+        except ValueError:
+            raise InvalidParameter(param, text, ATTR_SYNTAX, f"the weight {tail.strip()!r} is not a number") from None
+        if not (math.isfinite(weight) and weight >= 0):
+            raise InvalidParameter(param, text, ATTR_SYNTAX, f"the weight {tail.strip()!r} is not a finite number >= 0")
+        if not value.strip():
+            raise InvalidParameter(param, text, ATTR_SYNTAX)
+    else:
+        value = rest
+    return AttrSpec(name, value.strip(), weight, text)

@@ -331,7 +331,7 @@ class _Terminal(io.StringIO):
 def test_displays_draw_bars_on_a_terminal_and_keep_notices() -> None:
     import torch
 
-    from styleforge.cli import ProgressDisplay, TrainDisplay
+    from styleforge.cli.display import ProgressDisplay, TrainDisplay
     from styleforge.engine import LossSummary, Notice, Progress, StageEnded, StageStarted, TaskProgress
 
     summary = LossSummary({"content": 0.5}, {"content": 0.5})
@@ -387,7 +387,7 @@ def test_a_download_shows_one_line_off_a_terminal(quiet: bool, images: dict[str,
 
 
 def test_a_download_draws_a_byte_bar_on_a_terminal_even_when_quiet() -> None:
-    from styleforge.cli import ProgressDisplay
+    from styleforge.cli.display import ProgressDisplay
     from styleforge.engine import Download
 
     screen = _Terminal()

@@ -7,7 +7,6 @@ factory (:func:`make_optimizer`), stopping rule (:class:`StopRule`) and divergen
 from __future__ import annotations
 
 import math
-import re
 from contextlib import nullcontext
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InvalidParameter, choice_error
+from ..parsing import OPTIMIZERS, OptimizerSpec, parse_optimizer
 from .events import Callback, Progress, StageEnded, StageStarted, emit
 from .interrupt import Interrupt, sigint_flag
 from .lbfgs import BoxLBFGS
@@ -51,7 +51,7 @@ PIXEL_LR: dict[str, float] = {
     "adadelta": 1.0,
 }
 
-OPTIMIZERS: tuple[str, ...] = tuple(PIXEL_LR)
+assert tuple(PIXEL_LR) == OPTIMIZERS, "a pixel learning rate for every optimiser"
 
 #: Curvature pairs L-BFGS remembers (jcjohnson/neural-style's and PyTorch's default is 100).
 LBFGS_HISTORY = 100
@@ -64,63 +64,6 @@ LBFGS_HISTORY = 100
 #: Adam, RMSprop, Adagrad and L-BFGS are already invariant to the gradient's scale.
 GRADIENT_NORMALISED: frozenset[str] = frozenset({"sgd", "momentum", "nesterov", "adadelta"})
 
-_SPEC = re.compile(r"^(?P<name>[A-Za-z_]+)(?::(?P<steps>[^@]*))?(?:@(?P<lr>.*))?$")
-
-
-@dataclass(frozen=True)
-class OptimizerSpec:
-    """One stage of an optimiser chain.
-
-    Attributes:
-        name: One of :data:`OPTIMIZERS`.
-        steps: Iterations of this stage; ``None`` means "the run's ``iterations``".
-        lr: Learning rate; ``None`` means the loop's default for ``name``.
-    """
-
-    name: str
-    steps: int | None = None
-    lr: float | None = None
-
-    def __str__(self) -> str:
-        text = self.name
-        if self.steps is not None:
-            text += f":{self.steps}"
-        if self.lr is not None:
-            text += f"@{self.lr:g}"
-        return text
-
-
-def parse_optimizer(text: str | OptimizerSpec, *, param: str = "--optimizer") -> OptimizerSpec:
-    """Parses ``NAME[:STEPS][@LR]`` (``adam``, ``adam:200``, ``adam:200@0.05``, ``lbfgs@0.8``).
-
-    Raises:
-        InvalidParameter: Unknown name, steps not a whole number ≥ 1, lr not a finite number > 0.
-    """
-    if isinstance(text, OptimizerSpec):
-        return text
-    match = _SPEC.match(str(text).strip())
-    if not match:
-        raise InvalidParameter(param, text, "NAME[:STEPS][@LR], e.g. adam:200@0.02")
-    name = match["name"].lower()
-    if name not in OPTIMIZERS:
-        raise choice_error(param, match["name"], OPTIMIZERS)
-    steps: int | None = None
-    if match["steps"] is not None:
-        try:
-            steps = int(match["steps"])
-        except ValueError:
-            steps = 0
-        if steps < 1:
-            raise InvalidParameter(param, text, "a whole number of steps >= 1 after ':', e.g. adam:200")
-    lr: float | None = None
-    if match["lr"] is not None:
-        try:
-            lr = float(match["lr"])
-        except ValueError:
-            lr = -1.0
-        if not math.isfinite(lr) or lr <= 0:
-            raise InvalidParameter(param, text, "a finite learning rate > 0 after '@', e.g. adam@0.02")
-    return OptimizerSpec(name, steps, lr)
 
 
 def make_optimizer(

@@ -17,24 +17,24 @@ from ..errors import InvalidParameter, choice_error, did_you_mean
 from .imagenet import IMAGENET_MEAN, IMAGENET_STD
 from .weights import load_checked
 
-__all__ = ["VGG_ARCHS", "IMAGENET_MEAN", "IMAGENET_STD", "layer_names", "pooling_factor", "VGGFeatures"]
+__all__ = ["VGG_ARCHS", "VGG_BLOCKS", "IMAGENET_MEAN", "IMAGENET_STD", "layer_names", "pooling_factor", "VGGFeatures"]
 
 #: Channels per conv layer of each block, as torchvision's configs "D" (VGG-16) and "E" (VGG-19).
-_CONFIGS: dict[str, tuple[tuple[int, ...], ...]] = {
+VGG_BLOCKS: dict[str, tuple[tuple[int, ...], ...]] = {
     "vgg16": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
     "vgg19": ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512)),
 }
-VGG_ARCHS: tuple[str, ...] = tuple(_CONFIGS)
+VGG_ARCHS: tuple[str, ...] = tuple(VGG_BLOCKS)
 POOLINGS: tuple[str, ...] = ("max", "avg")
 
 
 
 def layer_names(arch: str) -> list[str]:
     """Names of the layers of ``arch``'s ``features`` trunk, in index order."""
-    if arch not in _CONFIGS:
+    if arch not in VGG_BLOCKS:
         raise choice_error("--network", arch, VGG_ARCHS)
     names: list[str] = []
-    for block, channels in enumerate(_CONFIGS[arch], start=1):
+    for block, channels in enumerate(VGG_BLOCKS[arch], start=1):
         for k in range(1, len(channels) + 1):
             names += [f"conv{block}_{k}", f"relu{block}_{k}"]
         names.append(f"pool{block}")
@@ -61,7 +61,7 @@ def pooling_factor(arch: str, layers: Iterable[str]) -> int:
 def _build_trunk(arch: str, generator: torch.Generator | None) -> nn.Sequential:
     modules: list[nn.Module] = []
     in_channels = 3
-    for channels in _CONFIGS[arch]:
+    for channels in VGG_BLOCKS[arch]:
         for out_channels in channels:
             conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
             # torchvision's VGG init: Kaiming normal (fan_out, ReLU) weights, zero biases.

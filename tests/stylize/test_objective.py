@@ -1,4 +1,4 @@
-"""Tests of styleforge.transfer.objective: Gram normalisation, blended style targets, layer weights,
+"""Tests of styleforge.stylize.objective: Gram normalisation, blended style targets, layer weights,
 ``--style PATH[:WEIGHT]`` parsing, blend normalisation and term names."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from torch import nn
 
 from styleforge.engine import WeightedLoss
 from styleforge.errors import InvalidParameter
-from styleforge.transfer.objective import (
+from styleforge.stylize.objective import (
     ContentTerm,
     FeatureContext,
     StyleSpec,

@@ -26,8 +26,9 @@ from styleforge.engine import Progress
 from styleforge.errors import InvalidParameter
 from styleforge.images import load_image, read_metadata
 from styleforge.nets.vgg import VGGFeatures
-from styleforge.transfer.guide import AttributeGuide, AttributeTerm, parse_attr, resolve_targets
-from styleforge.transfer.objective import FeatureContext
+from styleforge.guidance.terms import AttributeGuide, AttributeTerm, resolve_targets
+from styleforge.parsing import parse_attr
+from styleforge.stylize.objective import FeatureContext
 
 from _helpers import one_line_error as _one_line_error
 
@@ -179,7 +180,7 @@ def _vgg_model(folder: Path, arch: str, weights: str, seed: int = 0) -> LoadedMo
 def test_sharing_follows_the_models_own_vgg_arch(tmp_path: Path) -> None:
     """A VGG-16 attribute backbone shares a VGG-16 transfer's pass (same weights, max pooling), never a
     VGG-19's; a VGG-19 backbone never a VGG-16's."""
-    from styleforge.transfer.guide import can_share_forward, same_vgg_weights
+    from styleforge.guidance.terms import can_share_forward, same_vgg_weights
 
     vgg16 = _vgg_model(tmp_path / "vgg16", "vgg16", "random")
     vgg19 = _vgg_model(tmp_path / "vgg19", "vgg19", "random")

@@ -314,7 +314,7 @@ def style_terms(kind: str, names: Sequence[str], shares: Sequence[float], target
                 weights: dict[str, float], regions: Sequence[LayerMask | None], seed: int = 0) -> dict[str, Any]:
     """The ``style.<name>`` terms of a run, one per style.
 
-    ``gram``: a :class:`~styleforge.transfer.objective.StyleTerm` per style, over its region.
+    ``gram``: a :class:`~styleforge.stylize.objective.StyleTerm` per style, over its region.
     ``w2``/``sw``: the styles that share a region (the same :class:`LayerMask` object, or ``None``)
     form one :class:`StyleGroup` whose target is their blend by ``shares`` (renormalised within the
     group); each style's term is a :class:`StyleShare` of it.

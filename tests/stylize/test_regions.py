@@ -18,7 +18,7 @@ from styleforge.config import TransferConfig
 from styleforge.errors import InputFileError, InvalidParameter
 from styleforge.images import read_metadata
 from styleforge.parsing import parse_region
-from styleforge.transfer.regions import load_mask, output_regions
+from styleforge.stylize.regions import load_mask, output_regions
 
 FAST = {"size": 32, "iterations": 3, "weights": "random", "device": "cpu"}
 

@@ -19,7 +19,6 @@ Every term of one evaluation shares one pass of the attribute heads (:meth:`Feat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,13 +32,11 @@ from ..attributes.data import squash_resize
 from ..attributes.model import VGG_HYPERCOLUMN_LAYERS, LoadedModel, hypercolumn_of
 from ..attributes.schema import NumericAttribute, Schema
 from ..nets.vgg import VGG_ARCHS, VGGFeatures
-from .objective import FeatureContext
+from ..parsing import parse_attr
+from ..stylize.objective import FeatureContext
 
 __all__ = [
-    "ATTR_SYNTAX",
-    "AttrSpec",
     "AttrTarget",
-    "parse_attr",
     "resolve_targets",
     "AttributeGuide",
     "AttributeTerm",
@@ -47,52 +44,6 @@ __all__ = [
     "same_vgg_weights",
 ]
 
-ATTR_SYNTAX = "NAME=VALUE[:WEIGHT], e.g. contrast=9 or harmony=complementary:2 (WEIGHT a finite number >= 0)"
-
-
-@dataclass(frozen=True)
-class AttrSpec:
-    """One ``--attr NAME=VALUE[:WEIGHT]`` as written, checked for syntax only.
-
-    Attributes:
-        name: The attribute.
-        value: The target as text (a rating or a class name).
-        weight: The term's weight, or ``None`` for ``--attr-weight``.
-        text: The argument.
-    """
-
-    name: str
-    value: str
-    weight: float | None
-    text: str
-
-
-def parse_attr(text: str, *, param: str = "--attr") -> AttrSpec:
-    """Parses ``NAME=VALUE[:WEIGHT]``. Everything after the last ``:`` is the weight.
-
-    Raises:
-        InvalidParameter: No ``=``, an empty name or value, or a weight that is not a finite
-            number >= 0.
-    """
-    text = str(text)
-    name, sep, rest = text.partition("=")
-    name, rest = name.strip(), rest.strip()
-    if not sep or not name or not rest:
-        raise InvalidParameter(param, text, ATTR_SYNTAX)
-    weight: float | None = None
-    value, colon, tail = rest.rpartition(":")
-    if colon:
-        try:
-            weight = float(tail)
-        except ValueError:
-            raise InvalidParameter(param, text, ATTR_SYNTAX, f"the weight {tail.strip()!r} is not a number") from None
-        if not (math.isfinite(weight) and weight >= 0):
-            raise InvalidParameter(param, text, ATTR_SYNTAX, f"the weight {tail.strip()!r} is not a finite number >= 0")
-        if not value.strip():
-            raise InvalidParameter(param, text, ATTR_SYNTAX)
-    else:
-        value = rest
-    return AttrSpec(name, value.strip(), weight, text)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch
 
 from ..engine import OptimizerSpec
 from ..errors import ResourceError
-from ..nets.vgg import _CONFIGS, layer_names
+from ..nets.vgg import VGG_BLOCKS, layer_names
 
 __all__ = ["ACTIVATION_FACTOR", "FIXED_BYTES", "LBFGS_FACTOR", "activation_elements", "estimate_bytes", "available_bytes", "check_memory"]
 
@@ -42,7 +42,7 @@ def activation_elements(arch: str, layers: Iterable[str], height: int, width: in
     deepest = max(order.index(layer) for layer in layers)
     acts = weights = 0
     in_channels, h, w, index = 3, height, width, 0
-    for block, channels in enumerate(_CONFIGS[arch], start=1):
+    for block, channels in enumerate(VGG_BLOCKS[arch], start=1):
         for out_channels in channels:
             if index > deepest:
                 return acts, weights

@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import __version__
 from ..config import INITS, TransferConfig
 from ..device import resolve_device, resolve_precision
 from ..engine import (
@@ -38,16 +37,15 @@ from ..engine.interrupt import sigint_flag
 from ..errors import InvalidParameter, ResourceError
 from ..images import LoadedImage, load_image, resize_long_side, save_image
 from ..nets.vgg import VGGFeatures, layer_names, pooling_factor
-from ..attributes.model import VGG_HYPERCOLUMN_LAYERS
-from ..attributes.score import ImageScore, open_model, score_tensors
 from ..nets.weights import resolve_weights
+from ..version import __version__
 from .color import match_histogram, preserve_colors
+from .extension import Extension, ExtraTerms, ScaleView, merged
 from .memory import check_memory
 from .objective import ContentTerm, FeatureContext, TVTerm, layer_weights, parse_layers
 from ..parsing import StyleSpec, normalise_blend, parse_style, style_term_names
 from .regions import image_mask_paths, mask_of, output_regions
 from .style_loss import layer_targets, style_terms
-from .guide import AttributeGuide, AttributeTerm, can_share_forward, resolve_targets, same_vgg_weights
 
 __all__ = ["TransferResult", "transfer"]
 
@@ -66,10 +64,10 @@ class TransferResult:
         stop_reason: ``completed``, ``converged``, ``diverged`` or ``interrupted``.
         stop_detail: A sentence for the user.
         config: The configuration that ran.
-        metadata: What the output file records (configuration, inputs, final losses; with
-            ``attrs_model`` the targets under ``attrs``, with ``score_with`` the scores under
+        metadata: What the output file records (configuration, inputs, final losses, and what
+            the extensions add: with guidance, the targets under ``attrs`` and the scores under
             ``scores``).
-        scores: The result's scores by ``score_with``'s network, or ``None``.
+        scores: The result's scores (an extension's, e.g. ``score_with``'s network), or ``None``.
         improved: Whether any iteration lowered the loss below the starting image's. ``False`` means
             :attr:`image` is the starting image (with ``keep_last``, the last iterate): a failure,
             which the CLI reports as one and writes nothing.
@@ -83,7 +81,7 @@ class TransferResult:
     stop_detail: str
     config: TransferConfig
     metadata: dict[str, Any] = field(default_factory=dict)
-    scores: ImageScore | None = None
+    scores: Any = None
     improved: bool = True
 
     def history_rows(self) -> list[dict[str, Any]]:
@@ -201,7 +199,7 @@ class _Scale:
 @dataclass
 class _Setup:
     """Everything a transfer builds once, whatever the number of scales: parsed options, inputs, the
-    attribute networks and the feature network (built once, the weights file freed after)."""
+    opened extensions and the feature network (built once, the weights file freed after)."""
 
     config: TransferConfig
     chain: list[Any]
@@ -215,9 +213,7 @@ class _Setup:
     style_lw: dict[str, float]
     layers: list[str]
     device: torch.device
-    attr_model: Any
-    attr_targets: list[Any]
-    scorer: Any
+    extensions: Sequence[Extension]
     net: VGGFeatures
     network: str
     weights_kind: str
@@ -240,7 +236,8 @@ def _plan_scale(config: TransferConfig, size: int, content_image: LoadedImage, s
 
 
 def _setup(config: TransferConfig, content: ImageInput, styles: Sequence[str | os.PathLike[str] | StyleSpec],
-           sizes: Sequence[int], chain: list[Any], callbacks: Sequence[Callback]) -> _Setup:
+           sizes: Sequence[int], chain: list[Any], callbacks: Sequence[Callback],
+           extensions: Sequence[Extension]) -> _Setup:
     """Checks and loads everything, cheapest first, then resolves the weights and builds the network once."""
     specs = [s if isinstance(s, StyleSpec) else parse_style(os.fspath(s)) for s in styles]
     if not specs:
@@ -263,15 +260,8 @@ def _setup(config: TransferConfig, content: ImageInput, styles: Sequence[str | o
     if config.memory_check:  # the largest scale is the last
         check_memory(requested, layers, tuple(scales[-1].target.shape[-2:]), sizes[-1], chain, device)
 
-    # The attribute networks are read (and the --attr targets checked against their schema) before
-    # any slow work; one network serves both when --score-with names the --attrs-model folder.
-    attr_model = scorer = None
-    if config.attrs_model:
-        attr_model = open_model(config.attrs_model, device=device, param="--attrs-model", callbacks=callbacks)
-    attr_targets = resolve_targets(config.attrs, attr_model.net.schema, config.attr_weight) if attr_model else []
-    if config.score_with:
-        same = attr_model is not None and Path(config.score_with).resolve() == Path(str(config.attrs_model)).resolve()
-        scorer = attr_model if same else open_model(config.score_with, device=device, param="--score-with", callbacks=callbacks)
+    for extension in extensions:  # their files are read before any slow work
+        extension.open(device, callbacks)
 
     weights = resolve_weights(config.weights, requested, on_download=download_events(callbacks))
     if weights.notice:
@@ -286,11 +276,9 @@ def _setup(config: TransferConfig, content: ImageInput, styles: Sequence[str | o
     for plan in scales:
         for style_rgb, image in zip(plan.style_rgbs, style_images):
             _check_size(plan.size, network, tuple(style_rgb.shape[-2:]), list(style_lw), image.size)
-    # The hypercolumn layers are built in when the attribute network may share the transfer's pass at
-    # some scale (a layer the pass does not ask for costs nothing: the trunk stops at the deepest asked).
-    shareable = attr_model is not None and can_share_forward(attr_model, network, config.pooling)
+    extra = [layer for extension in extensions for layer in extension.layers(network, config.pooling)]
     net = VGGFeatures(
-        network, list(dict.fromkeys([*layers, *VGG_HYPERCOLUMN_LAYERS])) if shareable else layers,
+        network, list(dict.fromkeys([*layers, *extra])),
         state_dict=weights.state_dict, seed=config.seed, pooling=config.pooling, source=weights.source,
         compute_dtype=compute_dtype,
     ).to(device)
@@ -298,23 +286,17 @@ def _setup(config: TransferConfig, content: ImageInput, styles: Sequence[str | o
     del weights  # the network holds its own copy; the file's tensors (classifier and all) can go
     forward = _compiled(net, scales[0].target[None].to(device), layers) if config.compile else net
     return _Setup(config, chain, specs, names, blend, content_image, style_images, scales, content_lw, style_lw, layers,
-                  device, attr_model, attr_targets, scorer, net, network, weights_kind, forward)
+                  device, extensions, net, network, weights_kind, forward)
 
 
 def _optimise_scale(setup: _Setup, plan: _Scale, chain: list[Any], init: Tensor, callbacks: Sequence[Callback],
-                    interrupt: Any) -> tuple[Any, bool]:
+                    interrupt: Any) -> tuple[Any, list[ExtraTerms]]:
     """One scale: its targets, the objective on the engine, the pixels optimised. Returns the engine's
-    result and whether the attribute network shared the transfer's pass."""
+    result and the extensions' terms."""
     config, net, device = setup.config, setup.net, setup.device
-    # Reuse the transfer's VGG pass for the hypercolumn when it is the attribute backbone and sees
-    # the image as the model does (square, at the model's input size): at any other size or aspect the
-    # hypercolumn differs from the one the model was trained and scores on, and guidance would chase
-    # the wrong target, so the model's own backbone runs on the squashed image instead.
-    attr_model = setup.attr_model
-    shared_forward = (attr_model is not None and can_share_forward(attr_model, setup.network, config.pooling)
-                      and tuple(plan.target.shape[-2:]) == (attr_model.size, attr_model.size)
-                      and same_vgg_weights(attr_model, net))
-    net_layers = list(dict.fromkeys([*setup.layers, *VGG_HYPERCOLUMN_LAYERS])) if shared_forward else setup.layers
+    view = ScaleView(net, setup.network, config.pooling, tuple(plan.target.shape[-2:]))
+    extras = [extension.terms(view) for extension in setup.extensions]
+    net_layers = list(dict.fromkeys([*setup.layers, *(layer for extra in extras for layer in extra.layers)]))
 
     style_targets = []
     for style_rgb, mask in zip(plan.style_rgbs, plan.style_masks):
@@ -334,11 +316,8 @@ def _optimise_scale(setup: _Setup, plan: _Scale, chain: list[Any], init: Tensor,
     loss_weights = {"content": config.content_weight, "tv": config.tv_weight}
     loss_weights.update({name: config.resolved_style_weight() * share for name, share in zip(setup.names, setup.blend)})
     terms["tv"] = TVTerm()
-    if attr_model is not None:
-        guide = AttributeGuide(attr_model, shared=shared_forward)
-        for t in setup.attr_targets:
-            terms[t.term] = AttributeTerm(guide, t)
-            loss_weights[t.term] = t.weight
+    terms.update(merged([extra.terms for extra in extras]))
+    loss_weights.update(merged([extra.weights for extra in extras]))
     loss = WeightedLoss(terms, loss_weights)
     forward = setup.forward
 
@@ -356,7 +335,7 @@ def _optimise_scale(setup: _Setup, plan: _Scale, chain: list[Any], init: Tensor,
         default_lr=PIXEL_LR,
         interrupt=interrupt,
     )
-    return result, shared_forward
+    return result, extras
 
 
 class _Shifted:
@@ -384,6 +363,7 @@ def transfer(
     *,
     callbacks: Sequence[Callback] = (),
     init_image: Tensor | None = None,
+    extensions: Sequence[Extension] = (),
     **options: Any,
 ) -> TransferResult:
     """Optimises an image to keep ``content``'s content and the blended style of ``styles``.
@@ -405,6 +385,8 @@ def transfer(
         callbacks: Receive engine events (:class:`~styleforge.engine.Progress`, …).
         init_image: A starting image (3, h, w) in [0, 1], resized to the (first scale's) size;
             overrides ``config.init`` and its noise blend.
+        extensions: More terms (:mod:`styleforge.stylize.extension`). Attribute guidance and
+            scoring (``attrs_model``, ``score_with``) are one: :func:`styleforge.transfer` adds it.
         **options: Overrides of ``config``'s fields (``iterations=50``).
 
     Returns:
@@ -416,6 +398,10 @@ def transfer(
     """
     config = dataclasses.replace(config or TransferConfig(), **options)
     config.validate()
+    if (config.attrs_model or config.score_with) and not extensions:
+        param, value = ("--attrs-model", config.attrs_model) if config.attrs_model else ("--score-with", config.score_with)
+        raise InvalidParameter(param, value, "no attribute network in styleforge.stylize.run.transfer; "
+                                             "call styleforge.transfer, which adds the guidance")
     count = config.resolved_scales()
     sizes = scale_sizes(config.size, count, config.min_size)
     chain = [parse_optimizer(text) for text in config.optimizer]
@@ -423,23 +409,24 @@ def transfer(
         chain = [dataclasses.replace(s, lr=config.lr) if s.lr is None else s for s in chain]
     if count > 1:
         chain = [dataclasses.replace(s, steps=math.ceil((s.steps or config.iterations) / count)) for s in chain]
-    setup = _setup(config, content, styles, sizes, chain, callbacks)
+    setup = _setup(config, content, styles, sizes, chain, callbacks, extensions)
     planned = sum(s.steps if s.steps is not None else config.iterations for s in chain)
 
     history: list[HistoryEntry] = []
     image, improved, offset, best_iteration = init_image, False, 0, 0
     result = plan = None
-    shared_forward, done = False, 0
+    extras: list[ExtraTerms] = []
+    done = 0
     with sigint_flag() as interrupt:
         for k, plan_k in enumerate(setup.scales):
             if interrupt.requested and result is not None:
                 break  # Ctrl-C between two scales: the last scale's best image stands
             init = _initial_image(config, plan_k.target[None], setup.style_images, image)
             shifted = [_Shifted(cb, offset, k * len(chain), planned * len(sizes)) for cb in callbacks]
-            scale_result, scale_shared = _optimise_scale(setup, plan_k, chain, init, shifted, interrupt)
+            scale_result, scale_extras = _optimise_scale(setup, plan_k, chain, init, shifted, interrupt)
             if result is not None and not scale_result.history:
                 break  # interrupted before this scale's first evaluation: the last scale's image stands
-            result, plan, shared_forward, done = scale_result, plan_k, scale_shared, k + 1
+            result, plan, extras, done = scale_result, plan_k, scale_extras, k + 1
             history += [dataclasses.replace(e, iteration=e.iteration + offset, stage=e.stage + k * len(chain))
                         for e in result.history]
             best_iteration = result.best_iteration + offset
@@ -474,14 +461,9 @@ def transfer(
     }
     if count > 1:
         metadata["scales"] = sizes[:done]
-    if setup.attr_model is not None:
-        metadata["attrs"] = {"model": str(config.attrs_model), "shared_forward": shared_forward,
-                             "targets": {t.name: t.to_dict() for t in setup.attr_targets}}
-    scores = None
-    if setup.scorer is not None:
-        scores = score_tensors(setup.scorer, [image], ["result"])[0]
-        metadata["scores"] = {"model": str(config.score_with), "numeric": scores.to_dict()["numeric"],
-                              "categorical": scores.to_dict()["categorical"]}
+    finished = [extension.finish(image, extra) for extension, extra in zip(setup.extensions, extras)]
+    metadata.update(merged([f.metadata for f in finished]))
+    scores = next((f.scores for f in finished if f.scores is not None), None)
     return TransferResult(
         image=image,
         alpha=alpha,

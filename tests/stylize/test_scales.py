@@ -13,7 +13,7 @@ from styleforge.config import auto_scales
 from styleforge.engine import Progress, StageEnded, StageStarted
 from styleforge.errors import InvalidParameter
 from styleforge.images import read_metadata
-from styleforge.transfer.run import scale_sizes
+from styleforge.stylize.run import scale_sizes
 
 from _helpers import invoke
 
@@ -111,7 +111,7 @@ def test_cli_rejects_a_bad_scales_value(images: dict[str, Path], tmp_path: Path,
 # --- one pyramid ----------------------------------------------------------------------------------
 
 def test_the_pyramid_builds_the_network_and_resolves_the_weights_once(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    from styleforge.transfer import run as run_module
+    from styleforge.stylize import run as run_module
 
     builds: list[str] = []
     resolves: list[str] = []
@@ -151,7 +151,7 @@ def test_ctrl_c_between_scales_keeps_the_best_image_so_far(images: dict[str, Pat
 
 
 def test_preserve_colors_is_applied_once_to_the_final_image(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    from styleforge.transfer import run as run_module
+    from styleforge.stylize import run as run_module
 
     calls: list[tuple[int, ...]] = []
     real = run_module.preserve_colors

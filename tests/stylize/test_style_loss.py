@@ -1,4 +1,4 @@
-"""Tests of styleforge.transfer.style_loss: the W2 and sliced-Wasserstein distances against closed
+"""Tests of styleforge.stylize.style_loss: the W2 and sliced-Wasserstein distances against closed
 forms, masked statistics (no gradient outside the mask), linear blends, and the per-style terms."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from styleforge.engine import WeightedLoss
-from styleforge.transfer.objective import FeatureContext, LayerMask, StyleTerm, gram, masked_gram
-from styleforge.transfer.style_loss import (
+from styleforge.stylize.objective import FeatureContext, LayerMask, StyleTerm, gram, masked_gram
+from styleforge.stylize.style_loss import (
     StyleShare,
     blend_targets,
     gaussian,

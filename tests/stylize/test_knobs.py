@@ -20,9 +20,9 @@ from PIL import Image
 import styleforge
 from styleforge.cli import cli
 from styleforge.images import load_image, read_metadata, resize_long_side
-from styleforge.transfer import objective
-from styleforge.transfer.color import match_histogram, rgb_to_ycbcr
-from styleforge.transfer.objective import layer_weights, parse_layers
+from styleforge.stylize import objective
+from styleforge.stylize.color import match_histogram, rgb_to_ycbcr
+from styleforge.stylize.objective import layer_weights, parse_layers
 
 FAST = dict(size=32, iterations=3, weights="random", optimizer=("adam",))
 
@@ -41,7 +41,7 @@ def test_layer_weight_exponent_follows_the_formula() -> None:
 
 @pytest.mark.parametrize("loss", ["gram", "w2", "sw"])
 def test_exponent_reaches_the_style_terms(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch, loss: str) -> None:
-    from styleforge.transfer import run as run_module
+    from styleforge.stylize import run as run_module
 
     seen: list[dict[str, float]] = []
     original = run_module.style_terms

@@ -4,7 +4,7 @@
 A mask is any image: its luminance (times its alpha, where it has one) is the weight of each pixel,
 white = on, black = off, grey = partly. It is resized to the picture it masks (stretched if its
 aspect differs), and the style losses downsample it with the features at every layer
-(:class:`~styleforge.transfer.objective.LayerMask`).
+(:class:`~styleforge.stylize.objective.LayerMask`).
 """
 
 from __future__ import annotations

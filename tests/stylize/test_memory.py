@@ -11,8 +11,8 @@ import torch
 import styleforge
 from styleforge.engine import parse_optimizer
 from styleforge.errors import ResourceError
-from styleforge.transfer import memory
-from styleforge.transfer.memory import activation_elements, check_memory, estimate_bytes
+from styleforge.stylize import memory
+from styleforge.stylize.memory import activation_elements, check_memory, estimate_bytes
 
 from _helpers import invoke, one_line_error
 

@@ -1,0 +1,66 @@
+"""``styleforge score``: rate images with a trained attribute network."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from ..config import ScoreConfig
+
+__all__ = ["score_command"]
+
+_S = ScoreConfig()
+
+
+@click.command("score")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None,
+              help=f"Output format [default: from -o's extension (.json, .csv), else {_S.format}].")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the scores to this file (atomically) instead of stdout.")
+@click.option("--batch-size", type=int, default=_S.batch_size, show_default=True, help="Images per forward pass.")
+@click.option("--device", default=_S.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+def score_command(model_dir: Path, images: Sequence[Path], fmt: str | None, output: Path | None, batch_size: int,
+                  device: str) -> None:
+    """Rate IMAGES (files, or folders walked for image files) with the attribute network in MODEL_DIR.
+
+    Numeric attributes on their label scale; for each categorical one the predicted class, its
+    probability and the top 3. An unreadable image is reported and skipped; the exit code is then 1.
+
+    \b
+    Examples:
+      styleforge score runs/base out/guided.png
+      styleforge score runs/base photos/ --format csv -o scores.csv
+    """
+    from ..attributes.score import format_scores, open_model, score_images
+    from ..device import resolve_device
+    from ..files import write_atomic
+    from .display import TrainDisplay
+
+    if fmt is None:
+        fmt = {".json": "json", ".csv": "csv"}.get(output.suffix.lower(), _S.format) if output is not None else _S.format
+    if output is not None and output.is_dir():
+        raise click.BadParameter(f"{str(output)!r} is a folder; expected a file path", param_hint="'-o'")
+    display = TrainDisplay()
+    model = open_model(model_dir, device=resolve_device(device), callbacks=[display])
+    try:
+        scores = score_images(model, images, batch_size=batch_size, callbacks=[display])
+    finally:
+        display.close()
+    text = format_scores(scores, fmt, model.net.schema, model=model_dir)
+    if output is not None:
+        write_atomic(output, text.encode("utf-8"))
+        click.echo(str(output))
+    else:
+        click.echo(text, nl=False)
+    failed = [s for s in scores if not s.ok]
+    for s in failed:
+        click.echo(f"failed: {s.path}: {s.error}", err=True)
+    click.echo(f"scored {len(scores) - len(failed)} image(s)" + (f", {len(failed)} failed" if failed else ""), err=True)
+    if failed:
+        sys.exit(1)
+
