@@ -47,7 +47,7 @@ from ..parsing import StyleSpec, normalise_blend, parse_style, style_term_names
 from .regions import image_mask_paths, mask_of, output_regions
 from .style_loss import layer_targets, style_terms
 
-__all__ = ["TransferResult", "transfer"]
+__all__ = ["Stylizer", "TransferResult", "transfer"]
 
 ImageInput = str | os.PathLike[str] | LoadedImage
 
@@ -197,145 +197,11 @@ class _Scale:
 
 
 @dataclass
-class _Setup:
-    """Everything a transfer builds once, whatever the number of scales: parsed options, inputs, the
-    opened extensions and the feature network (built once, the weights file freed after)."""
+class _Content:
+    """One content image and its pyramid, checked."""
 
-    config: TransferConfig
-    chain: list[Any]
-    specs: list[StyleSpec]
-    names: list[str]
-    blend: list[float]
-    content_image: LoadedImage
-    style_images: list[LoadedImage]
+    image: LoadedImage
     scales: list[_Scale]
-    content_lw: dict[str, float]
-    style_lw: dict[str, float]
-    layers: list[str]
-    device: torch.device
-    extensions: Sequence[Extension]
-    net: VGGFeatures
-    network: str
-    weights_kind: str
-    forward: Any
-
-
-def _plan_scale(config: TransferConfig, size: int, content_image: LoadedImage, style_images: Sequence[LoadedImage],
-                specs: Sequence[StyleSpec], names: Sequence[str]) -> _Scale:
-    """The resized inputs of one scale, masks read and checked (a bad one is reported before any slow work)."""
-    target = resize_long_side(content_image.rgb, size)
-    style_rgbs = []
-    for spec, image in zip(specs, style_images):
-        scale = spec.scale if spec.scale is not None else config.style_scale
-        style_rgb = resize_long_side(image.rgb, max(1, round(size * scale)))
-        style_rgbs.append(match_histogram(style_rgb, target) if config.color_transfer == "histogram" else style_rgb)
-    image_masks = image_mask_paths(config.style_image_masks, names)
-    return _Scale(size, target, style_rgbs,
-                  [mask_of(image_masks.get(i), tuple(rgb.shape[-2:])) for i, rgb in enumerate(style_rgbs)],
-                  output_regions(config.style_masks, names, tuple(target.shape[-2:])))
-
-
-def _setup(config: TransferConfig, content: ImageInput, styles: Sequence[str | os.PathLike[str] | StyleSpec],
-           sizes: Sequence[int], chain: list[Any], callbacks: Sequence[Callback],
-           extensions: Sequence[Extension]) -> _Setup:
-    """Checks and loads everything, cheapest first, then resolves the weights and builds the network once."""
-    specs = [s if isinstance(s, StyleSpec) else parse_style(os.fspath(s)) for s in styles]
-    if not specs:
-        raise InvalidParameter("--style", "(none)", "at least one style image")
-    requested = config.requested_network()
-    content_lw, style_lw = _term_layers(config, requested)
-    if config.init not in INITS and not Path(config.init).is_file():
-        raise InvalidParameter("--init", config.init, "content, noise, style, or the path of an image file")
-    device = resolve_device(config.device)
-    compute_dtype = resolve_precision(config.precision, device)
-
-    content_image = _load(content, "CONTENT")
-    style_images = [load_image(s.path, param="--style") for s in specs]
-    names, blend = style_term_names(specs), normalise_blend(specs)
-    layers = list(dict.fromkeys([*content_lw, *style_lw]))
-    scales = [_plan_scale(config, size, content_image, style_images, specs, names) for size in sizes]
-    for plan in scales:
-        _check_size(plan.size, requested, tuple(plan.target.shape[-2:]), layers,
-                    content_image.size)
-    if config.memory_check:  # the largest scale is the last
-        check_memory(requested, layers, tuple(scales[-1].target.shape[-2:]), sizes[-1], chain, device)
-
-    for extension in extensions:  # their files are read before any slow work
-        extension.open(device, callbacks)
-
-    weights = resolve_weights(config.weights, requested, on_download=download_events(callbacks))
-    if weights.notice:
-        emit(callbacks, Notice(weights.notice))
-    network = weights.arch  # ``auto`` may have fallen back to HED's VGG-16
-    if network != requested:
-        content_lw, style_lw = _term_layers(config, network)
-        layers = list(dict.fromkeys([*content_lw, *style_lw]))
-        for plan in scales:
-            _check_size(plan.size, network, tuple(plan.target.shape[-2:]), layers,
-                        content_image.size)
-    for plan in scales:
-        for style_rgb, image in zip(plan.style_rgbs, style_images):
-            _check_size(plan.size, network, tuple(style_rgb.shape[-2:]), list(style_lw), image.size)
-    extra = [layer for extension in extensions for layer in extension.layers(network, config.pooling)]
-    net = VGGFeatures(
-        network, list(dict.fromkeys([*layers, *extra])),
-        state_dict=weights.state_dict, seed=config.seed, pooling=config.pooling, source=weights.source,
-        compute_dtype=compute_dtype,
-    ).to(device)
-    weights_kind = weights.kind
-    del weights  # the network holds its own copy; the file's tensors (classifier and all) can go
-    forward = _compiled(net, scales[0].target[None].to(device), layers) if config.compile else net
-    return _Setup(config, chain, specs, names, blend, content_image, style_images, scales, content_lw, style_lw, layers,
-                  device, extensions, net, network, weights_kind, forward)
-
-
-def _optimise_scale(setup: _Setup, plan: _Scale, chain: list[Any], init: Tensor, callbacks: Sequence[Callback],
-                    interrupt: Any) -> tuple[Any, list[ExtraTerms]]:
-    """One scale: its targets, the objective on the engine, the pixels optimised. Returns the engine's
-    result and the extensions' terms."""
-    config, net, device = setup.config, setup.net, setup.device
-    view = ScaleView(net, setup.network, config.pooling, tuple(plan.target.shape[-2:]))
-    extras = [extension.terms(view) for extension in setup.extensions]
-    net_layers = list(dict.fromkeys([*setup.layers, *(layer for extra in extras for layer in extra.layers)]))
-
-    style_targets = []
-    for style_rgb, mask in zip(plan.style_rgbs, plan.style_masks):
-        with torch.inference_mode():
-            features = net(style_rgb[None].to(device), setup.style_lw)
-        # Inference tensors cannot be saved for backward: the statistics are taken from ordinary copies.
-        with torch.no_grad():
-            style_targets.append(layer_targets(config.style_loss, {k: v.clone() for k, v in features.items()}, mask))
-        del features
-    with torch.inference_mode():
-        content_targets = net(plan.target[None].to(device), setup.content_lw)
-    content_targets = {k: v.clone() for k, v in content_targets.items()}
-
-    terms: dict[str, Any] = {"content": ContentTerm(content_targets, setup.content_lw)}
-    terms.update(style_terms(config.style_loss, setup.names, setup.blend, style_targets, setup.style_lw, plan.regions,
-                             seed=config.seed))
-    loss_weights = {"content": config.content_weight, "tv": config.tv_weight}
-    loss_weights.update({name: config.resolved_style_weight() * share for name, share in zip(setup.names, setup.blend)})
-    terms["tv"] = TVTerm()
-    terms.update(merged([extra.terms for extra in extras]))
-    loss_weights.update(merged([extra.weights for extra in extras]))
-    loss = WeightedLoss(terms, loss_weights)
-    forward = setup.forward
-
-    def objective(x: Tensor):
-        return loss(FeatureContext(x, forward(x, net_layers)))
-
-    result = optimise_pixels(
-        init.to(device),
-        objective,
-        chain,
-        iterations=config.iterations,
-        stop=StopRule(config.stop_delta, config.patience) if config.stop_delta is not None else None,
-        guard=DivergenceGuard(config.divergence_factor),
-        callbacks=callbacks,
-        default_lr=PIXEL_LR,
-        interrupt=interrupt,
-    )
-    return result, extras
 
 
 class _Shifted:
@@ -354,6 +220,299 @@ class _Shifted:
         elif isinstance(event, StageEnded):
             event = dataclasses.replace(event, index=event.index + self.stages)
         self.callback(event)
+
+
+class Stylizer:
+    """A transfer's options, style images, extensions and feature network, built once, for one content
+    image or many (the frames of a video, the tiles of a large image) of any size.
+
+    Everything is checked cheapest first: the options, the style images, then (given ``content``)
+    the first content image, its sizes and the memory estimate, then the extensions' files, and only
+    then are the weights resolved and the network built. The style statistics of a scale are taken
+    once and reused by every content image of that size (except with ``color_transfer="histogram"``,
+    where they depend on the content).
+
+    Args:
+        styles: ``"path[:weight][@scale]"`` strings or :class:`StyleSpec`; weights are normalised
+            to sum 1.
+        config: Options; ``None`` for the defaults.
+        callbacks: Receive the events of building (downloads, notices).
+        extensions: More terms in every run (:mod:`styleforge.stylize.extension`).
+        content: The first content image, checked before the slow work (then :meth:`run` may omit it).
+        **options: Overrides of ``config``'s fields.
+
+    Raises:
+        StyleforgeError: Invalid options, unreadable inputs, unavailable weights or device.
+    """
+
+    def __init__(
+        self,
+        styles: Sequence[str | os.PathLike[str] | StyleSpec],
+        config: TransferConfig | None = None,
+        *,
+        callbacks: Sequence[Callback] = (),
+        extensions: Sequence[Extension] = (),
+        content: ImageInput | None = None,
+        **options: Any,
+    ) -> None:
+        config = dataclasses.replace(config or TransferConfig(), **options)
+        config.validate()
+        if (config.attrs_model or config.score_with) and not extensions:
+            param, value = ("--attrs-model", config.attrs_model) if config.attrs_model else ("--score-with", config.score_with)
+            raise InvalidParameter(param, value, "no attribute network in styleforge.stylize.run.transfer; "
+                                                 "call styleforge.transfer, which adds the guidance")
+        self.config, self.extensions = config, list(extensions)
+        count = config.resolved_scales()
+        self.sizes = scale_sizes(config.size, count, config.min_size)
+        chain = [parse_optimizer(text) for text in config.optimizer]
+        if config.lr is not None:
+            chain = [dataclasses.replace(s, lr=config.lr) if s.lr is None else s for s in chain]
+        if count > 1:
+            chain = [dataclasses.replace(s, steps=math.ceil((s.steps or config.iterations) / count)) for s in chain]
+        self.chain = chain
+        self.specs = [s if isinstance(s, StyleSpec) else parse_style(os.fspath(s)) for s in styles]
+        if not self.specs:
+            raise InvalidParameter("--style", "(none)", "at least one style image")
+        self.network = config.requested_network()
+        self.content_lw, self.style_lw = _term_layers(config, self.network)
+        if config.init not in INITS and not Path(config.init).is_file():
+            raise InvalidParameter("--init", config.init, "content, noise, style, or the path of an image file")
+        self.device = resolve_device(config.device)
+        compute_dtype = resolve_precision(config.precision, self.device)
+        self.style_images = [load_image(s.path, param="--style") for s in self.specs]
+        self.names, self.blend = style_term_names(self.specs), normalise_blend(self.specs)
+        self._style_targets: dict[int, list[Any]] = {}
+        self._checked_shapes: set[tuple[int, int]] = set()
+        self._first = self.prepare(content) if content is not None else None
+
+        for extension in self.extensions:  # their files are read before any slow work
+            extension.open(self.device, callbacks)
+        weights = resolve_weights(config.weights, self.network, on_download=download_events(callbacks))
+        if weights.notice:
+            emit(callbacks, Notice(weights.notice))
+        if weights.arch != self.network:  # ``auto`` fell back to HED's VGG-16
+            self.network = weights.arch
+            self.content_lw, self.style_lw = _term_layers(config, self.network)
+            if self._first is not None:
+                self._check_sizes(self._first)
+        for size in self.sizes:  # the style images at every scale
+            for spec, image in zip(self.specs, self.style_images):
+                _check_size(size, self.network, self._style_shape(spec, image, size), list(self.style_lw), image.size)
+        extra = [layer for extension in self.extensions for layer in extension.layers(self.network, config.pooling)]
+        self.net = VGGFeatures(
+            self.network, list(dict.fromkeys([*self.layers, *extra])),
+            state_dict=weights.state_dict, seed=config.seed, pooling=config.pooling, source=weights.source,
+            compute_dtype=compute_dtype,
+        ).to(self.device)
+        self.weights_kind = weights.kind
+        del weights  # the network holds its own copy; the file's tensors (classifier and all) can go
+        self._forward: Any = None  # compiled on the first run, for its size
+
+    @property
+    def layers(self) -> list[str]:
+        """The layers the content and style terms read."""
+        return list(dict.fromkeys([*self.content_lw, *self.style_lw]))
+
+    def _style_shape(self, spec: StyleSpec, image: LoadedImage, size: int) -> tuple[int, int]:
+        """The (height, width) of a style image resized for one scale (as :func:`resize_long_side` gives)."""
+        scale = spec.scale if spec.scale is not None else self.config.style_scale
+        h, w = image.rgb.shape[-2:]
+        factor = max(1, round(size * scale)) / max(h, w)
+        return max(1, round(h * factor)), max(1, round(w * factor))
+
+    def prepare(self, content: ImageInput) -> _Content:
+        """Loads and checks one content image and its pyramid (sizes, masks, memory), without running."""
+        if isinstance(content, _Content):
+            return content
+        image = _load(content, "CONTENT")
+        config = self.config
+        scales = []
+        for size in self.sizes:
+            target = resize_long_side(image.rgb, size)
+            style_rgbs = []
+            for spec, style in zip(self.specs, self.style_images):
+                scale = spec.scale if spec.scale is not None else config.style_scale
+                style_rgb = resize_long_side(style.rgb, max(1, round(size * scale)))
+                style_rgbs.append(match_histogram(style_rgb, target) if config.color_transfer == "histogram" else style_rgb)
+            image_masks = image_mask_paths(config.style_image_masks, self.names)
+            scales.append(_Scale(size, target, style_rgbs,
+                                 [mask_of(image_masks.get(i), tuple(rgb.shape[-2:])) for i, rgb in enumerate(style_rgbs)],
+                                 output_regions(config.style_masks, self.names, tuple(target.shape[-2:]))))
+        prepared = _Content(image, scales)
+        self._check_sizes(prepared)
+        shape = tuple(scales[-1].target.shape[-2:])
+        if config.memory_check and shape not in self._checked_shapes:  # the largest scale is the last
+            check_memory(self.network, self.layers, shape, self.sizes[-1], self.chain, self.device)
+            self._checked_shapes.add(shape)
+        return prepared
+
+    def _check_sizes(self, content: _Content) -> None:
+        for plan in content.scales:
+            _check_size(plan.size, self.network, tuple(plan.target.shape[-2:]), self.layers, content.image.size)
+
+    def _targets(self, plan: _Scale) -> list[Any]:
+        """The style statistics at one scale (taken once per size unless they depend on the content)."""
+        cached = self._style_targets.get(plan.size)
+        if cached is not None:
+            return cached
+        targets = []
+        for style_rgb, mask in zip(plan.style_rgbs, plan.style_masks):
+            with torch.inference_mode():
+                features = self.net(style_rgb[None].to(self.device), self.style_lw)
+            # Inference tensors cannot be saved for backward: the statistics are taken from ordinary copies.
+            with torch.no_grad():
+                targets.append(layer_targets(self.config.style_loss, {k: v.clone() for k, v in features.items()}, mask))
+            del features
+        if self.config.color_transfer != "histogram":
+            self._style_targets[plan.size] = targets
+        return targets
+
+    def _optimise_scale(self, plan: _Scale, init: Tensor, extensions: Sequence[Extension],
+                        callbacks: Sequence[Callback], interrupt: Any) -> tuple[Any, list[ExtraTerms]]:
+        """One scale: its targets, the objective on the engine, the pixels optimised. Returns the
+        engine's result and the extensions' terms."""
+        config, net, device = self.config, self.net, self.device
+        view = ScaleView(net, self.network, config.pooling, tuple(plan.target.shape[-2:]))
+        extras = [extension.terms(view) for extension in extensions]
+        net_layers = list(dict.fromkeys([*self.layers, *(layer for extra in extras for layer in extra.layers)]))
+        style_targets = self._targets(plan)
+        with torch.inference_mode():
+            content_targets = net(plan.target[None].to(device), self.content_lw)
+        content_targets = {k: v.clone() for k, v in content_targets.items()}
+
+        terms: dict[str, Any] = {"content": ContentTerm(content_targets, self.content_lw)}
+        terms.update(style_terms(config.style_loss, self.names, self.blend, style_targets, self.style_lw, plan.regions,
+                                 seed=config.seed))
+        loss_weights = {"content": config.content_weight, "tv": config.tv_weight}
+        loss_weights.update({name: config.resolved_style_weight() * share for name, share in zip(self.names, self.blend)})
+        terms["tv"] = TVTerm()
+        terms.update(merged([extra.terms for extra in extras]))
+        loss_weights.update(merged([extra.weights for extra in extras]))
+        loss = WeightedLoss(terms, loss_weights)
+        if self._forward is None:
+            self._forward = _compiled(net, plan.target[None].to(device), self.layers) if config.compile else net
+        forward = self._forward
+
+        def objective(x: Tensor):
+            return loss(FeatureContext(x, forward(x, net_layers)))
+
+        result = optimise_pixels(
+            init.to(device),
+            objective,
+            self.chain,
+            iterations=config.iterations,
+            stop=StopRule(config.stop_delta, config.patience) if config.stop_delta is not None else None,
+            guard=DivergenceGuard(config.divergence_factor),
+            callbacks=callbacks,
+            default_lr=PIXEL_LR,
+            interrupt=interrupt,
+        )
+        return result, extras
+
+    def run(
+        self,
+        content: ImageInput | _Content | None = None,
+        *,
+        callbacks: Sequence[Callback] = (),
+        init_image: Tensor | None = None,
+        extensions: Sequence[Extension] = (),
+        interrupt: Any = None,
+    ) -> TransferResult:
+        """Optimises one content image (``None``: the one given to the constructor).
+
+        Args:
+            content: A path, a :class:`LoadedImage`, or what :meth:`prepare` returned.
+            callbacks: Receive engine events (:class:`~styleforge.engine.Progress`, …).
+            init_image: A starting image (3, h, w) in [0, 1], resized to the (first scale's) size;
+                overrides ``config.init`` and its noise blend.
+            extensions: More terms for this run only (opened here; their layers must be among the
+                network's, e.g. none: a term on the pixels).
+            interrupt: The caller's Ctrl-C flag (:func:`~styleforge.engine.interrupt.sigint_flag`),
+                for a caller that runs many; ``None``: this run installs its own.
+
+        Returns:
+            A :class:`TransferResult`, as :func:`transfer`'s.
+        """
+        if content is None:
+            if self._first is None:
+                raise InvalidParameter("CONTENT", "(none)", "a content image (none was given to the Stylizer)")
+            content = self._first
+        prepared = self.prepare(content)
+        for extension in extensions:
+            extension.open(self.device, callbacks)
+        every = [*self.extensions, *extensions]
+        if interrupt is None:
+            with sigint_flag() as flag:
+                return self._run(prepared, callbacks, init_image, every, flag)
+        return self._run(prepared, callbacks, init_image, every, interrupt)
+
+    def _run(self, prepared: _Content, callbacks: Sequence[Callback], init_image: Tensor | None,
+             extensions: Sequence[Extension], interrupt: Any) -> TransferResult:
+        config, chain = self.config, self.chain
+        planned = sum(s.steps if s.steps is not None else config.iterations for s in chain)
+        history: list[HistoryEntry] = []
+        image, improved, offset, best_iteration = init_image, False, 0, 0
+        result = plan = None
+        extras: list[ExtraTerms] = []
+        done = 0
+        for k, plan_k in enumerate(prepared.scales):
+            if interrupt.requested and result is not None:
+                break  # Ctrl-C between two scales: the last scale's best image stands
+            init = _initial_image(config, plan_k.target[None], self.style_images, image)
+            shifted = [_Shifted(cb, offset, k * len(chain), planned * len(self.sizes)) for cb in callbacks]
+            scale_result, scale_extras = self._optimise_scale(plan_k, init, extensions, shifted, interrupt)
+            if result is not None and not scale_result.history:
+                break  # interrupted before this scale's first evaluation: the last scale's image stands
+            result, plan, extras, done = scale_result, plan_k, scale_extras, k + 1
+            history += [dataclasses.replace(e, iteration=e.iteration + offset, stage=e.stage + k * len(chain))
+                        for e in result.history]
+            best_iteration = result.best_iteration + offset
+            # The first evaluation is the starting image; a run of one evaluation cannot tell.
+            improved = improved or result.best_iteration > 1 or len(result.history) < 2
+            offset += len(result.history)
+            image = (result.last if config.keep_last else result.best)[0].cpu()
+            if result.stop_reason == "interrupted":
+                break
+        assert result is not None and plan is not None
+        if interrupt.requested and result.stop_reason != "interrupted":
+            result.stop_reason, result.stop_detail = "interrupted", "interrupted by the user between two scales"
+        image = (result.last if config.keep_last else result.best)[0].cpu()
+        summary = result.history[-1].summary if config.keep_last and result.history else result.best_summary
+        iteration = offset if config.keep_last else best_iteration
+        if config.preserve_colors:
+            image = preserve_colors(image, plan.target)
+        content_image = prepared.image
+        alpha = resize_long_side(content_image.alpha, plan.size) if content_image.alpha is not None else None
+        metadata = {
+            "styleforge": __version__,
+            "command": "transfer",
+            "content": str(content_image.path) if content_image.path else None,
+            "styles": [str(s) for s in self.specs],
+            "blend": dict(zip(self.names, self.blend)),
+            "config": config.to_dict(),
+            "weights_used": self.weights_kind,
+            "network_used": self.network,
+            "iteration": iteration,
+            "stop_reason": result.stop_reason,
+            "losses": summary.as_row() if summary else None,
+        }
+        if len(self.sizes) > 1:
+            metadata["scales"] = self.sizes[:done]
+        finished = [extension.finish(image, extra) for extension, extra in zip(extensions, extras)]
+        metadata.update(merged([f.metadata for f in finished]))
+        scores = next((f.scores for f in finished if f.scores is not None), None)
+        return TransferResult(
+            image=image,
+            alpha=alpha,
+            history=history,
+            summary=summary,
+            stop_reason=result.stop_reason,
+            stop_detail=result.stop_detail,
+            config=config,
+            metadata=metadata,
+            scores=scores,
+            improved=improved,
+        )
 
 
 def transfer(
@@ -396,83 +555,5 @@ def transfer(
     Raises:
         StyleforgeError: Invalid options, unreadable inputs, unavailable weights or device.
     """
-    config = dataclasses.replace(config or TransferConfig(), **options)
-    config.validate()
-    if (config.attrs_model or config.score_with) and not extensions:
-        param, value = ("--attrs-model", config.attrs_model) if config.attrs_model else ("--score-with", config.score_with)
-        raise InvalidParameter(param, value, "no attribute network in styleforge.stylize.run.transfer; "
-                                             "call styleforge.transfer, which adds the guidance")
-    count = config.resolved_scales()
-    sizes = scale_sizes(config.size, count, config.min_size)
-    chain = [parse_optimizer(text) for text in config.optimizer]
-    if config.lr is not None:
-        chain = [dataclasses.replace(s, lr=config.lr) if s.lr is None else s for s in chain]
-    if count > 1:
-        chain = [dataclasses.replace(s, steps=math.ceil((s.steps or config.iterations) / count)) for s in chain]
-    setup = _setup(config, content, styles, sizes, chain, callbacks, extensions)
-    planned = sum(s.steps if s.steps is not None else config.iterations for s in chain)
-
-    history: list[HistoryEntry] = []
-    image, improved, offset, best_iteration = init_image, False, 0, 0
-    result = plan = None
-    extras: list[ExtraTerms] = []
-    done = 0
-    with sigint_flag() as interrupt:
-        for k, plan_k in enumerate(setup.scales):
-            if interrupt.requested and result is not None:
-                break  # Ctrl-C between two scales: the last scale's best image stands
-            init = _initial_image(config, plan_k.target[None], setup.style_images, image)
-            shifted = [_Shifted(cb, offset, k * len(chain), planned * len(sizes)) for cb in callbacks]
-            scale_result, scale_extras = _optimise_scale(setup, plan_k, chain, init, shifted, interrupt)
-            if result is not None and not scale_result.history:
-                break  # interrupted before this scale's first evaluation: the last scale's image stands
-            result, plan, extras, done = scale_result, plan_k, scale_extras, k + 1
-            history += [dataclasses.replace(e, iteration=e.iteration + offset, stage=e.stage + k * len(chain))
-                        for e in result.history]
-            best_iteration = result.best_iteration + offset
-            # The first evaluation is the starting image; a run of one evaluation cannot tell.
-            improved = improved or result.best_iteration > 1 or len(result.history) < 2
-            offset += len(result.history)
-            image = (result.last if config.keep_last else result.best)[0].cpu()
-            if result.stop_reason == "interrupted":
-                break
-    assert result is not None and plan is not None
-    if interrupt.requested and result.stop_reason != "interrupted":
-        result.stop_reason, result.stop_detail = "interrupted", "interrupted by the user between two scales"
-    image = (result.last if config.keep_last else result.best)[0].cpu()
-    summary = result.history[-1].summary if config.keep_last and result.history else result.best_summary
-    iteration = offset if config.keep_last else best_iteration
-    if config.preserve_colors:
-        image = preserve_colors(image, plan.target)
-    content_image = setup.content_image
-    alpha = resize_long_side(content_image.alpha, plan.size) if content_image.alpha is not None else None
-    metadata = {
-        "styleforge": __version__,
-        "command": "transfer",
-        "content": str(content_image.path) if content_image.path else None,
-        "styles": [str(s) for s in setup.specs],
-        "blend": dict(zip(setup.names, setup.blend)),
-        "config": config.to_dict(),
-        "weights_used": setup.weights_kind,
-        "network_used": setup.network,
-        "iteration": iteration,
-        "stop_reason": result.stop_reason,
-        "losses": summary.as_row() if summary else None,
-    }
-    if count > 1:
-        metadata["scales"] = sizes[:done]
-    finished = [extension.finish(image, extra) for extension, extra in zip(setup.extensions, extras)]
-    metadata.update(merged([f.metadata for f in finished]))
-    scores = next((f.scores for f in finished if f.scores is not None), None)
-    return TransferResult(
-        image=image,
-        alpha=alpha,
-        history=history,
-        summary=summary,
-        stop_reason=result.stop_reason,
-        stop_detail=result.stop_detail,
-        config=config,
-        metadata=metadata,
-        scores=scores,
-        improved=improved,
-    )
+    stylizer = Stylizer(styles, config, callbacks=callbacks, extensions=extensions, content=content, **options)
+    return stylizer.run(callbacks=callbacks, init_image=init_image)
