@@ -1,8 +1,9 @@
 """Reading and writing images: every input a user may hand over, and atomic, self-describing outputs.
 
 Inputs: JPEG, PNG, WebP, BMP, TIFF, GIF (first frame) and whatever else Pillow opens; EXIF orientation
-is applied; grayscale, palette, CMYK and 16-bit images become RGB; an alpha channel is returned
-separately so it can be put back on the output; decompression bombs are refused.
+is applied; grayscale, palette, CMYK and 12/16/32-bit images become RGB (integer greyscale scaled by
+its format's full range, so a dark 16-bit image stays dark); an alpha channel is returned separately
+so it can be put back on the output; decompression bombs are refused.
 
 Outputs: the format follows the extension; the file is written to a temporary file in the same folder
 and renamed, so an output is never half-written; a PNG carries a ``styleforge`` text chunk with the
@@ -63,13 +64,47 @@ class LoadedImage:
         return int(self.rgb.shape[1]), int(self.rgb.shape[2])
 
 
-def _to_float_array(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Converts any Pillow mode to (H, W, 3) RGB and optional (H, W) alpha, float32 in [0, 1]."""
+def _tiff_depth(image: Image.Image) -> tuple[int, bool] | None:
+    """(bits, signed) of a TIFF's integer samples (BitsPerSample, SampleFormat), or ``None`` when the
+    file does not say (not a TIFF)."""
+    tags = getattr(image, "tag_v2", None)
+    if tags is None or 258 not in tags:
+        return None
+    bits, sample_format = tags.get(258), tags.get(339, 1)
+    bits = bits[0] if isinstance(bits, tuple) else bits
+    sample_format = sample_format[0] if isinstance(sample_format, tuple) else sample_format
+    return int(bits), sample_format == 2
+
+
+def _integer_gray(image: Image.Image, depth: tuple[int, bool] | None) -> np.ndarray:
+    """An integer greyscale image (Pillow mode ``I`` or ``I;16*``) → (H, W) float32 in [0, 1].
+
+    The scale is the format's full range, never the image's own maximum, so a dark image stays dark:
+    ``2**bits - 1`` for a TIFF's BitsPerSample (12-bit TIFFs open as ``I;16`` holding 0..4095;
+    ``2**(bits-1) - 1`` for signed samples, negatives clip to black). Other files do not record a
+    depth in a way Pillow keeps, and Pillow holds their 16-bit samples (PNG, PGM/PPM with any maxval
+    above 255) on the 0..65535 scale in ``I;16*`` or ``I``: those are 16-bit, unless ``I`` holds
+    values above 65535, which only 32-bit data can, and then the scale is ``I``'s (2**31 - 1).
+    """
+    data = np.asarray(image)
+    if depth is None:
+        bits, signed = (16, False) if image.mode.startswith("I;16") or int(data.max(initial=0)) <= 65535 else (32, True)
+    else:
+        bits, signed = depth
+        if bits == 32 and not signed and data.dtype == np.int32:
+            data = data.view(np.uint32)  # Pillow reads unsigned 32-bit samples into the signed "I"
+    peak = float(2 ** (bits - 1) - 1 if signed else 2**bits - 1)
+    return np.clip(data.astype(np.float32) / np.float32(peak), 0.0, 1.0)
+
+
+def _to_float_array(image: Image.Image, depth: tuple[int, bool] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Converts any Pillow mode to (H, W, 3) RGB and optional (H, W) alpha, float32 in [0, 1].
+
+    ``depth`` is the file's (bits, signed) for integer greyscale modes (:func:`_tiff_depth`).
+    """
     mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
-        data = np.asarray(image, dtype=np.float32)
-        peak = 65535.0 if mode.startswith("I;16") or data.max() > 255 else 255.0
-        gray = np.clip(data / peak, 0.0, 1.0)
+    if mode == "I" or mode.startswith("I;16"):
+        gray = _integer_gray(image, depth)
         return np.repeat(gray[..., None], 3, axis=2), None
     if mode == "F":
         gray = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
@@ -102,8 +137,9 @@ def load_image(path: str | os.PathLike[str], *, param: str = "image") -> LoadedI
             with Image.open(path) as image:
                 image.seek(0)  # first frame of an animation
                 image.load()
+                depth = _tiff_depth(image)  # read before exif_transpose, whose copy drops the tags
                 image = ImageOps.exif_transpose(image)
-                rgb, alpha = _to_float_array(image)
+                rgb, alpha = _to_float_array(image, depth)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputFileError(
             param, path, f"is larger than {Image.MAX_IMAGE_PIXELS} pixels (refused as a possible decompression bomb)"
