@@ -241,11 +241,47 @@ def save_image(
     return path
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The parameters stored by :func:`save_image` in a PNG, or ``None`` if there are none."""
+def _json_kind(value: object) -> str:
+    """``a list``, ``a string``, ``a number``, ``a boolean`` or ``null``: what a JSON value is."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {list: "a list", str: "a string"}.get(type(value), "a number")
+
+
+def read_metadata(path: str | os.PathLike[str], *, param: str = "image") -> dict[str, Any] | None:
+    """The parameters stored by :func:`save_image` in a PNG.
+
+    Args:
+        path: The image.
+        param: The parameter it was given as (``--from-image``), named in errors.
+
+    Returns:
+        The stored JSON object, or ``None`` when the file has none: no ``styleforge`` text chunk, or
+        not an image Pillow can open (a JPEG has no chunk; a text file, a missing or truncated file).
+
+    Raises:
+        InputFileError: The file has a ``styleforge`` chunk that cannot be used: Pillow refuses to
+            inflate it, it is not valid JSON, or it is JSON but not an object. Such a file was damaged
+            or edited after styleforge wrote it, and is not taken for one without metadata.
+    """
     try:
         with Image.open(path) as image:
             text = getattr(image, "text", {}).get(METADATA_KEY)
-    except (OSError, UnidentifiedImageError):
+    except OSError:  # includes UnidentifiedImageError
         return None
-    return json.loads(text) if text else None
+    except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # e.g. a chunk past MAX_TEXT_CHUNK
+        raise InputFileError(param, path, f"has a {METADATA_KEY} metadata chunk that could not be read ({exc})") from None
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError; RecursionError for "[[[[…" nested too deep
+        why = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise InputFileError(param, path, f"has {METADATA_KEY} metadata that is not valid JSON ({why}); expected "
+                             f"the JSON object styleforge writes, so the file was damaged or edited") from None
+    if not isinstance(data, dict):
+        raise InputFileError(param, path, f"has {METADATA_KEY} metadata that is {_json_kind(data)}, not a JSON object "
+                             f"(styleforge writes an object of the run's parameters)")
+    return data

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, features
+from PIL import Image, PngImagePlugin, features
 
 from styleforge.errors import InputFileError, InvalidParameter
 from styleforge.images import (
@@ -450,6 +450,58 @@ def test_read_metadata_absent(tmp_path: Path) -> None:
     assert read_metadata(jpeg) is None
     (tmp_path / "t.txt").write_text("x")
     assert read_metadata(tmp_path / "t.txt") is None
+
+
+def _png_with_text(path: Path, text: str, *, chunk: str = "itxt") -> Path:
+    """A tiny PNG whose ``styleforge`` text chunk (iTXt, tEXt or compressed zTXt) holds ``text``."""
+    info = PngImagePlugin.PngInfo()
+    if chunk == "itxt":
+        info.add_itxt(METADATA_KEY, text)
+    else:
+        info.add_text(METADATA_KEY, text, zip=chunk == "ztxt")
+    Image.fromarray(_rgb_array(4, 4)).save(path, pnginfo=info)
+    return path
+
+
+@pytest.mark.parametrize("chunk", ["itxt", "text", "ztxt"])
+@pytest.mark.parametrize("text", ["{not json", '{"config": {"size": 32}', "", "NaN-ish", "[" * 200_000],
+                         ids=["garbage", "truncated", "empty", "word", "nested-too-deep"])
+def test_metadata_that_is_not_json_is_a_one_line_input_file_error(tmp_path: Path, text: str, chunk: str) -> None:
+    path = _png_with_text(tmp_path / "bad.png", text, chunk=chunk)
+    with pytest.raises(InputFileError) as info:
+        read_metadata(path, param="--from-image")
+    message = str(info.value)
+    assert message.startswith("--from-image: ") and str(path) in message and "\n" not in message
+    assert "not valid JSON" in message and "styleforge" in message
+    assert info.value.exit_code == 2 and info.value.param == "--from-image"
+    with pytest.raises(InputFileError, match="^image: "):  # the default names an image
+        read_metadata(path)
+
+
+@pytest.mark.parametrize("text, kind", [("[1, 2]", "a list"), ('"config"', "a string"), ("5", "a number"),
+                                        ("null", "null"), ("true", "a boolean")])
+def test_metadata_that_is_json_but_not_an_object_is_refused(tmp_path: Path, text: str, kind: str) -> None:
+    path = _png_with_text(tmp_path / "odd.png", text)
+    with pytest.raises(InputFileError) as info:
+        read_metadata(path, param="--from-image")
+    message = str(info.value)
+    assert message.startswith("--from-image: ") and str(path) in message and "\n" not in message
+    assert f"is {kind}, not a JSON object" in message
+
+
+def test_metadata_too_large_to_decompress_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow refuses a compressed text chunk that inflates past MAX_TEXT_CHUNK with a ValueError.
+    path = _png_with_text(tmp_path / "big.png", json.dumps({"pad": "x" * 5000}), chunk="ztxt")
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_CHUNK", 1000)
+    with pytest.raises(InputFileError) as info:
+        read_metadata(path, param="--from-image")
+    assert str(path) in str(info.value) and "could not be read" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_metadata_in_any_text_chunk_round_trips(tmp_path: Path) -> None:
+    for chunk in ("itxt", "text", "ztxt"):
+        path = _png_with_text(tmp_path / f"{chunk}.png", '{"a": [1, 2.5, null]}', chunk=chunk)
+        assert read_metadata(path, param="--from-image") == {"a": [1, 2.5, None]}
 
 
 @pytest.mark.parametrize(
