@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from torch import Tensor
 
 from .errors import InputFileError, InvalidParameter
-from .files import write_atomic
+from .files import check_writable, write_atomic, write_with_fallback
 
 __all__ = [
     "METADATA_KEY",
@@ -183,12 +183,19 @@ def output_format(path: str | os.PathLike[str], *, param: str = "-o") -> str:
 
 
 def check_output_path(path: str | os.PathLike[str], *, param: str = "-o") -> Path:
-    """Validates an output image path before any work is done (format known, not a folder)."""
+    """Validates an output image path before any work is done, so a run never ends unable to save.
+
+    The extension must name a format Pillow writes, and the file must be writable there
+    (:func:`~styleforge.files.check_writable`: not an existing folder, no parent that is a file,
+    missing folders can be created, the folder takes a new file). Nothing is left behind.
+
+    Raises:
+        InvalidParameter: Naming ``param``, the path, and what is wrong with it.
+    """
     path = Path(path)
-    if path.is_dir():
-        raise InvalidParameter(param, str(path), "a file path; it is an existing folder")
-    output_format(path, param=param)
-    return path
+    if not path.is_dir():  # an existing folder is named as such by check_writable, whatever its name
+        output_format(path, param=param)
+    return check_writable(path, param=param)
 
 
 def _to_pil(rgb: Tensor, alpha: Tensor | None) -> Image.Image:
@@ -206,6 +213,7 @@ def save_image(
     alpha: Tensor | None = None,
     metadata: Mapping[str, Any] | None = None,
     param: str = "-o",
+    fallback: bool = False,
 ) -> Path:
     """Writes an image atomically (temporary file in the same folder, then rename).
 
@@ -219,6 +227,14 @@ def save_image(
         alpha: Optional (1, h, w) in [0, 1].
         metadata: JSON-able parameters of the run.
         param: Parameter name for errors.
+        fallback: For a result that must not be lost: if ``path`` cannot be written (OSError), save
+            the image in the working folder (else the temp folder) and raise
+            :class:`~styleforge.files.OutputWriteError` saying where
+            (:func:`~styleforge.files.write_with_fallback`). Otherwise the OSError propagates.
+
+    Raises:
+        InvalidParameter: An extension that names no format Pillow writes.
+        OutputWriteError: With ``fallback``, ``path`` could not be written.
     """
     path = Path(path)
     fmt = output_format(path, param=param)
@@ -237,7 +253,13 @@ def save_image(
         options["pnginfo"] = info
     if fmt == "JPEG":
         options["quality"] = 95
-    write_atomic(path, lambda handle: image.save(handle, format=fmt, **options))
+    def encode(handle: BinaryIO) -> None:
+        image.save(handle, format=fmt, **options)
+
+    if fallback:
+        write_with_fallback(path, encode, param=param)
+    else:
+        write_atomic(path, encode)
     return path
 
 
