@@ -1,8 +1,11 @@
 """Files: atomic writes (every file styleforge writes appears whole or not at all), output paths
-checked before any work, a fallback for a final write that fails anyway, and TOML reading."""
+checked before any work, a fallback for a final write that fails anyway, SHA-256 digests of large
+files remembered, and TOML reading."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -20,8 +23,13 @@ else:  # Python 3.10: tomllib's origin, a dependency there (pyproject.toml)
 __all__ = [
     "TOMLDecodeError",
     "OutputWriteError",
+    "REMEMBER_SHA256_FROM",
+    "SHA256_MEMO",
     "check_writable",
     "loads_toml",
+    "remember_sha256",
+    "remembered_sha256",
+    "sha256_of",
     "write_atomic",
     "write_with_fallback",
 ]
@@ -29,6 +37,12 @@ __all__ = [
 TOMLDecodeError = tomllib.TOMLDecodeError
 #: The ending of :func:`write_atomic`'s temporary files (and :func:`check_writable`'s probe).
 _TMP_SUFFIX = ".tmp"
+#: Where :func:`remembered_sha256` keeps digests: a JSON file in the folder of the files it hashed.
+SHA256_MEMO = "styleforge-sha256.json"
+#: Files from this size on have their SHA-256 remembered: a 548 MB VGG-19 file takes 0.4 s to hash
+#: here (1.4 GB/s with the CPU's SHA instructions), 1-2 s without them. Smaller files (HED's 59 MB
+#: takes 0.04 s) are hashed each time and leave no memo beside them.
+REMEMBER_SHA256_FROM = 100 << 20
 
 
 def loads_toml(text: str) -> dict[str, Any]:
@@ -240,3 +254,67 @@ def write_with_fallback(
             continue
         raise OutputWriteError(param, path, reason, saved, failures)
     raise OutputWriteError(param, path, reason, None, failures)
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _stamp(path: Path) -> dict[str, int]:
+    """What changes whenever a file's bytes may have: size, mtime, ctime (set by every write, rename
+    or utime, and never settable to an old value) and inode."""
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
+
+
+def _read_memo(memo: Path) -> dict[str, Any]:
+    """The memo's entries by file name; ``{}`` when it is missing, unreadable or not the memo's shape."""
+    try:
+        data = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+        return {}
+    entries = data.get("files") if isinstance(data, dict) else None
+    return entries if isinstance(entries, dict) else {}
+
+
+def remember_sha256(path: str | os.PathLike[str], digest: str, stamp: dict[str, int] | None = None) -> None:
+    """Records ``digest`` as the SHA-256 of ``path`` as it is now (``stamp``: as it was when hashed)
+    in :data:`SHA256_MEMO` beside it, for a file of :data:`REMEMBER_SHA256_FROM` bytes or more.
+
+    Best effort: the memo is written atomically, and where it cannot be (a read-only shared cache)
+    files are simply hashed again next time. Entries of files no longer there are dropped.
+    """
+    path = Path(path)
+    stamp = stamp or _stamp(path)
+    if stamp["size"] < REMEMBER_SHA256_FROM:
+        return
+    memo = path.parent / SHA256_MEMO
+    entries = {name: entry for name, entry in _read_memo(memo).items() if (path.parent / name).exists()}
+    entries[path.name] = {**stamp, "sha256": digest}
+    try:
+        write_atomic(memo, json.dumps({"version": 1, "files": entries}, indent=1, sort_keys=True).encode())
+    except OSError:
+        pass
+
+
+def remembered_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file, computed once per version of a large file (:func:`remember_sha256`).
+
+    A remembered digest is used while the file's size, mtime, ctime and inode are those it was
+    hashed at; a file rewritten even with its old mtime put back has a new ctime and is hashed again.
+    """
+    path = Path(path)
+    stamp = _stamp(path)
+    if stamp["size"] >= REMEMBER_SHA256_FROM:
+        entry = _read_memo(path.parent / SHA256_MEMO).get(path.name)
+        if isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and all(entry.get(k) == v for k, v in stamp.items()):
+            return entry["sha256"]
+    digest = sha256_of(path)
+    if _stamp(path) == stamp:  # not changed while it was read
+        remember_sha256(path, digest, stamp)
+    return digest
