@@ -121,7 +121,8 @@ def test_an_output_folder_that_takes_no_file_is_refused_before_any_work(tmp_path
     assert not target.exists()  # the folder made for the probe is gone again
 
 
-@pytest.mark.xfail(strict=True, reason="needs TransferResult.save to call save_image(..., fallback=True)")
+@pytest.mark.xfail(strict=True, reason="needs cli.transfer to call result.save(output, fallback=True), "
+                                      "TransferResult.save passing fallback on to save_image")
 def test_a_result_that_cannot_be_written_at_the_end_is_saved_elsewhere(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # The probe passes; while the transfer runs, the output's folder is replaced by a file.
