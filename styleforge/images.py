@@ -1,8 +1,9 @@
 """Reading and writing images: every input a user may hand over, and atomic, self-describing outputs.
 
 Inputs: JPEG, PNG, WebP, BMP, TIFF, GIF (first frame) and whatever else Pillow opens; EXIF orientation
-is applied; grayscale, palette, CMYK and 16-bit images become RGB; an alpha channel is returned
-separately so it can be put back on the output; decompression bombs are refused.
+is applied; grayscale, palette, CMYK and 12/16/32-bit images become RGB (integer greyscale scaled by
+its format's full range, so a dark 16-bit image stays dark); an alpha channel is returned separately
+so it can be put back on the output; decompression bombs are refused.
 
 Outputs: the format follows the extension; the file is written to a temporary file in the same folder
 and renamed, so an output is never half-written; a PNG carries a ``styleforge`` text chunk with the
@@ -17,7 +18,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from torch import Tensor
 
 from .errors import InputFileError, InvalidParameter
-from .files import write_atomic
+from .files import check_writable, write_atomic, write_with_fallback
 
 __all__ = [
     "METADATA_KEY",
@@ -63,13 +64,47 @@ class LoadedImage:
         return int(self.rgb.shape[1]), int(self.rgb.shape[2])
 
 
-def _to_float_array(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Converts any Pillow mode to (H, W, 3) RGB and optional (H, W) alpha, float32 in [0, 1]."""
+def _tiff_depth(image: Image.Image) -> tuple[int, bool] | None:
+    """(bits, signed) of a TIFF's integer samples (BitsPerSample, SampleFormat), or ``None`` when the
+    file does not say (not a TIFF)."""
+    tags = getattr(image, "tag_v2", None)
+    if tags is None or 258 not in tags:
+        return None
+    bits, sample_format = tags.get(258), tags.get(339, 1)
+    bits = bits[0] if isinstance(bits, tuple) else bits
+    sample_format = sample_format[0] if isinstance(sample_format, tuple) else sample_format
+    return int(bits), sample_format == 2
+
+
+def _integer_gray(image: Image.Image, depth: tuple[int, bool] | None) -> np.ndarray:
+    """An integer greyscale image (Pillow mode ``I`` or ``I;16*``) → (H, W) float32 in [0, 1].
+
+    The scale is the format's full range, never the image's own maximum, so a dark image stays dark:
+    ``2**bits - 1`` for a TIFF's BitsPerSample (12-bit TIFFs open as ``I;16`` holding 0..4095;
+    ``2**(bits-1) - 1`` for signed samples, negatives clip to black). Other files do not record a
+    depth in a way Pillow keeps, and Pillow holds their 16-bit samples (PNG, PGM/PPM with any maxval
+    above 255) on the 0..65535 scale in ``I;16*`` or ``I``: those are 16-bit, unless ``I`` holds
+    values above 65535, which only 32-bit data can, and then the scale is ``I``'s (2**31 - 1).
+    """
+    data = np.asarray(image)
+    if depth is None:
+        bits, signed = (16, False) if image.mode.startswith("I;16") or int(data.max(initial=0)) <= 65535 else (32, True)
+    else:
+        bits, signed = depth
+        if bits == 32 and not signed and data.dtype == np.int32:
+            data = data.view(np.uint32)  # Pillow reads unsigned 32-bit samples into the signed "I"
+    peak = float(2 ** (bits - 1) - 1 if signed else 2**bits - 1)
+    return np.clip(data.astype(np.float32) / np.float32(peak), 0.0, 1.0)
+
+
+def _to_float_array(image: Image.Image, depth: tuple[int, bool] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Converts any Pillow mode to (H, W, 3) RGB and optional (H, W) alpha, float32 in [0, 1].
+
+    ``depth`` is the file's (bits, signed) for integer greyscale modes (:func:`_tiff_depth`).
+    """
     mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
-        data = np.asarray(image, dtype=np.float32)
-        peak = 65535.0 if mode.startswith("I;16") or data.max() > 255 else 255.0
-        gray = np.clip(data / peak, 0.0, 1.0)
+    if mode == "I" or mode.startswith("I;16"):
+        gray = _integer_gray(image, depth)
         return np.repeat(gray[..., None], 3, axis=2), None
     if mode == "F":
         gray = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
@@ -102,8 +137,9 @@ def load_image(path: str | os.PathLike[str], *, param: str = "image") -> LoadedI
             with Image.open(path) as image:
                 image.seek(0)  # first frame of an animation
                 image.load()
+                depth = _tiff_depth(image)  # read before exif_transpose, whose copy drops the tags
                 image = ImageOps.exif_transpose(image)
-                rgb, alpha = _to_float_array(image)
+                rgb, alpha = _to_float_array(image, depth)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputFileError(
             param, path, f"is larger than {Image.MAX_IMAGE_PIXELS} pixels (refused as a possible decompression bomb)"
@@ -147,12 +183,19 @@ def output_format(path: str | os.PathLike[str], *, param: str = "-o") -> str:
 
 
 def check_output_path(path: str | os.PathLike[str], *, param: str = "-o") -> Path:
-    """Validates an output image path before any work is done (format known, not a folder)."""
+    """Validates an output image path before any work is done, so a run never ends unable to save.
+
+    The extension must name a format Pillow writes, and the file must be writable there
+    (:func:`~styleforge.files.check_writable`: not an existing folder, no parent that is a file,
+    missing folders can be created, the folder takes a new file). Nothing is left behind.
+
+    Raises:
+        InvalidParameter: Naming ``param``, the path, and what is wrong with it.
+    """
     path = Path(path)
-    if path.is_dir():
-        raise InvalidParameter(param, str(path), "a file path; it is an existing folder")
-    output_format(path, param=param)
-    return path
+    if not path.is_dir():  # an existing folder is named as such by check_writable, whatever its name
+        output_format(path, param=param)
+    return check_writable(path, param=param)
 
 
 def _to_pil(rgb: Tensor, alpha: Tensor | None) -> Image.Image:
@@ -170,6 +213,7 @@ def save_image(
     alpha: Tensor | None = None,
     metadata: Mapping[str, Any] | None = None,
     param: str = "-o",
+    fallback: bool = False,
 ) -> Path:
     """Writes an image atomically (temporary file in the same folder, then rename).
 
@@ -183,6 +227,14 @@ def save_image(
         alpha: Optional (1, h, w) in [0, 1].
         metadata: JSON-able parameters of the run.
         param: Parameter name for errors.
+        fallback: For a result that must not be lost: if ``path`` cannot be written (OSError), save
+            the image in the working folder (else the temp folder) and raise
+            :class:`~styleforge.files.OutputWriteError` saying where
+            (:func:`~styleforge.files.write_with_fallback`). Otherwise the OSError propagates.
+
+    Raises:
+        InvalidParameter: An extension that names no format Pillow writes.
+        OutputWriteError: With ``fallback``, ``path`` could not be written.
     """
     path = Path(path)
     fmt = output_format(path, param=param)
@@ -201,15 +253,57 @@ def save_image(
         options["pnginfo"] = info
     if fmt == "JPEG":
         options["quality"] = 95
-    write_atomic(path, lambda handle: image.save(handle, format=fmt, **options))
+    def encode(handle: BinaryIO) -> None:
+        image.save(handle, format=fmt, **options)
+
+    if fallback:
+        write_with_fallback(path, encode, param=param)
+    else:
+        write_atomic(path, encode)
     return path
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The parameters stored by :func:`save_image` in a PNG, or ``None`` if there are none."""
+def _json_kind(value: object) -> str:
+    """``a list``, ``a string``, ``a number``, ``a boolean`` or ``null``: what a JSON value is."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {list: "a list", str: "a string"}.get(type(value), "a number")
+
+
+def read_metadata(path: str | os.PathLike[str], *, param: str = "image") -> dict[str, Any] | None:
+    """The parameters stored by :func:`save_image` in a PNG.
+
+    Args:
+        path: The image.
+        param: The parameter it was given as (``--from-image``), named in errors.
+
+    Returns:
+        The stored JSON object, or ``None`` when the file has none: no ``styleforge`` text chunk, or
+        not an image Pillow can open (a JPEG has no chunk; a text file, a missing or truncated file).
+
+    Raises:
+        InputFileError: The file has a ``styleforge`` chunk that cannot be used: Pillow refuses to
+            inflate it, it is not valid JSON, or it is JSON but not an object. Such a file was damaged
+            or edited after styleforge wrote it, and is not taken for one without metadata.
+    """
     try:
         with Image.open(path) as image:
             text = getattr(image, "text", {}).get(METADATA_KEY)
-    except (OSError, UnidentifiedImageError):
+    except OSError:  # includes UnidentifiedImageError
         return None
-    return json.loads(text) if text else None
+    except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # e.g. a chunk past MAX_TEXT_CHUNK
+        raise InputFileError(param, path, f"has a {METADATA_KEY} metadata chunk that could not be read ({exc})") from None
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError; RecursionError for "[[[[…" nested too deep
+        why = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise InputFileError(param, path, f"has {METADATA_KEY} metadata that is not valid JSON ({why}); expected "
+                             f"the JSON object styleforge writes, so the file was damaged or edited") from None
+    if not isinstance(data, dict):
+        raise InputFileError(param, path, f"has {METADATA_KEY} metadata that is {_json_kind(data)}, not a JSON object "
+                             f"(styleforge writes an object of the run's parameters)")
+    return data

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, features
+from PIL import Image, PngImagePlugin, features
 
 from styleforge.errors import InputFileError, InvalidParameter
 from styleforge.images import (
@@ -169,6 +170,22 @@ def test_cmyk_becomes_rgb(tmp_path: Path, ext: str) -> None:
     assert torch.allclose(loaded.rgb[:, 3, 4], torch.tensor([1.0, 0.0, 0.0]), atol=6 / 255)
 
 
+def test_unsigned_32_bit_tiff_is_not_read_as_negative(tmp_path: Path) -> None:
+    # Pillow writes "I" as signed 32-bit; turn the file's SampleFormat into 1 (unsigned) and a sample
+    # into 3e9, which Pillow's signed "I" holds as a negative number.
+    path = tmp_path / "u32.tif"
+    Image.fromarray(np.array([[0, 2**31 - 1], [1000, 5]], np.int32)).save(path)
+    data = path.read_bytes()
+    signed = struct.pack("<HHIHH", 339, 3, 1, 2, 0)
+    assert data.count(signed) == 1 and data.count(struct.pack("<i", 2**31 - 1)) == 1
+    data = data.replace(signed, struct.pack("<HHIHH", 339, 3, 1, 1, 0))
+    path.write_bytes(data.replace(struct.pack("<i", 2**31 - 1), struct.pack("<I", 3_000_000_000)))
+    with Image.open(path) as check:
+        assert check.mode == "I" and int(np.asarray(check).min()) < 0
+    rgb = load_image(path).rgb.double()
+    assert rgb[0].flatten().tolist() == pytest.approx([0.0, 3e9 / (2**32 - 1), 1000 / (2**32 - 1), 5 / (2**32 - 1)], abs=1e-6)
+
+
 @pytest.mark.parametrize("ext", [".png", ".tif"])
 def test_16_bit_keeps_its_precision(tmp_path: Path, ext: str) -> None:
     data = np.array([[0x8000, 0x8001, 0], [65535, 200, 0x0100]], dtype=np.uint16)
@@ -194,6 +211,84 @@ def test_dark_16_bit_image_is_still_16_bit(tmp_path: Path) -> None:
     Image.fromarray(data).save(tmp_path / "dark.png")
     loaded = load_image(tmp_path / "dark.png")
     assert loaded.rgb.max().item() == pytest.approx(255 / 65535, abs=1e-6)
+
+
+@pytest.mark.parametrize("level", [1000, 60000], ids=["dark", "bright"])
+def test_16_bit_png_loads_its_true_intensity(tmp_path: Path, level: int) -> None:
+    # A dark 16-bit PNG stays dark (not stretched to its own maximum) and a bright one stays bright.
+    data = np.full((4, 6), level, np.uint16)
+    data[0, 0] = level + 7
+    Image.fromarray(data).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as check:
+        assert check.mode == "I;16"
+    rgb = load_image(tmp_path / "deep.png").rgb.double()
+    assert rgb[0, 1, 1].item() == pytest.approx(level / 65535, abs=1e-6)
+    assert rgb[0, 0, 0].item() == pytest.approx((level + 7) / 65535, abs=1e-6)
+
+
+def _pgm16(path: Path, data: np.ndarray) -> Path:
+    """A binary 16-bit PGM (maxval 65535, big-endian samples), which Pillow opens as mode "I"."""
+    height, width = data.shape
+    path.write_bytes(b"P5\n%d %d\n65535\n" % (width, height) + data.astype(">u2").tobytes())
+    return path
+
+
+@pytest.mark.parametrize("values", [[10, 200, 255, 0], [1000, 1100, 900, 0]], ids=["below-256", "dark"])
+def test_16_bit_mode_i_is_scaled_by_the_full_16_bit_range(tmp_path: Path, values: list[int]) -> None:
+    # Mode "I" (a 16-bit PGM here, a 16-bit PNG in older Pillow) whose values all fit in 8 bits is
+    # still 16-bit data: 255 means 255/65535, not white.
+    path = _pgm16(tmp_path / "dark.pgm", np.array(values, np.uint16).reshape(2, 2))
+    with Image.open(path) as check:
+        assert check.mode == "I"
+    rgb = load_image(path).rgb.double()
+    assert rgb[0].flatten().tolist() == pytest.approx([v / 65535 for v in values], abs=1e-6)
+
+
+def test_16_bit_big_endian_tiff(tmp_path: Path) -> None:
+    data = np.array([[1000, 65535], [0, 32768]], np.uint16)
+    Image.frombytes("I;16B", (2, 2), data.astype(">u2").tobytes()).save(tmp_path / "be.tif")
+    with Image.open(tmp_path / "be.tif") as check:
+        assert check.mode == "I;16B"
+    rgb = load_image(tmp_path / "be.tif").rgb.double()
+    assert rgb[0].flatten().tolist() == pytest.approx((data.flatten() / 65535).tolist(), abs=1e-6)
+
+
+def _tiff12(path: Path, data: np.ndarray) -> Path:
+    """A little-endian greyscale TIFF with BitsPerSample 12 (samples packed MSB first, an even
+    width), written by hand: Pillow reads such files but does not write them."""
+    height, width = data.shape
+    packed = bytearray()
+    for row in data.tolist():
+        for a, b in zip(row[::2], row[1::2]):
+            packed += bytes([a >> 4, ((a & 15) << 4) | (b >> 8), b & 255])
+    # (tag, type 3 = SHORT / 4 = LONG, value): size, bits, no compression, BlackIsZero, one strip.
+    entries = [(256, 3, width), (257, 3, height), (258, 3, 12), (259, 3, 1), (262, 3, 1),
+               (273, 4, 8 + 2 + 12 * 9 + 4), (277, 3, 1), (278, 3, height), (279, 4, len(packed))]
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, value in entries:
+        ifd += struct.pack("<HHI", tag, kind, 1) + struct.pack("<HH" if kind == 3 else "<I", *((value, 0) if kind == 3 else (value,)))
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + bytes(packed))
+    return path
+
+
+def test_12_bit_tiff_is_scaled_by_its_bits_per_sample(tmp_path: Path) -> None:
+    # A 12-bit TIFF opens as "I;16" holding 0..4095: its white is 4095 (BitsPerSample), not 65535.
+    data = np.array([[0, 4095], [1000, 2048]], np.uint16)
+    path = _tiff12(tmp_path / "twelve.tif", data)
+    with Image.open(path) as check:
+        assert check.mode == "I;16" and np.array_equal(np.asarray(check), data)
+    rgb = load_image(path).rgb.double()
+    assert rgb[0].flatten().tolist() == pytest.approx((data.flatten() / 4095).tolist(), abs=1e-6)
+
+
+def test_32_bit_tiff_is_scaled_by_the_32_bit_range(tmp_path: Path) -> None:
+    # Mode "I" from a 32-bit signed TIFF: values above 65535 are not clipped to white.
+    data = np.array([[72_000_000, 2**31 - 1], [0, -5]], np.int32)
+    Image.fromarray(data).save(tmp_path / "deep32.tif")
+    with Image.open(tmp_path / "deep32.tif") as check:
+        assert check.mode == "I"
+    rgb = load_image(tmp_path / "deep32.tif").rgb.double()
+    assert rgb[0].flatten().tolist() == pytest.approx([72_000_000 / (2**31 - 1), 1.0, 0.0, 0.0], abs=1e-6)
 
 
 def test_rgba_alpha_is_kept_and_put_back(tmp_path: Path) -> None:
@@ -355,6 +450,58 @@ def test_read_metadata_absent(tmp_path: Path) -> None:
     assert read_metadata(jpeg) is None
     (tmp_path / "t.txt").write_text("x")
     assert read_metadata(tmp_path / "t.txt") is None
+
+
+def _png_with_text(path: Path, text: str, *, chunk: str = "itxt") -> Path:
+    """A tiny PNG whose ``styleforge`` text chunk (iTXt, tEXt or compressed zTXt) holds ``text``."""
+    info = PngImagePlugin.PngInfo()
+    if chunk == "itxt":
+        info.add_itxt(METADATA_KEY, text)
+    else:
+        info.add_text(METADATA_KEY, text, zip=chunk == "ztxt")
+    Image.fromarray(_rgb_array(4, 4)).save(path, pnginfo=info)
+    return path
+
+
+@pytest.mark.parametrize("chunk", ["itxt", "text", "ztxt"])
+@pytest.mark.parametrize("text", ["{not json", '{"config": {"size": 32}', "", "NaN-ish", "[" * 200_000],
+                         ids=["garbage", "truncated", "empty", "word", "nested-too-deep"])
+def test_metadata_that_is_not_json_is_a_one_line_input_file_error(tmp_path: Path, text: str, chunk: str) -> None:
+    path = _png_with_text(tmp_path / "bad.png", text, chunk=chunk)
+    with pytest.raises(InputFileError) as info:
+        read_metadata(path, param="--from-image")
+    message = str(info.value)
+    assert message.startswith("--from-image: ") and str(path) in message and "\n" not in message
+    assert "not valid JSON" in message and "styleforge" in message
+    assert info.value.exit_code == 2 and info.value.param == "--from-image"
+    with pytest.raises(InputFileError, match="^image: "):  # the default names an image
+        read_metadata(path)
+
+
+@pytest.mark.parametrize("text, kind", [("[1, 2]", "a list"), ('"config"', "a string"), ("5", "a number"),
+                                        ("null", "null"), ("true", "a boolean")])
+def test_metadata_that_is_json_but_not_an_object_is_refused(tmp_path: Path, text: str, kind: str) -> None:
+    path = _png_with_text(tmp_path / "odd.png", text)
+    with pytest.raises(InputFileError) as info:
+        read_metadata(path, param="--from-image")
+    message = str(info.value)
+    assert message.startswith("--from-image: ") and str(path) in message and "\n" not in message
+    assert f"is {kind}, not a JSON object" in message
+
+
+def test_metadata_too_large_to_decompress_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow refuses a compressed text chunk that inflates past MAX_TEXT_CHUNK with a ValueError.
+    path = _png_with_text(tmp_path / "big.png", json.dumps({"pad": "x" * 5000}), chunk="ztxt")
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_CHUNK", 1000)
+    with pytest.raises(InputFileError) as info:
+        read_metadata(path, param="--from-image")
+    assert str(path) in str(info.value) and "could not be read" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_metadata_in_any_text_chunk_round_trips(tmp_path: Path) -> None:
+    for chunk in ("itxt", "text", "ztxt"):
+        path = _png_with_text(tmp_path / f"{chunk}.png", '{"a": [1, 2.5, null]}', chunk=chunk)
+        assert read_metadata(path, param="--from-image") == {"a": [1, 2.5, None]}
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,6 @@ constant than zero padding in Caffe's space).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
@@ -35,6 +34,7 @@ import torch
 from torch import Tensor
 
 from ..errors import WeightsError
+from ..files import remembered_sha256, sha256_of
 from .imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "fold_caffe_input",
     "convert_hed",
     "h5_from",
+    "check_cached",
     "load_hed",
     "sha256_of",
 ]
@@ -75,13 +76,33 @@ _TORCHVISION_INDEX = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 DownloadCallback = Callable[[str, int, "int | None"], None]
 
 
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def check_cached(path: Path, expected: str, *, spec: str, origin: str, redo: str) -> None:
+    """Checks a weights file in the torch cache before it is loaded: one torch.hub never checks
+    when it was put there by hand (it checks only what it downloads itself).
+
+    The digest of a large file is remembered beside it (:func:`~styleforge.files.remembered_sha256`),
+    so the ~0.4-2 s of hashing a 550 MB file is paid once, not on every run.
+
+    Args:
+        path: The cached file.
+        expected: Its SHA-256, or the prefix of it that its name carries (torchvision's rule).
+        spec: The ``--weights`` value that led here (``imagenet``, ``hed``).
+        origin: What the file should be, in words (``torchvision's file``).
+        redo: What deleting it leads to (``download it again``).
+
+    Raises:
+        WeightsError: The file's SHA-256 does not start with ``expected``; the message names the
+            file, both digests and the two ways out. Its ``why`` attribute is the reason alone.
+    """
+    actual = remembered_sha256(path)
+    if actual.startswith(expected):
+        return
+    shown = min(len(expected), 16)
+    why = (f"the cached {path} is damaged or not {origin} (its SHA-256 starts with {actual[:shown]}, "
+           f"expected {expected[:shown]})")
+    error = WeightsError(f"--weights {spec}: {why}: delete it to {redo}, or pass --weights {path} to use it anyway")
+    error.why = why  # type: ignore[attr-defined]  # for --weights auto's notice
+    raise error
 
 
 def hed_cache_path() -> Path:
@@ -260,9 +281,7 @@ def load_hed(*, on_download: DownloadCallback | None = None) -> tuple[dict[str, 
 
     cached = hed_cache_path()
     if cached.is_file():
-        if sha256_of(cached) != HED_SHA256:
-            raise WeightsError(f"--weights hed: the cached {cached} does not have the expected SHA-256 (damaged or "
-                               f"replaced): delete it and run again to convert it anew")
+        check_cached(cached, HED_SHA256, spec="hed", origin=f"the {HED_PACKAGE} conversion", redo="convert it again")
         try:
             return load_file(str(cached)), str(cached)
         except SafetensorError as exc:  # pragma: no cover - the hash matched, so only a disk error

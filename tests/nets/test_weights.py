@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +229,147 @@ def test_a_damaged_cached_imagenet_file_is_refused_and_named(hub: Path, monkeypa
     assert choice.kind == "random" and str(path) in choice.notice and "\n" not in choice.notice
     assert choice.notice.count(str(path)) == 1 and "--weights imagenet:" not in choice.notice  # the reason, not the error
     assert path.read_bytes() == before  # neither replaced nor deleted behind the user's back
+
+
+# --- hand-placed cache files: hash-checked, the check remembered ------------------------------------
+
+
+def _junk_named(path: Path, data: bytes = b"junk put here by hand") -> tuple[Path, str]:
+    """Writes ``data`` at ``path`` (a cache file's name, the wrong bytes); returns it and its SHA-256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path, hashlib.sha256(data).hexdigest()
+
+
+def test_a_hand_placed_imagenet_file_with_the_wrong_hash_says_what_to_do(hub: Path) -> None:
+    path, actual = _junk_named(cache_path("vgg19"))
+    with pytest.raises(WeightsError) as info:
+        resolve_weights("imagenet", "vgg19")
+    message = str(info.value)
+    assert message.startswith("--weights imagenet: ") and "\n" not in message
+    assert f"its SHA-256 starts with {actual[:8]}, expected dcbb9e9d" in message
+    assert "delete it to download it again" in message and f"pass --weights {path} to use it anyway" in message
+    assert path.read_bytes() == b"junk put here by hand"  # the user's file: neither deleted nor replaced
+
+
+def test_a_hand_placed_hed_file_with_the_wrong_hash_says_what_to_do(hub: Path) -> None:
+    from styleforge.nets.hed import HED_SHA256, hed_cache_path
+
+    path, actual = _junk_named(hed_cache_path())
+    with pytest.raises(WeightsError) as info:
+        resolve_weights("hed", "vgg16")
+    message = str(info.value)
+    assert message.startswith("--weights hed: ") and str(path) in message and "\n" not in message
+    assert f"its SHA-256 starts with {actual[:16]}, expected {HED_SHA256[:16]}" in message
+    assert "delete it to convert it again" in message and f"pass --weights {path} to use it anyway" in message
+
+
+def test_use_it_anyway_works(hub: Path) -> None:
+    # The way out the message offers: the same file as a path is loaded without a hash check.
+    path = cache_path("vgg19")
+    path.parent.mkdir(parents=True)
+    torch.save(_vgg19_state(), path)
+    with pytest.raises(WeightsError, match="to use it anyway"):
+        resolve_weights("imagenet", "vgg19")
+    choice = resolve_weights(str(path), "vgg19")
+    assert choice.kind == "file" and set(choice.state_dict) == set(_vgg19_state())
+
+
+@pytest.fixture
+def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every file the SHA-256 of which is computed; every file size counts as big enough to remember."""
+    from styleforge import files
+
+    calls: list[Path] = []
+    real = files.sha256_of
+
+    def counting(path: Path) -> str:
+        calls.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(files, "sha256_of", counting)
+    monkeypatch.setattr(files, "REMEMBER_SHA256_FROM", 0)
+    return calls
+
+
+def test_a_verified_cache_file_is_hashed_once(hub: Path, monkeypatch: pytest.MonkeyPatch, hash_calls: list[Path]) -> None:
+    from styleforge.files import SHA256_MEMO
+
+    cached = _write_named_by_hash(hub, _vgg19_state())
+    monkeypatch.setitem(weights_module.IMAGENET_FILES, "vgg19", cached.name)
+    for _ in range(3):
+        assert resolve_weights("imagenet", "vgg19").kind == "imagenet"
+    assert hash_calls == [cached]
+    memo = json.loads((hub / SHA256_MEMO).read_text())
+    assert memo["files"][cached.name]["sha256"] == hashlib.sha256(cached.read_bytes()).hexdigest()
+    assert sorted(p.name for p in hub.iterdir()) == sorted([cached.name, SHA256_MEMO])  # no temp file left
+
+    # The same bytes touched: hashed again (and fine). Other bytes of the same size, with the old
+    # mtime put back: the change time still gives them away, and they are refused.
+    os.utime(cached, ns=(cached.stat().st_atime_ns, cached.stat().st_mtime_ns + 10**9))
+    assert resolve_weights("imagenet", "vgg19").kind == "imagenet" and len(hash_calls) == 2
+    stat = cached.stat()
+    data = bytearray(cached.read_bytes())
+    data[-1] ^= 1
+    time.sleep(0.02)  # past the clock tick the change time is kept at
+    cached.write_bytes(bytes(data))
+    os.utime(cached, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(WeightsError, match="SHA-256 starts with"):
+        resolve_weights("imagenet", "vgg19")
+    assert len(hash_calls) == 3
+
+
+def test_a_damaged_memo_is_ignored_and_rewritten(hub: Path, monkeypatch: pytest.MonkeyPatch, hash_calls: list[Path]) -> None:
+    from styleforge.files import SHA256_MEMO
+
+    cached = _write_named_by_hash(hub, _vgg19_state())
+    monkeypatch.setitem(weights_module.IMAGENET_FILES, "vgg19", cached.name)
+    for text in ("{not json", "[]", '{"files": {"%s": "x"}}' % cached.name, '{"files": []}'):
+        (hub / SHA256_MEMO).write_text(text)
+        assert resolve_weights("imagenet", "vgg19").kind == "imagenet"
+        assert json.loads((hub / SHA256_MEMO).read_text())["files"][cached.name]["size"] == cached.stat().st_size
+    assert len(hash_calls) == 4
+
+
+def test_a_memo_that_cannot_be_written_only_costs_time(hub: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       hash_calls: list[Path]) -> None:
+    from styleforge import files
+
+    cached = _write_named_by_hash(hub, _vgg19_state())
+    monkeypatch.setitem(weights_module.IMAGENET_FILES, "vgg19", cached.name)
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(files, "write_atomic", read_only)  # a shared, read-only cache
+    assert resolve_weights("imagenet", "vgg19").kind == "imagenet"
+    assert resolve_weights("imagenet", "vgg19").kind == "imagenet"
+    assert hash_calls == [cached, cached] and sorted(p.name for p in hub.iterdir()) == [cached.name]
+
+
+def test_a_download_remembers_the_hash_it_checked(hub: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  hash_calls: list[Path]) -> None:
+    good = _write_named_by_hash(tmp_path / "server", _vgg19_state())
+    monkeypatch.setattr(weights_module, "IMAGENET_URL", (tmp_path / "server").as_uri() + "/")
+    monkeypatch.setitem(weights_module.IMAGENET_FILES, "vgg19", good.name)
+    assert resolve_weights("imagenet", "vgg19").kind == "imagenet"  # downloaded, hashed as it streamed
+    assert resolve_weights("imagenet", "vgg19").kind == "imagenet"  # cached: the digest is remembered
+    assert hash_calls == []
+
+
+def test_small_files_are_hashed_each_time_and_leave_no_memo(hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Below REMEMBER_SHA256_FROM (100 MiB; HED's 59 MB file) hashing costs < 0.1 s: no side file.
+    from styleforge import files
+
+    assert files.REMEMBER_SHA256_FROM >= 100 << 20
+    cached = _write_named_by_hash(hub, _vgg19_state())
+    monkeypatch.setitem(weights_module.IMAGENET_FILES, "vgg19", cached.name)
+    calls: list[Path] = []
+    real = files.sha256_of
+    monkeypatch.setattr(files, "sha256_of", lambda path: calls.append(path) or real(path))
+    assert resolve_weights("imagenet", "vgg19").kind == "imagenet"
+    assert resolve_weights("imagenet", "vgg19").kind == "imagenet"
+    assert len(calls) == 2 and sorted(p.name for p in hub.iterdir()) == [cached.name]
 
 
 def test_a_resnet_file_without_batch_counters_loads() -> None:
