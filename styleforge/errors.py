@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 __all__ = [
     "StyleforgeError",
@@ -18,6 +19,7 @@ __all__ = [
     "WeightsError",
     "ResourceError",
     "NoProgressError",
+    "OutputWriteError",
     "did_you_mean",
     "choice_error",
 ]
@@ -88,3 +90,25 @@ def choice_error(param: str, value: object, options: Iterable[str]) -> InvalidPa
     options = list(options)
     return InvalidParameter(param, value, "one of: " + ", ".join(options), did_you_mean(str(value), options))
 
+
+class OutputWriteError(StyleforgeError):
+    """The final write of an output failed (disk full, folder gone); maybe it was saved elsewhere.
+
+    Attributes:
+        param: The parameter the path was given as.
+        path: The file that could not be written.
+        reason: Why, in words (``No space left on device``).
+        saved: Where the content was saved instead, or ``None`` when no fallback folder took it.
+        failures: ``"folder: reason"`` for each fallback folder that failed too.
+    """
+
+    exit_code = 1
+
+    def __init__(self, param: str, path: Path, reason: str, saved: Path | None, failures: Iterable[str] = ()) -> None:
+        self.param, self.path, self.reason, self.saved, self.failures = param, path, reason, saved, list(failures)
+        message = f"{param}: could not write {str(path)!r} ({reason}); "
+        if saved is not None:
+            message += f"the result was saved to {str(saved)!r}"
+        else:
+            message += "no copy could be saved either (" + "; ".join(self.failures or ["no fallback folder"]) + ")"
+        super().__init__(message)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import InvalidParameter, StyleforgeError
+from .errors import InvalidParameter, OutputWriteError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,7 +22,6 @@ else:  # Python 3.10: tomllib's origin, a dependency there (pyproject.toml)
 
 __all__ = [
     "TOMLDecodeError",
-    "OutputWriteError",
     "REMEMBER_SHA256_FROM",
     "SHA256_MEMO",
     "check_writable",
@@ -153,29 +152,6 @@ def check_writable(path: str | os.PathLike[str], *, param: str = "-o") -> Path:
             except OSError:  # something else wrote there meanwhile: it is no longer only ours to remove
                 break
     return path
-
-
-class OutputWriteError(StyleforgeError):
-    """The final write of an output failed (disk full, folder gone); maybe it was saved elsewhere.
-
-    Attributes:
-        param: The parameter the path was given as.
-        path: The file that could not be written.
-        reason: Why, in words (``No space left on device``).
-        saved: Where the content was saved instead, or ``None`` when no fallback folder took it.
-        failures: ``"folder: reason"`` for each fallback folder that failed too.
-    """
-
-    exit_code = 1
-
-    def __init__(self, param: str, path: Path, reason: str, saved: Path | None, failures: Iterable[str] = ()) -> None:
-        self.param, self.path, self.reason, self.saved, self.failures = param, path, reason, saved, list(failures)
-        message = f"{param}: could not write {str(path)!r} ({reason}); "
-        if saved is not None:
-            message += f"the result was saved to {str(saved)!r}"
-        else:
-            message += "no copy could be saved either (" + "; ".join(self.failures or ["no fallback folder"]) + ")"
-        super().__init__(message)
 
 
 def _fallback_folders() -> list[Path]:

@@ -229,7 +229,7 @@ def save_image(
         param: Parameter name for errors.
         fallback: For a result that must not be lost: if ``path`` cannot be written (OSError), save
             the image in the working folder (else the temp folder) and raise
-            :class:`~styleforge.files.OutputWriteError` saying where
+            :class:`~styleforge.errors.OutputWriteError` saying where
             (:func:`~styleforge.files.write_with_fallback`). Otherwise the OSError propagates.
 
     Raises:

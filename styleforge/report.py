@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .engine import Event, Progress
 from .errors import InvalidParameter
-from .files import write_atomic
+from .files import check_writable, write_with_fallback
 from .images import save_image
 
 __all__ = [
@@ -39,22 +39,27 @@ HISTORY_FORMATS = (".csv", ".json")
 
 
 def check_history_path(path: str | os.PathLike[str], *, param: str = "--history") -> Path:
-    """Validates a history path's extension before the run starts."""
+    """Validates a history path before the run starts: its extension, and that it can be written."""
     path = Path(path)
     if path.suffix.lower() not in HISTORY_FORMATS or path.is_dir():
         raise InvalidParameter(param, str(path), "a file ending in .csv or .json")
-    return path
+    return check_writable(path, param=param)
 
 
-def write_history(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> Path:
+def write_history(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], *, param: str = "--history") -> Path:
     """Writes history rows as CSV (one column per key, first row's order) or JSON (a list of objects).
 
     Non-finite numbers are written as ``nan``/``inf`` in CSV and ``null`` in JSON.
+
+    Raises:
+        OutputWriteError: The file could not be written; a copy was saved elsewhere if possible.
     """
-    path = check_history_path(path)
+    path = Path(path)
+    if path.suffix.lower() not in HISTORY_FORMATS or path.is_dir():
+        raise InvalidParameter(param, str(path), "a file ending in .csv or .json")
     if path.suffix.lower() == ".json":
         clean = [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in r.items()} for r in rows]
-        return write_atomic(path, lambda h: h.write(json.dumps(clean, indent=1).encode()))
+        return write_with_fallback(path, json.dumps(clean, indent=1).encode(), param=param)
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
@@ -66,7 +71,7 @@ def write_history(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]
         writer.writerows(rows)
         handle.write(text.getvalue().encode())
 
-    return write_atomic(path, write)
+    return write_with_fallback(path, write, param=param)
 
 
 def plot_curves(
@@ -79,6 +84,7 @@ def plot_curves(
     title: str = "",
     log: bool = True,
     markers: Sequence[float] = (),
+    param: str = "--plot",
 ) -> Path:
     """Plots curves sharing one x axis (one line per series) to a PNG.
 
@@ -88,9 +94,11 @@ def plot_curves(
         series: Label → y values (same length as ``x``); non-finite values, and non-positive ones on
             a log scale, are dropped.
         markers: x positions of vertical dotted lines (e.g. optimiser stage boundaries).
+        param: The option the path came from, named if it cannot be written.
     """
     panel = {label: (x, ys) for label, ys in series.items()}
-    return plot_panels(path, {title: panel}, xlabel=xlabel, ylabel=ylabel, log=log, markers=markers, size=(8, 4.5))
+    return plot_panels(path, {title: panel}, xlabel=xlabel, ylabel=ylabel, log=log, markers=markers, size=(8, 4.5),
+                       param=param)
 
 
 def plot_panels(
@@ -102,6 +110,7 @@ def plot_panels(
     log: bool = False,
     markers: Sequence[float] = (),
     size: tuple[float, float] | None = None,
+    param: str = "-o",
 ) -> Path:
     """Plots a grid of panels (up to 4 per row), each with its own curves, to a PNG.
 
@@ -115,6 +124,8 @@ def plot_panels(
         log: Log-scale y axes.
         markers: x positions of vertical dotted lines on every panel.
         size: Figure size in inches (default: 3.6 × 2.8 per panel).
+        param: The option the path came from, named if it cannot be written (a copy is then saved
+            elsewhere: :func:`~styleforge.files.write_with_fallback`).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -145,7 +156,7 @@ def plot_panels(
         if curves and (i == 0 or not small):
             axes.legend(fontsize=7 if small else 8)
     figure.tight_layout()
-    return write_atomic(path, lambda h: figure.savefig(h, format="png"))
+    return write_with_fallback(path, lambda h: figure.savefig(h, format="png"), param=param)
 
 
 class CheckpointWriter:
@@ -173,6 +184,7 @@ class CheckpointWriter:
         self.pattern = str(output.with_name(f"{output.stem}_{{:04d}}{output.suffix}"))
         self.every, self.metadata, self.transform = every, dict(metadata or {}), transform
         self.written: list[Path] = []
+        self.failed: list[str] = []  # "path (reason)" of checkpoints that could not be written
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Progress) and event.iteration % self.every == 0:
@@ -180,7 +192,11 @@ class CheckpointWriter:
             if self.transform is not None:
                 image = self.transform(image)
             meta = {**self.metadata, "iteration": event.iteration, "losses": event.summary.as_row()}
-            self.written.append(save_image(self.pattern.format(event.iteration), image, metadata=meta))
+            path = self.pattern.format(event.iteration)
+            try:
+                self.written.append(save_image(path, image, metadata=meta))
+            except OSError as exc:  # a checkpoint is not the result: the run goes on, the CLI says so at the end
+                self.failed.append(f"{path} ({exc.strerror or exc})")
 
 
 class GifRecorder:
@@ -198,6 +214,7 @@ class GifRecorder:
         self.path, self.every, self.duration_ms = Path(path), every, duration_ms
         if self.path.suffix.lower() != ".gif" or self.path.is_dir():
             raise InvalidParameter("--progress-gif", str(path), "a file ending in .gif")
+        check_writable(self.path, param="--progress-gif")
         self.frames: list[np.ndarray] = []
 
     def __call__(self, event: Event) -> None:
@@ -215,7 +232,7 @@ class GifRecorder:
         frames = [f if f.shape[:2] == self.frames[-1].shape[:2] else np.asarray(Image.fromarray(f).resize(size, Image.Resampling.NEAREST))
                   for f in self.frames]
         data = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=self.duration_ms, loop=0)
-        return write_atomic(self.path, lambda h: h.write(data))
+        return write_with_fallback(self.path, data, param="--progress-gif")
 
 
 def contact_sheet(

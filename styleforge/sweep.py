@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidParameter, ResourceError, choice_error
+from .errors import InvalidParameter, ResourceError, StyleforgeError, choice_error
 from .files import write_atomic
 
 __all__ = ["Axis", "Cell", "CellResult", "BACKENDS", "parse_grid", "plan_cells", "run_cells", "write_results"]
@@ -184,7 +184,11 @@ def run_one(command: str, cell: Cell, out_dir: str, collect: Callable[[Path], di
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith(("error:", "Error:"))]
         return CellResult(cell, "failed", seconds, (errors or lines or [f"exit code {proc.returncode}"])[-1])
-    result = CellResult(cell, "ok", seconds, metrics=collect(folder))
+    try:
+        metrics = collect(folder)
+    except (StyleforgeError, OSError, ValueError, KeyError) as exc:  # its outputs are unreadable: this cell failed
+        return CellResult(cell, "failed", seconds, f"its results could not be read ({exc})")
+    result = CellResult(cell, "ok", seconds, metrics=metrics)
     write_atomic(folder / "cell.json", json.dumps(asdict(result), indent=1, default=str).encode())
     return result
 

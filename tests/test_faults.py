@@ -41,8 +41,7 @@ def _png_with_metadata_text(path: Path, text: str) -> Path:
 @pytest.fixture
 def no_transfer(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fails the test if a transfer starts: these errors must come before any work."""
-    # styleforge.transfer is the package's transfer() function, so the module comes from sys.modules.
-    run_module = importlib.import_module("styleforge.transfer.run")
+    run_module = importlib.import_module("styleforge.guidance.run")  # what the CLI calls
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the transfer ran")
@@ -65,7 +64,6 @@ def test_from_image_with_unusable_metadata_is_one_error_line(tmp_path: Path, tex
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="needs cli._read_image_config to call read_metadata(value, param='--from-image')")
 def test_from_image_with_unusable_metadata_names_the_option(tmp_path: Path, no_transfer: None) -> None:
     bad = _png_with_metadata_text(tmp_path / "bad.png", "{not json")
     line = _one_error_line(_transfer("--from-image", bad, "-o", tmp_path / "out.png"))
@@ -121,12 +119,10 @@ def test_an_output_folder_that_takes_no_file_is_refused_before_any_work(tmp_path
     assert not target.exists()  # the folder made for the probe is gone again
 
 
-@pytest.mark.xfail(strict=True, reason="needs cli.transfer to call result.save(output, fallback=True), "
-                                      "TransferResult.save passing fallback on to save_image")
 def test_a_result_that_cannot_be_written_at_the_end_is_saved_elsewhere(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # The probe passes; while the transfer runs, the output's folder is replaced by a file.
-    run_module = importlib.import_module("styleforge.transfer.run")
+    run_module = importlib.import_module("styleforge.guidance.run")
     real_transfer = run_module.transfer
     out = tmp_path / "run" / "out.png"
 
@@ -145,3 +141,22 @@ def test_a_result_that_cannot_be_written_at_the_end_is_saved_elsewhere(tmp_path:
     saved = cwd / "out.recovered.png"
     assert line == f"error: -o: could not write {str(out)!r} (File exists: {str(tmp_path / 'run')!r}); the result was saved to {str(saved)!r}"
     assert Image.open(saved).size == (32, 21) and "Traceback" not in result.output
+
+
+# --- every command's output location is probed before its work ---------------------------------------
+
+
+@pytest.mark.parametrize("args, param", [
+    (["make-dataset", "{bad}", "--count", "2"], "OUT"),
+    (["train-attrs", "--data", "{tmp}", "-o", "{bad}"], "-o"),
+    (["score", "{tmp}", "{tmp}", "-o", "{bad}/scores.csv"], "-o"),
+    (["sweep", "transfer", "c.jpg", "--style", "s.jpg", "--grid", "tv-weight=0,1", "-o", "{bad}"], "-o"),
+])
+def test_every_command_probes_its_output_before_any_work(tmp_path: Path, args: list[str], param: str) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_bytes(b"")
+    bad = str(blocker / "inside")
+    result = CliRunner().invoke(cli, [a.format(bad=bad, tmp=tmp_path) for a in args])
+    line = _one_error_line(result)
+    assert result.exit_code == 2 and line.startswith(f"error: {param}: "), result.output
+    assert "a_file" in line and list(tmp_path.iterdir()) == [blocker]

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from styleforge.errors import InvalidParameter, StyleforgeError
-from styleforge.files import OutputWriteError, check_writable, write_with_fallback
+from styleforge.errors import OutputWriteError
+from styleforge.files import check_writable, write_with_fallback
 from styleforge.images import check_output_path, load_image, read_metadata, save_image
 
 

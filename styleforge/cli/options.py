@@ -62,9 +62,13 @@ def read_image_config(ctx: click.Context, param: click.Parameter, value: Path | 
         return None
     from ..images import read_metadata
 
-    meta = read_metadata(value) if Path(value).is_file() else None
+    meta = read_metadata(value, param="--from-image") if Path(value).is_file() else None
     if not meta or meta.get("command") != "transfer":
         raise click.BadParameter(f"{str(value)!r} is not a PNG written by styleforge transfer", ctx, param)
+    missing = [key for key in ("config", "content", "styles") if key not in meta]
+    if missing or not isinstance(meta["config"], dict):
+        raise click.BadParameter(f"{str(value)!r} has no {', '.join(missing) or 'usable config'} in its styleforge "
+                                 "metadata (a --checkpoint-every image? use the run's final output)", ctx, param)
     # An image from before --style-loss existed was made with Gram matrices, the default then.
     data = {"style_loss": "gram", **meta["config"], "content": meta["content"], "styles": meta["styles"]}
     ctx.default_map = {**(ctx.default_map or {}), **_as_default_map(ctx, data, f"--from-image {value}")}

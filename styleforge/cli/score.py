@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..config import ScoreConfig
+from ..files import check_writable
 
 __all__ = ["score_command"]
 
@@ -45,6 +46,8 @@ def score_command(model_dir: Path, images: Sequence[Path], fmt: str | None, outp
         fmt = {".json": "json", ".csv": "csv"}.get(output.suffix.lower(), _S.format) if output is not None else _S.format
     if output is not None and output.is_dir():
         raise click.BadParameter(f"{str(output)!r} is a folder; expected a file path", param_hint="'-o'")
+    if output is not None:
+        check_writable(output, param="-o")
     display = TrainDisplay()
     model = open_model(model_dir, device=resolve_device(device), callbacks=[display])
     try:

@@ -11,6 +11,7 @@ import click
 
 from ..config import TrainConfig, TransferConfig
 from ..errors import InvalidUsage
+from ..files import check_writable
 from .train import train_attrs_command
 from .transfer import transfer, transfer_config
 
@@ -52,6 +53,7 @@ def _run_sweep(
     """Plans, validates and runs a sweep of ``command``; returns the cell results."""
     from ..sweep import parse_grid, plan_cells, run_cells, write_results
 
+    check_writable(out_dir / "results.csv", param="-o")
     options = _grid_options(command, {"output", "config", "from-image", "quiet", "history"})
     axes = parse_grid(grid, options)
     base = list(ctx.args)

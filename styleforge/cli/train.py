@@ -11,6 +11,7 @@ import click
 
 from ..config import BACKBONES, DatasetConfig, TrainConfig
 from ..errors import StyleforgeError
+from ..files import check_writable
 from .base import EXIT_INTERRUPTED, explicit
 
 __all__ = ["make_dataset_command", "train_attrs_command"]
@@ -36,6 +37,7 @@ def make_dataset_command(out: Path, count: int, seed: int, size: int) -> None:
     """
     from ..attributes.synthetic import make_dataset
 
+    check_writable(out / "labels.csv", param="OUT")
     path = make_dataset(out, count=count, seed=seed, size=size)
     click.echo(str(path))
 
@@ -110,6 +112,7 @@ def train_attrs_command(ctx: click.Context, data: Path | None, output: Path, los
 
     if data is None and not resume:
         raise click.UsageError("Missing option '--data' (a folder with images and a labels CSV).")
+    check_writable(output / "model.json", param="-o")
     options["loss_weights"] = parse_loss_weights(loss_weight)
     rank = process_rank()  # under torchrun only rank 0 prints (the core gives the others no events)
     display = TrainDisplay(quiet=quiet or rank != 0)

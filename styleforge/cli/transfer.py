@@ -12,7 +12,7 @@ import click
 from ..config import COLOR_TRANSFERS, NETWORKS, PRECISIONS, STYLE_LOSSES, STYLE_WEIGHTS, TransferConfig
 from ..errors import InvalidParameter, NoProgressError
 from ..parsing import parse_optimizer, parse_style
-from .base import EXIT_INTERRUPTED
+from .base import EXIT_INTERRUPTED, Outputs
 from .options import read_config, read_image_config
 
 __all__ = ["transfer", "transfer_config"]
@@ -175,17 +175,21 @@ def transfer(
         why = f" ({result.stop_detail})" if result.stop_detail and result.stop_reason != "completed" else ""
         raise NoProgressError(f"the transfer made no progress: no iteration lowered the loss below the starting "
                               f"image's{why}, so {output} was not written; try another --optimizer or --lr")
-    path = result.save(output)
-    written = [str(path)]
+    outputs = Outputs()
+    path = outputs.write(lambda: result.save(output, fallback=True))
     rows = [entry.as_row() for entry in result.history]
     if history is not None:
-        written.append(str(write_history(history, result.history_rows())))
+        outputs.write(lambda: write_history(history, result.history_rows()))
     if plot is not None and rows:
         series = {name: [r[name] for r in rows] for name in ["total", *result.history[0].summary.weighted]}
         stages = [e.iteration for a, e in zip(result.history, result.history[1:]) if e.stage != a.stage]
-        written.append(str(plot_curves(plot, [r["iteration"] for r in rows], series, markers=stages, title="styleforge transfer")))
-    if gif is not None and (gif_path := gif.write()) is not None:
-        written.append(str(gif_path))
+        outputs.write(lambda: plot_curves(plot, [r["iteration"] for r in rows], series, markers=stages,
+                                          title="styleforge transfer"))
+    if gif is not None:
+        outputs.write(gif.write)
+    for callback in callbacks:
+        for failure in getattr(callback, "failed", ()):
+            click.echo(f"note: a checkpoint could not be written: {failure}", err=True)
     if result.summary is not None:
         click.echo(f"done: {result.stop_reason} after {len(result.history)} iterations; "
                    f"image from iteration {result.metadata['iteration']}, loss {result.summary.format()}", err=True)
@@ -193,8 +197,8 @@ def transfer(
         from ..attributes.score import format_score_line
 
         click.echo(f"scores ({result.config.score_with}): {format_score_line(result.scores)}", err=True)
-    click.echo("\n".join(written))
-    if result.stop_reason == "interrupted":
+    if result.stop_reason == "interrupted" and path is not None:
         click.echo(f"interrupted: the best image so far is in {path}", err=True)
+    outputs.finish()
+    if result.stop_reason == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
-

@@ -96,9 +96,15 @@ class TransferResult:
             row.update(self.scores.history_row())
         return rows
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Writes the image atomically, with :attr:`metadata` in a PNG text chunk."""
-        return save_image(path, self.image, alpha=self.alpha, metadata=self.metadata)
+    def save(self, path: str | os.PathLike[str], *, fallback: bool = False) -> Path:
+        """Writes the image atomically, with :attr:`metadata` in a PNG text chunk.
+
+        Args:
+            path: Destination; the format comes from the extension.
+            fallback: Where ``path`` cannot be written, save the image in the working (else the
+                temp) folder and raise :class:`~styleforge.errors.OutputWriteError` saying where.
+        """
+        return save_image(path, self.image, alpha=self.alpha, metadata=self.metadata, fallback=fallback)
 
 
 def _load(item: ImageInput, param: str) -> LoadedImage:
