@@ -73,6 +73,9 @@ INITS: tuple[str, ...] = ("content", "noise", "style")
 #: ``--precision`` values: ``auto`` is bf16 autocast on a CUDA device that supports it, else fp32.
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
+#: The smallest ``--tile``: smaller tiles leave the deep style layers a few pixels each.
+MIN_TILE = 64
+
 
 @dataclass
 class TransferConfig:
@@ -124,6 +127,12 @@ class TransferConfig:
             budget split evenly between them (1: one size; ``None``: :func:`auto_scales`, √2 steps
             from 256 px, so one size up to 256 px and 3 at 512 px).
         min_size: The first scale's long side (default: ``size`` / √2^(scales − 1), i.e. √2 steps).
+        tile: ``auto`` (a scale too large for the memory available is optimised tile by tile, the
+            tile the largest that fits), ``off``, or a tile side in px (``"512"``): scales larger
+            than it are tiled. See :mod:`styleforge.stylize.tiles`.
+        tile_overlap: Overlap of neighbouring tiles in px (``None``: a quarter of the tile).
+        tile_passes: Passes over a tiled scale, each at new random tile offsets (seeded), sharing
+            the scale's iterations.
         precision: ``auto`` (bf16 autocast on a CUDA device that supports it, else fp32), ``fp32``
             or ``bf16``: the type of the network's convolutions (losses stay float32).
         compile: Compile the network with ``torch.compile`` (opt-in: the first iterations pay the
@@ -164,6 +173,9 @@ class TransferConfig:
     memory_check: bool = True
     scales: int | None = None
     min_size: int | None = None
+    tile: str = "auto"
+    tile_overlap: int | None = None
+    tile_passes: int = 2
     precision: str = "auto"
     compile: bool = False
     attrs_model: str | None = None
@@ -183,6 +195,11 @@ class TransferConfig:
     def resolved_style_weight(self) -> float:
         """``style_weight``, or for ``None`` the style loss's default (:data:`STYLE_WEIGHTS`)."""
         return self.style_weight if self.style_weight is not None else STYLE_WEIGHTS[self.style_loss]
+
+    def tile_side(self) -> int | None:
+        """``tile`` as a side in px; ``None`` for ``auto`` and ``off``."""
+        text = str(self.tile).strip().lower()
+        return int(text) if text.isdigit() else None
 
     def resolved_scales(self) -> int:
         """How many sizes the run optimises at: ``scales``, or :func:`auto_scales` for ``None``."""
@@ -231,6 +248,15 @@ class TransferConfig:
             _check_int("--min-size", self.min_size, 16)
             if self.min_size > self.size:
                 raise InvalidParameter("--min-size", self.min_size, f"a size from 16 to --size ({self.size})")
+        text = str(self.tile).strip().lower()
+        if text not in ("auto", "off") and not (text.isdigit() and int(text) >= MIN_TILE):
+            raise InvalidParameter("--tile", self.tile, f"auto, off or a tile side in px >= {MIN_TILE}")
+        if self.tile_overlap is not None:
+            _check_int("--tile-overlap", self.tile_overlap, 0)
+            side = self.tile_side()
+            if side is not None and 2 * self.tile_overlap >= side:
+                raise InvalidParameter("--tile-overlap", self.tile_overlap, f"less than half the tile ({side // 2} px)")
+        _check_int("--tile-passes", self.tile_passes, 1)
         if self.precision not in PRECISIONS:
             raise choice_error("--precision", self.precision, PRECISIONS)
         if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):

@@ -19,7 +19,8 @@ from ..engine import OptimizerSpec
 from ..errors import ResourceError
 from ..nets.vgg import VGG_BLOCKS, layer_names
 
-__all__ = ["ACTIVATION_FACTOR", "FIXED_BYTES", "LBFGS_FACTOR", "activation_elements", "estimate_bytes", "available_bytes", "check_memory"]
+__all__ = ["ACTIVATION_FACTOR", "FIXED_BYTES", "LBFGS_FACTOR", "activation_elements", "estimate_bytes", "inference_bytes",
+           "available_bytes", "check_memory"]
 
 #: Saved activations × this = activations plus the gradient buffers alive at the backward's peak.
 ACTIVATION_FACTOR = 2.4
@@ -62,6 +63,34 @@ def estimate_bytes(arch: str, layers: Iterable[str], height: int, width: int, ch
     pixels = 3 * height * width
     history = LBFGS_FACTOR * 2 * LBFGS_HISTORY * pixels if any(spec.name == "lbfgs" for spec in chain) else 4 * pixels
     return int(4 * (ACTIVATION_FACTOR * acts + weights + history + 8 * pixels) + FIXED_BYTES)
+
+
+def inference_bytes(arch: str, layers: Iterable[str], height: int, width: int) -> int:
+    """Peak memory of a pass without gradients up to the deepest of ``layers`` (a style image's
+    statistics), float32: the outputs of ``layers`` it returns, kept, plus the largest input and
+    conv and ReLU outputs alive at once, plus one returned layer's copy (the statistics are taken
+    from copies, one layer at a time)."""
+    wanted = set(layers)
+    order = layer_names(arch)
+    deepest = max(order.index(layer) for layer in wanted)
+    kept = peak = largest = 0
+    in_channels, h, w, index = 3, height, width, 0
+    for block, channels in enumerate(VGG_BLOCKS[arch], start=1):
+        for k, out_channels in enumerate(channels, start=1):
+            if index > deepest:
+                return 4 * (peak + largest)
+            size = out_channels * h * w
+            peak = max(peak, kept + in_channels * h * w + 2 * size)
+            for name in (f"conv{block}_{k}", f"relu{block}_{k}"):
+                if name in wanted:
+                    kept, largest = kept + size, max(largest, size)
+            in_channels, index = out_channels, index + 2
+        if index > deepest:
+            break
+        h, w, index = h // 2, w // 2, index + 1
+        if f"pool{block}" in wanted:
+            kept, largest = kept + in_channels * h * w, max(largest, in_channels * h * w)
+    return 4 * (peak + largest)
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -116,8 +145,8 @@ def check_memory(
         return need
     fits = [s for s in range(size - 16, 15, -16)
             if estimate_bytes(arch, layers, round(height * s / size), round(width * s / size), chain) <= free]
-    hint = f"try --size {fits[0]}" if fits else "no size fits"
+    hint = f"--tile auto (tiles that fit), --size {fits[0]}" if fits else "--tile auto (tiles that fit)"
     raise ResourceError(
         f"--size {size}: this transfer needs about {need / 2**30:.1f} GiB on {device.type} and "
-        f"{free / 2**30:.1f} GiB is available; {hint}, free memory, or pass --no-memory-check to try anyway"
+        f"{free / 2**30:.1f} GiB is available; try {hint}, free memory, or pass --no-memory-check to try anyway"
     )

@@ -27,6 +27,7 @@ from ..engine import (
     LossSummary,
     Notice,
     PIXEL_LR,
+    PixelResult,
     StopRule,
     WeightedLoss,
     optimise_pixels,
@@ -41,11 +42,12 @@ from ..nets.weights import resolve_weights
 from ..version import __version__
 from .color import match_histogram, preserve_colors
 from .extension import Extension, ExtraTerms, ScaleView, merged
-from .memory import check_memory
+from .memory import available_bytes, check_memory
 from .objective import ContentTerm, FeatureContext, TVTerm, layer_weights, parse_layers
 from ..parsing import StyleSpec, normalise_blend, parse_style, style_term_names
 from .regions import image_mask_paths, mask_of, output_regions
 from .style_loss import layer_targets, style_terms
+from .tiles import Tile, choose_tile, default_overlap, feather, pass_offsets, tile_grid
 
 __all__ = ["Stylizer", "TransferResult", "transfer"]
 
@@ -200,6 +202,12 @@ class _Scale:
     style_rgbs: list[Tensor]
     style_masks: list[Any]
     regions: list[Any]
+    tile: int | None = None  # optimised tile by tile with this side (:mod:`.tiles`)
+
+    def crop(self, tile: Tile) -> _Scale:
+        """The scale restricted to one tile: the content cropped; the style images (and so their
+        statistics) whole. (Output regions are not tiled: ``--style-mask`` refuses tiles.)"""
+        return _Scale(self.size, tile.crop(self.target), self.style_rgbs, self.style_masks, self.regions)
 
 
 @dataclass
@@ -346,8 +354,21 @@ class Stylizer:
                                  output_regions(config.style_masks, self.names, tuple(target.shape[-2:]))))
         prepared = _Content(image, scales)
         self._check_sizes(prepared)
-        shape = tuple(scales[-1].target.shape[-2:])
-        if config.memory_check and shape not in self._checked_shapes:  # the largest scale is the last
+        free = available_bytes(self.device) if str(config.tile).lower() == "auto" else None
+        for plan in scales:
+            shape = tuple(plan.target.shape[-2:])
+            styles = [tuple(rgb.shape[-2:]) for rgb in plan.style_rgbs]
+            plan.tile = choose_tile(self.network, self.layers, shape, styles, self.chain, free,
+                                    requested=config.tile_side(), auto=str(config.tile).lower() == "auto", size=plan.size)
+            if plan.tile is not None and (self.extensions or config.style_masks):
+                why = ("--attrs-model/--score-with (the attribute network rates the whole image)" if self.extensions
+                       else "--style-mask (regions are not tiled yet)")
+                raise InvalidParameter("--tile", config.tile, f"off with {why}: the {plan.size} px scale would be "
+                                       "tiled; choose a smaller --size")
+        # The largest optimisation is the last scale's, whole or one tile of it.
+        last = scales[-1]
+        shape = tuple(last.target.shape[-2:]) if last.tile is None else tuple(min(last.tile, n) for n in last.target.shape[-2:])
+        if config.memory_check and shape not in self._checked_shapes:
             check_memory(self.network, self.layers, shape, self.sizes[-1], self.chain, self.device)
             self._checked_shapes.add(shape)
         return prepared
@@ -365,18 +386,21 @@ class Stylizer:
         for style_rgb, mask in zip(plan.style_rgbs, plan.style_masks):
             with torch.inference_mode():
                 features = self.net(style_rgb[None].to(self.device), self.style_lw)
-            # Inference tensors cannot be saved for backward: the statistics are taken from ordinary copies.
-            with torch.no_grad():
-                targets.append(layer_targets(self.config.style_loss, {k: v.clone() for k, v in features.items()}, mask))
-            del features
+            # Inference tensors cannot be saved for backward: the statistics are taken from ordinary
+            # copies, one layer at a time (a large scale's style image holds gigabytes of features).
+            stats: dict[str, Any] = {}
+            for layer in list(features):
+                copy = features.pop(layer)
+                with torch.no_grad():
+                    stats.update(layer_targets(self.config.style_loss, {layer: copy.clone()}, mask))
+                del copy
+            targets.append(stats)
         if self.config.color_transfer != "histogram":
             self._style_targets[plan.size] = targets
         return targets
 
-    def _optimise_scale(self, plan: _Scale, init: Tensor, extensions: Sequence[Extension],
-                        callbacks: Sequence[Callback], interrupt: Any) -> tuple[Any, list[ExtraTerms]]:
-        """One scale: its targets, the objective on the engine, the pixels optimised. Returns the
-        engine's result and the extensions' terms."""
+    def _objective(self, plan: _Scale, extensions: Sequence[Extension]) -> tuple[Any, list[ExtraTerms]]:
+        """One scale's objective, ``(1, 3, h, w) pixels -> LossReport``, and the extensions' terms."""
         config, net, device = self.config, self.net, self.device
         view = ScaleView(net, self.network, config.pooling, tuple(plan.target.shape[-2:]))
         extras = [extension.terms(view) for extension in extensions]
@@ -402,8 +426,24 @@ class Stylizer:
         def objective(x: Tensor):
             return loss(FeatureContext(x, forward(x, net_layers)))
 
+        return objective, extras
+
+    def evaluate(self, content: ImageInput | _Content, image: Tensor) -> LossSummary:
+        """The last scale's objective (whole, never tiled) at ``image`` (3, H, W) in [0, 1], for
+        ``content``: e.g. to compare a tiled result with an untiled one on the same terms."""
+        plan = self.prepare(content).scales[-1]
+        objective, _ = self._objective(plan, self.extensions)
+        with torch.no_grad():
+            return objective(image[None].to(self.device)).summary()
+
+    def _optimise_scale(self, plan: _Scale, init: Tensor, extensions: Sequence[Extension],
+                        callbacks: Sequence[Callback], interrupt: Any) -> tuple[Any, list[ExtraTerms]]:
+        """One scale: its targets, the objective on the engine, the pixels optimised. Returns the
+        engine's result and the extensions' terms."""
+        config = self.config
+        objective, extras = self._objective(plan, extensions)
         result = optimise_pixels(
-            init.to(device),
+            init.to(self.device),
             objective,
             self.chain,
             iterations=config.iterations,
@@ -414,6 +454,50 @@ class Stylizer:
             interrupt=interrupt,
         )
         return result, extras
+
+    def _optimise_tiled(self, plan: _Scale, init: Tensor, callbacks: Sequence[Callback],
+                        interrupt: Any) -> tuple[Any, list[ExtraTerms]]:
+        """One scale, tile by tile (:mod:`.tiles`): ``tile_passes`` passes over a grid shifted at random
+        each time, every tile a transfer of its own blended into the canvas through its feathered
+        window. The chain's steps are shared between the passes; each tile of a pass runs them all.
+        Returns a result like :meth:`_optimise_scale`'s whose best and last images are the canvas."""
+        config = self.config
+        assert plan.tile is not None
+        shape = tuple(plan.target.shape[-2:])
+        overlap = config.tile_overlap if config.tile_overlap is not None else default_overlap(plan.tile)
+        chain = self.chain
+        if config.tile_passes > 1:
+            self.chain = [dataclasses.replace(s, steps=math.ceil((s.steps or config.iterations) / config.tile_passes))
+                          for s in chain]
+        canvas = init.detach().clone().cpu()
+        history: list[HistoryEntry] = []
+        result: Any = None
+        improved, tiles_done = False, 0
+        try:
+            for offset in pass_offsets(config.tile_passes, plan.tile - overlap, config.seed + plan.size):
+                for tile in tile_grid(shape, plan.tile, overlap, offset):
+                    shifted = [_Shifted(cb, len(history), 0, 0) for cb in callbacks]
+                    result, _ = self._optimise_scale(plan.crop(tile), tile.crop(canvas), (), shifted, interrupt)
+                    if result.history:
+                        tiles_done += 1
+                        weight = feather(tile, shape, overlap)
+                        piece = tile.crop(canvas)
+                        piece.mul_(1 - weight).add_(weight * result.best.detach().cpu())
+                        improved = improved or result.best_iteration > 1
+                    history += [dataclasses.replace(e, iteration=e.iteration + len(history)) for e in result.history]
+                    if result.stop_reason == "interrupted":
+                        break
+                if result is not None and result.stop_reason == "interrupted":
+                    break
+        finally:
+            self.chain = chain
+        assert result is not None
+        total = len(history)
+        best_summary = result.best_summary
+        return PixelResult(best=canvas, last=canvas, best_summary=best_summary, best_iteration=total if improved else 1,
+                           history=history, stop_reason=result.stop_reason,
+                           stop_detail=result.stop_detail), [ExtraTerms(metadata={"tiles": {
+                               "tile": plan.tile, "overlap": overlap, "passes": config.tile_passes, "optimised": tiles_done}})]
 
     def run(
         self,
@@ -466,7 +550,10 @@ class Stylizer:
                 break  # Ctrl-C between two scales: the last scale's best image stands
             init = _initial_image(config, plan_k.target[None], self.style_images, image)
             shifted = [_Shifted(cb, offset, k * len(chain), planned * len(self.sizes)) for cb in callbacks]
-            scale_result, scale_extras = self._optimise_scale(plan_k, init, extensions, shifted, interrupt)
+            if plan_k.tile is not None:
+                scale_result, scale_extras = self._optimise_tiled(plan_k, init, shifted, interrupt)
+            else:
+                scale_result, scale_extras = self._optimise_scale(plan_k, init, extensions, shifted, interrupt)
             if result is not None and not scale_result.history:
                 break  # interrupted before this scale's first evaluation: the last scale's image stands
             result, plan, extras, done = scale_result, plan_k, scale_extras, k + 1
@@ -504,6 +591,9 @@ class Stylizer:
         }
         if len(self.sizes) > 1:
             metadata["scales"] = self.sizes[:done]
+        if plan.tile is not None:  # a tiled last scale: no extensions ran, its extra is the tiling's record
+            metadata.update(extras[0].metadata)
+            extras = []
         finished = [extension.finish(image, extra) for extension, extra in zip(extensions, extras)]
         metadata.update(merged([f.metadata for f in finished]))
         scores = next((f.scores for f in finished if f.scores is not None), None)

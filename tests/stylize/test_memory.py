@@ -40,7 +40,8 @@ def test_refusal_names_both_figures_and_a_size_that_fits() -> None:
     assert check_memory("vgg19", LAYERS, (384, 512), 512, LBFGS, torch.device("cpu"), available=need) == need
     with pytest.raises(ResourceError, match="--size 512") as info:
         check_memory("vgg19", LAYERS, (384, 512), 512, LBFGS, torch.device("cpu"), available=need // 2)
-    suggested = int(re.search(r"try --size (\d+)", str(info.value))[1])
+    assert "try --tile auto (tiles that fit), --size" in str(info.value)
+    suggested = int(re.search(r", --size (\d+)", str(info.value))[1])
     assert suggested < 512
     h, w = round(384 * suggested / 512), round(512 * suggested / 512)
     assert estimate_bytes("vgg19", LAYERS, h, w, LBFGS) <= need // 2
