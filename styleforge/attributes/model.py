@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import __version__
+from ..version import __version__
 from ..errors import InputFileError, InvalidParameter, WeightsError, choice_error
 from ..nets.resnet import RESNET_ARCHS, block_channels, build_resnet
 from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG_ARCHS, VGGFeatures

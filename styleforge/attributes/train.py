@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import __version__
+from ..version import __version__
 from ..config import TrainConfig
 from ..device import resolve_device
 from ..engine import (
