@@ -35,7 +35,8 @@ from ..engine.events import Callback, TaskProgress, emit
 from ..files import write_atomic
 from ..errors import InputFileError, InvalidParameter, did_you_mean
 from ..images import load_image
-from .schema import CategoricalAttribute, NumericAttribute, Schema
+from .kinds import CategoricalAttribute, NumericAttribute
+from .schema import Schema
 
 __all__ = [
     "SPLITS",

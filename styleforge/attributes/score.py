@@ -47,7 +47,8 @@ from ..images import load_image
 from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD
 from .data import preprocess_image
 from .model import BACKBONE_ARCHS, MODEL_FILE, MODEL_JSON, Hypercolumn, LoadedModel, feature_dims, load_model, read_model_json
-from .schema import CategoricalAttribute, NumericAttribute, Schema
+from .kinds import CategoricalAttribute, NumericAttribute
+from .schema import Schema
 
 __all__ = [
     "IMAGE_EXTENSIONS",

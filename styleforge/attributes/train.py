@@ -73,7 +73,8 @@ from .data import (
     write_feature_cache,
 )
 from .model import MODEL_JSON, AttributeNet, Hypercolumn, read_model_json, save_model
-from .schema import ACAN_SCHEMA, CategoricalAttribute, NumericAttribute, Schema, load_schema
+from .kinds import CategoricalAttribute, NumericAttribute
+from .schema import ACAN_SCHEMA, Schema, load_schema
 
 __all__ = [
     "HEAD_LR",

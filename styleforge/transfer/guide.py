@@ -31,7 +31,8 @@ from torch import Tensor
 from ..errors import InvalidParameter, choice_error
 from ..attributes.data import squash_resize
 from ..attributes.model import VGG_HYPERCOLUMN_LAYERS, LoadedModel, hypercolumn_of
-from ..attributes.schema import NumericAttribute, Schema
+from ..attributes.kinds import NumericAttribute
+from ..attributes.schema import Schema
 from ..nets.vgg import VGG_ARCHS, VGGFeatures
 from .objective import FeatureContext
 

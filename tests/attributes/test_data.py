@@ -21,7 +21,8 @@ from styleforge.attributes.data import (
     load_images,
     read_labels,
 )
-from styleforge.attributes.schema import ACAN_SCHEMA, CategoricalAttribute, NumericAttribute, Schema
+from styleforge.attributes.kinds import CategoricalAttribute, NumericAttribute
+from styleforge.attributes.schema import ACAN_SCHEMA, Schema
 from styleforge.errors import InputFileError, StyleforgeError
 
 NAMES = list(ACAN_SCHEMA.names)

@@ -13,7 +13,8 @@ import torch
 from conftest import FAST, HED
 
 from styleforge import TrainConfig, train_attrs
-from styleforge.attributes.schema import ACAN_SCHEMA, CategoricalAttribute, NumericAttribute, Schema
+from styleforge.attributes.kinds import CategoricalAttribute, NumericAttribute
+from styleforge.attributes.schema import ACAN_SCHEMA, Schema
 from styleforge.attributes.train import (
     AttributeMetrics,
     Batch,
