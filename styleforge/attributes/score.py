@@ -1,7 +1,7 @@
 """Scoring images with a trained attribute network: :func:`score_images`, behind ``styleforge score``.
 
 Each image is read and preprocessed exactly as in training (``model.json``'s ``preprocessing``:
-:func:`styleforge.attributes.data.preprocess_image`, squash to ``size × size``, 8-bit), then run
+:func:`styleforge.attributes.preprocess.preprocess_image`, squash to ``size × size``, 8-bit), then run
 through the network in batches. A numeric attribute is reported on its label scale (1..10 for
 ACAN); a categorical one as its most probable class, that probability, and the three most probable
 classes. An image that cannot be read is a failure (path and reason) among the results, not an
@@ -45,7 +45,7 @@ from ..engine.events import Callback, Notice, TaskProgress, emit
 from ..errors import InputFileError, InvalidParameter, choice_error
 from ..images import load_image
 from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD
-from .data import preprocess_image
+from .preprocess import preprocess_image
 from .model import BACKBONE_ARCHS, MODEL_FILE, MODEL_JSON, Hypercolumn, LoadedModel, feature_dims, load_model, read_model_json
 from .kinds import CategoricalAttribute, NumericAttribute
 from .schema import Schema

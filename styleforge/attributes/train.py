@@ -60,18 +60,10 @@ from ..nets.vgg import VGG_ARCHS
 from ..nets.weights import resolve_weights
 from ..files import write_atomic
 from ..report import plot_panels, write_history
-from .data import (
-    Skipped,
-    assign_splits,
-    augment_sample,
-    compute_features,
-    encode_labels,
-    load_images,
-    read_feature_cache,
-    read_labels,
-    sample_seed,
-    write_feature_cache,
-)
+from .augment import augment_sample, sample_seed
+from .features import compute_features, read_feature_cache, write_feature_cache
+from .labels import assign_splits, encode_labels, read_labels
+from .preprocess import Skipped, load_images
 from .model import MODEL_JSON, AttributeNet, Hypercolumn, read_model_json, save_model
 from .kinds import CategoricalAttribute, NumericAttribute
 from .schema import ACAN_SCHEMA, Schema, load_schema

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InvalidParameter, choice_error
-from ..attributes.data import squash_resize
+from ..attributes.preprocess import squash_resize
 from ..attributes.model import VGG_HYPERCOLUMN_LAYERS, LoadedModel, hypercolumn_of
 from ..attributes.kinds import NumericAttribute
 from ..attributes.schema import Schema

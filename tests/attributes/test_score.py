@@ -15,8 +15,10 @@ import pytest
 import torch
 
 import styleforge
-from styleforge.attributes.data import compute_features, load_images, read_labels
+from styleforge.attributes.features import compute_features
+from styleforge.attributes.labels import read_labels
 from styleforge.attributes.model import AttributeNet
+from styleforge.attributes.preprocess import load_images
 from styleforge.attributes.schema import ACAN_SCHEMA
 from styleforge.attributes.score import (
     SCORES_FORMAT,

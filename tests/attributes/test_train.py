@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, HED
+from _attr_helpers import FAST, HED
 
 from styleforge import TrainConfig, train_attrs
 from styleforge.attributes.kinds import CategoricalAttribute, NumericAttribute
@@ -338,7 +338,8 @@ def _offline_imagenet(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_hed_backbone_is_recorded_and_loads_back_with_the_same_outputs(hed_run: Path, synth8: Path) -> None:
     from safetensors.torch import load_file
 
-    from styleforge.attributes.data import preprocess_image, read_labels
+    from styleforge.attributes.labels import read_labels
+    from styleforge.attributes.preprocess import preprocess_image
     from styleforge.attributes.model import Hypercolumn, load_model
     from styleforge.images import load_image
     from styleforge.nets.hed import HED_FILE

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import FAST
+from _attr_helpers import FAST
 
 from styleforge import train_attrs
 from styleforge.attributes.synthetic import make_dataset

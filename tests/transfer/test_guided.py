@@ -17,7 +17,7 @@ import torch
 from click.testing import CliRunner
 
 import styleforge
-from styleforge.attributes.data import preprocess_image, squash_resize
+from styleforge.attributes.preprocess import preprocess_image, squash_resize
 from styleforge.attributes.model import VGG_HYPERCOLUMN_LAYERS, Hypercolumn, LoadedModel
 from styleforge.attributes.score import open_model, read_scores
 from styleforge.cli import cli

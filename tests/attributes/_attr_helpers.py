@@ -1,0 +1,43 @@
+"""Helpers of the attribute tests: the options of fast training runs, and small image folders with a
+labels CSV written by a test. (A module of its own, not conftest.py: test modules import from it, and
+another folder's conftest.py may be the one imported under that name.)"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from PIL import Image
+
+from styleforge.attributes.schema import ACAN_SCHEMA
+
+#: Options of a fast training run: everything small, seeded and on the CPU.
+FAST = dict(backbone="resnet18", weights="random", size=32, batch_size=8, lr=0.01, device="cpu", epochs=3)
+#: A tiny run on pretrained VGG-16 features: 8 pictures at 64 px, 2 epochs (with ``synth8``).
+HED = dict(backbone="vgg16", weights="hed", size=64, batch_size=4, lr=0.01, device="cpu", epochs=2, patience=0)
+
+NAMES = list(ACAN_SCHEMA.names)
+#: One valid row of the 8 ACAN labels.
+GOOD = ["5", "2.5", "10", "1", "7.3", "4", "Yellow-Green", "split-complementary"]
+
+
+def png(path: Path, color: tuple[int, int, int] = (200, 30, 30), size: int = 16) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), color).save(path)
+    return path
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def label_folder(tmp_path: Path, rows: list[list[str]], header: list[str] | None = None, images: int = 3) -> Path:
+    """A styleforge-layout folder with ``images`` PNGs a.png, b.png, ... and a labels.csv."""
+    for i in range(images):
+        png(tmp_path / f"{'abcdefgh'[i]}.png", (40 * i, 100, 200))
+    write_csv(tmp_path / "labels.csv", header or ["image", *NAMES], rows)
+    return tmp_path
