@@ -359,7 +359,7 @@ def transfer(
         click.echo(f"done: {result.stop_reason} after {len(result.history)} iterations; "
                    f"image from iteration {result.metadata['iteration']}, loss {result.summary.format()}", err=True)
     if result.scores is not None:
-        from .attributes.score import format_score_line
+        from .attributes.score_format import format_score_line
 
         click.echo(f"scores ({result.config.score_with}): {format_score_line(result.scores)}", err=True)
     click.echo("\n".join(written))
@@ -739,7 +739,8 @@ def score_command(model_dir: Path, images: Sequence[Path], fmt: str | None, outp
       styleforge score runs/base out/guided.png
       styleforge score runs/base photos/ --format csv -o scores.csv
     """
-    from .attributes.score import format_scores, open_model, score_images
+    from .attributes.score import open_model, score_images
+    from .attributes.score_format import format_scores
     from .device import resolve_device
     from .files import write_atomic
 

@@ -1,7 +1,8 @@
 """Tests of ``styleforge score`` and :func:`styleforge.attributes.score.score_images` with a model
 trained inside the test: every attribute present and in range, the training preprocessing, batches,
-the JSON and CSV formats (parsed and round-tripped), a corrupt image among good ones (scored around,
-exit code 1), and the errors for model folders that are missing or inconsistent."""
+the JSON and CSV formats of :mod:`styleforge.attributes.score_format` (parsed and round-tripped), a
+corrupt image among good ones (scored around, exit code 1), and the errors for model folders that are
+missing or inconsistent."""
 
 from __future__ import annotations
 
@@ -20,16 +21,8 @@ from styleforge.attributes.labels import read_labels
 from styleforge.attributes.model import AttributeNet
 from styleforge.attributes.preprocess import load_images
 from styleforge.attributes.schema import ACAN_SCHEMA
-from styleforge.attributes.score import (
-    SCORES_FORMAT,
-    ImageScore,
-    ModelFileError,
-    csv_columns,
-    format_scores,
-    open_model,
-    read_scores,
-    score_images,
-)
+from styleforge.attributes.score import ImageScore, ModelFileError, open_model, score_images
+from styleforge.attributes.score_format import SCORES_FORMAT, csv_columns, format_scores, read_scores
 from styleforge.errors import InputFileError, InvalidParameter
 
 from _helpers import invoke as _invoke, one_line_error as _one_line_error
