@@ -503,7 +503,7 @@ def train_attrs_command(ctx: click.Context, data: Path | None, output: Path, los
       torchrun --nproc_per_node 2 -m styleforge train-attrs --data data/synth -o runs/ddp --device cpu
     """
     from . import train_attrs
-    from .attributes.train import parse_loss_weights
+    from .attributes.losses import parse_loss_weights
     from .engine.distributed import process_rank
 
     if data is None and not resume:
@@ -799,7 +799,7 @@ def sweep_train_attrs(ctx: click.Context, grid: Sequence[str], out_dir: Path, jo
     """
     import csv as _csv
 
-    from .attributes.train import parse_loss_weights
+    from .attributes.losses import parse_loss_weights
     from .report import plot_panels
 
     def check(params: dict[str, Any]) -> None:

@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from _attr_helpers import FAST
 
 from styleforge import train_attrs
 from styleforge.attributes.synthetic import make_dataset
 from styleforge.cli import cli
+
+from _attr_helpers import FAST
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux" or not torch.distributed.is_available(),
                                 reason="needs fork and torch.distributed (gloo)")
@@ -171,7 +172,8 @@ def test_other_ranks_print_nothing_for_a_usage_error(synth16: Path, tmp_path: Pa
 
 def test_workers_option_is_checked_and_may_change_on_resume(synth16: Path, tmp_path: Path) -> None:
     from styleforge import TrainConfig
-    from styleforge.attributes.train import RESUME_OPTIONS, auto_workers
+    from styleforge.attributes.saved_run import RESUME_OPTIONS
+    from styleforge.attributes.train import auto_workers
     from styleforge.errors import InvalidParameter
 
     with pytest.raises(InvalidParameter, match="--workers: -1 is not valid; expected a whole number >= 0"):
