@@ -46,6 +46,7 @@ from ..engine import (
 )
 from ..engine.distributed import Distributed, init_distributed
 from ..engine.events import TaskProgress, download_events, emit
+from ..engine.interrupt import Interrupt
 from ..errors import InputFileError, InvalidParameter
 from ..nets.vgg import VGG_ARCHS
 from ..nets.weights import resolve_weights
@@ -129,7 +130,8 @@ class TrainResult:
         run_dir: The run directory.
         history: One row per epoch (as ``history.csv``).
         best_epoch: The epoch whose weights are in ``model.safetensors`` (0: none finished).
-        stop_reason: ``completed``, ``stopped`` (early stopping), ``diverged`` or ``interrupted``.
+        stop_reason: ``completed``, ``stopped`` (early stopping), ``diverged`` or ``interrupted``
+            (:data:`styleforge.engine.outcome.STOP_REASONS`).
         stop_detail: A sentence for the user.
         metrics: ``metrics.json``'s content.
         skipped: Images left out with ``skip_bad``.
@@ -194,6 +196,7 @@ def train_attrs(
     *,
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
+    interrupt: Interrupt | None = None,
     **options: Any,
 ) -> TrainResult:
     """Trains the attribute network on a labelled image folder and writes the run directory.
@@ -207,6 +210,10 @@ def train_attrs(
         resume: Continue the run in ``output`` exactly where it stopped; only
             :data:`RESUME_OPTIONS` may differ from the saved configuration.
         callbacks: Receive engine events (:class:`~styleforge.engine.events.EpochEnded`, ...).
+        interrupt: The flag of a :func:`~styleforge.engine.interrupt.sigint_flag` the caller holds;
+            ``None``: training installs its own, so a Ctrl-C while it runs stops it after the
+            current step (before it, while images are read and features computed, Ctrl-C raises
+            ``KeyboardInterrupt`` as usual).
         **options: Overrides of ``config``'s fields (``epochs=5``).
 
     Returns:
@@ -399,6 +406,7 @@ def train_attrs(
         checkpoint=checkpoint,
         callbacks=callbacks,
         dist=dist,
+        interrupt=interrupt,
     )
 
     # The best epoch's weights are back in the network: score every split once with them.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,7 +33,9 @@ from torch import Tensor, nn
 from ..errors import InvalidParameter, choice_error
 from .distributed import Distributed, reduce_terms
 from .events import BatchProgress, Callback, EpochEnded, EpochStarted, FitEnded, emit
+from .interrupt import Interrupt, sigint_flag
 from .optimize import DivergenceGuard, OptimizerSpec, StopRule, make_optimizer, parse_optimizer
+from .outcome import COMPLETED, DIVERGED, INTERRUPTED, INTERRUPTED_DETAIL, STOPPED
 from .terms import LossSummary, WeightedLoss
 
 __all__ = [
@@ -186,7 +189,8 @@ class FitResult:
             a ``val_`` prefix for the validation pass.
         best_epoch: The epoch with the lowest monitored total (0 when none finished).
         best_value: That total, or ``None``.
-        stop_reason: ``completed``, ``stopped`` (early stopping), ``diverged`` or ``interrupted``.
+        stop_reason: One of :data:`~styleforge.engine.outcome.STOP_REASONS`: ``completed``,
+            ``stopped`` (early stopping), ``diverged`` or ``interrupted``.
         stop_detail: A sentence for the user.
         epochs_run: The last epoch that finished.
     """
@@ -259,6 +263,7 @@ def fit(
     checkpoint: Callable[[FitCheckpoint], None] | None = None,
     callbacks: Sequence[Callback] = (),
     dist: Distributed | None = None,
+    interrupt: Interrupt | None = None,
 ) -> FitResult:
     """Trains ``module`` for up to ``epochs`` epochs and leaves the best epoch's weights in it.
 
@@ -269,8 +274,12 @@ def fit(
     ``checkpoint`` function is called and :class:`~styleforge.engine.events.EpochEnded` is emitted.
 
     A batch whose loss is NaN/inf stops the run before the optimiser applies it, and a monitored
-    total the guard calls divergent stops it after the epoch (``diverged``). Ctrl-C stops it
-    (``interrupted``). In every case the best epoch's weights are put back into ``module``.
+    total the guard calls divergent stops it after the epoch (``diverged``). Ctrl-C
+    (:func:`~styleforge.engine.interrupt.sigint_flag`, as in
+    :func:`~styleforge.engine.optimize.optimise_pixels`) stops it after the current step
+    (``interrupted``): the unfinished epoch is not recorded, so a resumed run repeats it. In every
+    case the best epoch's weights are put back into ``module``. The stop reasons are those of
+    :mod:`styleforge.engine.outcome`.
 
     Args:
         module: Everything trained (its ``train()``/``eval()`` mode is switched per pass).
@@ -307,6 +316,10 @@ def fit(
             (``counts``; without it, over its ``len``), or affine in such a mean. Metric
             accumulators need an ``all_reduce(reduce)`` method. Events, history and checkpoints
             hold the global values on every rank (the caller lets one rank print and write).
+            A Ctrl-C on any rank stops every rank after the same step.
+        interrupt: The flag of a :func:`~styleforge.engine.interrupt.sigint_flag` the caller holds
+            over a longer run, checked after every step; ``None``: this call installs its own for
+            its duration.
 
     Returns:
         A :class:`FitResult`.
@@ -374,92 +387,106 @@ def fit(
             "best_state": best_state,
         }
 
-    reason, detail = "completed", f"ran {epochs} epochs"
+    reason, detail = COMPLETED, f"ran {epochs} epochs"
     if start > epochs:
         detail = f"the run already finished epoch {start - 1}; ask for more --epochs to continue"
-    try:
-        for epoch in range(start, epochs + 1):
-            began = time.perf_counter()
-            lr = float(opt.param_groups[0]["lr"])
-            batches = train_batches(generator)
-            if not hasattr(batches, "__len__"):
-                batches = list(batches)
-            if dist is not None and len(set(dist.all_gather_object(len(batches)))) > 1:
-                raise RuntimeError(f"the ranks have different numbers of batches in epoch {epoch}: "
-                                   "train_batches must split every global batch across the ranks")
-            emit(callbacks, EpochStarted(epoch, epochs, len(batches), lr))
-            module.train()
-            mean = _Mean(loss.names)
-            acc = metrics() if metrics is not None else None
-            for index, batch in enumerate(batches, start=1):
-                captured: list[tuple[Any, Any]] = []
+    # Ctrl-C: stop after the current step, keep the best (the caller's flag when it holds one).
+    with (nullcontext(interrupt) if interrupt is not None else sigint_flag()) as flag:
+        try:
+            for epoch in range(start, epochs + 1):
+                began = time.perf_counter()
+                lr = float(opt.param_groups[0]["lr"])
+                batches = train_batches(generator)
+                if not hasattr(batches, "__len__"):
+                    batches = list(batches)
+                if dist is not None and len(set(dist.all_gather_object(len(batches)))) > 1:
+                    raise RuntimeError(f"the ranks have different numbers of batches in epoch {epoch}: "
+                                       "train_batches must split every global batch across the ranks")
+                emit(callbacks, EpochStarted(epoch, epochs, len(batches), lr))
+                module.train()
+                mean = _Mean(loss.names)
+                interrupted = False
+                acc = metrics() if metrics is not None else None
+                for index, batch in enumerate(batches, start=1):
+                    captured: list[tuple[Any, Any]] = []
 
-                def closure() -> Tensor:
-                    opt.zero_grad(set_to_none=True)
-                    outputs = forward(batch)
+                    def closure() -> Tensor:
+                        opt.zero_grad(set_to_none=True)
+                        outputs = forward(batch)
+                        if dist is not None:
+                            return _distributed_closure(dist, loss, weights, outputs, batch, counts, trained, captured,
+                                                        f"epoch {epoch}, batch {index}", flag.requested)
+                        report = loss(outputs, batch)
+                        if not torch.isfinite(report.total.detach()):
+                            raise _Diverged(f"the training loss became {float(report.total.detach()):g} (epoch {epoch}, batch {index})")
+                        report.total.backward()
+                        captured.append((outputs, report))
+                        return report.total
+
+                    opt.step(closure)
+                    outputs, report = captured[0]
                     if dist is not None:
-                        return _distributed_closure(dist, loss, weights, outputs, batch, counts, trained, captured,
-                                                    f"epoch {epoch}, batch {index}")
-                    report = loss(outputs, batch)
-                    if not torch.isfinite(report.total.detach()):
-                        raise _Diverged(f"the training loss became {float(report.total.detach()):g} (epoch {epoch}, batch {index})")
-                    report.total.backward()
-                    captured.append((outputs, report))
-                    return report.total
-
-                opt.step(closure)
-                outputs, report = captured[0]
-                if dist is not None:
-                    mean.add(report.raw, report.counts)
-                else:
-                    mean.add(_batch_raw(report), counts(batch) if counts is not None else None)
-                if acc is not None:
-                    with torch.no_grad():
-                        acc.update(_detach(outputs), batch)
-                emit(callbacks, BatchProgress(epoch, index, len(batches), mean.summary(weights)))
-            train = mean.summary(weights)
-            row: dict[str, float] = {"epoch": epoch, "lr": lr}
-            row.update(_prefixed("loss", train))
-            row.update(_compute(acc, dist))
-            val = None
-            if val_batches is not None:
-                val, val_metrics = evaluate(module, forward, loss, val_batches(), counts=counts, metrics=metrics,
-                                            dist=dist)
-                row.update(_prefixed("val_loss", val))
-                row.update({f"val_{k}": v for k, v in val_metrics.items()})
-            if epoch_values is not None:
-                row.update({k: float(v) for k, v in epoch_values().items()})
-            monitored = (val or train).total
-            why = guard.check(monitored, best_value)
-            is_best = why is None and math.isfinite(monitored) and (best_value is None or monitored < best_value)
-            if is_best:
-                best_epoch, best_value, best_state = epoch, monitored, _clone_state(module)
-            if scheduler is not None and why is None:
-                scheduler.step(monitored) if schedule == "plateau" else scheduler.step()
-            stopping = stop.update(monitored) if stop is not None and why is None else False
-            row["seconds"] = time.perf_counter() - began
-            history.append(row)
-            if checkpoint is not None and why is None:
-                checkpoint(FitCheckpoint(epoch, is_best, dict(row), lambda e=epoch: state(e)))
-            emit(
-                callbacks,
-                EpochEnded(epoch, epochs, train, val, {k: v for k, v in row.items() if _is_metric(k)}, weights,
-                           is_best, lr, row["seconds"]),
-            )
-            if why is not None:
-                reason, detail = "diverged", f"{why} (epoch {epoch})"
-                break
-            if stopping:
-                watched = "validation" if val is not None else "training"
-                reason, detail = "stopped", f"{watched} {stop.reason} (epoch {epoch})"
-                break
-    except _Diverged as exc:
-        reason, detail = "diverged", str(exc)
-    except KeyboardInterrupt:
-        reason, detail = "interrupted", "interrupted by the user"
+                        mean.add(report.raw, report.counts)
+                    else:
+                        mean.add(_batch_raw(report), counts(batch) if counts is not None else None)
+                    if acc is not None:
+                        with torch.no_grad():
+                            acc.update(_detach(outputs), batch)
+                    emit(callbacks, BatchProgress(epoch, index, len(batches), mean.summary(weights)))
+                    # Ctrl-C: stop after this step; the unfinished epoch is not recorded (a resumed run
+                    # repeats it). Under torchrun the ranks agree in the step's own all-reduce.
+                    if (report.stop if dist is not None else flag.requested):
+                        interrupted = True
+                        break
+                if interrupted:
+                    reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
+                    break
+                train = mean.summary(weights)
+                row: dict[str, float] = {"epoch": epoch, "lr": lr}
+                row.update(_prefixed("loss", train))
+                row.update(_compute(acc, dist))
+                val = None
+                if val_batches is not None:
+                    val, val_metrics = evaluate(module, forward, loss, val_batches(), counts=counts, metrics=metrics,
+                                                dist=dist)
+                    row.update(_prefixed("val_loss", val))
+                    row.update({f"val_{k}": v for k, v in val_metrics.items()})
+                if epoch_values is not None:
+                    row.update({k: float(v) for k, v in epoch_values().items()})
+                monitored = (val or train).total
+                why = guard.check(monitored, best_value)
+                is_best = why is None and math.isfinite(monitored) and (best_value is None or monitored < best_value)
+                if is_best:
+                    best_epoch, best_value, best_state = epoch, monitored, _clone_state(module)
+                if scheduler is not None and why is None:
+                    scheduler.step(monitored) if schedule == "plateau" else scheduler.step()
+                stopping = stop.update(monitored) if stop is not None and why is None else False
+                row["seconds"] = time.perf_counter() - began
+                history.append(row)
+                if checkpoint is not None and why is None:
+                    checkpoint(FitCheckpoint(epoch, is_best, dict(row), lambda e=epoch: state(e)))
+                emit(
+                    callbacks,
+                    EpochEnded(epoch, epochs, train, val, {k: v for k, v in row.items() if _is_metric(k)}, weights,
+                               is_best, lr, row["seconds"]),
+                )
+                if why is not None:
+                    reason, detail = DIVERGED, f"{why} (epoch {epoch})"
+                    break
+                if stopping:
+                    watched = "validation" if val is not None else "training"
+                    reason, detail = STOPPED, f"{watched} {stop.reason} (epoch {epoch})"
+                    break
+                if _requested(flag, dist):  # Ctrl-C during validation or the checkpoint
+                    reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
+                    break
+        except _Diverged as exc:
+            reason, detail = DIVERGED, str(exc)
+        except KeyboardInterrupt:  # a second Ctrl-C, or a caller that kept its own SIGINT handler
+            reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
     if best_state is not None:
         module.load_state_dict(best_state)
-    if reason == "diverged":
+    if reason == DIVERGED:
         detail += f"; kept the weights of epoch {best_epoch}" if best_epoch else ""
     epochs_run = int(history[-1]["epoch"]) if history else 0
     emit(callbacks, FitEnded(reason, detail, epochs_run, best_epoch))
@@ -476,11 +503,13 @@ def _distributed_closure(
     trained: Sequence[Tensor],
     captured: list[tuple[Any, Any]],
     where: str,
+    stop: bool,
 ) -> Tensor:
     """One rank's forward/backward of a distributed step; returns the global total (what the
-    optimiser sees, the same on every rank) after the gradients were summed over the ranks."""
+    optimiser sees, the same on every rank) after the gradients were summed over the ranks.
+    ``stop``: this rank was asked to stop (its flag travels in the step's all-reduce)."""
     values = {name: term(outputs, batch) for name, term in loss.terms.items()}
-    step = reduce_terms(dist, values, batch, counts)
+    step = reduce_terms(dist, values, batch, counts, stop=stop)
     total = step.total(weights)
     if not step.finite or not math.isfinite(total):
         raise _Diverged(f"the training loss became {total:g} ({where})")
@@ -493,6 +522,13 @@ def _distributed_closure(
     dist.all_reduce_gradients(trained)
     captured.append((outputs, step))
     return torch.tensor(total, dtype=torch.float64)
+
+
+def _requested(flag: Interrupt, dist: Distributed | None) -> bool:
+    """Whether a stop was asked for: here, or under torchrun on any rank (one all-reduce)."""
+    if dist is None:
+        return flag.requested
+    return dist.all_reduce_floats([1.0 if flag.requested else 0.0])[0] > 0
 
 
 def _detach(outputs: Any) -> Any:

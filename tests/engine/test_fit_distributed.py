@@ -1,6 +1,7 @@
 """Tests of styleforge.engine.distributed with styleforge.engine.fit: the sharding arithmetic, and a
 2-process gloo run (on 127.0.0.1) that equals the single-process run, for Adam and L-BFGS, with a
-masked term (per-term counts), an uncounted regulariser, uneven shares and an empty share."""
+masked term (per-term counts), an uncounted regulariser, uneven shares and an empty share, and a stop
+that only rank 0 asks for (Ctrl-C) ending both ranks after the same step."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-from styleforge.engine import WeightedLoss, fit
+from styleforge.engine import BatchProgress, WeightedLoss, fit
 from styleforge.engine.distributed import Distributed, env_world, init_distributed, process_rank
+from styleforge.engine.interrupt import Interrupt
 from styleforge.errors import InvalidParameter
 
 
@@ -48,7 +50,10 @@ class _Metric:
         return {"mae.y": self.total / self.count}
 
 
-def _run(dist: Distributed | None, optimizer: str) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
+def _run(dist: Distributed | None, optimizer: str, stop_at: tuple[int, int] | None = None
+         ) -> tuple[list[dict[str, float]], dict[str, torch.Tensor], str]:
+    """The run's history, final weights and stop reason. ``stop_at``: (epoch, batch) after which rank 0
+    alone (as one process would) asks to stop, as its Ctrl-C would."""
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
     weight = model.weight
@@ -71,10 +76,16 @@ def _run(dist: Distributed | None, optimizer: str) -> tuple[list[dict[str, float
         "reg": lambda out, batch: (weight**2).sum(),  # not counted: the same on every rank
     }, {"l1": 0.5, "reg": 0.01})
     counts = lambda batch: {"masked": float((~torch.isnan(batch[2])).sum()), "l1": float(len(batch[1]))}  # noqa: E731
+    flag = Interrupt()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, BatchProgress) and (event.epoch, event.batch) == stop_at and (dist is None or dist.is_main):
+            flag.requested = True
+
     result = fit(model, lambda batch: model(batch[0])[:, 0], loss, train, val, epochs=4, optimizer=optimizer,
-                 counts=counts, metrics=_Metric, seed=3, dist=dist)
+                 counts=counts, metrics=_Metric, seed=3, dist=dist, callbacks=[on_event], interrupt=flag)
     history = [{k: v for k, v in row.items() if k != "seconds"} for row in result.history]
-    return history, {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return history, {k: v.detach().clone() for k, v in model.state_dict().items()}, result.stop_reason
 
 
 def _worker(rank: int, port: int, out: str) -> None:
@@ -84,6 +95,7 @@ def _worker(rank: int, port: int, out: str) -> None:
     dist = init_distributed("cpu")
     assert dist is not None and dist.backend == "gloo" and dist.world_size == 2 and process_rank() == rank
     results = {name: _run(dist, name) for name in ("adam@0.05", "lbfgs")}
+    results["stopped"] = _run(dist, "adam@0.05", stop_at=(3, 2))
     torch.save(results, f"{out}.{rank}")
 
 
@@ -132,12 +144,16 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
     out = str(tmp_path / "result")
     mp.start_processes(_worker, args=(_free_port(), out), nprocs=2, start_method="fork")
     ranks = [torch.load(f"{out}.{r}", weights_only=True) for r in range(2)]
-    for optimizer in ("adam@0.05", "lbfgs"):
-        single_history, single_state = _run(None, optimizer)
-        for history, state in (ranks[0][optimizer], ranks[1][optimizer]):
+    for name, optimizer, stop_at in (("adam@0.05", "adam@0.05", None), ("lbfgs", "lbfgs", None),
+                                     ("stopped", "adam@0.05", (3, 2))):
+        single_history, single_state, single_reason = _run(None, optimizer, stop_at)
+        for history, state, reason in (ranks[0][name], ranks[1][name]):
             _close(history, single_history, 1e-5)  # every rank holds the global values
             for key in single_state:
                 torch.testing.assert_close(state[key], single_state[key], rtol=1e-5, atol=1e-6)
+            assert reason == single_reason == ("interrupted" if stop_at else "completed")
         assert single_history[-1]["val_loss"] < single_history[0]["val_loss"]
+        # rank 1 was never asked: it stopped after the same step as rank 0 (else it would hang or run on)
+        assert len(single_history) == (2 if stop_at else 4)
         for row in single_history:
             assert row["loss"] == math.fsum(row[f"loss.{t}"] for t in ("masked", "l1", "reg"))
