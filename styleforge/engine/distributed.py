@@ -25,7 +25,6 @@ How a run stays equal to the single-process one (up to floating-point noise):
 from __future__ import annotations
 
 import atexit
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InvalidParameter, ResourceError
+from .terms import summary_of
 
 __all__ = [
     "Distributed",
@@ -310,8 +310,8 @@ class StepValues:
     stop: bool = False
 
     def total(self, weights: Mapping[str, float]) -> float:
-        """``Σ weight × raw``, as :attr:`LossSummary.total` adds it."""
-        return math.fsum(weights[n] * v for n, v in self.raw.items())
+        """``Σ weight × raw``: the :attr:`~styleforge.engine.terms.LossSummary.total` of these values."""
+        return summary_of(self.raw, weights).total
 
 
 def reduce_terms(

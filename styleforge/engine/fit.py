@@ -36,7 +36,7 @@ from .events import BatchProgress, Callback, EpochEnded, EpochStarted, FitEnded,
 from .interrupt import Interrupt, sigint_flag
 from .optimize import DivergenceGuard, OptimizerSpec, StopRule, make_optimizer, parse_optimizer
 from .outcome import COMPLETED, DIVERGED, INTERRUPTED, INTERRUPTED_DETAIL, STOPPED
-from .terms import LossSummary, WeightedLoss
+from .terms import LossSummary, WeightedLoss, summary_of, weighted_total
 
 __all__ = [
     "TRAIN_LR",
@@ -104,8 +104,7 @@ class _Mean:
 
     def summary(self, weights: Mapping[str, float]) -> LossSummary:
         # A term with nothing to average over (e.g. no labelled value in the set) counts 0.
-        raw = {n: (self.sums[n] / self.counts[n] if self.counts.get(n) else 0.0) for n in self.names}
-        return LossSummary(raw, {n: weights[n] * raw[n] for n in self.names})
+        return summary_of({n: (self.sums[n] / self.counts[n] if self.counts.get(n) else 0.0) for n in self.names}, weights)
 
 
 def _batch_raw(report: Any) -> dict[str, float]:
@@ -513,11 +512,9 @@ def _distributed_closure(
     total = step.total(weights)
     if not step.finite or not math.isfinite(total):
         raise _Diverged(f"the training loss became {total:g} ({where})")
-    objective: Tensor | None = None
-    for name, value in values.items():
-        part = value * (weights[name] * step.shares[name])
-        objective = part if objective is None else objective + part
-    if objective is not None and objective.requires_grad:
+    # This rank's part of the global objective: each term weighted by its weight × this rank's share.
+    objective = weighted_total(values, {name: weights[name] * step.shares[name] for name in values})
+    if objective.requires_grad:
         objective.backward()
     dist.all_reduce_gradients(trained)
     captured.append((outputs, step))

@@ -78,6 +78,22 @@ def test_loss_falls_and_rows_add_up() -> None:
         assert row["lr"] == 0.05 and row["seconds"] >= 0
 
 
+def test_epoch_summaries_weigh_their_means_as_the_loss_does() -> None:
+    model = _model()
+    loss = _loss({"a": 2.0, "b": 0.25})
+    forward = lambda batch: model(batch[0])[:, 0]  # noqa: E731
+    batches = _train_batches()(torch.Generator().manual_seed(1))
+    mean, _ = evaluate(model, forward, loss, batches)
+    one = loss(forward(batches[0]), batches[0]).summary()
+    alone, _ = evaluate(model, forward, loss, batches[:1])  # the mean of one batch is that batch
+    assert alone.raw == pytest.approx(one.raw, rel=1e-12) and alone.total == pytest.approx(one.total, rel=1e-12)
+    assert mean.weighted == {"a": 2.0 * mean.raw["a"], "b": 0.25 * mean.raw["b"]}
+    assert mean.total == math.fsum([2.0 * mean.raw["a"], 0.25 * mean.raw["b"]])
+    with torch.no_grad():
+        raws = [loss(forward(b), b).summary().raw for b in batches]
+    assert mean.raw["a"] == pytest.approx(sum(r["a"] for r in raws) / len(raws), rel=1e-12)
+
+
 def test_best_weights_are_restored_and_reported() -> None:
     model = _model()
     result = _run(model, epochs=12, optimizer="sgd@0.9")  # too large a step: the validation loss wobbles
