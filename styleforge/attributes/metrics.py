@@ -1,5 +1,6 @@
 """Per-head metrics of the attribute network: each head's plain loss, the mean absolute error on the
-label scale (numeric heads) or the accuracy (categorical heads), and the trivial baseline's.
+label scale (numeric heads) or the accuracy (categorical heads), the trivial baseline's, and which of
+them the epoch line shows (:data:`EPOCH_LINE_GROUPS`, :func:`format_epoch_line`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor
 
+from ..engine.events import EpochEnded
+from ..engine.fit import format_epoch_line as _engine_epoch_line
 from .batches import Batch
 from .kinds import NumericAttribute
 from .labels import label_mask
 from .losses import HeadLoss
 from .schema import Schema
 
-__all__ = ["AttributeMetrics", "baseline_metrics"]
+__all__ = ["EPOCH_LINE_GROUPS", "AttributeMetrics", "baseline_metrics", "format_epoch_line"]
+
+#: Metric groups the epoch line shows, prefix → label (``mae.contrast`` → ``MAE contrast 1.2``).
+EPOCH_LINE_GROUPS: dict[str, str] = {"mae": "MAE", "acc": "acc"}
 
 
 class AttributeMetrics:
@@ -85,3 +91,13 @@ def baseline_metrics(schema: Schema, train: Mapping[str, Tensor], other: Mapping
             majority = int(torch.bincount(y_train[m_train], minlength=attribute.num_classes).argmax())
             out[f"acc.{attribute.name}"] = float((y[m] == majority).double().mean())
     return out
+
+
+def format_epoch_line(event: EpochEnded, digits: int = 4) -> str:
+    """The ``train-attrs`` line of one epoch: the engine's (:func:`styleforge.engine.fit.format_epoch_line`)
+    with the MAE and accuracy groups.
+
+    ``epoch 12/200 · loss 1.2723 = 1×variety_texture 0.0706 + … + 0.7×pri_color 0.8103 · val_loss
+    1.31 · val MAE contrast 1.2 … · val acc pri_color 0.64``.
+    """
+    return _engine_epoch_line(event, EPOCH_LINE_GROUPS, digits)

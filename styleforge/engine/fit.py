@@ -46,7 +46,6 @@ __all__ = [
     "FitResult",
     "evaluate",
     "fit",
-    "EPOCH_LINE_GROUPS",
     "format_epoch_line",
 ]
 
@@ -185,7 +184,7 @@ class FitResult:
     Attributes:
         history: One row per epoch: ``epoch``, ``lr``, ``seconds``, ``loss`` (training total),
             ``loss.<term>`` (weighted), ``loss.<term>.raw``, the training metrics, and the same with
-            a ``val_`` prefix for the validation pass.
+            a ``val_`` prefix for the validation pass, then the ``epoch_values``.
         best_epoch: The epoch with the lowest monitored total (0 when none finished).
         best_value: That total, or ``None``.
         stop_reason: One of :data:`~styleforge.engine.outcome.STOP_REASONS`: ``completed``,
@@ -443,15 +442,20 @@ def fit(
                 train = mean.summary(weights)
                 row: dict[str, float] = {"epoch": epoch, "lr": lr}
                 row.update(_prefixed("loss", train))
-                row.update(_compute(acc, dist))
+                shown = dict(_compute(acc, dist))  # the metrics and extra values, for EpochEnded
+                row.update(shown)
                 val = None
                 if val_batches is not None:
                     val, val_metrics = evaluate(module, forward, loss, val_batches(), counts=counts, metrics=metrics,
                                                 dist=dist)
                     row.update(_prefixed("val_loss", val))
-                    row.update({f"val_{k}": v for k, v in val_metrics.items()})
+                    val_shown = {f"val_{k}": v for k, v in val_metrics.items()}
+                    row.update(val_shown)
+                    shown.update(val_shown)
                 if epoch_values is not None:
-                    row.update({k: float(v) for k, v in epoch_values().items()})
+                    extra = {k: float(v) for k, v in epoch_values().items()}
+                    row.update(extra)
+                    shown.update(extra)
                 monitored = (val or train).total
                 why = guard.check(monitored, best_value)
                 is_best = why is None and math.isfinite(monitored) and (best_value is None or monitored < best_value)
@@ -466,8 +470,7 @@ def fit(
                     checkpoint(FitCheckpoint(epoch, is_best, dict(row), lambda e=epoch: state(e)))
                 emit(
                     callbacks,
-                    EpochEnded(epoch, epochs, train, val, {k: v for k, v in row.items() if _is_metric(k)}, weights,
-                               is_best, lr, row["seconds"]),
+                    EpochEnded(epoch, epochs, train, val, shown, weights, is_best, lr, row["seconds"]),
                 )
                 if why is not None:
                     reason, detail = DIVERGED, f"{why} (epoch {epoch})"
@@ -546,25 +549,19 @@ def _prefixed(prefix: str, summary: LossSummary) -> dict[str, float]:
     return row
 
 
-def _is_metric(key: str) -> bool:
-    return key not in ("epoch", "lr", "seconds") and not key.startswith(("loss", "val_loss"))
-
-
-#: Metric groups the epoch line shows, prefix → label (``mae.contrast`` → ``MAE contrast 1.2``).
-EPOCH_LINE_GROUPS: dict[str, str] = {"mae": "MAE", "acc": "acc"}
-
-
-def format_epoch_line(event: EpochEnded, groups: Mapping[str, str] = EPOCH_LINE_GROUPS, digits: int = 4) -> str:
+def format_epoch_line(event: EpochEnded, groups: Mapping[str, str] | None = None, digits: int = 4) -> str:
     """The Keras-style line of one epoch.
 
-    ``epoch 12/200 · loss 1.2723 = 1×variety_texture 0.0706 + … + 0.7×pri_color 0.8103 · val_loss
-    1.31 · val MAE contrast 1.2 … · val acc pri_color 0.64``. The training total is exactly the sum
-    of ``weight × raw`` of the printed terms (:meth:`LossSummary.format` with ``show_weights``). The
-    metrics are the validation ones when there is a validation set, else the training ones.
+    ``epoch 12/200 · loss 1.2723 = 1×a 0.0706 + … + 0.7×b 0.8103 · val_loss 1.31 · val <label> x 1.2 …
+    · best``. The training total is exactly the sum of ``weight × raw`` of the printed terms
+    (:meth:`LossSummary.format` with ``show_weights``). Which metrics are shown is the caller's
+    choice (``groups``); they are the validation ones when there is a validation set, else the
+    training ones.
 
     Args:
         event: The epoch.
-        groups: Metric-name prefixes to show and their labels.
+        groups: Metric-name prefix → label: the metrics ``<prefix>.<name>`` are shown as
+            ``<label> <name> <value> …``, one group after the other; ``None``: no metrics.
         digits: Significant digits of the largest weighted term.
     """
     parts = [f"epoch {event.epoch}/{event.epochs}", f"loss {event.train.format(digits, show_weights=event.weights)}"]
@@ -572,7 +569,7 @@ def format_epoch_line(event: EpochEnded, groups: Mapping[str, str] = EPOCH_LINE_
     if event.val is not None:
         parts.append(f"val_loss {event.val.total:.{digits}g}")
         prefix = "val_"
-    for group, label in groups.items():
+    for group, label in (groups or {}).items():
         start = f"{prefix}{group}."
         shown = [f"{k[len(start):]} {v:.3g}" for k, v in event.metrics.items() if k.startswith(start)]
         if shown:
