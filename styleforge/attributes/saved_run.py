@@ -35,6 +35,7 @@ __all__ = [
     "METRICS_FILE",
     "resolve_config",
     "json_safe",
+    "epoch_record",
     "write_checkpoint",
     "write_history_csv",
     "write_metrics",
@@ -119,6 +120,16 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
+
+
+def epoch_record(row: Mapping[str, float]) -> dict[str, Any]:
+    """``model.json``'s record of an epoch (``best``): its history row without ``seconds``, JSON-safe.
+
+    Args:
+        row: The epoch's row of :attr:`FitResult.history <styleforge.engine.fit.FitResult.history>`
+            (``epoch``, ``lr``, the losses and metrics).
+    """
+    return json_safe({k: v for k, v in row.items() if k != "seconds"})
 
 
 def write_checkpoint(run_dir: Path, state: dict[str, Any], extra: Mapping[str, Any]) -> None:

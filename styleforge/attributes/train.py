@@ -62,6 +62,7 @@ from .preprocess import Skipped, load_images
 from .saved_run import (
     FEATURES_FILE,
     RESUME_FILE,
+    epoch_record,
     json_safe,
     plot_curves,
     resolve_config,
@@ -375,7 +376,7 @@ def train_attrs(
         if not main:
             return
         if cp.is_best:
-            meta["best"] = json_safe({"epoch": cp.epoch, **{k: v for k, v in cp.row.items() if k != "seconds"}})
+            meta["best"] = epoch_record(cp.row)
             save_model(run_dir, net, meta, with_backbone=config.finetune)
         write_checkpoint(run_dir, cp.state(), {"initial": dict(initial) if initial is not None else {}})
 
@@ -441,8 +442,11 @@ def train_attrs(
         return TrainResult(run_dir, result.history, result.best_epoch, result.stop_reason, result.stop_detail, metrics,
                            skipped, config, files)
     if result.best_epoch:
-        meta["best"] = json_safe({**(meta["best"] or {}), "stop_reason": result.stop_reason, "epochs_run": result.epochs_run,
-                                   "test": scores.get("test")})
+        # From the history, not from this call's checkpoints: after --resume the best epoch may be one
+        # the earlier run trained (no later epoch improved on it).
+        best_row = next(row for row in result.history if int(row["epoch"]) == result.best_epoch)
+        meta["best"] = json_safe({**epoch_record(best_row), "stop_reason": result.stop_reason,
+                                  "epochs_run": result.epochs_run, "test": scores.get("test")})
         files += list(save_model(run_dir, net, meta, with_backbone=config.finetune))
     if result.history:
         files.append(write_history_csv(run_dir, result.history))

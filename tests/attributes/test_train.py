@@ -117,6 +117,24 @@ def test_early_stop_then_resume_with_more_patience_and_epochs(data24: Path, tmp_
         train_attrs(data24, tmp_path / "run", resume=True, lr=0.5)
 
 
+def test_resume_without_a_better_epoch_keeps_the_best_epochs_record(data24: Path, tmp_path: Path) -> None:
+    """No epoch after --resume improves on the best (a learning rate too small to move the weights):
+    model.json and metrics.json still describe the best epoch, as the first run wrote them."""
+    run = tmp_path / "run"
+    first = train_attrs(data24, run, **{**FAST, "lr": 1e-12, "epochs": 2, "patience": 0, "test_split": 0.2})
+    assert first.best_epoch == 1  # the losses do not move: epoch 1 stays the best
+    best = json.loads((run / "model.json").read_text())["best"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert best["epoch"] == 1 and best["val_loss"] == first.history[0]["val_loss"] and "val_mae.contrast" in best
+
+    resumed = train_attrs(data24, run, resume=True, epochs=3)
+    assert resumed.best_epoch == 1 and len(resumed.history) == 3
+    again = json.loads((run / "model.json").read_text())["best"]
+    assert again == {**best, "epochs_run": 3}  # the best epoch's row, its test scores, the new run's end
+    again_metrics = json.loads((run / "metrics.json").read_text())
+    assert again_metrics == {**metrics, "epochs_run": 3, "stop_detail": "ran 3 epochs"}
+
+
 def test_partial_labels_train_and_an_unlabelled_head_is_reported(data24: Path, tmp_path: Path) -> None:
     path = data24 / "labels.csv"
     with open(path, newline="") as stream:
