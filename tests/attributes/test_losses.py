@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from styleforge import TrainConfig
 from styleforge.attributes.kinds import NumericAttribute
 from styleforge.attributes.losses import HeadLoss, build_loss, head_weights, parse_loss_weights
 from styleforge.attributes.schema import ACAN_SCHEMA, Schema
+from styleforge.config import TrainConfig
 from styleforge.errors import InvalidParameter
 
 from _attr_helpers import SMALL, small_batch as _batch

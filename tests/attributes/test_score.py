@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import styleforge
 from styleforge.attributes.features import compute_features
 from styleforge.attributes.labels import read_labels
 from styleforge.attributes.model import AttributeNet
@@ -23,6 +22,7 @@ from styleforge.attributes.preprocess import load_images
 from styleforge.attributes.schema import ACAN_SCHEMA
 from styleforge.attributes.score import ImageScore, ModelFileError, open_model, score_images
 from styleforge.attributes.score_format import SCORES_FORMAT, csv_columns, format_scores, read_scores
+from styleforge.attributes.train import train_attrs
 from styleforge.errors import InputFileError, InvalidParameter
 
 from _helpers import invoke as _invoke, one_line_error as _one_line_error
@@ -39,7 +39,7 @@ def model_dir(synth24: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # module-scoped fixtures run before the autouse one-thread fixture
     try:
-        styleforge.train_attrs(synth24, run, **TINY)
+        train_attrs(synth24, run, **TINY)
     finally:
         torch.set_num_threads(before)
     return run

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from styleforge import train_attrs
+from styleforge.attributes.train import train_attrs
 from styleforge.attributes.schema import ACAN_SCHEMA
 from styleforge.engine import EpochEnded, Notice
 from styleforge.errors import InputFileError, InvalidParameter

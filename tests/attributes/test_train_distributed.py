@@ -21,8 +21,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from styleforge import train_attrs
 from styleforge.attributes.synthetic import make_dataset
+from styleforge.attributes.train import train_attrs
 from styleforge.cli import cli
 
 from _attr_helpers import FAST
@@ -171,7 +171,7 @@ def test_other_ranks_print_nothing_for_a_usage_error(synth16: Path, tmp_path: Pa
 
 
 def test_workers_option_is_checked_and_may_change_on_resume(synth16: Path, tmp_path: Path) -> None:
-    from styleforge import TrainConfig
+    from styleforge.config import TrainConfig
     from styleforge.attributes.saved_run import RESUME_OPTIONS
     from styleforge.attributes.train import auto_workers
     from styleforge.errors import InvalidParameter
