@@ -14,10 +14,11 @@ from styleforge.attributes.batches import Batch
 from styleforge.attributes.kinds import CategoricalAttribute, NumericAttribute
 from styleforge.attributes.schema import ACAN_SCHEMA, Schema
 
-#: Options of a fast training run: everything small, seeded and on the CPU.
-FAST = dict(backbone="resnet18", weights="random", size=32, batch_size=8, lr=0.01, device="cpu", epochs=3)
+#: Options of a fast training run: everything small, seeded and on the CPU, images decoded in this process
+#: (worker processes cost more than 24 tiny images; test_train_distributed.py tests them).
+FAST = dict(backbone="resnet18", weights="random", size=32, batch_size=8, lr=0.01, device="cpu", epochs=3, workers=0)
 #: A tiny run on pretrained VGG-16 features: 8 pictures at 64 px, 2 epochs (with ``synth8``).
-HED = dict(backbone="vgg16", weights="hed", size=64, batch_size=4, lr=0.01, device="cpu", epochs=2, patience=0)
+HED = dict(backbone="vgg16", weights="hed", size=64, batch_size=4, lr=0.01, device="cpu", epochs=2, patience=0, workers=0)
 
 NAMES = list(ACAN_SCHEMA.names)
 #: One valid row of the 8 ACAN labels.

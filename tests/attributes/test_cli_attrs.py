@@ -16,7 +16,7 @@ from styleforge.nets import weights as weights_module
 from _helpers import invoke as _invoke, one_line_error as _one_line_error
 
 FAST = ["--backbone", "resnet18", "--weights", "random", "--size", "32", "--batch-size", "8", "--lr", "0.01",
-        "--device", "cpu"]
+        "--device", "cpu", "--workers", "0"]
 _EPOCH = re.compile(r"^epoch (\d+)/(\d+) · loss (\S+) = (.*?) · val_loss (\S+) · val MAE (.*?) · val acc (.*?)( · best)?$")
 
 

@@ -29,7 +29,7 @@ from _helpers import invoke as _invoke, one_line_error as _one_line_error
 
 #: A tiny model: ResNet-18 with seeded random weights, 32 px, trained for 5 epochs on all 24 images.
 TINY = dict(backbone="resnet18", weights="random", size=32, batch_size=8, lr=0.05, epochs=5, val_split=0.0,
-            patience=0, device="cpu", feature_cache=False)
+            patience=0, device="cpu", feature_cache=False, workers=0)
 
 
 @pytest.fixture(scope="module")
