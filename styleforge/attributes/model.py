@@ -34,7 +34,8 @@ from ..nets.resnet import RESNET_ARCHS, block_channels, build_resnet
 from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG_ARCHS, VGGFeatures
 from ..nets.weights import WeightsChoice, load_checked, resolve_weights
 from ..files import write_atomic
-from .schema import NumericAttribute, Schema
+from .kinds import NumericAttribute
+from .schema import Schema
 
 __all__ = [
     "BACKBONE_ARCHS",

@@ -1,24 +1,14 @@
 """Scoring images with a trained attribute network: :func:`score_images`, behind ``styleforge score``.
 
 Each image is read and preprocessed exactly as in training (``model.json``'s ``preprocessing``:
-:func:`styleforge.attributes.data.preprocess_image`, squash to ``size × size``, 8-bit), then run
+:func:`styleforge.attributes.preprocess.preprocess_image`, squash to ``size × size``, 8-bit), then run
 through the network in batches. A numeric attribute is reported on its label scale (1..10 for
 ACAN); a categorical one as its most probable class, that probability, and the three most probable
 classes. An image that cannot be read is a failure (path and reason) among the results, not an
 exception, so one bad file does not stop the others.
 
-Three output formats, with stable keys (documented in docs/attributes.md):
-
-- ``table``: one block per image, for a terminal.
-- ``json``: ``{"format": "styleforge.scores/1", "model", "attributes", "images": [entry, ...]}``
-  with each entry ``{"path", "error", "numeric": {name: rating}, "categorical": {name: {"class",
-  "probability", "top3": [{"class", "probability"}, ...]}}}``.
-- ``csv``: ``path``, one column per numeric attribute, for each categorical one ``<name>``,
-  ``<name>.probability``, ``<name>.top2``, ``<name>.top2.probability``, ``<name>.top3``,
-  ``<name>.top3.probability``, then ``error``.
-
-:func:`read_scores` parses the JSON and CSV forms back (floats are written with full precision,
-so they round-trip exactly).
+The results are formatted as a table, JSON or CSV (and read back) by
+:mod:`styleforge.attributes.score_format`.
 
 :func:`open_model` is the checked loader that ``score``, ``--score-with`` and guided transfer share:
 it refuses a folder without ``model.json`` and a model whose files disagree with it, with one line
@@ -27,9 +17,6 @@ that says what is wrong.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,17 +29,16 @@ from torch import Tensor
 
 from ..device import resolve_device
 from ..engine.events import Callback, Notice, TaskProgress, emit
-from ..errors import InputFileError, InvalidParameter, choice_error
+from ..errors import InputFileError, InvalidParameter
 from ..images import load_image
 from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD
-from .data import preprocess_image
+from .kinds import CategoricalAttribute, NumericAttribute
 from .model import BACKBONE_ARCHS, MODEL_FILE, MODEL_JSON, Hypercolumn, LoadedModel, feature_dims, load_model, read_model_json
-from .schema import CategoricalAttribute, NumericAttribute, Schema
+from .preprocess import preprocess_image
+from .schema import Schema
 
 __all__ = [
     "IMAGE_EXTENSIONS",
-    "SCORE_FORMATS",
-    "SCORES_FORMAT",
     "TOP_K",
     "ModelFileError",
     "ClassProbability",
@@ -62,21 +48,11 @@ __all__ = [
     "find_images",
     "score_images",
     "score_tensors",
-    "format_scores",
-    "format_table",
-    "format_json",
-    "format_csv",
-    "format_score_line",
-    "read_scores",
-    "csv_columns",
 ]
 
 #: File extensions a folder walk picks up (case-insensitive). A file named explicitly is scored
 #: whatever its extension.
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-SCORE_FORMATS: tuple[str, ...] = ("table", "json", "csv")
-#: The ``format`` value of the JSON document.
-SCORES_FORMAT = "styleforge.scores/1"
 #: How many of the most probable classes are reported per categorical attribute.
 TOP_K = 3
 
@@ -445,154 +421,3 @@ def score_images(
             flush()
     flush()
     return [r for r in results if r is not None]
-
-
-# --------------------------------------------------------------------------------------------------
-# Formats
-
-
-def _percent(p: float) -> str:
-    return f"{100 * p:.0f}%" if p >= 0.005 else "<1%"
-
-
-def _rating(value: float) -> str:
-    return f"{value:.1f}"
-
-
-def format_table(scores: Sequence[ImageScore], schema: Schema) -> str:
-    """One block per image: each numeric attribute's rating and scale, each categorical one's top
-    classes with their probabilities; a failed image shows its error.
-
-    Example::
-
-        out/guided.png
-          variety_texture   4.2   (1..10)
-          contrast          8.9   (1..10)
-          pri_color         blue 61%   cyan 22%   green 7%
-    """
-    width = max([len(a.name) for a in schema] + [5])
-    blocks = []
-    for score in scores:
-        lines = [score.path]
-        if not score.ok:
-            lines.append(f"  {'error':<{width}}  {score.error}")
-        else:
-            for a in schema:
-                if isinstance(a, NumericAttribute):
-                    lines.append(f"  {a.name:<{width}}  {_rating(score.numeric[a.name]):>5}   ({a.min:g}..{a.max:g})")
-                else:
-                    c = score.categorical[a.name]
-                    lines.append(f"  {a.name:<{width}}  " + "   ".join(f"{t.label} {_percent(t.probability)}" for t in c.top))
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + ("\n" if blocks else "")
-
-
-def format_score_line(score: ImageScore) -> str:
-    """One line for a progress log: ``contrast 8.9 · … · pri_color blue (61%) · …``."""
-    if not score.ok:
-        return f"error: {score.error}"
-    parts = [f"{name} {_rating(v)}" for name, v in score.numeric.items()]
-    parts += [f"{name} {c.label} ({_percent(c.probability)})" for name, c in score.categorical.items()]
-    return " · ".join(parts)
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def format_json(scores: Sequence[ImageScore], schema: Schema, model: str | os.PathLike[str] | None = None) -> str:
-    """The JSON document (see the module docstring); floats at full precision."""
-    document = {
-        "format": SCORES_FORMAT,
-        "model": None if model is None else str(model),
-        "attributes": schema.to_dict()["attributes"],
-        "images": [s.to_dict() for s in scores],
-    }
-    return json.dumps(_finite(document), indent=1, allow_nan=False) + "\n"
-
-
-def csv_columns(schema: Schema) -> list[str]:
-    """The CSV header for ``schema``: ``path``, the attributes' columns, ``error``."""
-    columns = ["path"]
-    for a in schema:
-        if isinstance(a, NumericAttribute):
-            columns.append(a.name)
-        else:
-            columns += [a.name, f"{a.name}.probability"]
-            for k in range(2, min(TOP_K, a.num_classes) + 1):
-                columns += [f"{a.name}.top{k}", f"{a.name}.top{k}.probability"]
-    return columns + ["error"]
-
-
-def format_csv(scores: Sequence[ImageScore], schema: Schema) -> str:
-    """The CSV table (see the module docstring); floats written with ``repr`` (exact round-trip)."""
-    columns = csv_columns(schema)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for score in scores:
-        row: dict[str, str] = {"path": score.path, "error": score.error or ""}
-        for name, value in score.numeric.items():
-            row[name] = repr(value)
-        for name, c in score.categorical.items():
-            row[name], row[f"{name}.probability"] = c.label, repr(c.probability)
-            for k, t in enumerate(c.top[1:], start=2):
-                row[f"{name}.top{k}"], row[f"{name}.top{k}.probability"] = t.label, repr(t.probability)
-        writer.writerow(row)
-    return text.getvalue()
-
-
-def format_scores(scores: Sequence[ImageScore], fmt: str, schema: Schema, *, model: str | os.PathLike[str] | None = None) -> str:
-    """``scores`` as ``table``, ``json`` or ``csv`` text.
-
-    Raises:
-        InvalidParameter: An unknown format.
-    """
-    if fmt == "table":
-        return format_table(scores, schema)
-    if fmt == "json":
-        return format_json(scores, schema, model)
-    if fmt == "csv":
-        return format_csv(scores, schema)
-    raise choice_error("--format", fmt, SCORE_FORMATS)
-
-
-def read_scores(text: str, fmt: str) -> list[ImageScore]:
-    """Parses :func:`format_json` or :func:`format_csv` output back into :class:`ImageScore` objects.
-
-    In CSV, a column ``<name>.probability`` marks ``<name>`` as categorical; every other attribute
-    column is numeric.
-
-    Raises:
-        InvalidParameter: ``fmt`` is not ``json`` or ``csv``.
-    """
-    if fmt == "json":
-        return [ImageScore.from_dict(entry) for entry in json.loads(text)["images"]]
-    if fmt != "csv":
-        raise choice_error("format", fmt, ("json", "csv"))
-    reader = csv.DictReader(io.StringIO(text))
-    columns = list(reader.fieldnames or [])
-    attrs = [c for c in columns if c not in ("path", "error") and "." not in c]
-    cats = [c for c in attrs if f"{c}.probability" in columns]
-    out = []
-    for row in reader:
-        if row.get("error"):
-            out.append(ImageScore(row["path"], error=row["error"]))
-            continue
-        numeric = {c: float(row[c]) for c in attrs if c not in cats}
-        categorical = {}
-        for c in cats:
-            top = [ClassProbability(row[c], float(row[f"{c}.probability"]))]
-            for k in range(2, TOP_K + 1):
-                if row.get(f"{c}.top{k}"):
-                    top.append(ClassProbability(row[f"{c}.top{k}"], float(row[f"{c}.top{k}.probability"])))
-            categorical[c] = CategoricalScore(top[0].label, top[0].probability, tuple(top))
-        out.append(ImageScore(row["path"], numeric, categorical))
-    return out

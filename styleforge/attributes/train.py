@@ -1,43 +1,35 @@
 """Training the attribute network on the shared engine: :func:`train_attrs`, behind ``train-attrs``.
 
-One engine term per attribute head, named after the attribute: the numeric heads' regression loss
-(``--numeric-loss``) on labels mapped to [-1, 1], the categorical heads' cross-entropy (with label
-smoothing). Unlabelled cells are masked out of their head's term and metrics. ``--loss-weight``
-sets each term's weight (``numeric``, ``categorical`` or an attribute name); ``--balance`` can
-rescale the terms automatically:
+The run reads the labels (:mod:`~styleforge.attributes.labels`) and the images
+(:mod:`~styleforge.attributes.preprocess`), builds the network, computes the frozen backbone's
+features once (:mod:`~styleforge.attributes.features`) or, with ``--finetune``, feeds augmented
+images, and trains with :func:`styleforge.engine.fit.fit` on the objective of
+:mod:`~styleforge.attributes.losses` (one term per head), measuring the heads with
+:mod:`~styleforge.attributes.metrics`. With ``--balance uncertainty`` each learned log-variance is
+logged as ``logvar.<attribute>`` in ``history.csv``.
 
-- ``initial``: each head's loss is divided by its value on the training set before the first
-  update, so every term starts near 1 (the hand-balancing seed 000's author did, done once).
-- ``uncertainty``: Kendall, Gal & Cipolla (2018): each term becomes ``exp(-s)·L + s`` with a learned
-  log-variance ``s`` per head (the common simplified form: the paper's ½ factors only rescale).
-  The regulariser ``s`` is inside the term's value, so the printed total is still exactly the sum
-  of the printed terms, and each ``s`` is logged as ``logvar.<attribute>`` in ``history.csv``.
-
-The loop itself is :func:`styleforge.engine.fit.fit`. Images are decoded (and, with ``--finetune``,
-augmented) in ``--workers`` worker processes, each image with its own seed per epoch, so the result
-does not depend on the number of workers. Under ``torchrun`` every process trains on its part of
-each global batch (:mod:`styleforge.engine.distributed`) and the result equals the single-process
-run up to floating-point noise; only rank 0 prints and writes. The run directory receives
-``model.safetensors`` + ``model.json`` (best epoch), ``history.csv``, ``curves.png``,
-``metrics.json`` and, for ``--resume``, ``resume.pt`` (tensors and plain values only, read back with
-``weights_only=True``) and ``features.safetensors`` (the frozen backbone's cached features).
+Images are decoded (and, with ``--finetune``, augmented) in ``--workers`` worker processes, each image
+with its own seed per epoch, so the result does not depend on the number of workers. Under
+``torchrun`` every process trains on its part of each global batch
+(:mod:`styleforge.engine.distributed`) and the result equals the single-process run up to
+floating-point noise; only rank 0 prints and writes. The run directory
+(:mod:`~styleforge.attributes.saved_run`) receives ``model.safetensors`` + ``model.json`` (best epoch),
+``history.csv``, ``curves.png``, ``metrics.json`` and, for ``--resume``, ``resume.pt`` and
+``features.safetensors``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..version import __version__
 from ..config import TrainConfig
 from ..device import resolve_device
 from ..engine import (
@@ -51,45 +43,36 @@ from ..engine import (
     evaluate,
     fit,
     parse_optimizer,
-    validate_weight,
 )
 from ..engine.distributed import Distributed, init_distributed
 from ..engine.events import TaskProgress, download_events, emit
-from ..errors import InputFileError, InvalidParameter, did_you_mean
+from ..engine.interrupt import Interrupt
+from ..errors import InputFileError, InvalidParameter
 from ..nets.vgg import VGG_ARCHS
 from ..nets.weights import resolve_weights
-from ..files import write_atomic
-from ..report import plot_panels, write_history
-from .data import (
-    Skipped,
-    assign_splits,
-    augment_sample,
-    compute_features,
-    encode_labels,
-    load_images,
-    read_feature_cache,
-    read_labels,
-    sample_seed,
-    write_feature_cache,
+from ..version import __version__
+from .augment import sample_seed
+from .batches import Batch, Batches, ImageLoader
+from .features import compute_features, read_feature_cache, write_feature_cache
+from .labels import assign_splits, encode_labels, label_mask, read_labels
+from .losses import build_loss, head_weights
+from .metrics import AttributeMetrics, baseline_metrics
+from .model import MODEL_JSON, AttributeNet, Hypercolumn, save_model
+from .preprocess import Skipped, load_images
+from .saved_run import (
+    FEATURES_FILE,
+    RESUME_FILE,
+    epoch_record,
+    json_safe,
+    plot_curves,
+    resolve_config,
+    write_checkpoint,
+    write_history_csv,
+    write_metrics,
 )
-from .model import MODEL_JSON, AttributeNet, Hypercolumn, read_model_json, save_model
-from .schema import ACAN_SCHEMA, CategoricalAttribute, NumericAttribute, Schema, load_schema
+from .schema import ACAN_SCHEMA, load_schema
 
-__all__ = [
-    "HEAD_LR",
-    "RESUME_OPTIONS",
-    "RESUME_FILE",
-    "FEATURES_FILE",
-    "Batch",
-    "HeadLoss",
-    "AttributeMetrics",
-    "TrainResult",
-    "parse_loss_weights",
-    "head_weights",
-    "build_loss",
-    "auto_workers",
-    "train_attrs",
-]
+__all__ = ["HEAD_LR", "TrainResult", "auto_workers", "train_attrs"]
 
 #: Default learning rate per optimiser for the attribute heads (``--lr`` unset). The heads are linear
 #: maps of an L2-normalised hypercolumn (1,472–15,104 dims of norm 1), whose logits move slowly at
@@ -109,339 +92,6 @@ HEAD_LR: dict[str, float] = {
     "adagrad": 1e-2,
     "adadelta": 1.0,
 }
-
-#: Options that may differ when a run is resumed; the others must match the saved run.
-RESUME_OPTIONS: tuple[str, ...] = ("epochs", "patience", "min_delta", "divergence_factor", "device", "feature_cache",
-                                   "workers")
-RESUME_FILE = "resume.pt"
-FEATURES_FILE = "features.safetensors"
-
-
-# --------------------------------------------------------------------------------------------------
-# Loss weights
-
-
-def parse_loss_weights(items: Iterable[str]) -> dict[str, float]:
-    """Parses repeated ``--loss-weight KEY=W`` values (later ones win).
-
-    Raises:
-        InvalidParameter: Not ``KEY=W``, or W not a finite number >= 0.
-    """
-    out: dict[str, float] = {}
-    for item in items:
-        key, sep, value = str(item).partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InvalidParameter("--loss-weight", item, "KEY=WEIGHT, e.g. categorical=0.7 or contrast=2")
-        out[key] = validate_weight(key, value.strip(), param="--loss-weight")
-    return out
-
-
-def head_weights(schema: Schema, loss_weights: Mapping[str, float]) -> dict[str, float]:
-    """Each head's weight: 1, then ``numeric`` / ``categorical`` for its kind, then its own name.
-
-    Args:
-        schema: The attributes.
-        loss_weights: ``numeric``, ``categorical`` or attribute name → weight.
-
-    Raises:
-        InvalidParameter: An unknown key (the valid ones listed), a kind the schema does not have,
-            or an invalid weight.
-    """
-    keys = ["numeric", "categorical", *schema.names]
-    for key, value in loss_weights.items():
-        if key not in keys:
-            raise InvalidParameter("--loss-weight", key, "numeric, categorical or an attribute name: " + ", ".join(schema.names),
-                                   did_you_mean(key, keys))
-        validate_weight(key, value, param="--loss-weight")
-        if key == "numeric" and not schema.numeric or key == "categorical" and not schema.categorical:
-            raise InvalidParameter("--loss-weight", key, "a kind of attribute the schema has: " + ", ".join(schema.names))
-    out = {}
-    for attribute in schema:
-        weight = loss_weights.get(attribute.kind, 1.0)
-        out[attribute.name] = float(loss_weights.get(attribute.name, weight))
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-# Batches, terms, metrics
-
-
-@dataclass
-class Batch:
-    """A batch for :func:`fit`.
-
-    Attributes:
-        x: Features ``(B, D)`` (frozen backbone) or images ``(B, 3, S, S)`` in [0, 1] (fine-tuning).
-        labels: Attribute → numeric ``(B,)`` float in [-1, 1] with NaN where unlabelled, or
-            categorical ``(B,)`` int64 with -1 where unlabelled.
-    """
-
-    x: Tensor
-    labels: dict[str, Tensor]
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    def counts(self) -> dict[str, float]:
-        """Labelled values per attribute: each term's weight in an epoch's mean."""
-        return {name: float(_mask(y).sum()) for name, y in self.labels.items()}
-
-
-def _mask(y: Tensor) -> Tensor:
-    return ~torch.isnan(y) if y.is_floating_point() else y >= 0
-
-
-class HeadLoss:
-    """One head's masked loss, called as ``term(outputs, batch)`` by the engine.
-
-    Args:
-        attribute: The attribute.
-        numeric_loss: ``mse``, ``smooth_l1``, ``l1`` or ``huber`` (numeric heads, on the [-1, 1] scale).
-        delta: ``huber``'s delta / ``smooth_l1``'s beta.
-        label_smoothing: Cross-entropy label smoothing (categorical heads).
-
-    Returns (when called): the mean loss over the batch's labelled values, a 0-d tensor (0 with a
-    gradient of 0 when none is labelled).
-    """
-
-    def __init__(self, attribute: NumericAttribute | CategoricalAttribute, numeric_loss: str = "mse",
-                 delta: float = 1.0, label_smoothing: float = 0.0) -> None:
-        self.attribute, self.name = attribute, attribute.name
-        self.numeric = isinstance(attribute, NumericAttribute)
-        self.numeric_loss, self.delta, self.label_smoothing = numeric_loss, float(delta), float(label_smoothing)
-
-    def per_item(self, output: Tensor, target: Tensor) -> Tensor:
-        """Unreduced loss of labelled values only: ``(n_labelled,)``."""
-        mask = _mask(target)
-        if self.numeric:
-            pred, true = output[mask], target[mask].to(output.dtype)
-            if self.numeric_loss == "mse":
-                return (pred - true) ** 2
-            if self.numeric_loss == "l1":
-                return (pred - true).abs()
-            if self.numeric_loss == "smooth_l1":
-                return F.smooth_l1_loss(pred, true, reduction="none", beta=self.delta)
-            return F.huber_loss(pred, true, reduction="none", delta=self.delta)
-        return F.cross_entropy(output[mask], target[mask], reduction="none", label_smoothing=self.label_smoothing)
-
-    def __call__(self, outputs: Mapping[str, Tensor], batch: Batch) -> Tensor:
-        output = outputs[self.name]
-        values = self.per_item(output, batch.labels[self.name])
-        if values.numel() == 0:
-            return output.sum() * 0.0
-        return values.mean()
-
-
-class _InitialBalanced:
-    """``--balance initial``: the head's loss divided by its value before training."""
-
-    def __init__(self, term: HeadLoss, initial: float) -> None:
-        self.term, self.initial = term, float(initial)
-
-    def __call__(self, outputs: Mapping[str, Tensor], batch: Batch) -> Tensor:
-        return self.term(outputs, batch) / self.initial
-
-
-class _UncertaintyBalanced:
-    """``--balance uncertainty``: ``exp(-s)·L + s`` (Kendall et al. 2018), ``s`` learned."""
-
-    def __init__(self, term: HeadLoss, log_var: nn.Parameter) -> None:
-        self.term, self.log_var = term, log_var
-
-    def __call__(self, outputs: Mapping[str, Tensor], batch: Batch) -> Tensor:
-        value = self.term(outputs, batch)
-        if not bool(_mask(batch.labels[self.term.name]).any()):
-            return value + self.log_var * 0.0  # nothing labelled: no term, not even the regulariser
-        return torch.exp(-self.log_var) * value + self.log_var
-
-
-def build_loss(
-    schema: Schema,
-    config: TrainConfig,
-    *,
-    initial: Mapping[str, float] | None = None,
-    log_vars: nn.ParameterDict | None = None,
-) -> tuple[WeightedLoss, dict[str, HeadLoss]]:
-    """The engine loss: one term per head, weighted by ``--loss-weight``, balanced by ``--balance``.
-
-    Args:
-        schema: The attributes.
-        config: ``numeric_loss``, ``huber_delta``, ``label_smoothing``, ``loss_weights``, ``balance``.
-        initial: ``balance == "initial"``: each head's loss before training (values <= 0 or
-            non-finite divide by 1).
-        log_vars: ``balance == "uncertainty"``: one learnable scalar per head.
-
-    Returns:
-        The :class:`WeightedLoss` and the plain (unbalanced) head losses.
-    """
-    heads = {a.name: HeadLoss(a, config.numeric_loss, config.huber_delta, config.label_smoothing) for a in schema}
-    terms: dict[str, Callable[..., Tensor]] = dict(heads)
-    if config.balance == "initial":
-        assert initial is not None
-        terms = {n: _InitialBalanced(h, v if math.isfinite(v := float(initial[n])) and v > 0 else 1.0) for n, h in heads.items()}
-    elif config.balance == "uncertainty":
-        assert log_vars is not None
-        terms = {n: _UncertaintyBalanced(h, log_vars[n]) for n, h in heads.items()}
-    return WeightedLoss(terms, head_weights(schema, config.loss_weights), param="--loss-weight"), heads
-
-
-class AttributeMetrics:
-    """Accumulates, per head, its plain loss (``head_loss.<name>``), the mean absolute error on the
-    label scale (``mae.<name>``, numeric) or the accuracy (``acc.<name>``, categorical), over the
-    labelled values of a pass. A head with no labelled value gets NaN."""
-
-    def __init__(self, schema: Schema, heads: Mapping[str, HeadLoss]) -> None:
-        self.schema, self.heads = schema, heads
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-
-    def _add(self, key: str, value: float, count: int) -> None:
-        self.sums[key] = self.sums.get(key, 0.0) + value
-        self.counts[key] = self.counts.get(key, 0) + count
-
-    @torch.no_grad()
-    def update(self, outputs: Mapping[str, Tensor], batch: Batch) -> None:
-        for attribute in self.schema:
-            name = attribute.name
-            output, target = outputs[name].detach(), batch.labels[name]
-            mask = _mask(target)
-            count = int(mask.sum())
-            self._add(f"head_loss.{name}", float(self.heads[name].per_item(output, target).sum()), count)
-            if isinstance(attribute, NumericAttribute):
-                error = attribute.from_unit(output[mask].double()) - attribute.from_unit(target[mask].double())
-                self._add(f"mae.{name}", float(error.abs().sum()), count)
-            else:
-                self._add(f"acc.{name}", float((output[mask].argmax(-1) == target[mask]).sum()), count)
-
-    def _order(self) -> list[str]:
-        order = [f"head_loss.{a.name}" for a in self.schema]
-        return order + [f"{'mae' if isinstance(a, NumericAttribute) else 'acc'}.{a.name}" for a in self.schema]
-
-    def compute(self) -> dict[str, float]:
-        return {k: (self.sums[k] / self.counts[k] if self.counts.get(k) else math.nan) for k in self._order() if k in self.sums}
-
-    def all_reduce(self, reduce: Callable[[Tensor], Tensor]) -> None:
-        """Replaces the sums and counts by their totals over the ranks of a distributed run.
-
-        Args:
-            reduce: Sums a tensor over the ranks (:meth:`Distributed.all_reduce`).
-        """
-        keys = self._order()
-        state = torch.tensor([self.sums.get(k, 0.0) for k in keys] + [float(self.counts.get(k, 0)) for k in keys],
-                             dtype=torch.float64)
-        seen = torch.tensor([1.0 if k in self.sums else 0.0 for k in keys], dtype=torch.float64)
-        total = reduce(torch.cat([state, seen])).tolist()
-        n = len(keys)
-        self.sums = {k: total[i] for i, k in enumerate(keys) if total[2 * n + i] > 0}
-        self.counts = {k: int(round(total[n + i])) for i, k in enumerate(keys) if total[2 * n + i] > 0}
-
-
-class _Batches:
-    """The batches of one pass, made lazily (so augmented images are never all in memory).
-
-    Under torchrun, each global batch (the one a single process would make) is split into
-    contiguous per-rank parts and this rank gets its part. With ``augment``, one seed is drawn per
-    epoch from ``generator`` (after the shuffle) and each image is augmented with
-    :func:`sample_seed` of it and the image's row.
-
-    Args:
-        n: Images in the pass.
-        batch_size: Images per global batch.
-        make: ``(positions (b,) int64 into the pass, epoch seed or None)`` for every batch of the
-            pass → the batches.
-        generator: Shuffles (and seeds the augmentation); ``None``: in order.
-        dist: The distributed run, or ``None``.
-        augment: Draw an epoch seed.
-    """
-
-    def __init__(self, n: int, batch_size: int, make: Callable[[list[Tensor], int | None], Iterable[Batch]],
-                 generator: torch.Generator | None = None, dist: Distributed | None = None, augment: bool = False) -> None:
-        self.n, self.batch_size, self.make, self.generator = n, batch_size, make, generator
-        self.dist, self.augment = dist, augment
-
-    def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
-
-    def __iter__(self) -> Iterator[Batch]:
-        order = torch.randperm(self.n, generator=self.generator) if self.generator is not None else torch.arange(self.n)
-        epoch_seed = None
-        if self.augment and self.generator is not None:
-            epoch_seed = int(torch.randint(0, 2**62, (), generator=self.generator))
-        parts = []
-        for start in range(0, self.n, self.batch_size):
-            part = order[start : start + self.batch_size]
-            parts.append(part[self.dist.shard(len(part))] if self.dist is not None else part)
-        return iter(self.make(parts, epoch_seed))
-
-
-class _ImageSet(torch.utils.data.Dataset):
-    """Key ``(row, seed or None)`` → image ``row`` as float ``(3, S, S)`` in [0, 1], augmented with
-    ``seed`` (:func:`augment_sample`) when one is given."""
-
-    def __init__(self, images: Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, key: tuple[int, int | None]) -> Tensor:
-        row, seed = key
-        x = self.images[row].float().div_(255)
-        return augment_sample(x, seed) if seed is not None else x
-
-
-class _Stack:
-    """Collates images ``(3, S, S)`` into ``(B, 3, S, S)`` (``B`` may be 0 on a rank with no share)."""
-
-    def __init__(self, shape: Sequence[int]) -> None:
-        self.shape = tuple(shape)
-
-    def __call__(self, samples: list[Tensor]) -> Tensor:
-        return torch.stack(samples) if samples else torch.empty((0, *self.shape))
-
-
-class _PassSampler:
-    """The batch sampler of :class:`_ImageLoader`: yields the keys of the pass it was last given."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[tuple[int, int | None]]] = []
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __iter__(self) -> Iterator[list[tuple[int, int | None]]]:
-        return iter(self.batches)
-
-
-class _ImageLoader:
-    """Every pass over the decoded images (fine-tuning): one ``DataLoader`` whose ``workers``
-    persistent processes convert and augment images, in pinned memory for CUDA.
-
-    Args:
-        images: uint8 ``(N, 3, S, S)``.
-        workers: Worker processes; 0: in this process.
-        pin_memory: Collate batches in page-locked memory.
-    """
-
-    def __init__(self, images: Tensor, workers: int, pin_memory: bool) -> None:
-        self.sampler = _PassSampler()
-        self.loader: torch.utils.data.DataLoader | None = torch.utils.data.DataLoader(
-            _ImageSet(images), batch_sampler=self.sampler, num_workers=workers, collate_fn=_Stack(images.shape[1:]),
-            pin_memory=pin_memory, persistent_workers=workers > 0,
-            generator=torch.Generator(),  # its seed draw must not touch the global generator
-        )
-
-    def __call__(self, keys: list[list[tuple[int, int | None]]]) -> Iterator[Tensor]:
-        """The batches ``(b, 3, S, S)`` float in [0, 1] of ``keys``' lists of ``(row, seed)``, in order."""
-        assert self.loader is not None
-        self.sampler.batches = keys
-        return iter(self.loader)
-
-    def close(self) -> None:
-        """Stops the worker processes."""
-        self.loader = None
-
 
 def auto_workers(processes_on_node: int = 1) -> int:
     """``--workers``' default: ``min(4, CPU cores per process - 1)``, at least 0.
@@ -481,7 +131,8 @@ class TrainResult:
         run_dir: The run directory.
         history: One row per epoch (as ``history.csv``).
         best_epoch: The epoch whose weights are in ``model.safetensors`` (0: none finished).
-        stop_reason: ``completed``, ``stopped`` (early stopping), ``diverged`` or ``interrupted``.
+        stop_reason: ``completed``, ``stopped`` (early stopping), ``diverged`` or ``interrupted``
+            (:data:`styleforge.engine.outcome.STOP_REASONS`).
         stop_detail: A sentence for the user.
         metrics: ``metrics.json``'s content.
         skipped: Images left out with ``skip_bad``.
@@ -498,77 +149,6 @@ class TrainResult:
     skipped: list[Skipped]
     config: TrainConfig
     files: list[Path] = field(default_factory=list)
-
-
-def _resolve_config(run_dir: Path, config: TrainConfig | None, resume: bool, options: dict[str, Any]
-                    ) -> tuple[TrainConfig, dict[str, Any] | None]:
-    if not resume:
-        if run_dir.exists() and not run_dir.is_dir():
-            raise InvalidParameter("-o", str(run_dir), "a folder for the run (this is a file)")
-        if (run_dir / MODEL_JSON).exists() or (run_dir / RESUME_FILE).exists():
-            raise InvalidParameter("-o", str(run_dir), "a new or empty folder",
-                                   "it holds a run already: pass --resume to continue it, or choose another folder")
-        return dataclasses.replace(config or TrainConfig(), **options), None
-    if not (run_dir / RESUME_FILE).is_file():
-        raise InputFileError("--resume", run_dir, f"has no {RESUME_FILE} to resume from (no epoch of a run finished there)")
-    meta = read_model_json(run_dir, "--resume")
-    saved = TrainConfig.from_dict(meta["training"]["config"])
-    if config is not None:
-        for f in dataclasses.fields(TrainConfig):
-            if f.name not in RESUME_OPTIONS and getattr(config, f.name) != getattr(saved, f.name):
-                raise InvalidParameter(
-                    "--" + f.name.replace("_", "-"), getattr(config, f.name),
-                    f"{getattr(saved, f.name)!r}, as in the run being resumed",
-                    "only " + ", ".join("--" + o.replace("_", "-") for o in RESUME_OPTIONS) + " may change on --resume",
-                )
-    base = config if config is not None else saved
-    unknown = [k for k in options if k not in RESUME_OPTIONS and options[k] != getattr(saved, k, None)]
-    if unknown:
-        key = unknown[0]
-        raise InvalidParameter("--" + key.replace("_", "-"), options[key], f"{getattr(saved, key, None)!r}, as in the run being resumed",
-                               "only " + ", ".join("--" + o.replace("_", "-") for o in RESUME_OPTIONS) + " may change on --resume")
-    return dataclasses.replace(base, **options), meta
-
-
-def _baseline(schema: Schema, train: Mapping[str, Tensor], other: Mapping[str, Tensor]) -> dict[str, float]:
-    """The trivial predictor's metrics on ``other``: the training mean (numeric), the majority class."""
-    out: dict[str, float] = {}
-    for attribute in schema:
-        y_train, y = train[attribute.name], other[attribute.name]
-        m_train, m = _mask(y_train), _mask(y)
-        if not bool(m.any()) or not bool(m_train.any()):
-            continue
-        if isinstance(attribute, NumericAttribute):
-            mean = attribute.from_unit(y_train[m_train].double()).mean()
-            out[f"mae.{attribute.name}"] = float((attribute.from_unit(y[m].double()) - mean).abs().mean())
-        else:
-            majority = int(torch.bincount(y_train[m_train], minlength=attribute.num_classes).argmax())
-            out[f"acc.{attribute.name}"] = float((y[m] == majority).double().mean())
-    return out
-
-
-def _plot(path: Path, schema: Schema, history: Sequence[Mapping[str, float]]) -> Path:
-    """``curves.png``: one panel per attribute, its training and validation loss per epoch."""
-    epochs = [row["epoch"] for row in history]
-    panels = {
-        a.name: {
-            label: (epochs, [r.get(key) for r in history])
-            for key, label in ((f"head_loss.{a.name}", "training"), (f"val_head_loss.{a.name}", "validation"))
-        }
-        for a in schema
-    }
-    ylabels = {a.name: "cross-entropy" if isinstance(a, CategoricalAttribute) else "loss" for a in schema}
-    return plot_panels(path, panels, xlabel="epoch", ylabel=ylabels)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _features(
@@ -617,6 +197,7 @@ def train_attrs(
     *,
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
+    interrupt: Interrupt | None = None,
     **options: Any,
 ) -> TrainResult:
     """Trains the attribute network on a labelled image folder and writes the run directory.
@@ -630,6 +211,10 @@ def train_attrs(
         resume: Continue the run in ``output`` exactly where it stopped; only
             :data:`RESUME_OPTIONS` may differ from the saved configuration.
         callbacks: Receive engine events (:class:`~styleforge.engine.events.EpochEnded`, ...).
+        interrupt: The flag of a :func:`~styleforge.engine.interrupt.sigint_flag` the caller holds;
+            ``None``: training installs its own, so a Ctrl-C while it runs stops it after the
+            current step (before it, while images are read and features computed, Ctrl-C raises
+            ``KeyboardInterrupt`` as usual).
         **options: Overrides of ``config``'s fields (``epochs=5``).
 
     Returns:
@@ -643,7 +228,7 @@ def train_attrs(
     if output is None:
         raise InvalidParameter("-o", None, "a folder for the run")
     run_dir = Path(output)
-    config, saved_meta = _resolve_config(run_dir, config, resume, dict(options))
+    config, saved_meta = resolve_config(run_dir, config, resume, dict(options))
     config.validate()
     schema = load_schema(config.schema) if config.schema else ACAN_SCHEMA
     weights = head_weights(schema, config.loss_weights)  # before any slow work
@@ -698,7 +283,7 @@ def train_attrs(
     position = {item: k for k, item in enumerate(kept)}
     all_labels = encode_labels(schema, table.items)
     for attribute in schema:
-        if not bool(_mask(all_labels[attribute.name][splits["train"]]).any()):
+        if not bool(label_mask(all_labels[attribute.name][splits["train"]]).any()):
             emit(callbacks, Notice(f"no training image has a {attribute.name} label: that head will not learn"))
 
     backbone = Hypercolumn(arch, choice.state_dict, seed=config.seed, source=choice.source,
@@ -707,10 +292,10 @@ def train_attrs(
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
-    loader: _ImageLoader | None = None
+    loader: ImageLoader | None = None
     if config.finetune:
         # uint8, CPU; each batch is converted (and augmented) on the fly, in the worker processes.
-        loader = _ImageLoader(images, workers, pin)
+        loader = ImageLoader(images, workers, pin)
         forward: Callable[[Batch], Any] = lambda batch: net(batch.x)
     else:
         inputs = _features(backbone, images, device, dist, callbacks, main,
@@ -738,8 +323,8 @@ def train_attrs(
 
         return make
 
-    def batches(split: str, generator: torch.Generator | None = None, train: bool = False) -> _Batches:
-        return _Batches(len(splits[split]), config.batch_size, maker(split), generator, dist, augment=train and do_augment)
+    def batches(split: str, generator: torch.Generator | None = None, train: bool = False) -> Batches:
+        return Batches(len(splits[split]), config.batch_size, maker(split), generator, dist, augment=train and do_augment)
 
     resume_state: dict[str, Any] | None = None
     if resume:  # every rank reads it: the run folder is on storage they share
@@ -787,18 +372,13 @@ def train_attrs(
         "best": None,
     }
 
-    history_path = run_dir / "history.csv"
-
     def checkpoint(cp: FitCheckpoint) -> None:
         if not main:
             return
         if cp.is_best:
-            meta["best"] = _json_safe({"epoch": cp.epoch, **{k: v for k, v in cp.row.items() if k != "seconds"}})
+            meta["best"] = epoch_record(cp.row)
             save_model(run_dir, net, meta, with_backbone=config.finetune)
-        state = cp.state()
-        state["extra"] = {"initial": dict(initial) if initial is not None else {}}
-        write_atomic(run_dir / RESUME_FILE, lambda h: torch.save(state, h))
-        write_history(history_path, state["history"])
+        write_checkpoint(run_dir, cp.state(), {"initial": dict(initial) if initial is not None else {}})
 
     def epoch_values() -> dict[str, float]:
         return {f"logvar.{n}": float(p.detach()) for n, p in log_vars.items()} if log_vars is not None else {}
@@ -827,6 +407,7 @@ def train_attrs(
         checkpoint=checkpoint,
         callbacks=callbacks,
         dist=dist,
+        interrupt=interrupt,
     )
 
     # The best epoch's weights are back in the network: score every split once with them.
@@ -838,7 +419,7 @@ def train_attrs(
                                            metrics=lambda: AttributeMetrics(schema, heads), dist=dist)
                 scores[split] = {"loss": summary.total, **{f"loss.{k}": v for k, v in summary.weighted.items()}, **values}
     train_labels = {k: v[splits["train"]] for k, v in all_labels.items()}
-    baseline = {s: _baseline(schema, train_labels, {k: v[splits[s]] for k, v in all_labels.items()})
+    baseline = {s: baseline_metrics(schema, train_labels, {k: v[splits[s]] for k, v in all_labels.items()})
                 for s in ("val", "test") if splits[s]}
     metrics: dict[str, Any] = {
         "best_epoch": result.best_epoch,
@@ -861,15 +442,15 @@ def train_attrs(
         return TrainResult(run_dir, result.history, result.best_epoch, result.stop_reason, result.stop_detail, metrics,
                            skipped, config, files)
     if result.best_epoch:
-        meta["best"] = _json_safe({**(meta["best"] or {}), "stop_reason": result.stop_reason, "epochs_run": result.epochs_run,
-                                   "test": scores.get("test")})
+        # From the history, not from this call's checkpoints: after --resume the best epoch may be one
+        # the earlier run trained (no later epoch improved on it).
+        best_row = next(row for row in result.history if int(row["epoch"]) == result.best_epoch)
+        meta["best"] = json_safe({**epoch_record(best_row), "stop_reason": result.stop_reason,
+                                  "epochs_run": result.epochs_run, "test": scores.get("test")})
         files += list(save_model(run_dir, net, meta, with_backbone=config.finetune))
     if result.history:
-        files.append(write_history(history_path, result.history))
-        files.append(_plot(run_dir / "curves.png", schema, result.history))
-    import json
-
-    text = json.dumps(_json_safe(metrics), indent=1)
-    files.append(write_atomic(run_dir / "metrics.json", lambda h: h.write(text.encode())))
+        files.append(write_history_csv(run_dir, result.history))
+        files.append(plot_curves(run_dir, schema, result.history))
+    files.append(write_metrics(run_dir, metrics))
     return TrainResult(run_dir, result.history, result.best_epoch, result.stop_reason, result.stop_detail, metrics,
                        skipped, config, files)

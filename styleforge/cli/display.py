@@ -110,7 +110,7 @@ class TrainDisplay(_Display):
 
     def show(self, event: Event) -> None:
         from ..engine import BatchProgress, EpochEnded, EpochStarted, FitEnded, TaskProgress
-        from ..engine.fit import format_epoch_line
+        from ..attributes.metrics import format_epoch_line
 
         if isinstance(event, TaskProgress):
             if self.interactive:

@@ -37,7 +37,8 @@ def score_command(model_dir: Path, images: Sequence[Path], fmt: str | None, outp
       styleforge score runs/base out/guided.png
       styleforge score runs/base photos/ --format csv -o scores.csv
     """
-    from ..attributes.score import format_scores, open_model, score_images
+    from ..attributes.score import open_model, score_images
+    from ..attributes.score_format import format_scores
     from ..device import resolve_device
     from ..files import write_atomic
     from .display import TrainDisplay

@@ -203,7 +203,7 @@ def sweep_train_attrs(ctx: click.Context, grid: Sequence[str], out_dir: Path, jo
     """
     import csv as _csv
 
-    from ..attributes.train import parse_loss_weights
+    from ..attributes.losses import parse_loss_weights
     from ..report import plot_panels
 
     def check(params: dict[str, Any]) -> None:

@@ -106,7 +106,7 @@ def train_attrs_command(ctx: click.Context, data: Path | None, output: Path, los
       torchrun --nproc_per_node 2 -m styleforge train-attrs --data data/synth -o runs/ddp --device cpu
     """
     from ..attributes.train import train_attrs
-    from ..attributes.train import parse_loss_weights
+    from ..attributes.losses import parse_loss_weights
     from ..engine.distributed import process_rank
     from .display import TrainDisplay
 
@@ -151,7 +151,9 @@ def train_attrs_command(ctx: click.Context, data: Path | None, output: Path, los
                    + (f", loss {best['loss']:.4g}" if "loss" in best else ""), err=True)
     if "test" in result.metrics:
         test = result.metrics["test"]
-        shown = " ".join(f"{k} {v:.3g}" for k, v in test.items() if k.startswith(("mae.", "acc.")))
+        from ..attributes.metrics import EPOCH_LINE_GROUPS
+
+        shown = " ".join(f"{k} {v:.3g}" for k, v in test.items() if k.startswith(tuple(f"{g}." for g in EPOCH_LINE_GROUPS)))
         click.echo(f"test: loss {test['loss']:.4g} · {shown}", err=True)
     click.echo("\n".join(str(p) for p in result.files))
     if result.stop_reason == "interrupted":

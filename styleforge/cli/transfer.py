@@ -194,7 +194,7 @@ def transfer(
         click.echo(f"done: {result.stop_reason} after {len(result.history)} iterations; "
                    f"image from iteration {result.metadata['iteration']}, loss {result.summary.format()}", err=True)
     if result.scores is not None:
-        from ..attributes.score import format_score_line
+        from ..attributes.score_format import format_score_line
 
         click.echo(f"scores ({result.config.score_with}): {format_score_line(result.scores)}", err=True)
     if result.stop_reason == "interrupted" and path is not None:

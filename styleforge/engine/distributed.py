@@ -25,7 +25,6 @@ How a run stays equal to the single-process one (up to floating-point noise):
 from __future__ import annotations
 
 import atexit
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InvalidParameter, ResourceError
+from .terms import summary_of
 
 __all__ = [
     "Distributed",
@@ -300,16 +300,18 @@ class StepValues:
             then counts 1 in the epoch mean).
         shares: This rank's weight of each term, ``cᵣₜ / Cₜ`` (``1/world_size`` for a term nobody counted).
         finite: Whether every rank's every term was finite.
+        stop: Whether any rank asked to stop after this step (Ctrl-C).
     """
 
     raw: dict[str, float]
     counts: dict[str, float] | None
     shares: dict[str, float]
     finite: bool
+    stop: bool = False
 
     def total(self, weights: Mapping[str, float]) -> float:
-        """``Σ weight × raw``, as :attr:`LossSummary.total` adds it."""
-        return math.fsum(weights[n] * v for n, v in self.raw.items())
+        """``Σ weight × raw``: the :attr:`~styleforge.engine.terms.LossSummary.total` of these values."""
+        return summary_of(self.raw, weights).total
 
 
 def reduce_terms(
@@ -317,8 +319,10 @@ def reduce_terms(
     raw: Mapping[str, Tensor],
     batch: Any,
     counts: Callable[[Any], Mapping[str, float]] | None,
+    *,
+    stop: bool = False,
 ) -> StepValues:
-    """All-reduces one batch's terms and counts: a single collective of ``3T + 1`` float64 values.
+    """All-reduces one batch's terms and counts: a single collective of ``3T + 2`` float64 values.
 
     Args:
         dist: The run.
@@ -326,6 +330,8 @@ def reduce_terms(
         batch: This rank's part of the batch (given to ``counts``).
         counts: Batch → each term's count (e.g. labelled values); ``None``: the batch's length
             (or 1 when it has none) for every term.
+        stop: This rank asks to stop after this step; every rank learns it (:attr:`StepValues.stop`),
+            so all stop at the same step.
 
     Returns:
         The :class:`StepValues`.
@@ -341,10 +347,11 @@ def reduce_terms(
     c = torch.tensor(local, dtype=torch.float64)
     counted = torch.where(c > 0, values * c, torch.zeros_like(values))
     nonfinite = float(not bool(torch.isfinite(values).all()))
-    reduced = dist.all_reduce(torch.cat([c, counted, values, torch.tensor([nonfinite], dtype=torch.float64)])).tolist()
+    flags = torch.tensor([nonfinite, float(stop)], dtype=torch.float64)
+    reduced = dist.all_reduce(torch.cat([c, counted, values, flags])).tolist()
     t = len(names)
-    big_c, sums, plain, bad = reduced[:t], reduced[t : 2 * t], reduced[2 * t : 3 * t], reduced[3 * t]
+    big_c, sums, plain, bad, stops = reduced[:t], reduced[t : 2 * t], reduced[2 * t : 3 * t], reduced[3 * t], reduced[3 * t + 1]
     world = dist.world_size
     global_raw = {n: (sums[k] / big_c[k] if big_c[k] > 0 else plain[k] / world) for k, n in enumerate(names)}
     shares = {n: (local[k] / big_c[k] if big_c[k] > 0 else 1.0 / world) for k, n in enumerate(names)}
-    return StepValues(global_raw, dict(zip(names, big_c)) if counts is not None else None, shares, bad == 0)
+    return StepValues(global_raw, dict(zip(names, big_c)) if counts is not None else None, shares, bad == 0, stops > 0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,8 +33,10 @@ from torch import Tensor, nn
 from ..errors import InvalidParameter, choice_error
 from .distributed import Distributed, reduce_terms
 from .events import BatchProgress, Callback, EpochEnded, EpochStarted, FitEnded, emit
+from .interrupt import Interrupt, sigint_flag
 from .optimize import DivergenceGuard, OptimizerSpec, StopRule, make_optimizer, parse_optimizer
-from .terms import LossSummary, WeightedLoss
+from .outcome import COMPLETED, DIVERGED, INTERRUPTED, INTERRUPTED_DETAIL, STOPPED
+from .terms import LossSummary, WeightedLoss, summary_of, weighted_total
 
 __all__ = [
     "TRAIN_LR",
@@ -43,7 +46,6 @@ __all__ = [
     "FitResult",
     "evaluate",
     "fit",
-    "EPOCH_LINE_GROUPS",
     "format_epoch_line",
 ]
 
@@ -101,8 +103,7 @@ class _Mean:
 
     def summary(self, weights: Mapping[str, float]) -> LossSummary:
         # A term with nothing to average over (e.g. no labelled value in the set) counts 0.
-        raw = {n: (self.sums[n] / self.counts[n] if self.counts.get(n) else 0.0) for n in self.names}
-        return LossSummary(raw, {n: weights[n] * raw[n] for n in self.names})
+        return summary_of({n: (self.sums[n] / self.counts[n] if self.counts.get(n) else 0.0) for n in self.names}, weights)
 
 
 def _batch_raw(report: Any) -> dict[str, float]:
@@ -183,10 +184,11 @@ class FitResult:
     Attributes:
         history: One row per epoch: ``epoch``, ``lr``, ``seconds``, ``loss`` (training total),
             ``loss.<term>`` (weighted), ``loss.<term>.raw``, the training metrics, and the same with
-            a ``val_`` prefix for the validation pass.
+            a ``val_`` prefix for the validation pass, then the ``epoch_values``.
         best_epoch: The epoch with the lowest monitored total (0 when none finished).
         best_value: That total, or ``None``.
-        stop_reason: ``completed``, ``stopped`` (early stopping), ``diverged`` or ``interrupted``.
+        stop_reason: One of :data:`~styleforge.engine.outcome.STOP_REASONS`: ``completed``,
+            ``stopped`` (early stopping), ``diverged`` or ``interrupted``.
         stop_detail: A sentence for the user.
         epochs_run: The last epoch that finished.
     """
@@ -259,6 +261,7 @@ def fit(
     checkpoint: Callable[[FitCheckpoint], None] | None = None,
     callbacks: Sequence[Callback] = (),
     dist: Distributed | None = None,
+    interrupt: Interrupt | None = None,
 ) -> FitResult:
     """Trains ``module`` for up to ``epochs`` epochs and leaves the best epoch's weights in it.
 
@@ -269,8 +272,12 @@ def fit(
     ``checkpoint`` function is called and :class:`~styleforge.engine.events.EpochEnded` is emitted.
 
     A batch whose loss is NaN/inf stops the run before the optimiser applies it, and a monitored
-    total the guard calls divergent stops it after the epoch (``diverged``). Ctrl-C stops it
-    (``interrupted``). In every case the best epoch's weights are put back into ``module``.
+    total the guard calls divergent stops it after the epoch (``diverged``). Ctrl-C
+    (:func:`~styleforge.engine.interrupt.sigint_flag`, as in
+    :func:`~styleforge.engine.optimize.optimise_pixels`) stops it after the current step
+    (``interrupted``): the unfinished epoch is not recorded, so a resumed run repeats it. In every
+    case the best epoch's weights are put back into ``module``. The stop reasons are those of
+    :mod:`styleforge.engine.outcome`.
 
     Args:
         module: Everything trained (its ``train()``/``eval()`` mode is switched per pass).
@@ -307,6 +314,10 @@ def fit(
             (``counts``; without it, over its ``len``), or affine in such a mean. Metric
             accumulators need an ``all_reduce(reduce)`` method. Events, history and checkpoints
             hold the global values on every rank (the caller lets one rank print and write).
+            A Ctrl-C on any rank stops every rank after the same step.
+        interrupt: The flag of a :func:`~styleforge.engine.interrupt.sigint_flag` the caller holds
+            over a longer run, checked after every step; ``None``: this call installs its own for
+            its duration.
 
     Returns:
         A :class:`FitResult`.
@@ -374,92 +385,110 @@ def fit(
             "best_state": best_state,
         }
 
-    reason, detail = "completed", f"ran {epochs} epochs"
+    reason, detail = COMPLETED, f"ran {epochs} epochs"
     if start > epochs:
         detail = f"the run already finished epoch {start - 1}; ask for more --epochs to continue"
-    try:
-        for epoch in range(start, epochs + 1):
-            began = time.perf_counter()
-            lr = float(opt.param_groups[0]["lr"])
-            batches = train_batches(generator)
-            if not hasattr(batches, "__len__"):
-                batches = list(batches)
-            if dist is not None and len(set(dist.all_gather_object(len(batches)))) > 1:
-                raise RuntimeError(f"the ranks have different numbers of batches in epoch {epoch}: "
-                                   "train_batches must split every global batch across the ranks")
-            emit(callbacks, EpochStarted(epoch, epochs, len(batches), lr))
-            module.train()
-            mean = _Mean(loss.names)
-            acc = metrics() if metrics is not None else None
-            for index, batch in enumerate(batches, start=1):
-                captured: list[tuple[Any, Any]] = []
+    # Ctrl-C: stop after the current step, keep the best (the caller's flag when it holds one).
+    with (nullcontext(interrupt) if interrupt is not None else sigint_flag()) as flag:
+        try:
+            for epoch in range(start, epochs + 1):
+                began = time.perf_counter()
+                lr = float(opt.param_groups[0]["lr"])
+                batches = train_batches(generator)
+                if not hasattr(batches, "__len__"):
+                    batches = list(batches)
+                if dist is not None and len(set(dist.all_gather_object(len(batches)))) > 1:
+                    raise RuntimeError(f"the ranks have different numbers of batches in epoch {epoch}: "
+                                       "train_batches must split every global batch across the ranks")
+                emit(callbacks, EpochStarted(epoch, epochs, len(batches), lr))
+                module.train()
+                mean = _Mean(loss.names)
+                interrupted = False
+                acc = metrics() if metrics is not None else None
+                for index, batch in enumerate(batches, start=1):
+                    captured: list[tuple[Any, Any]] = []
 
-                def closure() -> Tensor:
-                    opt.zero_grad(set_to_none=True)
-                    outputs = forward(batch)
+                    def closure() -> Tensor:
+                        opt.zero_grad(set_to_none=True)
+                        outputs = forward(batch)
+                        if dist is not None:
+                            return _distributed_closure(dist, loss, weights, outputs, batch, counts, trained, captured,
+                                                        f"epoch {epoch}, batch {index}", flag.requested)
+                        report = loss(outputs, batch)
+                        if not torch.isfinite(report.total.detach()):
+                            raise _Diverged(f"the training loss became {float(report.total.detach()):g} (epoch {epoch}, batch {index})")
+                        report.total.backward()
+                        captured.append((outputs, report))
+                        return report.total
+
+                    opt.step(closure)
+                    outputs, report = captured[0]
                     if dist is not None:
-                        return _distributed_closure(dist, loss, weights, outputs, batch, counts, trained, captured,
-                                                    f"epoch {epoch}, batch {index}")
-                    report = loss(outputs, batch)
-                    if not torch.isfinite(report.total.detach()):
-                        raise _Diverged(f"the training loss became {float(report.total.detach()):g} (epoch {epoch}, batch {index})")
-                    report.total.backward()
-                    captured.append((outputs, report))
-                    return report.total
-
-                opt.step(closure)
-                outputs, report = captured[0]
-                if dist is not None:
-                    mean.add(report.raw, report.counts)
-                else:
-                    mean.add(_batch_raw(report), counts(batch) if counts is not None else None)
-                if acc is not None:
-                    with torch.no_grad():
-                        acc.update(_detach(outputs), batch)
-                emit(callbacks, BatchProgress(epoch, index, len(batches), mean.summary(weights)))
-            train = mean.summary(weights)
-            row: dict[str, float] = {"epoch": epoch, "lr": lr}
-            row.update(_prefixed("loss", train))
-            row.update(_compute(acc, dist))
-            val = None
-            if val_batches is not None:
-                val, val_metrics = evaluate(module, forward, loss, val_batches(), counts=counts, metrics=metrics,
-                                            dist=dist)
-                row.update(_prefixed("val_loss", val))
-                row.update({f"val_{k}": v for k, v in val_metrics.items()})
-            if epoch_values is not None:
-                row.update({k: float(v) for k, v in epoch_values().items()})
-            monitored = (val or train).total
-            why = guard.check(monitored, best_value)
-            is_best = why is None and math.isfinite(monitored) and (best_value is None or monitored < best_value)
-            if is_best:
-                best_epoch, best_value, best_state = epoch, monitored, _clone_state(module)
-            if scheduler is not None and why is None:
-                scheduler.step(monitored) if schedule == "plateau" else scheduler.step()
-            stopping = stop.update(monitored) if stop is not None and why is None else False
-            row["seconds"] = time.perf_counter() - began
-            history.append(row)
-            if checkpoint is not None and why is None:
-                checkpoint(FitCheckpoint(epoch, is_best, dict(row), lambda e=epoch: state(e)))
-            emit(
-                callbacks,
-                EpochEnded(epoch, epochs, train, val, {k: v for k, v in row.items() if _is_metric(k)}, weights,
-                           is_best, lr, row["seconds"]),
-            )
-            if why is not None:
-                reason, detail = "diverged", f"{why} (epoch {epoch})"
-                break
-            if stopping:
-                watched = "validation" if val is not None else "training"
-                reason, detail = "stopped", f"{watched} {stop.reason} (epoch {epoch})"
-                break
-    except _Diverged as exc:
-        reason, detail = "diverged", str(exc)
-    except KeyboardInterrupt:
-        reason, detail = "interrupted", "interrupted by the user"
+                        mean.add(report.raw, report.counts)
+                    else:
+                        mean.add(_batch_raw(report), counts(batch) if counts is not None else None)
+                    if acc is not None:
+                        with torch.no_grad():
+                            acc.update(_detach(outputs), batch)
+                    emit(callbacks, BatchProgress(epoch, index, len(batches), mean.summary(weights)))
+                    # Ctrl-C: stop after this step; the unfinished epoch is not recorded (a resumed run
+                    # repeats it). Under torchrun the ranks agree in the step's own all-reduce.
+                    if (report.stop if dist is not None else flag.requested):
+                        interrupted = True
+                        break
+                if interrupted:
+                    reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
+                    break
+                train = mean.summary(weights)
+                row: dict[str, float] = {"epoch": epoch, "lr": lr}
+                row.update(_prefixed("loss", train))
+                shown = dict(_compute(acc, dist))  # the metrics and extra values, for EpochEnded
+                row.update(shown)
+                val = None
+                if val_batches is not None:
+                    val, val_metrics = evaluate(module, forward, loss, val_batches(), counts=counts, metrics=metrics,
+                                                dist=dist)
+                    row.update(_prefixed("val_loss", val))
+                    val_shown = {f"val_{k}": v for k, v in val_metrics.items()}
+                    row.update(val_shown)
+                    shown.update(val_shown)
+                if epoch_values is not None:
+                    extra = {k: float(v) for k, v in epoch_values().items()}
+                    row.update(extra)
+                    shown.update(extra)
+                monitored = (val or train).total
+                why = guard.check(monitored, best_value)
+                is_best = why is None and math.isfinite(monitored) and (best_value is None or monitored < best_value)
+                if is_best:
+                    best_epoch, best_value, best_state = epoch, monitored, _clone_state(module)
+                if scheduler is not None and why is None:
+                    scheduler.step(monitored) if schedule == "plateau" else scheduler.step()
+                stopping = stop.update(monitored) if stop is not None and why is None else False
+                row["seconds"] = time.perf_counter() - began
+                history.append(row)
+                if checkpoint is not None and why is None:
+                    checkpoint(FitCheckpoint(epoch, is_best, dict(row), lambda e=epoch: state(e)))
+                emit(
+                    callbacks,
+                    EpochEnded(epoch, epochs, train, val, shown, weights, is_best, lr, row["seconds"]),
+                )
+                if why is not None:
+                    reason, detail = DIVERGED, f"{why} (epoch {epoch})"
+                    break
+                if stopping:
+                    watched = "validation" if val is not None else "training"
+                    reason, detail = STOPPED, f"{watched} {stop.reason} (epoch {epoch})"
+                    break
+                if _requested(flag, dist):  # Ctrl-C during validation or the checkpoint
+                    reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
+                    break
+        except _Diverged as exc:
+            reason, detail = DIVERGED, str(exc)
+        except KeyboardInterrupt:  # a second Ctrl-C, or a caller that kept its own SIGINT handler
+            reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
     if best_state is not None:
         module.load_state_dict(best_state)
-    if reason == "diverged":
+    if reason == DIVERGED:
         detail += f"; kept the weights of epoch {best_epoch}" if best_epoch else ""
     epochs_run = int(history[-1]["epoch"]) if history else 0
     emit(callbacks, FitEnded(reason, detail, epochs_run, best_epoch))
@@ -476,23 +505,30 @@ def _distributed_closure(
     trained: Sequence[Tensor],
     captured: list[tuple[Any, Any]],
     where: str,
+    stop: bool,
 ) -> Tensor:
     """One rank's forward/backward of a distributed step; returns the global total (what the
-    optimiser sees, the same on every rank) after the gradients were summed over the ranks."""
+    optimiser sees, the same on every rank) after the gradients were summed over the ranks.
+    ``stop``: this rank was asked to stop (its flag travels in the step's all-reduce)."""
     values = {name: term(outputs, batch) for name, term in loss.terms.items()}
-    step = reduce_terms(dist, values, batch, counts)
+    step = reduce_terms(dist, values, batch, counts, stop=stop)
     total = step.total(weights)
     if not step.finite or not math.isfinite(total):
         raise _Diverged(f"the training loss became {total:g} ({where})")
-    objective: Tensor | None = None
-    for name, value in values.items():
-        part = value * (weights[name] * step.shares[name])
-        objective = part if objective is None else objective + part
-    if objective is not None and objective.requires_grad:
+    # This rank's part of the global objective: each term weighted by its weight × this rank's share.
+    objective = weighted_total(values, {name: weights[name] * step.shares[name] for name in values})
+    if objective.requires_grad:
         objective.backward()
     dist.all_reduce_gradients(trained)
     captured.append((outputs, step))
     return torch.tensor(total, dtype=torch.float64)
+
+
+def _requested(flag: Interrupt, dist: Distributed | None) -> bool:
+    """Whether a stop was asked for: here, or under torchrun on any rank (one all-reduce)."""
+    if dist is None:
+        return flag.requested
+    return dist.all_reduce_floats([1.0 if flag.requested else 0.0])[0] > 0
 
 
 def _detach(outputs: Any) -> Any:
@@ -513,25 +549,19 @@ def _prefixed(prefix: str, summary: LossSummary) -> dict[str, float]:
     return row
 
 
-def _is_metric(key: str) -> bool:
-    return key not in ("epoch", "lr", "seconds") and not key.startswith(("loss", "val_loss"))
-
-
-#: Metric groups the epoch line shows, prefix → label (``mae.contrast`` → ``MAE contrast 1.2``).
-EPOCH_LINE_GROUPS: dict[str, str] = {"mae": "MAE", "acc": "acc"}
-
-
-def format_epoch_line(event: EpochEnded, groups: Mapping[str, str] = EPOCH_LINE_GROUPS, digits: int = 4) -> str:
+def format_epoch_line(event: EpochEnded, groups: Mapping[str, str] | None = None, digits: int = 4) -> str:
     """The Keras-style line of one epoch.
 
-    ``epoch 12/200 · loss 1.2723 = 1×variety_texture 0.0706 + … + 0.7×pri_color 0.8103 · val_loss
-    1.31 · val MAE contrast 1.2 … · val acc pri_color 0.64``. The training total is exactly the sum
-    of ``weight × raw`` of the printed terms (:meth:`LossSummary.format` with ``show_weights``). The
-    metrics are the validation ones when there is a validation set, else the training ones.
+    ``epoch 12/200 · loss 1.2723 = 1×a 0.0706 + … + 0.7×b 0.8103 · val_loss 1.31 · val <label> x 1.2 …
+    · best``. The training total is exactly the sum of ``weight × raw`` of the printed terms
+    (:meth:`LossSummary.format` with ``show_weights``). Which metrics are shown is the caller's
+    choice (``groups``); they are the validation ones when there is a validation set, else the
+    training ones.
 
     Args:
         event: The epoch.
-        groups: Metric-name prefixes to show and their labels.
+        groups: Metric-name prefix → label: the metrics ``<prefix>.<name>`` are shown as
+            ``<label> <name> <value> …``, one group after the other; ``None``: no metrics.
         digits: Significant digits of the largest weighted term.
     """
     parts = [f"epoch {event.epoch}/{event.epochs}", f"loss {event.train.format(digits, show_weights=event.weights)}"]
@@ -539,7 +569,7 @@ def format_epoch_line(event: EpochEnded, groups: Mapping[str, str] = EPOCH_LINE_
     if event.val is not None:
         parts.append(f"val_loss {event.val.total:.{digits}g}")
         prefix = "val_"
-    for group, label in groups.items():
+    for group, label in (groups or {}).items():
         start = f"{prefix}{group}."
         shown = [f"{k[len(start):]} {v:.3g}" for k, v in event.metrics.items() if k.startswith(start)]
         if shown:

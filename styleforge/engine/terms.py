@@ -233,3 +233,38 @@ class WeightedLoss:
         if total is None:
             raise InvalidParameter("loss", "no terms", "at least one loss term")
         return LossReport(total, raw, weighted)
+
+
+# Loops that average or all-reduce the raw values themselves (an epoch's mean, a distributed step)
+# form their totals here too, so ``Σ weight × raw`` is written once, in this module.
+__all__ += ["summary_of", "weighted_total"]
+
+
+def summary_of(raw: Mapping[str, float], weights: Mapping[str, float]) -> LossSummary:
+    """The :class:`LossSummary` of plain raw values under ``weights``.
+
+    Args:
+        raw: Term name → unweighted value (e.g. an epoch's mean of each term).
+        weights: Term name → weight; every name of ``raw`` needs one.
+
+    Returns:
+        The summary: each part ``weights[k] × raw[k]`` in ``raw``'s order, the total their
+        :func:`math.fsum`.
+    """
+    return LossSummary(dict(raw), {name: weights[name] * value for name, value in raw.items()})
+
+
+def weighted_total(values: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
+    """``Σ weights[k] × values[k]`` of 0-d tensors, differentiable, added in ``values``' order (as
+    :class:`WeightedLoss` adds its terms).
+
+    Raises:
+        InvalidParameter: No values.
+    """
+    total: Tensor | None = None
+    for name, value in values.items():
+        part = value * weights[name]
+        total = part if total is None else total + part
+    if total is None:
+        raise InvalidParameter("loss", "no terms", "at least one loss term")
+    return total

@@ -4,7 +4,7 @@
 ``attr.<name>`` per attribute (DESIGN.md §3; Holly Grimm steered a CycleGAN the same way):
 
 - numeric: ``(tanh output − target)²`` with the target mapped from its scale to [−1, 1]
-  (:meth:`~styleforge.attributes.schema.NumericAttribute.to_unit`), the head's training loss;
+  (:meth:`~styleforge.attributes.kinds.NumericAttribute.to_unit`), the head's training loss;
 - categorical: the cross-entropy of the head's logits to the target class.
 
 The network is frozen (``eval()``, no parameter gradients); gradients flow to the pixels only.
@@ -28,9 +28,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InvalidParameter, choice_error
-from ..attributes.data import squash_resize
+from ..attributes.preprocess import squash_resize
 from ..attributes.model import VGG_HYPERCOLUMN_LAYERS, LoadedModel, hypercolumn_of
-from ..attributes.schema import NumericAttribute, Schema
+from ..attributes.kinds import NumericAttribute
+from ..attributes.schema import Schema
 from ..nets.vgg import VGG_ARCHS, VGGFeatures
 from ..parsing import parse_attr
 from ..stylize.objective import FeatureContext

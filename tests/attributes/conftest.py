@@ -1,6 +1,6 @@
-"""Fixtures of the attribute tests: small synthetic data sets (written once per session), a tiny,
-fast training configuration (ResNet-18, seeded random weights, 32 px, CPU), and one tiny run on HED's
-pretrained VGG-16 features (the real converted file from the torch cache, fetched if missing)."""
+"""Fixtures of the attribute tests: small synthetic data sets (written once per session), and one tiny
+run on HED's pretrained VGG-16 features (the real converted file from the torch cache, fetched if
+missing). The fast training options are in _attr_helpers.py."""
 
 from __future__ import annotations
 
@@ -12,12 +12,8 @@ import torch
 
 from styleforge.attributes.synthetic import make_dataset
 
+from _attr_helpers import HED
 from _helpers import one_thread  # noqa: F401  (autouse: one intra-op thread for these tests)
-
-#: Options of a fast training run: everything small, seeded and on the CPU.
-FAST = dict(backbone="resnet18", weights="random", size=32, batch_size=8, lr=0.01, device="cpu", epochs=3)
-#: A tiny run on pretrained VGG-16 features: 8 pictures at 64 px, 2 epochs (with ``synth8``).
-HED = dict(backbone="vgg16", weights="hed", size=64, batch_size=4, lr=0.01, device="cpu", epochs=2, patience=0)
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +40,8 @@ def synth8(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def hed_run(synth8: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The run folder of :data:`HED` on :func:`synth8` (trained once per session; do not edit it)."""
-    from styleforge import train_attrs
+    """The run folder of :data:`_attr_helpers.HED` on :func:`synth8` (trained once per session; do not edit it)."""
+    from styleforge.attributes.train import train_attrs
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # session fixtures run before the autouse one

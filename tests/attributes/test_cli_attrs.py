@@ -16,7 +16,7 @@ from styleforge.nets import weights as weights_module
 from _helpers import invoke as _invoke, one_line_error as _one_line_error
 
 FAST = ["--backbone", "resnet18", "--weights", "random", "--size", "32", "--batch-size", "8", "--lr", "0.01",
-        "--device", "cpu"]
+        "--device", "cpu", "--workers", "0"]
 _EPOCH = re.compile(r"^epoch (\d+)/(\d+) · loss (\S+) = (.*?) · val_loss (\S+) · val MAE (.*?) · val acc (.*?)( · best)?$")
 
 
@@ -110,3 +110,42 @@ def test_skip_bad_counts_and_continues(data24: Path, tmp_path: Path) -> None:
     result = _invoke("train-attrs", "--data", data24, "-o", tmp_path / "b", *FAST, "--epochs", 1, "--skip-bad")
     assert result.exit_code == 0, result.output
     assert "note: skipped 1 bad image(s)" in result.output and "row 6: images/0005.png does not exist" in result.output
+
+
+def test_ctrl_c_before_and_during_training_exits_130_with_one_line(data24: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    import styleforge.cli as cli_module
+    from styleforge.attributes import train as train_module
+    from styleforge.engine import BatchProgress
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:  # while the images are read: before any epoch
+        patch.setattr(train_module, "load_images", ctrl_c)
+        before = _invoke("train-attrs", "--data", data24, "-o", tmp_path / "before", *FAST, "--epochs", 2)
+    assert before.exit_code == 130 and "Traceback" not in before.output
+    assert before.output.splitlines() == ["interrupted before training started; nothing was trained"]
+
+    show = cli_module.TrainDisplay.show
+
+    def show_then_ctrl_c(self: object, event: object) -> None:  # a real SIGINT inside the second epoch
+        show(self, event)
+        if isinstance(event, BatchProgress) and (event.epoch, event.batch) == (2, 1):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(cli_module.TrainDisplay, "show", show_then_ctrl_c)
+    # Python's own handler, whatever the runner inherited (a background job ignores SIGINT).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        during = _invoke("train-attrs", "--data", data24, "-o", tmp_path / "during", *FAST, "--epochs", 3)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert during.exit_code == 130 and "Traceback" not in during.output
+    assert [line for line in during.output.splitlines() if line.startswith("interrupted")] == [
+        "interrupted: interrupted by the user", f"interrupted: continue with styleforge train-attrs -o {tmp_path / 'during'} --resume"]
+    with open(tmp_path / "during" / "history.csv", newline="") as stream:
+        assert [row["epoch"] for row in csv.DictReader(stream)] == ["1"]  # epoch 2 stopped after its first batch

@@ -19,7 +19,8 @@ from styleforge.attributes.model import (
     read_model_json,
     save_model,
 )
-from styleforge.attributes.schema import ACAN_SCHEMA, CategoricalAttribute, NumericAttribute, Schema
+from styleforge.attributes.kinds import CategoricalAttribute, NumericAttribute
+from styleforge.attributes.schema import ACAN_SCHEMA, Schema
 from styleforge.config import BACKBONES
 from styleforge.errors import InputFileError, InvalidParameter, WeightsError
 from styleforge.nets.resnet import build_resnet

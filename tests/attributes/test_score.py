@@ -1,7 +1,8 @@
 """Tests of ``styleforge score`` and :func:`styleforge.attributes.score.score_images` with a model
 trained inside the test: every attribute present and in range, the training preprocessing, batches,
-the JSON and CSV formats (parsed and round-tripped), a corrupt image among good ones (scored around,
-exit code 1), and the errors for model folders that are missing or inconsistent."""
+the JSON and CSV formats of :mod:`styleforge.attributes.score_format` (parsed and round-tripped), a
+corrupt image among good ones (scored around, exit code 1), and the errors for model folders that are
+missing or inconsistent."""
 
 from __future__ import annotations
 
@@ -14,27 +15,21 @@ from pathlib import Path
 import pytest
 import torch
 
-import styleforge
-from styleforge.attributes.data import compute_features, load_images, read_labels
+from styleforge.attributes.features import compute_features
+from styleforge.attributes.labels import read_labels
 from styleforge.attributes.model import AttributeNet
+from styleforge.attributes.preprocess import load_images
 from styleforge.attributes.schema import ACAN_SCHEMA
-from styleforge.attributes.score import (
-    SCORES_FORMAT,
-    ImageScore,
-    ModelFileError,
-    csv_columns,
-    format_scores,
-    open_model,
-    read_scores,
-    score_images,
-)
+from styleforge.attributes.score import ImageScore, ModelFileError, open_model, score_images
+from styleforge.attributes.score_format import SCORES_FORMAT, csv_columns, format_scores, read_scores
+from styleforge.attributes.train import train_attrs
 from styleforge.errors import InputFileError, InvalidParameter
 
 from _helpers import invoke as _invoke, one_line_error as _one_line_error
 
 #: A tiny model: ResNet-18 with seeded random weights, 32 px, trained for 5 epochs on all 24 images.
 TINY = dict(backbone="resnet18", weights="random", size=32, batch_size=8, lr=0.05, epochs=5, val_split=0.0,
-            patience=0, device="cpu", feature_cache=False)
+            patience=0, device="cpu", feature_cache=False, workers=0)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +39,7 @@ def model_dir(synth24: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # module-scoped fixtures run before the autouse one-thread fixture
     try:
-        styleforge.train_attrs(synth24, run, **TINY)
+        train_attrs(synth24, run, **TINY)
     finally:
         torch.set_num_threads(before)
     return run

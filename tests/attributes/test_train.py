@@ -1,5 +1,5 @@
-"""Tests of styleforge.attributes.train: loss weights and balancing arithmetic, masked partial labels,
-metrics, the run directory, exact resumption, and a short run that learns something measurable."""
+"""Tests of styleforge.attributes.train: the run directory, exact resumption, partial labels, divergence,
+the backbones' weights, and a short run that learns something measurable."""
 
 from __future__ import annotations
 
@@ -10,164 +10,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, HED
 
-from styleforge import TrainConfig, train_attrs
-from styleforge.attributes.schema import ACAN_SCHEMA, CategoricalAttribute, NumericAttribute, Schema
-from styleforge.attributes.train import (
-    AttributeMetrics,
-    Batch,
-    HeadLoss,
-    build_loss,
-    head_weights,
-    parse_loss_weights,
-)
+from styleforge.attributes.train import train_attrs
+from styleforge.attributes.schema import ACAN_SCHEMA
 from styleforge.engine import EpochEnded, Notice
 from styleforge.errors import InputFileError, InvalidParameter
 
-SMALL = Schema((NumericAttribute("contrast"), NumericAttribute("repetition"), CategoricalAttribute("hue", ("red", "green", "blue"))))
+from _attr_helpers import FAST, HED
 
 
 def _strip(history: list[dict[str, float]]) -> list[dict[str, float]]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
-
-
-# --- loss weights ------------------------------------------------------------------------------------
-
-
-def test_loss_weight_keys_kinds_and_names() -> None:
-    assert head_weights(ACAN_SCHEMA, {}) == dict.fromkeys(ACAN_SCHEMA.names, 1.0)
-    weights = head_weights(ACAN_SCHEMA, parse_loss_weights(["categorical=0.7"]))  # seed 000's final run
-    assert weights["pri_color"] == weights["harmony"] == 0.7
-    assert all(weights[n] == 1.0 for n in ACAN_SCHEMA.names[:6])
-    # An attribute's own weight beats its kind's, whatever the order.
-    for order in (["contrast=2", "numeric=0.5"], ["numeric=0.5", "contrast=2"]):
-        weights = head_weights(ACAN_SCHEMA, parse_loss_weights(order))
-        assert weights["contrast"] == 2.0 and weights["repetition"] == 0.5 and weights["harmony"] == 1.0
-    assert parse_loss_weights(["harmony=1", "harmony=0"]) == {"harmony": 0.0}
-
-
-@pytest.mark.parametrize(
-    "items, match",
-    [
-        (["categorical"], "KEY=WEIGHT"),
-        (["=0.7"], "KEY=WEIGHT"),
-        (["contrast=-1"], "--loss-weight contrast: '-1'"),
-        (["contrast=abc"], "a finite number >= 0"),
-        (["contrast=nan"], "a finite number >= 0"),
-    ],
-)
-def test_bad_loss_weight_values(items: list[str], match: str) -> None:
-    with pytest.raises(InvalidParameter, match=match):
-        parse_loss_weights(items)
-
-
-def test_unknown_loss_weight_key_lists_valid_and_suggests() -> None:
-    with pytest.raises(InvalidParameter) as info:
-        head_weights(ACAN_SCHEMA, {"catgorical": 0.7})
-    message = str(info.value)
-    assert "did you mean 'categorical'" in message and "pri_color" in message and info.value.exit_code == 2
-    with pytest.raises(InvalidParameter, match="a kind of attribute the schema has"):
-        head_weights(Schema((NumericAttribute("x"),)), {"categorical": 0.5})
-
-
-# --- terms: masking, scaling, balancing ------------------------------------------------------------
-
-
-def _batch() -> tuple[dict[str, torch.Tensor], Batch]:
-    outputs = {
-        "contrast": torch.tensor([0.5, -0.5, 0.0, 1.0], requires_grad=True),
-        "repetition": torch.tensor([0.1, 0.2, 0.3, 0.4], requires_grad=True),
-        "hue": torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [1.0, 1.0, 1.0]], requires_grad=True),
-    }
-    labels = {
-        "contrast": torch.tensor([1.0, float("nan"), 0.0, float("nan")]),
-        "repetition": torch.full((4,), float("nan")),
-        "hue": torch.tensor([0, 2, -1, 1]),
-    }
-    return outputs, Batch(torch.zeros(4, 1), labels)
-
-
-def test_masked_partial_labels_only_count_labelled_cells() -> None:
-    outputs, batch = _batch()
-    contrast = HeadLoss(SMALL["contrast"])
-    value = contrast(outputs, batch)
-    assert value.item() == pytest.approx(((0.5 - 1.0) ** 2 + 0.0) / 2)  # rows 0 and 2 only
-    value.backward()
-    grad = outputs["contrast"].grad
-    assert grad[1] == 0 and grad[3] == 0 and grad[0] != 0
-    empty = HeadLoss(SMALL["repetition"])(outputs, batch)  # nothing labelled: 0, no NaN
-    assert empty.item() == 0.0 and empty.requires_grad
-    hue = HeadLoss(SMALL["hue"])(outputs, batch)
-    expected = torch.nn.functional.cross_entropy(outputs["hue"][[0, 1, 3]], torch.tensor([0, 2, 1]))
-    assert hue.item() == pytest.approx(expected.item())
-    assert batch.counts() == {"contrast": 2.0, "repetition": 0.0, "hue": 3.0}
-
-
-@pytest.mark.parametrize("kind", ["mse", "l1", "smooth_l1", "huber"])
-def test_numeric_loss_choices(kind: str) -> None:
-    outputs, batch = _batch()
-    value = HeadLoss(SMALL["contrast"], kind, delta=0.25)(outputs, batch).item()
-    errors = torch.tensor([-0.5, 0.0])
-    expected = {
-        "mse": (errors**2).mean(),
-        "l1": errors.abs().mean(),
-        "smooth_l1": torch.nn.functional.smooth_l1_loss(errors, torch.zeros(2), beta=0.25),
-        "huber": torch.nn.functional.huber_loss(errors, torch.zeros(2), delta=0.25),
-    }[kind]
-    assert value == pytest.approx(expected.item())
-
-
-def test_label_smoothing_raises_the_loss_of_confident_right_answers() -> None:
-    outputs, batch = _batch()
-    plain = HeadLoss(SMALL["hue"])(outputs, batch).item()
-    smooth = HeadLoss(SMALL["hue"], label_smoothing=0.2)(outputs, batch).item()
-    assert smooth > plain
-
-
-def test_weighted_and_balanced_totals() -> None:
-    outputs, batch = _batch()
-    plain = {n: HeadLoss(SMALL[n])(outputs, batch).item() for n in SMALL.names}
-    config = TrainConfig(loss_weights={"categorical": 0.7, "contrast": 2.0})
-    loss, _ = build_loss(SMALL, config)
-    report = loss(outputs, batch)
-    assert loss.weights == {"contrast": 2.0, "repetition": 1.0, "hue": 0.7}
-    assert report.total.item() == pytest.approx(2.0 * plain["contrast"] + 0.7 * plain["hue"])
-    summary = report.summary()
-    assert summary.total == math.fsum(summary.weighted.values())
-
-    initial = {"contrast": 0.5, "repetition": 0.0, "hue": 2.0}  # 0 divides by 1
-    loss, _ = build_loss(SMALL, TrainConfig(balance="initial", loss_weights={"hue": 3.0}), initial=initial)
-    raw = {k: v.item() for k, v in loss(outputs, batch).raw.items()}
-    assert raw["contrast"] == pytest.approx(plain["contrast"] / 0.5)
-    assert raw["hue"] == pytest.approx(plain["hue"] / 2.0)
-    assert raw["repetition"] == 0.0
-
-    log_vars = torch.nn.ParameterDict({n: torch.nn.Parameter(torch.tensor(v)) for n, v in
-                                       {"contrast": 0.5, "repetition": 1.0, "hue": -0.3}.items()})
-    loss, _ = build_loss(SMALL, TrainConfig(balance="uncertainty", loss_weights={"hue": 0.5}), log_vars=log_vars)
-    report = loss(outputs, batch)
-    raw = {k: v.item() for k, v in report.raw.items()}
-    assert raw["contrast"] == pytest.approx(math.exp(-0.5) * plain["contrast"] + 0.5)  # exp(-s)·L + s
-    assert raw["hue"] == pytest.approx(math.exp(0.3) * plain["hue"] - 0.3)
-    assert raw["repetition"] == 0.0  # unlabelled in this batch: not even the regulariser
-    assert report.total.item() == pytest.approx(raw["contrast"] + raw["repetition"] + 0.5 * raw["hue"])
-    report.total.backward()
-    # d/ds (exp(-s)L + s) = 1 - exp(-s)L: the log-variances learn.
-    assert log_vars["contrast"].grad.item() == pytest.approx(1 - math.exp(-0.5) * plain["contrast"])
-
-
-def test_metrics_mae_on_the_label_scale_and_accuracy() -> None:
-    outputs, batch = _batch()
-    metrics = AttributeMetrics(SMALL, {n: HeadLoss(SMALL[n]) for n in SMALL.names})
-    metrics.update(outputs, batch)
-    metrics.update(outputs, batch)
-    values = metrics.compute()
-    # contrast rows 0 and 2: predictions 0.5 / 0.0 in unit → 7.75 / 5.5; labels 1.0 / 0.0 → 10 / 5.5
-    assert values["mae.contrast"] == pytest.approx((2.25 + 0.0) / 2)
-    assert values["acc.hue"] == pytest.approx(1 / 3)  # rows 0, 1, 3: right, wrong, tie→class 0 wrong
-    assert math.isnan(values["mae.repetition"]) and math.isnan(values["head_loss.repetition"])
-    assert values["head_loss.contrast"] == pytest.approx(0.125)
 
 
 # --- training runs ------------------------------------------------------------------------------------
@@ -264,6 +117,24 @@ def test_early_stop_then_resume_with_more_patience_and_epochs(data24: Path, tmp_
         train_attrs(data24, tmp_path / "run", resume=True, lr=0.5)
 
 
+def test_resume_without_a_better_epoch_keeps_the_best_epochs_record(data24: Path, tmp_path: Path) -> None:
+    """No epoch after --resume improves on the best (a learning rate too small to move the weights):
+    model.json and metrics.json still describe the best epoch, as the first run wrote them."""
+    run = tmp_path / "run"
+    first = train_attrs(data24, run, **{**FAST, "lr": 1e-12, "epochs": 2, "patience": 0, "test_split": 0.2})
+    assert first.best_epoch == 1  # the losses do not move: epoch 1 stays the best
+    best = json.loads((run / "model.json").read_text())["best"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert best["epoch"] == 1 and best["val_loss"] == first.history[0]["val_loss"] and "val_mae.contrast" in best
+
+    resumed = train_attrs(data24, run, resume=True, epochs=3)
+    assert resumed.best_epoch == 1 and len(resumed.history) == 3
+    again = json.loads((run / "model.json").read_text())["best"]
+    assert again == {**best, "epochs_run": 3}  # the best epoch's row, its test scores, the new run's end
+    again_metrics = json.loads((run / "metrics.json").read_text())
+    assert again_metrics == {**metrics, "epochs_run": 3, "stop_detail": "ran 3 epochs"}
+
+
 def test_partial_labels_train_and_an_unlabelled_head_is_reported(data24: Path, tmp_path: Path) -> None:
     path = data24 / "labels.csv"
     with open(path, newline="") as stream:
@@ -337,7 +208,8 @@ def _offline_imagenet(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_hed_backbone_is_recorded_and_loads_back_with_the_same_outputs(hed_run: Path, synth8: Path) -> None:
     from safetensors.torch import load_file
 
-    from styleforge.attributes.data import preprocess_image, read_labels
+    from styleforge.attributes.labels import read_labels
+    from styleforge.attributes.preprocess import preprocess_image
     from styleforge.attributes.model import Hypercolumn, load_model
     from styleforge.images import load_image
     from styleforge.nets.hed import HED_FILE

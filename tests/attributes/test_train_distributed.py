@@ -20,18 +20,21 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import FAST
 
-from styleforge import train_attrs
 from styleforge.attributes.synthetic import make_dataset
+from styleforge.attributes.train import train_attrs
 from styleforge.cli import cli
+
+from _attr_helpers import FAST
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux" or not torch.distributed.is_available(),
                                 reason="needs fork and torch.distributed (gloo)")
 
 #: 16 images: with --val-split 0.3, 11 train in batches of 5, 5, 1 (split 3 + 2, 3 + 2, 1 + 0 across
 #: the ranks) and 5 validate (3 + 2).
-OPTIONS = {**FAST, "batch_size": 5, "val_split": 0.3, "labels": "partial.csv", "balance": "uncertainty"}
+#: (The tests here choose --workers themselves.)
+OPTIONS = {**{k: v for k, v in FAST.items() if k != "workers"}, "batch_size": 5, "val_split": 0.3, "labels": "partial.csv",
+           "balance": "uncertainty"}
 
 
 @pytest.fixture(scope="module")
@@ -170,8 +173,9 @@ def test_other_ranks_print_nothing_for_a_usage_error(synth16: Path, tmp_path: Pa
 
 
 def test_workers_option_is_checked_and_may_change_on_resume(synth16: Path, tmp_path: Path) -> None:
-    from styleforge import TrainConfig
-    from styleforge.attributes.train import RESUME_OPTIONS, auto_workers
+    from styleforge.config import TrainConfig
+    from styleforge.attributes.saved_run import RESUME_OPTIONS
+    from styleforge.attributes.train import auto_workers
     from styleforge.errors import InvalidParameter
 
     with pytest.raises(InvalidParameter, match="--workers: -1 is not valid; expected a whole number >= 0"):

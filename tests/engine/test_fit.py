@@ -78,6 +78,22 @@ def test_loss_falls_and_rows_add_up() -> None:
         assert row["lr"] == 0.05 and row["seconds"] >= 0
 
 
+def test_epoch_summaries_weigh_their_means_as_the_loss_does() -> None:
+    model = _model()
+    loss = _loss({"a": 2.0, "b": 0.25})
+    forward = lambda batch: model(batch[0])[:, 0]  # noqa: E731
+    batches = _train_batches()(torch.Generator().manual_seed(1))
+    mean, _ = evaluate(model, forward, loss, batches)
+    one = loss(forward(batches[0]), batches[0]).summary()
+    alone, _ = evaluate(model, forward, loss, batches[:1])  # the mean of one batch is that batch
+    assert alone.raw == pytest.approx(one.raw, rel=1e-12) and alone.total == pytest.approx(one.total, rel=1e-12)
+    assert mean.weighted == {"a": 2.0 * mean.raw["a"], "b": 0.25 * mean.raw["b"]}
+    assert mean.total == math.fsum([2.0 * mean.raw["a"], 0.25 * mean.raw["b"]])
+    with torch.no_grad():
+        raws = [loss(forward(b), b).summary().raw for b in batches]
+    assert mean.raw["a"] == pytest.approx(sum(r["a"] for r in raws) / len(raws), rel=1e-12)
+
+
 def test_best_weights_are_restored_and_reported() -> None:
     model = _model()
     result = _run(model, epochs=12, optimizer="sgd@0.9")  # too large a step: the validation loss wobbles
@@ -133,9 +149,22 @@ def test_guard_blow_up_on_the_monitored_total() -> None:
     assert "kept the weights of epoch" in result.stop_detail
 
 
+class _Count:
+    """A metric accumulator: how many items a pass saw."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def update(self, outputs: torch.Tensor, batch: object) -> None:
+        self.n += len(outputs)
+
+    def compute(self) -> dict[str, float]:
+        return {"seen": float(self.n)}
+
+
 def test_events_in_order() -> None:
     events: list[object] = []
-    _run(_model(), epochs=2, callbacks=[events.append])
+    _run(_model(), epochs=2, callbacks=[events.append], metrics=_Count, epoch_values=lambda: {"extra": 1.5})
     kinds = [type(e).__name__ for e in events]
     assert kinds == (["EpochStarted"] + ["BatchProgress"] * 4 + ["EpochEnded"]) * 2 + ["FitEnded"]
     started = [e for e in events if isinstance(e, EpochStarted)]
@@ -144,6 +173,7 @@ def test_events_in_order() -> None:
     assert [p.batch for p in progress[:4]] == [1, 2, 3, 4]
     ended = [e for e in events if isinstance(e, EpochEnded)]
     assert ended[0].weights == {"a": 1.0, "b": 0.5} and ended[0].val is not None
+    assert ended[0].metrics == {"seen": 32.0, "val_seen": 8.0, "extra": 1.5}  # metrics and values, no loss columns
     assert isinstance(events[-1], FitEnded) and events[-1].reason == "completed" and events[-1].epochs_run == 2
 
 
@@ -223,6 +253,8 @@ def test_invalid_arguments() -> None:
 
 # --- the epoch line ---------------------------------------------------------------------------------
 
+#: Metric groups a caller might show (the engine has none of its own).
+GROUPS = {"mae": "MAE", "acc": "acc"}
 _LINE = re.compile(r"^epoch (\d+)/(\d+) · loss (\S+) = (.*?)( · |$)")
 
 
@@ -245,7 +277,7 @@ def test_epoch_line_total_is_exactly_the_sum_of_weight_times_printed_raw() -> No
         raw = {k: rng.choice([0.0, 10 ** rng.uniform(-7, 3), -rng.uniform(0, 2)]) for k in weights}
         summary = LossSummary(raw, {k: weights[k] * raw[k] for k in raw})
         event = EpochEnded(3, 10, summary, None, {"mae.x": 1.234, "acc.y": 0.5}, weights, False, 0.01, 0.1)
-        line = format_epoch_line(event)
+        line = format_epoch_line(event, GROUPS)
         total, parts = _parse(line)
         assert [name for _, name, _ in parts] == list(weights), line
         assert total == sum((w * v for w, _, v in parts), Decimal(0)), (case, line)
@@ -262,6 +294,11 @@ def test_epoch_line_example_and_validation_part() -> None:
     train = LossSummary(raw, {k: weights[k] * raw[k] for k in raw})
     val = LossSummary({"variety_texture": 0.1, "pri_color": 1.2}, {"variety_texture": 0.1, "pri_color": 0.84})
     metrics = {"mae.contrast": 2.0, "val_mae.contrast": 1.2, "val_acc.pri_color": 0.64, "head_loss.contrast": 3.0}
-    line = format_epoch_line(EpochEnded(12, 200, train, val, metrics, weights, True, 1e-3, 0.5))
-    assert line == ("epoch 12/200 · loss 0.63781 = 1×variety_texture 0.0706 + 0.7×pri_color 0.8103 · val_loss 0.94 · "
-                    "val MAE contrast 1.2 · val acc pri_color 0.64 · best")
+    event = EpochEnded(12, 200, train, val, metrics, weights, True, 1e-3, 0.5)
+    assert format_epoch_line(event, GROUPS) == (
+        "epoch 12/200 · loss 0.63781 = 1×variety_texture 0.0706 + 0.7×pri_color 0.8103 · val_loss 0.94 · "
+        "val MAE contrast 1.2 · val acc pri_color 0.64 · best")
+    # Only the groups the caller names, in its order and with its labels.
+    assert format_epoch_line(event).endswith("val_loss 0.94 · best")
+    assert format_epoch_line(event, {"acc": "accuracy", "head_loss": "loss"}).endswith(
+        "val_loss 0.94 · val accuracy pri_color 0.64 · best")

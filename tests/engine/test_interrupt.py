@@ -1,4 +1,5 @@
-"""Ctrl-C as a flag: the pixel loop stops at a clean point between steps."""
+"""Ctrl-C as a flag: the pixel loop and the training loop stop at a clean point between steps, keeping
+their best result."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import threading
 import pytest
 import torch
 
-from styleforge.engine import Progress, WeightedLoss, optimise_pixels, parse_optimizer
-from styleforge.engine.interrupt import sigint_flag
+from styleforge.engine import BatchProgress, EpochEnded, Progress, WeightedLoss, evaluate, fit, optimise_pixels, parse_optimizer
+from styleforge.engine.interrupt import Interrupt, sigint_flag
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +67,61 @@ def test_an_ignored_sigint_stays_ignored() -> None:
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
         os.kill(os.getpid(), signal.SIGINT)
     assert not flag.requested and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+# --- the training loop ---------------------------------------------------------------------------------
+
+_X = torch.randn(24, 3, generator=torch.Generator().manual_seed(0))
+_Y = _X @ torch.tensor([1.0, -2.0, 0.5])
+
+
+def _fit(on_event, ctrl_c_at_step: int = 0, **options: object):
+    """4 batches an epoch, 4 epochs; SIGINT inside the forward pass of training step ``ctrl_c_at_step``.
+    Returns the result, the model, the training steps begun, and what evaluates the model."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    steps = {"n": 0}
+
+    def forward(batch: tuple) -> torch.Tensor:
+        if model.training:
+            steps["n"] += 1
+            if steps["n"] == ctrl_c_at_step:
+                os.kill(os.getpid(), signal.SIGINT)  # arrives inside the step, as a real Ctrl-C would
+        return model(batch[0])[:, 0]
+
+    loss = WeightedLoss({"mse": lambda out, batch: ((out - batch[1]) ** 2).mean()})
+    train = lambda generator: [(_X[i : i + 4], _Y[i : i + 4]) for i in range(0, 16, 4)]  # noqa: E731
+    val = lambda: [(_X[16:], _Y[16:])]  # noqa: E731
+    result = fit(model, forward, loss, train, val, epochs=4, optimizer="sgd@0.05", callbacks=[on_event], **options)
+    return result, model, steps["n"], lambda: evaluate(model, forward, loss, val())[0].total
+
+
+def test_ctrl_c_during_a_step_ends_the_fit_after_it_with_the_best_epoch() -> None:
+    done: list[tuple[int, int]] = []
+    handlers = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, BatchProgress):
+            done.append((event.epoch, event.batch))
+            handlers.append(signal.getsignal(signal.SIGINT))
+
+    result, model, steps, evaluated = _fit(on_event, ctrl_c_at_step=2 * 4 + 2)
+    assert result.stop_reason == "interrupted" and result.stop_detail == "interrupted by the user"
+    assert steps == 10 and done[-1] == (3, 2)  # the step it came in finished, and no other began
+    assert result.epochs_run == 2 and [row["epoch"] for row in result.history] == [1, 2]  # epoch 3 unrecorded
+    assert result.best_epoch == 2  # the loss falls: the best so far is the last finished epoch
+    assert evaluated() == pytest.approx(result.best_value, rel=1e-6)  # and its weights are back in the model
+    assert all(h is not signal.default_int_handler for h in handlers)  # fit held its own flag
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_callers_flag_stops_the_fit_and_leaves_sigint_alone() -> None:
+    flag = Interrupt()
+
+    def on_event(event: object) -> None:
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if isinstance(event, EpochEnded) and event.epoch == 2:
+            flag.requested = True  # between epochs (during validation, say): the epoch is kept
+
+    result, _, steps, _ = _fit(on_event, interrupt=flag)
+    assert result.stop_reason == "interrupted" and steps == 2 * 4 and result.epochs_run == 2

@@ -17,9 +17,10 @@ import torch
 from click.testing import CliRunner
 
 import styleforge
-from styleforge.attributes.data import preprocess_image, squash_resize
+from styleforge.attributes.preprocess import preprocess_image, squash_resize
 from styleforge.attributes.model import VGG_HYPERCOLUMN_LAYERS, Hypercolumn, LoadedModel
-from styleforge.attributes.score import open_model, read_scores
+from styleforge.attributes.score import open_model
+from styleforge.attributes.score_format import read_scores
 from styleforge.cli import cli
 from styleforge.config import DEFAULT_ATTR_WEIGHT
 from styleforge.engine import Progress

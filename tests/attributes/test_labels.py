@@ -1,5 +1,5 @@
-"""Tests of styleforge.attributes.data: both CSV layouts, label parsing and scaling, every bad-data
-case (an error naming file, row and column), --skip-bad, splits, augmentation and the feature cache."""
+"""Tests of styleforge.attributes.labels: both CSV layouts, label parsing and scaling, every bad-data
+case (an error naming file, row and column), splits, and the labels as tensors."""
 
 from __future__ import annotations
 
@@ -9,45 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
-from styleforge.attributes.data import (
-    LabelError,
-    assign_splits,
-    augment,
-    cached_features,
-    encode_labels,
-    find_labels,
-    load_images,
-    read_labels,
-)
-from styleforge.attributes.schema import ACAN_SCHEMA, CategoricalAttribute, NumericAttribute, Schema
+from styleforge.attributes.kinds import CategoricalAttribute, NumericAttribute
+from styleforge.attributes.labels import LabelError, assign_splits, encode_labels, find_labels, label_mask, read_labels
+from styleforge.attributes.preprocess import load_images
+from styleforge.attributes.schema import ACAN_SCHEMA, Schema
 from styleforge.errors import InputFileError, StyleforgeError
 
-NAMES = list(ACAN_SCHEMA.names)
-GOOD = ["5", "2.5", "10", "1", "7.3", "4", "Yellow-Green", "split-complementary"]
-
-
-def _png(path: Path, color: tuple[int, int, int] = (200, 30, 30), size: int = 16) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (size, size), color).save(path)
-    return path
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def _own(tmp_path: Path, rows: list[list[str]], header: list[str] | None = None, images: int = 3) -> Path:
-    """A styleforge-layout folder with ``images`` PNGs a.png, b.png, ... and a labels.csv."""
-    for i in range(images):
-        _png(tmp_path / f"{'abcdefgh'[i]}.png", (40 * i, 100, 200))
-    _write_csv(tmp_path / "labels.csv", header or ["image", *NAMES], rows)
-    return tmp_path
+from _attr_helpers import GOOD, NAMES, label_folder as _own, png as _png, write_csv as _write_csv
 
 
 def _error(tmp_path: Path, rows: list[list[str]], header: list[str] | None = None) -> str:
@@ -207,23 +176,6 @@ def test_bom_and_blank_lines_are_tolerated(tmp_path: Path) -> None:
     assert len(read_labels(folder, ACAN_SCHEMA).items) == 1
 
 
-def test_missing_and_unreadable_images_are_errors_or_skipped(tmp_path: Path) -> None:
-    folder = _own(tmp_path, [["a.png", *GOOD], ["gone.png", *GOOD], ["bad.png", *GOOD], ["b.png", *GOOD]])
-    (folder / "bad.png").write_bytes(b"not an image at all")
-    table = read_labels(folder, ACAN_SCHEMA)  # images are located, not opened, here
-    with pytest.raises(LabelError) as info:
-        load_images(table.items, 32, csv_path=table.csv_path)
-    message = str(info.value)
-    assert "row 2 (line 3), column 'image': 'gone.png' does not exist" in message and "--skip-bad" in message
-    images, kept, skipped = load_images(table.items, 32, skip_bad=True, csv_path=table.csv_path)
-    assert kept == [0, 3] and images.shape[0] == 2
-    assert [(s.row, s.path) for s in skipped] == [(2, "gone.png"), (3, "bad.png")]
-    assert "not an image" in skipped[1].reason
-    bad_only = [table.items[1], table.items[2]]
-    with pytest.raises(LabelError, match="none of its 2 images could be read"):
-        load_images(bad_only, 32, skip_bad=True, csv_path=table.csv_path)
-
-
 # --- labels as tensors ------------------------------------------------------------------------------
 
 
@@ -241,6 +193,8 @@ def test_label_scaling_both_ways_and_masks(tmp_path: Path) -> None:
     assert contrast.from_unit(encoded["repetition"]).item() == pytest.approx(7.0)
     assert encoded["pri_color"].tolist() == [ACAN_SCHEMA["pri_color"].classes.index("red")]
     assert encoded["harmony"].tolist() == [-1] and encoded["harmony"].dtype == torch.int64
+    masks = {name: label_mask(encoded[name]).tolist() for name in ("variety_color", "contrast", "pri_color", "harmony")}
+    assert masks == {"variety_color": [False], "contrast": [True], "pri_color": [True], "harmony": [False]}
 
 
 # --- splits -------------------------------------------------------------------------------------------
@@ -272,41 +226,3 @@ def test_too_few_images_for_the_split(tmp_path: Path) -> None:
     with pytest.raises(StyleforgeError, match=r"2 usable image\(s\), too few for --val-split 0.1 and --test-split 0.1"):
         assign_splits(table, 0.1, 0.1, seed=0)
     assert assign_splits(table, 0.1, 0.0, seed=0)["train"]
-
-
-# --- augmentation and the feature cache ----------------------------------------------------------------
-
-
-def test_augment_is_seeded_shaped_and_keeps_colours() -> None:
-    images = torch.rand(4, 3, 32, 32)
-    a = augment(images, torch.Generator().manual_seed(5))
-    b = augment(images, torch.Generator().manual_seed(5))
-    c = augment(images, torch.Generator().manual_seed(6))
-    assert a.shape == images.shape and torch.equal(a, b) and not torch.equal(a, c)
-    assert float(a.min()) >= 0 and float(a.max()) <= 1
-    flat = torch.zeros(2, 3, 32, 32)
-    flat[:, 0], flat[:, 1], flat[:, 2] = 0.9, 0.2, 0.4  # a flat colour stays exactly that colour
-    out = augment(flat, torch.Generator().manual_seed(0))
-    assert torch.allclose(out, flat, atol=1e-5)
-
-
-def test_feature_cache_reuses_and_invalidates(tmp_path: Path) -> None:
-    images = [_png(tmp_path / "a.png"), _png(tmp_path / "b.png")]
-    calls: list[int] = []
-
-    def compute() -> torch.Tensor:
-        calls.append(1)
-        return torch.arange(6.0).view(2, 3)
-
-    path = tmp_path / "run" / "features.safetensors"
-    first, hit = cached_features(path, {"backbone": "resnet18"}, images, compute)
-    assert not hit and path.is_file() and len(calls) == 1
-    again, hit = cached_features(path, {"backbone": "resnet18"}, images, compute)
-    assert hit and torch.equal(again, first) and len(calls) == 1
-    _, hit = cached_features(path, {"backbone": "resnet50"}, images, compute)
-    assert not hit and len(calls) == 2
-    _png(images[0], (1, 2, 3), size=20)  # a changed image file
-    _, hit = cached_features(path, {"backbone": "resnet50"}, images, compute)
-    assert not hit and len(calls) == 3
-    _, hit = cached_features(None, {"backbone": "resnet50"}, images, compute)
-    assert not hit and len(calls) == 4

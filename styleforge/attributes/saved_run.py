@@ -1,0 +1,157 @@
+"""The run folder :func:`~styleforge.attributes.train.train_attrs` writes and ``--resume`` reads back.
+
+What may change on ``--resume`` (:data:`RESUME_OPTIONS`) and the check of the saved configuration
+(:func:`resolve_config`); ``model.json``'s record of the best epoch; ``resume.pt`` (tensors and plain
+values only, read back with ``weights_only=True``) with ``history.csv`` after every epoch; and
+``curves.png`` and ``metrics.json`` at the end. ``features.safetensors`` is the frozen backbone's
+feature cache (:mod:`styleforge.attributes.features`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import TrainConfig
+from ..errors import InputFileError, InvalidParameter
+from ..files import write_atomic
+from ..report import plot_panels, write_history
+from .kinds import CategoricalAttribute
+from .model import MODEL_JSON, read_model_json
+from .schema import Schema
+
+__all__ = [
+    "RESUME_OPTIONS",
+    "RESUME_FILE",
+    "FEATURES_FILE",
+    "HISTORY_FILE",
+    "CURVES_FILE",
+    "METRICS_FILE",
+    "resolve_config",
+    "json_safe",
+    "epoch_record",
+    "write_checkpoint",
+    "write_history_csv",
+    "write_metrics",
+    "plot_curves",
+]
+
+#: Options that may differ when a run is resumed; the others must match the saved run.
+RESUME_OPTIONS: tuple[str, ...] = ("epochs", "patience", "min_delta", "divergence_factor", "device", "feature_cache",
+                                   "workers")
+RESUME_FILE = "resume.pt"
+FEATURES_FILE = "features.safetensors"
+HISTORY_FILE = "history.csv"
+CURVES_FILE = "curves.png"
+METRICS_FILE = "metrics.json"
+
+
+def resolve_config(run_dir: Path, config: TrainConfig | None, resume: bool, options: dict[str, Any]
+                   ) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """The configuration of a new run, or of a resumed one checked against the saved run.
+
+    Args:
+        run_dir: The run folder (``-o``).
+        config: The caller's configuration, or ``None`` (the defaults; the saved one on resume).
+        resume: Continue the run in ``run_dir``.
+        options: Overrides of ``config``'s fields.
+
+    Returns:
+        The configuration, and the saved ``model.json`` (``None`` for a new run).
+
+    Raises:
+        InvalidParameter: A new run in a folder that holds one already, or an option outside
+            :data:`RESUME_OPTIONS` that differs from the saved run.
+        InputFileError: ``--resume`` without ``resume.pt`` (or with an unreadable ``model.json``).
+    """
+    if not resume:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise InvalidParameter("-o", str(run_dir), "a folder for the run (this is a file)")
+        if (run_dir / MODEL_JSON).exists() or (run_dir / RESUME_FILE).exists():
+            raise InvalidParameter("-o", str(run_dir), "a new or empty folder",
+                                   "it holds a run already: pass --resume to continue it, or choose another folder")
+        return dataclasses.replace(config or TrainConfig(), **options), None
+    if not (run_dir / RESUME_FILE).is_file():
+        raise InputFileError("--resume", run_dir, f"has no {RESUME_FILE} to resume from (no epoch of a run finished there)")
+    meta = read_model_json(run_dir, "--resume")
+    saved = TrainConfig.from_dict(meta["training"]["config"])
+    if config is not None:
+        for f in dataclasses.fields(TrainConfig):
+            if f.name not in RESUME_OPTIONS and getattr(config, f.name) != getattr(saved, f.name):
+                raise InvalidParameter(
+                    "--" + f.name.replace("_", "-"), getattr(config, f.name),
+                    f"{getattr(saved, f.name)!r}, as in the run being resumed",
+                    "only " + ", ".join("--" + o.replace("_", "-") for o in RESUME_OPTIONS) + " may change on --resume",
+                )
+    base = config if config is not None else saved
+    unknown = [k for k in options if k not in RESUME_OPTIONS and options[k] != getattr(saved, k, None)]
+    if unknown:
+        key = unknown[0]
+        raise InvalidParameter("--" + key.replace("_", "-"), options[key], f"{getattr(saved, key, None)!r}, as in the run being resumed",
+                               "only " + ", ".join("--" + o.replace("_", "-") for o in RESUME_OPTIONS) + " may change on --resume")
+    return dataclasses.replace(base, **options), meta
+
+
+def plot_curves(run_dir: Path, schema: Schema, history: Sequence[Mapping[str, float]]) -> Path:
+    """``curves.png``: one panel per attribute, its training and validation loss per epoch."""
+    epochs = [row["epoch"] for row in history]
+    panels = {
+        a.name: {
+            label: (epochs, [r.get(key) for r in history])
+            for key, label in ((f"head_loss.{a.name}", "training"), (f"val_head_loss.{a.name}", "validation"))
+        }
+        for a in schema
+    }
+    ylabels = {a.name: "cross-entropy" if isinstance(a, CategoricalAttribute) else "loss" for a in schema}
+    return plot_panels(run_dir / CURVES_FILE, panels, xlabel="epoch", ylabel=ylabels)
+
+
+def json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def epoch_record(row: Mapping[str, float]) -> dict[str, Any]:
+    """``model.json``'s record of an epoch (``best``): its history row without ``seconds``, JSON-safe.
+
+    Args:
+        row: The epoch's row of :attr:`FitResult.history <styleforge.engine.fit.FitResult.history>`
+            (``epoch``, ``lr``, the losses and metrics).
+    """
+    return json_safe({k: v for k, v in row.items() if k != "seconds"})
+
+
+def write_checkpoint(run_dir: Path, state: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """After an epoch: ``resume.pt`` (``state``, from :meth:`FitCheckpoint.state
+    <styleforge.engine.fit.FitCheckpoint.state>`, with ``extra`` under ``"extra"``) and ``history.csv``.
+
+    Args:
+        run_dir: The run folder.
+        state: Tensors and plain values only (``torch.load(weights_only=True)`` reads it back).
+        extra: What the run needs besides the loop's state (``{"initial": ...}``, ``--balance initial``'s divisors).
+    """
+    state["extra"] = dict(extra)
+    write_atomic(run_dir / RESUME_FILE, lambda h: torch.save(state, h))
+    write_history_csv(run_dir, state["history"])
+
+
+def write_history_csv(run_dir: Path, history: Sequence[Mapping[str, float]]) -> Path:
+    """``history.csv``: one row per epoch."""
+    return write_history(run_dir / HISTORY_FILE, history)
+
+
+def write_metrics(run_dir: Path, metrics: Mapping[str, Any]) -> Path:
+    """``metrics.json`` (non-finite numbers as ``null``), atomically."""
+    text = json.dumps(json_safe(metrics), indent=1)
+    return write_atomic(run_dir / METRICS_FILE, lambda h: h.write(text.encode()))
