@@ -103,6 +103,13 @@ def transfer_config(options: dict[str, Any]) -> TransferConfig:
               help="Coarse-to-fine: optimise at N sizes growing to --size, each from the last one upsampled, "
                    "sharing the iterations; auto: sqrt(2) steps from 256 px (one size up to 256).")
 @click.option("--min-size", type=int, default=None, metavar="PX", help="First scale's long side [default: sqrt(2) steps].")
+@click.option("--tile", default=_T.tile, show_default=True, metavar="auto|off|PX",
+              help="Optimise a scale tile by tile: auto when it does not fit in memory (tiles that do), "
+                   "PX for scales larger than PX px, off never.")
+@click.option("--tile-overlap", type=int, default=_T.tile_overlap, metavar="PX",
+              help="Overlap of neighbouring tiles [default: a quarter of the tile].")
+@click.option("--tile-passes", type=int, default=_T.tile_passes, show_default=True,
+              help="Passes over a tiled scale, each at new random tile offsets.")
 @click.option("--memory-check/--no-memory-check", default=_T.memory_check, show_default=True,
               help="Refuse a run whose estimated memory exceeds what is available (and suggest a --size).")
 @click.option("--precision", default=_T.precision, show_default=True, metavar="|".join(PRECISIONS),

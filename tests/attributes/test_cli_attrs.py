@@ -117,7 +117,7 @@ def test_ctrl_c_before_and_during_training_exits_130_with_one_line(data24: Path,
     import os
     import signal
 
-    import styleforge.cli as cli_module
+    import styleforge.cli.display as cli_module
     from styleforge.attributes import train as train_module
     from styleforge.engine import BatchProgress
 

@@ -1,0 +1,146 @@
+"""Tiles: the grid, the windows, the automatic choice, and a tiled run against an untiled one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import styleforge
+from styleforge.errors import InvalidParameter, ResourceError
+from styleforge.images import load_image, resize_long_side
+from styleforge.parsing import parse_optimizer
+from styleforge.stylize import memory, run as run_module
+from styleforge.stylize.memory import estimate_bytes
+from styleforge.stylize.run import Stylizer
+from styleforge.stylize.tiles import Tile, choose_tile, feather, pass_offsets, tile_grid
+
+from _helpers import invoke, one_line_error
+
+LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
+ADAM = [parse_optimizer("adam")]
+FAST = dict(weights="random", optimizer=("adam",), scales=1, size=96)
+
+
+def _coverage(shape: tuple[int, int], tiles: list[Tile]) -> torch.Tensor:
+    count = torch.zeros(shape)
+    for t in tiles:
+        count[t.y : t.y + t.h, t.x : t.x + t.w] += 1
+    return count
+
+
+@pytest.mark.parametrize("shape", [(64, 96), (100, 100), (130, 257), (64, 64)])
+@pytest.mark.parametrize("offset", [(0, 0), (17, 5)])
+def test_the_grid_covers_the_image_with_overlapping_tiles_inside_it(shape: tuple[int, int], offset: tuple[int, int]) -> None:
+    tiles = tile_grid(shape, 64, 16, offset)
+    assert (_coverage(shape, tiles) >= 1).all()
+    assert all(0 <= t.y and t.y + t.h <= shape[0] and 0 <= t.x and t.x + t.w <= shape[1] for t in tiles)
+    assert all(t.h == min(64, shape[0]) and t.w == min(64, shape[1]) for t in tiles)
+    xs = sorted({t.x for t in tiles})
+    assert all(b - a <= 64 - 16 for a, b in zip(xs, xs[1:]))  # neighbours share at least the overlap
+
+
+def test_later_passes_shift_the_grid_at_seeded_random_offsets() -> None:
+    offsets = pass_offsets(3, 48, seed=7)
+    assert offsets[0] == (0, 0) and offsets == pass_offsets(3, 48, seed=7) and offsets != pass_offsets(3, 48, seed=8)
+    assert all(0 <= d < 48 for o in offsets for d in o)
+    first = {t.x for t in tile_grid((64, 256), 64, 16, offsets[0])}
+    second = {t.x for t in tile_grid((64, 256), 64, 16, offsets[1])}
+    assert first != second  # the borders move
+
+
+def test_the_window_ramps_only_where_a_neighbour_blends_in() -> None:
+    shape = (64, 160)
+    left, middle = Tile(0, 0, 64, 64), Tile(0, 48, 64, 64)
+    w = feather(left, shape, 16)[0, 0]
+    assert w.shape == (64, 64) and torch.all(w[:, :48] == 1)  # the image's own border stays 1
+    assert w[:, -1].max() < 0.1 and torch.all(w[:, -16:].diff(dim=1) < 0)  # fades out towards the neighbour
+    m = feather(middle, shape, 16)[0, 0]
+    assert m[:, 0].max() < 0.1 and m[:, -1].max() < 0.1 and torch.all(m[:, 16:48] == 1)
+
+
+def test_auto_tiles_only_what_does_not_fit_and_picks_the_largest_tile_that_does() -> None:
+    need = estimate_bytes("vgg16", LAYERS, 512, 512, ADAM)
+    args = dict(arch="vgg16", layers=LAYERS, shape=(512, 512), style_shapes=[(512, 512)], chain=ADAM, auto=True, size=512)
+    assert choose_tile(free=need, requested=None, **args) is None
+    fixed = 4 * 4 * 3 * 512 * 512 + memory.inference_bytes("vgg16", LAYERS, 512, 512)
+    free = fixed + estimate_bytes("vgg16", LAYERS, 256, 256, ADAM) + 1
+    assert free < need
+    assert choose_tile(free=free, requested=None, **args) == 256  # the largest multiple of 64 that fits
+    assert choose_tile(free=free, requested=None, **{**args, "auto": False}) is None  # --tile off
+    assert choose_tile(free=None, requested=128, **args) == 128 and choose_tile(free=None, requested=600, **args) is None
+    with pytest.raises(ResourceError, match="even 64 px tiles"):
+        choose_tile(free=fixed, requested=None, **args)
+
+
+def test_inference_peak_counts_the_kept_layers_and_the_largest_pass() -> None:
+    small, large = (memory.inference_bytes("vgg16", LAYERS, n, n) for n in (128, 256))
+    assert 3.5 < large / small <= 4.0
+    assert small > 4 * 64 * 128 * 128 * 3  # at least conv1_1's input, conv and ReLU outputs
+
+
+def test_a_tiled_run_gets_close_to_the_untiled_one(images: dict[str, Path]) -> None:
+    """Tiled and untiled results of an image small enough for both, judged by the same whole-image
+    objective: the tiled one improves on the content image about as much as the untiled one."""
+    whole = styleforge.transfer(images["content"], [str(images["a"])], tile="off", iterations=30, **FAST)
+    tiled = styleforge.transfer(images["content"], [str(images["a"])], tile="64", tile_overlap=16, iterations=30, **FAST)
+    assert tiled.image.shape == whole.image.shape == (3, 64, 96)
+    assert tiled.metadata["tiles"]["tile"] == 64 and tiled.metadata["tiles"]["optimised"] >= 4
+    judge = Stylizer([str(images["a"])], tile="off", iterations=1, **FAST)
+    content = resize_long_side(load_image(images["content"]).rgb, 96)
+    start = judge.evaluate(images["content"], content).total
+    untiled_total = judge.evaluate(images["content"], whole.image).total
+    tiled_total = judge.evaluate(images["content"], tiled.image).total
+    assert untiled_total < start and tiled_total < start
+    assert (start - tiled_total) > 0.5 * (start - untiled_total)
+
+
+def test_tiles_leave_no_seam(images: dict[str, Path]) -> None:
+    """The gradient across the first pass's tile borders is no larger than elsewhere."""
+    tiled = styleforge.transfer(images["content"], [str(images["a"])], tile="64", tile_overlap=16, iterations=20,
+                                tile_passes=1, **FAST)
+    image = tiled.image
+    jumps = (image[:, :, 1:] - image[:, :, :-1]).abs().mean(dim=(0, 1))  # (W - 1,) between columns x and x + 1
+    borders = {t.x + t.w - 1 for t in tile_grid((64, 96), 64, 16)} - {95}
+    at_borders = torch.stack([jumps[b] for b in borders]).mean()
+    assert at_borders < 2 * jumps.mean()
+
+
+def test_the_memory_check_suggests_tiles_and_auto_uses_them(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    layers = ["relu4_2", "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]  # the defaults: content, style
+    # At small sizes the style image's own pass outweighs what tiles save: --style-scale 0.5 keeps it small.
+    fixed = 4 * 4 * 3 * 128 * 192 + memory.inference_bytes("vgg19", layers, 96, 96)  # style a is square
+    free = estimate_bytes("vgg19", layers, 128, 128, ADAM) + fixed + 1
+    assert free < estimate_bytes("vgg19", layers, 128, 192, ADAM)
+    monkeypatch.setattr(run_module, "available_bytes", lambda device: free)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: free)
+    out = tmp_path / "out.png"
+    args = [images["content"], "--style", images["a"], "-o", out, "--size", "192", "--iterations", "2",
+            "--weights", "random", "--optimizer", "adam", "--scales", "1", "--style-scale", "0.5", "--quiet"]
+    line = one_line_error(invoke("transfer", *args, "--tile", "off"), code=1)
+    assert "try --tile auto" in line and not out.exists()
+    result = styleforge.transfer(images["content"], [str(images["a"])], iterations=2, style_scale=0.5,
+                                 **{**FAST, "size": 192})
+    assert result.metadata["tiles"]["tile"] == 128 and result.image.shape == (3, 128, 192)
+
+
+@pytest.mark.parametrize("value", ["32", "big", "-1"])
+def test_bad_tile_options_are_one_line_errors(images: dict[str, Path], tmp_path: Path, value: str) -> None:
+    line = one_line_error(invoke("transfer", images["content"], "--style", images["a"], "-o", tmp_path / "o.png",
+                                 "--tile", value))
+    assert line.startswith("error: --tile: ") and "auto, off or a tile side in px >= 64" in line
+    line = one_line_error(invoke("transfer", images["content"], "--style", images["a"], "-o", tmp_path / "o.png",
+                                 "--tile", "128", "--tile-overlap", "64"))
+    assert line.startswith("error: --tile-overlap: ")
+
+
+def test_tiles_refuse_what_needs_the_whole_image(images: dict[str, Path], tmp_path: Path) -> None:
+    mask = tmp_path / "mask.png"
+    from PIL import Image
+
+    Image.new("L", (48, 32), 255).save(mask)
+    with pytest.raises(InvalidParameter, match="--style-mask"):
+        styleforge.transfer(images["content"], [str(images["a"]), str(images["b"])], tile="64", iterations=1,
+                            style_masks=(f"a={mask}",), **FAST)
