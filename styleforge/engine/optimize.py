@@ -19,6 +19,7 @@ from ..errors import InvalidParameter, choice_error
 from ..parsing import OPTIMIZERS, OptimizerSpec, parse_optimizer
 from .events import Callback, Progress, StageEnded, StageStarted, emit
 from .interrupt import Interrupt, sigint_flag
+from .outcome import COMPLETED, DIVERGED, INTERRUPTED, INTERRUPTED_DETAIL, STOPPED
 from .lbfgs import BoxLBFGS
 from .terms import LossReport, LossSummary
 
@@ -210,7 +211,7 @@ class PixelResult:
         best_summary: Loss values at ``best`` (``None`` if nothing was evaluated).
         best_iteration: Iteration at which ``best`` was evaluated.
         history: One entry per evaluation.
-        stop_reason: ``completed``, ``converged``, ``diverged`` or ``interrupted``.
+        stop_reason: One of :data:`~styleforge.engine.outcome.STOP_REASONS`.
         stop_detail: A sentence for the user.
     """
 
@@ -219,7 +220,7 @@ class PixelResult:
     best_summary: LossSummary | None
     best_iteration: int
     history: list[HistoryEntry] = field(default_factory=list)
-    stop_reason: str = "completed"
+    stop_reason: str = COMPLETED
     stop_detail: str = ""
 
 
@@ -242,7 +243,7 @@ def optimise_pixels(
     :data:`GRADIENT_NORMALISED` optimiser is divided by its mean absolute value before each step.
     L-BFGS keeps its steps within ``bounds`` itself (:class:`~styleforge.engine.lbfgs.BoxLBFGS`);
     after every other optimiser's step the pixels are clamped to ``bounds``. The lowest-loss iterate is kept. A stage ends early when the
-    stopping rule fires (the run ends: ``converged``) or the guard sees divergence (the best image is
+    stopping rule fires (the run ends: ``stopped``) or the guard sees divergence (the best image is
     restored and the run ends: ``diverged``). Ctrl-C ends the run with ``interrupted``, keeping the
     best image. The stopping rule spans the whole chain.
 
@@ -276,7 +277,7 @@ def optimise_pixels(
         for index, (spec, steps) in enumerate(zip(chain, plan)):
             optimizer, lr = make_optimizer(spec, [x], default_lr=default_lr, bounds=bounds)
             emit(callbacks, StageStarted(index, spec.name, steps, lr, iteration + 1, total_iterations))
-            reason, detail, done = "completed", f"ran {steps} iterations", 0
+            reason, detail, done = COMPLETED, f"ran {steps} iterations", 0
             latest: list[LossSummary] = []
 
             def closure() -> Tensor:
@@ -299,7 +300,7 @@ def optimise_pixels(
             try:
                 for _ in range(steps):
                     if interrupt.requested:
-                        reason, detail = "interrupted", "interrupted by the user"
+                        reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
                         break
                     latest.clear()
                     optimizer.step(closure)
@@ -314,15 +315,15 @@ def optimise_pixels(
                     if why is not None:
                         with torch.no_grad():
                             x.copy_(best)
-                        reason, detail = "diverged", f"{why}; restored the best image (iteration {result.best_iteration})"
+                        reason, detail = DIVERGED, f"{why}; restored the best image (iteration {result.best_iteration})"
                         break
                     if stop is not None and not rejected and stop.update(total):
-                        reason, detail = "converged", stop.reason
+                        reason, detail = STOPPED, stop.reason
                         break
             except KeyboardInterrupt:  # a second Ctrl-C, or a caller that kept its own SIGINT handler
-                reason, detail = "interrupted", "interrupted by the user"
+                reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
             emit(callbacks, StageEnded(index, reason, detail, done))
-            if reason != "completed":
+            if reason != COMPLETED:
                 result.stop_reason, result.stop_detail = reason, detail
                 break
 

@@ -35,6 +35,7 @@ from ..engine import (
 )
 from ..engine.events import Progress, StageEnded, StageStarted, download_events, emit
 from ..engine.interrupt import sigint_flag
+from ..engine.outcome import INTERRUPTED, INTERRUPTED_DETAIL
 from ..errors import InvalidParameter, ResourceError
 from ..images import LoadedImage, load_image, resize_long_side, save_image
 from ..nets.vgg import VGGFeatures, layer_names, pooling_factor
@@ -63,7 +64,7 @@ class TransferResult:
         alpha: The content's alpha channel at output size, (1, H, W), or ``None``.
         history: Every evaluation's loss values.
         summary: Loss values of ``image``.
-        stop_reason: ``completed``, ``converged``, ``diverged`` or ``interrupted``.
+        stop_reason: ``completed``, ``stopped`` (the stopping rule), ``diverged`` or ``interrupted`` (:mod:`styleforge.engine.outcome`).
         stop_detail: A sentence for the user.
         config: The configuration that ran.
         metadata: What the output file records (configuration, inputs, final losses, and what
@@ -485,9 +486,9 @@ class Stylizer:
                         piece.mul_(1 - weight).add_(weight * result.best.detach().cpu())
                         improved = improved or result.best_iteration > 1
                     history += [dataclasses.replace(e, iteration=e.iteration + len(history)) for e in result.history]
-                    if result.stop_reason == "interrupted":
+                    if result.stop_reason == INTERRUPTED:
                         break
-                if result is not None and result.stop_reason == "interrupted":
+                if result is not None and result.stop_reason == INTERRUPTED:
                     break
         finally:
             self.chain = chain
@@ -564,11 +565,11 @@ class Stylizer:
             improved = improved or result.best_iteration > 1 or len(result.history) < 2
             offset += len(result.history)
             image = (result.last if config.keep_last else result.best)[0].cpu()
-            if result.stop_reason == "interrupted":
+            if result.stop_reason == INTERRUPTED:
                 break
         assert result is not None and plan is not None
-        if interrupt.requested and result.stop_reason != "interrupted":
-            result.stop_reason, result.stop_detail = "interrupted", "interrupted by the user between two scales"
+        if interrupt.requested and result.stop_reason != INTERRUPTED:
+            result.stop_reason, result.stop_detail = INTERRUPTED, f"{INTERRUPTED_DETAIL} between two scales"
         image = (result.last if config.keep_last else result.best)[0].cpu()
         summary = result.history[-1].summary if config.keep_last and result.history else result.best_summary
         iteration = offset if config.keep_last else best_iteration

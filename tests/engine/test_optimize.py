@@ -454,7 +454,7 @@ def test_keyboard_interrupt_keeps_the_best() -> None:
 def test_stop_rule_converges_the_run() -> None:
     flat = WeightedLoss({"c": lambda x: x.sum() * 0 + 1.0})
     result = optimise_pixels(_init(), flat, [parse_optimizer("adam:50")], iterations=1, stop=StopRule(1e-6, 3))
-    assert result.stop_reason == "converged"
+    assert result.stop_reason == "stopped"
     assert len(result.history) == 4
     assert "3 checks" in result.stop_detail
 

@@ -76,7 +76,7 @@ def test_chain_runs_each_optimizer_for_its_steps(images: dict[str, Path]) -> Non
 def test_stop_delta_stops_on_a_plateau_after_patience(images: dict[str, Path]) -> None:
     # Every relative change is below 10, so the count rises from the 2nd iteration: stop at 1 + patience.
     result = run(images, iterations=50, stop_delta=10.0, patience=3)
-    assert result.stop_reason == "converged" and len(result.history) == 4
+    assert result.stop_reason == "stopped" and len(result.history) == 4
     never = run(images, iterations=6, stop_delta=1e-12, patience=3)
     assert never.stop_reason == "completed" and len(never.history) == 6
 
