@@ -75,12 +75,14 @@ def inference_bytes(arch: str, layers: Iterable[str], height: int, width: int) -
     deepest = max(order.index(layer) for layer in wanted)
     kept = peak = largest = 0
     in_channels, h, w, index = 3, height, width, 0
+    input_kept = False  # the layer's input is a returned layer: counted once, in ``kept``
     for block, channels in enumerate(VGG_BLOCKS[arch], start=1):
         for k, out_channels in enumerate(channels, start=1):
             if index > deepest:
                 return 4 * (peak + largest)
             size = out_channels * h * w
-            peak = max(peak, kept + in_channels * h * w + 2 * size)
+            peak = max(peak, kept + (0 if input_kept else in_channels * h * w) + 2 * size)
+            input_kept = f"relu{block}_{k}" in wanted
             for name in (f"conv{block}_{k}", f"relu{block}_{k}"):
                 if name in wanted:
                     kept, largest = kept + size, max(largest, size)
@@ -88,7 +90,8 @@ def inference_bytes(arch: str, layers: Iterable[str], height: int, width: int) -
         if index > deepest:
             break
         h, w, index = h // 2, w // 2, index + 1
-        if f"pool{block}" in wanted:
+        input_kept = f"pool{block}" in wanted
+        if input_kept:
             kept, largest = kept + in_channels * h * w, max(largest, in_channels * h * w)
     return 4 * (peak + largest)
 
@@ -118,6 +121,8 @@ def check_memory(
     device: torch.device,
     *,
     available: int | None = None,
+    at_least: int = 0,
+    extra: int = 0,
 ) -> int:
     """Refuses a run whose estimate exceeds the memory available, suggesting a size that fits.
 
@@ -129,6 +134,9 @@ def check_memory(
         chain: The optimiser stages.
         device: Where it runs.
         available: Bytes available (default: measured now).
+        at_least: A peak the run reaches outside the optimisation (the style images' pass,
+            :func:`inference_bytes`): the need is the larger of the two.
+        extra: Bytes held on top throughout (a tiled scale's whole images).
 
     Returns:
         The estimate in bytes.
@@ -139,12 +147,13 @@ def check_memory(
     """
     layers = list(layers)
     height, width = shape
-    need = estimate_bytes(arch, layers, height, width, chain)
+    need = max(estimate_bytes(arch, layers, height, width, chain), at_least) + extra
     free = available if available is not None else available_bytes(device)
     if free is None or need <= free:
         return need
     fits = [s for s in range(size - 16, 15, -16)
-            if estimate_bytes(arch, layers, round(height * s / size), round(width * s / size), chain) <= free]
+            if max(estimate_bytes(arch, layers, round(height * s / size), round(width * s / size), chain),
+                   at_least * (s / size) ** 2) + extra <= free]
     hint = f"--tile auto (tiles that fit), --size {fits[0]}" if fits else "--tile auto (tiles that fit)"
     raise ResourceError(
         f"--size {size}: this transfer needs about {need / 2**30:.1f} GiB on {device.type} and "

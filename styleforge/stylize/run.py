@@ -48,7 +48,7 @@ from .objective import ContentTerm, FeatureContext, TVTerm, layer_weights, parse
 from ..parsing import StyleSpec, normalise_blend, parse_style, style_term_names
 from .regions import image_mask_paths, mask_of, output_regions
 from .style_loss import layer_targets, style_terms
-from .tiles import Tile, choose_tile, default_overlap, feather, pass_offsets, tile_grid
+from .tiles import Tile, choose_tile, default_overlap, feather, held_whole, pass_offsets, style_pass, tile_grid
 
 __all__ = ["Stylizer", "TransferResult", "transfer"]
 
@@ -366,11 +366,15 @@ class Stylizer:
                        else "--style-mask (regions are not tiled yet)")
                 raise InvalidParameter("--tile", config.tile, f"off with {why}: the {plan.size} px scale would be "
                                        "tiled; choose a smaller --size")
-        # The largest optimisation is the last scale's, whole or one tile of it.
+        # The largest run is the last scale's: its style images' pass, then its optimisation (whole, or
+        # one tile at a time beside the whole images a tiled scale holds).
         last = scales[-1]
-        shape = tuple(last.target.shape[-2:]) if last.tile is None else tuple(min(last.tile, n) for n in last.target.shape[-2:])
+        full = tuple(last.target.shape[-2:])
+        shape = full if last.tile is None else tuple(min(last.tile, n) for n in full)
         if config.memory_check and shape not in self._checked_shapes:
-            check_memory(self.network, self.layers, shape, self.sizes[-1], self.chain, self.device)
+            styles = style_pass(self.network, self.layers, [tuple(rgb.shape[-2:]) for rgb in last.style_rgbs])
+            check_memory(self.network, self.layers, shape, self.sizes[-1], self.chain, self.device,
+                         at_least=styles, extra=0 if last.tile is None else held_whole(full))
             self._checked_shapes.add(shape)
         return prepared
 

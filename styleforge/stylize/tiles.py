@@ -24,7 +24,7 @@ from torch import Tensor
 from ..errors import ResourceError
 from .memory import estimate_bytes, inference_bytes
 
-__all__ = ["Tile", "tile_grid", "pass_offsets", "feather", "choose_tile", "default_overlap"]
+__all__ = ["Tile", "tile_grid", "pass_offsets", "feather", "choose_tile", "default_overlap", "held_whole", "style_pass"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,19 @@ def feather(tile: Tile, shape: tuple[int, int], overlap: int) -> Tensor:
     return (rows[:, None] * cols[None, :])[None, None]
 
 
+def held_whole(shape: tuple[int, int]) -> int:
+    """Bytes a tiled scale holds at full size throughout: the content, the starting image, the canvas
+    and the result, (3, H, W) float32 each."""
+    return 4 * 4 * 3 * shape[0] * shape[1]
+
+
+def style_pass(arch: str, layers: Iterable[str], style_shapes: Sequence[tuple[int, int]]) -> int:
+    """The peak of the largest style image's pass (its statistics are taken before any tile runs,
+    and that memory is free again when the tiles are optimised)."""
+    layers = list(layers)
+    return max((inference_bytes(arch, layers, h, w) for h, w in style_shapes), default=0)
+
+
 def choose_tile(
     arch: str,
     layers: Iterable[str],
@@ -122,10 +135,11 @@ def choose_tile(
     With ``requested`` (``--tile PX``) a scale larger than it is tiled. With ``auto`` a scale is
     tiled only when its estimate (:func:`~styleforge.stylize.memory.estimate_bytes`) does not fit
     in ``free`` bytes; the tile is then the largest multiple of 64 px whose estimate, plus what a
-    tiled scale holds whole (the full-size images and the style images' inference pass), fits.
+    tiled scale holds whole (:func:`held_whole`), fits — and the style images' pass
+    (:func:`style_pass`), which tiles do not shrink, must fit too.
 
     Raises:
-        ResourceError: Even a 64 px tile does not fit.
+        ResourceError: Not even a 64 px tile fits, or the style images' pass alone does not.
     """
     layers = list(layers)
     height, width = shape
@@ -133,11 +147,15 @@ def choose_tile(
         return requested if requested < max(height, width) else None
     if not auto or free is None or estimate_bytes(arch, layers, height, width, chain) <= free:
         return None
-    fixed = 4 * 4 * 3 * height * width + max((inference_bytes(arch, layers, h, w) for h, w in style_shapes), default=0)
+    held, styles = held_whole(shape), style_pass(arch, layers, style_shapes)
+    if held + styles > free:
+        raise ResourceError(
+            f"--size {size}: the style images' statistics at this size alone need about {(held + styles) / 2**30:.1f} GiB "
+            f"and {free / 2**30:.1f} GiB is available; try a smaller --size or --style-scale"
+        )
     for side in range(min(max(height, width), 8192) // 64 * 64, 63, -64):
-        if estimate_bytes(arch, layers, min(side, height), min(side, width), chain) + fixed <= free:
+        if estimate_bytes(arch, layers, min(side, height), min(side, width), chain) + held <= free:
             return side
     raise ResourceError(
-        f"--size {size}: even 64 px tiles need more than the {free / 2**30:.1f} GiB available "
-        f"(the whole images and the style statistics alone take {fixed / 2**30:.1f} GiB); try a smaller --size"
+        f"--size {size}: even 64 px tiles need more than the {free / 2**30:.1f} GiB available; try a smaller --size"
     )

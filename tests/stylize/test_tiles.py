@@ -14,7 +14,7 @@ from styleforge.parsing import parse_optimizer
 from styleforge.stylize import memory, run as run_module
 from styleforge.stylize.memory import estimate_bytes
 from styleforge.stylize.run import Stylizer
-from styleforge.stylize.tiles import Tile, choose_tile, feather, pass_offsets, tile_grid
+from styleforge.stylize.tiles import Tile, choose_tile, feather, held_whole, pass_offsets, style_pass, tile_grid
 
 from _helpers import invoke, one_line_error
 
@@ -62,16 +62,18 @@ def test_the_window_ramps_only_where_a_neighbour_blends_in() -> None:
 
 def test_auto_tiles_only_what_does_not_fit_and_picks_the_largest_tile_that_does() -> None:
     need = estimate_bytes("vgg16", LAYERS, 512, 512, ADAM)
-    args = dict(arch="vgg16", layers=LAYERS, shape=(512, 512), style_shapes=[(512, 512)], chain=ADAM, auto=True, size=512)
+    args = dict(arch="vgg16", layers=LAYERS, shape=(512, 512), style_shapes=[(128, 128)], chain=ADAM, auto=True, size=512)
     assert choose_tile(free=need, requested=None, **args) is None
-    fixed = 4 * 4 * 3 * 512 * 512 + memory.inference_bytes("vgg16", LAYERS, 512, 512)
-    free = fixed + estimate_bytes("vgg16", LAYERS, 256, 256, ADAM) + 1
-    assert free < need
+    held, styles = held_whole((512, 512)), style_pass("vgg16", LAYERS, [(128, 128)])
+    free = held + estimate_bytes("vgg16", LAYERS, 256, 256, ADAM) + 1
+    assert styles < free < need
     assert choose_tile(free=free, requested=None, **args) == 256  # the largest multiple of 64 that fits
     assert choose_tile(free=free, requested=None, **{**args, "auto": False}) is None  # --tile off
     assert choose_tile(free=None, requested=128, **args) == 128 and choose_tile(free=None, requested=600, **args) is None
     with pytest.raises(ResourceError, match="even 64 px tiles"):
-        choose_tile(free=fixed, requested=None, **args)
+        choose_tile(free=held + styles, requested=None, **args)
+    with pytest.raises(ResourceError, match="style images' statistics"):  # tiles do not shrink the style pass
+        choose_tile(free=free, requested=None, **{**args, "style_shapes": [(1024, 1024)]})
 
 
 def test_inference_peak_counts_the_kept_layers_and_the_largest_pass() -> None:
@@ -111,8 +113,8 @@ def test_the_memory_check_suggests_tiles_and_auto_uses_them(images: dict[str, Pa
                                                             tmp_path: Path) -> None:
     layers = ["relu4_2", "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]  # the defaults: content, style
     # At small sizes the style image's own pass outweighs what tiles save: --style-scale 0.5 keeps it small.
-    fixed = 4 * 4 * 3 * 128 * 192 + memory.inference_bytes("vgg19", layers, 96, 96)  # style a is square
-    free = estimate_bytes("vgg19", layers, 128, 128, ADAM) + fixed + 1
+    assert memory.inference_bytes("vgg19", layers, 96, 96) < estimate_bytes("vgg19", layers, 128, 128, ADAM)
+    free = estimate_bytes("vgg19", layers, 128, 128, ADAM) + held_whole((128, 192)) + 1
     assert free < estimate_bytes("vgg19", layers, 128, 192, ADAM)
     monkeypatch.setattr(run_module, "available_bytes", lambda device: free)
     monkeypatch.setattr(memory, "available_bytes", lambda device: free)
