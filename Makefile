@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/coarse_to_fine.py
 	$(PY) benchmarks/precision.py
 	$(PY) benchmarks/train_attrs_speed.py
+	$(PY) benchmarks/video.py
 
 figures: $(STAMP)
 	$(PY) docs/make_figures.py --size 192 --iterations 120

@@ -15,7 +15,7 @@ from .errors import InvalidParameter, choice_error
 __all__ = ["TransferConfig", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYERS", "COLOR_TRANSFERS", "INITS", "PRECISIONS"]
 __all__ += ["NETWORKS", "STYLE_LOSSES", "STYLE_WEIGHTS"]
 __all__ += ["TrainConfig", "DatasetConfig", "BACKBONES", "NUMERIC_LOSSES", "BALANCES", "AUGMENTS"]
-__all__ += ["DEFAULT_ATTR_WEIGHT", "ScoreConfig", "AUTO_MIN_SIZE", "auto_scales"]
+__all__ += ["DEFAULT_ATTR_WEIGHT", "ScoreConfig", "AUTO_MIN_SIZE", "auto_scales", "VideoConfig", "DEFAULT_FPS"]
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -478,3 +478,39 @@ class ScoreConfig:
     batch_size: int = 16
     device: str = "auto"
     format: str = "table"
+
+
+#: Frame rate of a video made from a folder of frames when ``--fps`` is not given.
+DEFAULT_FPS = 24.0
+
+
+@dataclass
+class VideoConfig:
+    """What ``styleforge video`` adds to a transfer's options (docs/video.md; the defaults come from
+    benchmarks/video.py, whose figures are in benchmarks/README.md).
+
+    Attributes:
+        temporal_weight: Weight of the ``temporal`` term: the change from the previous output frame,
+            warped by the input's optical flow, where that flow is reliable (0: only the warped start).
+        frame_iterations: Iterations of every frame after the first (which runs the transfer's own
+            ``iterations``, and its scales): they start from the previous output warped, already
+            close (``None``: the transfer's ``iterations``).
+        fps: Frame rate of the output video (``None``: the input video's, or :data:`DEFAULT_FPS`
+            for a folder of frames).
+    """
+
+    temporal_weight: float = 30.0
+    frame_iterations: int | None = 100
+    fps: float | None = None
+
+    def validate(self) -> None:
+        """Checks every value.
+
+        Raises:
+            InvalidParameter: The first invalid option, named as on the command line.
+        """
+        _check_number("--temporal-weight", self.temporal_weight)
+        if self.frame_iterations is not None:
+            _check_int("--frame-iterations", self.frame_iterations, 1)
+        if self.fps is not None:
+            _check_number("--fps", self.fps, strict=True)

@@ -9,7 +9,8 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,6 +24,7 @@ else:  # Python 3.10: tomllib's origin, a dependency there (pyproject.toml)
 __all__ = [
     "TOMLDecodeError",
     "REMEMBER_SHA256_FROM",
+    "atomic_path",
     "SHA256_MEMO",
     "check_writable",
     "loads_toml",
@@ -53,12 +55,35 @@ def loads_toml(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], object] | bytes) -> Path:
-    """Writes a file through a temporary file in the same folder, then renames it into place.
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], *, keep_suffix: bool = False) -> Iterator[Path]:
+    """A temporary path in ``path``'s folder, renamed into place when the block ends without an
+    error: for a writer that wants a file name rather than a handle. ``keep_suffix``: the temporary
+    name ends with ``path``'s suffix too (ffmpeg chooses the container by it).
 
     Missing parent folders are created; an existing file is replaced; on any failure (including
     Ctrl-C) the temporary file is removed and ``path`` is untouched. The file gets the permissions a
     plain ``open()`` would give (``mkstemp`` creates 0600).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX + (path.suffix if keep_suffix else ""),
+                               dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], object] | bytes) -> Path:
+    """Writes a file through a temporary file in the same folder, then renames it into place
+    (:func:`atomic_path`).
 
     Args:
         path: Destination.
@@ -67,30 +92,19 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if isinstance(write, bytes):
-                handle.write(write)
-            else:
-                write(handle)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        if isinstance(write, bytes):
+            handle.write(write)
+        else:
+            write(handle)
+    return Path(path)
 
 
 def _reason(exc: OSError, *, with_file: bool = False) -> str:
     """An OSError in words (``No space left on device``); ``with_file`` adds the file it concerns
     (``File exists: 'out'``) unless that is :func:`write_atomic`'s temporary file."""
     text = exc.strerror or str(exc) or type(exc).__name__
-    if with_file and exc.strerror and exc.filename is not None and not os.fspath(exc.filename).endswith(_TMP_SUFFIX):
+    if with_file and exc.strerror and exc.filename is not None and _TMP_SUFFIX not in Path(os.fspath(exc.filename)).name:
         text += f": {os.fspath(exc.filename)!r}"
     return text
 

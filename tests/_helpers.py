@@ -57,3 +57,35 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+#: How far the square of :func:`clip_frames` moves per frame, in pixels (to the right).
+STEP = 2
+
+
+def clip_frames(count: int = 8, size: tuple[int, int] = (64, 48), step: int = STEP, seed: int = 0) -> list[np.ndarray]:
+    """A tiny clip: a textured square moving ``step`` px right per frame over a fixed gradient with
+    seeded noise, ``count`` frames of (height, width, 3) uint8 at ``size`` (width, height)."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:h, 0:w]
+    background = np.stack([xs / w, ys / h, 0.5 + 0 * xs], axis=-1) * 200 + rng.integers(0, 30, size=(h, w, 3))
+    square = rng.integers(0, 256, size=(h // 3, h // 3, 3))
+    frames = []
+    for i in range(count):
+        frame = background.copy()
+        x0, y0 = 4 + i * step, h // 3
+        frame[y0:y0 + square.shape[0], x0:x0 + square.shape[1]] = square
+        frames.append(np.clip(frame, 0, 255).astype(np.uint8))
+    return frames
+
+
+def write_frames(folder: Path, frames: list[np.ndarray], name: str = "f{}.png") -> list[Path]:
+    """Writes ``frames`` as PNGs ``name.format(i)`` (i from 1) into ``folder``; returns the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, frame in enumerate(frames, start=1):
+        path = folder / name.format(i)
+        Image.fromarray(frame).save(path)
+        paths.append(path)
+    return paths

@@ -5,7 +5,8 @@ The layers, bottom to top (docs/architecture.md draws them):
     version errors files parsing config      the option languages and defaults: no torch
     engine  nets  images device report sweep the shared engine and the building blocks
     stylize           attributes              the two products, which never import each other
-    guidance                                  attribute terms in a transfer: above both
+    video             guidance                video: frames held to each other, above stylize;
+                                              guidance: attribute terms in a transfer, above both
     cli                                       the click commands: nothing imports them
 """
 
@@ -32,9 +33,10 @@ FORBIDDEN = {
                           "styleforge.nets", "styleforge.images", "styleforge.report"),
     "styleforge.nets": ("styleforge.stylize", "styleforge.attributes", "styleforge.guidance", "styleforge.cli",
                         "styleforge.engine"),
-    "styleforge.stylize": ("styleforge.attributes", "styleforge.guidance", "styleforge.cli"),
-    "styleforge.attributes": ("styleforge.stylize", "styleforge.guidance", "styleforge.cli"),
-    "styleforge.guidance": ("styleforge.cli",),
+    "styleforge.stylize": ("styleforge.attributes", "styleforge.guidance", "styleforge.video", "styleforge.cli"),
+    "styleforge.attributes": ("styleforge.stylize", "styleforge.guidance", "styleforge.video", "styleforge.cli"),
+    "styleforge.guidance": ("styleforge.video", "styleforge.cli"),
+    "styleforge.video": ("styleforge.attributes", "styleforge.guidance", "styleforge.cli"),
 }
 
 
@@ -162,11 +164,13 @@ _CLI_CASES = [
     ["train-attrs", "--help"],
     ["score", "--help"],
     ["sweep", "transfer", "--help"],
+    ["video", "--help"],
     ["transfer", "c.jpg", "--style", "s.jpg", "-o", "out.png", "--style-loss", "nope"],
     ["transfer", "c.jpg", "--style", "s.jpg:-1", "-o", "out.png"],
     ["transfer", "c.jpg", "--style", "s.jpg", "-o", "out.png", "--optimizer", "adam:0"],
     ["transfer", "c.jpg", "--style", "s.jpg", "-o", "out.png", "--size", "big"],
     ["train-attrs", "-o", "run", "--backbone", "nope"],
+    ["video", "clip.mp4", "--style", "s.jpg", "-o", "out.mp4", "--temporal-weight", "-1"],
 ]
 
 
@@ -179,9 +183,10 @@ def _run_cli_cases(python: str, env: dict[str, str]) -> list[str]:
 
 def _check_cli_lines(lines: list[str]) -> None:
     codes = [int(line.split(" ", 1)[0]) for line in lines[:-1]]
-    assert codes == [0] * 6 + [2] * 5, lines
-    assert all(line.split(" ", 1)[1].startswith("error: ") for line in lines[6:-1]), lines
-    assert "--style-loss" in lines[6] and "--style" in lines[7] and "--optimizer" in lines[8]
+    assert codes == [0] * 7 + [2] * 6, lines
+    assert all(line.split(" ", 1)[1].startswith("error: ") for line in lines[7:-1]), lines
+    assert "--style-loss" in lines[7] and "--style" in lines[8] and "--optimizer" in lines[9]
+    assert "--temporal-weight" in lines[-2]
     assert lines[-1] == "False False", "torch or numpy was imported"
 
 

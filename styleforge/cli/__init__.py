@@ -4,7 +4,7 @@ The CLI owns what the core never does: progress bars, files and exit codes. A
 :class:`~styleforge.errors.StyleforgeError` becomes one ``error: …`` line and its exit code (2 for
 a usage error, 1 for a runtime failure); anything else is a bug and keeps its traceback.
 
-One module per command (:mod:`.transfer`, :mod:`.train`, :mod:`.score`, :mod:`.sweep`), the
+One module per command (:mod:`.transfer`, :mod:`.video`, :mod:`.train`, :mod:`.score`, :mod:`.sweep`), the
 progress displays apart (:mod:`.display`). The modules import only click, the configuration and the
 option parsers at import time — the heavy parts (torch, the networks) are imported by a command
 when it runs — so ``styleforge --help`` and every argument error are answered without torch.
@@ -20,6 +20,7 @@ from .score import score_command
 from .sweep import sweep
 from .train import make_dataset_command, train_attrs_command
 from .transfer import transfer
+from .video import video
 
 __all__ = ["main", "cli"]
 
@@ -30,7 +31,7 @@ def cli() -> None:
     """styleforge: tunable neural style transfer and art-composition attribute networks."""
 
 
-for _command in (transfer, make_dataset_command, train_attrs_command, sweep, score_command):
+for _command in (transfer, video, make_dataset_command, train_attrs_command, sweep, score_command):
     cli.add_command(_command)
 
 

@@ -12,7 +12,7 @@ import click
 
 from ..engine import Download, Event, Notice, Progress, StageEnded, StageStarted
 
-__all__ = ["ProgressDisplay", "TrainDisplay"]
+__all__ = ["ProgressDisplay", "TrainDisplay", "VideoDisplay", "format_duration"]
 
 
 class _Display:
@@ -134,3 +134,36 @@ class TrainDisplay(_Display):
             self._echo(format_epoch_line(event))
         elif isinstance(event, FitEnded) and event.reason != "completed":
             self._echo(f"{event.reason}: {event.detail}")
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``2 h 07 min``."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class VideoDisplay(ProgressDisplay):
+    """Shows a video's progress: one line per frame with its time and the ETA of the rest; on a
+    terminal, each frame's iterations as a bar as well."""
+
+    def show(self, event: Event) -> None:
+        from ..engine import FrameProgress
+
+        if isinstance(event, FrameProgress):
+            self.close()
+            if event.skipped:
+                self._echo(f"frame {event.frame}/{event.frames}: done already (--resume)")
+                return
+            eta = f" · ETA {format_duration(event.remaining)}" if event.remaining is not None and event.frame < event.frames else ""
+            loss = f" · loss {event.summary.format()}" if event.summary is not None else ""
+            self._echo(f"frame {event.frame}/{event.frames} in {format_duration(event.seconds)}{eta}{loss}")
+        elif self.interactive and not isinstance(event, StageEnded):
+            super().show(event)
+        elif isinstance(event, StageEnded) and event.reason not in ("completed", "stopped"):
+            self._echo(f"frame stage {event.index + 1} {event.reason}: {event.detail}")

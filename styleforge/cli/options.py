@@ -48,7 +48,7 @@ def read_config(ctx: click.Context, param: click.Parameter, value: Path | None) 
         raise click.BadParameter(f"{str(value)!r} does not exist", ctx, param) from None
     except (OSError, UnicodeDecodeError, TOMLDecodeError) as exc:
         raise click.BadParameter(f"{str(value)!r} is not a readable TOML file ({exc})", ctx, param) from None
-    data = data.get("transfer", data)
+    data = data.get(ctx.command.name or "transfer", data)
     try:
         ctx.default_map = {**(ctx.default_map or {}), **_as_default_map(ctx, data, f"--config {value}")}
     except StyleforgeError as exc:

@@ -15,7 +15,8 @@ from ..parsing import parse_optimizer, parse_style
 from .base import EXIT_INTERRUPTED, Outputs
 from .options import read_config, read_image_config
 
-__all__ = ["transfer", "transfer_config"]
+__all__ = ["ATTR_OPTIONS", "CONFIG_OPTIONS", "config_option", "style_option", "transfer", "transfer_config",
+           "with_options"]
 
 _T = TransferConfig()
 
@@ -42,88 +43,119 @@ def transfer_config(options: dict[str, Any]) -> TransferConfig:
     return config
 
 
+#: The options that make a :class:`TransferConfig` (the style transfer itself): shared by every
+#: command that runs transfers (``transfer``, ``video``).
+CONFIG_OPTIONS = [
+    click.option("--content-weight", type=float, default=_T.content_weight, show_default=True, help="Weight of the content term."),
+    click.option("--style-weight", type=float, default=_T.style_weight,
+                 help="Total weight of the style terms [default: by --style-loss: "
+                      + ", ".join(f"{k} {v:g}" for k, v in STYLE_WEIGHTS.items()) + "]."),
+    click.option("--tv-weight", type=float, default=_T.tv_weight, show_default=True, help="Weight of the total-variation term."),
+    click.option("--iterations", type=int, default=_T.iterations, show_default=True,
+                 help="Iterations of a stage without :STEPS (L-BFGS: function evaluations)."),
+    click.option("--size", type=int, default=_T.size, show_default=True, help="Output long side in pixels."),
+    click.option("--optimizer", "optimizer", multiple=True, default=_T.optimizer, show_default=True, metavar="NAME[:STEPS][@LR]",
+                 help="lbfgs adam adamw sgd momentum nesterov rmsprop adagrad adadelta; repeat for a chain (adam:200 then lbfgs:300)."),
+    click.option("--lr", type=float, default=None, help="Learning rate for stages without @LR [default: per optimiser]."),
+    click.option("--stop-delta", type=float, default=None,
+                 help="Stop when the total's relative change stays below this for --patience iterations."),
+    click.option("--patience", type=int, default=_T.patience, show_default=True, help="Iterations for --stop-delta."),
+    click.option("--divergence-factor", type=float, default=_T.divergence_factor, show_default=True,
+                 help="A total above this x the best is divergence: stop and keep the best (inf: NaN/inf only)."),
+    click.option("--seed", type=int, default=_T.seed, show_default=True, help="Seed of random weights and noise."),
+    click.option("--device", default=_T.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
+    click.option("--weights", default=_T.weights, show_default=True, metavar="auto|imagenet|hed|random|PATH",
+                 help="VGG weights: auto (ImageNet if cached or downloadable, else HED's VGG-16, else random), "
+                      "torchvision's ImageNet file, HED's pretrained VGG-16 (from the package registry), seeded random, or a file."),
+    click.option("--network", default=_T.network, show_default=True, metavar="|".join(NETWORKS),
+                 help="vgg19 or vgg16; auto: the weights' network (vgg16 for hed, else vgg19)."),
+    click.option("--content-layers", default=",".join(_T.content_layers), show_default=True, metavar="LAYER[:W],...",
+                 help="Content layers with optional weights."),
+    click.option("--style-layers", default=",".join(_T.style_layers), show_default=True, metavar="LAYER[:W],...",
+                 help="Style layers with optional weights."),
+    click.option("--style-layer-weight-exp", type=float, default=_T.style_layer_weight_exp, show_default=True,
+                 help="Layer n+1 weighs EXP x layer n (<1: fine texture, >1: coarse)."),
+    click.option("--style-loss", default=_T.style_loss, show_default=True, metavar="|".join(STYLE_LOSSES),
+                 help="gram: Gram matrices; w2: Wasserstein-2 between Gaussians of the features; "
+                      "sw: sliced Wasserstein (sorted random projections)."),
+    click.option("--style-mask", "style_masks", multiple=True, metavar="NAME=MASK",
+                 help="Style NAME (a for a.jpg, or its position) only where the grey MASK is white in the output; "
+                      "repeatable; styles without one share the rest."),
+    click.option("--style-image-mask", "style_image_masks", multiple=True, metavar="NAME=MASK",
+                 help="Take style NAME's statistics only from where MASK is white in its own image; repeatable."),
+    click.option("--pooling", default=_T.pooling, show_default=True, metavar="max|avg", help="Pooling of the frozen VGG."),
+    click.option("--init", default=_T.init, show_default=True, metavar="content|noise|style|PATH", help="Starting image."),
+    click.option("--init-noise-blend", type=float, default=_T.init_noise_blend, show_default=True,
+                 help="Share of seeded noise mixed into the starting image (0..1)."),
+    click.option("--style-scale", type=float, default=_T.style_scale, show_default=True,
+                 help="Style images are sized to --size x this before their statistics are taken."),
+    click.option("--color-transfer", default=_T.color_transfer, show_default=True, metavar="|".join(COLOR_TRANSFERS),
+                 help="histogram: recolour the style images to the content's colour histogram first."),
+    click.option("--preserve-colors", is_flag=True, default=_T.preserve_colors, help="Keep the content's colours (luminance-only transfer)."),
+    click.option("--keep-last", is_flag=True, default=_T.keep_last, help="Write the last iterate, not the lowest-loss one."),
+    click.option("--scales", default="auto", show_default=True, metavar="N|auto",
+                 help="Coarse-to-fine: optimise at N sizes growing to --size, each from the last one upsampled, "
+                      "sharing the iterations; auto: sqrt(2) steps from 256 px (one size up to 256)."),
+    click.option("--min-size", type=int, default=None, metavar="PX", help="First scale's long side [default: sqrt(2) steps]."),
+    click.option("--tile", default=_T.tile, show_default=True, metavar="auto|off|PX",
+                 help="Optimise a scale tile by tile: auto when it does not fit in memory (tiles that do), "
+                      "PX for scales larger than PX px, off never."),
+    click.option("--tile-overlap", type=int, default=_T.tile_overlap, metavar="PX",
+                 help="Overlap of neighbouring tiles [default: a quarter of the tile]."),
+    click.option("--tile-passes", type=int, default=_T.tile_passes, show_default=True,
+                 help="Passes over a tiled scale, each at new random tile offsets."),
+    click.option("--memory-check/--no-memory-check", default=_T.memory_check, show_default=True,
+                 help="Refuse a run whose estimated memory exceeds what is available (and suggest a --size)."),
+    click.option("--precision", default=_T.precision, show_default=True, metavar="|".join(PRECISIONS),
+                 help="Convolutions in bf16 (autocast; losses stay fp32) or fp32; auto: bf16 on CUDA, fp32 elsewhere."),
+    click.option("--compile/--no-compile", default=_T.compile, show_default=True,
+                 help="torch.compile the network (pays a compilation first; for GPUs)."),
+]
+#: Attribute guidance and scoring (:mod:`styleforge.guidance`), for ``transfer``.
+ATTR_OPTIONS = [
+    click.option("--attrs-model", default=_T.attrs_model, metavar="MODEL_DIR",
+                 help="A train-attrs run folder whose network steers the transfer towards the --attr targets."),
+    click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE[:WEIGHT]",
+                 help="Attribute target, repeatable: one attr.NAME term each (contrast=9, pri_color=blue, harmony=triadic:2)."),
+    click.option("--attr-weight", type=float, default=_T.attr_weight, show_default=True,
+                 help="Weight of an --attr without :WEIGHT."),
+    click.option("--score-with", default=_T.score_with, metavar="MODEL_DIR",
+                 help="Score the result with this train-attrs network: printed, and stored in the PNG and the history."),
+]
+
+
+def with_options(options: Sequence[Any]) -> Any:
+    """A decorator that adds ``options`` to a command, in their order on ``--help``."""
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
+def style_option(command: Any) -> Any:
+    """``--style PATH[:WEIGHT][@SCALE]``, repeatable."""
+    return click.option("--style", "styles", multiple=True, metavar="PATH[:WEIGHT][@SCALE]",
+                        help="Style image, repeatable; weights are normalised to sum 1 (omitted: equal shares); "
+                             "@SCALE sets this style's scale.")(command)
+
+
+def config_option(command: Any) -> Any:
+    """``--config run.toml`` (its ``[COMMAND]`` table, else its top level)."""
+    return click.option("--config", type=click.Path(path_type=Path, dir_okay=False), is_eager=True, expose_value=False,
+                        callback=read_config,
+                        help="TOML file of options (keys as the long flags); flags override it.")(command)
+
+
 @click.command()
 @click.argument("content", required=False, type=click.Path(path_type=Path))
-@click.option("--style", "styles", multiple=True, metavar="PATH[:WEIGHT][@SCALE]",
-              help="Style image, repeatable; weights are normalised to sum 1 (omitted: equal shares); "
-                   "@SCALE sets this style's scale.")
+@style_option
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output image (format from the extension).")
-@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), is_eager=True, expose_value=False,
-              callback=read_config, help="TOML file of options (keys as the long flags); flags override it.")
+@config_option
 @click.option("--from-image", type=click.Path(path_type=Path, dir_okay=False), is_eager=True, expose_value=False,
               callback=read_image_config, help="Re-run what made an earlier styleforge PNG; flags override it.")
-@click.option("--content-weight", type=float, default=_T.content_weight, show_default=True, help="Weight of the content term.")
-@click.option("--style-weight", type=float, default=_T.style_weight,
-              help="Total weight of the style terms [default: by --style-loss: "
-                   + ", ".join(f"{k} {v:g}" for k, v in STYLE_WEIGHTS.items()) + "].")
-@click.option("--tv-weight", type=float, default=_T.tv_weight, show_default=True, help="Weight of the total-variation term.")
-@click.option("--iterations", type=int, default=_T.iterations, show_default=True,
-              help="Iterations of a stage without :STEPS (L-BFGS: function evaluations).")
-@click.option("--size", type=int, default=_T.size, show_default=True, help="Output long side in pixels.")
-@click.option("--optimizer", "optimizer", multiple=True, default=_T.optimizer, show_default=True, metavar="NAME[:STEPS][@LR]",
-              help="lbfgs adam adamw sgd momentum nesterov rmsprop adagrad adadelta; repeat for a chain (adam:200 then lbfgs:300).")
-@click.option("--lr", type=float, default=None, help="Learning rate for stages without @LR [default: per optimiser].")
-@click.option("--stop-delta", type=float, default=None,
-              help="Stop when the total's relative change stays below this for --patience iterations.")
-@click.option("--patience", type=int, default=_T.patience, show_default=True, help="Iterations for --stop-delta.")
-@click.option("--divergence-factor", type=float, default=_T.divergence_factor, show_default=True,
-              help="A total above this x the best is divergence: stop and keep the best (inf: NaN/inf only).")
-@click.option("--seed", type=int, default=_T.seed, show_default=True, help="Seed of random weights and noise.")
-@click.option("--device", default=_T.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--weights", default=_T.weights, show_default=True, metavar="auto|imagenet|hed|random|PATH",
-              help="VGG weights: auto (ImageNet if cached or downloadable, else HED's VGG-16, else random), "
-                   "torchvision's ImageNet file, HED's pretrained VGG-16 (from the package registry), seeded random, or a file.")
-@click.option("--network", default=_T.network, show_default=True, metavar="|".join(NETWORKS),
-              help="vgg19 or vgg16; auto: the weights' network (vgg16 for hed, else vgg19).")
-@click.option("--content-layers", default=",".join(_T.content_layers), show_default=True, metavar="LAYER[:W],...",
-              help="Content layers with optional weights.")
-@click.option("--style-layers", default=",".join(_T.style_layers), show_default=True, metavar="LAYER[:W],...",
-              help="Style layers with optional weights.")
-@click.option("--style-layer-weight-exp", type=float, default=_T.style_layer_weight_exp, show_default=True,
-              help="Layer n+1 weighs EXP x layer n (<1: fine texture, >1: coarse).")
-@click.option("--style-loss", default=_T.style_loss, show_default=True, metavar="|".join(STYLE_LOSSES),
-              help="gram: Gram matrices; w2: Wasserstein-2 between Gaussians of the features; "
-                   "sw: sliced Wasserstein (sorted random projections).")
-@click.option("--style-mask", "style_masks", multiple=True, metavar="NAME=MASK",
-              help="Style NAME (a for a.jpg, or its position) only where the grey MASK is white in the output; "
-                   "repeatable; styles without one share the rest.")
-@click.option("--style-image-mask", "style_image_masks", multiple=True, metavar="NAME=MASK",
-              help="Take style NAME's statistics only from where MASK is white in its own image; repeatable.")
-@click.option("--pooling", default=_T.pooling, show_default=True, metavar="max|avg", help="Pooling of the frozen VGG.")
-@click.option("--init", default=_T.init, show_default=True, metavar="content|noise|style|PATH", help="Starting image.")
-@click.option("--init-noise-blend", type=float, default=_T.init_noise_blend, show_default=True,
-              help="Share of seeded noise mixed into the starting image (0..1).")
-@click.option("--style-scale", type=float, default=_T.style_scale, show_default=True,
-              help="Style images are sized to --size x this before their statistics are taken.")
-@click.option("--color-transfer", default=_T.color_transfer, show_default=True, metavar="|".join(COLOR_TRANSFERS),
-              help="histogram: recolour the style images to the content's colour histogram first.")
-@click.option("--preserve-colors", is_flag=True, default=_T.preserve_colors, help="Keep the content's colours (luminance-only transfer).")
-@click.option("--keep-last", is_flag=True, default=_T.keep_last, help="Write the last iterate, not the lowest-loss one.")
-@click.option("--scales", default="auto", show_default=True, metavar="N|auto",
-              help="Coarse-to-fine: optimise at N sizes growing to --size, each from the last one upsampled, "
-                   "sharing the iterations; auto: sqrt(2) steps from 256 px (one size up to 256).")
-@click.option("--min-size", type=int, default=None, metavar="PX", help="First scale's long side [default: sqrt(2) steps].")
-@click.option("--tile", default=_T.tile, show_default=True, metavar="auto|off|PX",
-              help="Optimise a scale tile by tile: auto when it does not fit in memory (tiles that do), "
-                   "PX for scales larger than PX px, off never.")
-@click.option("--tile-overlap", type=int, default=_T.tile_overlap, metavar="PX",
-              help="Overlap of neighbouring tiles [default: a quarter of the tile].")
-@click.option("--tile-passes", type=int, default=_T.tile_passes, show_default=True,
-              help="Passes over a tiled scale, each at new random tile offsets.")
-@click.option("--memory-check/--no-memory-check", default=_T.memory_check, show_default=True,
-              help="Refuse a run whose estimated memory exceeds what is available (and suggest a --size).")
-@click.option("--precision", default=_T.precision, show_default=True, metavar="|".join(PRECISIONS),
-              help="Convolutions in bf16 (autocast; losses stay fp32) or fp32; auto: bf16 on CUDA, fp32 elsewhere.")
-@click.option("--compile/--no-compile", default=_T.compile, show_default=True,
-              help="torch.compile the network (pays a compilation first; for GPUs).")
-@click.option("--attrs-model", default=_T.attrs_model, metavar="MODEL_DIR",
-              help="A train-attrs run folder whose network steers the transfer towards the --attr targets.")
-@click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE[:WEIGHT]",
-              help="Attribute target, repeatable: one attr.NAME term each (contrast=9, pri_color=blue, harmony=triadic:2).")
-@click.option("--attr-weight", type=float, default=_T.attr_weight, show_default=True,
-              help="Weight of an --attr without :WEIGHT.")
-@click.option("--score-with", default=_T.score_with, metavar="MODEL_DIR",
-              help="Score the result with this train-attrs network: printed, and stored in the PNG and the history.")
+@with_options(CONFIG_OPTIONS)
+@with_options(ATTR_OPTIONS)
 @click.option("--checkpoint-every", type=int, default=None, metavar="N", help="Write OUT_0100.png ... every N iterations.")
 @click.option("--progress-gif", type=click.Path(path_type=Path), default=None, help="Animated GIF of the optimisation.")
 @click.option("--gif-every", type=int, default=None, metavar="N", help="GIF frame interval [default: ~50 frames].")

@@ -14,7 +14,7 @@ from .optimize import (
     parse_optimizer,
 )
 from .terms import LossReport, LossSummary, LossTerm, WeightedLoss, validate_weight
-from .events import BatchProgress, Download, EpochEnded, EpochStarted, FitEnded, TaskProgress, download_events
+from .events import BatchProgress, Download, EpochEnded, EpochStarted, FitEnded, FrameProgress, TaskProgress, download_events
 from .fit import SCHEDULES, TRAIN_LR, FitCheckpoint, FitResult, evaluate, fit
 from .distributed import Distributed, init_distributed
 
@@ -23,7 +23,8 @@ __all__ = [
     "OPTIMIZERS", "PIXEL_LR", "DivergenceGuard", "HistoryEntry", "OptimizerSpec", "PixelResult",
     "StopRule", "make_optimizer", "optimise_pixels", "parse_optimizer",
     "LossReport", "LossSummary", "LossTerm", "WeightedLoss", "validate_weight",
-    "BatchProgress", "Download", "EpochEnded", "EpochStarted", "FitEnded", "TaskProgress", "download_events",
+    "BatchProgress", "Download", "EpochEnded", "EpochStarted", "FitEnded", "FrameProgress", "TaskProgress",
+    "download_events",
     "SCHEDULES", "TRAIN_LR", "FitCheckpoint", "FitResult", "evaluate", "fit",
     "Distributed", "init_distributed",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "BatchProgress",
     "EpochEnded",
     "FitEnded",
+    "FrameProgress",
     "Callback",
     "emit",
 ]
@@ -116,6 +117,27 @@ class TaskProgress(Event):
     task: str
     done: int
     total: int
+
+
+@dataclass(frozen=True)
+class FrameProgress(Event):
+    """A frame of a video is finished (optimised, or found done by a resumed run).
+
+    Attributes:
+        frame: 1-based number of the frame.
+        frames: Frames in the video.
+        seconds: Time this frame took (0 for one skipped).
+        remaining: Estimated seconds for the frames still to do (``None`` before one was timed).
+        skipped: The frame was already done (``--resume``).
+        summary: The frame's loss values (``None`` when skipped).
+    """
+
+    frame: int
+    frames: int
+    seconds: float
+    remaining: float | None
+    skipped: bool = False
+    summary: LossSummary | None = None
 
 
 @dataclass(frozen=True)

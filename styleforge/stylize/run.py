@@ -26,6 +26,7 @@ from ..engine import (
     HistoryEntry,
     LossSummary,
     Notice,
+    OptimizerSpec,
     PIXEL_LR,
     PixelResult,
     StopRule,
@@ -193,6 +194,21 @@ def _initial_image(
     return base
 
 
+def _chain(config: TransferConfig, scales: int, budget: int | None = None) -> list[OptimizerSpec]:
+    """The optimiser chain of one scale: ``config.optimizer`` parsed, ``--lr`` filled in where a stage
+    has no ``@LR``, and the steps shared between ``scales`` sizes. ``budget``: the whole chain's
+    iterations instead of the configured ones (each stage keeps its share of them)."""
+    chain = [parse_optimizer(text) for text in config.optimizer]
+    if config.lr is not None:
+        chain = [dataclasses.replace(s, lr=config.lr) if s.lr is None else s for s in chain]
+    steps = [s.steps or config.iterations for s in chain]
+    if budget is not None:
+        steps = [max(1, round(n * budget / sum(steps))) for n in steps]
+    if scales > 1 or budget is not None:
+        chain = [dataclasses.replace(s, steps=math.ceil(n / scales)) for s, n in zip(chain, steps)]
+    return chain
+
+
 @dataclass
 class _Scale:
     """What one size of the pyramid needs before the network runs: the content at that size, the style
@@ -279,12 +295,7 @@ class Stylizer:
         self.config, self.extensions = config, list(extensions)
         count = config.resolved_scales()
         self.sizes = scale_sizes(config.size, count, config.min_size)
-        chain = [parse_optimizer(text) for text in config.optimizer]
-        if config.lr is not None:
-            chain = [dataclasses.replace(s, lr=config.lr) if s.lr is None else s for s in chain]
-        if count > 1:
-            chain = [dataclasses.replace(s, steps=math.ceil((s.steps or config.iterations) / count)) for s in chain]
-        self.chain = chain
+        self.chain = _chain(config, count)
         self.specs = [s if isinstance(s, StyleSpec) else parse_style(os.fspath(s)) for s in styles]
         if not self.specs:
             raise InvalidParameter("--style", "(none)", "at least one style image")
@@ -441,16 +452,16 @@ class Stylizer:
         with torch.no_grad():
             return objective(image[None].to(self.device)).summary()
 
-    def _optimise_scale(self, plan: _Scale, init: Tensor, extensions: Sequence[Extension],
+    def _optimise_scale(self, plan: _Scale, init: Tensor, chain: Sequence[OptimizerSpec], extensions: Sequence[Extension],
                         callbacks: Sequence[Callback], interrupt: Any) -> tuple[Any, list[ExtraTerms]]:
-        """One scale: its targets, the objective on the engine, the pixels optimised. Returns the
-        engine's result and the extensions' terms."""
+        """One scale: its targets, the objective on the engine, the pixels optimised by ``chain``.
+        Returns the engine's result and the extensions' terms."""
         config = self.config
         objective, extras = self._objective(plan, extensions)
         result = optimise_pixels(
             init.to(self.device),
             objective,
-            self.chain,
+            list(chain),
             iterations=config.iterations,
             stop=StopRule(config.stop_delta, config.patience) if config.stop_delta is not None else None,
             guard=DivergenceGuard(config.divergence_factor),
@@ -460,7 +471,7 @@ class Stylizer:
         )
         return result, extras
 
-    def _optimise_tiled(self, plan: _Scale, init: Tensor, callbacks: Sequence[Callback],
+    def _optimise_tiled(self, plan: _Scale, init: Tensor, chain: Sequence[OptimizerSpec], callbacks: Sequence[Callback],
                         interrupt: Any) -> tuple[Any, list[ExtraTerms]]:
         """One scale, tile by tile (:mod:`.tiles`): ``tile_passes`` passes over a grid shifted at random
         each time, every tile a transfer of its own blended into the canvas through its feathered
@@ -470,32 +481,28 @@ class Stylizer:
         assert plan.tile is not None
         shape = tuple(plan.target.shape[-2:])
         overlap = config.tile_overlap if config.tile_overlap is not None else default_overlap(plan.tile)
-        chain = self.chain
         if config.tile_passes > 1:
-            self.chain = [dataclasses.replace(s, steps=math.ceil((s.steps or config.iterations) / config.tile_passes))
-                          for s in chain]
+            chain = [dataclasses.replace(s, steps=math.ceil((s.steps or config.iterations) / config.tile_passes))
+                     for s in chain]
         canvas = init.detach().clone().cpu()
         history: list[HistoryEntry] = []
         result: Any = None
         improved, tiles_done = False, 0
-        try:
-            for offset in pass_offsets(config.tile_passes, plan.tile - overlap, config.seed + plan.size):
-                for tile in tile_grid(shape, plan.tile, overlap, offset):
-                    shifted = [_Shifted(cb, len(history), 0, 0) for cb in callbacks]
-                    result, _ = self._optimise_scale(plan.crop(tile), tile.crop(canvas), (), shifted, interrupt)
-                    if result.history:
-                        tiles_done += 1
-                        weight = feather(tile, shape, overlap)
-                        piece = tile.crop(canvas)
-                        piece.mul_(1 - weight).add_(weight * result.best.detach().cpu())
-                        improved = improved or result.best_iteration > 1
-                    history += [dataclasses.replace(e, iteration=e.iteration + len(history)) for e in result.history]
-                    if result.stop_reason == INTERRUPTED:
-                        break
-                if result is not None and result.stop_reason == INTERRUPTED:
+        for offset in pass_offsets(config.tile_passes, plan.tile - overlap, config.seed + plan.size):
+            for tile in tile_grid(shape, plan.tile, overlap, offset):
+                shifted = [_Shifted(cb, len(history), 0, 0) for cb in callbacks]
+                result, _ = self._optimise_scale(plan.crop(tile), tile.crop(canvas), chain, (), shifted, interrupt)
+                if result.history:
+                    tiles_done += 1
+                    weight = feather(tile, shape, overlap)
+                    piece = tile.crop(canvas)
+                    piece.mul_(1 - weight).add_(weight * result.best.detach().cpu())
+                    improved = improved or result.best_iteration > 1
+                history += [dataclasses.replace(e, iteration=e.iteration + len(history)) for e in result.history]
+                if result.stop_reason == INTERRUPTED:
                     break
-        finally:
-            self.chain = chain
+            if result is not None and result.stop_reason == INTERRUPTED:
+                break
         assert result is not None
         total = len(history)
         best_summary = result.best_summary
@@ -512,6 +519,8 @@ class Stylizer:
         init_image: Tensor | None = None,
         extensions: Sequence[Extension] = (),
         interrupt: Any = None,
+        iterations: int | None = None,
+        finest_only: bool = False,
     ) -> TransferResult:
         """Optimises one content image (``None``: the one given to the constructor).
 
@@ -524,6 +533,10 @@ class Stylizer:
                 network's, e.g. none: a term on the pixels).
             interrupt: The caller's Ctrl-C flag (:func:`~styleforge.engine.interrupt.sigint_flag`),
                 for a caller that runs many; ``None``: this run installs its own.
+            iterations: This run's iteration budget instead of ``config.iterations`` (each stage of
+                the chain keeps its share; the scales share it as usual).
+            finest_only: Optimise at the last size only (``init_image`` is then a near-finished
+                picture: the previous frame of a video, warped).
 
         Returns:
             A :class:`TransferResult`, as :func:`transfer`'s.
@@ -533,17 +546,24 @@ class Stylizer:
                 raise InvalidParameter("CONTENT", "(none)", "a content image (none was given to the Stylizer)")
             content = self._first
         prepared = self.prepare(content)
+        if extensions and any(plan.tile is not None for plan in prepared.scales):
+            raise InvalidParameter("--tile", self.config.tile, "off with per-run terms (the terms see the whole "
+                                   "image, a tiled scale one tile at a time); choose a smaller --size")
+        if finest_only:
+            prepared = _Content(prepared.image, prepared.scales[-1:])
+        scales = len(prepared.scales)
+        chain = self.chain if iterations is None and not finest_only else _chain(self.config, scales, iterations)
         for extension in extensions:
             extension.open(self.device, callbacks)
         every = [*self.extensions, *extensions]
         if interrupt is None:
             with sigint_flag() as flag:
-                return self._run(prepared, callbacks, init_image, every, flag)
-        return self._run(prepared, callbacks, init_image, every, interrupt)
+                return self._run(prepared, chain, callbacks, init_image, every, flag)
+        return self._run(prepared, chain, callbacks, init_image, every, interrupt)
 
-    def _run(self, prepared: _Content, callbacks: Sequence[Callback], init_image: Tensor | None,
-             extensions: Sequence[Extension], interrupt: Any) -> TransferResult:
-        config, chain = self.config, self.chain
+    def _run(self, prepared: _Content, chain: Sequence[OptimizerSpec], callbacks: Sequence[Callback],
+             init_image: Tensor | None, extensions: Sequence[Extension], interrupt: Any) -> TransferResult:
+        config = self.config
         planned = sum(s.steps if s.steps is not None else config.iterations for s in chain)
         history: list[HistoryEntry] = []
         image, improved, offset, best_iteration = init_image, False, 0, 0
@@ -554,11 +574,11 @@ class Stylizer:
             if interrupt.requested and result is not None:
                 break  # Ctrl-C between two scales: the last scale's best image stands
             init = _initial_image(config, plan_k.target[None], self.style_images, image)
-            shifted = [_Shifted(cb, offset, k * len(chain), planned * len(self.sizes)) for cb in callbacks]
+            shifted = [_Shifted(cb, offset, k * len(chain), planned * len(prepared.scales)) for cb in callbacks]
             if plan_k.tile is not None:
-                scale_result, scale_extras = self._optimise_tiled(plan_k, init, shifted, interrupt)
+                scale_result, scale_extras = self._optimise_tiled(plan_k, init, chain, shifted, interrupt)
             else:
-                scale_result, scale_extras = self._optimise_scale(plan_k, init, extensions, shifted, interrupt)
+                scale_result, scale_extras = self._optimise_scale(plan_k, init, chain, extensions, shifted, interrupt)
             if result is not None and not scale_result.history:
                 break  # interrupted before this scale's first evaluation: the last scale's image stands
             result, plan, extras, done = scale_result, plan_k, scale_extras, k + 1
@@ -594,8 +614,8 @@ class Stylizer:
             "stop_reason": result.stop_reason,
             "losses": summary.as_row() if summary else None,
         }
-        if len(self.sizes) > 1:
-            metadata["scales"] = self.sizes[:done]
+        if len(prepared.scales) > 1:
+            metadata["scales"] = [p.size for p in prepared.scales[:done]]
         if plan.tile is not None:  # a tiled last scale: no extensions ran, its extra is the tiling's record
             metadata.update(extras[0].metadata)
             extras = []

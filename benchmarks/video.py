@@ -1,0 +1,166 @@
+"""Video flicker: the temporal term against independent frames, with HED's pretrained VGG-16.
+
+The clip is a slow pan with a gentle zoom over a real photograph (``skimage.data``), ``--frames``
+frames at ``--size`` px. Each variant stylises it with styleforge's defaults plus the variant's:
+
+- ``independent``: every frame an ordinary transfer from its own content (what a loop over
+  ``styleforge transfer`` gives), ``--iterations`` each;
+- ``temporal W``: ``styleforge video`` with ``--temporal-weight W`` (0: only the start from the
+  previous output warped), the first frame ``--iterations``, the others ``--frame-iterations``.
+
+Measures, per variant:
+
+- **flicker**: the mean warping error between consecutive output frames (mean squared difference
+  of frame t and frame t-1 warped by the *input's* optical flow, over the pixels where that flow is
+  reliable; Lai et al. 2018), and the same ratio to the input clip's own warping error (what the
+  flow cannot explain even without stylisation);
+- **s/frame**: seconds per frame after the first;
+- **content, style**: the mean raw content and style terms of the frames after the first (what the
+  temporal term costs the transfer itself; raw values are the unweighted terms).
+
+``--strip`` writes a picture (rows: input, independent, the default weight; every other frame).
+
+    python benchmarks/video.py                                  # 8 frames at 192 px, weights 0 10 30 100
+    python benchmarks/video.py --frames 6 --size 128 --weights 30 --strip docs/images/video_strip.png
+
+Needs scikit-image (``pip install -e '.[bench]'``) for the photograph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pan_clip(name: str, frames: int, size: int) -> list[np.ndarray]:
+    """A pan left to right with a 10 % zoom over ``skimage.data.<name>``, (H, W, 3) uint8 frames
+    with long side ``size``."""
+    import skimage.data
+    from PIL import Image
+
+    photo = Image.fromarray(np.asarray(getattr(skimage.data, name)())[..., :3])
+    w, h = photo.size
+    shape = (size, round(h * size / w)) if w >= h else (round(w * size / h), size)
+    out = []
+    for i in range(frames):
+        t = i / max(1, frames - 1)
+        scale = 0.8 - 0.08 * t  # the window shrinks: a zoom in
+        cw, ch = w * scale, h * scale
+        x0 = (w - cw) * (0.15 + 0.5 * t)
+        y0 = (h - ch) * 0.5
+        out.append(np.asarray(photo.resize(shape, Image.LANCZOS, box=(x0, y0, x0 + cw, y0 + ch))))
+    return out
+
+
+def flicker(frames: list, inputs: list) -> float:
+    """Mean warping error between consecutive frames (3, H, W) by the input's motion."""
+    from styleforge.video.flow import motion, warping_error
+
+    errors = [warping_error(a, b, motion(x, y)) for a, b, x, y in zip(frames, frames[1:], inputs, inputs[1:])]
+    return sum(errors) / len(errors)
+
+
+def _terms(summaries: list) -> tuple[float, float]:
+    content = [s.raw["content"] for s in summaries]
+    style = [sum(v for k, v in s.raw.items() if k.startswith("style.")) for s in summaries]
+    return float(np.mean(content)), float(np.mean(style))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photo", default="chelsea", help="skimage.data photograph")
+    parser.add_argument("--style", type=Path, default=ROOT / "samples/style_swirl.jpg")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=int, default=192)
+    parser.add_argument("--iterations", type=int, default=200, help="first frame (and every independent frame)")
+    parser.add_argument("--frame-iterations", type=int, default=100)
+    parser.add_argument("--weights", type=float, nargs="+", default=[0, 10, 30, 100], help="temporal weights")
+    parser.add_argument("--default-weight", type=float, default=None, help="the strip's weight [default: the config's]")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--strip", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    import torch
+    from PIL import Image
+
+    from styleforge.config import TransferConfig, VideoConfig
+    from styleforge.images import load_image
+    from styleforge.stylize.run import Stylizer
+    from styleforge.video import open_frames, stylize_video
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TransferConfig(weights="hed", size=args.size, iterations=args.iterations, memory_check=False)
+    work = Path(tempfile.mkdtemp(prefix="styleforge-video-"))
+    (work / "in").mkdir()
+    for i, frame in enumerate(pan_clip(args.photo, args.frames, args.size), start=1):
+        Image.fromarray(frame).save(work / "in" / f"{i:03d}.png")
+    source = open_frames(work / "in")
+    inputs = [f.rgb for f in source]
+    base = flicker(inputs, inputs)
+    rows, outputs = [], {}
+
+    stylizer = Stylizer([str(args.style)], config)
+    start, times, frames, summaries = time.perf_counter(), [], [], []
+    for frame in source:
+        t = time.perf_counter()
+        result = stylizer.run(frame)
+        times.append(time.perf_counter() - t)
+        frames.append(result.image)
+        summaries.append(result.summary)
+    outputs["independent"] = frames
+    content, style = _terms(summaries[1:])
+    rows.append({"variant": "independent", "flicker": flicker(frames, inputs), "s_per_frame": float(np.mean(times[1:])),
+                 "content": content, "style": style})
+    print(f"independent done in {time.perf_counter() - start:.0f} s", flush=True)
+
+    for weight in args.weights:
+        video = VideoConfig(temporal_weight=weight, frame_iterations=args.frame_iterations)
+        t = time.perf_counter()
+        result = stylize_video(source, [str(args.style)], config, video, folder=work / f"w{weight:g}")
+        frames = [load_image(p).rgb for p in result.paths]
+        outputs[f"temporal {weight:g}"] = frames
+        content, style = _terms([r.summary for r in result.frames[1:]])
+        rows.append({"variant": f"temporal {weight:g}", "flicker": flicker(frames, inputs),
+                     "s_per_frame": float(np.mean([r.seconds for r in result.frames[1:]])), "content": content,
+                     "style": style})
+        print(f"temporal {weight:g} done in {time.perf_counter() - t:.0f} s", flush=True)
+
+    print(f"\n{args.frames} frames of skimage.data.{args.photo} panned, {args.size} px, style {args.style.name}, "
+          f"HED VGG-16, {config.optimizer[0]}: {args.iterations} iterations for independent frames and the first, "
+          f"{args.frame_iterations} after; the input's own warping error {base:.5f}\n")
+    print("| variant | flicker | × input's | s/frame | content (raw) | style (raw) |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['variant']} | {row['flicker']:.5f} | {row['flicker'] / base:.2f} | {row['s_per_frame']:.1f} | "
+              f"{row['content']:.4f} | {row['style']:.4f} |")
+    if args.json:
+        args.json.write_text(json.dumps({"input_flicker": base, "rows": rows, "args": {k: str(v) for k, v in vars(args).items()}},
+                                        indent=2))
+    if args.strip:
+        default = args.default_weight if args.default_weight is not None else VideoConfig().temporal_weight
+        picks = list(range(0, args.frames, 2))
+        chosen = [("input", inputs), ("independent", outputs["independent"])]
+        if f"temporal {default:g}" in outputs:
+            chosen.append((f"temporal {default:g}", outputs[f"temporal {default:g}"]))
+        h, w = inputs[0].shape[-2:]
+        sheet = Image.new("RGB", (w * len(picks), h * len(chosen)), "white")
+        for r, (_, frames) in enumerate(chosen):
+            for c, k in enumerate(picks):
+                array = (frames[k].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+                sheet.paste(Image.fromarray(array), (c * w, r * h))
+        args.strip.parent.mkdir(parents=True, exist_ok=True)
+        sheet.save(args.strip)
+        print(f"\nstrip: rows {', '.join(n for n, _ in chosen)}; frames {', '.join(str(k + 1) for k in picks)} -> {args.strip}")
+
+
+if __name__ == "__main__":
+    main()

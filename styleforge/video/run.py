@@ -1,0 +1,235 @@
+"""Stylising a video frame by frame, each frame held to the one before it.
+
+The network and the style statistics are built once (:class:`~styleforge.stylize.run.Stylizer`).
+The first frame is an ordinary transfer (its scales and iterations); every later frame starts from
+the previous output warped by the input's optical flow and runs ``frame_iterations`` at the output
+size with one more term, ``temporal`` (:mod:`.temporal`), as Ruder et al. (2016) do. Each finished
+frame is written at once, as a PNG with its parameters, into the frames folder: that is what
+``resume`` continues from and what a Ctrl-C leaves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from ..config import TransferConfig, VideoConfig
+from ..engine import Callback, LossSummary
+from ..engine.events import FrameProgress, emit
+from ..engine.interrupt import sigint_flag
+from ..engine.outcome import COMPLETED, INTERRUPTED
+from ..errors import InvalidParameter
+from ..images import load_image, read_metadata, resize_long_side, save_image
+from ..parsing import StyleSpec
+from ..stylize.run import Stylizer
+from .flow import motion, warp, warping_error
+from .frames import FrameSource, open_frames
+from .temporal import Temporal
+
+__all__ = ["FRAME_NAME", "FrameRecord", "VideoResult", "frame_path", "stylize_video"]
+
+#: A stylised frame's file name in the frames folder (1-based number).
+FRAME_NAME = "frame_{:05d}.png"
+
+
+def frame_path(folder: str | os.PathLike[str], number: int) -> Path:
+    """Where frame ``number`` (1-based) is kept in ``folder``."""
+    return Path(folder) / FRAME_NAME.format(number)
+
+
+@dataclass
+class FrameRecord:
+    """One output frame.
+
+    Attributes:
+        frame: 1-based number.
+        path: Its PNG in the frames folder.
+        seconds: Time it took (0 when skipped).
+        iterations: Evaluations it ran.
+        summary: Its loss values (``None`` when skipped).
+        flicker: The warping error from the previous output frame by the input's motion
+            (:func:`~styleforge.video.flow.warping_error`); ``None`` for the first frame.
+        skipped: Found done by a resumed run.
+        stop_reason: The frame's optimisation's (``completed``, ``stopped``, ``diverged``).
+    """
+
+    frame: int
+    path: Path
+    seconds: float = 0.0
+    iterations: int = 0
+    summary: LossSummary | None = None
+    flicker: float | None = None
+    skipped: bool = False
+    stop_reason: str = COMPLETED
+
+    def as_row(self) -> dict[str, Any]:
+        """A history row: ``frame, seconds, iterations, flicker, skipped, total, <term>...``."""
+        row: dict[str, Any] = {"frame": self.frame, "seconds": round(self.seconds, 3), "iterations": self.iterations,
+                               "flicker": self.flicker, "skipped": self.skipped, "stop_reason": self.stop_reason}
+        if self.summary is not None:
+            row.update(self.summary.as_row())
+        return row
+
+
+@dataclass
+class VideoResult:
+    """The outcome of :func:`stylize_video`.
+
+    Attributes:
+        frames: Every finished frame, in order (after a Ctrl-C, those done before it).
+        count: Frames in the input.
+        stop_reason: ``completed`` or ``interrupted``.
+        folder: The frames folder.
+        fps: The input's frame rate (``None`` for a folder of frames).
+    """
+
+    frames: list[FrameRecord]
+    count: int
+    stop_reason: str
+    folder: Path
+    fps: float | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [record.path for record in self.frames]
+
+    def mean_flicker(self) -> float | None:
+        """The mean warping error between consecutive output frames (``None`` for one frame)."""
+        values = [r.flicker for r in self.frames if r.flicker is not None]
+        return sum(values) / len(values) if values else None
+
+
+def _signature(source: FrameSource, styles: Sequence[StyleSpec], config: TransferConfig, video: VideoConfig) -> dict[str, Any]:
+    """What makes a frame's pixels: a resumed run continues only frames made with the same."""
+    run = {"input": str(source.path), "frames": source.count, "styles": [str(s) for s in styles],
+           "config": config.to_dict(), "temporal_weight": video.temporal_weight,
+           "frame_iterations": video.frame_iterations}
+    return json.loads(json.dumps(run, sort_keys=True, default=str))
+
+
+def _done(path: Path, signature: dict[str, Any]) -> bool:
+    """Whether ``path`` is a frame this run made; a frame of another run is an error."""
+    if not path.is_file():
+        return False
+    meta = read_metadata(path, param="--resume") or {}
+    made = meta.get("video", {}).get("run")
+    if made != signature:
+        changed = sorted(k for k in set(signature) | set(made or {}) if (made or {}).get(k) != signature.get(k))
+        raise InvalidParameter("--resume", str(path.parent), "a frames folder made with the same input and options",
+                               f"{path.name} was made with another {', '.join(changed) or 'run'}; "
+                               "give the same options, or another -o")
+    return True
+
+
+def stylize_video(
+    source: FrameSource | str | os.PathLike[str],
+    styles: Sequence[str | os.PathLike[str] | StyleSpec],
+    config: TransferConfig | None = None,
+    video: VideoConfig | None = None,
+    *,
+    folder: str | os.PathLike[str],
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    interrupt: Any = None,
+) -> VideoResult:
+    """Stylises every frame of ``source`` into ``folder`` (``frame_00001.png``, ...).
+
+    Args:
+        source: A video file, a folder of frames, or what :func:`~styleforge.video.frames.open_frames`
+            returned.
+        styles: As :func:`~styleforge.stylize.run.transfer`'s.
+        config: The transfer's options (the first frame runs them as a transfer would).
+        video: The temporal weight and the later frames' iterations.
+        folder: Where the frames go (created).
+        resume: Keep the frames already in ``folder`` (made with the same input and options) and
+            do the rest.
+        callbacks: Receive each frame's engine events and a
+            :class:`~styleforge.engine.events.FrameProgress` per frame.
+        interrupt: The caller's Ctrl-C flag; ``None``: this call installs its own.
+
+    Returns:
+        A :class:`VideoResult`; after a Ctrl-C it holds the frames finished before it.
+
+    Raises:
+        StyleforgeError: Invalid options or inputs, frames of another run in ``folder`` (with
+            ``resume``), a frame size that would be tiled while the temporal term is on.
+    """
+    config = config or TransferConfig()
+    video = video or VideoConfig()
+    video.validate()
+    source = source if isinstance(source, FrameSource) else open_frames(source)
+    frames = iter(source)
+    first = next(frames)
+    stylizer = Stylizer(styles, config, callbacks=callbacks, content=first)
+    config = stylizer.config
+    if video.temporal_weight and stylizer.prepare(first).scales[-1].tile is not None:
+        raise InvalidParameter("--tile", config.tile, "off with --temporal-weight above 0 (the temporal term sees the "
+                               "whole frame, a tiled scale one tile at a time); choose a smaller --size")
+    signature = _signature(source, stylizer.specs, config, video)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if interrupt is None:
+        with sigint_flag() as flag:
+            return _frames(stylizer, source, [first], frames, video, folder, resume, signature, callbacks, flag)
+    return _frames(stylizer, source, [first], frames, video, folder, resume, signature, callbacks, interrupt)
+
+
+def _frames(stylizer: Stylizer, source: FrameSource, head: list[Any], rest: Any, video: VideoConfig, folder: Path,
+            resume: bool, signature: dict[str, Any], callbacks: Sequence[Callback], interrupt: Any) -> VideoResult:
+    config = stylizer.config
+    records: list[FrameRecord] = []
+    previous_in: Tensor | None = None
+    previous_out: Tensor | None = None
+    timed: list[float] = []
+    stop = COMPLETED
+    budget = video.frame_iterations
+    for number, frame in enumerate(itertools.chain(head, rest), start=1):
+        if interrupt.requested:
+            stop = INTERRUPTED
+            break
+        path = frame_path(folder, number)
+        current_in = resize_long_side(frame.rgb, config.size)
+        move = motion(previous_in, current_in) if previous_in is not None else None
+        if resume and _done(path, signature):
+            out = load_image(path, param="--resume").rgb
+            flicker = warping_error(previous_out, out, move) if move is not None and previous_out is not None else None
+            records.append(FrameRecord(number, path, flicker=flicker, skipped=True))
+            emit(callbacks, FrameProgress(number, source.count, 0.0, None, skipped=True))
+            previous_in, previous_out = current_in, out
+            continue
+        started = time.perf_counter()
+        if move is None or previous_out is None:
+            result = stylizer.run(frame, callbacks=callbacks, interrupt=interrupt)
+        else:
+            warped = warp(previous_out, move.to_previous)
+            extensions = [Temporal(warped, move.mask, video.temporal_weight)] if video.temporal_weight else []
+            result = stylizer.run(frame, callbacks=callbacks, interrupt=interrupt, init_image=warped, finest_only=True,
+                                  iterations=budget, extensions=extensions)
+        if result.stop_reason == INTERRUPTED:
+            stop = INTERRUPTED  # this frame is not finished: a resumed run does it again
+            break
+        out = result.image
+        metadata = {**result.metadata, "command": "video",
+                    "video": {"frame": number, "frames": source.count, "run": signature}}
+        save_image(path, out, metadata=metadata)
+        seconds = time.perf_counter() - started
+        if move is not None:
+            timed.append(seconds)
+        per_frame = (sum(timed) / len(timed)) if timed else seconds * (budget or config.iterations) / config.iterations
+        flicker = warping_error(previous_out, out, move) if move is not None and previous_out is not None else None
+        records.append(FrameRecord(number, path, seconds, len(result.history), result.summary, flicker,
+                                   stop_reason=result.stop_reason))
+        emit(callbacks, FrameProgress(number, source.count, seconds, per_frame * (source.count - number),
+                                      summary=result.summary))
+        previous_in, previous_out = current_in, out
+    return VideoResult(records, source.count, stop, folder, source.fps,
+                       metadata={"video": {"run": signature, "frames_done": len(records)}})
