@@ -28,6 +28,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -174,6 +175,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--finetune-images", type=int, default=64)
     parser.add_argument("--finetune-batch-size", type=int, default=16)
+    run_and_report(parser, run, markdown)
+
+
+def run_and_report(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict],
+                   markdown: Callable[[dict], str]) -> None:
+    """Adds the options every train-attrs benchmark has (``--device``, ``--threads``, ``--work``,
+    ``--json``), parses the command line, runs, writes the JSON and prints the Markdown."""
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice; 1 on a shared, busy machine)")

@@ -11,6 +11,7 @@ underneath.
     python docs/make_figures.py --demo          # docs/images/demo.png: what `make demo` makes
 
     python docs/make_figures.py --guided        # docs/images/guided.png instead
+    python docs/make_figures.py --guided-real   # docs/images/guided_real.png: HED network, real photographs
 
 Writes docs/images/guided.png: attribute-guided transfer. Two tiny attribute networks are trained on
 a synthetic data set (make-dataset, seeded random weights), then the same seeded transfer runs
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from PIL import Image
 
 import styleforge
 from styleforge.report import contact_sheet
@@ -88,10 +91,58 @@ def guided_figure(args: argparse.Namespace) -> None:
         title=f"styleforge transfer --attrs-model RUN --attr ... · random weights · {args.optimizer} x {args.iterations} · "
               f"{args.size}px · --attr-weight {styleforge.TransferConfig().attr_weight:g}",
     )
-    out = args.out or ROOT / "docs" / "images" / "guided.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
-    print(out)
+    print(_save(sheet, args.out or ROOT / "docs" / "images" / "guided.png"))
+
+
+#: The real-picture guided figure's columns: (label, --attr values).
+GUIDED_REAL = [("no --attr", ()), ("contrast=1", ("contrast=1",)), ("contrast=10", ("contrast=10",))]
+
+
+def guided_real_figure(args: argparse.Namespace) -> None:
+    """docs/images/guided_real.png: guidance by a network on HED's VGG-16 features (default trunk),
+    trained on real photographs labelled by rule (benchmarks/real_pictures.py), steering transfers of
+    photographs it never saw (the held-out ones). Each caption gives the network's contrast score of
+    the result and, independently of any network, the rule's contrast of its pixels."""
+    import sys
+    import tempfile
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from real_pictures import HELD_OUT, label, make_real_set, sources
+
+    from styleforge.images import load_image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "real"
+        make_real_set(data, variants=16, size=96)
+        run = Path(tmp) / "model"
+        styleforge.train_attrs(data, run, backbone="vgg16", weights="hed", size=96, batch_size=16, seed=0, workers=0)
+        cells, captions, names = [], [], []
+        for name in HELD_OUT[:2]:
+            content = sources()[name]
+            original = load_image(content).rgb
+            row = [original]
+            caps = [f"rule {float(label(original.permute(1, 2, 0).numpy().astype(np.float64))['contrast']):.1f}"]
+            for column, attrs in GUIDED_REAL:
+                options = {"attrs_model": str(run), "attrs": attrs} if attrs else {}
+                result = styleforge.transfer(content, [SWIRL], size=args.size, iterations=args.iterations,
+                                             network="vgg16", weights="hed", optimizer=(args.optimizer,),
+                                             score_with=str(run), seed=0, **options)
+                pixels = result.image.permute(1, 2, 0).numpy().astype(np.float64)
+                row.append(result.image)
+                caps.append(f"scored {result.scores.numeric['contrast']:.1f} · rule {float(label(pixels)['contrast']):.1f}")
+                print(f"{name} {column}: {result.summary.format()} | {caps[-1]}", flush=True)
+            cells.append(row)
+            captions.append(caps)
+            names.append(name)
+    sheet = contact_sheet(
+        cells, row_labels=names, col_labels=["content", *(c[0] for c in GUIDED_REAL)], captions=captions,
+        cell_px=args.size,
+        title=f"--attrs-model (HED VGG-16, trunk 1x256, real photographs) --attr contrast=... · {args.optimizer} x "
+              f"{args.iterations} · {args.size}px · --attr-weight {styleforge.TransferConfig().attr_weight:g}",
+    )
+    print(_save(sheet, args.out or ROOT / "docs" / "images" / "guided_real.png"))
 
 
 def demo_figure(args: argparse.Namespace) -> None:
@@ -106,10 +157,14 @@ def demo_figure(args: argparse.Namespace) -> None:
         cell_px=args.size, title=f"styleforge transfer · {result.metadata['weights_used']} weights "
                                  f"({result.metadata['network_used']}) · defaults · {args.size}px",
     )
-    out = args.out or ROOT / "docs" / "images" / "demo.png"
+    print(f"{result.summary.format()}\n{_save(sheet, args.out or ROOT / 'docs' / 'images' / 'demo.png')}")
+
+
+def _save(sheet: Image.Image, out: Path) -> Path:
+    """Writes a figure (its folder created) and returns where."""
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
-    print(f"{result.summary.format()}\n{out}")
+    return out
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -131,7 +186,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--guided", action="store_true", help="make docs/images/guided.png (attribute-guided transfer)")
     parser.add_argument("--demo", action="store_true", help="make docs/images/demo.png (make demo's result)")
+    parser.add_argument("--guided-real", action="store_true",
+                        help="make docs/images/guided_real.png (guidance by a HED network trained on real photographs)")
     args = parser.parse_args()
+    if args.guided_real:
+        args.iterations = args.iterations or 100
+        args.optimizer = args.optimizer or "adam"
+        args.size = 128 if args.size == 256 else args.size
+        guided_real_figure(args)
+        return
     if args.guided:
         args.iterations = args.iterations or 80
         args.optimizer = args.optimizer or "adam"
@@ -162,9 +225,7 @@ def main() -> None:
         title=f"styleforge transfer · {used} · {' then '.join(_overrides(args).get('optimizer', defaults.optimizer))} x "
               f"{_overrides(args).get('iterations', defaults.iterations)} · {args.size}px",
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.out)
-    print(args.out)
+    print(_save(sheet, args.out))
 
 
 if __name__ == "__main__":

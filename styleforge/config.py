@@ -333,6 +333,11 @@ class TrainConfig:
         finetune: Train the backbone too (end to end, with augmentation); otherwise it is frozen and
             each image's features are computed once and cached.
         backbone_lr_scale: ``finetune``: the backbone's learning rate is the heads' times this.
+        trunk: Layers of the shared trainable trunk between the backbone's features and the heads
+            (each ``Linear(·, trunk_width) + LayerNorm + ReLU``); 0: independent linear heads, as the original.
+            Through it the loss weights trade the attributes off against each other even with a
+            frozen backbone (docs/attributes.md gives the measurements behind the default).
+        trunk_width: Width of each trunk layer.
         augment: ``auto`` (``standard`` with ``finetune``, else ``none``), ``none`` or ``standard``
             (random pad + crop, small rotation, horizontal flip; never colour jitter).
         numeric_loss: ``mse``, ``smooth_l1``, ``l1`` or ``huber``, on labels mapped to [-1, 1].
@@ -375,6 +380,8 @@ class TrainConfig:
     size: int = 256
     finetune: bool = False
     backbone_lr_scale: float = 0.01
+    trunk: int = 1
+    trunk_width: int = 256
     augment: str = "auto"
     numeric_loss: str = "mse"
     huber_delta: float = 1.0
@@ -410,6 +417,8 @@ class TrainConfig:
             raise choice_error("--backbone", self.backbone, BACKBONES)
         _check_int("--size", self.size, 32)
         _check_number("--backbone-lr-scale", self.backbone_lr_scale)
+        _check_int("--trunk", self.trunk, 0)
+        _check_int("--trunk-width", self.trunk_width, 1)
         if self.augment not in AUGMENTS:
             raise choice_error("--augment", self.augment, AUGMENTS)
         if self.augment == "standard" and not self.finetune:
@@ -457,8 +466,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        return cls(**_known_fields(cls, data))
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them. A configuration saved
+        before the trunk existed (no ``trunk`` key) trained without one."""
+        return cls(**_known_fields(cls, {"trunk": 0, **data}))
 
 
 @dataclass

@@ -4,11 +4,16 @@ Seed 000's network (DESIGN.md section 3): the global average pool of every resid
 of a ResNet (of each ``relu*_1`` for a VGG-19 or VGG-16), concatenated and L2-normalised per image
 (the original normalised over the batch axis by mistake), then one linear head per attribute:
 ``tanh`` for a numeric attribute (its labels mapped [min, max] → [-1, 1]), logits for a categorical
-one.
+one. Between the two, styleforge adds a shared trainable *trunk* (``--trunk N`` layers of
+``Linear(·, W) + LayerNorm + ReLU``; 0: the original's independent heads): with a frozen backbone it is what
+makes the loss weights trade the attributes off against each other (an adaptive optimiser is
+invariant to a constant scale of a parameter's gradient, so a head with parameters of its own does
+not feel its weight).
 
-A run directory holds ``model.safetensors`` (the heads, and the backbone when it was fine-tuned) and
-``model.json`` (schema, backbone and where its weights come from, preprocessing, label scaling,
-training configuration, best metrics). A frozen backbone is not copied: ``model.json`` names the
+A run directory holds ``model.safetensors`` (the trunk, the heads, and the backbone when it was
+fine-tuned) and ``model.json`` (schema, backbone and where its weights come from, the trunk's shape,
+preprocessing, label scaling, training configuration, best metrics). A ``model.json`` without a
+``trunk`` table (written before the trunk existed) is a model without one. A frozen backbone is not copied: ``model.json`` names the
 network actually built (``backbone.arch``: ``--weights auto`` may have switched a VGG-19 to HED's
 VGG-16) and its weights (torchvision's ImageNet file, ``hed``, the seeded init, or a file), which
 :func:`load_model` resolves again for that network. Nothing is ever pickled.
@@ -41,8 +46,10 @@ __all__ = [
     "BACKBONE_ARCHS",
     "VGG_HYPERCOLUMN_LAYERS",
     "MODEL_FILE",
+    "TRUNK_LAYER",
     "MODEL_JSON",
     "Hypercolumn",
+    "TrunkShape",
     "AttributeNet",
     "LoadedModel",
     "feature_dims",
@@ -55,6 +62,8 @@ BACKBONE_ARCHS: tuple[str, ...] = ("resnet50", "resnet18", "vgg19", "vgg16")
 #: same names, and channels, in VGG-19 and VGG-16.
 VGG_HYPERCOLUMN_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 MODEL_FILE = "model.safetensors"
+#: The trunk's one kind of layer, as ``model.json`` names it.
+TRUNK_LAYER = "linear+layernorm+relu"
 MODEL_JSON = "model.json"
 _VGG_CHANNELS = (64, 128, 256, 512, 512)
 
@@ -130,19 +139,94 @@ def hypercolumn_of(activations: Sequence[Tensor]) -> Tensor:
 __all__.append("hypercolumn_of")
 
 
+@dataclass(frozen=True)
+class TrunkShape:
+    """The shared trunk between the hypercolumn and the heads: ``layers`` × (``Linear(·, width)``,
+    ``LayerNorm``, ``ReLU``) (:func:`build_trunk`).
+
+    ``layers == 0`` is no trunk (each head reads the hypercolumn itself, as in the original).
+    ``model.json`` stores it as its ``trunk`` table (:meth:`to_dict`).
+    """
+
+    layers: int = 0
+    width: int = 256
+
+    def to_dict(self) -> dict[str, Any]:
+        """``model.json``'s ``trunk`` table."""
+        return {"layers": self.layers, "width": self.width, "layer": TRUNK_LAYER}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> TrunkShape:
+        """The trunk a ``model.json`` describes; none when it has no ``trunk`` table (older models)."""
+        table = meta.get("trunk") or {}
+        return cls(int(table.get("layers", 0)), int(table.get("width", cls.width)))
+
+
+def _seeded_linear(fan_in: int, fan_out: int, generator: torch.Generator) -> nn.Linear:
+    """``nn.Linear(fan_in, fan_out)`` with PyTorch's default init drawn from ``generator`` (the global
+    random state is untouched)."""
+    with torch.device("meta"):  # no draw from the global generator
+        layer = nn.Linear(fan_in, fan_out)
+    layer = layer.to_empty(device="cpu")
+    with torch.no_grad():
+        nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+        bound = 1.0 / math.sqrt(fan_in)
+        nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
+
+
+class UnitNorm(nn.Module):
+    """Scales each row of ``(B, W)`` to unit L2 norm (no parameters)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.normalize(x, p=2.0, dim=1)
+
+
+def build_trunk(dims: int, trunk: TrunkShape, generator: torch.Generator | None = None) -> nn.Sequential:
+    """The trunk's layers for ``dims`` input features: ``trunk.layers`` × (``Linear``, ``LayerNorm``,
+    ``ReLU``), then :class:`UnitNorm` (none of these when ``trunk.layers == 0``).
+
+    The hypercolumn is unit-norm and every entry positive: its pooled channels differ little between
+    images next to their common level, and a plain ``Linear + ReLU`` on it dies in the first Adam
+    steps at the heads' learning rate (each step moves every pre-activation by about
+    ``lr × ‖x‖₁``, thirty times their spread at 1,920 dims; measured: constant predictions). The
+    layer norm keeps each image's units centred and of unit spread whatever that step, so about half
+    of them stay active. The last :class:`UnitNorm` gives the heads a unit-norm vector, as the
+    hypercolumn is, so the heads' learning rates (``HEAD_LR``) hold with and without a trunk (on the
+    layer norm's unit-spread output a head's logits moved √width times further per step, and
+    saturated its ``tanh`` within an epoch).
+    """
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    layers: list[nn.Module] = []
+    width = dims
+    for _ in range(trunk.layers):
+        layers += [_seeded_linear(width, trunk.width, generator), nn.LayerNorm(trunk.width), nn.ReLU()]
+        width = trunk.width
+    return nn.Sequential(*layers, UnitNorm()) if layers else nn.Sequential()
+
+
+__all__ += ["UnitNorm", "build_trunk"]
+
+
 class AttributeNet(nn.Module):
-    """Hypercolumn backbone plus one linear head per attribute.
+    """Hypercolumn backbone, an optional shared trunk, and one linear head per attribute.
 
     Args:
         schema: The attributes (one head each, in order).
-        backbone: The feature extractor, or ``None`` for heads only (features come from a cache).
+        backbone: The feature extractor, or ``None`` for trunk and heads only (features come from a
+            cache).
         dims: Feature length; ``backbone.dims`` when a backbone is given.
-        seed: Seed of the heads' init (PyTorch's default ``nn.Linear`` init, drawn from a
-            generator so the global random state is untouched).
+        seed: Seed of the trunk's and heads' init (PyTorch's default ``nn.Linear`` init, drawn from
+            a generator so the global random state is untouched; the trunk draws first, so a net
+            without a trunk has the heads it had before the trunk existed).
+        trunk: The shared trunk (default: none).
+
+    Attributes:
+        head_dims: Length of what the heads read: ``dims`` without a trunk, else ``trunk.width``.
     """
 
     def __init__(self, schema: Schema, backbone: Hypercolumn | None = None, *, dims: int | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, trunk: TrunkShape = TrunkShape()) -> None:
         super().__init__()
         self.schema = schema
         self.backbone = backbone
@@ -150,26 +234,22 @@ class AttributeNet(nn.Module):
         if dims is None:
             raise InvalidParameter("dims", dims, "the feature length when no backbone is given")
         self.dims = int(dims)
+        self.trunk_shape = trunk
         generator = torch.Generator().manual_seed(int(seed))
-        heads = {}
-        for attribute in schema:
-            width = 1 if isinstance(attribute, NumericAttribute) else attribute.num_classes
-            with torch.device("meta"):  # no draw from the global generator
-                head = nn.Linear(self.dims, width)
-            head = head.to_empty(device="cpu")
-            with torch.no_grad():
-                nn.init.kaiming_uniform_(head.weight, a=math.sqrt(5), generator=generator)
-                bound = 1.0 / math.sqrt(self.dims)
-                nn.init.uniform_(head.bias, -bound, bound, generator=generator)
-            heads[attribute.name] = head
-        self.heads = nn.ModuleDict(heads)
+        self.trunk = build_trunk(self.dims, trunk, generator)  # empty: the identity, and no tensors
+        width = self.head_dims = trunk.width if trunk.layers else self.dims
+        self.heads = nn.ModuleDict({
+            a.name: _seeded_linear(width, 1 if isinstance(a, NumericAttribute) else a.num_classes, generator)
+            for a in schema
+        })
 
     def heads_forward(self, features: Tensor) -> dict[str, Tensor]:
-        """Features ``(B, D)`` → each head's output: numeric ``(B,)`` in [-1, 1] (tanh), categorical
-        ``(B, C)`` logits."""
+        """Features ``(B, D)`` → the trunk, then each head's output: numeric ``(B,)`` in [-1, 1]
+        (tanh), categorical ``(B, C)`` logits."""
+        shared = self.trunk(features)
         out: dict[str, Tensor] = {}
         for attribute in self.schema:
-            y = self.heads[attribute.name](features)
+            y = self.heads[attribute.name](shared)
             out[attribute.name] = torch.tanh(y[:, 0]) if isinstance(attribute, NumericAttribute) else y
         return out
 
@@ -216,7 +296,8 @@ def save_model(run_dir: str | os.PathLike[str], net: AttributeNet, meta: dict[st
     from safetensors.torch import save
 
     run_dir = Path(run_dir)
-    tensors = {f"heads.{k}": v.detach().cpu().contiguous() for k, v in net.heads.state_dict().items()}
+    tensors = {f"{part}.{k}": v.detach().cpu().contiguous()
+               for part in ("trunk", "heads") for k, v in getattr(net, part).state_dict().items()}
     if with_backbone and net.backbone is not None:
         tensors.update({f"backbone.{k}": v.detach().cpu().contiguous() for k, v in net.backbone.state_dict().items()})
     data = save(tensors, metadata={"format": "styleforge.attributes/1"})
@@ -228,8 +309,9 @@ def save_model(run_dir: str | os.PathLike[str], net: AttributeNet, meta: dict[st
         "styleforge": __version__,
         **meta,
         "schema": net.schema.to_dict(),
+        "trunk": net.trunk_shape.to_dict(),
         "label_scaling": scaling,
-        "tensors": {"heads": True, "backbone": bool(with_backbone)},
+        "tensors": {"trunk": net.trunk_shape.layers > 0, "heads": True, "backbone": bool(with_backbone)},
     }
     text = json.dumps(document, indent=1, default=str, allow_nan=True)
     model_path = write_atomic(run_dir / MODEL_FILE, lambda h: h.write(data))
@@ -310,8 +392,9 @@ def load_model(run_dir: str | os.PathLike[str], *, device: torch.device | str = 
                                f"{choice.arch} weights ({choice.kind}: {choice.source}), but the backbone is {arch}; "
                                f"name the weights the model was trained with")
         backbone = Hypercolumn(arch, choice.state_dict, seed=seed, source=choice.source)
-    net = AttributeNet(schema, backbone, seed=seed)
-    net.heads.load_state_dict({k[len("heads."):]: v for k, v in tensors.items() if k.startswith("heads.")})
+    net = AttributeNet(schema, backbone, seed=seed, trunk=TrunkShape.from_meta(meta))
+    for part in ("trunk", "heads"):
+        getattr(net, part).load_state_dict({k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")})
     net.eval()
     return LoadedModel(net.to(device), meta, int(meta["preprocessing"]["size"]), choice)
 

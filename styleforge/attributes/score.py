@@ -33,7 +33,19 @@ from ..errors import InputFileError, InvalidParameter
 from ..images import load_image
 from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD
 from .kinds import CategoricalAttribute, NumericAttribute
-from .model import BACKBONE_ARCHS, MODEL_FILE, MODEL_JSON, Hypercolumn, LoadedModel, feature_dims, load_model, read_model_json
+from .model import (
+    BACKBONE_ARCHS,
+    MODEL_FILE,
+    MODEL_JSON,
+    Hypercolumn,
+    LoadedModel,
+    TRUNK_LAYER,
+    TrunkShape,
+    build_trunk,
+    feature_dims,
+    load_model,
+    read_model_json,
+)
 from .preprocess import preprocess_image
 from .schema import Schema
 
@@ -188,6 +200,22 @@ def _check_meta(run_dir: Path, meta: dict[str, Any], param: str) -> tuple[Schema
     return schema, arch, dims
 
 
+def _check_trunk(run_dir: Path, meta: dict[str, Any], param: str) -> TrunkShape:
+    """The trunk ``model.json`` describes (none without a ``trunk`` table: a model from before it)."""
+    table = meta.get("trunk")
+    if table is None:
+        return TrunkShape()
+
+    def whole(value: Any, low: int) -> bool:
+        return not isinstance(value, bool) and isinstance(value, int) and value >= low
+
+    if not (isinstance(table, dict) and whole(table.get("layers"), 0) and whole(table.get("width", 1), 1)
+            and table.get("layer", TRUNK_LAYER) == TRUNK_LAYER):
+        raise _bad(param, run_dir / MODEL_JSON, f"has the trunk {table!r}; expected {{\"layers\": N >= 0, "
+                                                f"\"width\": W >= 1, \"layer\": \"{TRUNK_LAYER}\"}}")
+    return TrunkShape.from_meta(meta)
+
+
 def _check_tensors(run_dir: Path, meta: dict[str, Any], schema: Schema, arch: str, dims: int, param: str) -> None:
     """Checks that ``model.safetensors`` holds exactly the heads (and backbone) ``model.json`` describes."""
     from safetensors import SafetensorError, safe_open
@@ -201,15 +229,28 @@ def _check_tensors(run_dir: Path, meta: dict[str, Any], schema: Schema, arch: st
     except (OSError, SafetensorError) as exc:
         raise _bad(param, path, f"cannot be read ({exc})") from None
     where = f"{MODEL_FILE} and {MODEL_JSON} disagree"
+    trunk = _check_trunk(run_dir, meta, param)
+    expected_trunk = {f"trunk.{k}": tuple(v.shape) for k, v in build_trunk(dims, trunk).state_dict().items()}
+    for key, shape in expected_trunk.items():
+        if shapes.get(key) != shape:
+            got = f"no {key}" if key not in shapes else f"{key} of shape {list(shapes[key])}"
+            raise _bad(param, run_dir, f"{where}: {MODEL_JSON} has a {trunk.layers}-layer trunk of width {trunk.width} "
+                                       f"on {dims} features, which needs {key} {list(shape)}; {MODEL_FILE} has {got}")
+    extra_trunk = sorted(k for k in shapes if k.startswith("trunk.") and k not in expected_trunk)
+    if extra_trunk:
+        raise _bad(param, run_dir, f"{where}: {MODEL_FILE} has {extra_trunk[0]}, but {MODEL_JSON}'s trunk has "
+                                   f"{trunk.layers} layer(s)")
+    fan_in = trunk.width if trunk.layers else dims
     for attribute in schema:
         width = 1 if isinstance(attribute, NumericAttribute) else attribute.num_classes
-        for key, shape in ((f"heads.{attribute.name}.weight", (width, dims)), (f"heads.{attribute.name}.bias", (width,))):
+        for key, shape in ((f"heads.{attribute.name}.weight", (width, fan_in)), (f"heads.{attribute.name}.bias", (width,))):
             if key not in shapes:
                 raise _bad(param, run_dir, f"{where}: {MODEL_JSON} has the attribute {attribute.name!r} but {MODEL_FILE} has no {key}")
             if shapes[key] != shape:
                 what = f"{attribute.num_classes} classes" if isinstance(attribute, CategoricalAttribute) else "1 output"
+                reads = f"{arch}: {dims} features" if not trunk.layers else f"a trunk of width {trunk.width}"
                 raise _bad(param, run_dir, f"{where}: {key} has shape {list(shapes[key])}; {MODEL_JSON} ({attribute.name}: {what}, "
-                                           f"{arch}: {dims} features) needs {list(shape)}")
+                                           f"{reads}) needs {list(shape)}")
     known = {f"heads.{a.name}.{p}" for a in schema for p in ("weight", "bias")}
     extra = sorted(k for k in shapes if k.startswith("heads.") and k not in known)
     if extra:

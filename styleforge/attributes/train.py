@@ -57,7 +57,7 @@ from .features import compute_features, read_feature_cache, write_feature_cache
 from .labels import assign_splits, encode_labels, label_mask, read_labels
 from .losses import build_loss, head_weights
 from .metrics import AttributeMetrics, baseline_metrics
-from .model import MODEL_JSON, AttributeNet, Hypercolumn, save_model
+from .model import MODEL_JSON, AttributeNet, Hypercolumn, TrunkShape, save_model
 from .preprocess import Skipped, load_images
 from .saved_run import (
     FEATURES_FILE,
@@ -108,10 +108,13 @@ def auto_workers(processes_on_node: int = 1) -> int:
 
 
 class _Trainable(nn.Module):
-    """What the optimiser trains: the heads, the backbone when fine-tuning, the log-variances."""
+    """What the optimiser trains: the trunk (no tensors when it has no layers), the heads, the
+    backbone when fine-tuning, the log-variances."""
 
-    def __init__(self, heads: nn.ModuleDict, backbone: nn.Module | None, log_vars: nn.ParameterDict | None) -> None:
+    def __init__(self, trunk: nn.Module, heads: nn.ModuleDict, backbone: nn.Module | None,
+                 log_vars: nn.ParameterDict | None) -> None:
         super().__init__()
+        self.trunk = trunk
         self.heads = heads
         if backbone is not None:
             self.backbone = backbone
@@ -288,7 +291,7 @@ def train_attrs(
 
     backbone = Hypercolumn(arch, choice.state_dict, seed=config.seed, source=choice.source,
                            trainable=config.finetune).to(device)
-    net = AttributeNet(schema, backbone, seed=config.seed).to(device)
+    net = AttributeNet(schema, backbone, seed=config.seed, trunk=TrunkShape(config.trunk, config.trunk_width)).to(device)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -331,7 +334,7 @@ def train_attrs(
         resume_state = torch.load(run_dir / RESUME_FILE, map_location=device, weights_only=True)
     log_vars = nn.ParameterDict({a.name: nn.Parameter(torch.zeros((), device=device)) for a in schema}) \
         if config.balance == "uncertainty" else None
-    trainable = _Trainable(net.heads, net.backbone if config.finetune else None, log_vars)
+    trainable = _Trainable(net.trunk, net.heads, net.backbone if config.finetune else None, log_vars)
     plain = WeightedLoss(dict(build_loss(schema, dataclasses.replace(config, balance="none"))[1]))
     initial: dict[str, float] | None = None
     if config.balance == "initial":
@@ -342,7 +345,7 @@ def train_attrs(
             initial = dict(summary.raw)
     loss, heads = build_loss(schema, config, initial=initial, log_vars=log_vars)
 
-    groups: list[dict[str, Any]] = [{"params": list(net.heads.parameters())}]
+    groups: list[dict[str, Any]] = [{"params": [*net.trunk.parameters(), *net.heads.parameters()]}]
     if log_vars is not None:
         groups.append({"params": list(log_vars.parameters()), "weight_decay": 0.0})
     if config.finetune:

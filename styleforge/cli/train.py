@@ -55,6 +55,10 @@ def make_dataset_command(out: Path, count: int, seed: int, size: int) -> None:
 @click.option("--finetune", is_flag=True, default=_A.finetune, help="Train the backbone too (end to end, with augmentation).")
 @click.option("--backbone-lr-scale", type=float, default=_A.backbone_lr_scale, show_default=True,
               help="--finetune: the backbone's learning rate is --lr times this.")
+@click.option("--trunk", type=int, default=_A.trunk, show_default=True,
+              help="Shared trainable layers between the features and the heads (0: independent heads); "
+                   "through them the loss weights trade attributes off.")
+@click.option("--trunk-width", type=int, default=_A.trunk_width, show_default=True, help="Width of each trunk layer.")
 @click.option("--augment", type=click.Choice(["auto", "none", "standard"]), default=_A.augment, show_default=True,
               help="standard: pad+crop, small rotation, flip (never colour); auto: standard with --finetune.")
 @click.option("--numeric-loss", type=click.Choice(["mse", "smooth_l1", "l1", "huber"]), default=_A.numeric_loss, show_default=True)
@@ -102,6 +106,7 @@ def train_attrs_command(ctx: click.Context, data: Path | None, output: Path, los
       styleforge make-dataset data/synth --count 400 --size 128
       styleforge train-attrs --data data/synth -o runs/base --backbone resnet18 --size 128
       styleforge train-attrs --data data/synth -o runs/cat07 --loss-weight categorical=0.7
+      styleforge train-attrs --data data/synth -o runs/heads --trunk 0      # independent heads
       styleforge train-attrs -o runs/cat07 --resume --epochs 400
       torchrun --nproc_per_node 2 -m styleforge train-attrs --data data/synth -o runs/ddp --device cpu
     """

@@ -57,6 +57,22 @@ def test_train_attrs_prints_keras_lines_that_add_up_and_resumes(data24: Path, tm
         assert [row["epoch"] for row in csv.DictReader(stream)] == ["1", "2", "3"]
     changed = _invoke("train-attrs", "-o", run, "--resume", "--epochs", 4, "--balance", "initial")
     assert "--balance: 'initial' is not valid; expected 'none', as in the run being resumed" in _one_line_error(changed, 2)
+    changed = _invoke("train-attrs", "-o", run, "--resume", "--epochs", 4, "--trunk", "2")
+    assert "--trunk: 2 is not valid; expected 1, as in the run being resumed" in _one_line_error(changed, 2)
+
+
+def test_trunk_options_reach_the_model(data24: Path, tmp_path: Path) -> None:
+    import json
+
+    for trunk, width in (("0", "64"), ("2", "24")):
+        run = tmp_path / f"trunk{trunk}"
+        result = _invoke("train-attrs", "--data", data24, "-o", run, *FAST, "--epochs", 1, "--trunk", trunk,
+                         "--trunk-width", width)
+        assert result.exit_code == 0, result.output
+        meta = json.loads((run / "model.json").read_text())
+        assert meta["trunk"]["layers"] == int(trunk) and meta["training"]["config"]["trunk_width"] == int(width)
+        score = _invoke("score", run, data24 / "images" / "0000.png", "--format", "json")
+        assert score.exit_code == 0, score.output
 
 
 def test_bad_data_is_one_line_naming_file_row_and_column(data24: Path, tmp_path: Path) -> None:
@@ -83,6 +99,8 @@ def test_bad_data_is_one_line_naming_file_row_and_column(data24: Path, tmp_path:
         (["--optimizer", "adamm"], 2, "did you mean 'adam'"),
         (["--size", "16"], 2, "--size: 16 is not valid; expected a whole number >= 32"),
         (["--weights", "missing.pth"], 2, "--weights: 'missing.pth' is not valid"),
+        (["--trunk", "-1"], 2, "--trunk: -1 is not valid; expected a whole number >= 0"),
+        (["--trunk-width", "0"], 2, "--trunk-width: 0 is not valid; expected a whole number >= 1"),
     ],
 )
 def test_bad_options(data24: Path, tmp_path: Path, args: list[str], code: int, expected: str) -> None:

@@ -1,6 +1,7 @@
 """Tests of styleforge.attributes.model: the hypercolumn (per-image L2 norm, dimensions; VGG-19 and
 VGG-16), the heads, and saving / loading a model as safetensors + JSON (frozen and fine-tuned,
---weights PATH, a VGG-16 backbone, weights that resolve for another network)."""
+--weights PATH, a VGG-16 backbone, weights that resolve for another network), with and without the
+shared trunk, and models saved before the trunk existed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from styleforge.attributes.model import (
     BACKBONE_ARCHS,
     AttributeNet,
     Hypercolumn,
+    TrunkShape,
     feature_dims,
     load_model,
     read_model_json,
@@ -112,7 +114,8 @@ def test_save_and_load_a_frozen_model(tmp_path: Path) -> None:
     meta = json.loads(json_path.read_text())
     assert meta["schema"] == ACAN_SCHEMA.to_dict()
     assert meta["label_scaling"]["contrast"]["min"] == 1.0 and meta["label_scaling"]["contrast"]["max"] == 10.0
-    assert meta["tensors"] == {"heads": True, "backbone": False}
+    assert meta["tensors"] == {"trunk": False, "heads": True, "backbone": False}
+    assert meta["trunk"] == {"layers": 0, "width": 256, "layer": "linear+layernorm+relu"}
     from safetensors.torch import load_file
 
     assert all(k.startswith("heads.") for k in load_file(str(model_path)))
@@ -123,6 +126,78 @@ def test_save_and_load_a_frozen_model(tmp_path: Path) -> None:
     assert loaded.size == 32 and loaded.weights is not None and loaded.weights.kind == "random"
     for name in ACAN_SCHEMA.names:
         assert torch.allclose(got[name], expected[name], atol=1e-5), name
+
+
+def test_the_trunk_is_shared_and_seeded() -> None:
+    schema = Schema((NumericAttribute("mood", 0.0, 4.0), CategoricalAttribute("era", ("old", "new", "future"))))
+    net = AttributeNet(schema, dims=10, seed=1, trunk=TrunkShape(2, 6))
+    linear = [m for m in net.trunk if isinstance(m, torch.nn.Linear)]
+    assert [tuple(m.weight.shape) for m in linear] == [(6, 10), (6, 6)] and net.head_dims == 6
+    assert net.heads["era"].weight.shape == (3, 6) and net.heads["mood"].weight.shape == (1, 6)
+    outputs = net.heads_forward(torch.randn(4, 10))
+    assert outputs["mood"].shape == (4,) and outputs["era"].shape == (4, 3)
+    # Every head's loss reaches the trunk: it is what the heads share.
+    outputs["mood"].sum().backward()
+    assert float(linear[0].weight.grad.abs().sum()) > 0 and net.heads["era"].weight.grad is None
+    # No trunk: the heads are the ones drawn before the trunk existed (same seed, same weights), and
+    # the trunk has no tensors; a width without layers changes nothing.
+    plain, zero = AttributeNet(schema, dims=10, seed=1), AttributeNet(schema, dims=10, seed=1, trunk=TrunkShape(0, 99))
+    assert len(plain.trunk) == 0 and not plain.trunk.state_dict() and plain.head_dims == 10
+    for name in schema.names:
+        assert torch.equal(plain.heads[name].weight, zero.heads[name].weight)
+    state = torch.get_rng_state()
+    again = AttributeNet(schema, dims=10, seed=1, trunk=TrunkShape(2, 6))
+    assert torch.equal(state, torch.get_rng_state())
+    assert torch.equal(again.trunk[0].weight, net.trunk[0].weight) and torch.equal(again.heads["era"].weight, net.heads["era"].weight)
+
+
+def test_save_and_load_a_model_with_a_trunk(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from styleforge.attributes.score import ModelFileError, open_model
+
+    net = AttributeNet(ACAN_SCHEMA, Hypercolumn("resnet18", seed=3), seed=3, trunk=TrunkShape(2, 16))
+    with torch.no_grad():
+        for p in [*net.trunk.parameters(), *net.heads.parameters()]:
+            p.add_(0.01)  # "trained", different from a fresh init
+    model_path, json_path = save_model(tmp_path, net, META, with_backbone=False)
+    meta = json.loads(json_path.read_text())
+    assert meta["trunk"] == {"layers": 2, "width": 16, "layer": "linear+layernorm+relu"} and meta["tensors"]["trunk"] is True
+    shapes = {k: tuple(v.shape) for k, v in load_file(str(model_path)).items()}
+    assert shapes["trunk.0.weight"] == (16, 1920) and shapes["trunk.3.weight"] == (16, 16) and shapes["trunk.1.weight"] == (16,)
+    assert shapes["heads.contrast.weight"] == (1, 16) and not any(k.startswith("backbone.") for k in shapes)
+    images = torch.rand(2, 3, 32, 32)
+    expected = net.predict(images)
+    for loaded in (load_model(tmp_path), open_model(tmp_path)):  # the plain and the checked loader
+        assert loaded.net.trunk_shape == TrunkShape(2, 16)
+        got = loaded.net.predict(images)
+        for name in ACAN_SCHEMA.names:
+            assert torch.allclose(got[name], expected[name], atol=1e-6), name
+    # model.json and the tensors must agree on the trunk.
+    for trunk, needle in (({"layers": 2, "width": 8}, "trunk.0.weight"), ({"layers": 1, "width": 16}, r"has trunk.3.bias, but .*trunk has 1 layer"),
+                          ({"layers": 3, "width": 16}, "needs trunk.6.weight"), ({"layers": -1}, "expected")):
+        json_path.write_text(json.dumps({**meta, "trunk": trunk}))
+        with pytest.raises(ModelFileError, match=needle):
+            open_model(tmp_path)
+
+
+def test_a_model_saved_before_the_trunk_existed_loads(tmp_path: Path) -> None:
+    from styleforge.attributes.score import open_model
+
+    net = AttributeNet(ACAN_SCHEMA, Hypercolumn("resnet18", seed=3), seed=3)
+    _, json_path = save_model(tmp_path, net, META, with_backbone=False)
+    meta = json.loads(json_path.read_text())
+    del meta["trunk"], meta["tensors"]["trunk"]  # model.json as styleforge wrote it then
+    meta["training"] = {"config": {"backbone": "resnet18"}}  # and a configuration without trunk keys
+    json_path.write_text(json.dumps(meta))
+    images = torch.rand(2, 3, 32, 32)
+    for loaded in (load_model(tmp_path), open_model(tmp_path)):
+        assert loaded.net.trunk_shape.layers == 0 and len(loaded.net.trunk) == 0
+        assert torch.allclose(loaded.net.predict(images)["contrast"], net.predict(images)["contrast"], atol=1e-6)
+    from styleforge.config import TrainConfig
+
+    assert TrainConfig.from_dict(meta["training"]["config"]).trunk == 0  # a resumed old run keeps no trunk
+    assert TrainConfig().trunk >= 1
 
 
 def test_save_and_load_a_finetuned_model_stores_the_backbone(tmp_path: Path) -> None:

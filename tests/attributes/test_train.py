@@ -38,6 +38,37 @@ def test_short_run_learns_primary_colour(data24: Path, tmp_path: Path) -> None:
     assert result.best_epoch == 30 and result.stop_reason == "completed"
 
 
+def _trained(data: Path, run: Path, trunk: int, weights: dict[str, float]) -> dict[str, torch.Tensor]:
+    """The trunk's and heads' parameters of a 3-epoch run (every epoch better: the last is the best)."""
+    from styleforge.attributes.model import load_model
+
+    result = train_attrs(data, run, trunk=trunk, trunk_width=32, loss_weights=weights,
+                         **{**FAST, "val_split": 0.0, "patience": 0, "feature_cache": False})
+    assert result.best_epoch == 3
+    net = load_model(run).net
+    return {k: v.detach() for k, v in net.named_parameters() if not k.startswith("backbone.")}
+
+
+def test_loss_weights_change_a_trunk_model_and_not_independent_heads_under_adam(data24: Path, tmp_path: Path) -> None:
+    """Doubling contrast's weight: with independent heads (``trunk=0``) Adam's step is invariant to
+    the constant scale of each head's gradient, so every other head is bit-identical and contrast's
+    own differs only through Adam's epsilon; with a shared trunk the trunk and every head differ."""
+    from styleforge.attributes.model import AttributeNet
+
+    plain, doubled = _trained(data24, tmp_path / "a", 0, {}), _trained(data24, tmp_path / "b", 0, {"contrast": 2.0})
+    for key in plain:
+        if not key.startswith("heads.contrast."):
+            assert torch.equal(plain[key], doubled[key]), key
+    init = AttributeNet(ACAN_SCHEMA, dims=1920, seed=0).heads["contrast"].weight.detach()
+    moved = float((plain["heads.contrast.weight"] - init).abs().max())
+    assert float((plain["heads.contrast.weight"] - doubled["heads.contrast.weight"]).abs().max()) < 0.05 * moved
+    plain, doubled = _trained(data24, tmp_path / "c", 1, {}), _trained(data24, tmp_path / "d", 1, {"contrast": 2.0})
+    assert set(plain) >= {"trunk.0.weight", "trunk.0.bias"}
+    assert float((plain["trunk.0.weight"] - doubled["trunk.0.weight"]).abs().max()) > 0.01
+    for name in ACAN_SCHEMA.names:  # the other attributes are traded off too, through the trunk
+        assert float((plain[f"heads.{name}.weight"] - doubled[f"heads.{name}.weight"]).abs().max()) > 1e-3, name
+
+
 def test_run_directory_contents(data24: Path, tmp_path: Path) -> None:
     events: list[object] = []
     run = tmp_path / "run"
@@ -49,6 +80,7 @@ def test_run_directory_contents(data24: Path, tmp_path: Path) -> None:
     assert meta["backbone"]["arch"] == "resnet18" and meta["backbone"]["weights"] == "random"
     assert meta["preprocessing"]["size"] == 32 and meta["training"]["config"]["epochs"] == 3
     assert meta["training"]["optimizer"] == "adam" and meta["training"]["lr"] == 0.01
+    assert meta["trunk"]["layers"] == meta["training"]["config"]["trunk"] >= 1  # the default: a shared trunk
     assert meta["best"]["epoch"] == result.best_epoch and meta["data"]["images"] == {"train": 17, "val": 2, "test": 5}
     with open(run / "history.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))

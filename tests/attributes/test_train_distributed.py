@@ -66,9 +66,10 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "model.safetensors"))
 
 
-def _assert_same_run(run: Path, reference: Path, *, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+def _assert_same_run(run: Path, reference: Path, *, rtol: float = 1e-4, atol: float = 5e-5) -> None:
     """Same history (every column, every epoch), same best weights, same final scores, up to
-    floating-point noise."""
+    floating-point noise. (Adam's normalised step turns that noise in a near-zero gradient into a
+    visible difference: 1.3e-5 in one of the trunk's 491,520 weights, whose largest is 0.05.)"""
     got, want = _history(run), _history(reference)
     assert len(got) == len(want) and [set(r) for r in got] == [set(r) for r in want]
     for a, b in zip(got, want):

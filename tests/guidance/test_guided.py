@@ -37,8 +37,10 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 CONTENT, STYLE = SAMPLES / "content.jpg", SAMPLES / "style_swirl.jpg"
 #: The guided runs: 64 px, Adam (smooth on random weights), seeded random VGG-19 weights.
 RUN = dict(size=64, iterations=40, optimizer=("adam",), weights="random", seed=0, device="cpu")
+#: Independent heads (``trunk=0``): 15 steps are too few for a trunk on random features to spread its
+#: scores; ``models["trunk"]`` is trained longer.
 TRAIN = dict(weights="random", size=32, batch_size=8, lr=0.05, epochs=5, val_split=0.0, patience=0, device="cpu",
-             feature_cache=False, seed=0)
+             feature_cache=False, seed=0, trunk=0)
 
 
 @contextmanager
@@ -69,7 +71,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         styleforge.make_dataset(folder / "data", count=24, seed=1, size=32)
         for arch, size in (("resnet18", 32), ("vgg19", 64)):
             styleforge.train_attrs(folder / "data", folder / arch, backbone=arch, **{**TRAIN, "size": size})
-    return {"resnet18": folder / "resnet18", "vgg19": folder / "vgg19"}
+        styleforge.train_attrs(folder / "data", folder / "trunk", backbone="resnet18",
+                               **{**TRAIN, "trunk": 1, "trunk_width": 64, "lr": 0.01, "epochs": 30})
+    return {"resnet18": folder / "resnet18", "vgg19": folder / "vgg19", "trunk": folder / "trunk"}
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +131,20 @@ def test_a_numeric_target_raises_its_score_own_backbone(models, plain, forwards)
     # the term is an engine term like the others
     assert list(guided.summary.weighted) == ["content", "style.style_swirl", "tv", "attr.contrast"]
     assert guided.summary.weighted["attr.contrast"] == pytest.approx(10 * guided.summary.raw["attr.contrast"])
+
+
+def test_a_trunk_model_guides_and_scores(models, plain) -> None:
+    """A model with the shared trunk loads for guidance and for --score-with, and a numeric target
+    moves its score in the target's direction (raised here, lowered with a low target)."""
+    model = open_model(models["trunk"])
+    assert model.net.trunk_shape.layers == 1 and model.net.trunk_shape.width == 64
+    before = float(_probabilities(model, plain.image)["contrast"])
+    high = styleforge.transfer(CONTENT, [STYLE], attrs_model=str(models["trunk"]), attrs=("contrast=10:10",),
+                               score_with=str(models["trunk"]), **RUN)
+    low = styleforge.transfer(CONTENT, [STYLE], attrs_model=str(models["trunk"]), attrs=("contrast=1:10",),
+                              score_with=str(models["trunk"]), **RUN)
+    assert high.scores.numeric["contrast"] > before + 0.5, (before, high.scores.numeric["contrast"])
+    assert low.scores.numeric["contrast"] < before - 0.5, (before, low.scores.numeric["contrast"])
 
 
 def test_a_categorical_target_raises_its_class_probability(models, plain) -> None:
