@@ -138,10 +138,14 @@ def test_ctrl_c_between_scales_keeps_the_best_image_so_far(images: dict[str, Pat
     there, with that scale's best image, instead of a traceback between the scales."""
     import os
     import signal
+    import time
 
     def ctrl_c_after_the_first_scale(event: object) -> None:
         if isinstance(event, StageEnded) and event.index == 0:
             os.kill(os.getpid(), signal.SIGINT)
+            # The signal may land on one of torch's threads; the main thread runs Python's handler
+            # at its next check, which a sleep (interrupted by the signal) makes certain.
+            time.sleep(0.5)
 
     result = styleforge.transfer(images["content"], [str(images["a"])], size=64, scales=2, min_size=32,
                                  callbacks=[ctrl_c_after_the_first_scale], **{**FAST, "iterations": 4})
