@@ -136,12 +136,15 @@ def plot_panels(
     figure = Figure(figsize=size or (3.6 * cols, 2.8 * rows), dpi=100)
     FigureCanvasAgg(figure)
     small = len(panels) > 1
+    legend_shown = False
     for i, (title, curves) in enumerate(panels.items()):
         axes = figure.add_subplot(rows, cols, i + 1)
+        plotted = False
         for label, (xs, ys) in curves.items():
             points = [(a, b) for a, b in zip(xs, ys) if b is not None and math.isfinite(b) and (b > 0 or not log)]
             if points:
                 axes.plot(*zip(*points), label=label, linewidth=1.3)
+                plotted = True
         for m in markers:
             axes.axvline(m, color="grey", linestyle=":", linewidth=1)
         if log:
@@ -153,8 +156,11 @@ def plot_panels(
         if small:
             axes.tick_params(labelsize=7)
         axes.grid(True, which="both", alpha=0.3)
-        if curves and (i == 0 or not small):
+        # Several panels share one legend, on the first panel with a curve (a panel can be empty: an
+        # attribute with no labels has no validation curve).
+        if plotted and not (small and legend_shown):
             axes.legend(fontsize=7 if small else 8)
+            legend_shown = True
     figure.tight_layout()
     return write_with_fallback(path, lambda h: figure.savefig(h, format="png"), param=param)
 

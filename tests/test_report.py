@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from styleforge.errors import InvalidParameter
-from styleforge.report import contact_sheet, plot_curves, write_history
+from styleforge.report import contact_sheet, plot_curves, plot_panels, write_history
 
 
 def _image(h: int, w: int, seed: int) -> torch.Tensor:
@@ -58,3 +58,16 @@ def test_history_csv_and_json(tmp_path: Path) -> None:
 def test_plot_skips_non_positive_values_on_a_log_scale(tmp_path: Path) -> None:
     path = plot_curves(tmp_path / "p.png", [1, 2, 3], {"total": [3.0, 0.0, 1.0], "tv": [0.0, 0.0, 0.0]}, markers=[2])
     assert Image.open(path).size == (800, 450)
+
+
+def test_panels_share_one_legend_even_when_the_first_panel_is_empty(tmp_path: Path) -> None:
+    # An attribute with no labels has no validation curve: its panel is empty, and the legend must
+    # move to the next panel instead of matplotlib warning "No artists with labels".
+    import warnings
+
+    panels = {"contrast": {"train": ([1, 2], [None, None])},
+              "pri_color": {"train": ([1, 2], [0.5, 0.4]), "validation": ([1, 2], [0.6, 0.5])}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = plot_panels(tmp_path / "p.png", panels)
+    assert Image.open(path).size == (720, 280)
