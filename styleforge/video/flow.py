@@ -4,7 +4,9 @@ Flow comes from OpenCV's DIS (dense inverse search, Kroeger et al. 2016): no wei
 few milliseconds a frame at video sizes. The reliability test is Ruder et al.'s (2016, "Artistic
 style transfer for videos", eq. 3-4): a pixel of frame t is trusted when following the backward
 flow to frame t-1 and the forward flow back lands near where it started (no occlusion), it is not on
-a motion boundary, and it does not come from outside the frame.
+a motion boundary, and it does not come from outside the frame. A pixel that does come from outside
+(the edge a pan brings in) has no previous output to start from: :func:`start_image` starts it from
+the current input frame instead of smearing the previous frame's border across it.
 
 Conventions: frames are (3, H, W) float tensors in [0, 1]; a flow is an (H, W, 2) float32 array of
 (dx, dy) in pixels; ``flow_to_previous[y, x]`` says where pixel (x, y) of frame t was in frame t-1.
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Motion", "flow", "motion", "warp", "reliable", "warping_error"]
+__all__ = ["Motion", "flow", "motion", "warp", "entering", "reliable", "start_image", "warping_error"]
 
 
 def _gray(frame: Tensor) -> np.ndarray:
@@ -57,6 +59,15 @@ def warp(image: Tensor, flow_to_previous: np.ndarray) -> Tensor:
     return torch.from_numpy(_sample(array, flow_to_previous)).permute(2, 0, 1).clamp(0, 1)
 
 
+def entering(flow_to_previous: np.ndarray) -> Tensor:
+    """Where the current frame shows what was outside the previous one, (1, H, W) in {0, 1}: the
+    pixels whose flow points beyond the previous frame's edges."""
+    h, w = flow_to_previous.shape[:2]
+    where = _grid((h, w)) + flow_to_previous
+    inside = (where[..., 0] >= 0) & (where[..., 0] <= w - 1) & (where[..., 1] >= 0) & (where[..., 1] <= h - 1)
+    return torch.from_numpy((~inside).astype(np.float32))[None]
+
+
 def reliable(flow_to_previous: np.ndarray, flow_from_previous: np.ndarray) -> Tensor:
     """Where the flow into the current frame can be trusted, (1, H, W) in {0, 1}.
 
@@ -64,7 +75,6 @@ def reliable(flow_to_previous: np.ndarray, flow_from_previous: np.ndarray) -> Te
         flow_to_previous: Current frame -> previous (H, W, 2).
         flow_from_previous: Previous frame -> current (H, W, 2).
     """
-    h, w = flow_to_previous.shape[:2]
     back = flow_to_previous
     forth = _sample(np.ascontiguousarray(flow_from_previous), back)  # the forward flow where each pixel came from
     # Disocclusion: there and back again should cancel (Ruder et al., eq. 3).
@@ -74,9 +84,8 @@ def reliable(flow_to_previous: np.ndarray, flow_from_previous: np.ndarray) -> Te
     dv = np.gradient(back[..., 1])
     steep = du[0] ** 2 + du[1] ** 2 + dv[0] ** 2 + dv[1] ** 2 > 0.01 * (back ** 2).sum(-1) + 0.002
     # Pixels that come from outside the previous frame have nothing to keep.
-    where = _grid((h, w)) + back
-    inside = (where[..., 0] >= 0) & (where[..., 0] <= w - 1) & (where[..., 1] >= 0) & (where[..., 1] <= h - 1)
-    return torch.from_numpy((consistent & ~steep & inside).astype(np.float32))[None]
+    new = entering(back)[0].numpy() > 0
+    return torch.from_numpy((consistent & ~steep & ~new).astype(np.float32))[None]
 
 
 @dataclass(frozen=True)
@@ -86,16 +95,29 @@ class Motion:
     Attributes:
         to_previous: The flow current -> previous, (H, W, 2).
         mask: Where it is reliable, (1, H, W) in {0, 1}.
+        entering: Where the frame shows what was outside the previous one, (1, H, W) in {0, 1}
+            (:func:`entering`; a subset of where ``mask`` is 0).
     """
 
     to_previous: np.ndarray
     mask: Tensor
+    entering: Tensor
 
 
 def motion(previous: Tensor, current: Tensor) -> Motion:
     """The flows both ways between two input frames (3, H, W) and where they agree."""
     to_previous = flow(current, previous)
-    return Motion(to_previous, reliable(to_previous, flow(previous, current)))
+    return Motion(to_previous, reliable(to_previous, flow(previous, current)), entering(to_previous))
+
+
+def start_image(previous_out: Tensor, current_in: Tensor, move: Motion) -> Tensor:
+    """Where a frame's optimisation starts: the previous output (3, H, W) warped into this frame,
+    except where the frame shows what was outside the previous one; there, the current input frame
+    (3, H, W), as the first frame starts from its content. (Warping alone would repeat the previous
+    output's edge pixels across the strip a pan brings in, and that streak survives the frame's few
+    iterations.)"""
+    new = move.entering
+    return warp(previous_out, move.to_previous) * (1 - new) + current_in.detach().float().cpu() * new
 
 
 def warping_error(previous_out: Tensor, current_out: Tensor, move: Motion) -> float:

@@ -2,7 +2,8 @@
 
 The network and the style statistics are built once (:class:`~styleforge.stylize.run.Stylizer`).
 The first frame is an ordinary transfer (its scales and iterations); every later frame starts from
-the previous output warped by the input's optical flow and runs ``frame_iterations`` at the output
+the previous output warped by the input's optical flow (and, where the frame shows what was outside
+the previous one, from its own content: :func:`~styleforge.video.flow.start_image`) and runs ``frame_iterations`` at the output
 size with one more term, ``temporal`` (:mod:`.temporal`), as Ruder et al. (2016) do. Each finished
 frame is written at once, as a PNG with its parameters, into the frames folder: that is what
 ``resume`` continues from and what a Ctrl-C leaves.
@@ -30,7 +31,7 @@ from ..errors import InvalidParameter
 from ..images import load_image, read_metadata, resize_long_side, save_image
 from ..parsing import StyleSpec
 from ..stylize.run import Stylizer
-from .flow import motion, warp, warping_error
+from .flow import motion, start_image, warp, warping_error
 from .frames import FrameSource, open_frames
 from .temporal import Temporal
 
@@ -212,8 +213,9 @@ def _frames(stylizer: Stylizer, source: FrameSource, head: list[Any], rest: Any,
         else:
             warped = warp(previous_out, move.to_previous)
             extensions = [Temporal(warped, move.mask, video.temporal_weight)] if video.temporal_weight else []
-            result = stylizer.run(frame, callbacks=callbacks, interrupt=interrupt, init_image=warped, finest_only=True,
-                                  iterations=budget, extensions=extensions)
+            result = stylizer.run(frame, callbacks=callbacks, interrupt=interrupt, finest_only=True,
+                                  init_image=start_image(previous_out, current_in, move), iterations=budget,
+                                  extensions=extensions)
         if result.stop_reason == INTERRUPTED:
             stop = INTERRUPTED  # this frame is not finished: a resumed run does it again
             break

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from _helpers import STEP, clip_frames
-from styleforge.video.flow import motion, reliable, warp, warping_error
+from styleforge.video.flow import Motion, entering, motion, reliable, start_image, warp, warping_error
 
 
 def _tensor(frame: np.ndarray) -> torch.Tensor:
@@ -72,3 +72,28 @@ def test_warping_error_is_zero_for_identical_motion_and_grows_with_flicker() -> 
     noisy = warping_error(frames[0], (frames[1] + 0.1 * torch.randn_like(frames[1])).clamp(0, 1), move)
     assert steady < 1e-6
     assert noisy > 10 * max(steady, 1e-6)
+
+
+def test_entering_marks_the_strip_a_pan_brings_in() -> None:
+    back = np.zeros((16, 20, 2), np.float32)
+    back[..., 0] = 3  # every pixel was 3 px to its right: the view moved right, new pixels at the right edge
+    new = entering(back)
+    assert new.shape == (1, 16, 20)
+    assert float(new[0, :, -3:].min()) == 1 and float(new[0, :, :-3].max()) == 0
+    back[..., 1] = -2  # and 2 px down: the top rows are new as well
+    assert float(entering(back)[0, :2].min()) == 1 and float(entering(back)[0, 2:, :-3].max()) == 0
+
+
+def test_start_image_takes_the_new_strip_from_the_current_frame_not_the_old_border() -> None:
+    g = torch.Generator().manual_seed(0)
+    previous_out, current_in = torch.rand(3, 16, 20, generator=g), torch.rand(3, 16, 20, generator=g)
+    back = np.zeros((16, 20, 2), np.float32)
+    back[..., 0] = 3
+    move = Motion(back, reliable(back, -back), entering(back))
+    start = start_image(previous_out, current_in, move)
+    assert torch.allclose(start[:, :, -3:], current_in[:, :, -3:])
+    assert torch.allclose(start[:, :, :-3], previous_out[:, :, 3:], atol=1e-6)
+    # Warping alone would repeat the previous output's last column across the strip.
+    border = warp(previous_out, back)[:, :, -3:]
+    assert torch.allclose(border, previous_out[:, :, -1:].expand_as(border), atol=1e-6)
+    assert not torch.allclose(start[:, :, -3:], border, atol=1e-2)

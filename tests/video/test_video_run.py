@@ -15,7 +15,7 @@ from styleforge.errors import InvalidParameter
 from styleforge.images import load_image, read_metadata, resize_long_side
 from styleforge.stylize.run import Stylizer
 from styleforge.video import frame_path, open_frames, stylize_video
-from styleforge.video.flow import motion, warp, warping_error
+from styleforge.video.flow import motion, start_image, warp, warping_error
 
 FAST = TransferConfig(weights="random", network="vgg16", size=48, optimizer=("adam",), iterations=8, init="noise",
                       device="cpu", content_layers=("relu2_2",), style_layers=("relu1_1", "relu2_1"))
@@ -70,8 +70,14 @@ def test_first_later_frame_starts_from_the_warped_previous_output(clip_dir: Path
     assert starts[0] is None
     first_out = load_image(result.paths[0]).rgb
     inputs = [resize_long_side(f.rgb, FAST.size) for f in source]
-    expected = warp(first_out, motion(inputs[0], inputs[1]).to_previous)
+    move = motion(inputs[0], inputs[1])
+    warped = warp(first_out, move.to_previous)
+    expected = start_image(first_out, inputs[1], move)
     assert torch.allclose(starts[1], expected, atol=1.5 / 255)  # the PNG read back has 8 bits
+    # The previous output where the frame has seen it before; the frame's own pixels where it has not.
+    old = (move.entering == 0).expand_as(warped)
+    assert torch.allclose(starts[1][old], warped[old], atol=1.5 / 255)
+    assert torch.equal(starts[1][~old], inputs[1][~old]) or not bool((~old).any())
 
 
 def _two(clip_dir: Path):
