@@ -37,8 +37,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/video.py
 
 figures: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) docs/make_figures.py --size 192 --iterations 120
 	$(PY) docs/make_figures.py --demo
+	$(PY) docs/make_figures.py --guided-real
 	$(PY) benchmarks/style_losses.py --figures docs/images
 	$(PY) docs/make_experiments.py
 

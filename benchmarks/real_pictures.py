@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import colorsys
 import csv
+import itertools
 import shutil
 import tempfile
 import time
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from styleforge.config import FEATURE_NORMS
 from train_attrs_speed import run_and_report  # the scripts run from benchmarks/, which is on sys.path
 
 #: Pictures whose variants form the validation split.
@@ -133,20 +135,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not (data / "labels.csv").is_file():
         make_real_set(data, args.variants, args.size)
     results: dict[str, Any] = {"size": args.size, "variants": args.variants, "runs": []}
-    for weights in args.weights:
-        for trunk in args.trunks:
-            out = work / f"{weights}-trunk{trunk}"
-            shutil.rmtree(out, ignore_errors=True)
-            t0 = time.perf_counter()
-            result = train_attrs(data, out, backbone="vgg16", weights=weights, size=args.size, trunk=trunk,
-                                 device=args.device, epochs=args.epochs, workers=0, batch_size=16)
-            val, baseline = result.metrics["val"], result.metrics["baseline"]["val"]
-            row = {"weights": weights, "trunk": trunk, "best_epoch": result.best_epoch, "images": result.metrics["images"],
-                   "seconds": time.perf_counter() - t0,
-                   **{k: val[k] for k in ("mae.contrast", "acc.pri_color")},
-                   **{f"baseline.{k}": baseline[k] for k in ("mae.contrast", "acc.pri_color")}}
-            results["runs"].append(row)
-            print(row, flush=True)
+    for weights, trunk, norm in itertools.product(args.weights, args.trunks, args.feature_norms):
+        out = work / f"{weights}-trunk{trunk}-{norm}"
+        shutil.rmtree(out, ignore_errors=True)
+        t0 = time.perf_counter()
+        result = train_attrs(data, out, backbone="vgg16", weights=weights, size=args.size, trunk=trunk,
+                             feature_norm=norm, device=args.device, epochs=args.epochs, workers=0, batch_size=16)
+        val, baseline = result.metrics["val"], result.metrics["baseline"]["val"]
+        row = {"weights": weights, "trunk": trunk, "feature_norm": norm, "best_epoch": result.best_epoch,
+               "images": result.metrics["images"],
+               "seconds": time.perf_counter() - t0,
+               **{k: val[k] for k in ("mae.contrast", "acc.pri_color")},
+               **{f"baseline.{k}": baseline[k] for k in ("mae.contrast", "acc.pri_color")}}
+        results["runs"].append(row)
+        print(row, flush=True)
     return results
 
 
@@ -155,10 +157,11 @@ def markdown(results: dict[str, Any]) -> str:
     images = runs[0]["images"]
     lines = [f"Real photographs, {images['train']} training / {images['val']} validation pictures at {results['size']} px "
              f"(validation: the variants of {', '.join(HELD_OUT)}), VGG-16 frozen:", "",
-             "| weights | trunk | contrast MAE | baseline (training mean) | pri_color accuracy | baseline (majority) | best epoch |",
-             "|---|---|---|---|---|---|---|"]
+             "| weights | trunk | --feature-norm | contrast MAE | baseline (training mean) | pri_color accuracy | "
+             "baseline (majority) | best epoch |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in runs:
-        lines.append(f"| {r['weights']} | {r['trunk']} | {r['mae.contrast']:.3f} | {r['baseline.mae.contrast']:.3f} | "
+        lines.append(f"| {r['weights']} | {r['trunk']} | {r.get('feature_norm', 'l2')} | {r['mae.contrast']:.3f} | {r['baseline.mae.contrast']:.3f} | "
                      f"{r['acc.pri_color']:.3f} | {r['baseline.acc.pri_color']:.3f} | {r['best_epoch']} |")
     return "\n".join(lines)
 
@@ -169,6 +172,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--weights", nargs="+", default=["random", "hed"])
     parser.add_argument("--trunks", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--feature-norms", nargs="+", default=list(FEATURE_NORMS), choices=FEATURE_NORMS)
     parser.add_argument("--epochs", type=int, default=200)
     run_and_report(parser, run, markdown)
 

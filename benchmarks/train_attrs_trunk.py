@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from styleforge.config import FEATURE_NORMS, TrainConfig
 from train_attrs_speed import run_and_report  # the scripts run from benchmarks/, which is on sys.path
 
 
@@ -84,9 +85,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         make_dataset(data, count=args.count, seed=0, size=args.size)
     labels = _with_split(data, args.val_split)
     common = dict(backbone="vgg16", size=args.size, device=args.device, epochs=args.epochs, labels=labels,
-                  workers=0)
+                  workers=0, feature_norm=args.feature_norm)
     results: dict[str, Any] = {"count": args.count, "size": args.size, "epochs": args.epochs, "seeds": args.seeds,
-                               "runs": []}
+                               "feature_norm": args.feature_norm, "runs": []}
     for weights in args.weights:
         for seed in range(args.seeds):
             cache: Path | None = None
@@ -132,7 +133,8 @@ def markdown(results: dict[str, Any]) -> str:
     columns = [(r["weights"], r["trunk"], r["finetune"]) for r in runs if r["seed"] == 0]
     lines = [
         f"{results['count']} synthetic images at {results['size']} px, VGG-16, {first['images']['train']} training / "
-        f"{first['images']['val']} validation images, at most {results['epochs']} epochs (early stopping), "
+        f"{first['images']['val']} validation images, --feature-norm {results.get('feature_norm', 'l2')}, "
+        f"at most {results['epochs']} epochs (early stopping), "
         f"seed 0 (per-attribute table); summaries averaged over {results['seeds']} seed(s):",
         "",
         "| attribute | metric | " + " | ".join(f"{w} trunk {t}{' fine-tuned' if f else ''}" for w, t, f in columns)
@@ -173,6 +175,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--val-split", type=float, default=0.25)
     parser.add_argument("--finetune-epochs", type=int, default=0)
+    parser.add_argument("--feature-norm", default=TrainConfig().feature_norm, choices=FEATURE_NORMS)
     run_and_report(parser, run, markdown)
 
 

@@ -95,7 +95,8 @@ def guided_figure(args: argparse.Namespace) -> None:
 
 
 #: The real-picture guided figure's columns: (label, --attr values).
-GUIDED_REAL = [("no --attr", ()), ("contrast=1", ("contrast=1",)), ("contrast=10", ("contrast=10",))]
+GUIDED_REAL = [("no --attr", ()), ("contrast=1", ("contrast=1",)), ("contrast=10", ("contrast=10",)),
+               ("contrast=1:10", ("contrast=1:10",)), ("contrast=10:10", ("contrast=10:10",))]
 
 
 def guided_real_figure(args: argparse.Namespace) -> None:
@@ -139,8 +140,7 @@ def guided_real_figure(args: argparse.Namespace) -> None:
     sheet = contact_sheet(
         cells, row_labels=names, col_labels=["content", *(c[0] for c in GUIDED_REAL)], captions=captions,
         cell_px=args.size,
-        title=f"--attrs-model (HED VGG-16, trunk 1x256, real photographs) --attr contrast=... · {args.optimizer} x "
-              f"{args.iterations} · {args.size}px · --attr-weight {styleforge.TransferConfig().attr_weight:g}",
+        title=f"--attr contrast=... (HED VGG-16 network, real photographs) · {args.optimizer} x {args.iterations}",
     )
     print(_save(sheet, args.out or ROOT / "docs" / "images" / "guided_real.png"))
 

@@ -14,7 +14,7 @@ from .errors import InvalidParameter, choice_error
 
 __all__ = ["TransferConfig", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYERS", "COLOR_TRANSFERS", "INITS", "PRECISIONS"]
 __all__ += ["NETWORKS", "STYLE_LOSSES", "STYLE_WEIGHTS"]
-__all__ += ["TrainConfig", "DatasetConfig", "BACKBONES", "NUMERIC_LOSSES", "BALANCES", "AUGMENTS"]
+__all__ += ["TrainConfig", "DatasetConfig", "BACKBONES", "NUMERIC_LOSSES", "BALANCES", "AUGMENTS", "FEATURE_NORMS"]
 __all__ += ["DEFAULT_ATTR_WEIGHT", "ScoreConfig", "AUTO_MIN_SIZE", "auto_scales", "VideoConfig", "DEFAULT_FPS"]
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
@@ -314,6 +314,8 @@ BACKBONES: tuple[str, ...] = ("resnet50", "resnet18", "vgg19", "vgg16")
 NUMERIC_LOSSES: tuple[str, ...] = ("mse", "smooth_l1", "l1", "huber")
 BALANCES: tuple[str, ...] = ("none", "initial", "uncertainty")
 AUGMENTS: tuple[str, ...] = ("auto", "none", "standard")
+#: How the attribute heads see the backbone's features (``attributes.model.FeatureNorm``).
+FEATURE_NORMS: tuple[str, ...] = ("l2", "standard")
 _LR_SCHEDULES: tuple[str, ...] = ("none", "cosine", "plateau")  # = styleforge.engine.fit.SCHEDULES
 
 
@@ -338,6 +340,10 @@ class TrainConfig:
             Through it the loss weights trade the attributes off against each other even with a
             frozen backbone (docs/attributes.md gives the measurements behind the default).
         trunk_width: Width of each trunk layer.
+        feature_norm: How the heads see the backbone's pooled features: ``standard`` (each feature
+            centred and scaled by the training images' statistics, stored with the model) or ``l2``
+            (each image's vector scaled to unit length, as the original; it divides out most of an
+            image's contrast). docs/attributes.md gives the measurements behind the default.
         augment: ``auto`` (``standard`` with ``finetune``, else ``none``), ``none`` or ``standard``
             (random pad + crop, small rotation, horizontal flip; never colour jitter).
         numeric_loss: ``mse``, ``smooth_l1``, ``l1`` or ``huber``, on labels mapped to [-1, 1].
@@ -382,6 +388,7 @@ class TrainConfig:
     backbone_lr_scale: float = 0.01
     trunk: int = 1
     trunk_width: int = 256
+    feature_norm: str = "l2"
     augment: str = "auto"
     numeric_loss: str = "mse"
     huber_delta: float = 1.0
@@ -419,6 +426,8 @@ class TrainConfig:
         _check_number("--backbone-lr-scale", self.backbone_lr_scale)
         _check_int("--trunk", self.trunk, 0)
         _check_int("--trunk-width", self.trunk_width, 1)
+        if self.feature_norm not in FEATURE_NORMS:
+            raise choice_error("--feature-norm", self.feature_norm, FEATURE_NORMS)
         if self.augment not in AUGMENTS:
             raise choice_error("--augment", self.augment, AUGMENTS)
         if self.augment == "standard" and not self.finetune:
@@ -467,8 +476,9 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error naming them. A configuration saved
-        before the trunk existed (no ``trunk`` key) trained without one."""
-        return cls(**_known_fields(cls, {"trunk": 0, **data}))
+        before the trunk existed (no ``trunk`` key) trained without one, and one saved before
+        ``feature_norm`` existed trained on ``l2``."""
+        return cls(**_known_fields(cls, {"trunk": 0, "feature_norm": "l2", **data}))
 
 
 @dataclass

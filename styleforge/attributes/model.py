@@ -1,8 +1,9 @@
 """The attribute network: a backbone's hypercolumn and one head per attribute; saving and loading it.
 
 Seed 000's network (DESIGN.md section 3): the global average pool of every residual block's output
-of a ResNet (of each ``relu*_1`` for a VGG-19 or VGG-16), concatenated and L2-normalised per image
-(the original normalised over the batch axis by mistake), then one linear head per attribute:
+of a ResNet (of each ``relu*_1`` for a VGG-19 or VGG-16), concatenated (the *hypercolumn*) and
+normalised (:class:`FeatureNorm`: L2 per image as in the original, which normalised over the batch
+axis by mistake, or ``standard``: per feature, by the training set's statistics), then one linear head per attribute:
 ``tanh`` for a numeric attribute (its labels mapped [min, max] → [-1, 1]), logits for a categorical
 one. Between the two, styleforge adds a shared trainable *trunk* (``--trunk N`` layers of
 ``Linear(·, W) + LayerNorm + ReLU``; 0: the original's independent heads): with a frozen backbone it is what
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..version import __version__
+from ..config import FEATURE_NORMS
 from ..errors import InputFileError, InvalidParameter, WeightsError, choice_error
 from ..nets.resnet import RESNET_ARCHS, block_channels, build_resnet
 from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG_ARCHS, VGGFeatures
@@ -48,11 +50,14 @@ __all__ = [
     "MODEL_FILE",
     "TRUNK_LAYER",
     "MODEL_JSON",
+    "FEATURE_NORMS",
     "Hypercolumn",
+    "FeatureNorm",
     "TrunkShape",
     "AttributeNet",
     "LoadedModel",
     "feature_dims",
+    "NET_PARTS",
     "save_model",
     "load_model",
 ]
@@ -78,7 +83,7 @@ def feature_dims(arch: str) -> int:
 
 
 class Hypercolumn(nn.Module):
-    """A backbone that maps images to their L2-normalised hypercolumn.
+    """A backbone that maps images to their hypercolumn (not normalised: :class:`FeatureNorm` does that).
 
     Batch-norm statistics always stay as loaded (the module's ``train()`` keeps the network in eval
     mode): fine-tuning batches of 2–32 images are too small to re-estimate them, and a frozen
@@ -92,7 +97,7 @@ class Hypercolumn(nn.Module):
         trainable: Whether the backbone's parameters get gradients (``--finetune``).
 
     Input: RGB ``(B, 3, H, W)`` in [0, 1]; ImageNet normalisation happens inside.
-    Output: ``(B, D)`` float, each row of unit L2 norm, ``D = feature_dims(arch)``.
+    Output: ``(B, D)`` float, every entry >= 0 (pooled ReLU outputs), ``D = feature_dims(arch)``.
     """
 
     def __init__(self, arch: str, state_dict: dict[str, Tensor] | None = None, *, seed: int = 0,
@@ -120,7 +125,7 @@ class Hypercolumn(nn.Module):
         return self
 
     def forward(self, images: Tensor) -> Tensor:
-        """Images ``(B, 3, H, W)`` in [0, 1] → unit-norm hypercolumns ``(B, D)``."""
+        """Images ``(B, 3, H, W)`` in [0, 1] → hypercolumns ``(B, D)``."""
         if self.arch in VGG_ARCHS:
             acts = self.net(images, VGG_HYPERCOLUMN_LAYERS)
             return hypercolumn_of([acts[name] for name in VGG_HYPERCOLUMN_LAYERS])
@@ -128,15 +133,61 @@ class Hypercolumn(nn.Module):
 
 
 def hypercolumn_of(activations: Sequence[Tensor]) -> Tensor:
-    """Activations ``(B, C_i, H_i, W_i)`` → their global average pools, concatenated and
-    L2-normalised per image: ``(B, Σ C_i)``. (Guided transfer calls it on the transfer's own VGG
-    activations when they are the attribute backbone's: same arch, same weights.)"""
-    pooled = [act.mean(dim=(2, 3)) for act in activations]
-    # Per image (dim=1): the original normalised over the batch axis by mistake.
-    return F.normalize(torch.cat(pooled, dim=1), p=2.0, dim=1)
+    """Activations ``(B, C_i, H_i, W_i)`` → their global average pools, concatenated: ``(B, Σ C_i)``.
+    (Guided transfer calls it on the transfer's own VGG activations when they are the attribute
+    backbone's: same arch, same weights.)"""
+    return torch.cat([act.mean(dim=(2, 3)) for act in activations], dim=1)
 
 
 __all__.append("hypercolumn_of")
+
+
+class FeatureNorm(nn.Module):
+    """How the heads see the hypercolumn ``(B, D)``: ``--feature-norm``.
+
+    - ``l2``: each image's vector scaled to unit L2 norm, as seed 000's network (per image: the
+      original normalised over the batch axis by mistake). That divides out the overall magnitude
+      of the activations, which is where most of an image's contrast lives (the first layers are
+      close to linear in the pixels): on held-out real photographs a ridge regression of contrast
+      on the L2-normalised HED features has a mean error of 2.47 (the training mean: 2.83), on the
+      same features standardised 0.74. It keeps the direction, where colour and texture are: the
+      default, measured (benchmarks/README.md, "the feature norm").
+    - ``standard``: each feature centred and divided by its spread over the training images
+      (:meth:`fit`; stored with the model), then the vector by √D so that its expected norm is 1,
+      as with ``l2``: the heads' learning rates hold for both.
+
+    Args:
+        dims: ``D``.
+        kind: One of :data:`FEATURE_NORMS`.
+    """
+
+    def __init__(self, dims: int, kind: str = "l2") -> None:
+        super().__init__()
+        if kind not in FEATURE_NORMS:
+            raise choice_error("--feature-norm", kind, FEATURE_NORMS)
+        self.kind = kind
+        self.scale = 1.0 / math.sqrt(dims)
+        if kind == "standard":
+            self.register_buffer("mean", torch.zeros(dims))
+            self.register_buffer("std", torch.ones(dims))
+
+    @torch.no_grad()
+    def fit(self, features: Tensor) -> None:
+        """``standard``: takes the mean and spread of each feature from ``(N, D)`` training features
+        (``l2``: nothing to fit). A feature that hardly varies (a channel that never fires on the
+        training images) gets a floor of 1 % of the mean spread, so it cannot blow up on a new image."""
+        if self.kind != "standard" or len(features) == 0:
+            return
+        features = features.to(self.mean.device, torch.float32)
+        std = features.std(dim=0, unbiased=False)
+        floor = 0.01 * float(std.mean())
+        self.mean.copy_(features.mean(dim=0))
+        self.std.copy_(std.clamp_min(floor) if floor > 0 else torch.ones_like(std))  # one image: no spread at all
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "l2":
+            return F.normalize(x, p=2.0, dim=1)
+        return (x - self.mean) / self.std * self.scale
 
 
 @dataclass(frozen=True)
@@ -186,13 +237,13 @@ def build_trunk(dims: int, trunk: TrunkShape, generator: torch.Generator | None 
     """The trunk's layers for ``dims`` input features: ``trunk.layers`` × (``Linear``, ``LayerNorm``,
     ``ReLU``), then :class:`UnitNorm` (none of these when ``trunk.layers == 0``).
 
-    The hypercolumn is unit-norm and every entry positive: its pooled channels differ little between
+    The ``l2`` hypercolumn is unit-norm and every entry positive: its pooled channels differ little between
     images next to their common level, and a plain ``Linear + ReLU`` on it dies in the first Adam
     steps at the heads' learning rate (each step moves every pre-activation by about
     ``lr × ‖x‖₁``, thirty times their spread at 1,920 dims; measured: constant predictions). The
     layer norm keeps each image's units centred and of unit spread whatever that step, so about half
     of them stay active. The last :class:`UnitNorm` gives the heads a unit-norm vector, as the
-    hypercolumn is, so the heads' learning rates (``HEAD_LR``) hold with and without a trunk (on the
+    normalised hypercolumn is (``standard``: in expectation), so the heads' learning rates (``HEAD_LR``) hold with and without a trunk (on the
     layer norm's unit-spread output a head's logits moved √width times further per step, and
     saturated its ``tanh`` within an epoch).
     """
@@ -220,13 +271,14 @@ class AttributeNet(nn.Module):
             a generator so the global random state is untouched; the trunk draws first, so a net
             without a trunk has the heads it had before the trunk existed).
         trunk: The shared trunk (default: none).
+        norm: How the heads see the features (:class:`FeatureNorm`; default ``l2``, the original's).
 
     Attributes:
         head_dims: Length of what the heads read: ``dims`` without a trunk, else ``trunk.width``.
     """
 
     def __init__(self, schema: Schema, backbone: Hypercolumn | None = None, *, dims: int | None = None,
-                 seed: int = 0, trunk: TrunkShape = TrunkShape()) -> None:
+                 seed: int = 0, trunk: TrunkShape = TrunkShape(), norm: str = "l2") -> None:
         super().__init__()
         self.schema = schema
         self.backbone = backbone
@@ -235,6 +287,7 @@ class AttributeNet(nn.Module):
             raise InvalidParameter("dims", dims, "the feature length when no backbone is given")
         self.dims = int(dims)
         self.trunk_shape = trunk
+        self.norm = FeatureNorm(self.dims, norm)  # no parameters: draws nothing from the generator
         generator = torch.Generator().manual_seed(int(seed))
         self.trunk = build_trunk(self.dims, trunk, generator)  # empty: the identity, and no tensors
         width = self.head_dims = trunk.width if trunk.layers else self.dims
@@ -244,9 +297,9 @@ class AttributeNet(nn.Module):
         })
 
     def heads_forward(self, features: Tensor) -> dict[str, Tensor]:
-        """Features ``(B, D)`` → the trunk, then each head's output: numeric ``(B,)`` in [-1, 1]
-        (tanh), categorical ``(B, C)`` logits."""
-        shared = self.trunk(features)
+        """Hypercolumns ``(B, D)`` → the norm, the trunk, then each head's output: numeric ``(B,)``
+        in [-1, 1] (tanh), categorical ``(B, C)`` logits."""
+        shared = self.trunk(self.norm(features))
         out: dict[str, Tensor] = {}
         for attribute in self.schema:
             y = self.heads[attribute.name](shared)
@@ -279,6 +332,11 @@ class AttributeNet(nn.Module):
         }
 
 
+#: The parts of an :class:`AttributeNet` that ``model.safetensors`` always holds (those without
+#: tensors add nothing), as ``<part>.<state-dict key>``.
+NET_PARTS: tuple[str, ...] = ("norm", "trunk", "heads")
+
+
 def save_model(run_dir: str | os.PathLike[str], net: AttributeNet, meta: dict[str, Any], *,
                with_backbone: bool) -> tuple[Path, Path]:
     """Writes ``model.safetensors`` and ``model.json`` atomically.
@@ -297,7 +355,7 @@ def save_model(run_dir: str | os.PathLike[str], net: AttributeNet, meta: dict[st
 
     run_dir = Path(run_dir)
     tensors = {f"{part}.{k}": v.detach().cpu().contiguous()
-               for part in ("trunk", "heads") for k, v in getattr(net, part).state_dict().items()}
+               for part in NET_PARTS for k, v in getattr(net, part).state_dict().items()}
     if with_backbone and net.backbone is not None:
         tensors.update({f"backbone.{k}": v.detach().cpu().contiguous() for k, v in net.backbone.state_dict().items()})
     data = save(tensors, metadata={"format": "styleforge.attributes/1"})
@@ -310,8 +368,10 @@ def save_model(run_dir: str | os.PathLike[str], net: AttributeNet, meta: dict[st
         **meta,
         "schema": net.schema.to_dict(),
         "trunk": net.trunk_shape.to_dict(),
+        "feature_norm": net.norm.kind,
         "label_scaling": scaling,
-        "tensors": {"trunk": net.trunk_shape.layers > 0, "heads": True, "backbone": bool(with_backbone)},
+        "tensors": {"norm": net.norm.kind == "standard", "trunk": net.trunk_shape.layers > 0, "heads": True,
+                    "backbone": bool(with_backbone)},
     }
     text = json.dumps(document, indent=1, default=str, allow_nan=True)
     model_path = write_atomic(run_dir / MODEL_FILE, lambda h: h.write(data))
@@ -392,9 +452,19 @@ def load_model(run_dir: str | os.PathLike[str], *, device: torch.device | str = 
                                f"{choice.arch} weights ({choice.kind}: {choice.source}), but the backbone is {arch}; "
                                f"name the weights the model was trained with")
         backbone = Hypercolumn(arch, choice.state_dict, seed=seed, source=choice.source)
-    net = AttributeNet(schema, backbone, seed=seed, trunk=TrunkShape.from_meta(meta))
-    for part in ("trunk", "heads"):
-        getattr(net, part).load_state_dict({k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")})
+    # A model written before --feature-norm existed has no such key: it was trained on l2.
+    norm = str(meta.get("feature_norm", "l2"))
+    if norm not in FEATURE_NORMS:
+        raise InputFileError(param, run_dir / MODEL_JSON, f"names an unknown feature_norm {norm!r}; expected one of: "
+                             + ", ".join(FEATURE_NORMS))
+    net = AttributeNet(schema, backbone, seed=seed, trunk=TrunkShape.from_meta(meta), norm=norm)
+    for part in NET_PARTS:
+        try:
+            getattr(net, part).load_state_dict({k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")})
+        except RuntimeError as exc:  # missing, extra or misshapen tensors
+            reason = str(exc).splitlines()[0].rstrip(":")
+            raise InputFileError(param, run_dir / MODEL_FILE, f"does not hold the {part} that {MODEL_JSON} describes "
+                                 f"({reason})") from None
     net.eval()
     return LoadedModel(net.to(device), meta, int(meta["preprocessing"]["size"]), choice)
 

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..config import FEATURE_NORMS
 from ..device import resolve_device
 from ..engine.events import Callback, Notice, TaskProgress, emit
 from ..errors import InputFileError, InvalidParameter
@@ -37,6 +38,7 @@ from .model import (
     BACKBONE_ARCHS,
     MODEL_FILE,
     MODEL_JSON,
+    FeatureNorm,
     Hypercolumn,
     LoadedModel,
     TRUNK_LAYER,
@@ -229,17 +231,26 @@ def _check_tensors(run_dir: Path, meta: dict[str, Any], schema: Schema, arch: st
     except (OSError, SafetensorError) as exc:
         raise _bad(param, path, f"cannot be read ({exc})") from None
     where = f"{MODEL_FILE} and {MODEL_JSON} disagree"
+
+    def check_part(part: str, module: torch.nn.Module, described: str, count: str) -> None:
+        """``<part>.*`` in the file must be exactly ``module``'s tensors, which ``model.json`` describes."""
+        expected = {f"{part}.{k}": tuple(v.shape) for k, v in module.state_dict().items()}
+        for key, shape in expected.items():
+            if shapes.get(key) != shape:
+                got = f"no {key}" if key not in shapes else f"{key} of shape {list(shapes[key])}"
+                raise _bad(param, run_dir, f"{where}: {MODEL_JSON} has {described} on {dims} features, which needs "
+                                           f"{key} {list(shape)}; {MODEL_FILE} has {got}")
+        extra = sorted(k for k in shapes if k.startswith(part + ".") and k not in expected)
+        if extra:
+            raise _bad(param, run_dir, f"{where}: {MODEL_FILE} has {extra[0]}, but {MODEL_JSON}'s {part} has {count}")
+
+    norm = meta.get("feature_norm", "l2")  # a model from before --feature-norm: l2
+    if norm not in FEATURE_NORMS:
+        raise _bad(param, run_dir / MODEL_JSON, f"has the feature_norm {norm!r}; expected one of: {', '.join(FEATURE_NORMS)}")
+    check_part("norm", FeatureNorm(dims, norm), f"the feature norm {norm!r}", "no tensors" if norm == "l2" else "2")
     trunk = _check_trunk(run_dir, meta, param)
-    expected_trunk = {f"trunk.{k}": tuple(v.shape) for k, v in build_trunk(dims, trunk).state_dict().items()}
-    for key, shape in expected_trunk.items():
-        if shapes.get(key) != shape:
-            got = f"no {key}" if key not in shapes else f"{key} of shape {list(shapes[key])}"
-            raise _bad(param, run_dir, f"{where}: {MODEL_JSON} has a {trunk.layers}-layer trunk of width {trunk.width} "
-                                       f"on {dims} features, which needs {key} {list(shape)}; {MODEL_FILE} has {got}")
-    extra_trunk = sorted(k for k in shapes if k.startswith("trunk.") and k not in expected_trunk)
-    if extra_trunk:
-        raise _bad(param, run_dir, f"{where}: {MODEL_FILE} has {extra_trunk[0]}, but {MODEL_JSON}'s trunk has "
-                                   f"{trunk.layers} layer(s)")
+    check_part("trunk", build_trunk(dims, trunk), f"a {trunk.layers}-layer trunk of width {trunk.width}",
+               f"{trunk.layers} layer(s)")
     fan_in = trunk.width if trunk.layers else dims
     for attribute in schema:
         width = 1 if isinstance(attribute, NumericAttribute) else attribute.num_classes

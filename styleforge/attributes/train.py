@@ -109,11 +109,12 @@ def auto_workers(processes_on_node: int = 1) -> int:
 
 class _Trainable(nn.Module):
     """What the optimiser trains: the trunk (no tensors when it has no layers), the heads, the
-    backbone when fine-tuning, the log-variances."""
+    backbone when fine-tuning, the log-variances; and the feature norm, which it does not train."""
 
-    def __init__(self, trunk: nn.Module, heads: nn.ModuleDict, backbone: nn.Module | None,
+    def __init__(self, norm: nn.Module, trunk: nn.Module, heads: nn.ModuleDict, backbone: nn.Module | None,
                  log_vars: nn.ParameterDict | None) -> None:
         super().__init__()
+        self.norm = norm  # no parameters; its statistics (``standard``) travel with the resume state
         self.trunk = trunk
         self.heads = heads
         if backbone is not None:
@@ -291,7 +292,8 @@ def train_attrs(
 
     backbone = Hypercolumn(arch, choice.state_dict, seed=config.seed, source=choice.source,
                            trainable=config.finetune).to(device)
-    net = AttributeNet(schema, backbone, seed=config.seed, trunk=TrunkShape(config.trunk, config.trunk_width)).to(device)
+    net = AttributeNet(schema, backbone, seed=config.seed, trunk=TrunkShape(config.trunk, config.trunk_width),
+                       norm=config.feature_norm).to(device)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -300,12 +302,19 @@ def train_attrs(
         # uint8, CPU; each batch is converted (and augmented) on the fly, in the worker processes.
         loader = ImageLoader(images, workers, pin)
         forward: Callable[[Batch], Any] = lambda batch: net(batch.x)
+        if net.norm.kind == "standard" and not resume:  # on resume the statistics come with the state
+            # The statistics of the training images' features before fine-tuning (not cached: the
+            # backbone will change).
+            train_rows = images[[position[i] for i in splits["train"]]]
+            net.norm.fit(_features(backbone, train_rows, device, dist, callbacks, main, None, {}, []))
     else:
         inputs = _features(backbone, images, device, dist, callbacks, main,
                            run_dir / FEATURES_FILE if config.feature_cache else None,
                            {"backbone": arch, "weights": choice.kind, "source": choice.source,
-                            "seed": config.seed, "size": config.size, "styleforge": __version__},
+                            "seed": config.seed, "size": config.size, "styleforge": __version__,
+                            "features": "pooled, not normalised"},
                            [table.items[i].path for i in kept])
+        net.norm.fit(inputs[[position[i] for i in splits["train"]]])
         forward = lambda batch: net.heads_forward(batch.x)
     do_augment = config.finetune and config.augment in ("auto", "standard")
 
@@ -334,7 +343,7 @@ def train_attrs(
         resume_state = torch.load(run_dir / RESUME_FILE, map_location=device, weights_only=True)
     log_vars = nn.ParameterDict({a.name: nn.Parameter(torch.zeros((), device=device)) for a in schema}) \
         if config.balance == "uncertainty" else None
-    trainable = _Trainable(net.trunk, net.heads, net.backbone if config.finetune else None, log_vars)
+    trainable = _Trainable(net.norm, net.trunk, net.heads, net.backbone if config.finetune else None, log_vars)
     plain = WeightedLoss(dict(build_loss(schema, dataclasses.replace(config, balance="none"))[1]))
     initial: dict[str, float] | None = None
     if config.balance == "initial":
@@ -367,7 +376,9 @@ def train_attrs(
         "preprocessing": {"size": config.size, "resize": "squash to size x size (bicubic, antialiased)",
                           "input": "RGB in [0, 1]", "normalisation": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
                           "features": "global average pool of every residual block (vgg: relu*_1), concatenated, "
-                                      "L2-normalised per image"},
+                                      + ("L2-normalised per image" if config.feature_norm == "l2" else
+                                         "each standardised by the training images' mean and std (norm.* tensors), "
+                                         "divided by sqrt(dims)")},
         "data": {"folder": str(Path(data).resolve()), "labels": str(table.csv_path.resolve()), "layout": table.layout,
                  "sha256": table.sha256, "images": {s: len(v) for s, v in splits.items()}, "skipped": len(skipped)},
         "training": {"config": config.to_dict(), "optimizer": spec.name, "lr": lr, "loss_weights": weights,

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..config import BACKBONES, DatasetConfig, TrainConfig
+from ..config import BACKBONES, FEATURE_NORMS, DatasetConfig, TrainConfig
 from ..errors import StyleforgeError
 from ..files import check_writable
 from .base import EXIT_INTERRUPTED, explicit
@@ -59,6 +59,9 @@ def make_dataset_command(out: Path, count: int, seed: int, size: int) -> None:
               help="Shared trainable layers between the features and the heads (0: independent heads); "
                    "through them the loss weights trade attributes off.")
 @click.option("--trunk-width", type=int, default=_A.trunk_width, show_default=True, help="Width of each trunk layer.")
+@click.option("--feature-norm", type=click.Choice(list(FEATURE_NORMS)), default=_A.feature_norm, show_default=True,
+              help="standard: each feature scaled by the training images' statistics; l2: each image's vector to "
+                   "unit length, as the original (it divides out most of the contrast).")
 @click.option("--augment", type=click.Choice(["auto", "none", "standard"]), default=_A.augment, show_default=True,
               help="standard: pad+crop, small rotation, flip (never colour); auto: standard with --finetune.")
 @click.option("--numeric-loss", type=click.Choice(["mse", "smooth_l1", "l1", "huber"]), default=_A.numeric_loss, show_default=True)

@@ -75,6 +75,27 @@ def test_trunk_options_reach_the_model(data24: Path, tmp_path: Path) -> None:
         assert score.exit_code == 0, score.output
 
 
+def test_feature_norm_reaches_the_model_and_stays_on_resume(data24: Path, tmp_path: Path) -> None:
+    import json
+
+    from safetensors.torch import load_file
+
+    for norm in ("l2", "standard"):
+        run = tmp_path / norm
+        result = _invoke("train-attrs", "--data", data24, "-o", run, *FAST, "--epochs", 1, "--feature-norm", norm)
+        assert result.exit_code == 0, result.output
+        meta = json.loads((run / "model.json").read_text())
+        assert meta["feature_norm"] == norm and meta["training"]["config"]["feature_norm"] == norm
+        assert ("norm.mean" in load_file(str(run / "model.safetensors"))) == (norm == "standard")
+        score = _invoke("score", run, data24 / "images" / "0000.png", "--format", "json")
+        assert score.exit_code == 0, score.output
+    changed = _invoke("train-attrs", "-o", tmp_path / "l2", "--resume", "--epochs", 2, "--feature-norm", "standard")
+    assert "--feature-norm: 'standard' is not valid; expected 'l2', as in the run being resumed" in _one_line_error(changed, 2)
+    bad = _invoke("train-attrs", "--data", data24, "-o", tmp_path / "bad", *FAST, "--feature-norm", "batch")
+    assert bad.exit_code == 2 and "'batch' is not one of 'l2', 'standard'" in bad.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_bad_data_is_one_line_naming_file_row_and_column(data24: Path, tmp_path: Path) -> None:
     path = data24 / "labels.csv"
     with open(path, newline="") as stream:

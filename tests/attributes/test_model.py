@@ -1,5 +1,5 @@
-"""Tests of styleforge.attributes.model: the hypercolumn (per-image L2 norm, dimensions; VGG-19 and
-VGG-16), the heads, and saving / loading a model as safetensors + JSON (frozen and fine-tuned,
+"""Tests of styleforge.attributes.model: the hypercolumn (dimensions; VGG-19 and VGG-16), the
+feature norms (per-image L2, per-feature standardisation), the heads, and saving / loading a model as safetensors + JSON (frozen and fine-tuned,
 --weights PATH, a VGG-16 backbone, weights that resolve for another network), with and without the
 shared trunk, and models saved before the trunk existed."""
 
@@ -14,6 +14,7 @@ import torch
 from styleforge.attributes.model import (
     BACKBONE_ARCHS,
     AttributeNet,
+    FeatureNorm,
     Hypercolumn,
     TrunkShape,
     feature_dims,
@@ -44,18 +45,41 @@ def test_feature_dims_match_the_design() -> None:
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "vgg19", "vgg16"])
-def test_hypercolumn_is_unit_norm_per_image_and_batch_independent(arch: str) -> None:
+def test_l2_norm_is_unit_per_image_and_batch_independent(arch: str) -> None:
     net = Hypercolumn(arch, seed=0)
+    norm = FeatureNorm(net.dims, "l2")
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        batch = net(images)
-        alone = net(images[1:2])
-    assert batch.shape == (3, feature_dims(arch))
+        raw = net(images)
+        batch, alone = norm(raw), norm(net(images[1:2]))
+    assert raw.shape == (3, feature_dims(arch)) and float(raw.min()) >= 0  # pooled ReLU outputs, not normalised
     assert torch.allclose(batch.norm(dim=1), torch.ones(3), atol=1e-5)
     # Normalised per image: an image's features do not depend on the rest of the batch (the
     # original normalised over the batch axis).
     assert torch.allclose(batch[1:2], alone, atol=1e-5)
     assert not torch.allclose(batch[0], batch[1])
+    assert not norm.state_dict()  # nothing to store
+
+
+def test_standard_norm_uses_the_training_statistics_and_keeps_the_magnitude() -> None:
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(50, 6, generator=g) * torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 0.0]) + 1.0  # the last never varies
+    norm = FeatureNorm(6, "standard")
+    norm.fit(train)
+    out = norm(train) * 6 ** 0.5
+    assert torch.allclose(out[:, :5].mean(0), torch.zeros(5), atol=1e-5)
+    assert torch.allclose(out[:, :5].std(0, unbiased=False), torch.ones(5), atol=1e-4)
+    assert float(norm.std[5]) > 0 and torch.isfinite(norm(train + 1)).all()  # a floored spread, no blow-up
+    # What l2 throws away: an image whose activations are all twice as strong (a first layer's answer
+    # to twice the contrast) looks the same to l2, not to standard.
+    x = train[:2]
+    l2 = FeatureNorm(6, "l2")
+    assert torch.allclose(l2(x), l2(2 * x), atol=1e-6) and not torch.allclose(norm(x), norm(2 * x), atol=1e-2)
+    one = FeatureNorm(6, "standard")
+    one.fit(train[:1])  # a single image has no spread: unit scale, not a division by ~0
+    assert torch.equal(one.std, torch.ones(6)) and torch.equal(one.mean, train[0])
+    with pytest.raises(InvalidParameter, match="--feature-norm.*l2, standard"):
+        FeatureNorm(6, "batch")
 
 
 def test_a_vgg16_hypercolumn_is_built_on_a_vgg16_trunk() -> None:
@@ -69,7 +93,6 @@ def test_a_vgg16_hypercolumn_is_built_on_a_vgg16_trunk() -> None:
         features = net(images)
         vgg19 = Hypercolumn("vgg19", seed=0)(images)
     assert features.shape == (2, 1472)
-    assert torch.allclose(features.norm(dim=1), torch.ones(2), atol=1e-5)
     assert not torch.allclose(features, vgg19, atol=1e-3)  # another network, not a renamed VGG-19
 
 
@@ -114,7 +137,8 @@ def test_save_and_load_a_frozen_model(tmp_path: Path) -> None:
     meta = json.loads(json_path.read_text())
     assert meta["schema"] == ACAN_SCHEMA.to_dict()
     assert meta["label_scaling"]["contrast"]["min"] == 1.0 and meta["label_scaling"]["contrast"]["max"] == 10.0
-    assert meta["tensors"] == {"trunk": False, "heads": True, "backbone": False}
+    assert meta["tensors"] == {"norm": False, "trunk": False, "heads": True, "backbone": False}
+    assert meta["feature_norm"] == "l2"
     assert meta["trunk"] == {"layers": 0, "width": 256, "layer": "linear+layernorm+relu"}
     from safetensors.torch import load_file
 
@@ -277,3 +301,55 @@ def test_load_model_errors(tmp_path: Path) -> None:
     (tmp_path / "model.json").write_text('{"format": "something else"}')
     with pytest.raises(InputFileError, match="not a styleforge attribute model"):
         read_model_json(tmp_path)
+
+
+def test_save_and_load_a_model_with_the_standard_norm(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from styleforge.attributes.score import ModelFileError, open_model
+
+    net = AttributeNet(ACAN_SCHEMA, Hypercolumn("resnet18", seed=3), seed=3, trunk=TrunkShape(1, 8), norm="standard")
+    images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        net.norm.fit(net.backbone(images))
+    model_path, json_path = save_model(tmp_path, net, META, with_backbone=False)
+    meta = json.loads(json_path.read_text())
+    assert meta["feature_norm"] == "standard" and meta["tensors"]["norm"] is True
+    tensors = load_file(str(model_path))
+    assert torch.equal(tensors["norm.mean"], net.norm.mean) and tensors["norm.std"].shape == (1920,)
+    expected = net.predict(images)
+    for loaded in (load_model(tmp_path), open_model(tmp_path)):
+        assert loaded.net.norm.kind == "standard" and torch.equal(loaded.net.norm.std, net.norm.std)
+        got = loaded.net.predict(images)
+        for name in ACAN_SCHEMA.names:
+            assert torch.allclose(got[name], expected[name], atol=1e-6), name
+    # model.json and the tensors must agree on the norm, and name a known one.
+    for norm, needle in (("l2", "has norm.mean, but model.json's norm has no tensors"), ("batch", "feature_norm 'batch'")):
+        json_path.write_text(json.dumps({**meta, "feature_norm": norm}))
+        with pytest.raises(ModelFileError, match=needle):
+            open_model(tmp_path)
+    from safetensors.torch import save_file
+
+    json_path.write_text(json.dumps(meta))
+    save_file({k: v for k, v in tensors.items() if k != "norm.std"}, str(model_path))
+    with pytest.raises(ModelFileError, match="needs norm.std"):
+        open_model(tmp_path)
+    with pytest.raises(InputFileError, match="does not hold the norm"):  # the unchecked loader: one line too
+        load_model(tmp_path)
+
+
+def test_a_model_saved_before_the_feature_norm_existed_loads_as_l2(tmp_path: Path) -> None:
+    from styleforge.attributes.score import open_model
+    from styleforge.config import TrainConfig
+
+    net = AttributeNet(ACAN_SCHEMA, Hypercolumn("resnet18", seed=3), seed=3, trunk=TrunkShape(1, 8))
+    _, json_path = save_model(tmp_path, net, META, with_backbone=False)
+    meta = json.loads(json_path.read_text())
+    del meta["feature_norm"], meta["tensors"]["norm"]
+    json_path.write_text(json.dumps(meta))
+    images = torch.rand(2, 3, 32, 32)
+    for loaded in (load_model(tmp_path), open_model(tmp_path)):
+        assert loaded.net.norm.kind == "l2"
+        assert torch.allclose(loaded.net.predict(images)["contrast"], net.predict(images)["contrast"], atol=1e-6)
+    assert TrainConfig.from_dict({"backbone": "resnet18"}).feature_norm == "l2"  # a resumed old run keeps l2
+    assert TrainConfig().feature_norm == "l2"

@@ -199,6 +199,26 @@ def test_finetune_one_epoch_stores_the_backbone(data24: Path, tmp_path: Path) ->
     assert loaded.weights is None and json.loads((tmp_path / "run" / "model.json").read_text())["tensors"]["backbone"]
 
 
+def test_finetune_takes_the_standard_norm_before_training_and_resumes_with_it(data24: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    options = {**FAST, "epochs": 3, "patience": 0, "finetune": True, "feature_norm": "standard"}
+    whole = train_attrs(data24, tmp_path / "whole", **options)
+    stats = load_file(str(tmp_path / "whole" / "model.safetensors"))
+    # The statistics of the untouched backbone's features, not the defaults (0 and 1).
+    assert float(stats["norm.mean"].abs().max()) > 0 and not torch.equal(stats["norm.std"], torch.ones_like(stats["norm.std"]))
+
+    def interrupt(event: object) -> None:
+        if isinstance(event, EpochEnded) and event.epoch == 1:
+            raise KeyboardInterrupt
+
+    train_attrs(data24, tmp_path / "part", callbacks=[interrupt], **options)
+    resumed = train_attrs(data24, tmp_path / "part", resume=True)  # the backbone has moved: the statistics come from the state
+    assert _strip(resumed.history) == _strip(whole.history)
+    again = load_file(str(tmp_path / "part" / "model.safetensors"))
+    assert torch.equal(again["norm.mean"], stats["norm.mean"]) and torch.equal(again["norm.std"], stats["norm.std"])
+
+
 def test_default_learning_rate_and_an_existing_run_is_not_overwritten(data24: Path, tmp_path: Path) -> None:
     options = {k: v for k, v in FAST.items() if k != "lr"}
     train_attrs(data24, tmp_path / "run", **{**options, "epochs": 1})
