@@ -30,6 +30,7 @@ _API = {
     "TrainConfig": "styleforge.config",
     "StyleforgeError": "styleforge.errors",
     "transfer": "styleforge.guidance.run",
+    "transfer_each": "styleforge.guidance.run",
     "TransferResult": "styleforge.stylize.run",
     "make_dataset": "styleforge.attributes.synthetic",
     "train_attrs": "styleforge.attributes.train",
@@ -39,7 +40,7 @@ _API = {
 }
 
 __all__ = [
-    "__version__", "TransferConfig", "TrainConfig", "StyleforgeError", "transfer", "TransferResult",
+    "__version__", "TransferConfig", "TrainConfig", "StyleforgeError", "transfer", "transfer_each", "TransferResult",
     "make_dataset", "train_attrs", "TrainResult", "score_images", "ImageScore",
 ]
 assert set(__all__) == {"__version__", *_API}
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from .attributes.train import TrainResult, train_attrs
     from .config import TrainConfig, TransferConfig
     from .errors import StyleforgeError
-    from .guidance.run import transfer
+    from .guidance.run import transfer, transfer_each
     from .stylize.run import TransferResult
 
 

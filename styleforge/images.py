@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,11 +33,14 @@ __all__ = [
     "METADATA_KEY",
     "LoadedImage",
     "load_image",
+    "probe_image",
     "resize_long_side",
     "save_image",
     "read_metadata",
     "output_format",
     "check_output_path",
+    "IMAGE_EXTENSIONS",
+    "find_images",
 ]
 
 METADATA_KEY = "styleforge"
@@ -116,6 +119,16 @@ def _to_float_array(image: Image.Image, depth: tuple[int, bool] | None = None) -
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0, None
 
 
+def _image_file(path: str | os.PathLike[str], param: str) -> Path:
+    """``path`` as a :class:`Path`, once it is known to exist and not to be a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(param, path, "does not exist")
+    if path.is_dir():
+        raise InputFileError(param, path, "is a folder; expected an image file")
+    return path
+
+
 def load_image(path: str | os.PathLike[str], *, param: str = "image") -> LoadedImage:
     """Reads an image file.
 
@@ -126,11 +139,7 @@ def load_image(path: str | os.PathLike[str], *, param: str = "image") -> LoadedI
     Raises:
         InputFileError: Missing file, a folder, not an image, truncated, or a decompression bomb.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(param, path, "does not exist")
-    if path.is_dir():
-        raise InputFileError(param, path, "is a folder; expected an image file")
+    path = _image_file(path, param)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -155,6 +164,23 @@ def load_image(path: str | os.PathLike[str], *, param: str = "image") -> LoadedI
     if alpha is not None and float(alpha.min()) < 1.0:
         alpha_t = torch.from_numpy(np.ascontiguousarray(alpha))[None]
     return LoadedImage(rgb_t, alpha_t, path)
+
+
+def probe_image(path: str | os.PathLike[str], *, param: str = "image") -> tuple[int, int]:
+    """Checks that a file is an image Pillow can identify, reading its header only (not its pixels),
+    so that many inputs can be checked before a long run. Returns its (width, height).
+
+    Raises:
+        InputFileError: Missing file, a folder, or not an image.
+    """
+    path = _image_file(path, param)
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except UnidentifiedImageError:
+        raise InputFileError(param, path, "is not an image Pillow can read (JPEG, PNG, WebP, BMP, TIFF, GIF, ...)") from None
+    except OSError as exc:
+        raise InputFileError(param, path, f"could not be read ({exc})") from None
 
 
 def resize_long_side(image: Tensor, size: int) -> Tensor:
@@ -307,3 +333,46 @@ def read_metadata(path: str | os.PathLike[str], *, param: str = "image") -> dict
         raise InputFileError(param, path, f"has {METADATA_KEY} metadata that is {_json_kind(data)}, not a JSON object "
                              f"(styleforge writes an object of the run's parameters)")
     return data
+
+
+#: Image files taken from a folder (``score DIR``, ``transfer DIR``).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def find_images(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:
+    """The images that paths name, in order (``score``'s and ``transfer``'s many inputs): each file as given, each folder walked recursively.
+
+    A folder contributes its files whose extension is in :data:`IMAGE_EXTENSIONS` (hidden files
+    and folders skipped), sorted by their path relative to it; a file given by name is taken
+    whatever its extension. A path is listed once even when given twice.
+
+    Returns:
+        ``(path, problem)`` pairs: ``problem`` is ``None``, or why the argument yields nothing
+        (``does not exist``, ``is a folder with no images ...``).
+    """
+    out: list[tuple[str, str | None]] = []
+    seen: set[str] = set()
+
+    def add(text: str, problem: str | None = None) -> None:
+        key = os.path.normcase(os.path.abspath(text))
+        if problem is not None or key not in seen:
+            seen.add(key)
+            out.append((text, problem))
+
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                 and not any(part.startswith(".") for part in p.relative_to(path).parts)),
+                key=lambda p: p.relative_to(path).as_posix(),
+            )
+            if not found:
+                add(str(path), f"is a folder with no images ({' '.join(IMAGE_EXTENSIONS)})")
+            for p in found:
+                add(str(p))
+        elif path.exists():
+            add(str(path))
+        else:
+            add(str(path), "does not exist")
+    return out

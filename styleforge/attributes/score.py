@@ -31,7 +31,7 @@ from ..config import FEATURE_NORMS
 from ..device import resolve_device
 from ..engine.events import Callback, Notice, TaskProgress, emit
 from ..errors import InputFileError, InvalidParameter
-from ..images import load_image
+from ..images import IMAGE_EXTENSIONS, find_images, load_image
 from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD
 from .kinds import CategoricalAttribute, NumericAttribute
 from .model import (
@@ -66,7 +66,6 @@ __all__ = [
 
 #: File extensions a folder walk picks up (case-insensitive). A file named explicitly is scored
 #: whatever its extension.
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 #: How many of the most probable classes are reported per categorical attribute.
 TOP_K = 3
 
@@ -327,45 +326,6 @@ def open_model(
 
 # --------------------------------------------------------------------------------------------------
 # Finding and scoring images
-
-
-def find_images(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:
-    """The images to score, in order: each file as given, each folder walked recursively.
-
-    A folder contributes its files whose extension is in :data:`IMAGE_EXTENSIONS` (hidden files
-    and folders skipped), sorted by their path relative to it; a file given by name is taken
-    whatever its extension. A path is listed once even when given twice.
-
-    Returns:
-        ``(path, problem)`` pairs: ``problem`` is ``None``, or why the argument yields nothing
-        (``does not exist``, ``is a folder with no images ...``).
-    """
-    out: list[tuple[str, str | None]] = []
-    seen: set[str] = set()
-
-    def add(text: str, problem: str | None = None) -> None:
-        key = os.path.normcase(os.path.abspath(text))
-        if problem is not None or key not in seen:
-            seen.add(key)
-            out.append((text, problem))
-
-    for item in paths:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(
-                (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                 and not any(part.startswith(".") for part in p.relative_to(path).parts)),
-                key=lambda p: p.relative_to(path).as_posix(),
-            )
-            if not found:
-                add(str(path), f"is a folder with no images ({' '.join(IMAGE_EXTENSIONS)})")
-            for p in found:
-                add(str(p))
-        elif path.exists():
-            add(str(path))
-        else:
-            add(str(path), "does not exist")
-    return out
 
 
 def _scores_of(model: LoadedModel, batch: Tensor, names: Sequence[str]) -> list[ImageScore]:

@@ -28,9 +28,10 @@ def _as_default_map(ctx: click.Context, data: dict[str, Any], source: str) -> di
         if value is None:
             continue
         param = names[name]
-        if param.multiple and isinstance(value, str):
+        many = param.multiple or param.nargs == -1  # a repeatable option, or an argument taking several values
+        if many and isinstance(value, str):
             value = [value]
-        elif not param.multiple and isinstance(value, (list, tuple)):
+        elif not many and isinstance(value, (list, tuple)):
             value = ",".join(map(str, value))
         out[name] = value
     return out

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..config import COLOR_TRANSFERS, NETWORKS, PRECISIONS, STYLE_LOSSES, STYLE_WEIGHTS, TransferConfig
-from ..errors import InvalidParameter, NoProgressError
+from ..errors import InputFileError, InvalidParameter, NoProgressError
 from ..parsing import parse_optimizer, parse_style
 from .base import EXIT_INTERRUPTED, Outputs
 from .options import read_config, read_image_config
@@ -148,9 +148,10 @@ def config_option(command: Any) -> Any:
 
 
 @click.command()
-@click.argument("content", required=False, type=click.Path(path_type=Path))
+@click.argument("content", nargs=-1, type=click.Path(path_type=Path))
 @style_option
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output image (format from the extension).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Output image (format from the extension); with several CONTENT images or a folder, a folder.")
 @config_option
 @click.option("--from-image", type=click.Path(path_type=Path, dir_okay=False), is_eager=True, expose_value=False,
               callback=read_image_config, help="Re-run what made an earlier styleforge PNG; flags override it.")
@@ -163,7 +164,7 @@ def config_option(command: Any) -> Any:
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Loss curves per term (log scale), .png.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def transfer(
-    content: Path | None,
+    content: tuple[Path, ...],
     styles: Sequence[str],
     output: Path,
     checkpoint_every: int | None,
@@ -176,18 +177,33 @@ def transfer(
 ) -> None:
     """Restyle CONTENT with one or more --style images and write -o OUTPUT.
 
+    CONTENT may be several images or folders: each image is written into the -o folder under its own
+    name (.png), with its own metadata; the network and the style statistics are set up once.
+
     \b
-    Example:
+    Examples:
       styleforge transfer photo.jpg --style starry.jpg:0.75 --style dora.jpg:0.25 -o out/blend.png
+      styleforge transfer holiday/ a.jpg --style starry.jpg -o out/starry/
     """
-    if content is None:
+    if not content:
         raise click.UsageError("Missing argument 'CONTENT' (or give --from-image / a --config with 'content').")
     if not styles:
         raise click.UsageError("Missing option '--style' (or give --from-image / a --config with 'style').")
     for style in styles:  # the options' checks need no torch: they come first
         parse_style(style)
     config = transfer_config(options)
+    for path in content:  # before -o, whose kind (file or folder) depends on what CONTENT is
+        if not path.exists():
+            raise InputFileError("CONTENT", path, "does not exist")
+    if len(content) > 1 or content[0].is_dir():
+        for name, value in (("--history", history), ("--plot", plot), ("--progress-gif", progress_gif)):
+            if value is not None:
+                raise InvalidParameter(name, value, "a single CONTENT image (with several, each run's history is in "
+                                                    "its PNG's metadata)")
+        _transfer_many(content, styles, output, config, checkpoint_every, quiet)
+        return
 
+    content_path = content[0]
     from ..guidance.run import transfer as run_transfer
     from ..images import check_output_path
     from ..report import CheckpointWriter, GifRecorder, check_history_path, plot_curves, write_history
@@ -207,7 +223,7 @@ def transfer(
         gif = GifRecorder(progress_gif, gif_every or max(1, planned // 50))
         callbacks.append(gif)
     try:
-        result = run_transfer(content, list(styles), config, callbacks=callbacks)
+        result = run_transfer(content_path, list(styles), config, callbacks=callbacks)
     finally:
         callbacks[0].close()
     if not result.improved and not config.keep_last and result.stop_reason != "interrupted":
@@ -241,3 +257,88 @@ def transfer(
     outputs.finish()
     if result.stop_reason == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _outputs_for(paths: Sequence[str], folder: Path) -> list[Path]:
+    """``FOLDER/<name>.png`` for each content image, refusing two images that would share a name."""
+    outs: dict[Path, str] = {}
+    for path in paths:
+        out = folder / (Path(path).stem + ".png")
+        if out in outs:
+            raise InvalidParameter("CONTENT", path, f"images with different names: it would be written to {out}, "
+                                                    f"as {outs[out]} is")
+        outs[out] = path
+    return list(outs)
+
+
+def _transfer_many(content: Sequence[Path], styles: Sequence[str], output: Path, config: TransferConfig,
+                   checkpoint_every: int | None, quiet: bool) -> None:
+    """Several content images (files and folders) into the folder ``output``, one after the other."""
+    from ..files import check_writable
+    from ..guidance.run import transfer_each
+    from ..images import IMAGE_EXTENSIONS, find_images
+    from ..report import CheckpointWriter
+    from .display import ProgressDisplay
+
+    found = find_images(content)
+    for path, problem in found:
+        if problem is not None:
+            raise InvalidParameter("CONTENT", path, f"an image file or a folder of images; it {problem}")
+    paths = [path for path, _ in found]
+    if output.suffix.lower() in IMAGE_EXTENSIONS:
+        raise InvalidParameter("-o", str(output), f"a folder, for {len(paths)} content image(s): each is written as "
+                                                  f"FOLDER/<name>.png")
+    outs = _outputs_for(paths, output)
+    check_writable(outs[0], param="-o")
+    display = ProgressDisplay(quiet=quiet)
+    writers = {out: CheckpointWriter(out, checkpoint_every, {"command": "transfer", "config": config.to_dict()})
+               for out in outs} if checkpoint_every is not None else {}
+    current: dict[str, Any] = {}
+
+    def checkpoints(event: Any) -> None:
+        if "writer" in current:
+            current["writer"](event)
+
+    outputs, skipped, interrupted = Outputs(), [], False
+    try:
+        runs = transfer_each(paths, list(styles), config, callbacks=[display, checkpoints])
+        for number, (path, out) in enumerate(zip(paths, outs), start=1):
+            if out in writers:
+                current["writer"] = writers[out]
+            run = next(runs, None)
+            if run is None:  # a Ctrl-C between two images
+                interrupted = True
+                click.echo(f"interrupted before {path}: {number - 1} of {len(paths)} image(s) were finished", err=True)
+                break
+            if run.error is not None:
+                click.echo(f"error: {run.error}; skipped", err=True)
+                skipped.append(path)
+                continue
+            result = run.result
+            assert result is not None
+            if not result.improved and not config.keep_last and result.stop_reason != "interrupted":
+                click.echo(f"error: {path}: the transfer made no progress ({result.stop_detail or result.stop_reason}); "
+                           f"{out} was not written", err=True)
+                skipped.append(path)
+                continue
+            written = outputs.write(lambda: result.save(out, fallback=True))
+            if result.summary is not None:
+                click.echo(f"done {number}/{len(paths)}: {path} -> {written}: {result.stop_reason} after "
+                           f"{len(result.history)} iterations, loss {result.summary.format()}", err=True)
+            if result.stop_reason == "interrupted":
+                interrupted = True
+                click.echo(f"interrupted: the best image so far of {path} is in {written}; {number - 1} of "
+                           f"{len(paths)} image(s) were finished before it", err=True)
+                break
+    finally:
+        display.close()
+    for writer in writers.values():
+        for failure in writer.failed:
+            click.echo(f"note: a checkpoint could not be written: {failure}", err=True)
+    outputs.finish()
+    if interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    if skipped:
+        click.echo(f"error: {len(skipped)} of {len(paths)} image(s) were not written: {', '.join(map(str, skipped))}",
+                   err=True)
+        sys.exit(1)

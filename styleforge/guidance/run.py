@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,16 @@ from ..attributes.model import VGG_HYPERCOLUMN_LAYERS, LoadedModel
 from ..attributes.score import open_model, score_tensors
 from ..config import TransferConfig
 from ..engine.events import Callback
+from ..engine.interrupt import sigint_flag
+from ..errors import InputFileError, InvalidParameter
+from ..images import probe_image
 from ..parsing import StyleSpec
 from ..stylize.extension import ExtraTerms, Finished, ScaleView
-from ..stylize.run import ImageInput, TransferResult
+from ..stylize.run import ImageInput, Stylizer, TransferResult
 from ..stylize.run import transfer as stylize
 from .terms import AttributeGuide, AttributeTerm, AttrTarget, can_share_forward, resolve_targets, same_vgg_weights
 
-__all__ = ["AttributeGuidance", "transfer"]
+__all__ = ["AttributeGuidance", "transfer", "transfer_each", "ContentRun"]
 
 
 class AttributeGuidance:
@@ -115,3 +119,87 @@ def transfer(
     config = dataclasses.replace(config or TransferConfig(), **options)
     extensions = [AttributeGuidance(config)] if config.attrs_model or config.score_with else []
     return stylize(content, styles, config, callbacks=callbacks, init_image=init_image, extensions=extensions)
+
+
+@dataclass
+class ContentRun:
+    """One content image of :func:`transfer_each`.
+
+    Attributes:
+        content: The content image's path.
+        result: Its transfer, or ``None`` when the image could not be read.
+        error: Why it could not be read (an :class:`~styleforge.errors.InputFileError` naming
+            ``CONTENT`` and the file), else ``None``.
+    """
+
+    content: Path
+    result: TransferResult | None = None
+    error: InputFileError | None = None
+
+
+def transfer_each(
+    contents: Iterable[str | os.PathLike[str]],
+    styles: Sequence[str | os.PathLike[str] | StyleSpec],
+    config: TransferConfig | None = None,
+    *,
+    callbacks: Sequence[Callback] = (),
+    interrupt: Any = None,
+    **options: Any,
+) -> Iterator[ContentRun]:
+    """Transfers several content images with the same styles and options, one after the other.
+
+    The options, the style images, every content file's header and the first content image are
+    checked before any work; the network is built once and the style statistics are taken once per
+    size, whatever the number of images (the same as :func:`transfer` for each, less the repeated
+    set-up). An image that turns out to be unreadable later (a truncated file) is yielded with its
+    error and the others go on. A Ctrl-C ends the image being optimised with its best result so far
+    (``result.stop_reason == "interrupted"``), which is the last one yielded.
+
+    Images are optimised one at a time. (Several in one batch would share each step's kernels on a
+    GPU; on a CPU a step's cost grows with the pixels, so a batch is no faster there.)
+
+    Args:
+        contents: Content image files, in order.
+        styles: As :func:`transfer`'s.
+        config: Options; ``None`` for the defaults.
+        callbacks: Receive every image's engine events.
+        interrupt: The caller's Ctrl-C flag (:func:`~styleforge.engine.interrupt.sigint_flag`);
+            ``None``: this call installs its own for the whole loop.
+        **options: Overrides of ``config``'s fields.
+
+    Yields:
+        A :class:`ContentRun` per content image, in order.
+
+    Raises:
+        InvalidParameter: No content image; invalid options.
+        InputFileError: A content file that is missing, a folder or not an image; an unreadable style.
+    """
+    paths = [Path(c) for c in contents]
+    if not paths:
+        raise InvalidParameter("CONTENT", "", "at least one content image")
+    for path in paths:
+        probe_image(path, param="CONTENT")
+    config = dataclasses.replace(config or TransferConfig(), **options)
+    extensions = [AttributeGuidance(config)] if config.attrs_model or config.score_with else []
+    stylizer = Stylizer(styles, config, callbacks=callbacks, extensions=extensions, content=paths[0])
+    if interrupt is None:
+        with sigint_flag() as flag:
+            yield from _each(stylizer, paths, callbacks, flag)
+    else:
+        yield from _each(stylizer, paths, callbacks, interrupt)
+
+
+def _each(stylizer: Stylizer, paths: Sequence[Path], callbacks: Sequence[Callback], interrupt: Any) -> Iterator[ContentRun]:
+    for index, path in enumerate(paths):
+        if interrupt.requested:
+            return
+        try:
+            result = stylizer.run(None if index == 0 else path, callbacks=callbacks, interrupt=interrupt)
+        except InputFileError as exc:
+            if exc.param != "CONTENT":
+                raise
+            yield ContentRun(path, error=exc)
+            continue
+        yield ContentRun(path, result)
+        if result.stop_reason == "interrupted":
+            return
