@@ -86,3 +86,33 @@ def test_contents_from_a_config_file_and_checkpoints_per_image(tmp_path: Path) -
     names = sorted(p.name for p in out.iterdir())
     assert names == ["content.png", "content_0002.png", "other.png", "other_0002.png"]
     assert read_metadata(out / "other_0002.png")["iteration"] == 2
+
+
+def test_ctrl_c_keeps_the_finished_images_and_the_current_best_and_exits_130(tmp_path: Path, monkeypatch) -> None:
+    from styleforge.engine import Progress
+    from styleforge.guidance import run as run_module
+
+    samples = write_samples(tmp_path)
+    contents = [write_image(tmp_path / "in" / f"{n}.png", (40, 32), seed=i) for i, n in enumerate("abc")]
+    real = run_module.transfer_each
+
+    class Flag:
+        requested = False
+
+    flag, iterations = Flag(), []
+
+    def press(event: object) -> None:  # Ctrl-C during the second image's second iteration
+        if isinstance(event, Progress):
+            iterations.append(event.iteration)
+            if len(iterations) == 5:
+                flag.requested = True
+
+    def each(paths, styles, config, *, callbacks=()):
+        return real(paths, styles, config, callbacks=[*callbacks, press], interrupt=flag)
+
+    monkeypatch.setattr(run_module, "transfer_each", each)
+    result = _invoke(*contents, "--style", samples["a"], "-o", tmp_path / "out", *FAST)
+    assert result.exit_code == 130, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]  # c never started
+    assert read_metadata(tmp_path / "out" / "b.png")["iteration"] < 3
+    assert "interrupted: the best image so far of" in result.output and "1 of 3 image(s) were finished" in result.output
