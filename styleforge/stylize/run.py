@@ -346,6 +346,12 @@ class Stylizer:
         factor = max(1, round(size * scale)) / max(h, w)
         return max(1, round(h * factor)), max(1, round(w * factor))
 
+    @property
+    def first(self) -> _Content | None:
+        """The content image given to the constructor, prepared (``None`` when none was given):
+        :meth:`run` without ``content`` optimises it without preparing it again."""
+        return self._first
+
     def prepare(self, content: ImageInput) -> _Content:
         """Loads and checks one content image and its pyramid (sizes, masks, memory), without running."""
         if isinstance(content, _Content):

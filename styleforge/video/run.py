@@ -172,7 +172,8 @@ def stylize_video(
     first = next(frames)
     stylizer = Stylizer(styles, config, callbacks=callbacks, content=first)
     config = stylizer.config
-    if video.temporal_weight and stylizer.prepare(first).scales[-1].tile is not None:
+    assert stylizer.first is not None
+    if video.temporal_weight and stylizer.first.scales[-1].tile is not None:
         raise InvalidParameter("--tile", config.tile, "off with --temporal-weight above 0 (the temporal term sees the "
                                "whole frame, a tiled scale one tile at a time); choose a smaller --size")
     signature = _signature(source, stylizer.specs, config, video)
@@ -208,8 +209,8 @@ def _frames(stylizer: Stylizer, source: FrameSource, head: list[Any], rest: Any,
             previous_in, previous_out = current_in, out
             continue
         started = time.perf_counter()
-        if move is None or previous_out is None:
-            result = stylizer.run(frame, callbacks=callbacks, interrupt=interrupt)
+        if move is None or previous_out is None:  # the first frame was prepared when the stylizer was built
+            result = stylizer.run(None if number == 1 else frame, callbacks=callbacks, interrupt=interrupt)
         else:
             warped = warp(previous_out, move.to_previous)
             extensions = [Temporal(warped, move.mask, video.temporal_weight)] if video.temporal_weight else []

@@ -155,3 +155,20 @@ def test_temporal_refuses_a_tiled_frame_size(clip_dir: Path, style: Path, tmp_pa
         stylize_video(_two(clip_dir), [str(style)], dataclasses.replace(FAST, size=96, tile="64"), SHORT,
                       folder=tmp_path / "f")
     assert not (tmp_path / "f").exists()
+
+
+def test_each_frame_is_prepared_once(clip_dir: Path, style: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from styleforge.stylize import run as run_module
+
+    prepared: list[int] = []
+    real = Stylizer.prepare
+
+    def counting(self, content):
+        if not isinstance(content, run_module._Content):  # an image to load and check, not a prepared one
+            prepared.append(1)
+        return real(self, content)
+
+    monkeypatch.setattr(Stylizer, "prepare", counting)
+    source = _two(clip_dir)
+    result = stylize_video(source, [str(style)], FAST, SHORT, folder=tmp_path / "out")
+    assert len(result.frames) == 3 and len(prepared) == 3
