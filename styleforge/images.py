@@ -340,7 +340,8 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", "
 
 
 def find_images(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:
-    """The images that paths name, in order (``score``'s and ``transfer``'s many inputs): each file as given, each folder walked recursively.
+    """The images that ``paths`` name, in order (``score``'s and ``transfer``'s many inputs): each
+    file as given, each folder walked recursively.
 
     A folder contributes its files whose extension is in :data:`IMAGE_EXTENSIONS` (hidden files
     and folders skipped), sorted by their path relative to it; a file given by name is taken

@@ -116,3 +116,13 @@ def test_ctrl_c_keeps_the_finished_images_and_the_current_best_and_exits_130(tmp
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]  # c never started
     assert read_metadata(tmp_path / "out" / "b.png")["iteration"] < 3
     assert "interrupted: the best image so far of" in result.output and "1 of 3 image(s) were finished" in result.output
+
+
+def test_an_image_that_makes_no_progress_is_not_written_and_the_others_are(tmp_path: Path) -> None:
+    # The style image is one of the contents: its start already has loss 0, so nothing beats it.
+    samples = write_samples(tmp_path)
+    result = _invoke(samples["a"], samples["content"], "--style", samples["a"], "-o", tmp_path / "out", *FAST)
+    assert result.exit_code == 1, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["content.png"]
+    assert f"error: {samples['a']}: the transfer made no progress" in result.output
+    assert "1 of 2 image(s) were not written" in result.output

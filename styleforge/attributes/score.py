@@ -246,7 +246,7 @@ def _check_tensors(run_dir: Path, meta: dict[str, Any], schema: Schema, arch: st
     norm = meta.get("feature_norm", "l2")  # a model from before --feature-norm: l2
     if norm not in FEATURE_NORMS:
         raise _bad(param, run_dir / MODEL_JSON, f"has the feature_norm {norm!r}; expected one of: {', '.join(FEATURE_NORMS)}")
-    check_part("norm", FeatureNorm(dims, norm), f"the feature norm {norm!r}", "no tensors" if norm == "l2" else "2")
+    check_part("norm", FeatureNorm(dims, norm), f"the feature norm {norm!r}", "no tensors" if norm == "l2" else "2 tensors (mean, std)")
     trunk = _check_trunk(run_dir, meta, param)
     check_part("trunk", build_trunk(dims, trunk), f"a {trunk.layers}-layer trunk of width {trunk.width}",
                f"{trunk.layers} layer(s)")

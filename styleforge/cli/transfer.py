@@ -226,10 +226,9 @@ def transfer(
         result = run_transfer(content_path, list(styles), config, callbacks=callbacks)
     finally:
         callbacks[0].close()
-    if not result.improved and not config.keep_last and result.stop_reason != "interrupted":
-        why = f" ({result.stop_detail})" if result.stop_detail and result.stop_reason != "completed" else ""
-        raise NoProgressError(f"the transfer made no progress: no iteration lowered the loss below the starting "
-                              f"image's{why}, so {output} was not written; try another --optimizer or --lr")
+    problem = _no_progress(result, config, output)
+    if problem:
+        raise NoProgressError(problem)
     outputs = Outputs()
     path = outputs.write(lambda: result.save(output, fallback=True))
     rows = [entry.as_row() for entry in result.history]
@@ -257,6 +256,15 @@ def transfer(
     outputs.finish()
     if result.stop_reason == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _no_progress(result: Any, config: TransferConfig, output: Path) -> str:
+    """Why ``result`` is not written (a run no better than its start, without ``--keep-last``), or ""."""
+    if result.improved or config.keep_last or result.stop_reason == "interrupted":
+        return ""
+    why = f" ({result.stop_detail})" if result.stop_detail and result.stop_reason != "completed" else ""
+    return (f"the transfer made no progress: no iteration lowered the loss below the starting image's{why}, so "
+            f"{output} was not written; try another --optimizer or --lr")
 
 
 def _outputs_for(paths: Sequence[str], folder: Path) -> list[Path]:
@@ -316,9 +324,9 @@ def _transfer_many(content: Sequence[Path], styles: Sequence[str], output: Path,
                 continue
             result = run.result
             assert result is not None
-            if not result.improved and not config.keep_last and result.stop_reason != "interrupted":
-                click.echo(f"error: {path}: the transfer made no progress ({result.stop_detail or result.stop_reason}); "
-                           f"{out} was not written", err=True)
+            problem = _no_progress(result, config, out)
+            if problem:
+                click.echo(f"error: {path}: {problem}", err=True)
                 skipped.append(path)
                 continue
             written = outputs.write(lambda: result.save(out, fallback=True))

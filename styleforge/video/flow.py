@@ -68,12 +68,13 @@ def entering(flow_to_previous: np.ndarray) -> Tensor:
     return torch.from_numpy((~inside).astype(np.float32))[None]
 
 
-def reliable(flow_to_previous: np.ndarray, flow_from_previous: np.ndarray) -> Tensor:
+def reliable(flow_to_previous: np.ndarray, flow_from_previous: np.ndarray, new: Tensor | None = None) -> Tensor:
     """Where the flow into the current frame can be trusted, (1, H, W) in {0, 1}.
 
     Args:
         flow_to_previous: Current frame -> previous (H, W, 2).
         flow_from_previous: Previous frame -> current (H, W, 2).
+        new: :func:`entering` of ``flow_to_previous`` when the caller has it already.
     """
     back = flow_to_previous
     forth = _sample(np.ascontiguousarray(flow_from_previous), back)  # the forward flow where each pixel came from
@@ -84,8 +85,8 @@ def reliable(flow_to_previous: np.ndarray, flow_from_previous: np.ndarray) -> Te
     dv = np.gradient(back[..., 1])
     steep = du[0] ** 2 + du[1] ** 2 + dv[0] ** 2 + dv[1] ** 2 > 0.01 * (back ** 2).sum(-1) + 0.002
     # Pixels that come from outside the previous frame have nothing to keep.
-    new = entering(back)[0].numpy() > 0
-    return torch.from_numpy((consistent & ~steep & ~new).astype(np.float32))[None]
+    outside = (entering(back) if new is None else new)[0].numpy() > 0
+    return torch.from_numpy((consistent & ~steep & ~outside).astype(np.float32))[None]
 
 
 @dataclass(frozen=True)
@@ -107,17 +108,18 @@ class Motion:
 def motion(previous: Tensor, current: Tensor) -> Motion:
     """The flows both ways between two input frames (3, H, W) and where they agree."""
     to_previous = flow(current, previous)
-    return Motion(to_previous, reliable(to_previous, flow(previous, current)), entering(to_previous))
+    new = entering(to_previous)
+    return Motion(to_previous, reliable(to_previous, flow(previous, current), new), new)
 
 
-def start_image(previous_out: Tensor, current_in: Tensor, move: Motion) -> Tensor:
-    """Where a frame's optimisation starts: the previous output (3, H, W) warped into this frame,
-    except where the frame shows what was outside the previous one; there, the current input frame
-    (3, H, W), as the first frame starts from its content. (Warping alone would repeat the previous
-    output's edge pixels across the strip a pan brings in, and that streak survives the frame's few
-    iterations.)"""
+def start_image(warped: Tensor, current_in: Tensor, move: Motion) -> Tensor:
+    """Where a frame's optimisation starts: ``warped``, the previous output warped into this frame
+    by ``move`` (:func:`warp`, (3, H, W)), except where the frame shows what was outside the previous
+    one; there, the current input frame (3, H, W), as the first frame starts from its content.
+    (Warping alone repeats the previous output's edge pixels across the strip a pan brings in, and
+    that streak survives the frame's few iterations.)"""
     new = move.entering
-    return warp(previous_out, move.to_previous) * (1 - new) + current_in.detach().float().cpu() * new
+    return warped * (1 - new) + current_in.detach().float().cpu() * new
 
 
 def warping_error(previous_out: Tensor, current_out: Tensor, move: Motion) -> float:

@@ -215,7 +215,7 @@ def _frames(stylizer: Stylizer, source: FrameSource, head: list[Any], rest: Any,
             warped = warp(previous_out, move.to_previous)
             extensions = [Temporal(warped, move.mask, video.temporal_weight)] if video.temporal_weight else []
             result = stylizer.run(frame, callbacks=callbacks, interrupt=interrupt, finest_only=True,
-                                  init_image=start_image(previous_out, current_in, move), iterations=budget,
+                                  init_image=start_image(warped, current_in, move), iterations=budget,
                                   extensions=extensions)
         if result.stop_reason == INTERRUPTED:
             stop = INTERRUPTED  # this frame is not finished: a resumed run does it again

@@ -90,7 +90,7 @@ def test_start_image_takes_the_new_strip_from_the_current_frame_not_the_old_bord
     back = np.zeros((16, 20, 2), np.float32)
     back[..., 0] = 3
     move = Motion(back, reliable(back, -back), entering(back))
-    start = start_image(previous_out, current_in, move)
+    start = start_image(warp(previous_out, back), current_in, move)
     assert torch.allclose(start[:, :, -3:], current_in[:, :, -3:])
     assert torch.allclose(start[:, :, :-3], previous_out[:, :, 3:], atol=1e-6)
     # Warping alone would repeat the previous output's last column across the strip.

@@ -72,7 +72,7 @@ def test_first_later_frame_starts_from_the_warped_previous_output(clip_dir: Path
     inputs = [resize_long_side(f.rgb, FAST.size) for f in source]
     move = motion(inputs[0], inputs[1])
     warped = warp(first_out, move.to_previous)
-    expected = start_image(first_out, inputs[1], move)
+    expected = start_image(warped, inputs[1], move)
     assert torch.allclose(starts[1], expected, atol=1.5 / 255)  # the PNG read back has 8 bits
     # The previous output where the frame has seen it before; the frame's own pixels where it has not.
     old = (move.entering == 0).expand_as(warped)
