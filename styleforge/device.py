@@ -1,4 +1,4 @@
-"""Choosing the torch device from ``--device``."""
+"""Choosing the torch device from ``--device``, and the memory a run may use on it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import torch
 
 from .config import PRECISIONS
 from .errors import InvalidParameter, ResourceError, choice_error
+from .machine import check_fits as fits_or_refuse
+from .machine import cpu_memory_available
 
-__all__ = ["DEVICE_CHOICES", "PRECISIONS", "resolve_device", "resolve_precision"]
+__all__ = ["DEVICE_CHOICES", "PRECISIONS", "available_memory", "check_fits", "resolve_device", "resolve_precision"]
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps"
 
@@ -75,3 +77,23 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     if device.type == "cpu" or cuda_bf16:
         return torch.bfloat16
     raise ResourceError(f"--precision bf16: {device.type} has no bf16 autocast here; use --precision fp32 or auto")
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory: what a run may use, checked before its first large tensor
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a run on ``device`` may still allocate, or ``None`` when it cannot be known: on CUDA the
+    device's free memory, on the CPU :func:`styleforge.machine.cpu_memory_available` (the system's,
+    within any container, batch job or ``ulimit -v`` limit)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    return cpu_memory_available() if device.type == "cpu" else None
+
+
+def check_fits(need: int, device: torch.device, what: str, fix: str, *, available: int | None = None) -> int:
+    """:func:`styleforge.machine.check_fits` on ``device`` (``available``: default, measured now)."""
+    free = available if available is not None else available_memory(device)
+    return fits_or_refuse(need, free, what, fix, where=device.type)

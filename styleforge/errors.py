@@ -8,6 +8,8 @@ failure); any other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import difflib
+import math
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,7 +24,32 @@ __all__ = [
     "OutputWriteError",
     "did_you_mean",
     "choice_error",
+    "shown",
 ]
+
+
+def shown(value: object) -> str:
+    """A value as a message shows it: in the words a user writes on the command line or in a TOML
+    file, never Python's (``None``, ``True``, ``PosixPath(...)``).
+
+    Text and paths are quoted (``'a.jpg'``), numbers and booleans written plainly (``0.5``, ``true``),
+    lists and tables in TOML's spelling, and a missing value is ``nothing``.
+    """
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, os.PathLike)):
+        return repr(os.fspath(value))
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)  # inf, nan
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {shown(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 class StyleforgeError(Exception):
@@ -45,7 +72,8 @@ class InvalidParameter(StyleforgeError):
 
     def __init__(self, param: str, value: object, valid: str, hint: str = "") -> None:
         self.param, self.value, self.valid, self.hint = param, value, valid, hint
-        message = f"{param}: {value!r} is not valid; expected {valid}"
+        message = f"{param}: {shown(value)} is not valid; expected {valid}" if value is not None else \
+            f"{param}: missing; expected {valid}"
         if hint:
             message += f" ({hint})"
         super().__init__(message)

@@ -22,6 +22,7 @@ else:  # Python 3.10: tomllib's origin, a dependency there (pyproject.toml)
     import tomli as tomllib
 
 __all__ = [
+    "IMAGE_EXTENSIONS",
     "TOMLDecodeError",
     "REMEMBER_SHA256_FROM",
     "atomic_path",
@@ -30,12 +31,15 @@ __all__ = [
     "loads_toml",
     "remember_sha256",
     "remembered_sha256",
+    "save_with_fallback",
     "sha256_of",
     "write_atomic",
     "write_with_fallback",
 ]
 
 TOMLDecodeError = tomllib.TOMLDecodeError
+#: Image files taken from a folder (``score DIR``, ``transfer DIR``), and those a data set's folder holds.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 #: The ending of :func:`write_atomic`'s temporary files (and :func:`check_writable`'s probe).
 _TMP_SUFFIX = ".tmp"
 #: Where :func:`remembered_sha256` keeps digests: a JSON file in the folder of the files it hashed.
@@ -224,9 +228,27 @@ def write_with_fallback(
         OutputWriteError: ``path`` could not be written (exit code 1); :attr:`~OutputWriteError.saved`
             is the copy, or ``None`` if every fallback folder failed too.
     """
+    return save_with_fallback(path, lambda target: write_atomic(target, write), param=param, folders=folders)
+
+
+def save_with_fallback(
+    path: str | os.PathLike[str],
+    save: Callable[[Path], object],
+    *,
+    param: str = "-o",
+    folders: Iterable[str | os.PathLike[str]] | None = None,
+) -> Path:
+    """:func:`write_with_fallback` for a writer that wants a file name (a video encoder): ``save(target)``
+    writes the whole file at ``target`` (atomically, e.g. through :func:`atomic_path`), first at
+    ``path``, then as ``<stem>.recovered<suffix>`` in each fallback folder until one takes it.
+
+    Raises:
+        OutputWriteError: As :func:`write_with_fallback`.
+    """
     path = Path(path)
     try:
-        return write_atomic(path, write)
+        save(path)
+        return path
     except OSError as exc:
         reason = _reason(exc, with_file=True)
     failures = []
@@ -234,7 +256,7 @@ def write_with_fallback(
         target: Path | None = None
         try:
             target = _reserve_name(folder, path)
-            saved = write_atomic(target, write)
+            save(target)
         except BaseException as exc:
             if target is not None:
                 target.unlink(missing_ok=True)
@@ -242,7 +264,7 @@ def write_with_fallback(
                 raise
             failures.append(f"{folder}: {_reason(exc)}")
             continue
-        raise OutputWriteError(param, path, reason, saved, failures)
+        raise OutputWriteError(param, path, reason, target, failures)
     raise OutputWriteError(param, path, reason, None, failures)
 
 

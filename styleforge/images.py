@@ -27,13 +27,14 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from torch import Tensor
 
 from .errors import InputFileError, InvalidParameter
-from .files import check_writable, write_atomic, write_with_fallback
+from .files import IMAGE_EXTENSIONS, check_writable, write_atomic, write_with_fallback
 
 __all__ = [
     "METADATA_KEY",
     "LoadedImage",
     "load_image",
     "probe_image",
+    "long_side_shape",
     "resize_long_side",
     "save_image",
     "read_metadata",
@@ -183,6 +184,14 @@ def probe_image(path: str | os.PathLike[str], *, param: str = "image") -> tuple[
         raise InputFileError(param, path, f"could not be read ({exc})") from None
 
 
+def long_side_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
+    """The (height, width) :func:`resize_long_side` gives an image of ``shape`` for ``size``: known
+    before any pixel is resized (to check what the resized image will cost)."""
+    h, w = shape
+    scale = size / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def resize_long_side(image: Tensor, size: int) -> Tensor:
     """Resizes (C, H, W) or (B, C, H, W) so the longer side is ``size`` px (antialiased bicubic).
 
@@ -191,8 +200,7 @@ def resize_long_side(image: Tensor, size: int) -> Tensor:
     batched = image.dim() == 4
     x = image if batched else image[None]
     h, w = x.shape[-2:]
-    scale = size / max(h, w)
-    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    new = long_side_shape((int(h), int(w)), size)
     if new != (h, w):
         x = F.interpolate(x, size=new, mode="bicubic", antialias=True, align_corners=False).clamp_(0.0, 1.0)
     return x if batched else x[0]
@@ -335,8 +343,6 @@ def read_metadata(path: str | os.PathLike[str], *, param: str = "image") -> dict
     return data
 
 
-#: Image files taken from a folder (``score DIR``, ``transfer DIR``).
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
 def find_images(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:

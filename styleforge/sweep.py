@@ -7,7 +7,11 @@ a failed cell is recorded with its error and the sweep goes on. A cell whose ``c
 and records the same arguments is finished and is skipped when the sweep runs again.
 
 Where cells run: ``jobs`` local processes (default), or Ray tasks (``backend="ray"``) on the cluster
-``RAY_ADDRESS`` names, or a local Ray instance when none does.
+``RAY_ADDRESS`` names, or a local Ray instance when none does. Local cells share the machine: each
+gets ``cores // jobs`` threads (``OMP_NUM_THREADS``, unless the environment sets it) and counts on
+its share of the memory (:data:`~styleforge.machine.PROCESSES_ENV`). A Ctrl-C or SIGTERM sent to the
+sweep is passed on to the cells running (each keeps its best result, as a run of its own would) and
+no further cell starts.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -30,8 +35,11 @@ from typing import Any
 
 from .errors import InvalidParameter, ResourceError, StyleforgeError, choice_error
 from .files import write_atomic
+from .machine import PROCESSES_ENV, sharing_processes
+from .signals import Interrupt, exit_code_of, stopped_words, watch
 
-__all__ = ["Axis", "Cell", "CellResult", "BACKENDS", "parse_grid", "plan_cells", "run_cells", "write_results"]
+__all__ = ["Axis", "Cell", "CellResult", "BACKENDS", "STATUSES", "cell_environment", "parse_grid", "plan_cells", "run_cells",
+           "write_results"]
 
 BACKENDS = ("local", "ray")
 
@@ -144,15 +152,21 @@ def plan_cells(
     return cells
 
 
+#: How a cell ended (:attr:`CellResult.status`).
+STATUSES: tuple[str, ...] = ("ok", "failed", "skipped", "interrupted", "not run")
+
+
 @dataclass
 class CellResult:
     """What one cell produced.
 
     Attributes:
         cell: The cell.
-        status: ``ok``, ``failed`` or ``skipped`` (finished by an earlier run).
+        status: One of :data:`STATUSES`: ``ok``, ``failed``, ``skipped`` (finished by an earlier run),
+            ``interrupted`` (a Ctrl-C or SIGTERM stopped it; its best result so far is in its folder)
+            or ``not run`` (the sweep was stopped before it started).
         seconds: Wall time of the cell's process.
-        error: The cell's last error line when it failed.
+        error: The cell's last error line when it failed (or how it was stopped).
         metrics: Final figures read from the cell's outputs (loss terms, validation metrics, …).
     """
 
@@ -167,21 +181,64 @@ def _cell_dir(cell: Cell, out_dir: Path) -> Path:
     return out_dir / "cells" / cell.name
 
 
-def run_one(command: str, cell: Cell, out_dir: str, collect: Callable[[Path], dict[str, Any]]) -> CellResult:
-    """Runs one cell as ``python -m styleforge COMMAND ARGS`` and records ``cell.json`` on success."""
+def cell_environment(jobs: int, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a cell's process when ``jobs`` run at once: each gets ``cores // jobs``
+    threads (``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``, unless the environment sets them: torch
+    reads them at start) and is told how many processes share the machine
+    (:data:`~styleforge.machine.PROCESSES_ENV`, times any share this process has itself), which the
+    memory checks and the data loaders' default worker count divide by."""
+    env = dict(os.environ if environ is None else environ)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    sharing = sharing_processes(env) * max(1, jobs)
+    threads = str(max(1, cores // sharing))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(name, threads)
+    env[PROCESSES_ENV] = str(sharing)
+    return env
+
+
+def run_one(command: str, cell: Cell, out_dir: str, collect: Callable[[Path], dict[str, Any]], *,
+            env: Mapping[str, str] | None = None, started: Callable[[subprocess.Popen], None] | None = None,
+            ended: Callable[[subprocess.Popen], None] | None = None) -> CellResult:
+    """Runs one cell as ``python -m styleforge COMMAND ARGS`` and records ``cell.json`` on success.
+
+    Args:
+        command: The styleforge command.
+        cell: The cell.
+        out_dir: The sweep folder.
+        collect: Cell folder → metrics, after success.
+        env: The process's environment (default: this one's).
+        started: Called with the process once it runs (to pass signals on to it).
+        ended: Called with the process once it has ended.
+    """
     folder = _cell_dir(cell, Path(out_dir))
     if folder.exists():  # a failed or outdated attempt: the cell starts clean (the folder is the sweep's own)
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     start = time.perf_counter()
-    proc = subprocess.run(
+    # Its own session: a Ctrl-C at the terminal reaches the sweep alone, which passes it on once.
+    proc = subprocess.Popen(
         [sys.executable, "-m", "styleforge", command, *cell.args, "--quiet"],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        env=dict(env) if env is not None else None, start_new_session=True,
     )
+    try:
+        if started is not None:
+            started(proc)
+        stdout, stderr = proc.communicate()
+    finally:
+        if ended is not None:
+            ended(proc)
     seconds = time.perf_counter() - start
-    write_atomic(folder / "log.txt", (proc.stdout + proc.stderr).encode())
+    write_atomic(folder / "log.txt", (stdout + stderr).encode())
+    if proc.returncode in (exit_code_of(signal.SIGINT), exit_code_of(signal.SIGTERM)):
+        signum = proc.returncode - 128
+        return CellResult(cell, "interrupted", seconds, f"{stopped_words(signum)}; its best result so far is kept")
     if proc.returncode != 0:
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        lines = [line for line in stderr.splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith(("error:", "Error:"))]
         return CellResult(cell, "failed", seconds, (errors or lines or [f"exit code {proc.returncode}"])[-1])
     try:
@@ -212,6 +269,7 @@ def run_cells(
     jobs: int = 1,
     backend: str = "local",
     on_result: Callable[[CellResult], None] | None = None,
+    interrupt: Interrupt | None = None,
 ) -> list[CellResult]:
     """Runs the unfinished cells and returns every cell's result, in cell order.
 
@@ -220,9 +278,13 @@ def run_cells(
         cells: From :func:`plan_cells`.
         out_dir: The sweep folder.
         collect: Cell folder → metrics, run in the cell's worker after success.
-        jobs: Cells run at once (local backend).
+        jobs: Cells run at once (local backend), each with its share of the cores and memory
+            (:func:`cell_environment`).
         backend: ``local`` or ``ray``.
         on_result: Called with each result as it arrives (progress).
+        interrupt: The caller's stop flag (:func:`~styleforge.signals.stop_signals`); ``None``: this
+            call installs its own. Local cells: a signal is passed on to the running cells, which
+            end ``interrupted`` keeping their best result, and the cells not started end ``not run``.
     """
     if backend not in BACKENDS:
         raise choice_error("--backend", backend, BACKENDS)
@@ -243,15 +305,40 @@ def run_cells(
             results[result.cell.index] = result
             if on_result:
                 on_result(result)
-    else:
-        # Threads only wait on the cells' processes; the work happens in those processes.
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(run_one, command, cell, str(out_dir), collect) for cell in todo]
-            for future in futures:
-                result = future.result()
-                results[result.cell.index] = result
-                if on_result:
-                    on_result(result)
+        return [results[cell.index] for cell in cells]
+    env = cell_environment(jobs)
+    running: set[subprocess.Popen] = set()
+
+    def forward(signum: int) -> None:  # inside the signal handler: quick
+        for proc in list(running):
+            try:
+                proc.send_signal(signum)
+            except (ProcessLookupError, OSError):
+                pass
+
+    def one(cell: Cell) -> CellResult:
+        if flag.requested:
+            return CellResult(cell, "not run", error=f"{stopped_words(flag.signum)} before it started")
+        return run_one(command, cell, str(out_dir), collect, env=env, started=started, ended=running.discard)
+
+    def started(proc: subprocess.Popen) -> None:
+        running.add(proc)
+        if flag.requested:  # the signal came while it was starting: it stops too
+            proc.send_signal(flag.signum or signal.SIGINT)
+
+    with watch(interrupt) as flag:
+        flag.on_request.append(forward)
+        try:
+            # Threads only wait on the cells' processes; the work happens in those processes.
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(one, cell) for cell in todo]
+                for future in futures:
+                    result = future.result()
+                    results[result.cell.index] = result
+                    if on_result:
+                        on_result(result)
+        finally:
+            flag.on_request.remove(forward)
     return [results[cell.index] for cell in cells]
 
 

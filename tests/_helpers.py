@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +90,27 @@ def write_frames(folder: Path, frames: list[np.ndarray], name: str = "f{}.png") 
         Image.fromarray(frame).save(path)
         paths.append(path)
     return paths
+
+
+@pytest.fixture
+def stop_signals_as_at_start() -> Iterator[None]:
+    """SIGINT and SIGTERM as a process started from a terminal has them (Python's Ctrl-C handler, the
+    default action), whatever the test runner inherited (a background job ignores SIGINT), so that
+    styleforge installs its handler; restored afterwards. A test module opts in by importing it."""
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL)}
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def deliver(signum: int = signal.SIGINT) -> None:
+    """Does what the arrival of ``signum`` does at this point of the run: calls the handler installed
+    for it, in this thread, now. A real signal sent with ``os.kill`` may be taken by another thread and
+    handled later, after the code that should see it ran; this is that handler's effect, without the
+    timing. An ignored signal does nothing."""
+    handler = signal.getsignal(signum)
+    if handler == signal.SIG_IGN:  # an ignored signal does nothing
+        return
+    assert callable(handler), f"no Python handler for {signal.Signals(signum).name} ({handler!r})"
+    handler(signum, None)

@@ -2,7 +2,8 @@
 
 The layers, bottom to top (docs/architecture.md draws them):
 
-    version errors files parsing config      the option languages and defaults: no torch
+    version errors files parsing config      the option languages and defaults, the stop signals and
+    signals machine                          the machine's memory: no torch
     engine  nets  images device report sweep the shared engine and the building blocks
     stylize           attributes              the two products, which never import each other
     video             guidance                video: frames held to each other, above stylize;
@@ -26,7 +27,7 @@ PACKAGE = ROOT / "styleforge"
 
 #: Modules that must import nothing heavy (torch, numpy, PIL), even lazily.
 LIGHT = {"styleforge", "styleforge.version", "styleforge.errors", "styleforge.files", "styleforge.parsing",
-         "styleforge.config"}
+         "styleforge.config", "styleforge.signals", "styleforge.machine"}
 #: package -> the styleforge packages it may never import (at the top or inside a function).
 FORBIDDEN = {
     "styleforge.engine": ("styleforge.stylize", "styleforge.attributes", "styleforge.guidance", "styleforge.cli",

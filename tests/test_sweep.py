@@ -62,16 +62,28 @@ def _results(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open()))
 
 
+def _truncated_png(path: Path) -> Path:
+    """A PNG whose header is whole and whose pixels are cut off: found only when it is decoded."""
+    Image.new("RGB", (48, 32), (200, 30, 60)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
 def test_sweep_runs_records_failures_and_resumes(images: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "sweep"
+    damaged = _truncated_png(tmp_path / "damaged.png")
     args = ["sweep", "transfer", str(images["content"]), "--style", str(images["a"]), *BASE,
-            "--grid", "content-weight=1,3", "--grid", f"init=content,{tmp_path / 'missing.png'}", "-o", str(out), "--jobs", "2"]
+            "--grid", "content-weight=1,3", "--grid", f"init=content,{damaged}", "-o", str(out), "--jobs", "2"]
     first = CliRunner().invoke(cli, args)
-    assert first.exit_code == 0, first.output
+    assert first.exit_code == 1, first.output  # some cells failed: the sweep says so
     rows = _results(out / "results.csv")
     assert len(rows) == 4
     assert [r["status"] for r in rows] == ["ok", "failed", "ok", "failed"]
     assert all("--init" in r["error"] for r in rows if r["status"] == "failed")
+    failed_line = [line for line in first.output.splitlines() if line.startswith("error:")]
+    assert len(failed_line) == 1 and failed_line[0].startswith("error: 2 of 4 cells failed: ")
+    assert rows[1]["cell"] in failed_line[0] and rows[3]["cell"] in failed_line[0] and rows[0]["cell"] not in failed_line[0]
     assert float(rows[2]["content"]) > float(rows[0]["content"])  # the weight reached the cell
     sheet = Image.open(out / "sheet.png")
     one = Image.open(out / "cells" / rows[0]["cell"] / "out.png")
@@ -79,12 +91,29 @@ def test_sweep_runs_records_failures_and_resumes(images: dict[str, Path], tmp_pa
     assert sheet.size[0] > 2 * 160 and sheet.size[1] > 2 * 100  # 2 × 2 cells of 160 px (long side)
     assert (out / "curves.png").is_file()
     again = CliRunner().invoke(cli, args)
-    assert again.exit_code == 0
+    assert again.exit_code == 1
     assert again.output.count("skipped (finished earlier)") == 2
     assert [r["status"] for r in _results(out / "results.csv")] == ["skipped", "failed", "skipped", "failed"]
     changed = CliRunner().invoke(cli, [*args[:-8], "--grid", "content-weight=1", "--grid", "init=content",
                                        "-o", str(out), "--tv-weight", "1"])
     assert changed.exit_code == 0 and "skipped" not in changed.output  # other base arguments: run again
+
+
+def test_every_cell_is_checked_before_the_first_runs(images: dict[str, Path], tmp_path: Path) -> None:
+    """A value that only one cell has (a missing --init file, a style that is not an image) stops the
+    sweep before any cell runs, naming the cell and the option."""
+    out = tmp_path / "sweep"
+    (tmp_path / "notes.txt").write_text("not an image")
+    for style, grid, needle in (
+            (["--style", str(images["a"])], f"init=content,{tmp_path / 'missing.png'}", "--init"),
+            ([], f"style={images['a']},{tmp_path / 'notes.txt'}", "--style"),
+            ([], f"style={images['a']},{tmp_path / 'gone.png'}", "does not exist")):
+        result = CliRunner().invoke(cli, ["sweep", "transfer", str(images["content"]), *style, *BASE, "--grid", grid,
+                                          "-o", str(out)])
+        assert result.exit_code == 2, result.output
+        line = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert len(line) == 1 and line[0].startswith("error: --grid cell ") and needle in line[0]
+        assert "no cell was run" in line[0] and not (out / "cells").exists()
 
 
 def test_a_rerun_with_other_arguments_starts_the_training_cell_clean(tmp_path: Path) -> None:

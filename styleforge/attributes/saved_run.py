@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..config import TrainConfig
-from ..errors import InputFileError, InvalidParameter
+from ..errors import InputFileError, InvalidParameter, shown
 from ..files import write_atomic
 from ..report import plot_panels, write_history
 from .kinds import CategoricalAttribute
@@ -66,8 +66,8 @@ def resolve_config(run_dir: Path, config: TrainConfig | None, resume: bool, opti
         The configuration, and the saved ``model.json`` (``None`` for a new run).
 
     Raises:
-        InvalidParameter: A new run in a folder that holds one already, or an option outside
-            :data:`RESUME_OPTIONS` that differs from the saved run.
+        InvalidParameter: A new run in a folder that holds one already, or options outside
+            :data:`RESUME_OPTIONS` that differ from the saved run (each named, with both values).
         InputFileError: ``--resume`` without ``resume.pt`` (or with an unreadable ``model.json``).
     """
     if not resume:
@@ -81,21 +81,33 @@ def resolve_config(run_dir: Path, config: TrainConfig | None, resume: bool, opti
         raise InputFileError("--resume", run_dir, f"has no {RESUME_FILE} to resume from (no epoch of a run finished there)")
     meta = read_model_json(run_dir, "--resume")
     saved = TrainConfig.from_dict(meta["training"]["config"])
-    if config is not None:
-        for f in dataclasses.fields(TrainConfig):
-            if f.name not in RESUME_OPTIONS and getattr(config, f.name) != getattr(saved, f.name):
-                raise InvalidParameter(
-                    "--" + f.name.replace("_", "-"), getattr(config, f.name),
-                    f"{getattr(saved, f.name)!r}, as in the run being resumed",
-                    "only " + ", ".join("--" + o.replace("_", "-") for o in RESUME_OPTIONS) + " may change on --resume",
-                )
+    given = {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig)} if config is not None else {}
+    given.update(options)
+    differ = [k for k in given if k not in RESUME_OPTIONS and given[k] != getattr(saved, k, None)]
+    if differ:
+        raise _mismatch(differ, given, saved)
     base = config if config is not None else saved
-    unknown = [k for k in options if k not in RESUME_OPTIONS and options[k] != getattr(saved, k, None)]
-    if unknown:
-        key = unknown[0]
-        raise InvalidParameter("--" + key.replace("_", "-"), options[key], f"{getattr(saved, key, None)!r}, as in the run being resumed",
-                               "only " + ", ".join("--" + o.replace("_", "-") for o in RESUME_OPTIONS) + " may change on --resume")
     return dataclasses.replace(base, **options), meta
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _as_saved(name: str, value: Any) -> str:
+    """The saved run's value of an option, in words (``'none'``, ``0.01``, ``no --lr``)."""
+    return f"no {_flag(name)}" if value is None else shown(value)
+
+
+def _mismatch(names: Sequence[str], given: Mapping[str, Any], saved: TrainConfig) -> InvalidParameter:
+    """The error for options that differ from the run being resumed: the first as an invalid value
+    with the saved one, each other with both values."""
+    first, rest = names[0], names[1:]
+    also = [f"{_flag(k)} {shown(given[k])}, the run has {_as_saved(k, getattr(saved, k, None))}" for k in rest]
+    hint = (f"also different: {'; '.join(also)}; " if also else "") + \
+        "only " + ", ".join(_flag(o) for o in RESUME_OPTIONS) + " may change on --resume"
+    return InvalidParameter(_flag(first), given[first], f"{_as_saved(first, getattr(saved, first, None))}, as in the "
+                            "run being resumed", hint)
 
 
 def plot_curves(run_dir: Path, schema: Schema, history: Sequence[Mapping[str, float]]) -> Path:

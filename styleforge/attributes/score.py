@@ -30,10 +30,12 @@ from torch import Tensor
 from ..config import FEATURE_NORMS
 from ..device import resolve_device
 from ..engine.events import Callback, Notice, TaskProgress, emit
-from ..errors import InputFileError, InvalidParameter
+from ..engine.interrupt import Interrupt, watch
+from ..errors import InputFileError, InvalidParameter, shown
 from ..images import IMAGE_EXTENSIONS, find_images, load_image
 from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD
 from .kinds import CategoricalAttribute, NumericAttribute
+from .memory import check_scoring
 from .model import (
     BACKBONE_ARCHS,
     MODEL_FILE,
@@ -187,7 +189,7 @@ def _check_meta(run_dir: Path, meta: dict[str, Any], param: str) -> tuple[Schema
         raise _bad(param, json_path, f"says the {arch} hypercolumn has {backbone['feature_dims']} values; it has {dims}")
     size = prep.get("size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise _bad(param, json_path, f"has preprocessing.size {size!r}; expected a whole number of px >= 1")
+        raise _bad(param, json_path, f"has preprocessing.size {shown(size)}; expected a whole number of px >= 1")
     resize = str(prep.get("resize", "squash"))
     if not resize.startswith("squash"):
         raise _bad(param, json_path, f"asks for the resize {resize!r}, which styleforge does not know (it squashes to size x size)")
@@ -197,7 +199,7 @@ def _check_meta(run_dir: Path, meta: dict[str, Any], param: str) -> tuple[Schema
             given = norm.get(key)
             if not (isinstance(given, list) and len(given) == 3 and all(
                     isinstance(g, (int, float)) and math.isclose(g, e, abs_tol=1e-6) for g, e in zip(given, expected))):
-                raise _bad(param, json_path, f"asks for the input normalisation {key} {given!r}; the backbones use ImageNet's {list(expected)}")
+                raise _bad(param, json_path, f"asks for the input normalisation {key} {shown(given)}; the backbones use ImageNet's {shown(list(expected))}")
     return schema, arch, dims
 
 
@@ -212,7 +214,7 @@ def _check_trunk(run_dir: Path, meta: dict[str, Any], param: str) -> TrunkShape:
 
     if not (isinstance(table, dict) and whole(table.get("layers"), 0) and whole(table.get("width", 1), 1)
             and table.get("layer", TRUNK_LAYER) == TRUNK_LAYER):
-        raise _bad(param, run_dir / MODEL_JSON, f"has the trunk {table!r}; expected {{\"layers\": N >= 0, "
+        raise _bad(param, run_dir / MODEL_JSON, f"has the trunk {shown(table)}; expected {{\"layers\": N >= 0, "
                                                 f"\"width\": W >= 1, \"layer\": \"{TRUNK_LAYER}\"}}")
     return TrunkShape.from_meta(meta)
 
@@ -376,6 +378,7 @@ def score_images(
     batch_size: int = 16,
     device: str | torch.device = "auto",
     callbacks: Sequence[Callback] = (),
+    interrupt: Interrupt | None = None,
 ) -> list[ImageScore]:
     """Scores images and folders of images with a trained attribute network. Never prints.
 
@@ -386,15 +389,20 @@ def score_images(
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (ignored for a loaded model).
         callbacks: Receive :class:`~styleforge.engine.events.TaskProgress` (task ``scoring``) and
             :class:`~styleforge.engine.events.Notice`.
+        interrupt: The caller's stop flag (:func:`~styleforge.engine.interrupt.stop_signals`);
+            ``None``: this call installs its own (Ctrl-C and SIGTERM).
 
     Returns:
         One :class:`ImageScore` per image found, in :func:`find_images`'s order; an unreadable or
-        missing one has ``error`` set and no scores.
+        missing one has ``error`` set and no scores. After a Ctrl-C or SIGTERM, those of the images
+        before it (the batch being read is scored first).
 
     Raises:
         InvalidParameter: ``batch_size`` is not a whole number >= 1, or a bad ``device``.
         InputFileError: A model folder that is missing, has no ``model.json`` or whose files
             disagree with it (:class:`ModelFileError`).
+        ResourceError: A batch of ``batch_size`` images at the model's size would not fit in the
+            memory available.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidParameter("--batch-size", batch_size, "a whole number >= 1")
@@ -402,6 +410,9 @@ def score_images(
         model = model_dir_or_loaded
     else:
         model = open_model(model_dir_or_loaded, device=resolve_device(str(device)), callbacks=callbacks)
+    # A batch at the model's size, checked before any image is decoded.
+    check_scoring(str(model.meta.get("backbone", {}).get("arch", "")), model.size, batch_size,
+                  next(model.net.parameters()).device)
     found = find_images(paths)
     results: list[ImageScore | None] = [None] * len(found)
     pending: list[tuple[int, Tensor]] = []
@@ -417,19 +428,22 @@ def score_images(
             pending.clear()
         emit(callbacks, TaskProgress("scoring", done, len(found)))
 
-    for i, (path, problem) in enumerate(found):
-        if problem is not None:
-            results[i] = ImageScore(path, error=problem)
-            done += 1
-            continue
-        try:
-            rgb = load_image(path, param="image").rgb
-        except InputFileError as exc:
-            results[i] = ImageScore(path, error=exc.problem)
-            done += 1
-            continue
-        pending.append((i, preprocess_image(rgb, model.size)))
-        if len(pending) >= batch_size:
-            flush()
-    flush()
+    with watch(interrupt) as flag:  # Ctrl-C or SIGTERM: the images scored so far are returned
+        for i, (path, problem) in enumerate(found):
+            if flag.requested:
+                break
+            if problem is not None:
+                results[i] = ImageScore(path, error=problem)
+                done += 1
+                continue
+            try:
+                rgb = load_image(path, param="image").rgb
+            except InputFileError as exc:
+                results[i] = ImageScore(path, error=exc.problem)
+                done += 1
+                continue
+            pending.append((i, preprocess_image(rgb, model.size)))
+            if len(pending) >= batch_size:
+                flush()
+        flush()
     return [r for r in results if r is not None]

@@ -43,14 +43,17 @@ import io
 import json
 import math
 import numbers
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, PngImagePlugin
 
-from ..errors import InvalidParameter
-from ..files import write_atomic
+from ..errors import InvalidParameter, StyleforgeError
+from ..files import IMAGE_EXTENSIONS, write_atomic
+from ..machine import check_fits, cpu_memory_available
+from ..signals import Interrupt, keeping, watch
 from .schema import ACAN_SCHEMA
 
 __all__ = [
@@ -61,6 +64,8 @@ __all__ = [
     "LUMA",
     "make_image",
     "make_dataset",
+    "write_dataset",
+    "DatasetResult",
 ]
 
 #: Hue angle in degrees of each ``pri_color`` class; ``None`` for black (a near-black colour).
@@ -553,7 +558,53 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
 # A data set on disk
 
 
-def make_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64) -> Path:
+#: Peak bytes per pixel of drawing one composition and encoding it (measured: 32 for the arrays
+#: Python allocates, plus Pillow's image and the PNG encoder's buffers).
+_BYTES_PER_PIXEL = 48
+#: What drawing needs whatever the size (the sprites of small pictures, the interpreter's working set).
+_FIXED_BYTES = 16 * 2**20
+#: An image file styleforge's layout names ``images/0000.png`` ...
+_IMAGE_NAME = re.compile(r"\d{4,}\.png")
+
+
+@dataclass(frozen=True)
+class DatasetResult:
+    """What :func:`write_dataset` wrote.
+
+    Attributes:
+        labels: The labels CSV (listing exactly the images written).
+        written: Images written (and listed).
+        count: Images asked for.
+        stop_signal: The signal that stopped the run early (Ctrl-C, SIGTERM), else ``None``.
+    """
+
+    labels: Path
+    written: int
+    count: int
+    stop_signal: int | None = None
+
+
+def _check_folder(out_dir: Path, overwrite: bool) -> list[Path]:
+    """Refuses a folder that holds a data set (a labels CSV, or images) unless ``overwrite``; returns
+    the images of an earlier data set of this layout there, which ``overwrite`` removes."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidParameter("OUT", str(out_dir), "a folder to write the data set to (this is a file)")
+    images_dir = out_dir / "images"
+    ours = sorted(p for p in images_dir.glob("*.png") if _IMAGE_NAME.fullmatch(p.name)) if images_dir.is_dir() else []
+    if overwrite:
+        return ours
+    found = sorted(p for p in out_dir.glob("*") if p.is_file() and p.suffix.lower() in (".csv", *IMAGE_EXTENSIONS))
+    if images_dir.is_dir() and any(p.is_file() for p in images_dir.iterdir()):
+        found.insert(0, images_dir)
+    if found:
+        names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in found[:3]) + (", ..." if len(found) > 3 else "")
+        raise InvalidParameter("OUT", str(out_dir), "a new or empty folder",
+                               f"it holds {names}: choose another folder, or pass --overwrite to replace that data set")
+    return []
+
+
+def write_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64, *, overwrite: bool = False,
+                  interrupt: Interrupt | None = None) -> DatasetResult:
     """Writes ``count`` synthetic compositions and their labels in styleforge's own CSV layout.
 
     Layout: ``out_dir/images/0000.png`` ... and ``out_dir/labels.csv`` with the header
@@ -561,20 +612,28 @@ def make_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64)
     (``image`` relative to ``out_dir``). Image ``i`` depends only on ``seed`` and ``i`` (not on
     ``count``), and the same arguments give byte-identical files. Each PNG carries its generator
     parameters and labels in a ``styleforge`` text chunk. Every file is written to a temporary name
-    and renamed; the CSV is written last, so a data set with a CSV is complete.
+    and renamed; the CSV is written last and lists exactly the images written, so a data set with a
+    CSV is complete. A run stopped early (Ctrl-C, SIGTERM) writes the CSV of the images it finished.
 
     Args:
-        out_dir: The folder to write to (created if missing; existing files of the same names are
-            replaced).
+        out_dir: The folder to write to (created if missing).
         count: How many images (>= 1).
         seed: The random seed (>= 0).
         size: The side of each square image in pixels (>= 16).
+        overwrite: Replace a data set already in ``out_dir`` (its ``labels.csv`` and the
+            ``images/NNNN.png`` files of this layout); without it such a folder is refused.
+        interrupt: The caller's stop flag (:func:`~styleforge.signals.stop_signals`); ``None``: this
+            call installs its own.
 
     Returns:
-        The path of ``labels.csv``.
+        A :class:`DatasetResult`.
 
     Raises:
-        InvalidParameter: ``--count``, ``--seed`` or ``--size`` out of range, or ``out_dir`` is a file.
+        InvalidParameter: ``--count``, ``--seed`` or ``--size`` out of range, ``out_dir`` is a file,
+            or it holds a data set (a labels CSV or images) and ``overwrite`` is not set.
+        ResourceError: One image at ``size`` would not fit in the memory available.
+        StyleforgeError: An image could not be written (disk full); the CSV then lists the ones
+            before it, and the message says so.
     """
     if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
         raise InvalidParameter("--count", count, "a whole number >= 1")
@@ -583,32 +642,62 @@ def make_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64)
     size = _check_size(size)
     count, seed = int(count), int(seed)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InvalidParameter("out_dir", str(out_dir), "a folder to write the data set to (this is a file)")
+    stale = _check_folder(out_dir, overwrite)
+    check_fits(_BYTES_PER_PIXEL * size * size + _FIXED_BYTES, cpu_memory_available(), f"--size {size}",
+               "a smaller --size")
     images_dir = out_dir / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / "labels.csv"
+    if overwrite:
+        csv_path.unlink(missing_ok=True)  # the old list goes first: it would name images being replaced
+        for path in stale:
+            path.unlink(missing_ok=True)
 
     names = ACAN_SCHEMA.names
     digits = max(4, len(str(count - 1)))
     rows: list[list[str]] = []
-    for index, child in enumerate(np.random.SeedSequence(seed).spawn(count)):
-        image, labels = make_image(np.random.default_rng(child), size)
-        relative = f"images/{index:0{digits}d}.png"
-        info = PngImagePlugin.PngInfo()
-        info.add_text(
-            "styleforge",
-            json.dumps({"generator": "styleforge.attributes.synthetic", "seed": seed, "index": index,
-                        "size": size, "labels": labels}),
-        )
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", pnginfo=info)
-        write_atomic(out_dir / relative, buffer.getvalue())
-        rows.append([relative] + [f"{labels[n]:.1f}" if isinstance(labels[n], float) else str(labels[n]) for n in names])
+    failure: OSError | None = None
+    with watch(interrupt) as flag:
+        for index, child in enumerate(np.random.SeedSequence(seed).spawn(count)):
+            if flag.requested:
+                break
+            image, labels = make_image(np.random.default_rng(child), size)
+            relative = f"images/{index:0{digits}d}.png"
+            info = PngImagePlugin.PngInfo()
+            info.add_text(
+                "styleforge",
+                json.dumps({"generator": "styleforge.attributes.synthetic", "seed": seed, "index": index,
+                            "size": size, "labels": labels}),
+            )
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG", pnginfo=info)
+            try:
+                with keeping(flag):  # a signal now waits for the image to be written
+                    write_atomic(out_dir / relative, buffer.getvalue())
+            except OSError as exc:  # disk full: keep what was written, listed
+                failure = exc
+                break
+            rows.append([relative] + [f"{labels[n]:.1f}" if isinstance(labels[n], float) else str(labels[n]) for n in names])
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["image", *names])
+        writer.writerows(rows)
+        try:
+            with keeping(flag):  # the list of what was written is written whatever comes
+                write_atomic(csv_path, text.getvalue().encode("utf-8"))
+        except OSError as exc:
+            if failure is None:
+                raise StyleforgeError(f"OUT: could not write {str(csv_path)!r} ({exc.strerror or exc}); the "
+                                      f"{len(rows)} images are in {images_dir}") from None
+            listed = f"and {csv_path.name} could not be written either ({exc.strerror or exc})"
+        else:
+            listed = f"{csv_path} lists them"
+    if failure is not None:
+        raise StyleforgeError(f"OUT: could not write image {len(rows) + 1} ({failure.strerror or failure}); the "
+                              f"{len(rows)} images before it are in {images_dir}, {listed}")
+    return DatasetResult(csv_path, len(rows), count, flag.signum if flag.requested else None)
 
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["image", *names])
-    writer.writerows(rows)
-    csv_path = out_dir / "labels.csv"
-    write_atomic(csv_path, text.getvalue().encode("utf-8"))
-    return csv_path
+
+def make_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64, *, overwrite: bool = False) -> Path:
+    """:func:`write_dataset`, returning the path of ``labels.csv``."""
+    return write_dataset(out_dir, count, seed, size, overwrite=overwrite).labels

@@ -45,9 +45,10 @@ from ..engine import (
     parse_optimizer,
 )
 from ..engine.distributed import Distributed, init_distributed
+from ..machine import sharing_processes
 from ..engine.events import TaskProgress, download_events, emit
-from ..engine.interrupt import Interrupt
-from ..errors import InputFileError, InvalidParameter
+from ..engine.interrupt import Interrupt, keeping, watch
+from ..errors import InputFileError, InvalidParameter, StyleforgeError
 from ..nets.vgg import VGG_ARCHS
 from ..nets.weights import resolve_weights
 from ..version import __version__
@@ -56,6 +57,7 @@ from .batches import Batch, Batches, ImageLoader
 from .features import compute_features, read_feature_cache, write_feature_cache
 from .labels import assign_splits, encode_labels, label_mask, read_labels
 from .losses import build_loss, head_weights
+from .memory import check_training
 from .metrics import AttributeMetrics, baseline_metrics
 from .model import MODEL_JSON, AttributeNet, Hypercolumn, TrunkShape, save_model
 from .preprocess import Skipped, load_images
@@ -98,13 +100,14 @@ def auto_workers(processes_on_node: int = 1) -> int:
 
     Args:
         processes_on_node: Training processes sharing this machine's cores (torchrun's
-            ``LOCAL_WORLD_SIZE``).
+            ``LOCAL_WORLD_SIZE``); times the processes a sweep runs at once
+            (:func:`styleforge.machine.sharing_processes`).
     """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(0, min(4, cores // max(1, processes_on_node) - 1))
+    return max(0, min(4, cores // (max(1, processes_on_node) * sharing_processes()) - 1))
 
 
 class _Trainable(nn.Module):
@@ -215,10 +218,10 @@ def train_attrs(
         resume: Continue the run in ``output`` exactly where it stopped; only
             :data:`RESUME_OPTIONS` may differ from the saved configuration.
         callbacks: Receive engine events (:class:`~styleforge.engine.events.EpochEnded`, ...).
-        interrupt: The flag of a :func:`~styleforge.engine.interrupt.sigint_flag` the caller holds;
-            ``None``: training installs its own, so a Ctrl-C while it runs stops it after the
-            current step (before it, while images are read and features computed, Ctrl-C raises
-            ``KeyboardInterrupt`` as usual).
+        interrupt: The flag of a :func:`~styleforge.engine.interrupt.stop_signals` the caller holds;
+            ``None``: training installs its own, so a Ctrl-C or SIGTERM while it runs stops it
+            after the current step (before it, while images are read and features computed, Ctrl-C
+            raises ``KeyboardInterrupt`` as usual).
         **options: Overrides of ``config``'s fields (``epochs=5``).
 
     Returns:
@@ -256,6 +259,10 @@ def train_attrs(
     if saved_meta is not None and table.sha256 != saved_meta["data"]["sha256"]:
         raise InputFileError("--resume", table.csv_path, "changed since the run started (its labels would not be the "
                              "same); start a new run in another folder")
+    # Every image decoded at --size, and the backbone's largest pass: checked before the weights are
+    # fetched and any image is decoded (``auto`` may only switch to a smaller network).
+    check_training(saved_meta["backbone"]["arch"] if saved_meta is not None else config.backbone, len(table.items),
+                   config.size, config.batch_size, config.finetune, device)
     # Weights before the images: an offline --weights imagenet fails before any image is decoded. A
     # resumed run resolves the weights it actually used, for the network it actually built (``auto``
     # may resolve differently now, and may have switched a VGG-19 to HED's VGG-16).
@@ -386,85 +393,98 @@ def train_attrs(
         "best": None,
     }
 
+    saved_epoch = [int(resume_state["epoch"]) if resume_state is not None and "epoch" in resume_state else 0]
+
     def checkpoint(cp: FitCheckpoint) -> None:
         if not main:
             return
-        if cp.is_best:
-            meta["best"] = epoch_record(cp.row)
-            save_model(run_dir, net, meta, with_backbone=config.finetune)
-        write_checkpoint(run_dir, cp.state(), {"initial": dict(initial) if initial is not None else {}})
+        try:
+            if cp.is_best:
+                meta["best"] = epoch_record(cp.row)
+                save_model(run_dir, net, meta, with_backbone=config.finetune)
+            write_checkpoint(run_dir, cp.state(), {"initial": dict(initial) if initial is not None else {}})
+        except OSError as exc:  # disk full: every file is written whole or not at all, so the last ones stand
+            kept = (f"the run folder keeps epoch {saved_epoch[0]}; continue with --resume once there is room"
+                    if saved_epoch[0] else "no epoch was saved")
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise StyleforgeError(f"-o: could not write the run of epoch {cp.epoch} in {run_dir}{where}: "
+                                  f"{exc.strerror or exc}; {kept}") from None
+        saved_epoch[0] = cp.epoch
 
     def epoch_values() -> dict[str, float]:
         return {f"logvar.{n}": float(p.detach()) for n, p in log_vars.items()} if log_vars is not None else {}
 
-    result = fit(
-        trainable,
-        forward,
-        loss,
-        lambda generator: batches("train", generator, train=True),
-        (lambda: batches("val")) if has_val else None,
-        epochs=config.epochs,
-        optimizer=spec,
-        default_lr=HEAD_LR,
-        params=groups,
-        weight_decay=config.weight_decay,
-        schedule=config.lr_schedule,
-        plateau_factor=config.plateau_factor,
-        plateau_patience=config.plateau_patience,
-        stop=stop,
-        guard=DivergenceGuard(config.divergence_factor),
-        counts=Batch.counts,
-        metrics=lambda: AttributeMetrics(schema, heads),
-        epoch_values=epoch_values if log_vars is not None else None,
-        seed=config.seed,
-        resume=resume_state,
-        checkpoint=checkpoint,
-        callbacks=callbacks,
-        dist=dist,
-        interrupt=interrupt,
-    )
-
-    # The best epoch's weights are back in the network: score every split once with them.
-    scores: dict[str, Any] = {}
-    if result.best_epoch:
-        for split in ("train", "val", "test"):
-            if splits[split]:
-                summary, values = evaluate(trainable, forward, loss, batches(split), counts=Batch.counts,
-                                           metrics=lambda: AttributeMetrics(schema, heads), dist=dist)
-                scores[split] = {"loss": summary.total, **{f"loss.{k}": v for k, v in summary.weighted.items()}, **values}
-    train_labels = {k: v[splits["train"]] for k, v in all_labels.items()}
-    baseline = {s: baseline_metrics(schema, train_labels, {k: v[splits[s]] for k, v in all_labels.items()})
-                for s in ("val", "test") if splits[s]}
-    metrics: dict[str, Any] = {
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "stop_reason": result.stop_reason,
-        "stop_detail": result.stop_detail,
-        "images": {**{s: len(v) for s, v in splits.items()}, "skipped": len(skipped)},
-        "skipped": [str(s) for s in skipped],
-        **scores,
-        "baseline": baseline,
-    }
-    if initial is not None:
-        metrics["balance_initial"] = initial
-    if log_vars is not None:
-        metrics["log_variance"] = {n: float(p.detach()) for n, p in log_vars.items()}
-    if loader is not None:
-        loader.close()
-    files: list[Path] = []
-    if not main:  # rank 0 writes the run folder
-        return TrainResult(run_dir, result.history, result.best_epoch, result.stop_reason, result.stop_detail, metrics,
-                           skipped, config, files)
-    if result.best_epoch:
-        # From the history, not from this call's checkpoints: after --resume the best epoch may be one
-        # the earlier run trained (no later epoch improved on it).
-        best_row = next(row for row in result.history if int(row["epoch"]) == result.best_epoch)
-        meta["best"] = json_safe({**epoch_record(best_row), "stop_reason": result.stop_reason,
-                                  "epochs_run": result.epochs_run, "test": scores.get("test")})
-        files += list(save_model(run_dir, net, meta, with_backbone=config.finetune))
-    if result.history:
-        files.append(write_history_csv(run_dir, result.history))
-        files.append(plot_curves(run_dir, schema, result.history))
-    files.append(write_metrics(run_dir, metrics))
-    return TrainResult(run_dir, result.history, result.best_epoch, result.stop_reason, result.stop_detail, metrics,
-                       skipped, config, files)
+    # From here on a stop signal ends the loop cleanly.
+    with watch(interrupt) as flag:
+        result = fit(
+            trainable,
+            forward,
+            loss,
+            lambda generator: batches("train", generator, train=True),
+            (lambda: batches("val")) if has_val else None,
+            epochs=config.epochs,
+            optimizer=spec,
+            default_lr=HEAD_LR,
+            params=groups,
+            weight_decay=config.weight_decay,
+            schedule=config.lr_schedule,
+            plateau_factor=config.plateau_factor,
+            plateau_patience=config.plateau_patience,
+            stop=stop,
+            guard=DivergenceGuard(config.divergence_factor),
+            counts=Batch.counts,
+            metrics=lambda: AttributeMetrics(schema, heads),
+            epoch_values=epoch_values if log_vars is not None else None,
+            seed=config.seed,
+            resume=resume_state,
+            checkpoint=checkpoint,
+            callbacks=callbacks,
+            dist=dist,
+            interrupt=flag,
+        )
+        # What the run has is written whatever comes: a signal now only sets the flag.
+        with keeping(flag):
+            # The best epoch's weights are back in the network: score every split once with them.
+            scores: dict[str, Any] = {}
+            if result.best_epoch:
+                for split in ("train", "val", "test"):
+                    if splits[split]:
+                        summary, values = evaluate(trainable, forward, loss, batches(split), counts=Batch.counts,
+                                                   metrics=lambda: AttributeMetrics(schema, heads), dist=dist)
+                        scores[split] = {"loss": summary.total, **{f"loss.{k}": v for k, v in summary.weighted.items()}, **values}
+            train_labels = {k: v[splits["train"]] for k, v in all_labels.items()}
+            baseline = {s: baseline_metrics(schema, train_labels, {k: v[splits[s]] for k, v in all_labels.items()})
+                        for s in ("val", "test") if splits[s]}
+            metrics: dict[str, Any] = {
+                "best_epoch": result.best_epoch,
+                "epochs_run": result.epochs_run,
+                "stop_reason": result.stop_reason,
+                "stop_detail": result.stop_detail,
+                "images": {**{s: len(v) for s, v in splits.items()}, "skipped": len(skipped)},
+                "skipped": [str(s) for s in skipped],
+                **scores,
+                "baseline": baseline,
+            }
+            if initial is not None:
+                metrics["balance_initial"] = initial
+            if log_vars is not None:
+                metrics["log_variance"] = {n: float(p.detach()) for n, p in log_vars.items()}
+            if loader is not None:
+                loader.close()
+            files: list[Path] = []
+            if not main:  # rank 0 writes the run folder
+                return TrainResult(run_dir, result.history, result.best_epoch, result.stop_reason, result.stop_detail, metrics,
+                                   skipped, config, files)
+            if result.best_epoch:
+                # From the history, not from this call's checkpoints: after --resume the best epoch may be one
+                # the earlier run trained (no later epoch improved on it).
+                best_row = next(row for row in result.history if int(row["epoch"]) == result.best_epoch)
+                meta["best"] = json_safe({**epoch_record(best_row), "stop_reason": result.stop_reason,
+                                          "epochs_run": result.epochs_run, "test": scores.get("test")})
+                files += list(save_model(run_dir, net, meta, with_backbone=config.finetune))
+            if result.history:
+                files.append(write_history_csv(run_dir, result.history))
+                files.append(plot_curves(run_dir, schema, result.history))
+            files.append(write_metrics(run_dir, metrics))
+            return TrainResult(run_dir, result.history, result.best_epoch, result.stop_reason, result.stop_detail, metrics,
+                               skipped, config, files)

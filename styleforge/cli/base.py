@@ -5,31 +5,60 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from ..errors import OutputWriteError, StyleforgeError
+from ..signals import Interrupt, exit_code_of, installed, stop_signals, stopped_words
 
-__all__ = ["EXIT_INTERRUPTED", "Outputs", "StyleforgeGroup", "explicit"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_TERMINATED", "Outputs", "StyleforgeGroup", "explicit", "stop_flag", "stopped",
+           "stopped_words"]
 
 #: The exit code of a run ended by Ctrl-C (128 + SIGINT), after its result was kept.
 EXIT_INTERRUPTED = 130
+#: The exit code of a run ended by SIGTERM (128 + SIGTERM: ``timeout``, ``kill``, ``docker stop``,
+#: a batch scheduler), after its result was kept.
+EXIT_TERMINATED = 143
+
+
+def _help_hint(ctx: click.Context | None) -> str:
+    """`` (see styleforge COMMAND --help)`` for the command (or group) a usage error is about."""
+    if ctx is None:
+        return ""
+    words = ctx.command_path.split()[1:]  # the program's own name as the user typed it is not ours to trust
+    return f" (see {' '.join(['styleforge', *words])} --help)"
 
 
 class StyleforgeGroup(click.Group):
-    """Turns user errors into one line and an exit code instead of a traceback."""
+    """Turns user errors into one line and an exit code instead of a traceback, and holds the stop
+    signals' flag (Ctrl-C, SIGTERM) for the whole command: the loops inside it listen to it, and a
+    signal that comes before any of them (or a second one) ends the command with its exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with stop_signals(listen=False):
+                return super().invoke(ctx)
         except StyleforgeError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except click.UsageError as exc:  # click's own checks (a missing argument, a bad choice): one line too
-            option = f" (see styleforge {exc.ctx.info_name} --help)" if exc.ctx is not None and exc.ctx.info_name else ""
-            click.echo(f"error: {exc.format_message()}{option}", err=True)
+            click.echo(f"error: {exc.format_message()}{_help_hint(exc.ctx)}", err=True)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt as exc:  # a signal where no loop could stop cleanly: nothing was kept
+            signum = getattr(exc, "signum", None)
+            click.echo(f"{stopped_words(signum)} before anything was finished; nothing was written", err=True)
+            ctx.exit(exit_code_of(signum))
+
+
+def stop_flag() -> Interrupt:
+    """The flag of the stop signals the running command holds (an unset one outside a command)."""
+    return installed() or Interrupt()
+
+
+def stopped(flag: Interrupt) -> NoReturn:
+    """Exits with the status of the signal that stopped the run (130 for Ctrl-C, 143 for SIGTERM)."""
+    sys.exit(flag.exit_code)
 
 
 

@@ -2,38 +2,122 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..errors import StyleforgeError
+from ..errors import InvalidUsage, did_you_mean
 
 __all__ = ["read_config", "read_image_config"]
 
 
+def _key_of(param: click.Parameter) -> str:
+    """The key a file names ``param`` by: its first long flag without dashes (``style-mask``), or an
+    argument's name (``content``)."""
+    if isinstance(param, click.Option):
+        longs = [o[2:] for o in param.opts if o.startswith("--")]
+        if longs:
+            return longs[0]
+    return (param.name or "").replace("_", "-")
+
+
+def _keys(ctx: click.Context) -> dict[str, click.Parameter]:
+    """Every spelling a file may use for each option: its long flags (``style-mask``), with ``_`` for
+    ``-`` (``style_mask``), and the parameter's own name (``style_masks``, as output metadata has it)."""
+    keys: dict[str, click.Parameter] = {}
+    for param in ctx.command.params:
+        if not param.name or param.name in ("config", "from_image") or not param.expose_value:
+            continue
+        spellings = [_key_of(param), param.name]
+        if isinstance(param, click.Option):
+            spellings += [o[2:] for o in param.opts if o.startswith("--")]
+        for spelling in spellings:
+            keys.setdefault(spelling, param)
+            keys.setdefault(spelling.replace("-", "_"), param)
+    return keys
+
+
+def _allows_whole_numbers(param: click.Parameter) -> bool:
+    """A text option one of whose forms is a number (``--tile auto|off|PX``, ``--scales N|auto``)."""
+    metavar = getattr(param, "metavar", None) or ""
+    return any(form in ("N", "PX") for form in metavar.split("|"))
+
+
+def _toml(value: Any) -> str:
+    """A value as TOML writes it (``"a.jpg"``, ``5``, ``true``, ``[1, 2]``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _checked_value(key: str, value: Any, param: click.Parameter, source: str) -> Any:
+    """One value, type-checked as strictly as the command line checks its text: a whole number
+    where one is expected (never a fraction or a boolean), a number, text, or ``true``/``false``
+    for a flag. Returns it as click's default for ``param``.
+
+    Raises:
+        InvalidUsage: Naming the file, the key, the value and what is valid.
+    """
+    def bad(expected: str) -> InvalidUsage:
+        return InvalidUsage(f"{source}: {key} = {_toml(value)} is not valid; expected {expected}")
+
+    metavar = getattr(param, "metavar", None)
+    many = param.multiple or param.nargs == -1  # a repeatable option, or an argument taking several values
+    text_kind = f"a string ({metavar})" if metavar else "a string"
+    if many:
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, str) for item in items):
+            raise bad(f"{text_kind} or a list of strings")
+        return items
+    if isinstance(param, click.Option) and param.is_flag:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    kind = param.type
+    if isinstance(kind, click.types.IntParamType):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise bad("a whole number")
+        return value
+    if isinstance(kind, click.types.FloatParamType):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise bad("a number")
+        return value
+    if isinstance(value, list) and "," in (metavar or "") and all(isinstance(v, str) for v in value):
+        return ",".join(value)  # a comma-separated list option (--style-layers) written as a TOML list
+    if isinstance(value, int) and not isinstance(value, bool) and _allows_whole_numbers(param):
+        return str(value)
+    if not isinstance(value, str):
+        raise bad(text_kind)
+    return value
+
+
 def _as_default_map(ctx: click.Context, data: dict[str, Any], source: str) -> dict[str, Any]:
-    """Validates option values read from a file and shapes them as click defaults."""
-    names = {p.name: p for p in ctx.command.params if p.name}
+    """Validates option values read from a file and shapes them as click defaults.
+
+    Raises:
+        InvalidUsage: An unknown key (with the valid ones), or a value of the wrong type.
+    """
+    keys = _keys(ctx)
     out: dict[str, Any] = {}
     for key, value in data.items():
-        name = key.replace("-", "_")
-        if name == "styles" or name == "style":
-            name = "styles"
-        if name in ("attr", "style_mask", "style_image_mask"):
-            name += "s"
-        if name not in names or name in ("config", "from_image"):
-            valid = sorted("style" if n == "styles" else n.replace("_", "-") for n in names if n not in ("config", "from_image"))
-            raise StyleforgeError(f"{source}: unknown option {key!r}; valid keys: {', '.join(valid)}")
+        param = keys.get(str(key))
+        if param is None:
+            valid = sorted({_key_of(p) for p in keys.values()})
+            hint = did_you_mean(str(key), valid)
+            raise InvalidUsage(f"{source}: unknown key {str(key)!r}" + (f" ({hint})" if hint else "")
+                               + f"; valid keys: {', '.join(valid)}")
         if value is None:
             continue
-        param = names[name]
-        many = param.multiple or param.nargs == -1  # a repeatable option, or an argument taking several values
-        if many and isinstance(value, str):
-            value = [value]
-        elif not many and isinstance(value, (list, tuple)):
-            value = ",".join(map(str, value))
-        out[name] = value
+        assert param.name is not None
+        out[param.name] = _checked_value(str(key), value, param, source)
     return out
 
 
@@ -50,10 +134,9 @@ def read_config(ctx: click.Context, param: click.Parameter, value: Path | None) 
     except (OSError, UnicodeDecodeError, TOMLDecodeError) as exc:
         raise click.BadParameter(f"{str(value)!r} is not a readable TOML file ({exc})", ctx, param) from None
     data = data.get(ctx.command.name or "transfer", data)
-    try:
-        ctx.default_map = {**(ctx.default_map or {}), **_as_default_map(ctx, data, f"--config {value}")}
-    except StyleforgeError as exc:
-        raise click.BadParameter(str(exc).split(": ", 1)[1], ctx, param) from None
+    if not isinstance(data, dict):
+        raise InvalidUsage(f"--config {value}: [{ctx.command.name}] = {_toml(data)} is not valid; expected a table of options")
+    ctx.default_map = {**(ctx.default_map or {}), **_as_default_map(ctx, data, f"--config {value}")}
     return value
 
 

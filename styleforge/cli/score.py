@@ -10,6 +10,7 @@ import click
 
 from ..config import ScoreConfig
 from ..files import check_writable
+from .base import Outputs, stop_flag, stopped, stopped_words
 
 __all__ = ["score_command"]
 
@@ -40,7 +41,7 @@ def score_command(model_dir: Path, images: Sequence[Path], fmt: str | None, outp
     from ..attributes.score import open_model, score_images
     from ..attributes.score_format import format_scores
     from ..device import resolve_device
-    from ..files import write_atomic
+    from ..files import write_with_fallback
     from .display import TrainDisplay
 
     if fmt is None:
@@ -50,21 +51,27 @@ def score_command(model_dir: Path, images: Sequence[Path], fmt: str | None, outp
     if output is not None:
         check_writable(output, param="-o")
     display = TrainDisplay()
+    flag = stop_flag()
     model = open_model(model_dir, device=resolve_device(device), callbacks=[display])
     try:
         scores = score_images(model, images, batch_size=batch_size, callbacks=[display])
     finally:
         display.close()
     text = format_scores(scores, fmt, model.net.schema, model=model_dir)
-    if output is not None:
-        write_atomic(output, text.encode("utf-8"))
-        click.echo(str(output))
-    else:
-        click.echo(text, nl=False)
+    outputs = Outputs()
+    with flag.keeping():  # a signal now waits for the scores to be written
+        if output is not None:
+            outputs.write(lambda: write_with_fallback(output, text.encode("utf-8"), param="-o"))
+        else:
+            click.echo(text, nl=False)
     failed = [s for s in scores if not s.ok]
     for s in failed:
         click.echo(f"failed: {s.path}: {s.error}", err=True)
     click.echo(f"scored {len(scores) - len(failed)} image(s)" + (f", {len(failed)} failed" if failed else ""), err=True)
+    if flag.requested:
+        click.echo(f"{stopped_words(flag.signum)}: the scores of the first {len(scores)} image(s) were kept", err=True)
+    outputs.finish()
+    if flag.requested:
+        stopped(flag)
     if failed:
         sys.exit(1)
-

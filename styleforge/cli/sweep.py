@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,11 @@ from typing import Any
 import click
 
 from ..config import TrainConfig, TransferConfig
-from ..errors import InvalidUsage
+from ..errors import InvalidParameter, InvalidUsage, StyleforgeError
 from ..files import check_writable
+from .base import Outputs, stop_flag, stopped, stopped_words
 from .train import train_attrs_command
-from .transfer import transfer, transfer_config
+from .transfer import check_inputs, transfer, transfer_config
 
 __all__ = ["sweep"]
 
@@ -49,32 +51,71 @@ def _run_sweep(
     outputs: Any,
     collect: Any,
     check: Any,
-) -> list[Any]:
-    """Plans, validates and runs a sweep of ``command``; returns the cell results."""
+) -> tuple[list[Any], list[Any], Outputs]:
+    """Plans, validates and runs a sweep of ``command``; returns the axes, the cell results and the
+    sweep's own files (``results.csv`` written, the command's sheets to add)."""
     from ..sweep import parse_grid, plan_cells, run_cells, write_results
 
     check_writable(out_dir / "results.csv", param="-o")
+    if jobs < 1:
+        raise InvalidParameter("--jobs", jobs, "a whole number >= 1")
     options = _grid_options(command, {"output", "config", "from-image", "quiet", "history"})
     axes = parse_grid(grid, options)
     base = list(ctx.args)
     cells = plan_cells(axes, base, options, out_dir, outputs)
-    for cell in cells:  # every cell's arguments are checked before any cell runs
+    problems = []
+    for cell in cells:  # every cell's arguments and inputs are checked before any cell runs
         try:
             sub = command.make_context(command.name or "", list(cell.args), parent=ctx.parent)
+            check(sub.params)
         except click.ClickException as exc:
-            settings = " ".join(f"{k}={v}" for k, v in cell.settings.items())
-            raise InvalidUsage(f"--grid cell {settings}: {exc.format_message()}") from None
-        check(sub.params)
+            problems.append((cell, exc.format_message()))
+        except StyleforgeError as exc:
+            problems.append((cell, str(exc)))
+    if problems:
+        cell, problem = problems[0]
+        settings = " ".join(f"{k}={v}" for k, v in cell.settings.items())
+        more = f" (and {len(problems) - 1} more of the {len(cells)} cells)" if len(problems) > 1 else ""
+        raise InvalidUsage(f"--grid cell {settings}{more}: {problem.rstrip('.')}; no cell was run")
     done = [0]
 
     def on_result(result: Any) -> None:
         done[0] += 1
-        word = {"ok": "done", "skipped": "skipped (finished earlier)", "failed": f"FAILED: {result.error}"}[result.status]
+        word = {"ok": "done", "skipped": "skipped (finished earlier)", "failed": f"FAILED: {result.error}",
+                "interrupted": f"{result.error}", "not run": "not run"}[result.status]
         click.echo(f"cell {done[0]}/{len(cells)} {result.cell.name}: {word} ({result.seconds:.1f}s)", err=True)
 
-    results = run_cells(command.name or "", cells, out_dir, collect, jobs=jobs, backend=backend, on_result=on_result)
-    write_results(out_dir / "results.csv", axes, results)
-    return [axes, results]
+    flag = stop_flag()
+    results = run_cells(command.name or "", cells, out_dir, collect, jobs=jobs, backend=backend, on_result=on_result,
+                        interrupt=flag)
+    files = Outputs()
+    with flag.keeping():  # a signal now waits for the sweep's own files
+        files.write(lambda: write_results(out_dir / "results.csv", axes, results))
+    return axes, results, files
+
+
+def _finish(out_dir: Path, results: Sequence[Any], files: Outputs) -> None:
+    """Says how the sweep ended and exits: 1 when a cell failed (naming them), 130 or 143 when a signal
+    stopped it (naming the cells not finished), 0 when every cell is done."""
+    flag = stop_flag()
+    failed = [r for r in results if r.status == "failed"]
+    unfinished = [r for r in results if r.status in ("interrupted", "not run")]
+    counts = ", ".join(f"{n} {status}" for status in ("failed", "interrupted", "not run")
+                       if (n := sum(r.status == status for r in results)))
+    click.echo(f"{len(results)} cells" + (f", {counts}" if counts else "") + ": "
+               + ", ".join(str(path) for path in files.written), err=True)
+    click.echo(str(out_dir))
+    if unfinished:
+        click.echo(f"{stopped_words(flag.signum)}: {len(unfinished)} of {len(results)} cells did not finish "
+                   f"({', '.join(r.cell.name for r in unfinished)}); run the same sweep again to do them", err=True)
+    if failed:
+        click.echo(f"error: {len(failed)} of {len(results)} cells failed: {', '.join(r.cell.name for r in failed)} "
+                   f"(each one's error is in {out_dir / 'results.csv'} and its cells/NAME/log.txt)", err=True)
+    files.finish()
+    if unfinished:
+        stopped(flag)
+    if failed:
+        sys.exit(1)
 
 
 def _collect_transfer(folder: Path) -> dict[str, Any]:
@@ -124,16 +165,16 @@ def sweep_transfer(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs:
     """
     import csv as _csv
 
-    from ..files import write_atomic
+    from ..files import write_with_fallback
     from ..images import load_image
     from ..report import contact_sheet, plot_curves
 
     def check(params: dict[str, Any]) -> None:
         keep = {k: v for k, v in params.items() if k in {f.name for f in dataclasses.fields(TransferConfig)}}
-        transfer_config(keep)
+        check_inputs(params.get("content") or (), params.get("styles") or (), transfer_config(keep))
 
-    axes, results = _run_sweep(ctx, transfer, grid, out_dir, jobs, backend,
-                               outputs=_transfer_outputs, collect=_collect_transfer, check=check)
+    axes, results, files = _run_sweep(ctx, transfer, grid, out_dir, jobs, backend,
+                                      outputs=_transfer_outputs, collect=_collect_transfer, check=check)
     last = axes[-1]
     rest = axes[:-1]
     n_cols = len(last.values)
@@ -142,10 +183,14 @@ def sweep_transfer(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs:
         row, caps = [], []
         for r in results[start : start + n_cols]:
             image = None
-            if r.status != "failed":
-                image = load_image(out_dir / "cells" / r.cell.name / "out.png").rgb
+            made = out_dir / "cells" / r.cell.name / "out.png"
+            if r.status in ("ok", "skipped", "interrupted") and made.is_file():
+                image = load_image(made).rgb
             row.append(image)
-            caps.append(f"loss {r.metrics['total']:.4g}" if image is not None and "total" in r.metrics else "failed")
+            if image is not None and "total" in r.metrics:
+                caps.append(f"loss {r.metrics['total']:.4g}")
+            else:
+                caps.append({"interrupted": "interrupted", "not run": "not run"}.get(r.status, "failed"))
         cells.append(row)
         captions.append(caps)
         first = results[start].cell.settings
@@ -153,23 +198,21 @@ def sweep_transfer(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs:
     title = "sweep: " + " x ".join(f"{a.name}" for a in axes)
     sheet = contact_sheet(cells, row_labels=row_labels if rest else [], col_labels=[f"{last.name}={v}" for v in last.values],
                           captions=captions, title=title)
-    write_atomic(out_dir / "sheet.png", lambda h: sheet.save(h, format="PNG"))
     curves, xs = {}, []
     for r in results:
         history = out_dir / "cells" / r.cell.name / "history.csv"
-        if r.status != "failed" and history.is_file():
+        if r.status in ("ok", "skipped") and history.is_file():
             rows = list(_csv.DictReader(history.open()))
             xs = xs if len(xs) >= len(rows) else [int(row["iteration"]) for row in rows]
             curves[", ".join(f"{k}={v}" for k, v in r.cell.settings.items())] = [float(row["total"]) for row in rows]
-    if curves:
-        length = max(len(v) for v in curves.values())
-        padded = {k: v + [float("nan")] * (length - len(v)) for k, v in curves.items()}
-        plot_curves(out_dir / "curves.png", list(range(1, length + 1)), padded, title="total loss per cell")
-    failed = sum(r.status == "failed" for r in results)
-    click.echo(f"{len(results)} cells, {failed} failed: {out_dir / 'results.csv'}, {out_dir / 'sheet.png'}, {out_dir / 'curves.png'}", err=True)
-    click.echo(str(out_dir))
-
-
+    with stop_flag().keeping():  # a signal now waits for the sheets
+        files.write(lambda: write_with_fallback(out_dir / "sheet.png", lambda h: sheet.save(h, format="PNG")))
+        if curves:
+            length = max(len(v) for v in curves.values())
+            padded = {k: v + [float("nan")] * (length - len(v)) for k, v in curves.items()}
+            files.write(lambda: plot_curves(out_dir / "curves.png", list(range(1, length + 1)), padded,
+                                            title="total loss per cell"))
+    _finish(out_dir, results, files)
 
 
 def _collect_training(folder: Path) -> dict[str, Any]:
@@ -203,21 +246,28 @@ def sweep_train_attrs(ctx: click.Context, grid: Sequence[str], out_dir: Path, jo
     """
     import csv as _csv
 
-    from ..attributes.losses import parse_loss_weights
+    from ..attributes.labels import read_labels
+    from ..attributes.losses import head_weights, parse_loss_weights
+    from ..attributes.schema import ACAN_SCHEMA, load_schema
     from ..report import plot_panels
 
     def check(params: dict[str, Any]) -> None:
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         options = {k: v for k, v in params.items() if k in fields}
         options["loss_weights"] = parse_loss_weights(params.get("loss_weight") or ())
-        TrainConfig(**options).validate()
+        config = TrainConfig(**options)
+        config.validate()
+        schema = load_schema(config.schema) if config.schema else ACAN_SCHEMA
+        head_weights(schema, config.loss_weights)
+        if params.get("data") is not None:  # the labels CSV, checked whole (the images are opened by the run)
+            read_labels(params["data"], schema, config.labels)
 
-    axes, results = _run_sweep(ctx, train_attrs_command, grid, out_dir, jobs, backend,
-                               outputs=_training_outputs, collect=_collect_training, check=check)
+    axes, results, files = _run_sweep(ctx, train_attrs_command, grid, out_dir, jobs, backend,
+                                      outputs=_training_outputs, collect=_collect_training, check=check)
     panels: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
     for r in results:
         history = out_dir / "cells" / r.cell.name / "run" / "history.csv"
-        if r.status == "failed" or not history.is_file():
+        if r.status not in ("ok", "skipped") or not history.is_file():
             continue
         rows = list(_csv.DictReader(history.open()))
         label = ", ".join(f"{k}={v}" for k, v in r.cell.settings.items())
@@ -227,8 +277,6 @@ def sweep_train_attrs(ctx: click.Context, grid: Sequence[str], out_dir: Path, jo
                 values = [float(row[column]) if row[column] not in ("", "nan") else None for row in rows]
                 panels.setdefault(column.split(".", 1)[1], {})[label] = (epochs, values)
     if panels:
-        plot_panels(out_dir / "curves.png", panels, xlabel="epoch", ylabel="validation loss")
-    failed = sum(r.status == "failed" for r in results)
-    click.echo(f"{len(results)} cells, {failed} failed: {out_dir / 'results.csv'}, {out_dir / 'curves.png'}", err=True)
-    click.echo(str(out_dir))
-
+        with stop_flag().keeping():  # a signal now waits for the curves
+            files.write(lambda: plot_panels(out_dir / "curves.png", panels, xlabel="epoch", ylabel="validation loss"))
+    _finish(out_dir, results, files)

@@ -12,7 +12,8 @@ import click
 from ..config import BACKBONES, FEATURE_NORMS, DatasetConfig, TrainConfig
 from ..errors import StyleforgeError
 from ..files import check_writable
-from .base import EXIT_INTERRUPTED, explicit
+from ..signals import exit_code_of
+from .base import explicit, stop_flag, stopped, stopped_words
 
 __all__ = ["make_dataset_command", "train_attrs_command"]
 
@@ -25,21 +26,30 @@ _D = DatasetConfig()
 @click.option("--count", type=int, default=_D.count, show_default=True, help="Number of images.")
 @click.option("--seed", type=int, default=_D.seed, show_default=True, help="Random seed; the same seed gives the same files.")
 @click.option("--size", type=int, default=_D.size, show_default=True, help="Side of each square image in px.")
-def make_dataset_command(out: Path, count: int, seed: int, size: int) -> None:
+@click.option("--overwrite", is_flag=True,
+              help="Replace the data set already in OUT (labels.csv and images/NNNN.png); without it a folder that "
+                   "holds a labels file or images is refused.")
+def make_dataset_command(out: Path, count: int, seed: int, size: int, overwrite: bool) -> None:
     """Write a synthetic labelled data set to OUT: images/ and labels.csv.
 
     Compositions of shapes, fills and palettes whose 8 ACAN attributes are known by construction
-    (see docs/attributes.md).
+    (see docs/attributes.md). Ctrl-C or SIGTERM keeps the images finished, listed in labels.csv
+    (exit code 130 or 143).
 
     \b
     Example:
       styleforge make-dataset data/synth --count 400 --seed 0 --size 128
     """
-    from ..attributes.synthetic import make_dataset
+    from ..attributes.synthetic import write_dataset
 
     check_writable(out / "labels.csv", param="OUT")
-    path = make_dataset(out, count=count, seed=seed, size=size)
-    click.echo(str(path))
+    flag = stop_flag()
+    result = write_dataset(out, count=count, seed=seed, size=size, overwrite=overwrite, interrupt=flag)
+    click.echo(str(result.labels))
+    if result.stop_signal is not None:
+        click.echo(f"{stopped_words(result.stop_signal)}: {result.written} of {count} images were written; "
+                   f"{result.labels} lists them", err=True)
+        stopped(flag)
 
 
 @click.command("train-attrs")
@@ -134,11 +144,12 @@ def train_attrs_command(ctx: click.Context, data: Path | None, output: Path, los
         else:
             config = TrainConfig(**options)
             result = train_attrs(data, output, config, callbacks=[display])
-    except KeyboardInterrupt:  # before the first epoch (reading images, computing features)
+    except KeyboardInterrupt as exc:  # before the first epoch (reading images, computing features)
         display.close()
+        signum = getattr(exc, "signum", None)
         if rank == 0:
-            click.echo("interrupted before training started; nothing was trained", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+            click.echo(f"{stopped_words(signum)} before training started; nothing was trained", err=True)
+        sys.exit(exit_code_of(signum))
     except StyleforgeError as exc:
         if rank == 0:
             raise
@@ -149,9 +160,10 @@ def train_attrs_command(ctx: click.Context, data: Path | None, output: Path, los
         ctx.exit(exc.exit_code)
     finally:
         display.close()
+    flag = stop_flag()
     if rank != 0:
         if result.stop_reason == "interrupted":
-            sys.exit(EXIT_INTERRUPTED)
+            stopped(flag)
         return
     best = result.metrics.get("val") or result.metrics.get("train") or {}
     if result.best_epoch:
@@ -166,6 +178,6 @@ def train_attrs_command(ctx: click.Context, data: Path | None, output: Path, los
     click.echo("\n".join(str(p) for p in result.files))
     if result.stop_reason == "interrupted":
         hint = f"continue with styleforge train-attrs -o {output} --resume" if result.history else "no epoch finished"
-        click.echo(f"interrupted: {hint}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        click.echo(f"{stopped_words(flag.signum)}: {hint}", err=True)
+        stopped(flag)
 

@@ -12,11 +12,11 @@ import click
 from ..config import COLOR_TRANSFERS, NETWORKS, PRECISIONS, STYLE_LOSSES, STYLE_WEIGHTS, TransferConfig
 from ..errors import InputFileError, InvalidParameter, NoProgressError
 from ..parsing import parse_optimizer, parse_style
-from .base import EXIT_INTERRUPTED, Outputs
+from .base import Outputs, stop_flag, stopped, stopped_words
 from .options import read_config, read_image_config
 
-__all__ = ["ATTR_OPTIONS", "CONFIG_OPTIONS", "config_option", "style_option", "transfer", "transfer_config",
-           "with_options"]
+__all__ = ["ATTR_OPTIONS", "CONFIG_OPTIONS", "check_inputs", "config_option", "style_option", "transfer",
+           "transfer_config", "with_options"]
 
 _T = TransferConfig()
 
@@ -29,6 +29,46 @@ def _scales(value: Any) -> int | None:
     if text.isdigit() and int(text) >= 1:
         return int(text)
     raise InvalidParameter("--scales", value, "auto or a whole number >= 1")
+
+
+def check_inputs(content: Sequence[Path | str] | None, styles: Sequence[str], config: TransferConfig) -> None:
+    """Every input file a transfer names, checked from its header before any work (and before a
+    sweep's first cell): the content images (files or folders; ``None``: a video's frames, checked
+    by their own reader), the style images, an ``--init`` image, the masks, and the attribute model
+    folders.
+
+    Raises:
+        click.UsageError: No content (when expected) or no style.
+        InputFileError: A file that is missing, a folder where an image is expected, or not an image.
+        InvalidParameter: A bad ``--style`` or mask argument, or an ``--init`` that is neither a
+            keyword nor a file.
+    """
+    from ..config import INITS
+    from ..images import probe_image
+    from ..parsing import parse_region
+
+    if content is not None and not content:
+        raise click.UsageError("Missing argument 'CONTENT' (or give --from-image / a --config with 'content').")
+    if not styles:
+        raise click.UsageError("Missing option '--style' (or give --from-image / a --config with 'style').")
+    for path in map(Path, content or ()):
+        if not path.exists():
+            raise InputFileError("CONTENT", path, "does not exist")
+        if not path.is_dir():
+            probe_image(path, param="CONTENT")
+    for style in styles:
+        probe_image(parse_style(style).path, param="--style")
+    if config.init not in INITS:
+        if not Path(config.init).is_file():
+            raise InvalidParameter("--init", config.init, "content, noise, style, or the path of an image file")
+        probe_image(config.init, param="--init")
+    for param, items in (("--style-mask", config.style_masks), ("--style-image-mask", config.style_image_masks)):
+        for item in items:
+            probe_image(parse_region(item, param=param)[1], param=param)
+    for param, folder in (("--attrs-model", config.attrs_model), ("--score-with", config.score_with)):
+        if folder and not Path(folder).is_dir():
+            raise InputFileError(param, folder, "is not a folder; expected the -o folder of styleforge train-attrs"
+                                 if Path(folder).exists() else "does not exist")
 
 
 def transfer_config(options: dict[str, Any]) -> TransferConfig:
@@ -192,9 +232,11 @@ def transfer(
     for style in styles:  # the options' checks need no torch: they come first
         parse_style(style)
     config = transfer_config(options)
-    for path in content:  # before -o, whose kind (file or folder) depends on what CONTENT is
-        if not path.exists():
-            raise InputFileError("CONTENT", path, "does not exist")
+    if gif_every is not None and gif_every < 1:
+        raise InvalidParameter("--gif-every", gif_every, "a whole number >= 1")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise InvalidParameter("--checkpoint-every", checkpoint_every, "a whole number >= 1")
+    check_inputs(content, styles, config)  # before -o, whose kind (file or folder) depends on what CONTENT is
     if len(content) > 1 or content[0].is_dir():
         for name, value in (("--history", history), ("--plot", plot), ("--progress-gif", progress_gif)):
             if value is not None:
@@ -220,27 +262,30 @@ def transfer(
     gif = None
     if progress_gif is not None:
         planned = sum(parse_optimizer(s).steps or config.iterations for s in config.optimizer)
-        gif = GifRecorder(progress_gif, gif_every or max(1, planned // 50))
+        gif = GifRecorder(progress_gif, gif_every if gif_every is not None else max(1, planned // 50))
         callbacks.append(gif)
+    flag = stop_flag()
     try:
         result = run_transfer(content_path, list(styles), config, callbacks=callbacks)
     finally:
         callbacks[0].close()
+    interrupted = result.stop_reason == "interrupted"
     problem = _no_progress(result, config, output)
     if problem:
         raise NoProgressError(problem)
     outputs = Outputs()
-    path = outputs.write(lambda: result.save(output, fallback=True))
-    rows = [entry.as_row() for entry in result.history]
-    if history is not None:
-        outputs.write(lambda: write_history(history, result.history_rows()))
-    if plot is not None and rows:
-        series = {name: [r[name] for r in rows] for name in ["total", *result.history[0].summary.weighted]}
-        stages = [e.iteration for a, e in zip(result.history, result.history[1:]) if e.stage != a.stage]
-        outputs.write(lambda: plot_curves(plot, [r["iteration"] for r in rows], series, markers=stages,
-                                          title="styleforge transfer"))
-    if gif is not None:
-        outputs.write(gif.write)
+    with flag.keeping():  # a signal now waits for the outputs: they are what the run was for
+        path = outputs.write(lambda: result.save(output, fallback=True))
+        rows = [entry.as_row() for entry in result.history]
+        if history is not None:
+            outputs.write(lambda: write_history(history, result.history_rows()))
+        if plot is not None and rows:
+            series = {name: [r[name] for r in rows] for name in ["total", *result.history[0].summary.weighted]}
+            stages = [e.iteration for a, e in zip(result.history, result.history[1:]) if e.stage != a.stage]
+            outputs.write(lambda: plot_curves(plot, [r["iteration"] for r in rows], series, markers=stages,
+                                              title="styleforge transfer"))
+        if gif is not None:
+            outputs.write(gif.write)
     for callback in callbacks:
         for failure in getattr(callback, "failed", ()):
             click.echo(f"note: a checkpoint could not be written: {failure}", err=True)
@@ -251,11 +296,11 @@ def transfer(
         from ..attributes.score_format import format_score_line
 
         click.echo(f"scores ({result.config.score_with}): {format_score_line(result.scores)}", err=True)
-    if result.stop_reason == "interrupted" and path is not None:
-        click.echo(f"interrupted: the best image so far is in {path}", err=True)
+    if interrupted and path is not None:
+        click.echo(f"{stopped_words(flag.signum)}: the best image so far is in {path}", err=True)
     outputs.finish()
-    if result.stop_reason == "interrupted":
-        sys.exit(EXIT_INTERRUPTED)
+    if interrupted:
+        stopped(flag)
 
 
 def _no_progress(result: Any, config: TransferConfig, output: Path) -> str:
@@ -308,6 +353,7 @@ def _transfer_many(content: Sequence[Path], styles: Sequence[str], output: Path,
             current["writer"](event)
 
     outputs, skipped, interrupted = Outputs(), [], False
+    flag = stop_flag()
     try:
         runs = transfer_each(paths, list(styles), config, callbacks=[display, checkpoints])
         for number, (path, out) in enumerate(zip(paths, outs), start=1):
@@ -316,7 +362,8 @@ def _transfer_many(content: Sequence[Path], styles: Sequence[str], output: Path,
             run = next(runs, None)
             if run is None:  # a Ctrl-C between two images
                 interrupted = True
-                click.echo(f"interrupted before {path}: {number - 1} of {len(paths)} image(s) were finished", err=True)
+                click.echo(f"{stopped_words(flag.signum)} before {path}: {number - 1} of {len(paths)} image(s) were "
+                           "finished", err=True)
                 break
             if run.error is not None:
                 click.echo(f"error: {run.error}; skipped", err=True)
@@ -329,14 +376,15 @@ def _transfer_many(content: Sequence[Path], styles: Sequence[str], output: Path,
                 click.echo(f"error: {path}: {problem}", err=True)
                 skipped.append(path)
                 continue
-            written = outputs.write(lambda: result.save(out, fallback=True))
+            with flag.keeping():  # a signal now waits for the image to be written
+                written = outputs.write(lambda: result.save(out, fallback=True))
             if result.summary is not None:
                 click.echo(f"done {number}/{len(paths)}: {path} -> {written}: {result.stop_reason} after "
                            f"{len(result.history)} iterations, loss {result.summary.format()}", err=True)
             if result.stop_reason == "interrupted":
                 interrupted = True
-                click.echo(f"interrupted: the best image so far of {path} is in {written}; {number - 1} of "
-                           f"{len(paths)} image(s) were finished before it", err=True)
+                click.echo(f"{stopped_words(flag.signum)}: the best image so far of {path} is in {written}; "
+                           f"{number - 1} of {len(paths)} image(s) were finished before it", err=True)
                 break
     finally:
         display.close()
@@ -345,7 +393,7 @@ def _transfer_many(content: Sequence[Path], styles: Sequence[str], output: Path,
             click.echo(f"note: a checkpoint could not be written: {failure}", err=True)
     outputs.finish()
     if interrupted:
-        sys.exit(EXIT_INTERRUPTED)
+        stopped(flag)
     if skipped:
         click.echo(f"error: {len(skipped)} of {len(paths)} image(s) were not written: {', '.join(map(str, skipped))}",
                    err=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ import click
 from ..config import DEFAULT_FPS, VideoConfig
 from ..errors import InvalidParameter
 from ..parsing import parse_style
-from .base import EXIT_INTERRUPTED, Outputs
-from .transfer import CONFIG_OPTIONS, config_option, style_option, transfer_config, with_options
+from .base import Outputs, stop_flag, stopped, stopped_words
+from .transfer import CONFIG_OPTIONS, check_inputs, config_option, style_option, transfer_config, with_options
 
 __all__ = ["video"]
 
@@ -69,8 +68,9 @@ def video(
 
     Each frame after the first starts from the previous output warped by the optical flow and is
     held to it where the flow is reliable, so the result does not flicker. Finished frames are kept
-    in OUTPUT.frames/ (or in OUTPUT when it is a folder): Ctrl-C writes the video of those, and
-    --resume continues.
+    in OUTPUT.frames/ (or in OUTPUT when it is a folder): Ctrl-C or SIGTERM (exit code 130 or 143)
+    writes the video of those, as does a frame that cannot be written (exit code 1), and --resume
+    continues.
 
     \b
     Example:
@@ -83,6 +83,7 @@ def video(
     config = transfer_config(options)
     settings = VideoConfig(temporal_weight, frame_iterations, fps)
     settings.validate()
+    check_inputs(None, styles, config)
     folder, movie = _folders(output)
 
     from ..files import check_writable
@@ -104,6 +105,7 @@ def video(
         for stale in folder.glob("frame_*.png"):  # our own side folder, from an earlier run
             stale.unlink()
     display = VideoDisplay(quiet=quiet)
+    flag = stop_flag()
     try:
         result = stylize_video(source, list(styles), config, settings, folder=folder, resume=resume, callbacks=[display])
     finally:
@@ -111,25 +113,31 @@ def video(
 
     outputs = Outputs()
     rate = settings.fps or source.fps or DEFAULT_FPS
-    if movie is not None and result.frames:
-        from ..images import load_image
-
-        frames = (load_image(path).rgb for path in result.paths)
-        outputs.write(lambda: write_video(movie, frames, rate))
-    elif movie is None:
-        outputs.written.append(folder)
-    if history is not None and result.frames:
-        outputs.write(lambda: write_history(history, [record.as_row() for record in result.frames]))
-    flicker = result.mean_flicker()
     done = len(result.frames)
+    with flag.keeping():  # a signal now waits for the video of the finished frames
+        if movie is not None and done:
+            from ..images import load_image
+
+            outputs.write(lambda: write_video(movie, lambda: (load_image(path).rgb for path in result.paths), rate,
+                                              fallback=True))
+        elif movie is None:
+            outputs.written.append(folder)
+        if history is not None and done:
+            outputs.write(lambda: write_history(history, [record.as_row() for record in result.frames]))
+    flicker = result.mean_flicker()
     click.echo(f"done: {done}/{result.count} frames" + (f"; flicker (mean warping error) {flicker:.5f}" if flicker is not None else ""),
                err=True)
     interrupted = result.stop_reason == "interrupted"
-    if interrupted:
-        kept = f"{movie} has the first {done}; " if movie is not None and done else ""
-        click.echo(f"interrupted: {kept}the finished frames are in {folder}; run again with --resume to go on", err=True)
+    kept = f"{movie} has the first {done}; " if movie is not None and done and not outputs.failed else ""
+    if result.write_error is not None:
+        outputs.failed.insert(0, result.write_error)
+        click.echo(f"stopped: frame {done + 1} could not be written; {kept}the {done} finished frame(s) are in "
+                   f"{folder}; run again with --resume to go on once it can be", err=True)
+    elif interrupted:
+        click.echo(f"{stopped_words(flag.signum)}: {kept}the finished frames are in {folder}; run again with "
+                   "--resume to go on", err=True)
     elif movie is not None and not keep_frames and not outputs.failed:
         shutil.rmtree(folder, ignore_errors=True)
     outputs.finish()
     if interrupted:
-        sys.exit(EXIT_INTERRUPTED)
+        stopped(flag)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,9 +32,9 @@ from torch import Tensor, nn
 from ..errors import InvalidParameter, choice_error
 from .distributed import Distributed, reduce_terms
 from .events import BatchProgress, Callback, EpochEnded, EpochStarted, FitEnded, emit
-from .interrupt import Interrupt, sigint_flag
+from .interrupt import Interrupt, stop_detail, watch
 from .optimize import DivergenceGuard, OptimizerSpec, StopRule, make_optimizer, parse_optimizer
-from .outcome import COMPLETED, DIVERGED, INTERRUPTED, INTERRUPTED_DETAIL, STOPPED
+from .outcome import COMPLETED, DIVERGED, INTERRUPTED, STOPPED
 from .terms import LossSummary, WeightedLoss, summary_of, weighted_total
 
 __all__ = [
@@ -272,8 +271,8 @@ def fit(
     ``checkpoint`` function is called and :class:`~styleforge.engine.events.EpochEnded` is emitted.
 
     A batch whose loss is NaN/inf stops the run before the optimiser applies it, and a monitored
-    total the guard calls divergent stops it after the epoch (``diverged``). Ctrl-C
-    (:func:`~styleforge.engine.interrupt.sigint_flag`, as in
+    total the guard calls divergent stops it after the epoch (``diverged``). Ctrl-C or SIGTERM
+    (:func:`~styleforge.engine.interrupt.stop_signals`, as in
     :func:`~styleforge.engine.optimize.optimise_pixels`) stops it after the current step
     (``interrupted``): the unfinished epoch is not recorded, so a resumed run repeats it. In every
     case the best epoch's weights are put back into ``module``. The stop reasons are those of
@@ -315,7 +314,7 @@ def fit(
             accumulators need an ``all_reduce(reduce)`` method. Events, history and checkpoints
             hold the global values on every rank (the caller lets one rank print and write).
             A Ctrl-C on any rank stops every rank after the same step.
-        interrupt: The flag of a :func:`~styleforge.engine.interrupt.sigint_flag` the caller holds
+        interrupt: The flag of a :func:`~styleforge.engine.interrupt.stop_signals` the caller holds
             over a longer run, checked after every step; ``None``: this call installs its own for
             its duration.
 
@@ -389,7 +388,7 @@ def fit(
     if start > epochs:
         detail = f"the run already finished epoch {start - 1}; ask for more --epochs to continue"
     # Ctrl-C: stop after the current step, keep the best (the caller's flag when it holds one).
-    with (nullcontext(interrupt) if interrupt is not None else sigint_flag()) as flag:
+    with watch(interrupt) as flag:
         try:
             for epoch in range(start, epochs + 1):
                 began = time.perf_counter()
@@ -437,7 +436,7 @@ def fit(
                         interrupted = True
                         break
                 if interrupted:
-                    reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
+                    reason, detail = INTERRUPTED, stop_detail(flag)
                     break
                 train = mean.summary(weights)
                 row: dict[str, float] = {"epoch": epoch, "lr": lr}
@@ -480,12 +479,12 @@ def fit(
                     reason, detail = STOPPED, f"{watched} {stop.reason} (epoch {epoch})"
                     break
                 if _requested(flag, dist):  # Ctrl-C during validation or the checkpoint
-                    reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
+                    reason, detail = INTERRUPTED, stop_detail(flag)
                     break
         except _Diverged as exc:
             reason, detail = DIVERGED, str(exc)
-        except KeyboardInterrupt:  # a second Ctrl-C, or a caller that kept its own SIGINT handler
-            reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
+        except KeyboardInterrupt as stop:  # a second signal, or a caller that kept its own SIGINT handler
+            reason, detail = INTERRUPTED, stop_detail(flag, stop)
     if best_state is not None:
         module.load_state_dict(best_state)
     if reason == DIVERGED:

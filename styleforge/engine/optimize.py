@@ -7,7 +7,6 @@ factory (:func:`make_optimizer`), stopping rule (:class:`StopRule`) and divergen
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +17,8 @@ from torch import Tensor
 from ..errors import InvalidParameter, choice_error
 from ..parsing import OPTIMIZERS, OptimizerSpec, parse_optimizer
 from .events import Callback, Progress, StageEnded, StageStarted, emit
-from .interrupt import Interrupt, sigint_flag
-from .outcome import COMPLETED, DIVERGED, INTERRUPTED, INTERRUPTED_DETAIL, STOPPED
+from .interrupt import Interrupt, stop_detail, watch
+from .outcome import COMPLETED, DIVERGED, INTERRUPTED, STOPPED
 from .lbfgs import BoxLBFGS
 from .terms import LossReport, LossSummary
 
@@ -257,7 +256,7 @@ def optimise_pixels(
         callbacks: Receive :class:`StageStarted`, :class:`Progress` and :class:`StageEnded`.
         default_lr: Learning rate per optimiser when a stage gives none.
         bounds: Pixel range to clamp to.
-        interrupt: The flag of a :func:`~styleforge.engine.interrupt.sigint_flag` the caller holds
+        interrupt: The flag of a :func:`~styleforge.engine.interrupt.stop_signals` the caller holds
             over a longer run (a coarse-to-fine pyramid), checked before each step; ``None``: this
             call installs its own for its duration.
     """
@@ -272,8 +271,8 @@ def optimise_pixels(
     result = PixelResult(best=best, last=x.detach(), best_summary=None, best_iteration=0)
     iteration = 0
 
-    # Ctrl-C: stop after the current step, keep the best (the caller's flag when it holds one)
-    with (nullcontext(interrupt) if interrupt is not None else sigint_flag()) as interrupt:
+    # Ctrl-C or SIGTERM: stop after the current step, keep the best (the caller's flag when it holds one)
+    with watch(interrupt) as interrupt:
         for index, (spec, steps) in enumerate(zip(chain, plan)):
             optimizer, lr = make_optimizer(spec, [x], default_lr=default_lr, bounds=bounds)
             emit(callbacks, StageStarted(index, spec.name, steps, lr, iteration + 1, total_iterations))
@@ -300,7 +299,7 @@ def optimise_pixels(
             try:
                 for _ in range(steps):
                     if interrupt.requested:
-                        reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
+                        reason, detail = INTERRUPTED, stop_detail(interrupt)
                         break
                     latest.clear()
                     optimizer.step(closure)
@@ -320,8 +319,8 @@ def optimise_pixels(
                     if stop is not None and not rejected and stop.update(total):
                         reason, detail = STOPPED, stop.reason
                         break
-            except KeyboardInterrupt:  # a second Ctrl-C, or a caller that kept its own SIGINT handler
-                reason, detail = INTERRUPTED, INTERRUPTED_DETAIL
+            except KeyboardInterrupt as stop:  # a second signal, or a caller that kept its own SIGINT handler
+                reason, detail = INTERRUPTED, stop_detail(interrupt, stop)
             emit(callbacks, StageEnded(index, reason, detail, done))
             if reason != COMPLETED:
                 result.stop_reason, result.stop_detail = reason, detail

@@ -22,7 +22,7 @@ from ..attributes.model import VGG_HYPERCOLUMN_LAYERS, LoadedModel
 from ..attributes.score import open_model, score_tensors
 from ..config import TransferConfig
 from ..engine.events import Callback
-from ..engine.interrupt import sigint_flag
+from ..engine.interrupt import watch
 from ..errors import InputFileError, InvalidParameter
 from ..images import probe_image
 from ..parsing import StyleSpec
@@ -163,8 +163,8 @@ def transfer_each(
         styles: As :func:`transfer`'s.
         config: Options; ``None`` for the defaults.
         callbacks: Receive every image's engine events.
-        interrupt: The caller's Ctrl-C flag (:func:`~styleforge.engine.interrupt.sigint_flag`);
-            ``None``: this call installs its own for the whole loop.
+        interrupt: The caller's flag (:func:`~styleforge.engine.interrupt.stop_signals`); ``None``:
+            this call installs its own for the whole loop (Ctrl-C and SIGTERM).
         **options: Overrides of ``config``'s fields.
 
     Yields:
@@ -182,11 +182,8 @@ def transfer_each(
     config = dataclasses.replace(config or TransferConfig(), **options)
     extensions = [AttributeGuidance(config)] if config.attrs_model or config.score_with else []
     stylizer = Stylizer(styles, config, callbacks=callbacks, extensions=extensions, content=paths[0])
-    if interrupt is None:
-        with sigint_flag() as flag:
-            yield from _each(stylizer, paths, callbacks, flag)
-    else:
-        yield from _each(stylizer, paths, callbacks, interrupt)
+    with watch(interrupt) as flag:
+        yield from _each(stylizer, paths, callbacks, flag)
 
 
 def _each(stylizer: Stylizer, paths: Sequence[Path], callbacks: Sequence[Callback], interrupt: Any) -> Iterator[ContentRun]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from ..engine import OptimizerSpec
+from ..device import available_memory
 from ..errors import ResourceError
 from ..nets.vgg import VGG_BLOCKS, layer_names
 
@@ -97,19 +98,9 @@ def inference_bytes(arch: str, layers: Iterable[str], height: int, width: int) -
 
 
 def available_bytes(device: torch.device) -> int | None:
-    """Memory free for this run on ``device``: CUDA's free memory, or the OS's MemAvailable."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    if device.type == "cpu":
-        try:
-            with open("/proc/meminfo") as handle:
-                for line in handle:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            return None
-    return None
+    """Memory free for this run on ``device`` (:func:`styleforge.device.available_memory`: CUDA's free
+    memory; on the CPU the system's, within any container or ``ulimit -v`` limit)."""
+    return available_memory(device)
 
 
 def check_memory(
@@ -123,13 +114,14 @@ def check_memory(
     available: int | None = None,
     at_least: int = 0,
     extra: int = 0,
+    tiled: bool = False,
 ) -> int:
     """Refuses a run whose estimate exceeds the memory available, suggesting a size that fits.
 
     Args:
         arch: The VGG.
         layers: Layers the objective uses.
-        shape: The output's (height, width).
+        shape: The output's (height, width), or a tile's.
         size: The ``--size`` that gave ``shape``.
         chain: The optimiser stages.
         device: Where it runs.
@@ -137,25 +129,33 @@ def check_memory(
         at_least: A peak the run reaches outside the optimisation (the style images' pass,
             :func:`inference_bytes`): the need is the larger of the two.
         extra: Bytes held on top throughout (a tiled scale's whole images).
+        tiled: ``shape`` is a tile (tiles are not suggested then).
 
     Returns:
         The estimate in bytes.
 
     Raises:
-        ResourceError: The estimate does not fit; the message gives both figures and a ``--size``
-            that fits (or says none does).
+        ResourceError: The estimate does not fit; the message gives both figures and what to try:
+            tiles, a ``--size`` that fits, or (when the style images' pass is the larger part)
+            a smaller ``--style-scale``.
     """
     layers = list(layers)
     height, width = shape
-    need = max(estimate_bytes(arch, layers, height, width, chain), at_least) + extra
+    optimisation = estimate_bytes(arch, layers, height, width, chain)
+    need = max(optimisation, at_least) + extra
     free = available if available is not None else available_bytes(device)
     if free is None or need <= free:
         return need
     fits = [s for s in range(size - 16, 15, -16)
             if max(estimate_bytes(arch, layers, round(height * s / size), round(width * s / size), chain),
                    at_least * (s / size) ** 2) + extra <= free]
-    hint = f"--tile auto (tiles that fit), --size {fits[0]}" if fits else "--tile auto (tiles that fit)"
+    hints = [] if tiled or at_least >= optimisation else ["--tile auto (tiles that fit)"]
+    if fits:
+        hints.append(f"--size {fits[0]}")
+    if at_least >= optimisation:
+        hints.append("a --style-scale below 1 (the style images' statistics are the larger part)")
     raise ResourceError(
         f"--size {size}: this transfer needs about {need / 2**30:.1f} GiB on {device.type} and "
-        f"{free / 2**30:.1f} GiB is available; try {hint}, free memory, or pass --no-memory-check to try anyway"
+        f"{free / 2**30:.1f} GiB is available; try {', '.join(hints + ['free memory'])}, or pass --no-memory-check "
+        "to try anyway"
     )

@@ -35,10 +35,10 @@ from ..engine import (
     parse_optimizer,
 )
 from ..engine.events import Progress, StageEnded, StageStarted, download_events, emit
-from ..engine.interrupt import sigint_flag
-from ..engine.outcome import INTERRUPTED, INTERRUPTED_DETAIL
+from ..engine.interrupt import stop_detail, watch
+from ..engine.outcome import INTERRUPTED
 from ..errors import InvalidParameter, ResourceError
-from ..images import LoadedImage, load_image, resize_long_side, save_image
+from ..images import LoadedImage, load_image, long_side_shape, resize_long_side, save_image
 from ..nets.vgg import VGGFeatures, layer_names, pooling_factor
 from ..nets.weights import resolve_weights
 from ..version import __version__
@@ -342,9 +342,7 @@ class Stylizer:
     def _style_shape(self, spec: StyleSpec, image: LoadedImage, size: int) -> tuple[int, int]:
         """The (height, width) of a style image resized for one scale (as :func:`resize_long_side` gives)."""
         scale = spec.scale if spec.scale is not None else self.config.style_scale
-        h, w = image.rgb.shape[-2:]
-        factor = max(1, round(size * scale)) / max(h, w)
-        return max(1, round(h * factor)), max(1, round(w * factor))
+        return long_side_shape(image.size, max(1, round(size * scale)))
 
     @property
     def first(self) -> _Content | None:
@@ -353,51 +351,75 @@ class Stylizer:
         return self._first
 
     def prepare(self, content: ImageInput) -> _Content:
-        """Loads and checks one content image and its pyramid (sizes, masks, memory), without running."""
+        """Loads and checks one content image and its pyramid (sizes, tiles, memory, masks), without running.
+
+        Every shape of the pyramid is worked out from the image's size, and the sizes, the tiles and
+        the memory estimate are checked on those shapes before any image is resized: a size too
+        large for the machine is refused before it takes the memory.
+        """
         if isinstance(content, _Content):
             return content
         image = _load(content, "CONTENT")
         config = self.config
+        shapes = [long_side_shape(image.size, size) for size in self.sizes]
+        self._check_shapes(shapes, image.size)
+        style_shapes = [[self._style_shape(spec, style, size) for spec, style in zip(self.specs, self.style_images)]
+                        for size in self.sizes]
+        tiles = self._plan_tiles(shapes, style_shapes)
+        image_masks = image_mask_paths(config.style_image_masks, self.names)
         scales = []
-        for size in self.sizes:
+        for size, tile in zip(self.sizes, tiles):
             target = resize_long_side(image.rgb, size)
             style_rgbs = []
             for spec, style in zip(self.specs, self.style_images):
                 scale = spec.scale if spec.scale is not None else config.style_scale
                 style_rgb = resize_long_side(style.rgb, max(1, round(size * scale)))
                 style_rgbs.append(match_histogram(style_rgb, target) if config.color_transfer == "histogram" else style_rgb)
-            image_masks = image_mask_paths(config.style_image_masks, self.names)
             scales.append(_Scale(size, target, style_rgbs,
                                  [mask_of(image_masks.get(i), tuple(rgb.shape[-2:])) for i, rgb in enumerate(style_rgbs)],
-                                 output_regions(config.style_masks, self.names, tuple(target.shape[-2:]))))
-        prepared = _Content(image, scales)
-        self._check_sizes(prepared)
-        free = available_bytes(self.device) if str(config.tile).lower() == "auto" else None
-        for plan in scales:
-            shape = tuple(plan.target.shape[-2:])
-            styles = [tuple(rgb.shape[-2:]) for rgb in plan.style_rgbs]
-            plan.tile = choose_tile(self.network, self.layers, shape, styles, self.chain, free,
-                                    requested=config.tile_side(), auto=str(config.tile).lower() == "auto", size=plan.size)
-            if plan.tile is not None and (self.extensions or config.style_masks):
+                                 output_regions(config.style_masks, self.names, tuple(target.shape[-2:])), tile))
+        return _Content(image, scales)
+
+    def _plan_tiles(self, shapes: Sequence[tuple[int, int]], style_shapes: Sequence[Sequence[tuple[int, int]]]
+                    ) -> list[int | None]:
+        """Each scale's tile side (``None``: whole), and the memory check of the largest run, from the
+        shapes alone.
+
+        Raises:
+            InvalidParameter: A scale would be tiled with options that need the whole image.
+            ResourceError: The largest run does not fit in the memory available (with the check on).
+        """
+        config = self.config
+        auto = str(config.tile).lower() == "auto"
+        free = available_bytes(self.device) if auto else None
+        tiles: list[int | None] = []
+        for size, shape, styles in zip(self.sizes, shapes, style_shapes):
+            tile = choose_tile(self.network, self.layers, shape, list(styles), self.chain, free,
+                               requested=config.tile_side(), auto=auto, size=self.sizes[-1], scale=size)
+            if tile is not None and (self.extensions or config.style_masks):
                 why = ("--attrs-model/--score-with (the attribute network rates the whole image)" if self.extensions
                        else "--style-mask (regions are not tiled yet)")
-                raise InvalidParameter("--tile", config.tile, f"off with {why}: the {plan.size} px scale would be "
+                raise InvalidParameter("--tile", config.tile, f"off with {why}: the {size} px scale would be "
                                        "tiled; choose a smaller --size")
+            tiles.append(tile)
         # The largest run is the last scale's: its style images' pass, then its optimisation (whole, or
         # one tile at a time beside the whole images a tiled scale holds).
-        last = scales[-1]
-        full = tuple(last.target.shape[-2:])
-        shape = full if last.tile is None else tuple(min(last.tile, n) for n in full)
+        full, last = shapes[-1], tiles[-1]
+        shape = full if last is None else (min(last, full[0]), min(last, full[1]))
         if config.memory_check and shape not in self._checked_shapes:
-            styles = style_pass(self.network, self.layers, [tuple(rgb.shape[-2:]) for rgb in last.style_rgbs])
+            styles = style_pass(self.network, self.layers, list(style_shapes[-1]))
             check_memory(self.network, self.layers, shape, self.sizes[-1], self.chain, self.device,
-                         at_least=styles, extra=0 if last.tile is None else held_whole(full))
+                         at_least=styles, extra=0 if last is None else held_whole(full), tiled=last is not None)
             self._checked_shapes.add(shape)
-        return prepared
+        return tiles
+
+    def _check_shapes(self, shapes: Sequence[tuple[int, int]], source: tuple[int, int]) -> None:
+        """Every scale's shape is large enough for the deepest layer."""
+        for size, shape in zip(self.sizes, shapes):
+            _check_size(size, self.network, shape, self.layers, source)
 
     def _check_sizes(self, content: _Content) -> None:
-        for plan in content.scales:
-            _check_size(plan.size, self.network, tuple(plan.target.shape[-2:]), self.layers, content.image.size)
+        self._check_shapes([tuple(plan.target.shape[-2:]) for plan in content.scales], content.image.size)
 
     def _targets(self, plan: _Scale) -> list[Any]:
         """The style statistics at one scale (taken once per size unless they depend on the content)."""
@@ -537,8 +559,8 @@ class Stylizer:
                 overrides ``config.init`` and its noise blend.
             extensions: More terms for this run only (opened here; their layers must be among the
                 network's, e.g. none: a term on the pixels).
-            interrupt: The caller's Ctrl-C flag (:func:`~styleforge.engine.interrupt.sigint_flag`),
-                for a caller that runs many; ``None``: this run installs its own.
+            interrupt: The caller's flag (:func:`~styleforge.engine.interrupt.stop_signals`), for a
+                caller that runs many; ``None``: this run installs its own (Ctrl-C and SIGTERM).
             iterations: This run's iteration budget instead of ``config.iterations`` (each stage of
                 the chain keeps its share; the scales share it as usual).
             finest_only: Optimise at the last size only (``init_image`` is then a near-finished
@@ -562,10 +584,8 @@ class Stylizer:
         for extension in extensions:
             extension.open(self.device, callbacks)
         every = [*self.extensions, *extensions]
-        if interrupt is None:
-            with sigint_flag() as flag:
-                return self._run(prepared, chain, callbacks, init_image, every, flag)
-        return self._run(prepared, chain, callbacks, init_image, every, interrupt)
+        with watch(interrupt) as flag:
+            return self._run(prepared, chain, callbacks, init_image, every, flag)
 
     def _run(self, prepared: _Content, chain: Sequence[OptimizerSpec], callbacks: Sequence[Callback],
              init_image: Tensor | None, extensions: Sequence[Extension], interrupt: Any) -> TransferResult:
@@ -599,7 +619,7 @@ class Stylizer:
                 break
         assert result is not None and plan is not None
         if interrupt.requested and result.stop_reason != INTERRUPTED:
-            result.stop_reason, result.stop_detail = INTERRUPTED, f"{INTERRUPTED_DETAIL} between two scales"
+            result.stop_reason, result.stop_detail = INTERRUPTED, f"{stop_detail(interrupt)} between two scales"
         image = (result.last if config.keep_last else result.best)[0].cpu()
         summary = result.history[-1].summary if config.keep_last and result.history else result.best_summary
         iteration = offset if config.keep_last else best_iteration

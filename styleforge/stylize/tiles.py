@@ -129,6 +129,7 @@ def choose_tile(
     requested: int | None,
     auto: bool,
     size: int,
+    scale: int | None = None,
 ) -> int | None:
     """The tile side for one scale, or ``None`` to optimise it whole.
 
@@ -137,6 +138,9 @@ def choose_tile(
     in ``free`` bytes; the tile is then the largest multiple of 64 px whose estimate, plus what a
     tiled scale holds whole (:func:`held_whole`), fits — and the style images' pass
     (:func:`style_pass`), which tiles do not shrink, must fit too.
+
+    ``size`` is the run's ``--size``, named in errors, and ``scale`` the long side of the scale
+    ``shape`` belongs to (``None``: ``size``).
 
     Raises:
         ResourceError: Not even a 64 px tile fits, or the style images' pass alone does not.
@@ -147,15 +151,16 @@ def choose_tile(
         return requested if requested < max(height, width) else None
     if not auto or free is None or estimate_bytes(arch, layers, height, width, chain) <= free:
         return None
+    where = f"--size {size}" if scale is None or scale == size else f"--size {size} (its {scale} px scale)"
     held, styles = held_whole(shape), style_pass(arch, layers, style_shapes)
     if held + styles > free:
         raise ResourceError(
-            f"--size {size}: the style images' statistics at this size alone need about {(held + styles) / 2**30:.1f} GiB "
+            f"{where}: the style images' statistics at this size alone need about {(held + styles) / 2**30:.1f} GiB "
             f"and {free / 2**30:.1f} GiB is available; try a smaller --size or --style-scale"
         )
     for side in range(min(max(height, width), 8192) // 64 * 64, 63, -64):
         if estimate_bytes(arch, layers, min(side, height), min(side, width), chain) + held <= free:
             return side
     raise ResourceError(
-        f"--size {size}: even 64 px tiles need more than the {free / 2**30:.1f} GiB available; try a smaller --size"
+        f"{where}: even 64 px tiles need more than the {free / 2**30:.1f} GiB available; try a smaller --size"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from PIL import Image
 from torch import Tensor
 
 from ..errors import InputFileError, InvalidParameter
-from ..files import atomic_path, check_writable
+from ..files import atomic_path, check_writable, save_with_fallback
 from ..images import LoadedImage, load_image
 
 __all__ = ["FRAME_SUFFIXES", "VIDEO_SUFFIXES", "FrameSource", "open_frames", "is_video_path", "write_video",
@@ -152,23 +152,37 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return frame[: h - h % 2, : w - w % 2]
 
 
-def write_video(path: str | os.PathLike[str], frames: Sequence[Tensor] | Iterator[Tensor], fps: float) -> Path:
+def write_video(path: str | os.PathLike[str], frames: Iterable[Tensor] | Callable[[], Iterable[Tensor]], fps: float, *,
+                fallback: bool = False, param: str = "-o") -> Path:
     """Writes frames (3, H, W) in [0, 1] as an H.264 video at ``fps`` (no audio), atomically: the
     file appears whole or not at all.
+
+    Args:
+        path: The video file.
+        frames: The frames, or a function that returns them (called once per attempt: with
+            ``fallback``, a video that cannot be written at ``path`` is encoded again elsewhere).
+        fps: Frames per second.
+        fallback: Where ``path`` cannot be written (disk full), save the video in the working (else
+            the temp) folder and raise :class:`~styleforge.errors.OutputWriteError` saying where.
+        param: The parameter ``path`` was given as, named in errors.
 
     Returns:
         ``path``.
     """
     import imageio.v2 as iio
 
-    path = Path(path)
-    with atomic_path(path, keep_suffix=True) as tmp:
-        writer = iio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8, pixelformat="yuv420p",
-                                macro_block_size=1, ffmpeg_log_level="error")
-        try:
-            for frame in frames:
-                array = frame.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-                writer.append_data(_even(array))
-        finally:
-            writer.close()
-    return path
+    def encode(target: Path) -> Path:
+        with atomic_path(target, keep_suffix=True) as tmp:
+            writer = iio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8, pixelformat="yuv420p",
+                                    macro_block_size=1, ffmpeg_log_level="error")
+            try:
+                for frame in frames() if callable(frames) else frames:
+                    array = frame.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+                    writer.append_data(_even(array))
+            finally:
+                writer.close()
+        return target
+
+    if fallback:
+        return save_with_fallback(path, encode, param=param)
+    return encode(Path(path))

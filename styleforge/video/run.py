@@ -25,9 +25,9 @@ from torch import Tensor
 from ..config import TransferConfig, VideoConfig
 from ..engine import Callback, LossSummary
 from ..engine.events import FrameProgress, emit
-from ..engine.interrupt import sigint_flag
+from ..engine.interrupt import keeping, watch
 from ..engine.outcome import COMPLETED, INTERRUPTED
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, OutputWriteError
 from ..images import load_image, read_metadata, resize_long_side, save_image
 from ..parsing import StyleSpec
 from ..stylize.run import Stylizer
@@ -85,11 +85,16 @@ class VideoResult:
     """The outcome of :func:`stylize_video`.
 
     Attributes:
-        frames: Every finished frame, in order (after a Ctrl-C, those done before it).
+        frames: Every finished frame, in order (after a Ctrl-C, or a frame that could not be written,
+            those done before it).
         count: Frames in the input.
         stop_reason: ``completed`` or ``interrupted``.
         folder: The frames folder.
         fps: The input's frame rate (``None`` for a folder of frames).
+        metadata: What the run was (its options) and how far it got.
+        write_error: Why the frame after :attr:`frames` could not be written in ``folder`` (disk full,
+            the folder removed) and where it was saved instead; the run stopped there. ``None``: every
+            finished frame is in ``folder``.
     """
 
     frames: list[FrameRecord]
@@ -98,6 +103,7 @@ class VideoResult:
     folder: Path
     fps: float | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    write_error: OutputWriteError | None = None
 
     @property
     def paths(self) -> list[Path]:
@@ -155,10 +161,13 @@ def stylize_video(
             do the rest.
         callbacks: Receive each frame's engine events and a
             :class:`~styleforge.engine.events.FrameProgress` per frame.
-        interrupt: The caller's Ctrl-C flag; ``None``: this call installs its own.
+        interrupt: The caller's flag (:func:`~styleforge.signals.stop_signals`); ``None``: this call
+            installs its own (Ctrl-C and SIGTERM).
 
     Returns:
-        A :class:`VideoResult`; after a Ctrl-C it holds the frames finished before it.
+        A :class:`VideoResult`; after a Ctrl-C (or SIGTERM) it holds the frames finished before it,
+        and after a frame that could not be written (disk full) the frames before that one, with
+        :attr:`VideoResult.write_error` saying where that frame was saved instead.
 
     Raises:
         StyleforgeError: Invalid options or inputs, frames of another run in ``folder`` (with
@@ -179,10 +188,8 @@ def stylize_video(
     signature = _signature(source, stylizer.specs, config, video)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    if interrupt is None:
-        with sigint_flag() as flag:
-            return _frames(stylizer, source, [first], frames, video, folder, resume, signature, callbacks, flag)
-    return _frames(stylizer, source, [first], frames, video, folder, resume, signature, callbacks, interrupt)
+    with watch(interrupt) as flag:
+        return _frames(stylizer, source, [first], frames, video, folder, resume, signature, callbacks, flag)
 
 
 def _frames(stylizer: Stylizer, source: FrameSource, head: list[Any], rest: Any, video: VideoConfig, folder: Path,
@@ -193,6 +200,7 @@ def _frames(stylizer: Stylizer, source: FrameSource, head: list[Any], rest: Any,
     previous_out: Tensor | None = None
     timed: list[float] = []
     stop = COMPLETED
+    failed: OutputWriteError | None = None
     budget = video.frame_iterations
     for number, frame in enumerate(itertools.chain(head, rest), start=1):
         if interrupt.requested:
@@ -223,7 +231,12 @@ def _frames(stylizer: Stylizer, source: FrameSource, head: list[Any], rest: Any,
         out = result.image
         metadata = {**result.metadata, "command": "video",
                     "video": {"frame": number, "frames": source.count, "run": signature}}
-        save_image(path, out, metadata=metadata)
+        try:
+            with keeping(interrupt):  # a signal now waits for the frame to be written
+                save_image(path, out, metadata=metadata, param="-o", fallback=True)
+        except OutputWriteError as exc:  # the frames before it are kept; the later ones would fail too
+            failed = exc
+            break
         seconds = time.perf_counter() - started
         if move is not None:
             timed.append(seconds)
@@ -235,4 +248,4 @@ def _frames(stylizer: Stylizer, source: FrameSource, head: list[Any], rest: Any,
                                       summary=result.summary))
         previous_in, previous_out = current_in, out
     return VideoResult(records, source.count, stop, folder, source.fps,
-                       metadata={"video": {"run": signature, "frames_done": len(records)}})
+                       metadata={"video": {"run": signature, "frames_done": len(records)}}, write_error=failed)

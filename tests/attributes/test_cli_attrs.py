@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import re
+import signal
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from styleforge.nets import weights as weights_module
 
-from _helpers import invoke as _invoke, one_line_error as _one_line_error
+from _helpers import deliver, invoke as _invoke, one_line_error as _one_line_error, stop_signals_as_at_start  # noqa: F401
 
 FAST = ["--backbone", "resnet18", "--weights", "random", "--size", "32", "--batch-size", "8", "--lr", "0.01",
         "--device", "cpu", "--workers", "0"]
@@ -151,40 +152,36 @@ def test_skip_bad_counts_and_continues(data24: Path, tmp_path: Path) -> None:
     assert "note: skipped 1 bad image(s)" in result.output and "row 6: images/0005.png does not exist" in result.output
 
 
-def test_ctrl_c_before_and_during_training_exits_130_with_one_line(data24: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-    import signal
-
+@pytest.mark.parametrize("signum, code, words", [(signal.SIGINT, 130, "interrupted"),
+                                                  (signal.SIGTERM, 143, "stopped by SIGTERM")])
+def test_a_stop_signal_before_and_during_training_exits_with_its_code_and_one_line(
+        data24: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_signals_as_at_start: None,
+        signum: int, code: int, words: str) -> None:
     import styleforge.cli.display as cli_module
     from styleforge.attributes import train as train_module
     from styleforge.engine import BatchProgress
 
-    def ctrl_c(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
+    def signal_now(*args: object, **kwargs: object) -> None:
+        deliver(signum)  # no loop listens yet: the handler raises at once
 
     with monkeypatch.context() as patch:  # while the images are read: before any epoch
-        patch.setattr(train_module, "load_images", ctrl_c)
+        patch.setattr(train_module, "load_images", signal_now)
         before = _invoke("train-attrs", "--data", data24, "-o", tmp_path / "before", *FAST, "--epochs", 2)
-    assert before.exit_code == 130 and "Traceback" not in before.output
-    assert before.output.splitlines() == ["interrupted before training started; nothing was trained"]
+    assert before.exit_code == code and "Traceback" not in before.output
+    assert before.output.splitlines() == [f"{words} before training started; nothing was trained"]
 
     show = cli_module.TrainDisplay.show
 
-    def show_then_ctrl_c(self: object, event: object) -> None:  # a real SIGINT inside the second epoch
+    def show_then_signal(self: object, event: object) -> None:  # the signal inside the second epoch
         show(self, event)
         if isinstance(event, BatchProgress) and (event.epoch, event.batch) == (2, 1):
-            os.kill(os.getpid(), signal.SIGINT)
+            deliver(signum)
 
-    monkeypatch.setattr(cli_module.TrainDisplay, "show", show_then_ctrl_c)
-    # Python's own handler, whatever the runner inherited (a background job ignores SIGINT).
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        during = _invoke("train-attrs", "--data", data24, "-o", tmp_path / "during", *FAST, "--epochs", 3)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    assert during.exit_code == 130 and "Traceback" not in during.output
-    assert [line for line in during.output.splitlines() if line.startswith("interrupted")] == [
-        "interrupted: interrupted by the user", f"interrupted: continue with styleforge train-attrs -o {tmp_path / 'during'} --resume"]
+    monkeypatch.setattr(cli_module.TrainDisplay, "show", show_then_signal)
+    during = _invoke("train-attrs", "--data", data24, "-o", tmp_path / "during", *FAST, "--epochs", 3)
+    assert during.exit_code == code and "Traceback" not in during.output
+    ended = "interrupted: interrupted by the user" if signum == signal.SIGINT else "stopped by SIGTERM"
+    assert [line for line in during.output.splitlines() if line.startswith(words)] == [
+        ended, f"{words}: continue with styleforge train-attrs -o {tmp_path / 'during'} --resume"]
     with open(tmp_path / "during" / "history.csv", newline="") as stream:
         assert [row["epoch"] for row in csv.DictReader(stream)] == ["1"]  # epoch 2 stopped after its first batch

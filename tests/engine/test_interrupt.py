@@ -3,7 +3,6 @@ their best result."""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 
@@ -11,25 +10,52 @@ import pytest
 import torch
 
 from styleforge.engine import BatchProgress, EpochEnded, Progress, WeightedLoss, evaluate, fit, optimise_pixels, parse_optimizer
-from styleforge.engine.interrupt import Interrupt, sigint_flag
+from styleforge.engine.interrupt import Interrupt, Terminated, sigint_flag, stop_signals
+
+from _helpers import deliver, stop_signals_as_at_start  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
-def python_sigint() -> object:
-    """Python's own SIGINT handler for the test, whatever the runner inherited (a background job
-    started by a non-interactive shell ignores SIGINT, and Python then keeps it ignored)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+def python_sigint(stop_signals_as_at_start: None) -> object:
+    """Python's own SIGINT handler and SIGTERM's default for each test, whatever the runner inherited
+    (a background job started by a non-interactive shell ignores SIGINT, and Python then keeps it
+    ignored)."""
     yield
-    signal.signal(signal.SIGINT, previous)
 
 
 def test_first_ctrl_c_sets_the_flag_second_raises_and_the_handler_is_restored() -> None:
     with sigint_flag() as flag:
         assert not flag.requested
-        os.kill(os.getpid(), signal.SIGINT)
+        deliver(signal.SIGINT)
         assert flag.requested  # no exception: the loop decides when to stop
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
+            deliver(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigterm_is_handled_like_ctrl_c_and_remembered() -> None:
+    with stop_signals() as flag:
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+        deliver(signal.SIGTERM)
+        assert flag.requested and flag.signum == signal.SIGTERM
+        assert flag.exit_code == 143 and flag.detail == "stopped by SIGTERM"
+        with pytest.raises(Terminated):  # a second one stops at once, as a second Ctrl-C does
+            deliver(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_signal_where_no_loop_listens_acts_at_once_and_inner_loops_share_the_flag() -> None:
+    forwarded: list[int] = []
+    with stop_signals(listen=False) as outer:  # a command: it holds the handler while it prepares
+        outer.on_request.append(forwarded.append)
+        with pytest.raises(Terminated):
+            deliver(signal.SIGTERM)
+        assert not outer.requested
+        with stop_signals() as inner:  # a loop inside the command listens to the command's flag
+            assert inner is outer
+            deliver(signal.SIGINT)
+        assert outer.requested and outer.exit_code == 130
+    assert forwarded == [signal.SIGTERM, signal.SIGINT]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
@@ -52,7 +78,7 @@ def test_ctrl_c_during_a_step_ends_the_run_after_it_with_the_best_image() -> Non
 
     def on_event(event: object) -> None:
         if isinstance(event, Progress) and event.iteration == 3:
-            os.kill(os.getpid(), signal.SIGINT)  # arrives inside the step, as a real Ctrl-C would
+            deliver(signal.SIGINT)  # arrives inside the step, as a real Ctrl-C would
 
     result = optimise_pixels(torch.full((1, 3, 8, 8), 0.5), loss, [parse_optimizer("adam:50@0.05")], iterations=1,
                              callbacks=[on_event])
@@ -65,7 +91,7 @@ def test_an_ignored_sigint_stays_ignored() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with sigint_flag() as flag:
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-        os.kill(os.getpid(), signal.SIGINT)
+        deliver(signal.SIGINT)
     assert not flag.requested and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
@@ -86,7 +112,7 @@ def _fit(on_event, ctrl_c_at_step: int = 0, **options: object):
         if model.training:
             steps["n"] += 1
             if steps["n"] == ctrl_c_at_step:
-                os.kill(os.getpid(), signal.SIGINT)  # arrives inside the step, as a real Ctrl-C would
+                deliver(signal.SIGINT)  # arrives inside the step, as a real Ctrl-C would
         return model(batch[0])[:, 0]
 
     loss = WeightedLoss({"mse": lambda out, batch: ((out - batch[1]) ** 2).mean()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -15,7 +16,7 @@ from styleforge.errors import InvalidParameter
 from styleforge.images import read_metadata
 from styleforge.stylize.run import scale_sizes
 
-from _helpers import invoke
+from _helpers import deliver, invoke, stop_signals_as_at_start  # noqa: F401
 
 FAST = dict(iterations=2, weights="random", optimizer=("adam",))
 
@@ -133,23 +134,17 @@ def test_the_pyramid_builds_the_network_and_resolves_the_weights_once(images: di
     assert builds == ["net"] and resolves == ["weights"]
 
 
-def test_ctrl_c_between_scales_keeps_the_best_image_so_far(images: dict[str, Path]) -> None:
+def test_ctrl_c_between_scales_keeps_the_best_image_so_far(images: dict[str, Path], stop_signals_as_at_start: None) -> None:
     """A Ctrl-C that lands after the first scale's last step (here: as its stage ends) stops the run
     there, with that scale's best image, instead of a traceback between the scales."""
-    import os
-    import signal
-    import time
 
     def ctrl_c_after_the_first_scale(event: object) -> None:
         if isinstance(event, StageEnded) and event.index == 0:
-            os.kill(os.getpid(), signal.SIGINT)
-            # The signal may land on one of torch's threads; the main thread runs Python's handler
-            # at its next check, which a sleep (interrupted by the signal) makes certain.
-            time.sleep(0.5)
+            deliver(signal.SIGINT)
 
     result = styleforge.transfer(images["content"], [str(images["a"])], size=64, scales=2, min_size=32,
                                  callbacks=[ctrl_c_after_the_first_scale], **{**FAST, "iterations": 4})
-    assert result.stop_reason == "interrupted"
+    assert result.stop_reason == "interrupted" and result.stop_detail == "interrupted by the user between two scales"
     assert result.metadata["scales"] == [32] and result.image.shape[-1] == 32
     assert len(result.history) == 2 and result.improved
 

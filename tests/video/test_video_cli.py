@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import signal
 from pathlib import Path
 
 import pytest
 
-from _helpers import clip_frames, invoke, one_line_error, write_frames
-from styleforge.engine.interrupt import Interrupt
+from _helpers import clip_frames, deliver, invoke, one_line_error, stop_signals_as_at_start, write_frames  # noqa: F401
 from styleforge.images import read_metadata
 from styleforge.video.frames import open_frames
 
@@ -65,31 +64,57 @@ def test_keep_frames_and_resume(clip3: Path, style: Path, tmp_path: Path) -> Non
     assert result.output.count("done already") == 2 and open_frames(out).count == 3
 
 
-def test_ctrl_c_writes_the_finished_frames(clip3: Path, style: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_writes_the_finished_frames(clip3: Path, style: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  stop_signals_as_at_start: None, signum: int, code: int) -> None:
     from styleforge.cli import display
     from styleforge.engine.events import FrameProgress
-    from styleforge.video import run as video_run
-
-    flag = Interrupt()
-
-    @contextlib.contextmanager
-    def fake_flag():
-        yield flag
 
     real_show = display.VideoDisplay.__call__
 
     def pressing(self, event):
         if isinstance(event, FrameProgress) and event.frame == 2:
-            flag.requested = True
+            deliver(signum)  # while frame 2 is reported: frame 3 never starts
         return real_show(self, event)
 
-    monkeypatch.setattr(video_run, "sigint_flag", fake_flag)
     monkeypatch.setattr(display.VideoDisplay, "__call__", pressing)
     out = tmp_path / "clip.mp4"
     result = invoke("video", clip3, "--style", style, "-o", out, *FAST)
-    assert result.exit_code == 130, result.output
+    assert result.exit_code == code, result.output
     assert open_frames(out).count == 2
     assert "--resume" in result.output and (tmp_path / "clip.mp4.frames" / "frame_00002.png").is_file()
+    assert ("interrupted:" if signum == signal.SIGINT else "stopped by SIGTERM:") in result.output
+
+
+def test_a_frame_that_cannot_be_written_keeps_the_finished_ones(clip3: Path, style: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Disk full at the third frame: the first two stay in the frames folder and make the video, the
+    third is saved in the working folder, and every line says where."""
+    import errno
+
+    from styleforge import files
+
+    real = files.write_atomic
+
+    def full_at_frame_3(path, write):
+        if Path(path).name == "frame_00003.png":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, write)
+
+    monkeypatch.setattr(files, "write_atomic", full_at_frame_3)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    out = tmp_path / "clip.mp4"
+    result = invoke("video", clip3, "--style", style, "-o", out, *FAST)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    frames = tmp_path / "clip.mp4.frames"
+    assert sorted(p.name for p in frames.glob("frame_*.png")) == ["frame_00001.png", "frame_00002.png"]
+    assert open_frames(out).count == 2 and (cwd / "frame_00003.recovered.png").is_file()
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "frame_00003.recovered.png" in errors[0]
+    assert f"the 2 finished frame(s) are in {frames}" in result.output and "--resume" in result.output
 
 
 @pytest.mark.parametrize("args, param", [
