@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,11 +97,19 @@ def normalise_blend(specs: Sequence[StyleSpec]) -> list[float]:
     return [w / total for w in raw]
 
 
+def _term_stem(text: str) -> str:
+    """A file stem as a term name's part: letters and digits of any script kept (``風``, ``café``),
+    in one Unicode form (a name typed and a name a file system stored compare equal), every run of
+    other characters (spaces, dots, punctuation) one ``_``."""
+    return re.sub(r"[^\w-]+", "_", unicodedata.normalize("NFC", text))
+
+
 def style_term_names(specs: Sequence[StyleSpec]) -> list[str]:
-    """``style.<stem>`` per style, made unique (``style.a``, ``style.a_2``) and safe for CSV columns."""
+    """``style.<stem>`` per style, made unique (``style.a``, ``style.a_2``) and safe for CSV columns
+    (:func:`_term_stem`: ``風.png`` is ``style.風``, ``my style.jpg`` is ``style.my_style``)."""
     names: list[str] = []
     for spec in specs:
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", spec.path.stem) or "style"
+        stem = _term_stem(spec.path.stem) or "style"
         name, n = f"style.{stem}", 2
         while name in names:
             name, n = f"style.{stem}_{n}", n + 1
@@ -123,14 +132,16 @@ def parse_region(text: str, *, param: str = "--style-mask") -> tuple[str, Path]:
 
 def resolve_style_name(name: str, names: Sequence[str], *, param: str, whole: str) -> int:
     """The index of the style ``name`` refers to among the term names ``names`` (``style.a``, ...):
-    its name without ``style.`` or its 1-based position.
+    its name without ``style.`` (or the file's stem as written: ``my style`` for ``style.my_style``)
+    or its 1-based position.
 
     Raises:
         InvalidParameter: No such style (the message lists the valid names).
     """
     short = [n.removeprefix("style.") for n in names]
-    if name in short:
-        return short.index(name)
+    for key in (name, _term_stem(name)):
+        if key in short:
+            return short.index(key)
     if name.isdigit() and 1 <= int(name) <= len(names):
         return int(name) - 1
     valid = ", ".join(short) + f" or a position 1..{len(names)}"

@@ -11,9 +11,10 @@ import io
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -161,8 +162,16 @@ def plot_panels(
         if plotted and not (small and legend_shown):
             axes.legend(fontsize=7 if small else 8)
             legend_shown = True
-    figure.tight_layout()
-    return write_with_fallback(path, lambda h: figure.savefig(h, format="png"), param=param)
+
+    def save(handle: BinaryIO) -> None:
+        # A label in a script the font lacks (a style named 風) is drawn as boxes, and the names are
+        # in the history: no warning for it on the user's terminal.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+            figure.tight_layout()
+            figure.savefig(handle, format="png")
+
+    return write_with_fallback(path, save, param=param)
 
 
 class CheckpointWriter:

@@ -200,3 +200,29 @@ def test_an_image_from_before_style_losses_reruns_with_gram(tmp_path: Path, imag
     result = invoke("transfer", "--from-image", old, "-o", tmp_path / "again.png", "--quiet")
     assert result.exit_code == 0, result.output
     assert read_metadata(tmp_path / "again.png")["config"]["style_loss"] == "gram"
+
+
+def test_a_style_whose_name_is_not_ascii_keeps_its_name_and_takes_a_mask(tmp_path: Path, images: dict[str, Path],
+                                                                         halves: dict[str, Path]) -> None:
+    """風.png is ``style.風`` (it was ``style._``, which no --style-mask NAME could name), and a name
+    stored decomposed (as some file systems keep ``é``) matches the name as typed."""
+    import shutil
+    import unicodedata
+
+    from styleforge.parsing import parse_style, style_term_names
+
+    wind = Path(shutil.copy(images["a"], tmp_path / "風.png"))
+    cafe = Path(shutil.copy(images["b"], tmp_path / unicodedata.normalize("NFD", "café.png")))
+    assert style_term_names([parse_style(str(wind)), parse_style(str(cafe)), parse_style("my style.jpg")]) == [
+        "style.風", "style.café", "style.my_style"]
+    out, history = tmp_path / "out.png", tmp_path / "h.csv"
+    result = invoke("transfer", images["content"], "--style", wind, "--style", cafe, "-o", out, "--history", history,
+                    "--style-mask", f"風={halves['top']}", "--style-mask", f"café={halves['bottom']}",
+                    "--size", 32, "--iterations", 2, "--weights", "random", "--optimizer", "adam", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "style.風" in history.read_text(encoding="utf-8").splitlines()[0]
+    meta = read_metadata(out)
+    assert set(meta["blend"]) == {"style.風", "style.café"} and "style.風" in meta["losses"]
+    line = one_line_error(invoke("transfer", images["content"], "--style", wind, "-o", tmp_path / "x.png",
+                                 "--style-mask", f"雨={halves['top']}", "--size", 32, "--weights", "random"))
+    assert "'雨=" in line and "風" in line  # the valid names listed as they are
