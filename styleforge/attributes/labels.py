@@ -265,7 +265,25 @@ def read_labels(
         raise LabelError(path, f"is not valid CSV ({exc})", row, reader.line_num) from None
     if not items:
         raise LabelError(path, "has a header but no rows; expected one row per image")
+    _check_unique(path, items, names[image_col])
     return LabelTable(path, layout, schema, items, hashlib.sha256(raw).hexdigest())
+
+
+def _check_unique(path: Path, items: Sequence[LabelledImage], column: str) -> None:
+    """Refuses an image listed twice (the same file, however its path is written): its labels would
+    count twice, or disagree, and it could land in two splits.
+
+    Raises:
+        LabelError: Naming the later row and the earlier one, and how each wrote the image.
+    """
+    seen: dict[str, LabelledImage] = {}
+    for item in items:
+        key = os.path.normcase(str(item.path.resolve()))
+        first = seen.setdefault(key, item)
+        if first is not item:
+            written = "" if item.image_text == first.image_text else f" ({first.image_text!r})"
+            raise LabelError(path, f"{item.image_text!r} is the image of row {first.row} (line {first.line}){written} "
+                             "again; list each image once", item.row, item.line, column)
 
 
 def _image_path(data_dir: Path, layout: str, text: str, split: str | None, has_split: bool) -> Path:

@@ -91,7 +91,7 @@ def resolve_config(run_dir: Path, config: TrainConfig | None, resume: bool, opti
 
 
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return "--loss-weight" if name == "loss_weights" else "--" + name.replace("_", "-")
 
 
 def _as_saved(name: str, value: Any) -> str:
@@ -99,11 +99,24 @@ def _as_saved(name: str, value: Any) -> str:
     return f"no {_flag(name)}" if value is None else shown(value)
 
 
+def _as_given(name: str, value: Any) -> str:
+    """An option and its value as a command line gives them (``--lr 0.5``, ``--finetune``,
+    ``no --finetune``, ``--loss-weight categorical=0.7``)."""
+    flag = _flag(name)
+    if value is None or value is False or value == {}:
+        return f"no {flag}"
+    if value is True:
+        return flag
+    if isinstance(value, dict):
+        return " ".join(f"{flag} {k}={v:g}" for k, v in value.items())
+    return f"{flag} {value}"
+
+
 def _mismatch(names: Sequence[str], given: Mapping[str, Any], saved: TrainConfig) -> InvalidParameter:
     """The error for options that differ from the run being resumed: the first as an invalid value
     with the saved one, each other with both values."""
     first, rest = names[0], names[1:]
-    also = [f"{_flag(k)} {shown(given[k])}, the run has {_as_saved(k, getattr(saved, k, None))}" for k in rest]
+    also = [f"{_as_given(k, given[k])} (the run has {_as_given(k, getattr(saved, k, None))})" for k in rest]
     hint = (f"also different: {'; '.join(also)}; " if also else "") + \
         "only " + ", ".join(_flag(o) for o in RESUME_OPTIONS) + " may change on --resume"
     return InvalidParameter(_flag(first), given[first], f"{_as_saved(first, getattr(saved, first, None))}, as in the "

@@ -185,3 +185,50 @@ def test_a_stop_signal_before_and_during_training_exits_with_its_code_and_one_li
         ended, f"{words}: continue with styleforge train-attrs -o {tmp_path / 'during'} --resume"]
     with open(tmp_path / "during" / "history.csv", newline="") as stream:
         assert [row["epoch"] for row in csv.DictReader(stream)] == ["1"]  # epoch 2 stopped after its first batch
+
+
+def test_make_dataset_never_overwrites_a_data_set_unless_asked(tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    assert _invoke("make-dataset", out, "--count", 4, "--size", 32).exit_code == 0
+    edited = (out / "labels.csv").read_text() + "# my notes\n"
+    (out / "labels.csv").write_text(edited)
+    again = _invoke("make-dataset", out, "--count", 2, "--size", 32, "--seed", 5)
+    line = _one_line_error(again, 2)
+    assert line.startswith(f"error: OUT: '{out}' is not valid; expected a new or empty folder")
+    assert "labels.csv" in line and "images/" in line and "--overwrite" in line
+    assert (out / "labels.csv").read_text() == edited and len(list((out / "images").iterdir())) == 4
+    photos = tmp_path / "photos"  # a folder of the user's own pictures, no labels file
+    photos.mkdir()
+    (photos / "holiday.jpg").write_bytes(b"not really a jpeg")
+    assert "holiday.jpg" in _one_line_error(_invoke("make-dataset", photos, "--count", 1, "--size", 32), 2)
+    replaced = _invoke("make-dataset", out, "--count", 2, "--size", 32, "--seed", 5, "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    with open(out / "labels.csv", newline="") as stream:
+        assert [row["image"] for row in csv.DictReader(stream)] == ["images/0000.png", "images/0001.png"]
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["0000.png", "0001.png"]  # no stale 0002, 0003
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _invoke("make-dataset", empty, "--count", 1, "--size", 32).exit_code == 0  # an empty folder is fine
+
+
+def test_resume_names_every_option_that_differs_with_both_values(data24: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert _invoke("train-attrs", "--data", data24, "-o", run, *FAST, "--epochs", 1).exit_code == 0
+    changed = _invoke("train-attrs", "-o", run, "--resume", "--epochs", 2, "--trunk", "2", "--lr", "0.5",
+                      "--finetune")
+    line = _one_line_error(changed, 2)
+    assert line.startswith("error: --trunk: 2 is not valid; expected 1, as in the run being resumed")
+    assert "--lr 0.5 (the run has --lr 0.01)" in line and "--finetune (the run has no --finetune)" in line
+    assert "only --epochs" in line
+    for python_words in ("None", "True", "False", "PosixPath"):
+        assert python_words not in line
+
+
+def test_an_image_listed_twice_is_an_error_naming_both_rows(data24: Path, tmp_path: Path) -> None:
+    labels = data24 / "labels.csv"
+    lines = labels.read_text().splitlines()
+    lines.append(lines[3].replace("images/0002.png", "./images/../images/0002.png"))  # row 3's image again
+    labels.write_text("\n".join(lines) + "\n")
+    line = _one_line_error(_invoke("train-attrs", "--data", data24, "-o", tmp_path / "run", *FAST), 2)
+    assert f"row 25 (line 26), column 'image': './images/../images/0002.png' is the image of row 3 (line 4)" in line
+    assert "list each image once" in line and not (tmp_path / "run").exists()
