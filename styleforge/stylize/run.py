@@ -49,7 +49,8 @@ from .objective import ContentTerm, FeatureContext, TVTerm, layer_weights, parse
 from ..parsing import StyleSpec, normalise_blend, parse_style, style_term_names
 from .regions import image_mask_paths, mask_of, output_regions
 from .style_loss import layer_targets, style_terms
-from .tiles import Tile, choose_tile, default_overlap, feather, held_whole, pass_offsets, style_pass, tile_grid
+from .tiles import (Tile, choose_tile, default_overlap, feather, held_whole, mean_summary, pass_offsets, pass_steps,
+                    style_pass, tile_grid)
 
 __all__ = ["Stylizer", "TransferResult", "transfer"]
 
@@ -251,6 +252,46 @@ class _Shifted:
         elif isinstance(event, StageEnded):
             event = dataclasses.replace(event, index=event.index + self.stages)
         self.callback(event)
+
+
+class _TileCounter:
+    """Passes a tile's events on as the tiled scale's: iteration ``k`` is reached when every tile of
+    the pass has taken ``k`` steps on average (so it counts up to the pass's steps, once each), the
+    image is the whole canvas (what a checkpoint or a GIF frame should show), and a stage starts and
+    ends once per pass."""
+
+    def __init__(self, callbacks: Sequence[Callback], done: int, steps: int, tiles: int, canvas: Tensor,
+                 stages: Sequence[int]) -> None:
+        self.callbacks, self.done, self.steps, self.tiles, self.canvas = callbacks, done, steps, tiles, canvas
+        self.stages = list(stages)  # the chain's stage of each stage this pass runs
+        self.tile = 0
+        self.shown = done
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, Progress):
+            reached = self.done + math.ceil((self.tile * self.steps + event.iteration) / self.tiles)
+            if reached > self.shown:
+                self.shown = reached
+                emit(self.callbacks, dataclasses.replace(event, iteration=reached, stage=self.stages[event.stage],
+                                                         image=self.canvas, is_best=False))
+        elif isinstance(event, StageStarted) and self.tile == 0:
+            emit(self.callbacks, dataclasses.replace(event, index=self.stages[event.index],
+                                                     first_iteration=self.done + event.first_iteration))
+        elif isinstance(event, StageEnded) and (self.tile == self.tiles - 1 or event.reason == INTERRUPTED):
+            emit(self.callbacks, dataclasses.replace(event, index=self.stages[event.index]))
+
+
+def _pass_history(runs: Sequence[Sequence[HistoryEntry]], done: int, stages: Sequence[int]) -> list[HistoryEntry]:
+    """One pass's history: its iteration ``k`` is the tiles' mean loss at their ``k``-th step (a tile
+    the stopping rule ended early counts with its last), numbered after the ``done`` before it."""
+    if not runs:
+        return []
+    out = []
+    for k in range(max(len(run) for run in runs)):
+        entries = [run[min(k, len(run) - 1)] for run in runs]
+        first = entries[0]
+        out.append(HistoryEntry(done + k + 1, stages[first.stage], first.optimizer, mean_summary([e.summary for e in entries])))
+    return out
 
 
 class Stylizer:
@@ -503,41 +544,52 @@ class Stylizer:
                         interrupt: Any) -> tuple[Any, list[ExtraTerms]]:
         """One scale, tile by tile (:mod:`.tiles`): ``tile_passes`` passes over a grid shifted at random
         each time, every tile a transfer of its own blended into the canvas through its feathered
-        window. The chain's steps are shared between the passes; each tile of a pass runs them all.
-        Returns a result like :meth:`_optimise_scale`'s whose best and last images are the canvas."""
+        window. The chain's steps are shared out between the passes (:func:`.tiles.pass_steps`); each
+        tile of a pass runs that pass's share.
+
+        The scale's iteration ``k`` of a pass is every tile's ``k``-th step: the counter the events
+        show (with the canvas as the image) and the history (the tiles' mean loss,
+        :func:`.tiles.mean_summary`) never pass the scale's budget. Returns a result like
+        :meth:`_optimise_scale`'s whose best and last images are the canvas."""
         config = self.config
         assert plan.tile is not None
         shape = tuple(plan.target.shape[-2:])
         overlap = config.tile_overlap if config.tile_overlap is not None else default_overlap(plan.tile)
-        if config.tile_passes > 1:
-            chain = [dataclasses.replace(s, steps=math.ceil((s.steps or config.iterations) / config.tile_passes))
-                     for s in chain]
+        shares = pass_steps([s.steps or config.iterations for s in chain], config.tile_passes)
         canvas = init.detach().clone().cpu()
         history: list[HistoryEntry] = []
         result: Any = None
-        improved, tiles_done = False, 0
-        for offset in pass_offsets(config.tile_passes, plan.tile - overlap, config.seed + plan.size):
-            for tile in tile_grid(shape, plan.tile, overlap, offset):
-                shifted = [_Shifted(cb, len(history), 0, 0) for cb in callbacks]
-                result, _ = self._optimise_scale(plan.crop(tile), tile.crop(canvas), chain, (), shifted, interrupt)
+        improved, tiles_done, best_summaries = False, 0, []
+        for offset, share in zip(pass_offsets(len(shares), plan.tile - overlap, config.seed + plan.size), shares):
+            pass_chain = [(i, dataclasses.replace(s, steps=n)) for i, (s, n) in enumerate(zip(chain, share)) if n]
+            tiles = tile_grid(shape, plan.tile, overlap, offset)
+            counter = _TileCounter(callbacks, len(history), sum(share), len(tiles), canvas, [i for i, _ in pass_chain])
+            runs: list[list[HistoryEntry]] = []
+            best_summaries = []
+            for index, tile in enumerate(tiles):
+                counter.tile = index
+                result, _ = self._optimise_scale(plan.crop(tile), tile.crop(canvas), [s for _, s in pass_chain], (),
+                                                 [counter], interrupt)
                 if result.history:
                     tiles_done += 1
                     weight = feather(tile, shape, overlap)
                     piece = tile.crop(canvas)
                     piece.mul_(1 - weight).add_(weight * result.best.detach().cpu())
                     improved = improved or result.best_iteration > 1
-                history += [dataclasses.replace(e, iteration=e.iteration + len(history)) for e in result.history]
+                    runs.append(result.history)
+                    best_summaries.append(result.best_summary)
                 if result.stop_reason == INTERRUPTED:
                     break
+            history += _pass_history(runs, len(history), [i for i, _ in pass_chain])
             if result is not None and result.stop_reason == INTERRUPTED:
                 break
         assert result is not None
         total = len(history)
-        best_summary = result.best_summary
+        best_summary = mean_summary([s for s in best_summaries if s is not None]) if any(best_summaries) else None
         return PixelResult(best=canvas, last=canvas, best_summary=best_summary, best_iteration=total if improved else 1,
                            history=history, stop_reason=result.stop_reason,
                            stop_detail=result.stop_detail), [ExtraTerms(metadata={"tiles": {
-                               "tile": plan.tile, "overlap": overlap, "passes": config.tile_passes, "optimised": tiles_done}})]
+                               "tile": plan.tile, "overlap": overlap, "passes": len(shares), "optimised": tiles_done}})]
 
     def run(
         self,

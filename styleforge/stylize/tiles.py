@@ -14,6 +14,7 @@ between tiles.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..engine import LossSummary
 from ..errors import ResourceError
 from .memory import estimate_bytes, inference_bytes
 
-__all__ = ["Tile", "tile_grid", "pass_offsets", "feather", "choose_tile", "default_overlap", "held_whole", "style_pass"]
+__all__ = ["Tile", "tile_grid", "pass_offsets", "pass_steps", "mean_summary", "feather", "choose_tile", "default_overlap",
+           "held_whole", "style_pass"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,31 @@ def tile_grid(shape: tuple[int, int], tile: int, overlap: int, offset: tuple[int
     ys = _starts(height, tile, stride, offset[0])
     xs = _starts(width, tile, stride, offset[1])
     return [Tile(y, x, min(tile, height), min(tile, width)) for y in ys for x in xs]
+
+
+def pass_steps(steps: Sequence[int], passes: int) -> list[list[int]]:
+    """Each pass's steps of each stage of the chain, for every tile of that pass.
+
+    The stages' steps are shared out exactly (``[5]`` over 2 passes is 3 then 2), so a tiled scale
+    counts no more iterations than its budget. A pass needs two evaluations at least to find an
+    image better than its start, so a small budget runs fewer passes (``[3]`` over 2 passes is one
+    pass of 3). A stage with fewer steps than passes has none in the later ones.
+
+    Returns:
+        One list per pass, one number of steps per stage (0: the stage does not run in that pass).
+    """
+    total = sum(steps)
+    passes = max(1, min(passes, total // 2))
+    return [[n // passes + (1 if p < n % passes else 0) for n in steps] for p in range(passes)]
+
+
+def mean_summary(summaries: Sequence[LossSummary]) -> LossSummary:
+    """The tiles' mean loss, term by term (each weighted part stays ``weight × raw``, and the total
+    the sum of the parts): a tiled scale's loss on the scale of one untiled image's."""
+    n = len(summaries)
+    names = list(dict.fromkeys(name for s in summaries for name in s.weighted))
+    return LossSummary({k: math.fsum(s.raw.get(k, 0.0) for s in summaries) / n for k in names},
+                       {k: math.fsum(s.weighted.get(k, 0.0) for s in summaries) / n for k in names})
 
 
 def pass_offsets(passes: int, stride: int, seed: int) -> list[tuple[int, int]]:

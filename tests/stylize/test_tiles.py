@@ -9,7 +9,7 @@ import torch
 
 import styleforge
 from styleforge.errors import InvalidParameter, ResourceError
-from styleforge.images import load_image, resize_long_side
+from styleforge.images import load_image, read_metadata, resize_long_side
 from styleforge.parsing import parse_optimizer
 from styleforge.stylize import memory, run as run_module
 from styleforge.stylize.memory import estimate_bytes
@@ -146,3 +146,34 @@ def test_tiles_refuse_what_needs_the_whole_image(images: dict[str, Path], tmp_pa
     with pytest.raises(InvalidParameter, match="--style-mask"):
         styleforge.transfer(images["content"], [str(images["a"]), str(images["b"])], tile="64", iterations=1,
                             style_masks=(f"a={mask}",), **FAST)
+
+
+def test_the_passes_share_the_steps_exactly_and_keep_two_each() -> None:
+    from styleforge.stylize.tiles import pass_steps
+
+    assert pass_steps([10], 2) == [[5], [5]] and pass_steps([5], 2) == [[3], [2]]
+    assert pass_steps([3], 2) == [[3]] and pass_steps([1], 3) == [[1]]  # one evaluation cannot show progress
+    assert pass_steps([4, 1], 2) == [[2, 1], [2, 0]]  # a stage shorter than the passes skips the later ones
+    assert all(sum(map(sum, pass_steps([n, m], p))) == n + m for n in range(1, 9) for m in range(1, 5) for p in (1, 2, 3))
+
+
+@pytest.mark.parametrize("iterations", [2, 3, 7])
+def test_a_tiled_runs_counter_never_passes_its_budget(images: dict[str, Path], tmp_path: Path, iterations: int) -> None:
+    """Through the command line: the progress lines, the history and the final line count the
+    scale's iterations (each one step of every tile), never more than --iterations; and a budget
+    too small for two evaluations in every pass still ends with a changed picture, not "no progress"."""
+    out, history = tmp_path / "out.png", tmp_path / "h.csv"
+    result = invoke("transfer", images["content"], "--style", images["a"], "-o", out, "--size", "96", "--scales", "1",
+                    "--tile", "64", "--tile-overlap", "16", "--iterations", iterations, "--weights", "random",
+                    "--optimizer", "adam", "--history", history)
+    assert result.exit_code == 0, result.output
+    counted = [int(line.split()[1].split("/")[0]) for line in result.output.splitlines() if line.startswith("iter ")]
+    assert counted and max(counted) == iterations and counted == sorted(counted)
+    assert all(f"/{iterations} " in line for line in result.output.splitlines() if line.startswith("iter "))
+    rows = history.read_text().splitlines()[1:]
+    assert [int(row.split(",")[0]) for row in rows] == list(range(1, iterations + 1))
+    assert f"after {iterations} iterations" in result.output and "no progress" not in result.output
+    meta = read_metadata(out)
+    assert meta["iteration"] <= iterations and meta["tiles"]["optimised"] >= 2
+    content = resize_long_side(load_image(images["content"]).rgb, 96)
+    assert (load_image(out).rgb - content).abs().max() > 0.01  # the picture changed
