@@ -234,9 +234,12 @@ def run_one(command: str, cell: Cell, out_dir: str, collect: Callable[[Path], di
             ended(proc)
     seconds = time.perf_counter() - start
     write_atomic(folder / "log.txt", (stdout + stderr).encode())
-    if proc.returncode in (exit_code_of(signal.SIGINT), exit_code_of(signal.SIGTERM)):
-        signum = proc.returncode - 128
-        return CellResult(cell, "interrupted", seconds, f"{stopped_words(signum)}; its best result so far is kept")
+    stops = {exit_code_of(signum): signum for signum in (signal.SIGINT, signal.SIGTERM)}
+    if proc.returncode in stops:  # it kept its best result so far, as a run of its own does
+        return CellResult(cell, "interrupted", seconds, f"{stopped_words(stops[proc.returncode])}; its best result "
+                                                         "so far is kept")
+    if -proc.returncode in stops.values():  # the signal came before it could keep anything
+        return CellResult(cell, "interrupted", seconds, f"{stopped_words(-proc.returncode)} before it had a result")
     if proc.returncode != 0:
         lines = [line for line in stderr.splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith(("error:", "Error:"))]

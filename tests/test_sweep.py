@@ -168,3 +168,36 @@ def test_ray_backend_with_a_local_instance(images: dict[str, Path], tmp_path: Pa
         assert [(r["pooling"], r["status"]) for r in rows] == [("avg", "ok")] and float(rows[0]["total"]) > 0
     finally:
         ray.shutdown()
+
+
+def test_cells_run_at_once_share_the_cores_and_the_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from styleforge.machine import PROCESSES_ENV
+    from styleforge.sweep import cell_environment
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    env = cell_environment(4, {"PATH": "/bin"})
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "2" and env[PROCESSES_ENV] == "4"
+    assert cell_environment(16, {})["OMP_NUM_THREADS"] == "1"  # more cells than cores: one thread each
+    assert cell_environment(2, {"OMP_NUM_THREADS": "3"})["OMP_NUM_THREADS"] == "3"  # the user's own choice stands
+    assert cell_environment(2, {PROCESSES_ENV: "2"})[PROCESSES_ENV] == "4"  # a sweep inside a sweep's cell
+
+
+def test_every_local_cell_gets_that_environment(images: dict[str, Path], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from styleforge import sweep as sweep_module
+    from styleforge.machine import PROCESSES_ENV
+
+    real, seen = sweep_module.run_one, []
+
+    def run_one(command, cell, out_dir, collect, **kwargs):
+        seen.append(kwargs["env"])
+        return real(command, cell, out_dir, collect, **kwargs)
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(sweep_module, "run_one", run_one)
+    result = CliRunner().invoke(cli, ["sweep", "transfer", str(images["content"]), "--style", str(images["a"]), *BASE,
+                                      "--grid", "pooling=max,avg", "-o", str(tmp_path / "sweep"), "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(seen) == 2 and all(env[PROCESSES_ENV] == "2" and int(env["OMP_NUM_THREADS"]) >= 1 for env in seen)
