@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,3 +115,10 @@ def deliver(signum: int = signal.SIGINT) -> None:
         return
     assert callable(handler), f"no Python handler for {signal.Signals(signum).name} ({handler!r})"
     handler(signum, None)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a process a test starts: one thread for its torch (the test runner, and
+    maybe other tests' processes, use the other cores: more threads than cores would only make
+    each of them wait), unbuffered output, and ``extra``."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from _helpers import child_env
+
 SCRIPT = Path(__file__).resolve().parents[1] / "samples" / "make_samples.py"
 EXPECTED_SIZES = {
     "content.jpg": (512, 384),
@@ -25,6 +27,7 @@ def _run(out_dir: Path) -> list[str]:
         check=True,
         capture_output=True,
         text=True,
+        env=child_env(),
         timeout=120,
     )
     return result.stdout.split()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import styleforge
+from _helpers import child_env
 from styleforge.cli import cli
 from styleforge.images import load_image, read_metadata, resize_long_side
 from styleforge.stylize import objective
@@ -254,7 +254,7 @@ def test_from_image_reproduces_the_run(images: dict[str, Path], tmp_path: Path) 
 def test_ctrl_c_keeps_the_best_image_and_history(images: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out.png"
     history = tmp_path / "h.csv"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = child_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "styleforge", "transfer", str(images["content"]), "--style", str(images["a"]), "-o", str(out),
          "--size", "32", "--iterations", "100000", "--weights", "random", "--optimizer", "adam",

@@ -12,6 +12,7 @@ import styleforge
 from styleforge.engine import parse_optimizer
 from styleforge.errors import ResourceError
 from styleforge.stylize import memory
+from styleforge.stylize import run as run_module  # bound now: its own ``available_bytes`` is the real one
 from styleforge.stylize.memory import activation_elements, check_memory, estimate_bytes
 
 from _helpers import invoke, one_line_error
@@ -58,3 +59,40 @@ def test_transfer_refuses_before_starting_and_can_be_told_not_to(images: dict[st
     with pytest.raises(ResourceError):
         styleforge.transfer(images["content"], [str(images["a"])], size=32, iterations=1, weights="random")
     assert invoke("transfer", *args, "--no-memory-check").exit_code == 0 and out.exists()
+
+
+@pytest.mark.parametrize("tile", ["auto", "off", "512"])
+def test_a_huge_size_is_refused_before_any_image_is_resized(images: dict[str, Path], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch, tile: str) -> None:
+    """``--size 100000`` used to resize the content first and be killed at ~23 GB: every tile choice
+    is now checked on the shapes alone, and nothing large is allocated."""
+    real = run_module.resize_long_side
+
+    def small_only(image: torch.Tensor, size: int) -> torch.Tensor:
+        assert size <= 4096, f"resized to {size} px before the memory check"
+        return real(image, size)
+
+    monkeypatch.setattr(run_module, "resize_long_side", small_only)
+    monkeypatch.setattr(run_module, "available_bytes", lambda device: 8 * 2**30)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 8 * 2**30)
+    out = tmp_path / "out.png"
+    line = one_line_error(invoke("transfer", images["content"], "--style", images["a"], "-o", out, "--size", "100000",
+                                 "--tile", tile, "--weights", "random", "--quiet"), code=1)
+    assert line.startswith("error: --size 100000") and "GiB" in line and "8.0 GiB is available" in line
+    assert ("--style-scale" in line) or ("--tile auto" in line)
+    assert not out.exists()
+
+
+def test_video_checks_its_size_before_the_first_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from _helpers import clip_frames, write_frames, write_image
+
+    frames = tmp_path / "clip"
+    write_frames(frames, clip_frames(3))
+    style = write_image(tmp_path / "style.png", (40, 40), seed=3)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 8 * 2**30)
+    monkeypatch.setattr(run_module, "available_bytes", lambda device: 8 * 2**30)
+    out = tmp_path / "out.mp4"
+    line = one_line_error(invoke("video", frames, "--style", style, "-o", out, "--size", "100000", "--weights", "random",
+                                 "--quiet"), code=1)
+    assert line.startswith("error: --size 100000") and "GiB" in line
+    assert not out.exists() and not (tmp_path / "out.mp4.frames").exists()
