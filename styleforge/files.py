@@ -27,6 +27,7 @@ __all__ = [
     "REMEMBER_SHA256_FROM",
     "atomic_path",
     "SHA256_MEMO",
+    "check_not_input",
     "check_writable",
     "loads_toml",
     "remember_sha256",
@@ -169,6 +170,36 @@ def check_writable(path: str | os.PathLike[str], *, param: str = "-o") -> Path:
                 os.rmdir(new)
             except OSError:  # something else wrote there meanwhile: it is no longer only ours to remove
                 break
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (or would: the same absolute path)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def check_not_input(path: str | os.PathLike[str], inputs: Iterable[tuple[str, str | os.PathLike[str]]], *,
+                    param: str = "-o") -> Path:
+    """Refuses an output that is one of the run's inputs: writing it would destroy the user's file.
+
+    Args:
+        path: Where an output will be written.
+        inputs: ``(parameter, path)`` of each input (``("CONTENT", "photo.png")``).
+        param: The parameter ``path`` was given as.
+
+    Raises:
+        InvalidParameter: Naming ``param``, the path, and the input it is.
+    """
+    path = Path(path)
+    for given, source in inputs:
+        if _same_file(path, Path(source)):
+            raise InvalidParameter(param, str(path), "a path that is not one of the inputs",
+                                   f"it is the {given} {str(source)!r}, which the run would overwrite")
     return path
 
 

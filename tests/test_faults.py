@@ -160,3 +160,27 @@ def test_every_command_probes_its_output_before_any_work(tmp_path: Path, args: l
     line = _one_error_line(result)
     assert result.exit_code == 2 and line.startswith(f"error: {param}: "), result.output
     assert "a_file" in line and list(tmp_path.iterdir()) == [blocker]
+
+
+# --- an output is never one of the inputs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which, param", [("content", "-o"), ("a", "-o"), ("a", "--plot")])
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path: Path, no_transfer: None,
+                                                                  which: str, param: str) -> None:
+    samples = write_samples(tmp_path / "in")
+    before = samples[which].read_bytes()
+    args = ["-o", samples[which]] if param == "-o" else ["-o", tmp_path / "out.png", param, samples[which]]
+    result = _transfer(samples["content"], "--style", samples["a"], "--weights", "random", *args)
+    line = _one_error_line(result)
+    assert result.exit_code == 2 and line.startswith(f"error: {param}: ") and "which the run would overwrite" in line
+    assert samples[which].read_bytes() == before
+
+
+def test_a_folder_of_photos_is_not_written_into_itself(tmp_path: Path, no_transfer: None) -> None:
+    samples = write_samples(tmp_path / "in")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "beach.png").write_bytes(samples["content"].read_bytes())
+    line = _one_error_line(_transfer(photos, "--style", samples["a"], "-o", photos, "--weights", "random"))
+    assert "it is the CONTENT" in line and (photos / "beach.png").read_bytes() == samples["content"].read_bytes()

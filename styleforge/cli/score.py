@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..config import ScoreConfig
-from ..files import check_writable
+from ..files import check_not_input, check_writable
 from .base import Outputs, stop_flag, stopped, stopped_words
 
 __all__ = ["score_command"]
@@ -49,7 +49,10 @@ def score_command(model_dir: Path, images: Sequence[Path], fmt: str | None, outp
     if output is not None and output.is_dir():
         raise click.BadParameter(f"{str(output)!r} is a folder; expected a file path", param_hint="'-o'")
     if output is not None:
+        from ..images import find_images
+
         check_writable(output, param="-o")
+        check_not_input(output, [("image", path) for path, _ in find_images(images)])
     display = TrainDisplay()
     flag = stop_flag()
     model = open_model(model_dir, device=resolve_device(device), callbacks=[display])

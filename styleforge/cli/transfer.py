@@ -71,6 +71,20 @@ def check_inputs(content: Sequence[Path | str] | None, styles: Sequence[str], co
                                  if Path(folder).exists() else "does not exist")
 
 
+def input_files(content: Sequence[Path | str], styles: Sequence[str], config: TransferConfig) -> list[tuple[str, Path]]:
+    """``(parameter, path)`` of every input file of a transfer (content, styles, ``--init``, masks): the
+    files its outputs must never be."""
+    from ..parsing import parse_region
+
+    files = [("CONTENT", Path(c)) for c in content] + [("--style", parse_style(s).path) for s in styles]
+    if Path(config.init).is_file():
+        files.append(("--init", Path(config.init)))
+    files += [(param, parse_region(item, param=param)[1])
+              for param, items in (("--style-mask", config.style_masks), ("--style-image-mask", config.style_image_masks))
+              for item in items]
+    return files
+
+
 def transfer_config(options: dict[str, Any]) -> TransferConfig:
     """The validated :class:`TransferConfig` for the transfer command's config options."""
     options = dict(options)
@@ -246,16 +260,23 @@ def transfer(
         return
 
     content_path = content[0]
+    from ..files import check_not_input
     from ..guidance.run import transfer as run_transfer
     from ..images import check_output_path
     from ..report import CheckpointWriter, GifRecorder, check_history_path, plot_curves, write_history
     from .display import ProgressDisplay
 
+    inputs = input_files(content, styles, config)
     check_output_path(output)
+    check_not_input(output, inputs)
     if history is not None:
         check_history_path(history)
+        check_not_input(history, inputs, param="--history")
     if plot is not None:
         check_output_path(plot, param="--plot")
+        check_not_input(plot, inputs, param="--plot")
+    if progress_gif is not None:
+        check_not_input(progress_gif, inputs, param="--progress-gif")
     callbacks: list[Any] = [ProgressDisplay(quiet=quiet)]
     if checkpoint_every is not None:
         callbacks.append(CheckpointWriter(output, checkpoint_every, {"command": "transfer", "config": config.to_dict()}))
@@ -327,7 +348,7 @@ def _outputs_for(paths: Sequence[str], folder: Path) -> list[Path]:
 def _transfer_many(content: Sequence[Path], styles: Sequence[str], output: Path, config: TransferConfig,
                    checkpoint_every: int | None, quiet: bool) -> None:
     """Several content images (files and folders) into the folder ``output``, one after the other."""
-    from ..files import check_writable
+    from ..files import check_not_input, check_writable
     from ..guidance.run import transfer_each
     from ..images import IMAGE_EXTENSIONS, find_images
     from ..report import CheckpointWriter
@@ -342,6 +363,9 @@ def _transfer_many(content: Sequence[Path], styles: Sequence[str], output: Path,
         raise InvalidParameter("-o", str(output), f"a folder, for {len(paths)} content image(s): each is written as "
                                                   f"FOLDER/<name>.png")
     outs = _outputs_for(paths, output)
+    inputs = input_files(paths, styles, config)
+    for out in outs:  # a folder of photos written into itself would lose them
+        check_not_input(out, inputs)
     check_writable(outs[0], param="-o")
     display = ProgressDisplay(quiet=quiet)
     writers = {out: CheckpointWriter(out, checkpoint_every, {"command": "transfer", "config": config.to_dict()})

@@ -86,13 +86,14 @@ def video(
     check_inputs(None, styles, config)
     folder, movie = _folders(output)
 
-    from ..files import check_writable
+    from ..files import check_not_input, check_writable
     from ..report import check_history_path, write_history
     from ..video.frames import check_video_output, open_frames, write_video
     from ..video.run import FRAME_NAME, stylize_video
     from .display import VideoDisplay
 
     source = open_frames(input_path)
+    check_not_input(movie if movie is not None else folder, [("INPUT", input_path)])
     if movie is not None:
         check_video_output(movie)
     check_writable(folder / FRAME_NAME.format(1))

@@ -27,7 +27,7 @@ from ..engine import Callback, LossSummary
 from ..engine.events import FrameProgress, emit
 from ..engine.interrupt import keeping, watch
 from ..engine.outcome import COMPLETED, INTERRUPTED
-from ..errors import InvalidParameter, OutputWriteError
+from ..errors import InvalidParameter, OutputWriteError, shown
 from ..images import load_image, read_metadata, resize_long_side, save_image
 from ..parsing import StyleSpec
 from ..stylize.run import Stylizer
@@ -123,17 +123,42 @@ def _signature(source: FrameSource, styles: Sequence[StyleSpec], config: Transfe
     return json.loads(json.dumps(run, sort_keys=True, default=str))
 
 
+#: The options a frames folder's run record keeps, as the command line names them.
+_RUN_OPTIONS = {"input": "INPUT", "frames": "INPUT's frame count", "styles": "--style",
+                "temporal_weight": "--temporal-weight", "frame_iterations": "--frame-iterations"}
+#: Transfer options whose flag is not the field's name.
+_FLAGS = {"style_masks": "--style-mask", "style_image_masks": "--style-image-mask", "attrs": "--attr"}
+
+
+def _differences(made: dict[str, Any], signature: dict[str, Any]) -> list[str]:
+    """Each option whose value differs between the run that made a frame and this one, with both
+    values: ``--size 64 (the frames have 48)``."""
+    out = []
+    for key in sorted(set(signature) | set(made)):
+        ours, theirs = signature.get(key), made.get(key)
+        if ours == theirs:
+            continue
+        if key == "config" and isinstance(ours, dict) and isinstance(theirs, dict):
+            out += [f"{_FLAGS.get(k, '--' + k.replace('_', '-'))} {shown(ours.get(k))} (the frames have "
+                    f"{shown(theirs.get(k))})" for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
+        else:
+            out.append(f"{_RUN_OPTIONS.get(key, key)} {shown(ours)} (the frames have {shown(theirs)})")
+    return out
+
+
 def _done(path: Path, signature: dict[str, Any]) -> bool:
-    """Whether ``path`` is a frame this run made; a frame of another run is an error."""
+    """Whether ``path`` is a frame this run made; a frame of another run is an error naming every
+    option that differs, with both values."""
     if not path.is_file():
         return False
     meta = read_metadata(path, param="--resume") or {}
     made = meta.get("video", {}).get("run")
     if made != signature:
-        changed = sorted(k for k in set(signature) | set(made or {}) if (made or {}).get(k) != signature.get(k))
+        changed = _differences(made, signature) if isinstance(made, dict) else []
+        why = f"{path.name} was made with other options: {'; '.join(changed)}" if changed else \
+            f"{path.name} was not made by styleforge video"
         raise InvalidParameter("--resume", str(path.parent), "a frames folder made with the same input and options",
-                               f"{path.name} was made with another {', '.join(changed) or 'run'}; "
-                               "give the same options, or another -o")
+                               f"{why}; give the same options, or another -o")
     return True
 
 

@@ -139,3 +139,19 @@ def test_bad_input_is_one_line_and_no_output(style: Path, tmp_path: Path) -> Non
     line = one_line_error(invoke("video", tmp_path / "fake.mp4", "--style", style, "-o", tmp_path / "o.mp4", *FAST))
     assert "fake.mp4" in line and "not a video" in line
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.mp4.frames").exists()
+
+
+def test_resume_names_each_option_that_differs_with_both_values(clip3: Path, style: Path, tmp_path: Path) -> None:
+    frames = tmp_path / "frames"
+    assert invoke("video", clip3, "--style", style, "-o", frames, *FAST).exit_code == 0
+    (frames / "frame_00003.png").unlink()
+    changed = [*FAST[:FAST.index("--size")], "--size", "40", *FAST[FAST.index("--size") + 2:], "--temporal-weight", "5"]
+    line = one_line_error(invoke("video", clip3, "--style", style, "-o", frames, "--resume", *changed))
+    assert line.startswith(f"error: --resume: '{frames}' is not valid; expected a frames folder made with the same")
+    assert "--size 40 (the frames have 48)" in line and "--temporal-weight 5.0 (the frames have 30.0)" in line
+    assert "None" not in line and "True" not in line
+
+
+def test_the_output_is_never_the_input(clip3: Path, style: Path) -> None:
+    line = one_line_error(invoke("video", clip3, "--style", style, "-o", clip3, *FAST))
+    assert line.startswith("error: -o: ") and "it is the INPUT" in line

@@ -100,7 +100,7 @@ def test_resume_skips_finished_frames_and_refuses_other_options(clip_dir: Path, 
     assert len(full.frames) == 3
     meta = read_metadata(frame_path(folder, 3))
     assert meta["command"] == "video" and meta["video"]["frame"] == 3 and meta["losses"]["temporal"] >= 0
-    with pytest.raises(InvalidParameter, match="--resume.*temporal_weight"):
+    with pytest.raises(InvalidParameter, match=r"--resume.*--temporal-weight 5 \(the frames have 30"):
         stylize_video(source, [str(style)], FAST, VideoConfig(temporal_weight=5, frame_iterations=4), folder=folder,
                       resume=True)
 
