@@ -226,8 +226,9 @@ def test_default_learning_rate_and_an_existing_run_is_not_overwritten(data24: Pa
     assert (training["optimizer"], training["lr"]) == ("adam", 0.01)  # HEAD_LR, not PyTorch's 1e-3
     with pytest.raises(InvalidParameter, match="-o: .* a new or empty folder .*--resume"):
         train_attrs(data24, tmp_path / "run", **{**FAST, "epochs": 1})
-    with open(data24 / "labels.csv", "a") as stream:  # the labels change under the run
-        stream.write("images/0000.png,1,1,1,1,1,1,red,triadic\n")
+    labels = data24 / "labels.csv"  # the labels change under the run (an image listed twice would be an error)
+    rows = labels.read_text().splitlines()
+    labels.write_text("\n".join([rows[0], "images/0000.png,1,1,1,1,1,1,red,triadic", *rows[2:]]) + "\n")
     with pytest.raises(InputFileError, match="--resume: .*labels.csv' changed since the run started"):
         train_attrs(None, tmp_path / "run", resume=True, epochs=2)
     with pytest.raises(InputFileError, match="has no resume.pt"):
