@@ -1,4 +1,4 @@
-"""What this machine lets a run use, found without torch: the memory left to the process.
+"""What this machine lets a run use, found without torch: its cores, and the memory left to the process.
 
 The system's available memory (``MemAvailable``) is not all a process may take: a container's
 ``--memory``, a batch job's allocation (both memory cgroups) and ``ulimit -v`` set lower limits that
@@ -13,12 +13,20 @@ from collections.abc import Mapping
 
 from .errors import ResourceError
 
-__all__ = ["PROCESSES_ENV", "check_fits", "cpu_memory_available", "gib", "sharing_processes"]
+__all__ = ["PROCESSES_ENV", "check_fits", "cpu_memory_available", "gib", "sharing_processes", "usable_cores"]
 
 #: Set by ``styleforge sweep`` for the cells it runs at once (``--jobs``): how many styleforge processes
 #: share this machine's cores and memory. The memory checks count on that share of the memory
 #: available, and the default worker counts on that share of the cores.
 PROCESSES_ENV = "STYLEFORGE_PROCESSES"
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, where the system says; else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def sharing_processes(environ: Mapping[str, str] | None = None) -> int:

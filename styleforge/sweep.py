@@ -35,7 +35,7 @@ from typing import Any
 
 from .errors import InvalidParameter, ResourceError, StyleforgeError, choice_error
 from .files import write_atomic
-from .machine import PROCESSES_ENV, sharing_processes
+from .machine import PROCESSES_ENV, sharing_processes, usable_cores
 from .signals import Interrupt, exit_code_of, stopped_words, watch
 
 __all__ = ["Axis", "Cell", "CellResult", "BACKENDS", "STATUSES", "cell_environment", "parse_grid", "plan_cells", "run_cells",
@@ -188,12 +188,8 @@ def cell_environment(jobs: int, environ: Mapping[str, str] | None = None) -> dic
     (:data:`~styleforge.machine.PROCESSES_ENV`, times any share this process has itself), which the
     memory checks and the data loaders' default worker count divide by."""
     env = dict(os.environ if environ is None else environ)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
     sharing = sharing_processes(env) * max(1, jobs)
-    threads = str(max(1, cores // sharing))
+    threads = str(max(1, usable_cores() // sharing))
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(name, threads)
     env[PROCESSES_ENV] = str(sharing)

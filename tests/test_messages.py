@@ -42,7 +42,7 @@ def test_non_positive_intervals_are_refused_before_any_work(tmp_path: Path, opti
     ("iterations = true", "iterations = true is not valid; expected a whole number"),
     ("style-weight = \"heavy\"", None),  # text, as the command line would have it: the option's own check names it
     ("style = 5", "style = 5 is not valid; expected a string (PATH[:WEIGHT][@SCALE]) or a list of strings"),
-    ("quiet = \"yes\"", "quiet = \"yes\" is not valid; expected true or false"),
+    ("quiet = \"yes\"", "quiet = 'yes' is not valid; expected true or false"),
     ("pooling = 2", "pooling = 2 is not valid; expected a string"),
     ("style-layer = \"relu1_1\"", "unknown key 'style-layer' (did you mean 'style-layers'?)"),
 ])

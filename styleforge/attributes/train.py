@@ -45,7 +45,7 @@ from ..engine import (
     parse_optimizer,
 )
 from ..engine.distributed import Distributed, init_distributed
-from ..machine import sharing_processes
+from ..machine import sharing_processes, usable_cores
 from ..engine.events import TaskProgress, download_events, emit
 from ..engine.interrupt import Interrupt, keeping, watch
 from ..errors import InputFileError, InvalidParameter, StyleforgeError
@@ -103,11 +103,7 @@ def auto_workers(processes_on_node: int = 1) -> int:
             ``LOCAL_WORLD_SIZE``); times the processes a sweep runs at once
             (:func:`styleforge.machine.sharing_processes`).
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(0, min(4, cores // (max(1, processes_on_node) * sharing_processes()) - 1))
+    return max(0, min(4, usable_cores() // (max(1, processes_on_node) * sharing_processes()) - 1))
 
 
 class _Trainable(nn.Module):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..errors import InvalidUsage, did_you_mean
+from ..errors import InvalidUsage, did_you_mean, shown
 
 __all__ = ["read_config", "read_image_config"]
 
@@ -45,19 +44,6 @@ def _allows_whole_numbers(param: click.Parameter) -> bool:
     return any(form in ("N", "PX") for form in metavar.split("|"))
 
 
-def _toml(value: Any) -> str:
-    """A value as TOML writes it (``"a.jpg"``, ``5``, ``true``, ``[1, 2]``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
-    return str(value)
-
-
 def _checked_value(key: str, value: Any, param: click.Parameter, source: str) -> Any:
     """One value, type-checked as strictly as the command line checks its text: a whole number
     where one is expected (never a fraction or a boolean), a number, text, or ``true``/``false``
@@ -67,7 +53,7 @@ def _checked_value(key: str, value: Any, param: click.Parameter, source: str) ->
         InvalidUsage: Naming the file, the key, the value and what is valid.
     """
     def bad(expected: str) -> InvalidUsage:
-        return InvalidUsage(f"{source}: {key} = {_toml(value)} is not valid; expected {expected}")
+        return InvalidUsage(f"{source}: {key} = {shown(value)} is not valid; expected {expected}")
 
     metavar = getattr(param, "metavar", None)
     many = param.multiple or param.nargs == -1  # a repeatable option, or an argument taking several values
@@ -135,7 +121,7 @@ def read_config(ctx: click.Context, param: click.Parameter, value: Path | None) 
         raise click.BadParameter(f"{str(value)!r} is not a readable TOML file ({exc})", ctx, param) from None
     data = data.get(ctx.command.name or "transfer", data)
     if not isinstance(data, dict):
-        raise InvalidUsage(f"--config {value}: [{ctx.command.name}] = {_toml(data)} is not valid; expected a table of options")
+        raise InvalidUsage(f"--config {value}: [{ctx.command.name}] = {shown(data)} is not valid; expected a table of options")
     ctx.default_map = {**(ctx.default_map or {}), **_as_default_map(ctx, data, f"--config {value}")}
     return value
 
