@@ -271,3 +271,24 @@ def test_a_sweep_passes_sigterm_on_and_names_the_cells_it_did_not_finish(tmp_pat
     assert read_metadata(kept)["stop_reason"] == "interrupted"  # the cell kept its best image
     assert "its best result so far is kept" in rows[0]["error"]
     assert "stopped by SIGTERM: 3 of 3 cells did not finish" in result.output
+
+
+def test_a_signal_before_the_first_iteration_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the run prepares its objective (the style statistics) it listens already; stopped there,
+    it has no image better than the content, and writes none."""
+    from styleforge.stylize import run as run_module
+
+    samples = write_samples(tmp_path)
+    real = run_module.Stylizer._objective
+
+    def objective_then_sigterm(self, *args, **kwargs):
+        built = real(self, *args, **kwargs)
+        deliver(signal.SIGTERM)
+        return built
+
+    monkeypatch.setattr(run_module.Stylizer, "_objective", objective_then_sigterm)
+    out = tmp_path / "out.png"
+    result = invoke("transfer", samples["content"], "--style", samples["a"], "-o", out, "--iterations", 5, *FAST)
+    assert result.exit_code == 143, result.output
+    assert "stopped by SIGTERM before the first iteration; nothing was written" in result.output
+    assert not out.exists()

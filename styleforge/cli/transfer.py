@@ -291,6 +291,9 @@ def transfer(
     finally:
         callbacks[0].close()
     interrupted = result.stop_reason == "interrupted"
+    if interrupted and not result.history:  # the signal came before the first iteration: nothing to keep
+        click.echo(f"{stopped_words(flag.signum)} before the first iteration; nothing was written", err=True)
+        stopped(flag)
     problem = _no_progress(result, config, output)
     if problem:
         raise NoProgressError(problem)
@@ -395,6 +398,11 @@ def _transfer_many(content: Sequence[Path], styles: Sequence[str], output: Path,
                 continue
             result = run.result
             assert result is not None
+            if result.stop_reason == "interrupted" and not result.history:  # before its first iteration
+                interrupted = True
+                click.echo(f"{stopped_words(flag.signum)} before {path}'s first iteration: {number - 1} of "
+                           f"{len(paths)} image(s) were finished", err=True)
+                break
             problem = _no_progress(result, config, out)
             if problem:
                 click.echo(f"error: {path}: {problem}", err=True)
