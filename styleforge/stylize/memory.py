@@ -97,10 +97,13 @@ def inference_bytes(arch: str, layers: Iterable[str], height: int, width: int) -
 
 
 def available_bytes(device: torch.device) -> int | None:
-    """Memory free for this run on ``device``: CUDA's free memory, or the OS's MemAvailable."""
+    """Memory free for this run on ``device``: on CUDA the card's free memory plus the blocks PyTorch's
+    allocator holds cached but unused (free to this process, though the card counts them as taken:
+    without them a second image or video frame would see half the card), else the OS's MemAvailable."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + max(0, cached))
     if device.type == "cpu":
         try:
             with open("/proc/meminfo") as handle:

@@ -58,3 +58,13 @@ def test_transfer_refuses_before_starting_and_can_be_told_not_to(images: dict[st
     with pytest.raises(ResourceError):
         styleforge.transfer(images["content"], [str(images["a"])], size=32, iterations=1, weights="random")
     assert invoke("transfer", *args, "--no-memory-check").exit_code == 0 and out.exists()
+
+
+def test_cuda_memory_counts_the_allocators_cached_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks PyTorch holds cached are free to this run though the card reports them taken: without
+    them a second image would see only what the first one left."""
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (10 * gib, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 30 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 4 * gib)
+    assert memory.available_bytes(torch.device("cuda", 0)) == 36 * gib
