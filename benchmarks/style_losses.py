@@ -2,8 +2,8 @@
 regions.
 
 1. **Cost**: seconds per evaluation (forward, the style and content terms, backward) of each loss at
-   ``--size``, beside the bare network's forward + backward (the sum of the same layers' activations),
-   median of ``--repeats`` after one warm-up.
+   each of ``--sizes`` and ``--precisions``, beside the bare network's forward + backward (the sum of
+   the same layers' activations), interleaved, median of ``--repeats`` after one warm-up round.
 2. **Blends**: ``samples/content.jpg`` with ``style_swirl.jpg`` and ``style_shapes.jpg`` at 0.5/0.5
    and 0.8/0.2, every other option at styleforge's defaults. Each output is judged with
    ``benchmarks/quality.py``'s measure: the peer's style vector distance to each style (1 = as far
@@ -15,7 +15,7 @@ regions.
 Prints Markdown tables and writes ``results.json`` and the outputs into ``--out``.
 
     python benchmarks/style_losses.py                      # cost + blends, 256 px
-    python benchmarks/style_losses.py --only cost --size 512
+    python benchmarks/style_losses.py --only cost --sizes 64 256 512 1024 --precisions fp32 bf16
     python benchmarks/style_losses.py --figures docs/images
 
 Needs ``pip install -e '.[bench]'`` (the peer's encoder and scikit-image).
@@ -44,45 +44,57 @@ LOSSES = ("gram", "w2", "sw")
 OPTIONS: dict[str, Any] = {"weights": "hed", "network": "vgg16", "device": "cpu"}
 
 
-def cost(size: int, repeats: int) -> list[dict[str, Any]]:
-    """Seconds per evaluation of each loss and of the bare network, at ``size``."""
+def cost(sizes: list[int], precisions: list[str], repeats: int) -> list[dict[str, Any]]:
+    """Seconds per evaluation of each loss and of the bare network, per size and precision.
+
+    The bare pass is the same truncated network (HED's VGG-16 to relu5_1, the default layers) forward
+    and backward to the pixels from the sum of the layers the objective reads; each loss adds the
+    default content term and one style (``samples/style_swirl.jpg``) with the default layers. The
+    measurements are interleaved (bare, gram, w2, sw, bare, ...) ``repeats`` times after a warm-up
+    round, and each cost is the median: the machine's speed drifts by several per cent over minutes.
+    """
     from styleforge.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+    from styleforge.device import resolve_precision
     from styleforge.engine import WeightedLoss
     from styleforge.images import load_image, resize_long_side
     from styleforge.nets.vgg import VGGFeatures
     from styleforge.nets.weights import resolve_weights
-    from styleforge.stylize.objective import ContentTerm, FeatureContext, layer_weights
+    from styleforge.stylize.objective import ContentTerm, FeatureContext, TVTerm, layer_weights
     from styleforge.stylize.style_loss import layer_targets, style_terms
 
     weights = resolve_weights("hed", "vgg16")
     layers = list(dict.fromkeys([*DEFAULT_CONTENT_LAYERS, *DEFAULT_STYLE_LAYERS]))
-    net = VGGFeatures("vgg16", layers, state_dict=weights.state_dict)
-    content = resize_long_side(load_image(SAMPLES / "content.jpg").rgb, size)[None]
-    style = resize_long_side(load_image(SAMPLES / "style_swirl.jpg").rgb, size)[None]
     style_lw = layer_weights(list(DEFAULT_STYLE_LAYERS))
-    with torch.no_grad():
-        style_f = {k: v.clone() for k, v in net(style, style_lw).items()}
-        content_t = {k: v.clone() for k, v in net(content, DEFAULT_CONTENT_LAYERS).items()}
-
-    def timed(step) -> float:
-        times = []
-        for i in range(repeats + 1):
-            x = content.clone().requires_grad_(True)
-            start = time.perf_counter()
-            step(x)
-            if i:
-                times.append(time.perf_counter() - start)
-        return statistics.median(times)
-
-    rows = [{"loss": "bare forward + backward", "seconds": timed(lambda x: sum(f.sum() for f in net(x, layers).values()).backward())}]
-    for kind in LOSSES:
-        terms = {"content": ContentTerm(content_t, {DEFAULT_CONTENT_LAYERS[0]: 1.0}),
-                 **style_terms(kind, ["style.a"], [1.0], [layer_targets(kind, style_f)], style_lw, [None])}
-        loss = WeightedLoss(terms, {"content": 1.0, "style.a": 10.0})
-        rows.append({"loss": kind, "seconds": timed(lambda x: loss(FeatureContext(x, net(x, layers))).total.backward())})
-    bare = rows[0]["seconds"]
-    for row in rows:
-        row["× bare"] = row["seconds"] / bare
+    rows = []
+    for precision in precisions:
+        net = VGGFeatures("vgg16", layers, state_dict=weights.state_dict,
+                          compute_dtype=resolve_precision(precision, torch.device("cpu")))
+        for size in sizes:
+            content = resize_long_side(load_image(SAMPLES / "content.jpg").rgb, size)[None]
+            style = resize_long_side(load_image(SAMPLES / "style_swirl.jpg").rgb, size)[None]
+            with torch.no_grad():
+                style_f = {k: v.clone() for k, v in net(style, style_lw).items()}
+                content_t = {k: v.clone() for k, v in net(content, DEFAULT_CONTENT_LAYERS).items()}
+            steps = {"bare": lambda x: sum(f.float().sum() for f in net(x, layers).values()).backward()}
+            for kind in LOSSES:
+                terms = {"content": ContentTerm(content_t, {DEFAULT_CONTENT_LAYERS[0]: 1.0}), "tv": TVTerm(),
+                         **style_terms(kind, ["style.a"], [1.0], [layer_targets(kind, style_f)], style_lw, [None])}
+                loss = WeightedLoss(terms, {"content": 1.0, "style.a": 3.0, "tv": 0.0})
+                steps[kind] = lambda x, loss=loss: loss(FeatureContext(x, net(x, layers))).total.backward()
+            times: dict[str, list[float]] = {name: [] for name in steps}
+            for round_ in range(repeats + 1):
+                for name, step in steps.items():
+                    x = content.clone().requires_grad_(True)
+                    start = time.perf_counter()
+                    step(x)
+                    if round_:
+                        times[name].append(time.perf_counter() - start)
+            bare = statistics.median(times["bare"])
+            for name, values in times.items():
+                seconds = statistics.median(values)
+                rows.append({"size": size, "precision": precision, "loss": name, "seconds": seconds, "× bare": seconds / bare})
+            print(f"  cost {precision} {size} px: " + ", ".join(f"{r['loss']} {r['× bare']:.2f}x" for r in rows[-4:]),
+                  file=sys.stderr, flush=True)
     return rows
 
 
@@ -170,7 +182,9 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--size", type=int, default=256, help="size of the blends and figures")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 512, 1024], help="sizes of the cost table")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], help="precisions of the cost table")
     parser.add_argument("--repeats", type=int, default=5, help="timed evaluations per loss (cost)")
     parser.add_argument("--only", choices=("cost", "blends"), default=None)
     parser.add_argument("--figures", type=Path, default=None, help="write the docs figures into this folder instead")
@@ -184,8 +198,8 @@ def main() -> None:
         return
     results: dict[str, Any] = {"size": args.size, "torch": torch.__version__, "threads": args.threads}
     if args.only in (None, "cost"):
-        results["cost"] = cost(args.size, args.repeats)
-        print(f"## seconds per evaluation at {args.size} px\n\n{table(results['cost'])}\n", flush=True)
+        results["cost"] = cost(args.sizes, args.precisions, args.repeats)
+        print(f"## seconds per evaluation\n\n{table(results['cost'])}\n", flush=True)
     if args.only in (None, "blends"):
         results["blends"] = blends(quality.Peer(args.threads), args.size, args.out)
         print(f"## two-style blends at {args.size} px\n\n{table(results['blends'])}\n", flush=True)

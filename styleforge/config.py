@@ -70,8 +70,9 @@ STYLE_WEIGHTS: dict[str, float] = {"gram": 10.0, "w2": 3.0, "sw": 10.0}
 #: ``--network`` values: ``auto`` is the network the weights are for (vgg16 for HED's, else vgg19).
 NETWORKS: tuple[str, ...] = ("auto", "vgg19", "vgg16")
 INITS: tuple[str, ...] = ("content", "noise", "style")
-#: ``--precision`` values: ``auto`` is bf16 autocast on a CUDA device that supports it, else fp32.
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+#: ``--precision`` values: ``auto`` is bf16 autocast where the device computes in bf16 natively (CUDA
+#: from Ampere on, CPUs with AVX512-BF16 or AMX), else fp32; ``tf32`` is CUDA's TF32 (styleforge.device).
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "tf32", "bf16")
 
 #: The smallest ``--tile``: smaller tiles leave the deep style layers a few pixels each.
 MIN_TILE = 64
@@ -127,14 +128,18 @@ class TransferConfig:
             budget split evenly between them (1: one size; ``None``: :func:`auto_scales`, √2 steps
             from 256 px, so one size up to 256 px and 3 at 512 px).
         min_size: The first scale's long side (default: ``size`` / √2^(scales − 1), i.e. √2 steps).
+        scale_split: How the iteration budget is shared between the scales: each scale runs this many
+            times the iterations of the next finer one (1: evenly; 2: 100, 50, 25 of 175). Coarse
+            iterations are cheap and set the picture's large forms; the fine ones refine it.
         tile: ``auto`` (a scale too large for the memory available is optimised tile by tile, the
             tile the largest that fits), ``off``, or a tile side in px (``"512"``): scales larger
             than it are tiled. See :mod:`styleforge.stylize.tiles`.
         tile_overlap: Overlap of neighbouring tiles in px (``None``: a quarter of the tile).
         tile_passes: Passes over a tiled scale, each at new random tile offsets (seeded), sharing
             the scale's iterations.
-        precision: ``auto`` (bf16 autocast on a CUDA device that supports it, else fp32), ``fp32``
-            or ``bf16``: the type of the network's convolutions (losses stay float32).
+        precision: ``auto`` (bf16 autocast where the device computes in bf16 natively: CUDA from
+            Ampere on, CPUs with AVX512-BF16 or AMX; else fp32), ``fp32``, ``tf32`` (CUDA) or
+            ``bf16``: the type of the network's convolutions (the loss arithmetic stays float32).
         compile: Compile the network with ``torch.compile`` (opt-in: the first iterations pay the
             compilation, later ones run faster on GPUs).
         attrs_model: A ``train-attrs`` run folder whose network steers the transfer (``--attrs-model``).
@@ -173,6 +178,7 @@ class TransferConfig:
     memory_check: bool = True
     scales: int | None = None
     min_size: int | None = None
+    scale_split: float = 1.0
     tile: str = "auto"
     tile_overlap: int | None = None
     tile_passes: int = 2
@@ -244,6 +250,7 @@ class TransferConfig:
         _check_int("--patience", self.patience, 1)
         if self.scales is not None:
             _check_int("--scales", self.scales, 1)
+        _check_number("--scale-split", self.scale_split, strict=True)
         if self.min_size is not None:
             _check_int("--min-size", self.min_size, 16)
             if self.min_size > self.size:

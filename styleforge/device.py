@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -11,7 +13,8 @@ from .errors import InvalidParameter, ResourceError, choice_error
 from .machine import check_fits as fits_or_refuse
 from .machine import cpu_memory_available
 
-__all__ = ["DEVICE_CHOICES", "PRECISIONS", "available_memory", "check_fits", "resolve_device", "resolve_precision"]
+__all__ = ["DEVICE_CHOICES", "PRECISIONS", "available_memory", "check_fits", "native_bf16", "resolve_device",
+           "resolve_precision", "tf32_mode"]
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps"
 
@@ -51,14 +54,29 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device("cuda", index)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bf16 natively, not by emulation: a CUDA device of compute
+    capability 8.0 or later (Ampere's tensor cores; checked on ``device`` itself, not on the current
+    device), or a CPU with AVX512-BF16 or AMX instructions. Elsewhere bf16 is emulated and slower
+    than float32."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).major >= 8
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    return False
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast type of the network's convolutions for ``--precision`` on ``device``.
 
-    ``auto`` is bfloat16 on a CUDA device with bf16 support (Ampere and later) and float32
-    elsewhere. On CPUs bf16 is opt-in: it is slower than float32 on CPUs without bf16 instructions,
-    and on one with them (AVX512-BF16, benchmarks/README.md) it was 1.8× faster but moved L-BFGS's
-    loss after 100 iterations by 1.4 % (Adam's by 0.1 %). ``bf16`` asks for it anywhere autocast
-    supports it (CUDA and CPU).
+    ``tf32`` keeps float32 tensors and lets CUDA's convolutions and matrix products round their
+    inputs to TF32 (:func:`tf32_mode`); ``fp32`` is float32 throughout (PyTorch's own default lets
+    cuDNN convolutions use TF32, which ``fp32`` turns off). ``auto`` is bfloat16 where the device computes in it natively (:func:`native_bf16`: CUDA from
+    Ampere on, CPUs with AVX512-BF16 or AMX) and float32 elsewhere: on a CPU with bf16 instructions a
+    transfer ran 1.8× faster in bf16, with pictures within a few levels of float32's
+    (benchmarks/README.md), while emulated bf16 is slower than float32. ``bf16`` asks for it anywhere
+    autocast supports it (CUDA and CPU).
 
     Returns:
         ``torch.bfloat16``, or ``None`` for float32.
@@ -69,12 +87,16 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     """
     if precision not in PRECISIONS:
         raise choice_error("--precision", precision, PRECISIONS)
-    cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     if precision == "auto":
-        return torch.bfloat16 if cuda_bf16 else None
+        return torch.bfloat16 if native_bf16(device) else None
+    if precision == "tf32":
+        if device.type != "cuda":
+            raise ResourceError(f"--precision tf32: TF32 is a format of NVIDIA GPUs, not of {device.type}; "
+                                "use --precision fp32, bf16 or auto")
+        return None
     if precision == "fp32":
         return None
-    if device.type == "cpu" or cuda_bf16:
+    if device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16
     raise ResourceError(f"--precision bf16: {device.type} has no bf16 autocast here; use --precision fp32 or auto")
 
@@ -85,11 +107,14 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 
 def available_memory(device: torch.device) -> int | None:
     """Bytes a run on ``device`` may still allocate, or ``None`` when it cannot be known: on CUDA the
-    device's free memory, on the CPU :func:`styleforge.machine.cpu_memory_available` (the system's,
+    device's free memory plus the blocks PyTorch's allocator holds cached but unused (free to this
+    process, though the card counts them as taken: without them a second image or video frame would
+    see half the card), on the CPU :func:`styleforge.machine.cpu_memory_available` (the system's,
     within any container, batch job or ``ulimit -v`` limit)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + max(0, cached))
     return cpu_memory_available() if device.type == "cpu" else None
 
 
@@ -97,3 +122,32 @@ def check_fits(need: int, device: torch.device, what: str, fix: str, *, availabl
     """:func:`styleforge.machine.check_fits` on ``device`` (``available``: default, measured now)."""
     free = available if available is not None else available_memory(device)
     return fits_or_refuse(need, free, what, fix, where=device.type)
+
+
+def _tf32_settings() -> list[tuple[object, str, object, object]]:
+    """(owner, attribute, TF32 value, float32 value) of CUDA's matrix-product and convolution
+    settings: PyTorch 2.9's ``fp32_precision`` where it exists (mixing it with the legacy
+    ``allow_tf32`` flags is an error there), else the legacy flags."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        return [(torch.backends.cuda.matmul, "fp32_precision", "tf32", "ieee"), (conv, "fp32_precision", "tf32", "ieee")]
+    return [(torch.backends.cuda.matmul, "allow_tf32", True, False), (torch.backends.cudnn, "allow_tf32", True, False)]
+
+
+@contextmanager
+def tf32_mode(device: torch.device, enabled: bool) -> Iterator[None]:
+    """Within the block, CUDA convolutions and matrix products may use TF32 only if ``enabled``
+    (``--precision tf32``); the settings found are restored after (PyTorch's own default is TF32
+    convolutions and float32 products). A no-op on other devices."""
+    if device.type != "cuda":
+        yield
+        return
+    settings = _tf32_settings()
+    saved = [getattr(owner, name) for owner, name, _, _ in settings]
+    for owner, name, tf32, full in settings:
+        setattr(owner, name, tf32 if enabled else full)
+    try:
+        yield
+    finally:
+        for (owner, name, _, _), value in zip(settings, saved):
+            setattr(owner, name, value)

@@ -23,6 +23,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="gpu: run with --run-gpu on a CUDA machine"))
 
 
+@pytest.fixture(autouse=True)
+def _float32_by_default(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--precision auto`` is bf16 on CPUs with bf16 instructions and float32 on others: in-process
+    tests run float32 whatever the machine (a test of bf16 asks for it), so that what they check
+    does not depend on the CPU. Tests of the choice itself are marked ``native_precision``."""
+    if request.node.get_closest_marker("native_precision") is None:
+        import styleforge.device
+
+        monkeypatch.setattr(styleforge.device, "native_bf16", lambda device: False)
+
+
 @pytest.fixture
 def images(tmp_path: Path) -> dict[str, Path]:
     """A content image and two style images, 48×32 / 40×40 PNGs."""

@@ -336,10 +336,10 @@ def _scores_of(model: LoadedModel, batch: Tensor, names: Sequence[str]) -> list[
     with torch.inference_mode():
         predictions = model.net.predict(batch.to(device).float().div_(255))
     schema: Schema = model.net.schema
-    numeric = {a.name: predictions[a.name].double().cpu().tolist() for a in schema.numeric}
+    numeric = {a.name: predictions[a.name].cpu().double().tolist() for a in schema.numeric}
     categorical: dict[str, tuple[list[list[float]], list[list[int]]]] = {}
     for a in schema.categorical:
-        probs = predictions[a.name].double().cpu()
+        probs = predictions[a.name].cpu().double()
         top = probs.topk(min(TOP_K, a.num_classes), dim=-1)
         categorical[a.name] = (top.values.tolist(), top.indices.tolist())
     out = []

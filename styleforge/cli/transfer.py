@@ -151,6 +151,8 @@ CONFIG_OPTIONS = [
                  help="Coarse-to-fine: optimise at N sizes growing to --size, each from the last one upsampled, "
                       "sharing the iterations; auto: sqrt(2) steps from 256 px (one size up to 256)."),
     click.option("--min-size", type=int, default=None, metavar="PX", help="First scale's long side [default: sqrt(2) steps]."),
+    click.option("--scale-split", type=float, default=_T.scale_split, show_default=True,
+                 help="Each scale runs this many times the iterations of the next finer one (1: evenly)."),
     click.option("--tile", default=_T.tile, show_default=True, metavar="auto|off|PX",
                  help="Optimise a scale tile by tile: auto when it does not fit in memory (tiles that do), "
                       "PX for scales larger than PX px, off never."),
@@ -161,7 +163,8 @@ CONFIG_OPTIONS = [
     click.option("--memory-check/--no-memory-check", default=_T.memory_check, show_default=True,
                  help="Refuse a run whose estimated memory exceeds what is available (and suggest a --size)."),
     click.option("--precision", default=_T.precision, show_default=True, metavar="|".join(PRECISIONS),
-                 help="Convolutions in bf16 (autocast; losses stay fp32) or fp32; auto: bf16 on CUDA, fp32 elsewhere."),
+                 help="Convolutions in bf16 (autocast; loss arithmetic stays fp32), fp32, or tf32 (CUDA); "
+                      "auto: bf16 where the device has it natively (CUDA Ampere+, CPUs with AVX512-BF16/AMX), else fp32."),
     click.option("--compile/--no-compile", default=_T.compile, show_default=True,
                  help="torch.compile the network (pays a compilation first; for GPUs)."),
 ]

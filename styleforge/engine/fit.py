@@ -107,7 +107,7 @@ class _Mean:
 
 def _batch_raw(report: Any) -> dict[str, float]:
     names = list(report.raw)
-    values = torch.stack([report.raw[n] for n in names]).double().cpu().tolist() if names else []
+    values = torch.stack([report.raw[n] for n in names]).detach().cpu().double().tolist() if names else []
     return dict(zip(names, values))
 
 

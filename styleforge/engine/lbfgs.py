@@ -89,18 +89,22 @@ class BoxLBFGS(torch.optim.Optimizer):
         return ((x <= low) & (direction < 0)) | ((x >= high) & (direction > 0))
 
     def _direction(self, g: Tensor) -> Tensor:
-        """``−H·g`` by the two-loop recursion over the stored pairs (``H₀ = γI``, γ = sᵀy / yᵀy)."""
+        """``−H·g`` by the two-loop recursion over the stored pairs (``H₀ = γI``, γ = sᵀy / yᵀy).
+
+        The recursion's coefficients stay 0-d tensors on the image's device, used through
+        ``addcmul_`` (a tensor passed as ``alpha=`` would be copied to the host: on a GPU, two device
+        synchronisations per stored pair and step)."""
         q = g.clone()
         alphas = []
         for s, y, rho in zip(reversed(self.s), reversed(self.y), reversed(self.rho)):
             alpha = rho * torch.dot(s, q)
-            q.sub_(y, alpha=alpha)
+            q.addcmul_(y, alpha, value=-1)
             alphas.append(alpha)
         gamma = torch.dot(self.s[-1], self.y[-1]) / torch.dot(self.y[-1], self.y[-1])
         q.mul_(gamma)
         for s, y, rho, alpha in zip(self.s, self.y, self.rho, reversed(alphas)):
             beta = rho * torch.dot(y, q)
-            q.add_(s, alpha=alpha - beta)
+            q.addcmul_(s, alpha - beta)
         return q.neg_()
 
     def _propose(self) -> None:
@@ -141,20 +145,22 @@ class BoxLBFGS(torch.optim.Optimizer):
         with torch.enable_grad():
             loss = closure()
         self.evaluations += 1
-        value = float(loss.detach())
         grad = self.x.grad.detach().flatten().clone() if self.x.grad is not None else torch.zeros_like(self.x).flatten()
         x = self.x.detach().flatten().clone()
         if self.base is None:
+            value = float(loss.detach())
             accept = math.isfinite(value)
-        else:
+        else:  # the loss and the Armijo bound's decrease in one copy to the host
             decrease = torch.dot(self.base_grad, x - self.base)  # type: ignore[arg-type]
-            accept = math.isfinite(value) and value <= self.base_loss + self.c1 * float(decrease)
+            value, drop = torch.stack([loss.detach().reshape(()).to(decrease), decrease]).tolist()
+            accept = math.isfinite(value) and value <= self.base_loss + self.c1 * drop
         self.rejected = not accept and self.base is not None
         if accept:
             if self.base is not None:
                 s, y = x - self.base, grad - self.base_grad  # type: ignore[operator]
                 sy = torch.dot(s, y)
-                if float(sy) > 1e-8 * float(s.norm() * y.norm()):
+                curvature, scale = torch.stack([sy, s.norm() * y.norm()]).tolist()
+                if curvature > 1e-8 * scale:
                     if len(self.s) == self.history_size:
                         del self.s[0], self.y[0], self.rho[0]
                     self.s.append(s)

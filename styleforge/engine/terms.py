@@ -167,7 +167,7 @@ class LossReport:
         if not names:
             return LossSummary({}, {})
         values = torch.stack([self.raw[n] for n in names] + [self.weighted[n] for n in names])
-        floats = values.double().cpu().tolist()
+        floats = values.detach().cpu().double().tolist()  # on the device: no float64 (Apple MPS has none)
         return LossSummary(dict(zip(names, floats[: len(names)])), dict(zip(names, floats[len(names) :])))
 
 

@@ -164,7 +164,7 @@ class AttributeGuide:
 
     def _outputs(self, ctx: FeatureContext) -> dict[str, Tensor]:
         if self.shared:
-            features = hypercolumn_of([ctx.features[name] for name in VGG_HYPERCOLUMN_LAYERS])
+            features = hypercolumn_of([ctx.features[name].float() for name in VGG_HYPERCOLUMN_LAYERS])
         else:
             assert self.net.backbone is not None
             features = self.net.backbone(squash_resize(ctx.image, self.size))

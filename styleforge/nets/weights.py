@@ -221,7 +221,8 @@ def resolve_weights(
     return WeightsChoice("file", state, text, arch=HED_ARCH if path.suffix in (".h5", ".whl") else arch)
 
 
-def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], *, source: str, ignore: tuple[str, ...] = ()) -> None:
+def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], *, source: str, ignore: tuple[str, ...] = (),
+                 assign: bool = False) -> None:
     """Loads ``state_dict`` into ``module`` strictly, with a message that says what does not fit.
 
     Args:
@@ -229,6 +230,8 @@ def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], *, source:
         state_dict: Loaded tensors.
         source: Where they came from, for the message.
         ignore: Key prefixes of the file that are not part of ``module`` (e.g. ``classifier.``).
+        assign: Make the given tensors the module's own (a module built on the meta device, whose
+            parameters have no memory yet) instead of copying them into its parameters.
 
     Raises:
         WeightsError: Missing or unexpected keys, or shape mismatches (the first few are named).
@@ -251,4 +254,4 @@ def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], *, source:
     if problems:
         raise WeightsError(f"--weights: {source!r} does not fit this network: " + "; ".join(problems))
     counters = {k: v for k, v in own.items() if k.endswith(".num_batches_tracked") and k not in given}
-    module.load_state_dict({**counters, **given}, strict=True)
+    module.load_state_dict({**counters, **given}, strict=True, assign=assign)

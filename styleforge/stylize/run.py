@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import INITS, TransferConfig
-from ..device import resolve_device, resolve_precision
+from ..device import resolve_device, resolve_precision, tf32_mode
 from ..engine import (
     Callback,
     DivergenceGuard,
@@ -195,19 +195,35 @@ def _initial_image(
     return base
 
 
-def _chain(config: TransferConfig, scales: int, budget: int | None = None) -> list[OptimizerSpec]:
-    """The optimiser chain of one scale: ``config.optimizer`` parsed, ``--lr`` filled in where a stage
-    has no ``@LR``, and the steps shared between ``scales`` sizes. ``budget``: the whole chain's
-    iterations instead of the configured ones (each stage keeps its share of them)."""
+def scale_shares(steps: int, scales: int, split: float) -> list[int]:
+    """``steps`` iterations shared between ``scales`` sizes, coarse to fine, each scale getting
+    ``split`` times the next finer one's (1: evenly), rounded so that they add up to ``steps``
+    exactly (largest remainders) and each scale gets at least one.
+
+    >>> scale_shares(300, 3, 1.0), scale_shares(175, 3, 2.0)
+    ([100, 100, 100], [100, 50, 25])
+    """
+    weights = [split ** (scales - 1 - k) for k in range(scales)]
+    exact = [steps * w / sum(weights) for w in weights]
+    shares = [math.floor(x) for x in exact]
+    for k in sorted(range(scales), key=lambda k: exact[k] - shares[k], reverse=True)[: steps - sum(shares)]:
+        shares[k] += 1
+    return [max(1, n) for n in shares]
+
+
+def _chains(config: TransferConfig, scales: int, budget: int | None = None) -> list[list[OptimizerSpec]]:
+    """The optimiser chain of each scale, coarse to fine: ``config.optimizer`` parsed, ``--lr`` filled
+    in where a stage has no ``@LR``, and each stage's steps shared between the scales by
+    :func:`scale_shares` (``config.scale_split``). ``budget``: the whole chain's iterations instead of
+    the configured ones (each stage keeps its share of them)."""
     chain = [parse_optimizer(text) for text in config.optimizer]
     if config.lr is not None:
         chain = [dataclasses.replace(s, lr=config.lr) if s.lr is None else s for s in chain]
     steps = [s.steps or config.iterations for s in chain]
     if budget is not None:
         steps = [max(1, round(n * budget / sum(steps))) for n in steps]
-    if scales > 1 or budget is not None:
-        chain = [dataclasses.replace(s, steps=math.ceil(n / scales)) for s, n in zip(chain, steps)]
-    return chain
+    shares = [scale_shares(n, scales, config.scale_split) for n in steps]
+    return [[dataclasses.replace(s, steps=share[k]) for s, share in zip(chain, shares)] for k in range(scales)]
 
 
 @dataclass
@@ -336,7 +352,7 @@ class Stylizer:
         self.config, self.extensions = config, list(extensions)
         count = config.resolved_scales()
         self.sizes = scale_sizes(config.size, count, config.min_size)
-        self.chain = _chain(config, count)
+        self.chains = _chains(config, count)
         self.specs = [s if isinstance(s, StyleSpec) else parse_style(os.fspath(s)) for s in styles]
         if not self.specs:
             raise InvalidParameter("--style", "(none)", "at least one style image")
@@ -435,7 +451,7 @@ class Stylizer:
         free = available_bytes(self.device) if auto else None
         tiles: list[int | None] = []
         for size, shape, styles in zip(self.sizes, shapes, style_shapes):
-            tile = choose_tile(self.network, self.layers, shape, list(styles), self.chain, free,
+            tile = choose_tile(self.network, self.layers, shape, list(styles), self.chains[-1], free,
                                requested=config.tile_side(), auto=auto, size=self.sizes[-1], scale=size)
             if tile is not None and (self.extensions or config.style_masks):
                 why = ("--attrs-model/--score-with (the attribute network rates the whole image)" if self.extensions
@@ -449,7 +465,7 @@ class Stylizer:
         shape = full if last is None else (min(last, full[0]), min(last, full[1]))
         if config.memory_check and shape not in self._checked_shapes:
             styles = style_pass(self.network, self.layers, list(style_shapes[-1]))
-            check_memory(self.network, self.layers, shape, self.sizes[-1], self.chain, self.device,
+            check_memory(self.network, self.layers, shape, self.sizes[-1], self.chains[-1], self.device,
                          at_least=styles, extra=0 if last is None else held_whole(full), tiled=last is not None)
             self._checked_shapes.add(shape)
         return tiles
@@ -517,8 +533,9 @@ class Stylizer:
         """The last scale's objective (whole, never tiled) at ``image`` (3, H, W) in [0, 1], for
         ``content``: e.g. to compare a tiled result with an untiled one on the same terms."""
         plan = self.prepare(content).scales[-1]
-        objective, _ = self._objective(plan, self.extensions)
-        with torch.no_grad():
+        with tf32_mode(self.device, self.config.precision == "tf32"):
+            objective, _ = self._objective(plan, self.extensions)
+        with torch.no_grad(), tf32_mode(self.device, self.config.precision == "tf32"):
             return objective(image[None].to(self.device)).summary()
 
     def _optimise_scale(self, plan: _Scale, init: Tensor, chain: Sequence[OptimizerSpec], extensions: Sequence[Extension],
@@ -632,17 +649,17 @@ class Stylizer:
         if finest_only:
             prepared = _Content(prepared.image, prepared.scales[-1:])
         scales = len(prepared.scales)
-        chain = self.chain if iterations is None and not finest_only else _chain(self.config, scales, iterations)
+        chains = self.chains if iterations is None and not finest_only else _chains(self.config, scales, iterations)
         for extension in extensions:
             extension.open(self.device, callbacks)
         every = [*self.extensions, *extensions]
-        with watch(interrupt) as flag:
-            return self._run(prepared, chain, callbacks, init_image, every, flag)
+        with tf32_mode(self.device, self.config.precision == "tf32"), watch(interrupt) as flag:
+            return self._run(prepared, chains, callbacks, init_image, every, flag)
 
-    def _run(self, prepared: _Content, chain: Sequence[OptimizerSpec], callbacks: Sequence[Callback],
+    def _run(self, prepared: _Content, chains: Sequence[Sequence[OptimizerSpec]], callbacks: Sequence[Callback],
              init_image: Tensor | None, extensions: Sequence[Extension], interrupt: Any) -> TransferResult:
         config = self.config
-        planned = sum(s.steps if s.steps is not None else config.iterations for s in chain)
+        planned = sum(s.steps if s.steps is not None else config.iterations for chain in chains for s in chain)
         history: list[HistoryEntry] = []
         image, improved, offset, best_iteration = init_image, False, 0, 0
         result = plan = None
@@ -652,7 +669,8 @@ class Stylizer:
             if interrupt.requested and result is not None:
                 break  # Ctrl-C between two scales: the last scale's best image stands
             init = _initial_image(config, plan_k.target[None], self.style_images, image)
-            shifted = [_Shifted(cb, offset, k * len(chain), planned * len(prepared.scales)) for cb in callbacks]
+            chain = chains[k]
+            shifted = [_Shifted(cb, offset, k * len(chain), planned) for cb in callbacks]
             if plan_k.tile is not None:
                 scale_result, scale_extras = self._optimise_tiled(plan_k, init, chain, shifted, interrupt)
             else:

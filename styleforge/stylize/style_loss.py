@@ -8,8 +8,11 @@ per position) with the style image's. The three losses see different amounts of 
   crowsonkb/style-transfer-pytorch does: the mean and the covariance count separately, so a style's
   colours and contrast are matched, not only their product.
 - ``sw``: the sliced Wasserstein distance (Heitz et al., CVPR 2021): the features projected on ``C``
-  random unit directions, re-drawn at every evaluation, each projection's sorted values matched with
-  the style's. It matches every 1-D marginal, higher moments included.
+  random unit directions, each projection's sorted values matched with the style's. It matches those
+  1-D marginals, higher moments included. Heitz et al. re-draw the directions at every step; here
+  they are drawn once per scale (seeded), so the objective is one function for L-BFGS and the
+  style's projections are sorted once (re-drawing them cost L-BFGS its curvature information and
+  doubled the loss's cost: benchmarks/README.md).
 
 Each is relative, as the content term is: divided by the style's mean square feature (the Gram's own
 squared norm for ``gram``), so 0 is a perfect match and one ``--style-weight`` serves every network.
@@ -39,12 +42,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import STYLE_LOSSES
-from .objective import FeatureContext, LayerMask, StyleTerm, masked_gram
+from .objective import FeatureContext, LayerMask, StyleTerm, full_precision, gram_and_mean, masked_gram
 
 __all__ = [
+    "sorted_projections",
     "STYLE_LOSSES",
     "gaussian",
     "w2_distance",
+    "w2_to_target",
+    "trace_sqrt",
     "sliced_wasserstein",
     "StyleTarget",
     "style_target",
@@ -57,18 +63,18 @@ __all__ = [
 
 
 def _positions(features: Tensor) -> Tensor:
-    """(N, C) feature vectors, one per position, float32 (the statistics stay fp32 under bf16)."""
+    """(N, C) feature vectors, one per position, float32 or float64 (the statistics stay fp32 under bf16)."""
     b, c, h, w = features.shape
     if b != 1:
         raise ValueError(f"style statistics take one image at a time, got a batch of {b}")
-    return features.float().permute(0, 2, 3, 1).reshape(h * w, c)
+    return full_precision(features).permute(0, 2, 3, 1).reshape(h * w, c)
 
 
 def _weights(mask: LayerMask | None, features: Tensor) -> Tensor | None:
     """The mask at ``features``' resolution, flat (N,) and normalised to sum 1 (``None``: uniform)."""
     if mask is None:
         return None
-    w = mask.at(features).reshape(-1)
+    w = mask.at(features).to(torch.promote_types(features.dtype, torch.float32)).reshape(-1)
     return w / w.sum().clamp_min(1e-12)
 
 
@@ -80,11 +86,12 @@ def _moments(features: Tensor, mask: LayerMask | None) -> tuple[Tensor, Tensor]:
     more passes over them per evaluation).
     """
     c = features.shape[1]
-    second = masked_gram(features, mask)[0].float() * c
     if mask is None:
-        return features.float().mean((0, 2, 3)), second
-    m = mask.at(features)
-    return (features.float() * m).sum((0, 2, 3)) / m.sum().clamp_min(1e-12), second
+        product, mean = gram_and_mean(features)
+        return mean[0], product[0] * c
+    second = masked_gram(features, mask)[0] * c
+    m = mask.at(features).to(torch.promote_types(features.dtype, torch.float32))
+    return (features * m).sum((0, 2, 3)) / m.sum().clamp_min(1e-12), second
 
 
 def gaussian(features: Tensor, mask: LayerMask | None = None) -> tuple[Tensor, Tensor]:
@@ -93,32 +100,67 @@ def gaussian(features: Tensor, mask: LayerMask | None = None) -> tuple[Tensor, T
     return mean, second - torch.outer(mean, mean)
 
 
-class _TraceSqrtm(torch.autograd.Function):
-    """``tr √M`` of a symmetric positive semi-definite (C, C) matrix, by an eigendecomposition in
-    float64; its gradient is ``½ M^(−½)`` (eigenvalues floored at 1e−12 of the largest: features of a
-    ReLU network have dead channels, whose zero eigenvalues would make the gradient infinite)."""
+#: Eigenvalues below this share of the largest count as zero in the gradient of ``tr √K``, by the
+#: matrix's type: float32 resolves eigenvalues down to about 1e−7 of the largest, and below that an
+#: eigenvector is rounding noise, which a larger ``K^(−½)`` would amplify into the gradient.
+_EIGEN_FLOOR = {torch.float32: 1e-8, torch.float64: 1e-12}
+
+
+def _has_eigh(device: torch.device) -> bool:
+    """Whether ``torch.linalg.eigh`` runs on ``device`` (the CPU's LAPACK and CUDA's cuSOLVER; Apple's
+    MPS has none)."""
+    return device.type in ("cpu", "cuda")
+
+
+def _newton_schulz(matrix: Tensor, iterations: int = 24) -> tuple[Tensor, Tensor]:
+    """``(√K, K^(−½))`` of a symmetric PSD matrix by the coupled Newton–Schulz iteration (Higham 2008,
+    eq. 6.35): matrix products only, for devices without an eigendecomposition. ``K`` is scaled by its
+    Frobenius norm so that every eigenvalue lies in (0, 1], where the iteration converges."""
+    norm = matrix.norm().clamp_min(1e-30)
+    eye = torch.eye(matrix.shape[0], dtype=matrix.dtype, device=matrix.device)
+    y, z = matrix / norm, eye
+    for _ in range(iterations):
+        t = 1.5 * eye - 0.5 * (z @ y)
+        y, z = y @ t, t @ z
+    return y * norm.sqrt(), z / norm.sqrt()
+
+
+class _TraceSqrt(torch.autograd.Function):
+    """``tr √K`` of a symmetric positive semi-definite (n, n) matrix, in ``K``'s own type; its gradient is
+    ``½ K^(−½)``, with eigenvalues under :data:`_EIGEN_FLOOR` of the largest floored there (features of
+    a ReLU network have dead channels, whose zero eigenvalues would make the gradient infinite).
+
+    An eigendecomposition where the device has one, else :func:`_newton_schulz`."""
 
     @staticmethod
     def forward(ctx: Any, matrix: Tensor) -> Tensor:  # type: ignore[override]
-        sym = (matrix.double() + matrix.double().T) / 2
+        sym = (matrix + matrix.T) / 2
+        if not _has_eigh(matrix.device):
+            root, inv_root = _newton_schulz(sym)
+            ctx.save_for_backward(inv_root / 2)
+            return root.diagonal().sum()
         values, vectors = torch.linalg.eigh(sym)
         values = values.clamp_min(0)
-        ctx.save_for_backward(values, vectors)
-        ctx.dtype = matrix.dtype
-        return values.sqrt().sum().to(matrix.dtype)
+        floor = values.max().clamp_min(1e-30) * _EIGEN_FLOOR.get(matrix.dtype, 1e-8)
+        ctx.save_for_backward((vectors * (values.clamp_min(floor).rsqrt() / 2)) @ vectors.T)
+        return values.sqrt().sum()
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
-        values, vectors = ctx.saved_tensors
-        floor = values.max().clamp_min(1e-30) * 1e-12
-        inv_sqrt = values.clamp_min(floor).rsqrt() / 2
-        return (grad.double() * (vectors * inv_sqrt) @ vectors.T).to(ctx.dtype)
+        (half_inv_root,) = ctx.saved_tensors
+        return grad * half_inv_root
+
+
+def trace_sqrt(matrix: Tensor) -> Tensor:
+    """``tr √K`` of a symmetric PSD matrix, differentiable (:class:`_TraceSqrt`)."""
+    return _TraceSqrt.apply(matrix)
 
 
 def _sqrtm_psd(matrix: Tensor) -> Tensor:
-    """The symmetric square root of a PSD (C, C) matrix (float64 eigendecomposition)."""
-    values, vectors = torch.linalg.eigh(matrix.double())
-    return ((vectors * values.clamp_min(0).sqrt()) @ vectors.T).to(matrix.dtype)
+    """The symmetric square root of a PSD (C, C) matrix (a float64 eigendecomposition on the CPU, once
+    per style target: devices without float64 or an eigendecomposition get the result)."""
+    values, vectors = torch.linalg.eigh(matrix.detach().cpu().double())
+    return ((vectors * values.clamp_min(0).sqrt()) @ vectors.T).to(matrix)
 
 
 def w2_distance(mean: Tensor, cov: Tensor, target_mean: Tensor, target_cov: Tensor,
@@ -129,8 +171,34 @@ def w2_distance(mean: Tensor, cov: Tensor, target_mean: Tensor, target_cov: Tens
     ``mean`` and ``cov`` only. ``target_sqrt`` (``Σₜ^½``) may be passed precomputed.
     """
     root = _sqrtm_psd(target_cov) if target_sqrt is None else target_sqrt
-    cross = _TraceSqrtm.apply(root @ cov @ root)
+    cross = trace_sqrt(root @ cov @ root)
     return (mean - target_mean).square().sum() + cov.diagonal().sum() + target_cov.diagonal().sum() - 2 * cross
+
+
+def w2_to_target(features: Tensor, mask: LayerMask | None, target_mean: Tensor, target_cov: Tensor,
+                 target_sqrt: Tensor) -> Tensor:
+    """:func:`w2_distance` of the Gaussian of (1, C, H, W) ``features`` (over ``mask``) to a target's.
+
+    The cross term ``tr √(R Σ R)`` (``R = Σₜ^½``) is the sum of the singular values of
+    ``A = √w ⊙ (F − μ) R`` (N × C, one row per position, ``w`` the positions' weights), since
+    ``R Σ R = AᵀA``. It is taken on the smaller side of ``A``: from ``AᵀA`` (C × C) when there are at
+    least as many positions as channels, else from ``A Aᵀ`` (N × N), which has the same non-zero
+    eigenvalues: deep layers of small images have few positions (512 channels at 12 positions for
+    relu5_1 of a 64 px image), so their matrix function costs N³ instead of C³.
+    """
+    b, c, h, w = features.shape
+    if h * w >= c:
+        mean, cov = gaussian(features, mask)
+        return w2_distance(mean, cov, target_mean, target_cov, target_sqrt)
+    x = _positions(features)
+    weights = _weights(mask, features)
+    weights = x.new_full((h * w,), 1.0 / (h * w)) if weights is None else weights
+    mean = weights @ x
+    centred = x - mean
+    a = centred @ target_sqrt * weights.sqrt()[:, None]
+    spread = (centred.square() * weights[:, None]).sum()
+    cross = trace_sqrt(a @ a.T)
+    return (mean - target_mean).square().sum() + spread + target_cov.diagonal().sum() - 2 * cross
 
 
 def _quantiles(sorted_values: Tensor, sorted_weights: Tensor, at: Tensor) -> Tensor:
@@ -150,8 +218,33 @@ def _quantiles(sorted_values: Tensor, sorted_weights: Tensor, at: Tensor) -> Ten
     return sorted_values.gather(1, index)
 
 
-def sliced_wasserstein(x: Tensor, x_weights: Tensor | None, target: Tensor, target_weights: Tensor | None,
-                       directions: Tensor) -> Tensor:
+def sorted_projections(target: Tensor, target_weights: Tensor | None, directions: Tensor,
+                       count: int | None = None) -> tuple[Tensor, Tensor | None]:
+    """The style's side of :func:`sliced_wasserstein`: its projections on ``directions``, sorted.
+
+    Args:
+        target: (M, C) the style's vectors.
+        target_weights: (M,) summing to 1, or ``None`` for uniform.
+        directions: (C, P) unit columns.
+        count: With uniform weights, resample the sorted values to this many (the output's
+            position count, as Heitz et al. do).
+
+    Returns:
+        (P, M or ``count``) sorted projections, and their weights in that order (``None``: uniform).
+    """
+    with torch.no_grad():
+        projected = (target @ directions).T  # (P, M)
+        if target_weights is not None:
+            values, order = projected.sort(dim=1)
+            return values, target_weights[order]
+        values = projected.sort(dim=1).values
+        if count is not None and count != values.shape[1]:
+            values = F.interpolate(values[None], size=count, mode="linear", align_corners=False)[0]
+        return values, None
+
+
+def sliced_wasserstein(x: Tensor, x_weights: Tensor | None, target: Tensor | None, target_weights: Tensor | None,
+                       directions: Tensor, *, target_sorted: tuple[Tensor, Tensor | None] | None = None) -> Tensor:
     """Sliced squared Wasserstein-2 distance of two weighted sets of C-vectors along ``directions``.
 
     Each set is projected on the P directions; the output's sorted projections are compared with the
@@ -162,29 +255,28 @@ def sliced_wasserstein(x: Tensor, x_weights: Tensor | None, target: Tensor, targ
     Args:
         x: (N, C) the output's vectors (gradients flow here).
         x_weights: (N,) summing to 1, or ``None`` for uniform.
-        target: (M, C) the style's vectors.
+        target: (M, C) the style's vectors (unused when ``target_sorted`` is given).
         target_weights: (M,) summing to 1, or ``None`` for uniform.
         directions: (C, P) unit columns.
+        target_sorted: :func:`sorted_projections` of the style on the same directions, computed once
+            for many evaluations (with uniform weights, resampled to N).
 
     Returns:
         A scalar: the mean over directions of the 1-D squared W2 distances.
     """
-    px = (x @ directions).T  # (P, N)
-    with torch.no_grad():
-        pt = (target @ directions).T  # (P, M)
-    n, m = px.shape[1], pt.shape[1]
-    px_sorted, order = px.sort(dim=1)
-    if x_weights is None and target_weights is None:
-        pt_sorted = pt.sort(dim=1).values
-        if n != m:  # resample the style's sorted values to the output's count
+    n = x.shape[0]
+    if target_sorted is None:
+        assert target is not None
+        target_sorted = sorted_projections(target, target_weights, directions, n if x_weights is None else None)
+    pt_sorted, tw_sorted = target_sorted
+    px_sorted, order = (x @ directions).T.sort(dim=1)  # (P, N)
+    if x_weights is None and tw_sorted is None:
+        if pt_sorted.shape[1] != n:
             pt_sorted = F.interpolate(pt_sorted[None], size=n, mode="linear", align_corners=False)[0]
         return (px_sorted - pt_sorted).square().mean()
-    if target_weights is None:
-        pt_sorted, tw_sorted = pt.sort(dim=1).values, pt.new_full(pt.shape, 1.0 / m)
-    else:
-        pt_sorted, t_order = pt.sort(dim=1)
-        tw_sorted = target_weights[t_order]
-    xw_sorted = px.new_full(px.shape, 1.0 / n) if x_weights is None else x_weights[order]
+    if tw_sorted is None:
+        tw_sorted = pt_sorted.new_full(pt_sorted.shape, 1.0 / pt_sorted.shape[1])
+    xw_sorted = px_sorted.new_full(px_sorted.shape, 1.0 / n) if x_weights is None else x_weights[order]
     levels = xw_sorted.cumsum(1) - xw_sorted / 2  # each output sample at the middle of its share
     matched = _quantiles(pt_sorted, tw_sorted, levels.detach())
     return ((px_sorted - matched).square() * xw_sorted).sum(1).mean()
@@ -273,25 +365,40 @@ class StyleGroup:
         targets: Layer → the (blended) style statistics.
         weights: Layer → weight.
         mask: Where in the output the style applies (``None``: everywhere).
-        seed: Seeds the ``sw`` directions, re-drawn at every evaluation (the run is reproducible).
+        seed: Seeds the ``sw`` directions: C random unit directions per layer, drawn once for the
+            group, so every evaluation measures the same function (which L-BFGS's line search and
+            curvature pairs assume) and the style's sorted projections are taken once.
     """
 
     def __init__(self, kind: str, targets: dict[str, StyleTarget], weights: dict[str, float],
                  mask: LayerMask | None = None, seed: int = 0) -> None:
         self.kind, self.targets, self.weights, self.mask = kind, targets, weights, mask
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
         self.key = f"style-group-{id(self)}"
+        self._sw: dict[str, tuple[Tensor, tuple[Tensor, Tensor | None]]] = {}
+
+    def _sw_side(self, layer: str, features: Tensor, x_weights: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor | None]]:
+        """The layer's directions (C, C) on the features' device and the style's sorted projections,
+        made at the first evaluation (the directions are drawn on the CPU, seeded per layer)."""
+        if layer not in self._sw:
+            c, n = features.shape[1], features.shape[2] * features.shape[3]
+            generator = torch.Generator().manual_seed(self.seed * 1000 + list(self.weights).index(layer))
+            directions = F.normalize(torch.randn(c, c, generator=generator), dim=0).to(features.device)
+            target = self.targets[layer]
+            samples = target.samples.to(features.device)  # type: ignore[union-attr]
+            weights = None if target.weights is None else target.weights.to(features.device)
+            count = n if x_weights is None and weights is None else None
+            self._sw[layer] = directions, sorted_projections(samples, weights, directions, count)
+        return self._sw[layer]
 
     def _layer(self, ctx: FeatureContext, layer: str) -> Tensor:
         target, features = self.targets[layer], ctx.features[layer]
         if self.kind == "w2":
-            mean, cov = gaussian(features, self.mask)
             t_cov, t_root = target.w2_parts()
-            return w2_distance(mean, cov, target.mean, t_cov, t_root) / (target.scale * features.shape[1])  # type: ignore[arg-type]
-        c = features.shape[1]
-        directions = F.normalize(torch.randn(c, c, generator=self.generator), dim=0).to(features.device)
+            return w2_to_target(features, self.mask, target.mean, t_cov, t_root) / (target.scale * features.shape[1])  # type: ignore[arg-type]
         x_weights = _weights(self.mask, features)
-        value = sliced_wasserstein(_positions(features), x_weights, target.samples, target.weights, directions)  # type: ignore[arg-type]
+        directions, target_sorted = self._sw_side(layer, features, x_weights)
+        value = sliced_wasserstein(_positions(features), x_weights, None, None, directions, target_sorted=target_sorted)
         return value / target.scale
 
     def __call__(self, ctx: FeatureContext) -> Tensor:

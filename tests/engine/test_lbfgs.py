@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from styleforge.engine.lbfgs import BoxLBFGS
 from styleforge.engine.optimize import DivergenceGuard, OptimizerSpec, optimise_pixels
@@ -83,3 +84,37 @@ def test_the_divergence_guard_ignores_rejected_proposals() -> None:
                              guard=DivergenceGuard(1.5))
     assert result.stop_reason == "completed", result.stop_detail
     assert result.best_summary.total < 1e-2 * result.history[0].summary.total
+
+
+class _HostCopies(TorchDispatchMode):
+    """Counts copies of a tensor's value to the host (``item()``, ``float()``, a tensor passed as a
+    number): on a GPU each is a device synchronisation. A CPU stand-in for CUDA's sync debug mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_step_with_a_full_history_copies_to_the_host_a_few_times_not_per_pair() -> None:
+    g = torch.Generator().manual_seed(4)
+    f = _quadratic(torch.rand(300, generator=g), torch.rand(300, generator=g) + 0.1)
+    x = torch.full((300,), 0.5, requires_grad=True)
+    opt = BoxLBFGS([x], history_size=20)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = f(x)
+        loss.backward()
+        return loss
+
+    for _ in range(30):
+        opt.step(closure)
+    assert len(opt.s) >= 10  # the recursion runs over many pairs
+    with _HostCopies() as copies:
+        opt.step(closure)
+    assert copies.count <= 3  # the loss and the Armijo test, the curvature test, the descent test

@@ -96,3 +96,13 @@ def test_video_checks_its_size_before_the_first_frame(tmp_path: Path, monkeypatc
                                  "--quiet"), code=1)
     assert line.startswith("error: --size 100000") and "GiB" in line
     assert not out.exists() and not (tmp_path / "out.mp4.frames").exists()
+
+
+def test_cuda_memory_counts_the_allocators_cached_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks PyTorch holds cached are free to this run though the card reports them taken: without
+    them a second image would see only what the first one left."""
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (10 * gib, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 30 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 4 * gib)
+    assert memory.available_bytes(torch.device("cuda", 0)) == 36 * gib

@@ -4,6 +4,7 @@ forms, masked statistics (no gradient outside the mask), linear blends, and the 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,9 +17,12 @@ from styleforge.stylize.style_loss import (
     gaussian,
     layer_targets,
     sliced_wasserstein,
+    sorted_projections,
     style_target,
     style_terms,
+    trace_sqrt,
     w2_distance,
+    w2_to_target,
 )
 
 
@@ -227,7 +231,8 @@ def test_each_loss_is_relative_zero_at_the_style_and_one_at_zero_features(kind: 
     assert math.isfinite(at_zero)
 
 
-def test_sw_directions_are_redrawn_each_evaluation_and_seeded() -> None:
+def test_sw_directions_are_fixed_for_a_term_and_seeded() -> None:
+    """One function for the whole run (L-BFGS needs it), with the style's side sorted once."""
     f, x = torch.rand(1, 4, 6, 6), torch.rand(1, 4, 6, 6)
 
     def values(seed: int) -> list[float]:
@@ -235,5 +240,121 @@ def test_sw_directions_are_redrawn_each_evaluation_and_seeded() -> None:
         return [terms["style.a"](FeatureContext(torch.zeros(1, 3, 6, 6), {"l": x})).item() for _ in range(3)]
 
     first = values(0)
-    assert len(set(first)) == 3  # new directions each evaluation
+    assert len(set(first)) == 1  # the same directions each evaluation
     assert values(0) == first and values(1) != first
+
+
+def test_sw_with_the_style_sorted_once_equals_the_direct_distance() -> None:
+    g = torch.Generator().manual_seed(5)
+    x, target, directions = torch.randn(30, 4, generator=g), torch.randn(50, 4, generator=g), _directions(4, 4)
+    for x_w, t_w in ((None, None), (torch.full((30,), 1 / 30), None), (None, torch.softmax(torch.randn(50, generator=g), 0))):
+        count = 30 if x_w is None and t_w is None else None
+        cached = sliced_wasserstein(x, x_w, None, None, directions, target_sorted=sorted_projections(target, t_w, directions, count))
+        assert cached.item() == pytest.approx(sliced_wasserstein(x, x_w, target, t_w, directions).item(), rel=1e-6)
+
+
+# --- the fast W2 cross term -----------------------------------------------------------------------
+
+def _psd(n: int, rank: int, seed: int) -> torch.Tensor:
+    a = torch.randn(n, rank, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return a @ a.T / rank
+
+
+def test_trace_sqrt_and_its_gradient_in_float64() -> None:
+    m = _psd(5, 8, 0)
+    values = torch.linalg.eigvalsh(m)
+    assert trace_sqrt(m).item() == pytest.approx(values.sqrt().sum().item(), rel=1e-12)
+    root = torch.randn(5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda r: trace_sqrt(r @ r.T + 0.5 * torch.eye(5, dtype=torch.float64)), (root,))
+
+
+def test_newton_schulz_gives_the_eigendecomposition_value_and_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Devices without an eigendecomposition (Apple's MPS) take the matrix-product iteration."""
+    import styleforge.stylize.style_loss as style_loss
+
+    m = _psd(6, 12, 2).float()
+
+    def value_and_grad() -> tuple[float, torch.Tensor]:
+        x = m.clone().requires_grad_(True)
+        value = trace_sqrt(x)
+        value.backward()
+        return value.item(), x.grad
+
+    exact = value_and_grad()
+    monkeypatch.setattr(style_loss, "_has_eigh", lambda device: False)
+    iterated = value_and_grad()
+    assert iterated[0] == pytest.approx(exact[0], rel=1e-4)
+    assert torch.allclose(iterated[1], exact[1], rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 6, 5, 4), (1, 12, 2, 2)], ids=["positions >= channels", "few positions"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_w2_to_target_equals_the_covariance_form_on_either_side(shape: tuple[int, ...], masked: bool) -> None:
+    """Few positions (deep layers of small images) take the N × N side: same value, same gradient."""
+    g = torch.Generator().manual_seed(3)
+    c = shape[1]
+    t_mean, t_cov = torch.rand(c, generator=g, dtype=torch.float64), _psd(c, c + 3, 4)
+    root = torch.linalg.cholesky(t_cov)  # any factor would do for the test; the run uses the symmetric root
+    root = (root @ root.T)  # symmetric PSD, not Σₜ^½: the identity holds for any symmetric R
+    mask = LayerMask(torch.rand(shape[2], shape[3], generator=g, dtype=torch.float64)) if masked else None
+    features = torch.rand(*shape, generator=g, dtype=torch.float64)
+
+    def direct(f: torch.Tensor) -> torch.Tensor:
+        mean, cov = gaussian(f, mask)
+        cross = trace_sqrt(root @ cov.double() @ root)
+        return (mean - t_mean).square().sum() + cov.diagonal().sum() + t_cov.diagonal().sum() - 2 * cross
+
+    x1, x2 = features.clone().requires_grad_(True), features.clone().requires_grad_(True)
+    a, b = w2_to_target(x1, mask, t_mean, t_cov, root), direct(x2)
+    a.backward()
+    b.backward()
+    assert a.item() == pytest.approx(b.item(), rel=1e-7)  # the covariance form sees the zero eigenvalues as rounding
+    assert torch.allclose(x1.grad, x2.grad, rtol=1e-6, atol=1e-9)
+    if shape[2] * shape[3] > c:  # with fewer positions the centred features have a zero singular value,
+        # whose square root of rounding noise defeats finite differences (the analytic sides agree above)
+        assert torch.autograd.gradcheck(lambda f: w2_to_target(f, mask, t_mean, t_cov, root), (features.clone().requires_grad_(True),))
+
+
+def test_fast_w2_is_close_to_the_float64_value_and_pixel_gradient_on_real_features(hed_weights) -> None:
+    """The run's W2 (float32, either side, floored eigenvalues) against the same distance in float64
+    throughout (network included), on HED's VGG-16 features of a real photograph and painting."""
+    import copy
+
+    from styleforge.images import load_image, resize_long_side
+    from styleforge.nets.vgg import VGGFeatures
+
+    root_dir = Path(__file__).resolve().parents[2] / "samples"
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    net = VGGFeatures("vgg16", layers, state_dict=hed_weights.state_dict)
+    net64 = copy.deepcopy(net).double()
+    content = resize_long_side(load_image(root_dir / "content.jpg").rgb, 64)[None]
+    style = resize_long_side(load_image(root_dir / "style_swirl.jpg").rgb, 64)[None]
+    with torch.no_grad():
+        targets = {layer: style_target("w2", f) for layer, f in net(style, layers).items()}
+
+    def loss(x: torch.Tensor, network: VGGFeatures, exact: bool) -> torch.Tensor:
+        total = torch.zeros((), dtype=x.dtype)
+        for layer, f in network(x, layers).items():
+            t_cov, t_root = targets[layer].w2_parts()
+            t_mean = targets[layer].mean.to(x.dtype)
+            if exact:
+                value = w2_distance(*gaussian_float64(f), t_mean, t_cov.double(), t_root.double())
+            else:
+                value = w2_to_target(f, None, t_mean, t_cov, t_root)
+            total = total + value / targets[layer].scale.to(x.dtype)
+        return total
+
+    x32, x64 = content.clone().requires_grad_(True), content.double().clone().requires_grad_(True)
+    fast, exact = loss(x32, net, False), loss(x64, net64, True)
+    fast.backward()
+    exact.backward()
+    assert fast.item() == pytest.approx(exact.item(), rel=1e-3)
+    assert ((x32.grad.double() - x64.grad).norm() / x64.grad.norm()).item() < 1e-2
+
+
+def gaussian_float64(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of (1, C, H, W) float64 features, computed centred in float64."""
+    x = features[0].reshape(features.shape[1], -1)
+    mean = x.mean(1)
+    centred = x - mean[:, None]
+    return mean, centred @ centred.T / x.shape[1]
