@@ -151,6 +151,8 @@ class TransferConfig:
     content_weight: float = 1.0
     style_weight: float | None = None
     tv_weight: float = 0.0
+    laplacian_weight: float = 0.0
+    laplacian_sigma: float = 1.0
     iterations: int = 200
     size: int = 512
     optimizer: tuple[str, ...] = ("lbfgs",)

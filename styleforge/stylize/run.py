@@ -45,7 +45,7 @@ from ..version import __version__
 from .color import match_histogram, preserve_colors
 from .extension import Extension, ExtraTerms, ScaleView, merged
 from .memory import available_bytes, check_memory
-from .objective import ContentTerm, FeatureContext, TVTerm, layer_weights, parse_layers
+from .objective import ContentTerm, FeatureContext, LaplacianTerm, TVTerm, layer_weights, parse_layers
 from ..parsing import StyleSpec, normalise_blend, parse_style, style_term_names
 from .regions import image_mask_paths, mask_of, output_regions
 from .style_loss import layer_targets, style_terms
@@ -517,6 +517,9 @@ class Stylizer:
         loss_weights = {"content": config.content_weight, "tv": config.tv_weight}
         loss_weights.update({name: config.resolved_style_weight() * share for name, share in zip(self.names, self.blend)})
         terms["tv"] = TVTerm()
+        if config.laplacian_weight:
+            terms["laplacian"] = LaplacianTerm(plan.target[None].to(device), config.laplacian_sigma)
+            loss_weights["laplacian"] = config.laplacian_weight
         terms.update(merged([extra.terms for extra in extras]))
         loss_weights.update(merged([extra.weights for extra in extras]))
         loss = WeightedLoss(terms, loss_weights)

@@ -4,6 +4,7 @@ weights, its history and weights, the saved output, alpha, and the shared defaul
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -249,3 +250,23 @@ def test_real_weights_default_transfer_moves_from_the_content_towards_the_style(
             before = (gram(net(resize_long_side(base, 64)[None], (layer,))[layer]) - gram(s[layer])).norm()
             after = (gram(net(result.image[None], (layer,))[layer]) - gram(s[layer])).norm()
             assert after < 0.7 * before, layer
+
+
+def test_real_weights_bf16_and_fp32_transfers_are_close(hed_weights) -> None:
+    """bf16 convolutions and statistics from bf16 products (the default on CPUs with bf16 instructions)
+    reach the loss float32 reaches, with HED's pretrained VGG-16, and a picture as near float32's as
+    float32's own is to a run started 1e-4 away: L-BFGS's path depends on the last bits of every
+    gradient, so no two runs are equal, and bf16 moves it no more than that."""
+    samples = Path(__file__).resolve().parents[2] / "samples"
+
+    def run(**options: Any) -> Any:
+        return styleforge.transfer(samples / "content.jpg", [samples / "style_swirl.jpg"], size=64, iterations=40,
+                                   weights="hed", device="cpu", **options)
+
+    fp32, bf16, nudged = run(precision="fp32"), run(precision="bf16"), run(precision="fp32", init_noise_blend=1e-4)
+    assert fp32.improved and bf16.improved
+    assert abs(bf16.summary.total - fp32.summary.total) / fp32.summary.total < 0.02
+    assert bf16.summary.total < 0.6 * fp32.history[0].summary.total  # it stylised as much, not merely as little
+    apart = (bf16.image - fp32.image).abs().mean().item()
+    spread = (nudged.image - fp32.image).abs().mean().item()
+    assert apart < 1.5 * spread, (apart * 255, spread * 255)
