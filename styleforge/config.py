@@ -17,8 +17,8 @@ __all__ += ["NETWORKS", "STYLE_LOSSES", "STYLE_WEIGHTS"]
 __all__ += ["TrainConfig", "DatasetConfig", "BACKBONES", "NUMERIC_LOSSES", "BALANCES", "AUGMENTS", "FEATURE_NORMS"]
 __all__ += ["DEFAULT_ATTR_WEIGHT", "ScoreConfig", "AUTO_MIN_SIZE", "auto_scales", "VideoConfig", "DEFAULT_FPS"]
 
-DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
-DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu2_2", "relu4_2")
+DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
 def _check_number(param: str, value: float, *, minimum: float = 0.0, strict: bool = False) -> None:
@@ -47,7 +47,7 @@ def _check_int(param: str, value: int, minimum: int) -> None:
 DEFAULT_ATTR_WEIGHT: float = 1.0
 
 #: Where ``--scales auto`` starts: outputs up to this long side run at one size.
-AUTO_MIN_SIZE = 256
+AUTO_MIN_SIZE = 128
 
 
 def auto_scales(size: int, min_size: int | None = None) -> int:
@@ -66,7 +66,7 @@ STYLE_LOSSES: tuple[str, ...] = ("gram", "w2", "sw")
 #: ``--style-weight`` when none is given, per ``--style-loss``: each loss's relative value has its own
 #: scale (a Gram error squares second moments), so each has its own balance with the content term.
 #: Measured with HED's VGG-16 (docs/transfer.md, "Style losses and regions"; benchmarks/README.md).
-STYLE_WEIGHTS: dict[str, float] = {"gram": 10.0, "w2": 3.0, "sw": 10.0}
+STYLE_WEIGHTS: dict[str, float] = {"gram": 10.0, "w2": 100.0, "sw": 10.0}
 #: ``--network`` values: ``auto`` is the network the weights are for (vgg16 for HED's, else vgg19).
 NETWORKS: tuple[str, ...] = ("auto", "vgg19", "vgg16")
 INITS: tuple[str, ...] = ("content", "noise", "style")
@@ -87,6 +87,9 @@ class TransferConfig:
         style_weight: Total weight of the ``style.*`` terms, split by the blend weights (``None``:
             :data:`STYLE_WEIGHTS` for ``style_loss``; :meth:`resolved_style_weight`).
         tv_weight: Weight of the total-variation term ``tv``.
+        laplacian_weight: Weight of the ``laplacian`` term (0: no such term): the relative error of the
+            picture's Laplacian against the content's, which keeps the content's fine structure.
+        laplacian_sigma: The blur before that Laplacian, in pixels: the scale of the structure kept.
         iterations: Steps of an optimiser stage that names none.
         size: Output long side in pixels.
         optimizer: Chain of ``NAME[:STEPS][@LR]`` stages, run in order.
@@ -151,9 +154,9 @@ class TransferConfig:
     content_weight: float = 1.0
     style_weight: float | None = None
     tv_weight: float = 0.0
-    laplacian_weight: float = 0.0
+    laplacian_weight: float = 0.2
     laplacian_sigma: float = 1.0
-    iterations: int = 200
+    iterations: int = 150
     size: int = 512
     optimizer: tuple[str, ...] = ("lbfgs",)
     lr: float | None = None
@@ -163,14 +166,14 @@ class TransferConfig:
     network: str = "auto"
     content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
-    style_layer_weight_exp: float = 1.0
+    style_layer_weight_exp: float = 0.7
     style_loss: str = "w2"
     style_masks: tuple[str, ...] = ()
     style_image_masks: tuple[str, ...] = ()
     pooling: str = "max"
     init: str = "content"
     init_noise_blend: float = 0.0
-    style_scale: float = 1.0
+    style_scale: float = 1.5
     color_transfer: str = "none"
     preserve_colors: bool = False
     stop_delta: float | None = None
@@ -180,7 +183,7 @@ class TransferConfig:
     memory_check: bool = True
     scales: int | None = None
     min_size: int | None = None
-    scale_split: float = 1.0
+    scale_split: float = 1.41
     tile: str = "auto"
     tile_overlap: int | None = None
     tile_passes: int = 2
@@ -224,6 +227,8 @@ class TransferConfig:
         if self.style_weight is not None:
             _check_number("--style-weight", self.style_weight)
         _check_number("--tv-weight", self.tv_weight)
+        _check_number("--laplacian-weight", self.laplacian_weight)
+        _check_number("--laplacian-sigma", self.laplacian_sigma, strict=True)
         _check_int("--iterations", self.iterations, 1)
         _check_int("--size", self.size, 1)
         _check_int("--seed", self.seed, 0)

@@ -86,7 +86,7 @@ def test_progress_lines_add_up(cli_run) -> None:
     assert len(lines) >= 4, result.stderr
     assert sum("iter " in line for line in result.stderr.splitlines() if _LOSS.search(line)) == 3
     for total, parts in lines:
-        assert [name for name, _ in parts] == ["content", "style.a", "style.b", "tv"]
+        assert [name for name, _ in parts] == ["content", "style.a", "style.b", "tv", "laplacian"]
         assert total == sum((value for _, value in parts), Decimal(0)), (total, parts)
         assert total > 0
     assert re.search(r"iter 1/3 .*loss", result.stderr) and re.search(r"iter 3/3 .*loss", result.stderr)
@@ -289,9 +289,9 @@ def test_bad_style_weights_name_the_value(bad_files: dict[str, Path]) -> None:
 
 
 def test_size_too_small_names_the_minimum(bad_files: dict[str, Path]) -> None:
-    result = _invoke(bad_files["content"], "--style", bad_files["style"], "-o", bad_files["out"], *FAST, "--size", "8")
+    result = _invoke(bad_files["content"], "--style", bad_files["style"], "-o", bad_files["out"], *FAST, "--size", "4")
     message = result.stderr.strip()
-    assert message.startswith("error: --size: 8") and "16" in message and "relu5_1" in message
+    assert message.startswith("error: --size: 4") and "at least 8 px" in message and "relu4_2" in message
 
 
 def test_unknown_choices_list_the_valid_ones(bad_files: dict[str, Path]) -> None:
@@ -405,7 +405,7 @@ def test_a_run_that_never_improves_on_its_start_is_a_failure(images: dict[str, P
     # The content as its own style: the starting image already has loss 0, nothing can beat it.
     out = tmp_path / "o.png"
     result = _invoke(images["content"], "--style", images["content"], "-o", out, "--size", "32", "--iterations", "3",
-                     "--weights", "random", "--device", "cpu", "--quiet")
+                     "--style-scale", "1", "--weights", "random", "--device", "cpu", "--quiet")
     _no_traceback(result)
     assert result.exit_code == 1, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

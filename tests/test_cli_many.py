@@ -121,7 +121,8 @@ def test_ctrl_c_keeps_the_finished_images_and_the_current_best_and_exits_130(tmp
 def test_an_image_that_makes_no_progress_is_not_written_and_the_others_are(tmp_path: Path) -> None:
     # The style image is one of the contents: its start already has loss 0, so nothing beats it.
     samples = write_samples(tmp_path)
-    result = _invoke(samples["a"], samples["content"], "--style", samples["a"], "-o", tmp_path / "out", *FAST)
+    result = _invoke(samples["a"], samples["content"], "--style", samples["a"], "-o", tmp_path / "out", *FAST,
+                     "--style-scale", "1")
     assert result.exit_code == 1, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["content.png"]
     assert f"error: {samples['a']}: the transfer made no progress" in result.output

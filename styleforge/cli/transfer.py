@@ -105,6 +105,10 @@ CONFIG_OPTIONS = [
                  help="Total weight of the style terms [default: by --style-loss: "
                       + ", ".join(f"{k} {v:g}" for k, v in STYLE_WEIGHTS.items()) + "]."),
     click.option("--tv-weight", type=float, default=_T.tv_weight, show_default=True, help="Weight of the total-variation term."),
+    click.option("--laplacian-weight", type=float, default=_T.laplacian_weight, show_default=True,
+                 help="Weight of the laplacian term: keep the content's fine structure (edges; flat skies stay flat)."),
+    click.option("--laplacian-sigma", type=float, default=_T.laplacian_sigma, show_default=True,
+                 help="Blur in px before the laplacian term's Laplacian: the scale of the structure it keeps."),
     click.option("--iterations", type=int, default=_T.iterations, show_default=True,
                  help="Iterations of a stage without :STEPS (L-BFGS: function evaluations)."),
     click.option("--size", type=int, default=_T.size, show_default=True, help="Output long side in pixels."),

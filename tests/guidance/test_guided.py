@@ -129,7 +129,7 @@ def test_a_numeric_target_raises_its_score_own_backbone(models, plain, forwards)
     assert after > before + 2.0, (before, after)
     assert after == pytest.approx(float(_probabilities(model, guided.image)["contrast"]), abs=1e-4)
     # the term is an engine term like the others
-    assert list(guided.summary.weighted) == ["content", "style.style_swirl", "tv", "attr.contrast"]
+    assert list(guided.summary.weighted) == ["content", "style.style_swirl", "tv", "laplacian", "attr.contrast"]
     assert guided.summary.weighted["attr.contrast"] == pytest.approx(10 * guided.summary.raw["attr.contrast"])
 
 

@@ -278,3 +278,43 @@ def test_ctrl_c_keeps_the_best_image_and_history(images: dict[str, Path], tmp_pa
     assert "interrupted" in stderr and str(out) in stdout
     assert read_metadata(out)["stop_reason"] == "interrupted"
     assert len(history.read_text().splitlines()) >= 4
+
+
+# --- the laplacian term ---------------------------------------------------------------------------
+
+def test_the_laplacian_term_is_zero_at_the_content_and_counts_edges_and_flat_areas() -> None:
+    g = torch.Generator().manual_seed(0)
+    content = torch.zeros(1, 3, 24, 24)
+    content[..., 12:] = 1.0  # a flat field with one edge
+    term = objective.LaplacianTerm(content, sigma=1.0)
+    ctx = lambda image: objective.FeatureContext(image, {})  # noqa: E731
+    assert term(ctx(content)).item() == 0.0
+    textured = content + 0.05 * torch.rand(content.shape, generator=g)  # texture over the flat areas
+    shifted = torch.roll(content, 3, dims=-1)  # the edge moved
+    assert term(ctx(textured)).item() > 0 and term(ctx(shifted)).item() > 0
+    x = textured.clone().requires_grad_(True)
+    term(ctx(x)).backward()
+    assert x.grad.abs().sum() > 0 and torch.isfinite(x.grad).all()
+
+
+def test_the_laplacian_weight_keeps_the_contents_structure(images: dict[str, Path]) -> None:
+    plain = run(images, iterations=30, laplacian_weight=0.0)
+    kept = run(images, iterations=30, laplacian_weight=100.0)
+    content = resize_long_side(load_image(images["content"]).rgb, 32)[None]
+    term = objective.LaplacianTerm(content)
+    error = lambda result: term(objective.FeatureContext(result.image[None], {})).item()  # noqa: E731
+    assert "laplacian" in kept.summary.raw and "laplacian" not in plain.summary.raw  # only when asked for
+    assert error(kept) < 0.5 * error(plain)
+
+
+def test_laplacian_options_on_the_command_line(images: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(cli, ["transfer", str(images["content"]), "--style", str(images["a"]), "-o", str(out),
+                                      "--size", "32", "--iterations", "2", "--weights", "random", "--quiet",
+                                      "--laplacian-weight", "2", "--laplacian-sigma", "1.5"])
+    assert result.exit_code == 0, result.output
+    config = read_metadata(out)["config"]
+    assert config["laplacian_weight"] == 2.0 and config["laplacian_sigma"] == 1.5
+    bad = CliRunner().invoke(cli, ["transfer", str(images["content"]), "--style", str(images["a"]), "-o", str(out),
+                                   "--laplacian-sigma", "0"])
+    assert bad.exit_code == 2 and "--laplacian-sigma" in bad.output and "Traceback" not in bad.output

@@ -129,7 +129,7 @@ def test_each_style_lands_in_its_own_region(tmp_path: Path, halves: dict[str, Pa
 def test_each_loss_runs_a_two_style_transfer_whose_parts_add_up(images: dict[str, Path], loss: str) -> None:
     result = styleforge.transfer(images["content"], [f"{images['a']}:0.75", f"{images['b']}:0.25"], style_loss=loss, **FAST)
     summary = result.summary
-    assert set(summary.raw) == {"content", "style.a", "style.b", "tv"}
+    assert set(summary.raw) == {"content", "style.a", "style.b", "tv", "laplacian"}
     assert summary.raw["style.a"] == summary.raw["style.b"]  # one distance, to the blend
     assert summary.weighted["style.a"] == pytest.approx(3 * summary.weighted["style.b"])
     assert result.history[-1].summary.total < result.history[0].summary.total

@@ -41,8 +41,8 @@ def test_returns_the_image_and_history(two_style_run) -> None:
     assert len(result.history) == 3
     assert [entry.iteration for entry in result.history] == [1, 2, 3]
     for entry in result.history:
-        assert list(entry.summary.weighted) == ["content", "style.a", "style.b", "tv"]
-        assert set(entry.summary.raw) == {"content", "style.a", "style.b", "tv"}
+        assert list(entry.summary.weighted) == ["content", "style.a", "style.b", "tv", "laplacian"]
+        assert set(entry.summary.raw) == {"content", "style.a", "style.b", "tv", "laplacian"}
     assert result.stop_reason == "completed"
     assert result.summary is not None
     assert result.summary.total == min(entry.summary.total for entry in result.history)
@@ -113,8 +113,8 @@ def test_rgba_content_keeps_alpha(tmp_path: Path, images: dict[str, Path]) -> No
 
 def test_config_defaults() -> None:
     config = TransferConfig()
-    assert config.content_layers == DEFAULT_CONTENT_LAYERS == ("relu4_2",)
-    assert config.style_layers == DEFAULT_STYLE_LAYERS == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    assert config.content_layers == DEFAULT_CONTENT_LAYERS == ("relu2_2", "relu4_2")
+    assert config.style_layers == DEFAULT_STYLE_LAYERS == ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
     assert config.optimizer == ("lbfgs",)
     assert config.size == 512
     assert config.weights == "auto" and config.network == "auto"
@@ -134,7 +134,7 @@ def test_defaults_start_from_the_content_image(images: dict[str, Path], capsys: 
     assert first.optimizer == "lbfgs"
     assert first.summary.raw["content"] == 0.0
     assert first.summary.raw["style.a"] > 0
-    assert list(first.summary.weighted) == ["content", "style.a", "tv"]
+    assert list(first.summary.weighted) == ["content", "style.a", "tv", "laplacian"]
 
 
 def test_config_object_and_options_combine(images: dict[str, Path]) -> None:
@@ -158,8 +158,8 @@ def test_api_errors(images: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="^--style:"):
         styleforge.transfer(images["content"], [tmp_path / "nope.png"], **FAST)
     with pytest.raises(InvalidParameter) as info:
-        styleforge.transfer(images["content"], [images["a"]], **{**FAST, "size": 8})
-    assert str(info.value).startswith("--size:") and "16" in str(info.value)
+        styleforge.transfer(images["content"], [images["a"]], **{**FAST, "size": 4})
+    assert str(info.value).startswith("--size:") and "at least 8 px" in str(info.value)
 
 
 # --- --precision and --compile -------------------------------------------------------------------

@@ -27,22 +27,35 @@ def test_scale_sizes() -> None:
     assert scale_sizes(512, 1) == [512]
 
 
-def test_auto_scales_take_sqrt2_steps_from_256_px() -> None:
-    assert [auto_scales(s) for s in (32, 256, 300, 362, 512, 724, 1024)] == [1, 1, 1, 2, 3, 4, 5]
-    assert auto_scales(512, 128) == 5 and auto_scales(64, 32) == 3
-    assert scale_sizes(512, auto_scales(512)) == [256, 362, 512]
-    assert scale_sizes(1024, auto_scales(1024)) == [256, 362, 512, 724, 1024]
+def test_auto_scales_take_sqrt2_steps_from_128_px() -> None:
+    assert [auto_scales(s) for s in (32, 128, 150, 181, 256, 362, 512, 1024)] == [1, 1, 1, 2, 3, 4, 5, 7]
+    assert auto_scales(512, 256) == 3 and auto_scales(64, 32) == 3
+    assert scale_sizes(256, auto_scales(256)) == [128, 181, 256]
+    assert scale_sizes(512, auto_scales(512)) == [128, 181, 256, 362, 512]
 
 
 def test_the_iteration_budget_is_split_between_the_scales(images: dict[str, Path]) -> None:
     events: list[object] = []
-    chain = ("adam:3", "sgd")  # 3 and 5 iterations in all: ceil(3/2) = 2 and ceil(5/2) = 3 per scale
-    result = styleforge.transfer(images["content"], [str(images["a"])], size=64, scales=2, min_size=32,
+    chain = ("adam:3", "sgd")  # 3 and 5 iterations in all: 2 + 1 and 3 + 2, the budget exactly
+    result = styleforge.transfer(images["content"], [str(images["a"])], size=64, scales=2, min_size=32, scale_split=1.0,
                                  callbacks=[events.append], **{**FAST, "iterations": 5, "optimizer": chain})
     starts = [(e.name, e.steps) for e in events if isinstance(e, StageStarted)]
-    assert starts == [("adam", 2), ("sgd", 3), ("adam", 2), ("sgd", 3)]
-    assert len(result.history) == 10 and {e.total_iterations for e in events if isinstance(e, Progress)} == {10}
+    assert starts == [("adam", 2), ("sgd", 3), ("adam", 1), ("sgd", 2)]
+    assert len(result.history) == 8 and {e.total_iterations for e in events if isinstance(e, Progress)} == {8}
     assert result.metadata["config"]["optimizer"] == list(chain)  # the run's own chain is what is recorded
+
+
+def test_scale_split_gives_the_coarse_scales_more_iterations(images: dict[str, Path]) -> None:
+    from styleforge.stylize.run import scale_shares
+
+    assert scale_shares(300, 3, 1.0) == [100, 100, 100] and scale_shares(175, 3, 2.0) == [100, 50, 25]
+    assert scale_shares(10, 3, 1.0) == [4, 3, 3] and sum(scale_shares(97, 4, 1.7)) == 97
+    assert scale_shares(2, 3, 1.0) == [1, 1, 1]  # each scale runs at least once
+    result = styleforge.transfer(images["content"], [str(images["a"])], size=64, scales=3, min_size=32,
+                                 scale_split=2.0, **{**FAST, "iterations": 7})
+    assert [sum(1 for h in result.history if h.stage == k) for k in range(3)] == [4, 2, 1]
+    with pytest.raises(InvalidParameter, match="--scale-split"):
+        styleforge.transfer(images["content"], [str(images["a"])], size=64, scale_split=0, **FAST)
 
 
 def test_the_default_is_coarse_to_fine_above_the_auto_size(images: dict[str, Path]) -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import styleforge
+from styleforge.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from styleforge.errors import InvalidParameter, ResourceError
 from styleforge.images import load_image, read_metadata, resize_long_side
 from styleforge.parsing import parse_optimizer
@@ -111,7 +112,7 @@ def test_tiles_leave_no_seam(images: dict[str, Path]) -> None:
 
 def test_the_memory_check_suggests_tiles_and_auto_uses_them(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
                                                             tmp_path: Path) -> None:
-    layers = ["relu4_2", "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]  # the defaults: content, style
+    layers = [*DEFAULT_CONTENT_LAYERS, *DEFAULT_STYLE_LAYERS]
     # At small sizes the style image's own pass outweighs what tiles save: --style-scale 0.5 keeps it small.
     assert memory.inference_bytes("vgg19", layers, 96, 96) < estimate_bytes("vgg19", layers, 128, 128, ADAM)
     free = estimate_bytes("vgg19", layers, 128, 128, ADAM) + held_whole((128, 192)) + 1
