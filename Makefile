@@ -27,8 +27,12 @@ samples: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) benchmarks/quality.py
+	$(PY) benchmarks/quality.py --set tune
+	$(PY) benchmarks/quality.py --set report --size 256
+	$(PY) benchmarks/quality.py --set report --size 512
 	$(PY) benchmarks/style_losses.py
+	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/flat_areas.py
 	$(PY) benchmarks/transfer_speed.py
 	$(PY) benchmarks/transfer_speed.py --optimizer adam --sizes 256 512 1024
 	$(PY) benchmarks/coarse_to_fine.py

@@ -34,18 +34,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (benchmarks/quality.py: the inputs and the image helpers)
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-#: Each variant: styleforge options over the current defaults (and BASE_OPTIONS).
+#: The old defaults (before the pyramid from 128 px, the Laplacian term and the new layers and weights).
+OLD = {"laplacian_weight": 0.0, "style_weight": 3.0, "content_layers": ["relu4_2"], "style_scale": 1.0,
+       "style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], "style_layer_weight_exp": 1.0,
+       "scales": 1, "iterations": 200, "precision": "fp32"}
+#: Each variant: styleforge options over the current defaults (and BASE_OPTIONS); after the first two,
+#: each changes one thing of the defaults without the Laplacian term, to see what the texture comes from.
 VARIANTS: dict[str, dict[str, Any]] = {
+    "old defaults": OLD,
     "defaults": {},
     "no laplacian term": {"laplacian_weight": 0.0},
-    "no relu1_1": {"laplacian_weight": 0.0, "style_layers": list(LAYERS[1:])},
-    "no relu1_1, relu2_1": {"laplacian_weight": 0.0, "style_layers": list(LAYERS[2:])},
-    "gram": {"laplacian_weight": 0.0, "style_loss": "gram"},
-    "adam": {"laplacian_weight": 0.0, "optimizer": ["adam"]},
-    "avg pooling": {"laplacian_weight": 0.0, "pooling": "avg"},
-    "tv 10": {"laplacian_weight": 0.0, "tv_weight": 10.0},
-    "random weights": {"laplacian_weight": 0.0, "weights": "random"},
+    "  no relu1_1": {"laplacian_weight": 0.0, "style_layers": ["relu2_1", "relu3_1", "relu4_1"]},
+    "  relu1_1 alone": {"laplacian_weight": 0.0, "style_layers": ["relu1_1"]},
+    "  gram": {"laplacian_weight": 0.0, "style_loss": "gram"},
+    "  adam": {"laplacian_weight": 0.0, "optimizer": ["adam"]},
+    "  avg pooling": {"laplacian_weight": 0.0, "pooling": "avg"},
+    "  tv 10": {"laplacian_weight": 0.0, "tv_weight": 10.0},
+    "  random weights": {"laplacian_weight": 0.0, "weights": "random", "network": "vgg16"},
 }
 
 

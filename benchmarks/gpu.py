@@ -93,7 +93,7 @@ def measure(mode: str, sizes: list[int], device_name: str, iterations: int, warm
                 x = x0.clone().requires_grad_(True)
                 _sync(device)
                 t = time.perf_counter()
-                sum(f.float().sum() for f in forward(x, layers).values()).backward()
+                sum(f.sum() for f in forward(x, layers).values()).backward()
                 _sync(device)
                 if i >= warmup:
                     bare.append(time.perf_counter() - t)

@@ -482,6 +482,17 @@ def matplotlib_photo(name: str) -> Array:
     return to_float(Image.open(path))
 
 
+def save_jpeg(path: Path, image: Image.Image, width: int = 1400) -> Path:
+    """``image`` at most ``width`` px wide as a JPEG (quality 88), written atomically: a figure for the docs."""
+    from styleforge.files import write_atomic
+
+    copy = image.copy()
+    copy.thumbnail((width, width * 10), Image.LANCZOS)
+    buffer = io.BytesIO()
+    copy.convert("RGB").save(buffer, format="JPEG", quality=88)
+    return write_atomic(path, buffer.getvalue())
+
+
 def save_png(path: Path, image: Image.Image) -> Path:
     """Writes ``image`` as a PNG atomically (styleforge's own helper: whole file or none)."""
     from styleforge.files import write_atomic
@@ -1004,6 +1015,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2,
                         help="threads of torch (styleforge, EfficientNet) and of onnxruntime (the peer)")
     parser.add_argument("--out", type=Path, default=Path("out/quality"), help="where the images and results go")
+    parser.add_argument("--sheet", type=Path, default=None,
+                        help="also write the contact sheet here as a JPEG at most 1400 px wide (for the docs)")
     args = parser.parse_args()
 
     from styleforge import StyleforgeError
@@ -1045,7 +1058,10 @@ def main() -> None:
         count = mine[0]["pairs"]
         print(f"### average over {count} {name} pair{'s' * (count != 1)}\n\n{markdown_table(mine)}\n")
     write_results(args.out, rows, summary, run_facts(args, peer, features, configs, pairs, load_start))
-    save_png(args.out / "contact_sheet.png", contact_sheet(pairs, sheets, rows))
+    sheet = contact_sheet(pairs, sheets, rows)
+    save_png(args.out / "contact_sheet.png", sheet)
+    if args.sheet is not None:
+        save_jpeg(args.sheet, sheet)
     seconds = time.perf_counter() - started
     print(f"wrote {args.out}/results.csv, results.json, contact_sheet.png ({seconds:.0f} s in all)")
 

@@ -75,7 +75,7 @@ def cost(sizes: list[int], precisions: list[str], repeats: int) -> list[dict[str
             with torch.no_grad():
                 style_f = {k: v.clone() for k, v in net(style, style_lw).items()}
                 content_t = {k: v.clone() for k, v in net(content, DEFAULT_CONTENT_LAYERS).items()}
-            steps = {"bare": lambda x: sum(f.float().sum() for f in net(x, layers).values()).backward()}
+            steps = {"bare": lambda x: sum(f.sum() for f in net(x, layers).values()).backward()}
             for kind in LOSSES:
                 terms = {"content": ContentTerm(content_t, {DEFAULT_CONTENT_LAYERS[0]: 1.0}), "tv": TVTerm(),
                          **style_terms(kind, ["style.a"], [1.0], [layer_targets(kind, style_f)], style_lw, [None])}

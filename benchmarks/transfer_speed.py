@@ -71,7 +71,7 @@ def measure(size: int, device: str, optimizer: str, iterations: int, warmup: int
 
     def bare() -> None:
         x = x0.clone().requires_grad_(True)
-        sum(f.float().sum() for f in stylizer.net(x, stylizer.layers).values()).backward()
+        sum(f.sum() for f in stylizer.net(x, stylizer.layers).values()).backward()
 
     bare_times = timed(bare, iterations)
     stamps: list[float] = []
