@@ -43,10 +43,24 @@ def run(size: int, optimizer: str, iterations: int, scales: int, threads: int | 
             points.append((time.perf_counter() - start, best))
 
     # --iterations is the budget of the whole run, shared by the scales.
-    transfer(ROOT / "samples/content.jpg", [ROOT / "samples/style_swirl.jpg"], size=size, iterations=iterations * scales,
-             scales=scales, weights="random", optimizer=(optimizer,), divergence_factor=float("inf"),
-             memory_check=False, callbacks=[on_event])
-    return {"scales": scales, "iterations": iterations, "seconds": time.perf_counter() - start, "curve": points}
+    transfer(
+        ROOT / "samples/content.jpg",
+        [ROOT / "samples/style_swirl.jpg"],
+        size=size,
+        iterations=iterations * scales,
+        scales=scales,
+        weights="random",
+        optimizer=(optimizer,),
+        divergence_factor=float("inf"),
+        memory_check=False,
+        callbacks=[on_event],
+    )
+    return {
+        "scales": scales,
+        "iterations": iterations,
+        "seconds": time.perf_counter() - start,
+        "curve": points,
+    }
 
 
 def reach(curve: list[tuple[float, float]], target: float) -> float | None:
@@ -66,8 +80,12 @@ def plot(runs: list[dict[str, object]], target: float, size: int, optimizer: str
         label = "single scale" if r["scales"] == 1 else f"--scales {r['scales']} ({r['iterations']} it/scale)"
         ax.plot([p[0] for p in r["curve"]], [p[1] for p in r["curve"]], label=label)
     ax.axhline(target, color="grey", linestyle=":", linewidth=1)
-    ax.set(xlabel="seconds since the start", ylabel=f"best total at {size} px", yscale="log",
-           title=f"coarse-to-fine vs single scale ({optimizer})")
+    ax.set(
+        xlabel="seconds since the start",
+        ylabel=f"best total at {size} px",
+        yscale="log",
+        title=f"coarse-to-fine vs single scale ({optimizer})",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -75,13 +93,21 @@ def plot(runs: list[dict[str, object]], target: float, size: int, optimizer: str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--optimizer", default="lbfgs")
-    parser.add_argument("--iterations", type=int, default=300, help="iterations of the single-scale reference")
-    parser.add_argument("--variant", action="append", metavar="SCALESxITERATIONS",
-                        help="a coarse-to-fine run, e.g. 3x100 (3 scales, 100 iterations each); repeatable "
-                             "(default: 3x100, the default at 512 px, and 2x150)")
+    parser.add_argument(
+        "--iterations", type=int, default=300, help="iterations of the single-scale reference"
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        metavar="SCALESxITERATIONS",
+        help="a coarse-to-fine run, e.g. 3x100 (3 scales, 100 iterations each); repeatable "
+        "(default: 3x100, the default at 512 px, and 2x150)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, help="write every run's curve here")
     parser.add_argument("--plot", type=Path, help="draw best total against seconds at full size (PNG)")
@@ -91,17 +117,25 @@ def main() -> None:
     reference = run(args.size, args.optimizer, args.iterations, 1, args.threads)
     target = reference["curve"][-1][1]
     t_ref = reach(reference["curve"], target)
-    runs = [reference] + [run(args.size, args.optimizer, its, scales, args.threads) for scales, its in variants]
+    runs = [reference] + [
+        run(args.size, args.optimizer, its, scales, args.threads) for scales, its in variants
+    ]
 
-    print(f"# coarse-to-fine: {args.optimizer}, {args.size} px, reference {args.iterations} iterations at one scale")
+    print(
+        f"# coarse-to-fine: {args.optimizer}, {args.size} px, reference {args.iterations} iterations at one scale"
+    )
     print("| run | whole run s | best total | s to reach the reference's best | speed-up |")
     print("|---|---|---|---|---|")
     for r in runs:
         t = reach(r["curve"], target)
         label = "single scale" if r["scales"] == 1 else f"--scales {r['scales']}, {r['iterations']} it/scale"
         speed = f"{t_ref / t:.2f}x" if t else "never reached"
-        print(f"| {label} | {r['seconds']:.1f} | {r['curve'][-1][1]:.6g} | {t:.1f} | {speed} |" if t else
-              f"| {label} | {r['seconds']:.1f} | {r['curve'][-1][1]:.6g} | — | {speed} |", flush=True)
+        print(
+            f"| {label} | {r['seconds']:.1f} | {r['curve'][-1][1]:.6g} | {t:.1f} | {speed} |"
+            if t
+            else f"| {label} | {r['seconds']:.1f} | {r['curve'][-1][1]:.6g} | — | {speed} |",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps({"size": args.size, "optimizer": args.optimizer, "runs": runs}))
     if args.plot:

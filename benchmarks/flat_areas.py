@@ -31,13 +31,21 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import quality  # noqa: E402  (benchmarks/quality.py: the inputs and the image helpers)
+import quality
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The old defaults (before the pyramid from 128 px, the Laplacian term and the new layers and weights).
-OLD = {"laplacian_weight": 0.0, "style_weight": 3.0, "content_layers": ["relu4_2"], "style_scale": 1.0,
-       "style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], "style_layer_weight_exp": 1.0,
-       "scales": 1, "iterations": 200, "precision": "fp32"}
+OLD = {
+    "laplacian_weight": 0.0,
+    "style_weight": 3.0,
+    "content_layers": ["relu4_2"],
+    "style_scale": 1.0,
+    "style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"],
+    "style_layer_weight_exp": 1.0,
+    "scales": 1,
+    "iterations": 200,
+    "precision": "fp32",
+}
 #: Each variant: styleforge options over the current defaults (and BASE_OPTIONS); after the first two,
 #: each changes one thing of the defaults without the Laplacian term, to see what the texture comes from.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -82,32 +90,52 @@ def masked_ssim(image: Image.Image, content: Image.Image, mask: np.ndarray) -> f
     from skimage.color import rgb2gray
     from skimage.metrics import structural_similarity
 
-    _, full = structural_similarity(rgb2gray(quality.to_float(image)), rgb2gray(quality.to_float(content)),
-                                    data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                    full=True)
+    _, full = structural_similarity(
+        rgb2gray(quality.to_float(image)),
+        rgb2gray(quality.to_float(content)),
+        data_range=1.0,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        full=True,
+    )
     return float(full[mask].mean())
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
-                        help="replace the built-in variants by these (repeatable)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="replace the built-in variants by these (repeatable)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("out/flat_areas"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    import styleforge
     from skimage.color import rgb2gray
+
+    import styleforge
 
     variants = dict(VARIANTS)
     if args.variant:
         variants = {name: json.loads(text) for name, text in (v.split("=", 1) for v in args.variant)}
     inputs = args.out / "inputs"
-    contents = {"sample": quality.save_png(inputs / "content_sample.png", quality.fit_long_side(
-                    Image.open(ROOT / "samples/content.jpg").convert("RGB"), args.size)),
-                "astronaut": quality.save_png(inputs / "content_astronaut.png", quality.fit_long_side(
-                    quality.to_pil(quality.skimage_photo("astronaut")), args.size))}
+    contents = {
+        "sample": quality.save_png(
+            inputs / "content_sample.png",
+            quality.fit_long_side(Image.open(ROOT / "samples/content.jpg").convert("RGB"), args.size),
+        ),
+        "astronaut": quality.save_png(
+            inputs / "content_astronaut.png",
+            quality.fit_long_side(quality.to_pil(quality.skimage_photo("astronaut")), args.size),
+        ),
+    }
     styles = {"swirl": ROOT / "samples/style_swirl.jpg", "shapes": ROOT / "samples/style_shapes.jpg"}
     rows, crops = [], []
     for content_name, content_path in contents.items():
@@ -122,26 +150,48 @@ def main() -> None:
                 start = time.perf_counter()
                 result = styleforge.transfer(str(content_path), [str(style_path)], config)
                 image = quality.to_pil(result.image.permute(1, 2, 0).float().numpy())
-                rows.append({"content": content_name, "style": style_name, "variant": name,
-                             "ripple": ripple(image, mask, level), "flat ssim": masked_ssim(image, content, mask),
-                             "seconds": time.perf_counter() - start})
+                rows.append(
+                    {
+                        "content": content_name,
+                        "style": style_name,
+                        "variant": name,
+                        "ripple": ripple(image, mask, level),
+                        "flat ssim": masked_ssim(image, content, mask),
+                        "seconds": time.perf_counter() - start,
+                    }
+                )
                 row_crops.append(image)
-                print(f"  {content_name} × {style_name}: {name} ripple {rows[-1]['ripple']:.3f}", file=sys.stderr,
-                      flush=True)
-            rows.append({"content": content_name, "style": style_name, "variant": "(content)",
-                         "ripple": ripple(content, mask, level), "flat ssim": 1.0, "seconds": 0.0})
+                print(
+                    f"  {content_name} × {style_name}: {name} ripple {rows[-1]['ripple']:.3f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            rows.append(
+                {
+                    "content": content_name,
+                    "style": style_name,
+                    "variant": "(content)",
+                    "ripple": ripple(content, mask, level),
+                    "flat ssim": 1.0,
+                    "seconds": 0.0,
+                }
+            )
             crops.append((mask, row_crops))
-    print(f"| variant | ripple ↓ (1 = the style's own) | SSIM over the flat areas ↑ |\n|---|---|---|")
+    print("| variant | ripple ↓ (1 = the style's own) | SSIM over the flat areas ↑ |\n|---|---|---|")
     for name in [*variants, "(content)"]:
         mine = [r for r in rows if r["variant"] == name]
-        print(f"| {name} | {np.mean([r['ripple'] for r in mine]):.3f} | {np.mean([r['flat ssim'] for r in mine]):.3f} |")
+        print(
+            f"| {name} | {np.mean([r['ripple'] for r in mine]):.3f} | {np.mean([r['flat ssim'] for r in mine]):.3f} |"
+        )
     sheet = sheet_of_crops(crops, ["content", *variants])
     quality.save_png(args.out / "flat_areas.png", sheet)
     (args.out / "results.json").write_text(json.dumps(rows, indent=2))
     print(f"\nwrote {args.out}/flat_areas.png and results.json")
 
 
-def sheet_of_crops(crops: list[tuple[np.ndarray, list[Image.Image]]], labels: list[str], side: int = 96) -> Image.Image:
+def sheet_of_crops(
+    crops: list[tuple[np.ndarray, list[Image.Image]]], labels: list[str], side: int = 96
+) -> Image.Image:
     """Per content × style, a ``side`` px square crop at the centre of the largest flat area, one column
     per variant (the content first), enlarged 2× so that the texture shows."""
     from PIL import ImageDraw

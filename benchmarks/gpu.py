@@ -29,10 +29,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTENT, STYLES = ROOT / "samples/content.jpg", [ROOT / "samples/style_swirl.jpg", ROOT / "samples/style_shapes.jpg"]
+CONTENT, STYLES = (
+    ROOT / "samples/content.jpg",
+    [ROOT / "samples/style_swirl.jpg", ROOT / "samples/style_shapes.jpg"],
+)
 #: mode → (--precision, --compile)
-MODES: dict[str, tuple[str, bool]] = {"fp32": ("fp32", False), "tf32": ("tf32", False), "bf16": ("bf16", False),
-                                      "bf16+compile": ("bf16", True)}
+MODES: dict[str, tuple[str, bool]] = {
+    "fp32": ("fp32", False),
+    "tf32": ("tf32", False),
+    "bf16": ("bf16", False),
+    "bf16+compile": ("bf16", True),
+}
 
 
 def _sync(device: Any) -> None:
@@ -50,7 +57,9 @@ def _peak_mb(device: Any) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def measure(mode: str, sizes: list[int], device_name: str, iterations: int, warmup: int, weights: str) -> list[dict[str, Any]]:
+def measure(
+    mode: str, sizes: list[int], device_name: str, iterations: int, warmup: int, weights: str
+) -> list[dict[str, Any]]:
     """One mode's rows: per size, seconds per iteration of a transfer and of the bare pass, peak memory."""
     import torch
 
@@ -60,9 +69,19 @@ def measure(mode: str, sizes: list[int], device_name: str, iterations: int, warm
 
     precision, compiled = MODES[mode]
     rows = []
-    stylizer = Stylizer([str(s) for s in STYLES], device=device_name, precision=precision, compile=compiled,
-                        weights=weights, scales=1, size=sizes[0], iterations=warmup + iterations,
-                        divergence_factor=float("inf"), memory_check=False, tile="off")
+    stylizer = Stylizer(
+        [str(s) for s in STYLES],
+        device=device_name,
+        precision=precision,
+        compile=compiled,
+        weights=weights,
+        scales=1,
+        size=sizes[0],
+        iterations=warmup + iterations,
+        divergence_factor=float("inf"),
+        memory_check=False,
+        tile="off",
+    )
     device = stylizer.device
     for size in sizes:
         stylizer.config = dataclasses.replace(stylizer.config, size=size)
@@ -81,7 +100,7 @@ def measure(mode: str, sizes: list[int], device_name: str, iterations: int, warm
         start = time.perf_counter()
         stylizer.run(str(CONTENT), callbacks=[on_event])
         whole = time.perf_counter() - start
-        per_iter = statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:]))
+        per_iter = statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :]))
         peak = _peak_mb(device)
         plan = stylizer.prepare(str(CONTENT)).scales[-1]
         x0 = plan.target[None].to(device)
@@ -98,10 +117,24 @@ def measure(mode: str, sizes: list[int], device_name: str, iterations: int, warm
                 if i >= warmup:
                     bare.append(time.perf_counter() - t)
         bare_s = statistics.median(bare)
-        rows.append({"mode": mode, "size": size, "shape": list(plan.target.shape[-2:]), "s_per_iter": per_iter,
-                     "bare_s": bare_s, "iter_per_bare": per_iter / bare_s, "whole_run_s": whole, "peak_mb": peak})
-        print(f"  {mode} {size} px: {per_iter:.4f} s/iter, bare {bare_s:.4f} s, {per_iter / bare_s:.2f}x, "
-              f"peak {peak:.0f} MB", file=sys.stderr, flush=True)
+        rows.append(
+            {
+                "mode": mode,
+                "size": size,
+                "shape": list(plan.target.shape[-2:]),
+                "s_per_iter": per_iter,
+                "bare_s": bare_s,
+                "iter_per_bare": per_iter / bare_s,
+                "whole_run_s": whole,
+                "peak_mb": peak,
+            }
+        )
+        print(
+            f"  {mode} {size} px: {per_iter:.4f} s/iter, bare {bare_s:.4f} s, {per_iter / bare_s:.2f}x, "
+            f"peak {peak:.0f} MB",
+            file=sys.stderr,
+            flush=True,
+        )
     return rows
 
 
@@ -115,8 +148,16 @@ def largest(device_name: str, start: int, weights: str) -> dict[str, Any]:
     size = start
     while True:  # grow while the memory check accepts the size
         try:
-            Stylizer([str(s) for s in STYLES], content=str(CONTENT), device=device_name, precision="bf16",
-                     weights=weights, scales=1, size=size + 256, tile="off")
+            Stylizer(
+                [str(s) for s in STYLES],
+                content=str(CONTENT),
+                device=device_name,
+                precision="bf16",
+                weights=weights,
+                scales=1,
+                size=size + 256,
+                tile="off",
+            )
         except ResourceError:
             break
         size += 256
@@ -124,53 +165,89 @@ def largest(device_name: str, start: int, weights: str) -> dict[str, Any]:
             break
     while size > 0:
         try:
-            stylizer = Stylizer([str(s) for s in STYLES], device=device_name, precision="bf16", weights=weights,
-                                scales=1, size=size, iterations=2, tile="off", memory_check=False)
+            stylizer = Stylizer(
+                [str(s) for s in STYLES],
+                device=device_name,
+                precision="bf16",
+                weights=weights,
+                scales=1,
+                size=size,
+                iterations=2,
+                tile="off",
+                memory_check=False,
+            )
             if stylizer.device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(stylizer.device)
             start_t = time.perf_counter()
             stylizer.run(str(CONTENT))
-            return {"size": size, "seconds_2_iterations": time.perf_counter() - start_t,
-                    "peak_mb": _peak_mb(stylizer.device)}
+            return {
+                "size": size,
+                "seconds_2_iterations": time.perf_counter() - start_t,
+                "peak_mb": _peak_mb(stylizer.device),
+            }
         except torch.OutOfMemoryError:
             size -= 256
     return {"size": 0}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--iterations", type=int, default=10, help="timed iterations per size")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--weights", default="hed")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="the same code on the CPU at 32 and 48 px, fp32 and bf16, 2 iterations (a test)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="the same code on the CPU at 32 and 48 px, fp32 and bf16, 2 iterations (a test)",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/gpu"))
     args = parser.parse_args()
     if args.dry_run:
-        args.device, args.sizes, args.modes, args.iterations, args.warmup = "cpu", [32, 48], ["fp32", "bf16"], 2, 1
+        args.device, args.sizes, args.modes, args.iterations, args.warmup = (
+            "cpu",
+            [32, 48],
+            ["fp32", "bf16"],
+            2,
+            1,
+        )
     import torch
 
     started = time.perf_counter()
-    rows = [row for mode in args.modes for row in measure(mode, args.sizes, args.device, args.iterations, args.warmup,
-                                                          args.weights)]
+    rows = [
+        row
+        for mode in args.modes
+        for row in measure(mode, args.sizes, args.device, args.iterations, args.warmup, args.weights)
+    ]
     fits = largest(args.device, max(args.sizes), args.weights) if not args.dry_run else {"size": None}
     name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
-    print(f"# {name}, torch {torch.__version__}, --weights {args.weights}, {args.iterations} timed iterations\n")
+    print(
+        f"# {name}, torch {torch.__version__}, --weights {args.weights}, {args.iterations} timed iterations\n"
+    )
     print("| mode | size | s / iteration | bare fwd+bwd s | iteration / bare | whole run s | peak MB |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['mode']} | {r['size']} ({r['shape'][1]}×{r['shape'][0]}) | {r['s_per_iter']:.4f} | {r['bare_s']:.4f} | "
-              f"{r['iter_per_bare']:.2f} | {r['whole_run_s']:.1f} | {r['peak_mb']:.0f} |")
+        print(
+            f"| {r['mode']} | {r['size']} ({r['shape'][1]}×{r['shape'][0]}) | {r['s_per_iter']:.4f} | {r['bare_s']:.4f} | "
+            f"{r['iter_per_bare']:.2f} | {r['whole_run_s']:.1f} | {r['peak_mb']:.0f} |"
+        )
     if fits["size"] is not None:
-        print(f"\nlargest size that fits (bf16, one scale, untiled): {fits['size']} px "
-              f"(peak {fits.get('peak_mb', 0):.0f} MB)")
+        print(
+            f"\nlargest size that fits (bf16, one scale, untiled): {fits['size']} px "
+            f"(peak {fits.get('peak_mb', 0):.0f} MB)"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({"device": name, "rows": rows, "largest": fits,
-                                                       "seconds": time.perf_counter() - started}, indent=2))
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {"device": name, "rows": rows, "largest": fits, "seconds": time.perf_counter() - started},
+            indent=2,
+        )
+    )
     print(f"\n{time.perf_counter() - started:.0f} s in all")
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from styleforge.config import FEATURE_NORMS, TrainConfig
 from real_pictures import HELD_OUT, label, make_real_set, sources  # benchmarks/ is on sys.path
 from train_attrs_speed import run_and_report
+
+from styleforge.config import FEATURE_NORMS, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLE = ROOT / "samples" / "style_swirl.jpg"
@@ -52,43 +52,81 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for seed in (0, 1):
         out = work / f"model-{args.feature_norm}-seed{seed}"
         if not (out / "model.json").is_file():
-            styleforge.train_attrs(data, out, backbone="vgg16", weights="hed", size=args.train_size, batch_size=16,
-                                   seed=seed, workers=0, device=args.device, feature_norm=args.feature_norm)
+            styleforge.train_attrs(
+                data,
+                out,
+                backbone="vgg16",
+                weights="hed",
+                size=args.train_size,
+                batch_size=16,
+                seed=seed,
+                workers=0,
+                device=args.device,
+                feature_norm=args.feature_norm,
+            )
         models.append(out)
     guide, other = models
     cases = [("none", None, None)] + [(f"contrast={t}", t, w) for w in args.attr_weights for t in (1, 10)]
-    results: dict[str, Any] = {"size": args.size, "iterations": args.iterations, "optimizer": args.optimizer,
-                               "feature_norm": args.feature_norm, "runs": []}
+    results: dict[str, Any] = {
+        "size": args.size,
+        "iterations": args.iterations,
+        "optimizer": args.optimizer,
+        "feature_norm": args.feature_norm,
+        "runs": [],
+    }
     for name in args.photos:
         content = sources()[name]
         for case, target, weight in cases:
             options: dict[str, Any] = {}
             if target is not None:
                 options = {"attrs_model": str(guide), "attrs": (f"contrast={target}",), "attr_weight": weight}
-            result = styleforge.transfer(content, [STYLE], size=args.size, iterations=args.iterations,
-                                         network="vgg16", weights="hed", optimizer=(args.optimizer,),
-                                         score_with=str(guide), seed=0, device=args.device, **options)
+            result = styleforge.transfer(
+                content,
+                [STYLE],
+                size=args.size,
+                iterations=args.iterations,
+                network="vgg16",
+                weights="hed",
+                optimizer=(args.optimizer,),
+                score_with=str(guide),
+                seed=0,
+                device=args.device,
+                **options,
+            )
             saved = save_image(work / f"{args.feature_norm}-{name}-{case}-{weight}.png", result.image)
             judged = styleforge.score_images(other, [saved], device=args.device)[0]
-            row = {"photo": name, "case": case, "target": target, "attr_weight": weight,
-                   "content_rule": _rule(load_image(content).rgb), "guide": result.scores.numeric["contrast"],
-                   "other": judged.numeric["contrast"], "rule": _rule(result.image),
-                   "content": result.summary.raw["content"], "total": result.summary.total}
+            row = {
+                "photo": name,
+                "case": case,
+                "target": target,
+                "attr_weight": weight,
+                "content_rule": _rule(load_image(content).rgb),
+                "guide": result.scores.numeric["contrast"],
+                "other": judged.numeric["contrast"],
+                "rule": _rule(result.image),
+                "content": result.summary.raw["content"],
+                "total": result.summary.total,
+            }
             results["runs"].append(row)
             print(row, flush=True)
     return results
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = [f"--feature-norm {results['feature_norm']}, {results['optimizer']} x {results['iterations']}, "
-             f"{results['size']} px, style_swirl; guided by the "
-             "seed-0 network, judged by it (guide), by the seed-1 network (other) and by the pixel rule (rule):", "",
-             "| photo (its rule contrast) | --attr | --attr-weight | guide | other | rule | content (raw) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"--feature-norm {results['feature_norm']}, {results['optimizer']} x {results['iterations']}, "
+        f"{results['size']} px, style_swirl; guided by the "
+        "seed-0 network, judged by it (guide), by the seed-1 network (other) and by the pixel rule (rule):",
+        "",
+        "| photo (its rule contrast) | --attr | --attr-weight | guide | other | rule | content (raw) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results["runs"]:
         weight = "" if r["attr_weight"] is None else f"{r['attr_weight']:g}"
-        lines.append(f"| {r['photo']} ({r['content_rule']:.1f}) | {r['case']} | {weight} | {r['guide']:.1f} | "
-                     f"{r['other']:.1f} | {r['rule']:.1f} | {r['content']:.3f} |")
+        lines.append(
+            f"| {r['photo']} ({r['content_rule']:.1f}) | {r['case']} | {weight} | {r['guide']:.1f} | "
+            f"{r['other']:.1f} | {r['rule']:.1f} | {r['content']:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -99,10 +137,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--optimizer", default="adam")
-    parser.add_argument("--variants", type=int, default=16, help="pictures made from each training photograph")
+    parser.add_argument(
+        "--variants", type=int, default=16, help="pictures made from each training photograph"
+    )
     parser.add_argument("--train-size", type=int, default=96)
-    parser.add_argument("--feature-norm", default=TrainConfig().feature_norm, choices=FEATURE_NORMS,
-                        help="of both networks")
+    parser.add_argument(
+        "--feature-norm", default=TrainConfig().feature_norm, choices=FEATURE_NORMS, help="of both networks"
+    )
     run_and_report(parser, run, markdown)
 
 

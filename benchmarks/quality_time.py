@@ -25,8 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/quality.py: the sheet and its labels
 
-MEASURES = (("style_distance", "style distance (peer's vector) ↓"), ("style_dist_eff", "style distance (EfficientNet) ↓"),
-            ("ssim", "SSIM with the content ↑"))
+MEASURES = (
+    ("style_distance", "style distance (peer's vector) ↓"),
+    ("style_dist_eff", "style distance (EfficientNet) ↓"),
+    ("ssim", "SSIM with the content ↑"),
+)
 
 
 def means(paths: list[Path]) -> dict[str, dict[str, float]]:
@@ -37,7 +40,9 @@ def means(paths: list[Path]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        out[method] = {key: float(np.mean([r[key] for r in mine])) for key in (*(m for m, _ in MEASURES), "seconds")}
+        out[method] = {
+            key: float(np.mean([r[key] for r in mine])) for key in (*(m for m, _ in MEASURES), "seconds")
+        }
         out[method]["pairs"] = len(mine)
     return out
 
@@ -52,7 +57,9 @@ def sheet(paths: list[Path], columns: list[str], out: Path) -> Path:
     for path in paths:
         for row in json.loads(path.read_text())["rows"]:
             found.setdefault((row["pair"], row["method"]), {**row, "file": path.parent / row["image"]})
-            pairs[row["pair"]] = quality.Pair(row["pair"], row.get("set", ""), row["content"], row["style"], Path(), Path())
+            pairs[row["pair"]] = quality.Pair(
+                row["pair"], row.get("set", ""), row["content"], row["style"], Path(), Path()
+            )
     order = sorted(pairs)
     images = [{m: Image.open(found[(p, m)]["file"]).convert("RGB") for m in columns} for p in order]
     rows = [found[(p, m)] for p in order for m in columns]
@@ -60,12 +67,16 @@ def sheet(paths: list[Path], columns: list[str], out: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("results", type=Path, nargs="+")
     parser.add_argument("--family", action="append", default=[], metavar="NAME=LABEL,LABEL,...")
     parser.add_argument("-o", "--out", type=Path, required=True)
     parser.add_argument("--sheet", type=Path, default=None, help="a contact sheet of --columns (JPEG)")
-    parser.add_argument("--columns", default="content,style,peer", help="methods of the sheet, comma-separated")
+    parser.add_argument(
+        "--columns", default="content,style,peer", help="methods of the sheet, comma-separated"
+    )
     args = parser.parse_args()
     import matplotlib
 
@@ -74,12 +85,16 @@ def main() -> None:
 
     data = means(args.results)
     families = {name: labels.split(",") for name, labels in (f.split("=", 1) for f in args.family)}
-    print("| family | variant | s / pair | style dist ↓ | style dist eff ↓ | SSIM ↑ |\n|---|---|---|---|---|---|")
+    print(
+        "| family | variant | s / pair | style dist ↓ | style dist eff ↓ | SSIM ↑ |\n|---|---|---|---|---|---|"
+    )
     for name, labels in {**families, "peer": ["peer"]}.items():
         for label in labels:
             d = data[label]
-            print(f"| {name} | {label} | {d['seconds']:.1f} | {d['style_distance']:.3f} | {d['style_dist_eff']:.3f} | "
-                  f"{d['ssim']:.3f} |")
+            print(
+                f"| {name} | {label} | {d['seconds']:.1f} | {d['style_distance']:.3f} | {d['style_dist_eff']:.3f} | "
+                f"{d['ssim']:.3f} |"
+            )
     fig, axes = plt.subplots(1, len(MEASURES), figsize=(4.2 * len(MEASURES), 3.6))
     for ax, (key, title) in zip(axes, MEASURES):
         for name, labels in families.items():
@@ -88,7 +103,9 @@ def main() -> None:
             for label, x, y in zip(labels, xs, ys):
                 ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         peer = data["peer"]
-        ax.scatter([max(peer["seconds"], 0.1)], [peer[key]], marker="*", s=120, color="black", label="peer", zorder=3)
+        ax.scatter(
+            [max(peer["seconds"], 0.1)], [peer[key]], marker="*", s=120, color="black", label="peer", zorder=3
+        )
         ax.set_xscale("log")
         ax.set_xlabel("seconds per pair (log)")
         ax.set_title(title, fontsize=10)

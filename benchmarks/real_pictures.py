@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from train_attrs_speed import run_and_report  # the scripts run from benchmarks/, which is on sys.path
 
 from styleforge.config import FEATURE_NORMS
-from train_attrs_speed import run_and_report  # the scripts run from benchmarks/, which is on sys.path
 
 #: Pictures whose variants form the validation split.
 HELD_OUT = ("coffee", "rocket", "grace_hopper")
@@ -48,8 +48,22 @@ def sources() -> dict[str, Path]:
     import skimage
 
     data = Path(skimage.__file__).parent / "data"
-    names = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png", "motorcycle_left.png",
-             "retina.jpg", "rocket.jpg", "brick.png", "camera.png", "coins.png", "grass.png", "gravel.png", "moon.png")
+    names = (
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+        "hubble_deep_field.jpg",
+        "ihc.png",
+        "motorcycle_left.png",
+        "retina.jpg",
+        "rocket.jpg",
+        "brick.png",
+        "camera.png",
+        "coins.png",
+        "grass.png",
+        "gravel.png",
+        "moon.png",
+    )
     found = {Path(n).stem: data / n for n in names if (data / n).is_file()}
     hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     if hopper.is_file():
@@ -75,7 +89,7 @@ def label(rgb: np.ndarray) -> dict[str, str]:
     hsv = np.array([colorsys.rgb_to_hsv(*p) for p in flat[:: max(1, len(flat) // 4000)]])
     sub_luma = luma.reshape(-1)[:: max(1, len(flat) // 4000)]
     names, angles = _hues()
-    counts = {n: 0 for n in ["black", *names]}
+    counts = dict.fromkeys(["black", *names], 0)
     chromatic = (sub_luma >= 0.12) & (hsv[:, 1] >= 0.2)
     counts["black"] = int((sub_luma < 0.12).sum())
     if chromatic.any():
@@ -96,7 +110,9 @@ def _variant(image: Image.Image, rng: np.random.Generator, size: int) -> np.ndar
     if image.mode != "L":  # rotate the hue: HSV, shift, back
         hsv = np.asarray(crop.convert("RGB").convert("HSV"), dtype=np.float64)
         hsv[..., 0] = (hsv[..., 0] + rng.uniform(0, 256)) % 256
-        rgb = np.asarray(Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB"), dtype=np.float64) / 255.0
+        rgb = (
+            np.asarray(Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB"), dtype=np.float64) / 255.0
+        )
     mean = rgb.mean(axis=(0, 1), keepdims=True)
     return np.clip(mean + rng.uniform(0.15, 1.3) * (rgb - mean), 0.0, 1.0)
 
@@ -118,7 +134,13 @@ def make_real_set(folder: Path, variants: int = 12, size: int = 96, seed: int = 
             file = f"images/{name}_{k:02d}.png"
             Image.fromarray(np.round(rgb * 255).astype(np.uint8), "RGB").save(folder / file)
             labels = label(rgb)
-            rows.append([file, *(labels.get(n, "") for n in ACAN_SCHEMA.names), "val" if name in HELD_OUT else "train"])
+            rows.append(
+                [
+                    file,
+                    *(labels.get(n, "") for n in ACAN_SCHEMA.names),
+                    "val" if name in HELD_OUT else "train",
+                ]
+            )
     csv_path = folder / "labels.csv"
     with open(csv_path, "w", newline="") as stream:
         writer = csv.writer(stream)
@@ -139,14 +161,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out = work / f"{weights}-trunk{trunk}-{norm}"
         shutil.rmtree(out, ignore_errors=True)
         t0 = time.perf_counter()
-        result = train_attrs(data, out, backbone="vgg16", weights=weights, size=args.size, trunk=trunk,
-                             feature_norm=norm, device=args.device, epochs=args.epochs, workers=0, batch_size=16)
+        result = train_attrs(
+            data,
+            out,
+            backbone="vgg16",
+            weights=weights,
+            size=args.size,
+            trunk=trunk,
+            feature_norm=norm,
+            device=args.device,
+            epochs=args.epochs,
+            workers=0,
+            batch_size=16,
+        )
         val, baseline = result.metrics["val"], result.metrics["baseline"]["val"]
-        row = {"weights": weights, "trunk": trunk, "feature_norm": norm, "best_epoch": result.best_epoch,
-               "images": result.metrics["images"],
-               "seconds": time.perf_counter() - t0,
-               **{k: val[k] for k in ("mae.contrast", "acc.pri_color")},
-               **{f"baseline.{k}": baseline[k] for k in ("mae.contrast", "acc.pri_color")}}
+        row = {
+            "weights": weights,
+            "trunk": trunk,
+            "feature_norm": norm,
+            "best_epoch": result.best_epoch,
+            "images": result.metrics["images"],
+            "seconds": time.perf_counter() - t0,
+            **{k: val[k] for k in ("mae.contrast", "acc.pri_color")},
+            **{f"baseline.{k}": baseline[k] for k in ("mae.contrast", "acc.pri_color")},
+        }
         results["runs"].append(row)
         print(row, flush=True)
     return results
@@ -155,14 +193,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def markdown(results: dict[str, Any]) -> str:
     runs = results["runs"]
     images = runs[0]["images"]
-    lines = [f"Real photographs, {images['train']} training / {images['val']} validation pictures at {results['size']} px "
-             f"(validation: the variants of {', '.join(HELD_OUT)}), VGG-16 frozen:", "",
-             "| weights | trunk | --feature-norm | contrast MAE | baseline (training mean) | pri_color accuracy | "
-             "baseline (majority) | best epoch |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Real photographs, {images['train']} training / {images['val']} validation pictures at {results['size']} px "
+        f"(validation: the variants of {', '.join(HELD_OUT)}), VGG-16 frozen:",
+        "",
+        "| weights | trunk | --feature-norm | contrast MAE | baseline (training mean) | pri_color accuracy | "
+        "baseline (majority) | best epoch |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in runs:
-        lines.append(f"| {r['weights']} | {r['trunk']} | {r.get('feature_norm', 'l2')} | {r['mae.contrast']:.3f} | {r['baseline.mae.contrast']:.3f} | "
-                     f"{r['acc.pri_color']:.3f} | {r['baseline.acc.pri_color']:.3f} | {r['best_epoch']} |")
+        lines.append(
+            f"| {r['weights']} | {r['trunk']} | {r.get('feature_norm', 'l2')} | {r['mae.contrast']:.3f} | {r['baseline.mae.contrast']:.3f} | "
+            f"{r['acc.pri_color']:.3f} | {r['baseline.acc.pri_color']:.3f} | {r['best_epoch']} |"
+        )
     return "\n".join(lines)
 
 

@@ -64,8 +64,24 @@ print(json.dumps({k: v - start for k, v in marks.items()}))
 def command_seconds(size: int, weights: str) -> float:
     """The transfer command end to end, one iteration, in a fresh process."""
     with tempfile.TemporaryDirectory() as folder:
-        cmd = [sys.executable, "-m", "styleforge", "transfer", str(CONTENT), "--style", str(STYLE), "--size", str(size),
-               "--iterations", "1", "--weights", weights, "--quiet", "-o", str(Path(folder) / "out.png")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "styleforge",
+            "transfer",
+            str(CONTENT),
+            "--style",
+            str(STYLE),
+            "--size",
+            str(size),
+            "--iterations",
+            "1",
+            "--weights",
+            weights,
+            "--quiet",
+            "-o",
+            str(Path(folder) / "out.png"),
+        ]
         start = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
         return time.perf_counter() - start
@@ -73,13 +89,19 @@ def command_seconds(size: int, weights: str) -> float:
 
 def phases(size: int, weights: str) -> dict[str, float]:
     """Seconds from the interpreter's start to the end of each phase, in a fresh process."""
-    out = subprocess.run([sys.executable, "-c", PHASES, str(size), weights, str(CONTENT), str(STYLE)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PHASES, str(size), weights, str(CONTENT), str(STYLE)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--weights", default="hed")
     parser.add_argument("--repeats", type=int, default=5)

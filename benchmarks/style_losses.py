@@ -36,7 +36,7 @@ import torch
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import quality  # noqa: E402  (benchmarks/quality.py: the peer's encoder and the measures)
+import quality
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -67,8 +67,12 @@ def cost(sizes: list[int], precisions: list[str], repeats: int) -> list[dict[str
     style_lw = layer_weights(list(DEFAULT_STYLE_LAYERS))
     rows = []
     for precision in precisions:
-        net = VGGFeatures("vgg16", layers, state_dict=weights.state_dict,
-                          compute_dtype=resolve_precision(precision, torch.device("cpu")))
+        net = VGGFeatures(
+            "vgg16",
+            layers,
+            state_dict=weights.state_dict,
+            compute_dtype=resolve_precision(precision, torch.device("cpu")),
+        )
         for size in sizes:
             content = resize_long_side(load_image(SAMPLES / "content.jpg").rgb, size)[None]
             style = resize_long_side(load_image(SAMPLES / "style_swirl.jpg").rgb, size)[None]
@@ -77,8 +81,11 @@ def cost(sizes: list[int], precisions: list[str], repeats: int) -> list[dict[str
                 content_t = {k: v.clone() for k, v in net(content, DEFAULT_CONTENT_LAYERS).items()}
             steps = {"bare": lambda x: sum(f.sum() for f in net(x, layers).values()).backward()}
             for kind in LOSSES:
-                terms = {"content": ContentTerm(content_t, {DEFAULT_CONTENT_LAYERS[0]: 1.0}), "tv": TVTerm(),
-                         **style_terms(kind, ["style.a"], [1.0], [layer_targets(kind, style_f)], style_lw, [None])}
+                terms = {
+                    "content": ContentTerm(content_t, {DEFAULT_CONTENT_LAYERS[0]: 1.0}),
+                    "tv": TVTerm(),
+                    **style_terms(kind, ["style.a"], [1.0], [layer_targets(kind, style_f)], style_lw, [None]),
+                }
                 loss = WeightedLoss(terms, {"content": 1.0, "style.a": 3.0, "tv": 0.0})
                 steps[kind] = lambda x, loss=loss: loss(FeatureContext(x, net(x, layers))).total.backward()
             times: dict[str, list[float]] = {name: [] for name in steps}
@@ -92,9 +99,21 @@ def cost(sizes: list[int], precisions: list[str], repeats: int) -> list[dict[str
             bare = statistics.median(times["bare"])
             for name, values in times.items():
                 seconds = statistics.median(values)
-                rows.append({"size": size, "precision": precision, "loss": name, "seconds": seconds, "× bare": seconds / bare})
-            print(f"  cost {precision} {size} px: " + ", ".join(f"{r['loss']} {r['× bare']:.2f}x" for r in rows[-4:]),
-                  file=sys.stderr, flush=True)
+                rows.append(
+                    {
+                        "size": size,
+                        "precision": precision,
+                        "loss": name,
+                        "seconds": seconds,
+                        "× bare": seconds / bare,
+                    }
+                )
+            print(
+                f"  cost {precision} {size} px: "
+                + ", ".join(f"{r['loss']} {r['× bare']:.2f}x" for r in rows[-4:]),
+                file=sys.stderr,
+                flush=True,
+            )
     return rows
 
 
@@ -104,14 +123,21 @@ def blends(peer: quality.Peer, size: int, out: Path) -> list[dict[str, Any]]:
 
     content = quality.fit_long_side(Image.open(SAMPLES / "content.jpg").convert("RGB"), size)
     styles = {name: Image.open(SAMPLES / f"style_{name}.jpg").convert("RGB") for name in ("swirl", "shapes")}
-    judges = {name: quality.Judge(peer, content, quality.style_reference(image, content)) for name, image in styles.items()}
+    judges = {
+        name: quality.Judge(peer, content, quality.style_reference(image, content))
+        for name, image in styles.items()
+    }
     rows = []
     for kind in LOSSES:
         for share in (0.5, 0.8):
             start = time.perf_counter()
-            result = styleforge.transfer(SAMPLES / "content.jpg", [f"{SAMPLES / 'style_swirl.jpg'}:{share}",
-                                                                   f"{SAMPLES / 'style_shapes.jpg'}:{1 - share:g}"],
-                                         size=size, style_loss=kind, **OPTIONS)
+            result = styleforge.transfer(
+                SAMPLES / "content.jpg",
+                [f"{SAMPLES / 'style_swirl.jpg'}:{share}", f"{SAMPLES / 'style_shapes.jpg'}:{1 - share:g}"],
+                size=size,
+                style_loss=kind,
+                **OPTIONS,
+            )
             seconds = time.perf_counter() - start
             image = quality.to_pil(result.image.permute(1, 2, 0).numpy())
             quality.save_png(out / f"blend_{kind}_{share:g}.png", image)
@@ -150,13 +176,21 @@ def figures(size: int, folder: Path) -> list[Path]:
     for kind in LOSSES:
         r = styleforge.transfer(SAMPLES / "content.jpg", [swirl], size=size, style_loss=kind, **OPTIONS)
         single.append((kind, quality.to_pil(r.image.permute(1, 2, 0).numpy())))
-        r = styleforge.transfer(SAMPLES / "content.jpg", [swirl, shapes], size=size, style_loss=kind,
-                                style_masks=(f"style_swirl={mask_path}",), **OPTIONS)
+        r = styleforge.transfer(
+            SAMPLES / "content.jpg",
+            [swirl, shapes],
+            size=size,
+            style_loss=kind,
+            style_masks=(f"style_swirl={mask_path}",),
+            **OPTIONS,
+        )
         regional.append((kind, quality.to_pil(r.image.permute(1, 2, 0).numpy())))
         print(f"  figures {kind}", file=sys.stderr, flush=True)
     style = quality.style_reference(Image.open(swirl).convert("RGB"), content)
-    written = [_row(folder / "style_losses.png", [("content", content), ("style", style), *single]),
-               _row(folder / "style_regions.png", [("mask (swirl)", mask.convert("RGB")), *regional])]
+    written = [
+        _row(folder / "style_losses.png", [("content", content), ("style", style), *single]),
+        _row(folder / "style_regions.png", [("mask (swirl)", mask.convert("RGB")), *regional]),
+    ]
     mask_path.unlink()
     return written
 
@@ -175,19 +209,30 @@ def _row(path: Path, tiles: list[tuple[str, Image.Image]]) -> Path:
 
 def table(rows: list[dict[str, Any]]) -> str:
     keys = list(rows[0])
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
-    return "\n".join(["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys),
-                      *["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]])
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
+    return "\n".join(
+        [
+            "| " + " | ".join(keys) + " |",
+            "|" + "---|" * len(keys),
+            *["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows],
+        ]
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=256, help="size of the blends and figures")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 512, 1024], help="sizes of the cost table")
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], help="precisions of the cost table")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[64, 256, 512, 1024], help="sizes of the cost table"
+    )
+    parser.add_argument(
+        "--precisions", nargs="+", default=["fp32", "bf16"], help="precisions of the cost table"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed evaluations per loss (cost)")
     parser.add_argument("--only", choices=("cost", "blends"), default=None)
-    parser.add_argument("--figures", type=Path, default=None, help="write the docs figures into this folder instead")
+    parser.add_argument(
+        "--figures", type=Path, default=None, help="write the docs figures into this folder instead"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("out/style_losses"))
     args = parser.parse_args()

@@ -35,11 +35,36 @@ def _run(args: argparse.Namespace, data: Path, out: Path, nproc: int, extra: lis
     """One train-attrs command; its wall time, median epoch seconds and final validation loss."""
     command = [sys.executable, "-m", "styleforge", "train-attrs"]
     if nproc > 1:
-        command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-                   "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "styleforge", "train-attrs"]
-    command += ["--data", str(data), "-o", str(out), "--backbone", args.arch, "--weights", "random",
-                "--size", str(args.size), "--device", args.device, "--val-split", "0.2", "--no-feature-cache",
-                "--quiet", *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={nproc}",
+            "--master_addr=127.0.0.1",
+            f"--master_port={_free_port()}",
+            "-m",
+            "styleforge",
+            "train-attrs",
+        ]
+    command += [
+        "--data",
+        str(data),
+        "-o",
+        str(out),
+        "--backbone",
+        args.arch,
+        "--weights",
+        "random",
+        "--size",
+        str(args.size),
+        "--device",
+        args.device,
+        "--val-split",
+        "0.2",
+        "--no-feature-cache",
+        "--quiet",
+        *extra,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -48,8 +73,12 @@ def _run(args: argparse.Namespace, data: Path, out: Path, nproc: int, extra: lis
         raise SystemExit(f"failed: {' '.join(command)}\n{done.stderr[-3000:]}")
     with open(out / "history.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
-    return {"wall_s": wall, "epoch_s": statistics.median(float(r["seconds"]) for r in rows),
-            "val_loss": float(rows[-1]["val_loss"]), "epochs": len(rows)}
+    return {
+        "wall_s": wall,
+        "epoch_s": statistics.median(float(r["seconds"]) for r in rows),
+        "val_loss": float(rows[-1]["val_loss"]),
+        "epochs": len(rows),
+    }
 
 
 def main() -> None:
@@ -62,7 +91,9 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument("--nproc", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="fine-tuning with this many workers against 0")
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads per process (OMP_NUM_THREADS)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="intra-op threads per process (OMP_NUM_THREADS)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work", default=None)
     parser.add_argument("--json", default=None)
@@ -80,7 +111,15 @@ def main() -> None:
         csv.writer(stream).writerows(rows[: args.finetune_images + 1])
 
     frozen = ["--epochs", str(args.epochs), "--patience", "0", "--workers", "0"]
-    finetune = ["--finetune", "--labels", "subset.csv", "--epochs", str(args.finetune_epochs), "--batch-size", "16"]
+    finetune = [
+        "--finetune",
+        "--labels",
+        "subset.csv",
+        "--epochs",
+        str(args.finetune_epochs),
+        "--batch-size",
+        "16",
+    ]
     runs = {
         "frozen, 1 process": (1, frozen),
         f"frozen, {args.nproc} processes": (args.nproc, frozen),
@@ -93,19 +132,25 @@ def main() -> None:
         results[name] = _run(args, data, work / name.replace(", ", "_").replace(" ", "-"), nproc, extra)
         print(f"{name}: {json.dumps(results[name])}", flush=True)
 
-    print(f"\n{args.count} images at {args.size} px, {args.arch}, {args.device}, {args.threads} thread(s) per process:\n")
+    print(
+        f"\n{args.count} images at {args.size} px, {args.arch}, {args.device}, {args.threads} thread(s) per process:\n"
+    )
     print("| run | wall (s) | median epoch (s) | final val_loss |")
     print("|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['wall_s']:.1f} | {r['epoch_s']:.3f} | {r['val_loss']:.6f} |")
-    pairs = [("frozen, 1 process", f"frozen, {args.nproc} processes"),
-             ("finetune, 1 process, --workers 0", f"finetune, 1 process, --workers {args.workers}"),
-             ("finetune, 1 process, --workers 0", f"finetune, {args.nproc} processes, --workers 0")]
+    pairs = [
+        ("frozen, 1 process", f"frozen, {args.nproc} processes"),
+        ("finetune, 1 process, --workers 0", f"finetune, 1 process, --workers {args.workers}"),
+        ("finetune, 1 process, --workers 0", f"finetune, {args.nproc} processes, --workers 0"),
+    ]
     print()
     for a, b in pairs:
         ra, rb = results[a], results[b]
-        print(f"{b} vs {a}: wall {ra['wall_s'] / rb['wall_s']:.2f}x, epoch {ra['epoch_s'] / rb['epoch_s']:.2f}x faster; "
-              f"val_loss relative difference {abs(ra['val_loss'] - rb['val_loss']) / abs(ra['val_loss']):.1e}")
+        print(
+            f"{b} vs {a}: wall {ra['wall_s'] / rb['wall_s']:.2f}x, epoch {ra['epoch_s'] / rb['epoch_s']:.2f}x faster; "
+            f"val_loss relative difference {abs(ra['val_loss'] - rb['val_loss']) / abs(ra['val_loss']):.1e}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
 

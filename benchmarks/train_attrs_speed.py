@@ -64,7 +64,9 @@ def _timer(device: str):
 
 def _per_batch(marks: dict[str, list[float]]) -> float:
     """Median seconds per training batch (from the epoch's start, or the previous batch, to its end)."""
-    gaps = [b - a for a, b, i in zip(marks["batches"], marks["batches"][1:], marks["batch_index"][1:]) if i >= 1]
+    gaps = [
+        b - a for a, b, i in zip(marks["batches"], marks["batches"][1:], marks["batch_index"][1:]) if i >= 1
+    ]
     return statistics.median(gaps)
 
 
@@ -91,11 +93,21 @@ def run(args: argparse.Namespace) -> dict:
         out = work / f"{arch}-frozen"
         shutil.rmtree(out, ignore_errors=True)
         t0 = time.perf_counter()
-        result = train_attrs(data, out, backbone=arch, epochs=args.epochs, val_split=args.val_split,
-                             feature_cache=False, callbacks=[callback], **common)
+        result = train_attrs(
+            data,
+            out,
+            backbone=arch,
+            epochs=args.epochs,
+            val_split=args.val_split,
+            feature_cache=False,
+            callbacks=[callback],
+            **common,
+        )
         total = time.perf_counter() - t0
         n_train = result.metrics["images"]["train"]
-        feature_seconds = marks["features"][-1] - marks["features"][0] if len(marks["features"]) > 1 else float("nan")
+        feature_seconds = (
+            marks["features"][-1] - marks["features"][0] if len(marks["features"]) > 1 else float("nan")
+        )
         per_feature_batch = feature_seconds / max(1, len(marks["features"]) - 1)
         entry["frozen"] = {
             "feature_images_per_s": 16 / per_feature_batch,  # compute_features runs 16 images a batch
@@ -114,8 +126,17 @@ def run(args: argparse.Namespace) -> dict:
         out = work / f"{arch}-finetune"
         shutil.rmtree(out, ignore_errors=True)
         t0 = time.perf_counter()
-        result = train_attrs(data, out, backbone=arch, epochs=1, finetune=True, labels="subset.csv", val_split=0.1,
-                             callbacks=[callback], **{**common, "batch_size": args.finetune_batch_size})
+        result = train_attrs(
+            data,
+            out,
+            backbone=arch,
+            epochs=1,
+            finetune=True,
+            labels="subset.csv",
+            val_split=0.1,
+            callbacks=[callback],
+            **{**common, "batch_size": args.finetune_batch_size},
+        )
         entry["finetune"] = {
             "train_images_per_s": args.finetune_batch_size / _per_batch(marks),
             "epoch_images_per_s": result.metrics["images"]["train"] / marks["epochs"][0],
@@ -144,8 +165,10 @@ def markdown(results: dict) -> str:
     lines.append("")
     for arch, e in results["archs"].items():  # issue 6: a frozen+cached epoch at least 20x cheaper
         ratio = e["frozen"]["epoch_images_per_s"] / e["finetune"]["train_images_per_s"]
-        lines.append(f"{arch}: a frozen+cached epoch is {ratio:,.0f}x cheaper per image than a fine-tuning epoch "
-                     f"(target >= 20x: {'met' if ratio >= 20 else 'NOT met'})")
+        lines.append(
+            f"{arch}: a frozen+cached epoch is {ratio:,.0f}x cheaper per image than a fine-tuning epoch "
+            f"(target >= 20x: {'met' if ratio >= 20 else 'NOT met'})"
+        )
     for arch, e in results["archs"].items():
         f = e["frozen"]
         lines += [
@@ -160,8 +183,10 @@ def markdown(results: dict) -> str:
             if key.startswith(("mae.", "acc.")) and key in e["baseline"]:
                 metric, name = key.split(".", 1)
                 better = value < e["baseline"][key] if metric == "mae" else value > e["baseline"][key]
-                lines.append(f"| {name} | {'MAE' if metric == 'mae' else 'accuracy'} | {value:.3f}{' ✓' if better else ''} | "
-                             f"{e['baseline'][key]:.3f} |")
+                lines.append(
+                    f"| {name} | {'MAE' if metric == 'mae' else 'accuracy'} | {value:.3f}{' ✓' if better else ''} | "
+                    f"{e['baseline'][key]:.3f} |"
+                )
     return "\n".join(lines)
 
 
@@ -170,7 +195,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--archs", nargs="+", default=["resnet18", "resnet50"])
     parser.add_argument("--count", type=int, default=400)
-    parser.add_argument("--epochs", type=int, default=100, help="most epochs of the frozen run (early stopping on)")
+    parser.add_argument(
+        "--epochs", type=int, default=100, help="most epochs of the frozen run (early stopping on)"
+    )
     parser.add_argument("--val-split", type=float, default=0.2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--finetune-images", type=int, default=64)
@@ -178,14 +205,23 @@ def main() -> None:
     run_and_report(parser, run, markdown)
 
 
-def run_and_report(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict],
-                   markdown: Callable[[dict], str]) -> None:
+def run_and_report(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], dict],
+    markdown: Callable[[dict], str],
+) -> None:
     """Adds the options every train-attrs benchmark has (``--device``, ``--threads``, ``--work``,
     ``--json``), parses the command line, runs, writes the JSON and prints the Markdown."""
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice; 1 on a shared, busy machine)")
-    parser.add_argument("--work", default=None, help="folder for the data set and runs (default: a temp folder)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice; 1 on a shared, busy machine)",
+    )
+    parser.add_argument(
+        "--work", default=None, help="folder for the data set and runs (default: a temp folder)"
+    )
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     if args.threads:

@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from styleforge.config import FEATURE_NORMS, TrainConfig
 from train_attrs_speed import run_and_report  # the scripts run from benchmarks/, which is on sys.path
+
+from styleforge.config import FEATURE_NORMS, TrainConfig
 
 
 def _trunk(text: str) -> tuple[int, int]:
@@ -70,9 +71,19 @@ def _summary(val: dict[str, float], baseline: dict[str, float]) -> dict[str, flo
 def _row(result: Any, weights: str, trunk: str, seed: int, finetune: bool, started: float) -> dict[str, Any]:
     """One run's figures: best validation metrics, the baseline on the same images, the summaries."""
     val, baseline = result.metrics["val"], result.metrics["baseline"]["val"]
-    return {"weights": weights, "trunk": trunk, "seed": seed, "finetune": finetune, "best_epoch": result.best_epoch,
-            "epochs_run": result.metrics["epochs_run"], "seconds": time.perf_counter() - started, "val": val,
-            "baseline": baseline, "images": result.metrics["images"], "summary": _summary(val, baseline)}
+    return {
+        "weights": weights,
+        "trunk": trunk,
+        "seed": seed,
+        "finetune": finetune,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.metrics["epochs_run"],
+        "seconds": time.perf_counter() - started,
+        "val": val,
+        "baseline": baseline,
+        "images": result.metrics["images"],
+        "summary": _summary(val, baseline),
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,10 +95,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not (data / "labels.csv").is_file():
         make_dataset(data, count=args.count, seed=0, size=args.size)
     labels = _with_split(data, args.val_split)
-    common = dict(backbone="vgg16", size=args.size, device=args.device, epochs=args.epochs, labels=labels,
-                  workers=0, feature_norm=args.feature_norm)
-    results: dict[str, Any] = {"count": args.count, "size": args.size, "epochs": args.epochs, "seeds": args.seeds,
-                               "feature_norm": args.feature_norm, "runs": []}
+    common = dict(
+        backbone="vgg16",
+        size=args.size,
+        device=args.device,
+        epochs=args.epochs,
+        labels=labels,
+        workers=0,
+        feature_norm=args.feature_norm,
+    )
+    results: dict[str, Any] = {
+        "count": args.count,
+        "size": args.size,
+        "epochs": args.epochs,
+        "seeds": args.seeds,
+        "feature_norm": args.feature_norm,
+        "runs": [],
+    }
     for weights in args.weights:
         for seed in range(args.seeds):
             cache: Path | None = None
@@ -99,32 +123,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if cache is not None:  # same backbone, weights, size and seed: the same features
                     shutil.copy(cache, out / FEATURES_FILE)
                 t0 = time.perf_counter()
-                result = train_attrs(data, out, weights=weights, trunk=layers, trunk_width=width, seed=seed, **common)
+                result = train_attrs(
+                    data, out, weights=weights, trunk=layers, trunk_width=width, seed=seed, **common
+                )
                 cache = out / FEATURES_FILE
                 row = _row(result, weights, text, seed, False, t0)
                 results["runs"].append(row)
-                print(f"{weights} trunk {text} seed {seed}: best epoch {row['best_epoch']}, "
-                      f"MAE/baseline {row['summary']['mae_ratio']:.3f}, accuracy {row['summary']['acc']:.3f} "
-                      f"({row['seconds']:.0f} s)", flush=True)
+                print(
+                    f"{weights} trunk {text} seed {seed}: best epoch {row['best_epoch']}, "
+                    f"MAE/baseline {row['summary']['mae_ratio']:.3f}, accuracy {row['summary']['acc']:.3f} "
+                    f"({row['seconds']:.0f} s)",
+                    flush=True,
+                )
         if args.finetune_epochs:
             best = min(args.trunks, key=lambda t: _mean(results, weights, t, "mae_ratio"))
             layers, width = _trunk(best)
             out = work / f"{weights}-trunk{layers}x{width}-finetune"
             shutil.rmtree(out, ignore_errors=True)
             t0 = time.perf_counter()
-            result = train_attrs(data, out, weights=weights, trunk=layers, trunk_width=width, finetune=True,
-                                 **{**common, "epochs": args.finetune_epochs, "batch_size": 16})
+            result = train_attrs(
+                data,
+                out,
+                weights=weights,
+                trunk=layers,
+                trunk_width=width,
+                finetune=True,
+                **{**common, "epochs": args.finetune_epochs, "batch_size": 16},
+            )
             row = _row(result, weights, best, 0, True, t0)
             results["runs"].append(row)
-            print(f"{weights} trunk {best} fine-tuned {args.finetune_epochs} epochs: MAE/baseline "
-                  f"{row['summary']['mae_ratio']:.3f}, accuracy {row['summary']['acc']:.3f} ({row['seconds']:.0f} s)",
-                  flush=True)
+            print(
+                f"{weights} trunk {best} fine-tuned {args.finetune_epochs} epochs: MAE/baseline "
+                f"{row['summary']['mae_ratio']:.3f}, accuracy {row['summary']['acc']:.3f} ({row['seconds']:.0f} s)",
+                flush=True,
+            )
     return results
 
 
 def _mean(results: dict[str, Any], weights: str, trunk: str, key: str, finetune: bool = False) -> float:
-    return statistics.mean(r["summary"][key] for r in results["runs"]
-                           if r["weights"] == weights and r["trunk"] == trunk and r["finetune"] == finetune)
+    return statistics.mean(
+        r["summary"][key]
+        for r in results["runs"]
+        if r["weights"] == weights and r["trunk"] == trunk and r["finetune"] == finetune
+    )
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -137,7 +178,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"at most {results['epochs']} epochs (early stopping), "
         f"seed 0 (per-attribute table); summaries averaged over {results['seeds']} seed(s):",
         "",
-        "| attribute | metric | " + " | ".join(f"{w} trunk {t}{' fine-tuned' if f else ''}" for w, t, f in columns)
+        "| attribute | metric | "
+        + " | ".join(f"{w} trunk {t}{' fine-tuned' if f else ''}" for w, t, f in columns)
         + " | trivial baseline |",
         "|---|---|" + "---|" * (len(columns) + 1),
     ]
@@ -151,16 +193,27 @@ def markdown(results: dict[str, Any]) -> str:
             value, base = r["val"][key], r["baseline"][key]
             better = value < base if metric == "mae" else value > base
             cells.append(f"{value:.3f}{' ✓' if better else ''}")
-        lines.append(f"| {name} | {'MAE' if metric == 'mae' else 'accuracy'} | " + " | ".join(cells)
-                     + f" | {first['baseline'][key]:.3f} |")
+        lines.append(
+            f"| {name} | {'MAE' if metric == 'mae' else 'accuracy'} | "
+            + " | ".join(cells)
+            + f" | {first['baseline'][key]:.3f} |"
+        )
     ratio = [f"{_mean(results, w, t, 'mae_ratio', f):.3f}" for w, t, f in columns]
     acc = [f"{_mean(results, w, t, 'acc', f):.3f}" for w, t, f in columns]
-    epochs = [str(statistics.median(r["best_epoch"] for r in runs if (r["weights"], r["trunk"], r["finetune"]) == c))
-              for c in columns]
-    lines += ["| **mean MAE / baseline** (numeric) | | " + " | ".join(ratio) + " | 1.000 |",
-              "| **mean accuracy** (categorical) | | " + " | ".join(acc) + " | "
-              + f"{statistics.mean(v for k, v in first['baseline'].items() if k.startswith('acc.')):.3f} |",
-              "| best epoch (median) | | " + " | ".join(epochs) + " | |"]
+    epochs = [
+        str(
+            statistics.median(r["best_epoch"] for r in runs if (r["weights"], r["trunk"], r["finetune"]) == c)
+        )
+        for c in columns
+    ]
+    lines += [
+        "| **mean MAE / baseline** (numeric) | | " + " | ".join(ratio) + " | 1.000 |",
+        "| **mean accuracy** (categorical) | | "
+        + " | ".join(acc)
+        + " | "
+        + f"{statistics.mean(v for k, v in first['baseline'].items() if k.startswith('acc.')):.3f} |",
+        "| best epoch (median) | | " + " | ".join(epochs) + " | |",
+    ]
     return "\n".join(lines)
 
 
@@ -169,8 +222,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=400)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--weights", nargs="+", default=["random", "hed"])
-    parser.add_argument("--trunks", nargs="+", default=["0", "1x64", "1x256", "1x1024", "2x256"],
-                        help="LAYERSxWIDTH settings (0: independent heads)")
+    parser.add_argument(
+        "--trunks",
+        nargs="+",
+        default=["0", "1x64", "1x256", "1x1024", "2x256"],
+        help="LAYERSxWIDTH settings (0: independent heads)",
+    )
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--val-split", type=float, default=0.25)

@@ -35,7 +35,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--weights", default="hed")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads of each command (OMP_NUM_THREADS)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads of each command (OMP_NUM_THREADS)"
+    )
     args = parser.parse_args()
 
     import os
@@ -45,29 +47,56 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="sf-many-"))
     contents = []
-    for name in PHOTOS[:args.count]:
+    for name in PHOTOS[: args.count]:
         path = work / "in" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.asarray(getattr(skimage.data, name)())[..., :3]).save(path)
         contents.append(path)
-    common = ["--style", str(ROOT / "samples" / "style_swirl.jpg"), "--size", str(args.size), "--iterations",
-              str(args.iterations), "--optimizer", "adam", "--network", "vgg16", "--weights", args.weights,
-              "--device", "cpu", "--quiet"]
+    common = [
+        "--style",
+        str(ROOT / "samples" / "style_swirl.jpg"),
+        "--size",
+        str(args.size),
+        "--iterations",
+        str(args.iterations),
+        "--optimizer",
+        "adam",
+        "--network",
+        "vgg16",
+        "--weights",
+        args.weights,
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
 
     def run(*extra: object) -> float:
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "styleforge", "transfer", *map(str, extra), *common], check=True,
-                       env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "styleforge", "transfer", *map(str, extra), *common],
+            check=True,
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
         return time.perf_counter() - t
 
     single = sum(run(c, "-o", work / "single" / f"{c.stem}.png") for c in contents)
     many = run(*contents, "-o", work / "many")
-    diffs = [float(np.abs(np.asarray(Image.open(work / "single" / f"{c.stem}.png"), dtype=np.int16)
-                          - np.asarray(Image.open(work / "many" / f"{c.stem}.png"), dtype=np.int16)).max())
-             for c in contents]
-    print(f"\n{args.count} photographs, {args.size} px, Adam x {args.iterations}, --weights {args.weights}, "
-          f"threads {args.threads or 'default'}\n")
+    diffs = [
+        float(
+            np.abs(
+                np.asarray(Image.open(work / "single" / f"{c.stem}.png"), dtype=np.int16)
+                - np.asarray(Image.open(work / "many" / f"{c.stem}.png"), dtype=np.int16)
+            ).max()
+        )
+        for c in contents
+    ]
+    print(
+        f"\n{args.count} photographs, {args.size} px, Adam x {args.iterations}, --weights {args.weights}, "
+        f"threads {args.threads or 'default'}\n"
+    )
     print("| run | seconds | s / image |\n|---|---|---|")
     print(f"| one command per image | {single:.1f} | {single / args.count:.1f} |")
     print(f"| one command, {args.count} images | {many:.1f} | {many / args.count:.1f} |")

@@ -39,17 +39,28 @@ def _peak_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def measure(size: int, device: str, optimizer: str, iterations: int, warmup: int, precision: str,
-            weights: str) -> dict[str, float]:
+def measure(
+    size: int, device: str, optimizer: str, iterations: int, warmup: int, precision: str, weights: str
+) -> dict[str, float]:
     """Runs one size in this process and returns its figures."""
     import torch
 
     from styleforge.engine import Progress
     from styleforge.stylize.run import Stylizer
 
-    stylizer = Stylizer([ROOT / "samples/style_swirl.jpg", ROOT / "samples/style_shapes.jpg"], size=size,
-                        iterations=warmup + iterations, weights=weights, optimizer=(optimizer,), device=device,
-                        precision=precision, scales=1, divergence_factor=float("inf"), memory_check=False, tile="off")
+    stylizer = Stylizer(
+        [ROOT / "samples/style_swirl.jpg", ROOT / "samples/style_shapes.jpg"],
+        size=size,
+        iterations=warmup + iterations,
+        weights=weights,
+        optimizer=(optimizer,),
+        device=device,
+        precision=precision,
+        scales=1,
+        divergence_factor=float("inf"),
+        memory_check=False,
+        tile="off",
+    )
     target = stylizer.prepare(ROOT / "samples/content.jpg").scales[-1]
 
     def sync() -> None:
@@ -95,39 +106,90 @@ def measure(size: int, device: str, optimizer: str, iterations: int, warmup: int
     objective_times = timed(evaluation, iterations)
     bare_times += timed(bare, iterations)
     bare_s, objective_s = statistics.median(bare_times), statistics.median(objective_times)
-    return {"size": size, "per_iter": per_iter, "objective": objective_s, "bare": bare_s, "ratio": per_iter / bare_s,
-            "objective_ratio": objective_s / bare_s, "overhead": per_iter / objective_s, "peak_mb": transfer_peak}
+    return {
+        "size": size,
+        "per_iter": per_iter,
+        "objective": objective_s,
+        "bare": bare_s,
+        "ratio": per_iter / bare_s,
+        "objective_ratio": objective_s / bare_s,
+        "overhead": per_iter / objective_s,
+        "peak_mb": transfer_peak,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--optimizer", default="lbfgs")
     parser.add_argument("--iterations", type=int, default=10, help="timed iterations per size")
-    parser.add_argument("--warmup", type=int, help="iterations before timing (default: 103 for lbfgs, 3 otherwise)")
-    parser.add_argument("--precision", default="fp32", help="fp32, bf16, tf32 or auto (as transfer --precision)")
-    parser.add_argument("--weights", default="hed", help="as transfer --weights (the cost does not depend on them)")
+    parser.add_argument(
+        "--warmup", type=int, help="iterations before timing (default: 103 for lbfgs, 3 otherwise)"
+    )
+    parser.add_argument(
+        "--precision", default="fp32", help="fp32, bf16, tf32 or auto (as transfer --precision)"
+    )
+    parser.add_argument(
+        "--weights", default="hed", help="as transfer --weights (the cost does not depend on them)"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
     args = parser.parse_args()
     warmup = args.warmup if args.warmup is not None else (103 if args.optimizer.startswith("lbfgs") else 3)
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.device, args.optimizer, args.iterations, warmup, args.precision,
-                                 args.weights)))
+        print(
+            json.dumps(
+                measure(
+                    args.one,
+                    args.device,
+                    args.optimizer,
+                    args.iterations,
+                    warmup,
+                    args.precision,
+                    args.weights,
+                )
+            )
+        )
         return
     import torch
 
-    print(f"# transfer speed: {args.optimizer}, {args.device}, {args.precision}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, timed after {warmup} iterations")
-    print("| size | s/iter | objective s | bare fwd+bwd s | iter/bare | objective/bare | iter/objective | peak MB |")
+    print(
+        f"# transfer speed: {args.optimizer}, {args.device}, {args.precision}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, timed after {warmup} iterations"
+    )
+    print(
+        "| size | s/iter | objective s | bare fwd+bwd s | iter/bare | objective/bare | iter/objective | peak MB |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
-        cmd = [sys.executable, __file__, "--one", str(size), "--device", args.device, "--optimizer", args.optimizer,
-               "--iterations", str(args.iterations), "--warmup", str(warmup), "--precision", args.precision,
-               "--weights", args.weights]
-        out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        print(f"| {size} | {out['per_iter']:.3f} | {out['objective']:.3f} | {out['bare']:.3f} | {out['ratio']:.3f} | "
-              f"{out['objective_ratio']:.3f} | {out['overhead']:.3f} | {out['peak_mb']:.0f} |", flush=True)
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(size),
+            "--device",
+            args.device,
+            "--optimizer",
+            args.optimizer,
+            "--iterations",
+            str(args.iterations),
+            "--warmup",
+            str(warmup),
+            "--precision",
+            args.precision,
+            "--weights",
+            args.weights,
+        ]
+        out = json.loads(
+            subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        )
+        print(
+            f"| {size} | {out['per_iter']:.3f} | {out['objective']:.3f} | {out['bare']:.3f} | {out['ratio']:.3f} | "
+            f"{out['objective_ratio']:.3f} | {out['overhead']:.3f} | {out['peak_mb']:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

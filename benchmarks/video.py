@@ -79,10 +79,14 @@ def main() -> None:
     parser.add_argument("--style", type=Path, default=ROOT / "samples/style_swirl.jpg")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=192)
-    parser.add_argument("--iterations", type=int, default=200, help="first frame (and every independent frame)")
+    parser.add_argument(
+        "--iterations", type=int, default=200, help="first frame (and every independent frame)"
+    )
     parser.add_argument("--frame-iterations", type=int, default=100)
     parser.add_argument("--weights", type=float, nargs="+", default=[0, 10, 30, 100], help="temporal weights")
-    parser.add_argument("--default-weight", type=float, default=None, help="the strip's weight [default: the config's]")
+    parser.add_argument(
+        "--default-weight", type=float, default=None, help="the strip's weight [default: the config's]"
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--strip", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
@@ -118,8 +122,15 @@ def main() -> None:
         summaries.append(result.summary)
     outputs["independent"] = frames
     content, style = _terms(summaries[1:])
-    rows.append({"variant": "independent", "flicker": flicker(frames, inputs), "s_per_frame": float(np.mean(times[1:])),
-                 "content": content, "style": style})
+    rows.append(
+        {
+            "variant": "independent",
+            "flicker": flicker(frames, inputs),
+            "s_per_frame": float(np.mean(times[1:])),
+            "content": content,
+            "style": style,
+        }
+    )
     print(f"independent done in {time.perf_counter() - start:.0f} s", flush=True)
 
     for weight in args.weights:
@@ -129,22 +140,36 @@ def main() -> None:
         frames = [load_image(p).rgb for p in result.paths]
         outputs[f"temporal {weight:g}"] = frames
         content, style = _terms([r.summary for r in result.frames[1:]])
-        rows.append({"variant": f"temporal {weight:g}", "flicker": flicker(frames, inputs),
-                     "s_per_frame": float(np.mean([r.seconds for r in result.frames[1:]])), "content": content,
-                     "style": style})
+        rows.append(
+            {
+                "variant": f"temporal {weight:g}",
+                "flicker": flicker(frames, inputs),
+                "s_per_frame": float(np.mean([r.seconds for r in result.frames[1:]])),
+                "content": content,
+                "style": style,
+            }
+        )
         print(f"temporal {weight:g} done in {time.perf_counter() - t:.0f} s", flush=True)
 
-    print(f"\n{args.frames} frames of skimage.data.{args.photo} panned, {args.size} px, style {args.style.name}, "
-          f"HED VGG-16, {config.optimizer[0]}: {args.iterations} iterations for independent frames and the first, "
-          f"{args.frame_iterations} after; the input's own warping error {base:.5f}\n")
+    print(
+        f"\n{args.frames} frames of skimage.data.{args.photo} panned, {args.size} px, style {args.style.name}, "
+        f"HED VGG-16, {config.optimizer[0]}: {args.iterations} iterations for independent frames and the first, "
+        f"{args.frame_iterations} after; the input's own warping error {base:.5f}\n"
+    )
     print("| variant | flicker | × input's | s/frame | content (raw) | style (raw) |")
     print("|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['variant']} | {row['flicker']:.5f} | {row['flicker'] / base:.2f} | {row['s_per_frame']:.1f} | "
-              f"{row['content']:.4f} | {row['style']:.4f} |")
+        print(
+            f"| {row['variant']} | {row['flicker']:.5f} | {row['flicker'] / base:.2f} | {row['s_per_frame']:.1f} | "
+            f"{row['content']:.4f} | {row['style']:.4f} |"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"input_flicker": base, "rows": rows, "args": {k: str(v) for k, v in vars(args).items()}},
-                                        indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"input_flicker": base, "rows": rows, "args": {k: str(v) for k, v in vars(args).items()}},
+                indent=2,
+            )
+        )
     if args.strip:
         default = args.default_weight if args.default_weight is not None else VideoConfig().temporal_weight
         picks = list(range(0, args.frames, 2))
@@ -159,7 +184,9 @@ def main() -> None:
                 sheet.paste(Image.fromarray(array), (c * w, r * h))
         args.strip.parent.mkdir(parents=True, exist_ok=True)
         sheet.save(args.strip)
-        print(f"\nstrip: rows {', '.join(n for n, _ in chosen)}; frames {', '.join(str(k + 1) for k in picks)} -> {args.strip}")
+        print(
+            f"\nstrip: rows {', '.join(n for n, _ in chosen)}; frames {', '.join(str(k + 1) for k in picks)} -> {args.strip}"
+        )
 
 
 if __name__ == "__main__":

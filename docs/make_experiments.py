@@ -30,39 +30,105 @@ def experiments(args: argparse.Namespace) -> dict[str, list[str]]:
     base = ["sweep", "transfer", content, "--size", str(args.size), "--weights", args.weights, "--seed", "0"]
     fixed = ["--iterations", str(args.iterations), "--optimizer", "adam"]
     data = str(args.work / "data")
-    train = ["sweep", "train-attrs", "--data", data, "--backbone", "resnet18", "--weights", args.weights,
-             "--size", "64", "--epochs", str(args.epochs), "--seed", "0"]
+    train = [
+        "sweep",
+        "train-attrs",
+        "--data",
+        data,
+        "--backbone",
+        "resnet18",
+        "--weights",
+        args.weights,
+        "--size",
+        "64",
+        "--epochs",
+        str(args.epochs),
+        "--seed",
+        "0",
+    ]
     return {
         "content_weight": [*base, "--style", swirl, *fixed, "--grid", "content-weight=0.3,1,3"],
-        "blend": [*base, *fixed, "--grid", f"style={swirl}:0.5+{shapes}:0.5,{swirl}:0.75+{shapes}:0.25,{swirl}:0.25+{shapes}:0.75"],
+        "blend": [
+            *base,
+            *fixed,
+            "--grid",
+            f"style={swirl}:0.5+{shapes}:0.5,{swirl}:0.75+{shapes}:0.25,{swirl}:0.25+{shapes}:0.75",
+        ],
         "pooling": [*base, "--style", swirl, *fixed, "--grid", "pooling=max,avg"],
         "layer_exp": [*base, "--style", swirl, *fixed, "--grid", "style-layer-weight-exp=0.2,1,2"],
-        "iterations": [*base, "--style", swirl, "--optimizer", "adam", "--init", "noise",
-                       "--grid", f"iterations={','.join(str(args.iterations * k // 8) for k in (1, 2, 4, 8))}"],
-        "stopping": [*base, "--style", swirl, "--optimizer", "adam", "--iterations", str(4 * args.iterations),
-                     "--patience", "10", "--grid", "stop-delta=0,0.001,0.01"],
-        "optimizers": [*base, "--style", swirl, "--iterations", str(args.iterations), "--divergence-factor", "inf",
-                       "--grid", "optimizer=sgd,momentum,adagrad,adadelta,adam,rmsprop,lbfgs"],
+        "iterations": [
+            *base,
+            "--style",
+            swirl,
+            "--optimizer",
+            "adam",
+            "--init",
+            "noise",
+            "--grid",
+            f"iterations={','.join(str(args.iterations * k // 8) for k in (1, 2, 4, 8))}",
+        ],
+        "stopping": [
+            *base,
+            "--style",
+            swirl,
+            "--optimizer",
+            "adam",
+            "--iterations",
+            str(4 * args.iterations),
+            "--patience",
+            "10",
+            "--grid",
+            "stop-delta=0,0.001,0.01",
+        ],
+        "optimizers": [
+            *base,
+            "--style",
+            swirl,
+            "--iterations",
+            str(args.iterations),
+            "--divergence-factor",
+            "inf",
+            "--grid",
+            "optimizer=sgd,momentum,adagrad,adadelta,adam,rmsprop,lbfgs",
+        ],
         # Loss weights only trade heads off where they share parameters: the default shared trunk
         # (see docs/experiments.md for why independent heads under Adam ignore them).
         "categorical_weights": [*train, "--grid", "loss-weight.categorical=1,0.85,0.7,0.5"],
         # The same sweep without the trunk: four identical sets of curves.
-        "categorical_weights_trunk0": [*train, "--trunk", "0", "--grid", "loss-weight.categorical=1,0.85,0.7,0.5"],
+        "categorical_weights_trunk0": [
+            *train,
+            "--trunk",
+            "0",
+            "--grid",
+            "loss-weight.categorical=1,0.85,0.7,0.5",
+        ],
         "numeric_loss": [*train, "--grid", "numeric-loss=mse,smooth_l1"],
-        "decay_augment": [*train, "--finetune", "--epochs", str(max(2, args.epochs // 10)),
-                          "--grid", "weight-decay=0,0.0001", "--grid", "augment=none,standard"],
+        "decay_augment": [
+            *train,
+            "--finetune",
+            "--epochs",
+            str(max(2, args.epochs // 10)),
+            "--grid",
+            "weight-decay=0,0.0001",
+            "--grid",
+            "augment=none,standard",
+        ],
         "early_stopping": [*train, "--epochs", str(4 * args.epochs), "--grid", "patience=3,10,1000"],
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", nargs="*", help="experiment names to run (default: all)")
     parser.add_argument("--weights", default="random")
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--iterations", type=int, default=80)
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--count", type=int, default=160, help="synthetic images for the training experiments")
+    parser.add_argument(
+        "--count", type=int, default=160, help="synthetic images for the training experiments"
+    )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "experiments")
     parser.add_argument("--images", type=Path, default=ROOT / "docs" / "images" / "experiments")
@@ -73,7 +139,18 @@ def main() -> None:
         parser.error(f"unknown experiments {sorted(unknown)}; choose from {sorted(table)}")
     styleforge = [sys.executable, "-m", "styleforge"]
     if not (args.work / "data" / "labels.csv").is_file():
-        subprocess.run([*styleforge, "make-dataset", str(args.work / "data"), "--count", str(args.count), "--size", "64"], check=True)
+        subprocess.run(
+            [
+                *styleforge,
+                "make-dataset",
+                str(args.work / "data"),
+                "--count",
+                str(args.count),
+                "--size",
+                "64",
+            ],
+            check=True,
+        )
     args.images.mkdir(parents=True, exist_ok=True)
     for name, command in table.items():
         if args.only and name not in args.only:

@@ -45,15 +45,31 @@ ROWS = [
         "blend swirl:shapes",
         [(f"{a:g}:{1 - a:g}", [f"{SWIRL}:{a}", f"{SHAPES}:{1 - a}"], {}) for a in (0.75, 0.5, 0.25)],
     ),
-    ("optimizer", [(" then ".join(o), [SWIRL], {"optimizer": o}) for o in (("lbfgs",), ("adam",), ("adam:100", "lbfgs"))]),
-    ("colour", [("as is", [SWIRL], {}), ("--color-transfer histogram", [SWIRL], {"color_transfer": "histogram"}),
-                ("--preserve-colors", [SWIRL], {"preserve_colors": True})]),
+    (
+        "optimizer",
+        [
+            (" then ".join(o), [SWIRL], {"optimizer": o})
+            for o in (("lbfgs",), ("adam",), ("adam:100", "lbfgs"))
+        ],
+    ),
+    (
+        "colour",
+        [
+            ("as is", [SWIRL], {}),
+            ("--color-transfer histogram", [SWIRL], {"color_transfer": "histogram"}),
+            ("--preserve-colors", [SWIRL], {"preserve_colors": True}),
+        ],
+    ),
 ]
 
 
 #: The guided figure's columns: (label, --attr values).
-GUIDED = [("no --attr", ()), ("contrast=10", ("contrast=10",)), ("contrast=1", ("contrast=1",)),
-          ("pri_color=red", ("pri_color=red",))]
+GUIDED = [
+    ("no --attr", ()),
+    ("contrast=10", ("contrast=10",)),
+    ("contrast=1", ("contrast=1",)),
+    ("pri_color=red", ("pri_color=red",)),
+]
 
 
 def guided_figure(args: argparse.Namespace) -> None:
@@ -66,8 +82,19 @@ def guided_figure(args: argparse.Namespace) -> None:
         models = []
         for arch in ("resnet18", "vgg19"):
             run = Path(tmp) / arch
-            styleforge.train_attrs(data, run, backbone=arch, weights="random", size=64, epochs=20, lr=0.05,
-                                   val_split=0.0, patience=0, seed=0, device="cpu")
+            styleforge.train_attrs(
+                data,
+                run,
+                backbone=arch,
+                weights="random",
+                size=64,
+                epochs=20,
+                lr=0.05,
+                val_split=0.0,
+                patience=0,
+                seed=0,
+                device="cpu",
+            )
             models.append((arch, str(run)))
         cells, captions = [], []
         for _, run in models:
@@ -75,28 +102,47 @@ def guided_figure(args: argparse.Namespace) -> None:
             for label, attrs in GUIDED:
                 options = {"attrs_model": run, "attrs": attrs} if attrs else {}
                 result = styleforge.transfer(
-                    SAMPLES / "content.jpg", [SWIRL], size=args.size, iterations=args.iterations, weights="random",
-                    optimizer=(args.optimizer,), score_with=run, **options,
+                    SAMPLES / "content.jpg",
+                    [SWIRL],
+                    size=args.size,
+                    iterations=args.iterations,
+                    weights="random",
+                    optimizer=(args.optimizer,),
+                    score_with=run,
+                    **options,
                 )
                 scores = result.scores
-                red = next((c.probability for c in scores.categorical["pri_color"].top if c.label == "red"), 0.0)
+                red = next(
+                    (c.probability for c in scores.categorical["pri_color"].top if c.label == "red"), 0.0
+                )
                 row.append(result.image)
-                caps.append(f"contrast {scores.numeric['contrast']:.1f} · {scores.categorical['pri_color'].label}"
-                            f" · red {100 * red:.0f}%")
+                caps.append(
+                    f"contrast {scores.numeric['contrast']:.1f} · {scores.categorical['pri_color'].label}"
+                    f" · red {100 * red:.0f}%"
+                )
                 print(f"{run} {label}: {result.summary.format()} | {caps[-1]}", flush=True)
             cells.append(row)
             captions.append(caps)
     sheet = contact_sheet(
-        cells, row_labels=[m[0] for m in models], col_labels=[c[0] for c in GUIDED], captions=captions, cell_px=args.size,
+        cells,
+        row_labels=[m[0] for m in models],
+        col_labels=[c[0] for c in GUIDED],
+        captions=captions,
+        cell_px=args.size,
         title=f"styleforge transfer --attrs-model RUN --attr ... · random weights · {args.optimizer} x {args.iterations} · "
-              f"{args.size}px · --attr-weight {styleforge.TransferConfig().attr_weight:g}",
+        f"{args.size}px · --attr-weight {styleforge.TransferConfig().attr_weight:g}",
     )
     print(_save(sheet, args.out or ROOT / "docs" / "images" / "guided.png"))
 
 
 #: The real-picture guided figure's columns: (label, --attr values).
-GUIDED_REAL = [("no --attr", ()), ("contrast=1", ("contrast=1",)), ("contrast=10", ("contrast=10",)),
-               ("contrast=1:10", ("contrast=1:10",)), ("contrast=10:10", ("contrast=10:10",))]
+GUIDED_REAL = [
+    ("no --attr", ()),
+    ("contrast=1", ("contrast=1",)),
+    ("contrast=10", ("contrast=10",)),
+    ("contrast=1:10", ("contrast=1:10",)),
+    ("contrast=10:10", ("contrast=10:10",)),
+]
 
 
 def guided_real_figure(args: argparse.Namespace) -> None:
@@ -118,27 +164,45 @@ def guided_real_figure(args: argparse.Namespace) -> None:
         data = Path(tmp) / "real"
         make_real_set(data, variants=16, size=96)
         run = Path(tmp) / "model"
-        styleforge.train_attrs(data, run, backbone="vgg16", weights="hed", size=96, batch_size=16, seed=0, workers=0)
+        styleforge.train_attrs(
+            data, run, backbone="vgg16", weights="hed", size=96, batch_size=16, seed=0, workers=0
+        )
         cells, captions, names = [], [], []
         for name in HELD_OUT[:2]:
             content = sources()[name]
             original = load_image(content).rgb
             row = [original]
-            caps = [f"rule {float(label(original.permute(1, 2, 0).numpy().astype(np.float64))['contrast']):.1f}"]
+            caps = [
+                f"rule {float(label(original.permute(1, 2, 0).numpy().astype(np.float64))['contrast']):.1f}"
+            ]
             for column, attrs in GUIDED_REAL:
                 options = {"attrs_model": str(run), "attrs": attrs} if attrs else {}
-                result = styleforge.transfer(content, [SWIRL], size=args.size, iterations=args.iterations,
-                                             network="vgg16", weights="hed", optimizer=(args.optimizer,),
-                                             score_with=str(run), seed=0, **options)
+                result = styleforge.transfer(
+                    content,
+                    [SWIRL],
+                    size=args.size,
+                    iterations=args.iterations,
+                    network="vgg16",
+                    weights="hed",
+                    optimizer=(args.optimizer,),
+                    score_with=str(run),
+                    seed=0,
+                    **options,
+                )
                 pixels = result.image.permute(1, 2, 0).numpy().astype(np.float64)
                 row.append(result.image)
-                caps.append(f"scored {result.scores.numeric['contrast']:.1f} · rule {float(label(pixels)['contrast']):.1f}")
+                caps.append(
+                    f"scored {result.scores.numeric['contrast']:.1f} · rule {float(label(pixels)['contrast']):.1f}"
+                )
                 print(f"{name} {column}: {result.summary.format()} | {caps[-1]}", flush=True)
             cells.append(row)
             captions.append(caps)
             names.append(name)
     sheet = contact_sheet(
-        cells, row_labels=names, col_labels=["content", *(c[0] for c in GUIDED_REAL)], captions=captions,
+        cells,
+        row_labels=names,
+        col_labels=["content", *(c[0] for c in GUIDED_REAL)],
+        captions=captions,
         cell_px=args.size,
         title=f"--attr contrast=... (HED VGG-16 network, real photographs) · {args.optimizer} x {args.iterations}",
     )
@@ -149,13 +213,20 @@ def demo_figure(args: argparse.Namespace) -> None:
     """docs/images/demo.png: the content, the two styles and `make demo`'s result, side by side."""
     from styleforge.images import load_image
 
-    result = styleforge.transfer(SAMPLES / "content.jpg", [f"{SWIRL}:0.6", f"{SHAPES}:0.4"], size=args.size,
-                                 weights=args.weights, **_overrides(args))
+    result = styleforge.transfer(
+        SAMPLES / "content.jpg",
+        [f"{SWIRL}:0.6", f"{SHAPES}:0.4"],
+        size=args.size,
+        weights=args.weights,
+        **_overrides(args),
+    )
     inputs = [load_image(path).rgb for path in (SAMPLES / "content.jpg", SWIRL, SHAPES)]
     sheet = contact_sheet(
-        [[*inputs, result.image]], col_labels=["content.jpg", "style_swirl.jpg:0.6", "style_shapes.jpg:0.4", "make demo"],
-        cell_px=args.size, title=f"styleforge transfer · {result.metadata['weights_used']} weights "
-                                 f"({result.metadata['network_used']}) · defaults · {args.size}px",
+        [[*inputs, result.image]],
+        col_labels=["content.jpg", "style_swirl.jpg:0.6", "style_shapes.jpg:0.4", "make demo"],
+        cell_px=args.size,
+        title=f"styleforge transfer · {result.metadata['weights_used']} weights "
+        f"({result.metadata['network_used']}) · defaults · {args.size}px",
     )
     print(f"{result.summary.format()}\n{_save(sheet, args.out or ROOT / 'docs' / 'images' / 'demo.png')}")
 
@@ -178,16 +249,23 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--weights", default="auto")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=None, help="[default: styleforge's]")
     parser.add_argument("--optimizer", default=None, help="[default: styleforge's]")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--guided", action="store_true", help="make docs/images/guided.png (attribute-guided transfer)")
+    parser.add_argument(
+        "--guided", action="store_true", help="make docs/images/guided.png (attribute-guided transfer)"
+    )
     parser.add_argument("--demo", action="store_true", help="make docs/images/demo.png (make demo's result)")
-    parser.add_argument("--guided-real", action="store_true",
-                        help="make docs/images/guided_real.png (guidance by a HED network trained on real photographs)")
+    parser.add_argument(
+        "--guided-real",
+        action="store_true",
+        help="make docs/images/guided_real.png (guidance by a HED network trained on real photographs)",
+    )
     args = parser.parse_args()
     if args.guided_real:
         args.iterations = args.iterations or 100
@@ -210,8 +288,13 @@ def main() -> None:
     for row_label, columns in ROWS:
         row, caps = [], []
         for col_label, styles, options in columns:
-            result = styleforge.transfer(SAMPLES / "content.jpg", styles, size=args.size, weights=args.weights,
-                                         **{**_overrides(args), **options})
+            result = styleforge.transfer(
+                SAMPLES / "content.jpg",
+                styles,
+                size=args.size,
+                weights=args.weights,
+                **{**_overrides(args), **options},
+            )
             used = f"{result.metadata['weights_used']} weights ({result.metadata['network_used']})"
             row.append(result.image)
             caps.append(f"{col_label} · loss {result.summary.total:.3g}")
@@ -221,9 +304,12 @@ def main() -> None:
         labels.append(row_label)
     defaults = styleforge.TransferConfig()
     sheet = contact_sheet(
-        cells, row_labels=labels, captions=captions, cell_px=args.size,
+        cells,
+        row_labels=labels,
+        captions=captions,
+        cell_px=args.size,
         title=f"styleforge transfer · {used} · {' then '.join(_overrides(args).get('optimizer', defaults.optimizer))} x "
-              f"{_overrides(args).get('iterations', defaults.iterations)} · {args.size}px",
+        f"{_overrides(args).get('iterations', defaults.iterations)} · {args.size}px",
     )
     print(_save(sheet, args.out))
 

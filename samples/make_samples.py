@@ -85,9 +85,7 @@ def _smooth(values: np.ndarray, radius: int) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
-def _midpoint_displacement(
-    rng: np.random.Generator, width: int, roughness: float = 0.55
-) -> np.ndarray:
+def _midpoint_displacement(rng: np.random.Generator, width: int, roughness: float = 0.55) -> np.ndarray:
     """Make a jagged 1-D profile by midpoint displacement.
 
     Args:
@@ -377,9 +375,7 @@ _FLAT: tuple[Color, ...] = (
 _BLACK: Color = (18, 18, 18)
 
 
-def _leaf(
-    cx: float, cy: float, radius: float, lobes: int, angle: float
-) -> list[tuple[float, float]]:
+def _leaf(cx: float, cy: float, radius: float, lobes: int, angle: float) -> list[tuple[float, float]]:
     """Outline a lobed, cut-out-like leaf shape.
 
     Args:
@@ -464,10 +460,7 @@ def make_style_shapes(rng: np.random.Generator) -> Image.Image:
         n = int(rng.integers(3, 5))
         angles = np.sort(rng.uniform(0, 2 * np.pi, n))
         radii = rng.uniform(0.14, 0.26, n) * size
-        pts = [
-            (float(cx + r * np.cos(a)), float(cy + r * np.sin(a)))
-            for r, a in zip(radii, angles)
-        ]
+        pts = [(float(cx + r * np.cos(a)), float(cy + r * np.sin(a))) for r, a in zip(radii, angles)]
         _outlined_polygon(draw, pts, color(), line)
 
     # Matisse-like lobed cut-outs.

@@ -40,8 +40,18 @@ _API = {
 }
 
 __all__ = [
-    "__version__", "TransferConfig", "TrainConfig", "StyleforgeError", "transfer", "transfer_each", "TransferResult",
-    "make_dataset", "train_attrs", "TrainResult", "score_images", "ImageScore",
+    "__version__",
+    "TransferConfig",
+    "TrainConfig",
+    "StyleforgeError",
+    "transfer",
+    "transfer_each",
+    "TransferResult",
+    "make_dataset",
+    "train_attrs",
+    "TrainResult",
+    "score_images",
+    "ImageScore",
 ]
 assert set(__all__) == {"__version__", *_API}
 

@@ -12,10 +12,32 @@ from typing import Any
 
 from .errors import InvalidParameter, choice_error
 
-__all__ = ["TransferConfig", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYERS", "COLOR_TRANSFERS", "INITS", "PRECISIONS"]
+__all__ = [
+    "TransferConfig",
+    "DEFAULT_STYLE_LAYERS",
+    "DEFAULT_CONTENT_LAYERS",
+    "COLOR_TRANSFERS",
+    "INITS",
+    "PRECISIONS",
+]
 __all__ += ["NETWORKS", "STYLE_LOSSES", "STYLE_WEIGHTS"]
-__all__ += ["TrainConfig", "DatasetConfig", "BACKBONES", "NUMERIC_LOSSES", "BALANCES", "AUGMENTS", "FEATURE_NORMS"]
-__all__ += ["DEFAULT_ATTR_WEIGHT", "ScoreConfig", "AUTO_MIN_SIZE", "auto_scales", "VideoConfig", "DEFAULT_FPS"]
+__all__ += [
+    "TrainConfig",
+    "DatasetConfig",
+    "BACKBONES",
+    "NUMERIC_LOSSES",
+    "BALANCES",
+    "AUGMENTS",
+    "FEATURE_NORMS",
+]
+__all__ += [
+    "DEFAULT_ATTR_WEIGHT",
+    "ScoreConfig",
+    "AUTO_MIN_SIZE",
+    "auto_scales",
+    "VideoConfig",
+    "DEFAULT_FPS",
+]
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu2_2", "relu4_2")
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -269,18 +291,26 @@ class TransferConfig:
             _check_int("--tile-overlap", self.tile_overlap, 0)
             side = self.tile_side()
             if side is not None and 2 * self.tile_overlap >= side:
-                raise InvalidParameter("--tile-overlap", self.tile_overlap, f"less than half the tile ({side // 2} px)")
+                raise InvalidParameter(
+                    "--tile-overlap", self.tile_overlap, f"less than half the tile ({side // 2} px)"
+                )
         _check_int("--tile-passes", self.tile_passes, 1)
         if self.precision not in PRECISIONS:
             raise choice_error("--precision", self.precision, PRECISIONS)
         if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
-            raise InvalidParameter("--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)")
+            raise InvalidParameter(
+                "--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)"
+            )
 
     def _validate_optimizer(self) -> None:
         """The ``NAME[:STEPS][@LR]`` stages of the chain."""
         from .parsing import parse_optimizer
 
-        if isinstance(self.optimizer, str) or not isinstance(self.optimizer, (tuple, list)) or not self.optimizer:
+        if (
+            isinstance(self.optimizer, str)
+            or not isinstance(self.optimizer, (tuple, list))
+            or not self.optimizer
+        ):
             raise InvalidParameter("--optimizer", self.optimizer, "one or more NAME[:STEPS][@LR] stages")
         for stage in self.optimizer:
             parse_optimizer(stage)
@@ -289,7 +319,10 @@ class TransferConfig:
         """The ``NAME=MASK`` syntax of the mask options (names and files are checked by the run)."""
         from .parsing import parse_region
 
-        for param, items in (("--style-mask", self.style_masks), ("--style-image-mask", self.style_image_masks)):
+        for param, items in (
+            ("--style-mask", self.style_masks),
+            ("--style-image-mask", self.style_image_masks),
+        ):
             if isinstance(items, str) or not isinstance(items, (tuple, list)):
                 raise InvalidParameter(param, items, "a list of NAME=MASK strings")
             for item in items:
@@ -306,9 +339,13 @@ class TransferConfig:
         for item in self.attrs:
             parse_attr(item)
         if self.attrs and not self.attrs_model:
-            raise InvalidParameter("--attr", self.attrs[0], "--attrs-model MODEL_DIR as well (the network that rates the image)")
+            raise InvalidParameter(
+                "--attr", self.attrs[0], "--attrs-model MODEL_DIR as well (the network that rates the image)"
+            )
         if self.attrs_model and not self.attrs:
-            raise InvalidParameter("--attrs-model", self.attrs_model, "at least one --attr NAME=VALUE[:WEIGHT] to steer towards")
+            raise InvalidParameter(
+                "--attrs-model", self.attrs_model, "at least one --attr NAME=VALUE[:WEIGHT] to steer towards"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (tuples become lists), stored in output metadata."""
@@ -446,14 +483,18 @@ class TrainConfig:
             raise choice_error("--augment", self.augment, AUGMENTS)
         if self.augment == "standard" and not self.finetune:
             raise InvalidParameter(
-                "--augment", self.augment, "none without --finetune",
+                "--augment",
+                self.augment,
+                "none without --finetune",
                 "a frozen backbone's features are computed once per image, without augmentation",
             )
         if self.numeric_loss not in NUMERIC_LOSSES:
             raise choice_error("--numeric-loss", self.numeric_loss, NUMERIC_LOSSES)
         _check_number("--huber-delta", self.huber_delta, strict=True)
         if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
-            raise InvalidParameter("--label-smoothing", self.label_smoothing, "a number from 0 up to (not including) 1")
+            raise InvalidParameter(
+                "--label-smoothing", self.label_smoothing, "a number from 0 up to (not including) 1"
+            )
         if not isinstance(self.loss_weights, dict):
             raise InvalidParameter("--loss-weight", self.loss_weights, "KEY=WEIGHT pairs")
         if self.balance not in BALANCES:
@@ -474,18 +515,25 @@ class TrainConfig:
                 raise InvalidParameter(param, value, "a share from 0 up to (not including) 1")
         if self.val_split + self.test_split >= 1:
             raise InvalidParameter(
-                "--test-split", self.test_split, f"a share that leaves images to train on with --val-split {self.val_split:g}"
+                "--test-split",
+                self.test_split,
+                f"a share that leaves images to train on with --val-split {self.val_split:g}",
             )
         _check_int("--patience", self.patience, 0)
         _check_number("--min-delta", self.min_delta)
         if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
-            raise InvalidParameter("--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)")
+            raise InvalidParameter(
+                "--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)"
+            )
         if self.workers is not None:
             _check_int("--workers", self.workers, 0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, stored in ``model.json``."""
-        return {f.name: (dict(v) if isinstance(v := getattr(self, f.name), dict) else v) for f in dataclasses.fields(self)}
+        return {
+            f.name: (dict(v) if isinstance(v := getattr(self, f.name), dict) else v)
+            for f in dataclasses.fields(self)
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

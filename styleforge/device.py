@@ -13,8 +13,16 @@ from .errors import InvalidParameter, ResourceError, choice_error
 from .machine import check_fits as fits_or_refuse
 from .machine import cpu_memory_available
 
-__all__ = ["DEVICE_CHOICES", "PRECISIONS", "available_memory", "check_fits", "native_bf16", "resolve_device",
-           "resolve_precision", "tf32_mode"]
+__all__ = [
+    "DEVICE_CHOICES",
+    "PRECISIONS",
+    "available_memory",
+    "check_fits",
+    "native_bf16",
+    "resolve_device",
+    "resolve_precision",
+    "tf32_mode",
+]
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps"
 
@@ -39,13 +47,17 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cpu")
     if text == "mps":
         if not torch.backends.mps.is_available():
-            raise ResourceError("--device mps: this machine has no MPS (Apple GPU) device; use --device cpu or auto")
+            raise ResourceError(
+                "--device mps: this machine has no MPS (Apple GPU) device; use --device cpu or auto"
+            )
         return torch.device("mps")
     match = re.fullmatch(r"cuda(?::(\d+))?", text)
     if not match:
         raise InvalidParameter("--device", spec, DEVICE_CHOICES)
     if not torch.cuda.is_available():
-        raise ResourceError(f"--device {spec}: no CUDA device is available on this machine; use --device cpu or auto")
+        raise ResourceError(
+            f"--device {spec}: no CUDA device is available on this machine; use --device cpu or auto"
+        )
     index = int(match[1] or 0)
     if index >= torch.cuda.device_count():
         raise ResourceError(
@@ -91,14 +103,18 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         return torch.bfloat16 if native_bf16(device) else None
     if precision == "tf32":
         if device.type != "cuda":
-            raise ResourceError(f"--precision tf32: TF32 is a format of NVIDIA GPUs, not of {device.type}; "
-                                "use --precision fp32, bf16 or auto")
+            raise ResourceError(
+                f"--precision tf32: TF32 is a format of NVIDIA GPUs, not of {device.type}; "
+                "use --precision fp32, bf16 or auto"
+            )
         return None
     if precision == "fp32":
         return None
     if device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16
-    raise ResourceError(f"--precision bf16: {device.type} has no bf16 autocast here; use --precision fp32 or auto")
+    raise ResourceError(
+        f"--precision bf16: {device.type} has no bf16 autocast here; use --precision fp32 or auto"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -130,8 +146,14 @@ def _tf32_settings() -> list[tuple[object, str, object, object]]:
     ``allow_tf32`` flags is an error there), else the legacy flags."""
     conv = getattr(torch.backends.cudnn, "conv", None)
     if conv is not None and hasattr(conv, "fp32_precision"):
-        return [(torch.backends.cuda.matmul, "fp32_precision", "tf32", "ieee"), (conv, "fp32_precision", "tf32", "ieee")]
-    return [(torch.backends.cuda.matmul, "allow_tf32", True, False), (torch.backends.cudnn, "allow_tf32", True, False)]
+        return [
+            (torch.backends.cuda.matmul, "fp32_precision", "tf32", "ieee"),
+            (conv, "fp32_precision", "tf32", "ieee"),
+        ]
+    return [
+        (torch.backends.cuda.matmul, "allow_tf32", True, False),
+        (torch.backends.cudnn, "allow_tf32", True, False),
+    ]
 
 
 @contextmanager

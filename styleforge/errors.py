@@ -72,8 +72,11 @@ class InvalidParameter(StyleforgeError):
 
     def __init__(self, param: str, value: object, valid: str, hint: str = "") -> None:
         self.param, self.value, self.valid, self.hint = param, value, valid, hint
-        message = f"{param}: {shown(value)} is not valid; expected {valid}" if value is not None else \
-            f"{param}: missing; expected {valid}"
+        message = (
+            f"{param}: {shown(value)} is not valid; expected {valid}"
+            if value is not None
+            else f"{param}: missing; expected {valid}"
+        )
         if hint:
             message += f" ({hint})"
         super().__init__(message)
@@ -132,11 +135,21 @@ class OutputWriteError(StyleforgeError):
 
     exit_code = 1
 
-    def __init__(self, param: str, path: Path, reason: str, saved: Path | None, failures: Iterable[str] = ()) -> None:
-        self.param, self.path, self.reason, self.saved, self.failures = param, path, reason, saved, list(failures)
+    def __init__(
+        self, param: str, path: Path, reason: str, saved: Path | None, failures: Iterable[str] = ()
+    ) -> None:
+        self.param, self.path, self.reason, self.saved, self.failures = (
+            param,
+            path,
+            reason,
+            saved,
+            list(failures),
+        )
         message = f"{param}: could not write {str(path)!r} ({reason}); "
         if saved is not None:
             message += f"the result was saved to {str(saved)!r}"
         else:
-            message += "no copy could be saved either (" + "; ".join(self.failures or ["no fallback folder"]) + ")"
+            message += (
+                "no copy could be saved either (" + "; ".join(self.failures or ["no fallback folder"]) + ")"
+            )
         super().__init__(message)

@@ -4,13 +4,14 @@ files remembered, and TOML reading."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -72,8 +73,9 @@ def atomic_path(path: str | os.PathLike[str], *, keep_suffix: bool = False) -> I
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX + (path.suffix if keep_suffix else ""),
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=_TMP_SUFFIX + (path.suffix if keep_suffix else ""), dir=path.parent
+    )
     os.close(fd)
     try:
         yield Path(tmp)
@@ -109,7 +111,12 @@ def _reason(exc: OSError, *, with_file: bool = False) -> str:
     """An OSError in words (``No space left on device``); ``with_file`` adds the file it concerns
     (``File exists: 'out'``) unless that is :func:`write_atomic`'s temporary file."""
     text = exc.strerror or str(exc) or type(exc).__name__
-    if with_file and exc.strerror and exc.filename is not None and _TMP_SUFFIX not in Path(os.fspath(exc.filename)).name:
+    if (
+        with_file
+        and exc.strerror
+        and exc.filename is not None
+        and _TMP_SUFFIX not in Path(os.fspath(exc.filename)).name
+    ):
         text += f": {os.fspath(exc.filename)!r}"
     return text
 
@@ -141,7 +148,9 @@ def check_writable(path: str | os.PathLike[str], *, param: str = "-o") -> Path:
     while not ancestor.is_dir() and ancestor != ancestor.parent:
         if os.path.lexists(ancestor):
             kind = "a broken link" if ancestor.is_symlink() else "a file"
-            raise InvalidParameter(param, str(path), "a path inside a folder", f"{str(ancestor)!r} is {kind}, not a folder")
+            raise InvalidParameter(
+                param, str(path), "a path inside a folder", f"{str(ancestor)!r} is {kind}, not a folder"
+            )
         missing.append(ancestor)
         ancestor = ancestor.parent
     created: list[Path] = []
@@ -152,16 +161,26 @@ def check_writable(path: str | os.PathLike[str], *, param: str = "-o") -> Path:
             except FileExistsError:
                 if new.is_dir():  # made by someone else meanwhile: theirs, not removed below
                     continue
-                raise InvalidParameter(param, str(path), "a path inside a folder", f"{str(new)!r} is a file, not a folder") from None
+                raise InvalidParameter(
+                    param, str(path), "a path inside a folder", f"{str(new)!r} is a file, not a folder"
+                ) from None
             except OSError as exc:
-                raise InvalidParameter(param, str(path), "a path whose folder can be created",
-                                       f"cannot create {str(new)!r}: {_reason(exc)}") from None
+                raise InvalidParameter(
+                    param,
+                    str(path),
+                    "a path whose folder can be created",
+                    f"cannot create {str(new)!r}: {_reason(exc)}",
+                ) from None
             created.append(new)
         try:
             fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=folder)
         except OSError as exc:
-            raise InvalidParameter(param, str(path), "a path in a folder that can be written",
-                                   f"cannot create a file in {str(folder)!r}: {_reason(exc)}") from None
+            raise InvalidParameter(
+                param,
+                str(path),
+                "a path in a folder that can be written",
+                f"cannot create a file in {str(folder)!r}: {_reason(exc)}",
+            ) from None
         os.close(fd)
         os.unlink(probe)
     finally:
@@ -183,8 +202,9 @@ def _same_file(a: Path, b: Path) -> bool:
     return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
 
 
-def check_not_input(path: str | os.PathLike[str], inputs: Iterable[tuple[str, str | os.PathLike[str]]], *,
-                    param: str = "-o") -> Path:
+def check_not_input(
+    path: str | os.PathLike[str], inputs: Iterable[tuple[str, str | os.PathLike[str]]], *, param: str = "-o"
+) -> Path:
     """Refuses an output that is one of the run's inputs: writing it would destroy the user's file.
 
     Args:
@@ -198,18 +218,20 @@ def check_not_input(path: str | os.PathLike[str], inputs: Iterable[tuple[str, st
     path = Path(path)
     for given, source in inputs:
         if _same_file(path, Path(source)):
-            raise InvalidParameter(param, str(path), "a path that is not one of the inputs",
-                                   f"it is the {given} {str(source)!r}, which the run would overwrite")
+            raise InvalidParameter(
+                param,
+                str(path),
+                "a path that is not one of the inputs",
+                f"it is the {given} {str(source)!r}, which the run would overwrite",
+            )
     return path
 
 
 def _fallback_folders() -> list[Path]:
     """The current working folder, then the system temp folder (each once)."""
     folders: list[Path] = []
-    try:
+    with contextlib.suppress(OSError):  # the working folder may have been deleted
         folders.append(Path.cwd())
-    except OSError:  # the working folder was deleted
-        pass
     temp = Path(tempfile.gettempdir())
     if temp not in folders:
         folders.append(temp)
@@ -339,10 +361,8 @@ def remember_sha256(path: str | os.PathLike[str], digest: str, stamp: dict[str, 
     memo = path.parent / SHA256_MEMO
     entries = {name: entry for name, entry in _read_memo(memo).items() if (path.parent / name).exists()}
     entries[path.name] = {**stamp, "sha256": digest}
-    try:
+    with suppress(OSError):
         write_atomic(memo, json.dumps({"version": 1, "files": entries}, indent=1, sort_keys=True).encode())
-    except OSError:
-        pass
 
 
 def remembered_sha256(path: str | os.PathLike[str]) -> str:
@@ -355,7 +375,11 @@ def remembered_sha256(path: str | os.PathLike[str]) -> str:
     stamp = _stamp(path)
     if stamp["size"] >= REMEMBER_SHA256_FROM:
         entry = _read_memo(path.parent / SHA256_MEMO).get(path.name)
-        if isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and all(entry.get(k) == v for k, v in stamp.items()):
+        if (
+            isinstance(entry, dict)
+            and isinstance(entry.get("sha256"), str)
+            and all(entry.get(k) == v for k, v in stamp.items())
+        ):
             return entry["sha256"]
     digest = sha256_of(path)
     if _stamp(path) == stamp:  # not changed while it was read

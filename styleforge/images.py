@@ -92,7 +92,9 @@ def _integer_gray(image: Image.Image, depth: tuple[int, bool] | None) -> np.ndar
     """
     data = np.asarray(image)
     if depth is None:
-        bits, signed = (16, False) if image.mode.startswith("I;16") or int(data.max(initial=0)) <= 65535 else (32, True)
+        bits, signed = (
+            (16, False) if image.mode.startswith("I;16") or int(data.max(initial=0)) <= 65535 else (32, True)
+        )
     else:
         bits, signed = depth
         if bits == 32 and not signed and data.dtype == np.int32:
@@ -101,7 +103,9 @@ def _integer_gray(image: Image.Image, depth: tuple[int, bool] | None) -> np.ndar
     return np.clip(data.astype(np.float32) / np.float32(peak), 0.0, 1.0)
 
 
-def _to_float_array(image: Image.Image, depth: tuple[int, bool] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def _to_float_array(
+    image: Image.Image, depth: tuple[int, bool] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Converts any Pillow mode to (H, W, 3) RGB and optional (H, W) alpha, float32 in [0, 1].
 
     ``depth`` is the file's (bits, signed) for integer greyscale modes (:func:`_tiff_depth`).
@@ -152,10 +156,14 @@ def load_image(path: str | os.PathLike[str], *, param: str = "image") -> LoadedI
                 rgb, alpha = _to_float_array(image, depth)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputFileError(
-            param, path, f"is larger than {Image.MAX_IMAGE_PIXELS} pixels (refused as a possible decompression bomb)"
+            param,
+            path,
+            f"is larger than {Image.MAX_IMAGE_PIXELS} pixels (refused as a possible decompression bomb)",
         ) from None
     except UnidentifiedImageError:
-        raise InputFileError(param, path, "is not an image Pillow can read (JPEG, PNG, WebP, BMP, TIFF, GIF, ...)") from None
+        raise InputFileError(
+            param, path, "is not an image Pillow can read (JPEG, PNG, WebP, BMP, TIFF, GIF, ...)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputFileError(param, path, f"could not be decoded ({exc})") from None
     if rgb.size == 0:
@@ -179,7 +187,9 @@ def probe_image(path: str | os.PathLike[str], *, param: str = "image") -> tuple[
         with Image.open(path) as image:
             return image.size
     except UnidentifiedImageError:
-        raise InputFileError(param, path, "is not an image Pillow can read (JPEG, PNG, WebP, BMP, TIFF, GIF, ...)") from None
+        raise InputFileError(
+            param, path, "is not an image Pillow can read (JPEG, PNG, WebP, BMP, TIFF, GIF, ...)"
+        ) from None
     except OSError as exc:
         raise InputFileError(param, path, f"could not be read ({exc})") from None
 
@@ -211,7 +221,11 @@ def output_format(path: str | os.PathLike[str], *, param: str = "-o") -> str:
     ext = Path(path).suffix.lower()
     formats = Image.registered_extensions()
     if ext not in formats or formats[ext] not in Image.SAVE:
-        valid = sorted(e for e, f in formats.items() if f in Image.SAVE and f in {"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"})
+        valid = sorted(
+            e
+            for e, f in formats.items()
+            if f in Image.SAVE and f in {"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"}
+        )
         raise InvalidParameter(param, str(path), "a file name ending in one of: " + " ".join(valid))
     return formats[ext]
 
@@ -276,7 +290,9 @@ def save_image(
         rgb = rgb[0]
     if alpha is not None and fmt in _ALPHA_FORMATS:
         if alpha.shape[-2:] != rgb.shape[-2:]:
-            alpha = F.interpolate(alpha[None].float(), size=rgb.shape[-2:], mode="bilinear", align_corners=False)[0]
+            alpha = F.interpolate(
+                alpha[None].float(), size=rgb.shape[-2:], mode="bilinear", align_corners=False
+            )[0]
     else:
         alpha = None
     image = _to_pil(rgb, alpha)
@@ -287,6 +303,7 @@ def save_image(
         options["pnginfo"] = info
     if fmt == "JPEG":
         options["quality"] = 95
+
     def encode(handle: BinaryIO) -> None:
         image.save(handle, format=fmt, **options)
 
@@ -328,21 +345,29 @@ def read_metadata(path: str | os.PathLike[str], *, param: str = "image") -> dict
     except OSError:  # includes UnidentifiedImageError
         return None
     except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # e.g. a chunk past MAX_TEXT_CHUNK
-        raise InputFileError(param, path, f"has a {METADATA_KEY} metadata chunk that could not be read ({exc})") from None
+        raise InputFileError(
+            param, path, f"has a {METADATA_KEY} metadata chunk that could not be read ({exc})"
+        ) from None
     if text is None:
         return None
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError; RecursionError for "[[[[…" nested too deep
         why = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
-        raise InputFileError(param, path, f"has {METADATA_KEY} metadata that is not valid JSON ({why}); expected "
-                             f"the JSON object styleforge writes, so the file was damaged or edited") from None
+        raise InputFileError(
+            param,
+            path,
+            f"has {METADATA_KEY} metadata that is not valid JSON ({why}); expected "
+            f"the JSON object styleforge writes, so the file was damaged or edited",
+        ) from None
     if not isinstance(data, dict):
-        raise InputFileError(param, path, f"has {METADATA_KEY} metadata that is {_json_kind(data)}, not a JSON object "
-                             f"(styleforge writes an object of the run's parameters)")
+        raise InputFileError(
+            param,
+            path,
+            f"has {METADATA_KEY} metadata that is {_json_kind(data)}, not a JSON object "
+            f"(styleforge writes an object of the run's parameters)",
+        )
     return data
-
-
 
 
 def find_images(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:
@@ -370,8 +395,13 @@ def find_images(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str 
         path = Path(item)
         if path.is_dir():
             found = sorted(
-                (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                 and not any(part.startswith(".") for part in p.relative_to(path).parts)),
+                (
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file()
+                    and p.suffix.lower() in IMAGE_EXTENSIONS
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                ),
                 key=lambda p: p.relative_to(path).as_posix(),
             )
             if not found:

@@ -61,11 +61,17 @@ def _cgroup_room() -> int | None:
     """Bytes this process's memory cgroup (a container's ``--memory``, a batch job's allocation) still
     lets it take: its limit less its usage; ``None`` without a limit."""
     rooms = []
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",  # cgroup v1
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",  # cgroup v1
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
         limit, usage = _read_int(limit_file), _read_int(usage_file)
-        if limit is not None and usage is not None and limit < 1 << 60:  # v1 writes "no limit" as a huge number
+        if (
+            limit is not None and usage is not None and limit < 1 << 60
+        ):  # v1 writes "no limit" as a huge number
             rooms.append(max(0, limit - usage))
     return min(rooms) if rooms else None
 
@@ -95,8 +101,15 @@ def cpu_memory_available() -> int | None:
     ``ulimit -v`` leaves.
     """
     system = _meminfo_available()
-    rooms = [room for room in (system // sharing_processes() if system is not None else None, _cgroup_room(),
-                               _address_space_room()) if room is not None]
+    rooms = [
+        room
+        for room in (
+            system // sharing_processes() if system is not None else None,
+            _cgroup_room(),
+            _address_space_room(),
+        )
+        if room is not None
+    ]
     return min(rooms) if rooms else None
 
 
@@ -124,5 +137,6 @@ def check_fits(need: int, free: int | None, what: str, fix: str, *, where: str =
     """
     if free is None or need <= free:
         return need
-    raise ResourceError(f"{what}: this needs about {gib(need)} of memory on {where} and {gib(free)} is available; "
-                        f"try {fix}")
+    raise ResourceError(
+        f"{what}: this needs about {gib(need)} of memory on {where} and {gib(free)} is available; try {fix}"
+    )

@@ -18,8 +18,19 @@ from pathlib import Path
 from .errors import InvalidParameter, choice_error
 
 __all__ = [
-    "as_number", "StyleSpec", "parse_style", "normalise_blend", "style_term_names", "parse_region", "resolve_style_name",
-    "OPTIMIZERS", "OptimizerSpec", "parse_optimizer", "ATTR_SYNTAX", "AttrSpec", "parse_attr",
+    "as_number",
+    "StyleSpec",
+    "parse_style",
+    "normalise_blend",
+    "style_term_names",
+    "parse_region",
+    "resolve_style_name",
+    "OPTIMIZERS",
+    "OptimizerSpec",
+    "parse_optimizer",
+    "ATTR_SYNTAX",
+    "AttrSpec",
+    "parse_attr",
 ]
 
 
@@ -126,7 +137,9 @@ def parse_region(text: str, *, param: str = "--style-mask") -> tuple[str, Path]:
     """
     name, sep, path = str(text).partition("=")
     if not (sep and name.strip() and path.strip()):
-        raise InvalidParameter(param, text, "NAME=MASK, NAME a style's name (a for a.jpg) or position (1, 2, ...)")
+        raise InvalidParameter(
+            param, text, "NAME=MASK, NAME a style's name (a for a.jpg) or position (1, 2, ...)"
+        )
     return name.strip(), Path(path.strip())
 
 
@@ -153,7 +166,17 @@ def resolve_style_name(name: str, names: Sequence[str], *, param: str, whole: st
 
 #: The optimisers of the engine's factory (:func:`styleforge.engine.make_optimizer`), in the order
 #: the help lists them.
-OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam", "adamw", "sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta")
+OPTIMIZERS: tuple[str, ...] = (
+    "lbfgs",
+    "adam",
+    "adamw",
+    "sgd",
+    "momentum",
+    "nesterov",
+    "rmsprop",
+    "adagrad",
+    "adadelta",
+)
 
 _SPEC = re.compile(r"^(?P<name>[A-Za-z_]+)(?::(?P<steps>[^@]*))?(?:@(?P<lr>.*))?$")
 
@@ -255,9 +278,13 @@ def parse_attr(text: str, *, param: str = "--attr") -> AttrSpec:
         try:
             weight = float(tail)
         except ValueError:
-            raise InvalidParameter(param, text, ATTR_SYNTAX, f"the weight {tail.strip()!r} is not a number") from None
+            raise InvalidParameter(
+                param, text, ATTR_SYNTAX, f"the weight {tail.strip()!r} is not a number"
+            ) from None
         if not (math.isfinite(weight) and weight >= 0):
-            raise InvalidParameter(param, text, ATTR_SYNTAX, f"the weight {tail.strip()!r} is not a finite number >= 0")
+            raise InvalidParameter(
+                param, text, ATTR_SYNTAX, f"the weight {tail.strip()!r} is not a finite number >= 0"
+            )
         if not value.strip():
             raise InvalidParameter(param, text, ATTR_SYNTAX)
     else:

@@ -47,7 +47,9 @@ def check_history_path(path: str | os.PathLike[str], *, param: str = "--history"
     return check_writable(path, param=param)
 
 
-def write_history(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], *, param: str = "--history") -> Path:
+def write_history(
+    path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], *, param: str = "--history"
+) -> Path:
     """Writes history rows as CSV (one column per key, first row's order) or JSON (a list of objects).
 
     Non-finite numbers are written as ``nan``/``inf`` in CSV and ``null`` in JSON.
@@ -59,7 +61,10 @@ def write_history(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]
     if path.suffix.lower() not in HISTORY_FORMATS or path.is_dir():
         raise InvalidParameter(param, str(path), "a file ending in .csv or .json")
     if path.suffix.lower() == ".json":
-        clean = [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in r.items()} for r in rows]
+        clean = [
+            {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in r.items()}
+            for r in rows
+        ]
         return write_with_fallback(path, json.dumps(clean, indent=1).encode(), param=param)
     columns: list[str] = []
     for row in rows:
@@ -98,8 +103,16 @@ def plot_curves(
         param: The option the path came from, named if it cannot be written.
     """
     panel = {label: (x, ys) for label, ys in series.items()}
-    return plot_panels(path, {title: panel}, xlabel=xlabel, ylabel=ylabel, log=log, markers=markers, size=(8, 4.5),
-                       param=param)
+    return plot_panels(
+        path,
+        {title: panel},
+        xlabel=xlabel,
+        ylabel=ylabel,
+        log=log,
+        markers=markers,
+        size=(8, 4.5),
+        param=param,
+    )
 
 
 def plot_panels(
@@ -142,7 +155,9 @@ def plot_panels(
         axes = figure.add_subplot(rows, cols, i + 1)
         plotted = False
         for label, (xs, ys) in curves.items():
-            points = [(a, b) for a, b in zip(xs, ys) if b is not None and math.isfinite(b) and (b > 0 or not log)]
+            points = [
+                (a, b) for a, b in zip(xs, ys) if b is not None and math.isfinite(b) and (b > 0 or not log)
+            ]
             if points:
                 axes.plot(*zip(*points), label=label, linewidth=1.3)
                 plotted = True
@@ -153,7 +168,9 @@ def plot_panels(
         if title:
             axes.set_title(title, fontsize=10 if small else 12)
         axes.set_xlabel(xlabel, fontsize=8 if small else 10)
-        axes.set_ylabel(ylabel if isinstance(ylabel, str) else ylabel.get(title, ""), fontsize=8 if small else 10)
+        axes.set_ylabel(
+            ylabel if isinstance(ylabel, str) else ylabel.get(title, ""), fontsize=8 if small else 10
+        )
         if small:
             axes.tick_params(labelsize=7)
         axes.grid(True, which="both", alpha=0.3)
@@ -210,7 +227,9 @@ class CheckpointWriter:
             path = self.pattern.format(event.iteration)
             try:
                 self.written.append(save_image(path, image, metadata=meta))
-            except OSError as exc:  # a checkpoint is not the result: the run goes on, the CLI says so at the end
+            except (
+                OSError
+            ) as exc:  # a checkpoint is not the result: the run goes on, the CLI says so at the end
                 self.failed.append(f"{path} ({exc.strerror or exc})")
 
 
@@ -244,8 +263,12 @@ class GifRecorder:
         import imageio.v3 as iio
 
         size = self.frames[-1].shape[1::-1]  # coarse-to-fine frames grow: show all at the final size
-        frames = [f if f.shape[:2] == self.frames[-1].shape[:2] else np.asarray(Image.fromarray(f).resize(size, Image.Resampling.NEAREST))
-                  for f in self.frames]
+        frames = [
+            f
+            if f.shape[:2] == self.frames[-1].shape[:2]
+            else np.asarray(Image.fromarray(f).resize(size, Image.Resampling.NEAREST))
+            for f in self.frames
+        ]
         data = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=self.duration_ms, loop=0)
         return write_with_fallback(self.path, data, param="--progress-gif")
 
@@ -281,8 +304,18 @@ def contact_sheet(
     head_h = 20 if col_labels else 0
     cap_h = 18 if captions else 0
     pad = 6
-    col_w = max([cell_px] + [int(font.getlength(t)) + 4 for row in captions for t in row] + [int(font.getlength(t)) + 4 for t in col_labels])
-    row_h = [max([cell_px * min(1.0, im.shape[-2] / max(im.shape[-2:])) for im in row if im is not None] or [cell_px]) for row in cells]
+    col_w = max(
+        [cell_px]
+        + [int(font.getlength(t)) + 4 for row in captions for t in row]
+        + [int(font.getlength(t)) + 4 for t in col_labels]
+    )
+    row_h = [
+        max(
+            [cell_px * min(1.0, im.shape[-2] / max(im.shape[-2:])) for im in row if im is not None]
+            or [cell_px]
+        )
+        for row in cells
+    ]
     row_h = [int(round(h)) for h in row_h]
     width = label_w + cols * (col_w + pad) + pad
     height = title_h + head_h + sum(h + cap_h + pad for h in row_h) + pad
@@ -302,7 +335,9 @@ def contact_sheet(
                 draw.rectangle([left, top, left + cell_px - 1, top + row_h[r] - 1], outline="red")
                 draw.text((left + 6, top + 6), "failed", fill="red", font=font)
             else:
-                array = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+                array = (
+                    image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+                )
                 tile = Image.fromarray(array, "RGB")
                 scale = cell_px / max(tile.size)  # small images are enlarged (pixelated), large ones reduced
                 fit = (max(1, round(tile.width * scale)), max(1, round(tile.height * scale)))

@@ -15,8 +15,21 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import FrameType
 
-__all__ = ["INTERRUPTED_DETAIL", "STOP_SIGNALS", "Interrupt", "Terminated", "exit_code_of", "installed", "sigint_flag",
-           "keeping", "signal_name", "stop_detail", "stop_signals", "stopped_words", "watch"]
+__all__ = [
+    "INTERRUPTED_DETAIL",
+    "STOP_SIGNALS",
+    "Interrupt",
+    "Terminated",
+    "exit_code_of",
+    "installed",
+    "sigint_flag",
+    "keeping",
+    "signal_name",
+    "stop_detail",
+    "stop_signals",
+    "stopped_words",
+    "watch",
+]
 
 #: The signals a run stops on, keeping its result.
 STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)

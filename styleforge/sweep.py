@@ -16,6 +16,7 @@ no further cell starts.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
@@ -38,8 +39,18 @@ from .files import write_atomic
 from .machine import PROCESSES_ENV, sharing_processes, usable_cores
 from .signals import Interrupt, exit_code_of, stopped_words, watch
 
-__all__ = ["Axis", "Cell", "CellResult", "BACKENDS", "STATUSES", "cell_environment", "parse_grid", "plan_cells", "run_cells",
-           "write_results"]
+__all__ = [
+    "Axis",
+    "Cell",
+    "CellResult",
+    "BACKENDS",
+    "STATUSES",
+    "cell_environment",
+    "parse_grid",
+    "plan_cells",
+    "run_cells",
+    "write_results",
+]
 
 BACKENDS = ("local", "ray")
 
@@ -139,7 +150,9 @@ def plan_cells(
     cells = []
     for index, combo in enumerate(itertools.product(*(axis.values for axis in axes))):
         settings = {axis.name: value for axis, value in zip(axes, combo)}
-        name = f"{index:03d}-" + "__".join(_slug(f"{k}={Path(v).name if '/' in v else v}") for k, v in settings.items())
+        name = f"{index:03d}-" + "__".join(
+            _slug(f"{k}={Path(v).name if '/' in v else v}") for k, v in settings.items()
+        )
         args = list(base_args)
         for key, value in settings.items():
             option, _, sub = key.partition(".")
@@ -196,9 +209,16 @@ def cell_environment(jobs: int, environ: Mapping[str, str] | None = None) -> dic
     return env
 
 
-def run_one(command: str, cell: Cell, out_dir: str, collect: Callable[[Path], dict[str, Any]], *,
-            env: Mapping[str, str] | None = None, started: Callable[[subprocess.Popen], None] | None = None,
-            ended: Callable[[subprocess.Popen], None] | None = None) -> CellResult:
+def run_one(
+    command: str,
+    cell: Cell,
+    out_dir: str,
+    collect: Callable[[Path], dict[str, Any]],
+    *,
+    env: Mapping[str, str] | None = None,
+    started: Callable[[subprocess.Popen], None] | None = None,
+    ended: Callable[[subprocess.Popen], None] | None = None,
+) -> CellResult:
     """Runs one cell as ``python -m styleforge COMMAND ARGS`` and records ``cell.json`` on success.
 
     Args:
@@ -218,8 +238,12 @@ def run_one(command: str, cell: Cell, out_dir: str, collect: Callable[[Path], di
     # Its own session: a Ctrl-C at the terminal reaches the sweep alone, which passes it on once.
     proc = subprocess.Popen(
         [sys.executable, "-m", "styleforge", command, *cell.args, "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-        env=dict(env) if env is not None else None, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=dict(env) if env is not None else None,
+        start_new_session=True,
     )
     try:
         if started is not None:
@@ -232,17 +256,28 @@ def run_one(command: str, cell: Cell, out_dir: str, collect: Callable[[Path], di
     write_atomic(folder / "log.txt", (stdout + stderr).encode())
     stops = {exit_code_of(signum): signum for signum in (signal.SIGINT, signal.SIGTERM)}
     if proc.returncode in stops:  # it kept its best result so far, as a run of its own does
-        return CellResult(cell, "interrupted", seconds, f"{stopped_words(stops[proc.returncode])}; its best result "
-                                                         "so far is kept")
+        return CellResult(
+            cell,
+            "interrupted",
+            seconds,
+            f"{stopped_words(stops[proc.returncode])}; its best result so far is kept",
+        )
     if -proc.returncode in stops.values():  # the signal came before it could keep anything
-        return CellResult(cell, "interrupted", seconds, f"{stopped_words(-proc.returncode)} before it had a result")
+        return CellResult(
+            cell, "interrupted", seconds, f"{stopped_words(-proc.returncode)} before it had a result"
+        )
     if proc.returncode != 0:
         lines = [line for line in stderr.splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith(("error:", "Error:"))]
         return CellResult(cell, "failed", seconds, (errors or lines or [f"exit code {proc.returncode}"])[-1])
     try:
         metrics = collect(folder)
-    except (StyleforgeError, OSError, ValueError, KeyError) as exc:  # its outputs are unreadable: this cell failed
+    except (
+        StyleforgeError,
+        OSError,
+        ValueError,
+        KeyError,
+    ) as exc:  # its outputs are unreadable: this cell failed
         return CellResult(cell, "failed", seconds, f"its results could not be read ({exc})")
     result = CellResult(cell, "ok", seconds, metrics=metrics)
     write_atomic(folder / "cell.json", json.dumps(asdict(result), indent=1, default=str).encode())
@@ -310,10 +345,8 @@ def run_cells(
 
     def forward(signum: int) -> None:  # inside the signal handler: quick
         for proc in list(running):
-            try:
+            with contextlib.suppress(ProcessLookupError, OSError):
                 proc.send_signal(signum)
-            except (ProcessLookupError, OSError):
-                pass
 
     def one(cell: Cell) -> CellResult:
         if flag.requested:
@@ -341,7 +374,9 @@ def run_cells(
     return [results[cell.index] for cell in cells]
 
 
-def _run_ray(command: str, cells: Sequence[Cell], out_dir: Path, collect: Callable[[Path], dict[str, Any]]) -> list[CellResult]:
+def _run_ray(
+    command: str, cells: Sequence[Cell], out_dir: Path, collect: Callable[[Path], dict[str, Any]]
+) -> list[CellResult]:
     try:
         import ray
     except ImportError:
@@ -363,6 +398,14 @@ def write_results(path: Path, axes: Sequence[Axis], results: Sequence[CellResult
     writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for r in results:
-        writer.writerow({"cell": r.cell.name, **r.cell.settings, "status": r.status, "seconds": f"{r.seconds:.2f}",
-                         **r.metrics, "error": r.error})
+        writer.writerow(
+            {
+                "cell": r.cell.name,
+                **r.cell.settings,
+                "status": r.status,
+                "seconds": f"{r.seconds:.2f}",
+                **r.metrics,
+                "error": r.error,
+            }
+        )
     return write_atomic(path, text.getvalue().encode())

@@ -65,7 +65,9 @@ def one_thread() -> Iterator[None]:
 STEP = 2
 
 
-def clip_frames(count: int = 8, size: tuple[int, int] = (64, 48), step: int = STEP, seed: int = 0) -> list[np.ndarray]:
+def clip_frames(
+    count: int = 8, size: tuple[int, int] = (64, 48), step: int = STEP, seed: int = 0
+) -> list[np.ndarray]:
     """A tiny clip: a textured square moving ``step`` px right per frame over a fixed gradient with
     seeded noise, ``count`` frames of (height, width, 3) uint8 at ``size`` (width, height)."""
     w, h = size
@@ -77,7 +79,7 @@ def clip_frames(count: int = 8, size: tuple[int, int] = (64, 48), step: int = ST
     for i in range(count):
         frame = background.copy()
         x0, y0 = 4 + i * step, h // 3
-        frame[y0:y0 + square.shape[0], x0:x0 + square.shape[1]] = square
+        frame[y0 : y0 + square.shape[0], x0 : x0 + square.shape[1]] = square
         frames.append(np.clip(frame, 0, 255).astype(np.uint8))
     return frames
 
@@ -98,8 +100,10 @@ def stop_signals_as_at_start() -> Iterator[None]:
     """SIGINT and SIGTERM as a process started from a terminal has them (Python's Ctrl-C handler, the
     default action), whatever the test runner inherited (a background job ignores SIGINT), so that
     styleforge installs its handler; restored afterwards. A test module opts in by importing it."""
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
-                signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL)}
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+    }
     yield
     for signum, handler in previous.items():
         signal.signal(signum, handler)

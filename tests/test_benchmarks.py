@@ -12,8 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_benchmark_dry_run_fills_every_row(tmp_path: Path, hed_weights) -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu.py"), "--dry-run", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1", **_env()})
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/gpu.py"), "--dry-run", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"OMP_NUM_THREADS": "1", **_env()},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert {(r["mode"], r["size"]) for r in rows} == {(m, s) for m in ("fp32", "bf16") for s in (32, 48)}

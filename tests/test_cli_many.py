@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from _helpers import write_image, write_samples
 from click.testing import CliRunner, Result
 
-from _helpers import write_image, write_samples
 from styleforge.cli import cli
 from styleforge.images import read_metadata
 
@@ -36,8 +36,11 @@ def test_a_folder_and_a_file_each_become_an_output_with_its_own_metadata(tmp_pat
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in out.iterdir())
     assert written == ["beach.png", "content.png", "hill.png"]
-    for name, source in (("beach.png", folder / "beach.jpg"), ("hill.png", folder / "sub" / "hill.png"),
-                         ("content.png", samples["content"])):
+    for name, source in (
+        ("beach.png", folder / "beach.jpg"),
+        ("hill.png", folder / "sub" / "hill.png"),
+        ("content.png", samples["content"]),
+    ):
         meta = read_metadata(out / name)
         assert meta is not None and Path(meta["content"]).name == source.name
     assert "done 3/3:" in result.output and str(out / "hill.png") in result.output
@@ -48,10 +51,24 @@ def test_many_contents_refuse_an_image_output_clashing_names_and_per_run_files(t
     other = write_image(tmp_path / "b" / "content.jpg", (40, 32), seed=4)
     line = _error(_invoke(samples["content"], other, "--style", samples["a"], "-o", tmp_path / "o", *FAST), 2)
     assert line.startswith("error: CONTENT: ") and "would be written to" in line and "content.png" in line
-    line = _error(_invoke(samples["content"], samples["b"], "--style", samples["a"], "-o", tmp_path / "x.png", *FAST), 2)
+    line = _error(
+        _invoke(samples["content"], samples["b"], "--style", samples["a"], "-o", tmp_path / "x.png", *FAST), 2
+    )
     assert line.startswith("error: -o: ") and "expected a folder" in line
-    line = _error(_invoke(samples["content"], samples["b"], "--style", samples["a"], "-o", tmp_path / "o",
-                          "--history", tmp_path / "h.csv", *FAST), 2)
+    line = _error(
+        _invoke(
+            samples["content"],
+            samples["b"],
+            "--style",
+            samples["a"],
+            "-o",
+            tmp_path / "o",
+            "--history",
+            tmp_path / "h.csv",
+            *FAST,
+        ),
+        2,
+    )
     assert line.startswith("error: --history: ") and "single CONTENT" in line
     line = _error(_invoke(tmp_path / "empty", "--style", samples["a"], "-o", tmp_path / "o", *FAST), 2)
     assert line.startswith("error: CONTENT: ")
@@ -78,8 +95,10 @@ def test_contents_from_a_config_file_and_checkpoints_per_image(tmp_path: Path) -
     samples = write_samples(tmp_path)
     other = write_image(tmp_path / "other.png", (32, 40), seed=4)
     config = tmp_path / "run.toml"
-    config.write_text(f"[transfer]\ncontent = [{str(samples['content'])!r}, {str(other)!r}]\n"
-                      f"style = [{str(samples['a'])!r}]\n")
+    config.write_text(
+        f"[transfer]\ncontent = [{str(samples['content'])!r}, {str(other)!r}]\n"
+        f"style = [{str(samples['a'])!r}]\n"
+    )
     out = tmp_path / "out"
     result = _invoke("--config", config, "-o", out, "--checkpoint-every", 2, *FAST)
     assert result.exit_code == 0, result.output
@@ -88,7 +107,9 @@ def test_contents_from_a_config_file_and_checkpoints_per_image(tmp_path: Path) -
     assert read_metadata(out / "other_0002.png")["iteration"] == 2
 
 
-def test_ctrl_c_keeps_the_finished_images_and_the_current_best_and_exits_130(tmp_path: Path, monkeypatch) -> None:
+def test_ctrl_c_keeps_the_finished_images_and_the_current_best_and_exits_130(
+    tmp_path: Path, monkeypatch
+) -> None:
     from styleforge.engine import Progress
     from styleforge.guidance import run as run_module
 
@@ -115,14 +136,26 @@ def test_ctrl_c_keeps_the_finished_images_and_the_current_best_and_exits_130(tmp
     assert result.exit_code == 130, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]  # c never started
     assert read_metadata(tmp_path / "out" / "b.png")["iteration"] < 3
-    assert "interrupted: the best image so far of" in result.output and "1 of 3 image(s) were finished" in result.output
+    assert (
+        "interrupted: the best image so far of" in result.output
+        and "1 of 3 image(s) were finished" in result.output
+    )
 
 
 def test_an_image_that_makes_no_progress_is_not_written_and_the_others_are(tmp_path: Path) -> None:
     # The style image is one of the contents: its start already has loss 0, so nothing beats it.
     samples = write_samples(tmp_path)
-    result = _invoke(samples["a"], samples["content"], "--style", samples["a"], "-o", tmp_path / "out", *FAST,
-                     "--style-scale", "1")
+    result = _invoke(
+        samples["a"],
+        samples["content"],
+        "--style",
+        samples["a"],
+        "-o",
+        tmp_path / "out",
+        *FAST,
+        "--style-scale",
+        "1",
+    )
     assert result.exit_code == 1, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["content.png"]
     assert f"error: {samples['a']}: the transfer made no progress" in result.output

@@ -31,7 +31,11 @@ def test_auto_without_accelerators_is_cpu(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 # (ids avoid the bare word "gpu": conftest skips any test whose keywords contain it)
-@pytest.mark.parametrize("spec", ["gpu", "cuda:x", "cuda:-1", "tpu", "", "cpu:0"], ids=["GPU-word", "cuda-x", "cuda-neg", "tpu", "empty", "cpu-0"])
+@pytest.mark.parametrize(
+    "spec",
+    ["gpu", "cuda:x", "cuda:-1", "tpu", "", "cpu:0"],
+    ids=["GPU-word", "cuda-x", "cuda-neg", "tpu", "empty", "cpu-0"],
+)
 def test_invalid_form_lists_the_valid_ones(spec: str) -> None:
     with pytest.raises(InvalidParameter) as info:
         resolve_device(spec)
@@ -48,7 +52,9 @@ def test_cuda_without_cuda_is_a_resource_error(spec: str) -> None:
     with pytest.raises(ResourceError) as info:
         resolve_device(spec)
     message = str(info.value)
-    assert message.startswith(f"--device {spec}:") and "no CUDA device" in message and "--device cpu" in message
+    assert (
+        message.startswith(f"--device {spec}:") and "no CUDA device" in message and "--device cpu" in message
+    )
     assert info.value.exit_code == 1
 
 
@@ -79,7 +85,9 @@ def test_mps_without_mps(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.native_precision
 @pytest.mark.parametrize("native", [True, False], ids=["bf16-instructions", "no-bf16-instructions"])
-def test_auto_precision_on_a_cpu_is_bf16_only_where_it_is_native(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+def test_auto_precision_on_a_cpu_is_bf16_only_where_it_is_native(
+    monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
     """Emulated bf16 is slower than float32: ``auto`` takes it only with AVX512-BF16 or AMX."""
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
@@ -91,7 +99,9 @@ def test_auto_precision_on_a_cpu_is_bf16_only_where_it_is_native(monkeypatch: py
 
 @pytest.mark.native_precision
 @pytest.mark.parametrize("major", [7, 8, 9])
-def test_auto_precision_on_cuda_asks_the_requested_device_for_native_bf16(monkeypatch: pytest.MonkeyPatch, major: int) -> None:
+def test_auto_precision_on_cuda_asks_the_requested_device_for_native_bf16(
+    monkeypatch: pytest.MonkeyPatch, major: int
+) -> None:
     """Compute capability 8 (Ampere) and later compute in bf16; earlier cards only emulate it, and
     the capability is that of the device the run asked for, not of the current device."""
     asked: list[torch.device] = []
@@ -129,7 +139,9 @@ def test_tf32_mode_sets_and_restores_cudas_settings() -> None:
     before = [getattr(owner, name) for owner, name, _, _ in settings]
     for enabled in (False, True):
         with tf32_mode(torch.device("cuda"), enabled):
-            assert [getattr(o, n) for o, n, _, _ in settings] == [t if enabled else f for _, _, t, f in settings]
+            assert [getattr(o, n) for o, n, _, _ in settings] == [
+                t if enabled else f for _, _, t, f in settings
+            ]
         assert [getattr(owner, name) for owner, name, _, _ in settings] == before
     with tf32_mode(torch.device("cpu"), True):  # nothing to set elsewhere
         assert [getattr(owner, name) for owner, name, _, _ in settings] == before

@@ -14,8 +14,7 @@ from typing import BinaryIO
 import pytest
 import torch
 
-from styleforge.errors import InvalidParameter, StyleforgeError
-from styleforge.errors import OutputWriteError
+from styleforge.errors import InvalidParameter, OutputWriteError, StyleforgeError
 from styleforge.files import check_writable, write_with_fallback
 from styleforge.images import check_output_path, load_image, read_metadata, save_image
 
@@ -61,7 +60,9 @@ def test_a_broken_link_as_a_parent_is_named(tmp_path: Path) -> None:
     (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
     with pytest.raises(InvalidParameter) as info:
         check_writable(tmp_path / "gone" / "out.png", param="--history")
-    assert str(info.value).startswith("--history: ") and f"{str(tmp_path / 'gone')!r} is a broken link, not a folder" in str(info.value)
+    assert str(info.value).startswith(
+        "--history: "
+    ) and f"{str(tmp_path / 'gone')!r} is a broken link, not a folder" in str(info.value)
 
 
 def test_an_existing_folder_is_named_whatever_its_name(tmp_path: Path) -> None:
@@ -79,8 +80,9 @@ def test_an_unknown_extension_is_still_refused_first(tmp_path: Path) -> None:
     assert _tree(tmp_path) == []
 
 
-def test_a_folder_that_cannot_be_created_is_named_and_nothing_is_left(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_folder_that_cannot_be_created_is_named_and_nothing_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_mkdir = os.mkdir
     refused = tmp_path / "a" / "b" / "c"
 
@@ -93,14 +95,17 @@ def test_a_folder_that_cannot_be_created_is_named_and_nothing_is_left(tmp_path: 
     with pytest.raises(InvalidParameter) as info:
         check_output_path(refused / "d" / "out.png")
     message = str(info.value)
-    assert message.startswith("-o: ") and message.endswith(f"(cannot create {str(refused)!r}: Permission denied)")
+    assert message.startswith("-o: ") and message.endswith(
+        f"(cannot create {str(refused)!r}: Permission denied)"
+    )
     assert "\n" not in message
     assert _tree(tmp_path) == []  # a and b, created on the way, are removed again
 
 
 @pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS, errno.ENOSPC])
-def test_a_folder_that_takes_no_file_is_named_and_nothing_is_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                  code: int) -> None:
+def test_a_folder_that_takes_no_file_is_named_and_nothing_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
     def mkstemp(*args: object, **kwargs: object) -> tuple[int, str]:
         raise OSError(code, os.strerror(code))
 
@@ -114,7 +119,9 @@ def test_a_folder_that_takes_no_file_is_named_and_nothing_is_left(tmp_path: Path
     assert _tree(tmp_path) == []
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders"
+)
 def test_a_read_only_folder_is_refused(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -161,7 +168,9 @@ def test_a_write_that_works_is_just_write_atomic(tmp_path: Path, elsewhere: tupl
     assert _tree(elsewhere[0]) == [] and _tree(elsewhere[1]) == []
 
 
-def test_a_full_disk_saves_the_result_in_the_working_folder(tmp_path: Path, elsewhere: tuple[Path, Path]) -> None:
+def test_a_full_disk_saves_the_result_in_the_working_folder(
+    tmp_path: Path, elsewhere: tuple[Path, Path]
+) -> None:
     cwd, temp = elsewhere
     target = tmp_path / "results"
     target.mkdir()
@@ -172,8 +181,10 @@ def test_a_full_disk_saves_the_result_in_the_working_folder(tmp_path: Path, else
     assert isinstance(error, StyleforgeError) and error.exit_code == 1
     assert error.saved == cwd / "out.recovered.png" and error.saved.read_bytes() == b"new result"
     assert error.path == target / "out.png" and error.reason == "No space left on device"
-    assert str(error) == (f"-o: could not write {str(target / 'out.png')!r} (No space left on device); "
-                          f"the result was saved to {str(cwd / 'out.recovered.png')!r}")
+    assert str(error) == (
+        f"-o: could not write {str(target / 'out.png')!r} (No space left on device); "
+        f"the result was saved to {str(cwd / 'out.recovered.png')!r}"
+    )
     assert (target / "out.png").read_bytes() == b"the previous result"  # untouched
     assert _tree(target) == ["out.png"] and _tree(cwd) == ["out.recovered.png"] and _tree(temp) == []
 
@@ -202,7 +213,9 @@ def test_taken_names_are_not_overwritten(tmp_path: Path, elsewhere: tuple[Path, 
     assert (cwd / "out.recovered-2.png").read_bytes() == b"another one"
 
 
-def test_the_temp_folder_when_the_working_folder_fails_too(tmp_path: Path, elsewhere: tuple[Path, Path]) -> None:
+def test_the_temp_folder_when_the_working_folder_fails_too(
+    tmp_path: Path, elsewhere: tuple[Path, Path]
+) -> None:
     cwd, temp = elsewhere
     target = tmp_path / "results"
     target.mkdir()
@@ -223,7 +236,11 @@ def test_when_nothing_takes_it_the_error_says_so(tmp_path: Path, elsewhere: tupl
     error = info.value
     assert error.saved is None and len(error.failures) == 2
     message = str(error)
-    assert "no copy could be saved either" in message and str(elsewhere[0]) in message and str(elsewhere[1]) in message
+    assert (
+        "no copy could be saved either" in message
+        and str(elsewhere[0]) in message
+        and str(elsewhere[1]) in message
+    )
     assert "\n" not in message
     assert _tree(tmp_path) == ["cwd", "temp"]
 
@@ -245,8 +262,9 @@ def test_other_exceptions_are_not_rescued(tmp_path: Path, elsewhere: tuple[Path,
     assert _tree(elsewhere[0]) == [] and not (tmp_path / "out.png").exists()
 
 
-def test_save_image_with_fallback_keeps_the_image_and_its_metadata(tmp_path: Path, elsewhere: tuple[Path, Path],
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_image_with_fallback_keeps_the_image_and_its_metadata(
+    tmp_path: Path, elsewhere: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "out"
     real_mkstemp = tempfile.mkstemp
 
@@ -261,8 +279,9 @@ def test_save_image_with_fallback_keeps_the_image_and_its_metadata(tmp_path: Pat
         save_image(target / "out.png", rgb, metadata={"command": "transfer"}, fallback=True)
     saved = info.value.saved
     assert saved == elsewhere[0] / "out.recovered.png"
-    assert torch.allclose(load_image(saved).rgb, rgb, atol=1 / 255) and read_metadata(saved) == {"command": "transfer"}
+    assert torch.allclose(load_image(saved).rgb, rgb, atol=1 / 255) and read_metadata(saved) == {
+        "command": "transfer"
+    }
     # Without fallback (the default), the OSError is the caller's, as before.
     with pytest.raises(OSError):
         save_image(target / "out.png", rgb)
-

@@ -19,8 +19,14 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def _transfer(**options):  # type: ignore[no-untyped-def]
-    return styleforge.transfer(SAMPLES / "content.jpg", [SAMPLES / "style_swirl.jpg"], device="cuda", size=64,
-                               weights="hed", **options)
+    return styleforge.transfer(
+        SAMPLES / "content.jpg",
+        [SAMPLES / "style_swirl.jpg"],
+        device="cuda",
+        size=64,
+        weights="hed",
+        **options,
+    )
 
 
 @pytest.mark.native_precision
@@ -43,7 +49,9 @@ def test_lbfgs_synchronises_the_device_a_few_times_per_iteration_not_per_curvatu
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            _transfer(iterations=40, callbacks=[lambda e: isinstance(e, Progress) and steps.append(len(caught))])
+            _transfer(
+                iterations=40, callbacks=[lambda e: isinstance(e, Progress) and steps.append(len(caught))]
+            )
     finally:
         torch.cuda.set_sync_debug_mode("default")
     per_step = [b - a for a, b in zip(steps[20:], steps[21:])]  # after 20 steps: a history of pairs

@@ -43,7 +43,9 @@ def _check_rgb(loaded, h: int, w: int) -> None:
 # --- formats -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ext, options", [(".png", {}), (".bmp", {}), (".tif", {}), (".webp", {"lossless": True})])
+@pytest.mark.parametrize(
+    "ext, options", [(".png", {}), (".bmp", {}), (".tif", {}), (".webp", {"lossless": True})]
+)
 def test_lossless_formats_round_trip_exactly(tmp_path: Path, ext: str, options: dict) -> None:
     if ext == ".webp" and not features.check("webp"):
         pytest.skip("Pillow built without WebP")
@@ -183,7 +185,9 @@ def test_unsigned_32_bit_tiff_is_not_read_as_negative(tmp_path: Path) -> None:
     with Image.open(path) as check:
         assert check.mode == "I" and int(np.asarray(check).min()) < 0
     rgb = load_image(path).rgb.double()
-    assert rgb[0].flatten().tolist() == pytest.approx([0.0, 3e9 / (2**32 - 1), 1000 / (2**32 - 1), 5 / (2**32 - 1)], abs=1e-6)
+    assert rgb[0].flatten().tolist() == pytest.approx(
+        [0.0, 3e9 / (2**32 - 1), 1000 / (2**32 - 1), 5 / (2**32 - 1)], abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("ext", [".png", ".tif"])
@@ -262,11 +266,22 @@ def _tiff12(path: Path, data: np.ndarray) -> Path:
         for a, b in zip(row[::2], row[1::2]):
             packed += bytes([a >> 4, ((a & 15) << 4) | (b >> 8), b & 255])
     # (tag, type 3 = SHORT / 4 = LONG, value): size, bits, no compression, BlackIsZero, one strip.
-    entries = [(256, 3, width), (257, 3, height), (258, 3, 12), (259, 3, 1), (262, 3, 1),
-               (273, 4, 8 + 2 + 12 * 9 + 4), (277, 3, 1), (278, 3, height), (279, 4, len(packed))]
+    entries = [
+        (256, 3, width),
+        (257, 3, height),
+        (258, 3, 12),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, 8 + 2 + 12 * 9 + 4),
+        (277, 3, 1),
+        (278, 3, height),
+        (279, 4, len(packed)),
+    ]
     ifd = struct.pack("<H", len(entries))
     for tag, kind, value in entries:
-        ifd += struct.pack("<HHI", tag, kind, 1) + struct.pack("<HH" if kind == 3 else "<I", *((value, 0) if kind == 3 else (value,)))
+        ifd += struct.pack("<HHI", tag, kind, 1) + struct.pack(
+            "<HH" if kind == 3 else "<I", *((value, 0) if kind == 3 else (value,))
+        )
     path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + bytes(packed))
     return path
 
@@ -361,13 +376,16 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     return files
 
 
-@pytest.mark.parametrize("kind, problem", [
-    ("empty", "not an image"),
-    ("truncated", "could not be decoded"),
-    ("text", "not an image"),
-    ("folder", "folder"),
-    ("missing", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "kind, problem",
+    [
+        ("empty", "not an image"),
+        ("truncated", "could not be decoded"),
+        ("text", "not an image"),
+        ("folder", "folder"),
+        ("missing", "does not exist"),
+    ],
+)
 def test_unreadable_inputs(tmp_path: Path, kind: str, problem: str) -> None:
     path = _bad_files(tmp_path)[kind]
     with pytest.raises(InputFileError) as info:
@@ -436,9 +454,17 @@ def test_save_quantises_and_clamps(tmp_path: Path) -> None:
 
 
 def test_metadata_round_trip(tmp_path: Path) -> None:
-    metadata = {"config": {"size": 32, "optimizer": ["adam"], "lr": None}, "losses": {"total": 1.5}, "path": Path("a.png")}
+    metadata = {
+        "config": {"size": 32, "optimizer": ["adam"], "lr": None},
+        "losses": {"total": 1.5},
+        "path": Path("a.png"),
+    }
     out = save_image(tmp_path / "m.png", torch.rand(3, 4, 4), metadata=metadata)
-    assert read_metadata(out) == {"config": {"size": 32, "optimizer": ["adam"], "lr": None}, "losses": {"total": 1.5}, "path": "a.png"}
+    assert read_metadata(out) == {
+        "config": {"size": 32, "optimizer": ["adam"], "lr": None},
+        "losses": {"total": 1.5},
+        "path": "a.png",
+    }
     with Image.open(out) as saved:
         assert json.loads(saved.text[METADATA_KEY])["losses"]["total"] == 1.5
 
@@ -464,9 +490,14 @@ def _png_with_text(path: Path, text: str, *, chunk: str = "itxt") -> Path:
 
 
 @pytest.mark.parametrize("chunk", ["itxt", "text", "ztxt"])
-@pytest.mark.parametrize("text", ["{not json", '{"config": {"size": 32}', "", "NaN-ish", "[" * 200_000],
-                         ids=["garbage", "truncated", "empty", "word", "nested-too-deep"])
-def test_metadata_that_is_not_json_is_a_one_line_input_file_error(tmp_path: Path, text: str, chunk: str) -> None:
+@pytest.mark.parametrize(
+    "text",
+    ["{not json", '{"config": {"size": 32}', "", "NaN-ish", "[" * 200_000],
+    ids=["garbage", "truncated", "empty", "word", "nested-too-deep"],
+)
+def test_metadata_that_is_not_json_is_a_one_line_input_file_error(
+    tmp_path: Path, text: str, chunk: str
+) -> None:
     path = _png_with_text(tmp_path / "bad.png", text, chunk=chunk)
     with pytest.raises(InputFileError) as info:
         read_metadata(path, param="--from-image")
@@ -478,8 +509,16 @@ def test_metadata_that_is_not_json_is_a_one_line_input_file_error(tmp_path: Path
         read_metadata(path)
 
 
-@pytest.mark.parametrize("text, kind", [("[1, 2]", "a list"), ('"config"', "a string"), ("5", "a number"),
-                                        ("null", "null"), ("true", "a boolean")])
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("[1, 2]", "a list"),
+        ('"config"', "a string"),
+        ("5", "a number"),
+        ("null", "null"),
+        ("true", "a boolean"),
+    ],
+)
 def test_metadata_that_is_json_but_not_an_object_is_refused(tmp_path: Path, text: str, kind: str) -> None:
     path = _png_with_text(tmp_path / "odd.png", text)
     with pytest.raises(InputFileError) as info:
@@ -495,7 +534,11 @@ def test_metadata_too_large_to_decompress_is_refused(tmp_path: Path, monkeypatch
     monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_CHUNK", 1000)
     with pytest.raises(InputFileError) as info:
         read_metadata(path, param="--from-image")
-    assert str(path) in str(info.value) and "could not be read" in str(info.value) and "\n" not in str(info.value)
+    assert (
+        str(path) in str(info.value)
+        and "could not be read" in str(info.value)
+        and "\n" not in str(info.value)
+    )
 
 
 def test_metadata_in_any_text_chunk_round_trips(tmp_path: Path) -> None:
@@ -506,7 +549,16 @@ def test_metadata_in_any_text_chunk_round_trips(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name, fmt",
-    [("x.png", "PNG"), ("x.PNG", "PNG"), ("x.jpg", "JPEG"), ("x.jpeg", "JPEG"), ("x.webp", "WEBP"), ("x.bmp", "BMP"), ("x.tif", "TIFF"), ("x.tiff", "TIFF")],
+    [
+        ("x.png", "PNG"),
+        ("x.PNG", "PNG"),
+        ("x.jpg", "JPEG"),
+        ("x.jpeg", "JPEG"),
+        ("x.webp", "WEBP"),
+        ("x.bmp", "BMP"),
+        ("x.tif", "TIFF"),
+        ("x.tiff", "TIFF"),
+    ],
 )
 def test_output_format_follows_the_extension(tmp_path: Path, name: str, fmt: str) -> None:
     if fmt == "WEBP" and not features.check("webp"):
@@ -542,7 +594,12 @@ def test_check_output_path(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "shape, size, expected",
-    [((3, 32, 48), 24, (3, 16, 24)), ((3, 48, 32), 24, (3, 24, 16)), ((3, 30, 30), 64, (3, 64, 64)), ((1, 3, 40, 20), 10, (1, 3, 10, 5))],
+    [
+        ((3, 32, 48), 24, (3, 16, 24)),
+        ((3, 48, 32), 24, (3, 24, 16)),
+        ((3, 30, 30), 64, (3, 64, 64)),
+        ((1, 3, 40, 20), 10, (1, 3, 10, 5)),
+    ],
 )
 def test_resize_long_side_keeps_aspect(shape: tuple[int, ...], size: int, expected: tuple[int, ...]) -> None:
     image = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
@@ -560,4 +617,6 @@ def test_resize_keeps_the_mean_colour() -> None:
     image = torch.full((3, 40, 60), 0.25)
     image[1] = 0.75
     out = resize_long_side(image, 15)
-    assert torch.allclose(out[0], torch.tensor(0.25), atol=1e-4) and torch.allclose(out[1], torch.tensor(0.75), atol=1e-4)
+    assert torch.allclose(out[0], torch.tensor(0.25), atol=1e-4) and torch.allclose(
+        out[1], torch.tensor(0.75), atol=1e-4
+    )

@@ -15,7 +15,9 @@ def test_the_least_of_the_limits_counts(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(machine, "_address_space_room", lambda: None)
     files = {"/sys/fs/cgroup/memory.max": 8 * 2**30, "/sys/fs/cgroup/memory.current": 3 * 2**30}
     monkeypatch.setattr(machine, "_read_int", files.get)
-    assert machine.cpu_memory_available() == 5 * 2**30  # a container's limit, which MemAvailable does not show
+    assert (
+        machine.cpu_memory_available() == 5 * 2**30
+    )  # a container's limit, which MemAvailable does not show
     monkeypatch.setattr(machine, "_read_int", {}.get)
     assert machine.cpu_memory_available() == 64 * 2**30
     monkeypatch.setattr(machine, "_address_space_room", lambda: 2**30)  # ulimit -v
@@ -36,5 +38,7 @@ def test_a_need_above_what_is_free_names_the_choice_both_figures_and_the_fix() -
     assert machine.check_fits(10, None, "--size 64", "a smaller --size") == 10  # unknown: allowed
     with pytest.raises(ResourceError) as info:
         machine.check_fits(3 * 2**30, 2**30, "--size 4096", "a smaller --size")
-    assert str(info.value) == ("--size 4096: this needs about 3.0 GiB of memory on cpu and 1.0 GiB is available; "
-                               "try a smaller --size")
+    assert str(info.value) == (
+        "--size 4096: this needs about 3.0 GiB of memory on cpu and 1.0 GiB is available; "
+        "try a smaller --size"
+    )

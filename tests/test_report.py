@@ -23,8 +23,14 @@ def test_contact_sheet_grows_with_the_grid() -> None:
     one = contact_sheet([[_image(32, 48, 0)]], cell_px=48)
     grid = contact_sheet([[_image(32, 48, 0), _image(32, 48, 1)], [_image(32, 48, 2), None]], cell_px=48)
     assert grid.size[0] > 1.8 * one.size[0] - 20 and grid.size[1] > 1.8 * one.size[1] - 20
-    labelled = contact_sheet([[_image(32, 48, 0)]], row_labels=["content weight"], col_labels=["1"], captions=[["loss 0.1"]],
-                             title="t", cell_px=48)
+    labelled = contact_sheet(
+        [[_image(32, 48, 0)]],
+        row_labels=["content weight"],
+        col_labels=["1"],
+        captions=[["loss 0.1"]],
+        title="t",
+        cell_px=48,
+    )
     assert labelled.size[0] > one.size[0] and labelled.size[1] > one.size[1]
 
 
@@ -56,7 +62,9 @@ def test_history_csv_and_json(tmp_path: Path) -> None:
 
 
 def test_plot_skips_non_positive_values_on_a_log_scale(tmp_path: Path) -> None:
-    path = plot_curves(tmp_path / "p.png", [1, 2, 3], {"total": [3.0, 0.0, 1.0], "tv": [0.0, 0.0, 0.0]}, markers=[2])
+    path = plot_curves(
+        tmp_path / "p.png", [1, 2, 3], {"total": [3.0, 0.0, 1.0], "tv": [0.0, 0.0, 0.0]}, markers=[2]
+    )
     assert Image.open(path).size == (800, 450)
 
 
@@ -65,8 +73,10 @@ def test_panels_share_one_legend_even_when_the_first_panel_is_empty(tmp_path: Pa
     # move to the next panel instead of matplotlib warning "No artists with labels".
     import warnings
 
-    panels = {"contrast": {"train": ([1, 2], [None, None])},
-              "pri_color": {"train": ([1, 2], [0.5, 0.4]), "validation": ([1, 2], [0.6, 0.5])}}
+    panels = {
+        "contrast": {"train": ([1, 2], [None, None])},
+        "pri_color": {"train": ([1, 2], [0.5, 0.4]), "validation": ([1, 2], [0.6, 0.5])},
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         path = plot_panels(tmp_path / "p.png", panels)

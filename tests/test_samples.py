@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from _helpers import child_env
+from PIL import Image
 
 SCRIPT = Path(__file__).resolve().parents[1] / "samples" / "make_samples.py"
 EXPECTED_SIZES = {

@@ -26,16 +26,46 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "styleforge"
 
 #: Modules that must import nothing heavy (torch, numpy, PIL), even lazily.
-LIGHT = {"styleforge", "styleforge.version", "styleforge.errors", "styleforge.files", "styleforge.parsing",
-         "styleforge.config", "styleforge.signals", "styleforge.machine"}
+LIGHT = {
+    "styleforge",
+    "styleforge.version",
+    "styleforge.errors",
+    "styleforge.files",
+    "styleforge.parsing",
+    "styleforge.config",
+    "styleforge.signals",
+    "styleforge.machine",
+}
 #: package -> the styleforge packages it may never import (at the top or inside a function).
 FORBIDDEN = {
-    "styleforge.engine": ("styleforge.stylize", "styleforge.attributes", "styleforge.guidance", "styleforge.cli",
-                          "styleforge.nets", "styleforge.images", "styleforge.report"),
-    "styleforge.nets": ("styleforge.stylize", "styleforge.attributes", "styleforge.guidance", "styleforge.cli",
-                        "styleforge.engine"),
-    "styleforge.stylize": ("styleforge.attributes", "styleforge.guidance", "styleforge.video", "styleforge.cli"),
-    "styleforge.attributes": ("styleforge.stylize", "styleforge.guidance", "styleforge.video", "styleforge.cli"),
+    "styleforge.engine": (
+        "styleforge.stylize",
+        "styleforge.attributes",
+        "styleforge.guidance",
+        "styleforge.cli",
+        "styleforge.nets",
+        "styleforge.images",
+        "styleforge.report",
+    ),
+    "styleforge.nets": (
+        "styleforge.stylize",
+        "styleforge.attributes",
+        "styleforge.guidance",
+        "styleforge.cli",
+        "styleforge.engine",
+    ),
+    "styleforge.stylize": (
+        "styleforge.attributes",
+        "styleforge.guidance",
+        "styleforge.video",
+        "styleforge.cli",
+    ),
+    "styleforge.attributes": (
+        "styleforge.stylize",
+        "styleforge.guidance",
+        "styleforge.video",
+        "styleforge.cli",
+    ),
     "styleforge.guidance": ("styleforge.video", "styleforge.cli"),
     "styleforge.video": ("styleforge.attributes", "styleforge.guidance", "styleforge.cli"),
 }
@@ -87,7 +117,10 @@ def _imports(module: str, *, top_level_only: bool) -> set[str]:
             else:
                 visit([n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt)])
                 for child in ast.walk(node):
-                    if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and child is not node:
+                    if (
+                        isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                        and child is not node
+                    ):
                         visit(child.body)
 
     visit(tree.body)
@@ -119,7 +152,11 @@ def test_the_import_graph_has_no_cycle() -> None:
 
 def test_no_module_imports_the_package_root() -> None:
     """``__version__`` comes from styleforge.version; the root only re-exports (lazily)."""
-    offenders = [m for m in MODULES if m != "styleforge" and "styleforge" in _internal(_imports(m, top_level_only=False))]
+    offenders = [
+        m
+        for m in MODULES
+        if m != "styleforge" and "styleforge" in _internal(_imports(m, top_level_only=False))
+    ]
     assert not offenders
 
 
@@ -135,14 +172,24 @@ def test_layers_import_one_way(package: str) -> None:
 
 
 def test_nothing_imports_the_cli() -> None:
-    bad = [m for m in MODULES if not m.startswith("styleforge.cli") and m != "styleforge.__main__"
-           and any(t.startswith("styleforge.cli") for t in _internal(_imports(m, top_level_only=False)))]
+    bad = [
+        m
+        for m in MODULES
+        if not m.startswith("styleforge.cli")
+        and m != "styleforge.__main__"
+        and any(t.startswith("styleforge.cli") for t in _internal(_imports(m, top_level_only=False)))
+    ]
     assert not bad
 
 
 @pytest.mark.parametrize("module", sorted(LIGHT))
 def test_the_bottom_layer_imports_nothing_heavy(module: str) -> None:
-    heavy = {n.partition(".")[0] for n in _imports(module, top_level_only=False)} & {"torch", "numpy", "PIL", "click"}
+    heavy = {n.partition(".")[0] for n in _imports(module, top_level_only=False)} & {
+        "torch",
+        "numpy",
+        "PIL",
+        "click",
+    }
     assert not heavy
     assert _internal(_imports(module, top_level_only=False)) <= LIGHT
 
@@ -177,7 +224,9 @@ _CLI_CASES = [
 
 def _run_cli_cases(python: str, env: dict[str, str]) -> list[str]:
     code = _NO_TORCH.replace("ARGS", repr(_CLI_CASES))
-    done = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()
 
@@ -196,7 +245,10 @@ def test_help_and_argument_errors_do_not_import_torch() -> None:
 
 
 def _python310() -> str | None:
-    for candidate in [shutil.which("python3.10"), *sorted(Path("/root/.pyenv/versions").glob("3.10*/bin/python3.10"))]:
+    for candidate in [
+        shutil.which("python3.10"),
+        *sorted(Path("/root/.pyenv/versions").glob("3.10*/bin/python3.10")),
+    ]:
         if candidate and subprocess.run([str(candidate), "-c", "pass"], capture_output=True).returncode == 0:
             return str(candidate)
     return None
@@ -211,16 +263,26 @@ def python310(tmp_path_factory: pytest.TempPathFactory) -> str:
     where = tmp_path_factory.mktemp("py310") / "venv"
     subprocess.run([python, "-m", "venv", str(where)], check=True, capture_output=True)
     target = str(where / "bin" / "python")
-    pip = subprocess.run([target, "-m", "pip", "install", "--quiet", "click>=8.1", "tomli>=1.1"], capture_output=True, text=True)
+    pip = subprocess.run(
+        [target, "-m", "pip", "install", "--quiet", "click>=8.1", "tomli>=1.1"],
+        capture_output=True,
+        text=True,
+    )
     if pip.returncode != 0:
-        pytest.skip(f"could not install click and tomli for Python 3.10: {pip.stderr.strip().splitlines()[-1:]}")
+        pytest.skip(
+            f"could not install click and tomli for Python 3.10: {pip.stderr.strip().splitlines()[-1:]}"
+        )
     return target
 
 
 def test_python_3_10_compiles_every_module(python310: str) -> None:
     """The oldest Python pyproject.toml promises: every file's syntax (torch has no 3.10 build here)."""
-    done = subprocess.run([python310, "-m", "compileall", "-q", "-d", "x", str(PACKAGE)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPYCACHEPREFIX": str(Path(python310).parents[1] / "pyc")})
+    done = subprocess.run(
+        [python310, "-m", "compileall", "-q", "-d", "x", str(PACKAGE)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPYCACHEPREFIX": str(Path(python310).parents[1] / "pyc")},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -229,9 +291,11 @@ def test_python_3_10_runs_the_cli_start_and_reads_toml(python310: str, tmp_path:
     _check_cli_lines(_run_cli_cases(python310, env))
     toml = tmp_path / "run.toml"
     toml.write_text('[transfer]\nsize = 96\nstyle-loss = "nope"\n')
-    code = ("from click.testing import CliRunner; from styleforge.cli import cli; "
-            f"r = CliRunner().invoke(cli, ['transfer', 'c.jpg', '--style', 's.jpg', '-o', 'o.png', '--config', {str(toml)!r}]); "
-            "print(r.exit_code, r.output.strip())")
+    code = (
+        "from click.testing import CliRunner; from styleforge.cli import cli; "
+        f"r = CliRunner().invoke(cli, ['transfer', 'c.jpg', '--style', 's.jpg', '-o', 'o.png', '--config', {str(toml)!r}]); "
+        "print(r.exit_code, r.output.strip())"
+    )
     done = subprocess.run([python310, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("2 error: --style-loss: 'nope'"), done.stdout

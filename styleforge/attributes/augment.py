@@ -36,10 +36,17 @@ def augment(images: Tensor, generator: torch.Generator, *, max_degrees: float = 
     angles = (torch.rand(b, generator=generator) * 2 - 1) * math.radians(max_degrees)
     flips = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0)
     cos, sin = angles.cos(), angles.sin()
-    theta = torch.stack([torch.stack([cos * flips, -sin, torch.zeros(b)], 1),
-                         torch.stack([sin * flips, cos, torch.zeros(b)], 1)], 1).to(images)
+    theta = torch.stack(
+        [
+            torch.stack([cos * flips, -sin, torch.zeros(b)], 1),
+            torch.stack([sin * flips, cos, torch.zeros(b)], 1),
+        ],
+        1,
+    ).to(images)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(cropped, grid, mode="bilinear", padding_mode="reflection", align_corners=False).clamp(0, 1)
+    return F.grid_sample(
+        cropped, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    ).clamp(0, 1)
 
 
 _MASK64 = (1 << 64) - 1

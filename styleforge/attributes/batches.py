@@ -68,8 +68,15 @@ class Batches:
         augment: Draw an epoch seed.
     """
 
-    def __init__(self, n: int, batch_size: int, make: Callable[[list[Tensor], int | None], Iterable[Batch]],
-                 generator: torch.Generator | None = None, dist: Shards | None = None, augment: bool = False) -> None:
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        make: Callable[[list[Tensor], int | None], Iterable[Batch]],
+        generator: torch.Generator | None = None,
+        dist: Shards | None = None,
+        augment: bool = False,
+    ) -> None:
         self.n, self.batch_size, self.make, self.generator = n, batch_size, make, generator
         self.dist, self.augment = dist, augment
 
@@ -77,7 +84,11 @@ class Batches:
         return -(-self.n // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        order = torch.randperm(self.n, generator=self.generator) if self.generator is not None else torch.arange(self.n)
+        order = (
+            torch.randperm(self.n, generator=self.generator)
+            if self.generator is not None
+            else torch.arange(self.n)
+        )
         epoch_seed = None
         if self.augment and self.generator is not None:
             epoch_seed = int(torch.randint(0, 2**62, (), generator=self.generator))
@@ -140,8 +151,12 @@ class ImageLoader:
     def __init__(self, images: Tensor, workers: int, pin_memory: bool) -> None:
         self.sampler = _PassSampler()
         self.loader: torch.utils.data.DataLoader | None = torch.utils.data.DataLoader(
-            _ImageSet(images), batch_sampler=self.sampler, num_workers=workers, collate_fn=_Stack(images.shape[1:]),
-            pin_memory=pin_memory, persistent_workers=workers > 0,
+            _ImageSet(images),
+            batch_sampler=self.sampler,
+            num_workers=workers,
+            collate_fn=_Stack(images.shape[1:]),
+            pin_memory=pin_memory,
+            persistent_workers=workers > 0,
             generator=torch.Generator(),  # its seed draw must not touch the global generator
         )
 

@@ -92,7 +92,9 @@ def write_feature_cache(path: Path, key: dict[str, object], paths: Sequence[Path
     the image files, for :func:`read_feature_cache`."""
     from safetensors.torch import save
 
-    data = save({"features": features.detach().cpu().contiguous()}, metadata={"fingerprint": _fingerprint(key, paths)})
+    data = save(
+        {"features": features.detach().cpu().contiguous()}, metadata={"fingerprint": _fingerprint(key, paths)}
+    )
     return write_atomic(path, lambda h: h.write(data))
 
 

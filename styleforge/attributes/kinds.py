@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar, TypeVar, Union
+from typing import Any, ClassVar, TypeVar
 
 from ..errors import InvalidParameter
 
@@ -243,4 +243,4 @@ class CategoricalAttribute:
 
 
 #: Either kind of attribute.
-Attribute = Union[NumericAttribute, CategoricalAttribute]
+Attribute = NumericAttribute | CategoricalAttribute

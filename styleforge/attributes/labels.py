@@ -48,7 +48,14 @@ __all__ = [
 ]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-_SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+_SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+}
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f"}
 
@@ -61,8 +68,14 @@ class LabelError(InputFileError):
         column: The column's name as written, or ``None``.
     """
 
-    def __init__(self, path: Path, problem: str, row: int | None = None, line: int | None = None,
-                 column: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        problem: str,
+        row: int | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
         where = []
         if row is not None:
             where.append(f"row {row} (line {line})" if line is not None else f"row {row}")
@@ -113,7 +126,6 @@ class LabelTable:
     sha256: str = ""
 
 
-
 def find_labels(data_dir: str | os.PathLike[str], labels: str | os.PathLike[str] | None = None) -> Path:
     """The labels CSV of a data folder.
 
@@ -131,7 +143,9 @@ def find_labels(data_dir: str | os.PathLike[str], labels: str | os.PathLike[str]
     if not data_dir.exists():
         raise InputFileError("--data", data_dir, "does not exist")
     if not data_dir.is_dir():
-        raise InputFileError("--data", data_dir, "is not a folder; expected a folder with images and a labels CSV")
+        raise InputFileError(
+            "--data", data_dir, "is not a folder; expected a folder with images and a labels CSV"
+        )
     if labels is not None:
         path = Path(labels) if Path(labels).is_absolute() else data_dir / labels
         if not path.is_file():
@@ -143,14 +157,19 @@ def find_labels(data_dir: str | os.PathLike[str], labels: str | os.PathLike[str]
     if len(found) == 1:
         return found[0]
     if not found:
-        raise InputFileError("--data", data_dir, "has no labels CSV (expected labels.csv, or give --labels FILE)")
+        raise InputFileError(
+            "--data", data_dir, "has no labels CSV (expected labels.csv, or give --labels FILE)"
+        )
     raise InputFileError(
-        "--data", data_dir, f"has several CSV files ({', '.join(p.name for p in found)}) and no labels.csv; choose one with --labels"
+        "--data",
+        data_dir,
+        f"has several CSV files ({', '.join(p.name for p in found)}) and no labels.csv; choose one with --labels",
     )
 
 
-def _parse_cell(attribute: NumericAttribute | CategoricalAttribute, text: str, where: Callable[..., LabelError]
-                ) -> float | int | None:
+def _parse_cell(
+    attribute: NumericAttribute | CategoricalAttribute, text: str, where: Callable[..., LabelError]
+) -> float | int | None:
     text = text.strip()
     if not text:
         return None
@@ -212,7 +231,8 @@ def read_labels(
             path,
             "has neither an 'image' column (styleforge's layout: image,<attributes>[,split]) nor 'new_filename' "
             f"(ACAN's layout: in_train,new_filename,<attributes>); its columns: {', '.join(names)}",
-            0, 1,
+            0,
+            1,
         )
     missing = [a.name for a in schema if a.name.lower() not in index]
     if missing:
@@ -222,7 +242,8 @@ def read_labels(
             path,
             f"is missing the attribute column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
             f" (its columns: {', '.join(names)})" + (f"; {hint}" if hint else ""),
-            0, 1,
+            0,
+            1,
         )
     image_col = index["image"] if layout == "styleforge" else index["new_filename"]
     split_col = index.get("split") if layout == "styleforge" else index.get("in_train")
@@ -233,7 +254,9 @@ def read_labels(
             row += 1
             line = reader.line_num
 
-            def where(problem: str, column: str | None = None, _row: int = row, _line: int = line) -> LabelError:
+            def where(
+                problem: str, column: str | None = None, _row: int = row, _line: int = line
+            ) -> LabelError:
                 return LabelError(path, problem, _row, _line, column)
 
             if not any(c.strip() for c in cells):
@@ -249,7 +272,10 @@ def read_labels(
                 value = cells[split_col].strip().lower()
                 if layout == "styleforge" and value:
                     if value not in _SPLIT_NAMES:
-                        raise where(f"{cells[split_col]!r} is not valid; expected train, val or test (or empty)", names[split_col])
+                        raise where(
+                            f"{cells[split_col]!r} is not valid; expected train, val or test (or empty)",
+                            names[split_col],
+                        )
                     split = _SPLIT_NAMES[value]
                 elif layout == "acan":
                     if value in _TRUE:
@@ -257,10 +283,20 @@ def read_labels(
                     elif value in _FALSE:
                         split = "val"
                     else:
-                        raise where(f"{cells[split_col]!r} is not valid; expected 1/0 or true/false", names[split_col])
+                        raise where(
+                            f"{cells[split_col]!r} is not valid; expected 1/0 or true/false", names[split_col]
+                        )
             labels_row = {a.name: _parse_cell(a, cells[index[a.name.lower()]], where) for a in schema}
-            items.append(LabelledImage(_image_path(data_dir, layout, image_text, split, split_col is not None),
-                                       row, line, labels_row, split, image_text))
+            items.append(
+                LabelledImage(
+                    _image_path(data_dir, layout, image_text, split, split_col is not None),
+                    row,
+                    line,
+                    labels_row,
+                    split,
+                    image_text,
+                )
+            )
     except csv.Error as exc:
         raise LabelError(path, f"is not valid CSV ({exc})", row, reader.line_num) from None
     if not items:
@@ -282,8 +318,14 @@ def _check_unique(path: Path, items: Sequence[LabelledImage], column: str) -> No
         first = seen.setdefault(key, item)
         if first is not item:
             written = "" if item.image_text == first.image_text else f" ({first.image_text!r})"
-            raise LabelError(path, f"{item.image_text!r} is the image of row {first.row} (line {first.line}){written} "
-                             "again; list each image once", item.row, item.line, column)
+            raise LabelError(
+                path,
+                f"{item.image_text!r} is the image of row {first.row} (line {first.line}){written} "
+                "again; list each image once",
+                item.row,
+                item.line,
+                column,
+            )
 
 
 def _image_path(data_dir: Path, layout: str, text: str, split: str | None, has_split: bool) -> Path:
@@ -358,12 +400,14 @@ def encode_labels(schema: Schema, items: Sequence[LabelledImage]) -> dict[str, T
         values = [item.labels[attribute.name] for item in items]
         if isinstance(attribute, NumericAttribute):
             out[attribute.name] = torch.tensor(
-                [attribute.to_unit(float(v)) if v is not None else float("nan") for v in values], dtype=torch.float32
+                [attribute.to_unit(float(v)) if v is not None else float("nan") for v in values],
+                dtype=torch.float32,
             )
         else:
-            out[attribute.name] = torch.tensor([int(v) if v is not None else -1 for v in values], dtype=torch.int64)
+            out[attribute.name] = torch.tensor(
+                [int(v) if v is not None else -1 for v in values], dtype=torch.int64
+            )
     return out
-
 
 
 def label_mask(labels: Tensor) -> Tensor:

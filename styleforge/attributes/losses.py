@@ -64,11 +64,17 @@ def head_weights(schema: Schema, loss_weights: Mapping[str, float]) -> dict[str,
     keys = ["numeric", "categorical", *schema.names]
     for key, value in loss_weights.items():
         if key not in keys:
-            raise InvalidParameter("--loss-weight", key, "numeric, categorical or an attribute name: " + ", ".join(schema.names),
-                                   did_you_mean(key, keys))
+            raise InvalidParameter(
+                "--loss-weight",
+                key,
+                "numeric, categorical or an attribute name: " + ", ".join(schema.names),
+                did_you_mean(key, keys),
+            )
         validate_weight(key, value, param="--loss-weight")
         if key == "numeric" and not schema.numeric or key == "categorical" and not schema.categorical:
-            raise InvalidParameter("--loss-weight", key, "a kind of attribute the schema has: " + ", ".join(schema.names))
+            raise InvalidParameter(
+                "--loss-weight", key, "a kind of attribute the schema has: " + ", ".join(schema.names)
+            )
     out = {}
     for attribute in schema:
         weight = loss_weights.get(attribute.kind, 1.0)
@@ -89,11 +95,20 @@ class HeadLoss:
     gradient of 0 when none is labelled).
     """
 
-    def __init__(self, attribute: NumericAttribute | CategoricalAttribute, numeric_loss: str = "mse",
-                 delta: float = 1.0, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        attribute: NumericAttribute | CategoricalAttribute,
+        numeric_loss: str = "mse",
+        delta: float = 1.0,
+        label_smoothing: float = 0.0,
+    ) -> None:
         self.attribute, self.name = attribute, attribute.name
         self.numeric = isinstance(attribute, NumericAttribute)
-        self.numeric_loss, self.delta, self.label_smoothing = numeric_loss, float(delta), float(label_smoothing)
+        self.numeric_loss, self.delta, self.label_smoothing = (
+            numeric_loss,
+            float(delta),
+            float(label_smoothing),
+        )
 
     def per_item(self, output: Tensor, target: Tensor) -> Tensor:
         """Unreduced loss of labelled values only: ``(n_labelled,)``."""
@@ -107,7 +122,9 @@ class HeadLoss:
             if self.numeric_loss == "smooth_l1":
                 return F.smooth_l1_loss(pred, true, reduction="none", beta=self.delta)
             return F.huber_loss(pred, true, reduction="none", delta=self.delta)
-        return F.cross_entropy(output[mask], target[mask], reduction="none", label_smoothing=self.label_smoothing)
+        return F.cross_entropy(
+            output[mask], target[mask], reduction="none", label_smoothing=self.label_smoothing
+        )
 
     def __call__(self, outputs: Mapping[str, Tensor], batch: Batch) -> Tensor:
         output = outputs[self.name]
@@ -159,11 +176,16 @@ def build_loss(
     Returns:
         The :class:`WeightedLoss` and the plain (unbalanced) head losses.
     """
-    heads = {a.name: HeadLoss(a, config.numeric_loss, config.huber_delta, config.label_smoothing) for a in schema}
+    heads = {
+        a.name: HeadLoss(a, config.numeric_loss, config.huber_delta, config.label_smoothing) for a in schema
+    }
     terms: dict[str, Callable[..., Tensor]] = dict(heads)
     if config.balance == "initial":
         assert initial is not None
-        terms = {n: _InitialBalanced(h, v if math.isfinite(v := float(initial[n])) and v > 0 else 1.0) for n, h in heads.items()}
+        terms = {
+            n: _InitialBalanced(h, v if math.isfinite(v := float(initial[n])) and v > 0 else 1.0)
+            for n, h in heads.items()
+        }
     elif config.balance == "uncertainty":
         assert log_vars is not None
         terms = {n: _UncertaintyBalanced(h, log_vars[n]) for n, h in heads.items()}

@@ -18,8 +18,15 @@ import torch
 
 from ..device import available_memory, check_fits
 
-__all__ = ["BACKBONE_BYTES_PER_PIXEL", "BACKBONE_PARAMETERS", "FEATURE_BATCH", "check_scoring", "check_training",
-           "scoring_bytes", "training_bytes"]
+__all__ = [
+    "BACKBONE_BYTES_PER_PIXEL",
+    "BACKBONE_PARAMETERS",
+    "FEATURE_BATCH",
+    "check_scoring",
+    "check_training",
+    "scoring_bytes",
+    "training_bytes",
+]
 
 #: Peak bytes per input pixel of one image in a backbone's pass: (without gradients, with the
 #: backward pass's saved activations). The parameters' gradients are counted apart.
@@ -30,8 +37,12 @@ BACKBONE_BYTES_PER_PIXEL: dict[str, tuple[int, int]] = {
     "vgg19": (1024, 2560),
 }
 #: Parameters of each backbone as the hypercolumn uses it (a VGG truncated after ``relu5_1``).
-BACKBONE_PARAMETERS: dict[str, int] = {"resnet18": 11_176_512, "resnet50": 23_508_032, "vgg16": 9_995_072,
-                                       "vgg19": 12_944_960}
+BACKBONE_PARAMETERS: dict[str, int] = {
+    "resnet18": 11_176_512,
+    "resnet50": 23_508_032,
+    "vgg16": 9_995_072,
+    "vgg19": 12_944_960,
+}
 #: Images per pass when a frozen backbone's features are computed (``attributes.train``).
 FEATURE_BATCH = 16
 #: Bytes that do not grow with the images (the interpreter's working set, the heads, temporaries).
@@ -54,8 +65,16 @@ def training_bytes(arch: str, count: int, size: int, batch_size: int, finetune: 
     return need
 
 
-def check_training(arch: str, count: int, size: int, batch_size: int, finetune: bool, device: torch.device, *,
-                   available: int | None = None) -> int:
+def check_training(
+    arch: str,
+    count: int,
+    size: int,
+    batch_size: int,
+    finetune: bool,
+    device: torch.device,
+    *,
+    available: int | None = None,
+) -> int:
     """Refuses a ``train-attrs`` run whose estimate (:func:`training_bytes`) does not fit.
 
     Raises:
@@ -73,10 +92,14 @@ def scoring_bytes(arch: str, size: int, batch_size: int) -> int:
     pass of the backbone without gradients."""
     inference, _ = BACKBONE_BYTES_PER_PIXEL.get(arch, max(BACKBONE_BYTES_PER_PIXEL.values()))
     pixels = size * size
-    return batch_size * (inference * pixels + 2 * 4 * 3 * pixels) + 4 * BACKBONE_PARAMETERS.get(arch, 0) + _FIXED
+    return (
+        batch_size * (inference * pixels + 2 * 4 * 3 * pixels) + 4 * BACKBONE_PARAMETERS.get(arch, 0) + _FIXED
+    )
 
 
-def check_scoring(arch: str, size: int, batch_size: int, device: torch.device, *, available: int | None = None) -> int:
+def check_scoring(
+    arch: str, size: int, batch_size: int, device: torch.device, *, available: int | None = None
+) -> int:
     """Refuses a ``score`` run whose estimate (:func:`scoring_bytes`) does not fit.
 
     Raises:
@@ -84,7 +107,16 @@ def check_scoring(arch: str, size: int, batch_size: int, device: torch.device, *
             batch that fits (if one does).
     """
     free = available if available is not None else available_memory(device)
-    fits = [b for b in range(batch_size - 1, 0, -1) if free is not None and scoring_bytes(arch, size, b) <= free]
-    fix = f"--batch-size {fits[0]}" if fits else "freeing memory (one image at this model's size does not fit)"
-    return check_fits(scoring_bytes(arch, size, batch_size), device,
-                      f"--batch-size {batch_size} (images of {size} px for this model)", fix, available=free)
+    fits = [
+        b for b in range(batch_size - 1, 0, -1) if free is not None and scoring_bytes(arch, size, b) <= free
+    ]
+    fix = (
+        f"--batch-size {fits[0]}" if fits else "freeing memory (one image at this model's size does not fit)"
+    )
+    return check_fits(
+        scoring_bytes(arch, size, batch_size),
+        device,
+        f"--batch-size {batch_size} (images of {size} px for this model)",
+        fix,
+        available=free,
+    )

@@ -48,17 +48,25 @@ class AttributeMetrics:
             count = int(mask.sum())
             self._add(f"head_loss.{name}", float(self.heads[name].per_item(output, target).sum()), count)
             if isinstance(attribute, NumericAttribute):
-                error = attribute.from_unit(output[mask].double()) - attribute.from_unit(target[mask].double())
+                error = attribute.from_unit(output[mask].double()) - attribute.from_unit(
+                    target[mask].double()
+                )
                 self._add(f"mae.{name}", float(error.abs().sum()), count)
             else:
                 self._add(f"acc.{name}", float((output[mask].argmax(-1) == target[mask]).sum()), count)
 
     def _order(self) -> list[str]:
         order = [f"head_loss.{a.name}" for a in self.schema]
-        return order + [f"{'mae' if isinstance(a, NumericAttribute) else 'acc'}.{a.name}" for a in self.schema]
+        return order + [
+            f"{'mae' if isinstance(a, NumericAttribute) else 'acc'}.{a.name}" for a in self.schema
+        ]
 
     def compute(self) -> dict[str, float]:
-        return {k: (self.sums[k] / self.counts[k] if self.counts.get(k) else math.nan) for k in self._order() if k in self.sums}
+        return {
+            k: (self.sums[k] / self.counts[k] if self.counts.get(k) else math.nan)
+            for k in self._order()
+            if k in self.sums
+        }
 
     def all_reduce(self, reduce: Callable[[Tensor], Tensor]) -> None:
         """Replaces the sums and counts by their totals over the ranks of a distributed run.
@@ -67,8 +75,10 @@ class AttributeMetrics:
             reduce: Sums a tensor over the ranks (:meth:`Distributed.all_reduce`).
         """
         keys = self._order()
-        state = torch.tensor([self.sums.get(k, 0.0) for k in keys] + [float(self.counts.get(k, 0)) for k in keys],
-                             dtype=torch.float64)
+        state = torch.tensor(
+            [self.sums.get(k, 0.0) for k in keys] + [float(self.counts.get(k, 0)) for k in keys],
+            dtype=torch.float64,
+        )
         seen = torch.tensor([1.0 if k in self.sums else 0.0 for k in keys], dtype=torch.float64)
         total = reduce(torch.cat([state, seen])).tolist()
         n = len(keys)
@@ -76,7 +86,9 @@ class AttributeMetrics:
         self.counts = {k: int(round(total[n + i])) for i, k in enumerate(keys) if total[2 * n + i] > 0}
 
 
-def baseline_metrics(schema: Schema, train: Mapping[str, Tensor], other: Mapping[str, Tensor]) -> dict[str, float]:
+def baseline_metrics(
+    schema: Schema, train: Mapping[str, Tensor], other: Mapping[str, Tensor]
+) -> dict[str, float]:
     """The trivial predictor's metrics on ``other``: the training mean (numeric), the majority class."""
     out: dict[str, float] = {}
     for attribute in schema:

@@ -34,13 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..version import __version__
 from ..config import FEATURE_NORMS
 from ..errors import InputFileError, InvalidParameter, WeightsError, choice_error
+from ..files import write_atomic
 from ..nets.resnet import RESNET_ARCHS, block_channels, build_resnet
 from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG_ARCHS, VGGFeatures
 from ..nets.weights import WeightsChoice, load_checked, resolve_weights
-from ..files import write_atomic
+from ..version import __version__
 from .kinds import NumericAttribute
 from .schema import Schema
 
@@ -100,13 +100,22 @@ class Hypercolumn(nn.Module):
     Output: ``(B, D)`` float, every entry >= 0 (pooled ReLU outputs), ``D = feature_dims(arch)``.
     """
 
-    def __init__(self, arch: str, state_dict: dict[str, Tensor] | None = None, *, seed: int = 0,
-                 source: str = "state dict", trainable: bool = False) -> None:
+    def __init__(
+        self,
+        arch: str,
+        state_dict: dict[str, Tensor] | None = None,
+        *,
+        seed: int = 0,
+        source: str = "state dict",
+        trainable: bool = False,
+    ) -> None:
         super().__init__()
         self.arch = arch
         self.dims = feature_dims(arch)
         if arch in VGG_ARCHS:
-            self.net: nn.Module = VGGFeatures(arch, VGG_HYPERCOLUMN_LAYERS, state_dict=state_dict, seed=seed, source=source)
+            self.net: nn.Module = VGGFeatures(
+                arch, VGG_HYPERCOLUMN_LAYERS, state_dict=state_dict, seed=seed, source=source
+            )
         else:
             net = build_resnet(arch, generator=torch.Generator().manual_seed(int(seed)))
             if state_dict is not None:
@@ -182,7 +191,9 @@ class FeatureNorm(nn.Module):
         std = features.std(dim=0, unbiased=False)
         floor = 0.01 * float(std.mean())
         self.mean.copy_(features.mean(dim=0))
-        self.std.copy_(std.clamp_min(floor) if floor > 0 else torch.ones_like(std))  # one image: no spread at all
+        self.std.copy_(
+            std.clamp_min(floor) if floor > 0 else torch.ones_like(std)
+        )  # one image: no spread at all
 
     def forward(self, x: Tensor) -> Tensor:
         if self.kind == "l2":
@@ -277,8 +288,16 @@ class AttributeNet(nn.Module):
         head_dims: Length of what the heads read: ``dims`` without a trunk, else ``trunk.width``.
     """
 
-    def __init__(self, schema: Schema, backbone: Hypercolumn | None = None, *, dims: int | None = None,
-                 seed: int = 0, trunk: TrunkShape = TrunkShape(), norm: str = "l2") -> None:
+    def __init__(
+        self,
+        schema: Schema,
+        backbone: Hypercolumn | None = None,
+        *,
+        dims: int | None = None,
+        seed: int = 0,
+        trunk: TrunkShape = TrunkShape(),
+        norm: str = "l2",
+    ) -> None:
         super().__init__()
         self.schema = schema
         self.backbone = backbone
@@ -291,10 +310,14 @@ class AttributeNet(nn.Module):
         generator = torch.Generator().manual_seed(int(seed))
         self.trunk = build_trunk(self.dims, trunk, generator)  # empty: the identity, and no tensors
         width = self.head_dims = trunk.width if trunk.layers else self.dims
-        self.heads = nn.ModuleDict({
-            a.name: _seeded_linear(width, 1 if isinstance(a, NumericAttribute) else a.num_classes, generator)
-            for a in schema
-        })
+        self.heads = nn.ModuleDict(
+            {
+                a.name: _seeded_linear(
+                    width, 1 if isinstance(a, NumericAttribute) else a.num_classes, generator
+                )
+                for a in schema
+            }
+        )
 
     def heads_forward(self, features: Tensor) -> dict[str, Tensor]:
         """Hypercolumns ``(B, D)`` → the norm, the trunk, then each head's output: numeric ``(B,)``
@@ -309,7 +332,9 @@ class AttributeNet(nn.Module):
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         """Images ``(B, 3, H, W)`` in [0, 1] → :meth:`heads_forward` of their hypercolumns."""
         if self.backbone is None:
-            raise InvalidParameter("backbone", None, "a backbone to run images through (this net has heads only)")
+            raise InvalidParameter(
+                "backbone", None, "a backbone to run images through (this net has heads only)"
+            )
         return self.heads_forward(self.backbone(images))
 
     @torch.no_grad()
@@ -327,7 +352,9 @@ class AttributeNet(nn.Module):
         finally:
             self.train(was)
         return {
-            a.name: a.from_unit(outputs[a.name]) if isinstance(a, NumericAttribute) else outputs[a.name].softmax(-1)
+            a.name: a.from_unit(outputs[a.name])
+            if isinstance(a, NumericAttribute)
+            else outputs[a.name].softmax(-1)
             for a in self.schema
         }
 
@@ -337,8 +364,9 @@ class AttributeNet(nn.Module):
 NET_PARTS: tuple[str, ...] = ("norm", "trunk", "heads")
 
 
-def save_model(run_dir: str | os.PathLike[str], net: AttributeNet, meta: dict[str, Any], *,
-               with_backbone: bool) -> tuple[Path, Path]:
+def save_model(
+    run_dir: str | os.PathLike[str], net: AttributeNet, meta: dict[str, Any], *, with_backbone: bool
+) -> tuple[Path, Path]:
     """Writes ``model.safetensors`` and ``model.json`` atomically.
 
     Args:
@@ -354,13 +382,19 @@ def save_model(run_dir: str | os.PathLike[str], net: AttributeNet, meta: dict[st
     from safetensors.torch import save
 
     run_dir = Path(run_dir)
-    tensors = {f"{part}.{k}": v.detach().cpu().contiguous()
-               for part in NET_PARTS for k, v in getattr(net, part).state_dict().items()}
+    tensors = {
+        f"{part}.{k}": v.detach().cpu().contiguous()
+        for part in NET_PARTS
+        for k, v in getattr(net, part).state_dict().items()
+    }
     if with_backbone and net.backbone is not None:
-        tensors.update({f"backbone.{k}": v.detach().cpu().contiguous() for k, v in net.backbone.state_dict().items()})
+        tensors.update(
+            {f"backbone.{k}": v.detach().cpu().contiguous() for k, v in net.backbone.state_dict().items()}
+        )
     data = save(tensors, metadata={"format": "styleforge.attributes/1"})
     scaling = {
-        a.name: {"min": a.min, "max": a.max, "unit": "2 * (v - min) / (max - min) - 1"} for a in net.schema.numeric
+        a.name: {"min": a.min, "max": a.max, "unit": "2 * (v - min) / (max - min) - 1"}
+        for a in net.schema.numeric
     }
     document = {
         "format": "styleforge.attributes/1",
@@ -370,8 +404,12 @@ def save_model(run_dir: str | os.PathLike[str], net: AttributeNet, meta: dict[st
         "trunk": net.trunk_shape.to_dict(),
         "feature_norm": net.norm.kind,
         "label_scaling": scaling,
-        "tensors": {"norm": net.norm.kind == "standard", "trunk": net.trunk_shape.layers > 0, "heads": True,
-                    "backbone": bool(with_backbone)},
+        "tensors": {
+            "norm": net.norm.kind == "standard",
+            "trunk": net.trunk_shape.layers > 0,
+            "heads": True,
+            "backbone": bool(with_backbone),
+        },
     }
     text = json.dumps(document, indent=1, default=str, allow_nan=True)
     model_path = write_atomic(run_dir / MODEL_FILE, lambda h: h.write(data))
@@ -404,7 +442,9 @@ def read_model_json(run_dir: str | os.PathLike[str], param: str = "RUN_DIR") -> 
     """
     path = Path(run_dir) / MODEL_JSON
     if not path.is_file():
-        raise InputFileError(param, run_dir, f"has no {MODEL_JSON}; expected the -o folder of styleforge train-attrs")
+        raise InputFileError(
+            param, run_dir, f"has no {MODEL_JSON}; expected the -o folder of styleforge train-attrs"
+        )
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -414,7 +454,9 @@ def read_model_json(run_dir: str | os.PathLike[str], param: str = "RUN_DIR") -> 
     return meta
 
 
-def load_model(run_dir: str | os.PathLike[str], *, device: torch.device | str = "cpu", param: str = "RUN_DIR") -> LoadedModel:
+def load_model(
+    run_dir: str | os.PathLike[str], *, device: torch.device | str = "cpu", param: str = "RUN_DIR"
+) -> LoadedModel:
     """Reads a trained network from a run directory.
 
     Args:
@@ -439,7 +481,7 @@ def load_model(run_dir: str | os.PathLike[str], *, device: torch.device | str = 
         tensors = load_file(str(run_dir / MODEL_FILE))
     except (OSError, SafetensorError) as exc:
         raise InputFileError(param, run_dir / MODEL_FILE, f"cannot be read ({exc})") from None
-    stored = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
+    stored = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
     choice = None
     if stored:
         backbone = Hypercolumn(arch, None, seed=seed)
@@ -448,23 +490,33 @@ def load_model(run_dir: str | os.PathLike[str], *, device: torch.device | str = 
         # ``arch`` is the network training built, so a recorded ``hed`` resolves for the vgg16 it is.
         choice = resolve_weights(backbone_meta["weights"], arch)
         if choice.arch and choice.arch != arch:  # e.g. a hand-written ``auto`` that now falls back to hed
-            raise WeightsError(f"{param}: {MODEL_JSON}'s backbone weights {backbone_meta['weights']!r} resolve to "
-                               f"{choice.arch} weights ({choice.kind}: {choice.source}), but the backbone is {arch}; "
-                               f"name the weights the model was trained with")
+            raise WeightsError(
+                f"{param}: {MODEL_JSON}'s backbone weights {backbone_meta['weights']!r} resolve to "
+                f"{choice.arch} weights ({choice.kind}: {choice.source}), but the backbone is {arch}; "
+                f"name the weights the model was trained with"
+            )
         backbone = Hypercolumn(arch, choice.state_dict, seed=seed, source=choice.source)
     # A model written before --feature-norm existed has no such key: it was trained on l2.
     norm = str(meta.get("feature_norm", "l2"))
     if norm not in FEATURE_NORMS:
-        raise InputFileError(param, run_dir / MODEL_JSON, f"names an unknown feature_norm {norm!r}; expected one of: "
-                             + ", ".join(FEATURE_NORMS))
+        raise InputFileError(
+            param,
+            run_dir / MODEL_JSON,
+            f"names an unknown feature_norm {norm!r}; expected one of: " + ", ".join(FEATURE_NORMS),
+        )
     net = AttributeNet(schema, backbone, seed=seed, trunk=TrunkShape.from_meta(meta), norm=norm)
     for part in NET_PARTS:
         try:
-            getattr(net, part).load_state_dict({k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")})
+            getattr(net, part).load_state_dict(
+                {k[len(part) + 1 :]: v for k, v in tensors.items() if k.startswith(part + ".")}
+            )
         except RuntimeError as exc:  # missing, extra or misshapen tensors
             reason = str(exc).splitlines()[0].rstrip(":")
-            raise InputFileError(param, run_dir / MODEL_FILE, f"does not hold the {part} that {MODEL_JSON} describes "
-                                 f"({reason})") from None
+            raise InputFileError(
+                param,
+                run_dir / MODEL_FILE,
+                f"does not hold the {part} that {MODEL_JSON} describes ({reason})",
+            ) from None
     net.eval()
     return LoadedModel(net.to(device), meta, int(meta["preprocessing"]["size"]), choice)
 

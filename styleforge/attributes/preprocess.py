@@ -48,7 +48,6 @@ class Skipped:
         return f"row {self.row}: {self.path} {self.reason}"
 
 
-
 def squash_resize(images: Tensor, size: int) -> Tensor:
     """The model's resize: squash to ``size × size`` (bicubic, antialiased), clamped to [0, 1].
 
@@ -101,8 +100,9 @@ def _as_list(batch: list[Any]) -> list[Any]:
     return batch
 
 
-def _decode(items: Sequence[LabelledImage], size: int, workers: int, report: Callable[[int], None]
-            ) -> list[tuple[int, Tensor | None, str | None]]:
+def _decode(
+    items: Sequence[LabelledImage], size: int, workers: int, report: Callable[[int], None]
+) -> list[tuple[int, Tensor | None, str | None]]:
     """Decodes ``items`` in order, in ``workers`` processes (0: in this one)."""
     dataset = _DecodeSet(items, size)
     if workers <= 0 or len(items) <= 1:
@@ -111,8 +111,13 @@ def _decode(items: Sequence[LabelledImage], size: int, workers: int, report: Cal
             out.append(dataset[i])
             report(i + 1)
         return out
-    loader = torch.utils.data.DataLoader(dataset, batch_size=8, collate_fn=_as_list, num_workers=min(workers, len(items)),
-                                         generator=torch.Generator())  # never draws from the global generator
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=8,
+        collate_fn=_as_list,
+        num_workers=min(workers, len(items)),
+        generator=torch.Generator(),
+    )  # never draws from the global generator
     out = []
     for chunk in loader:  # in order, whatever the worker scheduling
         out.extend(chunk)
@@ -178,12 +183,15 @@ def load_images(
         item = items[i]
         if not skip_bad:
             reason = bad[i] + ("" if item.image_text == str(item.path) else f" ({item.path})")
-            raise LabelError(where_file, f"{item.image_text!r} {reason}; fix it or pass --skip-bad", item.row,
-                             item.line, "image")
+            raise LabelError(
+                where_file,
+                f"{item.image_text!r} {reason}; fix it or pass --skip-bad",
+                item.row,
+                item.line,
+                "image",
+            )
         skipped.append(Skipped(item.row, item.image_text, bad[i]))
     kept = [i for i in range(total) if i not in bad]
     if not kept:
         raise LabelError(where_file, f"none of its {total} images could be read (first: {skipped[0]})")
     return (local.pin_memory() if pin_memory else local), kept, skipped
-
-

@@ -43,8 +43,15 @@ __all__ = [
 ]
 
 #: Options that may differ when a run is resumed; the others must match the saved run.
-RESUME_OPTIONS: tuple[str, ...] = ("epochs", "patience", "min_delta", "divergence_factor", "device", "feature_cache",
-                                   "workers")
+RESUME_OPTIONS: tuple[str, ...] = (
+    "epochs",
+    "patience",
+    "min_delta",
+    "divergence_factor",
+    "device",
+    "feature_cache",
+    "workers",
+)
 RESUME_FILE = "resume.pt"
 FEATURES_FILE = "features.safetensors"
 HISTORY_FILE = "history.csv"
@@ -52,8 +59,9 @@ CURVES_FILE = "curves.png"
 METRICS_FILE = "metrics.json"
 
 
-def resolve_config(run_dir: Path, config: TrainConfig | None, resume: bool, options: dict[str, Any]
-                   ) -> tuple[TrainConfig, dict[str, Any] | None]:
+def resolve_config(
+    run_dir: Path, config: TrainConfig | None, resume: bool, options: dict[str, Any]
+) -> tuple[TrainConfig, dict[str, Any] | None]:
     """The configuration of a new run, or of a resumed one checked against the saved run.
 
     Args:
@@ -74,14 +82,24 @@ def resolve_config(run_dir: Path, config: TrainConfig | None, resume: bool, opti
         if run_dir.exists() and not run_dir.is_dir():
             raise InvalidParameter("-o", str(run_dir), "a folder for the run (this is a file)")
         if (run_dir / MODEL_JSON).exists() or (run_dir / RESUME_FILE).exists():
-            raise InvalidParameter("-o", str(run_dir), "a new or empty folder",
-                                   "it holds a run already: pass --resume to continue it, or choose another folder")
+            raise InvalidParameter(
+                "-o",
+                str(run_dir),
+                "a new or empty folder",
+                "it holds a run already: pass --resume to continue it, or choose another folder",
+            )
         return dataclasses.replace(config or TrainConfig(), **options), None
     if not (run_dir / RESUME_FILE).is_file():
-        raise InputFileError("--resume", run_dir, f"has no {RESUME_FILE} to resume from (no epoch of a run finished there)")
+        raise InputFileError(
+            "--resume", run_dir, f"has no {RESUME_FILE} to resume from (no epoch of a run finished there)"
+        )
     meta = read_model_json(run_dir, "--resume")
     saved = TrainConfig.from_dict(meta["training"]["config"])
-    given = {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig)} if config is not None else {}
+    given = (
+        {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig)}
+        if config is not None
+        else {}
+    )
     given.update(options)
     differ = [k for k in given if k not in RESUME_OPTIONS and given[k] != getattr(saved, k, None)]
     if differ:
@@ -117,10 +135,18 @@ def _mismatch(names: Sequence[str], given: Mapping[str, Any], saved: TrainConfig
     with the saved one, each other with both values."""
     first, rest = names[0], names[1:]
     also = [f"{_as_given(k, given[k])} (the run has {_as_given(k, getattr(saved, k, None))})" for k in rest]
-    hint = (f"also different: {'; '.join(also)}; " if also else "") + \
-        "only " + ", ".join(_flag(o) for o in RESUME_OPTIONS) + " may change on --resume"
-    return InvalidParameter(_flag(first), given[first], f"{_as_saved(first, getattr(saved, first, None))}, as in the "
-                            "run being resumed", hint)
+    hint = (
+        (f"also different: {'; '.join(also)}; " if also else "")
+        + "only "
+        + ", ".join(_flag(o) for o in RESUME_OPTIONS)
+        + " may change on --resume"
+    )
+    return InvalidParameter(
+        _flag(first),
+        given[first],
+        f"{_as_saved(first, getattr(saved, first, None))}, as in the run being resumed",
+        hint,
+    )
 
 
 def plot_curves(run_dir: Path, schema: Schema, history: Sequence[Mapping[str, float]]) -> Path:

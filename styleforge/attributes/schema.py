@@ -48,7 +48,10 @@ class Schema:
         for name in names:
             if names.count(name) > 1:
                 raise InvalidParameter(
-                    "schema.attributes", name, "unique attribute names", f"{name!r} appears {names.count(name)} times"
+                    "schema.attributes",
+                    name,
+                    "unique attribute names",
+                    f"{name!r} appears {names.count(name)} times",
                 )
         object.__setattr__(self, "attributes", attributes)
 

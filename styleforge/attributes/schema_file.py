@@ -15,7 +15,14 @@ from pathlib import Path
 
 from ..errors import InputFileError, InvalidParameter, StyleforgeError, did_you_mean
 from ..files import TOMLDecodeError, loads_toml
-from .kinds import Attribute, CategoricalAttribute, NumericAttribute, _classes_issue, _name_issue, _numeric_issue
+from .kinds import (
+    Attribute,
+    CategoricalAttribute,
+    NumericAttribute,
+    _classes_issue,
+    _name_issue,
+    _numeric_issue,
+)
 
 __all__ = ["parse_attributes", "read_schema_file"]
 
@@ -41,7 +48,12 @@ class _Where:
         return ", ".join(parts)
 
     def bad_value(
-        self, value: object, valid: str, index: int | None = None, name: object = None, field: str | None = None,
+        self,
+        value: object,
+        valid: str,
+        index: int | None = None,
+        name: object = None,
+        field: str | None = None,
         hint: str = "",
     ) -> InvalidParameter:
         """A value that is well-formed but not allowed (min >= max, a duplicate name)."""
@@ -51,7 +63,12 @@ class _Where:
         return InvalidParameter(self.param, value, valid, f"{where}; {hint}" if hint else where)
 
     def malformed(
-        self, problem: str, valid: str, value: object = None, index: int | None = None, name: object = None,
+        self,
+        problem: str,
+        valid: str,
+        value: object = None,
+        index: int | None = None,
+        name: object = None,
         field: str | None = None,
     ) -> StyleforgeError:
         """A document of the wrong shape (a missing or unknown field, a wrong type).
@@ -61,14 +78,20 @@ class _Where:
         """
         where = self.location(index, name, field)
         if self.path is not None:
-            return InputFileError(self.param, self.path, f"is not a valid schema: {where + ' ' if where else ''}{problem}")
+            return InputFileError(
+                self.param, self.path, f"is not a valid schema: {where + ' ' if where else ''}{problem}"
+            )
         return InvalidParameter(self.param, value, valid, where)
 
 
-_TOP_VALID = "a table with one list of attributes: 'attribute' ([[attribute]] tables in TOML) or 'attributes' (JSON)"
+_TOP_VALID = (
+    "a table with one list of attributes: 'attribute' ([[attribute]] tables in TOML) or 'attributes' (JSON)"
+)
 
 
-def parse_attributes(data: object, param: str, *, path: Path | None = None, toml: bool = False) -> tuple[Attribute, ...]:
+def parse_attributes(
+    data: object, param: str, *, path: Path | None = None, toml: bool = False
+) -> tuple[Attribute, ...]:
     """The attributes of a schema document, checked.
 
     Args:
@@ -99,18 +122,25 @@ def _parse(data: object, where: _Where) -> tuple[Attribute, ...]:
         if key not in ("attribute", "attributes"):
             hint = did_you_mean(str(key), ["attribute", "attributes"])
             raise where.malformed(
-                f"has an unknown top-level key {key!r}; expected {_TOP_VALID}" + (f" ({hint})" if hint else ""),
-                _TOP_VALID, key,
+                f"has an unknown top-level key {key!r}; expected {_TOP_VALID}"
+                + (f" ({hint})" if hint else ""),
+                _TOP_VALID,
+                key,
             )
     keys = [key for key in ("attribute", "attributes") if key in data]
     if len(keys) != 1:
-        raise where.malformed(f"has {'both' if keys else 'neither'} 'attribute' and 'attributes'; expected {_TOP_VALID}",
-                              _TOP_VALID, sorted(data))
+        raise where.malformed(
+            f"has {'both' if keys else 'neither'} 'attribute' and 'attributes'; expected {_TOP_VALID}",
+            _TOP_VALID,
+            sorted(data),
+        )
     entries = data[keys[0]]
     if not isinstance(entries, list) or not entries:
         raise where.malformed(
-            f"has {keys[0]!r} that is not a non-empty list of attribute tables", "a non-empty list of attribute tables",
-            entries, field=keys[0],
+            f"has {keys[0]!r} that is not a non-empty list of attribute tables",
+            "a non-empty list of attribute tables",
+            entries,
+            field=keys[0],
         )
 
     attributes: list[Attribute] = []
@@ -120,7 +150,11 @@ def _parse(data: object, where: _Where) -> tuple[Attribute, ...]:
         name = attributes[-1].name
         if name in seen:
             raise where.bad_value(
-                name, "unique attribute names", index, name, "name",
+                name,
+                "unique attribute names",
+                index,
+                name,
+                "name",
                 f"already used by {where.location(seen[name], name)}",
             )
         seen[name] = index
@@ -138,8 +172,12 @@ def _parse_attribute(entry: object, index: int, where: _Where) -> Attribute:
         raise where.bad_value(issue[0], issue[1], index, None, "name")
     if "kind" not in entry:
         raise where.malformed(
-            "is missing (expected 'numeric' or 'categorical')", "a 'kind' field: 'numeric' or 'categorical'",
-            dict(entry), index, name, "kind",
+            "is missing (expected 'numeric' or 'categorical')",
+            "a 'kind' field: 'numeric' or 'categorical'",
+            dict(entry),
+            index,
+            name,
+            "kind",
         )
     kind = entry["kind"]
     if kind not in _KINDS:
@@ -151,8 +189,13 @@ def _parse_attribute(entry: object, index: int, where: _Where) -> Attribute:
         if key not in fields:
             hint = did_you_mean(str(key), fields)
             raise where.malformed(
-                f"is not a field of a {kind} attribute (its fields: {', '.join(fields)})" + (f"; {hint}" if hint else ""),
-                f"one of the fields {', '.join(fields)}" + (f" ({hint})" if hint else ""), key, index, name, str(key),
+                f"is not a field of a {kind} attribute (its fields: {', '.join(fields)})"
+                + (f"; {hint}" if hint else ""),
+                f"one of the fields {', '.join(fields)}" + (f" ({hint})" if hint else ""),
+                key,
+                index,
+                name,
+                str(key),
             )
     if kind == "numeric":
         lo, hi = entry.get("min", 1.0), entry.get("max", 10.0)
@@ -163,8 +206,12 @@ def _parse_attribute(entry: object, index: int, where: _Where) -> Attribute:
         return NumericAttribute(name, float(lo), float(hi))
     if "classes" not in entry:
         raise where.malformed(
-            "is missing (expected a list of class names)", "a 'classes' field (a list of class names)",
-            dict(entry), index, name, "classes",
+            "is missing (expected a list of class names)",
+            "a 'classes' field (a list of class names)",
+            dict(entry),
+            index,
+            name,
+            "classes",
         )
     problem = _classes_issue(entry["classes"])
     if problem is not None:

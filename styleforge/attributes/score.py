@@ -40,10 +40,10 @@ from .model import (
     BACKBONE_ARCHS,
     MODEL_FILE,
     MODEL_JSON,
+    TRUNK_LAYER,
     FeatureNorm,
     Hypercolumn,
     LoadedModel,
-    TRUNK_LAYER,
     TrunkShape,
     build_trunk,
     feature_dims,
@@ -146,7 +146,8 @@ class ImageScore:
         """Inverse of :meth:`to_dict`."""
         categorical = {
             name: CategoricalScore(
-                str(c["class"]), float(c["probability"]),
+                str(c["class"]),
+                float(c["probability"]),
                 tuple(ClassProbability(str(t["class"]), float(t["probability"])) for t in c["top3"]),
             )
             for name, c in (data.get("categorical") or {}).items()
@@ -176,30 +177,54 @@ def _check_meta(run_dir: Path, meta: dict[str, Any], param: str) -> tuple[Schema
     json_path = run_dir / MODEL_JSON
     for key in ("schema", "backbone", "preprocessing"):
         if not isinstance(meta.get(key), dict):
-            raise _bad(param, json_path, f"has no {key!r} table; it is not a complete styleforge attribute model")
+            raise _bad(
+                param, json_path, f"has no {key!r} table; it is not a complete styleforge attribute model"
+            )
     schema = Schema.from_dict(meta["schema"], param=f"{param} {MODEL_JSON} schema")
     backbone, prep = meta["backbone"], meta["preprocessing"]
     arch = backbone.get("arch")
     if arch not in BACKBONE_ARCHS:
-        raise _bad(param, json_path, f"names the backbone {arch!r}; expected one of: {', '.join(BACKBONE_ARCHS)}")
+        raise _bad(
+            param, json_path, f"names the backbone {arch!r}; expected one of: {', '.join(BACKBONE_ARCHS)}"
+        )
     if "weights" not in backbone:
         raise _bad(param, json_path, "does not say which backbone weights it uses ('backbone.weights')")
     dims = feature_dims(arch)
     if "feature_dims" in backbone and backbone["feature_dims"] != dims:
-        raise _bad(param, json_path, f"says the {arch} hypercolumn has {backbone['feature_dims']} values; it has {dims}")
+        raise _bad(
+            param,
+            json_path,
+            f"says the {arch} hypercolumn has {backbone['feature_dims']} values; it has {dims}",
+        )
     size = prep.get("size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise _bad(param, json_path, f"has preprocessing.size {shown(size)}; expected a whole number of px >= 1")
+        raise _bad(
+            param, json_path, f"has preprocessing.size {shown(size)}; expected a whole number of px >= 1"
+        )
     resize = str(prep.get("resize", "squash"))
     if not resize.startswith("squash"):
-        raise _bad(param, json_path, f"asks for the resize {resize!r}, which styleforge does not know (it squashes to size x size)")
+        raise _bad(
+            param,
+            json_path,
+            f"asks for the resize {resize!r}, which styleforge does not know (it squashes to size x size)",
+        )
     norm = prep.get("normalisation")
     if isinstance(norm, dict):
         for key, expected in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
             given = norm.get(key)
-            if not (isinstance(given, list) and len(given) == 3 and all(
-                    isinstance(g, (int, float)) and math.isclose(g, e, abs_tol=1e-6) for g, e in zip(given, expected))):
-                raise _bad(param, json_path, f"asks for the input normalisation {key} {shown(given)}; the backbones use ImageNet's {shown(list(expected))}")
+            if not (
+                isinstance(given, list)
+                and len(given) == 3
+                and all(
+                    isinstance(g, (int, float)) and math.isclose(g, e, abs_tol=1e-6)
+                    for g, e in zip(given, expected)
+                )
+            ):
+                raise _bad(
+                    param,
+                    json_path,
+                    f"asks for the input normalisation {key} {shown(given)}; the backbones use ImageNet's {shown(list(expected))}",
+                )
     return schema, arch, dims
 
 
@@ -212,14 +237,24 @@ def _check_trunk(run_dir: Path, meta: dict[str, Any], param: str) -> TrunkShape:
     def whole(value: Any, low: int) -> bool:
         return not isinstance(value, bool) and isinstance(value, int) and value >= low
 
-    if not (isinstance(table, dict) and whole(table.get("layers"), 0) and whole(table.get("width", 1), 1)
-            and table.get("layer", TRUNK_LAYER) == TRUNK_LAYER):
-        raise _bad(param, run_dir / MODEL_JSON, f"has the trunk {shown(table)}; expected {{\"layers\": N >= 0, "
-                                                f"\"width\": W >= 1, \"layer\": \"{TRUNK_LAYER}\"}}")
+    if not (
+        isinstance(table, dict)
+        and whole(table.get("layers"), 0)
+        and whole(table.get("width", 1), 1)
+        and table.get("layer", TRUNK_LAYER) == TRUNK_LAYER
+    ):
+        raise _bad(
+            param,
+            run_dir / MODEL_JSON,
+            f'has the trunk {shown(table)}; expected {{"layers": N >= 0, '
+            f'"width": W >= 1, "layer": "{TRUNK_LAYER}"}}',
+        )
     return TrunkShape.from_meta(meta)
 
 
-def _check_tensors(run_dir: Path, meta: dict[str, Any], schema: Schema, arch: str, dims: int, param: str) -> None:
+def _check_tensors(
+    run_dir: Path, meta: dict[str, Any], schema: Schema, arch: str, dims: int, param: str
+) -> None:
     """Checks that ``model.safetensors`` holds exactly the heads (and backbone) ``model.json`` describes."""
     from safetensors import SafetensorError, safe_open
 
@@ -228,7 +263,7 @@ def _check_tensors(run_dir: Path, meta: dict[str, Any], schema: Schema, arch: st
         raise _bad(param, run_dir, f"has {MODEL_JSON} but no {MODEL_FILE} (the network's weights)")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except (OSError, SafetensorError) as exc:
         raise _bad(param, path, f"cannot be read ({exc})") from None
     where = f"{MODEL_FILE} and {MODEL_JSON} disagree"
@@ -239,49 +274,99 @@ def _check_tensors(run_dir: Path, meta: dict[str, Any], schema: Schema, arch: st
         for key, shape in expected.items():
             if shapes.get(key) != shape:
                 got = f"no {key}" if key not in shapes else f"{key} of shape {list(shapes[key])}"
-                raise _bad(param, run_dir, f"{where}: {MODEL_JSON} has {described} on {dims} features, which needs "
-                                           f"{key} {list(shape)}; {MODEL_FILE} has {got}")
+                raise _bad(
+                    param,
+                    run_dir,
+                    f"{where}: {MODEL_JSON} has {described} on {dims} features, which needs "
+                    f"{key} {list(shape)}; {MODEL_FILE} has {got}",
+                )
         extra = sorted(k for k in shapes if k.startswith(part + ".") and k not in expected)
         if extra:
-            raise _bad(param, run_dir, f"{where}: {MODEL_FILE} has {extra[0]}, but {MODEL_JSON}'s {part} has {count}")
+            raise _bad(
+                param, run_dir, f"{where}: {MODEL_FILE} has {extra[0]}, but {MODEL_JSON}'s {part} has {count}"
+            )
 
     norm = meta.get("feature_norm", "l2")  # a model from before --feature-norm: l2
     if norm not in FEATURE_NORMS:
-        raise _bad(param, run_dir / MODEL_JSON, f"has the feature_norm {norm!r}; expected one of: {', '.join(FEATURE_NORMS)}")
-    check_part("norm", FeatureNorm(dims, norm), f"the feature norm {norm!r}", "no tensors" if norm == "l2" else "2 tensors (mean, std)")
+        raise _bad(
+            param,
+            run_dir / MODEL_JSON,
+            f"has the feature_norm {norm!r}; expected one of: {', '.join(FEATURE_NORMS)}",
+        )
+    check_part(
+        "norm",
+        FeatureNorm(dims, norm),
+        f"the feature norm {norm!r}",
+        "no tensors" if norm == "l2" else "2 tensors (mean, std)",
+    )
     trunk = _check_trunk(run_dir, meta, param)
-    check_part("trunk", build_trunk(dims, trunk), f"a {trunk.layers}-layer trunk of width {trunk.width}",
-               f"{trunk.layers} layer(s)")
+    check_part(
+        "trunk",
+        build_trunk(dims, trunk),
+        f"a {trunk.layers}-layer trunk of width {trunk.width}",
+        f"{trunk.layers} layer(s)",
+    )
     fan_in = trunk.width if trunk.layers else dims
     for attribute in schema:
         width = 1 if isinstance(attribute, NumericAttribute) else attribute.num_classes
-        for key, shape in ((f"heads.{attribute.name}.weight", (width, fan_in)), (f"heads.{attribute.name}.bias", (width,))):
+        for key, shape in (
+            (f"heads.{attribute.name}.weight", (width, fan_in)),
+            (f"heads.{attribute.name}.bias", (width,)),
+        ):
             if key not in shapes:
-                raise _bad(param, run_dir, f"{where}: {MODEL_JSON} has the attribute {attribute.name!r} but {MODEL_FILE} has no {key}")
+                raise _bad(
+                    param,
+                    run_dir,
+                    f"{where}: {MODEL_JSON} has the attribute {attribute.name!r} but {MODEL_FILE} has no {key}",
+                )
             if shapes[key] != shape:
-                what = f"{attribute.num_classes} classes" if isinstance(attribute, CategoricalAttribute) else "1 output"
+                what = (
+                    f"{attribute.num_classes} classes"
+                    if isinstance(attribute, CategoricalAttribute)
+                    else "1 output"
+                )
                 reads = f"{arch}: {dims} features" if not trunk.layers else f"a trunk of width {trunk.width}"
-                raise _bad(param, run_dir, f"{where}: {key} has shape {list(shapes[key])}; {MODEL_JSON} ({attribute.name}: {what}, "
-                                           f"{reads}) needs {list(shape)}")
+                raise _bad(
+                    param,
+                    run_dir,
+                    f"{where}: {key} has shape {list(shapes[key])}; {MODEL_JSON} ({attribute.name}: {what}, "
+                    f"{reads}) needs {list(shape)}",
+                )
     known = {f"heads.{a.name}.{p}" for a in schema for p in ("weight", "bias")}
     extra = sorted(k for k in shapes if k.startswith("heads.") and k not in known)
     if extra:
-        raise _bad(param, run_dir, f"{where}: {MODEL_FILE} has {extra[0]}, an attribute {MODEL_JSON}'s schema does not have "
-                                   f"(its attributes: {', '.join(schema.names)})")
-    stored = {k[len("backbone."):]: s for k, s in shapes.items() if k.startswith("backbone.")}
+        raise _bad(
+            param,
+            run_dir,
+            f"{where}: {MODEL_FILE} has {extra[0]}, an attribute {MODEL_JSON}'s schema does not have "
+            f"(its attributes: {', '.join(schema.names)})",
+        )
+    stored = {k[len("backbone.") :]: s for k, s in shapes.items() if k.startswith("backbone.")}
     declared = (meta.get("tensors") or {}).get("backbone")
     if declared is not None and bool(declared) != bool(stored):
-        raise _bad(param, run_dir, f"{where}: {MODEL_JSON} says the backbone is {'' if declared else 'not '}stored, "
-                                   f"{MODEL_FILE} has {len(stored)} backbone tensors")
+        raise _bad(
+            param,
+            run_dir,
+            f"{where}: {MODEL_JSON} says the backbone is {'' if declared else 'not '}stored, "
+            f"{MODEL_FILE} has {len(stored)} backbone tensors",
+        )
     if stored:
         expected = {k: tuple(v.shape) for k, v in Hypercolumn(arch).state_dict().items()}
         for key, shape in expected.items():
             if stored.get(key) != shape:
                 got = "no" if key not in stored else f"shape {list(stored[key])} for"
-                raise _bad(param, run_dir, f"{where}: {MODEL_FILE} has {got} backbone.{key}; a {arch} backbone needs {list(shape)}")
+                raise _bad(
+                    param,
+                    run_dir,
+                    f"{where}: {MODEL_FILE} has {got} backbone.{key}; a {arch} backbone needs {list(shape)}",
+                )
         unknown = sorted(set(stored) - set(expected))
         if unknown:
-            raise _bad(param, run_dir, f"{where}: {MODEL_FILE} has backbone.{unknown[0]}, which a {arch} backbone does not have")
+            raise _bad(
+                param,
+                run_dir,
+                f"{where}: {MODEL_FILE} has backbone.{unknown[0]}, which a {arch} backbone does not have",
+            )
 
 
 def open_model(
@@ -313,7 +398,9 @@ def open_model(
         return model_dir
     run_dir = Path(model_dir)
     if not run_dir.exists():
-        raise InputFileError(param, run_dir, "does not exist; expected the -o folder of styleforge train-attrs")
+        raise InputFileError(
+            param, run_dir, "does not exist; expected the -o folder of styleforge train-attrs"
+        )
     if not run_dir.is_dir():
         raise InputFileError(param, run_dir, "is a file; expected the -o folder of styleforge train-attrs")
     meta = read_model_json(run_dir, param)
@@ -366,8 +453,12 @@ def score_tensors(model: LoadedModel, images: Sequence[Tensor], names: Sequence[
         One :class:`ImageScore` per image.
     """
     size = model.size
-    batch = torch.stack([preprocess_image(rgb.detach().float().cpu().clamp(0, 1).mul(255).round().div(255), size)
-                         for rgb in images])
+    batch = torch.stack(
+        [
+            preprocess_image(rgb.detach().float().cpu().clamp(0, 1).mul(255).round().div(255), size)
+            for rgb in images
+        ]
+    )
     return _scores_of(model, batch, list(names))
 
 
@@ -411,8 +502,12 @@ def score_images(
     else:
         model = open_model(model_dir_or_loaded, device=resolve_device(str(device)), callbacks=callbacks)
     # A batch at the model's size, checked before any image is decoded.
-    check_scoring(str(model.meta.get("backbone", {}).get("arch", "")), model.size, batch_size,
-                  next(model.net.parameters()).device)
+    check_scoring(
+        str(model.meta.get("backbone", {}).get("arch", "")),
+        model.size,
+        batch_size,
+        next(model.net.parameters()).device,
+    )
     found = find_images(paths)
     results: list[ImageScore | None] = [None] * len(found)
     pending: list[tuple[int, Tensor]] = []
@@ -421,7 +516,9 @@ def score_images(
     def flush() -> None:
         nonlocal done
         if pending:
-            scores = _scores_of(model, torch.stack([x for _, x in pending]), [found[i][0] for i, _ in pending])
+            scores = _scores_of(
+                model, torch.stack([x for _, x in pending]), [found[i][0] for i, _ in pending]
+            )
             for (i, _), score in zip(pending, scores):
                 results[i] = score
             done += len(pending)

@@ -74,10 +74,15 @@ def format_table(scores: Sequence[ImageScore], schema: Schema) -> str:
         else:
             for a in schema:
                 if isinstance(a, NumericAttribute):
-                    lines.append(f"  {a.name:<{width}}  {_rating(score.numeric[a.name]):>5}   ({a.min:g}..{a.max:g})")
+                    lines.append(
+                        f"  {a.name:<{width}}  {_rating(score.numeric[a.name]):>5}   ({a.min:g}..{a.max:g})"
+                    )
                 else:
                     c = score.categorical[a.name]
-                    lines.append(f"  {a.name:<{width}}  " + "   ".join(f"{t.label} {_percent(t.probability)}" for t in c.top))
+                    lines.append(
+                        f"  {a.name:<{width}}  "
+                        + "   ".join(f"{t.label} {_percent(t.probability)}" for t in c.top)
+                    )
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + ("\n" if blocks else "")
 
@@ -102,7 +107,9 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def format_json(scores: Sequence[ImageScore], schema: Schema, model: str | os.PathLike[str] | None = None) -> str:
+def format_json(
+    scores: Sequence[ImageScore], schema: Schema, model: str | os.PathLike[str] | None = None
+) -> str:
     """The JSON document (see the module docstring); floats at full precision."""
     document = {
         "format": SCORES_FORMAT,
@@ -144,7 +151,9 @@ def format_csv(scores: Sequence[ImageScore], schema: Schema) -> str:
     return text.getvalue()
 
 
-def format_scores(scores: Sequence[ImageScore], fmt: str, schema: Schema, *, model: str | os.PathLike[str] | None = None) -> str:
+def format_scores(
+    scores: Sequence[ImageScore], fmt: str, schema: Schema, *, model: str | os.PathLike[str] | None = None
+) -> str:
     """``scores`` as ``table``, ``json`` or ``csv`` text.
 
     Raises:

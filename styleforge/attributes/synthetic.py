@@ -192,7 +192,7 @@ def _palette(rng: np.random.Generator, pri_color: str, harmony: str, k: int, lum
         low = y_p
         luma_range = min(luma_range, 1.0 - y_p)
     elif k == 2:
-        ends = [lo for lo in (y_p - luma_range, y_p) if 0.0 <= lo and lo + luma_range <= 1.0]
+        ends = [lo for lo in (y_p - luma_range, y_p) if lo >= 0.0 and lo + luma_range <= 1.0]
         if not ends:  # the range does not fit on either side: use the wider side
             luma_range = max(y_p, 1.0 - y_p)
             ends = [0.0 if y_p > 0.5 else y_p]
@@ -267,7 +267,20 @@ def _outline(kind: str, r: float, c: float, flip: bool) -> list[tuple[float, flo
         return [(c - h, c - h), (c + h, c - h), (c + h, c + h), (c - h, c + h)]
     if kind == "cross":
         w = 0.34 * r
-        pts = [(w, -r), (w, -w), (r, -w), (r, w), (w, w), (w, r), (-w, r), (-w, w), (-r, w), (-r, -w), (-w, -w), (-w, -r)]
+        pts = [
+            (w, -r),
+            (w, -w),
+            (r, -w),
+            (r, w),
+            (w, w),
+            (w, r),
+            (-w, r),
+            (-w, w),
+            (-r, w),
+            (-r, -w),
+            (-w, -w),
+            (-w, -r),
+        ]
         return [(c + x, c + y) for x, y in pts]
     if kind == "triangle":
         start, n, radii = (90.0 if flip else -90.0), 3, (1.1 * r,)
@@ -278,8 +291,10 @@ def _outline(kind: str, r: float, c: float, flip: bool) -> list[tuple[float, flo
     else:  # star
         start, n, radii = -90.0, 10, (1.15 * r, 0.48 * r)
     return [
-        (c + radii[i % len(radii)] * math.cos(math.radians(start + 360.0 * i / n)),
-         c + radii[i % len(radii)] * math.sin(math.radians(start + 360.0 * i / n)))
+        (
+            c + radii[i % len(radii)] * math.cos(math.radians(start + 360.0 * i / n)),
+            c + radii[i % len(radii)] * math.sin(math.radians(start + 360.0 * i / n)),
+        )
         for i in range(n)
     ]
 
@@ -325,7 +340,9 @@ def _sprite(shape: _Shape, period: int) -> tuple[np.ndarray, np.ndarray, int]:
     return mask, pattern, c
 
 
-def _place_free(rng: np.random.Generator, shape: _Shape, placed: list[tuple[float, float, float]], size: int) -> None:
+def _place_free(
+    rng: np.random.Generator, shape: _Shape, placed: list[tuple[float, float, float]], size: int
+) -> None:
     """Puts a free shape where it overlaps the shapes already placed least (best of 24 tries)."""
     r = shape.radius
     lo, hi = min(0.7 * r, size / 2.0), max(size - 0.7 * r, size / 2.0)
@@ -384,8 +401,12 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
 
     def new_shape(kind: str, texture: str, radius: float, group: int = -1) -> _Shape:
         return _Shape(
-            kind, radius, texture, group,
-            flip=bool(rng.integers(0, 2)), angle=int(rng.choice([0, 45, 90, 135])),
+            kind,
+            radius,
+            texture,
+            group,
+            flip=bool(rng.integers(0, 2)),
+            angle=int(rng.choice([0, 45, 90, 135])),
             noise=rng.random((16, 16)) < 0.5 if texture == "noise" else None,
         )
 
@@ -407,7 +428,9 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
         if rng.random() < 0.5:
             rows, cols = cols, rows
         fit = 0.94 * size / (2.3 * max(rows, cols))
-        radius = float(np.clip(rng.uniform(r_low, r_high), _RADIUS_RANGE[0] * size, max(fit, _RADIUS_RANGE[0] * size)))
+        radius = float(
+            np.clip(rng.uniform(r_low, r_high), _RADIUS_RANGE[0] * size, max(fit, _RADIUS_RANGE[0] * size))
+        )
         for m in range(n_motifs):
             motifs.append(new_shape(kinds[m % n_kinds], textures[m % n_textures], radius, group=m))
         pitch = max(int(math.ceil(2.0 * radius)) + 1, int(round(2.0 * radius * rng.uniform(1.15, 1.6))))
@@ -430,21 +453,31 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
     free: list[_Shape] = []
     for i in range(n_free):
         kind = kinds[n_motifs + i] if n_motifs + i < n_kinds else kinds[int(rng.integers(0, n_kinds))]
-        texture = textures[n_motifs + i] if n_motifs + i < n_textures else textures[int(rng.integers(0, n_textures))]
+        texture = (
+            textures[n_motifs + i]
+            if n_motifs + i < n_textures
+            else textures[int(rng.integers(0, n_textures))]
+        )
         free.append(new_shape(kind, texture, 0.0))
 
     def uses() -> int:  # palette slots the picture can show: background + each fill's colour(s)
         return 1 + sum(1 + (s.texture != "flat") for s in [*motifs, *free])
 
     while uses() < n_colors and len(free) < _MAX_SHAPES:
-        free.append(new_shape(kinds[int(rng.integers(0, n_kinds))], textures[int(rng.integers(0, n_textures))], 0.0))
+        free.append(
+            new_shape(kinds[int(rng.integers(0, n_kinds))], textures[int(rng.integers(0, n_textures))], 0.0)
+        )
     n_colors = max(min(n_colors, uses()), 2)
 
     # Radii of free shapes: the extremes first, so the spread is realised.
     radii = np.exp(rng.uniform(math.log(r_low), math.log(r_high), size=len(free)))
     ends = [r_high, r_low]
     if motifs:  # the motif holds one size; give the free shapes the other end first
-        ends = [r_low, r_high] if abs(motifs[0].radius - r_high) < abs(motifs[0].radius - r_low) else [r_high, r_low]
+        ends = (
+            [r_low, r_high]
+            if abs(motifs[0].radius - r_high) < abs(motifs[0].radius - r_low)
+            else [r_high, r_low]
+        )
     for i, r in enumerate(ends[: len(free)]):
         radii[i] = r
     for shape, r in zip(free, rng.permutation(radii)):
@@ -465,7 +498,9 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
         if (id(shape), which) in assigned:
             continue
         if which == "a":
-            choices = [s for s in range(1, n_colors) if not ((id(shape), "b") in assigned and s == shape.slot_b)]
+            choices = [
+                s for s in range(1, n_colors) if not ((id(shape), "b") in assigned and s == shape.slot_b)
+            ]
         else:
             choices = [s for s in range(n_colors) if s != shape.slot_a]
         setattr(shape, "slot_" + which, int(choices[int(rng.integers(0, len(choices)))]))
@@ -529,7 +564,9 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
     # shows to see the pattern (2 periods squared); a smaller shape still counts for size and colour.
     kinds_seen = {instances[i].kind for i in visible if instances[i].radius >= 3.0}
     textures_seen = {
-        instances[i].texture for i in visible if instances[i].texture == "flat" or shown[i] >= 2 * period * period
+        instances[i].texture
+        for i in visible
+        if instances[i].texture == "flat" or shown[i] >= 2 * period * period
     }
     radii_seen = [instances[i].radius for i in visible]
     spread_seen = math.log2(max(radii_seen) / min(radii_seen)) if radii_seen else 0.0
@@ -538,7 +575,9 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
     for m in range(len(motifs)):
         members = [i for i in visible if instances[i].group == m]
         if len(members) >= 2:
-            share = 0.5 * sum(float(shown[i]) for i in members) / shape_area + 0.5 * len(members) / len(visible)
+            share = 0.5 * sum(float(shown[i]) for i in members) / shape_area + 0.5 * len(members) / len(
+                visible
+            )
             repeated += share * min(1.0, (len(members) - 1) / 7.0)
 
     labels: dict[str, float | str] = {
@@ -590,21 +629,40 @@ def _check_folder(out_dir: Path, overwrite: bool) -> list[Path]:
     if out_dir.exists() and not out_dir.is_dir():
         raise InvalidParameter("OUT", str(out_dir), "a folder to write the data set to (this is a file)")
     images_dir = out_dir / "images"
-    ours = sorted(p for p in images_dir.glob("*.png") if _IMAGE_NAME.fullmatch(p.name)) if images_dir.is_dir() else []
+    ours = (
+        sorted(p for p in images_dir.glob("*.png") if _IMAGE_NAME.fullmatch(p.name))
+        if images_dir.is_dir()
+        else []
+    )
     if overwrite:
         return ours
-    found = sorted(p for p in out_dir.glob("*") if p.is_file() and p.suffix.lower() in (".csv", *IMAGE_EXTENSIONS))
+    found = sorted(
+        p for p in out_dir.glob("*") if p.is_file() and p.suffix.lower() in (".csv", *IMAGE_EXTENSIONS)
+    )
     if images_dir.is_dir() and any(p.is_file() for p in images_dir.iterdir()):
         found.insert(0, images_dir)
     if found:
-        names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in found[:3]) + (", ..." if len(found) > 3 else "")
-        raise InvalidParameter("OUT", str(out_dir), "a new or empty folder",
-                               f"it holds {names}: choose another folder, or pass --overwrite to replace that data set")
+        names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in found[:3]) + (
+            ", ..." if len(found) > 3 else ""
+        )
+        raise InvalidParameter(
+            "OUT",
+            str(out_dir),
+            "a new or empty folder",
+            f"it holds {names}: choose another folder, or pass --overwrite to replace that data set",
+        )
     return []
 
 
-def write_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64, *, overwrite: bool = False,
-                  interrupt: Interrupt | None = None) -> DatasetResult:
+def write_dataset(
+    out_dir: str | Path,
+    count: int,
+    seed: int = 0,
+    size: int = 64,
+    *,
+    overwrite: bool = False,
+    interrupt: Interrupt | None = None,
+) -> DatasetResult:
     """Writes ``count`` synthetic compositions and their labels in styleforge's own CSV layout.
 
     Layout: ``out_dir/images/0000.png`` ... and ``out_dir/labels.csv`` with the header
@@ -643,8 +701,12 @@ def write_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64
     count, seed = int(count), int(seed)
     out_dir = Path(out_dir)
     stale = _check_folder(out_dir, overwrite)
-    check_fits(_BYTES_PER_PIXEL * size * size + _FIXED_BYTES, cpu_memory_available(), f"--size {size}",
-               "a smaller --size")
+    check_fits(
+        _BYTES_PER_PIXEL * size * size + _FIXED_BYTES,
+        cpu_memory_available(),
+        f"--size {size}",
+        "a smaller --size",
+    )
     images_dir = out_dir / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "labels.csv"
@@ -666,8 +728,15 @@ def write_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64
             info = PngImagePlugin.PngInfo()
             info.add_text(
                 "styleforge",
-                json.dumps({"generator": "styleforge.attributes.synthetic", "seed": seed, "index": index,
-                            "size": size, "labels": labels}),
+                json.dumps(
+                    {
+                        "generator": "styleforge.attributes.synthetic",
+                        "seed": seed,
+                        "index": index,
+                        "size": size,
+                        "labels": labels,
+                    }
+                ),
             )
             buffer = io.BytesIO()
             image.save(buffer, format="PNG", pnginfo=info)
@@ -677,7 +746,10 @@ def write_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64
             except OSError as exc:  # disk full: keep what was written, listed
                 failure = exc
                 break
-            rows.append([relative] + [f"{labels[n]:.1f}" if isinstance(labels[n], float) else str(labels[n]) for n in names])
+            rows.append(
+                [relative]
+                + [f"{labels[n]:.1f}" if isinstance(labels[n], float) else str(labels[n]) for n in names]
+            )
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(["image", *names])
@@ -687,17 +759,23 @@ def write_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64
                 write_atomic(csv_path, text.getvalue().encode("utf-8"))
         except OSError as exc:
             if failure is None:
-                raise StyleforgeError(f"OUT: could not write {str(csv_path)!r} ({exc.strerror or exc}); the "
-                                      f"{len(rows)} images are in {images_dir}") from None
+                raise StyleforgeError(
+                    f"OUT: could not write {str(csv_path)!r} ({exc.strerror or exc}); the "
+                    f"{len(rows)} images are in {images_dir}"
+                ) from None
             listed = f"and {csv_path.name} could not be written either ({exc.strerror or exc})"
         else:
             listed = f"{csv_path} lists them"
     if failure is not None:
-        raise StyleforgeError(f"OUT: could not write image {len(rows) + 1} ({failure.strerror or failure}); the "
-                              f"{len(rows)} images before it are in {images_dir}, {listed}")
+        raise StyleforgeError(
+            f"OUT: could not write image {len(rows) + 1} ({failure.strerror or failure}); the "
+            f"{len(rows)} images before it are in {images_dir}, {listed}"
+        )
     return DatasetResult(csv_path, len(rows), count, flag.signum if flag.requested else None)
 
 
-def make_dataset(out_dir: str | Path, count: int, seed: int = 0, size: int = 64, *, overwrite: bool = False) -> Path:
+def make_dataset(
+    out_dir: str | Path, count: int, seed: int = 0, size: int = 64, *, overwrite: bool = False
+) -> Path:
     """:func:`write_dataset`, returning the path of ``labels.csv``."""
     return write_dataset(out_dir, count, seed, size, overwrite=overwrite).labels

@@ -45,10 +45,10 @@ from ..engine import (
     parse_optimizer,
 )
 from ..engine.distributed import Distributed, init_distributed
-from ..machine import sharing_processes, usable_cores
 from ..engine.events import TaskProgress, download_events, emit
 from ..engine.interrupt import Interrupt, keeping, watch
 from ..errors import InputFileError, InvalidParameter, StyleforgeError
+from ..machine import sharing_processes, usable_cores
 from ..nets.vgg import VGG_ARCHS
 from ..nets.weights import resolve_weights
 from ..version import __version__
@@ -95,6 +95,7 @@ HEAD_LR: dict[str, float] = {
     "adadelta": 1.0,
 }
 
+
 def auto_workers(processes_on_node: int = 1) -> int:
     """``--workers``' default: ``min(4, CPU cores per process - 1)``, at least 0.
 
@@ -110,8 +111,14 @@ class _Trainable(nn.Module):
     """What the optimiser trains: the trunk (no tensors when it has no layers), the heads, the
     backbone when fine-tuning, the log-variances; and the feature norm, which it does not train."""
 
-    def __init__(self, norm: nn.Module, trunk: nn.Module, heads: nn.ModuleDict, backbone: nn.Module | None,
-                 log_vars: nn.ParameterDict | None) -> None:
+    def __init__(
+        self,
+        norm: nn.Module,
+        trunk: nn.Module,
+        heads: nn.ModuleDict,
+        backbone: nn.Module | None,
+        log_vars: nn.ParameterDict | None,
+    ) -> None:
         super().__init__()
         self.norm = norm  # no parameters; its statistics (``standard``) travel with the resume state
         self.trunk = trunk
@@ -173,7 +180,9 @@ def _features(
     hit = dist.broadcast_object(stored is not None) if dist is not None else stored is not None
     if hit:
         if dist is not None:
-            stored = dist.broadcast(stored if stored is not None else torch.empty((len(images), backbone.dims)))
+            stored = dist.broadcast(
+                stored if stored is not None else torch.empty((len(images), backbone.dims))
+            )
         emit(callbacks, Notice(f"features of {len(images)} images read from {cache}"))
         return stored.to(device)
     if dist is None:
@@ -185,8 +194,9 @@ def _features(
             if isinstance(event, TaskProgress) and event.done < event.total:
                 emit(callbacks, TaskProgress(event.task, event.done * total // max(1, event.total), total))
 
-        features = dist.all_gather_rows(compute_features(backbone, share, device=device, batch_size=16,
-                                                         callbacks=[progress]))
+        features = dist.all_gather_rows(
+            compute_features(backbone, share, device=device, batch_size=16, callbacks=[progress])
+        )
         emit(callbacks, TaskProgress("features", total, total))
     if main and cache is not None:
         write_feature_cache(cache, key, paths, features)
@@ -235,7 +245,9 @@ def train_attrs(
     config.validate()
     schema = load_schema(config.schema) if config.schema else ACAN_SCHEMA
     weights = head_weights(schema, config.loss_weights)  # before any slow work
-    spec = parse_optimizer(config.optimizer if config.lr is None else f"{config.optimizer.split('@')[0]}@{config.lr!r}")
+    spec = parse_optimizer(
+        config.optimizer if config.lr is None else f"{config.optimizer.split('@')[0]}@{config.lr!r}"
+    )
     lr = spec.lr if spec.lr is not None else HEAD_LR[spec.name]
     if data is None:
         if saved_meta is None:
@@ -248,17 +260,29 @@ def train_attrs(
     main = dist is None or dist.is_main
     if not main:
         callbacks = ()
-    workers = config.workers if config.workers is not None else auto_workers(dist.local_world_size if dist else 1)
+    workers = (
+        config.workers if config.workers is not None else auto_workers(dist.local_world_size if dist else 1)
+    )
     pin = device.type == "cuda"
 
     table = read_labels(data, schema, config.labels)  # the CSV only: images are opened below
     if saved_meta is not None and table.sha256 != saved_meta["data"]["sha256"]:
-        raise InputFileError("--resume", table.csv_path, "changed since the run started (its labels would not be the "
-                             "same); start a new run in another folder")
+        raise InputFileError(
+            "--resume",
+            table.csv_path,
+            "changed since the run started (its labels would not be the "
+            "same); start a new run in another folder",
+        )
     # Every image decoded at --size, and the backbone's largest pass: checked before the weights are
     # fetched and any image is decoded (``auto`` may only switch to a smaller network).
-    check_training(saved_meta["backbone"]["arch"] if saved_meta is not None else config.backbone, len(table.items),
-                   config.size, config.batch_size, config.finetune, device)
+    check_training(
+        saved_meta["backbone"]["arch"] if saved_meta is not None else config.backbone,
+        len(table.items),
+        config.size,
+        config.batch_size,
+        config.finetune,
+        device,
+    )
     # Weights before the images: an offline --weights imagenet fails before any image is decoded. A
     # resumed run resolves the weights it actually used, for the network it actually built (``auto``
     # may resolve differently now, and may have switched a VGG-19 to HED's VGG-16).
@@ -266,8 +290,12 @@ def train_attrs(
         used = saved_meta["backbone"]
         choice = resolve_weights(used["weights"], used["arch"], on_download=download_events(callbacks))
         if choice.arch and choice.arch != used["arch"]:
-            raise InputFileError("--resume", run_dir / MODEL_JSON, f"names the weights {used['weights']!r}, which now "
-                                 f"resolve to {choice.arch} weights, not the run's {used['arch']}")
+            raise InputFileError(
+                "--resume",
+                run_dir / MODEL_JSON,
+                f"names the weights {used['weights']!r}, which now "
+                f"resolve to {choice.arch} weights, not the run's {used['arch']}",
+            )
     else:
         choice = resolve_weights(config.weights, config.backbone, on_download=download_events(callbacks))
     # The network the weights are for: --backbone, or vgg16 where ``auto`` fell back to hed for a vgg19.
@@ -275,15 +303,28 @@ def train_attrs(
     notice = choice.notice
     if saved_meta is None and arch != config.backbone:
         if config.backbone not in VGG_ARCHS:  # a HED file for a ResNet: never swap the kind of network
-            raise InvalidParameter("--weights", str(config.weights), f"weights for {config.backbone}: they are "
-                                   f"{arch} weights ({choice.source}); use them with --backbone {arch}")
-        notice = notice or (f"--weights {config.weights}: {choice.source} holds {arch} weights, so the backbone is "
-                            f"{arch}, not {config.backbone}")
+            raise InvalidParameter(
+                "--weights",
+                str(config.weights),
+                f"weights for {config.backbone}: they are "
+                f"{arch} weights ({choice.source}); use them with --backbone {arch}",
+            )
+        notice = notice or (
+            f"--weights {config.weights}: {choice.source} holds {arch} weights, so the backbone is "
+            f"{arch}, not {config.backbone}"
+        )
     if notice:
         emit(callbacks, Notice(notice))
-    images, kept, skipped = load_images(table.items, config.size, skip_bad=config.skip_bad, csv_path=table.csv_path,
-                                        callbacks=callbacks, workers=workers, dist=dist,
-                                        pin_memory=pin and not config.finetune)  # fine-tuning pins each batch
+    images, kept, skipped = load_images(
+        table.items,
+        config.size,
+        skip_bad=config.skip_bad,
+        csv_path=table.csv_path,
+        callbacks=callbacks,
+        workers=workers,
+        dist=dist,
+        pin_memory=pin and not config.finetune,
+    )  # fine-tuning pins each batch
     if skipped:
         emit(callbacks, Notice(f"skipped {len(skipped)} bad image(s) (--skip-bad); first: {skipped[0]}"))
     splits = assign_splits(table, config.val_split, config.test_split, config.seed, keep=kept)
@@ -291,12 +332,20 @@ def train_attrs(
     all_labels = encode_labels(schema, table.items)
     for attribute in schema:
         if not bool(label_mask(all_labels[attribute.name][splits["train"]]).any()):
-            emit(callbacks, Notice(f"no training image has a {attribute.name} label: that head will not learn"))
+            emit(
+                callbacks, Notice(f"no training image has a {attribute.name} label: that head will not learn")
+            )
 
-    backbone = Hypercolumn(arch, choice.state_dict, seed=config.seed, source=choice.source,
-                           trainable=config.finetune).to(device)
-    net = AttributeNet(schema, backbone, seed=config.seed, trunk=TrunkShape(config.trunk, config.trunk_width),
-                       norm=config.feature_norm).to(device)
+    backbone = Hypercolumn(
+        arch, choice.state_dict, seed=config.seed, source=choice.source, trainable=config.finetune
+    ).to(device)
+    net = AttributeNet(
+        schema,
+        backbone,
+        seed=config.seed,
+        trunk=TrunkShape(config.trunk, config.trunk_width),
+        norm=config.feature_norm,
+    ).to(device)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -311,12 +360,25 @@ def train_attrs(
             train_rows = images[[position[i] for i in splits["train"]]]
             net.norm.fit(_features(backbone, train_rows, device, dist, callbacks, main, None, {}, []))
     else:
-        inputs = _features(backbone, images, device, dist, callbacks, main,
-                           run_dir / FEATURES_FILE if config.feature_cache else None,
-                           {"backbone": arch, "weights": choice.kind, "source": choice.source,
-                            "seed": config.seed, "size": config.size, "styleforge": __version__,
-                            "features": "pooled, not normalised"},
-                           [table.items[i].path for i in kept])
+        inputs = _features(
+            backbone,
+            images,
+            device,
+            dist,
+            callbacks,
+            main,
+            run_dir / FEATURES_FILE if config.feature_cache else None,
+            {
+                "backbone": arch,
+                "weights": choice.kind,
+                "source": choice.source,
+                "seed": config.seed,
+                "size": config.size,
+                "styleforge": __version__,
+                "features": "pooled, not normalised",
+            },
+            [table.items[i].path for i in kept],
+        )
         net.norm.fit(inputs[[position[i] for i in splits["train"]]])
         forward = lambda batch: net.heads_forward(batch.x)
     do_augment = config.finetune and config.augment in ("auto", "standard")
@@ -332,21 +394,35 @@ def train_attrs(
         def make(parts: list[Tensor], epoch_seed: int | None) -> Iterable[Batch]:
             if loader is None:  # cached features, already on the device
                 return (Batch(inputs[rows[order].to(inputs.device)], label(order)) for order in parts)
-            keys = [[(int(r), sample_seed(epoch_seed, int(r)) if epoch_seed is not None else None) for r in rows[order]]
-                    for order in parts]
-            return (Batch(x.to(device, non_blocking=True), label(order)) for x, order in zip(loader(keys), parts))
+            keys = [
+                [
+                    (int(r), sample_seed(epoch_seed, int(r)) if epoch_seed is not None else None)
+                    for r in rows[order]
+                ]
+                for order in parts
+            ]
+            return (
+                Batch(x.to(device, non_blocking=True), label(order)) for x, order in zip(loader(keys), parts)
+            )
 
         return make
 
     def batches(split: str, generator: torch.Generator | None = None, train: bool = False) -> Batches:
-        return Batches(len(splits[split]), config.batch_size, maker(split), generator, dist, augment=train and do_augment)
+        return Batches(
+            len(splits[split]), config.batch_size, maker(split), generator, dist, augment=train and do_augment
+        )
 
     resume_state: dict[str, Any] | None = None
     if resume:  # every rank reads it: the run folder is on storage they share
         resume_state = torch.load(run_dir / RESUME_FILE, map_location=device, weights_only=True)
-    log_vars = nn.ParameterDict({a.name: nn.Parameter(torch.zeros((), device=device)) for a in schema}) \
-        if config.balance == "uncertainty" else None
-    trainable = _Trainable(net.norm, net.trunk, net.heads, net.backbone if config.finetune else None, log_vars)
+    log_vars = (
+        nn.ParameterDict({a.name: nn.Parameter(torch.zeros((), device=device)) for a in schema})
+        if config.balance == "uncertainty"
+        else None
+    )
+    trainable = _Trainable(
+        net.norm, net.trunk, net.heads, net.backbone if config.finetune else None, log_vars
+    )
     plain = WeightedLoss(dict(build_loss(schema, dataclasses.replace(config, balance="none"))[1]))
     initial: dict[str, float] | None = None
     if config.balance == "initial":
@@ -361,31 +437,60 @@ def train_attrs(
     if log_vars is not None:
         groups.append({"params": list(log_vars.parameters()), "weight_decay": 0.0})
     if config.finetune:
-        groups.append({"params": [p for p in net.backbone.parameters() if p.requires_grad], "lr_scale": config.backbone_lr_scale})
+        groups.append(
+            {
+                "params": [p for p in net.backbone.parameters() if p.requires_grad],
+                "lr_scale": config.backbone_lr_scale,
+            }
+        )
     stop = StopRule(config.min_delta, config.patience, mode="improvement") if config.patience > 0 else None
     has_val = bool(splits["val"])
     if not has_val:
-        emit(callbacks, Notice("no validation images: early stopping and the best epoch use the training loss"))
+        emit(
+            callbacks, Notice("no validation images: early stopping and the best epoch use the training loss")
+        )
 
     meta: dict[str, Any] = {
         # What was built and used, so loading gives the same features: ``auto`` is resolved here, and
         # ``arch`` is the network the weights are for (``--backbone vgg19 --weights auto`` may be vgg16 + hed).
-        "backbone": {"arch": arch,
-                     "weights": str(Path(choice.source).resolve()) if choice.kind == "file" else choice.kind,
-                     "source": choice.source, "seed": config.seed,
-                     # Why ``arch`` or the weights differ from what was asked (kept on --resume).
-                     "notice": notice or (saved_meta["backbone"].get("notice", "") if saved_meta else ""),
-                     "finetuned": config.finetune, "feature_dims": net.dims},
-        "preprocessing": {"size": config.size, "resize": "squash to size x size (bicubic, antialiased)",
-                          "input": "RGB in [0, 1]", "normalisation": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
-                          "features": "global average pool of every residual block (vgg: relu*_1), concatenated, "
-                                      + ("L2-normalised per image" if config.feature_norm == "l2" else
-                                         "each standardised by the training images' mean and std (norm.* tensors), "
-                                         "divided by sqrt(dims)")},
-        "data": {"folder": str(Path(data).resolve()), "labels": str(table.csv_path.resolve()), "layout": table.layout,
-                 "sha256": table.sha256, "images": {s: len(v) for s, v in splits.items()}, "skipped": len(skipped)},
-        "training": {"config": config.to_dict(), "optimizer": spec.name, "lr": lr, "loss_weights": weights,
-                     "balance_initial": initial},
+        "backbone": {
+            "arch": arch,
+            "weights": str(Path(choice.source).resolve()) if choice.kind == "file" else choice.kind,
+            "source": choice.source,
+            "seed": config.seed,
+            # Why ``arch`` or the weights differ from what was asked (kept on --resume).
+            "notice": notice or (saved_meta["backbone"].get("notice", "") if saved_meta else ""),
+            "finetuned": config.finetune,
+            "feature_dims": net.dims,
+        },
+        "preprocessing": {
+            "size": config.size,
+            "resize": "squash to size x size (bicubic, antialiased)",
+            "input": "RGB in [0, 1]",
+            "normalisation": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+            "features": "global average pool of every residual block (vgg: relu*_1), concatenated, "
+            + (
+                "L2-normalised per image"
+                if config.feature_norm == "l2"
+                else "each standardised by the training images' mean and std (norm.* tensors), "
+                "divided by sqrt(dims)"
+            ),
+        },
+        "data": {
+            "folder": str(Path(data).resolve()),
+            "labels": str(table.csv_path.resolve()),
+            "layout": table.layout,
+            "sha256": table.sha256,
+            "images": {s: len(v) for s, v in splits.items()},
+            "skipped": len(skipped),
+        },
+        "training": {
+            "config": config.to_dict(),
+            "optimizer": spec.name,
+            "lr": lr,
+            "loss_weights": weights,
+            "balance_initial": initial,
+        },
         "best": None,
     }
 
@@ -400,11 +505,16 @@ def train_attrs(
                 save_model(run_dir, net, meta, with_backbone=config.finetune)
             write_checkpoint(run_dir, cp.state(), {"initial": dict(initial) if initial is not None else {}})
         except OSError as exc:  # disk full: every file is written whole or not at all, so the last ones stand
-            kept = (f"the run folder keeps epoch {saved_epoch[0]}; continue with --resume once there is room"
-                    if saved_epoch[0] else "no epoch was saved")
+            kept = (
+                f"the run folder keeps epoch {saved_epoch[0]}; continue with --resume once there is room"
+                if saved_epoch[0]
+                else "no epoch was saved"
+            )
             where = f" ({exc.filename})" if exc.filename else ""
-            raise StyleforgeError(f"-o: could not write the run of epoch {cp.epoch} in {run_dir}{where}: "
-                                  f"{exc.strerror or exc}; {kept}") from None
+            raise StyleforgeError(
+                f"-o: could not write the run of epoch {cp.epoch} in {run_dir}{where}: "
+                f"{exc.strerror or exc}; {kept}"
+            ) from None
         saved_epoch[0] = cp.epoch
 
     def epoch_values() -> dict[str, float]:
@@ -445,12 +555,26 @@ def train_attrs(
             if result.best_epoch:
                 for split in ("train", "val", "test"):
                     if splits[split]:
-                        summary, values = evaluate(trainable, forward, loss, batches(split), counts=Batch.counts,
-                                                   metrics=lambda: AttributeMetrics(schema, heads), dist=dist)
-                        scores[split] = {"loss": summary.total, **{f"loss.{k}": v for k, v in summary.weighted.items()}, **values}
+                        summary, values = evaluate(
+                            trainable,
+                            forward,
+                            loss,
+                            batches(split),
+                            counts=Batch.counts,
+                            metrics=lambda: AttributeMetrics(schema, heads),
+                            dist=dist,
+                        )
+                        scores[split] = {
+                            "loss": summary.total,
+                            **{f"loss.{k}": v for k, v in summary.weighted.items()},
+                            **values,
+                        }
             train_labels = {k: v[splits["train"]] for k, v in all_labels.items()}
-            baseline = {s: baseline_metrics(schema, train_labels, {k: v[splits[s]] for k, v in all_labels.items()})
-                        for s in ("val", "test") if splits[s]}
+            baseline = {
+                s: baseline_metrics(schema, train_labels, {k: v[splits[s]] for k, v in all_labels.items()})
+                for s in ("val", "test")
+                if splits[s]
+            }
             metrics: dict[str, Any] = {
                 "best_epoch": result.best_epoch,
                 "epochs_run": result.epochs_run,
@@ -469,18 +593,42 @@ def train_attrs(
                 loader.close()
             files: list[Path] = []
             if not main:  # rank 0 writes the run folder
-                return TrainResult(run_dir, result.history, result.best_epoch, result.stop_reason, result.stop_detail, metrics,
-                                   skipped, config, files)
+                return TrainResult(
+                    run_dir,
+                    result.history,
+                    result.best_epoch,
+                    result.stop_reason,
+                    result.stop_detail,
+                    metrics,
+                    skipped,
+                    config,
+                    files,
+                )
             if result.best_epoch:
                 # From the history, not from this call's checkpoints: after --resume the best epoch may be one
                 # the earlier run trained (no later epoch improved on it).
                 best_row = next(row for row in result.history if int(row["epoch"]) == result.best_epoch)
-                meta["best"] = json_safe({**epoch_record(best_row), "stop_reason": result.stop_reason,
-                                          "epochs_run": result.epochs_run, "test": scores.get("test")})
+                meta["best"] = json_safe(
+                    {
+                        **epoch_record(best_row),
+                        "stop_reason": result.stop_reason,
+                        "epochs_run": result.epochs_run,
+                        "test": scores.get("test"),
+                    }
+                )
                 files += list(save_model(run_dir, net, meta, with_backbone=config.finetune))
             if result.history:
                 files.append(write_history_csv(run_dir, result.history))
                 files.append(plot_curves(run_dir, schema, result.history))
             files.append(write_metrics(run_dir, metrics))
-            return TrainResult(run_dir, result.history, result.best_epoch, result.stop_reason, result.stop_detail, metrics,
-                               skipped, config, files)
+            return TrainResult(
+                run_dir,
+                result.history,
+                result.best_epoch,
+                result.stop_reason,
+                result.stop_detail,
+                metrics,
+                skipped,
+                config,
+                files,
+            )

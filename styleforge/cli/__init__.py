@@ -25,7 +25,9 @@ from .video import video
 __all__ = ["main", "cli"]
 
 
-@click.group(cls=StyleforgeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=StyleforgeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="styleforge")
 def cli() -> None:
     """styleforge: tunable neural style transfer and art-composition attribute networks."""

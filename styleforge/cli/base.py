@@ -12,8 +12,16 @@ import click
 from ..errors import OutputWriteError, StyleforgeError
 from ..signals import Interrupt, exit_code_of, installed, stop_signals, stopped_words
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_TERMINATED", "Outputs", "StyleforgeGroup", "explicit", "stop_flag", "stopped",
-           "stopped_words"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
+    "Outputs",
+    "StyleforgeGroup",
+    "explicit",
+    "stop_flag",
+    "stopped",
+    "stopped_words",
+]
 
 #: The exit code of a run ended by Ctrl-C (128 + SIGINT), after its result was kept.
 EXIT_INTERRUPTED = 130
@@ -61,12 +69,15 @@ def stopped(flag: Interrupt) -> NoReturn:
     sys.exit(flag.exit_code)
 
 
-
 def explicit(ctx: click.Context, names: Sequence[str]) -> list[str]:
     """The options given on the command line (not defaults)."""
     from click.core import ParameterSource
 
-    return [n for n in names if ctx.get_parameter_source(n) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
+    return [
+        n
+        for n in names
+        if ctx.get_parameter_source(n) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    ]
 
 
 class Outputs:

@@ -58,8 +58,15 @@ class _Display:
                 return
             from tqdm import tqdm
 
-            self.bar = tqdm(total=event.total, desc=event.what, file=self.stream, unit="B", unit_scale=True,
-                            dynamic_ncols=True, leave=False)
+            self.bar = tqdm(
+                total=event.total,
+                desc=event.what,
+                file=self.stream,
+                unit="B",
+                unit_scale=True,
+                dynamic_ncols=True,
+                leave=False,
+            )
         if self.bar is not None:
             if event.total is not None:
                 self.bar.total = event.total
@@ -86,7 +93,9 @@ class ProgressDisplay(_Display):
 
     def show(self, event: Event) -> None:
         if isinstance(event, StageStarted):
-            self._echo(f"stage {event.index + 1}: {event.name} for {event.steps} iterations (lr {event.lr:g})")
+            self._echo(
+                f"stage {event.index + 1}: {event.name} for {event.steps} iterations (lr {event.lr:g})"
+            )
             if self.interactive and self.bar is None:
                 self._bar(event.total_iterations)
         elif isinstance(event, Progress):
@@ -109,8 +118,8 @@ class TrainDisplay(_Display):
     task = ""
 
     def show(self, event: Event) -> None:
-        from ..engine import BatchProgress, EpochEnded, EpochStarted, FitEnded, TaskProgress
         from ..attributes.metrics import format_epoch_line
+        from ..engine import BatchProgress, EpochEnded, EpochStarted, FitEnded, TaskProgress
 
         if isinstance(event, TaskProgress):
             if self.interactive:
@@ -134,7 +143,9 @@ class TrainDisplay(_Display):
             self._echo(format_epoch_line(event))
         elif isinstance(event, FitEnded) and event.reason != "completed":
             # "interrupted: interrupted by the user" for Ctrl-C; a signal's detail ("stopped by SIGTERM") says it all
-            self._echo(event.detail if event.detail.startswith("stopped by ") else f"{event.reason}: {event.detail}")
+            self._echo(
+                event.detail if event.detail.startswith("stopped by ") else f"{event.reason}: {event.detail}"
+            )
 
 
 def format_duration(seconds: float) -> str:
@@ -161,7 +172,11 @@ class VideoDisplay(ProgressDisplay):
             if event.skipped:
                 self._echo(f"frame {event.frame}/{event.frames}: done already (--resume)")
                 return
-            eta = f" · ETA {format_duration(event.remaining)}" if event.remaining is not None and event.frame < event.frames else ""
+            eta = (
+                f" · ETA {format_duration(event.remaining)}"
+                if event.remaining is not None and event.frame < event.frames
+                else ""
+            )
             loss = f" · loss {event.summary.format()}" if event.summary is not None else ""
             self._echo(f"frame {event.frame}/{event.frames} in {format_duration(event.seconds)}{eta}{loss}")
         elif self.interactive and not isinstance(event, StageEnded):

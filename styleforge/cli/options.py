@@ -52,6 +52,7 @@ def _checked_value(key: str, value: Any, param: click.Parameter, source: str) ->
     Raises:
         InvalidUsage: Naming the file, the key, the value and what is valid.
     """
+
     def bad(expected: str) -> InvalidUsage:
         return InvalidUsage(f"{source}: {key} = {shown(value)} is not valid; expected {expected}")
 
@@ -98,8 +99,11 @@ def _as_default_map(ctx: click.Context, data: dict[str, Any], source: str) -> di
         if param is None:
             valid = sorted({_key_of(p) for p in keys.values()})
             hint = did_you_mean(str(key), valid)
-            raise InvalidUsage(f"{source}: unknown key {str(key)!r}" + (f" ({hint})" if hint else "")
-                               + f"; valid keys: {', '.join(valid)}")
+            raise InvalidUsage(
+                f"{source}: unknown key {str(key)!r}"
+                + (f" ({hint})" if hint else "")
+                + f"; valid keys: {', '.join(valid)}"
+            )
         if value is None:
             continue
         assert param.name is not None
@@ -121,7 +125,9 @@ def read_config(ctx: click.Context, param: click.Parameter, value: Path | None) 
         raise click.BadParameter(f"{str(value)!r} is not a readable TOML file ({exc})", ctx, param) from None
     data = data.get(ctx.command.name or "transfer", data)
     if not isinstance(data, dict):
-        raise InvalidUsage(f"--config {value}: [{ctx.command.name}] = {shown(data)} is not valid; expected a table of options")
+        raise InvalidUsage(
+            f"--config {value}: [{ctx.command.name}] = {shown(data)} is not valid; expected a table of options"
+        )
     ctx.default_map = {**(ctx.default_map or {}), **_as_default_map(ctx, data, f"--config {value}")}
     return value
 
@@ -137,8 +143,12 @@ def read_image_config(ctx: click.Context, param: click.Parameter, value: Path | 
         raise click.BadParameter(f"{str(value)!r} is not a PNG written by styleforge transfer", ctx, param)
     missing = [key for key in ("config", "content", "styles") if key not in meta]
     if missing or not isinstance(meta["config"], dict):
-        raise click.BadParameter(f"{str(value)!r} has no {', '.join(missing) or 'usable config'} in its styleforge "
-                                 "metadata (a --checkpoint-every image? use the run's final output)", ctx, param)
+        raise click.BadParameter(
+            f"{str(value)!r} has no {', '.join(missing) or 'usable config'} in its styleforge "
+            "metadata (a --checkpoint-every image? use the run's final output)",
+            ctx,
+            param,
+        )
     # An image from before --style-loss existed was made with Gram matrices, the default then.
     data = {"style_loss": "gram", **meta["config"], "content": meta["content"], "styles": meta["styles"]}
     ctx.default_map = {**(ctx.default_map or {}), **_as_default_map(ctx, data, f"--from-image {value}")}

@@ -20,14 +20,32 @@ _S = ScoreConfig()
 @click.command("score")
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None,
-              help=f"Output format [default: from -o's extension (.json, .csv), else {_S.format}].")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write the scores to this file (atomically) instead of stdout.")
-@click.option("--batch-size", type=int, default=_S.batch_size, show_default=True, help="Images per forward pass.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default=None,
+    help=f"Output format [default: from -o's extension (.json, .csv), else {_S.format}].",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the scores to this file (atomically) instead of stdout.",
+)
+@click.option(
+    "--batch-size", type=int, default=_S.batch_size, show_default=True, help="Images per forward pass."
+)
 @click.option("--device", default=_S.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-def score_command(model_dir: Path, images: Sequence[Path], fmt: str | None, output: Path | None, batch_size: int,
-                  device: str) -> None:
+def score_command(
+    model_dir: Path,
+    images: Sequence[Path],
+    fmt: str | None,
+    output: Path | None,
+    batch_size: int,
+    device: str,
+) -> None:
     """Rate IMAGES (files, or folders walked for image files) with the attribute network in MODEL_DIR.
 
     Numeric attributes on their label scale; for each categorical one the predicted class, its
@@ -45,7 +63,11 @@ def score_command(model_dir: Path, images: Sequence[Path], fmt: str | None, outp
     from .display import TrainDisplay
 
     if fmt is None:
-        fmt = {".json": "json", ".csv": "csv"}.get(output.suffix.lower(), _S.format) if output is not None else _S.format
+        fmt = (
+            {".json": "json", ".csv": "csv"}.get(output.suffix.lower(), _S.format)
+            if output is not None
+            else _S.format
+        )
     if output is not None and output.is_dir():
         raise click.BadParameter(f"{str(output)!r} is a folder; expected a file path", param_hint="'-o'")
     if output is not None:
@@ -70,9 +92,15 @@ def score_command(model_dir: Path, images: Sequence[Path], fmt: str | None, outp
     failed = [s for s in scores if not s.ok]
     for s in failed:
         click.echo(f"failed: {s.path}: {s.error}", err=True)
-    click.echo(f"scored {len(scores) - len(failed)} image(s)" + (f", {len(failed)} failed" if failed else ""), err=True)
+    click.echo(
+        f"scored {len(scores) - len(failed)} image(s)" + (f", {len(failed)} failed" if failed else ""),
+        err=True,
+    )
     if flag.requested:
-        click.echo(f"{stopped_words(flag.signum)}: the scores of the first {len(scores)} image(s) were kept", err=True)
+        click.echo(
+            f"{stopped_words(flag.signum)}: the scores of the first {len(scores)} image(s) were kept",
+            err=True,
+        )
     outputs.finish()
     if flag.requested:
         stopped(flag)

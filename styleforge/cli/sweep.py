@@ -25,7 +25,11 @@ def sweep() -> None:
     """Run every combination of a grid of options and compare the results side by side."""
 
 
-_SWEEP_SETTINGS = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
+_SWEEP_SETTINGS = {
+    "ignore_unknown_options": True,
+    "allow_extra_args": True,
+    "help_option_names": ["-h", "--help"],
+}
 
 
 def _grid_options(command: click.Command, exclude: set[str]) -> dict[str, str]:
@@ -81,13 +85,28 @@ def _run_sweep(
 
     def on_result(result: Any) -> None:
         done[0] += 1
-        word = {"ok": "done", "skipped": "skipped (finished earlier)", "failed": f"FAILED: {result.error}",
-                "interrupted": f"{result.error}", "not run": "not run"}[result.status]
-        click.echo(f"cell {done[0]}/{len(cells)} {result.cell.name}: {word} ({result.seconds:.1f}s)", err=True)
+        word = {
+            "ok": "done",
+            "skipped": "skipped (finished earlier)",
+            "failed": f"FAILED: {result.error}",
+            "interrupted": f"{result.error}",
+            "not run": "not run",
+        }[result.status]
+        click.echo(
+            f"cell {done[0]}/{len(cells)} {result.cell.name}: {word} ({result.seconds:.1f}s)", err=True
+        )
 
     flag = stop_flag()
-    results = run_cells(command.name or "", cells, out_dir, collect, jobs=jobs, backend=backend, on_result=on_result,
-                        interrupt=flag)
+    results = run_cells(
+        command.name or "",
+        cells,
+        out_dir,
+        collect,
+        jobs=jobs,
+        backend=backend,
+        on_result=on_result,
+        interrupt=flag,
+    )
     files = Outputs()
     with flag.keeping():  # a signal now waits for the sweep's own files
         files.write(lambda: write_results(out_dir / "results.csv", axes, results))
@@ -100,17 +119,31 @@ def _finish(out_dir: Path, results: Sequence[Any], files: Outputs) -> None:
     flag = stop_flag()
     failed = [r for r in results if r.status == "failed"]
     unfinished = [r for r in results if r.status in ("interrupted", "not run")]
-    counts = ", ".join(f"{n} {status}" for status in ("failed", "interrupted", "not run")
-                       if (n := sum(r.status == status for r in results)))
-    click.echo(f"{len(results)} cells" + (f", {counts}" if counts else "") + ": "
-               + ", ".join(str(path) for path in files.written), err=True)
+    counts = ", ".join(
+        f"{n} {status}"
+        for status in ("failed", "interrupted", "not run")
+        if (n := sum(r.status == status for r in results))
+    )
+    click.echo(
+        f"{len(results)} cells"
+        + (f", {counts}" if counts else "")
+        + ": "
+        + ", ".join(str(path) for path in files.written),
+        err=True,
+    )
     click.echo(str(out_dir))
     if unfinished:
-        click.echo(f"{stopped_words(flag.signum)}: {len(unfinished)} of {len(results)} cells did not finish "
-                   f"({', '.join(r.cell.name for r in unfinished)}); run the same sweep again to do them", err=True)
+        click.echo(
+            f"{stopped_words(flag.signum)}: {len(unfinished)} of {len(results)} cells did not finish "
+            f"({', '.join(r.cell.name for r in unfinished)}); run the same sweep again to do them",
+            err=True,
+        )
     if failed:
-        click.echo(f"error: {len(failed)} of {len(results)} cells failed: {', '.join(r.cell.name for r in failed)} "
-                   f"(each one's error is in {out_dir / 'results.csv'} and its cells/NAME/log.txt)", err=True)
+        click.echo(
+            f"error: {len(failed)} of {len(results)} cells failed: {', '.join(r.cell.name for r in failed)} "
+            f"(each one's error is in {out_dir / 'results.csv'} and its cells/NAME/log.txt)",
+            err=True,
+        )
     files.finish()
     if unfinished:
         stopped(flag)
@@ -124,7 +157,12 @@ def _collect_transfer(folder: Path) -> dict[str, Any]:
 
     meta = read_metadata(folder / "out.png") or {}
     losses = meta.get("losses") or {}
-    return {"total": losses.get("total"), **losses, "iteration": meta.get("iteration"), "stop_reason": meta.get("stop_reason")}
+    return {
+        "total": losses.get("total"),
+        **losses,
+        "iteration": meta.get("iteration"),
+        "stop_reason": meta.get("stop_reason"),
+    }
 
 
 def _transfer_outputs(folder: Path) -> list[str]:
@@ -135,24 +173,46 @@ def _sweep_command(name: str, metavar: str, grid_help: str, outputs: str) -> Any
     """Declares a ``sweep NAME`` command with the options every sweep has."""
 
     def decorate(function: Any) -> Any:
-        for option in reversed([
-            click.option("--grid", multiple=True, required=True, metavar=metavar, help=grid_help),
-            click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
-                         help=f"Sweep folder: {outputs}."),
-            click.option("--jobs", type=int, default=1, show_default=True, help="Cells run at once (local processes)."),
-            click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                         help="ray: cells as Ray tasks (RAY_ADDRESS or a local instance); needs styleforge[ray]."),
-        ]):
+        for option in reversed(
+            [
+                click.option("--grid", multiple=True, required=True, metavar=metavar, help=grid_help),
+                click.option(
+                    "-o",
+                    "--output",
+                    "out_dir",
+                    type=click.Path(path_type=Path, file_okay=False),
+                    required=True,
+                    help=f"Sweep folder: {outputs}.",
+                ),
+                click.option(
+                    "--jobs",
+                    type=int,
+                    default=1,
+                    show_default=True,
+                    help="Cells run at once (local processes).",
+                ),
+                click.option(
+                    "--backend",
+                    type=click.Choice(["local", "ray"]),
+                    default="local",
+                    show_default=True,
+                    help="ray: cells as Ray tasks (RAY_ADDRESS or a local instance); needs styleforge[ray].",
+                ),
+            ]
+        ):
             function = option(function)
         return sweep.command(name, context_settings=_SWEEP_SETTINGS)(click.pass_context(function))
 
     return decorate
 
 
-@_sweep_command("transfer", "OPTION=V1,V2,...",
-                "An axis: any transfer option and its values (';' separates values that contain commas; "
-                "'+' joins repeats, e.g. style=a.jpg:0.75+b.jpg:0.25). Repeatable.",
-                "cells/, results.csv, sheet.png, curves.png")
+@_sweep_command(
+    "transfer",
+    "OPTION=V1,V2,...",
+    "An axis: any transfer option and its values (';' separates values that contain commas; "
+    "'+' joins repeats, e.g. style=a.jpg:0.75+b.jpg:0.25). Repeatable.",
+    "cells/, results.csv, sheet.png, curves.png",
+)
 def sweep_transfer(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs: int, backend: str) -> None:
     """Run `styleforge transfer` for every combination of --grid values.
 
@@ -173,8 +233,17 @@ def sweep_transfer(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs:
         keep = {k: v for k, v in params.items() if k in {f.name for f in dataclasses.fields(TransferConfig)}}
         check_inputs(params.get("content") or (), params.get("styles") or (), transfer_config(keep))
 
-    axes, results, files = _run_sweep(ctx, transfer, grid, out_dir, jobs, backend,
-                                      outputs=_transfer_outputs, collect=_collect_transfer, check=check)
+    axes, results, files = _run_sweep(
+        ctx,
+        transfer,
+        grid,
+        out_dir,
+        jobs,
+        backend,
+        outputs=_transfer_outputs,
+        collect=_collect_transfer,
+        check=check,
+    )
     last = axes[-1]
     rest = axes[:-1]
     n_cols = len(last.values)
@@ -196,22 +265,32 @@ def sweep_transfer(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs:
         first = results[start].cell.settings
         row_labels.append(", ".join(f"{a.name}={first[a.name]}" for a in rest))
     title = "sweep: " + " x ".join(f"{a.name}" for a in axes)
-    sheet = contact_sheet(cells, row_labels=row_labels if rest else [], col_labels=[f"{last.name}={v}" for v in last.values],
-                          captions=captions, title=title)
+    sheet = contact_sheet(
+        cells,
+        row_labels=row_labels if rest else [],
+        col_labels=[f"{last.name}={v}" for v in last.values],
+        captions=captions,
+        title=title,
+    )
     curves, xs = {}, []
     for r in results:
         history = out_dir / "cells" / r.cell.name / "history.csv"
         if r.status in ("ok", "skipped") and history.is_file():
             rows = list(_csv.DictReader(history.open()))
             xs = xs if len(xs) >= len(rows) else [int(row["iteration"]) for row in rows]
-            curves[", ".join(f"{k}={v}" for k, v in r.cell.settings.items())] = [float(row["total"]) for row in rows]
+            curves[", ".join(f"{k}={v}" for k, v in r.cell.settings.items())] = [
+                float(row["total"]) for row in rows
+            ]
     with stop_flag().keeping():  # a signal now waits for the sheets
         files.write(lambda: write_with_fallback(out_dir / "sheet.png", lambda h: sheet.save(h, format="PNG")))
         if curves:
             length = max(len(v) for v in curves.values())
             padded = {k: v + [float("nan")] * (length - len(v)) for k, v in curves.items()}
-            files.write(lambda: plot_curves(out_dir / "curves.png", list(range(1, length + 1)), padded,
-                                            title="total loss per cell"))
+            files.write(
+                lambda: plot_curves(
+                    out_dir / "curves.png", list(range(1, length + 1)), padded, title="total loss per cell"
+                )
+            )
     _finish(out_dir, results, files)
 
 
@@ -222,18 +301,28 @@ def _collect_training(folder: Path) -> dict[str, Any]:
     data = json.loads((folder / "run" / "metrics.json").read_text())
     split = "val" if data.get("val") else "train"
     best = {f"{split}.{k}": v for k, v in (data.get(split) or {}).items() if not k.startswith("loss.")}
-    return {"best_epoch": data.get("best_epoch"), "epochs_run": data.get("epochs_run"), "stop_reason": data.get("stop_reason"), **best}
+    return {
+        "best_epoch": data.get("best_epoch"),
+        "epochs_run": data.get("epochs_run"),
+        "stop_reason": data.get("stop_reason"),
+        **best,
+    }
 
 
 def _training_outputs(folder: Path) -> list[str]:
     return ["-o", str(folder / "run")]
 
 
-@_sweep_command("train-attrs", "OPTION[.KEY]=V1,V2,...",
-                "An axis: any train-attrs option and its values; KEY=VALUE options per key "
-                "(loss-weight.categorical=1,0.85,0.7,0.5). Repeatable.",
-                "cells/, results.csv, curves.png")
-def sweep_train_attrs(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs: int, backend: str) -> None:
+@_sweep_command(
+    "train-attrs",
+    "OPTION[.KEY]=V1,V2,...",
+    "An axis: any train-attrs option and its values; KEY=VALUE options per key "
+    "(loss-weight.categorical=1,0.85,0.7,0.5). Repeatable.",
+    "cells/, results.csv, curves.png",
+)
+def sweep_train_attrs(
+    ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs: int, backend: str
+) -> None:
     """Run `styleforge train-attrs` for every combination of --grid values.
 
     Writes results.csv (each setting's best validation metrics) and curves.png (one panel per
@@ -262,8 +351,17 @@ def sweep_train_attrs(ctx: click.Context, grid: Sequence[str], out_dir: Path, jo
         if params.get("data") is not None:  # the labels CSV, checked whole (the images are opened by the run)
             read_labels(params["data"], schema, config.labels)
 
-    axes, results, files = _run_sweep(ctx, train_attrs_command, grid, out_dir, jobs, backend,
-                                      outputs=_training_outputs, collect=_collect_training, check=check)
+    axes, results, files = _run_sweep(
+        ctx,
+        train_attrs_command,
+        grid,
+        out_dir,
+        jobs,
+        backend,
+        outputs=_training_outputs,
+        collect=_collect_training,
+        check=check,
+    )
     panels: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
     for r in results:
         history = out_dir / "cells" / r.cell.name / "run" / "history.csv"
@@ -278,5 +376,7 @@ def sweep_train_attrs(ctx: click.Context, grid: Sequence[str], out_dir: Path, jo
                 panels.setdefault(column.split(".", 1)[1], {})[label] = (epochs, values)
     if panels:
         with stop_flag().keeping():  # a signal now waits for the curves
-            files.write(lambda: plot_panels(out_dir / "curves.png", panels, xlabel="epoch", ylabel="validation loss"))
+            files.write(
+                lambda: plot_panels(out_dir / "curves.png", panels, xlabel="epoch", ylabel="validation loss")
+            )
     _finish(out_dir, results, files)

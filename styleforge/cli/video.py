@@ -27,29 +27,59 @@ def _folders(output: Path) -> tuple[Path, Path | None]:
     if is_video_path(output):
         return output.with_name(output.name + ".frames"), output
     if output.suffix and not output.is_dir():
-        raise InvalidParameter("-o", str(output), "a video file (.mp4, .mov, .mkv, .avi, .webm, .m4v) or a folder "
-                                                  "for the frames")
+        raise InvalidParameter(
+            "-o", str(output), "a video file (.mp4, .mov, .mkv, .avi, .webm, .m4v) or a folder for the frames"
+        )
     return output, None
 
 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @style_option
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Output video (.mp4 ...), or a folder for the frames (PNG).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output video (.mp4 ...), or a folder for the frames (PNG).",
+)
 @config_option
 @with_options(CONFIG_OPTIONS)
-@click.option("--temporal-weight", type=float, default=_V.temporal_weight, show_default=True,
-              help="Weight of the temporal term: change from the previous output frame warped by the optical flow, "
-                   "where the flow is reliable (0: the warped start only).")
-@click.option("--frame-iterations", type=int, default=_V.frame_iterations, show_default=True,
-              help="Iterations of every frame after the first (which runs --iterations and the --scales).")
-@click.option("--fps", type=float, default=None,
-              help=f"Output frame rate [default: the input video's; {DEFAULT_FPS:g} for a folder of frames].")
-@click.option("--resume", is_flag=True, help="Keep the frames an interrupted run of the same options finished; do the rest.")
-@click.option("--keep-frames", is_flag=True, help="Keep the folder of stylised frames (OUT.frames/) beside the video.")
-@click.option("--history", type=click.Path(path_type=Path), default=None,
-              help="One row per frame (seconds, flicker, every term), .csv or .json.")
+@click.option(
+    "--temporal-weight",
+    type=float,
+    default=_V.temporal_weight,
+    show_default=True,
+    help="Weight of the temporal term: change from the previous output frame warped by the optical flow, "
+    "where the flow is reliable (0: the warped start only).",
+)
+@click.option(
+    "--frame-iterations",
+    type=int,
+    default=_V.frame_iterations,
+    show_default=True,
+    help="Iterations of every frame after the first (which runs --iterations and the --scales).",
+)
+@click.option(
+    "--fps",
+    type=float,
+    default=None,
+    help=f"Output frame rate [default: the input video's; {DEFAULT_FPS:g} for a folder of frames].",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Keep the frames an interrupted run of the same options finished; do the rest.",
+)
+@click.option(
+    "--keep-frames", is_flag=True, help="Keep the folder of stylised frames (OUT.frames/) beside the video."
+)
+@click.option(
+    "--history",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="One row per frame (seconds, flicker, every term), .csv or .json.",
+)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def video(
     input_path: Path,
@@ -101,14 +131,20 @@ def video(
         check_history_path(history)
     if not resume and any(folder.glob("frame_*.png")):
         if movie is None:
-            raise InvalidParameter("-o", str(output), "an empty folder, or --resume to continue the run that left "
-                                   f"frames in it ({FRAME_NAME.format(1)} ...)")
+            raise InvalidParameter(
+                "-o",
+                str(output),
+                "an empty folder, or --resume to continue the run that left "
+                f"frames in it ({FRAME_NAME.format(1)} ...)",
+            )
         for stale in folder.glob("frame_*.png"):  # our own side folder, from an earlier run
             stale.unlink()
     display = VideoDisplay(quiet=quiet)
     flag = stop_flag()
     try:
-        result = stylize_video(source, list(styles), config, settings, folder=folder, resume=resume, callbacks=[display])
+        result = stylize_video(
+            source, list(styles), config, settings, folder=folder, resume=resume, callbacks=[display]
+        )
     finally:
         display.close()
 
@@ -119,24 +155,36 @@ def video(
         if movie is not None and done:
             from ..images import load_image
 
-            outputs.write(lambda: write_video(movie, lambda: (load_image(path).rgb for path in result.paths), rate,
-                                              fallback=True))
+            outputs.write(
+                lambda: write_video(
+                    movie, lambda: (load_image(path).rgb for path in result.paths), rate, fallback=True
+                )
+            )
         elif movie is None:
             outputs.written.append(folder)
         if history is not None and done:
             outputs.write(lambda: write_history(history, [record.as_row() for record in result.frames]))
     flicker = result.mean_flicker()
-    click.echo(f"done: {done}/{result.count} frames" + (f"; flicker (mean warping error) {flicker:.5f}" if flicker is not None else ""),
-               err=True)
+    click.echo(
+        f"done: {done}/{result.count} frames"
+        + (f"; flicker (mean warping error) {flicker:.5f}" if flicker is not None else ""),
+        err=True,
+    )
     interrupted = result.stop_reason == "interrupted"
     kept = f"{movie} has the first {done}; " if movie is not None and done and not outputs.failed else ""
     if result.write_error is not None:
         outputs.failed.insert(0, result.write_error)
-        click.echo(f"stopped: frame {done + 1} could not be written; {kept}the {done} finished frame(s) are in "
-                   f"{folder}; run again with --resume to go on once it can be", err=True)
+        click.echo(
+            f"stopped: frame {done + 1} could not be written; {kept}the {done} finished frame(s) are in "
+            f"{folder}; run again with --resume to go on once it can be",
+            err=True,
+        )
     elif interrupted:
-        click.echo(f"{stopped_words(flag.signum)}: {kept}the finished frames are in {folder}; run again with "
-                   "--resume to go on", err=True)
+        click.echo(
+            f"{stopped_words(flag.signum)}: {kept}the finished frames are in {folder}; run again with "
+            "--resume to go on",
+            err=True,
+        )
     elif movie is not None and not keep_frames and not outputs.failed:
         shutil.rmtree(folder, ignore_errors=True)
     outputs.finish()

@@ -140,9 +140,16 @@ class Distributed:
         for p in params:
             buckets.setdefault((p.device, p.dtype), []).append(p)
         for (_, dtype), group in buckets.items():
-            flags = torch.tensor([0.0 if p.grad is None else 1.0 for p in group], dtype=dtype, device=self.comm_device)
-            flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).to(self.comm_device)
-                              for p in group] + [flags])
+            flags = torch.tensor(
+                [0.0 if p.grad is None else 1.0 for p in group], dtype=dtype, device=self.comm_device
+            )
+            flat = torch.cat(
+                [
+                    (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).to(self.comm_device)
+                    for p in group
+                ]
+                + [flags]
+            )
             dist.all_reduce(flat, op=dist.ReduceOp.SUM)
             offset = 0
             for k, p in enumerate(group):
@@ -207,18 +214,25 @@ def _device_for(spec: str, local_rank: int, local_world: int) -> torch.device:
     if text == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     if text == "mps":
-        raise InvalidParameter("--device", spec, "cpu (gloo) or cuda (nccl) under torchrun",
-                               "mps has no distributed backend")
+        raise InvalidParameter(
+            "--device", spec, "cpu (gloo) or cuda (nccl) under torchrun", "mps has no distributed backend"
+        )
     if text.startswith("cuda:"):
         resolve_device(spec)  # its syntax and existence first
-        raise InvalidParameter("--device", spec, "cuda, auto or cpu under torchrun",
-                               "each process uses cuda:LOCAL_RANK, its own GPU")
+        raise InvalidParameter(
+            "--device",
+            spec,
+            "cuda, auto or cpu under torchrun",
+            "each process uses cuda:LOCAL_RANK, its own GPU",
+        )
     device = resolve_device(spec)
     if device.type == "cuda":
         count = torch.cuda.device_count()
         if local_rank >= count:
-            raise ResourceError(f"--device {spec}: torchrun started {local_world} processes on this node but it has "
-                                f"{count} CUDA device(s); use --nproc_per_node {count} or fewer (one GPU each)")
+            raise ResourceError(
+                f"--device {spec}: torchrun started {local_world} processes on this node but it has "
+                f"{count} CUDA device(s); use --nproc_per_node {count} or fewer (one GPU each)"
+            )
         return torch.device("cuda", local_rank)
     return device
 
@@ -252,15 +266,19 @@ def init_distributed(device: str = "auto") -> Distributed | None:
     if dist.is_initialized():
         current = str(dist.get_backend()).lower()
         if backend not in current.split(":") and not (backend == "gloo" and "gloo" in current):
-            raise ResourceError(f"--device {device}: the process group already uses {current}, which does not suit "
-                                f"{target.type} tensors; use --device {'cuda' if 'nccl' in current else 'cpu'}")
+            raise ResourceError(
+                f"--device {device}: the process group already uses {current}, which does not suit "
+                f"{target.type} tensors; use --device {'cuda' if 'nccl' in current else 'cpu'}"
+            )
         if dist.get_world_size() != world or dist.get_rank() != rank:
             raise ResourceError("torchrun: the process group does not match RANK/WORLD_SIZE")
     else:
         if target.type == "cuda":
             torch.cuda.set_device(target)
         if backend == "nccl" and not dist.is_nccl_available():
-            raise ResourceError(f"--device {device}: this build of PyTorch has no nccl backend; use --device cpu (gloo)")
+            raise ResourceError(
+                f"--device {device}: this build of PyTorch has no nccl backend; use --device cpu (gloo)"
+            )
         dist.init_process_group(backend=backend, init_method="env://", world_size=world, rank=rank)
         if not _CREATED:
             _CREATED.append(True)
@@ -285,7 +303,7 @@ def _destroy() -> None:
                 dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
             else:
                 dist.barrier()
-        except Exception:  # a peer already gone: nothing left to wait for  # noqa: BLE001
+        except Exception:  # a peer already gone: nothing left to wait for
             pass
         dist.destroy_process_group()
 
@@ -343,15 +361,27 @@ def reduce_terms(
     else:
         size = float(len(batch)) if hasattr(batch, "__len__") else 1.0
         local = [size] * len(names)
-    values = torch.stack([raw[n].detach().reshape(()) for n in names]).double().cpu() if names else torch.zeros(0, dtype=torch.float64)
+    values = (
+        torch.stack([raw[n].detach().reshape(()) for n in names]).double().cpu()
+        if names
+        else torch.zeros(0, dtype=torch.float64)
+    )
     c = torch.tensor(local, dtype=torch.float64)
     counted = torch.where(c > 0, values * c, torch.zeros_like(values))
     nonfinite = float(not bool(torch.isfinite(values).all()))
     flags = torch.tensor([nonfinite, float(stop)], dtype=torch.float64)
     reduced = dist.all_reduce(torch.cat([c, counted, values, flags])).tolist()
     t = len(names)
-    big_c, sums, plain, bad, stops = reduced[:t], reduced[t : 2 * t], reduced[2 * t : 3 * t], reduced[3 * t], reduced[3 * t + 1]
+    big_c, sums, plain, bad, stops = (
+        reduced[:t],
+        reduced[t : 2 * t],
+        reduced[2 * t : 3 * t],
+        reduced[3 * t],
+        reduced[3 * t + 1],
+    )
     world = dist.world_size
     global_raw = {n: (sums[k] / big_c[k] if big_c[k] > 0 else plain[k] / world) for k, n in enumerate(names)}
     shares = {n: (local[k] / big_c[k] if big_c[k] > 0 else 1.0 / world) for k, n in enumerate(names)}
-    return StepValues(global_raw, dict(zip(names, big_c)) if counts is not None else None, shares, bad == 0, stops > 0)
+    return StepValues(
+        global_raw, dict(zip(names, big_c)) if counts is not None else None, shares, bad == 0, stops > 0
+    )

@@ -102,7 +102,9 @@ class _Mean:
 
     def summary(self, weights: Mapping[str, float]) -> LossSummary:
         # A term with nothing to average over (e.g. no labelled value in the set) counts 0.
-        return summary_of({n: (self.sums[n] / self.counts[n] if self.counts.get(n) else 0.0) for n in self.names}, weights)
+        return summary_of(
+            {n: (self.sums[n] / self.counts[n] if self.counts.get(n) else 0.0) for n in self.names}, weights
+        )
 
 
 def _batch_raw(report: Any) -> dict[str, float]:
@@ -226,7 +228,9 @@ def _compute(acc: Metrics | None, dist: Distributed | None) -> dict[str, float]:
         return {}
     if dist is not None:
         if not hasattr(acc, "all_reduce"):
-            raise TypeError(f"{type(acc).__name__} needs an all_reduce(reduce) method to be used in a distributed run")
+            raise TypeError(
+                f"{type(acc).__name__} needs an all_reduce(reduce) method to be used in a distributed run"
+            )
         acc.all_reduce(dist.all_reduce)  # type: ignore[attr-defined]
     return acc.compute()
 
@@ -251,7 +255,7 @@ def fit(
     plateau_factor: float = 0.1,
     plateau_patience: int = 10,
     stop: StopRule | None = None,
-    guard: DivergenceGuard = DivergenceGuard(),
+    guard: DivergenceGuard | None = None,
     counts: Callable[[Any], Mapping[str, float]] | None = None,
     metrics: Callable[[], Metrics] | None = None,
     epoch_values: Callable[[], Mapping[str, float]] | None = None,
@@ -296,7 +300,7 @@ def fit(
         plateau_factor: ``plateau``: factor the learning rate is multiplied by.
         plateau_patience: ``plateau``: epochs without improvement before it is.
         stop: Early stopping on the monitored total (``mode="improvement"``), or ``None``.
-        guard: Divergence check.
+        guard: Divergence check (``None``: the default :class:`DivergenceGuard`).
         counts: Batch → each term's weight in the epoch mean (``None``: 1 per batch).
         metrics: Factory of metric accumulators, one per pass; validation names get ``val_``.
         epoch_values: Extra values logged at the end of each epoch (e.g. learned log-variances).
@@ -327,7 +331,7 @@ def fit(
     _check_int("--epochs", epochs, 1)
     spec = parse_optimizer(optimizer)
     groups: list[dict[str, Any]] = []
-    for item in (params if params is not None else [p for p in module.parameters() if p.requires_grad]):
+    for item in params if params is not None else [p for p in module.parameters() if p.requires_grad]:
         groups.append(dict(item) if isinstance(item, Mapping) else {"params": [item]})
     merged: list[dict[str, Any]] = []
     for group in groups:  # single tensors become one group
@@ -397,8 +401,10 @@ def fit(
                 if not hasattr(batches, "__len__"):
                     batches = list(batches)
                 if dist is not None and len(set(dist.all_gather_object(len(batches)))) > 1:
-                    raise RuntimeError(f"the ranks have different numbers of batches in epoch {epoch}: "
-                                       "train_batches must split every global batch across the ranks")
+                    raise RuntimeError(
+                        f"the ranks have different numbers of batches in epoch {epoch}: "
+                        "train_batches must split every global batch across the ranks"
+                    )
                 emit(callbacks, EpochStarted(epoch, epochs, len(batches), lr))
                 module.train()
                 mean = _Mean(loss.names)
@@ -411,11 +417,23 @@ def fit(
                         opt.zero_grad(set_to_none=True)
                         outputs = forward(batch)
                         if dist is not None:
-                            return _distributed_closure(dist, loss, weights, outputs, batch, counts, trained, captured,
-                                                        f"epoch {epoch}, batch {index}", flag.requested)
+                            return _distributed_closure(
+                                dist,
+                                loss,
+                                weights,
+                                outputs,
+                                batch,
+                                counts,
+                                trained,
+                                captured,
+                                f"epoch {epoch}, batch {index}",
+                                flag.requested,
+                            )
                         report = loss(outputs, batch)
                         if not torch.isfinite(report.total.detach()):
-                            raise _Diverged(f"the training loss became {float(report.total.detach()):g} (epoch {epoch}, batch {index})")
+                            raise _Diverged(
+                                f"the training loss became {float(report.total.detach()):g} (epoch {epoch}, batch {index})"
+                            )
                         report.total.backward()
                         captured.append((outputs, report))
                         return report.total
@@ -432,7 +450,7 @@ def fit(
                     emit(callbacks, BatchProgress(epoch, index, len(batches), mean.summary(weights)))
                     # Ctrl-C: stop after this step; the unfinished epoch is not recorded (a resumed run
                     # repeats it). Under torchrun the ranks agree in the step's own all-reduce.
-                    if (report.stop if dist is not None else flag.requested):
+                    if report.stop if dist is not None else flag.requested:
                         interrupted = True
                         break
                 if interrupted:
@@ -445,8 +463,9 @@ def fit(
                 row.update(shown)
                 val = None
                 if val_batches is not None:
-                    val, val_metrics = evaluate(module, forward, loss, val_batches(), counts=counts, metrics=metrics,
-                                                dist=dist)
+                    val, val_metrics = evaluate(
+                        module, forward, loss, val_batches(), counts=counts, metrics=metrics, dist=dist
+                    )
                     row.update(_prefixed("val_loss", val))
                     val_shown = {f"val_{k}": v for k, v in val_metrics.items()}
                     row.update(val_shown)
@@ -456,8 +475,12 @@ def fit(
                     row.update(extra)
                     shown.update(extra)
                 monitored = (val or train).total
-                why = guard.check(monitored, best_value)
-                is_best = why is None and math.isfinite(monitored) and (best_value is None or monitored < best_value)
+                why = (guard or DivergenceGuard()).check(monitored, best_value)
+                is_best = (
+                    why is None
+                    and math.isfinite(monitored)
+                    and (best_value is None or monitored < best_value)
+                )
                 if is_best:
                     best_epoch, best_value, best_state = epoch, monitored, _clone_state(module)
                 if scheduler is not None and why is None:
@@ -563,14 +586,17 @@ def format_epoch_line(event: EpochEnded, groups: Mapping[str, str] | None = None
             ``<label> <name> <value> …``, one group after the other; ``None``: no metrics.
         digits: Significant digits of the largest weighted term.
     """
-    parts = [f"epoch {event.epoch}/{event.epochs}", f"loss {event.train.format(digits, show_weights=event.weights)}"]
+    parts = [
+        f"epoch {event.epoch}/{event.epochs}",
+        f"loss {event.train.format(digits, show_weights=event.weights)}",
+    ]
     prefix = ""
     if event.val is not None:
         parts.append(f"val_loss {event.val.total:.{digits}g}")
         prefix = "val_"
     for group, label in (groups or {}).items():
         start = f"{prefix}{group}."
-        shown = [f"{k[len(start):]} {v:.3g}" for k, v in event.metrics.items() if k.startswith(start)]
+        shown = [f"{k[len(start) :]} {v:.3g}" for k, v in event.metrics.items() if k.startswith(start)]
         if shown:
             parts.append(f"{'val ' if prefix else ''}{label} " + " ".join(shown))
     if event.is_best:

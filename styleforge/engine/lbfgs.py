@@ -145,7 +145,11 @@ class BoxLBFGS(torch.optim.Optimizer):
         with torch.enable_grad():
             loss = closure()
         self.evaluations += 1
-        grad = self.x.grad.detach().flatten().clone() if self.x.grad is not None else torch.zeros_like(self.x).flatten()
+        grad = (
+            self.x.grad.detach().flatten().clone()
+            if self.x.grad is not None
+            else torch.zeros_like(self.x).flatten()
+        )
         x = self.x.detach().flatten().clone()
         if self.base is None:
             value = float(loss.detach())

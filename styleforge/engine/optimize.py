@@ -18,8 +18,8 @@ from ..errors import InvalidParameter, choice_error
 from ..parsing import OPTIMIZERS, OptimizerSpec, parse_optimizer
 from .events import Callback, Progress, StageEnded, StageStarted, emit
 from .interrupt import Interrupt, stop_detail, watch
-from .outcome import COMPLETED, DIVERGED, INTERRUPTED, STOPPED
 from .lbfgs import BoxLBFGS
+from .outcome import COMPLETED, DIVERGED, INTERRUPTED, STOPPED
 from .terms import LossReport, LossSummary
 
 __all__ = [
@@ -65,7 +65,6 @@ LBFGS_HISTORY = 100
 GRADIENT_NORMALISED: frozenset[str] = frozenset({"sgd", "momentum", "nesterov", "adadelta"})
 
 
-
 def make_optimizer(
     spec: OptimizerSpec,
     params: Iterable[Tensor] | Iterable[dict[str, Any]],
@@ -95,8 +94,11 @@ def make_optimizer(
     params = list(params)
     wd = {"weight_decay": weight_decay}
     builders: dict[str, Callable[[], torch.optim.Optimizer]] = {
-        "lbfgs": lambda: (BoxLBFGS(params, lr=lr, history_size=LBFGS_HISTORY, bounds=bounds) if bounds is not None
-                          else torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=LBFGS_HISTORY)),
+        "lbfgs": lambda: (
+            BoxLBFGS(params, lr=lr, history_size=LBFGS_HISTORY, bounds=bounds)
+            if bounds is not None
+            else torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=LBFGS_HISTORY)
+        ),
         "adam": lambda: torch.optim.Adam(params, lr=lr, **wd),
         "adamw": lambda: torch.optim.AdamW(params, lr=lr, **wd),
         "sgd": lambda: torch.optim.SGD(params, lr=lr, **wd),
@@ -133,7 +135,11 @@ class StopRule:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        if isinstance(self.delta, bool) or not isinstance(self.delta, (int, float)) or not (math.isfinite(self.delta) and self.delta >= 0):
+        if (
+            isinstance(self.delta, bool)
+            or not isinstance(self.delta, (int, float))
+            or not (math.isfinite(self.delta) and self.delta >= 0)
+        ):
             raise InvalidParameter("--stop-delta", self.delta, "a finite number >= 0")
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
             raise InvalidParameter("--patience", self.patience, "a whole number >= 1")
@@ -197,7 +203,12 @@ class HistoryEntry:
     summary: LossSummary
 
     def as_row(self) -> dict[str, float | int | str]:
-        return {"iteration": self.iteration, "stage": self.stage, "optimizer": self.optimizer, **self.summary.as_row()}
+        return {
+            "iteration": self.iteration,
+            "stage": self.stage,
+            "optimizer": self.optimizer,
+            **self.summary.as_row(),
+        }
 
 
 @dataclass
@@ -288,12 +299,16 @@ def optimise_pixels(
                 summary = report.summary()
                 latest.append(summary)
                 total = summary.total
-                is_best = math.isfinite(total) and (result.best_summary is None or total < result.best_summary.total)
+                is_best = math.isfinite(total) and (
+                    result.best_summary is None or total < result.best_summary.total
+                )
                 if is_best:
                     best.copy_(x.detach())
                     result.best_summary, result.best_iteration = summary, iteration + 1
                 result.history.append(HistoryEntry(iteration + 1, index, spec.name, summary))
-                emit(callbacks, Progress(iteration + 1, total_iterations, index, summary, x.detach(), is_best))
+                emit(
+                    callbacks, Progress(iteration + 1, total_iterations, index, summary, x.detach(), is_best)
+                )
                 return report.total
 
             try:
@@ -310,11 +325,18 @@ def optimise_pixels(
                     total = latest[-1].total if latest else math.nan
                     # A proposal that L-BFGS's line search rejected is not where the run is: it steps back.
                     rejected = getattr(optimizer, "rejected", False)
-                    why = None if rejected else guard.check(total, result.best_summary.total if result.best_summary else None)
+                    why = (
+                        None
+                        if rejected
+                        else guard.check(total, result.best_summary.total if result.best_summary else None)
+                    )
                     if why is not None:
                         with torch.no_grad():
                             x.copy_(best)
-                        reason, detail = DIVERGED, f"{why}; restored the best image (iteration {result.best_iteration})"
+                        reason, detail = (
+                            DIVERGED,
+                            f"{why}; restored the best image (iteration {result.best_iteration})",
+                        )
                         break
                     if stop is not None and not rejected and stop.update(total):
                         reason, detail = STOPPED, stop.reason

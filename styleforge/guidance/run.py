@@ -29,7 +29,14 @@ from ..parsing import StyleSpec
 from ..stylize.extension import ExtraTerms, Finished, ScaleView
 from ..stylize.run import ImageInput, Stylizer, TransferResult
 from ..stylize.run import transfer as stylize
-from .terms import AttributeGuide, AttributeTerm, AttrTarget, can_share_forward, resolve_targets, same_vgg_weights
+from .terms import (
+    AttributeGuide,
+    AttributeTerm,
+    AttrTarget,
+    can_share_forward,
+    resolve_targets,
+    same_vgg_weights,
+)
 
 __all__ = ["AttributeGuidance", "transfer", "transfer_each", "ContentRun"]
 
@@ -51,12 +58,20 @@ class AttributeGuidance:
         """Reads the networks and checks the ``--attr`` targets against the model's schema."""
         config = self.config
         if config.attrs_model:
-            self.model = open_model(config.attrs_model, device=device, param="--attrs-model", callbacks=callbacks)
+            self.model = open_model(
+                config.attrs_model, device=device, param="--attrs-model", callbacks=callbacks
+            )
             self.targets = resolve_targets(config.attrs, self.model.net.schema, config.attr_weight)
         if config.score_with:
-            same = self.model is not None and Path(config.score_with).resolve() == Path(str(config.attrs_model)).resolve()
-            self.scorer = self.model if same else open_model(config.score_with, device=device, param="--score-with",
-                                                             callbacks=callbacks)
+            same = (
+                self.model is not None
+                and Path(config.score_with).resolve() == Path(str(config.attrs_model)).resolve()
+            )
+            self.scorer = (
+                self.model
+                if same
+                else open_model(config.score_with, device=device, param="--score-with", callbacks=callbacks)
+            )
 
     def layers(self, network: str, pooling: str) -> Sequence[str]:
         """The hypercolumn's layers when the model may share the transfer's pass at some scale."""
@@ -73,15 +88,23 @@ class AttributeGuidance:
         model = self.model
         if model is None:
             return ExtraTerms()
-        shared = (can_share_forward(model, scale.network, scale.pooling) and scale.shape == (model.size, model.size)
-                  and same_vgg_weights(model, scale.net))
+        shared = (
+            can_share_forward(model, scale.network, scale.pooling)
+            and scale.shape == (model.size, model.size)
+            and same_vgg_weights(model, scale.net)
+        )
         guide = AttributeGuide(model, shared=shared)
         return ExtraTerms(
             terms={t.term: AttributeTerm(guide, t) for t in self.targets},
             weights={t.term: t.weight for t in self.targets},
             layers=tuple(VGG_HYPERCOLUMN_LAYERS) if shared else (),
-            metadata={"attrs": {"model": str(self.config.attrs_model), "shared_forward": shared,
-                                "targets": {t.name: t.to_dict() for t in self.targets}}},
+            metadata={
+                "attrs": {
+                    "model": str(self.config.attrs_model),
+                    "shared_forward": shared,
+                    "targets": {t.name: t.to_dict() for t in self.targets},
+                }
+            },
         )
 
     def finish(self, image: Tensor, last: ExtraTerms) -> Finished:
@@ -90,8 +113,10 @@ class AttributeGuidance:
         if self.scorer is not None:
             scores = score_tensors(self.scorer, [image], ["result"])[0]
             finished.scores = scores
-            finished.metadata["scores"] = {"model": str(self.config.score_with), **{
-                key: scores.to_dict()[key] for key in ("numeric", "categorical")}}
+            finished.metadata["scores"] = {
+                "model": str(self.config.score_with),
+                **{key: scores.to_dict()[key] for key in ("numeric", "categorical")},
+            }
         return finished
 
 
@@ -186,7 +211,9 @@ def transfer_each(
         yield from _each(stylizer, paths, callbacks, flag)
 
 
-def _each(stylizer: Stylizer, paths: Sequence[Path], callbacks: Sequence[Callback], interrupt: Any) -> Iterator[ContentRun]:
+def _each(
+    stylizer: Stylizer, paths: Sequence[Path], callbacks: Sequence[Callback], interrupt: Any
+) -> Iterator[ContentRun]:
     for index, path in enumerate(paths):
         if interrupt.requested:
             return

@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import InvalidParameter, choice_error
-from ..attributes.preprocess import squash_resize
-from ..attributes.model import VGG_HYPERCOLUMN_LAYERS, LoadedModel, hypercolumn_of
 from ..attributes.kinds import NumericAttribute
+from ..attributes.model import VGG_HYPERCOLUMN_LAYERS, LoadedModel, hypercolumn_of
+from ..attributes.preprocess import squash_resize
 from ..attributes.schema import Schema
+from ..errors import InvalidParameter, choice_error
 from ..nets.vgg import VGG_ARCHS, VGGFeatures
 from ..parsing import parse_attr
 from ..stylize.objective import FeatureContext
@@ -44,7 +44,6 @@ __all__ = [
     "can_share_forward",
     "same_vgg_weights",
 ]
-
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,9 @@ class AttrTarget:
         return {"target": self.value, "weight": self.weight}
 
 
-def resolve_targets(items: Sequence[str], schema: Schema, default_weight: float, *, param: str = "--attr") -> list[AttrTarget]:
+def resolve_targets(
+    items: Sequence[str], schema: Schema, default_weight: float, *, param: str = "--attr"
+) -> list[AttrTarget]:
     """Checks every ``--attr`` against the model's schema.
 
     Args:
@@ -102,7 +103,9 @@ def resolve_targets(items: Sequence[str], schema: Schema, default_weight: float,
         weight = default_weight if spec.weight is None else spec.weight
         if isinstance(attribute, NumericAttribute):
             rating = attribute.parse(spec.value, param=f"{param} {spec.name}")
-            out.append(AttrTarget(spec.name, "numeric", rating, float(attribute.to_unit(rating)), None, weight))
+            out.append(
+                AttrTarget(spec.name, "numeric", rating, float(attribute.to_unit(rating)), None, weight)
+            )
         else:
             try:
                 index = attribute.index(spec.value)
@@ -126,16 +129,25 @@ def can_share_forward(model: LoadedModel, network: str, pooling: str) -> bool:
     built."""
     backbone = model.meta.get("backbone", {})
     arch = backbone.get("arch")
-    return (arch in VGG_ARCHS and network == arch and not backbone.get("finetuned", False)
-            and model.weights is not None and pooling == "max")
+    return (
+        arch in VGG_ARCHS
+        and network == arch
+        and not backbone.get("finetuned", False)
+        and model.weights is not None
+        and pooling == "max"
+    )
 
 
 def same_vgg_weights(model: LoadedModel, net: VGGFeatures) -> bool:
     """Whether the model's VGG trunk is of ``net``'s arch and every one of its tensors equals the
     transfer network's."""
     backbone = model.net.backbone
-    if (backbone is None or not isinstance(backbone.net, VGGFeatures) or backbone.net.pooling != net.pooling
-            or backbone.net.arch != net.arch):
+    if (
+        backbone is None
+        or not isinstance(backbone.net, VGGFeatures)
+        or backbone.net.pooling != net.pooling
+        or backbone.net.arch != net.arch
+    ):
         return False
     theirs = net.state_dict()
     for key, value in backbone.net.state_dict().items():
@@ -182,5 +194,7 @@ class AttributeTerm:
         output = self.guide.outputs(ctx)[self.target.name]
         if self.target.kind == "numeric":
             return (output - self.target.unit).pow(2).mean()
-        labels = torch.full((output.shape[0],), int(self.target.index), dtype=torch.long, device=output.device)  # type: ignore[arg-type]
+        labels = torch.full(
+            (output.shape[0],), int(self.target.index), dtype=torch.long, device=output.device
+        )  # type: ignore[arg-type]
         return F.cross_entropy(output, labels)

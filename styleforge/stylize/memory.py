@@ -15,13 +15,21 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from ..engine import OptimizerSpec
 from ..device import available_memory
+from ..engine import OptimizerSpec
 from ..errors import ResourceError
 from ..nets.vgg import VGG_BLOCKS, layer_names
 
-__all__ = ["ACTIVATION_FACTOR", "FIXED_BYTES", "LBFGS_FACTOR", "activation_elements", "estimate_bytes", "inference_bytes",
-           "available_bytes", "check_memory"]
+__all__ = [
+    "ACTIVATION_FACTOR",
+    "FIXED_BYTES",
+    "LBFGS_FACTOR",
+    "activation_elements",
+    "estimate_bytes",
+    "inference_bytes",
+    "available_bytes",
+    "check_memory",
+]
 
 #: Saved activations × this = activations plus the gradient buffers alive at the backward's peak.
 ACTIVATION_FACTOR = 2.4
@@ -44,7 +52,7 @@ def activation_elements(arch: str, layers: Iterable[str], height: int, width: in
     deepest = max(order.index(layer) for layer in layers)
     acts = weights = 0
     in_channels, h, w, index = 3, height, width, 0
-    for block, channels in enumerate(VGG_BLOCKS[arch], start=1):
+    for _block, channels in enumerate(VGG_BLOCKS[arch], start=1):
         for out_channels in channels:
             if index > deepest:
                 return acts, weights
@@ -58,11 +66,17 @@ def activation_elements(arch: str, layers: Iterable[str], height: int, width: in
     return acts, weights
 
 
-def estimate_bytes(arch: str, layers: Iterable[str], height: int, width: int, chain: Sequence[OptimizerSpec]) -> int:
+def estimate_bytes(
+    arch: str, layers: Iterable[str], height: int, width: int, chain: Sequence[OptimizerSpec]
+) -> int:
     """Estimated extra memory of a transfer at ``height × width`` (float32), in bytes."""
     acts, weights = activation_elements(arch, layers, height, width)
     pixels = 3 * height * width
-    history = LBFGS_FACTOR * 2 * LBFGS_HISTORY * pixels if any(spec.name == "lbfgs" for spec in chain) else 4 * pixels
+    history = (
+        LBFGS_FACTOR * 2 * LBFGS_HISTORY * pixels
+        if any(spec.name == "lbfgs" for spec in chain)
+        else 4 * pixels
+    )
     return int(4 * (ACTIVATION_FACTOR * acts + weights + history + 8 * pixels) + FIXED_BYTES)
 
 
@@ -146,9 +160,16 @@ def check_memory(
     free = available if available is not None else available_bytes(device)
     if free is None or need <= free:
         return need
-    fits = [s for s in range(size - 16, 15, -16)
-            if max(estimate_bytes(arch, layers, round(height * s / size), round(width * s / size), chain),
-                   at_least * (s / size) ** 2) + extra <= free]
+    fits = [
+        s
+        for s in range(size - 16, 15, -16)
+        if max(
+            estimate_bytes(arch, layers, round(height * s / size), round(width * s / size), chain),
+            at_least * (s / size) ** 2,
+        )
+        + extra
+        <= free
+    ]
     hints = [] if tiled or at_least >= optimisation else ["--tile auto (tiles that fit)"]
     if fits:
         hints.append(f"--size {fits[0]}")

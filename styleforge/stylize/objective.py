@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InvalidParameter
-from ..parsing import StyleSpec, as_number, normalise_blend, parse_style, style_term_names
 from ..nets.vgg import check_layers
+from ..parsing import StyleSpec, as_number, normalise_blend, parse_style, style_term_names
 
 __all__ = [
     "full_precision",
@@ -90,10 +90,17 @@ class _Moments(torch.autograd.Function):
             grad = full_precision(flat.new_zeros((b, c, c)))
         sym = (grad + grad.transpose(1, 2)).div_(c * h * w).to(features.dtype)
         if last:
-            out = (torch.bmm(flat, sym) if grad_sums is None
-                   else torch.baddbmm(grad_sums.to(features.dtype).view(b, 1, c), flat, sym))
+            out = (
+                torch.bmm(flat, sym)
+                if grad_sums is None
+                else torch.baddbmm(grad_sums.to(features.dtype).view(b, 1, c), flat, sym)
+            )
             return out.view(b, h, w, c).permute(0, 3, 1, 2), None
-        out = torch.bmm(sym, flat) if grad_sums is None else torch.baddbmm(grad_sums.to(features.dtype).view(b, c, 1), sym, flat)
+        out = (
+            torch.bmm(sym, flat)
+            if grad_sums is None
+            else torch.baddbmm(grad_sums.to(features.dtype).view(b, c, 1), sym, flat)
+        )
         return out.view(b, c, h, w), None
 
 
@@ -146,7 +153,9 @@ def masked_gram(features: Tensor, mask: LayerMask | None) -> Tensor:
     """
     if mask is None:
         return gram(features)
-    m = mask.at(features).to(torch.promote_types(features.dtype, torch.float32))  # float64 features: float64 weights
+    m = mask.at(features).to(
+        torch.promote_types(features.dtype, torch.float32)
+    )  # float64 features: float64 weights
     h, w = features.shape[-2:]
     return gram(features * m.sqrt().to(features.dtype)) * (h * w / m.sum().clamp_min(1e-12))
 
@@ -221,7 +230,10 @@ class ContentTerm:
         self.scales = _magnitudes(self.targets)
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
-        return sum(w * mse(ctx.features[l], self.targets[l]) / self.scales[l] for l, w in self.weights.items())  # type: ignore[return-value]
+        return sum(
+            w * mse(ctx.features[layer], self.targets[layer]) / self.scales[layer]
+            for layer, w in self.weights.items()
+        )  # type: ignore[return-value]
 
 
 @dataclass
@@ -254,7 +266,10 @@ class StyleTerm:
         self.scales = _magnitudes(self.targets)
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
-        return sum(w * mse(ctx.gram(l, self.mask), self.targets[l]) / self.scales[l] for l, w in self.weights.items())  # type: ignore[return-value]
+        return sum(
+            w * mse(ctx.gram(layer, self.mask), self.targets[layer]) / self.scales[layer]
+            for layer, w in self.weights.items()
+        )  # type: ignore[return-value]
 
 
 class LaplacianTerm:
@@ -280,7 +295,9 @@ class LaplacianTerm:
         taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
         self.blur = (taps / taps.sum()).to(content.device)
         self.luma = torch.tensor(self.LUMA, device=content.device).view(1, 3, 1, 1)
-        self.laplace = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=content.device)
+        self.laplace = torch.tensor(
+            [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=content.device
+        )
         with torch.no_grad():
             self.target = self.laplacian(content)
             # a flat content has no structure to keep: the floor (a tenth of the least of photographs'
@@ -307,7 +324,10 @@ class TVTerm:
 
 
 def layer_weights(
-    layers: Mapping[str, float] | Sequence[str], exponent: float = 1.0, *, param: str = "--style-layer-weight-exp"
+    layers: Mapping[str, float] | Sequence[str],
+    exponent: float = 1.0,
+    *,
+    param: str = "--style-layer-weight-exp",
 ) -> dict[str, float]:
     """Per-layer weights ``w₁ = 1, wₙ₊₁ = exponent·wₙ`` (in the given order), normalised to sum 1.
 
@@ -317,7 +337,7 @@ def layer_weights(
     """
     if not (math.isfinite(exponent) and exponent > 0):
         raise InvalidParameter(param, exponent, "a finite number > 0")
-    explicit = dict(layers) if isinstance(layers, Mapping) else {layer: 1.0 for layer in layers}
+    explicit = dict(layers) if isinstance(layers, Mapping) else dict.fromkeys(layers, 1.0)
     raw = {layer: w * exponent**i for i, (layer, w) in enumerate(explicit.items())}
     total = sum(raw.values())
     return {layer: w / total for layer, w in raw.items()}
@@ -349,4 +369,3 @@ def parse_layers(items: Sequence[str], network: str, *, param: str) -> dict[str,
 def gram_targets(features: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Gram matrix of each activation in ``features``."""
     return {layer: gram(f) for layer, f in features.items()}
-

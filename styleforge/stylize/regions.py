@@ -55,10 +55,14 @@ def load_mask(path: Path, shape: tuple[int, int], *, param: str, whole: str) -> 
     """
     grey = _read_grey(path, param)
     if tuple(grey.shape) != tuple(shape):
-        grey = F.interpolate(grey[None, None], size=tuple(shape), mode="bilinear", antialias=True, align_corners=False)[0, 0]
+        grey = F.interpolate(
+            grey[None, None], size=tuple(shape), mode="bilinear", antialias=True, align_corners=False
+        )[0, 0]
     grey = grey.clamp(0, 1)
     if float(grey.max()) < _EMPTY:
-        raise InvalidParameter(param, whole, "a mask with some non-black pixels (white = on); this one is empty")
+        raise InvalidParameter(
+            param, whole, "a mask with some non-black pixels (white = on); this one is empty"
+        )
     return grey
 
 
@@ -69,12 +73,16 @@ def _resolved(items: Sequence[str], names: Sequence[str], param: str) -> dict[in
         name, path = parse_region(item, param=param)
         index = resolve_style_name(name, names, param=param, whole=item)
         if index in out:
-            raise InvalidParameter(param, item, f"one mask per style ({names[index]} already has {out[index][1]!r})")
+            raise InvalidParameter(
+                param, item, f"one mask per style ({names[index]} already has {out[index][1]!r})"
+            )
         out[index] = (path, item)
     return out
 
 
-def output_regions(items: Sequence[str], names: Sequence[str], shape: tuple[int, int]) -> list[LayerMask | None]:
+def output_regions(
+    items: Sequence[str], names: Sequence[str], shape: tuple[int, int]
+) -> list[LayerMask | None]:
     """Each style's region of the output (``None``: everywhere), from ``--style-mask`` items.
 
     Styles given the same mask file share one region (so ``w2``/``sw`` blend them there). When some
@@ -100,9 +108,12 @@ def output_regions(items: Sequence[str], names: Sequence[str], shape: tuple[int,
     if free:
         rest = (1 - sum(m.mask for m in by_path.values())).clamp(0, 1)  # type: ignore[union-attr]
         if float(rest.max()) < _EMPTY:
-            raise InvalidParameter("--style-mask", ", ".join(item for _, item in given.values()),
-                                   f"masks that leave some of the image to {names[free[0]]}, which has no mask "
-                                   "(give it one, or drop it)")
+            raise InvalidParameter(
+                "--style-mask",
+                ", ".join(item for _, item in given.values()),
+                f"masks that leave some of the image to {names[free[0]]}, which has no mask "
+                "(give it one, or drop it)",
+            )
         shared = LayerMask(rest)
         for i in free:
             regions[i] = shared
@@ -121,4 +132,3 @@ def mask_of(entry: tuple[Path, str] | None, shape: tuple[int, int]) -> LayerMask
         return None
     path, item = entry
     return LayerMask(load_mask(path, shape, param="--style-image-mask", whole=item))
-

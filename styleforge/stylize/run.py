@@ -21,13 +21,13 @@ from torch import Tensor
 from ..config import INITS, TransferConfig
 from ..device import resolve_device, resolve_precision, tf32_mode
 from ..engine import (
+    PIXEL_LR,
     Callback,
     DivergenceGuard,
     HistoryEntry,
     LossSummary,
     Notice,
     OptimizerSpec,
-    PIXEL_LR,
     PixelResult,
     StopRule,
     WeightedLoss,
@@ -41,16 +41,26 @@ from ..errors import InvalidParameter, ResourceError
 from ..images import LoadedImage, load_image, long_side_shape, resize_long_side, save_image
 from ..nets.vgg import VGGFeatures, layer_names, pooling_factor
 from ..nets.weights import resolve_weights
+from ..parsing import StyleSpec, normalise_blend, parse_style, style_term_names
 from ..version import __version__
 from .color import match_histogram, preserve_colors
 from .extension import Extension, ExtraTerms, ScaleView, merged
 from .memory import available_bytes, check_memory
 from .objective import ContentTerm, FeatureContext, LaplacianTerm, TVTerm, layer_weights, parse_layers
-from ..parsing import StyleSpec, normalise_blend, parse_style, style_term_names
 from .regions import image_mask_paths, mask_of, output_regions
 from .style_loss import layer_targets, style_terms
-from .tiles import (Tile, choose_tile, default_overlap, feather, held_whole, mean_summary, pass_offsets, pass_steps,
-                    style_pass, tile_grid)
+from .tiles import (
+    Tile,
+    choose_tile,
+    default_overlap,
+    feather,
+    held_whole,
+    mean_summary,
+    pass_offsets,
+    pass_steps,
+    style_pass,
+    tile_grid,
+)
 
 __all__ = ["Stylizer", "TransferResult", "transfer"]
 
@@ -116,8 +126,9 @@ def _load(item: ImageInput, param: str) -> LoadedImage:
     return item if isinstance(item, LoadedImage) else load_image(item, param=param)
 
 
-def _check_size(size: int, network: str, shape: tuple[int, int], layers: Sequence[str],
-                source_shape: tuple[int, int]) -> None:
+def _check_size(
+    size: int, network: str, shape: tuple[int, int], layers: Sequence[str], source_shape: tuple[int, int]
+) -> None:
     """Refuses a size at which the image would shrink below the deepest layer's pooling factor."""
     minimum = pooling_factor(network, layers)
     short = min(shape)
@@ -125,7 +136,11 @@ def _check_size(size: int, network: str, shape: tuple[int, int], layers: Sequenc
         order = layer_names(network)
         deepest = max(layers, key=order.index)
         h, w = source_shape
-        need = next(n for n in range(size, 1 << 20) if min(round(h * n / max(h, w)), round(w * n / max(h, w))) >= minimum)
+        need = next(
+            n
+            for n in range(size, 1 << 20)
+            if min(round(h * n / max(h, w)), round(w * n / max(h, w))) >= minimum
+        )
         raise InvalidParameter(
             "--size",
             size,
@@ -139,7 +154,9 @@ def _term_layers(config: TransferConfig, network: str) -> tuple[dict[str, float]
     checked against ``network``'s layer names."""
     content_lw = parse_layers(config.content_layers, network, param="--content-layers")
     content_lw = {layer: w / sum(content_lw.values()) for layer, w in content_lw.items()}
-    style_lw = layer_weights(parse_layers(config.style_layers, network, param="--style-layers"), config.style_layer_weight_exp)
+    style_lw = layer_weights(
+        parse_layers(config.style_layers, network, param="--style-layers"), config.style_layer_weight_exp
+    )
     return content_lw, style_lw
 
 
@@ -156,7 +173,9 @@ def _compiled(net: VGGFeatures, example: Tensor, layers: Sequence[str]) -> Any:
         sum(f.sum() for f in compiled(probe, layers).values()).backward()
     except torch._dynamo.exc.TorchDynamoException as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ResourceError(f"--compile: torch.compile failed on this machine ({reason}); run without --compile") from None
+        raise ResourceError(
+            f"--compile: torch.compile failed on this machine ({reason}); run without --compile"
+        ) from None
     return compiled
 
 
@@ -179,8 +198,12 @@ def _initial_image(
     content, noise, the first style or a file, plus the noise blend."""
     shape = content.shape[-2:]
     if init_image is not None:
-        return F.interpolate(init_image.reshape(1, 3, *init_image.shape[-2:]).float(), size=shape, mode="bicubic",
-                             align_corners=False).clamp(0, 1)
+        return F.interpolate(
+            init_image.reshape(1, 3, *init_image.shape[-2:]).float(),
+            size=shape,
+            mode="bicubic",
+            align_corners=False,
+        ).clamp(0, 1)
     generator = torch.Generator().manual_seed(config.seed)
     noise = torch.rand((1, 3, *shape), generator=generator)
     if config.init == "content":
@@ -189,7 +212,9 @@ def _initial_image(
         base = noise
     else:
         image = styles[0] if config.init == "style" else load_image(config.init, param="--init")
-        base = F.interpolate(image.rgb[None], size=shape, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+        base = F.interpolate(
+            image.rgb[None], size=shape, mode="bicubic", antialias=True, align_corners=False
+        ).clamp(0, 1)
     if config.init_noise_blend:
         base = (1 - config.init_noise_blend) * base + config.init_noise_blend * noise
     return base
@@ -223,7 +248,9 @@ def _chains(config: TransferConfig, scales: int, budget: int | None = None) -> l
     if budget is not None:
         steps = [max(1, round(n * budget / sum(steps))) for n in steps]
     shares = [scale_shares(n, scales, config.scale_split) for n in steps]
-    return [[dataclasses.replace(s, steps=share[k]) for s, share in zip(chain, shares)] for k in range(scales)]
+    return [
+        [dataclasses.replace(s, steps=share[k]) for s, share in zip(chain, shares)] for k in range(scales)
+    ]
 
 
 @dataclass
@@ -260,11 +287,19 @@ class _Shifted:
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, Progress):
-            event = dataclasses.replace(event, iteration=event.iteration + self.iterations, total_iterations=self.total,
-                                        stage=event.stage + self.stages)
+            event = dataclasses.replace(
+                event,
+                iteration=event.iteration + self.iterations,
+                total_iterations=self.total,
+                stage=event.stage + self.stages,
+            )
         elif isinstance(event, StageStarted):
-            event = dataclasses.replace(event, index=event.index + self.stages, total_iterations=self.total,
-                                        first_iteration=event.first_iteration + self.iterations)
+            event = dataclasses.replace(
+                event,
+                index=event.index + self.stages,
+                total_iterations=self.total,
+                first_iteration=event.first_iteration + self.iterations,
+            )
         elif isinstance(event, StageEnded):
             event = dataclasses.replace(event, index=event.index + self.stages)
         self.callback(event)
@@ -276,8 +311,15 @@ class _TileCounter:
     image is the whole canvas (what a checkpoint or a GIF frame should show), and a stage starts and
     ends once per pass."""
 
-    def __init__(self, callbacks: Sequence[Callback], done: int, steps: int, tiles: int, canvas: Tensor,
-                 stages: Sequence[int]) -> None:
+    def __init__(
+        self,
+        callbacks: Sequence[Callback],
+        done: int,
+        steps: int,
+        tiles: int,
+        canvas: Tensor,
+        stages: Sequence[int],
+    ) -> None:
         self.callbacks, self.done, self.steps, self.tiles, self.canvas = callbacks, done, steps, tiles, canvas
         self.stages = list(stages)  # the chain's stage of each stage this pass runs
         self.tile = 0
@@ -288,16 +330,30 @@ class _TileCounter:
             reached = self.done + math.ceil((self.tile * self.steps + event.iteration) / self.tiles)
             if reached > self.shown:
                 self.shown = reached
-                emit(self.callbacks, dataclasses.replace(event, iteration=reached, stage=self.stages[event.stage],
-                                                         image=self.canvas, is_best=False))
+                emit(
+                    self.callbacks,
+                    dataclasses.replace(
+                        event,
+                        iteration=reached,
+                        stage=self.stages[event.stage],
+                        image=self.canvas,
+                        is_best=False,
+                    ),
+                )
         elif isinstance(event, StageStarted) and self.tile == 0:
-            emit(self.callbacks, dataclasses.replace(event, index=self.stages[event.index],
-                                                     first_iteration=self.done + event.first_iteration))
+            emit(
+                self.callbacks,
+                dataclasses.replace(
+                    event, index=self.stages[event.index], first_iteration=self.done + event.first_iteration
+                ),
+            )
         elif isinstance(event, StageEnded) and (self.tile == self.tiles - 1 or event.reason == INTERRUPTED):
             emit(self.callbacks, dataclasses.replace(event, index=self.stages[event.index]))
 
 
-def _pass_history(runs: Sequence[Sequence[HistoryEntry]], done: int, stages: Sequence[int]) -> list[HistoryEntry]:
+def _pass_history(
+    runs: Sequence[Sequence[HistoryEntry]], done: int, stages: Sequence[int]
+) -> list[HistoryEntry]:
     """One pass's history: its iteration ``k`` is the tiles' mean loss at their ``k``-th step (a tile
     the stopping rule ended early counts with its last), numbered after the ``done`` before it."""
     if not runs:
@@ -306,7 +362,11 @@ def _pass_history(runs: Sequence[Sequence[HistoryEntry]], done: int, stages: Seq
     for k in range(max(len(run) for run in runs)):
         entries = [run[min(k, len(run) - 1)] for run in runs]
         first = entries[0]
-        out.append(HistoryEntry(done + k + 1, stages[first.stage], first.optimizer, mean_summary([e.summary for e in entries])))
+        out.append(
+            HistoryEntry(
+                done + k + 1, stages[first.stage], first.optimizer, mean_summary([e.summary for e in entries])
+            )
+        )
     return out
 
 
@@ -346,9 +406,17 @@ class Stylizer:
         config = dataclasses.replace(config or TransferConfig(), **options)
         config.validate()
         if (config.attrs_model or config.score_with) and not extensions:
-            param, value = ("--attrs-model", config.attrs_model) if config.attrs_model else ("--score-with", config.score_with)
-            raise InvalidParameter(param, value, "no attribute network in styleforge.stylize.run.transfer; "
-                                                 "call styleforge.transfer, which adds the guidance")
+            param, value = (
+                ("--attrs-model", config.attrs_model)
+                if config.attrs_model
+                else ("--score-with", config.score_with)
+            )
+            raise InvalidParameter(
+                param,
+                value,
+                "no attribute network in styleforge.stylize.run.transfer; "
+                "call styleforge.transfer, which adds the guidance",
+            )
         self.config, self.extensions = config, list(extensions)
         count = config.resolved_scales()
         self.sizes = scale_sizes(config.size, count, config.min_size)
@@ -359,7 +427,9 @@ class Stylizer:
         self.network = config.requested_network()
         self.content_lw, self.style_lw = _term_layers(config, self.network)
         if config.init not in INITS and not Path(config.init).is_file():
-            raise InvalidParameter("--init", config.init, "content, noise, style, or the path of an image file")
+            raise InvalidParameter(
+                "--init", config.init, "content, noise, style, or the path of an image file"
+            )
         self.device = resolve_device(config.device)
         compute_dtype = resolve_precision(config.precision, self.device)
         self.style_images = [load_image(s.path, param="--style") for s in self.specs]
@@ -380,11 +450,19 @@ class Stylizer:
                 self._check_sizes(self._first)
         for size in self.sizes:  # the style images at every scale
             for spec, image in zip(self.specs, self.style_images):
-                _check_size(size, self.network, self._style_shape(spec, image, size), list(self.style_lw), image.size)
-        extra = [layer for extension in self.extensions for layer in extension.layers(self.network, config.pooling)]
+                _check_size(
+                    size, self.network, self._style_shape(spec, image, size), list(self.style_lw), image.size
+                )
+        extra = [
+            layer for extension in self.extensions for layer in extension.layers(self.network, config.pooling)
+        ]
         self.net = VGGFeatures(
-            self.network, list(dict.fromkeys([*self.layers, *extra])),
-            state_dict=weights.state_dict, seed=config.seed, pooling=config.pooling, source=weights.source,
+            self.network,
+            list(dict.fromkeys([*self.layers, *extra])),
+            state_dict=weights.state_dict,
+            seed=config.seed,
+            pooling=config.pooling,
+            source=weights.source,
             compute_dtype=compute_dtype,
         ).to(self.device)
         self.weights_kind = weights.kind
@@ -420,8 +498,10 @@ class Stylizer:
         config = self.config
         shapes = [long_side_shape(image.size, size) for size in self.sizes]
         self._check_shapes(shapes, image.size)
-        style_shapes = [[self._style_shape(spec, style, size) for spec, style in zip(self.specs, self.style_images)]
-                        for size in self.sizes]
+        style_shapes = [
+            [self._style_shape(spec, style, size) for spec, style in zip(self.specs, self.style_images)]
+            for size in self.sizes
+        ]
         tiles = self._plan_tiles(shapes, style_shapes)
         image_masks = image_mask_paths(config.style_image_masks, self.names)
         scales = []
@@ -431,14 +511,24 @@ class Stylizer:
             for spec, style in zip(self.specs, self.style_images):
                 scale = spec.scale if spec.scale is not None else config.style_scale
                 style_rgb = resize_long_side(style.rgb, max(1, round(size * scale)))
-                style_rgbs.append(match_histogram(style_rgb, target) if config.color_transfer == "histogram" else style_rgb)
-            scales.append(_Scale(size, target, style_rgbs,
-                                 [mask_of(image_masks.get(i), tuple(rgb.shape[-2:])) for i, rgb in enumerate(style_rgbs)],
-                                 output_regions(config.style_masks, self.names, tuple(target.shape[-2:])), tile))
+                style_rgbs.append(
+                    match_histogram(style_rgb, target) if config.color_transfer == "histogram" else style_rgb
+                )
+            scales.append(
+                _Scale(
+                    size,
+                    target,
+                    style_rgbs,
+                    [mask_of(image_masks.get(i), tuple(rgb.shape[-2:])) for i, rgb in enumerate(style_rgbs)],
+                    output_regions(config.style_masks, self.names, tuple(target.shape[-2:])),
+                    tile,
+                )
+            )
         return _Content(image, scales)
 
-    def _plan_tiles(self, shapes: Sequence[tuple[int, int]], style_shapes: Sequence[Sequence[tuple[int, int]]]
-                    ) -> list[int | None]:
+    def _plan_tiles(
+        self, shapes: Sequence[tuple[int, int]], style_shapes: Sequence[Sequence[tuple[int, int]]]
+    ) -> list[int | None]:
         """Each scale's tile side (``None``: whole), and the memory check of the largest run, from the
         shapes alone.
 
@@ -451,13 +541,29 @@ class Stylizer:
         free = available_bytes(self.device) if auto else None
         tiles: list[int | None] = []
         for size, shape, styles in zip(self.sizes, shapes, style_shapes):
-            tile = choose_tile(self.network, self.layers, shape, list(styles), self.chains[-1], free,
-                               requested=config.tile_side(), auto=auto, size=self.sizes[-1], scale=size)
+            tile = choose_tile(
+                self.network,
+                self.layers,
+                shape,
+                list(styles),
+                self.chains[-1],
+                free,
+                requested=config.tile_side(),
+                auto=auto,
+                size=self.sizes[-1],
+                scale=size,
+            )
             if tile is not None and (self.extensions or config.style_masks):
-                why = ("--attrs-model/--score-with (the attribute network rates the whole image)" if self.extensions
-                       else "--style-mask (regions are not tiled yet)")
-                raise InvalidParameter("--tile", config.tile, f"off with {why}: the {size} px scale would be "
-                                       "tiled; choose a smaller --size")
+                why = (
+                    "--attrs-model/--score-with (the attribute network rates the whole image)"
+                    if self.extensions
+                    else "--style-mask (regions are not tiled yet)"
+                )
+                raise InvalidParameter(
+                    "--tile",
+                    config.tile,
+                    f"off with {why}: the {size} px scale would be tiled; choose a smaller --size",
+                )
             tiles.append(tile)
         # The largest run is the last scale's: its style images' pass, then its optimisation (whole, or
         # one tile at a time beside the whole images a tiled scale holds).
@@ -465,8 +571,17 @@ class Stylizer:
         shape = full if last is None else (min(last, full[0]), min(last, full[1]))
         if config.memory_check and shape not in self._checked_shapes:
             styles = style_pass(self.network, self.layers, list(style_shapes[-1]))
-            check_memory(self.network, self.layers, shape, self.sizes[-1], self.chains[-1], self.device,
-                         at_least=styles, extra=0 if last is None else held_whole(full), tiled=last is not None)
+            check_memory(
+                self.network,
+                self.layers,
+                shape,
+                self.sizes[-1],
+                self.chains[-1],
+                self.device,
+                at_least=styles,
+                extra=0 if last is None else held_whole(full),
+                tiled=last is not None,
+            )
             self._checked_shapes.add(shape)
         return tiles
 
@@ -505,17 +620,30 @@ class Stylizer:
         config, net, device = self.config, self.net, self.device
         view = ScaleView(net, self.network, config.pooling, tuple(plan.target.shape[-2:]))
         extras = [extension.terms(view) for extension in extensions]
-        net_layers = list(dict.fromkeys([*self.layers, *(layer for extra in extras for layer in extra.layers)]))
+        net_layers = list(
+            dict.fromkeys([*self.layers, *(layer for extra in extras for layer in extra.layers)])
+        )
         style_targets = self._targets(plan)
         with torch.inference_mode():
             content_targets = net(plan.target[None].to(device), self.content_lw)
         content_targets = {k: v.clone() for k, v in content_targets.items()}
 
         terms: dict[str, Any] = {"content": ContentTerm(content_targets, self.content_lw)}
-        terms.update(style_terms(config.style_loss, self.names, self.blend, style_targets, self.style_lw, plan.regions,
-                                 seed=config.seed))
+        terms.update(
+            style_terms(
+                config.style_loss,
+                self.names,
+                self.blend,
+                style_targets,
+                self.style_lw,
+                plan.regions,
+                seed=config.seed,
+            )
+        )
         loss_weights = {"content": config.content_weight, "tv": config.tv_weight}
-        loss_weights.update({name: config.resolved_style_weight() * share for name, share in zip(self.names, self.blend)})
+        loss_weights.update(
+            {name: config.resolved_style_weight() * share for name, share in zip(self.names, self.blend)}
+        )
         terms["tv"] = TVTerm()
         if config.laplacian_weight:
             terms["laplacian"] = LaplacianTerm(plan.target[None].to(device), config.laplacian_sigma)
@@ -524,7 +652,9 @@ class Stylizer:
         loss_weights.update(merged([extra.weights for extra in extras]))
         loss = WeightedLoss(terms, loss_weights)
         if self._forward is None:
-            self._forward = _compiled(net, plan.target[None].to(device), self.layers) if config.compile else net
+            self._forward = (
+                _compiled(net, plan.target[None].to(device), self.layers) if config.compile else net
+            )
         forward = self._forward
 
         def objective(x: Tensor):
@@ -541,8 +671,15 @@ class Stylizer:
         with torch.no_grad(), tf32_mode(self.device, self.config.precision == "tf32"):
             return objective(image[None].to(self.device)).summary()
 
-    def _optimise_scale(self, plan: _Scale, init: Tensor, chain: Sequence[OptimizerSpec], extensions: Sequence[Extension],
-                        callbacks: Sequence[Callback], interrupt: Any) -> tuple[Any, list[ExtraTerms]]:
+    def _optimise_scale(
+        self,
+        plan: _Scale,
+        init: Tensor,
+        chain: Sequence[OptimizerSpec],
+        extensions: Sequence[Extension],
+        callbacks: Sequence[Callback],
+        interrupt: Any,
+    ) -> tuple[Any, list[ExtraTerms]]:
         """One scale: its targets, the objective on the engine, the pixels optimised by ``chain``.
         Returns the engine's result and the extensions' terms."""
         config = self.config
@@ -560,8 +697,14 @@ class Stylizer:
         )
         return result, extras
 
-    def _optimise_tiled(self, plan: _Scale, init: Tensor, chain: Sequence[OptimizerSpec], callbacks: Sequence[Callback],
-                        interrupt: Any) -> tuple[Any, list[ExtraTerms]]:
+    def _optimise_tiled(
+        self,
+        plan: _Scale,
+        init: Tensor,
+        chain: Sequence[OptimizerSpec],
+        callbacks: Sequence[Callback],
+        interrupt: Any,
+    ) -> tuple[Any, list[ExtraTerms]]:
         """One scale, tile by tile (:mod:`.tiles`): ``tile_passes`` passes over a grid shifted at random
         each time, every tile a transfer of its own blended into the canvas through its feathered
         window. The chain's steps are shared out between the passes (:func:`.tiles.pass_steps`); each
@@ -580,16 +723,23 @@ class Stylizer:
         history: list[HistoryEntry] = []
         result: Any = None
         improved, tiles_done, best_summaries = False, 0, []
-        for offset, share in zip(pass_offsets(len(shares), plan.tile - overlap, config.seed + plan.size), shares):
-            pass_chain = [(i, dataclasses.replace(s, steps=n)) for i, (s, n) in enumerate(zip(chain, share)) if n]
+        for offset, share in zip(
+            pass_offsets(len(shares), plan.tile - overlap, config.seed + plan.size), shares
+        ):
+            pass_chain = [
+                (i, dataclasses.replace(s, steps=n)) for i, (s, n) in enumerate(zip(chain, share)) if n
+            ]
             tiles = tile_grid(shape, plan.tile, overlap, offset)
-            counter = _TileCounter(callbacks, len(history), sum(share), len(tiles), canvas, [i for i, _ in pass_chain])
+            counter = _TileCounter(
+                callbacks, len(history), sum(share), len(tiles), canvas, [i for i, _ in pass_chain]
+            )
             runs: list[list[HistoryEntry]] = []
             best_summaries = []
             for index, tile in enumerate(tiles):
                 counter.tile = index
-                result, _ = self._optimise_scale(plan.crop(tile), tile.crop(canvas), [s for _, s in pass_chain], (),
-                                                 [counter], interrupt)
+                result, _ = self._optimise_scale(
+                    plan.crop(tile), tile.crop(canvas), [s for _, s in pass_chain], (), [counter], interrupt
+                )
                 if result.history:
                     tiles_done += 1
                     weight = feather(tile, shape, overlap)
@@ -605,11 +755,29 @@ class Stylizer:
                 break
         assert result is not None
         total = len(history)
-        best_summary = mean_summary([s for s in best_summaries if s is not None]) if any(best_summaries) else None
-        return PixelResult(best=canvas, last=canvas, best_summary=best_summary, best_iteration=total if improved else 1,
-                           history=history, stop_reason=result.stop_reason,
-                           stop_detail=result.stop_detail), [ExtraTerms(metadata={"tiles": {
-                               "tile": plan.tile, "overlap": overlap, "passes": len(shares), "optimised": tiles_done}})]
+        best_summary = (
+            mean_summary([s for s in best_summaries if s is not None]) if any(best_summaries) else None
+        )
+        return PixelResult(
+            best=canvas,
+            last=canvas,
+            best_summary=best_summary,
+            best_iteration=total if improved else 1,
+            history=history,
+            stop_reason=result.stop_reason,
+            stop_detail=result.stop_detail,
+        ), [
+            ExtraTerms(
+                metadata={
+                    "tiles": {
+                        "tile": plan.tile,
+                        "overlap": overlap,
+                        "passes": len(shares),
+                        "optimised": tiles_done,
+                    }
+                }
+            )
+        ]
 
     def run(
         self,
@@ -643,26 +811,45 @@ class Stylizer:
         """
         if content is None:
             if self._first is None:
-                raise InvalidParameter("CONTENT", "(none)", "a content image (none was given to the Stylizer)")
+                raise InvalidParameter(
+                    "CONTENT", "(none)", "a content image (none was given to the Stylizer)"
+                )
             content = self._first
         prepared = self.prepare(content)
         if extensions and any(plan.tile is not None for plan in prepared.scales):
-            raise InvalidParameter("--tile", self.config.tile, "off with per-run terms (the terms see the whole "
-                                   "image, a tiled scale one tile at a time); choose a smaller --size")
+            raise InvalidParameter(
+                "--tile",
+                self.config.tile,
+                "off with per-run terms (the terms see the whole "
+                "image, a tiled scale one tile at a time); choose a smaller --size",
+            )
         if finest_only:
             prepared = _Content(prepared.image, prepared.scales[-1:])
         scales = len(prepared.scales)
-        chains = self.chains if iterations is None and not finest_only else _chains(self.config, scales, iterations)
+        chains = (
+            self.chains
+            if iterations is None and not finest_only
+            else _chains(self.config, scales, iterations)
+        )
         for extension in extensions:
             extension.open(self.device, callbacks)
         every = [*self.extensions, *extensions]
         with tf32_mode(self.device, self.config.precision == "tf32"), watch(interrupt) as flag:
             return self._run(prepared, chains, callbacks, init_image, every, flag)
 
-    def _run(self, prepared: _Content, chains: Sequence[Sequence[OptimizerSpec]], callbacks: Sequence[Callback],
-             init_image: Tensor | None, extensions: Sequence[Extension], interrupt: Any) -> TransferResult:
+    def _run(
+        self,
+        prepared: _Content,
+        chains: Sequence[Sequence[OptimizerSpec]],
+        callbacks: Sequence[Callback],
+        init_image: Tensor | None,
+        extensions: Sequence[Extension],
+        interrupt: Any,
+    ) -> TransferResult:
         config = self.config
-        planned = sum(s.steps if s.steps is not None else config.iterations for chain in chains for s in chain)
+        planned = sum(
+            s.steps if s.steps is not None else config.iterations for chain in chains for s in chain
+        )
         history: list[HistoryEntry] = []
         image, improved, offset, best_iteration = init_image, False, 0, 0
         result = plan = None
@@ -677,12 +864,16 @@ class Stylizer:
             if plan_k.tile is not None:
                 scale_result, scale_extras = self._optimise_tiled(plan_k, init, chain, shifted, interrupt)
             else:
-                scale_result, scale_extras = self._optimise_scale(plan_k, init, chain, extensions, shifted, interrupt)
+                scale_result, scale_extras = self._optimise_scale(
+                    plan_k, init, chain, extensions, shifted, interrupt
+                )
             if result is not None and not scale_result.history:
                 break  # interrupted before this scale's first evaluation: the last scale's image stands
             result, plan, extras, done = scale_result, plan_k, scale_extras, k + 1
-            history += [dataclasses.replace(e, iteration=e.iteration + offset, stage=e.stage + k * len(chain))
-                        for e in result.history]
+            history += [
+                dataclasses.replace(e, iteration=e.iteration + offset, stage=e.stage + k * len(chain))
+                for e in result.history
+            ]
             best_iteration = result.best_iteration + offset
             # The first evaluation is the starting image; a run of one evaluation cannot tell.
             improved = improved or result.best_iteration > 1 or len(result.history) < 2
@@ -692,7 +883,10 @@ class Stylizer:
                 break
         assert result is not None and plan is not None
         if interrupt.requested and result.stop_reason != INTERRUPTED:
-            result.stop_reason, result.stop_detail = INTERRUPTED, f"{stop_detail(interrupt)} between two scales"
+            result.stop_reason, result.stop_detail = (
+                INTERRUPTED,
+                f"{stop_detail(interrupt)} between two scales",
+            )
         image = (result.last if config.keep_last else result.best)[0].cpu()
         summary = result.history[-1].summary if config.keep_last and result.history else result.best_summary
         iteration = offset if config.keep_last else best_iteration
@@ -775,5 +969,7 @@ def transfer(
     Raises:
         StyleforgeError: Invalid options, unreadable inputs, unavailable weights or device.
     """
-    stylizer = Stylizer(styles, config, callbacks=callbacks, extensions=extensions, content=content, **options)
+    stylizer = Stylizer(
+        styles, config, callbacks=callbacks, extensions=extensions, content=content, **options
+    )
     return stylizer.run(callbacks=callbacks, init_image=init_image)

@@ -163,8 +163,9 @@ def _sqrtm_psd(matrix: Tensor) -> Tensor:
     return ((vectors * values.clamp_min(0).sqrt()) @ vectors.T).to(matrix)
 
 
-def w2_distance(mean: Tensor, cov: Tensor, target_mean: Tensor, target_cov: Tensor,
-                target_sqrt: Tensor | None = None) -> Tensor:
+def w2_distance(
+    mean: Tensor, cov: Tensor, target_mean: Tensor, target_cov: Tensor, target_sqrt: Tensor | None = None
+) -> Tensor:
     """Squared Wasserstein-2 distance between N(mean, cov) and N(target_mean, target_cov).
 
     ``‖μ − μₜ‖² + tr Σ + tr Σₜ − 2 tr √(Σₜ^½ Σ Σₜ^½)`` (Dowson & Landau 1982); gradients flow to
@@ -172,11 +173,14 @@ def w2_distance(mean: Tensor, cov: Tensor, target_mean: Tensor, target_cov: Tens
     """
     root = _sqrtm_psd(target_cov) if target_sqrt is None else target_sqrt
     cross = trace_sqrt(root @ cov @ root)
-    return (mean - target_mean).square().sum() + cov.diagonal().sum() + target_cov.diagonal().sum() - 2 * cross
+    return (
+        (mean - target_mean).square().sum() + cov.diagonal().sum() + target_cov.diagonal().sum() - 2 * cross
+    )
 
 
-def w2_to_target(features: Tensor, mask: LayerMask | None, target_mean: Tensor, target_cov: Tensor,
-                 target_sqrt: Tensor) -> Tensor:
+def w2_to_target(
+    features: Tensor, mask: LayerMask | None, target_mean: Tensor, target_cov: Tensor, target_sqrt: Tensor
+) -> Tensor:
     """:func:`w2_distance` of the Gaussian of (1, C, H, W) ``features`` (over ``mask``) to a target's.
 
     The cross term ``tr √(R Σ R)`` (``R = Σₜ^½``) is the sum of the singular values of
@@ -218,8 +222,9 @@ def _quantiles(sorted_values: Tensor, sorted_weights: Tensor, at: Tensor) -> Ten
     return sorted_values.gather(1, index)
 
 
-def sorted_projections(target: Tensor, target_weights: Tensor | None, directions: Tensor,
-                       count: int | None = None) -> tuple[Tensor, Tensor | None]:
+def sorted_projections(
+    target: Tensor, target_weights: Tensor | None, directions: Tensor, count: int | None = None
+) -> tuple[Tensor, Tensor | None]:
     """The style's side of :func:`sliced_wasserstein`: its projections on ``directions``, sorted.
 
     Args:
@@ -243,8 +248,15 @@ def sorted_projections(target: Tensor, target_weights: Tensor | None, directions
         return values, None
 
 
-def sliced_wasserstein(x: Tensor, x_weights: Tensor | None, target: Tensor | None, target_weights: Tensor | None,
-                       directions: Tensor, *, target_sorted: tuple[Tensor, Tensor | None] | None = None) -> Tensor:
+def sliced_wasserstein(
+    x: Tensor,
+    x_weights: Tensor | None,
+    target: Tensor | None,
+    target_weights: Tensor | None,
+    directions: Tensor,
+    *,
+    target_sorted: tuple[Tensor, Tensor | None] | None = None,
+) -> Tensor:
     """Sliced squared Wasserstein-2 distance of two weighted sets of C-vectors along ``directions``.
 
     Each set is projected on the P directions; the output's sorted projections are compared with the
@@ -267,7 +279,9 @@ def sliced_wasserstein(x: Tensor, x_weights: Tensor | None, target: Tensor | Non
     n = x.shape[0]
     if target_sorted is None:
         assert target is not None
-        target_sorted = sorted_projections(target, target_weights, directions, n if x_weights is None else None)
+        target_sorted = sorted_projections(
+            target, target_weights, directions, n if x_weights is None else None
+        )
     pt_sorted, tw_sorted = target_sorted
     px_sorted, order = (x @ directions).T.sort(dim=1)  # (P, N)
     if x_weights is None and tw_sorted is None:
@@ -325,7 +339,9 @@ def style_target(kind: str, features: Tensor, mask: LayerMask | None = None) -> 
     if w is None:
         return StyleTarget(kind, scale=scale, samples=f.contiguous())
     keep = w > 0  # positions outside the mask carry no weight
-    return StyleTarget(kind, scale=scale, samples=f[keep].contiguous(), weights=(w[keep] / w[keep].sum()).contiguous())
+    return StyleTarget(
+        kind, scale=scale, samples=f[keep].contiguous(), weights=(w[keep] / w[keep].sum()).contiguous()
+    )
 
 
 def layer_targets(kind: str, features: dict[str, Tensor], mask: LayerMask | None = None) -> dict[str, Any]:
@@ -347,13 +363,28 @@ def blend_targets(targets: Sequence[StyleTarget], shares: Sequence[float]) -> St
     kind = targets[0].kind
     scale = sum(s * t.scale for s, t in zip(shares, targets))
     if kind == "w2":
-        return StyleTarget(kind, scale=scale, mean=sum(s * t.mean for s, t in zip(shares, targets)),  # type: ignore[misc]
-                           second=sum(s * t.second for s, t in zip(shares, targets)))  # type: ignore[misc]
+        return StyleTarget(
+            kind,
+            scale=scale,
+            mean=sum(s * t.mean for s, t in zip(shares, targets)),  # type: ignore[misc]
+            second=sum(s * t.second for s, t in zip(shares, targets)),
+        )  # type: ignore[misc]
     if kind == "sw":
-        weights = [s * (t.weights if t.weights is not None else t.samples.new_full((t.samples.shape[0],), 1 / t.samples.shape[0]))
-                   for s, t in zip(shares, targets)]  # type: ignore[union-attr]
-        return StyleTarget(kind, scale=scale, samples=torch.cat([t.samples for t in targets]),  # type: ignore[misc]
-                           weights=torch.cat(weights))
+        weights = [
+            s
+            * (
+                t.weights
+                if t.weights is not None
+                else t.samples.new_full((t.samples.shape[0],), 1 / t.samples.shape[0])
+            )
+            for s, t in zip(shares, targets)
+        ]  # type: ignore[union-attr]
+        return StyleTarget(
+            kind,
+            scale=scale,
+            samples=torch.cat([t.samples for t in targets]),  # type: ignore[misc]
+            weights=torch.cat(weights),
+        )
     raise ValueError(f"{kind} targets are not blended")
 
 
@@ -370,14 +401,22 @@ class StyleGroup:
             curvature pairs assume) and the style's sorted projections are taken once.
     """
 
-    def __init__(self, kind: str, targets: dict[str, StyleTarget], weights: dict[str, float],
-                 mask: LayerMask | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        targets: dict[str, StyleTarget],
+        weights: dict[str, float],
+        mask: LayerMask | None = None,
+        seed: int = 0,
+    ) -> None:
         self.kind, self.targets, self.weights, self.mask = kind, targets, weights, mask
         self.seed = seed
         self.key = f"style-group-{id(self)}"
         self._sw: dict[str, tuple[Tensor, tuple[Tensor, Tensor | None]]] = {}
 
-    def _sw_side(self, layer: str, features: Tensor, x_weights: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor | None]]:
+    def _sw_side(
+        self, layer: str, features: Tensor, x_weights: Tensor | None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor | None]]:
         """The layer's directions (C, C) on the features' device and the style's sorted projections,
         made at the first evaluation (the directions are drawn on the CPU, seeded per layer)."""
         if layer not in self._sw:
@@ -395,15 +434,21 @@ class StyleGroup:
         target, features = self.targets[layer], ctx.features[layer]
         if self.kind == "w2":
             t_cov, t_root = target.w2_parts()
-            return w2_to_target(features, self.mask, target.mean, t_cov, t_root) / (target.scale * features.shape[1])  # type: ignore[arg-type]
+            return w2_to_target(features, self.mask, target.mean, t_cov, t_root) / (
+                target.scale * features.shape[1]
+            )  # type: ignore[arg-type]
         x_weights = _weights(self.mask, features)
         directions, target_sorted = self._sw_side(layer, features, x_weights)
-        value = sliced_wasserstein(_positions(features), x_weights, None, None, directions, target_sorted=target_sorted)
+        value = sliced_wasserstein(
+            _positions(features), x_weights, None, None, directions, target_sorted=target_sorted
+        )
         return value / target.scale
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
         """The group's distance, computed once per evaluation however many styles share it."""
-        return ctx.memo(self.key, lambda: sum(w * self._layer(ctx, l) for l, w in self.weights.items()))
+        return ctx.memo(
+            self.key, lambda: sum(w * self._layer(ctx, layer) for layer, w in self.weights.items())
+        )
 
 
 @dataclass
@@ -417,8 +462,15 @@ class StyleShare:
         return self.group(ctx)
 
 
-def style_terms(kind: str, names: Sequence[str], shares: Sequence[float], targets: Sequence[dict[str, Any]],
-                weights: dict[str, float], regions: Sequence[LayerMask | None], seed: int = 0) -> dict[str, Any]:
+def style_terms(
+    kind: str,
+    names: Sequence[str],
+    shares: Sequence[float],
+    targets: Sequence[dict[str, Any]],
+    weights: dict[str, float],
+    regions: Sequence[LayerMask | None],
+    seed: int = 0,
+) -> dict[str, Any]:
     """The ``style.<name>`` terms of a run, one per style.
 
     ``gram``: a :class:`~styleforge.stylize.objective.StyleTerm` per style, over its region.
@@ -443,8 +495,10 @@ def style_terms(kind: str, names: Sequence[str], shares: Sequence[float], target
     terms: dict[str, Any] = {}
     for g, members in enumerate(groups.values()):
         total = sum(shares[i] for i in members)
-        blend = {layer: blend_targets([targets[i][layer] for i in members], [shares[i] / total for i in members])
-                 for layer in weights}
+        blend = {
+            layer: blend_targets([targets[i][layer] for i in members], [shares[i] / total for i in members])
+            for layer in weights
+        }
         group = StyleGroup(kind, blend, weights, regions[members[0]], seed=seed + g)
         terms.update({names[i]: StyleShare(group) for i in members})
     return {name: terms[name] for name in names}

@@ -26,8 +26,18 @@ from ..engine import LossSummary
 from ..errors import ResourceError
 from .memory import estimate_bytes, inference_bytes
 
-__all__ = ["Tile", "tile_grid", "pass_offsets", "pass_steps", "mean_summary", "feather", "choose_tile", "default_overlap",
-           "held_whole", "style_pass"]
+__all__ = [
+    "Tile",
+    "tile_grid",
+    "pass_offsets",
+    "pass_steps",
+    "mean_summary",
+    "feather",
+    "choose_tile",
+    "default_overlap",
+    "held_whole",
+    "style_pass",
+]
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,9 @@ def _starts(length: int, tile: int, stride: int, offset: int) -> list[int]:
         position += stride
 
 
-def tile_grid(shape: tuple[int, int], tile: int, overlap: int, offset: tuple[int, int] = (0, 0)) -> list[Tile]:
+def tile_grid(
+    shape: tuple[int, int], tile: int, overlap: int, offset: tuple[int, int] = (0, 0)
+) -> list[Tile]:
     """The tiles of one pass over an image of ``shape`` (height, width), row by row.
 
     Args:
@@ -102,8 +114,10 @@ def mean_summary(summaries: Sequence[LossSummary]) -> LossSummary:
     the sum of the parts): a tiled scale's loss on the scale of one untiled image's."""
     n = len(summaries)
     names = list(dict.fromkeys(name for s in summaries for name in s.weighted))
-    return LossSummary({k: math.fsum(s.raw.get(k, 0.0) for s in summaries) / n for k in names},
-                       {k: math.fsum(s.weighted.get(k, 0.0) for s in summaries) / n for k in names})
+    return LossSummary(
+        {k: math.fsum(s.raw.get(k, 0.0) for s in summaries) / n for k in names},
+        {k: math.fsum(s.weighted.get(k, 0.0) for s in summaries) / n for k in names},
+    )
 
 
 def pass_offsets(passes: int, stride: int, seed: int) -> list[tuple[int, int]]:

@@ -11,4 +11,12 @@ hook) and below the CLI.
 from .frames import FrameSource, open_frames, write_video
 from .run import FrameRecord, VideoResult, frame_path, stylize_video
 
-__all__ = ["FrameSource", "FrameRecord", "VideoResult", "frame_path", "open_frames", "stylize_video", "write_video"]
+__all__ = [
+    "FrameSource",
+    "FrameRecord",
+    "VideoResult",
+    "frame_path",
+    "open_frames",
+    "stylize_video",
+    "write_video",
+]

@@ -47,8 +47,9 @@ def _grid(shape: tuple[int, int]) -> np.ndarray:
 def _sample(array: np.ndarray, displacement: np.ndarray) -> np.ndarray:
     """``array`` (H, W, C) float32 read at (x, y) + ``displacement`` (bilinear, edges replicated)."""
     where = _grid(array.shape[:2]) + displacement
-    out = cv2.remap(array, where[..., 0], where[..., 1], interpolation=cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.remap(
+        array, where[..., 0], where[..., 1], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     return out.reshape(array.shape)
 
 
@@ -68,7 +69,9 @@ def entering(flow_to_previous: np.ndarray) -> Tensor:
     return torch.from_numpy((~inside).astype(np.float32))[None]
 
 
-def reliable(flow_to_previous: np.ndarray, flow_from_previous: np.ndarray, new: Tensor | None = None) -> Tensor:
+def reliable(
+    flow_to_previous: np.ndarray, flow_from_previous: np.ndarray, new: Tensor | None = None
+) -> Tensor:
     """Where the flow into the current frame can be trusted, (1, H, W) in {0, 1}.
 
     Args:
@@ -77,13 +80,15 @@ def reliable(flow_to_previous: np.ndarray, flow_from_previous: np.ndarray, new: 
         new: :func:`entering` of ``flow_to_previous`` when the caller has it already.
     """
     back = flow_to_previous
-    forth = _sample(np.ascontiguousarray(flow_from_previous), back)  # the forward flow where each pixel came from
+    forth = _sample(
+        np.ascontiguousarray(flow_from_previous), back
+    )  # the forward flow where each pixel came from
     # Disocclusion: there and back again should cancel (Ruder et al., eq. 3).
-    consistent = ((back + forth) ** 2).sum(-1) <= 0.01 * ((back ** 2).sum(-1) + (forth ** 2).sum(-1)) + 0.5
+    consistent = ((back + forth) ** 2).sum(-1) <= 0.01 * ((back**2).sum(-1) + (forth**2).sum(-1)) + 0.5
     # Motion boundaries: a steep flow gradient (eq. 4).
     du = np.gradient(back[..., 0])
     dv = np.gradient(back[..., 1])
-    steep = du[0] ** 2 + du[1] ** 2 + dv[0] ** 2 + dv[1] ** 2 > 0.01 * (back ** 2).sum(-1) + 0.002
+    steep = du[0] ** 2 + du[1] ** 2 + dv[0] ** 2 + dv[1] ** 2 > 0.01 * (back**2).sum(-1) + 0.002
     # Pixels that come from outside the previous frame have nothing to keep.
     outside = (entering(back) if new is None else new)[0].numpy() > 0
     return torch.from_numpy((consistent & ~steep & ~outside).astype(np.float32))[None]

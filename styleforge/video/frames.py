@@ -23,8 +23,15 @@ from ..errors import InputFileError, InvalidParameter
 from ..files import atomic_path, check_writable, save_with_fallback
 from ..images import LoadedImage, load_image
 
-__all__ = ["FRAME_SUFFIXES", "VIDEO_SUFFIXES", "FrameSource", "open_frames", "is_video_path", "write_video",
-           "check_video_output"]
+__all__ = [
+    "FRAME_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "FrameSource",
+    "open_frames",
+    "is_video_path",
+    "write_video",
+    "check_video_output",
+]
 
 #: Containers read and written through ffmpeg.
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
@@ -75,12 +82,17 @@ class FrameSource:
 
         with iio.get_reader(self.path, "ffmpeg") as reader:
             for array in reader:
-                yield LoadedImage(torch.from_numpy(np.ascontiguousarray(array[..., :3])).permute(2, 0, 1).float() / 255,
-                                  None, self.path)
+                yield LoadedImage(
+                    torch.from_numpy(np.ascontiguousarray(array[..., :3])).permute(2, 0, 1).float() / 255,
+                    None,
+                    self.path,
+                )
 
 
 def _open_folder(folder: Path) -> FrameSource:
-    files = sorted((f for f in folder.iterdir() if f.suffix.lower() in FRAME_SUFFIXES and f.is_file()), key=_natural)
+    files = sorted(
+        (f for f in folder.iterdir() if f.suffix.lower() in FRAME_SUFFIXES and f.is_file()), key=_natural
+    )
     if not files:
         raise InputFileError(_PARAM, folder, f"holds no frames (image files: {', '.join(FRAME_SUFFIXES)})")
     size: tuple[int, int] | None = None
@@ -90,12 +102,18 @@ def _open_folder(folder: Path) -> FrameSource:
                 image.load()
                 shape = (image.height, image.width)
         except (OSError, SyntaxError, ValueError) as exc:
-            raise InputFileError(_PARAM, file, f"is a frame that cannot be read ({_first_line(exc)})") from None
+            raise InputFileError(
+                _PARAM, file, f"is a frame that cannot be read ({_first_line(exc)})"
+            ) from None
         if size is None:
             size = shape
         elif shape != size:
-            raise InputFileError(_PARAM, file, f"is {shape[1]}x{shape[0]} px, but the frames before it are "
-                                 f"{size[1]}x{size[0]}; every frame of a folder must have the same size")
+            raise InputFileError(
+                _PARAM,
+                file,
+                f"is {shape[1]}x{shape[0]} px, but the frames before it are "
+                f"{size[1]}x{size[0]}; every frame of a folder must have the same size",
+            )
     assert size is not None
     return FrameSource(folder, len(files), size, None, tuple(files))
 
@@ -129,7 +147,9 @@ def open_frames(path: str | os.PathLike[str]) -> FrameSource:
     if path.is_dir():
         return _open_folder(path)
     if not is_video_path(path):
-        raise InputFileError(_PARAM, path, f"is neither a video ({', '.join(VIDEO_SUFFIXES)}) nor a folder of frames")
+        raise InputFileError(
+            _PARAM, path, f"is neither a video ({', '.join(VIDEO_SUFFIXES)}) nor a folder of frames"
+        )
     return _open_video(path)
 
 
@@ -141,7 +161,9 @@ def check_video_output(path: str | os.PathLike[str], *, param: str = "-o") -> Pa
     """
     path = Path(path)
     if not is_video_path(path):
-        raise InvalidParameter(param, str(path), f"a video file ({', '.join(VIDEO_SUFFIXES)}) or a folder for the frames")
+        raise InvalidParameter(
+            param, str(path), f"a video file ({', '.join(VIDEO_SUFFIXES)}) or a folder for the frames"
+        )
     return check_writable(path, param=param)
 
 
@@ -152,8 +174,14 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return frame[: h - h % 2, : w - w % 2]
 
 
-def write_video(path: str | os.PathLike[str], frames: Iterable[Tensor] | Callable[[], Iterable[Tensor]], fps: float, *,
-                fallback: bool = False, param: str = "-o") -> Path:
+def write_video(
+    path: str | os.PathLike[str],
+    frames: Iterable[Tensor] | Callable[[], Iterable[Tensor]],
+    fps: float,
+    *,
+    fallback: bool = False,
+    param: str = "-o",
+) -> Path:
     """Writes frames (3, H, W) in [0, 1] as an H.264 video at ``fps`` (no audio), atomically: the
     file appears whole or not at all.
 
@@ -173,11 +201,29 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[Tensor] | Callabl
 
     def encode(target: Path) -> Path:
         with atomic_path(target, keep_suffix=True) as tmp:
-            writer = iio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8, pixelformat="yuv420p",
-                                    macro_block_size=1, ffmpeg_log_level="error")
+            writer = iio.get_writer(
+                tmp,
+                format="FFMPEG",
+                fps=fps,
+                codec="libx264",
+                quality=8,
+                pixelformat="yuv420p",
+                macro_block_size=1,
+                ffmpeg_log_level="error",
+            )
             try:
                 for frame in frames() if callable(frames) else frames:
-                    array = frame.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+                    array = (
+                        frame.detach()
+                        .float()
+                        .clamp(0, 1)
+                        .mul(255)
+                        .round()
+                        .byte()
+                        .permute(1, 2, 0)
+                        .cpu()
+                        .numpy()
+                    )
                     writer.append_data(_even(array))
             finally:
                 writer.close()

@@ -73,8 +73,14 @@ class FrameRecord:
 
     def as_row(self) -> dict[str, Any]:
         """A history row: ``frame, seconds, iterations, flicker, skipped, total, <term>...``."""
-        row: dict[str, Any] = {"frame": self.frame, "seconds": round(self.seconds, 3), "iterations": self.iterations,
-                               "flicker": self.flicker, "skipped": self.skipped, "stop_reason": self.stop_reason}
+        row: dict[str, Any] = {
+            "frame": self.frame,
+            "seconds": round(self.seconds, 3),
+            "iterations": self.iterations,
+            "flicker": self.flicker,
+            "skipped": self.skipped,
+            "stop_reason": self.stop_reason,
+        }
         if self.summary is not None:
             row.update(self.summary.as_row())
         return row
@@ -115,17 +121,29 @@ class VideoResult:
         return sum(values) / len(values) if values else None
 
 
-def _signature(source: FrameSource, styles: Sequence[StyleSpec], config: TransferConfig, video: VideoConfig) -> dict[str, Any]:
+def _signature(
+    source: FrameSource, styles: Sequence[StyleSpec], config: TransferConfig, video: VideoConfig
+) -> dict[str, Any]:
     """What makes a frame's pixels: a resumed run continues only frames made with the same."""
-    run = {"input": str(source.path), "frames": source.count, "styles": [str(s) for s in styles],
-           "config": config.to_dict(), "temporal_weight": video.temporal_weight,
-           "frame_iterations": video.frame_iterations}
+    run = {
+        "input": str(source.path),
+        "frames": source.count,
+        "styles": [str(s) for s in styles],
+        "config": config.to_dict(),
+        "temporal_weight": video.temporal_weight,
+        "frame_iterations": video.frame_iterations,
+    }
     return json.loads(json.dumps(run, sort_keys=True, default=str))
 
 
 #: The options a frames folder's run record keeps, as the command line names them.
-_RUN_OPTIONS = {"input": "INPUT", "frames": "INPUT's frame count", "styles": "--style",
-                "temporal_weight": "--temporal-weight", "frame_iterations": "--frame-iterations"}
+_RUN_OPTIONS = {
+    "input": "INPUT",
+    "frames": "INPUT's frame count",
+    "styles": "--style",
+    "temporal_weight": "--temporal-weight",
+    "frame_iterations": "--frame-iterations",
+}
 #: Transfer options whose flag is not the field's name.
 _FLAGS = {"style_masks": "--style-mask", "style_image_masks": "--style-image-mask", "attrs": "--attr"}
 
@@ -139,8 +157,12 @@ def _differences(made: dict[str, Any], signature: dict[str, Any]) -> list[str]:
         if ours == theirs:
             continue
         if key == "config" and isinstance(ours, dict) and isinstance(theirs, dict):
-            out += [f"{_FLAGS.get(k, '--' + k.replace('_', '-'))} {shown(ours.get(k))} (the frames have "
-                    f"{shown(theirs.get(k))})" for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
+            out += [
+                f"{_FLAGS.get(k, '--' + k.replace('_', '-'))} {shown(ours.get(k))} (the frames have "
+                f"{shown(theirs.get(k))})"
+                for k in sorted(set(ours) | set(theirs))
+                if ours.get(k) != theirs.get(k)
+            ]
         else:
             out.append(f"{_RUN_OPTIONS.get(key, key)} {shown(ours)} (the frames have {shown(theirs)})")
     return out
@@ -155,10 +177,17 @@ def _done(path: Path, signature: dict[str, Any]) -> bool:
     made = meta.get("video", {}).get("run")
     if made != signature:
         changed = _differences(made, signature) if isinstance(made, dict) else []
-        why = f"{path.name} was made with other options: {'; '.join(changed)}" if changed else \
-            f"{path.name} was not made by styleforge video"
-        raise InvalidParameter("--resume", str(path.parent), "a frames folder made with the same input and options",
-                               f"{why}; give the same options, or another -o")
+        why = (
+            f"{path.name} was made with other options: {'; '.join(changed)}"
+            if changed
+            else f"{path.name} was not made by styleforge video"
+        )
+        raise InvalidParameter(
+            "--resume",
+            str(path.parent),
+            "a frames folder made with the same input and options",
+            f"{why}; give the same options, or another -o",
+        )
     return True
 
 
@@ -208,8 +237,12 @@ def stylize_video(
     config = stylizer.config
     assert stylizer.first is not None
     if video.temporal_weight and stylizer.first.scales[-1].tile is not None:
-        raise InvalidParameter("--tile", config.tile, "off with --temporal-weight above 0 (the temporal term sees the "
-                               "whole frame, a tiled scale one tile at a time); choose a smaller --size")
+        raise InvalidParameter(
+            "--tile",
+            config.tile,
+            "off with --temporal-weight above 0 (the temporal term sees the "
+            "whole frame, a tiled scale one tile at a time); choose a smaller --size",
+        )
     signature = _signature(source, stylizer.specs, config, video)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -217,8 +250,18 @@ def stylize_video(
         return _frames(stylizer, source, [first], frames, video, folder, resume, signature, callbacks, flag)
 
 
-def _frames(stylizer: Stylizer, source: FrameSource, head: list[Any], rest: Any, video: VideoConfig, folder: Path,
-            resume: bool, signature: dict[str, Any], callbacks: Sequence[Callback], interrupt: Any) -> VideoResult:
+def _frames(
+    stylizer: Stylizer,
+    source: FrameSource,
+    head: list[Any],
+    rest: Any,
+    video: VideoConfig,
+    folder: Path,
+    resume: bool,
+    signature: dict[str, Any],
+    callbacks: Sequence[Callback],
+    interrupt: Any,
+) -> VideoResult:
     config = stylizer.config
     records: list[FrameRecord] = []
     previous_in: Tensor | None = None
@@ -236,7 +279,11 @@ def _frames(stylizer: Stylizer, source: FrameSource, head: list[Any], rest: Any,
         move = motion(previous_in, current_in) if previous_in is not None else None
         if resume and _done(path, signature):
             out = load_image(path, param="--resume").rgb
-            flicker = warping_error(previous_out, out, move) if move is not None and previous_out is not None else None
+            flicker = (
+                warping_error(previous_out, out, move)
+                if move is not None and previous_out is not None
+                else None
+            )
             records.append(FrameRecord(number, path, flicker=flicker, skipped=True))
             emit(callbacks, FrameProgress(number, source.count, 0.0, None, skipped=True))
             previous_in, previous_out = current_in, out
@@ -247,15 +294,24 @@ def _frames(stylizer: Stylizer, source: FrameSource, head: list[Any], rest: Any,
         else:
             warped = warp(previous_out, move.to_previous)
             extensions = [Temporal(warped, move.mask, video.temporal_weight)] if video.temporal_weight else []
-            result = stylizer.run(frame, callbacks=callbacks, interrupt=interrupt, finest_only=True,
-                                  init_image=start_image(warped, current_in, move), iterations=budget,
-                                  extensions=extensions)
+            result = stylizer.run(
+                frame,
+                callbacks=callbacks,
+                interrupt=interrupt,
+                finest_only=True,
+                init_image=start_image(warped, current_in, move),
+                iterations=budget,
+                extensions=extensions,
+            )
         if result.stop_reason == INTERRUPTED:
             stop = INTERRUPTED  # this frame is not finished: a resumed run does it again
             break
         out = result.image
-        metadata = {**result.metadata, "command": "video",
-                    "video": {"frame": number, "frames": source.count, "run": signature}}
+        metadata = {
+            **result.metadata,
+            "command": "video",
+            "video": {"frame": number, "frames": source.count, "run": signature},
+        }
         try:
             with keeping(interrupt):  # a signal now waits for the frame to be written
                 save_image(path, out, metadata=metadata, param="-o", fallback=True)
@@ -265,12 +321,38 @@ def _frames(stylizer: Stylizer, source: FrameSource, head: list[Any], rest: Any,
         seconds = time.perf_counter() - started
         if move is not None:
             timed.append(seconds)
-        per_frame = (sum(timed) / len(timed)) if timed else seconds * (budget or config.iterations) / config.iterations
-        flicker = warping_error(previous_out, out, move) if move is not None and previous_out is not None else None
-        records.append(FrameRecord(number, path, seconds, len(result.history), result.summary, flicker,
-                                   stop_reason=result.stop_reason))
-        emit(callbacks, FrameProgress(number, source.count, seconds, per_frame * (source.count - number),
-                                      summary=result.summary))
+        per_frame = (
+            (sum(timed) / len(timed))
+            if timed
+            else seconds * (budget or config.iterations) / config.iterations
+        )
+        flicker = (
+            warping_error(previous_out, out, move) if move is not None and previous_out is not None else None
+        )
+        records.append(
+            FrameRecord(
+                number,
+                path,
+                seconds,
+                len(result.history),
+                result.summary,
+                flicker,
+                stop_reason=result.stop_reason,
+            )
+        )
+        emit(
+            callbacks,
+            FrameProgress(
+                number, source.count, seconds, per_frame * (source.count - number), summary=result.summary
+            ),
+        )
         previous_in, previous_out = current_in, out
-    return VideoResult(records, source.count, stop, folder, source.fps,
-                       metadata={"video": {"run": signature, "frames_done": len(records)}}, write_error=failed)
+    return VideoResult(
+        records,
+        source.count,
+        stop,
+        folder,
+        source.fps,
+        metadata={"video": {"run": signature, "frames_done": len(records)}},
+        write_error=failed,
+    )

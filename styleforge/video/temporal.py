@@ -62,8 +62,11 @@ class Temporal:
     def terms(self, scale: ScaleView) -> ExtraTerms:
         if tuple(self.warped.shape[-2:]) != scale.shape:
             raise ValueError(f"the temporal term is for {tuple(self.warped.shape[-2:])}, not {scale.shape}")
-        return ExtraTerms(terms={TEMPORAL: TemporalTerm(self.warped, self.mask)}, weights={TEMPORAL: self.weight},
-                          metadata={TEMPORAL: {"weight": self.weight, "reliable": round(float(self.mask.mean()), 4)}})
+        return ExtraTerms(
+            terms={TEMPORAL: TemporalTerm(self.warped, self.mask)},
+            weights={TEMPORAL: self.weight},
+            metadata={TEMPORAL: {"weight": self.weight, "reliable": round(float(self.mask.mean()), 4)}},
+        )
 
     def finish(self, image: Tensor, last: ExtraTerms) -> Finished:
         return Finished(metadata=last.metadata)

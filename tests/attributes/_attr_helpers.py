@@ -16,9 +16,21 @@ from styleforge.attributes.schema import ACAN_SCHEMA, Schema
 
 #: Options of a fast training run: everything small, seeded and on the CPU, images decoded in this process
 #: (worker processes cost more than 24 tiny images; test_train_distributed.py tests them).
-FAST = dict(backbone="resnet18", weights="random", size=32, batch_size=8, lr=0.01, device="cpu", epochs=3, workers=0)
+FAST = dict(
+    backbone="resnet18", weights="random", size=32, batch_size=8, lr=0.01, device="cpu", epochs=3, workers=0
+)
 #: A tiny run on pretrained VGG-16 features: 8 pictures at 64 px, 2 epochs (with ``synth8``).
-HED = dict(backbone="vgg16", weights="hed", size=64, batch_size=4, lr=0.01, device="cpu", epochs=2, patience=0, workers=0)
+HED = dict(
+    backbone="vgg16",
+    weights="hed",
+    size=64,
+    batch_size=4,
+    lr=0.01,
+    device="cpu",
+    epochs=2,
+    patience=0,
+    workers=0,
+)
 
 NAMES = list(ACAN_SCHEMA.names)
 #: One valid row of the 8 ACAN labels.
@@ -39,7 +51,9 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
-def label_folder(tmp_path: Path, rows: list[list[str]], header: list[str] | None = None, images: int = 3) -> Path:
+def label_folder(
+    tmp_path: Path, rows: list[list[str]], header: list[str] | None = None, images: int = 3
+) -> Path:
     """A styleforge-layout folder with ``images`` PNGs a.png, b.png, ... and a labels.csv."""
     for i in range(images):
         png(tmp_path / f"{'abcdefgh'[i]}.png", (40 * i, 100, 200))
@@ -48,7 +62,13 @@ def label_folder(tmp_path: Path, rows: list[list[str]], header: list[str] | None
 
 
 #: Two numeric attributes and a 3-class one.
-SMALL = Schema((NumericAttribute("contrast"), NumericAttribute("repetition"), CategoricalAttribute("hue", ("red", "green", "blue"))))
+SMALL = Schema(
+    (
+        NumericAttribute("contrast"),
+        NumericAttribute("repetition"),
+        CategoricalAttribute("hue", ("red", "green", "blue")),
+    )
+)
 
 
 def small_batch() -> tuple[dict[str, torch.Tensor], Batch]:
@@ -57,7 +77,9 @@ def small_batch() -> tuple[dict[str, torch.Tensor], Batch]:
     outputs = {
         "contrast": torch.tensor([0.5, -0.5, 0.0, 1.0], requires_grad=True),
         "repetition": torch.tensor([0.1, 0.2, 0.3, 0.4], requires_grad=True),
-        "hue": torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [1.0, 1.0, 1.0]], requires_grad=True),
+        "hue": torch.tensor(
+            [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [1.0, 1.0, 1.0]], requires_grad=True
+        ),
     }
     labels = {
         "contrast": torch.tensor([1.0, float("nan"), 0.0, float("nan")]),

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from styleforge.attributes.synthetic import make_dataset
-
 from _attr_helpers import HED
 from _helpers import one_thread  # noqa: F401  (autouse: one intra-op thread for these tests)
+
+from styleforge.attributes.synthetic import make_dataset
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from _attr_helpers import png as _png
 
 from styleforge.attributes.features import cached_features
-
-from _attr_helpers import png as _png
 
 
 def test_feature_cache_reuses_and_invalidates(tmp_path: Path) -> None:

@@ -12,8 +12,19 @@ from styleforge.attributes.schema import ACAN_SCHEMA
 from styleforge.errors import InvalidParameter
 
 PRI_COLORS = (
-    "black", "blue", "blue-cyan", "blue-magenta", "cyan", "green", "green-cyan", "green-yellow",
-    "magenta", "orange", "red", "red-magenta", "yellow",
+    "black",
+    "blue",
+    "blue-cyan",
+    "blue-magenta",
+    "cyan",
+    "green",
+    "green-cyan",
+    "green-yellow",
+    "magenta",
+    "orange",
+    "red",
+    "red-magenta",
+    "yellow",
 )
 HARMONIES = ("analogous", "complementary", "monochromatic", "split complementary", "tetradic", "triadic")
 
@@ -87,7 +98,9 @@ def test_pri_color_spelling_variants(label: str, expected: str) -> None:
     assert pri_color.index(label) == PRI_COLORS.index(expected)
 
 
-@pytest.mark.parametrize("label", ["split complementary", "split-complementary", "Split_Complementary", " SPLIT  complementary "])
+@pytest.mark.parametrize(
+    "label", ["split complementary", "split-complementary", "Split_Complementary", " SPLIT  complementary "]
+)
 def test_harmony_spelling_variants(label: str) -> None:
     assert ACAN_SCHEMA["harmony"].index(label) == HARMONIES.index("split complementary")
 

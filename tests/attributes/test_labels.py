@@ -9,14 +9,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from _attr_helpers import GOOD, NAMES
+from _attr_helpers import label_folder as _own
+from _attr_helpers import png as _png
+from _attr_helpers import write_csv as _write_csv
 
 from styleforge.attributes.kinds import CategoricalAttribute, NumericAttribute
-from styleforge.attributes.labels import LabelError, assign_splits, encode_labels, find_labels, label_mask, read_labels
+from styleforge.attributes.labels import (
+    LabelError,
+    assign_splits,
+    encode_labels,
+    find_labels,
+    label_mask,
+    read_labels,
+)
 from styleforge.attributes.preprocess import load_images
 from styleforge.attributes.schema import ACAN_SCHEMA, Schema
 from styleforge.errors import InputFileError, StyleforgeError
-
-from _attr_helpers import GOOD, NAMES, label_folder as _own, png as _png, write_csv as _write_csv
 
 
 def _error(tmp_path: Path, rows: list[list[str]], header: list[str] | None = None) -> str:
@@ -57,9 +66,15 @@ def test_styleforge_layout_spellings_empty_cells_and_split(tmp_path: Path) -> No
     pri, harmony = ACAN_SCHEMA["pri_color"], ACAN_SCHEMA["harmony"]
     assert pri.classes[a.labels["pri_color"]] == "green-yellow"  # yellow-green is the same class
     assert a.labels["pri_color"] == c.labels["pri_color"]
-    assert harmony.classes[a.labels["harmony"]] == "split complementary" == harmony.classes[c.labels["harmony"]]
+    assert (
+        harmony.classes[a.labels["harmony"]] == "split complementary" == harmony.classes[c.labels["harmony"]]
+    )
     assert a.labels["variety_shape"] == 2.5 and a.labels["variety_size"] == 10.0
-    assert b.labels["variety_texture"] is None and b.labels["harmony"] is None and b.labels["variety_shape"] == 3.0
+    assert (
+        b.labels["variety_texture"] is None
+        and b.labels["harmony"] is None
+        and b.labels["variety_shape"] == 3.0
+    )
     assert pri.classes[b.labels["pri_color"]] == "blue"
     assert [a.split, b.split, c.split] == ["train", "val", None]
     assert (a.row, a.line) == (1, 2) and (c.row, c.line) == (3, 4)
@@ -70,20 +85,32 @@ def test_acan_layout_reads_train_and_test_folders(tmp_path: Path) -> None:
     _png(tmp_path / "train" / "x2.jpg")
     _png(tmp_path / "test" / "y1.jpg")
     header = ["in_train", "new_filename", *NAMES]
-    rows = [["True", "x1.jpg", *GOOD], ["1", "x2.jpg", *GOOD], ["False", "y1.jpg", *GOOD[:6], "red", "triadic"]]
+    rows = [
+        ["True", "x1.jpg", *GOOD],
+        ["1", "x2.jpg", *GOOD],
+        ["False", "y1.jpg", *GOOD[:6], "red", "triadic"],
+    ]
     _write_csv(tmp_path / "acan.csv", header, rows)
     table = read_labels(tmp_path, ACAN_SCHEMA)  # the folder's only CSV
     assert table.layout == "acan"
-    assert [i.path for i in table.items] == [tmp_path / "train/x1.jpg", tmp_path / "train/x2.jpg", tmp_path / "test/y1.jpg"]
+    assert [i.path for i in table.items] == [
+        tmp_path / "train/x1.jpg",
+        tmp_path / "train/x2.jpg",
+        tmp_path / "test/y1.jpg",
+    ]
     assert [i.split for i in table.items] == ["train", "train", "val"]
     images, kept, skipped = load_images(table.items, 32, csv_path=table.csv_path)
-    assert images.shape == (3, 3, 32, 32) and images.dtype == torch.uint8 and kept == [0, 1, 2] and not skipped
+    assert (
+        images.shape == (3, 3, 32, 32) and images.dtype == torch.uint8 and kept == [0, 1, 2] and not skipped
+    )
 
 
 def test_custom_schema_columns_only(tmp_path: Path) -> None:
     schema = Schema((NumericAttribute("mood", 0, 4), CategoricalAttribute("era", ("old", "new"))))
     _png(tmp_path / "a.png")
-    _write_csv(tmp_path / "labels.csv", ["image", "era", "mood", "notes"], [["a.png", "NEW", "4", "anything"]])
+    _write_csv(
+        tmp_path / "labels.csv", ["image", "era", "mood", "notes"], [["a.png", "NEW", "4", "anything"]]
+    )
     item = read_labels(tmp_path, schema).items[0]
     assert item.labels == {"mood": 4.0, "era": 1}
 
@@ -126,15 +153,29 @@ def test_neither_layout(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "column, value, expected",
     [
-        ("contrast", "11", "row 2 (line 3), column 'contrast': '11' is not valid; expected a number from 1 to 10"),
-        ("variety_shape", "0.5", "column 'variety_shape': '0.5' is not valid; expected a number from 1 to 10"),
+        (
+            "contrast",
+            "11",
+            "row 2 (line 3), column 'contrast': '11' is not valid; expected a number from 1 to 10",
+        ),
+        (
+            "variety_shape",
+            "0.5",
+            "column 'variety_shape': '0.5' is not valid; expected a number from 1 to 10",
+        ),
         ("repetition", "lots", "column 'repetition': 'lots' is not valid; expected a number from 1 to 10"),
         ("variety_size", "nan", "expected a number from 1 to 10"),
-        ("pri_color", "purple", "column 'pri_color': 'purple' is not valid; expected one of: black, blue, blue-cyan"),
+        (
+            "pri_color",
+            "purple",
+            "column 'pri_color': 'purple' is not valid; expected one of: black, blue, blue-cyan",
+        ),
         ("harmony", "triadc", "did you mean 'triadic'?"),
     ],
 )
-def test_bad_values_name_row_column_and_valid_values(tmp_path: Path, column: str, value: str, expected: str) -> None:
+def test_bad_values_name_row_column_and_valid_values(
+    tmp_path: Path, column: str, value: str, expected: str
+) -> None:
     bad = list(GOOD)
     bad[NAMES.index(column)] = value
     message = _error(tmp_path, [["a.png", *GOOD], ["b.png", *bad]])
@@ -147,14 +188,18 @@ def test_unknown_class_lists_every_valid_class(tmp_path: Path) -> None:
 
 
 def test_structural_row_errors(tmp_path: Path) -> None:
-    assert "row 1 (line 2): has 8 cells but the header has 9" in _error(tmp_path / "a", [["a.png", *GOOD[:7]]])
+    assert "row 1 (line 2): has 8 cells but the header has 9" in _error(
+        tmp_path / "a", [["a.png", *GOOD[:7]]]
+    )
     assert "column 'image': is empty" in _error(tmp_path / "b", [[" ", *GOOD]])
     header = ["image", *NAMES, "split"]
     assert "column 'split': 'holdout' is not valid; expected train, val or test" in _error(
-        tmp_path / "c", [["a.png", *GOOD, "holdout"]], header)
+        tmp_path / "c", [["a.png", *GOOD, "holdout"]], header
+    )
     acan = ["in_train", "new_filename", *NAMES]
     assert "column 'in_train': 'maybe' is not valid; expected 1/0 or true/false" in _error(
-        tmp_path / "d", [["maybe", "a.png", *GOOD]], acan)
+        tmp_path / "d", [["maybe", "a.png", *GOOD]], acan
+    )
 
 
 def test_empty_header_only_and_non_utf8_files(tmp_path: Path) -> None:
@@ -193,7 +238,10 @@ def test_label_scaling_both_ways_and_masks(tmp_path: Path) -> None:
     assert contrast.from_unit(encoded["repetition"]).item() == pytest.approx(7.0)
     assert encoded["pri_color"].tolist() == [ACAN_SCHEMA["pri_color"].classes.index("red")]
     assert encoded["harmony"].tolist() == [-1] and encoded["harmony"].dtype == torch.int64
-    masks = {name: label_mask(encoded[name]).tolist() for name in ("variety_color", "contrast", "pri_color", "harmony")}
+    masks = {
+        name: label_mask(encoded[name]).tolist()
+        for name in ("variety_color", "contrast", "pri_color", "harmony")
+    }
     assert masks == {"variety_color": [False], "contrast": [True], "pri_color": [True], "harmony": [False]}
 
 
@@ -223,6 +271,8 @@ def test_csv_split_column_wins(tmp_path: Path) -> None:
 def test_too_few_images_for_the_split(tmp_path: Path) -> None:
     folder = _own(tmp_path, [["a.png", *GOOD], ["b.png", *GOOD]], images=2)
     table = read_labels(folder, ACAN_SCHEMA)
-    with pytest.raises(StyleforgeError, match=r"2 usable image\(s\), too few for --val-split 0.1 and --test-split 0.1"):
+    with pytest.raises(
+        StyleforgeError, match=r"2 usable image\(s\), too few for --val-split 0.1 and --test-split 0.1"
+    ):
         assign_splits(table, 0.1, 0.1, seed=0)
     assert assign_splits(table, 0.1, 0.0, seed=0)["train"]

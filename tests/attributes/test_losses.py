@@ -7,15 +7,14 @@ import math
 
 import pytest
 import torch
+from _attr_helpers import SMALL
+from _attr_helpers import small_batch as _batch
 
 from styleforge.attributes.kinds import NumericAttribute
 from styleforge.attributes.losses import HeadLoss, build_loss, head_weights, parse_loss_weights
 from styleforge.attributes.schema import ACAN_SCHEMA, Schema
 from styleforge.config import TrainConfig
 from styleforge.errors import InvalidParameter
-
-from _attr_helpers import SMALL, small_batch as _batch
-
 
 # --- loss weights ------------------------------------------------------------------------------------
 
@@ -114,9 +113,15 @@ def test_weighted_and_balanced_totals() -> None:
     assert raw["hue"] == pytest.approx(plain["hue"] / 2.0)
     assert raw["repetition"] == 0.0
 
-    log_vars = torch.nn.ParameterDict({n: torch.nn.Parameter(torch.tensor(v)) for n, v in
-                                       {"contrast": 0.5, "repetition": 1.0, "hue": -0.3}.items()})
-    loss, _ = build_loss(SMALL, TrainConfig(balance="uncertainty", loss_weights={"hue": 0.5}), log_vars=log_vars)
+    log_vars = torch.nn.ParameterDict(
+        {
+            n: torch.nn.Parameter(torch.tensor(v))
+            for n, v in {"contrast": 0.5, "repetition": 1.0, "hue": -0.3}.items()
+        }
+    )
+    loss, _ = build_loss(
+        SMALL, TrainConfig(balance="uncertainty", loss_weights={"hue": 0.5}), log_vars=log_vars
+    )
     report = loss(outputs, batch)
     raw = {k: v.item() for k, v in report.raw.items()}
     assert raw["contrast"] == pytest.approx(math.exp(-0.5) * plain["contrast"] + 0.5)  # exp(-s)·L + s

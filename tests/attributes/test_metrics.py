@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from _attr_helpers import SMALL
+from _attr_helpers import small_batch as _batch
 
 from styleforge.attributes.losses import HeadLoss
 from styleforge.attributes.metrics import AttributeMetrics, format_epoch_line
 from styleforge.engine import EpochEnded, LossSummary
-
-from _attr_helpers import SMALL, small_batch as _batch
 
 
 def test_metrics_mae_on_the_label_scale_and_accuracy() -> None:
@@ -30,5 +30,10 @@ def test_metrics_mae_on_the_label_scale_and_accuracy() -> None:
 def test_the_epoch_line_shows_mae_and_accuracy() -> None:
     train = LossSummary({"contrast": 0.5, "hue": 1.0}, {"contrast": 0.5, "hue": 0.7})
     metrics = {"head_loss.contrast": 0.5, "mae.contrast": 2.25, "acc.hue": 0.3333, "logvar.hue": 0.1}
-    line = format_epoch_line(EpochEnded(2, 5, train, None, metrics, {"contrast": 1.0, "hue": 0.7}, False, 0.01, 0.2))
-    assert line == "epoch 2/5 · loss 1.2000 = 1×contrast 0.5000 + 0.7×hue 1.0000 · MAE contrast 2.25 · acc hue 0.333"
+    line = format_epoch_line(
+        EpochEnded(2, 5, train, None, metrics, {"contrast": 1.0, "hue": 0.7}, False, 0.01, 0.2)
+    )
+    assert (
+        line
+        == "epoch 2/5 · loss 1.2000 = 1×contrast 0.5000 + 0.7×hue 1.0000 · MAE contrast 2.25 · acc hue 0.333"
+    )

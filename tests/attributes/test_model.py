@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from styleforge.attributes.kinds import CategoricalAttribute, NumericAttribute
 from styleforge.attributes.model import (
     BACKBONE_ARCHS,
     AttributeNet,
@@ -22,7 +23,6 @@ from styleforge.attributes.model import (
     read_model_json,
     save_model,
 )
-from styleforge.attributes.kinds import CategoricalAttribute, NumericAttribute
 from styleforge.attributes.schema import ACAN_SCHEMA, Schema
 from styleforge.config import BACKBONES
 from styleforge.errors import InputFileError, InvalidParameter, WeightsError
@@ -52,7 +52,9 @@ def test_l2_norm_is_unit_per_image_and_batch_independent(arch: str) -> None:
     with torch.no_grad():
         raw = net(images)
         batch, alone = norm(raw), norm(net(images[1:2]))
-    assert raw.shape == (3, feature_dims(arch)) and float(raw.min()) >= 0  # pooled ReLU outputs, not normalised
+    assert (
+        raw.shape == (3, feature_dims(arch)) and float(raw.min()) >= 0
+    )  # pooled ReLU outputs, not normalised
     assert torch.allclose(batch.norm(dim=1), torch.ones(3), atol=1e-5)
     # Normalised per image: an image's features do not depend on the rest of the batch (the
     # original normalised over the batch axis).
@@ -63,10 +65,12 @@ def test_l2_norm_is_unit_per_image_and_batch_independent(arch: str) -> None:
 
 def test_standard_norm_uses_the_training_statistics_and_keeps_the_magnitude() -> None:
     g = torch.Generator().manual_seed(0)
-    train = torch.rand(50, 6, generator=g) * torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 0.0]) + 1.0  # the last never varies
+    train = (
+        torch.rand(50, 6, generator=g) * torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 0.0]) + 1.0
+    )  # the last never varies
     norm = FeatureNorm(6, "standard")
     norm.fit(train)
-    out = norm(train) * 6 ** 0.5
+    out = norm(train) * 6**0.5
     assert torch.allclose(out[:, :5].mean(0), torch.zeros(5), atol=1e-5)
     assert torch.allclose(out[:, :5].std(0, unbiased=False), torch.ones(5), atol=1e-4)
     assert float(norm.std[5]) > 0 and torch.isfinite(norm(train + 1)).all()  # a floored spread, no blow-up
@@ -110,7 +114,9 @@ def test_hypercolumn_keeps_batch_norm_frozen_and_respects_trainable() -> None:
 
 
 def test_heads_outputs_and_predict_ranges() -> None:
-    schema = Schema((NumericAttribute("mood", 0.0, 4.0), CategoricalAttribute("era", ("old", "new", "future"))))
+    schema = Schema(
+        (NumericAttribute("mood", 0.0, 4.0), CategoricalAttribute("era", ("old", "new", "future")))
+    )
     net = AttributeNet(schema, Hypercolumn("resnet18", seed=0), seed=0)
     with torch.no_grad():
         outputs = net(torch.rand(5, 3, 32, 32))
@@ -136,7 +142,9 @@ def test_save_and_load_a_frozen_model(tmp_path: Path) -> None:
     assert model_path.read_bytes()[8:9] == b"{"  # a safetensors header, not a pickle
     meta = json.loads(json_path.read_text())
     assert meta["schema"] == ACAN_SCHEMA.to_dict()
-    assert meta["label_scaling"]["contrast"]["min"] == 1.0 and meta["label_scaling"]["contrast"]["max"] == 10.0
+    assert (
+        meta["label_scaling"]["contrast"]["min"] == 1.0 and meta["label_scaling"]["contrast"]["max"] == 10.0
+    )
     assert meta["tensors"] == {"norm": False, "trunk": False, "heads": True, "backbone": False}
     assert meta["feature_norm"] == "l2"
     assert meta["trunk"] == {"layers": 0, "width": 256, "layer": "linear+layernorm+relu"}
@@ -153,7 +161,9 @@ def test_save_and_load_a_frozen_model(tmp_path: Path) -> None:
 
 
 def test_the_trunk_is_shared_and_seeded() -> None:
-    schema = Schema((NumericAttribute("mood", 0.0, 4.0), CategoricalAttribute("era", ("old", "new", "future"))))
+    schema = Schema(
+        (NumericAttribute("mood", 0.0, 4.0), CategoricalAttribute("era", ("old", "new", "future")))
+    )
     net = AttributeNet(schema, dims=10, seed=1, trunk=TrunkShape(2, 6))
     linear = [m for m in net.trunk if isinstance(m, torch.nn.Linear)]
     assert [tuple(m.weight.shape) for m in linear] == [(6, 10), (6, 6)] and net.head_dims == 6
@@ -165,14 +175,19 @@ def test_the_trunk_is_shared_and_seeded() -> None:
     assert float(linear[0].weight.grad.abs().sum()) > 0 and net.heads["era"].weight.grad is None
     # No trunk: the heads are the ones drawn before the trunk existed (same seed, same weights), and
     # the trunk has no tensors; a width without layers changes nothing.
-    plain, zero = AttributeNet(schema, dims=10, seed=1), AttributeNet(schema, dims=10, seed=1, trunk=TrunkShape(0, 99))
+    plain, zero = (
+        AttributeNet(schema, dims=10, seed=1),
+        AttributeNet(schema, dims=10, seed=1, trunk=TrunkShape(0, 99)),
+    )
     assert len(plain.trunk) == 0 and not plain.trunk.state_dict() and plain.head_dims == 10
     for name in schema.names:
         assert torch.equal(plain.heads[name].weight, zero.heads[name].weight)
     state = torch.get_rng_state()
     again = AttributeNet(schema, dims=10, seed=1, trunk=TrunkShape(2, 6))
     assert torch.equal(state, torch.get_rng_state())
-    assert torch.equal(again.trunk[0].weight, net.trunk[0].weight) and torch.equal(again.heads["era"].weight, net.heads["era"].weight)
+    assert torch.equal(again.trunk[0].weight, net.trunk[0].weight) and torch.equal(
+        again.heads["era"].weight, net.heads["era"].weight
+    )
 
 
 def test_save_and_load_a_model_with_a_trunk(tmp_path: Path) -> None:
@@ -186,9 +201,16 @@ def test_save_and_load_a_model_with_a_trunk(tmp_path: Path) -> None:
             p.add_(0.01)  # "trained", different from a fresh init
     model_path, json_path = save_model(tmp_path, net, META, with_backbone=False)
     meta = json.loads(json_path.read_text())
-    assert meta["trunk"] == {"layers": 2, "width": 16, "layer": "linear+layernorm+relu"} and meta["tensors"]["trunk"] is True
+    assert (
+        meta["trunk"] == {"layers": 2, "width": 16, "layer": "linear+layernorm+relu"}
+        and meta["tensors"]["trunk"] is True
+    )
     shapes = {k: tuple(v.shape) for k, v in load_file(str(model_path)).items()}
-    assert shapes["trunk.0.weight"] == (16, 1920) and shapes["trunk.3.weight"] == (16, 16) and shapes["trunk.1.weight"] == (16,)
+    assert (
+        shapes["trunk.0.weight"] == (16, 1920)
+        and shapes["trunk.3.weight"] == (16, 16)
+        and shapes["trunk.1.weight"] == (16,)
+    )
     assert shapes["heads.contrast.weight"] == (1, 16) and not any(k.startswith("backbone.") for k in shapes)
     images = torch.rand(2, 3, 32, 32)
     expected = net.predict(images)
@@ -198,8 +220,12 @@ def test_save_and_load_a_model_with_a_trunk(tmp_path: Path) -> None:
         for name in ACAN_SCHEMA.names:
             assert torch.allclose(got[name], expected[name], atol=1e-6), name
     # model.json and the tensors must agree on the trunk.
-    for trunk, needle in (({"layers": 2, "width": 8}, "trunk.0.weight"), ({"layers": 1, "width": 16}, r"has trunk.3.bias, but .*trunk has 1 layer"),
-                          ({"layers": 3, "width": 16}, "needs trunk.6.weight"), ({"layers": -1}, "expected")):
+    for trunk, needle in (
+        ({"layers": 2, "width": 8}, "trunk.0.weight"),
+        ({"layers": 1, "width": 16}, r"has trunk.3.bias, but .*trunk has 1 layer"),
+        ({"layers": 3, "width": 16}, "needs trunk.6.weight"),
+        ({"layers": -1}, "expected"),
+    ):
         json_path.write_text(json.dumps({**meta, "trunk": trunk}))
         with pytest.raises(ModelFileError, match=needle):
             open_model(tmp_path)
@@ -217,7 +243,9 @@ def test_a_model_saved_before_the_trunk_existed_loads(tmp_path: Path) -> None:
     images = torch.rand(2, 3, 32, 32)
     for loaded in (load_model(tmp_path), open_model(tmp_path)):
         assert loaded.net.trunk_shape.layers == 0 and len(loaded.net.trunk) == 0
-        assert torch.allclose(loaded.net.predict(images)["contrast"], net.predict(images)["contrast"], atol=1e-6)
+        assert torch.allclose(
+            loaded.net.predict(images)["contrast"], net.predict(images)["contrast"], atol=1e-6
+        )
     from styleforge.config import TrainConfig
 
     assert TrainConfig.from_dict(meta["training"]["config"]).trunk == 0  # a resumed old run keeps no trunk
@@ -240,8 +268,10 @@ def test_save_and_load_a_vgg16_model(tmp_path: Path) -> None:
     with torch.no_grad():
         for p in net.heads.parameters():
             p.add_(0.01)
-    meta = {"backbone": {"arch": "vgg16", "weights": "random", "seed": 4, "feature_dims": 1472},
-            "preprocessing": {"size": 64}}
+    meta = {
+        "backbone": {"arch": "vgg16", "weights": "random", "seed": 4, "feature_dims": 1472},
+        "preprocessing": {"size": 64},
+    }
     save_model(tmp_path, net, meta, with_backbone=False)
     loaded = load_model(tmp_path)
     assert loaded.net.backbone is not None and loaded.net.backbone.arch == "vgg16"
@@ -254,7 +284,9 @@ def test_save_and_load_a_vgg16_model(tmp_path: Path) -> None:
         assert torch.allclose(loaded.net.backbone(images), net.backbone(images), atol=1e-6)
 
 
-def test_weights_that_resolve_for_another_network_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weights_that_resolve_for_another_network_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A model.json whose weights now resolve to a VGG-16 (``auto`` offline: HED) for its VGG-19 backbone
     is refused with a message naming both, not loaded into the wrong network."""
     from styleforge.nets import weights as weights_module
@@ -264,8 +296,12 @@ def test_weights_that_resolve_for_another_network_are_refused(tmp_path: Path, mo
 
     monkeypatch.setattr(weights_module, "_load_imagenet", offline)
     net = AttributeNet(ACAN_SCHEMA, Hypercolumn("vgg19", seed=0), seed=0)
-    save_model(tmp_path, net, {"backbone": {"arch": "vgg19", "weights": "auto", "seed": 0}, "preprocessing": {"size": 64}},
-               with_backbone=False)
+    save_model(
+        tmp_path,
+        net,
+        {"backbone": {"arch": "vgg19", "weights": "auto", "seed": 0}, "preprocessing": {"size": 64}},
+        with_backbone=False,
+    )
     with pytest.raises(WeightsError) as info:
         load_model(tmp_path)
     message = str(info.value)
@@ -308,7 +344,9 @@ def test_save_and_load_a_model_with_the_standard_norm(tmp_path: Path) -> None:
 
     from styleforge.attributes.score import ModelFileError, open_model
 
-    net = AttributeNet(ACAN_SCHEMA, Hypercolumn("resnet18", seed=3), seed=3, trunk=TrunkShape(1, 8), norm="standard")
+    net = AttributeNet(
+        ACAN_SCHEMA, Hypercolumn("resnet18", seed=3), seed=3, trunk=TrunkShape(1, 8), norm="standard"
+    )
     images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         net.norm.fit(net.backbone(images))
@@ -324,7 +362,10 @@ def test_save_and_load_a_model_with_the_standard_norm(tmp_path: Path) -> None:
         for name in ACAN_SCHEMA.names:
             assert torch.allclose(got[name], expected[name], atol=1e-6), name
     # model.json and the tensors must agree on the norm, and name a known one.
-    for norm, needle in (("l2", "has norm.mean, but model.json's norm has no tensors"), ("batch", "feature_norm 'batch'")):
+    for norm, needle in (
+        ("l2", "has norm.mean, but model.json's norm has no tensors"),
+        ("batch", "feature_norm 'batch'"),
+    ):
         json_path.write_text(json.dumps({**meta, "feature_norm": norm}))
         with pytest.raises(ModelFileError, match=needle):
             open_model(tmp_path)
@@ -350,6 +391,8 @@ def test_a_model_saved_before_the_feature_norm_existed_loads_as_l2(tmp_path: Pat
     images = torch.rand(2, 3, 32, 32)
     for loaded in (load_model(tmp_path), open_model(tmp_path)):
         assert loaded.net.norm.kind == "l2"
-        assert torch.allclose(loaded.net.predict(images)["contrast"], net.predict(images)["contrast"], atol=1e-6)
+        assert torch.allclose(
+            loaded.net.predict(images)["contrast"], net.predict(images)["contrast"], atol=1e-6
+        )
     assert TrainConfig.from_dict({"backbone": "resnet18"}).feature_norm == "l2"  # a resumed old run keeps l2
     assert TrainConfig().feature_norm == "l2"

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _attr_helpers import GOOD
+from _attr_helpers import label_folder as _own
 
 from styleforge.attributes.labels import LabelError, read_labels
 from styleforge.attributes.preprocess import load_images
 from styleforge.attributes.schema import ACAN_SCHEMA
-
-from _attr_helpers import GOOD, label_folder as _own
 
 
 def test_missing_and_unreadable_images_are_errors_or_skipped(tmp_path: Path) -> None:

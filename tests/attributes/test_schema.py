@@ -12,11 +12,21 @@ from styleforge.attributes.schema import ACAN_SCHEMA, Schema
 from styleforge.errors import InvalidParameter
 
 PRI_COLORS = (
-    "black", "blue", "blue-cyan", "blue-magenta", "cyan", "green", "green-cyan", "green-yellow",
-    "magenta", "orange", "red", "red-magenta", "yellow",
+    "black",
+    "blue",
+    "blue-cyan",
+    "blue-magenta",
+    "cyan",
+    "green",
+    "green-cyan",
+    "green-yellow",
+    "magenta",
+    "orange",
+    "red",
+    "red-magenta",
+    "yellow",
 )
 HARMONIES = ("analogous", "complementary", "monochromatic", "split complementary", "tetradic", "triadic")
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -25,8 +35,14 @@ HARMONIES = ("analogous", "complementary", "monochromatic", "split complementary
 
 def test_acan_schema_names_order_and_kinds() -> None:
     assert ACAN_SCHEMA.names == (
-        "variety_texture", "variety_shape", "variety_size", "variety_color", "contrast", "repetition",
-        "pri_color", "harmony",
+        "variety_texture",
+        "variety_shape",
+        "variety_size",
+        "variety_color",
+        "contrast",
+        "repetition",
+        "pri_color",
+        "harmony",
     )
     assert [a.name for a in ACAN_SCHEMA.numeric] == list(ACAN_SCHEMA.names[:6])
     assert [a.name for a in ACAN_SCHEMA.categorical] == ["pri_color", "harmony"]

@@ -13,7 +13,6 @@ from styleforge.attributes.schema import ACAN_SCHEMA, load_schema
 from styleforge.attributes.schema_file import read_schema_file
 from styleforge.errors import InputFileError, InvalidParameter, StyleforgeError
 
-
 GOOD_TOML = """
 [[attribute]]
 name = "warmth"

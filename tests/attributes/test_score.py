@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers import invoke as _invoke
+from _helpers import one_line_error as _one_line_error
 
 from styleforge.attributes.features import compute_features
 from styleforge.attributes.labels import read_labels
@@ -25,13 +27,23 @@ from styleforge.attributes.score_format import SCORES_FORMAT, csv_columns, forma
 from styleforge.attributes.train import train_attrs
 from styleforge.errors import InputFileError, InvalidParameter
 
-from _helpers import invoke as _invoke, one_line_error as _one_line_error
-
 #: A tiny model: ResNet-18 with seeded random weights, 32 px, trained for 5 epochs on all 24 images,
 #: independent heads (15 steps are too few for a trunk to tell these pictures apart; ``hed_run`` has
 #: the default trunk).
-TINY = dict(backbone="resnet18", weights="random", size=32, batch_size=8, lr=0.05, epochs=5, val_split=0.0,
-            patience=0, device="cpu", feature_cache=False, workers=0, trunk=0)
+TINY = dict(
+    backbone="resnet18",
+    weights="random",
+    size=32,
+    batch_size=8,
+    lr=0.05,
+    epochs=5,
+    val_split=0.0,
+    patience=0,
+    device="cpu",
+    feature_cache=False,
+    workers=0,
+    trunk=0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +71,7 @@ def _check_in_range(score: ImageScore) -> None:
         assert all(t.label in a.classes for t in c.top) and len({t.label for t in c.top}) == 3
         probabilities = [t.probability for t in c.top]
         assert probabilities == sorted(probabilities, reverse=True)
-        assert 0.0 < probabilities[-1] and sum(probabilities) <= 1.0 + 1e-9
+        assert probabilities[-1] > 0.0 and sum(probabilities) <= 1.0 + 1e-9
 
 
 def test_every_attribute_in_range_and_as_in_training(model_dir: Path, synth24: Path) -> None:
@@ -75,9 +87,15 @@ def test_every_attribute_in_range_and_as_in_training(model_dir: Path, synth24: P
     outputs = model.net.heads_forward(compute_features(model.net.backbone, images))
     for a in ACAN_SCHEMA.numeric:
         expected = a.from_unit(outputs[a.name])
-        assert torch.allclose(torch.tensor([s.numeric[a.name] for s in scores], dtype=torch.float64), expected.double(), atol=1e-4)
+        assert torch.allclose(
+            torch.tensor([s.numeric[a.name] for s in scores], dtype=torch.float64),
+            expected.double(),
+            atol=1e-4,
+        )
     probs = outputs["pri_color"].softmax(-1)
-    assert [s.categorical["pri_color"].label for s in scores] == [ACAN_SCHEMA["pri_color"].classes[i] for i in probs.argmax(-1)]
+    assert [s.categorical["pri_color"].label for s in scores] == [
+        ACAN_SCHEMA["pri_color"].classes[i] for i in probs.argmax(-1)
+    ]
     # the spread shows the network is not constant: a trained model tells pictures apart
     contrast = torch.tensor([s.numeric["contrast"] for s in scores])
     assert float(contrast.max() - contrast.min()) > 0.5
@@ -89,7 +107,9 @@ def test_a_hed_vgg16_model_scores_through_the_cli(hed_run: Path, synth8: Path) -
     from safetensors.torch import load_file
 
     model = open_model(hed_run)
-    assert model.net.backbone is not None and model.net.backbone.arch == "vgg16" and model.weights.kind == "hed"
+    assert (
+        model.net.backbone is not None and model.net.backbone.arch == "vgg16" and model.weights.kind == "hed"
+    )
     assert model.net.trunk_shape.layers == 1  # the default shared trunk loads and scores
     result = _invoke("score", hed_run, synth8 / "images", "--format", "json", "--device", "cpu")
     assert result.exit_code == 0, result.output
@@ -99,10 +119,14 @@ def test_a_hed_vgg16_model_scores_through_the_cli(hed_run: Path, synth8: Path) -
         _check_in_range(score)
     trained = model.net.heads_forward(load_file(str(hed_run / "features.safetensors"))["features"])
     expected = ACAN_SCHEMA["contrast"].from_unit(trained["contrast"]).double()
-    assert torch.allclose(torch.tensor([s.numeric["contrast"] for s in scores], dtype=torch.float64), expected, atol=1e-4)
+    assert torch.allclose(
+        torch.tensor([s.numeric["contrast"] for s in scores], dtype=torch.float64), expected, atol=1e-4
+    )
 
 
-def test_images_are_scored_in_batches(model_dir: Path, synth24: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_images_are_scored_in_batches(
+    model_dir: Path, synth24: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sizes: list[int] = []
     original = AttributeNet.predict
 
@@ -144,7 +168,13 @@ def test_json_and_csv_parse_and_round_trip(model_dir: Path, synth24: Path, tmp_p
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == csv_columns(ACAN_SCHEMA)
     assert list(rows[0])[:8] == ["path", *[a.name for a in ACAN_SCHEMA.numeric], "pri_color"]
-    assert {"pri_color.probability", "pri_color.top2", "pri_color.top3.probability", "harmony.top3", "error"} <= set(rows[0])
+    assert {
+        "pri_color.probability",
+        "pri_color.top2",
+        "pri_color.top3.probability",
+        "harmony.top3",
+        "error",
+    } <= set(rows[0])
     assert [r["path"] for r in rows] == [str(p) for p in images] and all(r["error"] == "" for r in rows)
     assert float(rows[1]["contrast"]) == api[1].numeric["contrast"]
     assert read_scores(text, "csv") == api
@@ -167,7 +197,9 @@ def test_table_reads_in_a_terminal(model_dir: Path, synth24: Path) -> None:
 def test_a_corrupt_image_is_reported_the_rest_scored_exit_1(model_dir: Path, data24: Path) -> None:
     (data24 / "images" / "0007.png").write_bytes(b"not a png at all")
     (data24 / "images" / "notes.txt").write_text("not an image: not walked")
-    result = _invoke("score", model_dir, data24 / "images", data24 / "missing.png", "--format", "json", "--device", "cpu")
+    result = _invoke(
+        "score", model_dir, data24 / "images", data24 / "missing.png", "--format", "json", "--device", "cpu"
+    )
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     entries = json.loads(result.stdout)["images"]
@@ -224,15 +256,23 @@ def _garbage_weights(run: Path) -> None:
 @pytest.mark.parametrize(
     "damage, expected",
     [
-        (_corrupt_shape, "heads.contrast.weight has shape [1, 7]; model.json (contrast: 1 output, resnet18: 1920 features) needs [1, 1920]"),
-        (_drop_head, "model.json has the attribute 'harmony' but model.safetensors has no heads.harmony.bias"),
+        (
+            _corrupt_shape,
+            "heads.contrast.weight has shape [1, 7]; model.json (contrast: 1 output, resnet18: 1920 features) needs [1, 1920]",
+        ),
+        (
+            _drop_head,
+            "model.json has the attribute 'harmony' but model.safetensors has no heads.harmony.bias",
+        ),
         (_extra_class, "heads.pri_color.weight has shape [13, 1920]; model.json (pri_color: 14 classes"),
         (_other_backbone, "needs [1, 1472]"),
         (_no_weights_file, "has model.json but no model.safetensors"),
         (_garbage_weights, "cannot be read"),
     ],
 )
-def test_model_files_that_disagree_with_model_json(model_dir: Path, synth24: Path, tmp_path: Path, damage, expected: str) -> None:
+def test_model_files_that_disagree_with_model_json(
+    model_dir: Path, synth24: Path, tmp_path: Path, damage, expected: str
+) -> None:
     run = Path(shutil.copytree(model_dir, tmp_path / "run"))
     damage(run)
     line = _one_line_error(_invoke("score", run, synth24 / "images" / "0000.png", "--device", "cpu"), 2)

@@ -32,15 +32,32 @@ def test_json_and_csv_read_back_exactly(fmt: str) -> None:
 def test_json_has_no_nan_and_csv_its_columns() -> None:
     odd = [ImageScore("n.png", {"contrast": math.nan}, {"hue": CategoricalScore("blue", 0.6125, TOP)})]
     document = json.loads(format_scores(odd, "json", SCHEMA))
-    assert document["images"][0]["numeric"]["contrast"] is None and document["format"] == "styleforge.scores/1"
-    assert csv_columns(SCHEMA) == ["path", "contrast", "hue", "hue.probability", "hue.top2", "hue.top2.probability",
-                                   "hue.top3", "hue.top3.probability", "error"]
+    assert (
+        document["images"][0]["numeric"]["contrast"] is None and document["format"] == "styleforge.scores/1"
+    )
+    assert csv_columns(SCHEMA) == [
+        "path",
+        "contrast",
+        "hue",
+        "hue.probability",
+        "hue.top2",
+        "hue.top2.probability",
+        "hue.top3",
+        "hue.top3.probability",
+        "error",
+    ]
 
 
 def test_table_and_score_line() -> None:
     table = format_scores(SCORES, "table", SCHEMA)
-    assert table.splitlines() == ["a.png", "  contrast    8.9   (1..10)", "  hue       blue 61%   red 25%   cyan <1%", "",
-                                  "gone.png", "  error     does not exist"]
+    assert table.splitlines() == [
+        "a.png",
+        "  contrast    8.9   (1..10)",
+        "  hue       blue 61%   red 25%   cyan <1%",
+        "",
+        "gone.png",
+        "  error     does not exist",
+    ]
     assert format_score_line(SCORES[0]) == "contrast 8.9 · hue blue (61%)"
     assert format_score_line(SCORES[1]) == "error: does not exist"
     with pytest.raises(InvalidParameter, match="--format: 'xml'"):

@@ -16,8 +16,15 @@ from styleforge.attributes.synthetic import HARMONY_OFFSETS, HUES, make_dataset,
 from styleforge.errors import InvalidParameter
 
 HEADER = [
-    "image", "variety_texture", "variety_shape", "variety_size", "variety_color", "contrast", "repetition",
-    "pri_color", "harmony",
+    "image",
+    "variety_texture",
+    "variety_shape",
+    "variety_size",
+    "variety_color",
+    "contrast",
+    "repetition",
+    "pri_color",
+    "harmony",
 ]
 NUMERIC = HEADER[1:7]
 
@@ -113,7 +120,8 @@ def test_same_seed_same_bytes_other_seed_differs(dataset: Path, tmp_path: Path) 
     other = make_dataset(tmp_path / "other", count=24, seed=4, size=32)
     assert other.read_bytes() != dataset.read_bytes()
     differing = sum(
-        (other.parent / f"images/{i:04d}.png").read_bytes() != (dataset.parent / f"images/{i:04d}.png").read_bytes()
+        (other.parent / f"images/{i:04d}.png").read_bytes()
+        != (dataset.parent / f"images/{i:04d}.png").read_bytes()
         for i in range(24)
     )
     assert differing == 24
@@ -122,7 +130,9 @@ def test_same_seed_same_bytes_other_seed_differs(dataset: Path, tmp_path: Path) 
 def test_image_depends_on_seed_and_index_only(dataset: Path, tmp_path: Path) -> None:
     fewer = make_dataset(tmp_path / "fewer", count=5, seed=3, size=32)
     assert fewer.read_text().splitlines() == dataset.read_text().splitlines()[:6]
-    assert (fewer.parent / "images/0004.png").read_bytes() == (dataset.parent / "images/0004.png").read_bytes()
+    assert (fewer.parent / "images/0004.png").read_bytes() == (
+        dataset.parent / "images/0004.png"
+    ).read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -210,7 +220,9 @@ def test_black_is_the_largest_colour_only_for_black(
     assert not any(dark_otherwise)
 
 
-def test_monochromatic_pictures_have_one_hue(samples: list[tuple[Image.Image, dict[str, float | str]]]) -> None:
+def test_monochromatic_pictures_have_one_hue(
+    samples: list[tuple[Image.Image, dict[str, float | str]]],
+) -> None:
     checked = 0
     for image, labels in samples:
         hue = HUES[str(labels["pri_color"])]
@@ -225,7 +237,9 @@ def test_monochromatic_pictures_have_one_hue(samples: list[tuple[Image.Image, di
     assert checked >= 10
 
 
-def test_complementary_pictures_use_both_hues(samples: list[tuple[Image.Image, dict[str, float | str]]]) -> None:
+def test_complementary_pictures_use_both_hues(
+    samples: list[tuple[Image.Image, dict[str, float | str]]],
+) -> None:
     """Most complementary pictures show a saturated colour near the primary hue + 180 degrees."""
     found = checked = 0
     offset = HARMONY_OFFSETS["complementary"][1]
@@ -234,15 +248,20 @@ def test_complementary_pictures_use_both_hues(samples: list[tuple[Image.Image, d
         if labels["harmony"] != "complementary" or hue is None:
             continue
         colors, counts = _colors(image)
-        hues = [360.0 * colorsys.rgb_to_hsv(*rgb)[0] for rgb, n in zip(colors / 255.0, counts)
-                if colorsys.rgb_to_hsv(*rgb)[1] > 0.2 and colorsys.rgb_to_hsv(*rgb)[2] > 0.15 and n >= 4]
+        hues = [
+            360.0 * colorsys.rgb_to_hsv(*rgb)[0]
+            for rgb, n in zip(colors / 255.0, counts)
+            if colorsys.rgb_to_hsv(*rgb)[1] > 0.2 and colorsys.rgb_to_hsv(*rgb)[2] > 0.15 and n >= 4
+        ]
         checked += 1
         found += any(_hue_distance(h, hue + offset) <= 20.0 for h in hues)
     assert checked >= 10
     assert found >= 0.7 * checked, (found, checked)
 
 
-def test_contrast_follows_the_luminance_range(samples: list[tuple[Image.Image, dict[str, float | str]]]) -> None:
+def test_contrast_follows_the_luminance_range(
+    samples: list[tuple[Image.Image, dict[str, float | str]]],
+) -> None:
     labels = [float(lab["contrast"]) for _, lab in samples[:60]]
     ranges = []
     for image, _ in samples[:60]:

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from _attr_helpers import FAST, HED
 
-from styleforge.attributes.train import train_attrs
 from styleforge.attributes.schema import ACAN_SCHEMA
+from styleforge.attributes.train import train_attrs
 from styleforge.engine import EpochEnded, Notice
 from styleforge.errors import InputFileError, InvalidParameter
-
-from _attr_helpers import FAST, HED
 
 
 def _strip(history: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -42,31 +41,49 @@ def _trained(data: Path, run: Path, trunk: int, weights: dict[str, float]) -> di
     """The trunk's and heads' parameters of a 3-epoch run (every epoch better: the last is the best)."""
     from styleforge.attributes.model import load_model
 
-    result = train_attrs(data, run, trunk=trunk, trunk_width=32, loss_weights=weights,
-                         **{**FAST, "val_split": 0.0, "patience": 0, "feature_cache": False})
+    result = train_attrs(
+        data,
+        run,
+        trunk=trunk,
+        trunk_width=32,
+        loss_weights=weights,
+        **{**FAST, "val_split": 0.0, "patience": 0, "feature_cache": False},
+    )
     assert result.best_epoch == 3
     net = load_model(run).net
     return {k: v.detach() for k, v in net.named_parameters() if not k.startswith("backbone.")}
 
 
-def test_loss_weights_change_a_trunk_model_and_not_independent_heads_under_adam(data24: Path, tmp_path: Path) -> None:
+def test_loss_weights_change_a_trunk_model_and_not_independent_heads_under_adam(
+    data24: Path, tmp_path: Path
+) -> None:
     """Doubling contrast's weight: with independent heads (``trunk=0``) Adam's step is invariant to
     the constant scale of each head's gradient, so every other head is bit-identical and contrast's
     own differs only through Adam's epsilon; with a shared trunk the trunk and every head differ."""
     from styleforge.attributes.model import AttributeNet
 
-    plain, doubled = _trained(data24, tmp_path / "a", 0, {}), _trained(data24, tmp_path / "b", 0, {"contrast": 2.0})
+    plain, doubled = (
+        _trained(data24, tmp_path / "a", 0, {}),
+        _trained(data24, tmp_path / "b", 0, {"contrast": 2.0}),
+    )
     for key in plain:
         if not key.startswith("heads.contrast."):
             assert torch.equal(plain[key], doubled[key]), key
     init = AttributeNet(ACAN_SCHEMA, dims=1920, seed=0).heads["contrast"].weight.detach()
     moved = float((plain["heads.contrast.weight"] - init).abs().max())
-    assert float((plain["heads.contrast.weight"] - doubled["heads.contrast.weight"]).abs().max()) < 0.05 * moved
-    plain, doubled = _trained(data24, tmp_path / "c", 1, {}), _trained(data24, tmp_path / "d", 1, {"contrast": 2.0})
+    assert (
+        float((plain["heads.contrast.weight"] - doubled["heads.contrast.weight"]).abs().max()) < 0.05 * moved
+    )
+    plain, doubled = (
+        _trained(data24, tmp_path / "c", 1, {}),
+        _trained(data24, tmp_path / "d", 1, {"contrast": 2.0}),
+    )
     assert set(plain) >= {"trunk.0.weight", "trunk.0.bias"}
     assert float((plain["trunk.0.weight"] - doubled["trunk.0.weight"]).abs().max()) > 0.01
     for name in ACAN_SCHEMA.names:  # the other attributes are traded off too, through the trunk
-        assert float((plain[f"heads.{name}.weight"] - doubled[f"heads.{name}.weight"]).abs().max()) > 1e-3, name
+        assert float((plain[f"heads.{name}.weight"] - doubled[f"heads.{name}.weight"]).abs().max()) > 1e-3, (
+            name
+        )
 
 
 def test_run_directory_contents(data24: Path, tmp_path: Path) -> None:
@@ -74,14 +91,25 @@ def test_run_directory_contents(data24: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     result = train_attrs(data24, run, callbacks=[events.append], test_split=0.2, **FAST)
     names = {p.name for p in run.iterdir()}
-    assert {"model.safetensors", "model.json", "history.csv", "curves.png", "metrics.json", "resume.pt",
-            "features.safetensors"} <= names
+    assert {
+        "model.safetensors",
+        "model.json",
+        "history.csv",
+        "curves.png",
+        "metrics.json",
+        "resume.pt",
+        "features.safetensors",
+    } <= names
     meta = json.loads((run / "model.json").read_text())
     assert meta["backbone"]["arch"] == "resnet18" and meta["backbone"]["weights"] == "random"
     assert meta["preprocessing"]["size"] == 32 and meta["training"]["config"]["epochs"] == 3
     assert meta["training"]["optimizer"] == "adam" and meta["training"]["lr"] == 0.01
     assert meta["trunk"]["layers"] == meta["training"]["config"]["trunk"] >= 1  # the default: a shared trunk
-    assert meta["best"]["epoch"] == result.best_epoch and meta["data"]["images"] == {"train": 17, "val": 2, "test": 5}
+    assert meta["best"]["epoch"] == result.best_epoch and meta["data"]["images"] == {
+        "train": 17,
+        "val": 2,
+        "test": 5,
+    }
     with open(run / "history.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert len(rows) == 3 and [int(r["epoch"]) for r in rows] == [1, 2, 3]
@@ -89,7 +117,9 @@ def test_run_directory_contents(data24: Path, tmp_path: Path) -> None:
         for prefix in ("loss.", "val_loss.", "head_loss.", "val_head_loss."):
             assert prefix + name in rows[0], prefix + name
     for row in rows:  # the CSV total is the sum of its weighted parts
-        assert float(row["loss"]) == pytest.approx(sum(float(row[f"loss.{n}"]) for n in ACAN_SCHEMA.names), rel=1e-12)
+        assert float(row["loss"]) == pytest.approx(
+            sum(float(row[f"loss.{n}"]) for n in ACAN_SCHEMA.names), rel=1e-12
+        )
     assert "mae.contrast" in rows[0] and "val_acc.pri_color" in rows[0]
     with Image_open(run / "curves.png") as image:
         assert image.size[0] > 600 and image.size[1] > 300
@@ -104,15 +134,20 @@ def test_run_directory_contents(data24: Path, tmp_path: Path) -> None:
     assert result.files and all(p.exists() for p in result.files)
 
 
-def Image_open(path: Path):  # noqa: N802 - a tiny helper to keep the import local
+def Image_open(path: Path):
     from PIL import Image
 
     return Image.open(path)
 
 
-@pytest.mark.parametrize("extra", [{"balance": "uncertainty", "lr_schedule": "cosine"}, {"balance": "initial", "lr_schedule": "plateau"}],
-                         ids=["uncertainty-cosine", "initial-plateau"])
-def test_interrupt_then_resume_gives_the_uninterrupted_history(data24: Path, tmp_path: Path, extra: dict) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [{"balance": "uncertainty", "lr_schedule": "cosine"}, {"balance": "initial", "lr_schedule": "plateau"}],
+    ids=["uncertainty-cosine", "initial-plateau"],
+)
+def test_interrupt_then_resume_gives_the_uninterrupted_history(
+    data24: Path, tmp_path: Path, extra: dict
+) -> None:
     options = {**FAST, "epochs": 5, "patience": 0, "plateau_patience": 1, **extra}
     whole = train_attrs(data24, tmp_path / "whole", **options)
 
@@ -145,7 +180,9 @@ def test_early_stop_then_resume_with_more_patience_and_epochs(data24: Path, tmp_
     resumed = train_attrs(data24, tmp_path / "run", resume=True, patience=100)
     assert resumed.stop_reason == "completed"
     assert _strip(resumed.history) == _strip(whole.history)
-    with pytest.raises(InvalidParameter, match="--lr: 0.5 is not valid; expected 0.01, as in the run being resumed"):
+    with pytest.raises(
+        InvalidParameter, match="--lr: 0.5 is not valid; expected 0.01, as in the run being resumed"
+    ):
         train_attrs(data24, tmp_path / "run", resume=True, lr=0.5)
 
 
@@ -157,7 +194,9 @@ def test_resume_without_a_better_epoch_keeps_the_best_epochs_record(data24: Path
     assert first.best_epoch == 1  # the losses do not move: epoch 1 stays the best
     best = json.loads((run / "model.json").read_text())["best"]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert best["epoch"] == 1 and best["val_loss"] == first.history[0]["val_loss"] and "val_mae.contrast" in best
+    assert (
+        best["epoch"] == 1 and best["val_loss"] == first.history[0]["val_loss"] and "val_mae.contrast" in best
+    )
 
     resumed = train_attrs(data24, run, resume=True, epochs=3)
     assert resumed.best_epoch == 1 and len(resumed.history) == 3
@@ -178,8 +217,12 @@ def test_partial_labels_train_and_an_unlabelled_head_is_reported(data24: Path, t
     with open(path, "w", newline="") as stream:
         csv.writer(stream).writerows(rows)
     notices: list[str] = []
-    result = train_attrs(data24, tmp_path / "run", callbacks=[lambda e: notices.append(e.message) if isinstance(e, Notice) else None],
-                         **FAST)
+    result = train_attrs(
+        data24,
+        tmp_path / "run",
+        callbacks=[lambda e: notices.append(e.message) if isinstance(e, Notice) else None],
+        **FAST,
+    )
     assert any("harmony" in n and "will not learn" in n for n in notices)
     row = result.history[-1]
     assert row["loss.harmony"] == 0.0 and math.isnan(row["acc.harmony"])
@@ -196,27 +239,38 @@ def test_finetune_one_epoch_stores_the_backbone(data24: Path, tmp_path: Path) ->
     tensors = load_file(str(tmp_path / "run" / "model.safetensors"))
     assert any(k.startswith("backbone.") for k in tensors)
     loaded = load_model(tmp_path / "run")
-    assert loaded.weights is None and json.loads((tmp_path / "run" / "model.json").read_text())["tensors"]["backbone"]
+    assert (
+        loaded.weights is None
+        and json.loads((tmp_path / "run" / "model.json").read_text())["tensors"]["backbone"]
+    )
 
 
-def test_finetune_takes_the_standard_norm_before_training_and_resumes_with_it(data24: Path, tmp_path: Path) -> None:
+def test_finetune_takes_the_standard_norm_before_training_and_resumes_with_it(
+    data24: Path, tmp_path: Path
+) -> None:
     from safetensors.torch import load_file
 
     options = {**FAST, "epochs": 3, "patience": 0, "finetune": True, "feature_norm": "standard"}
     whole = train_attrs(data24, tmp_path / "whole", **options)
     stats = load_file(str(tmp_path / "whole" / "model.safetensors"))
     # The statistics of the untouched backbone's features, not the defaults (0 and 1).
-    assert float(stats["norm.mean"].abs().max()) > 0 and not torch.equal(stats["norm.std"], torch.ones_like(stats["norm.std"]))
+    assert float(stats["norm.mean"].abs().max()) > 0 and not torch.equal(
+        stats["norm.std"], torch.ones_like(stats["norm.std"])
+    )
 
     def interrupt(event: object) -> None:
         if isinstance(event, EpochEnded) and event.epoch == 1:
             raise KeyboardInterrupt
 
     train_attrs(data24, tmp_path / "part", callbacks=[interrupt], **options)
-    resumed = train_attrs(data24, tmp_path / "part", resume=True)  # the backbone has moved: the statistics come from the state
+    resumed = train_attrs(
+        data24, tmp_path / "part", resume=True
+    )  # the backbone has moved: the statistics come from the state
     assert _strip(resumed.history) == _strip(whole.history)
     again = load_file(str(tmp_path / "part" / "model.safetensors"))
-    assert torch.equal(again["norm.mean"], stats["norm.mean"]) and torch.equal(again["norm.std"], stats["norm.std"])
+    assert torch.equal(again["norm.mean"], stats["norm.mean"]) and torch.equal(
+        again["norm.std"], stats["norm.std"]
+    )
 
 
 def test_default_learning_rate_and_an_existing_run_is_not_overwritten(data24: Path, tmp_path: Path) -> None:
@@ -226,7 +280,9 @@ def test_default_learning_rate_and_an_existing_run_is_not_overwritten(data24: Pa
     assert (training["optimizer"], training["lr"]) == ("adam", 0.01)  # HEAD_LR, not PyTorch's 1e-3
     with pytest.raises(InvalidParameter, match="-o: .* a new or empty folder .*--resume"):
         train_attrs(data24, tmp_path / "run", **{**FAST, "epochs": 1})
-    labels = data24 / "labels.csv"  # the labels change under the run (an image listed twice would be an error)
+    labels = (
+        data24 / "labels.csv"
+    )  # the labels change under the run (an image listed twice would be an error)
     rows = labels.read_text().splitlines()
     labels.write_text("\n".join([rows[0], "images/0000.png,1,1,1,1,1,1,red,triadic", *rows[2:]]) + "\n")
     with pytest.raises(InputFileError, match="--resume: .*labels.csv' changed since the run started"):
@@ -236,10 +292,16 @@ def test_default_learning_rate_and_an_existing_run_is_not_overwritten(data24: Pa
 
 
 def test_divergence_keeps_the_best_epoch(data24: Path, tmp_path: Path) -> None:
-    result = train_attrs(data24, tmp_path / "run", **{**FAST, "epochs": 8, "lr": 1e3, "optimizer": "sgd",
-                                                      "divergence_factor": 1.05, "patience": 0})
+    result = train_attrs(
+        data24,
+        tmp_path / "run",
+        **{**FAST, "epochs": 8, "lr": 1e3, "optimizer": "sgd", "divergence_factor": 1.05, "patience": 0},
+    )
     assert result.stop_reason == "diverged" and result.best_epoch >= 1
-    assert result.metrics["best_epoch"] == result.best_epoch and "kept the weights of epoch" in result.stop_detail
+    assert (
+        result.metrics["best_epoch"] == result.best_epoch
+        and "kept the weights of epoch" in result.stop_detail
+    )
 
 
 # --- VGG-16 backbones: HED's pretrained features, and ``auto``'s switch from VGG-19 -------------------
@@ -262,8 +324,8 @@ def test_a_hed_backbone_is_recorded_and_loads_back_with_the_same_outputs(hed_run
     from safetensors.torch import load_file
 
     from styleforge.attributes.labels import read_labels
-    from styleforge.attributes.preprocess import preprocess_image
     from styleforge.attributes.model import Hypercolumn, load_model
+    from styleforge.attributes.preprocess import preprocess_image
     from styleforge.images import load_image
     from styleforge.nets.hed import HED_FILE
 
@@ -344,11 +406,18 @@ def test_weights_for_another_vgg_switch_the_backbone_but_never_a_resnet(
     from styleforge.attributes import train as train_module
     from styleforge.nets.weights import WeightsChoice
 
-    monkeypatch.setattr(train_module, "resolve_weights",
-                        lambda spec, arch, **_: WeightsChoice("file", None, str(spec), arch="vgg16"))
+    monkeypatch.setattr(
+        train_module,
+        "resolve_weights",
+        lambda spec, arch, **_: WeightsChoice("file", None, str(spec), arch="vgg16"),
+    )
     notices: list[str] = []
-    train_attrs(synth8, tmp_path / "vgg", callbacks=[lambda e: notices.append(e.message) if isinstance(e, Notice) else None],
-                **{**HED, "backbone": "vgg19", "weights": "hed.weights.h5", "epochs": 1})
+    train_attrs(
+        synth8,
+        tmp_path / "vgg",
+        callbacks=[lambda e: notices.append(e.message) if isinstance(e, Notice) else None],
+        **{**HED, "backbone": "vgg19", "weights": "hed.weights.h5", "epochs": 1},
+    )
     assert any("so the backbone is vgg16, not vgg19" in n for n in notices), notices
     assert json.loads((tmp_path / "vgg" / "model.json").read_text())["backbone"]["arch"] == "vgg16"
     with pytest.raises(InvalidParameter) as info:

@@ -19,22 +19,28 @@ from pathlib import Path
 
 import pytest
 import torch
+from _attr_helpers import FAST
 from click.testing import CliRunner
 
 from styleforge.attributes.synthetic import make_dataset
 from styleforge.attributes.train import train_attrs
 from styleforge.cli import cli
 
-from _attr_helpers import FAST
-
-pytestmark = pytest.mark.skipif(sys.platform != "linux" or not torch.distributed.is_available(),
-                                reason="needs fork and torch.distributed (gloo)")
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux" or not torch.distributed.is_available(),
+    reason="needs fork and torch.distributed (gloo)",
+)
 
 #: 16 images: with --val-split 0.3, 11 train in batches of 5, 5, 1 (split 3 + 2, 3 + 2, 1 + 0 across
 #: the ranks) and 5 validate (3 + 2).
 #: (The tests here choose --workers themselves.)
-OPTIONS = {**{k: v for k, v in FAST.items() if k != "workers"}, "batch_size": 5, "val_split": 0.3, "labels": "partial.csv",
-           "balance": "uncertainty"}
+OPTIONS = {
+    **{k: v for k, v in FAST.items() if k != "workers"},
+    "batch_size": 5,
+    "val_split": 0.3,
+    "labels": "partial.csv",
+    "balance": "uncertainty",
+}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +89,9 @@ def _assert_same_run(run: Path, reference: Path, *, rtol: float = 1e-4, atol: fl
     for key in want_w:
         torch.testing.assert_close(got_w[key], want_w[key], rtol=rtol, atol=atol, msg=key)
     metrics = [json.loads((r / "metrics.json").read_text()) for r in (run, reference)]
-    assert metrics[0]["best_epoch"] == metrics[1]["best_epoch"] and metrics[0]["images"] == metrics[1]["images"]
+    assert (
+        metrics[0]["best_epoch"] == metrics[1]["best_epoch"] and metrics[0]["images"] == metrics[1]["images"]
+    )
     for key, value in metrics[1]["val"].items():
         assert metrics[0]["val"][key] == pytest.approx(value, rel=rtol, abs=1e-7, nan_ok=True), key
 
@@ -95,8 +103,18 @@ def _free_port() -> int:
 
 
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-               f"--master_port={_free_port()}", "-m", "styleforge", "train-attrs", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        "-m",
+        "styleforge",
+        "train-attrs",
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -112,7 +130,12 @@ def _cli_args(options: dict[str, object]) -> list[str]:
 
 def test_torchrun_two_processes_equal_one_and_resume(synth16: Path, tmp_path: Path) -> None:
     single = train_attrs(synth16, tmp_path / "single", workers=0, **OPTIONS)
-    assert single.best_epoch >= 1 and single.metrics["images"] == {"train": 11, "val": 5, "test": 0, "skipped": 0}
+    assert single.best_epoch >= 1 and single.metrics["images"] == {
+        "train": 11,
+        "val": 5,
+        "test": 0,
+        "skipped": 0,
+    }
     # 2 epochs under torchrun, then --resume for the third: the same 3 epochs as one process.
     first = _torchrun(["--data", str(synth16), "-o", "ddp", *_cli_args({**OPTIONS, "epochs": 2})], tmp_path)
     epoch_lines = [line for line in first.stderr.splitlines() if line.startswith("epoch ")]
@@ -121,13 +144,21 @@ def test_torchrun_two_processes_equal_one_and_resume(synth16: Path, tmp_path: Pa
     _torchrun(["-o", "ddp", "--resume", "--epochs", "3"], tmp_path)
     _assert_same_run(tmp_path / "ddp", tmp_path / "single")
     assert len(_history(tmp_path / "ddp")) == 3
-    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(p.name for p in (tmp_path / "single").iterdir())
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(
+        p.name for p in (tmp_path / "single").iterdir()
+    )
 
 
 def _finetune_worker(rank: int, port: int, data: str, out: str) -> None:
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE="2",
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE="2",
+    )
     result = train_attrs(data, out, finetune=True, workers=1, **{**OPTIONS, "epochs": 2})
     assert (rank == 0) == bool(result.files)  # only rank 0 writes
 
@@ -156,31 +187,39 @@ def test_finetune_two_processes_equal_one(synth16: Path, finetuned: Path, tmp_pa
     import torch.multiprocessing as mp
 
     run = tmp_path / "ddp"
-    mp.start_processes(_finetune_worker, args=(_free_port(), str(synth16), str(run)), nprocs=2, start_method="fork")
+    mp.start_processes(
+        _finetune_worker, args=(_free_port(), str(synth16), str(run)), nprocs=2, start_method="fork"
+    )
     # Adam's normalised steps magnify the float noise of gradients that are nearly 0 (backbone
     # convolutions on batches of 3 + 2 instead of 5): a looser absolute tolerance on weights.
     _assert_same_run(run, finetuned, rtol=1e-4, atol=1e-4)
 
 
-def test_other_ranks_print_nothing_for_a_usage_error(synth16: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_other_ranks_print_nothing_for_a_usage_error(
+    synth16: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     args = ["train-attrs", "--data", str(synth16), "-o", str(tmp_path / "run"), "--device", "mps"]
     monkeypatch.setenv("WORLD_SIZE", "2")
     for rank, printed in ((0, True), (1, False)):
         monkeypatch.setenv("RANK", str(rank))
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 2
-        assert ("--device: 'mps' is not valid; expected cpu (gloo) or cuda (nccl) under torchrun" in result.output) == printed
+        assert (
+            "--device: 'mps' is not valid; expected cpu (gloo) or cuda (nccl) under torchrun" in result.output
+        ) == printed
     assert not (tmp_path / "run").exists()
 
 
 def test_workers_option_is_checked_and_may_change_on_resume(synth16: Path, tmp_path: Path) -> None:
-    from styleforge.config import TrainConfig
     from styleforge.attributes.saved_run import RESUME_OPTIONS
     from styleforge.attributes.train import auto_workers
+    from styleforge.config import TrainConfig
     from styleforge.errors import InvalidParameter
 
     with pytest.raises(InvalidParameter, match="--workers: -1 is not valid; expected a whole number >= 0"):
         TrainConfig(workers=-1).validate()
     assert "workers" in RESUME_OPTIONS and 0 <= auto_workers() <= 4 and auto_workers(10**6) == 0
-    result = CliRunner().invoke(cli, ["train-attrs", "--data", str(synth16), "-o", str(tmp_path / "run"), "--workers", "x"])
+    result = CliRunner().invoke(
+        cli, ["train-attrs", "--data", str(synth16), "-o", str(tmp_path / "run"), "--workers", "x"]
+    )
     assert result.exit_code == 2 and "--workers" in result.output

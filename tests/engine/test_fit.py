@@ -29,7 +29,6 @@ from styleforge.engine import (
 from styleforge.engine.fit import TRAIN_LR, FitCheckpoint, format_epoch_line
 from styleforge.errors import InvalidParameter
 
-
 # A tiny regression problem: y = x·w* + noise, two "heads" (a and b) on the same linear model.
 _G = torch.Generator().manual_seed(0)
 X = torch.randn(40, 3, generator=_G)
@@ -43,7 +42,10 @@ def _model(seed: int = 0) -> nn.Module:
 
 def _loss(weights: dict[str, float] | None = None) -> WeightedLoss:
     return WeightedLoss(
-        {"a": lambda out, batch: ((out - batch[1]) ** 2).mean(), "b": lambda out, batch: (out - batch[1]).abs().mean()},
+        {
+            "a": lambda out, batch: ((out - batch[1]) ** 2).mean(),
+            "b": lambda out, batch: (out - batch[1]).abs().mean(),
+        },
         weights or {"b": 0.5},
     )
 
@@ -63,7 +65,9 @@ def _val_batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
 def _run(model: nn.Module, **options: object):
     defaults = dict(epochs=5, optimizer="adam@0.05", seed=0)
     defaults.update(options)
-    return fit(model, lambda batch: model(batch[0])[:, 0], _loss(), _train_batches(), _val_batches, **defaults)
+    return fit(
+        model, lambda batch: model(batch[0])[:, 0], _loss(), _train_batches(), _val_batches, **defaults
+    )
 
 
 def test_loss_falls_and_rows_add_up() -> None:
@@ -81,12 +85,14 @@ def test_loss_falls_and_rows_add_up() -> None:
 def test_epoch_summaries_weigh_their_means_as_the_loss_does() -> None:
     model = _model()
     loss = _loss({"a": 2.0, "b": 0.25})
-    forward = lambda batch: model(batch[0])[:, 0]  # noqa: E731
+    forward = lambda batch: model(batch[0])[:, 0]
     batches = _train_batches()(torch.Generator().manual_seed(1))
     mean, _ = evaluate(model, forward, loss, batches)
     one = loss(forward(batches[0]), batches[0]).summary()
     alone, _ = evaluate(model, forward, loss, batches[:1])  # the mean of one batch is that batch
-    assert alone.raw == pytest.approx(one.raw, rel=1e-12) and alone.total == pytest.approx(one.total, rel=1e-12)
+    assert alone.raw == pytest.approx(one.raw, rel=1e-12) and alone.total == pytest.approx(
+        one.total, rel=1e-12
+    )
     assert mean.weighted == {"a": 2.0 * mean.raw["a"], "b": 0.25 * mean.raw["b"]}
     assert mean.total == math.fsum([2.0 * mean.raw["a"], 0.25 * mean.raw["b"]])
     with torch.no_grad():
@@ -105,11 +111,18 @@ def test_best_weights_are_restored_and_reported() -> None:
 
 def test_epoch_mean_is_weighted_by_counts() -> None:
     model = _model()
-    constant = WeightedLoss({"t": lambda out, batch: batch[1][0] + 0 * out.sum(), "u": lambda out, batch: out.sum() * 0})
+    constant = WeightedLoss(
+        {"t": lambda out, batch: batch[1][0] + 0 * out.sum(), "u": lambda out, batch: out.sum() * 0}
+    )
     batches = [(X[:4], torch.tensor([1.0])), (X[4:8], torch.tensor([4.0]))]
     counts = {1.0: {"t": 3.0, "u": 0.0}, 4.0: {"t": 1.0, "u": 0.0}}
-    summary, _ = evaluate(model, lambda batch: model(batch[0])[:, 0], constant, batches,
-                          counts=lambda batch: counts[float(batch[1][0])])
+    summary, _ = evaluate(
+        model,
+        lambda batch: model(batch[0])[:, 0],
+        constant,
+        batches,
+        counts=lambda batch: counts[float(batch[1][0])],
+    )
     assert summary.raw["t"] == pytest.approx((3 * 1.0 + 1 * 4.0) / 4)  # not the plain mean 2.5
     assert summary.raw["u"] == 0.0  # nothing to average: 0, not NaN
     plain, _ = evaluate(model, lambda batch: model(batch[0])[:, 0], constant, batches)
@@ -135,8 +148,15 @@ def test_nan_batch_stops_before_the_step_and_keeps_the_best() -> None:
         return value * float("nan") if calls["n"] > 9 else value  # the 10th training batch is NaN
 
     loss = WeightedLoss({"a": loss_fn})
-    result = fit(model, lambda batch: model(batch[0])[:, 0], loss, _train_batches(), _val_batches, epochs=5,
-                 optimizer="adam@0.05")
+    result = fit(
+        model,
+        lambda batch: model(batch[0])[:, 0],
+        loss,
+        _train_batches(),
+        _val_batches,
+        epochs=5,
+        optimizer="adam@0.05",
+    )
     assert result.stop_reason == "diverged" and "epoch 3, batch 2" in result.stop_detail
     assert result.epochs_run == 2 and result.best_epoch in (1, 2)
     assert all(torch.isfinite(p).all() for p in model.parameters())
@@ -173,8 +193,14 @@ def test_events_in_order() -> None:
     assert [p.batch for p in progress[:4]] == [1, 2, 3, 4]
     ended = [e for e in events if isinstance(e, EpochEnded)]
     assert ended[0].weights == {"a": 1.0, "b": 0.5} and ended[0].val is not None
-    assert ended[0].metrics == {"seen": 32.0, "val_seen": 8.0, "extra": 1.5}  # metrics and values, no loss columns
-    assert isinstance(events[-1], FitEnded) and events[-1].reason == "completed" and events[-1].epochs_run == 2
+    assert ended[0].metrics == {
+        "seen": 32.0,
+        "val_seen": 8.0,
+        "extra": 1.5,
+    }  # metrics and values, no loss columns
+    assert (
+        isinstance(events[-1], FitEnded) and events[-1].reason == "completed" and events[-1].epochs_run == 2
+    )
 
 
 def test_interrupt_and_resume_is_exact() -> None:
@@ -196,7 +222,7 @@ def test_interrupt_and_resume_is_exact() -> None:
     state = torch.load(io.BytesIO(saved[-1]["bytes"]), weights_only=True)
     model = _model(seed=99)  # different initial weights: the state replaces them
     resumed = _run(model, resume=state, **options)
-    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
     assert strip(resumed.history) == strip(whole.history)
     assert resumed.best_epoch == whole.best_epoch
     finished = _run(model, resume=torch.load(io.BytesIO(saved[-1]["bytes"]), weights_only=True), epochs=3)
@@ -222,8 +248,18 @@ def test_schedules_and_parameter_group_scales() -> None:
 
     torch.optim.Adam.__init__ = spy
     try:
-        fit(model, lambda b: model(b[0])[:, 0], _loss(), _train_batches(), _val_batches, epochs=4,
-            optimizer="adam@0.1", params=groups, schedule="cosine", callbacks=[Watch()])
+        fit(
+            model,
+            lambda b: model(b[0])[:, 0],
+            _loss(),
+            _train_batches(),
+            _val_batches,
+            epochs=4,
+            optimizer="adam@0.1",
+            params=groups,
+            schedule="cosine",
+            callbacks=[Watch()],
+        )
     finally:
         torch.optim.Adam.__init__ = original
     assert lrs[0][0] == pytest.approx(0.1 * lrs[0][1])  # the scaled group
@@ -231,21 +267,30 @@ def test_schedules_and_parameter_group_scales() -> None:
     assert lrs[-1][1] == pytest.approx(0.0, abs=1e-12)
     # A step too small to improve by PyTorch's plateau threshold: after the first epoch (the first best),
     # the rate halves after every epoch.
-    result = _run(_model(), epochs=4, optimizer="sgd@1e-7", schedule="plateau", plateau_patience=0, plateau_factor=0.5)
+    result = _run(
+        _model(), epochs=4, optimizer="sgd@1e-7", schedule="plateau", plateau_patience=0, plateau_factor=0.5
+    )
     assert [row["lr"] for row in result.history] == pytest.approx([1e-7, 1e-7, 5e-8, 2.5e-8], rel=1e-9, abs=0)
 
 
 def test_lbfgs_and_default_learning_rates() -> None:
     model = _model()
-    result = _run(model, epochs=3, optimizer="lbfgs", params=[{"params": [model.weight]}, {"params": [model.bias]}])
-    assert result.history[-1]["lr"] == TRAIN_LR["lbfgs"] and result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+    result = _run(
+        model, epochs=3, optimizer="lbfgs", params=[{"params": [model.weight]}, {"params": [model.bias]}]
+    )
+    assert (
+        result.history[-1]["lr"] == TRAIN_LR["lbfgs"]
+        and result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+    )
     assert _run(_model(), epochs=1, optimizer="adagrad").history[0]["lr"] == 0.01  # PyTorch's default
 
 
 def test_invalid_arguments() -> None:
     with pytest.raises(InvalidParameter, match="--epochs"):
         _run(_model(), epochs=0)
-    with pytest.raises(InvalidParameter, match="--lr-schedule: 'step' is not valid; expected one of: none, cosine, plateau"):
+    with pytest.raises(
+        InvalidParameter, match="--lr-schedule: 'step' is not valid; expected one of: none, cosine, plateau"
+    ):
         _run(_model(), schedule="step")
     with pytest.raises(InvalidParameter, match="--optimizer"):
         _run(_model(), optimizer="adamm")
@@ -273,7 +318,9 @@ def test_epoch_line_total_is_exactly_the_sum_of_weight_times_printed_raw() -> No
     rng = random.Random(4)
     for case in range(300):
         n = rng.randint(1, 8)
-        weights = {f"h{i}": rng.choice([0.0, 0.3, 0.5, 0.7, 0.85, 1.0, 2.0, 1e-3, 1e6, 1 / 3]) for i in range(n)}
+        weights = {
+            f"h{i}": rng.choice([0.0, 0.3, 0.5, 0.7, 0.85, 1.0, 2.0, 1e-3, 1e6, 1 / 3]) for i in range(n)
+        }
         raw = {k: rng.choice([0.0, 10 ** rng.uniform(-7, 3), -rng.uniform(0, 2)]) for k in weights}
         summary = LossSummary(raw, {k: weights[k] * raw[k] for k in raw})
         event = EpochEnded(3, 10, summary, None, {"mae.x": 1.234, "acc.y": 0.5}, weights, False, 0.01, 0.1)
@@ -293,12 +340,19 @@ def test_epoch_line_example_and_validation_part() -> None:
     weights = {"variety_texture": 1.0, "pri_color": 0.7}
     train = LossSummary(raw, {k: weights[k] * raw[k] for k in raw})
     val = LossSummary({"variety_texture": 0.1, "pri_color": 1.2}, {"variety_texture": 0.1, "pri_color": 0.84})
-    metrics = {"mae.contrast": 2.0, "val_mae.contrast": 1.2, "val_acc.pri_color": 0.64, "head_loss.contrast": 3.0}
+    metrics = {
+        "mae.contrast": 2.0,
+        "val_mae.contrast": 1.2,
+        "val_acc.pri_color": 0.64,
+        "head_loss.contrast": 3.0,
+    }
     event = EpochEnded(12, 200, train, val, metrics, weights, True, 1e-3, 0.5)
     assert format_epoch_line(event, GROUPS) == (
         "epoch 12/200 · loss 0.63781 = 1×variety_texture 0.0706 + 0.7×pri_color 0.8103 · val_loss 0.94 · "
-        "val MAE contrast 1.2 · val acc pri_color 0.64 · best")
+        "val MAE contrast 1.2 · val acc pri_color 0.64 · best"
+    )
     # Only the groups the caller names, in its order and with its labels.
     assert format_epoch_line(event).endswith("val_loss 0.94 · best")
     assert format_epoch_line(event, {"acc": "accuracy", "head_loss": "loss"}).endswith(
-        "val_loss 0.94 · val accuracy pri_color 0.64 · best")
+        "val_loss 0.94 · val accuracy pri_color 0.64 · best"
+    )

@@ -8,11 +8,19 @@ import threading
 
 import pytest
 import torch
-
-from styleforge.engine import BatchProgress, EpochEnded, Progress, WeightedLoss, evaluate, fit, optimise_pixels, parse_optimizer
-from styleforge.engine.interrupt import Interrupt, Terminated, sigint_flag, stop_signals
-
 from _helpers import deliver, stop_signals_as_at_start  # noqa: F401
+
+from styleforge.engine import (
+    BatchProgress,
+    EpochEnded,
+    Progress,
+    WeightedLoss,
+    evaluate,
+    fit,
+    optimise_pixels,
+    parse_optimizer,
+)
+from styleforge.engine.interrupt import Interrupt, Terminated, sigint_flag, stop_signals
 
 
 @pytest.fixture(autouse=True)
@@ -80,10 +88,17 @@ def test_ctrl_c_during_a_step_ends_the_run_after_it_with_the_best_image() -> Non
         if isinstance(event, Progress) and event.iteration == 3:
             deliver(signal.SIGINT)  # arrives inside the step, as a real Ctrl-C would
 
-    result = optimise_pixels(torch.full((1, 3, 8, 8), 0.5), loss, [parse_optimizer("adam:50@0.05")], iterations=1,
-                             callbacks=[on_event])
+    result = optimise_pixels(
+        torch.full((1, 3, 8, 8), 0.5),
+        loss,
+        [parse_optimizer("adam:50@0.05")],
+        iterations=1,
+        callbacks=[on_event],
+    )
     assert result.stop_reason == "interrupted" and len(result.history) == 3
-    assert result.best_summary is not None and result.best_summary.total == min(e.summary.total for e in result.history)
+    assert result.best_summary is not None and result.best_summary.total == min(
+        e.summary.total for e in result.history
+    )
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
@@ -116,9 +131,11 @@ def _fit(on_event, ctrl_c_at_step: int = 0, **options: object):
         return model(batch[0])[:, 0]
 
     loss = WeightedLoss({"mse": lambda out, batch: ((out - batch[1]) ** 2).mean()})
-    train = lambda generator: [(_X[i : i + 4], _Y[i : i + 4]) for i in range(0, 16, 4)]  # noqa: E731
-    val = lambda: [(_X[16:], _Y[16:])]  # noqa: E731
-    result = fit(model, forward, loss, train, val, epochs=4, optimizer="sgd@0.05", callbacks=[on_event], **options)
+    train = lambda generator: [(_X[i : i + 4], _Y[i : i + 4]) for i in range(0, 16, 4)]
+    val = lambda: [(_X[16:], _Y[16:])]
+    result = fit(
+        model, forward, loss, train, val, epochs=4, optimizer="sgd@0.05", callbacks=[on_event], **options
+    )
     return result, model, steps["n"], lambda: evaluate(model, forward, loss, val())[0].total
 
 

@@ -40,7 +40,9 @@ def test_reaches_the_projected_minimum_of_a_box_constrained_quadratic() -> None:
     g = torch.Generator().manual_seed(0)
     target = torch.rand(200, generator=g) * 1.6 - 0.3  # a third of the optimum lies outside [0, 1]
     scales = torch.rand(200, generator=g) * 100 + 0.1  # ill-conditioned: 1000:1
-    x, values, opt = _run(_quadratic(target.double(), scales.double()), torch.full((200,), 0.5, dtype=torch.float64), 60)
+    x, values, opt = _run(
+        _quadratic(target.double(), scales.double()), torch.full((200,), 0.5, dtype=torch.float64), 60
+    )
     assert torch.allclose(x, target.clamp(0, 1).double(), atol=1e-4)
     assert opt.rejections <= 5  # held pixels stay put, so the curvature model stays good
     assert opt.evaluations == 60 and len(opt.s) > 0
@@ -75,13 +77,16 @@ def test_the_divergence_guard_ignores_rejected_proposals() -> None:
     target = torch.full((1, 3, 4, 4), 0.7)
 
     def objective(x: torch.Tensor):
-        loss = WeightedLoss({"wall": lambda ctx: ((ctx - target) ** 4).sum() * 1e3 + ((ctx - target) ** 2).sum()},
-                            {"wall": 1.0})
+        loss = WeightedLoss(
+            {"wall": lambda ctx: ((ctx - target) ** 4).sum() * 1e3 + ((ctx - target) ** 2).sum()},
+            {"wall": 1.0},
+        )
         return loss(x)
 
     init = torch.zeros(1, 3, 4, 4)
-    result = optimise_pixels(init, objective, [OptimizerSpec("lbfgs", lr=50.0)], iterations=40,
-                             guard=DivergenceGuard(1.5))
+    result = optimise_pixels(
+        init, objective, [OptimizerSpec("lbfgs", lr=50.0)], iterations=40, guard=DivergenceGuard(1.5)
+    )
     assert result.stop_reason == "completed", result.stop_detail
     assert result.best_summary.total < 1e-2 * result.history[0].summary.total
 

@@ -319,13 +319,19 @@ def test_lbfgs_does_not_depend_on_the_scale_of_the_loss(scale: float) -> None:
     # stage, so the run is the same at any scale.
     target = _target()
     quartic = WeightedLoss({"fit": lambda x: (x - target).pow(2).mean() + 4 * (x - target).pow(4).mean()})
-    scaled = WeightedLoss({"fit": lambda x: scale * ((x - target).pow(2).mean() + 4 * (x - target).pow(4).mean())})
+    scaled = WeightedLoss(
+        {"fit": lambda x: scale * ((x - target).pow(2).mean() + 4 * (x - target).pow(4).mean())}
+    )
     chain = [parse_optimizer("lbfgs:15")]
     plain, small = (optimise_pixels(_init(), loss, chain, iterations=1) for loss in (quartic, scaled))
     first = plain.history[0].summary.total
     assert plain.best_summary.total < 1e-3 * first  # it converges ...
-    assert small.best_summary.total / scale == pytest.approx(plain.best_summary.total, rel=1e-3, abs=1e-9 * first)
-    assert torch.allclose(small.best, plain.best, atol=1e-4)  # ... and takes the same steps at the small scale
+    assert small.best_summary.total / scale == pytest.approx(
+        plain.best_summary.total, rel=1e-3, abs=1e-9 * first
+    )
+    assert torch.allclose(
+        small.best, plain.best, atol=1e-4
+    )  # ... and takes the same steps at the small scale
     with_torch = torch.optim.LBFGS([x := _init().requires_grad_(True)], max_iter=1)
 
     def closure() -> torch.Tensor:
@@ -361,7 +367,9 @@ def test_optimise_pixels_chain_runs_each_stage_and_emits_events() -> None:
     assert [p.stage for p in progress] == [0, 0, 0, 1, 1]
     # Events arrive in order: start 0, three progress, end 0, start 1, two progress, end 1.
     kinds = [type(e).__name__ for e in events]
-    assert kinds == ["StageStarted"] + ["Progress"] * 3 + ["StageEnded", "StageStarted"] + ["Progress"] * 2 + ["StageEnded"]
+    assert kinds == ["StageStarted"] + ["Progress"] * 3 + ["StageEnded", "StageStarted"] + [
+        "Progress"
+    ] * 2 + ["StageEnded"]
     # is_best is True exactly for new minima.
     best = math.inf
     for p in progress:
@@ -370,12 +378,16 @@ def test_optimise_pixels_chain_runs_each_stage_and_emits_events() -> None:
 
 
 def test_optimise_pixels_stage_without_steps_uses_iterations() -> None:
-    result = optimise_pixels(_init(), _quadratic(_target()), [parse_optimizer("adam"), parse_optimizer("sgd:2")], iterations=4)
+    result = optimise_pixels(
+        _init(), _quadratic(_target()), [parse_optimizer("adam"), parse_optimizer("sgd:2")], iterations=4
+    )
     assert [e.stage for e in result.history] == [0, 0, 0, 0, 1, 1]
 
 
 def test_history_rows() -> None:
-    result = optimise_pixels(_init(), _quadratic(_target(), l2=0.5), [parse_optimizer("adam:2")], iterations=1)
+    result = optimise_pixels(
+        _init(), _quadratic(_target(), l2=0.5), [parse_optimizer("adam:2")], iterations=1
+    )
     row = result.history[0].as_row()
     assert row["iteration"] == 1 and row["stage"] == 0 and row["optimizer"] == "adam"
     assert set(row) == {"iteration", "stage", "optimizer", "total", "mse", "mse.raw", "l2", "l2.raw"}
@@ -386,7 +398,13 @@ def test_history_rows() -> None:
 class _Recording:
     """Wraps an objective: records every evaluated image and adds a per-call offset / failure."""
 
-    def __init__(self, loss: WeightedLoss, offsets: dict[int, float], nan_at: int | None = None, interrupt_at: int | None = None) -> None:
+    def __init__(
+        self,
+        loss: WeightedLoss,
+        offsets: dict[int, float],
+        nan_at: int | None = None,
+        interrupt_at: int | None = None,
+    ) -> None:
         self.loss, self.offsets, self.nan_at, self.interrupt_at = loss, offsets, nan_at, interrupt_at
         self.images: list[torch.Tensor] = []
 
@@ -410,7 +428,9 @@ def test_nan_loss_diverges_and_keeps_the_best_image() -> None:
     # Offsets make iteration 2 the best, so "best" is not simply "the last finite one".
     objective = _Recording(_quadratic(_target()), {1: 1.0, 2: 0.0, 3: 0.5}, nan_at=4)
     events = []
-    result = optimise_pixels(_init(), objective, [parse_optimizer("adam:10@0.05")], iterations=1, callbacks=[events.append])
+    result = optimise_pixels(
+        _init(), objective, [parse_optimizer("adam:10@0.05")], iterations=1, callbacks=[events.append]
+    )
     assert result.stop_reason == "diverged"
     assert "nan" in result.stop_detail and "iteration 2" in result.stop_detail
     assert len(result.history) == 4 and math.isnan(result.history[-1].summary.total)
@@ -434,7 +454,11 @@ def test_chain_stops_at_the_diverging_stage() -> None:
     events = []
     objective = _Recording(_quadratic(_target()), {}, nan_at=2)
     result = optimise_pixels(
-        _init(), objective, [parse_optimizer("adam:3"), parse_optimizer("lbfgs:3")], iterations=1, callbacks=[events.append]
+        _init(),
+        objective,
+        [parse_optimizer("adam:3"), parse_optimizer("lbfgs:3")],
+        iterations=1,
+        callbacks=[events.append],
     )
     assert result.stop_reason == "diverged"
     assert [e.index for e in events if isinstance(e, StageStarted)] == [0]
@@ -443,7 +467,9 @@ def test_chain_stops_at_the_diverging_stage() -> None:
 def test_keyboard_interrupt_keeps_the_best() -> None:
     objective = _Recording(_quadratic(_target()), {1: 1.0, 2: 0.0, 3: 0.3, 4: 0.3}, interrupt_at=5)
     events = []
-    result = optimise_pixels(_init(), objective, [parse_optimizer("adam:10@0.05")], iterations=1, callbacks=[events.append])
+    result = optimise_pixels(
+        _init(), objective, [parse_optimizer("adam:10@0.05")], iterations=1, callbacks=[events.append]
+    )
     assert result.stop_reason == "interrupted"
     assert len(result.history) == 4
     assert result.best_iteration == 2
@@ -453,7 +479,9 @@ def test_keyboard_interrupt_keeps_the_best() -> None:
 
 def test_stop_rule_converges_the_run() -> None:
     flat = WeightedLoss({"c": lambda x: x.sum() * 0 + 1.0})
-    result = optimise_pixels(_init(), flat, [parse_optimizer("adam:50")], iterations=1, stop=StopRule(1e-6, 3))
+    result = optimise_pixels(
+        _init(), flat, [parse_optimizer("adam:50")], iterations=1, stop=StopRule(1e-6, 3)
+    )
     assert result.stop_reason == "stopped"
     assert len(result.history) == 4
     assert "3 checks" in result.stop_detail
@@ -470,12 +498,16 @@ def test_pixels_stay_within_bounds() -> None:
         seen.append(x.detach().clone())
         return loss(x)
 
-    result = optimise_pixels(_init(), objective, [parse_optimizer("sgd:5@1000"), parse_optimizer("lbfgs:3")], iterations=1)
+    result = optimise_pixels(
+        _init(), objective, [parse_optimizer("sgd:5@1000"), parse_optimizer("lbfgs:3")], iterations=1
+    )
     for image in [*seen, result.best, result.last]:
         assert image.min() >= 0.0 and image.max() <= 1.0
     assert result.last[..., :4, :].max() == 0.0 and result.last[..., 4:, :].min() == 1.0
 
-    custom = optimise_pixels(_init(), loss, [parse_optimizer("sgd:3@1000")], iterations=1, bounds=(0.25, 0.75))
+    custom = optimise_pixels(
+        _init(), loss, [parse_optimizer("sgd:3@1000")], iterations=1, bounds=(0.25, 0.75)
+    )
     assert custom.last.min() >= 0.25 and custom.last.max() <= 0.75
 
 

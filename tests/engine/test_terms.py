@@ -39,7 +39,9 @@ def test_total_is_sum_of_weight_times_raw_exactly() -> None:
 
 
 def test_hand_computed_example() -> None:
-    loss = WeightedLoss({"a": _const(2.0), "b": _const(3.0), "c": _const(10.0)}, {"a": 0.5, "b": 1.5, "c": 0.25})
+    loss = WeightedLoss(
+        {"a": _const(2.0), "b": _const(3.0), "c": _const(10.0)}, {"a": 0.5, "b": 1.5, "c": 0.25}
+    )
     report = loss()
     assert report.total.item() == 0.5 * 2.0 + 1.5 * 3.0 + 0.25 * 10.0 == 8.0
 
@@ -150,7 +152,7 @@ def test_validate_weight_uses_the_param_name() -> None:
 
 def test_summary_total_is_fsum_of_weighted() -> None:
     weighted = {"a": 1e16, "b": 1.0, "c": -1e16}
-    summary = LossSummary({k: 0.0 for k in weighted}, weighted)
+    summary = LossSummary(dict.fromkeys(weighted, 0.0), weighted)
     assert summary.total == math.fsum(weighted.values()) == 1.0
     assert sum(weighted.values()) != summary.total  # a naive sum would lose the 1.0
 
@@ -179,7 +181,7 @@ def test_format_printed_total_equals_printed_parts_over_random_magnitudes() -> N
             else:
                 value = 10 ** rng.uniform(-8, 8)
             weighted[f"style.s{i}" if i else "content"] = value
-        summary = LossSummary({k: v for k, v in weighted.items()}, weighted)
+        summary = LossSummary(dict(weighted.items()), weighted)
         digits = rng.choice([3, 4, 6])
         line = summary.format(digits)
         assert "\n" not in line and "E" not in line, line  # plain decimals, never 1.2E+4
@@ -202,7 +204,9 @@ def test_format_all_zero() -> None:
 
 
 def test_format_shows_every_term_with_its_rounded_value() -> None:
-    summary = LossSummary({"content": 1.0, "style.a": 1.0, "tv": 1.0}, {"content": 1.23456, "style.a": 0.5, "tv": 0.0})
+    summary = LossSummary(
+        {"content": 1.0, "style.a": 1.0, "tv": 1.0}, {"content": 1.23456, "style.a": 0.5, "tv": 0.0}
+    )
     line = summary.format(4)
     assert line == "1.735 = content 1.235 + style.a 0.500 + tv 0.000"
 

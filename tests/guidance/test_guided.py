@@ -14,24 +14,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers import one_line_error as _one_line_error
 from click.testing import CliRunner
 
 import styleforge
-from styleforge.attributes.preprocess import preprocess_image, squash_resize
 from styleforge.attributes.model import VGG_HYPERCOLUMN_LAYERS, Hypercolumn, LoadedModel
+from styleforge.attributes.preprocess import preprocess_image, squash_resize
 from styleforge.attributes.score import open_model
 from styleforge.attributes.score_format import read_scores
 from styleforge.cli import cli
 from styleforge.config import DEFAULT_ATTR_WEIGHT
 from styleforge.engine import Progress
 from styleforge.errors import InvalidParameter
+from styleforge.guidance.terms import AttributeGuide, AttributeTerm, resolve_targets
 from styleforge.images import load_image, read_metadata
 from styleforge.nets.vgg import VGGFeatures
-from styleforge.guidance.terms import AttributeGuide, AttributeTerm, resolve_targets
 from styleforge.parsing import parse_attr
 from styleforge.stylize.objective import FeatureContext
-
-from _helpers import one_line_error as _one_line_error
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 CONTENT, STYLE = SAMPLES / "content.jpg", SAMPLES / "style_swirl.jpg"
@@ -39,8 +38,19 @@ CONTENT, STYLE = SAMPLES / "content.jpg", SAMPLES / "style_swirl.jpg"
 RUN = dict(size=64, iterations=40, optimizer=("adam",), weights="random", seed=0, device="cpu")
 #: Independent heads (``trunk=0``): 15 steps are too few for a trunk on random features to spread its
 #: scores; ``models["trunk"]`` is trained longer.
-TRAIN = dict(weights="random", size=32, batch_size=8, lr=0.05, epochs=5, val_split=0.0, patience=0, device="cpu",
-             feature_cache=False, seed=0, trunk=0)
+TRAIN = dict(
+    weights="random",
+    size=32,
+    batch_size=8,
+    lr=0.05,
+    epochs=5,
+    val_split=0.0,
+    patience=0,
+    device="cpu",
+    feature_cache=False,
+    seed=0,
+    trunk=0,
+)
 
 
 @contextmanager
@@ -71,8 +81,12 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         styleforge.make_dataset(folder / "data", count=24, seed=1, size=32)
         for arch, size in (("resnet18", 32), ("vgg19", 64)):
             styleforge.train_attrs(folder / "data", folder / arch, backbone=arch, **{**TRAIN, "size": size})
-        styleforge.train_attrs(folder / "data", folder / "trunk", backbone="resnet18",
-                               **{**TRAIN, "trunk": 1, "trunk_width": 64, "lr": 0.01, "epochs": 30})
+        styleforge.train_attrs(
+            folder / "data",
+            folder / "trunk",
+            backbone="resnet18",
+            **{**TRAIN, "trunk": 1, "trunk_width": 64, "lr": 0.01, "epochs": 30},
+        )
     return {"resnet18": folder / "resnet18", "vgg19": folder / "vgg19", "trunk": folder / "trunk"}
 
 
@@ -119,8 +133,14 @@ def test_a_numeric_target_raises_its_score_own_backbone(models, plain, forwards)
     model = open_model(models["resnet18"])
     before = float(_probabilities(model, plain.image)["contrast"])
     forwards.update(vgg=0, hypercolumn=0)
-    guided = styleforge.transfer(CONTENT, [STYLE], attrs_model=str(models["resnet18"]), attrs=("contrast=10:10",),
-                                 score_with=str(models["resnet18"]), **RUN)
+    guided = styleforge.transfer(
+        CONTENT,
+        [STYLE],
+        attrs_model=str(models["resnet18"]),
+        attrs=("contrast=10:10",),
+        score_with=str(models["resnet18"]),
+        **RUN,
+    )
     assert guided.metadata["attrs"]["shared_forward"] is False
     # the attribute network's own backbone ran once per evaluation, plus once to score the result
     assert forwards["hypercolumn"] == RUN["iterations"] + 1
@@ -129,7 +149,13 @@ def test_a_numeric_target_raises_its_score_own_backbone(models, plain, forwards)
     assert after > before + 2.0, (before, after)
     assert after == pytest.approx(float(_probabilities(model, guided.image)["contrast"]), abs=1e-4)
     # the term is an engine term like the others
-    assert list(guided.summary.weighted) == ["content", "style.style_swirl", "tv", "laplacian", "attr.contrast"]
+    assert list(guided.summary.weighted) == [
+        "content",
+        "style.style_swirl",
+        "tv",
+        "laplacian",
+        "attr.contrast",
+    ]
     assert guided.summary.weighted["attr.contrast"] == pytest.approx(10 * guided.summary.raw["attr.contrast"])
 
 
@@ -139,10 +165,22 @@ def test_a_trunk_model_guides_and_scores(models, plain) -> None:
     model = open_model(models["trunk"])
     assert model.net.trunk_shape.layers == 1 and model.net.trunk_shape.width == 64
     before = float(_probabilities(model, plain.image)["contrast"])
-    high = styleforge.transfer(CONTENT, [STYLE], attrs_model=str(models["trunk"]), attrs=("contrast=10:10",),
-                               score_with=str(models["trunk"]), **RUN)
-    low = styleforge.transfer(CONTENT, [STYLE], attrs_model=str(models["trunk"]), attrs=("contrast=1:10",),
-                              score_with=str(models["trunk"]), **RUN)
+    high = styleforge.transfer(
+        CONTENT,
+        [STYLE],
+        attrs_model=str(models["trunk"]),
+        attrs=("contrast=10:10",),
+        score_with=str(models["trunk"]),
+        **RUN,
+    )
+    low = styleforge.transfer(
+        CONTENT,
+        [STYLE],
+        attrs_model=str(models["trunk"]),
+        attrs=("contrast=1:10",),
+        score_with=str(models["trunk"]),
+        **RUN,
+    )
     assert high.scores.numeric["contrast"] > before + 0.5, (before, high.scores.numeric["contrast"])
     assert low.scores.numeric["contrast"] < before - 0.5, (before, low.scores.numeric["contrast"])
 
@@ -152,7 +190,9 @@ def test_a_categorical_target_raises_its_class_probability(models, plain) -> Non
     classes = model.net.schema["pri_color"].classes
     start = _probabilities(model, plain.image)["pri_color"]
     target = classes[int(start.argsort(descending=True)[2])]  # the unguided result's third most likely class
-    guided = styleforge.transfer(CONTENT, [STYLE], attrs_model=str(models["resnet18"]), attrs=(f"pri_color={target}:10",), **RUN)
+    guided = styleforge.transfer(
+        CONTENT, [STYLE], attrs_model=str(models["resnet18"]), attrs=(f"pri_color={target}:10",), **RUN
+    )
     end = _probabilities(model, guided.image)["pri_color"]
     index = classes.index(target)
     assert float(end[index]) > float(start[index]) + 0.25, (target, float(start[index]), float(end[index]))
@@ -167,18 +207,31 @@ def test_the_transfers_vgg19_pass_is_shared(models, forwards) -> None:
     before = float(_probabilities(model, styleforge.transfer(content, [STYLE], **RUN).image)["contrast"])
     forwards.update(vgg=0, hypercolumn=0)
     events: list = []
-    guided = styleforge.transfer(content, [STYLE], attrs_model=str(models["vgg19"]), attrs=("contrast=10:100",),
-                                 callbacks=[events.append], **RUN)
+    guided = styleforge.transfer(
+        content,
+        [STYLE],
+        attrs_model=str(models["vgg19"]),
+        attrs=("contrast=10:100",),
+        callbacks=[events.append],
+        **RUN,
+    )
     assert guided.metadata["attrs"]["shared_forward"] is True
     assert forwards["hypercolumn"] == 0  # no second network ...
     assert forwards["vgg"] == 2 + RUN["iterations"]  # ... and no extra pass of the transfer's
-    assert sum(isinstance(e, Progress) and "attr.contrast" in e.summary.raw for e in events) == RUN["iterations"]
+    assert (
+        sum(isinstance(e, Progress) and "attr.contrast" in e.summary.raw for e in events) == RUN["iterations"]
+    )
     after = float(_probabilities(model, guided.image)["contrast"])
     assert after > before + 0.6, (before, after)
     # other weights (another seed): the model's backbone runs on its own
     forwards.update(vgg=0, hypercolumn=0)
-    other = styleforge.transfer(content, [STYLE], attrs_model=str(models["vgg19"]), attrs=("contrast=10",),
-                                **{**RUN, "seed": 1, "iterations": 3})
+    other = styleforge.transfer(
+        content,
+        [STYLE],
+        attrs_model=str(models["vgg19"]),
+        attrs=("contrast=10",),
+        **{**RUN, "seed": 1, "iterations": 3},
+    )
     assert other.metadata["attrs"]["shared_forward"] is False and forwards["hypercolumn"] == 3
 
 
@@ -189,9 +242,13 @@ def _vgg_model(folder: Path, arch: str, weights: str, seed: int = 0) -> LoadedMo
     from styleforge.nets.weights import resolve_weights
 
     choice = resolve_weights(weights, arch)
-    net = AttributeNet(ACAN_SCHEMA, Hypercolumn(arch, choice.state_dict, seed=seed, source=choice.source), seed=seed)
-    meta = {"backbone": {"arch": arch, "weights": choice.kind, "seed": seed, "finetuned": False},
-            "preprocessing": {"size": 64}}
+    net = AttributeNet(
+        ACAN_SCHEMA, Hypercolumn(arch, choice.state_dict, seed=seed, source=choice.source), seed=seed
+    )
+    meta = {
+        "backbone": {"arch": arch, "weights": choice.kind, "seed": seed, "finetuned": False},
+        "preprocessing": {"size": 64},
+    }
     save_model(folder, net, meta, with_backbone=False)
     return load_model(folder)
 
@@ -255,12 +312,39 @@ def test_the_shared_hypercolumn_is_the_models_own(models) -> None:
 
 def test_cli_terms_scores_history_plot_and_metadata(models, tmp_path: Path) -> None:
     out, history = tmp_path / "out.png", tmp_path / "history.csv"
-    result = CliRunner().invoke(cli, [
-        "transfer", str(CONTENT), "--style", str(STYLE), "-o", str(out), "--size", "64", "--iterations", "5",
-        "--optimizer", "adam", "--weights", "random", "--device", "cpu",
-        "--attrs-model", str(models["resnet18"]), "--attr", "contrast=10", "--attr", "pri_color=blue:0.5",
-        "--score-with", str(models["resnet18"]), "--history", str(history), "--plot", str(tmp_path / "loss.png"),
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "transfer",
+            str(CONTENT),
+            "--style",
+            str(STYLE),
+            "-o",
+            str(out),
+            "--size",
+            "64",
+            "--iterations",
+            "5",
+            "--optimizer",
+            "adam",
+            "--weights",
+            "random",
+            "--device",
+            "cpu",
+            "--attrs-model",
+            str(models["resnet18"]),
+            "--attr",
+            "contrast=10",
+            "--attr",
+            "pri_color=blue:0.5",
+            "--score-with",
+            str(models["resnet18"]),
+            "--history",
+            str(history),
+            "--plot",
+            str(tmp_path / "loss.png"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     progress = [line for line in result.stderr.splitlines() if line.startswith("iter ")]
     assert progress and all("attr.contrast" in line and "attr.pri_color" in line for line in progress)
@@ -269,38 +353,84 @@ def test_cli_terms_scores_history_plot_and_metadata(models, tmp_path: Path) -> N
     assert (tmp_path / "loss.png").is_file()
     with open(history, newline="") as stream:
         rows = list(csv.DictReader(stream))
-    assert {"attr.contrast", "attr.contrast.raw", "attr.pri_color", "score.contrast", "score.pri_color",
-            "score.pri_color.probability"} <= set(rows[0])
+    assert {
+        "attr.contrast",
+        "attr.contrast.raw",
+        "attr.pri_color",
+        "score.contrast",
+        "score.pri_color",
+        "score.pri_color.probability",
+    } <= set(rows[0])
     meta = read_metadata(out)
     scored = [r for r in rows if r["score.contrast"]]
     assert len(scored) == 1 and int(scored[0]["iteration"]) == meta["iteration"] and scored[0]["total"]
     assert meta["config"]["attrs"] == ["contrast=10", "pri_color=blue:0.5"]
-    assert meta["attrs"]["targets"] == {"contrast": {"target": 10.0, "weight": DEFAULT_ATTR_WEIGHT},
-                                        "pri_color": {"target": "blue", "weight": 0.5}}
+    assert meta["attrs"]["targets"] == {
+        "contrast": {"target": 10.0, "weight": DEFAULT_ATTR_WEIGHT},
+        "pri_color": {"target": "blue", "weight": 0.5},
+    }
     assert float(scored[0]["score.contrast"]) == meta["scores"]["numeric"]["contrast"]
     # `styleforge score out.png` gives what the PNG recorded
-    again = CliRunner().invoke(cli, ["score", str(models["resnet18"]), str(out), "--format", "json", "--device", "cpu"])
+    again = CliRunner().invoke(
+        cli, ["score", str(models["resnet18"]), str(out), "--format", "json", "--device", "cpu"]
+    )
     assert again.exit_code == 0, again.output
     rescored = read_scores(again.stdout, "json")[0]
     assert rescored.numeric == pytest.approx(meta["scores"]["numeric"], abs=1e-4)
     assert rescored.categorical["pri_color"].label == meta["scores"]["categorical"]["pri_color"]["class"]
     # the PNG's configuration re-runs the guided transfer
-    rerun = CliRunner().invoke(cli, ["transfer", "--from-image", str(out), "-o", str(tmp_path / "again.png"),
-                                     "--iterations", "2", "--quiet"])
+    rerun = CliRunner().invoke(
+        cli,
+        [
+            "transfer",
+            "--from-image",
+            str(out),
+            "-o",
+            str(tmp_path / "again.png"),
+            "--iterations",
+            "2",
+            "--quiet",
+        ],
+    )
     assert rerun.exit_code == 0, rerun.output
     assert read_metadata(tmp_path / "again.png")["attrs"] == meta["attrs"]
 
 
 def test_json_history_has_the_scores(models, tmp_path: Path) -> None:
-    result = styleforge.transfer(CONTENT, [STYLE], score_with=str(models["vgg19"]), **{**RUN, "iterations": 2})
+    result = styleforge.transfer(
+        CONTENT, [STYLE], score_with=str(models["vgg19"]), **{**RUN, "iterations": 2}
+    )
     rows = result.history_rows()
     assert [r for r in rows if "score.contrast" in r][0]["iteration"] == result.metadata["iteration"]
     assert set(result.metadata["scores"]) == {"model", "numeric", "categorical"}
     assert "attrs" not in result.metadata and result.scores is not None and result.scores.ok
     path = tmp_path / "h.json"
-    CliRunner().invoke(cli, ["transfer", str(CONTENT), "--style", str(STYLE), "-o", str(tmp_path / "o.png"), "--size", "64",
-                             "--iterations", "2", "--optimizer", "adam", "--weights", "random", "--device", "cpu",
-                             "--score-with", str(models["vgg19"]), "--history", str(path), "--quiet"])
+    CliRunner().invoke(
+        cli,
+        [
+            "transfer",
+            str(CONTENT),
+            "--style",
+            str(STYLE),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--size",
+            "64",
+            "--iterations",
+            "2",
+            "--optimizer",
+            "adam",
+            "--weights",
+            "random",
+            "--device",
+            "cpu",
+            "--score-with",
+            str(models["vgg19"]),
+            "--history",
+            str(path),
+            "--quiet",
+        ],
+    )
     data = json.loads(path.read_text())
     assert sum("score.harmony" in row for row in data) == 1
 
@@ -308,24 +438,54 @@ def test_json_history_has_the_scores(models, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["--attr", "contrast=9"], "--attr: 'contrast=9' is not valid; expected --attrs-model MODEL_DIR as well"),
+        (
+            ["--attr", "contrast=9"],
+            "--attr: 'contrast=9' is not valid; expected --attrs-model MODEL_DIR as well",
+        ),
         (["--attrs-model", "{resnet18}"], "--attrs-model: '"),
-        (["--attrs-model", "{resnet18}", "--attr", "contrst=9"], "expected one of: variety_texture, variety_shape"),
+        (
+            ["--attrs-model", "{resnet18}", "--attr", "contrst=9"],
+            "expected one of: variety_texture, variety_shape",
+        ),
         (["--attrs-model", "{resnet18}", "--attr", "contrst=9"], "did you mean 'contrast'?"),
-        (["--attrs-model", "{resnet18}", "--attr", "pri_color=bleu"], "--attr pri_color: 'bleu' is not valid; expected one of: black, blue,"),
+        (
+            ["--attrs-model", "{resnet18}", "--attr", "pri_color=bleu"],
+            "--attr pri_color: 'bleu' is not valid; expected one of: black, blue,",
+        ),
         (["--attrs-model", "{resnet18}", "--attr", "pri_color=bleu"], "did you mean 'blue'?"),
         (["--attrs-model", "{resnet18}", "--attr", "harmony=triadc"], "did you mean 'triadic'?"),
-        (["--attrs-model", "{resnet18}", "--attr", "contrast=11"], "--attr contrast: '11' is not valid; expected a number from 1 to 10"),
+        (
+            ["--attrs-model", "{resnet18}", "--attr", "contrast=11"],
+            "--attr contrast: '11' is not valid; expected a number from 1 to 10",
+        ),
         (["--attrs-model", "{resnet18}", "--attr", "contrast=0.5"], "expected a number from 1 to 10"),
         (["--attrs-model", "{resnet18}", "--attr", "contrast=high"], "expected a number from 1 to 10"),
-        (["--attrs-model", "{resnet18}", "--attr", "contrast=9:-1"], "the weight '-1' is not a finite number >= 0"),
-        (["--attrs-model", "{resnet18}", "--attr", "contrast=9:nan"], "the weight 'nan' is not a finite number >= 0"),
-        (["--attrs-model", "{resnet18}", "--attr", "contrast=9:inf"], "the weight 'inf' is not a finite number >= 0"),
+        (
+            ["--attrs-model", "{resnet18}", "--attr", "contrast=9:-1"],
+            "the weight '-1' is not a finite number >= 0",
+        ),
+        (
+            ["--attrs-model", "{resnet18}", "--attr", "contrast=9:nan"],
+            "the weight 'nan' is not a finite number >= 0",
+        ),
+        (
+            ["--attrs-model", "{resnet18}", "--attr", "contrast=9:inf"],
+            "the weight 'inf' is not a finite number >= 0",
+        ),
         (["--attrs-model", "{resnet18}", "--attr", "contrast=9:heavy"], "the weight 'heavy' is not a number"),
         (["--attrs-model", "{resnet18}", "--attr", "contrast"], "expected NAME=VALUE[:WEIGHT]"),
-        (["--attrs-model", "{resnet18}", "--attr", "contrast=9", "--attr", "contrast=2"], "each attribute at most once"),
-        (["--attrs-model", "{resnet18}", "--attr", "contrast=9", "--attr-weight", "-2"], "--attr-weight: -2.0 is not valid"),
-        (["--attrs-model", "{data}", "--attr", "contrast=9"], "has no model.json; expected the -o folder of styleforge train-attrs"),
+        (
+            ["--attrs-model", "{resnet18}", "--attr", "contrast=9", "--attr", "contrast=2"],
+            "each attribute at most once",
+        ),
+        (
+            ["--attrs-model", "{resnet18}", "--attr", "contrast=9", "--attr-weight", "-2"],
+            "--attr-weight: -2.0 is not valid",
+        ),
+        (
+            ["--attrs-model", "{data}", "--attr", "contrast=9"],
+            "has no model.json; expected the -o folder of styleforge train-attrs",
+        ),
         (["--score-with", "{data}"], "--score-with: "),
         (["--score-with", "{broken}"], "model.safetensors and model.json disagree"),
         (["--attrs-model", "{broken}", "--attr", "contrast=9"], "--attrs-model: "),
@@ -336,12 +496,30 @@ def test_errors_are_one_line_before_any_work(models, tmp_path: Path, args: list[
 
     broken = Path(shutil.copytree(models["resnet18"], tmp_path / "broken"))
     meta = json.loads((broken / "model.json").read_text())
-    meta["schema"]["attributes"] = meta["schema"]["attributes"][:-1]  # the harmony head is in the file, not here
+    meta["schema"]["attributes"] = meta["schema"]["attributes"][
+        :-1
+    ]  # the harmony head is in the file, not here
     (broken / "model.json").write_text(json.dumps(meta))
     names = {"resnet18": models["resnet18"], "data": models["resnet18"].parent / "data", "broken": broken}
     out = tmp_path / "out.png"
-    result = CliRunner().invoke(cli, ["transfer", str(CONTENT), "--style", str(STYLE), "-o", str(out), "--size", "64",
-                                      "--weights", "random", "--device", "cpu", *[a.format(**names) for a in args]])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "transfer",
+            str(CONTENT),
+            "--style",
+            str(STYLE),
+            "-o",
+            str(out),
+            "--size",
+            "64",
+            "--weights",
+            "random",
+            "--device",
+            "cpu",
+            *[a.format(**names) for a in args],
+        ],
+    )
     assert expected in _one_line_error(result, 2)
     assert not out.exists()
 
@@ -352,7 +530,10 @@ def test_api_errors_and_parsing(models) -> None:
     assert parse_attr("contrast=9").weight is None
     schema = open_model(models["resnet18"]).net.schema
     targets = resolve_targets(["contrast=9", "harmony=Split-Complementary:0"], schema, 0.25)
-    assert [(t.term, t.value, t.weight) for t in targets] == [("attr.contrast", 9.0, 0.25), ("attr.harmony", "split complementary", 0.0)]
+    assert [(t.term, t.value, t.weight) for t in targets] == [
+        ("attr.contrast", 9.0, 0.25),
+        ("attr.harmony", "split complementary", 0.0),
+    ]
     assert targets[0].unit == pytest.approx(2 * 8 / 9 - 1)
     with pytest.raises(InvalidParameter, match="expected --attrs-model"):
         styleforge.transfer(CONTENT, [STYLE], attrs=("contrast=9",), **RUN)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from _helpers import write_image, write_samples
+
 from styleforge.errors import InputFileError
 from styleforge.guidance.run import transfer, transfer_each
 
@@ -21,8 +21,9 @@ def images(tmp_path: Path) -> dict[str, Path]:
     return samples
 
 
-def test_each_result_equals_its_own_run_and_the_network_is_built_once(images: dict[str, Path],
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_result_equals_its_own_run_and_the_network_is_built_once(
+    images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from styleforge.stylize import run as run_module
 
     contents, styles = [images["content"], images["other"]], [str(images["a"]), str(images["b"])]
@@ -46,7 +47,9 @@ def test_each_result_equals_its_own_run_and_the_network_is_built_once(images: di
     assert runs[0].result.image.shape != runs[1].result.image.shape  # each at its own aspect
 
 
-def test_inputs_are_checked_before_any_work_and_a_later_broken_file_is_skipped(images: dict[str, Path], tmp_path: Path) -> None:
+def test_inputs_are_checked_before_any_work_and_a_later_broken_file_is_skipped(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
     styles = [str(images["a"])]
     with pytest.raises(InputFileError, match="CONTENT: .*missing.png' does not exist"):
         next(transfer_each([images["content"], tmp_path / "missing.png"], styles, **FAST))

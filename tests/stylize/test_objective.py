@@ -36,7 +36,9 @@ def test_gram_matches_a_hand_computation() -> None:
     features = torch.tensor([values])
     c, h, w = 2, 2, 3
     flat = [[v for row in channel for v in row] for channel in values]
-    expected = [[sum(a * b for a, b in zip(flat[i], flat[j])) / (c * h * w) for j in range(c)] for i in range(c)]
+    expected = [
+        [sum(a * b for a, b in zip(flat[i], flat[j])) / (c * h * w) for j in range(c)] for i in range(c)
+    ]
     # e.g. G[0][0] = (1+4+9+16+25+36)/12 = 91/12
     assert expected[0][0] == pytest.approx(91 / 12)
     result = gram(features)
@@ -76,7 +78,11 @@ def test_gram_gradient_is_exact_in_either_memory_layout(layout: torch.memory_for
 
 def test_mse_matches_torch_and_keeps_the_layout() -> None:
     g = torch.Generator().manual_seed(3)
-    a = torch.randn(1, 4, 3, 5, generator=g).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    a = (
+        torch.randn(1, 4, 3, 5, generator=g)
+        .contiguous(memory_format=torch.channels_last)
+        .requires_grad_(True)
+    )
     b = torch.randn(1, 4, 3, 5, generator=g)
     assert torch.allclose(mse(a, b), torch.nn.functional.mse_loss(a, b))
     mse(a, b).backward()
@@ -137,8 +143,13 @@ def test_per_style_sum_and_blended_target_give_the_same_gradient(blend: list[flo
     # target is the mean of the targets weighted by c_il = b_i / n_il, with layer factor Σ_i c_il.
     c = [{layer: b / t[layer].square().mean() for layer in layer_w} for b, t in zip(blend, targets)]
     factor = {layer: sum(ci[layer] for ci in c) for layer in layer_w}
-    blended_targets = {layer: sum(ci[layer] * t[layer] for ci, t in zip(c, targets)) / factor[layer] for layer in layer_w}
-    blended_w = {layer: w * float(factor[layer] * blended_targets[layer].square().mean()) for layer, w in layer_w.items()}
+    blended_targets = {
+        layer: sum(ci[layer] * t[layer] for ci, t in zip(c, targets)) / factor[layer] for layer in layer_w
+    }
+    blended_w = {
+        layer: w * float(factor[layer] * blended_targets[layer].square().mean())
+        for layer, w in layer_w.items()
+    }
     blended = WeightedLoss({"style": StyleTerm(blended_targets, blended_w)}, {"style": style_weight})
 
     grad_sum, value_sum = _grad(per_style, net, image)
@@ -165,7 +176,9 @@ def test_style_and_content_terms_are_weighted_relative_mse() -> None:
     assert torch.allclose(content, 0.25 * rel["a"] + 0.75 * rel["b"])
     gram_t = {"a": torch.rand(1, 2, 2, generator=g)}
     style = StyleTerm(gram_t, {"a": 2.0})(ctx)
-    assert torch.allclose(style, 2.0 * ((gram(features["a"]) - gram_t["a"]) ** 2).mean() / (gram_t["a"] ** 2).mean())
+    assert torch.allclose(
+        style, 2.0 * ((gram(features["a"]) - gram_t["a"]) ** 2).mean() / (gram_t["a"] ** 2).mean()
+    )
     assert ContentTerm(features, {"a": 1.0, "b": 1.0})(ctx).item() == 0.0
     # all-zero features are a relative error of exactly 1
     zero = FeatureContext(torch.zeros(1, 3, 4, 4), {k: torch.zeros_like(v) for k, v in features.items()})
@@ -181,7 +194,9 @@ def test_terms_do_not_depend_on_the_activations_scale() -> None:
         base = term(tgt, {"a": 1.0})(FeatureContext(torch.zeros(1, 3, 4, 4), features))
         scaled_targets = {k: 50.0 * v for k, v in targets.items()}
         scaled_tgt = scaled_targets if term is ContentTerm else gram_targets(scaled_targets)
-        scaled = term(scaled_tgt, {"a": 1.0})(FeatureContext(torch.zeros(1, 3, 4, 4), {"a": 50.0 * features["a"]}))
+        scaled = term(scaled_tgt, {"a": 1.0})(
+            FeatureContext(torch.zeros(1, 3, 4, 4), {"a": 50.0 * features["a"]})
+        )
         assert base.item() > 0.01
         assert scaled.item() == pytest.approx(base.item(), rel=1e-5)
 
@@ -199,7 +214,12 @@ def test_tv_term_hand_computation() -> None:
 
 @pytest.mark.parametrize(
     "exponent, expected",
-    [(2.0, [1 / 7, 2 / 7, 4 / 7]), (1.0, [1 / 3, 1 / 3, 1 / 3]), (0.5, [4 / 7, 2 / 7, 1 / 7]), (3.0, [1 / 13, 3 / 13, 9 / 13])],
+    [
+        (2.0, [1 / 7, 2 / 7, 4 / 7]),
+        (1.0, [1 / 3, 1 / 3, 1 / 3]),
+        (0.5, [4 / 7, 2 / 7, 1 / 7]),
+        (3.0, [1 / 13, 3 / 13, 9 / 13]),
+    ],
 )
 def test_layer_weights_exponent(exponent: float, expected: list[float]) -> None:
     weights = layer_weights(["relu1_1", "relu2_1", "relu3_1"], exponent)
@@ -254,7 +274,9 @@ def test_parse_style_bad_word_after_an_existing_file(in_tmp: Path) -> None:
     with pytest.raises(InvalidParameter) as info:
         parse_style("a.png:abc")
     message = str(info.value)
-    assert message.startswith("--style:") and "a.png:abc" in message and "finite" in message and "> 0" in message
+    assert (
+        message.startswith("--style:") and "a.png:abc" in message and "finite" in message and "> 0" in message
+    )
     # An absolute path works the same way.
     with pytest.raises(InvalidParameter):
         parse_style(f"{in_tmp / 'a.png'}:abc")
@@ -303,7 +325,9 @@ def test_normalise_blend(weights: list[float | None], expected: list[float]) -> 
 
 
 def test_style_term_names_are_unique_and_safe() -> None:
-    specs = [StyleSpec(Path(p)) for p in ["a.png", "x/a.jpg", "y/a.png", "my file (1).png", "b.png", "a_2.png"]]
+    specs = [
+        StyleSpec(Path(p)) for p in ["a.png", "x/a.jpg", "y/a.png", "my file (1).png", "b.png", "a_2.png"]
+    ]
     names = style_term_names(specs)
     assert names[:3] == ["style.a", "style.a_2", "style.a_3"]
     assert names[3] == "style.my_file_1_"
@@ -314,4 +338,7 @@ def test_style_term_names_are_unique_and_safe() -> None:
 
 
 def test_style_term_names_from_parsed_specs() -> None:
-    assert style_term_names([parse_style("dir/a.png:0.75"), parse_style("b.png:0.25")]) == ["style.a", "style.b"]
+    assert style_term_names([parse_style("dir/a.png:0.75"), parse_style("b.png:0.25")]) == [
+        "style.a",
+        "style.b",
+    ]

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _helpers import invoke, one_line_error
 from PIL import Image
 
 import styleforge
-from _helpers import invoke, one_line_error
 from styleforge.config import TransferConfig
 from styleforge.errors import InputFileError, InvalidParameter
 from styleforge.images import read_metadata
@@ -34,11 +34,16 @@ def halves(tmp_path: Path) -> dict[str, Path]:
     top = np.zeros((40, 60))
     top[:20] = 255
     (tmp_path / "notes.txt").write_text("not an image")
-    return {"top": _mask(tmp_path / "top.png", top), "bottom": _mask(tmp_path / "bottom.png", 255 - top),
-            "black": _mask(tmp_path / "black.png", np.zeros((40, 60))), "text": tmp_path / "notes.txt"}
+    return {
+        "top": _mask(tmp_path / "top.png", top),
+        "bottom": _mask(tmp_path / "bottom.png", 255 - top),
+        "black": _mask(tmp_path / "black.png", np.zeros((40, 60))),
+        "text": tmp_path / "notes.txt",
+    }
 
 
 # --- reading and resolving ------------------------------------------------------------------------
+
 
 def test_parse_region() -> None:
     assert parse_region("sky=masks/sky.png") == ("sky", Path("masks/sky.png"))
@@ -52,7 +57,9 @@ def test_a_mask_is_resized_and_its_alpha_counts(tmp_path: Path, halves: dict[str
     assert mask.shape == (10, 12) and mask[:4].min() > 0.99 and mask[6:].max() < 0.01
     rgba = np.full((8, 8, 4), 255)
     rgba[:, :4, 3] = 0  # the left half transparent
-    mask = load_mask(_mask(tmp_path / "alpha.png", rgba, "RGBA"), (8, 8), param="--style-mask", whole="a=alpha.png")
+    mask = load_mask(
+        _mask(tmp_path / "alpha.png", rgba, "RGBA"), (8, 8), param="--style-mask", whole="a=alpha.png"
+    )
     assert mask[:, :4].max() == 0 and mask[:, 4:].min() == 1
 
 
@@ -68,13 +75,16 @@ def test_styles_given_the_same_mask_share_a_region_and_positions_name_styles(hal
     assert regions[0] is regions[1]
 
 
-@pytest.mark.parametrize("items, match", [
-    (["z={top}"], r"--style-mask: 'z=.*NAME one of the styles: a, b or a position 1\.\.2"),
-    (["3={top}"], "a position 1..2"),
-    (["a={top}", "a={bottom}"], "one mask per style"),
-    (["a={black}"], "empty"),
-    (["a={top}", "b={bottom}", "c={top}"], None),  # fine: c shares a's region
-])
+@pytest.mark.parametrize(
+    "items, match",
+    [
+        (["z={top}"], r"--style-mask: 'z=.*NAME one of the styles: a, b or a position 1\.\.2"),
+        (["3={top}"], "a position 1..2"),
+        (["a={top}", "a={bottom}"], "one mask per style"),
+        (["a={black}"], "empty"),
+        (["a={top}", "b={bottom}", "c={top}"], None),  # fine: c shares a's region
+    ],
+)
 def test_bad_masks_are_named(halves: dict[str, Path], items: list[str], match: str | None) -> None:
     items = [i.format(**halves) for i in items]
     if match is None:
@@ -86,7 +96,9 @@ def test_bad_masks_are_named(halves: dict[str, Path], items: list[str], match: s
 
 def test_masks_that_leave_nothing_for_an_unmasked_style_are_an_error(halves: dict[str, Path]) -> None:
     with pytest.raises(InvalidParameter, match="leave some of the image to style.c"):
-        output_regions([f"a={halves['top']}", f"b={halves['bottom']}"], ["style.a", "style.b", "style.c"], (8, 8))
+        output_regions(
+            [f"a={halves['top']}", f"b={halves['bottom']}"], ["style.a", "style.b", "style.c"], (8, 8)
+        )
 
 
 @pytest.mark.parametrize("which, problem", [("text", "not an image"), ("missing", "does not exist")])
@@ -105,6 +117,7 @@ def test_config_checks_the_mask_syntax_and_the_loss_name() -> None:
 
 # --- in a transfer --------------------------------------------------------------------------------
 
+
 def _flat(path: Path, rgb: tuple[int, int, int], size: int = 40) -> Path:
     Image.new("RGB", (size, size), rgb).save(path)
     return path
@@ -116,18 +129,30 @@ def test_each_style_lands_in_its_own_region(tmp_path: Path, halves: dict[str, Pa
     bottom, and the bottom bluer (seeded random weights still see colour)."""
     content = _flat(tmp_path / "grey.png", (128, 128, 128), 48)
     red, blue = _flat(tmp_path / "red.png", (220, 30, 30)), _flat(tmp_path / "blue.png", (30, 30, 220))
-    result = styleforge.transfer(content, [red, blue], style_loss=loss, style_masks=(f"red={halves['top']}", f"blue={halves['bottom']}"),
-                                 size=32, iterations=40, weights="random", device="cpu", optimizer=("adam",), content_weight=0.1)
+    result = styleforge.transfer(
+        content,
+        [red, blue],
+        style_loss=loss,
+        style_masks=(f"red={halves['top']}", f"blue={halves['bottom']}"),
+        size=32,
+        iterations=40,
+        weights="random",
+        device="cpu",
+        optimizer=("adam",),
+        content_weight=0.1,
+    )
     image = result.image
     h = image.shape[1]
-    top, bottom = image[:, : h // 2 - 2], image[:, h // 2 + 2:]
+    top, bottom = image[:, : h // 2 - 2], image[:, h // 2 + 2 :]
     assert top[0].mean() - top[2].mean() > bottom[0].mean() - bottom[2].mean() + 0.05
     assert result.metadata["config"]["style_masks"] == [f"red={halves['top']}", f"blue={halves['bottom']}"]
 
 
 @pytest.mark.parametrize("loss", ["w2", "sw"])
 def test_each_loss_runs_a_two_style_transfer_whose_parts_add_up(images: dict[str, Path], loss: str) -> None:
-    result = styleforge.transfer(images["content"], [f"{images['a']}:0.75", f"{images['b']}:0.25"], style_loss=loss, **FAST)
+    result = styleforge.transfer(
+        images["content"], [f"{images['a']}:0.75", f"{images['b']}:0.25"], style_loss=loss, **FAST
+    )
     summary = result.summary
     assert set(summary.raw) == {"content", "style.a", "style.b", "tv", "laplacian"}
     assert summary.raw["style.a"] == summary.raw["style.b"]  # one distance, to the blend
@@ -135,23 +160,59 @@ def test_each_loss_runs_a_two_style_transfer_whose_parts_add_up(images: dict[str
     assert result.history[-1].summary.total < result.history[0].summary.total
 
 
-def test_masks_and_style_image_masks_work_coarse_to_fine(images: dict[str, Path], halves: dict[str, Path]) -> None:
-    result = styleforge.transfer(images["content"], [images["a"], images["b"]], style_loss="sw", scales=2,
-                                 style_masks=(f"a={halves['top']}",), style_image_masks=(f"b={halves['bottom']}",),
-                                 **{**FAST, "size": 48})
+def test_masks_and_style_image_masks_work_coarse_to_fine(
+    images: dict[str, Path], halves: dict[str, Path]
+) -> None:
+    result = styleforge.transfer(
+        images["content"],
+        [images["a"], images["b"]],
+        style_loss="sw",
+        scales=2,
+        style_masks=(f"a={halves['top']}",),
+        style_image_masks=(f"b={halves['bottom']}",),
+        **{**FAST, "size": 48},
+    )
     assert result.metadata["scales"] == [34, 48] and result.improved
 
 
-def test_a_style_image_mask_changes_the_style_target(images: dict[str, Path], halves: dict[str, Path]) -> None:
+def test_a_style_image_mask_changes_the_style_target(
+    images: dict[str, Path], halves: dict[str, Path]
+) -> None:
     plain = styleforge.transfer(images["content"], [images["a"]], **{**FAST, "iterations": 1})
-    masked = styleforge.transfer(images["content"], [images["a"]], style_image_masks=(f"a={halves['top']}",), **{**FAST, "iterations": 1})
+    masked = styleforge.transfer(
+        images["content"],
+        [images["a"]],
+        style_image_masks=(f"a={halves['top']}",),
+        **{**FAST, "iterations": 1},
+    )
     assert masked.history[0].summary.raw["style.a"] != pytest.approx(plain.history[0].summary.raw["style.a"])
 
 
-def test_the_cli_takes_the_loss_and_masks_and_records_them(tmp_path: Path, images: dict[str, Path], halves: dict[str, Path]) -> None:
+def test_the_cli_takes_the_loss_and_masks_and_records_them(
+    tmp_path: Path, images: dict[str, Path], halves: dict[str, Path]
+) -> None:
     out = tmp_path / "out.png"
-    result = invoke("transfer", images["content"], "--style", images["a"], "--style", images["b"], "--style-loss", "w2",
-                    "--style-mask", f"a={halves['top']}", "--size", 32, "--iterations", 2, "--weights", "random", "-o", out, "--quiet")
+    result = invoke(
+        "transfer",
+        images["content"],
+        "--style",
+        images["a"],
+        "--style",
+        images["b"],
+        "--style-loss",
+        "w2",
+        "--style-mask",
+        f"a={halves['top']}",
+        "--size",
+        32,
+        "--iterations",
+        2,
+        "--weights",
+        "random",
+        "-o",
+        out,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     config = read_metadata(out)["config"]
     assert config["style_loss"] == "w2" and config["style_masks"] == [f"a={halves['top']}"]
@@ -160,32 +221,68 @@ def test_the_cli_takes_the_loss_and_masks_and_records_them(tmp_path: Path, image
     assert read_metadata(tmp_path / "again.png")["config"]["style_masks"] == config["style_masks"]
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--style-loss", "wasserstein"], "--style-loss: 'wasserstein' is not valid; expected one of: gram, w2, sw"),
-    (["--style-mask", "c={top}"], "--style-mask: 'c=.*NAME one of the styles: a"),
-    (["--style-mask", "a={black}"], "--style-mask: 'a=.*empty"),
-    (["--style-mask", "a={text}"], "--style-mask: .*notes.txt' is not an image"),
-    (["--style-image-mask", "a"], "--style-image-mask: 'a' is not valid; expected NAME=MASK"),
-])
-def test_bad_loss_or_masks_on_the_cli_are_one_line_errors(tmp_path: Path, images: dict[str, Path], halves: dict[str, Path],
-                                                         args: list[str], match: str) -> None:
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (
+            ["--style-loss", "wasserstein"],
+            "--style-loss: 'wasserstein' is not valid; expected one of: gram, w2, sw",
+        ),
+        (["--style-mask", "c={top}"], "--style-mask: 'c=.*NAME one of the styles: a"),
+        (["--style-mask", "a={black}"], "--style-mask: 'a=.*empty"),
+        (["--style-mask", "a={text}"], "--style-mask: .*notes.txt' is not an image"),
+        (["--style-image-mask", "a"], "--style-image-mask: 'a' is not valid; expected NAME=MASK"),
+    ],
+)
+def test_bad_loss_or_masks_on_the_cli_are_one_line_errors(
+    tmp_path: Path, images: dict[str, Path], halves: dict[str, Path], args: list[str], match: str
+) -> None:
     out = tmp_path / "out.png"
-    result = invoke("transfer", images["content"], "--style", images["a"], *[a.format(**halves) for a in args],
-                    "--size", 32, "--weights", "random", "-o", out)
+    result = invoke(
+        "transfer",
+        images["content"],
+        "--style",
+        images["a"],
+        *[a.format(**halves) for a in args],
+        "--size",
+        32,
+        "--weights",
+        "random",
+        "-o",
+        out,
+    )
     assert re.search(match, one_line_error(result)), result.output
     assert not out.exists()
 
 
-def test_toml_config_takes_the_mask_keys(tmp_path: Path, images: dict[str, Path], halves: dict[str, Path]) -> None:
+def test_toml_config_takes_the_mask_keys(
+    tmp_path: Path, images: dict[str, Path], halves: dict[str, Path]
+) -> None:
     config = tmp_path / "run.toml"
     config.write_text(f'style-loss = "sw"\nstyle-mask = ["a={halves["top"]}"]\n'.replace("\\", "/"))
     out = tmp_path / "out.png"
-    result = invoke("transfer", images["content"], "--style", images["a"], "--style", images["b"], "--config", config,
-                    "--size", 32, "--iterations", 2, "--weights", "random", "-o", out, "--quiet")
+    result = invoke(
+        "transfer",
+        images["content"],
+        "--style",
+        images["a"],
+        "--style",
+        images["b"],
+        "--config",
+        config,
+        "--size",
+        32,
+        "--iterations",
+        2,
+        "--weights",
+        "random",
+        "-o",
+        out,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     meta = read_metadata(out)["config"]
     assert meta["style_loss"] == "sw" and meta["style_masks"] == [f"a={halves['top']}".replace("\\", "/")]
-
 
 
 def test_an_image_from_before_style_losses_reruns_with_gram(tmp_path: Path, images: dict[str, Path]) -> None:
@@ -195,15 +292,24 @@ def test_an_image_from_before_style_losses_reruns_with_gram(tmp_path: Path, imag
     config = TransferConfig(size=32, iterations=2, weights="random").to_dict()
     del config["style_loss"], config["style_masks"], config["style_image_masks"]
     old = tmp_path / "old.png"
-    save_image(old, torch.rand(3, 8, 8), metadata={"command": "transfer", "config": config,
-                                                    "content": str(images["content"]), "styles": [str(images["a"])]})
+    save_image(
+        old,
+        torch.rand(3, 8, 8),
+        metadata={
+            "command": "transfer",
+            "config": config,
+            "content": str(images["content"]),
+            "styles": [str(images["a"])],
+        },
+    )
     result = invoke("transfer", "--from-image", old, "-o", tmp_path / "again.png", "--quiet")
     assert result.exit_code == 0, result.output
     assert read_metadata(tmp_path / "again.png")["config"]["style_loss"] == "gram"
 
 
-def test_a_style_whose_name_is_not_ascii_keeps_its_name_and_takes_a_mask(tmp_path: Path, images: dict[str, Path],
-                                                                         halves: dict[str, Path]) -> None:
+def test_a_style_whose_name_is_not_ascii_keeps_its_name_and_takes_a_mask(
+    tmp_path: Path, images: dict[str, Path], halves: dict[str, Path]
+) -> None:
     """風.png is ``style.風`` (it was ``style._``, which no --style-mask NAME could name), and a name
     stored decomposed (as some file systems keep ``é``) matches the name as typed."""
     import shutil
@@ -213,16 +319,53 @@ def test_a_style_whose_name_is_not_ascii_keeps_its_name_and_takes_a_mask(tmp_pat
 
     wind = Path(shutil.copy(images["a"], tmp_path / "風.png"))
     cafe = Path(shutil.copy(images["b"], tmp_path / unicodedata.normalize("NFD", "café.png")))
-    assert style_term_names([parse_style(str(wind)), parse_style(str(cafe)), parse_style("my style.jpg")]) == [
-        "style.風", "style.café", "style.my_style"]
+    assert style_term_names(
+        [parse_style(str(wind)), parse_style(str(cafe)), parse_style("my style.jpg")]
+    ) == ["style.風", "style.café", "style.my_style"]
     out, history = tmp_path / "out.png", tmp_path / "h.csv"
-    result = invoke("transfer", images["content"], "--style", wind, "--style", cafe, "-o", out, "--history", history,
-                    "--style-mask", f"風={halves['top']}", "--style-mask", f"café={halves['bottom']}",
-                    "--size", 32, "--iterations", 2, "--weights", "random", "--optimizer", "adam", "--quiet")
+    result = invoke(
+        "transfer",
+        images["content"],
+        "--style",
+        wind,
+        "--style",
+        cafe,
+        "-o",
+        out,
+        "--history",
+        history,
+        "--style-mask",
+        f"風={halves['top']}",
+        "--style-mask",
+        f"café={halves['bottom']}",
+        "--size",
+        32,
+        "--iterations",
+        2,
+        "--weights",
+        "random",
+        "--optimizer",
+        "adam",
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     assert "style.風" in history.read_text(encoding="utf-8").splitlines()[0]
     meta = read_metadata(out)
     assert set(meta["blend"]) == {"style.風", "style.café"} and "style.風" in meta["losses"]
-    line = one_line_error(invoke("transfer", images["content"], "--style", wind, "-o", tmp_path / "x.png",
-                                 "--style-mask", f"雨={halves['top']}", "--size", 32, "--weights", "random"))
+    line = one_line_error(
+        invoke(
+            "transfer",
+            images["content"],
+            "--style",
+            wind,
+            "-o",
+            tmp_path / "x.png",
+            "--style-mask",
+            f"雨={halves['top']}",
+            "--size",
+            32,
+            "--weights",
+            "random",
+        )
+    )
     assert "'雨=" in line and "風" in line  # the valid names listed as they are

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _helpers import write_image, write_samples
 from PIL import Image
 
 import styleforge
-from _helpers import write_image, write_samples
 from styleforge.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, TransferConfig
 from styleforge.engine import Notice, Progress, StageEnded, StageStarted
 from styleforge.errors import InputFileError, InvalidParameter
@@ -28,7 +28,9 @@ def two_style_run(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("run")
     content, a, b = write_samples(folder).values()
     events: list = []
-    result = styleforge.transfer(content, [f"{a}:0.75", f"{b}:0.25"], optimizer=("adam",), callbacks=[events.append], **FAST)
+    result = styleforge.transfer(
+        content, [f"{a}:0.75", f"{b}:0.25"], optimizer=("adam",), callbacks=[events.append], **FAST
+    )
     return result, events
 
 
@@ -57,7 +59,9 @@ def test_style_weights_are_style_weight_times_the_blend(two_style_run) -> None:
         assert raw["style.a"] > 0 and raw["style.b"] > 0
         assert weighted["style.a"] / raw["style.a"] == pytest.approx(style_weight * 0.75, rel=1e-5)
         assert weighted["style.b"] / raw["style.b"] == pytest.approx(style_weight * 0.25, rel=1e-5)
-        assert weighted["content"] == pytest.approx(raw["content"] * TransferConfig().content_weight, rel=1e-5, abs=1e-12)
+        assert weighted["content"] == pytest.approx(
+            raw["content"] * TransferConfig().content_weight, rel=1e-5, abs=1e-12
+        )
         assert weighted["tv"] == pytest.approx(raw["tv"] * TransferConfig().tv_weight, rel=1e-5, abs=1e-12)
         assert entry.summary.total == pytest.approx(sum(weighted.values()), rel=1e-12)
 
@@ -91,7 +95,10 @@ def test_save_writes_a_png_with_metadata(two_style_run, tmp_path: Path) -> None:
 
 def test_equal_shares_when_no_weights_are_given(images: dict[str, Path]) -> None:
     result = styleforge.transfer(
-        images["content"], [images["a"], StyleSpec(images["b"])], optimizer=("adam",), **{**FAST, "iterations": 1}
+        images["content"],
+        [images["a"], StyleSpec(images["b"])],
+        optimizer=("adam",),
+        **{**FAST, "iterations": 1},
     )
     weighted, raw = result.history[0].summary.weighted, result.history[0].summary.raw
     half = TransferConfig().resolved_style_weight() / 2
@@ -126,7 +133,9 @@ def test_config_defaults() -> None:
     config.validate()
 
 
-def test_defaults_start_from_the_content_image(images: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_defaults_start_from_the_content_image(
+    images: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     # Default config (L-BFGS, init from the content image) apart from size/iterations/weights.
     result = styleforge.transfer(images["content"], [images["a"]], **{**FAST, "iterations": 2})
     assert capsys.readouterr() == ("", "")  # the core never prints
@@ -139,7 +148,9 @@ def test_defaults_start_from_the_content_image(images: dict[str, Path], capsys: 
 
 def test_config_object_and_options_combine(images: dict[str, Path]) -> None:
     config = TransferConfig(size=32, iterations=1, weights="random", device="cpu", optimizer=("adam",))
-    result = styleforge.transfer(images["content"], [images["a"]], config, style_weight=10.0, content_weight=2.0)
+    result = styleforge.transfer(
+        images["content"], [images["a"]], config, style_weight=10.0, content_weight=2.0
+    )
     assert result.config.style_weight == 10.0 and result.config.content_weight == 2.0
     assert config.style_weight == TransferConfig().style_weight  # the caller's config is not modified
     summary = result.history[0].summary
@@ -171,8 +182,10 @@ def _final_total(result) -> float:
 
 def test_bf16_precision_keeps_the_loss_close_to_fp32(tmp_path: Path) -> None:
     content, a, _ = write_samples(tmp_path).values()
-    runs = {p: styleforge.transfer(content, [a], optimizer=("adam",), precision=p, **{**FAST, "iterations": 15})
-            for p in ("fp32", "bf16")}
+    runs = {
+        p: styleforge.transfer(content, [a], optimizer=("adam",), precision=p, **{**FAST, "iterations": 15})
+        for p in ("fp32", "bf16")
+    }
     fp32, bf16 = (_final_total(runs[p]) for p in ("fp32", "bf16"))
     assert fp32 != bf16  # the convolutions really ran in bf16 ...
     assert abs(bf16 - fp32) / fp32 < 0.05  # ... and the loss it reaches stays close (benchmarks: within 1 %)
@@ -180,7 +193,9 @@ def test_bf16_precision_keeps_the_loss_close_to_fp32(tmp_path: Path) -> None:
     assert runs["bf16"].image.dtype == torch.float32
 
 
-def test_compile_runs_the_objective_through_torch_compile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compile_runs_the_objective_through_torch_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     content, a, _ = write_samples(tmp_path).values()
     compiled: list[torch.nn.Module] = []
     calls = []
@@ -197,13 +212,17 @@ def test_compile_runs_the_objective_through_torch_compile(tmp_path: Path, monkey
     assert torch.equal(result.image, eager.image)
 
 
-def test_a_failing_compile_is_one_line_before_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_compile_is_one_line_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch._dynamo
 
     content, a, _ = write_samples(tmp_path).values()
 
     def broken(*args: object) -> None:
-        raise torch._dynamo.exc.TorchDynamoException("InvalidCxxCompiler: no working C++ compiler found\nmore detail")
+        raise torch._dynamo.exc.TorchDynamoException(
+            "InvalidCxxCompiler: no working C++ compiler found\nmore detail"
+        )
 
     monkeypatch.setattr(torch, "compile", lambda module: broken)
     events: list = []
@@ -224,7 +243,9 @@ def test_compile_for_real_gives_the_eager_losses(tmp_path: Path) -> None:
         assert c.summary.total == pytest.approx(e.summary.total, rel=1e-3)
 
 
-def test_real_weights_default_transfer_moves_from_the_content_towards_the_style(tmp_path: Path, hed_weights) -> None:
+def test_real_weights_default_transfer_moves_from_the_content_towards_the_style(
+    tmp_path: Path, hed_weights
+) -> None:
     """With HED's pretrained VGG-16 and every default (L-BFGS, relative terms), a small transfer really
     stylises: the picture moves away from the content, its Gram matrices towards the style's, and
     both terms are visible in the printed parts (the old defaults diverged here and printed content 0)."""
@@ -260,13 +281,26 @@ def test_real_weights_bf16_and_fp32_transfers_are_close(hed_weights) -> None:
     samples = Path(__file__).resolve().parents[2] / "samples"
 
     def run(**options: Any) -> Any:
-        return styleforge.transfer(samples / "content.jpg", [samples / "style_swirl.jpg"], size=64, iterations=40,
-                                   weights="hed", device="cpu", **options)
+        return styleforge.transfer(
+            samples / "content.jpg",
+            [samples / "style_swirl.jpg"],
+            size=64,
+            iterations=40,
+            weights="hed",
+            device="cpu",
+            **options,
+        )
 
-    fp32, bf16, nudged = run(precision="fp32"), run(precision="bf16"), run(precision="fp32", init_noise_blend=1e-4)
+    fp32, bf16, nudged = (
+        run(precision="fp32"),
+        run(precision="bf16"),
+        run(precision="fp32", init_noise_blend=1e-4),
+    )
     assert fp32.improved and bf16.improved
     assert abs(bf16.summary.total - fp32.summary.total) / fp32.summary.total < 0.02
-    assert bf16.summary.total < 0.6 * fp32.history[0].summary.total  # it stylised as much, not merely as little
+    assert (
+        bf16.summary.total < 0.6 * fp32.history[0].summary.total
+    )  # it stylised as much, not merely as little
     apart = (bf16.image - fp32.image).abs().mean().item()
     spread = (nudged.image - fp32.image).abs().mean().item()
     assert apart < 1.5 * spread, (apart * 255, spread * 255)

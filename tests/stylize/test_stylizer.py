@@ -23,11 +23,17 @@ def test_runs_on_many_contents_equal_single_transfers(images: dict[str, Path]) -
     second = stylizer.run(images["b"])  # another content image, of another aspect
     alone = styleforge.transfer(images["b"], [str(images["a"])], **FAST)
     assert torch.allclose(second.image, alone.image, atol=1e-5)
-    assert second.metadata["content"] == str(images["b"]) and first.metadata["content"] == str(images["content"])
-    assert [e.summary.total for e in second.history] == pytest.approx([e.summary.total for e in alone.history], rel=1e-5)
+    assert second.metadata["content"] == str(images["b"]) and first.metadata["content"] == str(
+        images["content"]
+    )
+    assert [e.summary.total for e in second.history] == pytest.approx(
+        [e.summary.total for e in alone.history], rel=1e-5
+    )
 
 
-def test_style_statistics_are_taken_once_per_size(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_style_statistics_are_taken_once_per_size(
+    images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[str] = []
     real = run_module.layer_targets
 
@@ -49,8 +55,9 @@ def test_style_statistics_are_taken_once_per_size(images: dict[str, Path], monke
     assert len(calls) == 2 * layers
 
 
-def test_the_first_content_is_checked_before_the_network_is_built(images: dict[str, Path], tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_first_content_is_checked_before_the_network_is_built(
+    images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     built: list[str] = []
     monkeypatch.setattr(run_module, "resolve_weights", lambda *a, **k: built.append("weights"))
     with pytest.raises(StyleforgeError, match="CONTENT"):
@@ -75,8 +82,11 @@ class _Pull:
 
     def terms(self, scale) -> ExtraTerms:
         towards = torch.nn.functional.interpolate(self.towards[None], size=scale.shape, mode="bilinear")
-        return ExtraTerms(terms={"pull": lambda ctx: (ctx.image - towards.to(ctx.image.device)).pow(2).mean()},
-                          weights={"pull": self.weight}, metadata={"pull": self.weight})
+        return ExtraTerms(
+            terms={"pull": lambda ctx: (ctx.image - towards.to(ctx.image.device)).pow(2).mean()},
+            weights={"pull": self.weight},
+            metadata={"pull": self.weight},
+        )
 
     def finish(self, image, last) -> Finished:
         return Finished(metadata=dict(last.metadata))
@@ -91,5 +101,7 @@ def test_a_per_run_extension_adds_a_term_to_that_run_only(images: dict[str, Path
     assert pull.opened == 1 and pulled.metadata["pull"] == 1e4 and "pull" not in plain.metadata
     assert "pull" in pulled.history[-1].summary.weighted and "pull" not in plain.history[-1].summary.weighted
     content = load_image(images["content"]).rgb
-    distance = lambda r: (r.image - torch.nn.functional.interpolate(grey[None], size=r.image.shape[-2:])[0]).abs().mean()
+    distance = lambda r: (
+        (r.image - torch.nn.functional.interpolate(grey[None], size=r.image.shape[-2:])[0]).abs().mean()
+    )
     assert distance(pulled) < distance(plain) and content.shape[0] == 3

@@ -6,18 +6,26 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers import invoke, one_line_error
 
 import styleforge
 from styleforge.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from styleforge.errors import InvalidParameter, ResourceError
 from styleforge.images import load_image, read_metadata, resize_long_side
 from styleforge.parsing import parse_optimizer
-from styleforge.stylize import memory, run as run_module
+from styleforge.stylize import memory
+from styleforge.stylize import run as run_module
 from styleforge.stylize.memory import estimate_bytes
 from styleforge.stylize.run import Stylizer
-from styleforge.stylize.tiles import Tile, choose_tile, feather, held_whole, pass_offsets, style_pass, tile_grid
-
-from _helpers import invoke, one_line_error
+from styleforge.stylize.tiles import (
+    Tile,
+    choose_tile,
+    feather,
+    held_whole,
+    pass_offsets,
+    style_pass,
+    tile_grid,
+)
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
 ADAM = [parse_optimizer("adam")]
@@ -33,10 +41,12 @@ def _coverage(shape: tuple[int, int], tiles: list[Tile]) -> torch.Tensor:
 
 @pytest.mark.parametrize("shape", [(64, 96), (100, 100), (130, 257), (64, 64)])
 @pytest.mark.parametrize("offset", [(0, 0), (17, 5)])
-def test_the_grid_covers_the_image_with_overlapping_tiles_inside_it(shape: tuple[int, int], offset: tuple[int, int]) -> None:
+def test_the_grid_covers_the_image_with_overlapping_tiles_inside_it(
+    shape: tuple[int, int], offset: tuple[int, int]
+) -> None:
     tiles = tile_grid(shape, 64, 16, offset)
     assert (_coverage(shape, tiles) >= 1).all()
-    assert all(0 <= t.y and t.y + t.h <= shape[0] and 0 <= t.x and t.x + t.w <= shape[1] for t in tiles)
+    assert all(t.y >= 0 and t.y + t.h <= shape[0] and t.x >= 0 and t.x + t.w <= shape[1] for t in tiles)
     assert all(t.h == min(64, shape[0]) and t.w == min(64, shape[1]) for t in tiles)
     xs = sorted({t.x for t in tiles})
     assert all(b - a <= 64 - 16 for a, b in zip(xs, xs[1:]))  # neighbours share at least the overlap
@@ -44,7 +54,11 @@ def test_the_grid_covers_the_image_with_overlapping_tiles_inside_it(shape: tuple
 
 def test_later_passes_shift_the_grid_at_seeded_random_offsets() -> None:
     offsets = pass_offsets(3, 48, seed=7)
-    assert offsets[0] == (0, 0) and offsets == pass_offsets(3, 48, seed=7) and offsets != pass_offsets(3, 48, seed=8)
+    assert (
+        offsets[0] == (0, 0)
+        and offsets == pass_offsets(3, 48, seed=7)
+        and offsets != pass_offsets(3, 48, seed=8)
+    )
     assert all(0 <= d < 48 for o in offsets for d in o)
     first = {t.x for t in tile_grid((64, 256), 64, 16, offsets[0])}
     second = {t.x for t in tile_grid((64, 256), 64, 16, offsets[1])}
@@ -63,14 +77,25 @@ def test_the_window_ramps_only_where_a_neighbour_blends_in() -> None:
 
 def test_auto_tiles_only_what_does_not_fit_and_picks_the_largest_tile_that_does() -> None:
     need = estimate_bytes("vgg16", LAYERS, 512, 512, ADAM)
-    args = dict(arch="vgg16", layers=LAYERS, shape=(512, 512), style_shapes=[(128, 128)], chain=ADAM, auto=True, size=512)
+    args = dict(
+        arch="vgg16",
+        layers=LAYERS,
+        shape=(512, 512),
+        style_shapes=[(128, 128)],
+        chain=ADAM,
+        auto=True,
+        size=512,
+    )
     assert choose_tile(free=need, requested=None, **args) is None
     held, styles = held_whole((512, 512)), style_pass("vgg16", LAYERS, [(128, 128)])
     free = held + estimate_bytes("vgg16", LAYERS, 256, 256, ADAM) + 1
     assert styles < free < need
     assert choose_tile(free=free, requested=None, **args) == 256  # the largest multiple of 64 that fits
     assert choose_tile(free=free, requested=None, **{**args, "auto": False}) is None  # --tile off
-    assert choose_tile(free=None, requested=128, **args) == 128 and choose_tile(free=None, requested=600, **args) is None
+    assert (
+        choose_tile(free=None, requested=128, **args) == 128
+        and choose_tile(free=None, requested=600, **args) is None
+    )
     with pytest.raises(ResourceError, match="even 64 px tiles"):
         choose_tile(free=held + styles, requested=None, **args)
     with pytest.raises(ResourceError, match="style images' statistics"):  # tiles do not shrink the style pass
@@ -87,7 +112,9 @@ def test_a_tiled_run_gets_close_to_the_untiled_one(images: dict[str, Path]) -> N
     """Tiled and untiled results of an image small enough for both, judged by the same whole-image
     objective: the tiled one improves on the content image about as much as the untiled one."""
     whole = styleforge.transfer(images["content"], [str(images["a"])], tile="off", iterations=30, **FAST)
-    tiled = styleforge.transfer(images["content"], [str(images["a"])], tile="64", tile_overlap=16, iterations=30, **FAST)
+    tiled = styleforge.transfer(
+        images["content"], [str(images["a"])], tile="64", tile_overlap=16, iterations=30, **FAST
+    )
     assert tiled.image.shape == whole.image.shape == (3, 64, 96)
     assert tiled.metadata["tiles"]["tile"] == 64 and tiled.metadata["tiles"]["optimised"] >= 4
     judge = Stylizer([str(images["a"])], tile="off", iterations=1, **FAST)
@@ -101,17 +128,27 @@ def test_a_tiled_run_gets_close_to_the_untiled_one(images: dict[str, Path]) -> N
 
 def test_tiles_leave_no_seam(images: dict[str, Path]) -> None:
     """The gradient across the first pass's tile borders is no larger than elsewhere."""
-    tiled = styleforge.transfer(images["content"], [str(images["a"])], tile="64", tile_overlap=16, iterations=20,
-                                tile_passes=1, **FAST)
+    tiled = styleforge.transfer(
+        images["content"],
+        [str(images["a"])],
+        tile="64",
+        tile_overlap=16,
+        iterations=20,
+        tile_passes=1,
+        **FAST,
+    )
     image = tiled.image
-    jumps = (image[:, :, 1:] - image[:, :, :-1]).abs().mean(dim=(0, 1))  # (W - 1,) between columns x and x + 1
+    jumps = (
+        (image[:, :, 1:] - image[:, :, :-1]).abs().mean(dim=(0, 1))
+    )  # (W - 1,) between columns x and x + 1
     borders = {t.x + t.w - 1 for t in tile_grid((64, 96), 64, 16)} - {95}
     at_borders = torch.stack([jumps[b] for b in borders]).mean()
     assert at_borders < 2 * jumps.mean()
 
 
-def test_the_memory_check_suggests_tiles_and_auto_uses_them(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
-                                                            tmp_path: Path) -> None:
+def test_the_memory_check_suggests_tiles_and_auto_uses_them(
+    images: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     layers = [*DEFAULT_CONTENT_LAYERS, *DEFAULT_STYLE_LAYERS]
     # At small sizes the style image's own pass outweighs what tiles save: --style-scale 0.5 keeps it small.
     assert memory.inference_bytes("vgg19", layers, 96, 96) < estimate_bytes("vgg19", layers, 128, 128, ADAM)
@@ -120,22 +157,56 @@ def test_the_memory_check_suggests_tiles_and_auto_uses_them(images: dict[str, Pa
     monkeypatch.setattr(run_module, "available_bytes", lambda device: free)
     monkeypatch.setattr(memory, "available_bytes", lambda device: free)
     out = tmp_path / "out.png"
-    args = [images["content"], "--style", images["a"], "-o", out, "--size", "192", "--iterations", "2",
-            "--weights", "random", "--optimizer", "adam", "--scales", "1", "--style-scale", "0.5", "--quiet"]
+    args = [
+        images["content"],
+        "--style",
+        images["a"],
+        "-o",
+        out,
+        "--size",
+        "192",
+        "--iterations",
+        "2",
+        "--weights",
+        "random",
+        "--optimizer",
+        "adam",
+        "--scales",
+        "1",
+        "--style-scale",
+        "0.5",
+        "--quiet",
+    ]
     line = one_line_error(invoke("transfer", *args, "--tile", "off"), code=1)
     assert "try --tile auto" in line and not out.exists()
-    result = styleforge.transfer(images["content"], [str(images["a"])], iterations=2, style_scale=0.5,
-                                 **{**FAST, "size": 192})
+    result = styleforge.transfer(
+        images["content"], [str(images["a"])], iterations=2, style_scale=0.5, **{**FAST, "size": 192}
+    )
     assert result.metadata["tiles"]["tile"] == 128 and result.image.shape == (3, 128, 192)
 
 
 @pytest.mark.parametrize("value", ["32", "big", "-1"])
 def test_bad_tile_options_are_one_line_errors(images: dict[str, Path], tmp_path: Path, value: str) -> None:
-    line = one_line_error(invoke("transfer", images["content"], "--style", images["a"], "-o", tmp_path / "o.png",
-                                 "--tile", value))
+    line = one_line_error(
+        invoke(
+            "transfer", images["content"], "--style", images["a"], "-o", tmp_path / "o.png", "--tile", value
+        )
+    )
     assert line.startswith("error: --tile: ") and "auto, off or a tile side in px >= 64" in line
-    line = one_line_error(invoke("transfer", images["content"], "--style", images["a"], "-o", tmp_path / "o.png",
-                                 "--tile", "128", "--tile-overlap", "64"))
+    line = one_line_error(
+        invoke(
+            "transfer",
+            images["content"],
+            "--style",
+            images["a"],
+            "-o",
+            tmp_path / "o.png",
+            "--tile",
+            "128",
+            "--tile-overlap",
+            "64",
+        )
+    )
     assert line.startswith("error: --tile-overlap: ")
 
 
@@ -145,8 +216,14 @@ def test_tiles_refuse_what_needs_the_whole_image(images: dict[str, Path], tmp_pa
 
     Image.new("L", (48, 32), 255).save(mask)
     with pytest.raises(InvalidParameter, match="--style-mask"):
-        styleforge.transfer(images["content"], [str(images["a"]), str(images["b"])], tile="64", iterations=1,
-                            style_masks=(f"a={mask}",), **FAST)
+        styleforge.transfer(
+            images["content"],
+            [str(images["a"]), str(images["b"])],
+            tile="64",
+            iterations=1,
+            style_masks=(f"a={mask}",),
+            **FAST,
+        )
 
 
 def test_the_passes_share_the_steps_exactly_and_keep_two_each() -> None:
@@ -155,20 +232,50 @@ def test_the_passes_share_the_steps_exactly_and_keep_two_each() -> None:
     assert pass_steps([10], 2) == [[5], [5]] and pass_steps([5], 2) == [[3], [2]]
     assert pass_steps([3], 2) == [[3]] and pass_steps([1], 3) == [[1]]  # one evaluation cannot show progress
     assert pass_steps([4, 1], 2) == [[2, 1], [2, 0]]  # a stage shorter than the passes skips the later ones
-    assert all(sum(map(sum, pass_steps([n, m], p))) == n + m for n in range(1, 9) for m in range(1, 5) for p in (1, 2, 3))
+    assert all(
+        sum(map(sum, pass_steps([n, m], p))) == n + m
+        for n in range(1, 9)
+        for m in range(1, 5)
+        for p in (1, 2, 3)
+    )
 
 
 @pytest.mark.parametrize("iterations", [2, 3, 7])
-def test_a_tiled_runs_counter_never_passes_its_budget(images: dict[str, Path], tmp_path: Path, iterations: int) -> None:
+def test_a_tiled_runs_counter_never_passes_its_budget(
+    images: dict[str, Path], tmp_path: Path, iterations: int
+) -> None:
     """Through the command line: the progress lines, the history and the final line count the
     scale's iterations (each one step of every tile), never more than --iterations; and a budget
     too small for two evaluations in every pass still ends with a changed picture, not "no progress"."""
     out, history = tmp_path / "out.png", tmp_path / "h.csv"
-    result = invoke("transfer", images["content"], "--style", images["a"], "-o", out, "--size", "96", "--scales", "1",
-                    "--tile", "64", "--tile-overlap", "16", "--iterations", iterations, "--weights", "random",
-                    "--optimizer", "adam", "--history", history)
+    result = invoke(
+        "transfer",
+        images["content"],
+        "--style",
+        images["a"],
+        "-o",
+        out,
+        "--size",
+        "96",
+        "--scales",
+        "1",
+        "--tile",
+        "64",
+        "--tile-overlap",
+        "16",
+        "--iterations",
+        iterations,
+        "--weights",
+        "random",
+        "--optimizer",
+        "adam",
+        "--history",
+        history,
+    )
     assert result.exit_code == 0, result.output
-    counted = [int(line.split()[1].split("/")[0]) for line in result.output.splitlines() if line.startswith("iter ")]
+    counted = [
+        int(line.split()[1].split("/")[0]) for line in result.output.splitlines() if line.startswith("iter ")
+    ]
     assert counted and max(counted) == iterations and counted == sorted(counted)
     assert all(f"/{iterations} " in line for line in result.output.splitlines() if line.startswith("iter "))
     rows = history.read_text().splitlines()[1:]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from _helpers import clip_frames, one_thread, write_frames, write_image  # noqa: F401  (one_thread: autouse)
 
 

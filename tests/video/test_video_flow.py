@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from _helpers import STEP, clip_frames
+
 from styleforge.video.flow import Motion, entering, motion, reliable, start_image, warp, warping_error
 
 
@@ -19,7 +19,7 @@ def test_flow_finds_the_known_shift_of_the_square() -> None:
     h, w = frames[0].shape[-2:]
     # Inside the square (which moved STEP px right), the flow back to the previous frame is -STEP in x.
     y0, x0, side = h // 3, 4 + STEP, h // 3
-    inner = move.to_previous[y0 + 3:y0 + side - 3, x0 + 3:x0 + side - 3]
+    inner = move.to_previous[y0 + 3 : y0 + side - 3, x0 + 3 : x0 + side - 3]
     assert np.median(inner[..., 0]) == np.float32(-STEP) or abs(float(np.median(inner[..., 0])) + STEP) < 0.25
     assert abs(float(np.median(inner[..., 1]))) < 0.25
     # The static background does not move.

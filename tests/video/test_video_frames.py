@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _helpers import clip_frames, write_frames
 from PIL import Image
 
-from _helpers import clip_frames, write_frames
 from styleforge.errors import InputFileError, InvalidParameter
 from styleforge.video.frames import check_video_output, open_frames, write_video
 
@@ -57,12 +57,18 @@ def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: d / "missing.mp4", "does not exist"),
-    (lambda d: (d / "empty").mkdir() or d / "empty", "holds no frames"),
-    (lambda d: (d / "clip.mp4").write_text("not a video") and d / "clip.mp4", "is not a video ffmpeg can read"),
-    (lambda d: (d / "notes.txt").write_text("text") and d / "notes.txt", "neither a video"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.mp4", "does not exist"),
+        (lambda d: (d / "empty").mkdir() or d / "empty", "holds no frames"),
+        (
+            lambda d: (d / "clip.mp4").write_text("not a video") and d / "clip.mp4",
+            "is not a video ffmpeg can read",
+        ),
+        (lambda d: (d / "notes.txt").write_text("text") and d / "notes.txt", "neither a video"),
+    ],
+)
 def test_bad_inputs(tmp_path: Path, make, message: str) -> None:
     with pytest.raises(InputFileError, match=message) as info:
         open_frames(make(tmp_path))

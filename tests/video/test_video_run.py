@@ -17,8 +17,17 @@ from styleforge.stylize.run import Stylizer
 from styleforge.video import frame_path, open_frames, stylize_video
 from styleforge.video.flow import motion, start_image, warp, warping_error
 
-FAST = TransferConfig(weights="random", network="vgg16", size=48, optimizer=("adam",), iterations=8, init="noise",
-                      device="cpu", content_layers=("relu2_2",), style_layers=("relu1_1", "relu2_1"))
+FAST = TransferConfig(
+    weights="random",
+    network="vgg16",
+    size=48,
+    optimizer=("adam",),
+    iterations=8,
+    init="noise",
+    device="cpu",
+    content_layers=("relu2_2",),
+    style_layers=("relu1_1", "relu2_1"),
+)
 SHORT = VideoConfig(frame_iterations=4)
 
 
@@ -28,15 +37,27 @@ def _flicker(paths: list[Path], inputs: list[torch.Tensor]) -> float:
     return sum(errors) / len(errors)
 
 
-def test_temporal_term_lowers_flicker_against_independent_frames(clip_dir: Path, style: Path, tmp_path: Path) -> None:
+def test_temporal_term_lowers_flicker_against_independent_frames(
+    clip_dir: Path, style: Path, tmp_path: Path
+) -> None:
     source = open_frames(clip_dir)
     frames = [f.rgb for f in source][:4]
     short = open_frames(clip_dir)
     short = type(short)(short.path, 4, short.size, short.fps, short.files[:4])
-    held = stylize_video(short, [str(style)], FAST, VideoConfig(temporal_weight=300, frame_iterations=4),
-                         folder=tmp_path / "held")
-    loose = stylize_video(short, [str(style)], FAST, VideoConfig(temporal_weight=0, frame_iterations=4),
-                          folder=tmp_path / "loose")
+    held = stylize_video(
+        short,
+        [str(style)],
+        FAST,
+        VideoConfig(temporal_weight=300, frame_iterations=4),
+        folder=tmp_path / "held",
+    )
+    loose = stylize_video(
+        short,
+        [str(style)],
+        FAST,
+        VideoConfig(temporal_weight=0, frame_iterations=4),
+        folder=tmp_path / "loose",
+    )
     stylizer = Stylizer([str(style)], FAST)  # every frame on its own, as a transfer
     alone = []
     for i, frame in enumerate(short):
@@ -54,8 +75,9 @@ def test_temporal_term_lowers_flicker_against_independent_frames(clip_dir: Path,
     assert "temporal" not in loose.frames[1].summary.weighted
 
 
-def test_first_later_frame_starts_from_the_warped_previous_output(clip_dir: Path, style: Path, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_first_later_frame_starts_from_the_warped_previous_output(
+    clip_dir: Path, style: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     starts: list[torch.Tensor | None] = []
     real = Stylizer.run
 
@@ -85,14 +107,18 @@ def _two(clip_dir: Path):
     return type(source)(source.path, 3, source.size, source.fps, source.files[:3])
 
 
-def test_resume_skips_finished_frames_and_refuses_other_options(clip_dir: Path, style: Path, tmp_path: Path) -> None:
+def test_resume_skips_finished_frames_and_refuses_other_options(
+    clip_dir: Path, style: Path, tmp_path: Path
+) -> None:
     folder = tmp_path / "frames"
     source = _two(clip_dir)
     full = stylize_video(source, [str(style)], FAST, SHORT, folder=folder)
     frame_path(folder, 3).unlink()
     before = frame_path(folder, 1).read_bytes()
     events: list[FrameProgress] = []
-    again = stylize_video(source, [str(style)], FAST, SHORT, folder=folder, resume=True, callbacks=[events.append])
+    again = stylize_video(
+        source, [str(style)], FAST, SHORT, folder=folder, resume=True, callbacks=[events.append]
+    )
     frame_events = [e for e in events if isinstance(e, FrameProgress)]
     assert [e.skipped for e in frame_events] == [True, True, False]
     assert frame_path(folder, 1).read_bytes() == before  # not rewritten
@@ -101,8 +127,14 @@ def test_resume_skips_finished_frames_and_refuses_other_options(clip_dir: Path, 
     meta = read_metadata(frame_path(folder, 3))
     assert meta["command"] == "video" and meta["video"]["frame"] == 3 and meta["losses"]["temporal"] >= 0
     with pytest.raises(InvalidParameter, match=r"--resume.*--temporal-weight 5 \(the frames have 30"):
-        stylize_video(source, [str(style)], FAST, VideoConfig(temporal_weight=5, frame_iterations=4), folder=folder,
-                      resume=True)
+        stylize_video(
+            source,
+            [str(style)],
+            FAST,
+            VideoConfig(temporal_weight=5, frame_iterations=4),
+            folder=folder,
+            resume=True,
+        )
 
 
 def test_ctrl_c_keeps_the_finished_frames(clip_dir: Path, style: Path, tmp_path: Path) -> None:
@@ -113,8 +145,15 @@ def test_ctrl_c_keeps_the_finished_frames(clip_dir: Path, style: Path, tmp_path:
             flag.requested = True
 
     source = _two(clip_dir)
-    result = stylize_video(source, [str(style)], FAST, SHORT, folder=tmp_path / "f", callbacks=[press_after_second],
-                           interrupt=flag)
+    result = stylize_video(
+        source,
+        [str(style)],
+        FAST,
+        SHORT,
+        folder=tmp_path / "f",
+        callbacks=[press_after_second],
+        interrupt=flag,
+    )
     assert result.stop_reason == "interrupted"
     assert [r.frame for r in result.frames] == [1, 2]
     assert frame_path(tmp_path / "f", 2).is_file() and not frame_path(tmp_path / "f", 3).exists()
@@ -130,8 +169,15 @@ def test_ctrl_c_during_a_frame_leaves_it_undone(clip_dir: Path, style: Path, tmp
         elif seen == [1] and type(event).__name__ == "Progress":
             flag.requested = True
 
-    result = stylize_video(_two(clip_dir), [str(style)], FAST, SHORT, folder=tmp_path / "f", callbacks=[press_in_second],
-                           interrupt=flag)
+    result = stylize_video(
+        _two(clip_dir),
+        [str(style)],
+        FAST,
+        SHORT,
+        folder=tmp_path / "f",
+        callbacks=[press_in_second],
+        interrupt=flag,
+    )
     assert result.stop_reason == "interrupted" and [r.frame for r in result.frames] == [1]
     assert not frame_path(tmp_path / "f", 2).exists()
 
@@ -152,12 +198,19 @@ def test_stylizer_budget_and_finest_only(style: Path, clip_dir: Path) -> None:
 
 def test_temporal_refuses_a_tiled_frame_size(clip_dir: Path, style: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter, match="--tile.*--temporal-weight"):
-        stylize_video(_two(clip_dir), [str(style)], dataclasses.replace(FAST, size=96, tile="64"), SHORT,
-                      folder=tmp_path / "f")
+        stylize_video(
+            _two(clip_dir),
+            [str(style)],
+            dataclasses.replace(FAST, size=96, tile="64"),
+            SHORT,
+            folder=tmp_path / "f",
+        )
     assert not (tmp_path / "f").exists()
 
 
-def test_each_frame_is_prepared_once(clip_dir: Path, style: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_frame_is_prepared_once(
+    clip_dir: Path, style: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from styleforge.stylize import run as run_module
 
     prepared: list[int] = []
