@@ -59,8 +59,9 @@ def cost(sizes: list[int], precisions: list[str], repeats: int) -> list[dict[str
     from styleforge.images import load_image, resize_long_side
     from styleforge.nets.vgg import VGGFeatures
     from styleforge.nets.weights import resolve_weights
-    from styleforge.stylize.objective import ContentTerm, FeatureContext, TVTerm, layer_weights
-    from styleforge.stylize.style_loss import layer_targets, style_terms
+    from styleforge.stylize.features import FeatureContext
+    from styleforge.stylize.losses import layer_targets, style_terms
+    from styleforge.stylize.objective import ContentTerm, TVTerm, layer_weights
 
     weights = resolve_weights("hed", "vgg16")
     layers = list(dict.fromkeys([*DEFAULT_CONTENT_LAYERS, *DEFAULT_STYLE_LAYERS]))

@@ -68,13 +68,14 @@ def test_a_second_run_sees_the_memory_the_first_left_cached() -> None:
 
 
 def test_w2_on_cuda_matches_the_cpu() -> None:
-    from styleforge.stylize.style_loss import style_target, w2_to_target
+    from styleforge.stylize.losses import W2Loss
+    from styleforge.stylize.losses.w2 import w2_to_target
 
     g = torch.Generator().manual_seed(0)
     style, x = torch.rand(1, 64, 20, 20, generator=g), torch.rand(1, 64, 20, 20, generator=g)
     values = []
     for device in ("cpu", "cuda"):
-        target = style_target("w2", style.to(device))
-        t_cov, t_root = target.w2_parts()
+        target = W2Loss().statistics(style.to(device))
+        t_cov, t_root = target.cov_and_root()
         values.append(w2_to_target(x.to(device), None, target.mean, t_cov, t_root).item())
     assert values[1] == pytest.approx(values[0], rel=1e-3)

@@ -27,7 +27,8 @@ from ..errors import InputFileError, InvalidParameter
 from ..images import probe_image
 from ..parsing import StyleSpec
 from ..stylize.extension import ExtraTerms, Finished, ScaleView
-from ..stylize.run import ImageInput, Stylizer, TransferResult
+from ..stylize.plan import ImageInput
+from ..stylize.run import Stylizer, TransferResult
 from ..stylize.run import transfer as stylize
 from .terms import (
     AttributeGuide,

@@ -1,7 +1,8 @@
 """Attribute-guided transfer: a trained attribute network as more weighted terms of the objective.
 
 ``--attrs-model RUN_DIR --attr contrast=9 --attr harmony=complementary:2`` adds one engine term
-``attr.<name>`` per attribute (DESIGN.md §3; Holly Grimm steered a CycleGAN the same way):
+``attr.<name>`` per attribute, weighted like the content and style terms (Holly Grimm steered a
+CycleGAN the same way):
 
 - numeric: ``(tanh output − target)²`` with the target mapped from its scale to [−1, 1]
   (:meth:`~styleforge.attributes.kinds.NumericAttribute.to_unit`), the head's training loss;
@@ -34,7 +35,7 @@ from ..attributes.schema import Schema
 from ..errors import InvalidParameter, choice_error
 from ..nets.vgg import VGG_ARCHS, VGGFeatures
 from ..parsing import parse_attr
-from ..stylize.objective import FeatureContext
+from ..stylize.features import FeatureContext
 
 __all__ = [
     "AttrTarget",

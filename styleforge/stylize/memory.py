@@ -12,6 +12,7 @@ L-BFGS factor to peaks with its history full (after 103 iterations: +2,397 MB ov
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,6 +21,9 @@ from ..engine import OptimizerSpec
 from ..errors import ResourceError
 from ..nets.vgg import VGG_BLOCKS, layer_names
 
+if TYPE_CHECKING:
+    from .plan import PyramidShapes
+
 __all__ = [
     "ACTIVATION_FACTOR",
     "FIXED_BYTES",
@@ -27,8 +31,11 @@ __all__ = [
     "activation_elements",
     "estimate_bytes",
     "inference_bytes",
+    "held_whole",
+    "style_pass",
     "available_bytes",
     "check_memory",
+    "check_pyramid",
 ]
 
 #: Saved activations × this = activations plus the gradient buffers alive at the backward's peak.
@@ -111,10 +118,44 @@ def inference_bytes(arch: str, layers: Iterable[str], height: int, width: int) -
     return 4 * (peak + largest)
 
 
+def held_whole(shape: tuple[int, int]) -> int:
+    """Bytes a tiled scale holds at full size throughout: the content, the starting image, the canvas
+    and the result, (3, H, W) float32 each."""
+    return 4 * 4 * 3 * shape[0] * shape[1]
+
+
+def style_pass(arch: str, layers: Iterable[str], style_shapes: Sequence[tuple[int, int]]) -> int:
+    """The peak of the largest style image's pass (its statistics are taken before any tile runs,
+    and that memory is free again when the tiles are optimised)."""
+    layers = list(layers)
+    return max((inference_bytes(arch, layers, h, w) for h, w in style_shapes), default=0)
+
+
 def available_bytes(device: torch.device) -> int | None:
     """Memory free for this run on ``device`` (:func:`styleforge.device.available_memory`: CUDA's free
     memory; on the CPU the system's, within any container or ``ulimit -v`` limit)."""
     return available_memory(device)
+
+
+def _size_that_fits(
+    arch: str,
+    layers: list[str],
+    shape: tuple[int, int],
+    size: int,
+    chain: Sequence[OptimizerSpec],
+    free: int,
+    *,
+    at_least: int,
+    extra: int,
+) -> int | None:
+    """The largest ``--size`` below ``size`` (in steps of 16 px) whose estimate fits in ``free`` bytes
+    (:func:`check_memory`'s arguments), or ``None``."""
+    height, width = shape
+    for s in range(size - 16, 15, -16):
+        optimisation = estimate_bytes(arch, layers, round(height * s / size), round(width * s / size), chain)
+        if max(optimisation, at_least * (s / size) ** 2) + extra <= free:
+            return s
+    return None
 
 
 def check_memory(
@@ -160,23 +201,51 @@ def check_memory(
     free = available if available is not None else available_bytes(device)
     if free is None or need <= free:
         return need
-    fits = [
-        s
-        for s in range(size - 16, 15, -16)
-        if max(
-            estimate_bytes(arch, layers, round(height * s / size), round(width * s / size), chain),
-            at_least * (s / size) ** 2,
-        )
-        + extra
-        <= free
-    ]
+    fits = _size_that_fits(arch, layers, shape, size, chain, free, at_least=at_least, extra=extra)
     hints = [] if tiled or at_least >= optimisation else ["--tile auto (tiles that fit)"]
-    if fits:
-        hints.append(f"--size {fits[0]}")
+    if fits is not None:
+        hints.append(f"--size {fits}")
     if at_least >= optimisation:
         hints.append("a --style-scale below 1 (the style images' statistics are the larger part)")
     raise ResourceError(
         f"--size {size}: this transfer needs about {need / 2**30:.1f} GiB on {device.type} and "
-        f"{free / 2**30:.1f} GiB is available; try {', '.join(hints + ['free memory'])}, or pass --no-memory-check "
-        "to try anyway"
+        f"{free / 2**30:.1f} GiB is available; try {', '.join(hints + ['free memory'])}, "
+        "or pass --no-memory-check to try anyway"
+    )
+
+
+def check_pyramid(
+    arch: str,
+    layers: Iterable[str],
+    pyramid: PyramidShapes,
+    chain: Sequence[OptimizerSpec],
+    device: torch.device,
+) -> int:
+    """:func:`check_memory` of a planned pyramid, on its shapes alone (before any image is resized).
+
+    The largest run is the finest scale's: its style images' pass, then its optimisation (whole, or
+    one tile at a time beside the whole images a tiled scale holds).
+
+    Args:
+        arch: The VGG.
+        layers: Layers the objective uses.
+        pyramid: The content's planned shapes and tiles (:class:`~styleforge.stylize.plan.PyramidShapes`).
+        chain: The finest scale's optimiser stages.
+        device: Where it runs.
+
+    Returns:
+        The estimate in bytes.
+    """
+    layers = list(layers)
+    full, tile = pyramid.contents[-1], pyramid.tiles[-1]
+    return check_memory(
+        arch,
+        layers,
+        pyramid.optimised(),
+        pyramid.sizes[-1],
+        chain,
+        device,
+        at_least=style_pass(arch, layers, pyramid.styles[-1]),
+        extra=0 if tile is None else held_whole(full),
+        tiled=tile is not None,
     )

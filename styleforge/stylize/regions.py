@@ -4,7 +4,7 @@
 A mask is any image: its luminance (times its alpha, where it has one) is the weight of each pixel,
 white = on, black = off, grey = partly. It is resized to the picture it masks (stretched if its
 aspect differs), and the style losses downsample it with the features at every layer
-(:class:`~styleforge.stylize.objective.LayerMask`).
+(:class:`~styleforge.stylize.features.LayerMask`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import Tensor
 from ..errors import InvalidParameter
 from ..images import load_image
 from ..parsing import parse_region, resolve_style_name
-from .objective import LayerMask
+from .features import LayerMask
 
 __all__ = ["load_mask", "output_regions", "image_mask_paths", "mask_of"]
 

@@ -1,4 +1,11 @@
-"""Running a style transfer: load, build the objective on the engine, optimise the pixels.
+"""Running a style transfer: the :class:`Stylizer` and :func:`transfer`.
+
+A transfer runs in stages, each its own module: the plan of a content image's pyramid
+(:mod:`.plan`: sizes, shapes, tiles, images, masks; no network), the memory check on that plan
+(:mod:`.memory`), one scale's objective (:mod:`.objective`, with the style losses of :mod:`.losses`),
+and the pyramid run (:mod:`.pyramid`, tiled scales in :mod:`.tiled`), which numbers the iterations
+and handles Ctrl-C. The :class:`Stylizer` holds what those stages share between runs: the checked
+options, the style images, the feature network and each size's style statistics.
 
 :func:`transfer` is the Python API behind ``styleforge transfer``; it never prints and reports
 progress through engine events.
@@ -7,7 +14,6 @@ progress through engine events.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,56 +21,28 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import INITS, TransferConfig
 from ..device import resolve_device, resolve_precision, tf32_mode
-from ..engine import (
-    PIXEL_LR,
-    Callback,
-    DivergenceGuard,
-    HistoryEntry,
-    LossSummary,
-    Notice,
-    OptimizerSpec,
-    PixelResult,
-    StopRule,
-    WeightedLoss,
-    optimise_pixels,
-    parse_optimizer,
-)
-from ..engine.events import Progress, StageEnded, StageStarted, download_events, emit
-from ..engine.interrupt import stop_detail, watch
-from ..engine.outcome import INTERRUPTED
+from ..engine import Callback, HistoryEntry, LossSummary, Notice
+from ..engine.events import download_events, emit
+from ..engine.interrupt import watch
 from ..errors import InvalidParameter, ResourceError
-from ..images import LoadedImage, load_image, long_side_shape, resize_long_side, save_image
-from ..nets.vgg import VGGFeatures, layer_names, pooling_factor
+from ..images import load_image, resize_long_side, save_image
+from ..nets.vgg import VGGFeatures
 from ..nets.weights import resolve_weights
 from ..parsing import StyleSpec, normalise_blend, parse_style, style_term_names
 from ..version import __version__
-from .color import match_histogram, preserve_colors
+from .color import preserve_colors
 from .extension import Extension, ExtraTerms, ScaleView, merged
-from .memory import available_bytes, check_memory
-from .objective import ContentTerm, FeatureContext, LaplacianTerm, TVTerm, layer_weights, parse_layers
-from .regions import image_mask_paths, mask_of, output_regions
-from .style_loss import layer_targets, style_terms
-from .tiles import (
-    Tile,
-    choose_tile,
-    default_overlap,
-    feather,
-    held_whole,
-    mean_summary,
-    pass_offsets,
-    pass_steps,
-    style_pass,
-    tile_grid,
-)
+from .losses import style_loss, style_terms
+from .memory import available_bytes, check_pyramid
+from .objective import Objective, scale_loss, term_layers
+from .plan import ContentPlan, ImageInput, Planner, ScalePlan, load_content, scale_chains, scale_sizes
+from .pyramid import Pyramid, PyramidResult
 
 __all__ = ["Stylizer", "TransferResult", "transfer"]
-
-ImageInput = str | os.PathLike[str] | LoadedImage
 
 
 @dataclass
@@ -76,7 +54,8 @@ class TransferResult:
         alpha: The content's alpha channel at output size, (1, H, W), or ``None``.
         history: Every evaluation's loss values.
         summary: Loss values of ``image``.
-        stop_reason: ``completed``, ``stopped`` (the stopping rule), ``diverged`` or ``interrupted`` (:mod:`styleforge.engine.outcome`).
+        stop_reason: ``completed``, ``stopped`` (the stopping rule), ``diverged`` or ``interrupted``
+            (:mod:`styleforge.engine.outcome`).
         stop_detail: A sentence for the user.
         config: The configuration that ran.
         metadata: What the output file records (configuration, inputs, final losses, and what
@@ -122,44 +101,6 @@ class TransferResult:
         return save_image(path, self.image, alpha=self.alpha, metadata=self.metadata, fallback=fallback)
 
 
-def _load(item: ImageInput, param: str) -> LoadedImage:
-    return item if isinstance(item, LoadedImage) else load_image(item, param=param)
-
-
-def _check_size(
-    size: int, network: str, shape: tuple[int, int], layers: Sequence[str], source_shape: tuple[int, int]
-) -> None:
-    """Refuses a size at which the image would shrink below the deepest layer's pooling factor."""
-    minimum = pooling_factor(network, layers)
-    short = min(shape)
-    if short < minimum:
-        order = layer_names(network)
-        deepest = max(layers, key=order.index)
-        h, w = source_shape
-        need = next(
-            n
-            for n in range(size, 1 << 20)
-            if min(round(h * n / max(h, w)), round(w * n / max(h, w))) >= minimum
-        )
-        raise InvalidParameter(
-            "--size",
-            size,
-            f"a size at which the image's short side is at least {minimum} px, the minimum for layer "
-            f"{deepest} of {network} (this image needs --size {need} or more)",
-        )
-
-
-def _term_layers(config: TransferConfig, network: str) -> tuple[dict[str, float], dict[str, float]]:
-    """The content layers' weights (normalised to sum 1) and the style layers' (with the exponent),
-    checked against ``network``'s layer names."""
-    content_lw = parse_layers(config.content_layers, network, param="--content-layers")
-    content_lw = {layer: w / sum(content_lw.values()) for layer, w in content_lw.items()}
-    style_lw = layer_weights(
-        parse_layers(config.style_layers, network, param="--style-layers"), config.style_layer_weight_exp
-    )
-    return content_lw, style_lw
-
-
 def _compiled(net: VGGFeatures, example: Tensor, layers: Sequence[str]) -> Any:
     """``torch.compile(net)`` for the objective's passes (the one-off target passes stay eager),
     tried once on ``example`` (1, 3, H, W) with a backward pass, so that a machine that cannot
@@ -179,200 +120,27 @@ def _compiled(net: VGGFeatures, example: Tensor, layers: Sequence[str]) -> Any:
     return compiled
 
 
-def scale_sizes(size: int, scales: int, min_size: int | None = None) -> list[int]:
-    """The long sides of a coarse-to-fine run: ``scales`` sizes growing geometrically to ``size``.
-
-    The default first size steps by √2 (``scale_sizes(512, 5)`` → 128, 181, 256, 362, 512), as
-    crowsonkb/style-transfer-pytorch does.
-    """
-    if scales <= 1:
-        return [size]
-    first = min_size if min_size is not None else round(size / 2 ** ((scales - 1) / 2))
-    return [round(first * (size / first) ** (i / (scales - 1))) for i in range(scales)]
-
-
-def _initial_image(
-    config: TransferConfig, content: Tensor, styles: Sequence[LoadedImage], init_image: Tensor | None = None
-) -> Tensor:
-    """The starting image (1, 3, H, W): ``init_image`` resized (a coarser scale's result), else
-    content, noise, the first style or a file, plus the noise blend."""
-    shape = content.shape[-2:]
-    if init_image is not None:
-        return F.interpolate(
-            init_image.reshape(1, 3, *init_image.shape[-2:]).float(),
-            size=shape,
-            mode="bicubic",
-            align_corners=False,
-        ).clamp(0, 1)
-    generator = torch.Generator().manual_seed(config.seed)
-    noise = torch.rand((1, 3, *shape), generator=generator)
-    if config.init == "content":
-        base = content
-    elif config.init == "noise":
-        base = noise
-    else:
-        image = styles[0] if config.init == "style" else load_image(config.init, param="--init")
-        base = F.interpolate(
-            image.rgb[None], size=shape, mode="bicubic", antialias=True, align_corners=False
-        ).clamp(0, 1)
-    if config.init_noise_blend:
-        base = (1 - config.init_noise_blend) * base + config.init_noise_blend * noise
-    return base
-
-
-def scale_shares(steps: int, scales: int, split: float) -> list[int]:
-    """``steps`` iterations shared between ``scales`` sizes, coarse to fine, each scale getting
-    ``split`` times the next finer one's (1: evenly), rounded so that they add up to ``steps``
-    exactly (largest remainders) and each scale gets at least one.
-
-    >>> scale_shares(300, 3, 1.0), scale_shares(175, 3, 2.0)
-    ([100, 100, 100], [100, 50, 25])
-    """
-    weights = [split ** (scales - 1 - k) for k in range(scales)]
-    exact = [steps * w / sum(weights) for w in weights]
-    shares = [math.floor(x) for x in exact]
-    for k in sorted(range(scales), key=lambda k: exact[k] - shares[k], reverse=True)[: steps - sum(shares)]:
-        shares[k] += 1
-    return [max(1, n) for n in shares]
-
-
-def _chains(config: TransferConfig, scales: int, budget: int | None = None) -> list[list[OptimizerSpec]]:
-    """The optimiser chain of each scale, coarse to fine: ``config.optimizer`` parsed, ``--lr`` filled
-    in where a stage has no ``@LR``, and each stage's steps shared between the scales by
-    :func:`scale_shares` (``config.scale_split``). ``budget``: the whole chain's iterations instead of
-    the configured ones (each stage keeps its share of them)."""
-    chain = [parse_optimizer(text) for text in config.optimizer]
-    if config.lr is not None:
-        chain = [dataclasses.replace(s, lr=config.lr) if s.lr is None else s for s in chain]
-    steps = [s.steps or config.iterations for s in chain]
-    if budget is not None:
-        steps = [max(1, round(n * budget / sum(steps))) for n in steps]
-    shares = [scale_shares(n, scales, config.scale_split) for n in steps]
-    return [
-        [dataclasses.replace(s, steps=share[k]) for s, share in zip(chain, shares)] for k in range(scales)
-    ]
-
-
-@dataclass
-class _Scale:
-    """What one size of the pyramid needs before the network runs: the content at that size, the style
-    images and masks at the size their statistics are taken at, and the output regions."""
-
-    size: int
-    target: Tensor
-    style_rgbs: list[Tensor]
-    style_masks: list[Any]
-    regions: list[Any]
-    tile: int | None = None  # optimised tile by tile with this side (:mod:`.tiles`)
-
-    def crop(self, tile: Tile) -> _Scale:
-        """The scale restricted to one tile: the content cropped; the style images (and so their
-        statistics) whole. (Output regions are not tiled: ``--style-mask`` refuses tiles.)"""
-        return _Scale(self.size, tile.crop(self.target), self.style_rgbs, self.style_masks, self.regions)
-
-
-@dataclass
-class _Content:
-    """One content image and its pyramid, checked."""
-
-    image: LoadedImage
-    scales: list[_Scale]
-
-
-class _Shifted:
-    """Passes a scale's events on as parts of the whole coarse-to-fine run (global numbering)."""
-
-    def __init__(self, callback: Callback, iterations: int, stages: int, total: int) -> None:
-        self.callback, self.iterations, self.stages, self.total = callback, iterations, stages, total
-
-    def __call__(self, event: Any) -> None:
-        if isinstance(event, Progress):
-            event = dataclasses.replace(
-                event,
-                iteration=event.iteration + self.iterations,
-                total_iterations=self.total,
-                stage=event.stage + self.stages,
-            )
-        elif isinstance(event, StageStarted):
-            event = dataclasses.replace(
-                event,
-                index=event.index + self.stages,
-                total_iterations=self.total,
-                first_iteration=event.first_iteration + self.iterations,
-            )
-        elif isinstance(event, StageEnded):
-            event = dataclasses.replace(event, index=event.index + self.stages)
-        self.callback(event)
-
-
-class _TileCounter:
-    """Passes a tile's events on as the tiled scale's: iteration ``k`` is reached when every tile of
-    the pass has taken ``k`` steps on average (so it counts up to the pass's steps, once each), the
-    image is the whole canvas (what a checkpoint or a GIF frame should show), and a stage starts and
-    ends once per pass."""
-
-    def __init__(
-        self,
-        callbacks: Sequence[Callback],
-        done: int,
-        steps: int,
-        tiles: int,
-        canvas: Tensor,
-        stages: Sequence[int],
-    ) -> None:
-        self.callbacks, self.done, self.steps, self.tiles, self.canvas = callbacks, done, steps, tiles, canvas
-        self.stages = list(stages)  # the chain's stage of each stage this pass runs
-        self.tile = 0
-        self.shown = done
-
-    def __call__(self, event: Any) -> None:
-        if isinstance(event, Progress):
-            reached = self.done + math.ceil((self.tile * self.steps + event.iteration) / self.tiles)
-            if reached > self.shown:
-                self.shown = reached
-                emit(
-                    self.callbacks,
-                    dataclasses.replace(
-                        event,
-                        iteration=reached,
-                        stage=self.stages[event.stage],
-                        image=self.canvas,
-                        is_best=False,
-                    ),
-                )
-        elif isinstance(event, StageStarted) and self.tile == 0:
-            emit(
-                self.callbacks,
-                dataclasses.replace(
-                    event, index=self.stages[event.index], first_iteration=self.done + event.first_iteration
-                ),
-            )
-        elif isinstance(event, StageEnded) and (self.tile == self.tiles - 1 or event.reason == INTERRUPTED):
-            emit(self.callbacks, dataclasses.replace(event, index=self.stages[event.index]))
-
-
-def _pass_history(
-    runs: Sequence[Sequence[HistoryEntry]], done: int, stages: Sequence[int]
-) -> list[HistoryEntry]:
-    """One pass's history: its iteration ``k`` is the tiles' mean loss at their ``k``-th step (a tile
-    the stopping rule ended early counts with its last), numbered after the ``done`` before it."""
-    if not runs:
-        return []
-    out = []
-    for k in range(max(len(run) for run in runs)):
-        entries = [run[min(k, len(run) - 1)] for run in runs]
-        first = entries[0]
-        out.append(
-            HistoryEntry(
-                done + k + 1, stages[first.stage], first.optimizer, mean_summary([e.summary for e in entries])
-            )
+def _check_options(config: TransferConfig, extensions: Sequence[Extension]) -> None:
+    """The options' own checks, and the attribute options refused where no extension takes them."""
+    config.validate()
+    if (config.attrs_model or config.score_with) and not extensions:
+        param, value = (
+            ("--attrs-model", config.attrs_model)
+            if config.attrs_model
+            else ("--score-with", config.score_with)
         )
-    return out
+        raise InvalidParameter(
+            param,
+            value,
+            "no attribute network in styleforge.stylize.run.transfer; "
+            "call styleforge.transfer, which adds the guidance",
+        )
 
 
 class Stylizer:
-    """A transfer's options, style images, extensions and feature network, built once, for one content
-    image or many (the frames of a video, the tiles of a large image) of any size.
+    """A transfer's options, style images, extensions and feature network, built once, and each size's
+    style statistics, taken once: for one content image or many (the frames of a video, the tiles of
+    a large image) of any size.
 
     Everything is checked cheapest first: the options, the style images, then (given ``content``)
     the first content image, its sizes and the memory estimate, then the extensions' files, and only
@@ -404,28 +172,16 @@ class Stylizer:
         **options: Any,
     ) -> None:
         config = dataclasses.replace(config or TransferConfig(), **options)
-        config.validate()
-        if (config.attrs_model or config.score_with) and not extensions:
-            param, value = (
-                ("--attrs-model", config.attrs_model)
-                if config.attrs_model
-                else ("--score-with", config.score_with)
-            )
-            raise InvalidParameter(
-                param,
-                value,
-                "no attribute network in styleforge.stylize.run.transfer; "
-                "call styleforge.transfer, which adds the guidance",
-            )
+        _check_options(config, extensions)
         self.config, self.extensions = config, list(extensions)
-        count = config.resolved_scales()
-        self.sizes = scale_sizes(config.size, count, config.min_size)
-        self.chains = _chains(config, count)
+        scale_count = config.resolved_scales()
+        self.sizes = scale_sizes(config.size, scale_count, config.min_size)
+        self.chains = scale_chains(config, scale_count)
         self.specs = [s if isinstance(s, StyleSpec) else parse_style(os.fspath(s)) for s in styles]
         if not self.specs:
             raise InvalidParameter("--style", "(none)", "at least one style image")
         self.network = config.requested_network()
-        self.content_lw, self.style_lw = _term_layers(config, self.network)
+        self.content_lw, self.style_lw = term_layers(config, self.network)
         if config.init not in INITS and not Path(config.init).is_file():
             raise InvalidParameter(
                 "--init", config.init, "content, noise, style, or the path of an image file"
@@ -434,25 +190,28 @@ class Stylizer:
         compute_dtype = resolve_precision(config.precision, self.device)
         self.style_images = [load_image(s.path, param="--style") for s in self.specs]
         self.names, self.blend = style_term_names(self.specs), normalise_blend(self.specs)
-        self._style_targets: dict[int, list[Any]] = {}
+        self.style_loss = style_loss(config.style_loss, seed=config.seed)
+        self._style_targets: dict[int, list[dict[str, Any]]] = {}  # scale size → per style
         self._checked_shapes: set[tuple[int, int]] = set()
         self._first = self.prepare(content) if content is not None else None
-
         for extension in self.extensions:  # their files are read before any slow work
             extension.open(self.device, callbacks)
+        self._build(callbacks, compute_dtype)
+
+    def _build(self, callbacks: Sequence[Callback], compute_dtype: Any) -> None:
+        """Resolves the weights and builds the network (``auto`` weights may change the network to
+        HED's VGG-16: the layers and the sizes are checked again against it)."""
+        config = self.config
         weights = resolve_weights(config.weights, self.network, on_download=download_events(callbacks))
         if weights.notice:
             emit(callbacks, Notice(weights.notice))
         if weights.arch != self.network:  # ``auto`` fell back to HED's VGG-16
             self.network = weights.arch
-            self.content_lw, self.style_lw = _term_layers(config, self.network)
+            self.content_lw, self.style_lw = term_layers(config, self.network)
             if self._first is not None:
-                self._check_sizes(self._first)
-        for size in self.sizes:  # the style images at every scale
-            for spec, image in zip(self.specs, self.style_images):
-                _check_size(
-                    size, self.network, self._style_shape(spec, image, size), list(self.style_lw), image.size
-                )
+                shapes = [tuple(scale.target.shape[-2:]) for scale in self._first.scales]
+                self._planner().check_contents(shapes, self._first.image.size)  # type: ignore[arg-type]
+        self._planner().check_styles()
         extra = [
             layer for extension in self.extensions for layer in extension.layers(self.network, config.pooling)
         ]
@@ -474,314 +233,111 @@ class Stylizer:
         """The layers the content and style terms read."""
         return list(dict.fromkeys([*self.content_lw, *self.style_lw]))
 
-    def _style_shape(self, spec: StyleSpec, image: LoadedImage, size: int) -> tuple[int, int]:
-        """The (height, width) of a style image resized for one scale (as :func:`resize_long_side` gives)."""
-        scale = spec.scale if spec.scale is not None else self.config.style_scale
-        return long_side_shape(image.size, max(1, round(size * scale)))
-
     @property
-    def first(self) -> _Content | None:
+    def first(self) -> ContentPlan | None:
         """The content image given to the constructor, prepared (``None`` when none was given):
         :meth:`run` without ``content`` optimises it without preparing it again."""
         return self._first
 
-    def prepare(self, content: ImageInput) -> _Content:
-        """Loads and checks one content image and its pyramid (sizes, tiles, memory, masks), without running.
+    def _planner(self) -> Planner:
+        """The planning stage with this Stylizer's sizes, network, layers and style images."""
+        return Planner(
+            config=self.config,
+            sizes=self.sizes,
+            network=self.network,
+            layers=self.layers,
+            style_layers=list(self.style_lw),
+            chain=self.chains[-1],
+            specs=self.specs,
+            style_images=self.style_images,
+            names=self.names,
+            whole_image_terms=bool(self.extensions),
+        )
 
-        Every shape of the pyramid is worked out from the image's size, and the sizes, the tiles and
-        the memory estimate are checked on those shapes before any image is resized: a size too
-        large for the machine is refused before it takes the memory.
+    def prepare(self, content: ImageInput | ContentPlan) -> ContentPlan:
+        """Loads and checks one content image and plans its pyramid (sizes, tiles, memory, masks),
+        without running.
+
+        Every shape of the pyramid is worked out from the image's size (:meth:`.Planner.shapes`),
+        and the sizes, the tiles and the memory estimate are checked on those shapes before any image
+        is resized (:meth:`.Planner.plan`): a size too large for the machine is refused before it
+        takes the memory.
         """
-        if isinstance(content, _Content):
+        if isinstance(content, ContentPlan):
             return content
-        image = _load(content, "CONTENT")
-        config = self.config
-        shapes = [long_side_shape(image.size, size) for size in self.sizes]
-        self._check_shapes(shapes, image.size)
-        style_shapes = [
-            [self._style_shape(spec, style, size) for spec, style in zip(self.specs, self.style_images)]
-            for size in self.sizes
-        ]
-        tiles = self._plan_tiles(shapes, style_shapes)
-        image_masks = image_mask_paths(config.style_image_masks, self.names)
-        scales = []
-        for size, tile in zip(self.sizes, tiles):
-            target = resize_long_side(image.rgb, size)
-            style_rgbs = []
-            for spec, style in zip(self.specs, self.style_images):
-                scale = spec.scale if spec.scale is not None else config.style_scale
-                style_rgb = resize_long_side(style.rgb, max(1, round(size * scale)))
-                style_rgbs.append(
-                    match_histogram(style_rgb, target) if config.color_transfer == "histogram" else style_rgb
-                )
-            scales.append(
-                _Scale(
-                    size,
-                    target,
-                    style_rgbs,
-                    [mask_of(image_masks.get(i), tuple(rgb.shape[-2:])) for i, rgb in enumerate(style_rgbs)],
-                    output_regions(config.style_masks, self.names, tuple(target.shape[-2:])),
-                    tile,
-                )
-            )
-        return _Content(image, scales)
+        image = load_content(content)
+        planner = self._planner()
+        shapes = planner.shapes(image.size, available_bytes(self.device) if planner.auto_tiles else None)
+        largest = shapes.optimised()
+        if self.config.memory_check and largest not in self._checked_shapes:
+            check_pyramid(self.network, self.layers, shapes, self.chains[-1], self.device)
+            self._checked_shapes.add(largest)
+        return planner.plan(image, shapes)
 
-    def _plan_tiles(
-        self, shapes: Sequence[tuple[int, int]], style_shapes: Sequence[Sequence[tuple[int, int]]]
-    ) -> list[int | None]:
-        """Each scale's tile side (``None``: whole), and the memory check of the largest run, from the
-        shapes alone.
-
-        Raises:
-            InvalidParameter: A scale would be tiled with options that need the whole image.
-            ResourceError: The largest run does not fit in the memory available (with the check on).
-        """
-        config = self.config
-        auto = str(config.tile).lower() == "auto"
-        free = available_bytes(self.device) if auto else None
-        tiles: list[int | None] = []
-        for size, shape, styles in zip(self.sizes, shapes, style_shapes):
-            tile = choose_tile(
-                self.network,
-                self.layers,
-                shape,
-                list(styles),
-                self.chains[-1],
-                free,
-                requested=config.tile_side(),
-                auto=auto,
-                size=self.sizes[-1],
-                scale=size,
-            )
-            if tile is not None and (self.extensions or config.style_masks):
-                why = (
-                    "--attrs-model/--score-with (the attribute network rates the whole image)"
-                    if self.extensions
-                    else "--style-mask (regions are not tiled yet)"
-                )
-                raise InvalidParameter(
-                    "--tile",
-                    config.tile,
-                    f"off with {why}: the {size} px scale would be tiled; choose a smaller --size",
-                )
-            tiles.append(tile)
-        # The largest run is the last scale's: its style images' pass, then its optimisation (whole, or
-        # one tile at a time beside the whole images a tiled scale holds).
-        full, last = shapes[-1], tiles[-1]
-        shape = full if last is None else (min(last, full[0]), min(last, full[1]))
-        if config.memory_check and shape not in self._checked_shapes:
-            styles = style_pass(self.network, self.layers, list(style_shapes[-1]))
-            check_memory(
-                self.network,
-                self.layers,
-                shape,
-                self.sizes[-1],
-                self.chains[-1],
-                self.device,
-                at_least=styles,
-                extra=0 if last is None else held_whole(full),
-                tiled=last is not None,
-            )
-            self._checked_shapes.add(shape)
-        return tiles
-
-    def _check_shapes(self, shapes: Sequence[tuple[int, int]], source: tuple[int, int]) -> None:
-        """Every scale's shape is large enough for the deepest layer."""
-        for size, shape in zip(self.sizes, shapes):
-            _check_size(size, self.network, shape, self.layers, source)
-
-    def _check_sizes(self, content: _Content) -> None:
-        self._check_shapes([tuple(plan.target.shape[-2:]) for plan in content.scales], content.image.size)
-
-    def _targets(self, plan: _Scale) -> list[Any]:
-        """The style statistics at one scale (taken once per size unless they depend on the content)."""
-        cached = self._style_targets.get(plan.size)
+    def _targets(self, scale: ScalePlan) -> list[dict[str, Any]]:
+        """Each style's statistics at one scale (taken once per size unless they depend on the
+        content)."""
+        cached = self._style_targets.get(scale.size)
         if cached is not None:
             return cached
-        targets = []
-        for style_rgb, mask in zip(plan.style_rgbs, plan.style_masks):
-            with torch.inference_mode():
-                features = self.net(style_rgb[None].to(self.device), self.style_lw)
-            # Inference tensors cannot be saved for backward: the statistics are taken from ordinary
-            # copies, one layer at a time (a large scale's style image holds gigabytes of features).
-            stats: dict[str, Any] = {}
-            for layer in list(features):
-                copy = features.pop(layer)
-                with torch.no_grad():
-                    stats.update(layer_targets(self.config.style_loss, {layer: copy.clone()}, mask))
-                del copy
-            targets.append(stats)
+        targets = [self._statistics(rgb, mask) for rgb, mask in zip(scale.style_rgbs, scale.style_masks)]
         if self.config.color_transfer != "histogram":
-            self._style_targets[plan.size] = targets
+            self._style_targets[scale.size] = targets
         return targets
 
-    def _objective(self, plan: _Scale, extensions: Sequence[Extension]) -> tuple[Any, list[ExtraTerms]]:
-        """One scale's objective, ``(1, 3, h, w) pixels -> LossReport``, and the extensions' terms."""
-        config, net, device = self.config, self.net, self.device
-        view = ScaleView(net, self.network, config.pooling, tuple(plan.target.shape[-2:]))
-        extras = [extension.terms(view) for extension in extensions]
-        net_layers = list(
-            dict.fromkeys([*self.layers, *(layer for extra in extras for layer in extra.layers)])
-        )
-        style_targets = self._targets(plan)
+    def _statistics(self, style_rgb: Tensor, mask: Any) -> dict[str, Any]:
+        """One style image's statistics (:meth:`.losses.StyleLoss.targets`), layer by layer."""
         with torch.inference_mode():
-            content_targets = net(plan.target[None].to(device), self.content_lw)
-        content_targets = {k: v.clone() for k, v in content_targets.items()}
+            features = self.net(style_rgb[None].to(self.device), self.style_lw)
+        # Inference tensors cannot be saved for backward: the statistics are taken from ordinary
+        # copies, one layer at a time (a large scale's style image holds gigabytes of features).
+        stats: dict[str, Any] = {}
+        for layer in list(features):
+            copy = features.pop(layer)
+            with torch.no_grad():
+                stats.update(self.style_loss.targets({layer: copy.clone()}, mask))
+            del copy
+        return stats
 
-        terms: dict[str, Any] = {"content": ContentTerm(content_targets, self.content_lw)}
-        terms.update(
-            style_terms(
-                config.style_loss,
-                self.names,
-                self.blend,
-                style_targets,
-                self.style_lw,
-                plan.regions,
-                seed=config.seed,
-            )
+    def _objective(
+        self, scale: ScalePlan, extensions: Sequence[Extension]
+    ) -> tuple[Objective, list[ExtraTerms]]:
+        """One scale's objective (:func:`.objective.scale_loss` on the network and the cached style
+        statistics), and the extensions' terms."""
+        config, net = self.config, self.net
+        view = ScaleView(net, self.network, config.pooling, tuple(scale.target.shape[-2:]))
+        extras = [extension.terms(view) for extension in extensions]
+        layers = list(dict.fromkeys([*self.layers, *(layer for extra in extras for layer in extra.layers)]))
+        targets = self._targets(scale)
+        content = scale.target[None].to(self.device)
+        with torch.inference_mode():
+            content_targets = net(content, self.content_lw)
+        styles = style_terms(self.style_loss, self.names, self.blend, targets, self.style_lw, scale.regions)
+        loss = scale_loss(
+            config,
+            content,
+            {k: v.clone() for k, v in content_targets.items()},
+            self.content_lw,
+            styles,
+            dict(zip(self.names, self.blend)),
+            extras,
         )
-        loss_weights = {"content": config.content_weight, "tv": config.tv_weight}
-        loss_weights.update(
-            {name: config.resolved_style_weight() * share for name, share in zip(self.names, self.blend)}
-        )
-        terms["tv"] = TVTerm()
-        if config.laplacian_weight:
-            terms["laplacian"] = LaplacianTerm(plan.target[None].to(device), config.laplacian_sigma)
-            loss_weights["laplacian"] = config.laplacian_weight
-        terms.update(merged([extra.terms for extra in extras]))
-        loss_weights.update(merged([extra.weights for extra in extras]))
-        loss = WeightedLoss(terms, loss_weights)
         if self._forward is None:
-            self._forward = (
-                _compiled(net, plan.target[None].to(device), self.layers) if config.compile else net
-            )
-        forward = self._forward
+            self._forward = _compiled(net, content, self.layers) if config.compile else net
+        return Objective(loss, self._forward, layers), extras
 
-        def objective(x: Tensor):
-            return loss(FeatureContext(x, forward(x, net_layers)))
-
-        return objective, extras
-
-    def evaluate(self, content: ImageInput | _Content, image: Tensor) -> LossSummary:
+    def evaluate(self, content: ImageInput | ContentPlan, image: Tensor) -> LossSummary:
         """The last scale's objective (whole, never tiled) at ``image`` (3, H, W) in [0, 1], for
         ``content``: e.g. to compare a tiled result with an untiled one on the same terms."""
-        plan = self.prepare(content).scales[-1]
+        scale = self.prepare(content).scales[-1]
         with tf32_mode(self.device, self.config.precision == "tf32"):
-            objective, _ = self._objective(plan, self.extensions)
+            objective, _ = self._objective(scale, self.extensions)
         with torch.no_grad(), tf32_mode(self.device, self.config.precision == "tf32"):
             return objective(image[None].to(self.device)).summary()
 
-    def _optimise_scale(
-        self,
-        plan: _Scale,
-        init: Tensor,
-        chain: Sequence[OptimizerSpec],
-        extensions: Sequence[Extension],
-        callbacks: Sequence[Callback],
-        interrupt: Any,
-    ) -> tuple[Any, list[ExtraTerms]]:
-        """One scale: its targets, the objective on the engine, the pixels optimised by ``chain``.
-        Returns the engine's result and the extensions' terms."""
-        config = self.config
-        objective, extras = self._objective(plan, extensions)
-        result = optimise_pixels(
-            init.to(self.device),
-            objective,
-            list(chain),
-            iterations=config.iterations,
-            stop=StopRule(config.stop_delta, config.patience) if config.stop_delta is not None else None,
-            guard=DivergenceGuard(config.divergence_factor),
-            callbacks=callbacks,
-            default_lr=PIXEL_LR,
-            interrupt=interrupt,
-        )
-        return result, extras
-
-    def _optimise_tiled(
-        self,
-        plan: _Scale,
-        init: Tensor,
-        chain: Sequence[OptimizerSpec],
-        callbacks: Sequence[Callback],
-        interrupt: Any,
-    ) -> tuple[Any, list[ExtraTerms]]:
-        """One scale, tile by tile (:mod:`.tiles`): ``tile_passes`` passes over a grid shifted at random
-        each time, every tile a transfer of its own blended into the canvas through its feathered
-        window. The chain's steps are shared out between the passes (:func:`.tiles.pass_steps`); each
-        tile of a pass runs that pass's share.
-
-        The scale's iteration ``k`` of a pass is every tile's ``k``-th step: the counter the events
-        show (with the canvas as the image) and the history (the tiles' mean loss,
-        :func:`.tiles.mean_summary`) never pass the scale's budget. Returns a result like
-        :meth:`_optimise_scale`'s whose best and last images are the canvas."""
-        config = self.config
-        assert plan.tile is not None
-        shape = tuple(plan.target.shape[-2:])
-        overlap = config.tile_overlap if config.tile_overlap is not None else default_overlap(plan.tile)
-        shares = pass_steps([s.steps or config.iterations for s in chain], config.tile_passes)
-        canvas = init.detach().clone().cpu()
-        history: list[HistoryEntry] = []
-        result: Any = None
-        improved, tiles_done, best_summaries = False, 0, []
-        for offset, share in zip(
-            pass_offsets(len(shares), plan.tile - overlap, config.seed + plan.size), shares
-        ):
-            pass_chain = [
-                (i, dataclasses.replace(s, steps=n)) for i, (s, n) in enumerate(zip(chain, share)) if n
-            ]
-            tiles = tile_grid(shape, plan.tile, overlap, offset)
-            counter = _TileCounter(
-                callbacks, len(history), sum(share), len(tiles), canvas, [i for i, _ in pass_chain]
-            )
-            runs: list[list[HistoryEntry]] = []
-            best_summaries = []
-            for index, tile in enumerate(tiles):
-                counter.tile = index
-                result, _ = self._optimise_scale(
-                    plan.crop(tile), tile.crop(canvas), [s for _, s in pass_chain], (), [counter], interrupt
-                )
-                if result.history:
-                    tiles_done += 1
-                    weight = feather(tile, shape, overlap)
-                    piece = tile.crop(canvas)
-                    piece.mul_(1 - weight).add_(weight * result.best.detach().cpu())
-                    improved = improved or result.best_iteration > 1
-                    runs.append(result.history)
-                    best_summaries.append(result.best_summary)
-                if result.stop_reason == INTERRUPTED:
-                    break
-            history += _pass_history(runs, len(history), [i for i, _ in pass_chain])
-            if result is not None and result.stop_reason == INTERRUPTED:
-                break
-        assert result is not None
-        total = len(history)
-        best_summary = (
-            mean_summary([s for s in best_summaries if s is not None]) if any(best_summaries) else None
-        )
-        return PixelResult(
-            best=canvas,
-            last=canvas,
-            best_summary=best_summary,
-            best_iteration=total if improved else 1,
-            history=history,
-            stop_reason=result.stop_reason,
-            stop_detail=result.stop_detail,
-        ), [
-            ExtraTerms(
-                metadata={
-                    "tiles": {
-                        "tile": plan.tile,
-                        "overlap": overlap,
-                        "passes": len(shares),
-                        "optimised": tiles_done,
-                    }
-                }
-            )
-        ]
-
     def run(
         self,
-        content: ImageInput | _Content | None = None,
+        content: ImageInput | ContentPlan | None = None,
         *,
         callbacks: Sequence[Callback] = (),
         init_image: Tensor | None = None,
@@ -809,14 +365,8 @@ class Stylizer:
         Returns:
             A :class:`TransferResult`, as :func:`transfer`'s.
         """
-        if content is None:
-            if self._first is None:
-                raise InvalidParameter(
-                    "CONTENT", "(none)", "a content image (none was given to the Stylizer)"
-                )
-            content = self._first
-        prepared = self.prepare(content)
-        if extensions and any(plan.tile is not None for plan in prepared.scales):
+        prepared = self.prepare(self._content(content))
+        if extensions and any(scale.tile is not None for scale in prepared.scales):
             raise InvalidParameter(
                 "--tile",
                 self.config.tile,
@@ -824,76 +374,41 @@ class Stylizer:
                 "image, a tiled scale one tile at a time); choose a smaller --size",
             )
         if finest_only:
-            prepared = _Content(prepared.image, prepared.scales[-1:])
-        scales = len(prepared.scales)
+            prepared = ContentPlan(prepared.image, prepared.scales[-1:])
         chains = (
             self.chains
             if iterations is None and not finest_only
-            else _chains(self.config, scales, iterations)
+            else scale_chains(self.config, len(prepared.scales), iterations)
         )
         for extension in extensions:
             extension.open(self.device, callbacks)
         every = [*self.extensions, *extensions]
+        pyramid = Pyramid(self.config, self._objective, self.style_images, self.device)
         with tf32_mode(self.device, self.config.precision == "tf32"), watch(interrupt) as flag:
-            return self._run(prepared, chains, callbacks, init_image, every, flag)
-
-    def _run(
-        self,
-        prepared: _Content,
-        chains: Sequence[Sequence[OptimizerSpec]],
-        callbacks: Sequence[Callback],
-        init_image: Tensor | None,
-        extensions: Sequence[Extension],
-        interrupt: Any,
-    ) -> TransferResult:
-        config = self.config
-        planned = sum(
-            s.steps if s.steps is not None else config.iterations for chain in chains for s in chain
-        )
-        history: list[HistoryEntry] = []
-        image, improved, offset, best_iteration = init_image, False, 0, 0
-        result = plan = None
-        extras: list[ExtraTerms] = []
-        done = 0
-        for k, plan_k in enumerate(prepared.scales):
-            if interrupt.requested and result is not None:
-                break  # Ctrl-C between two scales: the last scale's best image stands
-            init = _initial_image(config, plan_k.target[None], self.style_images, image)
-            chain = chains[k]
-            shifted = [_Shifted(cb, offset, k * len(chain), planned) for cb in callbacks]
-            if plan_k.tile is not None:
-                scale_result, scale_extras = self._optimise_tiled(plan_k, init, chain, shifted, interrupt)
-            else:
-                scale_result, scale_extras = self._optimise_scale(
-                    plan_k, init, chain, extensions, shifted, interrupt
-                )
-            if result is not None and not scale_result.history:
-                break  # interrupted before this scale's first evaluation: the last scale's image stands
-            result, plan, extras, done = scale_result, plan_k, scale_extras, k + 1
-            history += [
-                dataclasses.replace(e, iteration=e.iteration + offset, stage=e.stage + k * len(chain))
-                for e in result.history
-            ]
-            best_iteration = result.best_iteration + offset
-            # The first evaluation is the starting image; a run of one evaluation cannot tell.
-            improved = improved or result.best_iteration > 1 or len(result.history) < 2
-            offset += len(result.history)
-            image = (result.last if config.keep_last else result.best)[0].cpu()
-            if result.stop_reason == INTERRUPTED:
-                break
-        assert result is not None and plan is not None
-        if interrupt.requested and result.stop_reason != INTERRUPTED:
-            result.stop_reason, result.stop_detail = (
-                INTERRUPTED,
-                f"{stop_detail(interrupt)} between two scales",
+            ran = pyramid.run(
+                prepared.scales, chains, flag, callbacks=callbacks, init_image=init_image, extensions=every
             )
-        image = (result.last if config.keep_last else result.best)[0].cpu()
-        summary = result.history[-1].summary if config.keep_last and result.history else result.best_summary
-        iteration = offset if config.keep_last else best_iteration
-        if config.preserve_colors:
-            image = preserve_colors(image, plan.target)
+            return self._result(prepared, ran, every)
+
+    def _content(self, content: ImageInput | ContentPlan | None) -> ImageInput | ContentPlan:
+        """``content``, or the constructor's (refused where there was none)."""
+        if content is not None:
+            return content
+        if self._first is None:
+            raise InvalidParameter("CONTENT", "(none)", "a content image (none was given to the Stylizer)")
+        return self._first
+
+    def _result(
+        self, prepared: ContentPlan, ran: PyramidResult, extensions: Sequence[Extension]
+    ) -> TransferResult:
+        """The transfer's result: the pyramid's image with ``preserve_colors`` applied (once, here),
+        the content's alpha, the metadata, and what the extensions add."""
+        config = self.config
+        image = preserve_colors(ran.image, ran.scale.target) if config.preserve_colors else ran.image
         content_image = prepared.image
-        alpha = resize_long_side(content_image.alpha, plan.size) if content_image.alpha is not None else None
+        alpha = (
+            resize_long_side(content_image.alpha, ran.scale.size) if content_image.alpha is not None else None
+        )
         metadata = {
             "styleforge": __version__,
             "command": "transfer",
@@ -903,29 +418,27 @@ class Stylizer:
             "config": config.to_dict(),
             "weights_used": self.weights_kind,
             "network_used": self.network,
-            "iteration": iteration,
-            "stop_reason": result.stop_reason,
-            "losses": summary.as_row() if summary else None,
+            "iteration": ran.iteration,
+            "stop_reason": ran.stop_reason,
+            "losses": ran.summary.as_row() if ran.summary else None,
         }
         if len(prepared.scales) > 1:
-            metadata["scales"] = [p.size for p in prepared.scales[:done]]
-        if plan.tile is not None:  # a tiled last scale: no extensions ran, its extra is the tiling's record
-            metadata.update(extras[0].metadata)
-            extras = []
-        finished = [extension.finish(image, extra) for extension, extra in zip(extensions, extras)]
+            metadata["scales"] = ran.sizes
+        if ran.tiles is not None:  # a tiled last scale: no extensions ran
+            metadata["tiles"] = ran.tiles
+        finished = [extension.finish(image, extra) for extension, extra in zip(extensions, ran.extras)]
         metadata.update(merged([f.metadata for f in finished]))
-        scores = next((f.scores for f in finished if f.scores is not None), None)
         return TransferResult(
             image=image,
             alpha=alpha,
-            history=history,
-            summary=summary,
-            stop_reason=result.stop_reason,
-            stop_detail=result.stop_detail,
+            history=ran.history,
+            summary=ran.summary,
+            stop_reason=ran.stop_reason,
+            stop_detail=ran.stop_detail,
             config=config,
             metadata=metadata,
-            scores=scores,
-            improved=improved,
+            scores=next((f.scores for f in finished if f.scores is not None), None),
+            improved=ran.improved,
         )
 
 

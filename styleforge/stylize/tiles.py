@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..engine import LossSummary
 from ..errors import ResourceError
-from .memory import estimate_bytes, inference_bytes
+from .memory import estimate_bytes, held_whole, style_pass  # the last two also read from here by benchmarks
 
 __all__ = [
     "Tile",
@@ -55,7 +55,7 @@ class Tile:
 
 
 def default_overlap(tile: int) -> int:
-    """A quarter of the tile: enough for the ramp to hide the border at every style layer's scale."""
+    """A quarter of the tile: enough for the ramp to hide the border at every style layer's resolution."""
     return tile // 4
 
 
@@ -111,7 +111,7 @@ def pass_steps(steps: Sequence[int], passes: int) -> list[list[int]]:
 
 def mean_summary(summaries: Sequence[LossSummary]) -> LossSummary:
     """The tiles' mean loss, term by term (each weighted part stays ``weight × raw``, and the total
-    the sum of the parts): a tiled scale's loss on the scale of one untiled image's."""
+    the sum of the parts): a tiled scale's loss comparable with one untiled image's."""
     n = len(summaries)
     names = list(dict.fromkeys(name for s in summaries for name in s.weighted))
     return LossSummary(
@@ -147,19 +147,6 @@ def feather(tile: Tile, shape: tuple[int, int], overlap: int) -> Tensor:
     return (rows[:, None] * cols[None, :])[None, None]
 
 
-def held_whole(shape: tuple[int, int]) -> int:
-    """Bytes a tiled scale holds at full size throughout: the content, the starting image, the canvas
-    and the result, (3, H, W) float32 each."""
-    return 4 * 4 * 3 * shape[0] * shape[1]
-
-
-def style_pass(arch: str, layers: Iterable[str], style_shapes: Sequence[tuple[int, int]]) -> int:
-    """The peak of the largest style image's pass (its statistics are taken before any tile runs,
-    and that memory is free again when the tiles are optimised)."""
-    layers = list(layers)
-    return max((inference_bytes(arch, layers, h, w) for h, w in style_shapes), default=0)
-
-
 def choose_tile(
     arch: str,
     layers: Iterable[str],
@@ -171,17 +158,18 @@ def choose_tile(
     requested: int | None,
     auto: bool,
     size: int,
-    scale: int | None = None,
+    scale_size: int | None = None,
 ) -> int | None:
     """The tile side for one scale, or ``None`` to optimise it whole.
 
     With ``requested`` (``--tile PX``) a scale larger than it is tiled. With ``auto`` a scale is
     tiled only when its estimate (:func:`~styleforge.stylize.memory.estimate_bytes`) does not fit
     in ``free`` bytes; the tile is then the largest multiple of 64 px whose estimate, plus what a
-    tiled scale holds whole (:func:`held_whole`), fits — and the style images' pass
-    (:func:`style_pass`), which tiles do not shrink, must fit too.
+    tiled scale holds whole (:func:`~styleforge.stylize.memory.held_whole`), fits — and the style
+    images' pass (:func:`~styleforge.stylize.memory.style_pass`), which tiles do not shrink, must
+    fit too.
 
-    ``size`` is the run's ``--size``, named in errors, and ``scale`` the long side of the scale
+    ``size`` is the run's ``--size``, named in errors, and ``scale_size`` the long side of the scale
     ``shape`` belongs to (``None``: ``size``).
 
     Raises:
@@ -193,12 +181,17 @@ def choose_tile(
         return requested if requested < max(height, width) else None
     if not auto or free is None or estimate_bytes(arch, layers, height, width, chain) <= free:
         return None
-    where = f"--size {size}" if scale is None or scale == size else f"--size {size} (its {scale} px scale)"
+    where = (
+        f"--size {size}"
+        if scale_size is None or scale_size == size
+        else f"--size {size} (its {scale_size} px scale)"
+    )
     held, styles = held_whole(shape), style_pass(arch, layers, style_shapes)
     if held + styles > free:
         raise ResourceError(
-            f"{where}: the style images' statistics at this size alone need about {(held + styles) / 2**30:.1f} GiB "
-            f"and {free / 2**30:.1f} GiB is available; try a smaller --size or --style-scale"
+            f"{where}: the style images' statistics at this size alone need about "
+            f"{(held + styles) / 2**30:.1f} GiB and {free / 2**30:.1f} GiB is available; "
+            "try a smaller --size or --style-scale"
         )
     for side in range(min(max(height, width), 8192) // 64 * 64, 63, -64):
         if estimate_bytes(arch, layers, min(side, height), min(side, width), chain) + held <= free:

@@ -30,7 +30,7 @@ from styleforge.guidance.terms import AttributeGuide, AttributeTerm, resolve_tar
 from styleforge.images import load_image, read_metadata
 from styleforge.nets.vgg import VGGFeatures
 from styleforge.parsing import parse_attr
-from styleforge.stylize.objective import FeatureContext
+from styleforge.stylize.features import FeatureContext
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 CONTENT, STYLE = SAMPLES / "content.jpg", SAMPLES / "style_swirl.jpg"

@@ -48,9 +48,9 @@ def test_exponent_reaches_the_style_terms(
     seen: list[dict[str, float]] = []
     original = run_module.style_terms
 
-    def spy(kind: str, names, shares, targets, weights: dict, regions, seed: int = 0):
+    def spy(loss, names, shares, targets, weights: dict, regions):
         seen.append(dict(weights))
-        return original(kind, names, shares, targets, weights, regions, seed=seed)
+        return original(loss, names, shares, targets, weights, regions)
 
     monkeypatch.setattr(run_module, "style_terms", spy)
     run(

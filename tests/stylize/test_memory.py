@@ -13,6 +13,7 @@ import styleforge
 from styleforge.engine import parse_optimizer
 from styleforge.errors import ResourceError
 from styleforge.stylize import memory
+from styleforge.stylize import plan as plan_module
 from styleforge.stylize import run as run_module  # bound now: its own ``available_bytes`` is the real one
 from styleforge.stylize.memory import activation_elements, check_memory, estimate_bytes
 
@@ -86,13 +87,13 @@ def test_a_huge_size_is_refused_before_any_image_is_resized(
 ) -> None:
     """``--size 100000`` used to resize the content first and be killed at ~23 GB: every tile choice
     is now checked on the shapes alone, and nothing large is allocated."""
-    real = run_module.resize_long_side
+    real = plan_module.resize_long_side
 
     def small_only(image: torch.Tensor, size: int) -> torch.Tensor:
         assert size <= 4096, f"resized to {size} px before the memory check"
         return real(image, size)
 
-    monkeypatch.setattr(run_module, "resize_long_side", small_only)
+    monkeypatch.setattr(plan_module, "resize_long_side", small_only)
     monkeypatch.setattr(run_module, "available_bytes", lambda device: 8 * 2**30)
     monkeypatch.setattr(memory, "available_bytes", lambda device: 8 * 2**30)
     out = tmp_path / "out.png"

@@ -1,5 +1,6 @@
-"""Tests of styleforge.stylize.objective: Gram normalisation, blended style targets, layer weights,
-``--style PATH[:WEIGHT]`` parsing, blend normalisation and term names."""
+"""Tests of styleforge.stylize.objective: the content, Gram and TV terms as weighted relative errors,
+one scale's weighted terms, layer weights; and the ``--style PATH[:WEIGHT]`` parsing, blend
+normalisation and term names the objective's style terms are named by."""
 
 from __future__ import annotations
 
@@ -8,162 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
-from styleforge.engine import WeightedLoss
 from styleforge.errors import InvalidParameter
-from styleforge.stylize.objective import (
-    ContentTerm,
-    FeatureContext,
-    StyleSpec,
-    StyleTerm,
-    TVTerm,
-    gram,
-    gram_targets,
-    layer_weights,
-    mse,
-    normalise_blend,
-    parse_style,
-    style_term_names,
-)
-
-# --- gram ----------------------------------------------------------------------------------------
-
-
-def test_gram_matches_a_hand_computation() -> None:
-    # (B=1, C=2, H=2, W=3)
-    values = [[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [[-1.0, 0.0, 2.0], [0.5, -3.0, 1.0]]]
-    features = torch.tensor([values])
-    c, h, w = 2, 2, 3
-    flat = [[v for row in channel for v in row] for channel in values]
-    expected = [
-        [sum(a * b for a, b in zip(flat[i], flat[j])) / (c * h * w) for j in range(c)] for i in range(c)
-    ]
-    # e.g. G[0][0] = (1+4+9+16+25+36)/12 = 91/12
-    assert expected[0][0] == pytest.approx(91 / 12)
-    result = gram(features)
-    assert result.shape == (1, 2, 2)
-    assert torch.allclose(result[0], torch.tensor(expected), rtol=0, atol=1e-6)
-
-
-def test_gram_is_batched_symmetric_and_normalised_by_chw() -> None:
-    g = torch.Generator().manual_seed(0)
-    features = torch.randn(3, 4, 5, 6, generator=g, dtype=torch.float64)
-    result = gram(features)
-    assert result.shape == (3, 4, 4)
-    assert torch.allclose(result, result.transpose(1, 2))
-    for b in range(3):
-        flat = features[b].reshape(4, -1)
-        assert torch.allclose(result[b], flat @ flat.T / (4 * 5 * 6))
-    # Doubling H·W with the same statistics keeps the Gram matrix (it is a mean, not a sum).
-    tiled = torch.cat([features, features], dim=-1)
-    assert torch.allclose(gram(tiled), result)
-
-
-@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_gram_gradient_is_exact_in_either_memory_layout(layout: torch.memory_format) -> None:
-    # The one-product backward must equal autograd's two-product gradient of F Fᵀ / (C·H·W), for a
-    # non-symmetric upstream gradient too, and hand the gradient back in the activation's layout.
-    g = torch.Generator().manual_seed(2)
-    features = torch.randn(2, 5, 3, 4, generator=g, dtype=torch.float64).contiguous(memory_format=layout)
-    assert torch.autograd.gradcheck(gram, (features.requires_grad_(True),))
-    upstream = torch.randn(2, 5, 5, generator=g, dtype=torch.float64)
-    (ours,) = torch.autograd.grad((gram(features) * upstream).sum(), features)
-    flat = features.reshape(2, 5, 12)
-    reference = torch.bmm(flat, flat.transpose(1, 2)) / 60
-    (expected,) = torch.autograd.grad((reference * upstream).sum(), features)
-    assert torch.allclose(ours, expected, rtol=1e-12, atol=1e-12)
-    assert ours.is_contiguous(memory_format=layout)
-
-
-def test_mse_matches_torch_and_keeps_the_layout() -> None:
-    g = torch.Generator().manual_seed(3)
-    a = (
-        torch.randn(1, 4, 3, 5, generator=g)
-        .contiguous(memory_format=torch.channels_last)
-        .requires_grad_(True)
-    )
-    b = torch.randn(1, 4, 3, 5, generator=g)
-    assert torch.allclose(mse(a, b), torch.nn.functional.mse_loss(a, b))
-    mse(a, b).backward()
-    assert a.grad is not None and a.grad.is_contiguous(memory_format=torch.channels_last)
-    assert torch.allclose(a.grad, 2 * (a - b).detach() / a.numel())
-
-
-def test_feature_context_caches_each_gram() -> None:
-    features = {"l": torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(1))}
-    ctx = FeatureContext(torch.zeros(1, 3, 4, 4), features)
-    first = ctx.gram("l")
-    assert ctx.gram("l") is first
-    assert torch.allclose(first, gram(features["l"]))
-    assert set(gram_targets(features)) == {"l"}
-
-
-# --- per-style sum vs blended target -------------------------------------------------------------
-
-
-class _TinyNet(nn.Module):
-    """A seeded random two-layer conv net standing in for VGG."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv1 = nn.Conv2d(3, 4, 3, padding=1).double()
-        self.conv2 = nn.Conv2d(4, 6, 3, padding=1, stride=2).double()
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        r1 = torch.relu(self.conv1(x))
-        r2 = torch.relu(self.conv2(r1))
-        return {"l1": r1, "l2": r2}
-
-
-def _grad(loss: WeightedLoss, net: _TinyNet, image: torch.Tensor) -> tuple[torch.Tensor, float]:
-    x = image.clone().requires_grad_(True)
-    report = loss(FeatureContext(x, net(x)))
-    report.total.backward()
-    return x.grad.detach(), report.total.item()
-
-
-@pytest.mark.parametrize("blend", [[0.75, 0.25], [0.2, 0.3, 0.5], [1.0]])
-def test_per_style_sum_and_blended_target_give_the_same_gradient(blend: list[float]) -> None:
-    g = torch.Generator().manual_seed(3)
-    net = _TinyNet()
-    image = torch.rand(1, 3, 12, 10, generator=g, dtype=torch.float64)
-    styles = [torch.rand(1, 3, 16, 16, generator=g, dtype=torch.float64) for _ in blend]
-    with torch.no_grad():
-        targets = [gram_targets(net(s)) for s in styles]
-    layer_w = {"l1": 0.3, "l2": 0.7}
-    style_weight = 1e3
-
-    per_style = WeightedLoss(
-        {f"style.s{i}": StyleTerm(t, layer_w) for i, t in enumerate(targets)},
-        {f"style.s{i}": style_weight * b for i, b in enumerate(blend)},
-    )
-    # Each style's error is relative to its own Gram's mean square n_il, so the equivalent single
-    # target is the mean of the targets weighted by c_il = b_i / n_il, with layer factor Σ_i c_il.
-    c = [{layer: b / t[layer].square().mean() for layer in layer_w} for b, t in zip(blend, targets)]
-    factor = {layer: sum(ci[layer] for ci in c) for layer in layer_w}
-    blended_targets = {
-        layer: sum(ci[layer] * t[layer] for ci, t in zip(c, targets)) / factor[layer] for layer in layer_w
-    }
-    blended_w = {
-        layer: w * float(factor[layer] * blended_targets[layer].square().mean())
-        for layer, w in layer_w.items()
-    }
-    blended = WeightedLoss({"style": StyleTerm(blended_targets, blended_w)}, {"style": style_weight})
-
-    grad_sum, value_sum = _grad(per_style, net, image)
-    grad_blend, value_blend = _grad(blended, net, image)
-    assert grad_sum.abs().max() > 0
-    assert torch.allclose(grad_sum, grad_blend, rtol=1e-9, atol=1e-12)
-    # The values differ by a constant that does not depend on the image (zero for one style).
-    other = torch.rand(1, 3, 12, 10, generator=g, dtype=torch.float64)
-    _, other_sum = _grad(per_style, net, other)
-    _, other_blend = _grad(blended, net, other)
-    assert value_sum - value_blend == pytest.approx(other_sum - other_blend, rel=1e-9, abs=1e-9)
-    assert value_sum >= value_blend - 1e-12
-    if len(blend) == 1:
-        assert value_sum == pytest.approx(value_blend, rel=1e-12)
+from styleforge.parsing import StyleSpec, normalise_blend, parse_style, style_term_names
+from styleforge.stylize.features import FeatureContext, gram
+from styleforge.stylize.losses import GramLoss, GramTerm
+from styleforge.stylize.objective import ContentTerm, TVTerm, layer_weights
 
 
 def test_style_and_content_terms_are_weighted_relative_mse() -> None:
@@ -175,7 +26,7 @@ def test_style_and_content_terms_are_weighted_relative_mse() -> None:
     rel = {k: ((features[k] - targets[k]) ** 2).mean() / (targets[k] ** 2).mean() for k in features}
     assert torch.allclose(content, 0.25 * rel["a"] + 0.75 * rel["b"])
     gram_t = {"a": torch.rand(1, 2, 2, generator=g)}
-    style = StyleTerm(gram_t, {"a": 2.0})(ctx)
+    style = GramTerm(gram_t, {"a": 2.0})(ctx)
     assert torch.allclose(
         style, 2.0 * ((gram(features["a"]) - gram_t["a"]) ** 2).mean() / (gram_t["a"] ** 2).mean()
     )
@@ -190,10 +41,10 @@ def test_terms_do_not_depend_on_the_activations_scale() -> None:
     g = torch.Generator().manual_seed(6)
     features = {"a": torch.rand(1, 3, 4, 4, generator=g)}
     targets = {"a": torch.rand(1, 3, 4, 4, generator=g)}
-    for term, tgt in ((ContentTerm, targets), (StyleTerm, gram_targets(targets))):
+    for term, tgt in ((ContentTerm, targets), (GramTerm, GramLoss().targets(targets))):
         base = term(tgt, {"a": 1.0})(FeatureContext(torch.zeros(1, 3, 4, 4), features))
         scaled_targets = {k: 50.0 * v for k, v in targets.items()}
-        scaled_tgt = scaled_targets if term is ContentTerm else gram_targets(scaled_targets)
+        scaled_tgt = scaled_targets if term is ContentTerm else GramLoss().targets(scaled_targets)
         scaled = term(scaled_tgt, {"a": 1.0})(
             FeatureContext(torch.zeros(1, 3, 4, 4), {"a": 50.0 * features["a"]})
         )

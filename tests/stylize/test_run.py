@@ -17,7 +17,7 @@ from styleforge.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, Tran
 from styleforge.engine import Notice, Progress, StageEnded, StageStarted
 from styleforge.errors import InputFileError, InvalidParameter
 from styleforge.images import load_image, read_metadata
-from styleforge.stylize.objective import StyleSpec
+from styleforge.parsing import StyleSpec
 
 FAST = {"size": 32, "iterations": 3, "weights": "random", "device": "cpu"}
 
@@ -251,7 +251,7 @@ def test_real_weights_default_transfer_moves_from_the_content_towards_the_style(
     both terms are visible in the printed parts (the old defaults diverged here and printed content 0)."""
     from styleforge.images import resize_long_side
     from styleforge.nets.vgg import VGGFeatures
-    from styleforge.stylize.objective import gram
+    from styleforge.stylize.features import gram
 
     samples = Path(__file__).resolve().parents[2] / "samples"
     content, style = samples / "content.jpg", samples / "style_swirl.jpg"

@@ -15,7 +15,7 @@ from styleforge.config import auto_scales
 from styleforge.engine import Progress, StageEnded, StageStarted
 from styleforge.errors import InvalidParameter
 from styleforge.images import read_metadata
-from styleforge.stylize.run import scale_sizes
+from styleforge.stylize.plan import scale_sizes
 
 FAST = dict(iterations=2, weights="random", optimizer=("adam",))
 
@@ -53,7 +53,7 @@ def test_the_iteration_budget_is_split_between_the_scales(images: dict[str, Path
 
 
 def test_scale_split_gives_the_coarse_scales_more_iterations(images: dict[str, Path]) -> None:
-    from styleforge.stylize.run import scale_shares
+    from styleforge.stylize.plan import scale_shares
 
     assert scale_shares(300, 3, 1.0) == [100, 100, 100] and scale_shares(175, 3, 2.0) == [100, 50, 25]
     assert scale_shares(10, 3, 1.0) == [4, 3, 3] and sum(scale_shares(97, 4, 1.7)) == 97

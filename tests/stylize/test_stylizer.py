@@ -12,6 +12,7 @@ from styleforge.errors import InvalidParameter, StyleforgeError
 from styleforge.images import load_image
 from styleforge.stylize import run as run_module
 from styleforge.stylize.extension import ExtraTerms, Finished
+from styleforge.stylize.losses import StyleLoss
 from styleforge.stylize.run import Stylizer
 
 FAST = dict(iterations=3, weights="random", optimizer=("adam",), size=48)
@@ -35,13 +36,13 @@ def test_style_statistics_are_taken_once_per_size(
     images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    real = run_module.layer_targets
+    real = StyleLoss.targets
 
-    def counting(*args, **kwargs):
+    def counting(self, *args, **kwargs):
         calls.append("style")
-        return real(*args, **kwargs)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(run_module, "layer_targets", counting)
+    monkeypatch.setattr(StyleLoss, "targets", counting)
     stylizer = Stylizer([str(images["a"]), str(images["b"])], **FAST)
     for _ in range(3):
         stylizer.run(images["content"])

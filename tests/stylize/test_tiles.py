@@ -15,17 +15,9 @@ from styleforge.images import load_image, read_metadata, resize_long_side
 from styleforge.parsing import parse_optimizer
 from styleforge.stylize import memory
 from styleforge.stylize import run as run_module
-from styleforge.stylize.memory import estimate_bytes
+from styleforge.stylize.memory import estimate_bytes, held_whole, style_pass
 from styleforge.stylize.run import Stylizer
-from styleforge.stylize.tiles import (
-    Tile,
-    choose_tile,
-    feather,
-    held_whole,
-    pass_offsets,
-    style_pass,
-    tile_grid,
-)
+from styleforge.stylize.tiles import Tile, choose_tile, feather, pass_offsets, tile_grid
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
 ADAM = [parse_optimizer("adam")]

@@ -211,13 +211,13 @@ def test_temporal_refuses_a_tiled_frame_size(clip_dir: Path, style: Path, tmp_pa
 def test_each_frame_is_prepared_once(
     clip_dir: Path, style: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from styleforge.stylize import run as run_module
+    from styleforge.stylize.plan import ContentPlan
 
     prepared: list[int] = []
     real = Stylizer.prepare
 
     def counting(self, content):
-        if not isinstance(content, run_module._Content):  # an image to load and check, not a prepared one
+        if not isinstance(content, ContentPlan):  # an image to load and check, not a prepared one
             prepared.append(1)
         return real(self, content)
 

@@ -1,0 +1,113 @@
+"""Tests of styleforge.stylize.losses.sw: the sliced Wasserstein distance against closed forms,
+weighted quantiles, mixtures as blends, and directions fixed per term with the style sorted once."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from styleforge.stylize.features import FeatureContext
+from styleforge.stylize.losses import SlicedWasserstein, layer_targets, style_terms
+from styleforge.stylize.losses.sw import sliced_wasserstein, sorted_projections
+
+
+def _directions(c: int, p: int, seed: int = 0) -> torch.Tensor:
+    return torch.nn.functional.normalize(
+        torch.randn(c, p, generator=torch.Generator().manual_seed(seed)), dim=0
+    )
+
+
+def test_sw_of_a_set_against_a_permutation_of_itself_is_zero() -> None:
+    x = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
+    shuffled = x[torch.randperm(50, generator=torch.Generator().manual_seed(1))]
+    assert sliced_wasserstein(x, None, shuffled, None, _directions(8, 8)).item() == pytest.approx(
+        0.0, abs=1e-10
+    )
+    uniform = torch.full((50,), 1 / 50)
+    assert sliced_wasserstein(x, uniform, shuffled, uniform, _directions(8, 8)).item() == pytest.approx(
+        0.0, abs=1e-10
+    )
+
+
+def test_sw_resamples_a_style_set_of_another_size() -> None:
+    """Each point twice is the same distribution: distance 0 through the resampling."""
+    x = torch.randn(40, 4, generator=torch.Generator().manual_seed(0))
+    assert sliced_wasserstein(x, None, x.repeat(2, 1), None, _directions(4, 6)).item() == pytest.approx(
+        0.0, abs=1e-10
+    )
+
+
+def test_sw_of_a_shifted_set_is_the_mean_squared_projected_shift() -> None:
+    x = torch.randn(30, 3, generator=torch.Generator().manual_seed(0))
+    shift = torch.tensor([1.0, -2.0, 0.5])
+    dirs = _directions(3, 5)
+    expected = (shift @ dirs).square().mean()
+    assert sliced_wasserstein(x, None, x + shift, None, dirs).item() == pytest.approx(
+        expected.item(), rel=1e-5
+    )
+
+
+def test_sw_weighted_quantiles_match_the_unweighted_path_for_equal_weights() -> None:
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    t = torch.randn(32, 4, generator=torch.Generator().manual_seed(1)) + 1
+    dirs = _directions(4, 4)
+    plain = sliced_wasserstein(x, None, t, None, dirs)
+    weighted = sliced_wasserstein(x, torch.full((32,), 1 / 32), t, torch.full((32,), 1 / 32), dirs)
+    assert weighted.item() == pytest.approx(plain.item(), rel=1e-5)
+
+
+def test_sw_blend_is_the_weighted_mixture_of_the_samples() -> None:
+    a, b = (
+        SlicedWasserstein().statistics(torch.zeros(1, 2, 2, 2)),
+        SlicedWasserstein().statistics(torch.ones(1, 2, 3, 3)),
+    )
+    blend = SlicedWasserstein().blend([a, b], [0.75, 0.25])
+    assert blend.samples.shape == (4 + 9, 2)
+    assert blend.weights[:4].sum().item() == pytest.approx(0.75) and blend.weights[
+        4:
+    ].sum().item() == pytest.approx(0.25)
+    # an output half zeros, half ones is nearer a 50/50 mixture than a 75/25 one
+    x = torch.cat([torch.zeros(8, 2), torch.ones(8, 2)])
+    dirs = _directions(2, 4)
+    even = SlicedWasserstein().blend([a, b], [0.5, 0.5])
+    assert sliced_wasserstein(x, None, even.samples, even.weights, dirs) < sliced_wasserstein(
+        x, None, blend.samples, blend.weights, dirs
+    )
+    assert sliced_wasserstein(x, None, even.samples, even.weights, dirs).item() == pytest.approx(
+        0.0, abs=1e-6
+    )
+
+
+def test_sw_directions_are_fixed_for_a_term_and_seeded() -> None:
+    """One function for the whole run (L-BFGS needs it), with the style's side sorted once."""
+    f, x = torch.rand(1, 4, 6, 6), torch.rand(1, 4, 6, 6)
+
+    def values(seed: int) -> list[float]:
+        loss = SlicedWasserstein(seed=seed)
+        terms = style_terms(loss, ["style.a"], [1.0], [layer_targets(loss, {"l": f})], {"l": 1.0}, [None])
+        return [terms["style.a"](FeatureContext(torch.zeros(1, 3, 6, 6), {"l": x})).item() for _ in range(3)]
+
+    first = values(0)
+    assert len(set(first)) == 1  # the same directions each evaluation
+    assert values(0) == first and values(1) != first
+
+
+def test_sw_with_the_style_sorted_once_equals_the_direct_distance() -> None:
+    g = torch.Generator().manual_seed(5)
+    x, target, directions = (
+        torch.randn(30, 4, generator=g),
+        torch.randn(50, 4, generator=g),
+        _directions(4, 4),
+    )
+    for x_w, t_w in (
+        (None, None),
+        (torch.full((30,), 1 / 30), None),
+        (None, torch.softmax(torch.randn(50, generator=g), 0)),
+    ):
+        count = 30 if x_w is None and t_w is None else None
+        cached = sliced_wasserstein(
+            x, x_w, None, None, directions, target_sorted=sorted_projections(target, t_w, directions, count)
+        )
+        assert cached.item() == pytest.approx(
+            sliced_wasserstein(x, x_w, target, t_w, directions).item(), rel=1e-6
+        )
