@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from styleforge.config import TransferConfig
 from styleforge.errors import InvalidParameter
 from styleforge.parsing import StyleSpec, normalise_blend, parse_style, style_term_names
+from styleforge.stylize.extension import ExtraTerms
 from styleforge.stylize.features import FeatureContext, gram
 from styleforge.stylize.losses import GramLoss, GramTerm
-from styleforge.stylize.objective import ContentTerm, TVTerm, layer_weights
+from styleforge.stylize.objective import ContentTerm, Objective, TVTerm, layer_weights, scale_loss
 
 
 def test_style_and_content_terms_are_weighted_relative_mse() -> None:
@@ -58,6 +60,35 @@ def test_tv_term_hand_computation() -> None:
     value = TVTerm()(FeatureContext(image, {}))
     assert value.item() == pytest.approx(5.0)
     assert TVTerm()(FeatureContext(torch.full((1, 3, 5, 4), 0.3), {})).item() == 0.0
+
+
+def test_one_scales_loss_weighs_each_term_and_adds_the_extensions() -> None:
+    """The parts in order (content, styles, tv, laplacian, extensions'), each weighted by its own
+    weight (a style's: the style weight times its blend share)."""
+    g = torch.Generator().manual_seed(7)
+    config = TransferConfig(content_weight=2.0, tv_weight=0.5, style_weight=10.0, laplacian_weight=0.3)
+    content = torch.rand(1, 3, 8, 8, generator=g)
+    features = {"l": torch.rand(1, 4, 8, 8, generator=g)}
+    styles = {"style.a": lambda ctx: ctx.image.mean(), "style.b": lambda ctx: 2 * ctx.image.mean()}
+    pull = ExtraTerms(terms={"pull": lambda ctx: ctx.image.square().mean()}, weights={"pull": 4.0})
+    loss = scale_loss(
+        config, content, features, {"l": 1.0}, styles, {"style.a": 0.75, "style.b": 0.25}, [pull]
+    )
+    layers: list[list[str]] = []
+    objective = Objective(loss, lambda x, asked: layers.append(list(asked)) or dict(features), ["l"])
+    x = torch.rand(1, 3, 8, 8, generator=g)
+    report = objective(x).summary()
+    assert layers == [["l"]]
+    assert list(report.weighted) == ["content", "style.a", "style.b", "tv", "laplacian", "pull"]
+    expected = {"content": 2.0, "style.a": 7.5, "style.b": 2.5, "tv": 0.5, "laplacian": 0.3, "pull": 4.0}
+    for name, weight in expected.items():
+        assert report.weighted[name] == pytest.approx(weight * report.raw[name], rel=1e-6)
+    assert report.raw["content"] == 0.0 and report.raw["style.a"] == pytest.approx(x.mean().item())
+    assert report.raw["laplacian"] > 0 and objective(content).summary().raw["laplacian"] == 0.0
+    plain = scale_loss(
+        TransferConfig(laplacian_weight=0.0), content, features, {"l": 1.0}, styles, {"style.a": 1.0}
+    )
+    assert "laplacian" not in plain.terms and "pull" not in plain.terms
 
 
 # --- layer_weights -------------------------------------------------------------------------------

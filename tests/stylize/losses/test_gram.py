@@ -94,3 +94,13 @@ def test_gram_targets_are_each_layers_gram_matrix() -> None:
     features = {"l": torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(1))}
     targets = GramLoss().targets(features)
     assert set(targets) == {"l"} and torch.allclose(targets["l"], gram(features["l"]))
+
+
+def test_the_gram_blend_is_the_mixtures_gram_matrix() -> None:
+    """Features of two images side by side: their Gram matrix is the two Gram matrices averaged by
+    the images' shares of the positions."""
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.rand(1, 3, 4, 2, generator=g), torch.rand(1, 3, 4, 6, generator=g)
+    loss = GramLoss()
+    blended = loss.blend([loss.statistics(a), loss.statistics(b)], [0.25, 0.75])
+    assert torch.allclose(blended, gram(torch.cat([a, b], dim=-1)), atol=1e-6)

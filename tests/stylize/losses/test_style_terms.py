@@ -9,9 +9,10 @@ import math
 import pytest
 import torch
 
+from styleforge.config import STYLE_LOSSES
 from styleforge.engine import WeightedLoss
 from styleforge.stylize.features import FeatureContext, LayerMask
-from styleforge.stylize.losses import LOSSES, StyleShare, layer_targets, style_terms
+from styleforge.stylize.losses import LOSSES, StyleLoss, StyleShare, layer_targets, style_loss, style_terms
 
 
 @pytest.mark.parametrize("kind", ["gram", "w2", "sw"])
@@ -91,3 +92,57 @@ def test_each_loss_is_relative_zero_at_the_style_and_one_at_zero_features(kind: 
     # w2 and gram are exactly 1 at zero features; sw is 1 in expectation over the directions
     assert at_zero == pytest.approx(1.0, rel=1e-4 if kind != "sw" else 0.5)
     assert math.isfinite(at_zero)
+
+
+# --- the protocol ---------------------------------------------------------------------------------
+
+
+def _features(seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"a": torch.rand(1, 4, 6, 6, generator=g), "b": torch.rand(1, 8, 3, 3, generator=g)}
+
+
+def test_the_registry_is_the_configs_list_of_losses() -> None:
+    assert tuple(LOSSES) == STYLE_LOSSES
+    assert all(LOSSES[name].name == name for name in STYLE_LOSSES)
+
+
+@pytest.mark.parametrize("name", STYLE_LOSSES)
+def test_each_loss_keeps_the_protocol(name: str) -> None:
+    """Statistics per layer, the blend of one target with share 1 that target, and a term that is 0
+    at the style's own features and positive elsewhere."""
+    loss = style_loss(name, seed=3)
+    assert isinstance(loss, StyleLoss) and loss.name == name and loss.seed == 3
+    assert style_loss(loss) is loss
+    features = _features(0)
+    targets = loss.targets(features)
+    assert list(targets) == ["a", "b"]
+    assert all(loss.blend([t], [1.0]) is t for t in targets.values())
+    term = loss.term(targets, {"a": 0.5, "b": 0.5})
+    at_style = term(FeatureContext(torch.zeros(1, 3, 6, 6), features))
+    elsewhere = term(FeatureContext(torch.zeros(1, 3, 6, 6), _features(1)))
+    assert at_style.shape == () and at_style.item() == pytest.approx(0.0, abs=1e-5)
+    assert elsewhere.item() > 1e-3
+
+
+@pytest.mark.parametrize("name", STYLE_LOSSES)
+def test_a_style_blended_with_itself_measures_as_the_style_alone(name: str) -> None:
+    loss = style_loss(name)
+    targets = loss.targets(_features(0))
+    blended = {layer: loss.blend([t, t], [0.5, 0.5]) for layer, t in targets.items()}
+    ctx = FeatureContext(torch.zeros(1, 3, 6, 6), _features(1))
+    alone = loss.term(targets, {"a": 0.5, "b": 0.5})(ctx).item()
+    assert loss.term(blended, {"a": 0.5, "b": 0.5})(ctx).item() == pytest.approx(alone, rel=1e-4)
+
+
+def test_a_loss_that_shares_regions_gives_every_style_of_a_region_one_term() -> None:
+    targets = [layer_targets("gram", _features(i)) for i in range(3)]
+    names, shares, weights = ["style.a", "style.b", "style.c"], [0.5, 0.25, 0.25], {"a": 1.0, "b": 1.0}
+    region = LayerMask(torch.ones(6, 6))
+    regions = [region, None, region]
+    gram_terms = style_terms("gram", names, shares, targets, weights, regions)
+    assert len({id(t) for t in gram_terms.values()}) == 3 and not LOSSES["gram"].shares_regions
+    targets = [layer_targets("w2", _features(i)) for i in range(3)]
+    w2_terms = style_terms("w2", names, shares, targets, weights, regions)
+    assert all(isinstance(t, StyleShare) for t in w2_terms.values())
+    assert w2_terms["style.a"].group is w2_terms["style.c"].group is not w2_terms["style.b"].group
