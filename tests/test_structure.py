@@ -60,6 +60,20 @@ FORBIDDEN = {
         "styleforge.video",
         "styleforge.cli",
     ),
+    # the style losses sit under the transfer's stages: they read features and nothing of a run
+    "styleforge.stylize.losses": (
+        "styleforge.stylize.run",
+        "styleforge.stylize.pyramid",
+        "styleforge.stylize.tiled",
+        "styleforge.stylize.plan",
+        "styleforge.stylize.objective",
+        "styleforge.stylize.memory",
+        "styleforge.stylize.tiles",
+        "styleforge.stylize.regions",
+        "styleforge.stylize.extension",
+        "styleforge.nets",
+        "styleforge.engine",
+    ),
     "styleforge.attributes": (
         "styleforge.stylize",
         "styleforge.guidance",
@@ -293,7 +307,8 @@ def test_python_3_10_runs_the_cli_start_and_reads_toml(python310: str, tmp_path:
     toml.write_text('[transfer]\nsize = 96\nstyle-loss = "nope"\n')
     code = (
         "from click.testing import CliRunner; from styleforge.cli import cli; "
-        f"r = CliRunner().invoke(cli, ['transfer', 'c.jpg', '--style', 's.jpg', '-o', 'o.png', '--config', {str(toml)!r}]); "
+        "r = CliRunner().invoke(cli, ['transfer', 'c.jpg', '--style', 's.jpg', '-o', 'o.png', "
+        f"'--config', {str(toml)!r}]); "
         "print(r.exit_code, r.output.strip())"
     )
     done = subprocess.run([python310, "-c", code], capture_output=True, text=True, env=env, timeout=120)
