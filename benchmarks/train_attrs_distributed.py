@@ -133,7 +133,8 @@ def main() -> None:
         print(f"{name}: {json.dumps(results[name])}", flush=True)
 
     print(
-        f"\n{args.count} images at {args.size} px, {args.arch}, {args.device}, {args.threads} thread(s) per process:\n"
+        f"\n{args.count} images at {args.size} px, {args.arch}, {args.device}, "
+        f"{args.threads} thread(s) per process:\n"
     )
     print("| run | wall (s) | median epoch (s) | final val_loss |")
     print("|---|---|---|---|")
@@ -148,7 +149,8 @@ def main() -> None:
     for a, b in pairs:
         ra, rb = results[a], results[b]
         print(
-            f"{b} vs {a}: wall {ra['wall_s'] / rb['wall_s']:.2f}x, epoch {ra['epoch_s'] / rb['epoch_s']:.2f}x faster; "
+            f"{b} vs {a}: wall {ra['wall_s'] / rb['wall_s']:.2f}x, "
+            f"epoch {ra['epoch_s'] / rb['epoch_s']:.2f}x faster; "
             f"val_loss relative difference {abs(ra['val_loss'] - rb['val_loss']) / abs(ra['val_loss']):.1e}"
         )
     if args.json:

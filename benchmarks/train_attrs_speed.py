@@ -152,7 +152,8 @@ def markdown(results: dict) -> str:
     lines = [
         f"Speed at {results['size']} px on {results['device']} (images per second; seeded random weights):",
         "",
-        "| backbone | feature extraction (once) | frozen+cached: train heads | frozen+cached: whole epoch | finetune: train | speed-up |",
+        "| backbone | feature extraction (once) | frozen+cached: train heads "
+        "| frozen+cached: whole epoch | finetune: train | speed-up |",
         "|---|---|---|---|---|---|",
     ]
     for arch, e in results["archs"].items():
@@ -173,7 +174,8 @@ def markdown(results: dict) -> str:
         f = e["frozen"]
         lines += [
             "",
-            f"Validation metrics, {arch} frozen, {e['images']['train']} training / {e['images']['val']} validation "
+            f"Validation metrics, {arch} frozen, {e['images']['train']} training / "
+            f"{e['images']['val']} validation "
             f"images, stopped at epoch {f['epochs_run']} ({f['stop_reason']}), best epoch {f['best_epoch']}:",
             "",
             "| attribute | metric | styleforge | trivial baseline |",
@@ -184,7 +186,8 @@ def markdown(results: dict) -> str:
                 metric, name = key.split(".", 1)
                 better = value < e["baseline"][key] if metric == "mae" else value > e["baseline"][key]
                 lines.append(
-                    f"| {name} | {'MAE' if metric == 'mae' else 'accuracy'} | {value:.3f}{' ✓' if better else ''} | "
+                    f"| {name} | {'MAE' if metric == 'mae' else 'accuracy'} | "
+                    f"{value:.3f}{' ✓' if better else ''} | "
                     f"{e['baseline'][key]:.3f} |"
                 )
     return "\n".join(lines)

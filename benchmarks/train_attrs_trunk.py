@@ -17,7 +17,7 @@ split through a fixed ``split`` column in a copy of the labels) and the summarie
 With ``--finetune-epochs N`` (default 0: skipped) each weights' best trunk setting is also trained
 end to end for N epochs (``--finetune``, augmentation on), slow on a CPU.
 
-    python benchmarks/train_attrs_trunk.py --threads 1                 # 400 images at 96 px, ~5 min on 2 cores
+    python benchmarks/train_attrs_trunk.py --threads 1      # 400 images at 96 px, ~5 min on 2 cores
     python benchmarks/train_attrs_trunk.py --weights hed --trunks 0 1x256 --finetune-epochs 5
 """
 
@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["runs"].append(row)
             print(
                 f"{weights} trunk {best} fine-tuned {args.finetune_epochs} epochs: MAE/baseline "
-                f"{row['summary']['mae_ratio']:.3f}, accuracy {row['summary']['acc']:.3f} ({row['seconds']:.0f} s)",
+                f"{row['summary']['mae_ratio']:.3f}, accuracy {row['summary']['acc']:.3f} "
+                f"({row['seconds']:.0f} s)",
                 flush=True,
             )
     return results
@@ -173,7 +174,8 @@ def markdown(results: dict[str, Any]) -> str:
     first = runs[0]
     columns = [(r["weights"], r["trunk"], r["finetune"]) for r in runs if r["seed"] == 0]
     lines = [
-        f"{results['count']} synthetic images at {results['size']} px, VGG-16, {first['images']['train']} training / "
+        f"{results['count']} synthetic images at {results['size']} px, VGG-16, "
+        f"{first['images']['train']} training / "
         f"{first['images']['val']} validation images, --feature-norm {results.get('feature_norm', 'l2')}, "
         f"at most {results['epochs']} epochs (early stopping), "
         f"seed 0 (per-attribute table); summaries averaged over {results['seeds']} seed(s):",

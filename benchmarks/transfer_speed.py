@@ -160,7 +160,8 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, timed after {warmup} iterations"
     )
     print(
-        "| size | s/iter | objective s | bare fwd+bwd s | iter/bare | objective/bare | iter/objective | peak MB |"
+        "| size | s/iter | objective s | bare fwd+bwd s | iter/bare | objective/bare | iter/objective "
+        "| peak MB |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
@@ -186,7 +187,8 @@ def main() -> None:
             subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         )
         print(
-            f"| {size} | {out['per_iter']:.3f} | {out['objective']:.3f} | {out['bare']:.3f} | {out['ratio']:.3f} | "
+            f"| {size} | {out['per_iter']:.3f} | {out['objective']:.3f} | {out['bare']:.3f} | "
+            f"{out['ratio']:.3f} | "
             f"{out['objective_ratio']:.3f} | {out['overhead']:.3f} | {out['peak_mb']:.0f} |",
             flush=True,
         )

@@ -293,7 +293,8 @@ def test_python_3_10_runs_the_cli_start_and_reads_toml(python310: str, tmp_path:
     toml.write_text('[transfer]\nsize = 96\nstyle-loss = "nope"\n')
     code = (
         "from click.testing import CliRunner; from styleforge.cli import cli; "
-        f"r = CliRunner().invoke(cli, ['transfer', 'c.jpg', '--style', 's.jpg', '-o', 'o.png', '--config', {str(toml)!r}]); "
+        "r = CliRunner().invoke(cli, ['transfer', 'c.jpg', '--style', 's.jpg', '-o', 'o.png', "
+        f"'--config', {str(toml)!r}]); "
         "print(r.exit_code, r.output.strip())"
     )
     done = subprocess.run([python310, "-c", code], capture_output=True, text=True, env=env, timeout=120)

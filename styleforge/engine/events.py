@@ -93,7 +93,8 @@ class StageEnded(Event):
 
     Attributes:
         index: 0-based stage index.
-        reason: ``completed``, ``stopped`` (the stopping rule), ``diverged`` or ``interrupted`` (:mod:`styleforge.engine.outcome`).
+        reason: ``completed``, ``stopped`` (the stopping rule), ``diverged`` or ``interrupted``
+            (:mod:`styleforge.engine.outcome`).
         detail: A sentence for the user (e.g. why it diverged).
         iterations: Iterations the stage ran.
     """
