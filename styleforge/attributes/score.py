@@ -472,6 +472,29 @@ def score_tensors(model: LoadedModel, images: Sequence[Tensor], names: Sequence[
     return _scores_of(model, batch, list(names))
 
 
+def _scoring_model(
+    model_dir_or_loaded: str | os.PathLike[str] | LoadedModel,
+    batch_size: int,
+    device: str | torch.device,
+    callbacks: Sequence[Callback],
+) -> LoadedModel:
+    """The model :func:`score_images` scores with, after checking ``batch_size`` and that a batch at
+    the model's size fits in memory (before any image is decoded)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidParameter("--batch-size", batch_size, "a whole number >= 1")
+    if isinstance(model_dir_or_loaded, LoadedModel):
+        model = model_dir_or_loaded
+    else:
+        model = open_model(model_dir_or_loaded, device=resolve_device(str(device)), callbacks=callbacks)
+    check_scoring(
+        str(model.meta.get("backbone", {}).get("arch", "")),
+        model.size,
+        batch_size,
+        next(model.net.parameters()).device,
+    )
+    return model
+
+
 def score_images(
     model_dir_or_loaded: str | os.PathLike[str] | LoadedModel,
     paths: Iterable[str | os.PathLike[str]],
@@ -505,19 +528,7 @@ def score_images(
         ResourceError: A batch of ``batch_size`` images at the model's size would not fit in the
             memory available.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidParameter("--batch-size", batch_size, "a whole number >= 1")
-    if isinstance(model_dir_or_loaded, LoadedModel):
-        model = model_dir_or_loaded
-    else:
-        model = open_model(model_dir_or_loaded, device=resolve_device(str(device)), callbacks=callbacks)
-    # A batch at the model's size, checked before any image is decoded.
-    check_scoring(
-        str(model.meta.get("backbone", {}).get("arch", "")),
-        model.size,
-        batch_size,
-        next(model.net.parameters()).device,
-    )
+    model = _scoring_model(model_dir_or_loaded, batch_size, device, callbacks)
     found = find_images(paths)
     results: list[ImageScore | None] = [None] * len(found)
     pending: list[tuple[int, Tensor]] = []
