@@ -1,4 +1,4 @@
-"""Runs every seed experiment of docs/experiments.md as one styleforge command and keeps its figures.
+"""Runs every experiment of docs/experiments.md as one styleforge command and keeps its figures.
 
     python docs/make_experiments.py                  # all experiments, small and fast (random weights)
     python docs/make_experiments.py --only pooling optimizers

@@ -3,10 +3,10 @@
     python docs/make_figures.py                 # --weights auto: ImageNet VGG-19, else HED's VGG-16
     python docs/make_figures.py --weights random --size 128 --iterations 80     # a quick look anywhere
 
-Writes docs/images/transfer_grid.png: one row per knob that seed 002 plays with (content weight,
-style-layer weight exponent, pooling, blend ratio) plus the optimisers and the colour options, each
-cell a transfer of samples/content.jpg with styleforge's defaults but for that knob, and its final loss
-underneath.
+Writes docs/images/transfer_grid.png: one row per knob that the blog post "Playing with Image Style
+Transfer" plays with (content weight, style-layer weight exponent, pooling, blend ratio) plus the
+optimisers and the colour options, each cell a transfer of samples/content.jpg with styleforge's defaults
+but for that knob, and its final loss underneath.
 
     python docs/make_figures.py --demo          # docs/images/demo.png: what `make demo` makes
 

@@ -95,7 +95,8 @@ class LabelledImage:
         line: The row's line in the file.
         labels: Attribute name → rating (numeric, on its scale), class index (categorical) or
             ``None`` (not labelled).
-        split: ``train``, ``val``, ``test`` from the CSV, or ``None`` (assigned by the seed).
+        split: ``train``, ``val``, ``test`` from the CSV, or ``None`` (assigned by the seeded
+            shuffle of :func:`assign_splits`).
         image_text: The path as written in the CSV.
     """
 

@@ -23,8 +23,8 @@ change tolerances) also made it depend on the loss's scale.
   gradient by ``first_step``; a pair is kept when ``sᵀy > ε·‖s‖·‖y‖``; nothing compares the loss or
   the gradient with an absolute number.
 
-One evaluation per step keeps iteration counts comparable across optimisers, as in the anchors
-(jcjohnson/neural-style counts L-BFGS function evaluations).
+One evaluation per step keeps iteration counts comparable across optimisers, as in
+jcjohnson/neural-style, which counts L-BFGS function evaluations.
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 #: Default learning rates for optimising pixels in [0, 1] (see docs/transfer.md for where each
-#: comes from). L-BFGS's 1.0 is the full quasi-Newton step, PyTorch's default and every anchor's.
+#: comes from). L-BFGS's 1.0 is the full quasi-Newton step, PyTorch's default and that of every
+#: implementation styleforge compares itself with (PyTorch's tutorial, jcjohnson/neural-style).
 PIXEL_LR: dict[str, float] = {
     "lbfgs": 1.0,
     "adam": 0.02,
@@ -77,7 +78,8 @@ def make_optimizer(
 
     ``momentum`` is SGD with momentum 0.9, ``nesterov`` the same with Nesterov's correction. L-BFGS
     takes one iteration (one function evaluation) per ``step()`` call, so every optimiser advances
-    one iteration per call and iteration counts compare across optimisers, as in the anchors. With
+    one iteration per call and iteration counts compare across optimisers, as jcjohnson/neural-style
+    counts them. With
     ``bounds`` (pixels in a box) L-BFGS is :class:`~styleforge.engine.lbfgs.BoxLBFGS`; without
     (network weights) it is ``torch.optim.LBFGS``.
 
@@ -113,12 +115,14 @@ def make_optimizer(
 
 @dataclass
 class StopRule:
-    """Seed 004's stopping rule as a pure, resumable decision.
+    """Early stopping on a loss's relative change, as a pure, resumable decision.
 
-    Stop when the relative change ``|v - previous| / |previous|`` stays below ``delta`` for
-    ``patience`` consecutive checks (``mode="change"``), or when the value has not improved on the
-    best by more than ``delta`` (relative) for ``patience`` checks (``mode="improvement"``, the
-    early-stopping form for validation losses, which also stops a loss that climbs steadily).
+    The rule of Popescu Andrei-George's early-stopping experiment (2023): wait until the change has
+    stayed negligible for a number of consecutive checks, since a steeper fall may still come. Stop when
+    the relative change ``|v - previous| / |previous|`` stays below ``delta`` for ``patience``
+    consecutive checks (``mode="change"``), or when the value has not improved on the best by more than
+    ``delta`` (relative) for ``patience`` checks (``mode="improvement"``, the early-stopping form for
+    validation losses, which also stops a loss that climbs steadily).
 
     Attributes:
         delta: Relative threshold, ≥ 0.
