@@ -52,8 +52,8 @@ def pan_clip(name: str, frames: int, size: int) -> list[np.ndarray]:
     out = []
     for i in range(frames):
         t = i / max(1, frames - 1)
-        scale = 0.8 - 0.08 * t  # the window shrinks: a zoom in
-        cw, ch = w * scale, h * scale
+        window = 0.8 - 0.08 * t  # the window shrinks: a zoom in
+        cw, ch = w * window, h * window
         x0 = (w - cw) * (0.15 + 0.5 * t)
         y0 = (h - ch) * 0.5
         out.append(np.asarray(photo.resize(shape, Image.LANCZOS, box=(x0, y0, x0 + cw, y0 + ch))))

@@ -113,7 +113,7 @@ _REPETITION_FULL = 0.85  # repeated share that rates 10
 _MIN_COLOR_DISTANCE = 30.0  # Euclidean, 0..255 RGB, between palette colours
 
 
-def _scale(value: float, lo: float, hi: float) -> float:
+def _rating(value: float, lo: float, hi: float) -> float:
     """Maps ``[lo, hi]`` linearly onto 1..10 (clipped), rounded to one decimal."""
     unit = min(1.0, max(0.0, (value - lo) / (hi - lo)))
     return round(1.0 + 9.0 * unit, 1)
@@ -710,12 +710,12 @@ def _measure(
             )
             repeated += share * min(1.0, (len(members) - 1) / 7.0)
     return {
-        "variety_texture": _scale(len(textures_seen), 1, len(TEXTURES)),
-        "variety_shape": _scale(len(kinds_seen), 1, len(SHAPES)),
-        "variety_size": _scale(spread_seen, 0.0, _SIZE_SPREAD_MAX),
-        "variety_color": _scale(len(used), 2, _MAX_COLORS),
-        "contrast": _scale(float(lumas.max() - lumas.min()) if len(lumas) else 0.0, *_CONTRAST_RANGE),
-        "repetition": _scale(repeated, 0.0, _REPETITION_FULL),
+        "variety_texture": _rating(len(textures_seen), 1, len(TEXTURES)),
+        "variety_shape": _rating(len(kinds_seen), 1, len(SHAPES)),
+        "variety_size": _rating(spread_seen, 0.0, _SIZE_SPREAD_MAX),
+        "variety_color": _rating(len(used), 2, _MAX_COLORS),
+        "contrast": _rating(float(lumas.max() - lumas.min()) if len(lumas) else 0.0, *_CONTRAST_RANGE),
+        "repetition": _rating(repeated, 0.0, _REPETITION_FULL),
         "pri_color": plan.pri_color,
         "harmony": plan.harmony,
     }

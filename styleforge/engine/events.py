@@ -53,7 +53,7 @@ class StageStarted(Event):
         name: Optimiser name (``lbfgs``).
         steps: Iterations planned for this stage.
         lr: Learning rate in use.
-        first_iteration: Global iteration number of the stage's first step (1-based).
+        first_iteration: Global number of the stage's first iteration (1-based).
         total_iterations: Planned iterations of the whole chain.
     """
 

@@ -355,7 +355,7 @@ def optimise_pixels(
         init: Starting image, (1, 3, H, W) in ``bounds``; not modified.
         objective: Maps the image to a :class:`LossReport`.
         chain: Stages, run in order.
-        iterations: Steps of a stage whose ``steps`` is ``None``; ≥ 1.
+        iterations: Iterations of a stage whose ``steps`` is ``None``; ≥ 1.
         stop: Optional stopping rule, checked on the total after every iteration.
         guard: Divergence check.
         callbacks: Receive :class:`StageStarted`, :class:`Progress` and :class:`StageEnded`.
