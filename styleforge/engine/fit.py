@@ -248,10 +248,10 @@ def _param_groups(
 ) -> list[dict[str, Any]]:
     """The optimiser's parameter groups for :func:`fit`'s ``params``.
 
-    Consecutive single tensors become one group; L-BFGS gets a single group (torch's L-BFGS takes
-    one learning rate for everything); a group's ``lr_scale`` becomes its own ``lr`` (the spec's or
-    ``default_lr``'s rate times it); every group without a ``weight_decay`` gets ``weight_decay``
-    (not L-BFGS's, which has none).
+    Consecutive groups with nothing but ``params`` (single tensors included) become one group; L-BFGS
+    gets a single group (torch's L-BFGS takes one learning rate for everything); a group's ``lr_scale``
+    becomes its own ``lr`` (the spec's or ``default_lr``'s rate times it); every group without a
+    ``weight_decay`` gets ``weight_decay`` (not L-BFGS's, which has none).
 
     Args:
         module: Its parameters that require a gradient, when ``params`` is ``None``.

@@ -295,6 +295,8 @@ def test_parameter_groups_merge_tensors_scale_rates_and_fill_weight_decay() -> N
     assert [[id(p) for p in g["params"]] for g in groups] == [[id(w0), id(b0)], [id(w1)], [id(b1)]]
     assert "lr" not in groups[0] and groups[1]["lr"] == pytest.approx(0.05) and "lr_scale" not in groups[1]
     assert [g["weight_decay"] for g in groups] == [0.01, 0.01, 0.0]  # an explicit one is kept
+    (merged,) = _param_groups(model, [w0, {"params": [b0]}], parse_optimizer("adam"), TRAIN_LR, 0.0)
+    assert [id(p) for p in merged["params"]] == [id(w0), id(b0)]  # a group of nothing but params joins
     # No params: every parameter that requires a gradient, one group; no spec rate: the table's.
     model[0].bias.requires_grad_(False)
     (only,) = _param_groups(model, None, parse_optimizer("sgd"), TRAIN_LR, 0.0)
