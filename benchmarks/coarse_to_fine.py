@@ -122,7 +122,8 @@ def main() -> None:
     ]
 
     print(
-        f"# coarse-to-fine: {args.optimizer}, {args.size} px, reference {args.iterations} iterations at one scale"
+        f"# coarse-to-fine: {args.optimizer}, {args.size} px, "
+        f"reference {args.iterations} iterations at one scale"
     )
     print("| run | whole run s | best total | s to reach the reference's best | speed-up |")
     print("|---|---|---|---|---|")

@@ -1,4 +1,5 @@
-"""Texture where the content is flat: what puts a crumpled, embossed texture over skies, and what takes it off.
+"""Texture where the content is flat: what puts a crumpled, embossed texture over skies, and what takes it
+off.
 
 A transfer should paint the style's strokes over the picture, but a clear sky or a plain wall should
 stay calm; a texture of fine ridges over everything reads as noise. This script measures it: the
@@ -120,73 +121,76 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from skimage.color import rgb2gray
 
-    import styleforge
-
     variants = dict(VARIANTS)
     if args.variant:
         variants = {name: json.loads(text) for name, text in (v.split("=", 1) for v in args.variant)}
-    inputs = args.out / "inputs"
-    contents = {
-        "sample": quality.save_png(
-            inputs / "content_sample.png",
-            quality.fit_long_side(Image.open(ROOT / "samples/content.jpg").convert("RGB"), args.size),
-        ),
-        "astronaut": quality.save_png(
-            inputs / "content_astronaut.png",
-            quality.fit_long_side(quality.to_pil(quality.skimage_photo("astronaut")), args.size),
-        ),
-    }
     styles = {"swirl": ROOT / "samples/style_swirl.jpg", "shapes": ROOT / "samples/style_shapes.jpg"}
     rows, crops = [], []
-    for content_name, content_path in contents.items():
+    for content_name, content_path in _contents(args.out / "inputs", args.size).items():
         content = Image.open(content_path).convert("RGB")
         mask = flat_mask(rgb2gray(quality.to_float(content)))
         for style_name, style_path in styles.items():
             reference = quality.style_reference(Image.open(style_path).convert("RGB"), content)
             level = float(log_magnitude(rgb2gray(quality.to_float(reference))).mean())
+            where = {"content": content_name, "style": style_name}
             row_crops = [content]
             for name, options in variants.items():
                 config = quality.variant_config(options, args.size)
-                start = time.perf_counter()
-                result = styleforge.transfer(str(content_path), [str(style_path)], config)
-                image = quality.to_pil(result.image.permute(1, 2, 0).float().numpy())
-                rows.append(
-                    {
-                        "content": content_name,
-                        "style": style_name,
-                        "variant": name,
-                        "ripple": ripple(image, mask, level),
-                        "flat ssim": masked_ssim(image, content, mask),
-                        "seconds": time.perf_counter() - start,
-                    }
-                )
+                row, image = _measure(content_path, style_path, config, content, mask, level)
+                rows.append({**where, "variant": name, **row})
                 row_crops.append(image)
                 print(
                     f"  {content_name} × {style_name}: {name} ripple {rows[-1]['ripple']:.3f}",
                     file=sys.stderr,
                     flush=True,
                 )
-            rows.append(
-                {
-                    "content": content_name,
-                    "style": style_name,
-                    "variant": "(content)",
-                    "ripple": ripple(content, mask, level),
-                    "flat ssim": 1.0,
-                    "seconds": 0.0,
-                }
-            )
+            reference_row = {"ripple": ripple(content, mask, level), "flat ssim": 1.0, "seconds": 0.0}
+            rows.append({**where, "variant": "(content)", **reference_row})
             crops.append((mask, row_crops))
-    print("| variant | ripple ↓ (1 = the style's own) | SSIM over the flat areas ↑ |\n|---|---|---|")
-    for name in [*variants, "(content)"]:
-        mine = [r for r in rows if r["variant"] == name]
-        print(
-            f"| {name} | {np.mean([r['ripple'] for r in mine]):.3f} | {np.mean([r['flat ssim'] for r in mine]):.3f} |"
-        )
+    _print_table(rows, [*variants, "(content)"])
     sheet = sheet_of_crops(crops, ["content", *variants])
     quality.save_png(args.out / "flat_areas.png", sheet)
     (args.out / "results.json").write_text(json.dumps(rows, indent=2))
     print(f"\nwrote {args.out}/flat_areas.png and results.json")
+
+
+def _contents(inputs: Path, size: int) -> dict[str, Path]:
+    """The two contents at ``size`` px, saved under ``inputs``: the bundled sample and a photograph."""
+    return {
+        "sample": quality.save_png(
+            inputs / "content_sample.png",
+            quality.fit_long_side(Image.open(ROOT / "samples/content.jpg").convert("RGB"), size),
+        ),
+        "astronaut": quality.save_png(
+            inputs / "content_astronaut.png",
+            quality.fit_long_side(quality.to_pil(quality.skimage_photo("astronaut")), size),
+        ),
+    }
+
+
+def _measure(
+    content_path: Path, style_path: Path, config: Any, content: Image.Image, mask: np.ndarray, level: float
+) -> tuple[dict[str, float], Image.Image]:
+    """One transfer, and its ripple, SSIM over the flat areas and seconds."""
+    import styleforge
+
+    start = time.perf_counter()
+    result = styleforge.transfer(str(content_path), [str(style_path)], config)
+    image = quality.to_pil(result.image.permute(1, 2, 0).float().numpy())
+    row = {
+        "ripple": ripple(image, mask, level),
+        "flat ssim": masked_ssim(image, content, mask),
+        "seconds": time.perf_counter() - start,
+    }
+    return row, image
+
+
+def _print_table(rows: list[dict[str, Any]], names: list[str]) -> None:
+    print("| variant | ripple ↓ (1 = the style's own) | SSIM over the flat areas ↑ |\n|---|---|---|")
+    for name in names:
+        mine = [r for r in rows if r["variant"] == name]
+        ripples, ssims = np.mean([r["ripple"] for r in mine]), np.mean([r["flat ssim"] for r in mine])
+        print(f"| {name} | {ripples:.3f} | {ssims:.3f} |")
 
 
 def sheet_of_crops(

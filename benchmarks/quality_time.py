@@ -6,7 +6,8 @@ order of their budgets) and plots the style distance, the EfficientNet style dis
 against the mean seconds per pair, with the peer as a point. Prints the points as a Markdown table.
 
     python benchmarks/quality_time.py out/q256_new/results.json out/q256_old/results.json \\
-        --family new=new50,new100,new150,new300 --family old=old50,old100,old200 -o docs/images/quality_time.png \\
+        --family new=new50,new100,new150,new300 --family old=old50,old100,old200 \\
+        -o docs/images/quality_time.png \\
         --sheet benchmarks/images/quality_report_256.jpg --columns content,style,peer,old200,new150
 
 ``--sheet`` also lays the pictures of ``--columns`` side by side, one row per pair (the methods may come
@@ -86,13 +87,15 @@ def main() -> None:
     data = means(args.results)
     families = {name: labels.split(",") for name, labels in (f.split("=", 1) for f in args.family)}
     print(
-        "| family | variant | s / pair | style dist ↓ | style dist eff ↓ | SSIM ↑ |\n|---|---|---|---|---|---|"
+        "| family | variant | s / pair | style dist ↓ | style dist eff ↓ | SSIM ↑ |\n"
+        "|---|---|---|---|---|---|"
     )
     for name, labels in {**families, "peer": ["peer"]}.items():
         for label in labels:
             d = data[label]
             print(
-                f"| {name} | {label} | {d['seconds']:.1f} | {d['style_distance']:.3f} | {d['style_dist_eff']:.3f} | "
+                f"| {name} | {label} | {d['seconds']:.1f} | {d['style_distance']:.3f} | "
+                f"{d['style_dist_eff']:.3f} | "
                 f"{d['ssim']:.3f} |"
             )
     fig, axes = plt.subplots(1, len(MEASURES), figsize=(4.2 * len(MEASURES), 3.6))

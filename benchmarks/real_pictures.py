@@ -194,7 +194,8 @@ def markdown(results: dict[str, Any]) -> str:
     runs = results["runs"]
     images = runs[0]["images"]
     lines = [
-        f"Real photographs, {images['train']} training / {images['val']} validation pictures at {results['size']} px "
+        f"Real photographs, {images['train']} training / {images['val']} validation pictures at "
+        f"{results['size']} px "
         f"(validation: the variants of {', '.join(HELD_OUT)}), VGG-16 frozen:",
         "",
         "| weights | trunk | --feature-norm | contrast MAE | baseline (training mean) | pri_color accuracy | "
@@ -203,7 +204,8 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for r in runs:
         lines.append(
-            f"| {r['weights']} | {r['trunk']} | {r.get('feature_norm', 'l2')} | {r['mae.contrast']:.3f} | {r['baseline.mae.contrast']:.3f} | "
+            f"| {r['weights']} | {r['trunk']} | {r.get('feature_norm', 'l2')} | {r['mae.contrast']:.3f} | "
+            f"{r['baseline.mae.contrast']:.3f} | "
             f"{r['acc.pri_color']:.3f} | {r['baseline.acc.pri_color']:.3f} | {r['best_epoch']} |"
         )
     return "\n".join(lines)

@@ -41,8 +41,8 @@ from styleforge.engine import Progress
 from styleforge.stylize import run as run_module
 marks["import styleforge"] = time.perf_counter()
 size, weights, content, style = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-resolve, network, prepare, targets = (run_module.resolve_weights, run_module.VGGFeatures, run_module.Stylizer.prepare,
-                                      run_module.Stylizer._targets)
+resolve, network = run_module.resolve_weights, run_module.VGGFeatures
+prepare, targets = run_module.Stylizer.prepare, run_module.Stylizer._targets
 def timed(name, fn):
     def wrapper(*args, **kwargs):
         result = fn(*args, **kwargs)
@@ -54,8 +54,10 @@ run_module.VGGFeatures = timed("network built", network)
 run_module.Stylizer.prepare = timed("images read and checked", prepare)
 run_module.Stylizer._targets = timed("style statistics", targets)
 first = []
-styleforge.transfer(content, [style], size=size, weights=weights, iterations=1,
-                    callbacks=[lambda e: isinstance(e, Progress) and not first and first.append(time.perf_counter())])
+def first_evaluation(event):
+    if isinstance(event, Progress) and not first:
+        first.append(time.perf_counter())
+styleforge.transfer(content, [style], size=size, weights=weights, iterations=1, callbacks=[first_evaluation])
 marks["first evaluation"] = first[0]
 print(json.dumps({k: v - start for k, v in marks.items()}))
 """

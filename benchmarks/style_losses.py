@@ -89,14 +89,7 @@ def cost(sizes: list[int], precisions: list[str], repeats: int) -> list[dict[str
                 }
                 loss = WeightedLoss(terms, {"content": 1.0, "style.a": 3.0, "tv": 0.0})
                 steps[kind] = lambda x, loss=loss: loss(FeatureContext(x, net(x, layers))).total.backward()
-            times: dict[str, list[float]] = {name: [] for name in steps}
-            for round_ in range(repeats + 1):
-                for name, step in steps.items():
-                    x = content.clone().requires_grad_(True)
-                    start = time.perf_counter()
-                    step(x)
-                    if round_:
-                        times[name].append(time.perf_counter() - start)
+            times = _interleaved(steps, content, repeats)
             bare = statistics.median(times["bare"])
             for name, values in times.items():
                 seconds = statistics.median(values)
@@ -116,6 +109,20 @@ def cost(sizes: list[int], precisions: list[str], repeats: int) -> list[dict[str
                 flush=True,
             )
     return rows
+
+
+def _interleaved(steps: dict[str, Any], content: torch.Tensor, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each step (one evaluation from ``content``), the steps run in turn ``repeats`` times
+    after an untimed warm-up round."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for round_ in range(repeats + 1):
+        for name, step in steps.items():
+            x = content.clone().requires_grad_(True)
+            start = time.perf_counter()
+            step(x)
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return times
 
 
 def blends(peer: quality.Peer, size: int, out: Path) -> list[dict[str, Any]]:

@@ -81,7 +81,7 @@ def _run(args: argparse.Namespace, data: Path, out: Path, nproc: int, extra: lis
     }
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=400)
     parser.add_argument("--size", type=int, default=128)
@@ -97,7 +97,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work", default=None)
     parser.add_argument("--json", default=None)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
 
     from styleforge import make_dataset
 
@@ -132,8 +136,16 @@ def main() -> None:
         results[name] = _run(args, data, work / name.replace(", ", "_").replace(" ", "-"), nproc, extra)
         print(f"{name}: {json.dumps(results[name])}", flush=True)
 
+    _print_results(args, results)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+
+
+def _print_results(args: argparse.Namespace, results: dict) -> None:
+    """The table of the runs, then each comparison's speed-up and how far its val_loss moved."""
     print(
-        f"\n{args.count} images at {args.size} px, {args.arch}, {args.device}, {args.threads} thread(s) per process:\n"
+        f"\n{args.count} images at {args.size} px, {args.arch}, {args.device}, "
+        f"{args.threads} thread(s) per process:\n"
     )
     print("| run | wall (s) | median epoch (s) | final val_loss |")
     print("|---|---|---|---|")
@@ -148,11 +160,10 @@ def main() -> None:
     for a, b in pairs:
         ra, rb = results[a], results[b]
         print(
-            f"{b} vs {a}: wall {ra['wall_s'] / rb['wall_s']:.2f}x, epoch {ra['epoch_s'] / rb['epoch_s']:.2f}x faster; "
+            f"{b} vs {a}: wall {ra['wall_s'] / rb['wall_s']:.2f}x, "
+            f"epoch {ra['epoch_s'] / rb['epoch_s']:.2f}x faster; "
             f"val_loss relative difference {abs(ra['val_loss'] - rb['val_loss']) / abs(ra['val_loss']):.1e}"
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def _timer(device: str):
@@ -71,7 +72,7 @@ def _per_batch(marks: dict[str, list[float]]) -> float:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from styleforge import make_dataset, train_attrs
+    from styleforge import make_dataset
 
     work = Path(args.work or tempfile.mkdtemp(prefix="sf-bench-"))
     data = work / f"synth{args.count}_{args.size}"
@@ -87,29 +88,46 @@ def run(args: argparse.Namespace) -> dict:
     common = dict(weights="random", size=args.size, device=args.device, batch_size=args.batch_size, seed=0)
     results: dict = {"size": args.size, "count": args.count, "device": args.device, "archs": {}}
     for arch in args.archs:
-        entry: dict = {}
-        # Frozen + cached: the default; this run also gives the accuracy figures.
-        callback, marks, _ = _timer(args.device)
-        out = work / f"{arch}-frozen"
-        shutil.rmtree(out, ignore_errors=True)
-        t0 = time.perf_counter()
-        result = train_attrs(
-            data,
-            out,
-            backbone=arch,
-            epochs=args.epochs,
-            val_split=args.val_split,
-            feature_cache=False,
-            callbacks=[callback],
-            **common,
-        )
-        total = time.perf_counter() - t0
-        n_train = result.metrics["images"]["train"]
-        feature_seconds = (
-            marks["features"][-1] - marks["features"][0] if len(marks["features"]) > 1 else float("nan")
-        )
-        per_feature_batch = feature_seconds / max(1, len(marks["features"]) - 1)
-        entry["frozen"] = {
+        entry = _frozen(args, data, work, arch, common)
+        entry["finetune"] = _finetune(args, data, work, arch, common)
+        results["archs"][arch] = entry
+        print(json.dumps({arch: {k: entry[k] for k in ("frozen", "finetune")}}, indent=1))
+    return results
+
+
+def _timed_training(
+    args: argparse.Namespace, data: Path, out: Path, **options: Any
+) -> tuple[Any, dict, float]:
+    """Trains into a fresh ``out`` with the batch and epoch timer; returns the result, the timer's marks
+    and the run's wall seconds."""
+    from styleforge import train_attrs
+
+    callback, marks, _ = _timer(args.device)
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    result = train_attrs(data, out, callbacks=[callback], **options)
+    return result, marks, time.perf_counter() - t0
+
+
+def _frozen(args: argparse.Namespace, data: Path, work: Path, arch: str, common: dict) -> dict:
+    """Frozen + cached: the default; this run also gives the accuracy figures."""
+    result, marks, total = _timed_training(
+        args,
+        data,
+        work / f"{arch}-frozen",
+        backbone=arch,
+        epochs=args.epochs,
+        val_split=args.val_split,
+        feature_cache=False,
+        **common,
+    )
+    n_train = result.metrics["images"]["train"]
+    feature_seconds = (
+        marks["features"][-1] - marks["features"][0] if len(marks["features"]) > 1 else float("nan")
+    )
+    per_feature_batch = feature_seconds / max(1, len(marks["features"]) - 1)
+    return {
+        "frozen": {
             "feature_images_per_s": 16 / per_feature_batch,  # compute_features runs 16 images a batch
             "train_images_per_s_heads": args.batch_size / _per_batch(marks),
             "epoch_images_per_s": n_train / statistics.median(marks["epochs"]),
@@ -117,42 +135,40 @@ def run(args: argparse.Namespace) -> dict:
             "best_epoch": result.best_epoch,
             "stop_reason": result.stop_reason,
             "wall_s": total,
-        }
-        entry["val"] = result.metrics.get("val", {})
-        entry["baseline"] = result.metrics["baseline"].get("val", {})
-        entry["images"] = result.metrics["images"]
-        # Fine-tuning: one epoch on a subset, end to end with augmentation.
-        callback, marks, _ = _timer(args.device)
-        out = work / f"{arch}-finetune"
-        shutil.rmtree(out, ignore_errors=True)
-        t0 = time.perf_counter()
-        result = train_attrs(
-            data,
-            out,
-            backbone=arch,
-            epochs=1,
-            finetune=True,
-            labels="subset.csv",
-            val_split=0.1,
-            callbacks=[callback],
-            **{**common, "batch_size": args.finetune_batch_size},
-        )
-        entry["finetune"] = {
-            "train_images_per_s": args.finetune_batch_size / _per_batch(marks),
-            "epoch_images_per_s": result.metrics["images"]["train"] / marks["epochs"][0],
-            "images": result.metrics["images"]["train"],
-            "wall_s": time.perf_counter() - t0,
-        }
-        results["archs"][arch] = entry
-        print(json.dumps({arch: {k: entry[k] for k in ("frozen", "finetune")}}, indent=1))
-    return results
+        },
+        "val": result.metrics.get("val", {}),
+        "baseline": result.metrics["baseline"].get("val", {}),
+        "images": result.metrics["images"],
+    }
+
+
+def _finetune(args: argparse.Namespace, data: Path, work: Path, arch: str, common: dict) -> dict:
+    """Fine-tuning: one epoch on a subset, end to end with augmentation."""
+    result, marks, total = _timed_training(
+        args,
+        data,
+        work / f"{arch}-finetune",
+        backbone=arch,
+        epochs=1,
+        finetune=True,
+        labels="subset.csv",
+        val_split=0.1,
+        **{**common, "batch_size": args.finetune_batch_size},
+    )
+    return {
+        "train_images_per_s": args.finetune_batch_size / _per_batch(marks),
+        "epoch_images_per_s": result.metrics["images"]["train"] / marks["epochs"][0],
+        "images": result.metrics["images"]["train"],
+        "wall_s": total,
+    }
 
 
 def markdown(results: dict) -> str:
     lines = [
         f"Speed at {results['size']} px on {results['device']} (images per second; seeded random weights):",
         "",
-        "| backbone | feature extraction (once) | frozen+cached: train heads | frozen+cached: whole epoch | finetune: train | speed-up |",
+        "| backbone | feature extraction (once) | frozen+cached: train heads "
+        "| frozen+cached: whole epoch | finetune: train | speed-up |",
         "|---|---|---|---|---|---|",
     ]
     for arch, e in results["archs"].items():
@@ -173,7 +189,8 @@ def markdown(results: dict) -> str:
         f = e["frozen"]
         lines += [
             "",
-            f"Validation metrics, {arch} frozen, {e['images']['train']} training / {e['images']['val']} validation "
+            f"Validation metrics, {arch} frozen, {e['images']['train']} training / "
+            f"{e['images']['val']} validation "
             f"images, stopped at epoch {f['epochs_run']} ({f['stop_reason']}), best epoch {f['best_epoch']}:",
             "",
             "| attribute | metric | styleforge | trivial baseline |",
@@ -184,7 +201,8 @@ def markdown(results: dict) -> str:
                 metric, name = key.split(".", 1)
                 better = value < e["baseline"][key] if metric == "mae" else value > e["baseline"][key]
                 lines.append(
-                    f"| {name} | {'MAE' if metric == 'mae' else 'accuracy'} | {value:.3f}{' ✓' if better else ''} | "
+                    f"| {name} | {'MAE' if metric == 'mae' else 'accuracy'} | "
+                    f"{value:.3f}{' ✓' if better else ''} | "
                     f"{e['baseline'][key]:.3f} |"
                 )
     return "\n".join(lines)

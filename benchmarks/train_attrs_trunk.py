@@ -17,7 +17,7 @@ split through a fixed ``split`` column in a copy of the labels) and the summarie
 With ``--finetune-epochs N`` (default 0: skipped) each weights' best trunk setting is also trained
 end to end for N epochs (``--finetune``, augmentation on), slow on a CPU.
 
-    python benchmarks/train_attrs_trunk.py --threads 1                 # 400 images at 96 px, ~5 min on 2 cores
+    python benchmarks/train_attrs_trunk.py --threads 1      # 400 images at 96 px, ~5 min on 2 cores
     python benchmarks/train_attrs_trunk.py --weights hed --trunks 0 1x256 --finetune-epochs 5
 """
 
@@ -136,28 +136,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     flush=True,
                 )
         if args.finetune_epochs:
-            best = min(args.trunks, key=lambda t: _mean(results, weights, t, "mae_ratio"))
-            layers, width = _trunk(best)
-            out = work / f"{weights}-trunk{layers}x{width}-finetune"
-            shutil.rmtree(out, ignore_errors=True)
-            t0 = time.perf_counter()
-            result = train_attrs(
-                data,
-                out,
-                weights=weights,
-                trunk=layers,
-                trunk_width=width,
-                finetune=True,
-                **{**common, "epochs": args.finetune_epochs, "batch_size": 16},
-            )
-            row = _row(result, weights, best, 0, True, t0)
-            results["runs"].append(row)
-            print(
-                f"{weights} trunk {best} fine-tuned {args.finetune_epochs} epochs: MAE/baseline "
-                f"{row['summary']['mae_ratio']:.3f}, accuracy {row['summary']['acc']:.3f} ({row['seconds']:.0f} s)",
-                flush=True,
-            )
+            results["runs"].append(_finetune_best(args, data, work, weights, results, common))
     return results
+
+
+def _finetune_best(
+    args: argparse.Namespace, data: Path, work: Path, weights: str, results: dict[str, Any], common: dict
+) -> dict[str, Any]:
+    """Fine-tunes the trunk with the lowest mean MAE/baseline of the frozen runs with ``weights``."""
+    from styleforge import train_attrs
+
+    best = min(args.trunks, key=lambda t: _mean(results, weights, t, "mae_ratio"))
+    layers, width = _trunk(best)
+    out = work / f"{weights}-trunk{layers}x{width}-finetune"
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    result = train_attrs(
+        data,
+        out,
+        weights=weights,
+        trunk=layers,
+        trunk_width=width,
+        finetune=True,
+        **{**common, "epochs": args.finetune_epochs, "batch_size": 16},
+    )
+    row = _row(result, weights, best, 0, True, t0)
+    print(
+        f"{weights} trunk {best} fine-tuned {args.finetune_epochs} epochs: MAE/baseline "
+        f"{row['summary']['mae_ratio']:.3f}, accuracy {row['summary']['acc']:.3f} "
+        f"({row['seconds']:.0f} s)",
+        flush=True,
+    )
+    return row
 
 
 def _mean(results: dict[str, Any], weights: str, trunk: str, key: str, finetune: bool = False) -> float:
@@ -173,7 +183,8 @@ def markdown(results: dict[str, Any]) -> str:
     first = runs[0]
     columns = [(r["weights"], r["trunk"], r["finetune"]) for r in runs if r["seed"] == 0]
     lines = [
-        f"{results['count']} synthetic images at {results['size']} px, VGG-16, {first['images']['train']} training / "
+        f"{results['count']} synthetic images at {results['size']} px, VGG-16, "
+        f"{first['images']['train']} training / "
         f"{first['images']['val']} validation images, --feature-norm {results.get('feature_norm', 'l2')}, "
         f"at most {results['epochs']} epochs (early stopping), "
         f"seed 0 (per-attribute table); summaries averaged over {results['seeds']} seed(s):",

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "hubble_deep_field", "retina", "ihc")
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=4, choices=range(1, len(PHOTOS) + 1))
     parser.add_argument("--size", type=int, default=256)
@@ -38,7 +38,11 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads of each command (OMP_NUM_THREADS)"
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
 
     import os
 

@@ -26,7 +26,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,24 +69,13 @@ def measure(
         if stylizer.device.type == "cuda":
             torch.cuda.synchronize()
 
-    def timed(step, count: int) -> list[float]:
-        times = []
-        for i in range(3 + count):
-            sync()
-            start = time.perf_counter()
-            step()
-            sync()
-            if i >= 3:
-                times.append(time.perf_counter() - start)
-        return times
-
     x0 = target.target[None].to(stylizer.device)
 
     def bare() -> None:
         x = x0.clone().requires_grad_(True)
         sum(f.sum() for f in stylizer.net(x, stylizer.layers).values()).backward()
 
-    bare_times = timed(bare, iterations)
+    bare_times = _timed(bare, iterations, sync)
     stamps: list[float] = []
 
     def on_event(event: object) -> None:
@@ -95,17 +86,8 @@ def measure(
     stylizer.run(ROOT / "samples/content.jpg", callbacks=[on_event])
     per_iter = statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :]))
     transfer_peak = _peak_mb(device)
-    # the run's own objective (the configured style loss and terms), without optimiser, events or history
-    objective, _ = stylizer._objective(target, ())
-    probe = (x0 * 0.9 + 0.05).clone()
-
-    def evaluation() -> None:
-        x = probe.clone().requires_grad_(True)
-        objective(x).total.backward()
-
-    objective_times = timed(evaluation, iterations)
-    bare_times += timed(bare, iterations)
-    bare_s, objective_s = statistics.median(bare_times), statistics.median(objective_times)
+    objective_s = statistics.median(_objective_times(stylizer, target, x0, iterations, sync))
+    bare_s = statistics.median(bare_times + _timed(bare, iterations, sync))
     return {
         "size": size,
         "per_iter": per_iter,
@@ -118,7 +100,36 @@ def measure(
     }
 
 
-def main() -> None:
+def _timed(step: Callable[[], None], count: int, sync: Callable[[], None]) -> list[float]:
+    """Seconds of each of ``count`` calls of ``step`` after 3 untimed ones, the device synchronised
+    around each."""
+    times = []
+    for i in range(3 + count):
+        sync()
+        start = time.perf_counter()
+        step()
+        sync()
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def _objective_times(
+    stylizer: Any, target: Any, x0: Any, iterations: int, sync: Callable[[], None]
+) -> list[float]:
+    """Seconds of the run's own objective (the configured style loss and terms) forward and backward,
+    without optimiser, events or history."""
+    objective, _ = stylizer._objective(target, ())
+    probe = (x0 * 0.9 + 0.05).clone()
+
+    def evaluation() -> None:
+        x = probe.clone().requires_grad_(True)
+        objective(x).total.backward()
+
+    return _timed(evaluation, iterations, sync)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -136,7 +147,11 @@ def main() -> None:
         "--weights", default="hed", help="as transfer --weights (the cost does not depend on them)"
     )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
     warmup = args.warmup if args.warmup is not None else (103 if args.optimizer.startswith("lbfgs") else 3)
     if args.one is not None:
         print(
@@ -160,7 +175,8 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, timed after {warmup} iterations"
     )
     print(
-        "| size | s/iter | objective s | bare fwd+bwd s | iter/bare | objective/bare | iter/objective | peak MB |"
+        "| size | s/iter | objective s | bare fwd+bwd s | iter/bare | objective/bare | iter/objective "
+        "| peak MB |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
@@ -186,7 +202,8 @@ def main() -> None:
             subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         )
         print(
-            f"| {size} | {out['per_iter']:.3f} | {out['objective']:.3f} | {out['bare']:.3f} | {out['ratio']:.3f} | "
+            f"| {size} | {out['per_iter']:.3f} | {out['objective']:.3f} | {out['bare']:.3f} | "
+            f"{out['ratio']:.3f} | "
             f"{out['objective_ratio']:.3f} | {out['overhead']:.3f} | {out['peak_mb']:.0f} |",
             flush=True,
         )

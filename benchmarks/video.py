@@ -20,7 +20,7 @@ Measures, per variant:
 
 ``--strip`` writes a picture (rows: input, independent, the default weight; every other frame).
 
-    python benchmarks/video.py                                  # 8 frames at 192 px, weights 0 10 30 100
+    python benchmarks/video.py                  # 8 frames at 192 px, weights 0 10 30 100
     python benchmarks/video.py --frames 6 --size 128 --weights 30 --strip docs/images/video_strip.png
 
 Needs scikit-image (``pip install -e '.[bench]'``) for the photograph.
@@ -33,6 +33,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,8 +52,8 @@ def pan_clip(name: str, frames: int, size: int) -> list[np.ndarray]:
     out = []
     for i in range(frames):
         t = i / max(1, frames - 1)
-        scale = 0.8 - 0.08 * t  # the window shrinks: a zoom in
-        cw, ch = w * scale, h * scale
+        window = 0.8 - 0.08 * t  # the window shrinks: a zoom in
+        cw, ch = w * window, h * window
         x0 = (w - cw) * (0.15 + 0.5 * t)
         y0 = (h - ch) * 0.5
         out.append(np.asarray(photo.resize(shape, Image.LANCZOS, box=(x0, y0, x0 + cw, y0 + ch))))
@@ -63,7 +64,8 @@ def flicker(frames: list, inputs: list) -> float:
     """Mean warping error between consecutive frames (3, H, W) by the input's motion."""
     from styleforge.video.flow import motion, warping_error
 
-    errors = [warping_error(a, b, motion(x, y)) for a, b, x, y in zip(frames, frames[1:], inputs, inputs[1:])]
+    pairs = zip(frames, frames[1:], inputs, inputs[1:])
+    errors = [warping_error(a, b, motion(x, y)) for a, b, x, y in pairs]
     return sum(errors) / len(errors)
 
 
@@ -73,7 +75,7 @@ def _terms(summaries: list) -> tuple[float, float]:
     return float(np.mean(content)), float(np.mean(style))
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photo", default="chelsea", help="skimage.data photograph")
     parser.add_argument("--style", type=Path, default=ROOT / "samples/style_swirl.jpg")
@@ -90,15 +92,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--strip", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
 
     import torch
     from PIL import Image
 
-    from styleforge.config import TransferConfig, VideoConfig
-    from styleforge.images import load_image
-    from styleforge.stylize.run import Stylizer
-    from styleforge.video import open_frames, stylize_video
+    from styleforge.config import TransferConfig
+    from styleforge.video import open_frames
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -110,7 +114,37 @@ def main() -> None:
     source = open_frames(work / "in")
     inputs = [f.rgb for f in source]
     base = flicker(inputs, inputs)
-    rows, outputs = [], {}
+    outputs: dict[str, list] = {}
+    rows = [_independent(args, config, source, inputs, outputs)]
+    for weight in args.weights:
+        rows.append(_temporal(args, config, weight, source, inputs, outputs, work))
+    _print_table(args, config, base, rows)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"input_flicker": base, "rows": rows, "args": {k: str(v) for k, v in vars(args).items()}},
+                indent=2,
+            )
+        )
+    if args.strip:
+        _write_strip(args, inputs, outputs)
+
+
+def _row(variant: str, frames: list, inputs: list, seconds: list[float], summaries: list) -> dict:
+    """One variant's row: its flicker, seconds per frame and raw terms after the first frame."""
+    content, style = _terms(summaries)
+    return {
+        "variant": variant,
+        "flicker": flicker(frames, inputs),
+        "s_per_frame": float(np.mean(seconds)),
+        "content": content,
+        "style": style,
+    }
+
+
+def _independent(args: argparse.Namespace, config: Any, source: Any, inputs: list, outputs: dict) -> dict:
+    """Every frame an ordinary transfer from its own content; its frames go into ``outputs``."""
+    from styleforge.stylize.run import Stylizer
 
     stylizer = Stylizer([str(args.style)], config)
     start, times, frames, summaries = time.perf_counter(), [], [], []
@@ -121,72 +155,75 @@ def main() -> None:
         frames.append(result.image)
         summaries.append(result.summary)
     outputs["independent"] = frames
-    content, style = _terms(summaries[1:])
-    rows.append(
-        {
-            "variant": "independent",
-            "flicker": flicker(frames, inputs),
-            "s_per_frame": float(np.mean(times[1:])),
-            "content": content,
-            "style": style,
-        }
-    )
+    row = _row("independent", frames, inputs, times[1:], summaries[1:])
     print(f"independent done in {time.perf_counter() - start:.0f} s", flush=True)
+    return row
 
-    for weight in args.weights:
-        video = VideoConfig(temporal_weight=weight, frame_iterations=args.frame_iterations)
-        t = time.perf_counter()
-        result = stylize_video(source, [str(args.style)], config, video, folder=work / f"w{weight:g}")
-        frames = [load_image(p).rgb for p in result.paths]
-        outputs[f"temporal {weight:g}"] = frames
-        content, style = _terms([r.summary for r in result.frames[1:]])
-        rows.append(
-            {
-                "variant": f"temporal {weight:g}",
-                "flicker": flicker(frames, inputs),
-                "s_per_frame": float(np.mean([r.seconds for r in result.frames[1:]])),
-                "content": content,
-                "style": style,
-            }
-        )
-        print(f"temporal {weight:g} done in {time.perf_counter() - t:.0f} s", flush=True)
 
+def _temporal(
+    args: argparse.Namespace,
+    config: Any,
+    weight: float,
+    source: Any,
+    inputs: list,
+    outputs: dict,
+    work: Path,
+) -> dict:
+    """``styleforge video`` with the temporal weight ``weight``; its frames go into ``outputs``."""
+    from styleforge.config import VideoConfig
+    from styleforge.images import load_image
+    from styleforge.video import stylize_video
+
+    video = VideoConfig(temporal_weight=weight, frame_iterations=args.frame_iterations)
+    t = time.perf_counter()
+    result = stylize_video(source, [str(args.style)], config, video, folder=work / f"w{weight:g}")
+    frames = [load_image(p).rgb for p in result.paths]
+    outputs[f"temporal {weight:g}"] = frames
+    later = result.frames[1:]
+    row = _row(f"temporal {weight:g}", frames, inputs, [r.seconds for r in later], [r.summary for r in later])
+    print(f"temporal {weight:g} done in {time.perf_counter() - t:.0f} s", flush=True)
+    return row
+
+
+def _print_table(args: argparse.Namespace, config: Any, base: float, rows: list[dict]) -> None:
     print(
-        f"\n{args.frames} frames of skimage.data.{args.photo} panned, {args.size} px, style {args.style.name}, "
-        f"HED VGG-16, {config.optimizer[0]}: {args.iterations} iterations for independent frames and the first, "
-        f"{args.frame_iterations} after; the input's own warping error {base:.5f}\n"
+        f"\n{args.frames} frames of skimage.data.{args.photo} panned, {args.size} px, "
+        f"style {args.style.name}, HED VGG-16, {config.optimizer[0]}: {args.iterations} iterations "
+        f"for independent frames and the first, {args.frame_iterations} after; the input's own "
+        f"warping error {base:.5f}\n"
     )
     print("| variant | flicker | × input's | s/frame | content (raw) | style (raw) |")
     print("|---|---|---|---|---|---|")
     for row in rows:
         print(
-            f"| {row['variant']} | {row['flicker']:.5f} | {row['flicker'] / base:.2f} | {row['s_per_frame']:.1f} | "
-            f"{row['content']:.4f} | {row['style']:.4f} |"
+            f"| {row['variant']} | {row['flicker']:.5f} | {row['flicker'] / base:.2f} | "
+            f"{row['s_per_frame']:.1f} | {row['content']:.4f} | {row['style']:.4f} |"
         )
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"input_flicker": base, "rows": rows, "args": {k: str(v) for k, v in vars(args).items()}},
-                indent=2,
-            )
-        )
-    if args.strip:
-        default = args.default_weight if args.default_weight is not None else VideoConfig().temporal_weight
-        picks = list(range(0, args.frames, 2))
-        chosen = [("input", inputs), ("independent", outputs["independent"])]
-        if f"temporal {default:g}" in outputs:
-            chosen.append((f"temporal {default:g}", outputs[f"temporal {default:g}"]))
-        h, w = inputs[0].shape[-2:]
-        sheet = Image.new("RGB", (w * len(picks), h * len(chosen)), "white")
-        for r, (_, frames) in enumerate(chosen):
-            for c, k in enumerate(picks):
-                array = (frames[k].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-                sheet.paste(Image.fromarray(array), (c * w, r * h))
-        args.strip.parent.mkdir(parents=True, exist_ok=True)
-        sheet.save(args.strip)
-        print(
-            f"\nstrip: rows {', '.join(n for n, _ in chosen)}; frames {', '.join(str(k + 1) for k in picks)} -> {args.strip}"
-        )
+
+
+def _write_strip(args: argparse.Namespace, inputs: list, outputs: dict) -> None:
+    """Rows: the input, the independent frames and the default weight's; every other frame."""
+    from PIL import Image
+
+    from styleforge.config import VideoConfig
+
+    default = args.default_weight if args.default_weight is not None else VideoConfig().temporal_weight
+    picks = list(range(0, args.frames, 2))
+    chosen = [("input", inputs), ("independent", outputs["independent"])]
+    if f"temporal {default:g}" in outputs:
+        chosen.append((f"temporal {default:g}", outputs[f"temporal {default:g}"]))
+    h, w = inputs[0].shape[-2:]
+    sheet = Image.new("RGB", (w * len(picks), h * len(chosen)), "white")
+    for r, (_, frames) in enumerate(chosen):
+        for c, k in enumerate(picks):
+            array = (frames[k].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            sheet.paste(Image.fromarray(array), (c * w, r * h))
+    args.strip.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.strip)
+    print(
+        f"\nstrip: rows {', '.join(n for n, _ in chosen)}; "
+        f"frames {', '.join(str(k + 1) for k in picks)} -> {args.strip}"
+    )
 
 
 if __name__ == "__main__":

@@ -124,10 +124,26 @@ def make_content(rng: np.random.Generator) -> Image.Image:
     width, height = CONTENT_SIZE
     horizon = height * 2 // 3  # water fills the lower third
     ys, xs = np.mgrid[0:horizon, 0:width].astype(np.float64)
+    haze = np.array([246.0, 206.0, 170.0])
+    scene = _add_clouds(rng, _sky(xs, ys, haze), xs, ys)
+    scene = _add_ridges(rng, scene, xs, ys, haze)
+    return _to_image(_add_water(rng, scene, height))
 
+
+def _sky(xs: np.ndarray, ys: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """Paint the sky above the horizon, with the sun.
+
+    Args:
+        xs: Column of each pixel above the horizon, shape (horizon, width).
+        ys: Row of each pixel, same shape.
+        low: The colour at the horizon.
+
+    Returns:
+        Float RGB array of shape (horizon, width, 3) in [0, 255].
+    """
+    horizon = ys.shape[0]
     # Sky: deep blue at the top fading to a warm haze at the horizon.
     top = np.array([38.0, 78.0, 158.0])
-    low = np.array([246.0, 206.0, 170.0])
     t = (ys / (horizon - 1)) ** 1.4
     sky = top * (1 - t[..., None]) + low * t[..., None]
 
@@ -138,9 +154,22 @@ def make_content(rng: np.random.Generator) -> Image.Image:
     sky += (np.array([255.0, 236.0, 190.0]) - sky) * glow[..., None]
     disc = np.clip(sun_r + 1.0 - dist, 0.0, 1.0)  # anti-aliased edge
     sky += (np.array([255.0, 250.0, 225.0]) - sky) * disc[..., None]
+    return sky
 
-    # Soft clouds: clusters of Gaussian puffs with a flat base and a slightly
-    # greyer underside.
+
+def _add_clouds(rng: np.random.Generator, sky: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Lay soft clouds over the sky: clusters of Gaussian puffs with a flat base and a slightly
+    greyer underside.
+
+    Args:
+        rng: Random generator.
+        sky: The sky, shape (horizon, width, 3).
+        xs: Column of each pixel, shape (horizon, width).
+        ys: Row of each pixel, same shape.
+
+    Returns:
+        The sky with clouds, same shape.
+    """
     cover = np.zeros_like(xs)
     under = np.zeros_like(xs)
     clouds = ((110.0, 58.0, 120.0), (236.0, 100.0, 80.0), (470.0, 36.0, 70.0))
@@ -159,10 +188,26 @@ def make_content(rng: np.random.Generator) -> Image.Image:
     cover *= 0.88
     cloud_top, cloud_under = np.array([252.0, 246.0, 240.0]), np.array([196.0, 190.0, 204.0])
     cloud = cloud_top + (cloud_under - cloud_top) * under[..., None]
-    scene = sky + (cloud - sky) * cover[..., None]
+    return sky + (cloud - sky) * cover[..., None]
 
-    # Mountain ridges, far to near: (peak row, trough row, colour, roughness, snow).
-    haze = low
+
+def _add_ridges(
+    rng: np.random.Generator, scene: np.ndarray, xs: np.ndarray, ys: np.ndarray, haze: np.ndarray
+) -> np.ndarray:
+    """Paint three mountain ridges over the scene, far to near.
+
+    Args:
+        rng: Random generator.
+        scene: The sky, shape (horizon, width, 3).
+        xs: Column of each pixel, shape (horizon, width).
+        ys: Row of each pixel, same shape.
+        haze: The colour the valleys fade to near the horizon.
+
+    Returns:
+        The scene with the ridges, same shape.
+    """
+    horizon, width = xs.shape
+    # (peak row, trough row, colour, roughness, snow).
     ridges = (
         (88, 180, (150.0, 156.0, 188.0), 0.6, True),
         (146, 212, (86.0, 94.0, 136.0), 0.58, False),
@@ -173,17 +218,7 @@ def make_content(rng: np.random.Generator) -> Image.Image:
         profile = (profile - profile.min()) / np.ptp(profile)
         ridge = trough - (trough - peak) * profile  # row of the ridge line per column
         below = ys - ridge[None, :]  # pixels below the ridge line
-        # Light comes from the sun on the right: slopes facing it are lighter.
-        # The slope is taken over a window that widens with depth below the
-        # crest, so lit and shaded faces spread out downwards like spurs.
-        raw_slope = np.gradient(ridge)
-        slopes = np.stack([_smooth(raw_slope, 2**k) for k in range(7)])
-        level = np.clip(np.log2(np.clip(below, 0, None) / 3.0 + 1.0), 0, 5.999)
-        lo, frac = level.astype(int), level % 1.0
-        col_idx = xs.astype(int)
-        slope = slopes[lo, col_idx] * (1 - frac) + slopes[lo + 1, col_idx] * frac
-        facing = np.clip(slope * 0.35, -0.2, 0.2)
-        shade = 1.0 + facing * np.exp(-np.clip(below, 0, None) / 60.0)
+        shade = _ridge_shade(ridge, below, xs)
         base = np.array(color)[None, None, :] * shade[..., None]
         # Valley mist: blend towards the haze colour near the horizon.
         depth = np.clip(below / (horizon - ridge[None, :] + 1e-9), 0.0, 1.0)
@@ -198,8 +233,45 @@ def make_content(rng: np.random.Generator) -> Image.Image:
         # Opaque below the ridge line, with one pixel of soft edge above it.
         alpha = np.clip(below + 1.0, 0.0, 1.0)
         scene = scene + (fill - scene) * alpha[..., None]
+    return scene
 
-    # Water: mirror the scene, ripple it sideways, darken and tint it.
+
+def _ridge_shade(ridge: np.ndarray, below: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Light a ridge from the sun on the right: slopes facing it are lighter.
+
+    The slope is taken over a window that widens with depth below the crest, so lit and shaded
+    faces spread out downwards like spurs.
+
+    Args:
+        ridge: Row of the ridge line per column, shape (width,).
+        below: Pixels below the ridge line, shape (horizon, width).
+        xs: Column of each pixel, same shape.
+
+    Returns:
+        Brightness factor per pixel, same shape as ``below``.
+    """
+    raw_slope = np.gradient(ridge)
+    slopes = np.stack([_smooth(raw_slope, 2**k) for k in range(7)])
+    level = np.clip(np.log2(np.clip(below, 0, None) / 3.0 + 1.0), 0, 5.999)
+    lo, frac = level.astype(int), level % 1.0
+    col_idx = xs.astype(int)
+    slope = slopes[lo, col_idx] * (1 - frac) + slopes[lo + 1, col_idx] * frac
+    facing = np.clip(slope * 0.35, -0.2, 0.2)
+    return 1.0 + facing * np.exp(-np.clip(below, 0, None) / 60.0)
+
+
+def _add_water(rng: np.random.Generator, scene: np.ndarray, height: int) -> np.ndarray:
+    """Put a lake below the scene: mirror it, ripple it sideways, darken and tint it.
+
+    Args:
+        rng: Random generator.
+        scene: Everything above the horizon, shape (horizon, width, 3).
+        height: The picture's height.
+
+    Returns:
+        The whole picture, shape (height, width, 3).
+    """
+    horizon, width = scene.shape[:2]
     out = np.empty((height, width, 3))
     out[:horizon] = scene
     cols = np.arange(width, dtype=np.float64)
@@ -223,8 +295,7 @@ def make_content(rng: np.random.Generator) -> Image.Image:
         out[row, x0 : x0 + length] += (glint - out[row, x0 : x0 + length]) * fade
     # A dark shoreline separating land from water.
     out[horizon : horizon + 2] *= 0.55
-
-    return _to_image(out)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -275,13 +346,16 @@ def _swirl_field(
 def make_style_swirl(rng: np.random.Generator) -> Image.Image:
     """Draw the swirling brush-stroke style picture.
 
+    Strokes are drawn at twice the size and reduced, which keeps the thin bristle lines smooth
+    instead of jagged.
+
     Args:
         rng: Random generator.
 
     Returns:
         A 512x512 RGB image of curved strokes around a few vortices.
     """
-    size = STYLE_SIZE[0]
+    size, oversample = STYLE_SIZE[0], 2
     vortices = np.array(
         [
             (150.0, 150.0, 1.6, 60.0),
@@ -291,36 +365,14 @@ def make_style_swirl(rng: np.random.Generator) -> Image.Image:
             (455.0, 445.0, 1.1, 40.0),
         ]
     )
-
-    # Strokes are drawn at twice the size and reduced, which keeps the
-    # thin bristle lines smooth instead of jagged.
-    scale = 2
-
-    # Dark blue underpainting with a little blotchy variation.
-    noise = rng.normal(0.0, 1.0, (16, 16))
-    coarse = Image.fromarray(((noise - noise.min()) / np.ptp(noise) * 255).astype(np.uint8))
-    smooth = coarse.resize((size * scale, size * scale), Image.Resampling.BICUBIC)
-    blotch = np.asarray(smooth, dtype=np.float64)[..., None] / 255.0
-    under = np.array([18.0, 34.0, 84.0]) * (1 - blotch) + np.array([40.0, 70.0, 140.0]) * blotch
-    canvas = _to_image(under)
+    canvas = _underpainting(rng, size * oversample)
     draw = ImageDraw.Draw(canvas)
-
-    # Trace all strokes at once along the flow field.
-    n_strokes, n_steps, step = 5200, 14, 2.2
-    px = rng.uniform(-10, size + 10, n_strokes)
-    py = rng.uniform(-10, size + 10, n_strokes)
-    lengths = rng.integers(6, n_steps + 1, n_strokes)
-    paths = np.empty((n_steps + 1, n_strokes, 2))
-    paths[0, :, 0], paths[0, :, 1] = px, py
-    for i in range(n_steps):
-        ux, uy = _swirl_field(px, py, vortices, size)
-        px, py = px + step * ux, py + step * uy
-        paths[i + 1, :, 0], paths[i + 1, :, 1] = px, py
-    paths *= scale
+    paths, lengths = _trace_strokes(rng, vortices, size)
+    n_strokes = paths.shape[1]
 
     # Colour by position: yellow rings around each vortex, blues elsewhere,
     # with the odd white stroke.
-    sx, sy = paths[0, :, 0] / scale, paths[0, :, 1] / scale
+    sx, sy = paths[0, :, 0], paths[0, :, 1]
     heat = np.zeros(n_strokes)
     for cx, cy, _, radius in vortices:
         d = np.hypot(sx - cx, sy - cy)
@@ -331,6 +383,7 @@ def make_style_swirl(rng: np.random.Generator) -> Image.Image:
     # Per-bristle brightness and ragged ends give each stroke a visible texture.
     bristle = rng.uniform(0.72, 1.18, (n_strokes, 8, 1))
     trim = rng.integers(0, 2, (n_strokes, 8, 2))
+    paths *= oversample
 
     # Draw darker strokes first so bright ones sit on top.
     order = np.argsort(heat + 0.3 * pick, kind="stable")
@@ -343,19 +396,85 @@ def make_style_swirl(rng: np.random.Generator) -> Image.Image:
             palette = _BLUES
         base = np.array(palette[shade_pick[s] % len(palette)], dtype=np.float64)
         pts = paths[: lengths[s] + 1, s]
-        # Parallel "bristle" lines, offset along the stroke's normal.
-        tangent = pts[-1] - pts[0]
-        normal = np.array([-tangent[1], tangent[0]]) / (np.hypot(*tangent) + 1e-9)
-        w = int(widths[s])
-        body = tuple(int(c) for c in base * 0.6)
-        draw.line([tuple(p) for p in pts], fill=body, width=(w + 1) * scale, joint="curve")
-        for b, off in enumerate(np.linspace(-w / 2 + 0.5, w / 2 - 0.5, w) * scale):
-            col = tuple(int(c) for c in np.clip(base * bristle[s, b], 0, 255))
-            start, stop = trim[s, b, 0], len(pts) - trim[s, b, 1]
-            moved = pts[start:stop] + normal * off
-            draw.line([tuple(p) for p in moved], fill=col, width=scale * (1 + b % 2))
+        _draw_stroke(draw, pts, base, int(widths[s]), bristle[s], trim[s], oversample)
 
     return canvas.resize(STYLE_SIZE, Image.Resampling.LANCZOS)
+
+
+def _underpainting(rng: np.random.Generator, side: int) -> Image.Image:
+    """Paint the dark blue ground with a little blotchy variation.
+
+    Args:
+        rng: Random generator.
+        side: The canvas's side in pixels.
+
+    Returns:
+        A ``side`` x ``side`` RGB image.
+    """
+    noise = rng.normal(0.0, 1.0, (16, 16))
+    coarse = Image.fromarray(((noise - noise.min()) / np.ptp(noise) * 255).astype(np.uint8))
+    smooth = coarse.resize((side, side), Image.Resampling.BICUBIC)
+    blotch = np.asarray(smooth, dtype=np.float64)[..., None] / 255.0
+    under = np.array([18.0, 34.0, 84.0]) * (1 - blotch) + np.array([40.0, 70.0, 140.0]) * blotch
+    return _to_image(under)
+
+
+def _trace_strokes(
+    rng: np.random.Generator, vortices: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trace all strokes at once along the flow field from random starting points.
+
+    Args:
+        rng: Random generator.
+        vortices: Array of rows ``(cx, cy, strength, radius)``.
+        size: The picture's side.
+
+    Returns:
+        The paths, shape (steps + 1, strokes, 2) in picture pixels, and each stroke's length
+        in steps.
+    """
+    n_strokes, n_steps, step = 5200, 14, 2.2
+    px = rng.uniform(-10, size + 10, n_strokes)
+    py = rng.uniform(-10, size + 10, n_strokes)
+    lengths = rng.integers(6, n_steps + 1, n_strokes)
+    paths = np.empty((n_steps + 1, n_strokes, 2))
+    paths[0, :, 0], paths[0, :, 1] = px, py
+    for i in range(n_steps):
+        ux, uy = _swirl_field(px, py, vortices, size)
+        px, py = px + step * ux, py + step * uy
+        paths[i + 1, :, 0], paths[i + 1, :, 1] = px, py
+    return paths, lengths
+
+
+def _draw_stroke(
+    draw: ImageDraw.ImageDraw,
+    pts: np.ndarray,
+    base: np.ndarray,
+    width: int,
+    bristle: np.ndarray,
+    trim: np.ndarray,
+    oversample: int,
+) -> None:
+    """Draw one stroke: a darker body, then parallel "bristle" lines offset along its normal.
+
+    Args:
+        draw: The canvas's drawing context.
+        pts: The stroke's path on the canvas, shape (n, 2).
+        base: Its colour, RGB in [0, 255].
+        width: Its number of bristles.
+        bristle: Each bristle's brightness factor, shape (8, 1).
+        trim: Points left off each bristle's start and end, shape (8, 2).
+        oversample: How many canvas pixels one picture pixel is.
+    """
+    tangent = pts[-1] - pts[0]
+    normal = np.array([-tangent[1], tangent[0]]) / (np.hypot(*tangent) + 1e-9)
+    body = tuple(int(c) for c in base * 0.6)
+    draw.line([tuple(p) for p in pts], fill=body, width=(width + 1) * oversample, joint="curve")
+    for b, off in enumerate(np.linspace(-width / 2 + 0.5, width / 2 - 0.5, width) * oversample):
+        col = tuple(int(c) for c in np.clip(base * bristle[b], 0, 255))
+        start, stop = trim[b, 0], len(pts) - trim[b, 1]
+        moved = pts[start:stop] + normal * off
+        draw.line([tuple(p) for p in moved], fill=col, width=oversample * (1 + b % 2))
 
 
 # ---------------------------------------------------------------------------

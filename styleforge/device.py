@@ -61,7 +61,8 @@ def resolve_device(spec: str) -> torch.device:
     index = int(match[1] or 0)
     if index >= torch.cuda.device_count():
         raise ResourceError(
-            f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0..cuda:{torch.cuda.device_count() - 1}"
+            f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+            f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
         )
     return torch.device("cuda", index)
 
@@ -82,14 +83,13 @@ def native_bf16(device: torch.device) -> bool:
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast type of the network's convolutions for ``--precision`` on ``device``.
 
-    ``tf32`` keeps float32 tensors and lets CUDA's convolutions and matrix products round their
-    inputs to TF32 (:func:`tf32_mode`); ``fp32`` is float32 throughout (PyTorch's own default lets
-    cuDNN convolutions use TF32, which ``fp32`` turns off). ``auto`` is bfloat16 where the device computes in it natively (:func:`native_bf16`: CUDA from
-    Ampere on, CPUs with AVX512-BF16 or AMX) and float32 elsewhere: on a CPU with bf16 instructions a
-    transfer ran 1.8× faster in bf16, with pictures within a few levels of float32's
-    (benchmarks/README.md), while emulated bf16 is slower than float32. ``bf16`` asks for it anywhere
-    autocast supports it (CUDA and CPU).
-
+    ``tf32`` keeps float32 tensors and lets CUDA's convolutions and matrix products round their inputs to
+    TF32 (:func:`tf32_mode`); ``fp32`` is float32 throughout (PyTorch's own default lets cuDNN
+    convolutions use TF32, which ``fp32`` turns off). ``auto`` is bfloat16 where the device computes in
+    it natively (:func:`native_bf16`: CUDA from Ampere on, CPUs with AVX512-BF16 or AMX) and float32
+    elsewhere: on a CPU with bf16 instructions a transfer ran 1.8× faster in bf16, with pictures within a
+    few levels of float32's (benchmarks/README.md), while emulated bf16 is slower than float32. ``bf16``
+    asks for it anywhere autocast supports it (CUDA and CPU).
     Returns:
         ``torch.bfloat16``, or ``None`` for float32.
 

@@ -198,8 +198,8 @@ def long_side_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
     """The (height, width) :func:`resize_long_side` gives an image of ``shape`` for ``size``: known
     before any pixel is resized (to check what the resized image will cost)."""
     h, w = shape
-    scale = size / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
+    zoom = size / max(h, w)
+    return max(1, round(h * zoom)), max(1, round(w * zoom))
 
 
 def resize_long_side(image: Tensor, size: int) -> Tensor:

@@ -30,7 +30,8 @@ def usable_cores() -> int:
 
 
 def sharing_processes(environ: Mapping[str, str] | None = None) -> int:
-    """How many processes share the machine (:data:`PROCESSES_ENV`; 1 when unset or not a whole number >= 1)."""
+    """How many processes share the machine (:data:`PROCESSES_ENV`; 1 when unset or not a whole
+    number >= 1)."""
     text = (os.environ if environ is None else environ).get(PROCESSES_ENV, "")
     return int(text) if text.isdigit() and int(text) >= 1 else 1
 

@@ -153,14 +153,7 @@ def plot_panels(
     legend_shown = False
     for i, (title, curves) in enumerate(panels.items()):
         axes = figure.add_subplot(rows, cols, i + 1)
-        plotted = False
-        for label, (xs, ys) in curves.items():
-            points = [
-                (a, b) for a, b in zip(xs, ys) if b is not None and math.isfinite(b) and (b > 0 or not log)
-            ]
-            if points:
-                axes.plot(*zip(*points), label=label, linewidth=1.3)
-                plotted = True
+        plotted = _plot_curves(axes, curves, log)
         for m in markers:
             axes.axvline(m, color="grey", linestyle=":", linewidth=1)
         if log:
@@ -189,6 +182,19 @@ def plot_panels(
             figure.savefig(handle, format="png")
 
     return write_with_fallback(path, save, param=param)
+
+
+def _plot_curves(
+    axes: Any, curves: Mapping[str, tuple[Sequence[float], Sequence[float | None]]], log: bool
+) -> bool:
+    """Draws each curve's finite points (positive ones on a log scale); returns whether any was drawn."""
+    plotted = False
+    for label, (xs, ys) in curves.items():
+        points = [(a, b) for a, b in zip(xs, ys) if b is not None and math.isfinite(b) and (b > 0 or not log)]
+        if points:
+            axes.plot(*zip(*points), label=label, linewidth=1.3)
+            plotted = True
+    return plotted
 
 
 class CheckpointWriter:
@@ -335,15 +341,18 @@ def contact_sheet(
                 draw.rectangle([left, top, left + cell_px - 1, top + row_h[r] - 1], outline="red")
                 draw.text((left + 6, top + 6), "failed", fill="red", font=font)
             else:
-                array = (
-                    image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-                )
-                tile = Image.fromarray(array, "RGB")
-                scale = cell_px / max(tile.size)  # small images are enlarged (pixelated), large ones reduced
-                fit = (max(1, round(tile.width * scale)), max(1, round(tile.height * scale)))
-                tile = tile.resize(fit, Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS)
-                sheet.paste(tile, (left, top))
+                sheet.paste(_tile(image, cell_px), (left, top))
             if r < len(captions) and c < len(captions[r]):
                 draw.text((left, top + row_h[r] + 2), captions[r][c], fill="dimgray", font=font)
         top += row_h[r] + cap_h + pad
     return sheet
+
+
+def _tile(image: Tensor, cell_px: int) -> Image.Image:
+    """A contact sheet's picture of ``image`` ((3, H, W) in [0, 1]), its long side ``cell_px``: small
+    images are enlarged (pixelated), large ones reduced."""
+    array = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    tile = Image.fromarray(array, "RGB")
+    zoom = cell_px / max(tile.size)
+    fit = (max(1, round(tile.width * zoom)), max(1, round(tile.height * zoom)))
+    return tile.resize(fit, Image.Resampling.NEAREST if zoom > 1 else Image.Resampling.LANCZOS)

@@ -92,14 +92,15 @@ class Interrupt:
 
     @property
     def detail(self) -> str:
-        """How the run was stopped, in words: ``interrupted by the user`` (Ctrl-C) or ``stopped by SIGTERM``."""
+        """How the run was stopped, in words: ``interrupted by the user`` (Ctrl-C) or
+        ``stopped by SIGTERM``."""
         return INTERRUPTED_DETAIL if self.signum in (None, signal.SIGINT) else stopped_words(self.signum)
 
     @contextmanager
     def listening(self) -> Iterator[Interrupt]:
-        """While active, a loop checks :attr:`requested` between its steps, so the first signal only
-        sets it. Outside every such block a signal acts at once (Ctrl-C raises
-        :class:`KeyboardInterrupt`, SIGTERM :class:`Terminated`): a run still preparing has nothing to keep."""
+        """While active, a loop checks :attr:`requested` between its steps, so the first signal only sets
+        it. Outside every such block a signal acts at once (Ctrl-C raises :class:`KeyboardInterrupt`,
+        SIGTERM :class:`Terminated`): a run still preparing has nothing to keep."""
         self._listening += 1
         try:
             yield self

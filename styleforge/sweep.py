@@ -254,22 +254,8 @@ def run_one(
             ended(proc)
     seconds = time.perf_counter() - start
     write_atomic(folder / "log.txt", (stdout + stderr).encode())
-    stops = {exit_code_of(signum): signum for signum in (signal.SIGINT, signal.SIGTERM)}
-    if proc.returncode in stops:  # it kept its best result so far, as a run of its own does
-        return CellResult(
-            cell,
-            "interrupted",
-            seconds,
-            f"{stopped_words(stops[proc.returncode])}; its best result so far is kept",
-        )
-    if -proc.returncode in stops.values():  # the signal came before it could keep anything
-        return CellResult(
-            cell, "interrupted", seconds, f"{stopped_words(-proc.returncode)} before it had a result"
-        )
     if proc.returncode != 0:
-        lines = [line for line in stderr.splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith(("error:", "Error:"))]
-        return CellResult(cell, "failed", seconds, (errors or lines or [f"exit code {proc.returncode}"])[-1])
+        return _unfinished(cell, proc.returncode, stderr, seconds)
     try:
         metrics = collect(folder)
     except (
@@ -282,6 +268,27 @@ def run_one(
     result = CellResult(cell, "ok", seconds, metrics=metrics)
     write_atomic(folder / "cell.json", json.dumps(asdict(result), indent=1, default=str).encode())
     return result
+
+
+def _unfinished(cell: Cell, returncode: int, stderr: str, seconds: float) -> CellResult:
+    """The result of a cell whose process ended with a non-zero ``returncode``: ``interrupted`` by a
+    stop signal (after keeping its best result, or before it had one), else ``failed`` with the last
+    ``error:`` line of its ``stderr`` (or its last line, or the exit code)."""
+    stops = {exit_code_of(signum): signum for signum in (signal.SIGINT, signal.SIGTERM)}
+    if returncode in stops:  # it kept its best result so far, as a run of its own does
+        return CellResult(
+            cell,
+            "interrupted",
+            seconds,
+            f"{stopped_words(stops[returncode])}; its best result so far is kept",
+        )
+    if -returncode in stops.values():  # the signal came before it could keep anything
+        return CellResult(
+            cell, "interrupted", seconds, f"{stopped_words(-returncode)} before it had a result"
+        )
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("error:", "Error:"))]
+    return CellResult(cell, "failed", seconds, (errors or lines or [f"exit code {returncode}"])[-1])
 
 
 def _finished(cell: Cell, out_dir: Path) -> CellResult | None:
@@ -325,21 +332,39 @@ def run_cells(
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InvalidParameter("--jobs", jobs, "a whole number >= 1")
     results: dict[int, CellResult] = {}
+
+    def record(result: CellResult) -> None:
+        results[result.cell.index] = result
+        if on_result:
+            on_result(result)
+
     todo = []
     for cell in cells:
         done = _finished(cell, out_dir)
         if done is not None:
-            results[cell.index] = done
-            if on_result:
-                on_result(done)
+            record(done)
         else:
             todo.append(cell)
     if backend == "ray":
         for result in _run_ray(command, todo, out_dir, collect):
-            results[result.cell.index] = result
-            if on_result:
-                on_result(result)
-        return [results[cell.index] for cell in cells]
+            record(result)
+    else:
+        _run_local(command, todo, out_dir, collect, jobs, record, interrupt)
+    return [results[cell.index] for cell in cells]
+
+
+def _run_local(
+    command: str,
+    cells: Sequence[Cell],
+    out_dir: Path,
+    collect: Callable[[Path], dict[str, Any]],
+    jobs: int,
+    record: Callable[[CellResult], None],
+    interrupt: Interrupt | None,
+) -> None:
+    """Runs ``cells`` as ``jobs`` processes at a time and passes each result to ``record``, in cell
+    order. A stop signal is passed on to the running cells (they keep their best result); the cells
+    not started then end ``not run``."""
     env = cell_environment(jobs)
     running: set[subprocess.Popen] = set()
 
@@ -363,15 +388,11 @@ def run_cells(
         try:
             # Threads only wait on the cells' processes; the work happens in those processes.
             with ThreadPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(one, cell) for cell in todo]
+                futures = [pool.submit(one, cell) for cell in cells]
                 for future in futures:
-                    result = future.result()
-                    results[result.cell.index] = result
-                    if on_result:
-                        on_result(result)
+                    record(future.result())
         finally:
             flag.on_request.remove(forward)
-    return [results[cell.index] for cell in cells]
 
 
 def _run_ray(

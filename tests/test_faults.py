@@ -116,7 +116,8 @@ def _inputs(tmp_path: Path) -> list[object]:
 def test_an_output_inside_a_file_is_refused_before_any_work(
     tmp_path: Path, no_transfer: None, option: str
 ) -> None:
-    # Before: the whole transfer ran, then `-o existing_file.png/out.png` ended in a FileExistsError traceback.
+    # Before: the whole transfer ran, then `-o existing_file.png/out.png` ended in a FileExistsError
+    # traceback.
     existing = tmp_path / "existing_file.png"
     existing.write_bytes(b"an earlier result")
     bad = existing / "out.png"
@@ -168,10 +169,11 @@ def test_a_result_that_cannot_be_written_at_the_end_is_saved_elsewhere(
     assert result.exit_code == 1
     line = [line for line in result.output.splitlines() if line.startswith("error: ")][-1]
     saved = cwd / "out.recovered.png"
-    assert (
-        line
-        == f"error: -o: could not write {str(out)!r} (File exists: {str(tmp_path / 'run')!r}); the result was saved to {str(saved)!r}"
+    expected = (
+        f"error: -o: could not write {str(out)!r} (File exists: {str(tmp_path / 'run')!r}); "
+        f"the result was saved to {str(saved)!r}"
     )
+    assert line == expected
     assert Image.open(saved).size == (32, 21) and "Traceback" not in result.output
 
 

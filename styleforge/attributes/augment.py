@@ -1,6 +1,7 @@
-"""Seed 003's augmentation for fine-tuning: random pad + crop, a small rotation, a horizontal flip
-(never colour), each image seeded on its own (:func:`sample_seed`) so that the result does not depend
-on batching, worker processes or ranks.
+"""Augmentation for fine-tuning: random pad + crop, a small rotation, a horizontal flip (never colour),
+as the blog post "Hard training works in deep learning" used to regularise a ResNet-50; each image
+seeded on its own (:func:`sample_seed`) so that the result does not depend on batching, worker
+processes or ranks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ __all__ = ["augment", "sample_seed", "augment_sample"]
 
 
 def augment(images: Tensor, generator: torch.Generator, *, max_degrees: float = 10.0) -> Tensor:
-    """Seed 003's augmentation: random pad + crop, a small rotation, a horizontal flip.
+    """Random pad + crop, a small rotation, a horizontal flip (see the module docstring).
 
     Never colour jitter: colour is a label (primary colour, harmony, contrast).
 

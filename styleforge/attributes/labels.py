@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +95,8 @@ class LabelledImage:
         line: The row's line in the file.
         labels: Attribute name → rating (numeric, on its scale), class index (categorical) or
             ``None`` (not labelled).
-        split: ``train``, ``val``, ``test`` from the CSV, or ``None`` (assigned by the seed).
+        split: ``train``, ``val``, ``test`` from the CSV, or ``None`` (assigned by the seeded
+            shuffle of :func:`assign_splits`).
         image_text: The path as written in the CSV.
     """
 
@@ -163,7 +164,8 @@ def find_labels(data_dir: str | os.PathLike[str], labels: str | os.PathLike[str]
     raise InputFileError(
         "--data",
         data_dir,
-        f"has several CSV files ({', '.join(p.name for p in found)}) and no labels.csv; choose one with --labels",
+        f"has several CSV files ({', '.join(p.name for p in found)}) and no labels.csv; "
+        "choose one with --labels",
     )
 
 
@@ -204,22 +206,83 @@ def read_labels(
     """
     data_dir = Path(data_dir)
     path = find_labels(data_dir, labels)
+    raw, text = _read_text(path)
+    reader = csv.reader(text.splitlines(keepends=True))
+    names = _read_header(path, reader)
+    layout, index = _layout(path, names, schema)
+    image_col = index["image"] if layout == "styleforge" else index["new_filename"]
+    split_col = index.get("split") if layout == "styleforge" else index.get("in_train")
+    items: list[LabelledImage] = []
+    row = 0
+    try:
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue  # blank lines are not rows
+            row += 1
+            line = reader.line_num
+
+            def where(
+                problem: str, column: str | None = None, _row: int = row, _line: int = line
+            ) -> LabelError:
+                return LabelError(path, problem, _row, _line, column)
+
+            if len(cells) != len(names):
+                raise where(f"has {len(cells)} cells but the header has {len(names)}")
+            image_text = cells[image_col].strip()
+            if not image_text:
+                raise where("is empty; expected an image file name", names[image_col])
+            split = _row_split(cells, split_col, layout, names, where)
+            labels_row = {a.name: _parse_cell(a, cells[index[a.name.lower()]], where) for a in schema}
+            image = _image_path(data_dir, layout, image_text, split, split_col is not None)
+            items.append(LabelledImage(image, row, line, labels_row, split, image_text))
+    except csv.Error as exc:
+        raise LabelError(path, f"is not valid CSV ({exc})", row, reader.line_num) from None
+    if not items:
+        raise LabelError(path, "has a header but no rows; expected one row per image")
+    _check_unique(path, items, names[image_col])
+    return LabelTable(path, layout, schema, items, hashlib.sha256(raw).hexdigest())
+
+
+def _read_text(path: Path) -> tuple[bytes, str]:
+    """The CSV's bytes (hashed, so a resumed run can tell a changed file) and its text, UTF-8 with or
+    without a byte-order mark.
+
+    Raises:
+        LabelError: The file cannot be read or is not UTF-8.
+    """
     try:
         raw = path.read_bytes()
-        text = raw.decode("utf-8-sig")
+        return raw, raw.decode("utf-8-sig")
     except OSError as exc:
         raise LabelError(path, f"cannot be read ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise LabelError(path, "is not UTF-8 text (save it as CSV UTF-8)") from None
-    reader = csv.reader(text.splitlines(keepends=True))
+
+
+def _read_header(path: Path, reader: Iterator[list[str]]) -> list[str]:
+    """The header row's column names, stripped.
+
+    Raises:
+        LabelError: An empty file, or a header that is not valid CSV.
+    """
     try:
         header = next(reader)
     except StopIteration:
         raise LabelError(path, "is empty; expected a header row and one row per image") from None
     except csv.Error as exc:
         raise LabelError(path, f"is not valid CSV ({exc})", 0, 1) from None
-    names = [h.strip() for h in header]
-    index = {}
+    return [h.strip() for h in header]
+
+
+def _layout(path: Path, names: list[str], schema: Schema) -> tuple[str, dict[str, int]]:
+    """Which layout the header is (``styleforge`` or ``acan``), and each lower-cased column name's
+    first position.
+
+    Raises:
+        LabelError: Neither layout's image column, or a missing attribute column (with a "did you
+            mean" when a column's name is close).
+    """
+    index: dict[str, int] = {}
     for i, name in enumerate(names):
         index.setdefault(name.lower(), i)
     if "image" in index:
@@ -229,7 +292,8 @@ def read_labels(
     else:
         raise LabelError(
             path,
-            "has neither an 'image' column (styleforge's layout: image,<attributes>[,split]) nor 'new_filename' "
+            "has neither an 'image' column (styleforge's layout: image,<attributes>[,split]) "
+            "nor 'new_filename' "
             f"(ACAN's layout: in_train,new_filename,<attributes>); its columns: {', '.join(names)}",
             0,
             1,
@@ -245,64 +309,38 @@ def read_labels(
             0,
             1,
         )
-    image_col = index["image"] if layout == "styleforge" else index["new_filename"]
-    split_col = index.get("split") if layout == "styleforge" else index.get("in_train")
-    items: list[LabelledImage] = []
-    row = 0
-    try:
-        for cells in reader:
-            row += 1
-            line = reader.line_num
+    return layout, index
 
-            def where(
-                problem: str, column: str | None = None, _row: int = row, _line: int = line
-            ) -> LabelError:
-                return LabelError(path, problem, _row, _line, column)
 
-            if not any(c.strip() for c in cells):
-                row -= 1  # blank lines are not rows
-                continue
-            if len(cells) != len(names):
-                raise where(f"has {len(cells)} cells but the header has {len(names)}")
-            image_text = cells[image_col].strip()
-            if not image_text:
-                raise where("is empty; expected an image file name", names[image_col])
-            split = None
-            if split_col is not None:
-                value = cells[split_col].strip().lower()
-                if layout == "styleforge" and value:
-                    if value not in _SPLIT_NAMES:
-                        raise where(
-                            f"{cells[split_col]!r} is not valid; expected train, val or test (or empty)",
-                            names[split_col],
-                        )
-                    split = _SPLIT_NAMES[value]
-                elif layout == "acan":
-                    if value in _TRUE:
-                        split = "train"
-                    elif value in _FALSE:
-                        split = "val"
-                    else:
-                        raise where(
-                            f"{cells[split_col]!r} is not valid; expected 1/0 or true/false", names[split_col]
-                        )
-            labels_row = {a.name: _parse_cell(a, cells[index[a.name.lower()]], where) for a in schema}
-            items.append(
-                LabelledImage(
-                    _image_path(data_dir, layout, image_text, split, split_col is not None),
-                    row,
-                    line,
-                    labels_row,
-                    split,
-                    image_text,
-                )
-            )
-    except csv.Error as exc:
-        raise LabelError(path, f"is not valid CSV ({exc})", row, reader.line_num) from None
-    if not items:
-        raise LabelError(path, "has a header but no rows; expected one row per image")
-    _check_unique(path, items, names[image_col])
-    return LabelTable(path, layout, schema, items, hashlib.sha256(raw).hexdigest())
+def _row_split(
+    cells: list[str],
+    split_col: int | None,
+    layout: str,
+    names: list[str],
+    where: Callable[..., LabelError],
+) -> str | None:
+    """A row's split: its ``split`` cell (styleforge's layout; empty: ``None``), or ``train`` /
+    ``val`` from ACAN's ``in_train``; ``None`` without such a column.
+
+    Raises:
+        LabelError: A value that is neither (through ``where``, naming the row and the column).
+    """
+    if split_col is None:
+        return None
+    value = cells[split_col].strip().lower()
+    if layout == "acan":
+        if value in _TRUE:
+            return "train"
+        if value in _FALSE:
+            return "val"
+        raise where(f"{cells[split_col]!r} is not valid; expected 1/0 or true/false", names[split_col])
+    if not value:
+        return None
+    if value not in _SPLIT_NAMES:
+        raise where(
+            f"{cells[split_col]!r} is not valid; expected train, val or test (or empty)", names[split_col]
+        )
+    return _SPLIT_NAMES[value]
 
 
 def _check_unique(path: Path, items: Sequence[LabelledImage], column: str) -> None:
@@ -382,7 +420,8 @@ def assign_splits(
     if not out["train"]:
         raise LabelError(
             table.csv_path,
-            f"has {len(indices)} usable image(s), too few for --val-split {val_split:g} and --test-split {test_split:g} "
+            f"has {len(indices)} usable image(s), too few for --val-split {val_split:g} and "
+            f"--test-split {test_split:g} "
             "(each held-out split needs at least 1 image, and training the rest)",
         )
     return {s: sorted(v) for s, v in out.items()}

@@ -7,7 +7,8 @@ weight (``numeric``, ``categorical`` or an attribute name; :func:`head_weights`)
 rescale the terms automatically (:func:`build_loss`):
 
 - ``initial``: each head's loss is divided by its value on the training set before the first
-  update, so every term starts near 1 (the hand-balancing seed 000's author did, done once).
+  update, so every term starts near 1 (the hand-balancing Holly Grimm did for her network, done
+  once).
 - ``uncertainty``: Kendall, Gal & Cipolla (2018): each term becomes ``exp(-s)·L + s`` with a learned
   log-variance ``s`` per head (the common simplified form: the paper's ½ factors only rescale).
   The regulariser ``s`` is inside the term's value, so the printed total is still exactly the sum

@@ -1,23 +1,23 @@
 """The attribute network: a backbone's hypercolumn and one head per attribute; saving and loading it.
 
-Seed 000's network (DESIGN.md section 3): the global average pool of every residual block's output
-of a ResNet (of each ``relu*_1`` for a VGG-19 or VGG-16), concatenated (the *hypercolumn*) and
-normalised (:class:`FeatureNorm`: L2 per image as in the original, which normalised over the batch
-axis by mistake, or ``standard``: per feature, by the training set's statistics), then one linear head per attribute:
-``tanh`` for a numeric attribute (its labels mapped [min, max] → [-1, 1]), logits for a categorical
-one. Between the two, styleforge adds a shared trainable *trunk* (``--trunk N`` layers of
-``Linear(·, W) + LayerNorm + ReLU``; 0: the original's independent heads): with a frozen backbone it is what
-makes the loss weights trade the attributes off against each other (an adaptive optimiser is
-invariant to a constant scale of a parameter's gradient, so a head with parameters of its own does
-not feel its weight).
+As in Holly Grimm's Art Composition Attributes Network (ACAN, 2018): the global average pool of every
+residual block's output of a ResNet (of each ``relu*_1`` for a VGG-19 or VGG-16), concatenated (the
+*hypercolumn*) and normalised (:class:`FeatureNorm`: L2 per image as in the original, which normalised
+over the batch axis by mistake, or ``standard``: per feature, by the training set's statistics), then one
+linear head per attribute: ``tanh`` for a numeric attribute (its labels mapped [min, max] → [-1, 1]),
+logits for a categorical one. Between the two, styleforge adds a shared trainable *trunk* (``--trunk N``
+layers of ``Linear(·, W) + LayerNorm + ReLU``; 0: the original's independent heads): with a frozen
+backbone it is what makes the loss weights trade the attributes off against each other (an adaptive
+optimiser is invariant to a constant scale of a parameter's gradient, so a head with parameters of its
+own does not feel its weight).
 
 A run directory holds ``model.safetensors`` (the trunk, the heads, and the backbone when it was
 fine-tuned) and ``model.json`` (schema, backbone and where its weights come from, the trunk's shape,
-preprocessing, label scaling, training configuration, best metrics). A ``model.json`` without a
-``trunk`` table (written before the trunk existed) is a model without one. A frozen backbone is not copied: ``model.json`` names the
-network actually built (``backbone.arch``: ``--weights auto`` may have switched a VGG-19 to HED's
-VGG-16) and its weights (torchvision's ImageNet file, ``hed``, the seeded init, or a file), which
-:func:`load_model` resolves again for that network. Nothing is ever pickled.
+preprocessing, label scaling, training configuration, best metrics). A ``model.json`` without a ``trunk``
+table (written before the trunk existed) is a model without one. A frozen backbone is not copied:
+``model.json`` names the network actually built (``backbone.arch``: ``--weights auto`` may have switched
+a VGG-19 to HED's VGG-16) and its weights (torchvision's ImageNet file, ``hed``, the seeded init, or a
+file), which :func:`load_model` resolves again for that network. Nothing is ever pickled.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ __all__.append("hypercolumn_of")
 class FeatureNorm(nn.Module):
     """How the heads see the hypercolumn ``(B, D)``: ``--feature-norm``.
 
-    - ``l2``: each image's vector scaled to unit L2 norm, as seed 000's network (per image: the
+    - ``l2``: each image's vector scaled to unit L2 norm, as Holly Grimm's ACAN (per image: the
       original normalised over the batch axis by mistake). That divides out the overall magnitude
       of the activations, which is where most of an image's contrast lives (the first layers are
       close to linear in the pixels): on held-out real photographs a ridge regression of contrast
@@ -248,15 +248,15 @@ def build_trunk(dims: int, trunk: TrunkShape, generator: torch.Generator | None 
     """The trunk's layers for ``dims`` input features: ``trunk.layers`` × (``Linear``, ``LayerNorm``,
     ``ReLU``), then :class:`UnitNorm` (none of these when ``trunk.layers == 0``).
 
-    The ``l2`` hypercolumn is unit-norm and every entry positive: its pooled channels differ little between
-    images next to their common level, and a plain ``Linear + ReLU`` on it dies in the first Adam
-    steps at the heads' learning rate (each step moves every pre-activation by about
-    ``lr × ‖x‖₁``, thirty times their spread at 1,920 dims; measured: constant predictions). The
-    layer norm keeps each image's units centred and of unit spread whatever that step, so about half
-    of them stay active. The last :class:`UnitNorm` gives the heads a unit-norm vector, as the
-    normalised hypercolumn is (``standard``: in expectation), so the heads' learning rates (``HEAD_LR``) hold with and without a trunk (on the
-    layer norm's unit-spread output a head's logits moved √width times further per step, and
-    saturated its ``tanh`` within an epoch).
+    The ``l2`` hypercolumn is unit-norm and every entry positive: its pooled channels differ little
+    between images next to their common level, and a plain ``Linear + ReLU`` on it dies in the first Adam
+    steps at the heads' learning rate (each step moves every pre-activation by about ``lr × ‖x‖₁``,
+    thirty times their spread at 1,920 dims; measured: constant predictions). The layer norm keeps each
+    image's units centred and of unit spread whatever that step, so about half of them stay active. The
+    last :class:`UnitNorm` gives the heads a unit-norm vector, as the normalised hypercolumn is
+    (``standard``: in expectation), so the heads' learning rates (``HEAD_LR``) hold with and without a
+    trunk (on the layer norm's unit-spread output a head's logits moved √width times further per step,
+    and saturated its ``tanh`` within an epoch).
     """
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     layers: list[nn.Module] = []

@@ -190,7 +190,8 @@ def write_checkpoint(run_dir: Path, state: dict[str, Any], extra: Mapping[str, A
     Args:
         run_dir: The run folder.
         state: Tensors and plain values only (``torch.load(weights_only=True)`` reads it back).
-        extra: What the run needs besides the loop's state (``{"initial": ...}``, ``--balance initial``'s divisors).
+        extra: What the run needs besides the loop's state (``{"initial": ...}``, ``--balance
+            initial``'s divisors).
     """
     state["extra"] = dict(extra)
     write_atomic(run_dir / RESUME_FILE, lambda h: torch.save(state, h))

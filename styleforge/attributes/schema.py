@@ -3,7 +3,7 @@
 A schema is an ordered tuple of attributes with unique names, each a
 :class:`~styleforge.attributes.kinds.NumericAttribute` or a
 :class:`~styleforge.attributes.kinds.CategoricalAttribute`. :data:`ACAN_SCHEMA` is the eight attributes
-of Holly Grimm's Art Composition Attributes Network (DESIGN.md section 3); :func:`load_schema` reads a
+of Holly Grimm's Art Composition Attributes Network (ACAN, 2018); :func:`load_schema` reads a
 user's own schema from a TOML or JSON file, and :meth:`Schema.to_dict` / :meth:`Schema.from_dict`
 store one in ``model.json`` (:mod:`styleforge.attributes.schema_file` checks those documents).
 """

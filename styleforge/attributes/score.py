@@ -66,8 +66,6 @@ __all__ = [
     "score_tensors",
 ]
 
-#: File extensions a folder walk picks up (case-insensitive). A file named explicitly is scored
-#: whatever its extension.
 #: How many of the most probable classes are reported per categorical attribute.
 TOP_K = 3
 
@@ -223,7 +221,8 @@ def _check_meta(run_dir: Path, meta: dict[str, Any], param: str) -> tuple[Schema
                 raise _bad(
                     param,
                     json_path,
-                    f"asks for the input normalisation {key} {shown(given)}; the backbones use ImageNet's {shown(list(expected))}",
+                    f"asks for the input normalisation {key} {shown(given)}; "
+                    f"the backbones use ImageNet's {shown(list(expected))}",
                 )
     return schema, arch, dims
 
@@ -256,36 +255,7 @@ def _check_tensors(
     run_dir: Path, meta: dict[str, Any], schema: Schema, arch: str, dims: int, param: str
 ) -> None:
     """Checks that ``model.safetensors`` holds exactly the heads (and backbone) ``model.json`` describes."""
-    from safetensors import SafetensorError, safe_open
-
-    path = run_dir / MODEL_FILE
-    if not path.is_file():
-        raise _bad(param, run_dir, f"has {MODEL_JSON} but no {MODEL_FILE} (the network's weights)")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118 (safe_open is not iterable)
-    except (OSError, SafetensorError) as exc:
-        raise _bad(param, path, f"cannot be read ({exc})") from None
-    where = f"{MODEL_FILE} and {MODEL_JSON} disagree"
-
-    def check_part(part: str, module: torch.nn.Module, described: str, count: str) -> None:
-        """``<part>.*`` in the file must be exactly ``module``'s tensors, which ``model.json`` describes."""
-        expected = {f"{part}.{k}": tuple(v.shape) for k, v in module.state_dict().items()}
-        for key, shape in expected.items():
-            if shapes.get(key) != shape:
-                got = f"no {key}" if key not in shapes else f"{key} of shape {list(shapes[key])}"
-                raise _bad(
-                    param,
-                    run_dir,
-                    f"{where}: {MODEL_JSON} has {described} on {dims} features, which needs "
-                    f"{key} {list(shape)}; {MODEL_FILE} has {got}",
-                )
-        extra = sorted(k for k in shapes if k.startswith(part + ".") and k not in expected)
-        if extra:
-            raise _bad(
-                param, run_dir, f"{where}: {MODEL_FILE} has {extra[0]}, but {MODEL_JSON}'s {part} has {count}"
-            )
-
+    stored = _StoredTensors(run_dir, param, _tensor_shapes(run_dir, param))
     norm = meta.get("feature_norm", "l2")  # a model from before --feature-norm: l2
     if norm not in FEATURE_NORMS:
         raise _bad(
@@ -293,79 +263,119 @@ def _check_tensors(
             run_dir / MODEL_JSON,
             f"has the feature_norm {norm!r}; expected one of: {', '.join(FEATURE_NORMS)}",
         )
-    check_part(
+    stored.check_part(
         "norm",
         FeatureNorm(dims, norm),
-        f"the feature norm {norm!r}",
+        f"the feature norm {norm!r} on {dims} features",
         "no tensors" if norm == "l2" else "2 tensors (mean, std)",
     )
     trunk = _check_trunk(run_dir, meta, param)
-    check_part(
+    stored.check_part(
         "trunk",
         build_trunk(dims, trunk),
-        f"a {trunk.layers}-layer trunk of width {trunk.width}",
+        f"a {trunk.layers}-layer trunk of width {trunk.width} on {dims} features",
         f"{trunk.layers} layer(s)",
     )
-    fan_in = trunk.width if trunk.layers else dims
-    for attribute in schema:
-        width = 1 if isinstance(attribute, NumericAttribute) else attribute.num_classes
-        for key, shape in (
-            (f"heads.{attribute.name}.weight", (width, fan_in)),
-            (f"heads.{attribute.name}.bias", (width,)),
-        ):
-            if key not in shapes:
-                raise _bad(
-                    param,
-                    run_dir,
-                    f"{where}: {MODEL_JSON} has the attribute {attribute.name!r} but {MODEL_FILE} has no {key}",
+    reads = f"{arch}: {dims} features" if not trunk.layers else f"a trunk of width {trunk.width}"
+    stored.check_heads(schema, trunk.width if trunk.layers else dims, reads)
+    stored.check_backbone(arch, (meta.get("tensors") or {}).get("backbone"))
+
+
+def _tensor_shapes(run_dir: Path, param: str) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in ``model.safetensors`` (read from its header, not loaded)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = run_dir / MODEL_FILE
+    if not path.is_file():
+        raise _bad(param, run_dir, f"has {MODEL_JSON} but no {MODEL_FILE} (the network's weights)")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118 (safe_open is not iterable)
+    except (OSError, SafetensorError) as exc:
+        raise _bad(param, path, f"cannot be read ({exc})") from None
+
+
+@dataclass
+class _StoredTensors:
+    """The tensor shapes of ``model.safetensors``, checked part by part against what ``model.json``
+    describes; each disagreement is a :class:`ModelFileError` naming the tensor and both files."""
+
+    run_dir: Path
+    param: str
+    shapes: dict[str, tuple[int, ...]]
+
+    def _disagree(self, problem: str) -> ModelFileError:
+        return _bad(self.param, self.run_dir, f"{MODEL_FILE} and {MODEL_JSON} disagree: {problem}")
+
+    def check_part(self, part: str, module: torch.nn.Module, described: str, count: str) -> None:
+        """``<part>.*`` in the file must be exactly ``module``'s tensors, which ``model.json``
+        describes as ``described`` (with ``count`` tensors or layers)."""
+        shapes = self.shapes
+        expected = {f"{part}.{k}": tuple(v.shape) for k, v in module.state_dict().items()}
+        for key, shape in expected.items():
+            if shapes.get(key) != shape:
+                got = f"no {key}" if key not in shapes else f"{key} of shape {list(shapes[key])}"
+                raise self._disagree(
+                    f"{MODEL_JSON} has {described}, which needs {key} {list(shape)}; {MODEL_FILE} has {got}"
                 )
-            if shapes[key] != shape:
-                what = (
-                    f"{attribute.num_classes} classes"
-                    if isinstance(attribute, CategoricalAttribute)
-                    else "1 output"
-                )
-                reads = f"{arch}: {dims} features" if not trunk.layers else f"a trunk of width {trunk.width}"
-                raise _bad(
-                    param,
-                    run_dir,
-                    f"{where}: {key} has shape {list(shapes[key])}; {MODEL_JSON} ({attribute.name}: {what}, "
-                    f"{reads}) needs {list(shape)}",
-                )
-    known = {f"heads.{a.name}.{p}" for a in schema for p in ("weight", "bias")}
-    extra = sorted(k for k in shapes if k.startswith("heads.") and k not in known)
-    if extra:
-        raise _bad(
-            param,
-            run_dir,
-            f"{where}: {MODEL_FILE} has {extra[0]}, an attribute {MODEL_JSON}'s schema does not have "
-            f"(its attributes: {', '.join(schema.names)})",
-        )
-    stored = {k[len("backbone.") :]: s for k, s in shapes.items() if k.startswith("backbone.")}
-    declared = (meta.get("tensors") or {}).get("backbone")
-    if declared is not None and bool(declared) != bool(stored):
-        raise _bad(
-            param,
-            run_dir,
-            f"{where}: {MODEL_JSON} says the backbone is {'' if declared else 'not '}stored, "
-            f"{MODEL_FILE} has {len(stored)} backbone tensors",
-        )
-    if stored:
+        extra = sorted(k for k in shapes if k.startswith(part + ".") and k not in expected)
+        if extra:
+            raise self._disagree(f"{MODEL_FILE} has {extra[0]}, but {MODEL_JSON}'s {part} has {count}")
+
+    def check_heads(self, schema: Schema, fan_in: int, reads: str) -> None:
+        """One linear head per attribute of ``schema`` on ``fan_in`` inputs (``reads`` says what
+        they are), and no other head."""
+        shapes = self.shapes
+        for attribute in schema:
+            width = 1 if isinstance(attribute, NumericAttribute) else attribute.num_classes
+            for key, shape in (
+                (f"heads.{attribute.name}.weight", (width, fan_in)),
+                (f"heads.{attribute.name}.bias", (width,)),
+            ):
+                if key not in shapes:
+                    raise self._disagree(
+                        f"{MODEL_JSON} has the attribute {attribute.name!r} but {MODEL_FILE} has no {key}"
+                    )
+                if shapes[key] != shape:
+                    what = (
+                        f"{attribute.num_classes} classes"
+                        if isinstance(attribute, CategoricalAttribute)
+                        else "1 output"
+                    )
+                    raise self._disagree(
+                        f"{key} has shape {list(shapes[key])}; {MODEL_JSON} ({attribute.name}: {what}, "
+                        f"{reads}) needs {list(shape)}"
+                    )
+        known = {f"heads.{a.name}.{p}" for a in schema for p in ("weight", "bias")}
+        extra = sorted(k for k in shapes if k.startswith("heads.") and k not in known)
+        if extra:
+            raise self._disagree(
+                f"{MODEL_FILE} has {extra[0]}, an attribute {MODEL_JSON}'s schema does not have "
+                f"(its attributes: {', '.join(schema.names)})"
+            )
+
+    def check_backbone(self, arch: str, declared: object) -> None:
+        """A fine-tuned backbone's tensors are exactly an ``arch`` backbone's; ``declared``:
+        whether ``model.json`` says it is stored (``None``: a model from before it said so)."""
+        stored = {k[len("backbone.") :]: s for k, s in self.shapes.items() if k.startswith("backbone.")}
+        if declared is not None and bool(declared) != bool(stored):
+            raise self._disagree(
+                f"{MODEL_JSON} says the backbone is {'' if declared else 'not '}stored, "
+                f"{MODEL_FILE} has {len(stored)} backbone tensors"
+            )
+        if not stored:
+            return
         expected = {k: tuple(v.shape) for k, v in Hypercolumn(arch).state_dict().items()}
         for key, shape in expected.items():
             if stored.get(key) != shape:
                 got = "no" if key not in stored else f"shape {list(stored[key])} for"
-                raise _bad(
-                    param,
-                    run_dir,
-                    f"{where}: {MODEL_FILE} has {got} backbone.{key}; a {arch} backbone needs {list(shape)}",
+                raise self._disagree(
+                    f"{MODEL_FILE} has {got} backbone.{key}; a {arch} backbone needs {list(shape)}"
                 )
         unknown = sorted(set(stored) - set(expected))
         if unknown:
-            raise _bad(
-                param,
-                run_dir,
-                f"{where}: {MODEL_FILE} has backbone.{unknown[0]}, which a {arch} backbone does not have",
+            raise self._disagree(
+                f"{MODEL_FILE} has backbone.{unknown[0]}, which a {arch} backbone does not have"
             )
 
 
@@ -462,6 +472,29 @@ def score_tensors(model: LoadedModel, images: Sequence[Tensor], names: Sequence[
     return _scores_of(model, batch, list(names))
 
 
+def _scoring_model(
+    model_dir_or_loaded: str | os.PathLike[str] | LoadedModel,
+    batch_size: int,
+    device: str | torch.device,
+    callbacks: Sequence[Callback],
+) -> LoadedModel:
+    """The model :func:`score_images` scores with, after checking ``batch_size`` and that a batch at
+    the model's size fits in memory (before any image is decoded)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidParameter("--batch-size", batch_size, "a whole number >= 1")
+    if isinstance(model_dir_or_loaded, LoadedModel):
+        model = model_dir_or_loaded
+    else:
+        model = open_model(model_dir_or_loaded, device=resolve_device(str(device)), callbacks=callbacks)
+    check_scoring(
+        str(model.meta.get("backbone", {}).get("arch", "")),
+        model.size,
+        batch_size,
+        next(model.net.parameters()).device,
+    )
+    return model
+
+
 def score_images(
     model_dir_or_loaded: str | os.PathLike[str] | LoadedModel,
     paths: Iterable[str | os.PathLike[str]],
@@ -495,19 +528,7 @@ def score_images(
         ResourceError: A batch of ``batch_size`` images at the model's size would not fit in the
             memory available.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidParameter("--batch-size", batch_size, "a whole number >= 1")
-    if isinstance(model_dir_or_loaded, LoadedModel):
-        model = model_dir_or_loaded
-    else:
-        model = open_model(model_dir_or_loaded, device=resolve_device(str(device)), callbacks=callbacks)
-    # A batch at the model's size, checked before any image is decoded.
-    check_scoring(
-        str(model.meta.get("backbone", {}).get("arch", "")),
-        model.size,
-        batch_size,
-        next(model.net.parameters()).device,
-    )
+    model = _scoring_model(model_dir_or_loaded, batch_size, device, callbacks)
     found = find_images(paths)
     results: list[ImageScore | None] = [None] * len(found)
     pending: list[tuple[int, Tensor]] = []

@@ -113,7 +113,7 @@ _REPETITION_FULL = 0.85  # repeated share that rates 10
 _MIN_COLOR_DISTANCE = 30.0  # Euclidean, 0..255 RGB, between palette colours
 
 
-def _scale(value: float, lo: float, hi: float) -> float:
+def _rating(value: float, lo: float, hi: float) -> float:
     """Maps ``[lo, hi]`` linearly onto 1..10 (clipped), rounded to one decimal."""
     unit = min(1.0, max(0.0, (value - lo) / (hi - lo)))
     return round(1.0 + 9.0 * unit, 1)
@@ -161,24 +161,9 @@ def _palette(rng: np.random.Generator, pri_color: str, harmony: str, k: int, lum
     that window and two other colours at its ends (one, when the primary colour is at an end).
     """
     offsets = HARMONY_OFFSETS[harmony]
-    n_hues = len(offsets)
     black = HUES[pri_color] is None
     base = rng.uniform(0.0, 360.0) if black else float(HUES[pri_color]) + rng.uniform(-6.0, 6.0)  # type: ignore[arg-type]
-
-    # Which hue of the rule each colour has (-1: the black primary colour).
-    if black:
-        groups = [-1, *range(n_hues), *rng.integers(0, n_hues, size=k - 1 - n_hues).tolist()]
-    else:
-        groups = [0, *range(1, n_hues), *rng.integers(0, n_hues, size=k - n_hues).tolist()]
-        # The primary hue has at least as many colours as any other hue, so that giving its colours
-        # the largest areas makes it the hue that covers the most pixels.
-        while True:
-            counts = np.bincount(groups, minlength=n_hues)
-            other = int(np.argmax(counts[1:])) + 1 if n_hues > 1 else 0
-            if n_hues == 1 or counts[other] <= counts[0]:
-                break
-            groups[len(groups) - 1 - groups[::-1].index(other)] = 0
-
+    groups = _hue_groups(rng, black, len(offsets), k)
     # Primary colour and the luma window [low, low + luma_range].
     if black:
         primary = (base, rng.uniform(0.0, 0.35), rng.uniform(0.012, 0.045))
@@ -186,7 +171,42 @@ def _palette(rng: np.random.Generator, pri_color: str, harmony: str, k: int, lum
         saturation = rng.uniform(0.6, 1.0)
         natural = float(_luma(np.asarray(colorsys.hsv_to_rgb((base % 360.0) / 360.0, saturation, 1.0))))
         primary = (base, saturation, max(0.15, natural * rng.uniform(0.6, 1.0)))
-    y_p = primary[2]
+    low, high = _luma_window(rng, primary[2], luma_range, black, k)
+    lumas: list[float | None] = [None] * k
+    others = [int(i) for i in rng.permutation(np.arange(1, k))]
+    need = [end for end in (low, high) if abs(end - primary[2]) > 1e-9]
+    for i, end in zip(others, need):
+        lumas[i] = end
+    colors = [_to_bytes(_color(*primary))]
+    for i in range(1, k):
+        colors.append(
+            _distinct_color(rng, base + offsets[groups[i]], groups[i] == 0, lumas[i], low, high, colors)
+        )
+    return _Palette(np.stack(colors), _area_order(rng, groups, len(offsets)))
+
+
+def _hue_groups(rng: np.random.Generator, black: bool, n_hues: int, k: int) -> list[int]:
+    """Which hue of the harmony rule each of the ``k`` colours has (-1: the black primary colour);
+    every hue has at least one colour, and the primary hue (0) at least as many as any other."""
+    if black:
+        return [-1, *range(n_hues), *rng.integers(0, n_hues, size=k - 1 - n_hues).tolist()]
+    groups = [0, *range(1, n_hues), *rng.integers(0, n_hues, size=k - n_hues).tolist()]
+    # The primary hue has at least as many colours as any other hue, so that giving its colours
+    # the largest areas makes it the hue that covers the most pixels.
+    while True:
+        counts = np.bincount(groups, minlength=n_hues)
+        other = int(np.argmax(counts[1:])) + 1 if n_hues > 1 else 0
+        if n_hues == 1 or counts[other] <= counts[0]:
+            return groups
+        groups[len(groups) - 1 - groups[::-1].index(other)] = 0
+
+
+def _luma_window(
+    rng: np.random.Generator, y_p: float, luma_range: float, black: bool, k: int
+) -> tuple[float, float]:
+    """The palette's luma window ``(low, high)``, ``luma_range`` wide where it fits in [0, 1],
+    around the primary colour's luma ``y_p`` (starting at it for black; with 2 colours, ending at
+    it on one side)."""
     luma_range = min(luma_range, 1.0)
     if black:
         low = y_p
@@ -199,31 +219,37 @@ def _palette(rng: np.random.Generator, pri_color: str, harmony: str, k: int, lum
         low = float(ends[int(rng.integers(0, len(ends)))])
     else:
         low = rng.uniform(max(0.0, y_p - luma_range), min(y_p, 1.0 - luma_range))
-    high = low + luma_range
+    return low, low + luma_range
 
-    lumas: list[float | None] = [None] * k
-    others = [int(i) for i in rng.permutation(np.arange(1, k))]
-    need = [end for end in (low, high) if abs(end - y_p) > 1e-9]
-    for i, end in zip(others, need):
-        lumas[i] = end
 
-    colors = [_to_bytes(_color(*primary))]
-    for i in range(1, k):
-        hue = base + offsets[groups[i]]
-        best, best_distance = None, -1.0
-        for _ in range(25):
-            saturation = rng.uniform(0.45 if groups[i] == 0 else 0.3, 1.0)
-            luma = lumas[i] if lumas[i] is not None else rng.uniform(low, high)
-            candidate = _to_bytes(_color(hue + rng.uniform(-4.0, 4.0), saturation, luma))
-            distance = min(float(np.linalg.norm(candidate.astype(float) - c)) for c in colors)
-            if distance > best_distance:
-                best, best_distance = candidate, distance
-            if distance >= _MIN_COLOR_DISTANCE:
-                break
-        colors.append(best)  # type: ignore[arg-type]
+def _distinct_color(
+    rng: np.random.Generator,
+    hue: float,
+    primary_hue: bool,
+    luma: float | None,
+    low: float,
+    high: float,
+    colors: list[np.ndarray],
+) -> np.ndarray:
+    """A colour of ``hue`` (± 4°) at ``luma`` (``None``: anywhere in the window), the farthest from
+    ``colors`` of up to 25 tries (the first at least :data:`_MIN_COLOR_DISTANCE` away)."""
+    best, best_distance = None, -1.0
+    for _ in range(25):
+        saturation = rng.uniform(0.45 if primary_hue else 0.3, 1.0)
+        target = luma if luma is not None else rng.uniform(low, high)
+        candidate = _to_bytes(_color(hue + rng.uniform(-4.0, 4.0), saturation, target))
+        distance = min(float(np.linalg.norm(candidate.astype(float) - c)) for c in colors)
+        if distance > best_distance:
+            best, best_distance = candidate, distance
+        if distance >= _MIN_COLOR_DISTANCE:
+            break
+    return best  # type: ignore[return-value]
 
-    # Largest area first: the primary colour, the rest of its hue, one colour of each other hue
-    # (so every hue of the rule is seen), then the others.
+
+def _area_order(rng: np.random.Generator, groups: list[int], n_hues: int) -> list[int]:
+    """The colours from the largest area down: the primary colour, the rest of its hue, one colour
+    of each other hue (so every hue of the rule is seen), then the others."""
+    k = len(groups)
     same = [i for i in range(1, k) if groups[i] == groups[0]]
     rng.shuffle(same)
     first_of_hue: list[int] = []
@@ -233,7 +259,7 @@ def _palette(rng: np.random.Generator, pri_color: str, harmony: str, k: int, lum
             first_of_hue.append(members[int(rng.integers(0, len(members)))])
     rest = [i for i in range(1, k) if i not in same and i not in first_of_hue]
     rng.shuffle(rest)
-    return _Palette(np.stack(colors), [0, *same, *first_of_hue, *rest])
+    return [0, *same, *first_of_hue, *rest]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -385,6 +411,45 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
         InvalidParameter: If ``size`` is not a whole number >= 16 (``--size``).
     """
     size = _check_size(size)
+    plan = _plan(rng, size)
+    # Sizes: radii between r_low and r_high = r_low * 2**spread.
+    r_low = rng.uniform(_RADIUS_RANGE[0], _RADIUS_RANGE[1] / 2.0**plan.spread) * size
+    r_high = r_low * 2.0**plan.spread
+    motifs, grid = _motif_grid(rng, plan, size, r_low, r_high) if plan.repetition >= 0.12 else ([], [])
+    free, n_colors = _free_shapes(rng, plan, motifs)
+    _free_radii(rng, free, motifs, r_low, r_high)
+    _assign_slots(rng, [*motifs, *free], n_colors)
+    instances = _arrange(rng, motifs, grid, free, size)
+    canvas = _rasterise(instances, size, plan.period)
+    # Colours: the primary colour on the largest slot, and so on down (see _palette).
+    palette = _palette(rng, plan.pri_color, plan.harmony, n_colors, plan.luma_range)
+    area = np.bincount(canvas.slots.ravel(), minlength=n_colors)
+    by_area = sorted(range(n_colors), key=lambda s: (-area[s], s))
+    lut = np.zeros((n_colors, 3), dtype=np.uint8)
+    for slot, color in zip(by_area, palette.priority):
+        lut[slot] = palette.colors[color]
+    image = Image.fromarray(lut[canvas.slots], "RGB")
+    return image, _measure(plan, instances, len(motifs), canvas, lut, area, size)
+
+
+@dataclass
+class _Plan:
+    """The random choices a composition starts from (see the module docstring for each label)."""
+
+    pri_color: str
+    harmony: str
+    kinds: list[str]  # the shape kinds to draw
+    textures: list[str]  # the fills to draw
+    spread: float  # log2 of the largest over the smallest radius
+    luma_range: float  # the palette's luma range
+    repetition: float  # in [0, 1): how much of the picture is repeated motifs
+    n_colors: int  # palette colours asked for (the picture may show fewer)
+    period: int  # the fills' pattern period in pixels
+
+
+def _plan(rng: np.random.Generator, size: int) -> _Plan:
+    """Draws the composition's targets: the two categorical labels, how many shape kinds and fills,
+    the size spread, the luma range, the repetition, the number of colours and the pattern period."""
     pri_color = str(rng.choice(ACAN_SCHEMA["pri_color"].classes))  # type: ignore[union-attr]
     harmony = str(rng.choice(ACAN_SCHEMA["harmony"].classes))  # type: ignore[union-attr]
     n_kinds = int(rng.integers(1, len(SHAPES) + 1))
@@ -395,60 +460,78 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
     min_colors = len(HARMONY_OFFSETS[harmony]) + (1 if HUES[pri_color] is None else 0)
     n_colors = int(rng.integers(max(2, min_colors), _MAX_COLORS + 1))
     period = max(4, int(round(size / 12.0 * rng.uniform(0.8, 1.25))))
-
     kinds = [str(s) for s in rng.choice(SHAPES, size=n_kinds, replace=False)]
     textures = [str(t) for t in rng.choice(TEXTURES, size=n_textures, replace=False)]
+    return _Plan(pri_color, harmony, kinds, textures, spread, luma_range, repetition, n_colors, period)
 
-    def new_shape(kind: str, texture: str, radius: float, group: int = -1) -> _Shape:
-        return _Shape(
-            kind,
-            radius,
-            texture,
-            group,
-            flip=bool(rng.integers(0, 2)),
-            angle=int(rng.choice([0, 45, 90, 135])),
-            noise=rng.random((16, 16)) < 0.5 if texture == "noise" else None,
-        )
 
-    # Sizes: radii between r_low and r_high = r_low * 2**spread.
-    r_low = rng.uniform(_RADIUS_RANGE[0], _RADIUS_RANGE[1] / 2.0**spread) * size
-    r_high = r_low * 2.0**spread
+def _new_shape(rng: np.random.Generator, kind: str, texture: str, radius: float, group: int = -1) -> _Shape:
+    """A shape with a random orientation and stripe direction (and noise tile, for ``noise``)."""
+    return _Shape(
+        kind,
+        radius,
+        texture,
+        group,
+        flip=bool(rng.integers(0, 2)),
+        angle=int(rng.choice([0, 45, 90, 135])),
+        noise=rng.random((16, 16)) < 0.5 if texture == "noise" else None,
+    )
 
-    # Repeated motifs: a grid (or a row) of identical copies of one or two motifs.
-    motifs: list[_Shape] = []
-    grid: list[tuple[int, int, int]] = []  # (motif, x, y)
-    if repetition >= 0.12:
-        n_motifs = 2 if rng.random() < 0.3 else 1
-        copies = max(2 * n_motifs, int(round(2 + (repetition - 0.12) / 0.88 * 14)))
-        if copies <= 5 and rng.random() < 0.5:
-            rows, cols = 1, copies
-        else:
-            cols = int(math.ceil(math.sqrt(copies)))
-            rows = int(math.ceil(copies / cols))
-        if rng.random() < 0.5:
-            rows, cols = cols, rows
-        fit = 0.94 * size / (2.3 * max(rows, cols))
-        radius = float(
-            np.clip(rng.uniform(r_low, r_high), _RADIUS_RANGE[0] * size, max(fit, _RADIUS_RANGE[0] * size))
-        )
-        for m in range(n_motifs):
-            motifs.append(new_shape(kinds[m % n_kinds], textures[m % n_textures], radius, group=m))
-        pitch = max(int(math.ceil(2.0 * radius)) + 1, int(round(2.0 * radius * rng.uniform(1.15, 1.6))))
-        pitch = min(pitch, max(int(math.ceil(2.0 * radius)) + 1, int((0.96 * size) // max(rows, cols))))
-        width, height = (cols - 1) * pitch, (rows - 1) * pitch
-        margin = int(math.ceil(radius))
-        x0 = int(rng.integers(margin, max(margin, size - margin - width) + 1))
-        y0 = int(rng.integers(margin, max(margin, size - margin - height) + 1))
-        checker = n_motifs == 2 and rng.random() < 0.5
-        for i in range(copies):
-            row, col = divmod(i, cols)
-            motif = (row + col) % n_motifs if checker else i % n_motifs
-            grid.append((motif, x0 + col * pitch, y0 + row * pitch))
 
-    # Free shapes: cover the kinds and fills the motifs do not, plus a few more.
-    n_motifs = len(motifs)
+def _motif_grid(
+    rng: np.random.Generator, plan: _Plan, size: int, r_low: float, r_high: float
+) -> tuple[list[_Shape], list[tuple[int, int, int]]]:
+    """Repeated motifs: a grid (or a row) of identical copies of one or two motifs, more copies the
+    higher ``plan.repetition``.
+
+    Returns:
+        ``(motifs, grid)``: the motifs (``group`` = their index) and the copies as
+        ``(motif, x, y)``, centres in pixels.
+    """
+    n_kinds, n_textures = len(plan.kinds), len(plan.textures)
+    n_motifs = 2 if rng.random() < 0.3 else 1
+    copies = max(2 * n_motifs, int(round(2 + (plan.repetition - 0.12) / 0.88 * 14)))
+    if copies <= 5 and rng.random() < 0.5:
+        rows, cols = 1, copies
+    else:
+        cols = int(math.ceil(math.sqrt(copies)))
+        rows = int(math.ceil(copies / cols))
+    if rng.random() < 0.5:
+        rows, cols = cols, rows
+    fit = 0.94 * size / (2.3 * max(rows, cols))
+    radius = float(
+        np.clip(rng.uniform(r_low, r_high), _RADIUS_RANGE[0] * size, max(fit, _RADIUS_RANGE[0] * size))
+    )
+    motifs = [
+        _new_shape(rng, plan.kinds[m % n_kinds], plan.textures[m % n_textures], radius, group=m)
+        for m in range(n_motifs)
+    ]
+    pitch = max(int(math.ceil(2.0 * radius)) + 1, int(round(2.0 * radius * rng.uniform(1.15, 1.6))))
+    pitch = min(pitch, max(int(math.ceil(2.0 * radius)) + 1, int((0.96 * size) // max(rows, cols))))
+    width, height = (cols - 1) * pitch, (rows - 1) * pitch
+    margin = int(math.ceil(radius))
+    x0 = int(rng.integers(margin, max(margin, size - margin - width) + 1))
+    y0 = int(rng.integers(margin, max(margin, size - margin - height) + 1))
+    checker = n_motifs == 2 and rng.random() < 0.5
+    grid: list[tuple[int, int, int]] = []
+    for i in range(copies):
+        row, col = divmod(i, cols)
+        motif = (row + col) % n_motifs if checker else i % n_motifs
+        grid.append((motif, x0 + col * pitch, y0 + row * pitch))
+    return motifs, grid
+
+
+def _free_shapes(rng: np.random.Generator, plan: _Plan, motifs: list[_Shape]) -> tuple[list[_Shape], int]:
+    """Free shapes (radius still 0): cover the kinds and fills the motifs do not, plus a few more
+    (fewer the more repetition), plus what it takes for the fills to use the colours asked for.
+
+    Returns:
+        ``(free, n_colors)``: the shapes, and the number of palette colours the picture can show.
+    """
+    kinds, textures = plan.kinds, plan.textures
+    n_kinds, n_textures, n_motifs = len(kinds), len(textures), len(motifs)
     n_free = max(n_kinds - n_motifs, n_textures - n_motifs, 0 if motifs else 1)
-    n_free += int(rng.integers(0, 1 + int(round(3 * (1.0 - repetition)))))
+    n_free += int(rng.integers(0, 1 + int(round(3 * (1.0 - plan.repetition)))))
     n_free = min(n_free, _MAX_SHAPES)
     free: list[_Shape] = []
     for i in range(n_free):
@@ -458,18 +541,22 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
             if n_motifs + i < n_textures
             else textures[int(rng.integers(0, n_textures))]
         )
-        free.append(new_shape(kind, texture, 0.0))
+        free.append(_new_shape(rng, kind, texture, 0.0))
 
     def uses() -> int:  # palette slots the picture can show: background + each fill's colour(s)
         return 1 + sum(1 + (s.texture != "flat") for s in [*motifs, *free])
 
-    while uses() < n_colors and len(free) < _MAX_SHAPES:
-        free.append(
-            new_shape(kinds[int(rng.integers(0, n_kinds))], textures[int(rng.integers(0, n_textures))], 0.0)
-        )
-    n_colors = max(min(n_colors, uses()), 2)
+    while uses() < plan.n_colors and len(free) < _MAX_SHAPES:
+        kind, texture = kinds[int(rng.integers(0, n_kinds))], textures[int(rng.integers(0, n_textures))]
+        free.append(_new_shape(rng, kind, texture, 0.0))
+    return free, max(min(plan.n_colors, uses()), 2)
 
-    # Radii of free shapes: the extremes first, so the spread is realised.
+
+def _free_radii(
+    rng: np.random.Generator, free: list[_Shape], motifs: list[_Shape], r_low: float, r_high: float
+) -> None:
+    """Gives the free shapes log-uniform radii in ``[r_low, r_high]``, the extremes first so the
+    spread is realised (the end the motifs do not hold first)."""
     radii = np.exp(rng.uniform(math.log(r_low), math.log(r_high), size=len(free)))
     ends = [r_high, r_low]
     if motifs:  # the motif holds one size; give the free shapes the other end first
@@ -483,9 +570,13 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
     for shape, r in zip(free, rng.permutation(radii)):
         shape.radius = float(r)
 
-    # Palette slots: slot 0 is the background; every slot is used by some fill.
-    # Fills' first colours take the slots first, so a first colour always has a slot left to choose.
-    fills = [*motifs, *free]
+
+def _assign_slots(rng: np.random.Generator, fills: list[_Shape], n_colors: int) -> None:
+    """Sets each shape's palette slots (``slot_a``, and ``slot_b`` for a pattern).
+
+    Slot 0 is the background; every slot is used by some fill. Fills' first colours take the slots
+    first, so a first colour always has a slot left to choose.
+    """
     positions = [(fills[j], "a") for j in rng.permutation(len(fills)).tolist()]
     textured = [s for s in fills if s.texture != "flat"]
     positions += [(textured[j], "b") for j in rng.permutation(len(textured)).tolist()]
@@ -506,23 +597,50 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
         setattr(shape, "slot_" + which, int(choices[int(rng.integers(0, len(choices)))]))
         assigned.add((id(shape), which))
 
-    # Placement: the motif grid first, then free shapes where they overlap least.
+
+def _arrange(
+    rng: np.random.Generator,
+    motifs: list[_Shape],
+    grid: list[tuple[int, int, int]],
+    free: list[_Shape],
+    size: int,
+) -> list[_Shape]:
+    """Places the shapes and returns them in drawing order.
+
+    Placement: the motif grid first, then the free shapes (largest first) where they overlap least.
+    Drawing: the free shapes bigger than the motif, the motif grid (one copy per cell), then the
+    smaller free shapes on top.
+    """
     placed = [(float(x), float(y), motifs[m].radius) for m, x, y in grid]
     for shape in sorted(free, key=lambda s: -s.radius):
         _place_free(rng, shape, placed, size)
-
-    # Drawing: big free shapes, the motif grid, then the smaller free shapes on top.
-    instances: list[_Shape] = []
     motif_radius = motifs[0].radius if motifs else 0.0
-    big = sorted([s for s in free if s.radius > motif_radius], key=lambda s: -s.radius)
-    small = sorted([s for s in free if s.radius <= motif_radius], key=lambda s: -s.radius)
-    instances.extend(big)
+    instances = sorted([s for s in free if s.radius > motif_radius], key=lambda s: -s.radius)
     for m, x, y in grid:
         copy = _Shape(**{**motifs[m].__dict__})
         copy.x, copy.y = x, y
         instances.append(copy)
-    instances.extend(small)
+    instances.extend(sorted([s for s in free if s.radius <= motif_radius], key=lambda s: -s.radius))
+    return instances
 
+
+@dataclass
+class _Canvas:
+    """The drawn picture before it has colours.
+
+    Attributes:
+        slots: ``(size, size)`` uint8, the palette slot of each pixel (0: background).
+        owner: ``(size, size)`` int32, the index of the shape each pixel shows (-1: background).
+        drawn: Pixels each shape covered when drawn (before later shapes covered some).
+    """
+
+    slots: np.ndarray
+    owner: np.ndarray
+    drawn: np.ndarray
+
+
+def _rasterise(instances: list[_Shape], size: int, period: int) -> _Canvas:
+    """Draws the shapes in order, each over the ones before (the copies of a motif share a sprite)."""
     slots = np.zeros((size, size), dtype=np.uint8)
     owner = np.full((size, size), -1, dtype=np.int32)
     drawn = np.zeros(len(instances), dtype=np.int64)
@@ -543,22 +661,34 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
         slots[y0:y1, x0:x1][m] = fill[m]
         owner[y0:y1, x0:x1][m] = n
         drawn[n] = int(m.sum())
+    return _Canvas(slots, owner, drawn)
 
-    # Colours: the primary colour on the largest slot, and so on down (see _palette).
-    palette = _palette(rng, pri_color, harmony, n_colors, luma_range)
-    area = np.bincount(slots.ravel(), minlength=n_colors)
-    by_area = sorted(range(n_colors), key=lambda s: (-area[s], s))
-    lut = np.zeros((n_colors, 3), dtype=np.uint8)
-    for slot, color in zip(by_area, palette.priority):
-        lut[slot] = palette.colors[color]
-    pixels = lut[slots]
-    image = Image.fromarray(pixels, "RGB")
 
-    # Labels, measured from what was drawn.
+def _measure(
+    plan: _Plan,
+    instances: list[_Shape],
+    n_motifs: int,
+    canvas: _Canvas,
+    lut: np.ndarray,
+    area: np.ndarray,
+    size: int,
+) -> dict[str, float | str]:
+    """The eight labels, measured from what was drawn (the rules of the module docstring).
+
+    Args:
+        plan: The composition's plan (its categorical labels and pattern period).
+        instances: The shapes in drawing order.
+        n_motifs: How many motifs the grid repeats (their shapes' ``group``).
+        canvas: The drawing.
+        lut: ``(n_colors, 3)`` uint8, each palette slot's colour.
+        area: Pixels of each palette slot.
+        size: The picture's side.
+    """
+    owner, drawn, period = canvas.owner, canvas.drawn, plan.period
     shown = np.bincount(owner.ravel() + 1, minlength=len(instances) + 1)[1:]
     visible = [i for i, s in enumerate(instances) if drawn[i] > 0 and shown[i] >= max(3, 0.3 * drawn[i])]
     min_area = max(4, int(math.ceil(0.003 * size * size)))
-    used = {tuple(int(v) for v in lut[s]) for s in range(n_colors) if area[s] >= min_area}
+    used = {tuple(int(v) for v in lut[s]) for s in range(len(lut)) if area[s] >= min_area}
     lumas = _luma(np.asarray(sorted(used), dtype=float) / 255.0)
     # A kind counts when the shape is big enough to tell (radius >= 3 px), a fill when enough of it
     # shows to see the pattern (2 periods squared); a smaller shape still counts for size and colour.
@@ -572,25 +702,23 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
     spread_seen = math.log2(max(radii_seen) / min(radii_seen)) if radii_seen else 0.0
     shape_area = float(sum(shown[i] for i in visible))
     repeated = 0.0
-    for m in range(len(motifs)):
+    for m in range(n_motifs):
         members = [i for i in visible if instances[i].group == m]
         if len(members) >= 2:
             share = 0.5 * sum(float(shown[i]) for i in members) / shape_area + 0.5 * len(members) / len(
                 visible
             )
             repeated += share * min(1.0, (len(members) - 1) / 7.0)
-
-    labels: dict[str, float | str] = {
-        "variety_texture": _scale(len(textures_seen), 1, len(TEXTURES)),
-        "variety_shape": _scale(len(kinds_seen), 1, len(SHAPES)),
-        "variety_size": _scale(spread_seen, 0.0, _SIZE_SPREAD_MAX),
-        "variety_color": _scale(len(used), 2, _MAX_COLORS),
-        "contrast": _scale(float(lumas.max() - lumas.min()) if len(lumas) else 0.0, *_CONTRAST_RANGE),
-        "repetition": _scale(repeated, 0.0, _REPETITION_FULL),
-        "pri_color": pri_color,
-        "harmony": harmony,
+    return {
+        "variety_texture": _rating(len(textures_seen), 1, len(TEXTURES)),
+        "variety_shape": _rating(len(kinds_seen), 1, len(SHAPES)),
+        "variety_size": _rating(spread_seen, 0.0, _SIZE_SPREAD_MAX),
+        "variety_color": _rating(len(used), 2, _MAX_COLORS),
+        "contrast": _rating(float(lumas.max() - lumas.min()) if len(lumas) else 0.0, *_CONTRAST_RANGE),
+        "repetition": _rating(repeated, 0.0, _REPETITION_FULL),
+        "pri_color": plan.pri_color,
+        "harmony": plan.harmony,
     }
-    return image, labels
 
 
 # --------------------------------------------------------------------------------------------------
@@ -714,64 +842,89 @@ def write_dataset(
         csv_path.unlink(missing_ok=True)  # the old list goes first: it would name images being replaced
         for path in stale:
             path.unlink(missing_ok=True)
-
-    names = ACAN_SCHEMA.names
-    digits = max(4, len(str(count - 1)))
-    rows: list[list[str]] = []
-    failure: OSError | None = None
     with watch(interrupt) as flag:
-        for index, child in enumerate(np.random.SeedSequence(seed).spawn(count)):
-            if flag.requested:
-                break
-            image, labels = make_image(np.random.default_rng(child), size)
-            relative = f"images/{index:0{digits}d}.png"
-            info = PngImagePlugin.PngInfo()
-            info.add_text(
-                "styleforge",
-                json.dumps(
-                    {
-                        "generator": "styleforge.attributes.synthetic",
-                        "seed": seed,
-                        "index": index,
-                        "size": size,
-                        "labels": labels,
-                    }
-                ),
-            )
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG", pnginfo=info)
-            try:
-                with keeping(flag):  # a signal now waits for the image to be written
-                    write_atomic(out_dir / relative, buffer.getvalue())
-            except OSError as exc:  # disk full: keep what was written, listed
-                failure = exc
-                break
-            rows.append(
-                [relative]
-                + [f"{labels[n]:.1f}" if isinstance(labels[n], float) else str(labels[n]) for n in names]
-            )
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(["image", *names])
-        writer.writerows(rows)
-        try:
-            with keeping(flag):  # the list of what was written is written whatever comes
-                write_atomic(csv_path, text.getvalue().encode("utf-8"))
-        except OSError as exc:
-            if failure is None:
-                raise StyleforgeError(
-                    f"OUT: could not write {str(csv_path)!r} ({exc.strerror or exc}); the "
-                    f"{len(rows)} images are in {images_dir}"
-                ) from None
-            listed = f"and {csv_path.name} could not be written either ({exc.strerror or exc})"
-        else:
-            listed = f"{csv_path} lists them"
+        rows, failure = _write_images(out_dir, count, seed, size, flag)
+        listed = _write_labels_csv(csv_path, rows, failure, flag)
     if failure is not None:
         raise StyleforgeError(
             f"OUT: could not write image {len(rows) + 1} ({failure.strerror or failure}); the "
             f"{len(rows)} images before it are in {images_dir}, {listed}"
         )
     return DatasetResult(csv_path, len(rows), count, flag.signum if flag.requested else None)
+
+
+def _png(image: Image.Image, labels: dict[str, float | str], seed: int, index: int, size: int) -> bytes:
+    """The PNG file of one composition, its generator parameters and labels in a ``styleforge``
+    text chunk."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text(
+        "styleforge",
+        json.dumps(
+            {
+                "generator": "styleforge.attributes.synthetic",
+                "seed": seed,
+                "index": index,
+                "size": size,
+                "labels": labels,
+            }
+        ),
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def _write_images(
+    out_dir: Path, count: int, seed: int, size: int, flag: Interrupt
+) -> tuple[list[list[str]], OSError | None]:
+    """Writes ``images/NNNN.png`` until ``count`` are written, a stop is asked for, or a write fails.
+
+    Returns:
+        ``(rows, failure)``: the CSV rows of the images written, and the error that stopped the
+        run (``None``: none did).
+    """
+    names = ACAN_SCHEMA.names
+    digits = max(4, len(str(count - 1)))
+    rows: list[list[str]] = []
+    for index, child in enumerate(np.random.SeedSequence(seed).spawn(count)):
+        if flag.requested:
+            break
+        image, labels = make_image(np.random.default_rng(child), size)
+        relative = f"images/{index:0{digits}d}.png"
+        try:
+            with keeping(flag):  # a signal now waits for the image to be written
+                write_atomic(out_dir / relative, _png(image, labels, seed, index, size))
+        except OSError as exc:  # disk full: keep what was written, listed
+            return rows, exc
+        rows.append(
+            [relative]
+            + [f"{labels[n]:.1f}" if isinstance(labels[n], float) else str(labels[n]) for n in names]
+        )
+    return rows, None
+
+
+def _write_labels_csv(csv_path: Path, rows: list[list[str]], failure: OSError | None, flag: Interrupt) -> str:
+    """Writes the labels CSV of the images written, whatever signal comes; returns the words that
+    say where they are listed (for the message of an image that could not be written).
+
+    Raises:
+        StyleforgeError: The CSV could not be written either, and no image write failed before.
+    """
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["image", *ACAN_SCHEMA.names])
+    writer.writerows(rows)
+    try:
+        with keeping(flag):  # the list of what was written is written whatever comes
+            write_atomic(csv_path, text.getvalue().encode("utf-8"))
+    except OSError as exc:
+        if failure is None:
+            raise StyleforgeError(
+                f"OUT: could not write {str(csv_path)!r} ({exc.strerror or exc}); the "
+                f"{len(rows)} images are in {csv_path.parent / 'images'}"
+            ) from None
+        return f"and {csv_path.name} could not be written either ({exc.strerror or exc})"
+    return f"{csv_path} lists them"
 
 
 def make_dataset(

@@ -37,7 +37,9 @@ from ..engine import (
     Callback,
     DivergenceGuard,
     FitCheckpoint,
+    FitResult,
     Notice,
+    OptimizerSpec,
     StopRule,
     WeightedLoss,
     evaluate,
@@ -50,13 +52,13 @@ from ..engine.interrupt import Interrupt, keeping, watch
 from ..errors import InputFileError, InvalidParameter, StyleforgeError
 from ..machine import sharing_processes, usable_cores
 from ..nets.vgg import VGG_ARCHS
-from ..nets.weights import resolve_weights
+from ..nets.weights import WeightsChoice, resolve_weights
 from ..version import __version__
 from .augment import sample_seed
 from .batches import Batch, Batches, ImageLoader
 from .features import compute_features, read_feature_cache, write_feature_cache
-from .labels import assign_splits, encode_labels, label_mask, read_labels
-from .losses import build_loss, head_weights
+from .labels import LabelTable, assign_splits, encode_labels, label_mask, read_labels
+from .losses import HeadLoss, build_loss, head_weights
 from .memory import check_training
 from .metrics import AttributeMetrics, baseline_metrics
 from .model import MODEL_JSON, AttributeNet, Hypercolumn, TrunkShape, save_model
@@ -72,7 +74,7 @@ from .saved_run import (
     write_history_csv,
     write_metrics,
 )
-from .schema import ACAN_SCHEMA, load_schema
+from .schema import ACAN_SCHEMA, Schema, load_schema
 
 __all__ = ["HEAD_LR", "TrainResult", "auto_workers", "train_attrs"]
 
@@ -161,22 +163,81 @@ class TrainResult:
     files: list[Path] = field(default_factory=list)
 
 
+@dataclass
+class _Run:
+    """What every part of one training run shares.
+
+    Attributes:
+        config: The resolved configuration.
+        schema: The attributes trained.
+        run_dir: The run directory (``-o``).
+        dist: The process group under torchrun, else ``None``.
+        device: Where the network trains.
+        callbacks: This process's callbacks (none on the ranks that do not print).
+        workers: Worker processes that decode (and augment) the images.
+    """
+
+    config: TrainConfig
+    schema: Schema
+    run_dir: Path
+    dist: Distributed | None
+    device: torch.device
+    callbacks: Sequence[Callback]
+    workers: int
+
+    @property
+    def main(self) -> bool:
+        """Whether this process prints and writes: rank 0, or the only process."""
+        return self.dist is None or self.dist.is_main
+
+    @property
+    def pin(self) -> bool:
+        """Whether batches go through pinned memory (to a CUDA device)."""
+        return self.device.type == "cuda"
+
+
+@dataclass
+class _Data:
+    """The labelled images of a run.
+
+    Attributes:
+        table: The labels CSV.
+        images: The decoded images, uint8 ``(N, 3, S, S)`` on the CPU, one per row of ``kept``.
+        kept: The rows of ``table.items`` whose image was decoded (``--skip-bad`` leaves some out).
+        skipped: The images left out.
+        splits: ``train``, ``val``, ``test`` → rows of ``table.items``.
+        labels: Every row's labels in the heads' units (:func:`encode_labels`), one tensor per attribute.
+    """
+
+    table: LabelTable
+    images: Tensor
+    kept: list[int]
+    skipped: list[Skipped]
+    splits: dict[str, list[int]]
+    labels: dict[str, Tensor]
+
+    def __post_init__(self) -> None:
+        self._position = {item: k for k, item in enumerate(self.kept)}
+
+    def rows(self, split: str) -> list[int]:
+        """The split's images as rows of :attr:`images`."""
+        return [self._position[i] for i in self.splits[split]]
+
+
 def _features(
     backbone: Hypercolumn,
     images: Tensor,
-    device: torch.device,
-    dist: Distributed | None,
-    callbacks: Sequence[Callback],
-    main: bool,
+    run: _Run,
     cache: Path | None,
     key: dict[str, object],
     paths: Sequence[Path],
 ) -> Tensor:
-    """The frozen backbone's features of ``images`` (uint8 ``(N, 3, S, S)``) → ``(N, D)`` on ``device``:
-    from the cache file when it matches (rank 0 reads it and sends it to the others), else computed
-    (each rank its contiguous share, then gathered) and cached by rank 0."""
+    """The frozen backbone's features of ``images`` (uint8 ``(N, 3, S, S)``) → ``(N, D)`` on the run's
+    device: from the cache file when it matches (rank 0 reads it and sends it to the others), else
+    computed (each rank its contiguous share, then gathered) and cached by rank 0."""
+    dist, device, callbacks = run.dist, run.device, run.callbacks
     backbone.eval()
-    stored = read_feature_cache(cache, key, paths) if main else None
+    stored = read_feature_cache(cache, key, paths) if run.main else None
     hit = dist.broadcast_object(stored is not None) if dist is not None else stored is not None
     if hit:
         if dist is not None:
@@ -198,7 +259,7 @@ def _features(
             compute_features(backbone, share, device=device, batch_size=16, callbacks=[progress])
         )
         emit(callbacks, TaskProgress("features", total, total))
-    if main and cache is not None:
+    if run.main and cache is not None:
         write_feature_cache(cache, key, paths, features)
     return features
 
@@ -240,32 +301,77 @@ def train_attrs(
     """
     if output is None:
         raise InvalidParameter("-o", None, "a folder for the run")
-    run_dir = Path(output)
-    config, saved_meta = resolve_config(run_dir, config, resume, dict(options))
+    config, saved_meta = resolve_config(Path(output), config, resume, dict(options))
     config.validate()
     schema = load_schema(config.schema) if config.schema else ACAN_SCHEMA
     weights = head_weights(schema, config.loss_weights)  # before any slow work
     spec = parse_optimizer(
         config.optimizer if config.lr is None else f"{config.optimizer.split('@')[0]}@{config.lr!r}"
     )
-    lr = spec.lr if spec.lr is not None else HEAD_LR[spec.name]
-    if data is None:
-        if saved_meta is None:
-            raise InvalidParameter("--data", None, "a folder with images and a labels CSV")
-        data = saved_meta["data"]["folder"]
-    # Under torchrun: join the process group (gloo/nccl by --device); every rank runs what follows
-    # on the same data, only rank 0 prints (its callbacks) and writes files.
+    data = _data_folder(data, saved_meta)
+    run = _join_run(config, schema, Path(output), callbacks)
+    table = _read_table(run, data, saved_meta)
+    choice, arch, notice = _backbone_weights(run, saved_meta, len(table.items))
+    found = _load_data(run, table)
+    net, forward, batches, loader = _build_network(run, arch, choice, found, resume)
+    resume_state: dict[str, Any] | None = None
+    if resume:  # every rank reads it: the run folder is on storage they share
+        resume_state = torch.load(run.run_dir / RESUME_FILE, map_location=run.device, weights_only=True)
+    objective = _objective(run, net, forward, batches, resume_state)
+    meta = _run_meta(
+        run, data, found, choice, arch, notice, saved_meta, net, spec, weights, objective.initial
+    )
+    # From here on a stop signal ends the loop cleanly.
+    with watch(interrupt) as flag:
+        result = _fit(run, net, objective, batches, found, spec, meta, resume_state, flag)
+        # What the run has is written whatever comes: a signal now only sets the flag.
+        with keeping(flag):
+            # The best epoch's weights are back in the network: score every split once with them.
+            scores = _scores(run, objective, batches, found) if result.best_epoch else {}
+            metrics = _run_metrics(run, result, found, scores, objective)
+            if loader is not None:
+                loader.close()
+            files = _write_run(run, result, net, meta, scores, metrics) if run.main else []  # rank 0 writes
+            return TrainResult(
+                run.run_dir,
+                result.history,
+                result.best_epoch,
+                result.stop_reason,
+                result.stop_detail,
+                metrics,
+                found.skipped,
+                config,
+                files,
+            )
+
+
+def _data_folder(
+    data: str | os.PathLike[str] | None, saved_meta: dict[str, Any] | None
+) -> str | os.PathLike[str]:
+    """``--data``, or, resuming without it, the folder the run was started with."""
+    if data is not None:
+        return data
+    if saved_meta is None:
+        raise InvalidParameter("--data", None, "a folder with images and a labels CSV")
+    return saved_meta["data"]["folder"]
+
+
+def _join_run(config: TrainConfig, schema: Schema, run_dir: Path, callbacks: Sequence[Callback]) -> _Run:
+    """Joins the process group under torchrun (gloo/nccl by ``--device``) and picks the device and
+    the decoding workers; every rank runs what follows on the same data, only rank 0 prints (its
+    callbacks) and writes files."""
     dist = init_distributed(config.device)
     device = dist.device if dist is not None else resolve_device(config.device)
     main = dist is None or dist.is_main
-    if not main:
-        callbacks = ()
     workers = (
         config.workers if config.workers is not None else auto_workers(dist.local_world_size if dist else 1)
     )
-    pin = device.type == "cuda"
+    return _Run(config, schema, run_dir, dist, device, callbacks if main else (), workers)
 
-    table = read_labels(data, schema, config.labels)  # the CSV only: images are opened below
+
+def _read_table(run: _Run, data: str | os.PathLike[str], saved_meta: dict[str, Any] | None) -> LabelTable:
+    """The labels CSV (the images are opened later); a resumed run's must not have changed."""
+    table = read_labels(data, run.schema, run.config.labels)
     if saved_meta is not None and table.sha256 != saved_meta["data"]["sha256"]:
         raise InputFileError(
             "--resume",
@@ -273,35 +379,64 @@ def train_attrs(
             "changed since the run started (its labels would not be the "
             "same); start a new run in another folder",
         )
-    # Every image decoded at --size, and the backbone's largest pass: checked before the weights are
-    # fetched and any image is decoded (``auto`` may only switch to a smaller network).
+    return table
+
+
+def _backbone_weights(
+    run: _Run, saved_meta: dict[str, Any] | None, n_images: int
+) -> tuple[WeightsChoice, str, str]:
+    """Checks the memory the run needs, then resolves the backbone's weights.
+
+    Every image decoded at ``--size``, and the backbone's largest pass: checked before the weights
+    are fetched and any image is decoded (``auto`` may only switch to a smaller network). Weights
+    before the images: an offline ``--weights imagenet`` fails before any image is decoded. A
+    resumed run resolves the weights it actually used, for the network it actually built (``auto``
+    may resolve differently now, and may have switched a VGG-19 to HED's VGG-16).
+
+    Returns:
+        ``(choice, arch, notice)``: the weights, the network they are for, and why that network or
+        those weights differ from what was asked (``""`` when they do not; emitted as a
+        :class:`Notice`).
+    """
+    config = run.config
     check_training(
         saved_meta["backbone"]["arch"] if saved_meta is not None else config.backbone,
-        len(table.items),
+        n_images,
         config.size,
         config.batch_size,
         config.finetune,
-        device,
+        run.device,
     )
-    # Weights before the images: an offline --weights imagenet fails before any image is decoded. A
-    # resumed run resolves the weights it actually used, for the network it actually built (``auto``
-    # may resolve differently now, and may have switched a VGG-19 to HED's VGG-16).
+    on_download = download_events(run.callbacks)
     if saved_meta is not None:
         used = saved_meta["backbone"]
-        choice = resolve_weights(used["weights"], used["arch"], on_download=download_events(callbacks))
+        choice = resolve_weights(used["weights"], used["arch"], on_download=on_download)
         if choice.arch and choice.arch != used["arch"]:
             raise InputFileError(
                 "--resume",
-                run_dir / MODEL_JSON,
+                run.run_dir / MODEL_JSON,
                 f"names the weights {used['weights']!r}, which now "
                 f"resolve to {choice.arch} weights, not the run's {used['arch']}",
             )
     else:
-        choice = resolve_weights(config.weights, config.backbone, on_download=download_events(callbacks))
-    # The network the weights are for: --backbone, or vgg16 where ``auto`` fell back to hed for a vgg19.
+        choice = resolve_weights(config.weights, config.backbone, on_download=on_download)
+    arch, notice = _backbone_arch(config, choice, saved_meta is not None)
+    if notice:
+        emit(run.callbacks, Notice(notice))
+    return choice, arch, notice
+
+
+def _backbone_arch(config: TrainConfig, choice: WeightsChoice, resumed: bool) -> tuple[str, str]:
+    """The network the weights are for: ``--backbone``, or vgg16 where ``auto`` fell back to HED's
+    weights for a vgg19; and the notice that says why (``""``: none).
+
+    Raises:
+        InvalidParameter: A new run's ``--weights`` hold another kind of network (HED's VGG-16 for
+            a ResNet): the kind of network is never swapped.
+    """
     arch = choice.arch or config.backbone
     notice = choice.notice
-    if saved_meta is None and arch != config.backbone:
+    if not resumed and arch != config.backbone:
         if config.backbone not in VGG_ARCHS:  # a HED file for a ResNet: never swap the kind of network
             raise InvalidParameter(
                 "--weights",
@@ -313,86 +448,71 @@ def train_attrs(
             f"--weights {config.weights}: {choice.source} holds {arch} weights, so the backbone is "
             f"{arch}, not {config.backbone}"
         )
-    if notice:
-        emit(callbacks, Notice(notice))
+    return arch, notice
+
+
+def _load_data(run: _Run, table: LabelTable) -> _Data:
+    """Decodes the images (``--workers`` processes; every rank its share), splits the rows and
+    encodes the labels; says which images were skipped and which heads have no training label."""
+    config = run.config
     images, kept, skipped = load_images(
         table.items,
         config.size,
         skip_bad=config.skip_bad,
         csv_path=table.csv_path,
-        callbacks=callbacks,
-        workers=workers,
-        dist=dist,
-        pin_memory=pin and not config.finetune,
+        callbacks=run.callbacks,
+        workers=run.workers,
+        dist=run.dist,
+        pin_memory=run.pin and not config.finetune,
     )  # fine-tuning pins each batch
     if skipped:
-        emit(callbacks, Notice(f"skipped {len(skipped)} bad image(s) (--skip-bad); first: {skipped[0]}"))
+        emit(run.callbacks, Notice(f"skipped {len(skipped)} bad image(s) (--skip-bad); first: {skipped[0]}"))
     splits = assign_splits(table, config.val_split, config.test_split, config.seed, keep=kept)
-    position = {item: k for k, item in enumerate(kept)}
-    all_labels = encode_labels(schema, table.items)
-    for attribute in schema:
-        if not bool(label_mask(all_labels[attribute.name][splits["train"]]).any()):
+    labels = encode_labels(run.schema, table.items)
+    for attribute in run.schema:
+        if not bool(label_mask(labels[attribute.name][splits["train"]]).any()):
             emit(
-                callbacks, Notice(f"no training image has a {attribute.name} label: that head will not learn")
+                run.callbacks,
+                Notice(f"no training image has a {attribute.name} label: that head will not learn"),
             )
+    return _Data(table, images, kept, skipped, splits, labels)
 
-    backbone = Hypercolumn(
-        arch, choice.state_dict, seed=config.seed, source=choice.source, trainable=config.finetune
-    ).to(device)
-    net = AttributeNet(
-        schema,
-        backbone,
-        seed=config.seed,
-        trunk=TrunkShape(config.trunk, config.trunk_width),
-        norm=config.feature_norm,
-    ).to(device)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
 
-    loader: ImageLoader | None = None
-    if config.finetune:
-        # uint8, CPU; each batch is converted (and augmented) on the fly, in the worker processes.
-        loader = ImageLoader(images, workers, pin)
-        forward: Callable[[Batch], Any] = lambda batch: net(batch.x)
-        if net.norm.kind == "standard" and not resume:  # on resume the statistics come with the state
-            # The statistics of the training images' features before fine-tuning (not cached: the
-            # backbone will change).
-            train_rows = images[[position[i] for i in splits["train"]]]
-            net.norm.fit(_features(backbone, train_rows, device, dist, callbacks, main, None, {}, []))
-    else:
-        inputs = _features(
-            backbone,
-            images,
-            device,
-            dist,
-            callbacks,
-            main,
-            run_dir / FEATURES_FILE if config.feature_cache else None,
-            {
-                "backbone": arch,
-                "weights": choice.kind,
-                "source": choice.source,
-                "seed": config.seed,
-                "size": config.size,
-                "styleforge": __version__,
-                "features": "pooled, not normalised",
-            },
-            [table.items[i].path for i in kept],
+class _SplitBatches:
+    """The batches of each split: cached features already on the device, or (``--finetune``) images
+    converted and augmented on the fly by ``loader``'s worker processes, each image with its own seed
+    per epoch."""
+
+    def __init__(self, run: _Run, data: _Data, inputs: Tensor | None, loader: ImageLoader | None) -> None:
+        self.run, self.data, self.inputs, self.loader = run, data, inputs, loader
+        self.augment = run.config.finetune and run.config.augment in ("auto", "standard")
+
+    def __call__(self, split: str, generator: torch.Generator | None = None, train: bool = False) -> Batches:
+        """The batches of ``split``; shuffled with ``generator`` when given, augmented when ``train``
+        and the run augments."""
+        return Batches(
+            len(self.data.splits[split]),
+            self.run.config.batch_size,
+            self._maker(split),
+            generator,
+            self.run.dist,
+            augment=train and self.augment,
         )
-        net.norm.fit(inputs[[position[i] for i in splits["train"]]])
-        forward = lambda batch: net.heads_forward(batch.x)
-    do_augment = config.finetune and config.augment in ("auto", "standard")
 
-    def maker(split: str) -> Callable[[list[Tensor], int | None], Iterable[Batch]]:
-        items = splits[split]
-        rows = torch.tensor([position[i] for i in items], dtype=torch.long)
-        labels = {k: v[items].to(device) for k, v in all_labels.items()}
+    def _maker(self, split: str) -> Callable[[list[Tensor], int | None], Iterable[Batch]]:
+        """The function :class:`Batches` calls with one pass's index tensors (positions in the
+        split) and the epoch's augmentation seed (``None``: no augmentation)."""
+        device, inputs, loader = self.run.device, self.inputs, self.loader
+        items = self.data.splits[split]
+        rows = torch.tensor(self.data.rows(split), dtype=torch.long)
+        labels = {k: v[items].to(device) for k, v in self.data.labels.items()}
 
         def label(order: Tensor) -> dict[str, Tensor]:
             return {k: v[order.to(v.device)] for k, v in labels.items()}
 
         def make(parts: list[Tensor], epoch_seed: int | None) -> Iterable[Batch]:
             if loader is None:  # cached features, already on the device
+                assert inputs is not None
                 return (Batch(inputs[rows[order].to(inputs.device)], label(order)) for order in parts)
             keys = [
                 [
@@ -407,16 +527,97 @@ def train_attrs(
 
         return make
 
-    def batches(split: str, generator: torch.Generator | None = None, train: bool = False) -> Batches:
-        return Batches(
-            len(splits[split]), config.batch_size, maker(split), generator, dist, augment=train and do_augment
-        )
 
-    resume_state: dict[str, Any] | None = None
-    if resume:  # every rank reads it: the run folder is on storage they share
-        resume_state = torch.load(run_dir / RESUME_FILE, map_location=device, weights_only=True)
+def _build_network(
+    run: _Run, arch: str, choice: WeightsChoice, data: _Data, resume: bool
+) -> tuple[AttributeNet, Callable[[Batch], Any], _SplitBatches, ImageLoader | None]:
+    """Builds the network and what feeds it, and creates the run folder (rank 0).
+
+    Without ``--finetune`` the frozen backbone's features are computed once (or read from
+    ``features.safetensors``) and the heads are trained on them; the feature norm is fitted on the
+    training images' features. With it, images are fed through the backbone in every step; a
+    ``standard`` norm is fitted on the features before fine-tuning (a resumed run's statistics
+    come with its state).
+
+    Returns:
+        ``(net, forward, batches, loader)``: ``forward`` maps a :class:`Batch` to the heads'
+        outputs, ``batches`` gives each split's batches, ``loader`` is the worker pool to close
+        (``None`` with cached features).
+    """
+    config, device = run.config, run.device
+    backbone = Hypercolumn(
+        arch, choice.state_dict, seed=config.seed, source=choice.source, trainable=config.finetune
+    ).to(device)
+    net = AttributeNet(
+        run.schema,
+        backbone,
+        seed=config.seed,
+        trunk=TrunkShape(config.trunk, config.trunk_width),
+        norm=config.feature_norm,
+    ).to(device)
+    if run.main:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+    if config.finetune:
+        # uint8, CPU; each batch is converted (and augmented) on the fly, in the worker processes.
+        loader = ImageLoader(data.images, run.workers, run.pin)
+        if net.norm.kind == "standard" and not resume:  # on resume the statistics come with the state
+            # The statistics of the training images' features before fine-tuning (not cached: the
+            # backbone will change).
+            net.norm.fit(_features(backbone, data.images[data.rows("train")], run, None, {}, []))
+        return net, lambda batch: net(batch.x), _SplitBatches(run, data, None, loader), loader
+    inputs = _features(
+        backbone,
+        data.images,
+        run,
+        run.run_dir / FEATURES_FILE if config.feature_cache else None,
+        {
+            "backbone": arch,
+            "weights": choice.kind,
+            "source": choice.source,
+            "seed": config.seed,
+            "size": config.size,
+            "styleforge": __version__,
+            "features": "pooled, not normalised",
+        },
+        [data.table.items[i].path for i in data.kept],
+    )
+    net.norm.fit(inputs[data.rows("train")])
+    return net, lambda batch: net.heads_forward(batch.x), _SplitBatches(run, data, inputs, None), None
+
+
+@dataclass
+class _Objective:
+    """What the optimiser trains and on what.
+
+    Attributes:
+        trainable: The modules trained (and the feature norm, saved with them).
+        forward: A batch → the heads' outputs.
+        loss: The engine loss, one term per head.
+        heads: Each head's loss (what the metrics measure).
+        initial: ``--balance initial``: each term's raw value before training, else ``None``.
+        log_vars: ``--balance uncertainty``: the learned log-variances, else ``None``.
+    """
+
+    trainable: _Trainable
+    forward: Callable[[Batch], Any]
+    loss: WeightedLoss
+    heads: dict[str, HeadLoss]
+    initial: dict[str, float] | None
+    log_vars: nn.ParameterDict | None
+
+
+def _objective(
+    run: _Run,
+    net: AttributeNet,
+    forward: Callable[[Batch], Any],
+    batches: _SplitBatches,
+    resume_state: dict[str, Any] | None,
+) -> _Objective:
+    """The loss and what it trains; ``--balance initial`` measures the terms on the training set
+    first (a resumed run reads them from its state)."""
+    config, schema = run.config, run.schema
     log_vars = (
-        nn.ParameterDict({a.name: nn.Parameter(torch.zeros((), device=device)) for a in schema})
+        nn.ParameterDict({a.name: nn.Parameter(torch.zeros((), device=run.device)) for a in schema})
         if config.balance == "uncertainty"
         else None
     )
@@ -429,13 +630,20 @@ def train_attrs(
         if resume_state is not None:
             initial = {k: float(v) for k, v in resume_state["extra"]["initial"].items()}
         else:
-            summary, _ = evaluate(trainable, forward, plain, batches("train"), counts=Batch.counts, dist=dist)
+            summary, _ = evaluate(
+                trainable, forward, plain, batches("train"), counts=Batch.counts, dist=run.dist
+            )
             initial = dict(summary.raw)
     loss, heads = build_loss(schema, config, initial=initial, log_vars=log_vars)
+    return _Objective(trainable, forward, loss, heads, initial, log_vars)
 
+
+def _optimised_groups(net: AttributeNet, objective: _Objective, config: TrainConfig) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: the trunk and the heads; the log-variances (without weight
+    decay); with ``--finetune``, the backbone at ``--backbone-lr-scale`` × the learning rate."""
     groups: list[dict[str, Any]] = [{"params": [*net.trunk.parameters(), *net.heads.parameters()]}]
-    if log_vars is not None:
-        groups.append({"params": list(log_vars.parameters()), "weight_decay": 0.0})
+    if objective.log_vars is not None:
+        groups.append({"params": list(objective.log_vars.parameters()), "weight_decay": 0.0})
     if config.finetune:
         groups.append(
             {
@@ -443,16 +651,28 @@ def train_attrs(
                 "lr_scale": config.backbone_lr_scale,
             }
         )
-    stop = StopRule(config.min_delta, config.patience, mode="improvement") if config.patience > 0 else None
-    has_val = bool(splits["val"])
-    if not has_val:
-        emit(
-            callbacks, Notice("no validation images: early stopping and the best epoch use the training loss")
-        )
+    return groups
 
-    meta: dict[str, Any] = {
+
+def _run_meta(
+    run: _Run,
+    data: str | os.PathLike[str],
+    found: _Data,
+    choice: WeightsChoice,
+    arch: str,
+    notice: str,
+    saved_meta: dict[str, Any] | None,
+    net: AttributeNet,
+    spec: OptimizerSpec,
+    weights: dict[str, float],
+    initial: dict[str, float] | None,
+) -> dict[str, Any]:
+    """``model.json``'s description of the run (its ``best`` is filled in as epochs improve)."""
+    config, table = run.config, found.table
+    return {
         # What was built and used, so loading gives the same features: ``auto`` is resolved here, and
-        # ``arch`` is the network the weights are for (``--backbone vgg19 --weights auto`` may be vgg16 + hed).
+        # ``arch`` is the network the weights are for (``--backbone vgg19 --weights auto`` may be
+        # vgg16 + hed).
         "backbone": {
             "arch": arch,
             "weights": str(Path(choice.source).resolve()) if choice.kind == "file" else choice.kind,
@@ -463,51 +683,70 @@ def train_attrs(
             "finetuned": config.finetune,
             "feature_dims": net.dims,
         },
-        "preprocessing": {
-            "size": config.size,
-            "resize": "squash to size x size (bicubic, antialiased)",
-            "input": "RGB in [0, 1]",
-            "normalisation": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
-            "features": "global average pool of every residual block (vgg: relu*_1), concatenated, "
-            + (
-                "L2-normalised per image"
-                if config.feature_norm == "l2"
-                else "each standardised by the training images' mean and std (norm.* tensors), "
-                "divided by sqrt(dims)"
-            ),
-        },
+        "preprocessing": _preprocessing_meta(config),
         "data": {
             "folder": str(Path(data).resolve()),
             "labels": str(table.csv_path.resolve()),
             "layout": table.layout,
             "sha256": table.sha256,
-            "images": {s: len(v) for s, v in splits.items()},
-            "skipped": len(skipped),
+            "images": {s: len(v) for s, v in found.splits.items()},
+            "skipped": len(found.skipped),
         },
         "training": {
             "config": config.to_dict(),
             "optimizer": spec.name,
-            "lr": lr,
+            "lr": spec.lr if spec.lr is not None else HEAD_LR[spec.name],
             "loss_weights": weights,
             "balance_initial": initial,
         },
         "best": None,
     }
 
-    saved_epoch = [int(resume_state["epoch"]) if resume_state is not None and "epoch" in resume_state else 0]
 
-    def checkpoint(cp: FitCheckpoint) -> None:
-        if not main:
+def _preprocessing_meta(config: TrainConfig) -> dict[str, Any]:
+    """``model.json``'s ``preprocessing``: how an image becomes the heads' input."""
+    return {
+        "size": config.size,
+        "resize": "squash to size x size (bicubic, antialiased)",
+        "input": "RGB in [0, 1]",
+        "normalisation": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+        "features": "global average pool of every residual block (vgg: relu*_1), concatenated, "
+        + (
+            "L2-normalised per image"
+            if config.feature_norm == "l2"
+            else "each standardised by the training images' mean and std (norm.* tensors), "
+            "divided by sqrt(dims)"
+        ),
+    }
+
+
+class _Checkpoints:
+    """After every epoch (rank 0): the model when the epoch is the best so far, and the resume state.
+
+    A failed write (disk full) raises a :class:`StyleforgeError` that says which epoch the run folder
+    still holds: every file is written whole or not at all, so the last ones stand.
+    """
+
+    def __init__(
+        self, run: _Run, net: AttributeNet, meta: dict[str, Any], initial: dict[str, float] | None, epoch: int
+    ) -> None:
+        self.run, self.net, self.meta, self.initial = run, net, meta, initial
+        self.saved_epoch = epoch  # the last epoch the run folder holds (0: none)
+
+    def __call__(self, cp: FitCheckpoint) -> None:
+        if not self.run.main:
             return
+        run_dir = self.run.run_dir
         try:
             if cp.is_best:
-                meta["best"] = epoch_record(cp.row)
-                save_model(run_dir, net, meta, with_backbone=config.finetune)
-            write_checkpoint(run_dir, cp.state(), {"initial": dict(initial) if initial is not None else {}})
+                self.meta["best"] = epoch_record(cp.row)
+                save_model(run_dir, self.net, self.meta, with_backbone=self.run.config.finetune)
+            extra = {"initial": dict(self.initial) if self.initial is not None else {}}
+            write_checkpoint(run_dir, cp.state(), extra)
         except OSError as exc:  # disk full: every file is written whole or not at all, so the last ones stand
             kept = (
-                f"the run folder keeps epoch {saved_epoch[0]}; continue with --resume once there is room"
-                if saved_epoch[0]
+                f"the run folder keeps epoch {self.saved_epoch}; continue with --resume once there is room"
+                if self.saved_epoch
                 else "no epoch was saved"
             )
             where = f" ({exc.filename})" if exc.filename else ""
@@ -515,120 +754,140 @@ def train_attrs(
                 f"-o: could not write the run of epoch {cp.epoch} in {run_dir}{where}: "
                 f"{exc.strerror or exc}; {kept}"
             ) from None
-        saved_epoch[0] = cp.epoch
+        self.saved_epoch = cp.epoch
+
+
+def _fit(
+    run: _Run,
+    net: AttributeNet,
+    objective: _Objective,
+    batches: _SplitBatches,
+    found: _Data,
+    spec: OptimizerSpec,
+    meta: dict[str, Any],
+    resume_state: dict[str, Any] | None,
+    flag: Interrupt,
+) -> FitResult:
+    """Trains with the engine's :func:`~styleforge.engine.fit.fit`; without validation images the
+    training loss picks the best epoch and stops early."""
+    config, log_vars = run.config, objective.log_vars
+    stop = StopRule(config.min_delta, config.patience, mode="improvement") if config.patience > 0 else None
+    has_val = bool(found.splits["val"])
+    if not has_val:
+        emit(
+            run.callbacks,
+            Notice("no validation images: early stopping and the best epoch use the training loss"),
+        )
+    saved = int(resume_state["epoch"]) if resume_state is not None and "epoch" in resume_state else 0
 
     def epoch_values() -> dict[str, float]:
         return {f"logvar.{n}": float(p.detach()) for n, p in log_vars.items()} if log_vars is not None else {}
 
-    # From here on a stop signal ends the loop cleanly.
-    with watch(interrupt) as flag:
-        result = fit(
-            trainable,
-            forward,
-            loss,
-            lambda generator: batches("train", generator, train=True),
-            (lambda: batches("val")) if has_val else None,
-            epochs=config.epochs,
-            optimizer=spec,
-            default_lr=HEAD_LR,
-            params=groups,
-            weight_decay=config.weight_decay,
-            schedule=config.lr_schedule,
-            plateau_factor=config.plateau_factor,
-            plateau_patience=config.plateau_patience,
-            stop=stop,
-            guard=DivergenceGuard(config.divergence_factor),
-            counts=Batch.counts,
-            metrics=lambda: AttributeMetrics(schema, heads),
-            epoch_values=epoch_values if log_vars is not None else None,
-            seed=config.seed,
-            resume=resume_state,
-            checkpoint=checkpoint,
-            callbacks=callbacks,
-            dist=dist,
-            interrupt=flag,
-        )
-        # What the run has is written whatever comes: a signal now only sets the flag.
-        with keeping(flag):
-            # The best epoch's weights are back in the network: score every split once with them.
-            scores: dict[str, Any] = {}
-            if result.best_epoch:
-                for split in ("train", "val", "test"):
-                    if splits[split]:
-                        summary, values = evaluate(
-                            trainable,
-                            forward,
-                            loss,
-                            batches(split),
-                            counts=Batch.counts,
-                            metrics=lambda: AttributeMetrics(schema, heads),
-                            dist=dist,
-                        )
-                        scores[split] = {
-                            "loss": summary.total,
-                            **{f"loss.{k}": v for k, v in summary.weighted.items()},
-                            **values,
-                        }
-            train_labels = {k: v[splits["train"]] for k, v in all_labels.items()}
-            baseline = {
-                s: baseline_metrics(schema, train_labels, {k: v[splits[s]] for k, v in all_labels.items()})
-                for s in ("val", "test")
-                if splits[s]
-            }
-            metrics: dict[str, Any] = {
-                "best_epoch": result.best_epoch,
-                "epochs_run": result.epochs_run,
-                "stop_reason": result.stop_reason,
-                "stop_detail": result.stop_detail,
-                "images": {**{s: len(v) for s, v in splits.items()}, "skipped": len(skipped)},
-                "skipped": [str(s) for s in skipped],
-                **scores,
-                "baseline": baseline,
-            }
-            if initial is not None:
-                metrics["balance_initial"] = initial
-            if log_vars is not None:
-                metrics["log_variance"] = {n: float(p.detach()) for n, p in log_vars.items()}
-            if loader is not None:
-                loader.close()
-            files: list[Path] = []
-            if not main:  # rank 0 writes the run folder
-                return TrainResult(
-                    run_dir,
-                    result.history,
-                    result.best_epoch,
-                    result.stop_reason,
-                    result.stop_detail,
-                    metrics,
-                    skipped,
-                    config,
-                    files,
-                )
-            if result.best_epoch:
-                # From the history, not from this call's checkpoints: after --resume the best epoch may be one
-                # the earlier run trained (no later epoch improved on it).
-                best_row = next(row for row in result.history if int(row["epoch"]) == result.best_epoch)
-                meta["best"] = json_safe(
-                    {
-                        **epoch_record(best_row),
-                        "stop_reason": result.stop_reason,
-                        "epochs_run": result.epochs_run,
-                        "test": scores.get("test"),
-                    }
-                )
-                files += list(save_model(run_dir, net, meta, with_backbone=config.finetune))
-            if result.history:
-                files.append(write_history_csv(run_dir, result.history))
-                files.append(plot_curves(run_dir, schema, result.history))
-            files.append(write_metrics(run_dir, metrics))
-            return TrainResult(
-                run_dir,
-                result.history,
-                result.best_epoch,
-                result.stop_reason,
-                result.stop_detail,
-                metrics,
-                skipped,
-                config,
-                files,
+    return fit(
+        objective.trainable,
+        objective.forward,
+        objective.loss,
+        lambda generator: batches("train", generator, train=True),
+        (lambda: batches("val")) if has_val else None,
+        epochs=config.epochs,
+        optimizer=spec,
+        default_lr=HEAD_LR,
+        params=_optimised_groups(net, objective, config),
+        weight_decay=config.weight_decay,
+        schedule=config.lr_schedule,
+        plateau_factor=config.plateau_factor,
+        plateau_patience=config.plateau_patience,
+        stop=stop,
+        guard=DivergenceGuard(config.divergence_factor),
+        counts=Batch.counts,
+        metrics=lambda: AttributeMetrics(run.schema, objective.heads),
+        epoch_values=epoch_values if log_vars is not None else None,
+        seed=config.seed,
+        resume=resume_state,
+        checkpoint=_Checkpoints(run, net, meta, objective.initial, saved),
+        callbacks=run.callbacks,
+        dist=run.dist,
+        interrupt=flag,
+    )
+
+
+def _scores(run: _Run, objective: _Objective, batches: _SplitBatches, found: _Data) -> dict[str, Any]:
+    """Each split's loss terms and metrics with the weights now in the network (the best epoch's)."""
+    scores: dict[str, Any] = {}
+    for split in ("train", "val", "test"):
+        if found.splits[split]:
+            summary, values = evaluate(
+                objective.trainable,
+                objective.forward,
+                objective.loss,
+                batches(split),
+                counts=Batch.counts,
+                metrics=lambda: AttributeMetrics(run.schema, objective.heads),
+                dist=run.dist,
             )
+            scores[split] = {
+                "loss": summary.total,
+                **{f"loss.{k}": v for k, v in summary.weighted.items()},
+                **values,
+            }
+    return scores
+
+
+def _run_metrics(
+    run: _Run, result: FitResult, found: _Data, scores: dict[str, Any], objective: _Objective
+) -> dict[str, Any]:
+    """``metrics.json``'s content: how the run ended, the images, each split's scores and the
+    baseline (predicting the training labels' mean or most common class) on val and test."""
+    splits, labels = found.splits, found.labels
+    train_labels = {k: v[splits["train"]] for k, v in labels.items()}
+    baseline = {
+        s: baseline_metrics(run.schema, train_labels, {k: v[splits[s]] for k, v in labels.items()})
+        for s in ("val", "test")
+        if splits[s]
+    }
+    metrics: dict[str, Any] = {
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stop_reason": result.stop_reason,
+        "stop_detail": result.stop_detail,
+        "images": {**{s: len(v) for s, v in splits.items()}, "skipped": len(found.skipped)},
+        "skipped": [str(s) for s in found.skipped],
+        **scores,
+        "baseline": baseline,
+    }
+    if objective.initial is not None:
+        metrics["balance_initial"] = objective.initial
+    if objective.log_vars is not None:
+        metrics["log_variance"] = {n: float(p.detach()) for n, p in objective.log_vars.items()}
+    return metrics
+
+
+def _write_run(
+    run: _Run,
+    result: FitResult,
+    net: AttributeNet,
+    meta: dict[str, Any],
+    scores: dict[str, Any],
+    metrics: dict[str, Any],
+) -> list[Path]:
+    """Writes the run folder's final files (rank 0): the best epoch's model, ``history.csv``,
+    ``curves.png`` and ``metrics.json``; returns them."""
+    files: list[Path] = []
+    if result.best_epoch:
+        # From the history, not from this call's checkpoints: after --resume the best epoch may be one
+        # the earlier run trained (no later epoch improved on it).
+        best_row = next(row for row in result.history if int(row["epoch"]) == result.best_epoch)
+        meta["best"] = json_safe(
+            {
+                **epoch_record(best_row),
+                "stop_reason": result.stop_reason,
+                "epochs_run": result.epochs_run,
+                "test": scores.get("test"),
+            }
+        )
+        files += list(save_model(run.run_dir, net, meta, with_backbone=run.config.finetune))
+    if result.history:
+        files.append(write_history_csv(run.run_dir, result.history))
+        files.append(plot_curves(run.run_dir, run.schema, result.history))
+    files.append(write_metrics(run.run_dir, metrics))
+    return files

@@ -53,7 +53,7 @@ class StageStarted(Event):
         name: Optimiser name (``lbfgs``).
         steps: Iterations planned for this stage.
         lr: Learning rate in use.
-        first_iteration: Global iteration number of the stage's first step (1-based).
+        first_iteration: Global number of the stage's first iteration (1-based).
         total_iterations: Planned iterations of the whole chain.
     """
 
@@ -93,7 +93,8 @@ class StageEnded(Event):
 
     Attributes:
         index: 0-based stage index.
-        reason: ``completed``, ``stopped`` (the stopping rule), ``diverged`` or ``interrupted`` (:mod:`styleforge.engine.outcome`).
+        reason: ``completed``, ``stopped`` (the stopping rule), ``diverged`` or ``interrupted``
+            (:mod:`styleforge.engine.outcome`).
         detail: A sentence for the user (e.g. why it diverged).
         iterations: Iterations the stage ran.
     """

@@ -239,6 +239,287 @@ def _clone_state(module: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
+def _param_groups(
+    module: nn.Module,
+    params: Iterable[Tensor] | Iterable[dict[str, Any]] | None,
+    spec: OptimizerSpec,
+    default_lr: Mapping[str, float],
+    weight_decay: float,
+) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups for :func:`fit`'s ``params``.
+
+    Consecutive groups with nothing but ``params`` (single tensors included) become one group; L-BFGS
+    gets a single group (torch's L-BFGS takes one learning rate for everything); a group's ``lr_scale``
+    becomes its own ``lr`` (the spec's or ``default_lr``'s rate times it); every group without a
+    ``weight_decay`` gets ``weight_decay`` (not L-BFGS's, which has none).
+
+    Args:
+        module: Its parameters that require a gradient, when ``params`` is ``None``.
+        params: Tensors or parameter groups (dicts with ``params`` and any optimiser option).
+        spec: The optimiser.
+        default_lr: Learning rate per optimiser when the spec gives none.
+        weight_decay: The run's L2 penalty.
+
+    Returns:
+        Groups for :func:`~styleforge.engine.optimize.make_optimizer`.
+    """
+    groups: list[dict[str, Any]] = []
+    for item in params if params is not None else [p for p in module.parameters() if p.requires_grad]:
+        group = dict(item) if isinstance(item, Mapping) else {"params": [item]}
+        if groups and set(group) == {"params"} and set(groups[-1]) == {"params"}:
+            groups[-1]["params"] = list(groups[-1]["params"]) + list(group["params"])
+        else:
+            groups.append(group)
+    if spec.name == "lbfgs" and len(groups) > 1:
+        # torch's L-BFGS takes a single parameter group: one learning rate for everything.
+        groups = [{"params": [p for group in groups for p in group["params"]]}]
+    base_lr = spec.lr if spec.lr is not None else default_lr[spec.name]
+    for group in groups:
+        factor = float(group.pop("lr_scale", 1.0))
+        if factor != 1.0:
+            group["lr"] = base_lr * factor
+        if "weight_decay" not in group and spec.name != "lbfgs":
+            group["weight_decay"] = weight_decay
+    return groups
+
+
+@dataclass
+class _Loop:
+    """The epochs of one :func:`fit` call: what every epoch uses, and what it carries to the next
+    (the history and the best epoch so far), which is also what a resumed run restores."""
+
+    module: nn.Module
+    forward: Callable[[Any], Any]
+    loss: WeightedLoss
+    opt: torch.optim.Optimizer
+    scheduler: Any
+    schedule: str
+    stop: StopRule | None
+    guard: DivergenceGuard
+    counts: Callable[[Any], Mapping[str, float]] | None
+    metrics: Callable[[], Metrics] | None
+    epoch_values: Callable[[], Mapping[str, float]] | None
+    checkpoint: Callable[[FitCheckpoint], None] | None
+    callbacks: Sequence[Callback]
+    dist: Distributed | None
+    generator: torch.Generator
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_value: float | None = None
+    best_state: dict[str, Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        self.weights = dict(self.loss.weights)
+        self.trained = [p for group in self.opt.param_groups for p in group["params"]]
+
+    def restore(self, resume: Mapping[str, Any]) -> int:
+        """Loads a :meth:`state` into the module, the optimiser, the schedule, the stopping rule,
+        the generators and the history; returns the first epoch still to run."""
+        self.module.load_state_dict(resume["module"])
+        self.opt.load_state_dict(resume["optimizer"])
+        if self.scheduler is not None and resume.get("scheduler"):
+            self.scheduler.load_state_dict(resume["scheduler"])
+        if self.stop is not None and resume.get("stop"):
+            self.stop.load_state_dict(resume["stop"])
+        self.generator.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
+        self.history = [dict(row) for row in resume["history"]]
+        self.best_epoch, self.best_value = int(resume["best_epoch"]), resume["best_value"]
+        self.best_state = dict(resume["best_state"]) if resume.get("best_state") is not None else None
+        return int(resume["epoch"]) + 1
+
+    def state(self, epoch: int) -> dict[str, Any]:
+        """The full resume state after ``epoch`` (:attr:`FitCheckpoint.state`)."""
+        return {
+            "epoch": epoch,
+            "module": _clone_state(self.module),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "stop": self.stop.state_dict() if self.stop is not None else {},
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": [dict(row) for row in self.history],
+            "best_epoch": self.best_epoch,
+            "best_value": self.best_value,
+            "best_state": self.best_state,
+        }
+
+    def run_epoch(
+        self,
+        epoch: int,
+        epochs: int,
+        train_batches: Callable[[torch.Generator], Iterable[Any]],
+        val_batches: Callable[[], Iterable[Any]] | None,
+        flag: Interrupt,
+    ) -> tuple[str, str] | None:
+        """Trains one epoch, validates and records it; returns ``(reason, detail)`` when the run
+        ends here (diverged, stopped early or interrupted), else ``None``."""
+        began = time.perf_counter()
+        lr = float(self.opt.param_groups[0]["lr"])
+        batches = self._epoch_batches(train_batches, epoch)
+        emit(self.callbacks, EpochStarted(epoch, epochs, len(batches), lr))
+        mean, acc, interrupted = self._train_pass(epoch, batches, flag)
+        if interrupted:
+            return INTERRUPTED, stop_detail(flag)
+        train = mean.summary(self.weights)
+        row, shown, val = self._measure(epoch, lr, train, acc, val_batches)
+        monitored = (val or train).total
+        why, is_best, stopping = self._judge(epoch, monitored)
+        row["seconds"] = time.perf_counter() - began
+        self.history.append(row)
+        if self.checkpoint is not None and why is None:
+            self.checkpoint(FitCheckpoint(epoch, is_best, dict(row), lambda e=epoch: self.state(e)))
+        emit(
+            self.callbacks,
+            EpochEnded(epoch, epochs, train, val, shown, self.weights, is_best, lr, row["seconds"]),
+        )
+        if why is not None:
+            return DIVERGED, f"{why} (epoch {epoch})"
+        if stopping:
+            assert self.stop is not None
+            watched = "validation" if val is not None else "training"
+            return STOPPED, f"{watched} {self.stop.reason} (epoch {epoch})"
+        if _requested(flag, self.dist):  # Ctrl-C during validation or the checkpoint
+            return INTERRUPTED, stop_detail(flag)
+        return None
+
+    def _epoch_batches(
+        self, train_batches: Callable[[torch.Generator], Iterable[Any]], epoch: int
+    ) -> Sequence[Any]:
+        """The epoch's training batches (listed unless they have a ``len()``), the same number on
+        every rank of a distributed run."""
+        batches = train_batches(self.generator)
+        if not hasattr(batches, "__len__"):
+            batches = list(batches)
+        if self.dist is not None and len(set(self.dist.all_gather_object(len(batches)))) > 1:
+            raise RuntimeError(
+                f"the ranks have different numbers of batches in epoch {epoch}: "
+                "train_batches must split every global batch across the ranks"
+            )
+        return batches  # type: ignore[return-value]
+
+    def _train_pass(
+        self, epoch: int, batches: Sequence[Any], flag: Interrupt
+    ) -> tuple[_Mean, Metrics | None, bool]:
+        """One optimiser step per batch; returns the terms' running mean, the training metrics'
+        accumulator and whether a stop was asked for (the pass then ends after that step)."""
+        self.module.train()
+        mean = _Mean(self.loss.names)
+        acc = self.metrics() if self.metrics is not None else None
+        for index, batch in enumerate(batches, start=1):
+            outputs, report = self._step(epoch, index, batch, flag)
+            if self.dist is not None:
+                mean.add(report.raw, report.counts)
+            else:
+                mean.add(_batch_raw(report), self.counts(batch) if self.counts is not None else None)
+            if acc is not None:
+                with torch.no_grad():
+                    acc.update(_detach(outputs), batch)
+            emit(self.callbacks, BatchProgress(epoch, index, len(batches), mean.summary(self.weights)))
+            # Ctrl-C: stop after this step; the unfinished epoch is not recorded (a resumed run
+            # repeats it). Under torchrun the ranks agree in the step's own all-reduce.
+            if report.stop if self.dist is not None else flag.requested:
+                return mean, acc, True
+        return mean, acc, False
+
+    def _step(self, epoch: int, index: int, batch: Any, flag: Interrupt) -> tuple[Any, Any]:
+        """One optimiser step on one batch, through a closure so L-BFGS works too; returns the
+        outputs and the loss report (in a distributed run, the step's all-reduced terms)."""
+        captured: list[tuple[Any, Any]] = []
+
+        def closure() -> Tensor:
+            self.opt.zero_grad(set_to_none=True)
+            outputs = self.forward(batch)
+            if self.dist is not None:
+                return _distributed_closure(
+                    self.dist,
+                    self.loss,
+                    self.weights,
+                    outputs,
+                    batch,
+                    self.counts,
+                    self.trained,
+                    captured,
+                    f"epoch {epoch}, batch {index}",
+                    flag.requested,
+                )
+            report = self.loss(outputs, batch)
+            if not torch.isfinite(report.total.detach()):
+                raise _Diverged(
+                    f"the training loss became {float(report.total.detach()):g} "
+                    f"(epoch {epoch}, batch {index})"
+                )
+            report.total.backward()
+            captured.append((outputs, report))
+            return report.total
+
+        self.opt.step(closure)
+        return captured[0]
+
+    def _measure(
+        self,
+        epoch: int,
+        lr: float,
+        train: LossSummary,
+        acc: Metrics | None,
+        val_batches: Callable[[], Iterable[Any]] | None,
+    ) -> tuple[dict[str, float], dict[str, float], LossSummary | None]:
+        """The epoch's history row (without its ``seconds``), the metrics and extra values shown in
+        :class:`EpochEnded`, and the validation pass's terms (``None`` without validation)."""
+        row: dict[str, float] = {"epoch": epoch, "lr": lr}
+        row.update(_prefixed("loss", train))
+        shown = dict(_compute(acc, self.dist))  # the metrics and extra values, for EpochEnded
+        row.update(shown)
+        val = None
+        if val_batches is not None:
+            val, val_metrics = evaluate(
+                self.module,
+                self.forward,
+                self.loss,
+                val_batches(),
+                counts=self.counts,
+                metrics=self.metrics,
+                dist=self.dist,
+            )
+            row.update(_prefixed("val_loss", val))
+            val_shown = {f"val_{k}": v for k, v in val_metrics.items()}
+            row.update(val_shown)
+            shown.update(val_shown)
+        if self.epoch_values is not None:
+            extra = {k: float(v) for k, v in self.epoch_values().items()}
+            row.update(extra)
+            shown.update(extra)
+        return row, shown, val
+
+    def _judge(self, epoch: int, monitored: float) -> tuple[str | None, bool, bool]:
+        """Decides on the epoch's monitored total: why the run diverged (or ``None``), whether the
+        epoch is the best so far (its weights are then kept), and whether to stop early. The
+        schedule and the stopping rule only see the total of an epoch that did not diverge."""
+        why = self.guard.check(monitored, self.best_value)
+        is_best = (
+            why is None
+            and math.isfinite(monitored)
+            and (self.best_value is None or monitored < self.best_value)
+        )
+        if is_best:
+            self.best_epoch, self.best_value = epoch, monitored
+            self.best_state = _clone_state(self.module)
+        if self.scheduler is not None and why is None:
+            self.scheduler.step(monitored) if self.schedule == "plateau" else self.scheduler.step()
+        stopping = self.stop.update(monitored) if self.stop is not None and why is None else False
+        return why, is_best, stopping
+
+    def finish(self, reason: str, detail: str) -> FitResult:
+        """Puts the best epoch's weights back into the module and reports the run."""
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+        if reason == DIVERGED:
+            detail += f"; kept the weights of epoch {self.best_epoch}" if self.best_epoch else ""
+        epochs_run = int(self.history[-1]["epoch"]) if self.history else 0
+        emit(self.callbacks, FitEnded(reason, detail, epochs_run, self.best_epoch))
+        return FitResult(self.history, self.best_epoch, self.best_value, reason, detail, epochs_run)
+
+
 def fit(
     module: nn.Module,
     forward: Callable[[Any], Any],
@@ -330,64 +611,26 @@ def fit(
     """
     _check_int("--epochs", epochs, 1)
     spec = parse_optimizer(optimizer)
-    groups: list[dict[str, Any]] = []
-    for item in params if params is not None else [p for p in module.parameters() if p.requires_grad]:
-        groups.append(dict(item) if isinstance(item, Mapping) else {"params": [item]})
-    merged: list[dict[str, Any]] = []
-    for group in groups:  # single tensors become one group
-        if merged and set(group) == {"params"} and set(merged[-1]) == {"params"}:
-            merged[-1]["params"] = list(merged[-1]["params"]) + list(group["params"])
-        else:
-            merged.append(group)
-    if spec.name == "lbfgs" and len(merged) > 1:
-        # torch's L-BFGS takes a single parameter group: one learning rate for everything.
-        merged = [{"params": [p for group in merged for p in group["params"]]}]
-    base_lr = spec.lr if spec.lr is not None else default_lr[spec.name]
-    for group in merged:
-        scale = float(group.pop("lr_scale", 1.0))
-        if scale != 1.0:
-            group["lr"] = base_lr * scale
-        if "weight_decay" not in group and spec.name != "lbfgs":
-            group["weight_decay"] = weight_decay
-    opt, _ = make_optimizer(spec, merged, default_lr=default_lr, weight_decay=weight_decay)
-    scheduler = _make_schedule(schedule, opt, epochs, plateau_factor, plateau_patience)
-    generator = torch.Generator().manual_seed(int(seed))
-    weights = dict(loss.weights)
-    trained = [p for group in opt.param_groups for p in group["params"]]
-
-    history: list[dict[str, float]] = []
-    best_epoch, best_value = 0, None
-    best_state: dict[str, Tensor] | None = None
-    start = 1
-    if resume is not None:
-        module.load_state_dict(resume["module"])
-        opt.load_state_dict(resume["optimizer"])
-        if scheduler is not None and resume.get("scheduler"):
-            scheduler.load_state_dict(resume["scheduler"])
-        if stop is not None and resume.get("stop"):
-            stop.load_state_dict(resume["stop"])
-        generator.set_state(resume["generator"])
-        torch.set_rng_state(resume["torch_rng"])
-        history = [dict(row) for row in resume["history"]]
-        best_epoch, best_value = int(resume["best_epoch"]), resume["best_value"]
-        best_state = dict(resume["best_state"]) if resume.get("best_state") is not None else None
-        start = int(resume["epoch"]) + 1
-
-    def state(epoch: int) -> dict[str, Any]:
-        return {
-            "epoch": epoch,
-            "module": _clone_state(module),
-            "optimizer": opt.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else {},
-            "stop": stop.state_dict() if stop is not None else {},
-            "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "history": [dict(row) for row in history],
-            "best_epoch": best_epoch,
-            "best_value": best_value,
-            "best_state": best_state,
-        }
-
+    groups = _param_groups(module, params, spec, default_lr, weight_decay)
+    opt, _ = make_optimizer(spec, groups, default_lr=default_lr, weight_decay=weight_decay)
+    loop = _Loop(
+        module,
+        forward,
+        loss,
+        opt,
+        _make_schedule(schedule, opt, epochs, plateau_factor, plateau_patience),
+        schedule,
+        stop,
+        guard if guard is not None else DivergenceGuard(),
+        counts,
+        metrics,
+        epoch_values,
+        checkpoint,
+        callbacks,
+        dist,
+        torch.Generator().manual_seed(int(seed)),
+    )
+    start = loop.restore(resume) if resume is not None else 1
     reason, detail = COMPLETED, f"ran {epochs} epochs"
     if start > epochs:
         detail = f"the run already finished epoch {start - 1}; ask for more --epochs to continue"
@@ -395,126 +638,15 @@ def fit(
     with watch(interrupt) as flag:
         try:
             for epoch in range(start, epochs + 1):
-                began = time.perf_counter()
-                lr = float(opt.param_groups[0]["lr"])
-                batches = train_batches(generator)
-                if not hasattr(batches, "__len__"):
-                    batches = list(batches)
-                if dist is not None and len(set(dist.all_gather_object(len(batches)))) > 1:
-                    raise RuntimeError(
-                        f"the ranks have different numbers of batches in epoch {epoch}: "
-                        "train_batches must split every global batch across the ranks"
-                    )
-                emit(callbacks, EpochStarted(epoch, epochs, len(batches), lr))
-                module.train()
-                mean = _Mean(loss.names)
-                interrupted = False
-                acc = metrics() if metrics is not None else None
-                for index, batch in enumerate(batches, start=1):
-                    captured: list[tuple[Any, Any]] = []
-
-                    def closure() -> Tensor:
-                        opt.zero_grad(set_to_none=True)
-                        outputs = forward(batch)
-                        if dist is not None:
-                            return _distributed_closure(
-                                dist,
-                                loss,
-                                weights,
-                                outputs,
-                                batch,
-                                counts,
-                                trained,
-                                captured,
-                                f"epoch {epoch}, batch {index}",
-                                flag.requested,
-                            )
-                        report = loss(outputs, batch)
-                        if not torch.isfinite(report.total.detach()):
-                            raise _Diverged(
-                                f"the training loss became {float(report.total.detach()):g} (epoch {epoch}, batch {index})"
-                            )
-                        report.total.backward()
-                        captured.append((outputs, report))
-                        return report.total
-
-                    opt.step(closure)
-                    outputs, report = captured[0]
-                    if dist is not None:
-                        mean.add(report.raw, report.counts)
-                    else:
-                        mean.add(_batch_raw(report), counts(batch) if counts is not None else None)
-                    if acc is not None:
-                        with torch.no_grad():
-                            acc.update(_detach(outputs), batch)
-                    emit(callbacks, BatchProgress(epoch, index, len(batches), mean.summary(weights)))
-                    # Ctrl-C: stop after this step; the unfinished epoch is not recorded (a resumed run
-                    # repeats it). Under torchrun the ranks agree in the step's own all-reduce.
-                    if report.stop if dist is not None else flag.requested:
-                        interrupted = True
-                        break
-                if interrupted:
-                    reason, detail = INTERRUPTED, stop_detail(flag)
-                    break
-                train = mean.summary(weights)
-                row: dict[str, float] = {"epoch": epoch, "lr": lr}
-                row.update(_prefixed("loss", train))
-                shown = dict(_compute(acc, dist))  # the metrics and extra values, for EpochEnded
-                row.update(shown)
-                val = None
-                if val_batches is not None:
-                    val, val_metrics = evaluate(
-                        module, forward, loss, val_batches(), counts=counts, metrics=metrics, dist=dist
-                    )
-                    row.update(_prefixed("val_loss", val))
-                    val_shown = {f"val_{k}": v for k, v in val_metrics.items()}
-                    row.update(val_shown)
-                    shown.update(val_shown)
-                if epoch_values is not None:
-                    extra = {k: float(v) for k, v in epoch_values().items()}
-                    row.update(extra)
-                    shown.update(extra)
-                monitored = (val or train).total
-                why = (guard or DivergenceGuard()).check(monitored, best_value)
-                is_best = (
-                    why is None
-                    and math.isfinite(monitored)
-                    and (best_value is None or monitored < best_value)
-                )
-                if is_best:
-                    best_epoch, best_value, best_state = epoch, monitored, _clone_state(module)
-                if scheduler is not None and why is None:
-                    scheduler.step(monitored) if schedule == "plateau" else scheduler.step()
-                stopping = stop.update(monitored) if stop is not None and why is None else False
-                row["seconds"] = time.perf_counter() - began
-                history.append(row)
-                if checkpoint is not None and why is None:
-                    checkpoint(FitCheckpoint(epoch, is_best, dict(row), lambda e=epoch: state(e)))
-                emit(
-                    callbacks,
-                    EpochEnded(epoch, epochs, train, val, shown, weights, is_best, lr, row["seconds"]),
-                )
-                if why is not None:
-                    reason, detail = DIVERGED, f"{why} (epoch {epoch})"
-                    break
-                if stopping:
-                    watched = "validation" if val is not None else "training"
-                    reason, detail = STOPPED, f"{watched} {stop.reason} (epoch {epoch})"
-                    break
-                if _requested(flag, dist):  # Ctrl-C during validation or the checkpoint
-                    reason, detail = INTERRUPTED, stop_detail(flag)
+                ended = loop.run_epoch(epoch, epochs, train_batches, val_batches, flag)
+                if ended is not None:
+                    reason, detail = ended
                     break
         except _Diverged as exc:
             reason, detail = DIVERGED, str(exc)
-        except KeyboardInterrupt as stop:  # a second signal, or a caller that kept its own SIGINT handler
-            reason, detail = INTERRUPTED, stop_detail(flag, stop)
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    if reason == DIVERGED:
-        detail += f"; kept the weights of epoch {best_epoch}" if best_epoch else ""
-    epochs_run = int(history[-1]["epoch"]) if history else 0
-    emit(callbacks, FitEnded(reason, detail, epochs_run, best_epoch))
-    return FitResult(history, best_epoch, best_value, reason, detail, epochs_run)
+        except KeyboardInterrupt as exc:  # a second signal, or a caller that kept its own SIGINT handler
+            reason, detail = INTERRUPTED, stop_detail(flag, exc)
+    return loop.finish(reason, detail)
 
 
 def _distributed_closure(

@@ -23,8 +23,8 @@ change tolerances) also made it depend on the loss's scale.
   gradient by ``first_step``; a pair is kept when ``sᵀy > ε·‖s‖·‖y‖``; nothing compares the loss or
   the gradient with an absolute number.
 
-One evaluation per step keeps iteration counts comparable across optimisers, as in the anchors
-(jcjohnson/neural-style counts L-BFGS function evaluations).
+One evaluation per step keeps iteration counts comparable across optimisers, as in
+jcjohnson/neural-style, which counts L-BFGS function evaluations.
 """
 
 from __future__ import annotations
@@ -163,8 +163,8 @@ class BoxLBFGS(torch.optim.Optimizer):
             if self.base is not None:
                 s, y = x - self.base, grad - self.base_grad  # type: ignore[operator]
                 sy = torch.dot(s, y)
-                curvature, scale = torch.stack([sy, s.norm() * y.norm()]).tolist()
-                if curvature > 1e-8 * scale:
+                curvature, norms = torch.stack([sy, s.norm() * y.norm()]).tolist()
+                if curvature > 1e-8 * norms:
                     if len(self.s) == self.history_size:
                         del self.s[0], self.y[0], self.rho[0]
                     self.s.append(s)

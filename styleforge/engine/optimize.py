@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 #: Default learning rates for optimising pixels in [0, 1] (see docs/transfer.md for where each
-#: comes from). L-BFGS's 1.0 is the full quasi-Newton step, PyTorch's default and every anchor's.
+#: comes from). L-BFGS's 1.0 is the full quasi-Newton step, PyTorch's default and that of every
+#: implementation styleforge compares itself with (PyTorch's tutorial, jcjohnson/neural-style).
 PIXEL_LR: dict[str, float] = {
     "lbfgs": 1.0,
     "adam": 0.02,
@@ -77,7 +78,8 @@ def make_optimizer(
 
     ``momentum`` is SGD with momentum 0.9, ``nesterov`` the same with Nesterov's correction. L-BFGS
     takes one iteration (one function evaluation) per ``step()`` call, so every optimiser advances
-    one iteration per call and iteration counts compare across optimisers, as in the anchors. With
+    one iteration per call and iteration counts compare across optimisers, as jcjohnson/neural-style
+    counts them. With
     ``bounds`` (pixels in a box) L-BFGS is :class:`~styleforge.engine.lbfgs.BoxLBFGS`; without
     (network weights) it is ``torch.optim.LBFGS``.
 
@@ -113,12 +115,14 @@ def make_optimizer(
 
 @dataclass
 class StopRule:
-    """Seed 004's stopping rule as a pure, resumable decision.
+    """Early stopping on a loss's relative change, as a pure, resumable decision.
 
-    Stop when the relative change ``|v - previous| / |previous|`` stays below ``delta`` for
-    ``patience`` consecutive checks (``mode="change"``), or when the value has not improved on the
-    best by more than ``delta`` (relative) for ``patience`` checks (``mode="improvement"``, the
-    early-stopping form for validation losses, which also stops a loss that climbs steadily).
+    The rule of Popescu Andrei-George's early-stopping experiment (2023): wait until the change has
+    stayed negligible for a number of consecutive checks, since a steeper fall may still come. Stop when
+    the relative change ``|v - previous| / |previous|`` stays below ``delta`` for ``patience``
+    consecutive checks (``mode="change"``), or when the value has not improved on the best by more than
+    ``delta`` (relative) for ``patience`` checks (``mode="improvement"``, the early-stopping form for
+    validation losses, which also stops a loss that climbs steadily).
 
     Attributes:
         delta: Relative threshold, ≥ 0.
@@ -234,6 +238,95 @@ class PixelResult:
     stop_detail: str = ""
 
 
+@dataclass
+class _PixelRun:
+    """The iterations of one :func:`optimise_pixels` call: the image being optimised, the best one so
+    far and the running count of iterations across the stages of the chain."""
+
+    x: Tensor
+    best: Tensor
+    result: PixelResult
+    objective: Callable[[Tensor], LossReport]
+    stop: StopRule | None
+    guard: DivergenceGuard
+    callbacks: Sequence[Callback]
+    bounds: tuple[float, float]
+    total_iterations: int
+    iteration: int = 0
+
+    def run_stage(
+        self, index: int, spec: OptimizerSpec, iterations: int, optimizer: Any, flag: Interrupt
+    ) -> tuple[str, str, int]:
+        """Runs up to ``iterations`` iterations of one stage; returns why it ended
+        (:mod:`~styleforge.engine.outcome`'s reasons), a sentence, and the iterations it ran."""
+        done = 0
+        latest: list[LossSummary] = []
+        closure = self._closure(index, spec, optimizer, latest)
+        try:
+            for _ in range(iterations):
+                if flag.requested:
+                    return INTERRUPTED, stop_detail(flag), done
+                latest.clear()
+                optimizer.step(closure)
+                self.iteration += 1
+                done += 1
+                with torch.no_grad():
+                    self.x.clamp_(*self.bounds)
+                ended = self._check(latest[-1].total if latest else math.nan, optimizer)
+                if ended is not None:
+                    return (*ended, done)
+        except KeyboardInterrupt as exc:  # a second signal, or a caller that kept its own SIGINT handler
+            return INTERRUPTED, stop_detail(flag, exc), done
+        return COMPLETED, f"ran {iterations} iterations", done
+
+    def _closure(
+        self, index: int, spec: OptimizerSpec, optimizer: Any, latest: list[LossSummary]
+    ) -> Callable[[], Tensor]:
+        """The optimiser's closure: evaluates the objective and its gradient (divided by its mean
+        absolute value for a :data:`GRADIENT_NORMALISED` optimiser), keeps the best image, records
+        the history and emits :class:`Progress`; ``latest`` collects each evaluation's summary."""
+        x, result = self.x, self.result
+
+        def closure() -> Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            report = self.objective(x)
+            report.total.backward()
+            if x.grad is not None and spec.name in GRADIENT_NORMALISED:
+                x.grad.div_(x.grad.abs().mean().clamp_min(1e-30))
+            summary = report.summary()
+            latest.append(summary)
+            total = summary.total
+            is_best = math.isfinite(total) and (
+                result.best_summary is None or total < result.best_summary.total
+            )
+            if is_best:
+                self.best.copy_(x.detach())
+                result.best_summary, result.best_iteration = summary, self.iteration + 1
+            result.history.append(HistoryEntry(self.iteration + 1, index, spec.name, summary))
+            emit(
+                self.callbacks,
+                Progress(self.iteration + 1, self.total_iterations, index, summary, x.detach(), is_best),
+            )
+            return report.total
+
+        return closure
+
+    def _check(self, total: float, optimizer: Any) -> tuple[str, str] | None:
+        """After an iteration: ``(reason, detail)`` when the guard sees divergence (the best image
+        is then put back) or the stopping rule fires, else ``None``."""
+        # A proposal that L-BFGS's line search rejected is not where the run is: it steps back.
+        rejected = getattr(optimizer, "rejected", False)
+        best_summary = self.result.best_summary
+        why = None if rejected else self.guard.check(total, best_summary.total if best_summary else None)
+        if why is not None:
+            with torch.no_grad():
+                self.x.copy_(self.best)
+            return DIVERGED, f"{why}; restored the best image (iteration {self.result.best_iteration})"
+        if self.stop is not None and not rejected and self.stop.update(total):
+            return STOPPED, self.stop.reason
+        return None
+
+
 def optimise_pixels(
     init: Tensor,
     objective: Callable[[Tensor], LossReport],
@@ -252,16 +345,17 @@ def optimise_pixels(
     Each stage runs ``spec.steps`` iterations (``iterations`` when ``None``). The gradient of a
     :data:`GRADIENT_NORMALISED` optimiser is divided by its mean absolute value before each step.
     L-BFGS keeps its steps within ``bounds`` itself (:class:`~styleforge.engine.lbfgs.BoxLBFGS`);
-    after every other optimiser's step the pixels are clamped to ``bounds``. The lowest-loss iterate is kept. A stage ends early when the
-    stopping rule fires (the run ends: ``stopped``) or the guard sees divergence (the best image is
-    restored and the run ends: ``diverged``). Ctrl-C ends the run with ``interrupted``, keeping the
-    best image. The stopping rule spans the whole chain.
+    after every other optimiser's step the pixels are clamped to ``bounds``. The lowest-loss
+    iterate is kept. A stage ends early when the stopping rule fires (the run ends: ``stopped``) or
+    the guard sees divergence (the best image is restored and the run ends: ``diverged``). Ctrl-C
+    ends the run with ``interrupted``, keeping the best image. The stopping rule spans the whole
+    chain.
 
     Args:
         init: Starting image, (1, 3, H, W) in ``bounds``; not modified.
         objective: Maps the image to a :class:`LossReport`.
         chain: Stages, run in order.
-        iterations: Steps of a stage whose ``steps`` is ``None``; ≥ 1.
+        iterations: Iterations of a stage whose ``steps`` is ``None``; ≥ 1.
         stop: Optional stopping rule, checked on the total after every iteration.
         guard: Divergence check.
         callbacks: Receive :class:`StageStarted`, :class:`Progress` and :class:`StageEnded`.
@@ -276,73 +370,20 @@ def optimise_pixels(
     if not chain:
         raise InvalidParameter("--optimizer", "(none)", "at least one optimizer")
     plan = [spec.steps if spec.steps is not None else iterations for spec in chain]
-    total_iterations = sum(plan)
     x = init.detach().clone().requires_grad_(True)
     best = init.detach().clone()
     result = PixelResult(best=best, last=x.detach(), best_summary=None, best_iteration=0)
-    iteration = 0
+    run = _PixelRun(x, best, result, objective, stop, guard, callbacks, bounds, sum(plan))
 
     # Ctrl-C or SIGTERM: stop after the current step, keep the best (the caller's flag when it holds one)
-    with watch(interrupt) as interrupt:
-        for index, (spec, steps) in enumerate(zip(chain, plan)):
+    with watch(interrupt) as flag:
+        for index, (spec, stage_iterations) in enumerate(zip(chain, plan)):
             optimizer, lr = make_optimizer(spec, [x], default_lr=default_lr, bounds=bounds)
-            emit(callbacks, StageStarted(index, spec.name, steps, lr, iteration + 1, total_iterations))
-            reason, detail, done = COMPLETED, f"ran {steps} iterations", 0
-            latest: list[LossSummary] = []
-
-            def closure() -> Tensor:
-                optimizer.zero_grad(set_to_none=True)
-                report = objective(x)
-                report.total.backward()
-                if x.grad is not None and spec.name in GRADIENT_NORMALISED:
-                    x.grad.div_(x.grad.abs().mean().clamp_min(1e-30))
-                summary = report.summary()
-                latest.append(summary)
-                total = summary.total
-                is_best = math.isfinite(total) and (
-                    result.best_summary is None or total < result.best_summary.total
-                )
-                if is_best:
-                    best.copy_(x.detach())
-                    result.best_summary, result.best_iteration = summary, iteration + 1
-                result.history.append(HistoryEntry(iteration + 1, index, spec.name, summary))
-                emit(
-                    callbacks, Progress(iteration + 1, total_iterations, index, summary, x.detach(), is_best)
-                )
-                return report.total
-
-            try:
-                for _ in range(steps):
-                    if interrupt.requested:
-                        reason, detail = INTERRUPTED, stop_detail(interrupt)
-                        break
-                    latest.clear()
-                    optimizer.step(closure)
-                    iteration += 1
-                    done += 1
-                    with torch.no_grad():
-                        x.clamp_(*bounds)
-                    total = latest[-1].total if latest else math.nan
-                    # A proposal that L-BFGS's line search rejected is not where the run is: it steps back.
-                    rejected = getattr(optimizer, "rejected", False)
-                    why = (
-                        None
-                        if rejected
-                        else guard.check(total, result.best_summary.total if result.best_summary else None)
-                    )
-                    if why is not None:
-                        with torch.no_grad():
-                            x.copy_(best)
-                        reason, detail = (
-                            DIVERGED,
-                            f"{why}; restored the best image (iteration {result.best_iteration})",
-                        )
-                        break
-                    if stop is not None and not rejected and stop.update(total):
-                        reason, detail = STOPPED, stop.reason
-                        break
-            except KeyboardInterrupt as stop:  # a second signal, or a caller that kept its own SIGINT handler
-                reason, detail = INTERRUPTED, stop_detail(interrupt, stop)
+            emit(
+                callbacks,
+                StageStarted(index, spec.name, stage_iterations, lr, run.iteration + 1, run.total_iterations),
+            )
+            reason, detail, done = run.run_stage(index, spec, stage_iterations, optimizer, flag)
             emit(callbacks, StageEnded(index, reason, detail, done))
             if reason != COMPLETED:
                 result.stop_reason, result.stop_detail = reason, detail

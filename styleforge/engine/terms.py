@@ -4,7 +4,8 @@ Both loops use it: pixel optimisation (terms ``content``, ``style.<name>``, ``tv
 and network training (one term per attribute head). Every evaluation returns a :class:`LossReport`
 with the differentiable total and each term's raw and weighted value, so the total a user sees is
 always exactly the sum of the weighted parts shown beside it: no term is ever folded in silently
-(seed 001: a user could not reconcile Keras's printed total because a regulariser was hidden in it).
+(a Keras user could not reconcile the printed total of a two-output model with its weighted parts
+because a regulariser was hidden in it).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class LossSummary:
         if show_weights is None:
             body = " + ".join(f"{name} {value:f}" for name, value in parts.items())  # :f, never 1.2E+4
         else:
-            # Keras-style ``w×name raw``: the printed total is exactly Σ w × printed raw (seed 001).
+            # Keras-style ``w×name raw``: the printed total is exactly Σ w × printed raw.
             raws = self.rounded_raw(show_weights, digits)
             shown = {n: _weight_text(show_weights[n]) for n in raws}
             if all(v.is_finite() for v in raws.values()):
@@ -111,7 +112,7 @@ class LossSummary:
         ``weights[k] × q <= quantum``, so a term with a large weight and a tiny raw value keeps its
         digits. :meth:`format` with ``show_weights`` prints ``Σ weights[k] × rounded raw[k]``,
         computed exactly in decimal with each weight as printed, as the total: a reader can redo the
-        sum by hand, as seed 001's answer does with Keras's numbers.
+        sum by hand, as one checks Keras's ``loss = Σ loss_weight × output loss`` on its log.
 
         Args:
             weights: Term name → the weight printed beside it (``weighted / raw``).

@@ -194,17 +194,18 @@ class ResNet(nn.Module):
     def _make_layer(
         self, block: type[BasicBlock] | type[Bottleneck], planes: int, blocks: int, stride: int = 1
     ) -> nn.Sequential:
-        """Builds one stage of ``blocks`` blocks; the first one strides and, if needed, downsamples."""
+        """Builds one layer (``layer1`` .. ``layer4``) of ``blocks`` blocks; the first one strides and, if
+        needed, downsamples."""
         downsample: nn.Module | None = None
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 _conv1x1(self.inplanes, planes * block.expansion, stride),
                 nn.BatchNorm2d(planes * block.expansion),
             )
-        stage: list[nn.Module] = [block(self.inplanes, planes, stride, downsample)]
+        layer: list[nn.Module] = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
-        stage.extend(block(self.inplanes, planes) for _ in range(1, blocks))
-        return nn.Sequential(*stage)
+        layer.extend(block(self.inplanes, planes) for _ in range(1, blocks))
+        return nn.Sequential(*layer)
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -235,7 +236,7 @@ class ResNet(nn.Module):
 
     def blocks(self) -> list[nn.Module]:
         """Every residual block, ``layer1.0`` first, ``layer4.<last>`` last."""
-        return [blk for stage in (self.layer1, self.layer2, self.layer3, self.layer4) for blk in stage]
+        return [blk for layer in (self.layer1, self.layer2, self.layer3, self.layer4) for blk in layer]
 
     def _stem(self, x: Tensor) -> Tensor:
         """``conv1``, ``bn1``, ``relu``, ``maxpool``: ``(B, 3, H, W)`` to ``(B, 64, H/4, W/4)``."""

@@ -105,7 +105,8 @@ class VGGFeatures(nn.Module):
             for the seeded random init.
         seed: Seed of the random init (used when ``state_dict`` is ``None``).
         pooling: ``max`` (as trained) or ``avg`` (every max-pool replaced by a 2×2 average pool,
-            as in Gatys et al. and seed 002's experiment).
+            as in Gatys et al. and the pooling experiment of the blog post "Playing with Image Style
+            Transfer").
         source: Where ``state_dict`` came from, for error messages.
         compute_dtype: ``torch.bfloat16`` runs the convolutions under autocast in that type, and the
             activations it returns are in that type too (half the memory of float32 copies; the loss

@@ -1,4 +1,5 @@
-"""Where network weights come from: torchvision's ImageNet files, HED's VGG-16, a local file, or a seeded init.
+"""Where network weights come from: torchvision's ImageNet files, HED's VGG-16, a local file, or a seeded
+init.
 
 ``imagenet`` loads torchvision's published file: from the torch.hub cache
 (``$TORCH_HOME/hub/checkpoints``, the cache torchvision itself uses, so a file torchvision downloaded

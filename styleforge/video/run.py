@@ -3,10 +3,10 @@
 The network and the style statistics are built once (:class:`~styleforge.stylize.run.Stylizer`).
 The first frame is an ordinary transfer (its scales and iterations); every later frame starts from
 the previous output warped by the input's optical flow (and, where the frame shows what was outside
-the previous one, from its own content: :func:`~styleforge.video.flow.start_image`) and runs ``frame_iterations`` at the output
-size with one more term, ``temporal`` (:mod:`.temporal`), as Ruder et al. (2016) do. Each finished
-frame is written at once, as a PNG with its parameters, into the frames folder: that is what
-``resume`` continues from and what a Ctrl-C leaves.
+the previous one, from its own content: :func:`~styleforge.video.flow.start_image`) and runs
+``frame_iterations`` at the output size with one more term, ``temporal`` (:mod:`.temporal`), as
+Ruder et al. (2016) do. Each finished frame is written at once, as a PNG with its parameters, into
+the frames folder: that is what ``resume`` continues from and what a Ctrl-C leaves.
 """
 
 from __future__ import annotations
@@ -262,14 +262,15 @@ def _frames(
     callbacks: Sequence[Callback],
     interrupt: Any,
 ) -> VideoResult:
+    """Stylises the frames in order (a resumed run reads back the ones it finished), writes each
+    as soon as it is done, and stops at a stop signal or at the first frame that cannot be written."""
     config = stylizer.config
     records: list[FrameRecord] = []
     previous_in: Tensor | None = None
     previous_out: Tensor | None = None
-    timed: list[float] = []
+    timed: list[float] = []  # seconds of each frame that started from the previous one
     stop = COMPLETED
     failed: OutputWriteError | None = None
-    budget = video.frame_iterations
     for number, frame in enumerate(itertools.chain(head, rest), start=1):
         if interrupt.requested:
             stop = INTERRUPTED
@@ -279,56 +280,27 @@ def _frames(
         move = motion(previous_in, current_in) if previous_in is not None else None
         if resume and _done(path, signature):
             out = load_image(path, param="--resume").rgb
-            flicker = (
-                warping_error(previous_out, out, move)
-                if move is not None and previous_out is not None
-                else None
-            )
-            records.append(FrameRecord(number, path, flicker=flicker, skipped=True))
+            records.append(FrameRecord(number, path, flicker=_flicker(previous_out, out, move), skipped=True))
             emit(callbacks, FrameProgress(number, source.count, 0.0, None, skipped=True))
             previous_in, previous_out = current_in, out
             continue
         started = time.perf_counter()
-        if move is None or previous_out is None:  # the first frame was prepared when the stylizer was built
-            result = stylizer.run(None if number == 1 else frame, callbacks=callbacks, interrupt=interrupt)
-        else:
-            warped = warp(previous_out, move.to_previous)
-            extensions = [Temporal(warped, move.mask, video.temporal_weight)] if video.temporal_weight else []
-            result = stylizer.run(
-                frame,
-                callbacks=callbacks,
-                interrupt=interrupt,
-                finest_only=True,
-                init_image=start_image(warped, current_in, move),
-                iterations=budget,
-                extensions=extensions,
-            )
+        result = _stylize_frame(
+            stylizer, frame, number, current_in, move, previous_out, video, callbacks, interrupt
+        )
         if result.stop_reason == INTERRUPTED:
             stop = INTERRUPTED  # this frame is not finished: a resumed run does it again
             break
         out = result.image
-        metadata = {
-            **result.metadata,
-            "command": "video",
-            "video": {"frame": number, "frames": source.count, "run": signature},
-        }
         try:
-            with keeping(interrupt):  # a signal now waits for the frame to be written
-                save_image(path, out, metadata=metadata, param="-o", fallback=True)
+            _write_frame(path, result, number, source.count, signature, interrupt)
         except OutputWriteError as exc:  # the frames before it are kept; the later ones would fail too
             failed = exc
             break
         seconds = time.perf_counter() - started
         if move is not None:
             timed.append(seconds)
-        per_frame = (
-            (sum(timed) / len(timed))
-            if timed
-            else seconds * (budget or config.iterations) / config.iterations
-        )
-        flicker = (
-            warping_error(previous_out, out, move) if move is not None and previous_out is not None else None
-        )
+        flicker = _flicker(previous_out, out, move)
         records.append(
             FrameRecord(
                 number,
@@ -340,12 +312,8 @@ def _frames(
                 stop_reason=result.stop_reason,
             )
         )
-        emit(
-            callbacks,
-            FrameProgress(
-                number, source.count, seconds, per_frame * (source.count - number), summary=result.summary
-            ),
-        )
+        left = _per_frame(timed, seconds, video, config) * (source.count - number)
+        emit(callbacks, FrameProgress(number, source.count, seconds, left, summary=result.summary))
         previous_in, previous_out = current_in, out
     return VideoResult(
         records,
@@ -356,3 +324,60 @@ def _frames(
         metadata={"video": {"run": signature, "frames_done": len(records)}},
         write_error=failed,
     )
+
+
+def _flicker(previous_out: Tensor | None, out: Tensor, move: Any) -> float | None:
+    """The warping error from the previous output frame by the input's motion; ``None`` for the first."""
+    return warping_error(previous_out, out, move) if move is not None and previous_out is not None else None
+
+
+def _stylize_frame(
+    stylizer: Stylizer,
+    frame: Any,
+    number: int,
+    current_in: Tensor,
+    move: Any,
+    previous_out: Tensor | None,
+    video: VideoConfig,
+    callbacks: Sequence[Callback],
+    interrupt: Any,
+) -> Any:
+    """One frame's transfer: the first as an ordinary transfer (prepared when the stylizer was
+    built), every later one at the output size only, from the previous output warped by the motion,
+    for ``frame_iterations``, with the ``temporal`` term when its weight is above 0."""
+    if move is None or previous_out is None:  # the first frame was prepared when the stylizer was built
+        return stylizer.run(None if number == 1 else frame, callbacks=callbacks, interrupt=interrupt)
+    warped = warp(previous_out, move.to_previous)
+    extensions = [Temporal(warped, move.mask, video.temporal_weight)] if video.temporal_weight else []
+    return stylizer.run(
+        frame,
+        callbacks=callbacks,
+        interrupt=interrupt,
+        finest_only=True,
+        init_image=start_image(warped, current_in, move),
+        iterations=video.frame_iterations,
+        extensions=extensions,
+    )
+
+
+def _write_frame(
+    path: Path, result: Any, number: int, frames: int, signature: dict[str, Any], interrupt: Any
+) -> None:
+    """Writes a finished frame with its parameters and the run's signature (what ``resume`` checks);
+    a stop signal waits until it is written."""
+    metadata = {
+        **result.metadata,
+        "command": "video",
+        "video": {"frame": number, "frames": frames, "run": signature},
+    }
+    with keeping(interrupt):  # a signal now waits for the frame to be written
+        save_image(path, result.image, metadata=metadata, param="-o", fallback=True)
+
+
+def _per_frame(timed: list[float], seconds: float, video: VideoConfig, config: TransferConfig) -> float:
+    """The seconds a frame still to run is expected to take: the mean of the frames that started
+    from the previous one, or, before one has, the first frame's ``seconds`` scaled from its
+    iterations to ``frame_iterations``."""
+    if timed:
+        return sum(timed) / len(timed)
+    return seconds * (video.frame_iterations or config.iterations) / config.iterations

@@ -1,6 +1,7 @@
-"""Helpers of the attribute tests: the options of fast training runs, small image folders with a
-labels CSV written by a test, and a hand-made batch of a 3-attribute schema with partial labels. (A module of its own, not conftest.py: test modules import from it, and
-another folder's conftest.py may be the one imported under that name.)"""
+"""Helpers of the attribute tests: the options of fast training runs, small image folders with a labels
+CSV written by a test, and a hand-made batch of a 3-attribute schema with partial labels. (A module of
+its own, not conftest.py: test modules import from it, and another folder's conftest.py may be the one
+imported under that name.)"""
 
 from __future__ import annotations
 

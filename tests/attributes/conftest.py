@@ -39,7 +39,8 @@ def synth8(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def hed_run(synth8: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The run folder of :data:`_attr_helpers.HED` on :func:`synth8` (trained once per session; do not edit it)."""
+    """The run folder of :data:`_attr_helpers.HED` on :func:`synth8` (trained once per session; do not
+    edit it)."""
     from styleforge.attributes.train import train_attrs
 
     before = torch.get_num_threads()

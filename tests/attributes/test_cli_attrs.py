@@ -77,7 +77,7 @@ def test_train_attrs_prints_keras_lines_that_add_up_and_resumes(data24: Path, tm
         assert [p[0] for p in parts][:1] == ["variety_texture"] and len(parts) == 8
         weights = {name: weight for name, weight, _ in parts}
         assert weights["pri_color"] == weights["harmony"] == Decimal("0.7") and weights["contrast"] == 2
-        assert Decimal(match[3]) == sum(w * v for _, w, v in parts)  # exactly (seed 001)
+        assert Decimal(match[3]) == sum(w * v for _, w, v in parts)  # exactly
         assert "contrast" in match[6] and "pri_color" in match[7]
     assert str(run / "model.safetensors") in result.output and str(run / "curves.png") in result.output
     more = _invoke("train-attrs", "-o", run, "--resume", "--epochs", 3, "--device", "cpu")

@@ -17,6 +17,7 @@ from _attr_helpers import write_csv as _write_csv
 from styleforge.attributes.kinds import CategoricalAttribute, NumericAttribute
 from styleforge.attributes.labels import (
     LabelError,
+    _row_split,
     assign_splits,
     encode_labels,
     find_labels,
@@ -276,3 +277,27 @@ def test_too_few_images_for_the_split(tmp_path: Path) -> None:
     ):
         assign_splits(table, 0.1, 0.1, seed=0)
     assert assign_splits(table, 0.1, 0.0, seed=0)["train"]
+
+
+def test_row_split_of_each_layout(tmp_path: Path) -> None:
+    def where(problem: str, column: str | None = None) -> LabelError:
+        return LabelError(tmp_path / "labels.csv", problem, 4, 5, column)
+
+    names = ["image", "split"]
+    assert _row_split(["a.png", " Validation "], 1, "styleforge", names, where) == "val"
+    assert _row_split(["a.png", "TRAINING"], 1, "styleforge", names, where) == "train"
+    assert _row_split(["a.png", " "], 1, "styleforge", names, where) is None
+    assert _row_split(["a.png"], None, "styleforge", names, where) is None
+    with pytest.raises(
+        LabelError, match=r"row 4 \(line 5\), column 'split': 'dev' is not valid; expected train"
+    ):
+        _row_split(["a.png", "dev"], 1, "styleforge", names, where)
+    acan = ["in_train", "new_filename"]
+    assert [_row_split([v, "a.png"], 0, "acan", acan, where) for v in ("Yes", "1", "f", "0")] == [
+        "train",
+        "train",
+        "val",
+        "val",
+    ]
+    with pytest.raises(LabelError, match="column 'in_train': '' is not valid; expected 1/0 or true/false"):
+        _row_split(["", "a.png"], 0, "acan", acan, where)

@@ -21,7 +21,7 @@ from styleforge.errors import InvalidParameter
 
 def test_loss_weight_keys_kinds_and_names() -> None:
     assert head_weights(ACAN_SCHEMA, {}) == dict.fromkeys(ACAN_SCHEMA.names, 1.0)
-    weights = head_weights(ACAN_SCHEMA, parse_loss_weights(["categorical=0.7"]))  # seed 000's final run
+    weights = head_weights(ACAN_SCHEMA, parse_loss_weights(["categorical=0.7"]))  # ACAN's final run
     assert weights["pri_color"] == weights["harmony"] == 0.7
     assert all(weights[n] == 1.0 for n in ACAN_SCHEMA.names[:6])
     # An attribute's own weight beats its kind's, whatever the order.

@@ -1,7 +1,7 @@
-"""Tests of styleforge.attributes.model: the hypercolumn (dimensions; VGG-19 and VGG-16), the
-feature norms (per-image L2, per-feature standardisation), the heads, and saving / loading a model as safetensors + JSON (frozen and fine-tuned,
---weights PATH, a VGG-16 backbone, weights that resolve for another network), with and without the
-shared trunk, and models saved before the trunk existed."""
+"""Tests of styleforge.attributes.model: the hypercolumn (dimensions; VGG-19 and VGG-16), the feature
+norms (per-image L2, per-feature standardisation), the heads, and saving / loading a model as safetensors
++ JSON (frozen and fine-tuned, --weights PATH, a VGG-16 backbone, weights that resolve for another
+network), with and without the shared trunk, and models saved before the trunk existed."""
 
 from __future__ import annotations
 

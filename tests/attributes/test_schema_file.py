@@ -57,7 +57,8 @@ def test_load_schema_from_json(tmp_path: Path) -> None:
     [
         (
             "missing_classes.toml",
-            '[[attribute]]\nname = "a"\nkind = "numeric"\n\n[[attribute]]\nname = "mood"\nkind = "categorical"\n',
+            '[[attribute]]\nname = "a"\nkind = "numeric"\n\n'
+            '[[attribute]]\nname = "mood"\nkind = "categorical"\n',
             InputFileError,
             ["#2", "'mood'", "field 'classes'", "missing"],
         ),

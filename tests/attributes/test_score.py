@@ -258,7 +258,8 @@ def _garbage_weights(run: Path) -> None:
     [
         (
             _corrupt_shape,
-            "heads.contrast.weight has shape [1, 7]; model.json (contrast: 1 output, resnet18: 1920 features) needs [1, 1920]",
+            "heads.contrast.weight has shape [1, 7]; "
+            "model.json (contrast: 1 output, resnet18: 1920 features) needs [1, 1920]",
         ),
         (
             _drop_head,

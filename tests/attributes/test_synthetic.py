@@ -12,7 +12,15 @@ import pytest
 from PIL import Image
 
 from styleforge.attributes.schema import ACAN_SCHEMA
-from styleforge.attributes.synthetic import HARMONY_OFFSETS, HUES, make_dataset, make_image
+from styleforge.attributes.synthetic import (
+    _MAX_COLORS,
+    HARMONY_OFFSETS,
+    HUES,
+    _hue_groups,
+    _luma_window,
+    make_dataset,
+    make_image,
+)
 from styleforge.errors import InvalidParameter
 
 HEADER = [
@@ -283,3 +291,37 @@ def test_variety_color_follows_the_number_of_colours(
         counted.append(int((counts >= 0.003 * 48 * 48).sum()))
     assert _spearman(labels, counted) > 0.9
     assert min(counted) >= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# The palette's parts
+
+
+@pytest.mark.parametrize("n_hues", [1, 2, 3, 4])
+@pytest.mark.parametrize("black", [False, True])
+def test_hue_groups_use_every_hue_and_favour_the_primary_one(n_hues: int, black: bool) -> None:
+    rng = np.random.default_rng(7)
+    for k in range(n_hues + 1, _MAX_COLORS + 1):
+        groups = _hue_groups(rng, black, n_hues, k)
+        assert len(groups) == k and set(range(n_hues)) <= set(groups)
+        if black:
+            assert groups[0] == -1 and groups.count(-1) == 1
+        else:
+            counts = np.bincount(groups, minlength=n_hues)
+            assert groups[0] == 0 and counts[0] == counts.max()
+
+
+def test_luma_window_holds_the_primary_luma_and_fits_in_0_1() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        y_p, width, k = rng.uniform(0.0, 1.0), rng.uniform(0.03, 1.2), int(rng.integers(2, 9))
+        low, high = _luma_window(rng, y_p, width, False, k)
+        assert 0.0 <= low <= y_p + 1e-12 and y_p <= high + 1e-12 and high <= 1.0 + 1e-12
+        if k == 2:  # two colours: the primary colour is one end of the window
+            assert min(abs(low - y_p), abs(high - y_p)) < 1e-12
+        if k > 2 and width <= 1.0:
+            assert high - low == pytest.approx(width)
+    low, high = _luma_window(rng, 0.03, 0.9, True, 5)  # black: the window starts at its luma
+    assert (low, high) == (0.03, pytest.approx(0.93))
+    low, high = _luma_window(rng, 0.5, 0.8, False, 2)  # fits on neither side: the wider one
+    assert high - low == pytest.approx(0.5) and 0.5 in (low, high)

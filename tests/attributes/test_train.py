@@ -424,3 +424,24 @@ def test_weights_for_another_vgg_switch_the_backbone_but_never_a_resnet(
         train_attrs(synth8, tmp_path / "resnet", **{**FAST, "weights": "hed.weights.h5"})
     assert "--backbone vgg16" in str(info.value) and "resnet18" in str(info.value)
     assert not (tmp_path / "resnet").exists()
+
+
+def test_backbone_arch_follows_the_weights_network_and_says_why() -> None:
+    from dataclasses import replace
+
+    from styleforge.attributes.train import _backbone_arch
+    from styleforge.config import TrainConfig
+    from styleforge.nets.weights import WeightsChoice
+
+    vgg19 = replace(TrainConfig(), backbone="vgg19", weights="hed.weights.h5")
+    same = WeightsChoice("imagenet", None, "torchvision", arch="vgg19")
+    assert _backbone_arch(vgg19, same, resumed=False) == ("vgg19", "")
+    assert _backbone_arch(vgg19, WeightsChoice("random", None, "seeded random init"), False) == ("vgg19", "")
+    hed_file = WeightsChoice("file", None, "hed.weights.h5", arch="vgg16")
+    arch, notice = _backbone_arch(vgg19, hed_file, resumed=False)
+    assert arch == "vgg16" and notice.endswith("holds vgg16 weights, so the backbone is vgg16, not vgg19")
+    told = WeightsChoice("hed", None, "hed", notice="auto fell back to HED", arch="vgg16")
+    assert _backbone_arch(vgg19, told, resumed=False) == ("vgg16", "auto fell back to HED")
+    assert _backbone_arch(vgg19, hed_file, resumed=True) == ("vgg16", "")  # the saved run says why
+    with pytest.raises(InvalidParameter, match="use them with --backbone vgg16"):
+        _backbone_arch(replace(vgg19, backbone="resnet50"), hed_file, resumed=False)

@@ -26,7 +26,8 @@ from styleforge.engine import (
     evaluate,
     fit,
 )
-from styleforge.engine.fit import TRAIN_LR, FitCheckpoint, format_epoch_line
+from styleforge.engine.fit import TRAIN_LR, FitCheckpoint, _param_groups, format_epoch_line
+from styleforge.engine.optimize import parse_optimizer
 from styleforge.errors import InvalidParameter
 
 # A tiny regression problem: y = x·w* + noise, two "heads" (a and b) on the same linear model.
@@ -283,6 +284,29 @@ def test_lbfgs_and_default_learning_rates() -> None:
         and result.history[-1]["val_loss"] < result.history[0]["val_loss"]
     )
     assert _run(_model(), epochs=1, optimizer="adagrad").history[0]["lr"] == 0.01  # PyTorch's default
+
+
+def test_parameter_groups_merge_tensors_scale_rates_and_fill_weight_decay() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))
+    w0, b0, w1, b1 = model.parameters()
+    given = [w0, b0, {"params": [w1], "lr_scale": 0.25}, {"params": [b1], "weight_decay": 0.0}]
+    groups = _param_groups(model, given, parse_optimizer("adam@0.2"), TRAIN_LR, 0.01)
+    assert [[id(p) for p in g["params"]] for g in groups] == [[id(w0), id(b0)], [id(w1)], [id(b1)]]
+    assert "lr" not in groups[0] and groups[1]["lr"] == pytest.approx(0.05) and "lr_scale" not in groups[1]
+    assert [g["weight_decay"] for g in groups] == [0.01, 0.01, 0.0]  # an explicit one is kept
+    (merged,) = _param_groups(model, [w0, {"params": [b0]}], parse_optimizer("adam"), TRAIN_LR, 0.0)
+    assert [id(p) for p in merged["params"]] == [id(w0), id(b0)]  # a group of nothing but params joins
+    # No params: every parameter that requires a gradient, one group; no spec rate: the table's.
+    model[0].bias.requires_grad_(False)
+    (only,) = _param_groups(model, None, parse_optimizer("sgd"), TRAIN_LR, 0.0)
+    assert [id(p) for p in only["params"]] == [id(w0), id(w1), id(b1)]
+    scaled = _param_groups(model, [{"params": [w0], "lr_scale": 2.0}], parse_optimizer("sgd"), TRAIN_LR, 0.0)
+    assert scaled[0]["lr"] == pytest.approx(2.0 * TRAIN_LR["sgd"])
+    # L-BFGS: one group of everything, without a weight decay.
+    (single,) = _param_groups(model, given, parse_optimizer("lbfgs"), TRAIN_LR, 0.01)
+    assert [id(p) for p in single["params"]] == [id(w0), id(b0), id(w1), id(b1)]
+    assert set(single) == {"params"}
 
 
 def test_invalid_arguments() -> None:
