@@ -3,7 +3,7 @@
     python docs/make_figures.py                 # --weights auto: ImageNet VGG-19, else HED's VGG-16
     python docs/make_figures.py --weights random --size 128 --iterations 80     # a quick look anywhere
 
-Writes docs/images/transfer_grid.png: one row per knob that seed 002 plays with (content weight,
+Writes docs/images/transfer_grid.png: one row per knob of anishathalye/neural-style (content weight,
 style-layer weight exponent, pooling, blend ratio) plus the optimisers and the colour options, each
 cell a transfer of samples/content.jpg with styleforge's defaults but for that knob, and its final loss
 underneath.
@@ -30,6 +30,7 @@ from pathlib import Path
 from PIL import Image
 
 import styleforge
+from styleforge.guidance.config import GuidanceConfig
 from styleforge.report import contact_sheet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,8 +130,9 @@ def guided_figure(args: argparse.Namespace) -> None:
         col_labels=[c[0] for c in GUIDED],
         captions=captions,
         cell_px=args.size,
-        title=f"styleforge transfer --attrs-model RUN --attr ... · random weights · {args.optimizer} x {args.iterations} · "
-        f"{args.size}px · --attr-weight {styleforge.TransferConfig().attr_weight:g}",
+        title="styleforge transfer --attrs-model RUN --attr ... · random weights · "
+        f"{args.optimizer} x {args.iterations} · {args.size}px · "
+        f"--attr-weight {GuidanceConfig().attr_weight:g}",
     )
     print(_save(sheet, args.out or ROOT / "docs" / "images" / "guided.png"))
 
@@ -192,7 +194,8 @@ def guided_real_figure(args: argparse.Namespace) -> None:
                 pixels = result.image.permute(1, 2, 0).numpy().astype(np.float64)
                 row.append(result.image)
                 caps.append(
-                    f"scored {result.scores.numeric['contrast']:.1f} · rule {float(label(pixels)['contrast']):.1f}"
+                    f"scored {result.scores.numeric['contrast']:.1f} · "
+                    f"rule {float(label(pixels)['contrast']):.1f}"
                 )
                 print(f"{name} {column}: {result.summary.format()} | {caps[-1]}", flush=True)
             cells.append(row)
@@ -204,7 +207,8 @@ def guided_real_figure(args: argparse.Namespace) -> None:
         col_labels=["content", *(c[0] for c in GUIDED_REAL)],
         captions=captions,
         cell_px=args.size,
-        title=f"--attr contrast=... (HED VGG-16 network, real photographs) · {args.optimizer} x {args.iterations}",
+        title="--attr contrast=... (HED VGG-16 network, real photographs) · "
+        f"{args.optimizer} x {args.iterations}",
     )
     print(_save(sheet, args.out or ROOT / "docs" / "images" / "guided_real.png"))
 
@@ -308,7 +312,8 @@ def main() -> None:
         row_labels=labels,
         captions=captions,
         cell_px=args.size,
-        title=f"styleforge transfer · {used} · {' then '.join(_overrides(args).get('optimizer', defaults.optimizer))} x "
+        title=f"styleforge transfer · {used} · "
+        f"{' then '.join(_overrides(args).get('optimizer', defaults.optimizer))} x "
         f"{_overrides(args).get('iterations', defaults.iterations)} · {args.size}px",
     )
     print(_save(sheet, args.out))

@@ -13,9 +13,11 @@ import click
 from ..config import TrainConfig, TransferConfig
 from ..errors import InvalidParameter, InvalidUsage, StyleforgeError
 from ..files import check_writable
+from ..guidance.config import GuidanceConfig
 from .base import Outputs, stop_flag, stopped, stopped_words
+from .flags import from_flags
 from .train import train_attrs_command
-from .transfer import check_inputs, transfer, transfer_config
+from .transfer import check_inputs, transfer
 
 __all__ = ["sweep"]
 
@@ -230,8 +232,8 @@ def sweep_transfer(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs:
     from ..report import contact_sheet, plot_curves
 
     def check(params: dict[str, Any]) -> None:
-        keep = {k: v for k, v in params.items() if k in {f.name for f in dataclasses.fields(TransferConfig)}}
-        check_inputs(params.get("content") or (), params.get("styles") or (), transfer_config(keep))
+        config, guidance = from_flags(TransferConfig, params), from_flags(GuidanceConfig, params)
+        check_inputs(params.get("content") or (), params.get("styles") or (), config, guidance)
 
     axes, results, files = _run_sweep(
         ctx,
@@ -326,7 +328,7 @@ def sweep_train_attrs(
     """Run `styleforge train-attrs` for every combination of --grid values.
 
     Writes results.csv (each setting's best validation metrics) and curves.png (one panel per
-    attribute, one validation-loss curve per setting: seed 000's charts).
+    attribute, one validation-loss curve per setting: the charts of Holly Grimm's loss-weight study).
 
     \b
     Example:

@@ -9,15 +9,13 @@ from typing import Any
 
 import click
 
-from ..config import DEFAULT_FPS, VideoConfig
+from ..config import DEFAULT_FPS, TransferConfig, VideoConfig
 from ..errors import InvalidParameter
-from ..parsing import parse_style
 from .base import Outputs, stop_flag, stopped, stopped_words
-from .transfer import CONFIG_OPTIONS, check_inputs, config_option, style_option, transfer_config, with_options
+from .flags import click_options, from_flags, with_options
+from .transfer import CONFIG_OPTIONS, check_inputs, check_styles, config_option, style_option
 
 __all__ = ["video"]
-
-_V = VideoConfig()
 
 
 def _folders(output: Path) -> tuple[Path, Path | None]:
@@ -45,27 +43,7 @@ def _folders(output: Path) -> tuple[Path, Path | None]:
 )
 @config_option
 @with_options(CONFIG_OPTIONS)
-@click.option(
-    "--temporal-weight",
-    type=float,
-    default=_V.temporal_weight,
-    show_default=True,
-    help="Weight of the temporal term: change from the previous output frame warped by the optical flow, "
-    "where the flow is reliable (0: the warped start only).",
-)
-@click.option(
-    "--frame-iterations",
-    type=int,
-    default=_V.frame_iterations,
-    show_default=True,
-    help="Iterations of every frame after the first (which runs --iterations and the --scales).",
-)
-@click.option(
-    "--fps",
-    type=float,
-    default=None,
-    help=f"Output frame rate [default: the input video's; {DEFAULT_FPS:g} for a folder of frames].",
-)
+@with_options(click_options(VideoConfig))
 @click.option(
     "--resume",
     is_flag=True,
@@ -85,9 +63,6 @@ def video(
     input_path: Path,
     styles: Sequence[str],
     output: Path,
-    temporal_weight: float,
-    frame_iterations: int,
-    fps: float | None,
     resume: bool,
     keep_frames: bool,
     history: Path | None,
@@ -106,13 +81,9 @@ def video(
     Example:
       styleforge video clip.mp4 --style starry.jpg:0.7 --style dora.jpg:0.3 --size 384 -o out/clip.mp4
     """
-    if not styles:
-        raise click.UsageError("Missing option '--style' (or give a --config with 'style').")
-    for style in styles:  # the options' checks need no torch: they come first
-        parse_style(style)
-    config = transfer_config(options)
-    settings = VideoConfig(temporal_weight, frame_iterations, fps)
-    settings.validate()
+    check_styles(styles, "Missing option '--style' (or give a --config with 'style').")
+    config = from_flags(TransferConfig, options)  # the options' checks need no torch: they come first
+    settings = from_flags(VideoConfig, options)
     check_inputs(None, styles, config)
     folder, movie = _folders(output)
 

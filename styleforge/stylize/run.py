@@ -76,13 +76,14 @@ class TransferResult:
         alpha: The content's alpha channel at output size, (1, H, W), or ``None``.
         history: Every evaluation's loss values.
         summary: Loss values of ``image``.
-        stop_reason: ``completed``, ``stopped`` (the stopping rule), ``diverged`` or ``interrupted`` (:mod:`styleforge.engine.outcome`).
+        stop_reason: ``completed``, ``stopped`` (the stopping rule), ``diverged`` or ``interrupted``
+            (:mod:`styleforge.engine.outcome`).
         stop_detail: A sentence for the user.
         config: The configuration that ran.
         metadata: What the output file records (configuration, inputs, final losses, and what
             the extensions add: with guidance, the targets under ``attrs`` and the scores under
             ``scores``).
-        scores: The result's scores (an extension's, e.g. ``score_with``'s network), or ``None``.
+        scores: The result's scores (an extension's, e.g. a scoring network's), or ``None``.
         improved: Whether any iteration lowered the loss below the starting image's. ``False`` means
             :attr:`image` is the starting image (with ``keep_last``, the last iterate): a failure,
             which the CLI reports as one and writes nothing.
@@ -101,7 +102,7 @@ class TransferResult:
 
     def history_rows(self) -> list[dict[str, Any]]:
         """The history as rows (``iteration, stage, optimizer, total, <term>, <term>.raw``). With
-        ``score_with``, the row of the iteration whose image was written also gets the written
+        an extension's scores, the row of the iteration whose image was written also gets the written
         image's scores: ``score.<numeric>`` (rating), ``score.<categorical>`` (class) and
         ``score.<categorical>.probability`` (other rows leave those cells empty)."""
         rows: list[dict[str, Any]] = [entry.as_row() for entry in self.history]
@@ -405,18 +406,6 @@ class Stylizer:
     ) -> None:
         config = dataclasses.replace(config or TransferConfig(), **options)
         config.validate()
-        if (config.attrs_model or config.score_with) and not extensions:
-            param, value = (
-                ("--attrs-model", config.attrs_model)
-                if config.attrs_model
-                else ("--score-with", config.score_with)
-            )
-            raise InvalidParameter(
-                param,
-                value,
-                "no attribute network in styleforge.stylize.run.transfer; "
-                "call styleforge.transfer, which adds the guidance",
-            )
         self.config, self.extensions = config, list(extensions)
         count = config.resolved_scales()
         self.sizes = scale_sizes(config.size, count, config.min_size)
@@ -959,7 +948,7 @@ def transfer(
         init_image: A starting image (3, h, w) in [0, 1], resized to the (first scale's) size;
             overrides ``config.init`` and its noise blend.
         extensions: More terms (:mod:`styleforge.stylize.extension`). Attribute guidance and
-            scoring (``attrs_model``, ``score_with``) are one: :func:`styleforge.transfer` adds it.
+            scoring are one: :func:`styleforge.transfer` adds it.
         **options: Overrides of ``config``'s fields (``iterations=50``).
 
     Returns:

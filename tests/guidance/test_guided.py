@@ -23,9 +23,9 @@ from styleforge.attributes.preprocess import preprocess_image, squash_resize
 from styleforge.attributes.score import open_model
 from styleforge.attributes.score_format import read_scores
 from styleforge.cli import cli
-from styleforge.config import DEFAULT_ATTR_WEIGHT
 from styleforge.engine import Progress
 from styleforge.errors import InvalidParameter
+from styleforge.guidance.config import DEFAULT_ATTR_WEIGHT
 from styleforge.guidance.terms import AttributeGuide, AttributeTerm, resolve_targets
 from styleforge.images import load_image, read_metadata
 from styleforge.nets.vgg import VGGFeatures
@@ -364,7 +364,7 @@ def test_cli_terms_scores_history_plot_and_metadata(models, tmp_path: Path) -> N
     meta = read_metadata(out)
     scored = [r for r in rows if r["score.contrast"]]
     assert len(scored) == 1 and int(scored[0]["iteration"]) == meta["iteration"] and scored[0]["total"]
-    assert meta["config"]["attrs"] == ["contrast=10", "pri_color=blue:0.5"]
+    assert meta["guidance"]["attrs"] == ["contrast=10", "pri_color=blue:0.5"]
     assert meta["attrs"]["targets"] == {
         "contrast": {"target": 10.0, "weight": DEFAULT_ATTR_WEIGHT},
         "pri_color": {"target": "blue", "weight": 0.5},
