@@ -184,6 +184,8 @@ class TransferConfig(Declared):
         minimum=0,
         none="off",
         help="Stop when the total's relative change stays below this for --patience iterations.",
+        doc="Early stopping: stop when the total's relative change stays below this for `--patience` "
+        "consecutive iterations.",
     )
     patience: int = option(10, flag="--patience", kind="int", minimum=1, help="Iterations for --stop-delta.")
     divergence_factor: float = option(
@@ -195,9 +197,16 @@ class TransferConfig(Declared):
         finite=False,
         note="inf disables the ratio check",
         help="A total above this x the best is divergence: stop and keep the best (inf: NaN/inf only).",
+        doc="A NaN/inf total, or a total above this × the best so far, stops the run and restores the best "
+        "image (`inf`: only NaN/inf).",
     )
     seed: int = option(0, flag="--seed", kind="int", minimum=0, help="Seed of random weights and noise.")
-    device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps.")
+    device: str = option(
+        "auto",
+        flag="--device",
+        help="auto, cpu, cuda, cuda:N or mps.",
+        doc="`auto` (CUDA, then MPS, then CPU), `cpu`, `cuda`, `cuda:N` or `mps`.",
+    )
     weights: str = option(
         "auto",
         flag="--weights",

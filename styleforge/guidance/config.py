@@ -33,6 +33,7 @@ class GuidanceConfig(Declared):
         flag="--attrs-model",
         metavar="MODEL_DIR",
         help="A train-attrs run folder whose network steers the transfer towards the --attr targets.",
+        doc="A `train-attrs` run folder whose network steers the transfer; needs at least one `--attr`.",
     )
     attrs: tuple[str, ...] = option(
         (),
@@ -42,8 +43,10 @@ class GuidanceConfig(Declared):
         parse=parse_attr,
         help="Attribute target, repeatable: one attr.NAME term each "
         "(contrast=9, pri_color=blue, harmony=triadic:2).",
-        doc="attribute target, repeatable: one more term `attr.<name>` each, shown in the progress line, "
-        "`--history` and `--plot` like the others; needs `--attrs-model`",
+        doc="Repeatable: one more engine term `attr.<name>` each, shown in the progress line, `--history` "
+        "and `--plot` like the others. Numeric (`contrast=9`): squared error of the network's `tanh` "
+        "output to the target mapped to [−1, 1]; categorical (`pri_color=blue`, "
+        "`harmony=split complementary:2`): cross-entropy to the class. Needs `--attrs-model`.",
     )
     attr_weight: float = option(
         DEFAULT_ATTR_WEIGHT,
@@ -51,6 +54,9 @@ class GuidanceConfig(Declared):
         kind="float",
         minimum=0,
         help="Weight of an --attr without :WEIGHT.",
+        doc="Weight of an `--attr` without `:WEIGHT`, on the same footing as the (relative) content and "
+        "style terms: a numeric target at the far end of its scale starts at a raw 1, a 13-class target "
+        "near ln 13 ≈ 2.6, against a style term near 10 × 0.6; docs/attributes.md says how it was chosen.",
     )
     score_with: str | None = option(
         None,
@@ -58,6 +64,9 @@ class GuidanceConfig(Declared):
         metavar="MODEL_DIR",
         help="Score the result with this train-attrs network: printed, and stored in the PNG and the "
         "history.",
+        doc="Scores the written image with that network: one `scores (…)` line on stderr, `scores` in the "
+        "PNG's metadata, and `score.<attribute>` (`score.<categorical>.probability`) columns on the "
+        "`--history` row of the iteration whose image was written.",
     )
 
     @property
