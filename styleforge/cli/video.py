@@ -87,13 +87,40 @@ def video(
     check_inputs(None, styles, config)
     folder, movie = _folders(output)
 
-    from ..files import check_not_input, check_writable
-    from ..report import check_history_path, write_history
-    from ..video.frames import check_video_output, open_frames, write_video
-    from ..video.run import FRAME_NAME, stylize_video
+    from ..video.frames import open_frames
+    from ..video.run import stylize_video
     from .display import VideoDisplay
 
     source = open_frames(input_path)
+    _check_outputs(input_path, output, folder, movie, history, resume)
+    display = VideoDisplay(quiet=quiet)
+    flag = stop_flag()
+    try:
+        result = stylize_video(
+            source, list(styles), config, settings, folder=folder, resume=resume, callbacks=[display]
+        )
+    finally:
+        display.close()
+    outputs = _write_outputs(result, folder, movie, history, settings.fps or source.fps or DEFAULT_FPS)
+    _report(result, outputs, folder, movie)  # a frame that could not be written is among the failures
+    interrupted = result.stop_reason == "interrupted"
+    if movie is not None and not keep_frames and not outputs.failed and not interrupted:
+        shutil.rmtree(folder, ignore_errors=True)
+    outputs.finish()
+    if interrupted:
+        stopped(flag)
+
+
+def _check_outputs(
+    input_path: Path, output: Path, folder: Path, movie: Path | None, history: Path | None, resume: bool
+) -> None:
+    """Every output probed before the work: the video (never the input), the frames folder (empty,
+    or ``--resume``; our own side folder beside a video is emptied), ``--history``."""
+    from ..files import check_not_input, check_writable
+    from ..report import check_history_path
+    from ..video.frames import check_video_output
+    from ..video.run import FRAME_NAME
+
     check_not_input(movie if movie is not None else folder, [("INPUT", input_path)])
     if movie is not None:
         check_video_output(movie)
@@ -110,19 +137,18 @@ def video(
             )
         for stale in folder.glob("frame_*.png"):  # our own side folder, from an earlier run
             stale.unlink()
-    display = VideoDisplay(quiet=quiet)
-    flag = stop_flag()
-    try:
-        result = stylize_video(
-            source, list(styles), config, settings, folder=folder, resume=resume, callbacks=[display]
-        )
-    finally:
-        display.close()
+
+
+def _write_outputs(
+    result: Any, folder: Path, movie: Path | None, history: Path | None, rate: float
+) -> Outputs:
+    """The video of the finished frames (or the frames folder itself) and ``--history``."""
+    from ..report import write_history
+    from ..video.frames import write_video
 
     outputs = Outputs()
-    rate = settings.fps or source.fps or DEFAULT_FPS
     done = len(result.frames)
-    with flag.keeping():  # a signal now waits for the video of the finished frames
+    with stop_flag().keeping():  # a signal now waits for the video of the finished frames
         if movie is not None and done:
             from ..images import load_image
 
@@ -135,13 +161,19 @@ def video(
             outputs.written.append(folder)
         if history is not None and done:
             outputs.write(lambda: write_history(history, [record.as_row() for record in result.frames]))
+    return outputs
+
+
+def _report(result: Any, outputs: Outputs, folder: Path, movie: Path | None) -> None:
+    """How many frames were done and their flicker; where the frames are when the run stopped early
+    (a frame that could not be written, which also fails the command, or a signal)."""
+    done = len(result.frames)
     flicker = result.mean_flicker()
     click.echo(
         f"done: {done}/{result.count} frames"
         + (f"; flicker (mean warping error) {flicker:.5f}" if flicker is not None else ""),
         err=True,
     )
-    interrupted = result.stop_reason == "interrupted"
     kept = f"{movie} has the first {done}; " if movie is not None and done and not outputs.failed else ""
     if result.write_error is not None:
         outputs.failed.insert(0, result.write_error)
@@ -150,14 +182,9 @@ def video(
             f"{folder}; run again with --resume to go on once it can be",
             err=True,
         )
-    elif interrupted:
+    elif result.stop_reason == "interrupted":
         click.echo(
-            f"{stopped_words(flag.signum)}: {kept}the finished frames are in {folder}; run again with "
-            "--resume to go on",
+            f"{stopped_words(stop_flag().signum)}: {kept}the finished frames are in {folder}; run again "
+            "with --resume to go on",
             err=True,
         )
-    elif movie is not None and not keep_frames and not outputs.failed:
-        shutil.rmtree(folder, ignore_errors=True)
-    outputs.finish()
-    if interrupted:
-        stopped(flag)
