@@ -161,6 +161,14 @@ class Option:
         elif self.kind == "flag" and not isinstance(value, bool):
             raise InvalidParameter(self.flag, value, self.valid())
 
+    def accepts(self, value: Any) -> bool:
+        """Whether :meth:`check` takes ``value``."""
+        try:
+            self.check(value)
+        except InvalidParameter:
+            return False
+        return True
+
     def _number_ok(self, value: Any) -> bool:
         if isinstance(value, str) and self.words:
             text = value.strip().lower()

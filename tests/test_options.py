@@ -98,7 +98,7 @@ BAD = [
     ("--min-size", "8", "8", "a whole number >= 16"),
     ("--tile", "32", "'32'", "auto, off or a tile side in px >= 64"),
     ("--tile", "big", "'big'", "auto, off or a tile side in px >= 64"),
-    ("--scales", "0", "0", "auto or a whole number >= 1"),
+    ("--scales", "0", "'0'", "auto or a whole number >= 1"),
     ("--scales", "many", "'many'", "auto or a whole number >= 1"),
     ("--style-loss", "w3", "'w3'", "one of: gram, w2, sw"),
     ("--content-layers", ",", "''", "at least one layer name"),

@@ -74,7 +74,10 @@ def _value(declaration: Option, value: Any) -> Any:
         return tuple(part.strip() for part in value.split(",") if part.strip())
     if declaration.none_word and isinstance(value, str):
         text = value.strip().lower()
-        return None if text == declaration.none_word else int(text) if text.isdigit() else value
+        if text == declaration.none_word:
+            return None
+        # a number out of range stays as it was typed, which is what its error then shows ('0')
+        return int(text) if text.isdigit() and declaration.accepts(int(text)) else value
     return value
 
 
