@@ -125,7 +125,9 @@ class Option:
                 return f"a {noun} between {low:g} and {high:g}"
             if self.below:
                 return f"a {noun} from {low:g} up to (not including) {high:g}"
-            return f"a {noun} {'above' if self.above else 'from'} {low:g} to {high:g}"
+            if self.above:
+                return f"a {noun} > {low:g} and <= {high:g}"
+            return f"a {noun} from {low:g} to {high:g}"
         if low is not None:
             return f"a {noun} {'>' if self.above else '>='} {low:g}"
         if high is not None:
@@ -150,8 +152,9 @@ class Option:
                 or not isinstance(value, (tuple, list))
                 or (self.nonempty and not value)
             ):
+                joined = self.kind == "list" and isinstance(value, (tuple, list))  # shown as typed: a,b
                 raise InvalidParameter(
-                    self.flag, ",".join(value) if self.kind == "list" else value, self.valid()
+                    self.flag, ",".join(map(str, value)) if joined else value, self.valid()
                 )
             for item in value if self.parse is not None else ():
                 self.parse(item, param=self.flag)
@@ -189,18 +192,14 @@ class Option:
         return not (high is not None and (value >= high if self.below else value > high))
 
 
-def option(default: Any = None, *, factory: Callable[[], Any] | None = None, **declaration: Any) -> Any:
+def option(default: Any = None, **declaration: Any) -> Any:
     """A dataclass field declared as an option: ``content_weight: float = option(1.0, flag=..., ...)``.
 
     Args:
-        default: The default value (immutable: numbers, strings, tuples, ``None``).
-        factory: Makes the default instead, for a mutable one (a dict).
+        default: The default value (immutable: a number, a string, a tuple or ``None``).
         **declaration: The :class:`Option`'s attributes.
     """
-    metadata = {_METADATA_KEY: Option(**declaration)}
-    if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
+    return dataclasses.field(default=default, metadata={_METADATA_KEY: Option(**declaration)})
 
 
 def declared(cls: Any) -> Iterator[tuple[dataclasses.Field[Any], Option]]:
@@ -208,12 +207,6 @@ def declared(cls: Any) -> Iterator[tuple[dataclasses.Field[Any], Option]]:
     for field in dataclasses.fields(cls):
         if _METADATA_KEY in field.metadata:
             yield field, field.metadata[_METADATA_KEY]
-
-
-def _default_of(field: dataclasses.Field[Any]) -> Any:
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return field.default
 
 
 def shown_default(option: Option, default: Any) -> str:
@@ -283,7 +276,7 @@ def markdown_table(cls: Any) -> str:
             flag += f"/--no-{flag[2:]}"
         metavar = declaration.shown_metavar
         name = f"`{flag} {metavar}`" if metavar else f"`{flag}`"
-        default = shown_default(declaration, _default_of(field)) or "—"
+        default = shown_default(declaration, field.default) or "—"
         meaning = declaration.doc or declaration.help
         rows.append(f"| {_cell(name)} | {_cell(default)} | {_cell(meaning)} |")
     return "\n".join(rows) + "\n"
