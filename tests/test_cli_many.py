@@ -128,8 +128,8 @@ def test_ctrl_c_keeps_the_finished_images_and_the_current_best_and_exits_130(
             if len(iterations) == 5:
                 flag.requested = True
 
-    def each(paths, styles, config, *, callbacks=()):
-        return real(paths, styles, config, callbacks=[*callbacks, press], interrupt=flag)
+    def each(paths, styles, config, *, callbacks=(), **options):  # options: the guidance's
+        return real(paths, styles, config, callbacks=[*callbacks, press], interrupt=flag, **options)
 
     monkeypatch.setattr(run_module, "transfer_each", each)
     result = _invoke(*contents, "--style", samples["a"], "-o", tmp_path / "out", *FAST)

@@ -2,8 +2,8 @@
 
 The layers, bottom to top (docs/architecture.md draws them):
 
-    version errors files parsing config      the option languages and defaults, the stop signals and
-    signals machine                          the machine's memory: no torch
+    version errors files parsing option      the option languages, the declarations and defaults, the
+    config signals machine                   stop signals and the machine's memory: no torch
     engine  nets  images device report sweep the shared engine and the building blocks
     stylize           attributes              the two products, which never import each other
     video             guidance                video: frames held to each other, above stylize;
@@ -32,9 +32,13 @@ LIGHT = {
     "styleforge.errors",
     "styleforge.files",
     "styleforge.parsing",
+    "styleforge.option",
     "styleforge.config",
     "styleforge.signals",
     "styleforge.machine",
+    # the guidance's options, which the CLI checks before any heavy import
+    "styleforge.guidance",
+    "styleforge.guidance.config",
 }
 #: package -> the styleforge packages it may never import (at the top or inside a function).
 FORBIDDEN = {

@@ -142,7 +142,8 @@ class TrainDisplay(_Display):
             self.close()
             self._echo(format_epoch_line(event))
         elif isinstance(event, FitEnded) and event.reason != "completed":
-            # "interrupted: interrupted by the user" for Ctrl-C; a signal's detail ("stopped by SIGTERM") says it all
+            # "interrupted: interrupted by the user" for Ctrl-C; a signal's detail ("stopped by SIGTERM")
+            # says it all
             self._echo(
                 event.detail if event.detail.startswith("stopped by ") else f"{event.reason}: {event.detail}"
             )

@@ -126,7 +126,8 @@ def read_config(ctx: click.Context, param: click.Parameter, value: Path | None) 
     data = data.get(ctx.command.name or "transfer", data)
     if not isinstance(data, dict):
         raise InvalidUsage(
-            f"--config {value}: [{ctx.command.name}] = {shown(data)} is not valid; expected a table of options"
+            f"--config {value}: [{ctx.command.name}] = {shown(data)} is not valid; "
+            "expected a table of options"
         )
     ctx.default_map = {**(ctx.default_map or {}), **_as_default_map(ctx, data, f"--config {value}")}
     return value
@@ -149,7 +150,15 @@ def read_image_config(ctx: click.Context, param: click.Parameter, value: Path | 
             ctx,
             param,
         )
-    # An image from before --style-loss existed was made with Gram matrices, the default then.
-    data = {"style_loss": "gram", **meta["config"], "content": meta["content"], "styles": meta["styles"]}
+    # An image from before --style-loss existed was made with Gram matrices, the default then. The
+    # guidance options are under "guidance" (an older image has them in its "config").
+    guidance = meta.get("guidance") if isinstance(meta.get("guidance"), dict) else {}
+    data = {
+        "style_loss": "gram",
+        **meta["config"],
+        **guidance,
+        "content": meta["content"],
+        "styles": meta["styles"],
+    }
     ctx.default_map = {**(ctx.default_map or {}), **_as_default_map(ctx, data, f"--from-image {value}")}
     return value

@@ -13,9 +13,11 @@ import click
 from ..config import TrainConfig, TransferConfig
 from ..errors import InvalidParameter, InvalidUsage, StyleforgeError
 from ..files import check_writable
+from ..guidance.config import GuidanceConfig
 from .base import Outputs, stop_flag, stopped, stopped_words
+from .flags import from_flags
 from .train import train_attrs_command
-from .transfer import check_inputs, transfer, transfer_config
+from .transfer import check_inputs, transfer
 
 __all__ = ["sweep"]
 
@@ -223,15 +225,13 @@ def sweep_transfer(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs:
       styleforge sweep transfer photo.jpg --style starry.jpg --size 256 \\
           --grid content-weight=1,5,20 --grid pooling=max,avg -o out/sweep
     """
-    import csv as _csv
 
     from ..files import write_with_fallback
-    from ..images import load_image
-    from ..report import contact_sheet, plot_curves
+    from ..report import plot_curves
 
     def check(params: dict[str, Any]) -> None:
-        keep = {k: v for k, v in params.items() if k in {f.name for f in dataclasses.fields(TransferConfig)}}
-        check_inputs(params.get("content") or (), params.get("styles") or (), transfer_config(keep))
+        config, guidance = from_flags(TransferConfig, params), from_flags(GuidanceConfig, params)
+        check_inputs(params.get("content") or (), params.get("styles") or (), config, guidance)
 
     axes, results, files = _run_sweep(
         ctx,
@@ -244,8 +244,28 @@ def sweep_transfer(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs:
         collect=_collect_transfer,
         check=check,
     )
-    last = axes[-1]
-    rest = axes[:-1]
+    sheet = _transfer_sheet(out_dir, axes, results)
+    curves = _transfer_curves(out_dir, results)
+    with stop_flag().keeping():  # a signal now waits for the sheets
+        files.write(lambda: write_with_fallback(out_dir / "sheet.png", lambda h: sheet.save(h, format="PNG")))
+        if curves:
+            length = max(len(v) for v in curves.values())
+            padded = {k: v + [float("nan")] * (length - len(v)) for k, v in curves.items()}
+            files.write(
+                lambda: plot_curves(
+                    out_dir / "curves.png", list(range(1, length + 1)), padded, title="total loss per cell"
+                )
+            )
+    _finish(out_dir, results, files)
+
+
+def _transfer_sheet(out_dir: Path, axes: Sequence[Any], results: Sequence[Any]) -> Any:
+    """The contact sheet of a transfer sweep: a column per value of the last axis, a row per
+    combination of the others, each cell's image and final loss (or why it has none)."""
+    from ..images import load_image
+    from ..report import contact_sheet
+
+    last, rest = axes[-1], axes[:-1]
     n_cols = len(last.values)
     cells, captions, row_labels = [], [], []
     for start in range(0, len(results), n_cols):
@@ -264,34 +284,29 @@ def sweep_transfer(ctx: click.Context, grid: Sequence[str], out_dir: Path, jobs:
         captions.append(caps)
         first = results[start].cell.settings
         row_labels.append(", ".join(f"{a.name}={first[a.name]}" for a in rest))
-    title = "sweep: " + " x ".join(f"{a.name}" for a in axes)
-    sheet = contact_sheet(
+    return contact_sheet(
         cells,
         row_labels=row_labels if rest else [],
         col_labels=[f"{last.name}={v}" for v in last.values],
         captions=captions,
-        title=title,
+        title="sweep: " + " x ".join(f"{a.name}" for a in axes),
     )
-    curves, xs = {}, []
+
+
+def _transfer_curves(out_dir: Path, results: Sequence[Any]) -> dict[str, list[float]]:
+    """Each finished cell's total loss per iteration, from its history, by its settings."""
+    import csv
+
+    curves = {}
     for r in results:
         history = out_dir / "cells" / r.cell.name / "history.csv"
         if r.status in ("ok", "skipped") and history.is_file():
-            rows = list(_csv.DictReader(history.open()))
-            xs = xs if len(xs) >= len(rows) else [int(row["iteration"]) for row in rows]
+            with history.open(newline="") as stream:
+                rows = list(csv.DictReader(stream))
             curves[", ".join(f"{k}={v}" for k, v in r.cell.settings.items())] = [
                 float(row["total"]) for row in rows
             ]
-    with stop_flag().keeping():  # a signal now waits for the sheets
-        files.write(lambda: write_with_fallback(out_dir / "sheet.png", lambda h: sheet.save(h, format="PNG")))
-        if curves:
-            length = max(len(v) for v in curves.values())
-            padded = {k: v + [float("nan")] * (length - len(v)) for k, v in curves.items()}
-            files.write(
-                lambda: plot_curves(
-                    out_dir / "curves.png", list(range(1, length + 1)), padded, title="total loss per cell"
-                )
-            )
-    _finish(out_dir, results, files)
+    return curves
 
 
 def _collect_training(folder: Path) -> dict[str, Any]:
@@ -326,7 +341,7 @@ def sweep_train_attrs(
     """Run `styleforge train-attrs` for every combination of --grid values.
 
     Writes results.csv (each setting's best validation metrics) and curves.png (one panel per
-    attribute, one validation-loss curve per setting: seed 000's charts).
+    attribute, one validation-loss curve per setting: the charts of Holly Grimm's loss-weight study).
 
     \b
     Example:

@@ -159,14 +159,16 @@ def make_dataset_command(out: Path, count: int, seed: int, size: int, overwrite:
     "loss_weight",
     multiple=True,
     metavar="KEY=W",
-    help="Weight of numeric, categorical or one attribute's term; repeatable (seed 000: categorical=0.7).",
+    help="Weight of numeric, categorical or one attribute's term; repeatable "
+    "(Holly Grimm's ACAN: categorical=0.7).",
 )
 @click.option(
     "--balance",
     type=click.Choice(["none", "initial", "uncertainty"]),
     default=_A.balance,
     show_default=True,
-    help="initial: divide each term by its starting value; uncertainty: learned log-variances (Kendall 2018).",
+    help="initial: divide each term by its starting value; uncertainty: learned log-variances "
+    "(Kendall 2018).",
 )
 @click.option(
     "--optimizer",

@@ -9,37 +9,52 @@ from typing import Any
 
 import click
 
-from ..config import COLOR_TRANSFERS, NETWORKS, PRECISIONS, STYLE_LOSSES, STYLE_WEIGHTS, TransferConfig
+from ..config import INITS, TransferConfig
 from ..errors import InputFileError, InvalidParameter, NoProgressError
-from ..parsing import parse_optimizer, parse_style
+from ..guidance.config import GuidanceConfig
+from ..parsing import parse_optimizer, parse_region, parse_style
 from .base import Outputs, stop_flag, stopped, stopped_words
+from .flags import click_options, from_flags, with_options
 from .options import read_config, read_image_config
 
 __all__ = [
-    "ATTR_OPTIONS",
+    "GUIDANCE_OPTIONS",
     "CONFIG_OPTIONS",
     "check_inputs",
+    "check_styles",
     "config_option",
     "style_option",
     "transfer",
-    "transfer_config",
-    "with_options",
 ]
 
-_T = TransferConfig()
+#: The options that make a :class:`TransferConfig` (the style transfer itself): shared by every
+#: command that runs transfers (``transfer``, ``video``).
+CONFIG_OPTIONS = click_options(TransferConfig)
+#: Attribute guidance and scoring (:class:`GuidanceConfig`), for ``transfer``.
+GUIDANCE_OPTIONS = click_options(GuidanceConfig)
+
+_NO_CONTENT = "Missing argument 'CONTENT' (or give --from-image / a --config with 'content')."
 
 
-def _scales(value: Any) -> int | None:
-    """``--scales``: ``auto`` (``None``) or a whole number >= 1."""
-    text = str(value).strip().lower()
-    if text == "auto":
-        return None
-    if text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise InvalidParameter("--scales", value, "auto or a whole number >= 1")
+def check_styles(styles: Sequence[str], missing: str) -> None:
+    """The ``--style`` arguments' syntax (no file is opened), before any heavy import.
+
+    Raises:
+        click.UsageError: No style (``missing`` says how to give one).
+        InvalidParameter: A bad ``PATH[:WEIGHT][@SCALE]``.
+    """
+    if not styles:
+        raise click.UsageError(missing)
+    for style in styles:
+        parse_style(style)
 
 
-def check_inputs(content: Sequence[Path | str] | None, styles: Sequence[str], config: TransferConfig) -> None:
+def check_inputs(
+    content: Sequence[Path | str] | None,
+    styles: Sequence[str],
+    config: TransferConfig,
+    guidance: GuidanceConfig | None = None,
+) -> None:
     """Every input file a transfer names, checked from its header before any work (and before a
     sweep's first cell): the content images (files or folders; ``None``: a video's frames, checked
     by their own reader), the style images, an ``--init`` image, the masks, and the attribute model
@@ -51,14 +66,10 @@ def check_inputs(content: Sequence[Path | str] | None, styles: Sequence[str], co
         InvalidParameter: A bad ``--style`` or mask argument, or an ``--init`` that is neither a
             keyword nor a file.
     """
-    from ..config import INITS
     from ..images import probe_image
-    from ..parsing import parse_region
 
     if content is not None and not content:
-        raise click.UsageError(
-            "Missing argument 'CONTENT' (or give --from-image / a --config with 'content')."
-        )
+        raise click.UsageError(_NO_CONTENT)
     if not styles:
         raise click.UsageError("Missing option '--style' (or give --from-image / a --config with 'style').")
     for path in map(Path, content or ()):
@@ -74,13 +85,22 @@ def check_inputs(content: Sequence[Path | str] | None, styles: Sequence[str], co
                 "--init", config.init, "content, noise, style, or the path of an image file"
             )
         probe_image(config.init, param="--init")
-    for param, items in (
-        ("--style-mask", config.style_masks),
-        ("--style-image-mask", config.style_image_masks),
-    ):
-        for item in items:
-            probe_image(parse_region(item, param=param)[1], param=param)
-    for param, folder in (("--attrs-model", config.attrs_model), ("--score-with", config.score_with)):
+    for param, item in _mask_items(config):
+        probe_image(parse_region(item, param=param)[1], param=param)
+    if guidance is not None:
+        _check_model_folders(guidance)
+
+
+def _mask_items(config: TransferConfig) -> list[tuple[str, str]]:
+    """``(flag, NAME=MASK)`` of every mask option's item."""
+    return [("--style-mask", item) for item in config.style_masks] + [
+        ("--style-image-mask", item) for item in config.style_image_masks
+    ]
+
+
+def _check_model_folders(guidance: GuidanceConfig) -> None:
+    """``--attrs-model`` and ``--score-with`` name folders (their files are read by the run)."""
+    for param, folder in (("--attrs-model", guidance.attrs_model), ("--score-with", guidance.score_with)):
         if folder and not Path(folder).is_dir():
             raise InputFileError(
                 param,
@@ -96,327 +116,10 @@ def input_files(
 ) -> list[tuple[str, Path]]:
     """``(parameter, path)`` of every input file of a transfer (content, styles, ``--init``, masks): the
     files its outputs must never be."""
-    from ..parsing import parse_region
-
     files = [("CONTENT", Path(c)) for c in content] + [("--style", parse_style(s).path) for s in styles]
     if Path(config.init).is_file():
         files.append(("--init", Path(config.init)))
-    files += [
-        (param, parse_region(item, param=param)[1])
-        for param, items in (
-            ("--style-mask", config.style_masks),
-            ("--style-image-mask", config.style_image_masks),
-        )
-        for item in items
-    ]
-    return files
-
-
-def transfer_config(options: dict[str, Any]) -> TransferConfig:
-    """The validated :class:`TransferConfig` for the transfer command's config options."""
-    options = dict(options)
-    options["optimizer"] = tuple(options["optimizer"])
-    for key in ("content_layers", "style_layers"):
-        options[key] = tuple(part.strip() for part in options[key].split(",") if part.strip())
-    options["scales"] = _scales(options["scales"])
-    config = TransferConfig(**options)
-    config.validate()
-    return config
-
-
-#: The options that make a :class:`TransferConfig` (the style transfer itself): shared by every
-#: command that runs transfers (``transfer``, ``video``).
-CONFIG_OPTIONS = [
-    click.option(
-        "--content-weight",
-        type=float,
-        default=_T.content_weight,
-        show_default=True,
-        help="Weight of the content term.",
-    ),
-    click.option(
-        "--style-weight",
-        type=float,
-        default=_T.style_weight,
-        help="Total weight of the style terms [default: by --style-loss: "
-        + ", ".join(f"{k} {v:g}" for k, v in STYLE_WEIGHTS.items())
-        + "].",
-    ),
-    click.option(
-        "--tv-weight",
-        type=float,
-        default=_T.tv_weight,
-        show_default=True,
-        help="Weight of the total-variation term.",
-    ),
-    click.option(
-        "--laplacian-weight",
-        type=float,
-        default=_T.laplacian_weight,
-        show_default=True,
-        help="Weight of the laplacian term: keep the content's fine structure (edges; flat skies stay flat).",
-    ),
-    click.option(
-        "--laplacian-sigma",
-        type=float,
-        default=_T.laplacian_sigma,
-        show_default=True,
-        help="Blur in px before the laplacian term's Laplacian: the scale of the structure it keeps.",
-    ),
-    click.option(
-        "--iterations",
-        type=int,
-        default=_T.iterations,
-        show_default=True,
-        help="Iterations of a stage without :STEPS (L-BFGS: function evaluations).",
-    ),
-    click.option("--size", type=int, default=_T.size, show_default=True, help="Output long side in pixels."),
-    click.option(
-        "--optimizer",
-        "optimizer",
-        multiple=True,
-        default=_T.optimizer,
-        show_default=True,
-        metavar="NAME[:STEPS][@LR]",
-        help="lbfgs adam adamw sgd momentum nesterov rmsprop adagrad adadelta; repeat for a chain (adam:200 then lbfgs:300).",
-    ),
-    click.option(
-        "--lr",
-        type=float,
-        default=None,
-        help="Learning rate for stages without @LR [default: per optimiser].",
-    ),
-    click.option(
-        "--stop-delta",
-        type=float,
-        default=None,
-        help="Stop when the total's relative change stays below this for --patience iterations.",
-    ),
-    click.option(
-        "--patience", type=int, default=_T.patience, show_default=True, help="Iterations for --stop-delta."
-    ),
-    click.option(
-        "--divergence-factor",
-        type=float,
-        default=_T.divergence_factor,
-        show_default=True,
-        help="A total above this x the best is divergence: stop and keep the best (inf: NaN/inf only).",
-    ),
-    click.option(
-        "--seed", type=int, default=_T.seed, show_default=True, help="Seed of random weights and noise."
-    ),
-    click.option("--device", default=_T.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
-    click.option(
-        "--weights",
-        default=_T.weights,
-        show_default=True,
-        metavar="auto|imagenet|hed|random|PATH",
-        help="VGG weights: auto (ImageNet if cached or downloadable, else HED's VGG-16, else random), "
-        "torchvision's ImageNet file, HED's pretrained VGG-16 (from the package registry), seeded random, or a file.",
-    ),
-    click.option(
-        "--network",
-        default=_T.network,
-        show_default=True,
-        metavar="|".join(NETWORKS),
-        help="vgg19 or vgg16; auto: the weights' network (vgg16 for hed, else vgg19).",
-    ),
-    click.option(
-        "--content-layers",
-        default=",".join(_T.content_layers),
-        show_default=True,
-        metavar="LAYER[:W],...",
-        help="Content layers with optional weights.",
-    ),
-    click.option(
-        "--style-layers",
-        default=",".join(_T.style_layers),
-        show_default=True,
-        metavar="LAYER[:W],...",
-        help="Style layers with optional weights.",
-    ),
-    click.option(
-        "--style-layer-weight-exp",
-        type=float,
-        default=_T.style_layer_weight_exp,
-        show_default=True,
-        help="Layer n+1 weighs EXP x layer n (<1: fine texture, >1: coarse).",
-    ),
-    click.option(
-        "--style-loss",
-        default=_T.style_loss,
-        show_default=True,
-        metavar="|".join(STYLE_LOSSES),
-        help="gram: Gram matrices; w2: Wasserstein-2 between Gaussians of the features; "
-        "sw: sliced Wasserstein (sorted random projections).",
-    ),
-    click.option(
-        "--style-mask",
-        "style_masks",
-        multiple=True,
-        metavar="NAME=MASK",
-        help="Style NAME (a for a.jpg, or its position) only where the grey MASK is white in the output; "
-        "repeatable; styles without one share the rest.",
-    ),
-    click.option(
-        "--style-image-mask",
-        "style_image_masks",
-        multiple=True,
-        metavar="NAME=MASK",
-        help="Take style NAME's statistics only from where MASK is white in its own image; repeatable.",
-    ),
-    click.option(
-        "--pooling",
-        default=_T.pooling,
-        show_default=True,
-        metavar="max|avg",
-        help="Pooling of the frozen VGG.",
-    ),
-    click.option(
-        "--init",
-        default=_T.init,
-        show_default=True,
-        metavar="content|noise|style|PATH",
-        help="Starting image.",
-    ),
-    click.option(
-        "--init-noise-blend",
-        type=float,
-        default=_T.init_noise_blend,
-        show_default=True,
-        help="Share of seeded noise mixed into the starting image (0..1).",
-    ),
-    click.option(
-        "--style-scale",
-        type=float,
-        default=_T.style_scale,
-        show_default=True,
-        help="Style images are sized to --size x this before their statistics are taken.",
-    ),
-    click.option(
-        "--color-transfer",
-        default=_T.color_transfer,
-        show_default=True,
-        metavar="|".join(COLOR_TRANSFERS),
-        help="histogram: recolour the style images to the content's colour histogram first.",
-    ),
-    click.option(
-        "--preserve-colors",
-        is_flag=True,
-        default=_T.preserve_colors,
-        help="Keep the content's colours (luminance-only transfer).",
-    ),
-    click.option(
-        "--keep-last",
-        is_flag=True,
-        default=_T.keep_last,
-        help="Write the last iterate, not the lowest-loss one.",
-    ),
-    click.option(
-        "--scales",
-        default="auto",
-        show_default=True,
-        metavar="N|auto",
-        help="Coarse-to-fine: optimise at N sizes growing to --size, each from the last one upsampled, "
-        "sharing the iterations; auto: sqrt(2) steps from 256 px (one size up to 256).",
-    ),
-    click.option(
-        "--min-size",
-        type=int,
-        default=None,
-        metavar="PX",
-        help="First scale's long side [default: sqrt(2) steps].",
-    ),
-    click.option(
-        "--scale-split",
-        type=float,
-        default=_T.scale_split,
-        show_default=True,
-        help="Each scale runs this many times the iterations of the next finer one (1: evenly).",
-    ),
-    click.option(
-        "--tile",
-        default=_T.tile,
-        show_default=True,
-        metavar="auto|off|PX",
-        help="Optimise a scale tile by tile: auto when it does not fit in memory (tiles that do), "
-        "PX for scales larger than PX px, off never.",
-    ),
-    click.option(
-        "--tile-overlap",
-        type=int,
-        default=_T.tile_overlap,
-        metavar="PX",
-        help="Overlap of neighbouring tiles [default: a quarter of the tile].",
-    ),
-    click.option(
-        "--tile-passes",
-        type=int,
-        default=_T.tile_passes,
-        show_default=True,
-        help="Passes over a tiled scale, each at new random tile offsets.",
-    ),
-    click.option(
-        "--memory-check/--no-memory-check",
-        default=_T.memory_check,
-        show_default=True,
-        help="Refuse a run whose estimated memory exceeds what is available (and suggest a --size).",
-    ),
-    click.option(
-        "--precision",
-        default=_T.precision,
-        show_default=True,
-        metavar="|".join(PRECISIONS),
-        help="Convolutions in bf16 (autocast; loss arithmetic stays fp32), fp32, or tf32 (CUDA); "
-        "auto: bf16 where the device has it natively (CUDA Ampere+, CPUs with AVX512-BF16/AMX), else fp32.",
-    ),
-    click.option(
-        "--compile/--no-compile",
-        default=_T.compile,
-        show_default=True,
-        help="torch.compile the network (pays a compilation first; for GPUs).",
-    ),
-]
-#: Attribute guidance and scoring (:mod:`styleforge.guidance`), for ``transfer``.
-ATTR_OPTIONS = [
-    click.option(
-        "--attrs-model",
-        default=_T.attrs_model,
-        metavar="MODEL_DIR",
-        help="A train-attrs run folder whose network steers the transfer towards the --attr targets.",
-    ),
-    click.option(
-        "--attr",
-        "attrs",
-        multiple=True,
-        metavar="NAME=VALUE[:WEIGHT]",
-        help="Attribute target, repeatable: one attr.NAME term each (contrast=9, pri_color=blue, harmony=triadic:2).",
-    ),
-    click.option(
-        "--attr-weight",
-        type=float,
-        default=_T.attr_weight,
-        show_default=True,
-        help="Weight of an --attr without :WEIGHT.",
-    ),
-    click.option(
-        "--score-with",
-        default=_T.score_with,
-        metavar="MODEL_DIR",
-        help="Score the result with this train-attrs network: printed, and stored in the PNG and the history.",
-    ),
-]
-
-
-def with_options(options: Sequence[Any]) -> Any:
-    """A decorator that adds ``options`` to a command, in their order on ``--help``."""
-
-    def decorate(command: Any) -> Any:
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
+    return files + [(param, parse_region(item, param=param)[1]) for param, item in _mask_items(config)]
 
 
 def style_option(command: Any) -> Any:
@@ -443,6 +146,12 @@ def config_option(command: Any) -> Any:
     )(command)
 
 
+def _run_metadata(config: TransferConfig, guidance: GuidanceConfig) -> dict[str, Any]:
+    """What every checkpoint image records of the run."""
+    meta = {"command": "transfer", "config": config.to_dict()}
+    return {**meta, "guidance": guidance.to_dict()} if guidance.active else meta
+
+
 @click.command()
 @click.argument("content", nargs=-1, type=click.Path(path_type=Path))
 @style_option
@@ -463,7 +172,7 @@ def config_option(command: Any) -> Any:
     help="Re-run what made an earlier styleforge PNG; flags override it.",
 )
 @with_options(CONFIG_OPTIONS)
-@with_options(ATTR_OPTIONS)
+@with_options(GUIDANCE_OPTIONS)
 @click.option(
     "--checkpoint-every",
     type=int,
@@ -510,19 +219,15 @@ def transfer(
       styleforge transfer holiday/ a.jpg --style starry.jpg -o out/starry/
     """
     if not content:
-        raise click.UsageError(
-            "Missing argument 'CONTENT' (or give --from-image / a --config with 'content')."
-        )
-    if not styles:
-        raise click.UsageError("Missing option '--style' (or give --from-image / a --config with 'style').")
-    for style in styles:  # the options' checks need no torch: they come first
-        parse_style(style)
-    config = transfer_config(options)
-    if gif_every is not None and gif_every < 1:
-        raise InvalidParameter("--gif-every", gif_every, "a whole number >= 1")
-    if checkpoint_every is not None and checkpoint_every < 1:
-        raise InvalidParameter("--checkpoint-every", checkpoint_every, "a whole number >= 1")
-    check_inputs(content, styles, config)  # before -o, whose kind (file or folder) depends on what CONTENT is
+        raise click.UsageError(_NO_CONTENT)
+    check_styles(styles, "Missing option '--style' (or give --from-image / a --config with 'style').")
+    config = from_flags(TransferConfig, options)  # the options' checks need no torch: they come first
+    guidance = from_flags(GuidanceConfig, options)
+    for name, value in (("--gif-every", gif_every), ("--checkpoint-every", checkpoint_every)):
+        if value is not None and value < 1:
+            raise InvalidParameter(name, value, "a whole number >= 1")
+    check_inputs(content, styles, config, guidance)  # before -o, whose kind depends on what CONTENT is
+    run = _Run(content, styles, output, config, guidance, checkpoint_every, quiet)
     if len(content) > 1 or content[0].is_dir():
         for name, value in (("--history", history), ("--plot", plot), ("--progress-gif", progress_gif)):
             if value is not None:
@@ -531,19 +236,46 @@ def transfer(
                     value,
                     "a single CONTENT image (with several, each run's history is in its PNG's metadata)",
                 )
-        _transfer_many(content, styles, output, config, checkpoint_every, quiet)
-        return
+        _transfer_many(run)
+    else:
+        _transfer_one(run, history, plot, progress_gif, gif_every)
 
-    content_path = content[0]
+
+class _Run:
+    """What every transfer the command runs shares: its inputs, options and output."""
+
+    def __init__(
+        self,
+        content: Sequence[Path],
+        styles: Sequence[str],
+        output: Path,
+        config: TransferConfig,
+        guidance: GuidanceConfig,
+        checkpoint_every: int | None,
+        quiet: bool,
+    ) -> None:
+        self.content, self.styles, self.output = list(content), list(styles), output
+        self.config, self.guidance = config, guidance
+        self.checkpoint_every, self.quiet = checkpoint_every, quiet
+
+    def checkpoints(self, output: Path) -> Any:
+        """The checkpoint writer beside ``output``, or ``None`` without ``--checkpoint-every``."""
+        from ..report import CheckpointWriter
+
+        if self.checkpoint_every is None:
+            return None
+        return CheckpointWriter(output, self.checkpoint_every, _run_metadata(self.config, self.guidance))
+
+
+def _check_outputs(run: _Run, history: Path | None, plot: Path | None, progress_gif: Path | None) -> None:
+    """Every output of a single transfer, probed before the work; none may be one of its inputs."""
     from ..files import check_not_input
-    from ..guidance.run import transfer as run_transfer
     from ..images import check_output_path
-    from ..report import CheckpointWriter, GifRecorder, check_history_path, plot_curves, write_history
-    from .display import ProgressDisplay
+    from ..report import check_history_path
 
-    inputs = input_files(content, styles, config)
-    check_output_path(output)
-    check_not_input(output, inputs)
+    inputs = input_files(run.content, run.styles, run.config)
+    check_output_path(run.output)
+    check_not_input(run.output, inputs)
     if history is not None:
         check_history_path(history)
         check_not_input(history, inputs, param="--history")
@@ -552,49 +284,84 @@ def transfer(
         check_not_input(plot, inputs, param="--plot")
     if progress_gif is not None:
         check_not_input(progress_gif, inputs, param="--progress-gif")
-    callbacks: list[Any] = [ProgressDisplay(quiet=quiet)]
-    if checkpoint_every is not None:
-        callbacks.append(
-            CheckpointWriter(output, checkpoint_every, {"command": "transfer", "config": config.to_dict()})
-        )
-    gif = None
-    if progress_gif is not None:
-        planned = sum(parse_optimizer(s).steps or config.iterations for s in config.optimizer)
-        gif = GifRecorder(progress_gif, gif_every if gif_every is not None else max(1, planned // 50))
-        callbacks.append(gif)
+
+
+def _gif(run: _Run, progress_gif: Path | None, gif_every: int | None) -> Any:
+    """The ``--progress-gif`` recorder (about 50 frames unless ``--gif-every``), or ``None``."""
+    from ..report import GifRecorder
+
+    if progress_gif is None:
+        return None
+    planned = sum(parse_optimizer(s).steps or run.config.iterations for s in run.config.optimizer)
+    return GifRecorder(progress_gif, gif_every if gif_every is not None else max(1, planned // 50))
+
+
+def _transfer_one(
+    run: _Run, history: Path | None, plot: Path | None, progress_gif: Path | None, gif_every: int | None
+) -> None:
+    """One content image into the file ``run.output``, with its history, plot and GIF."""
+    from ..guidance.run import transfer as run_transfer
+    from .display import ProgressDisplay
+
+    _check_outputs(run, history, plot, progress_gif)
+    display = ProgressDisplay(quiet=run.quiet)
+    gif = _gif(run, progress_gif, gif_every)
+    callbacks = [c for c in (display, run.checkpoints(run.output), gif) if c is not None]
     flag = stop_flag()
     try:
-        result = run_transfer(content_path, list(styles), config, callbacks=callbacks)
+        result = run_transfer(
+            run.content[0], run.styles, run.config, guidance=run.guidance, callbacks=callbacks
+        )
     finally:
-        callbacks[0].close()
+        display.close()
     interrupted = result.stop_reason == "interrupted"
     if interrupted and not result.history:  # the signal came before the first iteration: nothing to keep
         click.echo(f"{stopped_words(flag.signum)} before the first iteration; nothing was written", err=True)
         stopped(flag)
-    problem = _no_progress(result, config, output)
+    problem = _no_progress(result, run.config, run.output)
     if problem:
         raise NoProgressError(problem)
     outputs = Outputs()
     with flag.keeping():  # a signal now waits for the outputs: they are what the run was for
-        path = outputs.write(lambda: result.save(output, fallback=True))
-        rows = [entry.as_row() for entry in result.history]
-        if history is not None:
-            outputs.write(lambda: write_history(history, result.history_rows()))
-        if plot is not None and rows:
-            series = {
-                name: [r[name] for r in rows] for name in ["total", *result.history[0].summary.weighted]
-            }
-            stages = [e.iteration for a, e in zip(result.history, result.history[1:]) if e.stage != a.stage]
-            outputs.write(
-                lambda: plot_curves(
-                    plot, [r["iteration"] for r in rows], series, markers=stages, title="styleforge transfer"
-                )
+        path = outputs.write(lambda: result.save(run.output, fallback=True))
+        _write_records(outputs, result, history, plot, gif)
+    _report_checkpoints(callbacks)
+    _report_result(run, result)
+    if interrupted and path is not None:
+        click.echo(f"{stopped_words(flag.signum)}: the best image so far is in {path}", err=True)
+    outputs.finish()
+    if interrupted:
+        stopped(flag)
+
+
+def _write_records(outputs: Outputs, result: Any, history: Path | None, plot: Path | None, gif: Any) -> None:
+    """The run's ``--history``, ``--plot`` and ``--progress-gif`` files."""
+    from ..report import plot_curves, write_history
+
+    if history is not None:
+        outputs.write(lambda: write_history(history, result.history_rows()))
+    rows = [entry.as_row() for entry in result.history]
+    if plot is not None and rows:
+        series = {name: [r[name] for r in rows] for name in ["total", *result.history[0].summary.weighted]}
+        stages = [e.iteration for a, e in zip(result.history, result.history[1:]) if e.stage != a.stage]
+        outputs.write(
+            lambda: plot_curves(
+                plot, [r["iteration"] for r in rows], series, markers=stages, title="styleforge transfer"
             )
-        if gif is not None:
-            outputs.write(gif.write)
-    for callback in callbacks:
-        for failure in getattr(callback, "failed", ()):
+        )
+    if gif is not None:
+        outputs.write(gif.write)
+
+
+def _report_checkpoints(writers: Sequence[Any]) -> None:
+    """One note per checkpoint that could not be written (the run went on without it)."""
+    for writer in writers:
+        for failure in getattr(writer, "failed", ()):
             click.echo(f"note: a checkpoint could not be written: {failure}", err=True)
+
+
+def _report_result(run: _Run, result: Any) -> None:
+    """How the run ended and its loss, and the ``--score-with`` scores."""
     if result.summary is not None:
         click.echo(
             f"done: {result.stop_reason} after {len(result.history)} iterations; "
@@ -604,12 +371,7 @@ def transfer(
     if result.scores is not None:
         from ..attributes.score_format import format_score_line
 
-        click.echo(f"scores ({result.config.score_with}): {format_score_line(result.scores)}", err=True)
-    if interrupted and path is not None:
-        click.echo(f"{stopped_words(flag.signum)}: the best image so far is in {path}", err=True)
-    outputs.finish()
-    if interrupted:
-        stopped(flag)
+        click.echo(f"scores ({run.guidance.score_with}): {format_score_line(result.scores)}", err=True)
 
 
 def _no_progress(result: Any, config: TransferConfig, output: Path) -> str:
@@ -638,114 +400,114 @@ def _outputs_for(paths: Sequence[str], folder: Path) -> list[Path]:
     return list(outs)
 
 
-def _transfer_many(
-    content: Sequence[Path],
-    styles: Sequence[str],
-    output: Path,
-    config: TransferConfig,
-    checkpoint_every: int | None,
-    quiet: bool,
-) -> None:
-    """Several content images (files and folders) into the folder ``output``, one after the other."""
+def _plan_many(run: _Run) -> tuple[list[Any], list[Path]]:
+    """The content images of several files and folders and the output of each in the folder
+    ``run.output``, checked before the work: no unreadable entry, no image output, no shared name,
+    no output that is an input, a writable folder."""
     from ..files import check_not_input, check_writable
-    from ..guidance.run import transfer_each
     from ..images import IMAGE_EXTENSIONS, find_images
-    from ..report import CheckpointWriter
-    from .display import ProgressDisplay
 
-    found = find_images(content)
+    found = find_images(run.content)
     for path, problem in found:
         if problem is not None:
             raise InvalidParameter("CONTENT", path, f"an image file or a folder of images; it {problem}")
     paths = [path for path, _ in found]
-    if output.suffix.lower() in IMAGE_EXTENSIONS:
+    if run.output.suffix.lower() in IMAGE_EXTENSIONS:
         raise InvalidParameter(
             "-o",
-            str(output),
+            str(run.output),
             f"a folder, for {len(paths)} content image(s): each is written as FOLDER/<name>.png",
         )
-    outs = _outputs_for(paths, output)
-    inputs = input_files(paths, styles, config)
+    outs = _outputs_for(paths, run.output)
+    inputs = input_files(paths, run.styles, run.config)
     for out in outs:  # a folder of photos written into itself would lose them
         check_not_input(out, inputs)
     check_writable(outs[0], param="-o")
-    display = ProgressDisplay(quiet=quiet)
-    writers = (
-        {
-            out: CheckpointWriter(out, checkpoint_every, {"command": "transfer", "config": config.to_dict()})
-            for out in outs
-        }
-        if checkpoint_every is not None
-        else {}
-    )
-    current: dict[str, Any] = {}
+    return paths, outs
 
-    def checkpoints(event: Any) -> None:
-        if "writer" in current:
-            current["writer"](event)
 
-    outputs, skipped, interrupted = Outputs(), [], False
+class _Many:
+    """The state of several content images run one after the other: the outputs written, the images
+    skipped, whether a signal ended the run, and the checkpoint writer of the image running."""
+
+    def __init__(self, run: _Run, paths: Sequence[Any], outs: Sequence[Path]) -> None:
+        self.run, self.paths, self.outs = run, list(paths), list(outs)
+        self.writers = {out: run.checkpoints(out) for out in outs} if run.checkpoint_every else {}
+        self.writer: Any = None
+        self.outputs, self.skipped, self.interrupted = Outputs(), [], False
+
+    def checkpoint(self, event: Any) -> None:
+        """The engine's events, to the checkpoint writer of the image running."""
+        if self.writer is not None:
+            self.writer(event)
+
+    def stop(self, where: str) -> None:
+        """A signal ended the run: says which and ``where``."""
+        self.interrupted = True
+        click.echo(stopped_words(stop_flag().signum) + where, err=True)
+
+    def take(self, number: int, path: Any, out: Path, content_run: Any) -> bool:
+        """Writes one content image's result, or says why not; ``False`` when the run stops here."""
+        total = len(self.paths)
+        if content_run is None:  # a Ctrl-C between two images
+            self.stop(f" before {path}: {number - 1} of {total} image(s) were finished")
+            return False
+        if content_run.error is not None:
+            click.echo(f"error: {content_run.error}; skipped", err=True)
+            self.skipped.append(path)
+            return True
+        result = content_run.result
+        if result.stop_reason == "interrupted" and not result.history:  # before its first iteration
+            self.stop(f" before {path}'s first iteration: {number - 1} of {total} image(s) were finished")
+            return False
+        problem = _no_progress(result, self.run.config, out)
+        if problem:
+            click.echo(f"error: {path}: {problem}", err=True)
+            self.skipped.append(path)
+            return True
+        with stop_flag().keeping():  # a signal now waits for the image to be written
+            written = self.outputs.write(lambda: result.save(out, fallback=True))
+        if result.summary is not None:
+            click.echo(
+                f"done {number}/{total}: {path} -> {written}: {result.stop_reason} after "
+                f"{len(result.history)} iterations, loss {result.summary.format()}",
+                err=True,
+            )
+        if result.stop_reason == "interrupted":
+            self.stop(
+                f": the best image so far of {path} is in {written}; "
+                f"{number - 1} of {total} image(s) were finished before it"
+            )
+            return False
+        return True
+
+
+def _transfer_many(run: _Run) -> None:
+    """Several content images (files and folders) into the folder ``run.output``, one after the other."""
+    from ..guidance.run import transfer_each
+    from .display import ProgressDisplay
+
+    many = _Many(run, *_plan_many(run))
+    display = ProgressDisplay(quiet=run.quiet)
     flag = stop_flag()
     try:
-        runs = transfer_each(paths, list(styles), config, callbacks=[display, checkpoints])
-        for number, (path, out) in enumerate(zip(paths, outs), start=1):
-            if out in writers:
-                current["writer"] = writers[out]
-            run = next(runs, None)
-            if run is None:  # a Ctrl-C between two images
-                interrupted = True
-                click.echo(
-                    f"{stopped_words(flag.signum)} before {path}: {number - 1} of {len(paths)} image(s) were "
-                    "finished",
-                    err=True,
-                )
-                break
-            if run.error is not None:
-                click.echo(f"error: {run.error}; skipped", err=True)
-                skipped.append(path)
-                continue
-            result = run.result
-            assert result is not None
-            if result.stop_reason == "interrupted" and not result.history:  # before its first iteration
-                interrupted = True
-                click.echo(
-                    f"{stopped_words(flag.signum)} before {path}'s first iteration: {number - 1} of "
-                    f"{len(paths)} image(s) were finished",
-                    err=True,
-                )
-                break
-            problem = _no_progress(result, config, out)
-            if problem:
-                click.echo(f"error: {path}: {problem}", err=True)
-                skipped.append(path)
-                continue
-            with flag.keeping():  # a signal now waits for the image to be written
-                written = outputs.write(lambda: result.save(out, fallback=True))
-            if result.summary is not None:
-                click.echo(
-                    f"done {number}/{len(paths)}: {path} -> {written}: {result.stop_reason} after "
-                    f"{len(result.history)} iterations, loss {result.summary.format()}",
-                    err=True,
-                )
-            if result.stop_reason == "interrupted":
-                interrupted = True
-                click.echo(
-                    f"{stopped_words(flag.signum)}: the best image so far of {path} is in {written}; "
-                    f"{number - 1} of {len(paths)} image(s) were finished before it",
-                    err=True,
-                )
+        runs = transfer_each(
+            many.paths, run.styles, run.config, guidance=run.guidance, callbacks=[display, many.checkpoint]
+        )
+        for number, (path, out) in enumerate(zip(many.paths, many.outs), start=1):
+            many.writer = many.writers.get(out)
+            if not many.take(number, path, out, next(runs, None)):
                 break
     finally:
         display.close()
-    for writer in writers.values():
-        for failure in writer.failed:
-            click.echo(f"note: a checkpoint could not be written: {failure}", err=True)
-    outputs.finish()
-    if interrupted:
+    _report_checkpoints(list(many.writers.values()))
+    many.outputs.finish()
+    if many.interrupted:
         stopped(flag)
-    if skipped:
+    if many.skipped:
         click.echo(
-            f"error: {len(skipped)} of {len(paths)} image(s) were not written: {', '.join(map(str, skipped))}",
+            f"error: {len(many.skipped)} of {len(many.paths)} image(s) were not written: "
+            f"{', '.join(map(str, many.skipped))}",
             err=True,
         )
         sys.exit(1)

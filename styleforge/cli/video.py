@@ -9,15 +9,13 @@ from typing import Any
 
 import click
 
-from ..config import DEFAULT_FPS, VideoConfig
+from ..config import DEFAULT_FPS, TransferConfig, VideoConfig
 from ..errors import InvalidParameter
-from ..parsing import parse_style
 from .base import Outputs, stop_flag, stopped, stopped_words
-from .transfer import CONFIG_OPTIONS, check_inputs, config_option, style_option, transfer_config, with_options
+from .flags import click_options, from_flags, with_options
+from .transfer import CONFIG_OPTIONS, check_inputs, check_styles, config_option, style_option
 
 __all__ = ["video"]
-
-_V = VideoConfig()
 
 
 def _folders(output: Path) -> tuple[Path, Path | None]:
@@ -45,27 +43,7 @@ def _folders(output: Path) -> tuple[Path, Path | None]:
 )
 @config_option
 @with_options(CONFIG_OPTIONS)
-@click.option(
-    "--temporal-weight",
-    type=float,
-    default=_V.temporal_weight,
-    show_default=True,
-    help="Weight of the temporal term: change from the previous output frame warped by the optical flow, "
-    "where the flow is reliable (0: the warped start only).",
-)
-@click.option(
-    "--frame-iterations",
-    type=int,
-    default=_V.frame_iterations,
-    show_default=True,
-    help="Iterations of every frame after the first (which runs --iterations and the --scales).",
-)
-@click.option(
-    "--fps",
-    type=float,
-    default=None,
-    help=f"Output frame rate [default: the input video's; {DEFAULT_FPS:g} for a folder of frames].",
-)
+@with_options(click_options(VideoConfig))
 @click.option(
     "--resume",
     is_flag=True,
@@ -85,9 +63,6 @@ def video(
     input_path: Path,
     styles: Sequence[str],
     output: Path,
-    temporal_weight: float,
-    frame_iterations: int,
-    fps: float | None,
     resume: bool,
     keep_frames: bool,
     history: Path | None,
@@ -106,23 +81,46 @@ def video(
     Example:
       styleforge video clip.mp4 --style starry.jpg:0.7 --style dora.jpg:0.3 --size 384 -o out/clip.mp4
     """
-    if not styles:
-        raise click.UsageError("Missing option '--style' (or give a --config with 'style').")
-    for style in styles:  # the options' checks need no torch: they come first
-        parse_style(style)
-    config = transfer_config(options)
-    settings = VideoConfig(temporal_weight, frame_iterations, fps)
-    settings.validate()
+    check_styles(styles, "Missing option '--style' (or give a --config with 'style').")
+    config = from_flags(TransferConfig, options)  # the options' checks need no torch: they come first
+    settings = from_flags(VideoConfig, options)
     check_inputs(None, styles, config)
     folder, movie = _folders(output)
 
-    from ..files import check_not_input, check_writable
-    from ..report import check_history_path, write_history
-    from ..video.frames import check_video_output, open_frames, write_video
-    from ..video.run import FRAME_NAME, stylize_video
+    from ..video.frames import open_frames
+    from ..video.run import stylize_video
     from .display import VideoDisplay
 
     source = open_frames(input_path)
+    _check_outputs(input_path, output, folder, movie, history, resume)
+    display = VideoDisplay(quiet=quiet)
+    flag = stop_flag()
+    try:
+        result = stylize_video(
+            source, list(styles), config, settings, folder=folder, resume=resume, callbacks=[display]
+        )
+    finally:
+        display.close()
+    outputs = _write_outputs(result, folder, movie, history, settings.fps or source.fps or DEFAULT_FPS)
+    _report(result, outputs, folder, movie)  # a frame that could not be written is among the failures
+    interrupted = result.stop_reason == "interrupted"
+    if movie is not None and not keep_frames and not outputs.failed and not interrupted:
+        shutil.rmtree(folder, ignore_errors=True)
+    outputs.finish()
+    if interrupted:
+        stopped(flag)
+
+
+def _check_outputs(
+    input_path: Path, output: Path, folder: Path, movie: Path | None, history: Path | None, resume: bool
+) -> None:
+    """Every output probed before the work: the video (never the input), the frames folder (empty,
+    or ``--resume``; our own side folder beside a video is emptied), ``--history``."""
+    from ..files import check_not_input, check_writable
+    from ..report import check_history_path
+    from ..video.frames import check_video_output
+    from ..video.run import FRAME_NAME
+
     check_not_input(movie if movie is not None else folder, [("INPUT", input_path)])
     if movie is not None:
         check_video_output(movie)
@@ -139,19 +137,18 @@ def video(
             )
         for stale in folder.glob("frame_*.png"):  # our own side folder, from an earlier run
             stale.unlink()
-    display = VideoDisplay(quiet=quiet)
-    flag = stop_flag()
-    try:
-        result = stylize_video(
-            source, list(styles), config, settings, folder=folder, resume=resume, callbacks=[display]
-        )
-    finally:
-        display.close()
+
+
+def _write_outputs(
+    result: Any, folder: Path, movie: Path | None, history: Path | None, rate: float
+) -> Outputs:
+    """The video of the finished frames (or the frames folder itself) and ``--history``."""
+    from ..report import write_history
+    from ..video.frames import write_video
 
     outputs = Outputs()
-    rate = settings.fps or source.fps or DEFAULT_FPS
     done = len(result.frames)
-    with flag.keeping():  # a signal now waits for the video of the finished frames
+    with stop_flag().keeping():  # a signal now waits for the video of the finished frames
         if movie is not None and done:
             from ..images import load_image
 
@@ -164,13 +161,19 @@ def video(
             outputs.written.append(folder)
         if history is not None and done:
             outputs.write(lambda: write_history(history, [record.as_row() for record in result.frames]))
+    return outputs
+
+
+def _report(result: Any, outputs: Outputs, folder: Path, movie: Path | None) -> None:
+    """How many frames were done and their flicker; where the frames are when the run stopped early
+    (a frame that could not be written, which also fails the command, or a signal)."""
+    done = len(result.frames)
     flicker = result.mean_flicker()
     click.echo(
         f"done: {done}/{result.count} frames"
         + (f"; flicker (mean warping error) {flicker:.5f}" if flicker is not None else ""),
         err=True,
     )
-    interrupted = result.stop_reason == "interrupted"
     kept = f"{movie} has the first {done}; " if movie is not None and done and not outputs.failed else ""
     if result.write_error is not None:
         outputs.failed.insert(0, result.write_error)
@@ -179,14 +182,9 @@ def video(
             f"{folder}; run again with --resume to go on once it can be",
             err=True,
         )
-    elif interrupted:
+    elif result.stop_reason == "interrupted":
         click.echo(
-            f"{stopped_words(flag.signum)}: {kept}the finished frames are in {folder}; run again with "
-            "--resume to go on",
+            f"{stopped_words(stop_flag().signum)}: {kept}the finished frames are in {folder}; run again "
+            "with --resume to go on",
             err=True,
         )
-    elif movie is not None and not keep_frames and not outputs.failed:
-        shutil.rmtree(folder, ignore_errors=True)
-    outputs.finish()
-    if interrupted:
-        stopped(flag)

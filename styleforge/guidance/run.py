@@ -1,5 +1,6 @@
 """The whole transfer: the style transfer of :mod:`styleforge.stylize`, with attribute guidance and
-scoring when the configuration asks for them (``attrs_model``/``attrs``, ``score_with``).
+scoring when the guidance options ask for them (:class:`~styleforge.guidance.config.GuidanceConfig`:
+``attrs_model``/``attrs``, ``score_with``).
 
 This is :func:`styleforge.transfer`. It sits above both :mod:`styleforge.stylize` and
 :mod:`styleforge.attributes`: the transfer takes the attribute terms through its extension hook
@@ -30,6 +31,7 @@ from ..stylize.extension import ExtraTerms, Finished, ScaleView
 from ..stylize.plan import ImageInput
 from ..stylize.run import Stylizer, TransferResult
 from ..stylize.run import transfer as stylize
+from .config import GuidanceConfig
 from .terms import (
     AttributeGuide,
     AttributeTerm,
@@ -46,10 +48,11 @@ class AttributeGuidance:
     """The :class:`~styleforge.stylize.extension.Extension` of ``--attrs-model``/``--attr`` (one
     ``attr.<name>`` term per target) and ``--score-with`` (the result's scores).
 
-    One network serves both when ``--score-with`` names the ``--attrs-model`` folder.
+    One network serves both when ``--score-with`` names the ``--attrs-model`` folder. The result's
+    metadata records the options under ``guidance``, so that the output reproduces the run.
     """
 
-    def __init__(self, config: TransferConfig) -> None:
+    def __init__(self, config: GuidanceConfig) -> None:
         self.config = config
         self.model: LoadedModel | None = None
         self.scorer: LoadedModel | None = None
@@ -110,7 +113,7 @@ class AttributeGuidance:
 
     def finish(self, image: Tensor, last: ExtraTerms) -> Finished:
         """The last scale's ``attrs`` record, and with ``--score-with`` the image's scores."""
-        finished = Finished(metadata=dict(last.metadata))
+        finished = Finished(metadata={**last.metadata, "guidance": self.config.to_dict()})
         if self.scorer is not None:
             scores = score_tensors(self.scorer, [image], ["result"])[0]
             finished.scores = scores
@@ -121,11 +124,28 @@ class AttributeGuidance:
         return finished
 
 
+def _split(
+    config: TransferConfig | None, guidance: GuidanceConfig | None, options: dict[str, Any]
+) -> tuple[TransferConfig, GuidanceConfig, list[AttributeGuidance]]:
+    """The transfer's and the guidance's options, each with the ``options`` that are its fields
+    applied, the guidance validated, and the extension it asks for (none without a network)."""
+    names = {f.name for f in dataclasses.fields(GuidanceConfig)}
+    guidance = dataclasses.replace(
+        guidance or GuidanceConfig(), **{k: v for k, v in options.items() if k in names}
+    )
+    guidance.validate()
+    config = dataclasses.replace(
+        config or TransferConfig(), **{k: v for k, v in options.items() if k not in names}
+    )
+    return config, guidance, [AttributeGuidance(guidance)] if guidance.active else []
+
+
 def transfer(
     content: ImageInput,
     styles: Sequence[str | os.PathLike[str] | StyleSpec],
     config: TransferConfig | None = None,
     *,
+    guidance: GuidanceConfig | None = None,
     callbacks: Sequence[Callback] = (),
     init_image: Tensor | None = None,
     **options: Any,
@@ -135,6 +155,8 @@ def transfer(
 
     The arguments, the result and the errors are those of :func:`styleforge.stylize.run.transfer`
     (which see: the pyramid, Ctrl-C, colours); this adds the attribute networks' terms and scores.
+    ``guidance`` holds the guidance options; ``options`` may name the fields of either configuration
+    (``attrs_model="runs/base", attrs=["contrast=9"], size=256``).
 
     Example::
 
@@ -142,8 +164,7 @@ def transfer(
         result = styleforge.transfer("content.jpg", ["a.jpg:0.75", "b.jpg:0.25"], size=256, iterations=100)
         result.save("out.png")
     """
-    config = dataclasses.replace(config or TransferConfig(), **options)
-    extensions = [AttributeGuidance(config)] if config.attrs_model or config.score_with else []
+    config, guidance, extensions = _split(config, guidance, options)
     return stylize(content, styles, config, callbacks=callbacks, init_image=init_image, extensions=extensions)
 
 
@@ -168,6 +189,7 @@ def transfer_each(
     styles: Sequence[str | os.PathLike[str] | StyleSpec],
     config: TransferConfig | None = None,
     *,
+    guidance: GuidanceConfig | None = None,
     callbacks: Sequence[Callback] = (),
     interrupt: Any = None,
     **options: Any,
@@ -188,10 +210,11 @@ def transfer_each(
         contents: Content image files, in order.
         styles: As :func:`transfer`'s.
         config: Options; ``None`` for the defaults.
+        guidance: The guidance options; ``None`` for none.
         callbacks: Receive every image's engine events.
         interrupt: The caller's flag (:func:`~styleforge.engine.interrupt.stop_signals`); ``None``:
             this call installs its own for the whole loop (Ctrl-C and SIGTERM).
-        **options: Overrides of ``config``'s fields.
+        **options: Overrides of ``config``'s and ``guidance``'s fields.
 
     Yields:
         A :class:`ContentRun` per content image, in order.
@@ -205,8 +228,7 @@ def transfer_each(
         raise InvalidParameter("CONTENT", "", "at least one content image")
     for path in paths:
         probe_image(path, param="CONTENT")
-    config = dataclasses.replace(config or TransferConfig(), **options)
-    extensions = [AttributeGuidance(config)] if config.attrs_model or config.score_with else []
+    config, guidance, extensions = _split(config, guidance, options)
     stylizer = Stylizer(styles, config, callbacks=callbacks, extensions=extensions, content=paths[0])
     with watch(interrupt) as flag:
         yield from _each(stylizer, paths, callbacks, flag)

@@ -61,7 +61,7 @@ class TransferResult:
         metadata: What the output file records (configuration, inputs, final losses, and what
             the extensions add: with guidance, the targets under ``attrs`` and the scores under
             ``scores``).
-        scores: The result's scores (an extension's, e.g. ``score_with``'s network), or ``None``.
+        scores: The result's scores (an extension's, e.g. a scoring network's), or ``None``.
         improved: Whether any iteration lowered the loss below the starting image's. ``False`` means
             :attr:`image` is the starting image (with ``keep_last``, the last iterate): a failure,
             which the CLI reports as one and writes nothing.
@@ -80,7 +80,7 @@ class TransferResult:
 
     def history_rows(self) -> list[dict[str, Any]]:
         """The history as rows (``iteration, stage, optimizer, total, <term>, <term>.raw``). With
-        ``score_with``, the row of the iteration whose image was written also gets the written
+        an extension's scores, the row of the iteration whose image was written also gets the written
         image's scores: ``score.<numeric>`` (rating), ``score.<categorical>`` (class) and
         ``score.<categorical>.probability`` (other rows leave those cells empty)."""
         rows: list[dict[str, Any]] = [entry.as_row() for entry in self.history]
@@ -120,23 +120,6 @@ def _compiled(net: VGGFeatures, example: Tensor, layers: Sequence[str]) -> Any:
     return compiled
 
 
-def _check_options(config: TransferConfig, extensions: Sequence[Extension]) -> None:
-    """The options' own checks, and the attribute options refused where no extension takes them."""
-    config.validate()
-    if (config.attrs_model or config.score_with) and not extensions:
-        param, value = (
-            ("--attrs-model", config.attrs_model)
-            if config.attrs_model
-            else ("--score-with", config.score_with)
-        )
-        raise InvalidParameter(
-            param,
-            value,
-            "no attribute network in styleforge.stylize.run.transfer; "
-            "call styleforge.transfer, which adds the guidance",
-        )
-
-
 class Stylizer:
     """A transfer's options, style images, extensions and feature network, built once, and each size's
     style statistics, taken once: for one content image or many (the frames of a video, the tiles of
@@ -172,7 +155,7 @@ class Stylizer:
         **options: Any,
     ) -> None:
         config = dataclasses.replace(config or TransferConfig(), **options)
-        _check_options(config, extensions)
+        config.validate()
         self.config, self.extensions = config, list(extensions)
         scale_count = config.resolved_scales()
         self.sizes = scale_sizes(config.size, scale_count, config.min_size)
@@ -472,7 +455,7 @@ def transfer(
         init_image: A starting image (3, h, w) in [0, 1], resized to the (first scale's) size;
             overrides ``config.init`` and its noise blend.
         extensions: More terms (:mod:`styleforge.stylize.extension`). Attribute guidance and
-            scoring (``attrs_model``, ``score_with``) are one: :func:`styleforge.transfer` adds it.
+            scoring are one: :func:`styleforge.transfer` adds it.
         **options: Overrides of ``config``'s fields (``iterations=50``).
 
     Returns:

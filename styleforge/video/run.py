@@ -22,13 +22,14 @@ from typing import Any
 
 from torch import Tensor
 
-from ..config import TransferConfig, VideoConfig
+from ..config import GUIDANCE_KEYS, TransferConfig, VideoConfig
 from ..engine import Callback, LossSummary
 from ..engine.events import FrameProgress, emit
 from ..engine.interrupt import keeping, watch
 from ..engine.outcome import COMPLETED, INTERRUPTED
 from ..errors import InvalidParameter, OutputWriteError, shown
 from ..images import load_image, read_metadata, resize_long_side, save_image
+from ..option import declared
 from ..parsing import StyleSpec
 from ..stylize.run import Stylizer
 from .flow import motion, start_image, warp, warping_error
@@ -141,11 +142,10 @@ _RUN_OPTIONS = {
     "input": "INPUT",
     "frames": "INPUT's frame count",
     "styles": "--style",
-    "temporal_weight": "--temporal-weight",
-    "frame_iterations": "--frame-iterations",
+    **{field.name: option.flag for field, option in declared(VideoConfig)},
 }
-#: Transfer options whose flag is not the field's name.
-_FLAGS = {"style_masks": "--style-mask", "style_image_masks": "--style-image-mask", "attrs": "--attr"}
+#: The flag of each transfer option, as declared.
+_FLAGS = {field.name: option.flag for field, option in declared(TransferConfig)}
 
 
 def _differences(made: dict[str, Any], signature: dict[str, Any]) -> list[str]:
@@ -175,6 +175,9 @@ def _done(path: Path, signature: dict[str, Any]) -> bool:
         return False
     meta = read_metadata(path, param="--resume") or {}
     made = meta.get("video", {}).get("run")
+    if isinstance(made, dict) and isinstance(made.get("config"), dict):
+        # a frame of a version whose transfer options held the guidance's (always unset in a video)
+        made = {**made, "config": {k: v for k, v in made["config"].items() if k not in GUIDANCE_KEYS}}
     if made != signature:
         changed = _differences(made, signature) if isinstance(made, dict) else []
         why = (

@@ -16,6 +16,7 @@ import pytest
 import torch
 from _helpers import one_line_error as _one_line_error
 from click.testing import CliRunner
+from PIL import Image, PngImagePlugin
 
 import styleforge
 from styleforge.attributes.model import VGG_HYPERCOLUMN_LAYERS, Hypercolumn, LoadedModel
@@ -23,11 +24,11 @@ from styleforge.attributes.preprocess import preprocess_image, squash_resize
 from styleforge.attributes.score import open_model
 from styleforge.attributes.score_format import read_scores
 from styleforge.cli import cli
-from styleforge.config import DEFAULT_ATTR_WEIGHT
 from styleforge.engine import Progress
 from styleforge.errors import InvalidParameter
+from styleforge.guidance.config import DEFAULT_ATTR_WEIGHT
 from styleforge.guidance.terms import AttributeGuide, AttributeTerm, resolve_targets
-from styleforge.images import load_image, read_metadata
+from styleforge.images import METADATA_KEY, load_image, read_metadata
 from styleforge.nets.vgg import VGGFeatures
 from styleforge.parsing import parse_attr
 from styleforge.stylize.features import FeatureContext
@@ -364,7 +365,7 @@ def test_cli_terms_scores_history_plot_and_metadata(models, tmp_path: Path) -> N
     meta = read_metadata(out)
     scored = [r for r in rows if r["score.contrast"]]
     assert len(scored) == 1 and int(scored[0]["iteration"]) == meta["iteration"] and scored[0]["total"]
-    assert meta["config"]["attrs"] == ["contrast=10", "pri_color=blue:0.5"]
+    assert meta["guidance"]["attrs"] == ["contrast=10", "pri_color=blue:0.5"]
     assert meta["attrs"]["targets"] == {
         "contrast": {"target": 10.0, "weight": DEFAULT_ATTR_WEIGHT},
         "pri_color": {"target": "blue", "weight": 0.5},
@@ -394,6 +395,50 @@ def test_cli_terms_scores_history_plot_and_metadata(models, tmp_path: Path) -> N
     )
     assert rerun.exit_code == 0, rerun.output
     assert read_metadata(tmp_path / "again.png")["attrs"] == meta["attrs"]
+    # the guidance options are recorded apart from the transfer's, and re-run as they were
+    assert meta["guidance"] == {
+        "attrs_model": str(models["resnet18"]),
+        "attrs": ["contrast=10", "pri_color=blue:0.5"],
+        "attr_weight": DEFAULT_ATTR_WEIGHT,
+        "score_with": str(models["resnet18"]),
+    }
+    assert not set(meta["config"]) & set(meta["guidance"])
+    assert read_metadata(tmp_path / "again.png")["guidance"] == meta["guidance"]
+
+
+def test_from_image_reruns_a_guided_png_of_an_older_version(models, tmp_path: Path) -> None:
+    """An older version kept the guidance options in the metadata's ``config``: such a PNG re-runs
+    guided, with the same options, and its re-run records them in their own place."""
+    model = str(models["resnet18"])
+    result = styleforge.transfer(
+        CONTENT,
+        [STYLE],
+        attrs_model=model,
+        attrs=("contrast=10:2",),
+        attr_weight=0.5,
+        score_with=model,
+        **{**RUN, "iterations": 2},
+    )
+    meta = dict(result.metadata)
+    guidance = meta.pop("guidance")
+    assert guidance == {
+        "attrs_model": model,
+        "attrs": ["contrast=10:2"],
+        "attr_weight": 0.5,
+        "score_with": model,
+    }
+    old = {**meta, "config": {**meta["config"], **guidance}}
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(METADATA_KEY, json.dumps(old))
+    Image.open(result.save(tmp_path / "first.png")).save(tmp_path / "old.png", pnginfo=info)
+    rerun = CliRunner().invoke(
+        cli,
+        ["transfer", "--from-image", str(tmp_path / "old.png"), "-o", str(tmp_path / "again.png"), "--quiet"],
+    )
+    assert rerun.exit_code == 0, rerun.output
+    again = read_metadata(tmp_path / "again.png")
+    assert again["guidance"] == guidance and again["attrs"]["targets"] == meta["attrs"]["targets"]
+    assert again["config"] == meta["config"] and "scores" in again
 
 
 def test_json_history_has_the_scores(models, tmp_path: Path) -> None:

@@ -137,6 +137,38 @@ def test_resume_skips_finished_frames_and_refuses_other_options(
         )
 
 
+def test_resume_takes_the_frames_of_a_version_that_kept_guidance_options_in_the_transfers(
+    clip_dir: Path, style: Path, tmp_path: Path
+) -> None:
+    """An older version's frames record the guidance options (unset) among the transfer options;
+    they are the same run."""
+    import json
+
+    from PIL import Image, PngImagePlugin
+
+    from styleforge.config import GUIDANCE_KEYS
+    from styleforge.images import METADATA_KEY
+
+    folder = tmp_path / "frames"
+    source = _two(clip_dir)
+    source = type(source)(source.path, 2, source.size, source.fps, source.files[:2])
+    stylize_video(source, [str(style)], FAST, SHORT, folder=folder)
+    unset = {"attrs_model": None, "attrs": [], "attr_weight": 1.0, "score_with": None}
+    assert tuple(unset) == GUIDANCE_KEYS
+    for number in (1, 2):
+        path = frame_path(folder, number)
+        meta = read_metadata(path)
+        assert not set(meta["video"]["run"]["config"]) & set(unset)
+        meta["video"]["run"]["config"].update(unset)
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt(METADATA_KEY, json.dumps(meta))
+        with Image.open(path) as image:
+            image.load()
+            image.save(path, pnginfo=info)
+    again = stylize_video(source, [str(style)], FAST, SHORT, folder=folder, resume=True)
+    assert [r.skipped for r in again.frames] == [True, True]
+
+
 def test_ctrl_c_keeps_the_finished_frames(clip_dir: Path, style: Path, tmp_path: Path) -> None:
     flag = Interrupt()
 

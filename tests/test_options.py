@@ -1,0 +1,243 @@
+"""Options declared once: the click options, the checks and the docs' tables are the declarations'.
+
+Every option of a transfer (``TransferConfig``), its guidance (``GuidanceConfig``) and a video
+(``VideoConfig``) is a declared dataclass field; these tests hold each thing made from the
+declarations equal to them, and the guidance options out of the transfer's configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+from pathlib import Path
+
+import click
+import pytest
+from _helpers import invoke, one_line_error, write_samples
+
+from styleforge.cli import cli
+from styleforge.cli.flags import from_flags
+from styleforge.config import GUIDANCE_KEYS, TransferConfig, VideoConfig
+from styleforge.errors import InvalidParameter
+from styleforge.guidance.config import GuidanceConfig
+from styleforge.option import declared, shown_default
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Each command and the configurations whose options it takes.
+COMMANDS = {
+    "transfer": (TransferConfig, GuidanceConfig),
+    "video": (TransferConfig, VideoConfig),
+}
+
+
+def _params(command: str) -> dict[str, click.Parameter]:
+    return {p.name: p for p in cli.commands[command].params if p.name}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_each_click_option_is_its_declaration(command: str) -> None:
+    params = _params(command)
+    ctx = click.Context(cli.commands[command])
+    for cls in COMMANDS[command]:
+        defaults = cls()
+        for field, declaration in declared(cls):
+            param = params[field.name]
+            assert isinstance(param, click.Option), field.name
+            assert param.opts == [declaration.flag], field.name
+            assert param.secondary_opts == (
+                [f"--no-{declaration.flag[2:]}"] if declaration.negatable else []
+            ), field.name
+            assert param.multiple == (declaration.kind == "items"), field.name
+            record = param.get_help_record(ctx)
+            assert record is not None
+            names, text = record
+            assert text.startswith(declaration.help), field.name
+            if declaration.shown_metavar:
+                assert names == f"{declaration.flag} {declaration.shown_metavar}", field.name
+            default = getattr(defaults, field.name)
+            if default is None and shown_default(declaration, default):  # "per optimiser", "auto"
+                assert text.endswith(f"[default: {shown_default(declaration, default)}]"), field.name
+            elif not (default is None or default == () or default is False) or declaration.negatable:
+                assert "[default: " in text, field.name  # click shows the value itself
+            else:
+                assert "[default: " not in text, field.name
+        # click's defaults, read back, are the declared defaults
+        assert from_flags(cls, {name: p.default for name, p in params.items()}) == defaults
+
+
+def test_no_command_declares_a_configuration_option_by_hand() -> None:
+    """Every option of transfer and video that is a configuration field comes from its declaration,
+    and every declaration has its option (the same flag never declared twice)."""
+    for command, classes in COMMANDS.items():
+        fields = {field.name for cls in classes for field, _ in declared(cls)}
+        assert fields == {f.name for cls in classes for f in dataclasses.fields(cls)}  # all declared
+        options = {p.name for p in cli.commands[command].params if isinstance(p, click.Option)}
+        assert fields <= options
+    every = [o.flag for cls in (TransferConfig, GuidanceConfig, VideoConfig) for _, o in declared(cls)]
+    assert len(every) == len(set(every))
+
+
+#: Each command's arguments before the option (files that need not exist).
+BASE = {
+    "transfer": ("transfer", "c.jpg", "--style", "s.jpg", "-o", "o.png"),
+    "video": ("video", "clip.mp4", "--style", "s.jpg", "-o", "out.mp4"),
+}
+
+
+#: An out-of-range (or mistyped) value of each kind of declared option, and the whole error line.
+BAD = [
+    ("--content-weight", "-1", "-1.0", "a finite number >= 0"),
+    ("--tv-weight", "inf", "inf", "a finite number >= 0"),
+    ("--style-scale", "0", "0.0", "a finite number > 0"),
+    ("--lr", "0", "0.0", "a finite number > 0"),
+    ("--init-noise-blend", "1.5", "1.5", "a number from 0 to 1"),
+    ("--divergence-factor", "1", "1.0", "a number > 1 (inf disables the ratio check)"),
+    ("--iterations", "0", "0", "a whole number >= 1"),
+    ("--min-size", "8", "8", "a whole number >= 16"),
+    ("--tile", "32", "'32'", "auto, off or a tile side in px >= 64"),
+    ("--tile", "big", "'big'", "auto, off or a tile side in px >= 64"),
+    ("--scales", "0", "'0'", "auto or a whole number >= 1"),
+    ("--scales", "many", "'many'", "auto or a whole number >= 1"),
+    ("--style-loss", "w3", "'w3'", "one of: gram, w2, sw"),
+    ("--content-layers", ",", "''", "at least one layer name"),
+    ("--attr-weight", "-2", "-2.0", "a finite number >= 0"),
+]
+
+
+@pytest.mark.parametrize("flag, value, shown, valid", BAD)
+def test_an_out_of_range_value_names_the_flag_the_value_and_what_is_valid(
+    flag: str, value: str, shown: str, valid: str
+) -> None:
+    """The files need not exist: the options are checked before any input is opened."""
+    line = one_line_error(invoke(*BASE["transfer"], flag, value))
+    assert line == f"error: {flag}: {shown} is not valid; expected {valid}"
+
+
+@pytest.mark.parametrize(
+    "command, flag, value, expected",
+    [  # an item's syntax, checked by its declared parser
+        ("transfer", "--optimizer", "adam:0", "--optimizer: 'adam:0' is not valid"),
+        ("transfer", "--style-mask", "nosign", "--style-mask: 'nosign' is not valid"),
+        ("transfer", "--attr", "contrast", "--attr: 'contrast' is not valid; expected NAME=VALUE[:WEIGHT]"),
+        # the video's own options
+        (
+            "video",
+            "--temporal-weight",
+            "-1",
+            "--temporal-weight: -1.0 is not valid; expected a finite number >= 0",
+        ),
+        (
+            "video",
+            "--frame-iterations",
+            "0",
+            "--frame-iterations: 0 is not valid; expected a whole number >= 1",
+        ),
+        ("video", "--fps", "0", "--fps: 0.0 is not valid; expected a finite number > 0"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_flag(command: str, flag: str, value: str, expected: str) -> None:
+    line = one_line_error(invoke(*BASE[command], flag, value))
+    assert line.startswith(f"error: {expected}")
+
+
+def test_the_python_api_gets_the_same_checks() -> None:
+    with pytest.raises(InvalidParameter, match=r"^--size: 0 is not valid; expected a whole number >= 1$"):
+        TransferConfig(size=0).validate()
+    with pytest.raises(InvalidParameter, match="expected one or more NAME.*stages"):
+        TransferConfig(optimizer="adam").validate()  # type: ignore[arg-type]
+    with pytest.raises(
+        InvalidParameter, match="--preserve-colors: 'yes' is not valid; expected true or false"
+    ):
+        TransferConfig(preserve_colors="yes").validate()  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameter, match="--attr: 'contrast=9' is not valid; expected --attrs-model"):
+        GuidanceConfig(attrs=("contrast=9",)).validate()
+    with pytest.raises(InvalidParameter, match="--tile-overlap: 40 is not valid; expected less than half"):
+        TransferConfig(tile="64", tile_overlap=40).validate()  # a rule between two options
+    TransferConfig(tile=512, scales=None, divergence_factor=float("inf")).validate()
+
+
+def _docs_script():
+    spec = importlib.util.spec_from_file_location(
+        "make_option_tables", ROOT / "docs" / "make_option_tables.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_docs_tables_are_the_declarations() -> None:
+    """docs/make_option_tables.py writes them; a declaration changed without it fails here."""
+    script = _docs_script()
+    marked = []
+    for page in script.PAGES:
+        text = page.read_text()
+        assert script.render(text) == text, f"{page}: run python docs/make_option_tables.py"
+        marked += script.marked(text)
+    assert sorted(marked) == sorted(script.TABLES)
+    transfer = (ROOT / "docs" / "transfer.md").read_text()
+    for _, declaration in declared(TransferConfig):
+        assert f"| `{declaration.flag}" in transfer, declaration.flag
+
+
+def test_the_docs_table_changes_with_a_declaration() -> None:
+    script = _docs_script()
+    text = "<!-- options video (made by a script) -->\nstale\n<!-- end of options -->\n"
+    table = script.render(text)
+    assert "stale" not in table
+    assert "| `--temporal-weight` | 30 | Weight of the temporal term" in table
+    assert "| `--fps` | the input video's; 24 for a folder of frames | Output frame rate. |" in table
+
+
+def test_the_transfer_configuration_has_no_guidance_options() -> None:
+    names = {field.name for field in dataclasses.fields(TransferConfig)}
+    assert not names & set(GUIDANCE_KEYS)
+    assert tuple(field.name for field in dataclasses.fields(GuidanceConfig)) == GUIDANCE_KEYS
+    for path in (ROOT / "styleforge" / "stylize").rglob("*.py"):
+        text = path.read_text()
+        assert "attrs_model" not in text and "score_with" not in text, path
+
+
+def test_older_configurations_with_the_guidance_options_are_read() -> None:
+    """Output metadata of a version whose transfer options held the guidance's."""
+    old = {**TransferConfig(size=64).to_dict(), "attrs_model": "runs/a", "attrs": ["contrast=9"]}
+    old.update(attr_weight=2.0, score_with=None)
+    assert TransferConfig.from_dict(old) == TransferConfig(size=64)
+    guidance = GuidanceConfig(attrs_model="runs/a", attrs=("contrast=9",), attr_weight=2.0)
+    assert GuidanceConfig.from_metadata({"config": old}) == guidance
+    assert GuidanceConfig.from_metadata({"config": old, "guidance": GuidanceConfig().to_dict()}) == (
+        GuidanceConfig()
+    )
+    assert GuidanceConfig.from_metadata({"config": TransferConfig().to_dict()}) == GuidanceConfig()
+    with pytest.raises(InvalidParameter, match="config key: 'sizes' is not valid"):
+        TransferConfig.from_dict({"sizes": 3})
+
+
+def _png_with(path: Path, metadata: dict) -> Path:
+    """A PNG whose styleforge metadata is ``metadata``."""
+    from PIL import Image, PngImagePlugin
+
+    from styleforge.images import METADATA_KEY
+
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(METADATA_KEY, json.dumps(metadata))
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    return path
+
+
+def test_from_image_reads_the_guidance_options_of_an_older_png(tmp_path: Path) -> None:
+    """The keys reach --score-with, whose folder is checked (and missing here) before any work; the
+    new place, ``guidance``, wins over an older PNG's ``config``."""
+    samples = write_samples(tmp_path)
+    config = {**TransferConfig(size=32).to_dict(), "attrs_model": None, "attrs": [], "score_with": "gone"}
+    meta = {"command": "transfer", "config": config, "content": str(samples["content"])}
+    meta["styles"] = [str(samples["a"])]
+    old = _png_with(tmp_path / "old.png", meta)
+    line = one_line_error(invoke("transfer", "--from-image", old, "-o", tmp_path / "again.png"))
+    assert line.startswith("error: --score-with: 'gone'") and "does not exist" in line
+    new = _png_with(tmp_path / "new.png", {**meta, "guidance": {"score_with": "elsewhere"}})
+    line = one_line_error(invoke("transfer", "--from-image", new, "-o", tmp_path / "again.png"))
+    assert line.startswith("error: --score-with: 'elsewhere'") and "does not exist" in line
+    assert not (tmp_path / "again.png").exists()
