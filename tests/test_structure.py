@@ -8,6 +8,8 @@ The layers, bottom to top (docs/architecture.md draws them):
     stylize           attributes              the two products, which never import each other
     video             guidance                video: frames held to each other, above stylize;
                                               guidance: attribute terms in a transfer, above both
+    studio                                    the local web app over a transfer's events: above
+                                              stylize and guidance, never imports click
     cli                                       the click commands: nothing imports them
 """
 
@@ -39,6 +41,7 @@ LIGHT = {
 #: package -> the styleforge packages it may never import (at the top or inside a function).
 FORBIDDEN = {
     "styleforge.engine": (
+        "styleforge.studio",
         "styleforge.stylize",
         "styleforge.attributes",
         "styleforge.guidance",
@@ -48,6 +51,7 @@ FORBIDDEN = {
         "styleforge.report",
     ),
     "styleforge.nets": (
+        "styleforge.studio",
         "styleforge.stylize",
         "styleforge.attributes",
         "styleforge.guidance",
@@ -55,19 +59,27 @@ FORBIDDEN = {
         "styleforge.engine",
     ),
     "styleforge.stylize": (
+        "styleforge.studio",
         "styleforge.attributes",
         "styleforge.guidance",
         "styleforge.video",
         "styleforge.cli",
     ),
     "styleforge.attributes": (
+        "styleforge.studio",
         "styleforge.stylize",
         "styleforge.guidance",
         "styleforge.video",
         "styleforge.cli",
     ),
-    "styleforge.guidance": ("styleforge.video", "styleforge.cli"),
-    "styleforge.video": ("styleforge.attributes", "styleforge.guidance", "styleforge.cli"),
+    "styleforge.guidance": ("styleforge.studio", "styleforge.video", "styleforge.cli"),
+    "styleforge.video": (
+        "styleforge.studio",
+        "styleforge.attributes",
+        "styleforge.guidance",
+        "styleforge.cli",
+    ),
+    "styleforge.studio": ("styleforge.cli", "styleforge.attributes", "styleforge.video"),
 }
 
 
@@ -293,7 +305,8 @@ def test_python_3_10_runs_the_cli_start_and_reads_toml(python310: str, tmp_path:
     toml.write_text('[transfer]\nsize = 96\nstyle-loss = "nope"\n')
     code = (
         "from click.testing import CliRunner; from styleforge.cli import cli; "
-        f"r = CliRunner().invoke(cli, ['transfer', 'c.jpg', '--style', 's.jpg', '-o', 'o.png', '--config', {str(toml)!r}]); "
+        "r = CliRunner().invoke(cli, ['transfer', 'c.jpg', '--style', 's.jpg', '-o', 'o.png', "
+        f"'--config', {str(toml)!r}]); "
         "print(r.exit_code, r.output.strip())"
     )
     done = subprocess.run([python310, "-c", code], capture_output=True, text=True, env=env, timeout=120)

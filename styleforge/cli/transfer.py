@@ -178,7 +178,8 @@ CONFIG_OPTIONS = [
         default=_T.optimizer,
         show_default=True,
         metavar="NAME[:STEPS][@LR]",
-        help="lbfgs adam adamw sgd momentum nesterov rmsprop adagrad adadelta; repeat for a chain (adam:200 then lbfgs:300).",
+        help="lbfgs adam adamw sgd momentum nesterov rmsprop adagrad adadelta; "
+        "repeat for a chain (adam:200 then lbfgs:300).",
     ),
     click.option(
         "--lr",
@@ -212,7 +213,8 @@ CONFIG_OPTIONS = [
         show_default=True,
         metavar="auto|imagenet|hed|random|PATH",
         help="VGG weights: auto (ImageNet if cached or downloadable, else HED's VGG-16, else random), "
-        "torchvision's ImageNet file, HED's pretrained VGG-16 (from the package registry), seeded random, or a file.",
+        "torchvision's ImageNet file, HED's pretrained VGG-16 (from the package registry), "
+        "seeded random, or a file.",
     ),
     click.option(
         "--network",
@@ -390,7 +392,8 @@ ATTR_OPTIONS = [
         "attrs",
         multiple=True,
         metavar="NAME=VALUE[:WEIGHT]",
-        help="Attribute target, repeatable: one attr.NAME term each (contrast=9, pri_color=blue, harmony=triadic:2).",
+        help="Attribute target, repeatable: one attr.NAME term each "
+        "(contrast=9, pri_color=blue, harmony=triadic:2).",
     ),
     click.option(
         "--attr-weight",
@@ -403,7 +406,8 @@ ATTR_OPTIONS = [
         "--score-with",
         default=_T.score_with,
         metavar="MODEL_DIR",
-        help="Score the result with this train-attrs network: printed, and stored in the PNG and the history.",
+        help="Score the result with this train-attrs network: printed, "
+        "and stored in the PNG and the history.",
     ),
 ]
 
@@ -487,6 +491,7 @@ def config_option(command: Any) -> Any:
     "--plot", type=click.Path(path_type=Path), default=None, help="Loss curves per term (log scale), .png."
 )
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--preview", is_flag=True, help="Watch the run live in a browser (the studio's page).")
 def transfer(
     content: tuple[Path, ...],
     styles: Sequence[str],
@@ -497,6 +502,7 @@ def transfer(
     history: Path | None,
     plot: Path | None,
     quiet: bool,
+    preview: bool,
     **options: Any,
 ) -> None:
     """Restyle CONTENT with one or more --style images and write -o OUTPUT.
@@ -524,7 +530,12 @@ def transfer(
         raise InvalidParameter("--checkpoint-every", checkpoint_every, "a whole number >= 1")
     check_inputs(content, styles, config)  # before -o, whose kind (file or folder) depends on what CONTENT is
     if len(content) > 1 or content[0].is_dir():
-        for name, value in (("--history", history), ("--plot", plot), ("--progress-gif", progress_gif)):
+        for name, value in (
+            ("--history", history),
+            ("--plot", plot),
+            ("--progress-gif", progress_gif),
+            ("--preview", preview or None),
+        ):
             if value is not None:
                 raise InvalidParameter(
                     name,
@@ -563,6 +574,10 @@ def transfer(
         gif = GifRecorder(progress_gif, gif_every if gif_every is not None else max(1, planned // 50))
         callbacks.append(gif)
     flag = stop_flag()
+    if preview:  # the live view in a browser: its Stop button sets this command's stop flag
+        from .studio import open_preview
+
+        callbacks.append(open_preview(content_path, styles, config, flag))
     try:
         result = run_transfer(content_path, list(styles), config, callbacks=callbacks)
     finally:
@@ -745,7 +760,8 @@ def _transfer_many(
         stopped(flag)
     if skipped:
         click.echo(
-            f"error: {len(skipped)} of {len(paths)} image(s) were not written: {', '.join(map(str, skipped))}",
+            f"error: {len(skipped)} of {len(paths)} image(s) were not written: "
+            f"{', '.join(map(str, skipped))}",
             err=True,
         )
         sys.exit(1)

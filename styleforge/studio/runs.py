@@ -28,7 +28,7 @@ from typing import Any
 from ..config import TransferConfig
 from ..errors import StyleforgeError
 from ..parsing import StyleSpec, parse_optimizer
-from ..signals import Interrupt
+from ..signals import Interrupt, installed
 from ..version import __version__
 from .feedforward import FeedForward
 from .options import api_error
@@ -293,6 +293,15 @@ class Recorder:
         from ..engine.events import Progress, StageEnded, StageStarted
 
         run = self.run
+        if (
+            run.external
+            and run.flag.requested
+            and isinstance(event, Progress)
+            and installed() is not run.flag
+        ):
+            # Stop on the page of a command whose stop signals were ignored when it started: its loop
+            # listens to a flag of its own, and ends on this as on a second Ctrl-C, keeping its best image.
+            raise KeyboardInterrupt
         data = event_json(event)
         if data is None:
             return

@@ -529,7 +529,11 @@ class StudioServer:
     async def _serve(self, ready: Callable[[str], None]) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        url = await self.start()
+        try:
+            url = await self.start()
+        except BaseException:
+            await asyncio.to_thread(self.studio.close)  # its temporary folder
+            raise
         handled = []
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
