@@ -157,6 +157,7 @@ class StudioServer:
         self._wake_pending = False
         self._closing = False
         self._runner: web.AppRunner | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._assets: dict[str, bytes] = {}
 
     # -- the application ---------------------------------------------------------------------------
@@ -554,7 +555,7 @@ class StudioServer:
         box: dict[str, Any] = {}
 
         def main() -> None:
-            loop = asyncio.new_event_loop()
+            loop = self._thread_loop = asyncio.new_event_loop()
             try:
                 box["url"] = loop.run_until_complete(self.start())
             except BaseException as exc:  # handed to the caller's thread
@@ -569,6 +570,15 @@ class StudioServer:
         if "error" in box:
             raise box["error"]
         return box["url"]
+
+    def stop_thread(self, timeout: float = 60.0) -> None:
+        """Stops a server :meth:`start_in_thread` started (and its studio), and its thread's loop."""
+        loop = self._thread_loop
+        if loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread_loop = None
 
 
 def _text(form: Any, key: str) -> str | None:

@@ -64,6 +64,7 @@ async function start() {
     $("preview-note").hidden = false;
   }
   wireInputs();
+  draw();
   await refreshGallery();
   const match = /run=(\d+)/.exec(location.hash);
   if (match) attach(match[1]);
@@ -391,7 +392,8 @@ function draw() {
       last = Math.max(last, x);
     }
   }
-  const xMax = Math.max(state.total || 0, last, 2);
+  // The axis grows with the run (a quarter ahead of it) up to the iterations planned.
+  const xMax = Math.max(2, last, Math.min(state.total || Infinity, Math.max(last * 1.25, 10)));
   ctx.font = "11px system-ui, sans-serif";
   ctx.fillStyle = "#6b6760";
   if (!Number.isFinite(lo)) {
