@@ -170,6 +170,19 @@ class Run:
         """Every uploaded file of the run."""
         return [self.content, *self.styles, *self.masks.values(), *self.image_masks.values()]
 
+    def upload(self, field: str) -> Upload | None:
+        """The uploaded picture of one form field: ``content``, ``style_N``, ``mask_N`` or
+        ``image_mask_N`` (N from 1); ``None`` when the run has none such."""
+        if field == "content":
+            return self.content
+        kind, _, number = field.rpartition("_")
+        if not number.isdigit():
+            return None
+        n = int(number)
+        if kind == "style":
+            return self.styles[n - 1] if 1 <= n <= len(self.styles) else None
+        return {"mask": self.masks, "image_mask": self.image_masks}.get(kind, {}).get(n)
+
     def stored_names(self) -> dict[str, tuple[str, str]]:
         """Each stored path → (form field, the client's name): for messages (:func:`.options.api_error`)."""
         return {str(u.path): (u.field, u.name) for u in self.uploads}

@@ -20,6 +20,7 @@ import errno
 import importlib.resources
 import ipaddress
 import json
+import mimetypes
 import shutil
 import socket
 import threading
@@ -178,6 +179,7 @@ class StudioServer:
                 get(run + "/image", self._image),
                 post(run + "/stop", self._stop),
                 get(run + "/events", self._events),
+                get(run + r"/inputs/{field:[a-z_]+\d*}", self._input),
             ]
         )
         app.on_startup.append(self._on_startup)
@@ -330,6 +332,22 @@ class StudioServer:
             stem = safe_name(Path(run.content.name).stem, "styleforge")
             headers["Content-Disposition"] = f'attachment; filename="{stem}-styleforge-{run.id}.png"'
         return web.Response(body=data, content_type="image/png", headers=headers)
+
+    async def _input(self, request: web.Request) -> web.Response:
+        """An uploaded picture of the run (``content``, ``style_N``, ``mask_N``), as it was sent: found by
+        its field, never by a path. A command line's run (``--preview``) shows none of its files."""
+        run = self._run(request)
+        field = request.match_info["field"]
+        upload = None if run.external else run.upload(field)
+        if upload is None:
+            raise _Refused(ApiError("field", f"field: run {run.id} has no uploaded {field!r}", 404))
+        kind = mimetypes.guess_type(upload.path.name)[0] or ""
+        data = await asyncio.to_thread(upload.path.read_bytes)
+        return web.Response(
+            body=data,
+            content_type=kind if kind.startswith("image/") else "application/octet-stream",
+            headers={"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'"},
+        )
 
     async def _create(self, request: web.Request) -> web.Response:
         """``POST /api/runs``: the uploads checked and stored, the options validated, the run queued."""

@@ -347,6 +347,13 @@ def test_a_run_from_an_earlier_runs_pictures(images: dict[str, Path], tmp_path: 
         assert meta["config"]["style_masks"] == ["1=left.png"]
         # its files are its own: the earlier run may be forgotten
         assert all(f"run-{again}" in str(u.path) for u in studio.get(again).uploads)
+        # the page shows an earlier run's pictures: each by its field, as sent
+        for field, sent in [("content", images["content"]), ("style_2", images["b"]), ("mask_1", mask)]:
+            response = await client.get(f"/api/runs/{again}/inputs/{field}")
+            assert response.status == 200 and response.content_type == "image/png", field
+            assert await response.read() == sent.read_bytes()
+        for field in ["style_3", "mask_2", "style_0", "options", "content%2F..%2F..%2Fx"]:
+            assert (await client.get(f"/api/runs/{again}/inputs/{field}")).status == 404, field
 
     with_client(check, tmp_path / "studio")
 

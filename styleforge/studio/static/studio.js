@@ -362,6 +362,7 @@ function loadPicture() {
     img.dataset.run = state.run.id;
     img.hidden = false;
     state.imageLoading = false;
+    showOnCard(state.run.id, next.src);
     if (state.imageVersion > version) setTimeout(loadPicture, 100);
   };
   next.onerror = () => { state.imageLoading = false; };
@@ -414,7 +415,7 @@ function draw() {
     ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(W - right, y); ctx.stroke();
     ctx.fillText(`1e${e}`, 6, y + 4);
   }
-  for (const x of [1, Math.round(xMax / 2), xMax]) ctx.fillText(String(x), Math.min(px(x) - 4, W - right - 24), H - 8);
+  for (const x of [1, Math.round(xMax / 2), Math.round(xMax)]) ctx.fillText(String(x), Math.min(px(x) - 4, W - right - 24), H - 8);
   ctx.setLineDash([3, 3]);
   for (const x of state.stages.slice(1)) { ctx.beginPath(); ctx.moveTo(px(x), top); ctx.lineTo(px(x), H - bottom); ctx.stroke(); }
   ctx.setLineDash([]);
@@ -512,6 +513,19 @@ function button(text, action) {
   return b;
 }
 
+// The run's card among the results shows its latest picture too.
+function showOnCard(id, src) {
+  const box = document.querySelector(`.card[data-run="${id}"]`);
+  if (!box) return;
+  let img = box.querySelector("img");
+  if (!img) {
+    img = document.createElement("img");
+    img.alt = `result of run ${id}`;
+    box.querySelector(".empty").replaceWith(img);
+  }
+  img.src = src;
+}
+
 function markCurrent() {
   for (const element of document.querySelectorAll(".card")) {
     element.classList.toggle("current", Boolean(state.run && element.dataset.run === state.run.id));
@@ -531,8 +545,15 @@ function useSettings(run) {
   state.from = { id: run.id, content: run.content, styles: run.styles };
   state.content = null;
   $("content-name").textContent = `${run.content} (run ${run.id})`;
-  $("content-thumb").hidden = true;
-  state.styles = run.styles.map((name, i) => ({ file: null, name, weight: run.blend[i] === null ? 1 : run.blend[i], mask: null }));
+  $("content-thumb").src = `/api/runs/${run.id}/inputs/content`;
+  $("content-thumb").hidden = false;
+  state.styles = run.styles.map((name, i) => ({
+    file: null,
+    url: `/api/runs/${run.id}/inputs/style_${i + 1}`,
+    name,
+    weight: run.blend[i] === null ? 1 : run.blend[i],
+    mask: null,
+  }));
   renderStyles();
   showReuse();
   $("form-error").textContent = "";
