@@ -162,6 +162,7 @@ class Run:
     result: Path | None = None  # the final PNG, with its metadata
     _best: Any = None  # the best picture so far, (3, H, W) on the CPU
     _best_iteration: int = 0
+    _best_losses: dict[str, float] | None = None
     _png: tuple[int, bytes] | None = None  # (image_version, PNG) of the picture last encoded
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -217,11 +218,12 @@ class Run:
         with self._lock:
             return self.events[start:]
 
-    def take_picture(self, image: Any, iteration: int) -> None:
-        """Keeps ``image`` (1, 3, H, W) or (3, H, W) as the best so far, and announces it."""
+    def take_picture(self, image: Any, iteration: int, losses: dict[str, float] | None = None) -> None:
+        """Keeps ``image`` (1, 3, H, W) or (3, H, W) in [0, 1], the picture of ``iteration`` and its
+        ``losses``, as the best so far, and announces it."""
         picture = image.detach().reshape(-1, *image.shape[-2:])[-3:].float().cpu().clone()
         with self._lock:
-            self._best, self._best_iteration = picture, iteration
+            self._best, self._best_iteration, self._best_losses = picture, iteration, losses
             self.image_version += 1
             self.events.append({"type": "image", "version": self.image_version, "iteration": iteration})
 
@@ -232,12 +234,8 @@ class Run:
         with self._lock:
             if self._png is not None and self._png[0] == self.image_version:
                 return self._png[1]
-            best, version, iteration, result = (
-                self._best,
-                self.image_version,
-                self._best_iteration,
-                self.result,
-            )
+            best, version, result = self._best, self.image_version, self.result
+            iteration, losses = self._best_iteration, self._best_losses
         if result is not None:
             data = result.read_bytes()
         elif best is None:
@@ -245,8 +243,13 @@ class Run:
         else:
             from ..images import save_image
 
-            metadata = {**self.metadata(), "iteration": iteration, "losses": self.losses}
-            data = save_image(self.folder / "snapshot.png", best, metadata=metadata).read_bytes()
+            metadata = {**self.metadata(), "iteration": iteration, "losses": losses}
+            # a file of this call's own (two requests may encode at once), read back and removed
+            path = self.folder / f"snapshot-{version}-{threading.get_ident()}.png"
+            try:
+                data = save_image(path, best, metadata=metadata).read_bytes()
+            finally:
+                path.unlink(missing_ok=True)
         with self._lock:
             self._png = (version, data)
         return data
@@ -297,10 +300,8 @@ class Recorder:
     def __init__(self, run: Run, changed: Callable[[Run], None]) -> None:
         self.run, self.changed = run, changed
         self.best_in_stage = False
-        self.last_stage: tuple[int, bool] = (
-            -1,
-            False,
-        )  # the stage running, and whether it is the last planned
+        # The stage running, and whether it is the last one planned.
+        self.last_stage: tuple[int, bool] = (-1, False)
 
     def __call__(self, event: Any) -> None:
         from ..engine.events import Progress, StageEnded, StageStarted
@@ -329,7 +330,7 @@ class Recorder:
         # every iteration's picture is shown.
         if isinstance(event, Progress) and (event.is_best or not self.best_in_stage):
             self.best_in_stage = self.best_in_stage or event.is_best
-            run.take_picture(event.image, event.iteration)
+            run.take_picture(event.image, event.iteration, data["losses"])
         if run.external and isinstance(event, StageEnded):
             if event.reason == "interrupted":
                 self.finish("stopped", event.detail)
@@ -546,8 +547,7 @@ class Studio:
 
     def _finished_picture(self, run: Run, path: Path, image: Any) -> None:
         run.result = path
-        run.take_picture(image, run.iteration)
-        (run.folder / "snapshot.png").unlink(missing_ok=True)  # superseded by the result
+        run.take_picture(image, run.iteration, run.losses)
 
 
 class _NoProgress(StyleforgeError):

@@ -479,7 +479,7 @@ class StudioServer:
         """Server-sent events: every event of the run from the start (or after ``Last-Event-ID``),
         then each new one as it comes, until the run has ended; 204 for a stream with nothing left."""
         run = self._run(request)
-        start = _start_of(request)
+        start = min(_start_of(request), len(run.events_since(0)))
         if run.state in FINISHED and start >= len(run.events_since(0)):
             return web.Response(status=204)  # EventSource stops reconnecting
         response = web.StreamResponse(
@@ -510,7 +510,7 @@ class StudioServer:
                         await asyncio.wait_for(tick.wait(), HEARTBEAT_SECONDS)
                     except asyncio.TimeoutError:
                         await response.write(b": keep-alive\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the page went away
             return response
         return response
 

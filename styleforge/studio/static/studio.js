@@ -342,7 +342,7 @@ function finished(event) {
     loadPicture();
     const link = $("download");
     link.href = `/api/runs/${run.id}/image?download=1`;
-    link.hidden = false;
+    link.hidden = state.info.preview; // a --preview command writes its own file, and its server ends with it
   }
   if (state.source) state.source.close();
   refreshGallery();
@@ -492,7 +492,7 @@ function card(run) {
   buttons.className = "buttons";
   buttons.append(button("show", () => attach(run.id)));
   if (!run.external) buttons.append(button("use settings", () => useSettings(run)));
-  if (run.image) {
+  if (run.image && !run.external) {
     const link = document.createElement("a");
     link.className = "button small";
     link.href = `/api/runs/${run.id}/image?download=1`;
