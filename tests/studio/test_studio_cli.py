@@ -68,6 +68,21 @@ def test_help_needs_neither_torch_nor_the_web_framework() -> None:
     assert done.stdout.split("\n")[:4] == ["0 False False", "0 True False", "0 False True", "[]"], done.stdout
 
 
+def test_without_the_web_framework_the_command_says_how_to_get_it() -> None:
+    code = (
+        "import sys; sys.modules['aiohttp'] = None  # as if it were not installed\n"
+        "from click.testing import CliRunner; from styleforge.cli import cli\n"
+        "r = CliRunner().invoke(cli, ['studio', '--no-browser']); print(r.exit_code, r.output.strip())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "1 error: styleforge studio needs the web framework aiohttp: pip install 'styleforge[studio]'"
+    )
+
+
 def test_studio_prints_its_address_first_and_ends_on_ctrl_c() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "styleforge", "studio", "--no-browser"],
