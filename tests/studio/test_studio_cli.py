@@ -53,34 +53,37 @@ def test_the_core_imports_neither_click_nor_the_cli() -> None:
             assert "aiohttp" not in {n.split(".")[0] for n in names}, path
 
 
+def _cli_in_a_child(code: str) -> list[str]:
+    """The lines a fresh Python prints running ``code`` after ``from styleforge.cli import cli`` (and
+    click's test runner) were imported: what the command's start imports is its own."""
+    start = "import sys; from click.testing import CliRunner\n"
+    done = subprocess.run(
+        [sys.executable, "-c", start + code], capture_output=True, text=True, env=child_env(), timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().split("\n")
+
+
 def test_help_needs_neither_torch_nor_the_web_framework() -> None:
-    code = (
-        "import sys; from click.testing import CliRunner; from styleforge.cli import cli\n"
+    lines = _cli_in_a_child(
+        "from styleforge.cli import cli\n"
         "for args in (['--help'], ['studio', '--help'], ['transfer', '--help']):\n"
         "    r = CliRunner().invoke(cli, args)\n"
         "    print(r.exit_code, 'studio: http://HOST:PORT/' in r.output, '--preview' in r.output)\n"
         "print(sorted(m for m in ('torch', 'aiohttp', 'numpy') if m in sys.modules))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:4] == ["0 False False", "0 True False", "0 False True", "[]"], done.stdout
+    assert lines == ["0 False False", "0 True False", "0 False True", "[]"]
 
 
 def test_without_the_web_framework_the_command_says_how_to_get_it() -> None:
-    code = (
-        "import sys; sys.modules['aiohttp'] = None  # as if it were not installed\n"
-        "from click.testing import CliRunner; from styleforge.cli import cli\n"
+    lines = _cli_in_a_child(
+        "sys.modules['aiohttp'] = None  # as if it were not installed\n"
+        "from styleforge.cli import cli\n"
         "r = CliRunner().invoke(cli, ['studio', '--no-browser']); print(r.exit_code, r.output.strip())\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (
+    assert lines == [
         "1 error: styleforge studio needs the web framework aiohttp: pip install 'styleforge[studio]'"
-    )
+    ]
 
 
 def test_studio_prints_its_address_first_and_ends_on_ctrl_c() -> None:
