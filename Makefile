@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test samples bench figures clean
+.PHONY: demo test chromium samples bench figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,18 @@ demo: $(STAMP)
 	$(VENV)/bin/styleforge transfer samples/content.jpg \
 	    --style samples/style_swirl.jpg:0.6 --style samples/style_shapes.jpg:0.4 --size 256 -o out/demo.png
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
+
+# The studio's browser test drives Debian's Chromium through Playwright's Python package (in the test
+# extra; it downloads no browser). Installed here when missing, as root where apt-get is; elsewhere, or
+# if that fails, the test is skipped and says why.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the studio's browser test"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+	        || echo "note: chromium could not be installed: the studio's browser test will be skipped"; \
+	fi
 
 samples: $(STAMP)
 	$(PY) samples/make_samples.py

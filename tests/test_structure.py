@@ -8,6 +8,8 @@ The layers, bottom to top (docs/architecture.md draws them):
     stylize           attributes              the two products, which never import each other
     video             guidance                video: frames held to each other, above stylize;
                                               guidance: attribute terms in a transfer, above both
+    studio                                    the local web app over a transfer's events: above
+                                              stylize and guidance, never imports click
     cli                                       the click commands: nothing imports them
 """
 
@@ -43,6 +45,7 @@ LIGHT = {
 #: package -> the styleforge packages it may never import (at the top or inside a function).
 FORBIDDEN = {
     "styleforge.engine": (
+        "styleforge.studio",
         "styleforge.stylize",
         "styleforge.attributes",
         "styleforge.guidance",
@@ -52,6 +55,7 @@ FORBIDDEN = {
         "styleforge.report",
     ),
     "styleforge.nets": (
+        "styleforge.studio",
         "styleforge.stylize",
         "styleforge.attributes",
         "styleforge.guidance",
@@ -59,6 +63,7 @@ FORBIDDEN = {
         "styleforge.engine",
     ),
     "styleforge.stylize": (
+        "styleforge.studio",
         "styleforge.attributes",
         "styleforge.guidance",
         "styleforge.video",
@@ -79,13 +84,20 @@ FORBIDDEN = {
         "styleforge.engine",
     ),
     "styleforge.attributes": (
+        "styleforge.studio",
         "styleforge.stylize",
         "styleforge.guidance",
         "styleforge.video",
         "styleforge.cli",
     ),
-    "styleforge.guidance": ("styleforge.video", "styleforge.cli"),
-    "styleforge.video": ("styleforge.attributes", "styleforge.guidance", "styleforge.cli"),
+    "styleforge.guidance": ("styleforge.studio", "styleforge.video", "styleforge.cli"),
+    "styleforge.video": (
+        "styleforge.studio",
+        "styleforge.attributes",
+        "styleforge.guidance",
+        "styleforge.cli",
+    ),
+    "styleforge.studio": ("styleforge.cli", "styleforge.attributes", "styleforge.video"),
 }
 
 

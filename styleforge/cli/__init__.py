@@ -17,6 +17,7 @@ import click
 from ..version import __version__
 from .base import StyleforgeGroup
 from .score import score_command
+from .studio import studio_command
 from .sweep import sweep
 from .train import make_dataset_command, train_attrs_command
 from .transfer import transfer
@@ -33,7 +34,15 @@ def cli() -> None:
     """styleforge: tunable neural style transfer and art-composition attribute networks."""
 
 
-for _command in (transfer, video, make_dataset_command, train_attrs_command, sweep, score_command):
+for _command in (
+    transfer,
+    video,
+    make_dataset_command,
+    train_attrs_command,
+    sweep,
+    score_command,
+    studio_command,
+):
     cli.add_command(_command)
 
 

@@ -196,6 +196,7 @@ def _run_metadata(config: TransferConfig, guidance: GuidanceConfig) -> dict[str,
     "--plot", type=click.Path(path_type=Path), default=None, help="Loss curves per term (log scale), .png."
 )
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--preview", is_flag=True, help="Watch the run live in a browser (the studio's page).")
 def transfer(
     content: tuple[Path, ...],
     styles: Sequence[str],
@@ -206,6 +207,7 @@ def transfer(
     history: Path | None,
     plot: Path | None,
     quiet: bool,
+    preview: bool,
     **options: Any,
 ) -> None:
     """Restyle CONTENT with one or more --style images and write -o OUTPUT.
@@ -229,7 +231,12 @@ def transfer(
     check_inputs(content, styles, config, guidance)  # before -o, whose kind depends on what CONTENT is
     run = _Run(content, styles, output, config, guidance, checkpoint_every, quiet)
     if len(content) > 1 or content[0].is_dir():
-        for name, value in (("--history", history), ("--plot", plot), ("--progress-gif", progress_gif)):
+        for name, value in (
+            ("--history", history),
+            ("--plot", plot),
+            ("--progress-gif", progress_gif),
+            ("--preview", preview or None),
+        ):
             if value is not None:
                 raise InvalidParameter(
                     name,
@@ -238,7 +245,7 @@ def transfer(
                 )
         _transfer_many(run)
     else:
-        _transfer_one(run, history, plot, progress_gif, gif_every)
+        _transfer_one(run, history, plot, progress_gif, gif_every, preview)
 
 
 class _Run:
@@ -297,9 +304,15 @@ def _gif(run: _Run, progress_gif: Path | None, gif_every: int | None) -> Any:
 
 
 def _transfer_one(
-    run: _Run, history: Path | None, plot: Path | None, progress_gif: Path | None, gif_every: int | None
+    run: _Run,
+    history: Path | None,
+    plot: Path | None,
+    progress_gif: Path | None,
+    gif_every: int | None,
+    preview: bool = False,
 ) -> None:
-    """One content image into the file ``run.output``, with its history, plot and GIF."""
+    """One content image into the file ``run.output``, with its history, plot and GIF, and with
+    ``preview`` the live view in a browser."""
     from ..guidance.run import transfer as run_transfer
     from .display import ProgressDisplay
 
@@ -308,6 +321,10 @@ def _transfer_one(
     gif = _gif(run, progress_gif, gif_every)
     callbacks = [c for c in (display, run.checkpoints(run.output), gif) if c is not None]
     flag = stop_flag()
+    if preview:  # the live view in a browser: its Stop button sets this command's stop flag
+        from .studio import open_preview
+
+        callbacks.append(open_preview(run.content[0], run.styles, run.config, flag))
     try:
         result = run_transfer(
             run.content[0], run.styles, run.config, guidance=run.guidance, callbacks=callbacks
