@@ -21,6 +21,8 @@ from typing import Any
 
 from ..config import INITS, TransferConfig
 from ..errors import InputFileError, InvalidParameter, StyleforgeError, did_you_mean
+from ..guidance.config import GuidanceConfig
+from ..option import declared
 
 __all__ = [
     "PATH_OPTIONS",
@@ -206,9 +208,8 @@ def blend_weights(text: str | None, count: int) -> list[float | None]:
 def api_field(param: str) -> str:
     """The API's name for a parameter an error names: ``--content-weight`` is ``content_weight``,
     ``--style-mask`` the field ``style_masks``, ``CONTENT`` the form field ``content``."""
-    name = param.lstrip("-").replace("-", "_").lower()
-    fields = {f.name for f in dataclasses.fields(TransferConfig)}
-    return name + "s" if name not in fields and name + "s" in fields else name
+    by_flag = {opt.flag: f.name for cls in (TransferConfig, GuidanceConfig) for f, opt in declared(cls)}
+    return by_flag.get(param, param.lstrip("-").replace("-", "_").lower())
 
 
 def api_error(exc: StyleforgeError, uploads: Mapping[str, tuple[str, str]] | None = None) -> ApiError:
