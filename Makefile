@@ -19,7 +19,10 @@ demo: $(STAMP)
 	$(VENV)/bin/styleforge transfer samples/content.jpg \
 	    --style samples/style_swirl.jpg:0.6 --style samples/style_shapes.jpg:0.4 --size 256 -o out/demo.png
 
+# The formatter and the linter first (pyproject.toml's [tool.ruff]), then the suite.
 test: $(STAMP) chromium
+	$(VENV)/bin/ruff format --check --quiet .
+	$(VENV)/bin/ruff check --quiet .
 	$(PY) -m pytest -q
 
 # The studio's browser test drives Debian's Chromium through Playwright's Python package (in the test
@@ -60,3 +63,8 @@ figures: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
+
+# Formats the code and applies the linter's safe fixes.
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
