@@ -86,7 +86,7 @@ def auto_scales(size: int, min_size: int | None = None) -> int:
 
 
 COLOR_TRANSFERS: tuple[str, ...] = ("none", "histogram")
-#: ``--style-loss`` values (styleforge.stylize.style_loss; docs/transfer.md compares them).
+#: ``--style-loss`` values (styleforge.stylize.losses; docs/transfer.md compares them).
 STYLE_LOSSES: tuple[str, ...] = ("gram", "w2", "sw")
 #: ``--style-weight`` when none is given, per ``--style-loss``: each loss's relative value has its own
 #: scale (a Gram error squares second moments), so each has its own balance with the content term.

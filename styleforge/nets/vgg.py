@@ -110,7 +110,7 @@ class VGGFeatures(nn.Module):
         source: Where ``state_dict`` came from, for error messages.
         compute_dtype: ``torch.bfloat16`` runs the convolutions under autocast in that type, and the
             activations it returns are in that type too (half the memory of float32 copies; the loss
-            terms take their statistics with float32 results, :mod:`styleforge.stylize.objective`);
+            terms take their statistics with float32 results, :mod:`styleforge.stylize.features`);
             ``None`` runs everything in float32.
 
     Input: RGB (B, 3, H, W) in [0, 1]; ImageNet normalisation happens inside.

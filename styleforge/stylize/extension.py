@@ -49,7 +49,7 @@ class ExtraTerms:
 
     Attributes:
         terms: Engine terms by name; each is called on a
-            :class:`~styleforge.stylize.objective.FeatureContext`.
+            :class:`~styleforge.stylize.features.FeatureContext`.
         weights: Each term's weight.
         layers: Layers the objective's pass must also return (among :meth:`Extension.layers`).
         metadata: What the output records about these terms (the last scale's is kept).

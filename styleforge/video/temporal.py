@@ -24,7 +24,7 @@ TEMPORAL = "temporal"
 
 class TemporalTerm:
     """``mean(mask · (x − warped)²)`` over the image, an engine term on a
-    :class:`~styleforge.stylize.objective.FeatureContext`.
+    :class:`~styleforge.stylize.features.FeatureContext`.
 
     Args:
         warped: The previous output frame moved into this one, (3, H, W) in [0, 1].
