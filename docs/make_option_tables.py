@@ -16,17 +16,24 @@ import re
 import sys
 from pathlib import Path
 
-from styleforge.config import TransferConfig, VideoConfig
+from styleforge.config import DatasetConfig, ScoreConfig, TrainConfig, TransferConfig, VideoConfig
 from styleforge.guidance.config import GuidanceConfig
 from styleforge.option import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The name a marker gives → the configuration whose table goes there.
-TABLES = {"transfer": TransferConfig, "guidance": GuidanceConfig, "video": VideoConfig}
+TABLES = {
+    "transfer": TransferConfig,
+    "guidance": GuidanceConfig,
+    "video": VideoConfig,
+    "make-dataset": DatasetConfig,
+    "train-attrs": TrainConfig,
+    "score": ScoreConfig,
+}
 #: The pages that hold tables.
-PAGES = [ROOT / "docs" / "transfer.md", ROOT / "docs" / "video.md"]
+PAGES = [ROOT / "docs" / "transfer.md", ROOT / "docs" / "video.md", ROOT / "docs" / "attributes.md"]
 
-_BLOCK = re.compile(r"(<!-- options (\w+) [^\n]*-->\n)(.*?)(<!-- end of options -->)", re.DOTALL)
+_BLOCK = re.compile(r"(<!-- options ([\w-]+) [^\n]*-->\n)(.*?)(<!-- end of options -->)", re.DOTALL)
 
 
 def render(text: str) -> str:

@@ -1,19 +1,21 @@
 """Run configurations: the single home of every default (the CLI reads its defaults from here).
 
-Each option of a transfer or a video is declared once, as a field (:func:`styleforge.option.option`):
-its default, type, range or choices, help and docs line. The checks, the click options and the
-docs' options tables are made from those declarations. Where each transfer default comes from is
-documented in docs/transfer.md.
+Each option of a transfer or a video, of ``make-dataset``, ``train-attrs`` and ``score`` is declared
+once, as a field (:func:`styleforge.option.option`): its default, type, range or choices, help and
+docs line. The checks, the click options and the docs' options tables are made from those
+declarations; only the rules between options are written by hand. Where each transfer default comes
+from is documented in docs/transfer.md, each attribute-network default in docs/attributes.md.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .errors import InvalidParameter, choice_error
+from .errors import InvalidParameter
 from .option import Declared, option
 from .parsing import parse_optimizer, parse_region
 
@@ -39,6 +41,7 @@ __all__ += [
 ]
 __all__ += [
     "ScoreConfig",
+    "SCORE_FORMATS",
     "AUTO_MIN_SIZE",
     "auto_scales",
     "VideoConfig",
@@ -47,28 +50,6 @@ __all__ += [
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu2_2", "relu4_2")
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-
-
-def _check_number(param: str, value: float, *, minimum: float = 0.0, strict: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > minimum if strict else value >= minimum)
-    if not ok:
-        raise InvalidParameter(param, value, f"a finite number {'>' if strict else '>='} {minimum:g}")
-
-
-def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` if every key is a field of the dataclass ``cls``; else an error naming the first
-    unknown key."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise choice_error("config key", unknown[0], sorted(names))
-    return data
-
-
-def _check_int(param: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidParameter(param, value, f"a whole number >= {minimum}")
 
 
 #: Where ``--scales auto`` starts: outputs up to this long side run at one size.
@@ -451,116 +432,340 @@ _LR_SCHEDULES: tuple[str, ...] = ("none", "cosine", "plateau")  # = styleforge.e
 
 
 @dataclass
-class TrainConfig:
-    """Every option of ``styleforge train-attrs``, with its default (see docs/attributes.md).
-
-    Attributes:
-        schema: A TOML/JSON schema file, or ``None`` for the 8 ACAN attributes.
-        labels: The labels CSV (relative to the data folder or absolute); ``None``: ``labels.csv``,
-            else the folder's only ``.csv``.
-        backbone: ``resnet50``, ``resnet18``, ``vgg19`` or ``vgg16``: the network asked for (``auto``
-            weights may switch a VGG-19 to HED's VGG-16; ``model.json`` records the one built).
-        weights: ``imagenet``, ``hed`` (VGG-16 only), ``random``, ``auto`` or a state-dict path, as
-            in transfer.
-        size: Images are resized to ``size × size`` px (the original's 256×256).
-        finetune: Train the backbone too (end to end, with augmentation); otherwise it is frozen and
-            each image's features are computed once and cached.
-        backbone_lr_scale: ``finetune``: the backbone's learning rate is the heads' times this.
-        trunk: Layers of the shared trainable trunk between the backbone's features and the heads
-            (each ``Linear(·, trunk_width) + LayerNorm + ReLU``); 0: independent linear heads, as the
-            original. Through it the loss weights trade the attributes off against each other even with a
-            frozen backbone (docs/attributes.md gives the measurements behind the default).
-        trunk_width: Width of each trunk layer.
-        feature_norm: How the heads see the backbone's pooled features: ``standard`` (each feature
-            centred and scaled by the training images' statistics, stored with the model) or ``l2``
-            (each image's vector scaled to unit length, as the original; it divides out most of an
-            image's contrast). docs/attributes.md gives the measurements behind the default.
-        augment: ``auto`` (``standard`` with ``finetune``, else ``none``), ``none`` or ``standard``
-            (random pad + crop, small rotation, horizontal flip; never colour jitter).
-        numeric_loss: ``mse``, ``smooth_l1``, ``l1`` or ``huber``, on labels mapped to [-1, 1].
-        huber_delta: ``huber``'s delta and ``smooth_l1``'s beta.
-        label_smoothing: Cross-entropy label smoothing of the categorical heads, in [0, 1).
-        loss_weights: ``numeric``, ``categorical`` or an attribute name → weight (attribute names
-            override the kind); unnamed heads weigh 1.
-        balance: ``none``, ``initial`` (each term divided by its value before training) or
-            ``uncertainty`` (learned per-term log-variances, Kendall et al. 2018).
-        optimizer: ``NAME[@LR]`` from the shared factory.
-        lr: Learning rate (``None``: the optimiser's entry in ``attributes.train.HEAD_LR``).
-        weight_decay: L2 penalty (decoupled for adamw).
-        lr_schedule: ``none``, ``cosine`` or ``plateau``.
-        plateau_factor: ``plateau``: learning-rate factor.
-        plateau_patience: ``plateau``: epochs without improvement before the rate drops.
-        batch_size: Images per optimiser step.
-        epochs: Most epochs to run.
-        seed: Seeds the split, the heads' init, the shuffling and the augmentation (and random
-            backbone weights).
-        val_split: Share of the images held out for validation when the CSV has no split column
-            (0: no validation; early stopping then watches the training total).
-        test_split: Share held out for a final test, scored once with the best weights.
-        patience: Early stopping: epochs without an improvement of the validation total by more
-            than ``min_delta`` (relative) before the run stops; 0 never stops early.
-        min_delta: Relative improvement that counts, >= 0.
-        divergence_factor: A validation total above this × the best stops the run (``inf``: only
-            NaN/inf do).
-        skip_bad: Skip (and count) missing or unreadable images instead of stopping.
-        feature_cache: Keep the frozen backbone's features in ``RUN_DIR/features.safetensors`` too,
-            so a resumed or repeated run does not recompute them.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        workers: Worker processes that decode (and, with ``finetune``, augment) images; 0: in the
-            main process; ``None``: ``min(4, CPU cores per process - 1)``. Results do not depend on it.
+class TrainConfig(Declared):
+    """Every option of ``styleforge train-attrs``, each declared once: its flag, default, type, range or
+    choices, help and docs line (docs/attributes.md's options table says where each default comes
+    from). :meth:`validate` checks them as declared, then the rules between them.
     """
 
-    schema: str | None = None
-    labels: str | None = None
-    backbone: str = "resnet50"
-    weights: str = "imagenet"
-    size: int = 256
-    finetune: bool = False
-    backbone_lr_scale: float = 0.01
-    trunk: int = 1
-    trunk_width: int = 256
-    feature_norm: str = "l2"
-    augment: str = "auto"
-    numeric_loss: str = "mse"
-    huber_delta: float = 1.0
-    label_smoothing: float = 0.0
-    loss_weights: dict[str, float] = dataclasses.field(default_factory=dict)
-    balance: str = "none"
-    optimizer: str = "adam"
-    lr: float | None = None
-    weight_decay: float = 0.0
-    lr_schedule: str = "none"
-    plateau_factor: float = 0.1
-    plateau_patience: int = 10
-    batch_size: int = 32
-    epochs: int = 200
-    seed: int = 0
-    val_split: float = 0.1
-    test_split: float = 0.0
-    patience: int = 20
-    min_delta: float = 0.0
-    divergence_factor: float = 10.0
-    skip_bad: bool = False
-    feature_cache: bool = True
-    device: str = "auto"
-    workers: int | None = None
+    schema: str | None = option(
+        None,
+        flag="--schema",
+        none="the 8 ACAN attributes",
+        help="TOML/JSON file of attributes.",
+        doc="TOML/JSON file of attributes (see [Schema](#other-attributes---schema)).",
+        origin="ACAN",
+    )
+    labels: str | None = option(
+        None,
+        flag="--labels",
+        none="DATA/labels.csv, else DATA's only .csv",
+        help="The labels CSV (relative to --data, or absolute).",
+    )
+    backbone: str = option(
+        "resnet50",
+        flag="--backbone",
+        kind="choice",
+        choices=BACKBONES,
+        help="Network whose features the heads see (a VGG: its relu*_1 hypercolumn).",
+        doc="Network whose features the heads see (a VGG: its 1,472-dim `relu*_1` hypercolumn); `auto` "
+        "weights may switch vgg19 to HED's VGG-16, and `model.json` records the one built.",
+        origin="ACAN (ImageNet ResNet-50)",
+    )
+    weights: str = option(
+        "imagenet",
+        flag="--weights",
+        metavar="imagenet|hed|random|auto|PATH",
+        help="Backbone weights, as in transfer (hed: with --backbone vgg16; auto may switch vgg19 to "
+        "vgg16+hed).",
+        doc="As in `transfer`: `imagenet`, `hed` (HED's pretrained VGG-16, `--backbone vgg16` only), "
+        "`random`, `auto` (imagenet, else hed for a VGG, switching vgg19 to vgg16, else random; each "
+        "with a notice), or a state-dict file.",
+        origin="ACAN",
+    )
+    size: int = option(
+        256,
+        flag="--size",
+        kind="int",
+        minimum=32,
+        help="Images are resized to SIZE x SIZE px.",
+        doc="Images are squashed to SIZE × SIZE px, as her Keras loader did.",
+        origin="ACAN (256×256 input)",
+    )
+    finetune: bool = option(
+        False,
+        flag="--finetune",
+        kind="flag",
+        help="Train the backbone too (end to end, with augmentation).",
+        doc="Train the backbone too (end to end, with augmentation); without it the backbone is frozen "
+        "and each image's features are computed once.",
+        origin="ACAN trained the heads only",
+    )
+    backbone_lr_scale: float = option(
+        0.01,
+        flag="--backbone-lr-scale",
+        kind="float",
+        minimum=0,
+        help="--finetune: the backbone's learning rate is --lr times this.",
+        origin="Adam 1e-4 for the backbone, the usual fine-tuning rate, 1e-2 for the heads",
+    )
+    trunk: int = option(
+        1,
+        flag="--trunk",
+        kind="int",
+        minimum=0,
+        help="Shared trainable layers between the features and the heads (0: independent heads); "
+        "through them the loss weights trade attributes off.",
+        doc="Shared trainable layers between the features and the heads, each `Linear(·, "
+        "--trunk-width) + LayerNorm + ReLU`; through them the loss weights trade the attributes off "
+        "even with a frozen backbone. 0: independent linear heads.",
+        origin="styleforge, measured (see [The network](#the-network)); 0 is ACAN's independent heads",
+    )
+    trunk_width: int = option(
+        256,
+        flag="--trunk-width",
+        kind="int",
+        minimum=1,
+        help="Width of each trunk layer.",
+        origin="measured on the synthetic set: 64 no better, 2 × 256 slightly worse",
+    )
+    feature_norm: str = option(
+        "l2",
+        flag="--feature-norm",
+        kind="choice",
+        choices=FEATURE_NORMS,
+        help="standard: each feature scaled by the training images' statistics; l2: each image's vector "
+        "to unit length, as the original (it divides out most of the contrast).",
+        doc="`standard`: each feature centred and scaled by the training images' statistics (stored with "
+        "the model); `l2`: each image's vector scaled to unit length, as the original (it divides out "
+        "most of an image's contrast).",
+        origin="ACAN (per image; measured against `standard`, see [The network](#the-network))",
+    )
+    augment: str = option(
+        "auto",
+        flag="--augment",
+        kind="choice",
+        choices=AUGMENTS,
+        help="standard: pad+crop, small rotation, flip (never colour); auto: standard with --finetune.",
+        origin='"Hard training works in deep learning" (pad + crop, rotation, flip), only where it can '
+        "act (`--finetune`)",
+    )
+    numeric_loss: str = option(
+        "mse",
+        flag="--numeric-loss",
+        kind="choice",
+        choices=NUMERIC_LOSSES,
+        help="Loss of the numeric heads, on labels mapped to [-1, 1].",
+        origin="ACAN (MSE); Popescu Andrei-George's early-stopping report compares smooth L1",
+    )
+    huber_delta: float = option(
+        1.0,
+        flag="--huber-delta",
+        kind="float",
+        minimum=0,
+        above=True,
+        help="huber's delta, smooth_l1's beta.",
+        origin="PyTorch's default",
+    )
+    label_smoothing: float = option(
+        0.0,
+        flag="--label-smoothing",
+        kind="float",
+        minimum=0,
+        maximum=1,
+        below=True,
+        help="Label smoothing of the categorical heads' cross-entropy.",
+        origin="ACAN (plain cross-entropy)",
+    )
+    loss_weights: dict[str, float] = option(
+        {},
+        flag="--loss-weight",
+        kind="pairs",
+        metavar="KEY=W",
+        minimum=0,
+        noun="KEY=WEIGHT",
+        note="e.g. categorical=0.7 or contrast=2",
+        none="every term 1",
+        help="Weight of numeric, categorical or one attribute's term; repeatable "
+        "(Holly Grimm's ACAN: categorical=0.7).",
+        doc="Weight of the `numeric` or `categorical` terms, or of one attribute's (which beats its "
+        "kind's); repeatable.",
+        origin="Keras's default; ACAN's final run: `categorical=0.7`",
+    )
+    balance: str = option(
+        "none",
+        flag="--balance",
+        kind="choice",
+        choices=BALANCES,
+        help="initial: divide each term by its starting value; uncertainty: learned log-variances "
+        "(Kendall 2018).",
+        origin="ACAN was balanced by hand",
+    )
+    optimizer: str = option(
+        "adam",
+        flag="--optimizer",
+        metavar="NAME[@LR]",
+        help="adam adamw sgd momentum nesterov rmsprop adagrad adadelta lbfgs.",
+        origin="see [Optimisation and stopping](#optimisation-and-stopping) (ACAN: adagrad)",
+    )
+    lr: float | None = option(
+        None,
+        flag="--lr",
+        kind="float",
+        minimum=0,
+        above=True,
+        none="per optimiser; adam 0.01",
+        help="Learning rate (each optimiser's default: see docs/attributes.md).",
+        doc="Learning rate.",
+        origin="`HEAD_LR`, measured on the synthetic set (ACAN: 1e-4)",
+    )
+    weight_decay: float = option(
+        0.0,
+        flag="--weight-decay",
+        kind="float",
+        minimum=0,
+        help="L2 penalty (decoupled for adamw).",
+        origin='PyTorch\'s default; "Hard training works in deep learning" found it helps',
+    )
+    lr_schedule: str = option(
+        "none",
+        flag="--lr-schedule",
+        kind="choice",
+        choices=_LR_SCHEDULES,
+        help="cosine: anneal to 0 over --epochs; plateau: multiply by --plateau-factor after "
+        "--plateau-patience epochs without a better validation total.",
+        origin="ACAN (constant rate)",
+    )
+    plateau_factor: float = option(
+        0.1,
+        flag="--plateau-factor",
+        kind="float",
+        minimum=0,
+        maximum=1,
+        above=True,
+        below=True,
+        help="--lr-schedule plateau: the learning rate's factor.",
+        origin="PyTorch's `ReduceLROnPlateau` default",
+    )
+    plateau_patience: int = option(
+        10,
+        flag="--plateau-patience",
+        kind="int",
+        minimum=0,
+        help="--lr-schedule plateau: epochs without improvement before the rate drops.",
+        origin="PyTorch's `ReduceLROnPlateau` default",
+    )
+    batch_size: int = option(
+        32,
+        flag="--batch-size",
+        kind="int",
+        minimum=1,
+        help="Images per optimiser step.",
+        origin="Keras's `fit` default (ACAN: 2)",
+    )
+    epochs: int = option(
+        200,
+        flag="--epochs",
+        kind="int",
+        minimum=1,
+        help="Most epochs to run.",
+        origin="ACAN ran 200–1000; early stopping ends most runs sooner",
+    )
+    seed: int = option(
+        0,
+        flag="--seed",
+        kind="int",
+        minimum=0,
+        help="Split, heads' init, shuffling, augmentation.",
+        doc="Seeds the split, the trunk's and heads' init, the shuffling, the augmentation and random "
+        "backbone weights.",
+    )
+    val_split: float = option(
+        0.1,
+        flag="--val-split",
+        kind="float",
+        minimum=0,
+        maximum=1,
+        below=True,
+        noun="share",
+        help="Share held out for validation (unless the CSV has split/in_train).",
+        doc="Share held out for validation (unless the CSV has `split`/`in_train`); 0: no validation, "
+        "early stopping then follows the training total.",
+        origin="ACAN (last 10 % of rows)",
+    )
+    test_split: float = option(
+        0.0,
+        flag="--test-split",
+        kind="float",
+        minimum=0,
+        maximum=1,
+        below=True,
+        noun="share",
+        help="Share held out for a final test.",
+        origin="ACAN had none",
+    )
+    patience: int = option(
+        20,
+        flag="--patience",
+        kind="int",
+        minimum=0,
+        help="Stop after this many epochs without a better validation total (0: never).",
+        origin="styleforge (Popescu Andrei-George's idea: wait a while before stopping)",
+    )
+    min_delta: float = option(
+        0.0,
+        flag="--min-delta",
+        kind="float",
+        minimum=0,
+        help="Relative improvement that counts.",
+        origin="Keras's and Lightning's `EarlyStopping`",
+    )
+    divergence_factor: float = option(
+        10.0,
+        flag="--divergence-factor",
+        kind="float",
+        minimum=1,
+        above=True,
+        finite=False,
+        note="inf disables the ratio check",
+        help="A validation total above this x the best stops the run.",
+        doc="A validation total above this × the best stops the run (`inf`: only NaN/inf do).",
+        origin="as `transfer`",
+    )
+    skip_bad: bool = option(
+        False,
+        flag="--skip-bad",
+        kind="flag",
+        help="Skip missing or unreadable images (and count them).",
+        origin="errors by default",
+    )
+    feature_cache: bool = option(
+        True,
+        flag="--feature-cache",
+        kind="flag",
+        negatable=True,
+        help="Keep the frozen backbone's features in RUN/features.safetensors.",
+        doc="Keep the frozen backbone's features in `RUN_DIR/features.safetensors` too, so that a resumed "
+        "or repeated run does not compute them again.",
+    )
+    device: str = option(
+        "auto",
+        flag="--device",
+        help="auto, cpu, cuda, cuda:N or mps (under torchrun: auto, cpu or cuda, one GPU per process).",
+        doc="`auto` (CUDA, then MPS, then CPU; under `torchrun`: `cuda:LOCAL_RANK`, else CPU), `cpu`, "
+        "`cuda`, `cuda:N` or `mps`.",
+    )
+    workers: int | None = option(
+        None,
+        flag="--workers",
+        kind="int",
+        minimum=0,
+        none="min(4, CPU cores per process - 1)",
+        help="Processes that decode (and with --finetune augment) images; 0: none. Results do not "
+        "depend on it.",
+        doc="Processes that decode (and with `--finetune` augment) images; 0: none (see "
+        "[below](#worker-processes-and-several-processes---workers-torchrun)). Results do not depend "
+        "on it.",
+    )
 
     def validate(self) -> None:
-        """Checks every value that can be checked without files or a network.
+        """Checks every value that can be checked without files or a network: each option as declared,
+        then the rules between options.
 
         Raises:
             InvalidParameter: The first invalid option, named as on the command line.
         """
-        if self.backbone not in BACKBONES:
-            raise choice_error("--backbone", self.backbone, BACKBONES)
-        _check_int("--size", self.size, 32)
-        _check_number("--backbone-lr-scale", self.backbone_lr_scale)
-        _check_int("--trunk", self.trunk, 0)
-        _check_int("--trunk-width", self.trunk_width, 1)
-        if self.feature_norm not in FEATURE_NORMS:
-            raise choice_error("--feature-norm", self.feature_norm, FEATURE_NORMS)
-        if self.augment not in AUGMENTS:
-            raise choice_error("--augment", self.augment, AUGMENTS)
+        self.check()
         if self.augment == "standard" and not self.finetune:
             raise InvalidParameter(
                 "--augment",
@@ -568,78 +773,79 @@ class TrainConfig:
                 "none without --finetune",
                 "a frozen backbone's features are computed once per image, without augmentation",
             )
-        if self.numeric_loss not in NUMERIC_LOSSES:
-            raise choice_error("--numeric-loss", self.numeric_loss, NUMERIC_LOSSES)
-        _check_number("--huber-delta", self.huber_delta, strict=True)
-        if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
-            raise InvalidParameter(
-                "--label-smoothing", self.label_smoothing, "a number from 0 up to (not including) 1"
-            )
-        if not isinstance(self.loss_weights, dict):
-            raise InvalidParameter("--loss-weight", self.loss_weights, "KEY=WEIGHT pairs")
-        if self.balance not in BALANCES:
-            raise choice_error("--balance", self.balance, BALANCES)
-        if self.lr is not None:
-            _check_number("--lr", self.lr, strict=True)
-        _check_number("--weight-decay", self.weight_decay)
-        if self.lr_schedule not in _LR_SCHEDULES:
-            raise choice_error("--lr-schedule", self.lr_schedule, _LR_SCHEDULES)
-        if not (isinstance(self.plateau_factor, (int, float)) and 0 < self.plateau_factor < 1):
-            raise InvalidParameter("--plateau-factor", self.plateau_factor, "a number between 0 and 1")
-        _check_int("--plateau-patience", self.plateau_patience, 0)
-        _check_int("--batch-size", self.batch_size, 1)
-        _check_int("--epochs", self.epochs, 1)
-        _check_int("--seed", self.seed, 0)
-        for param, value in (("--val-split", self.val_split), ("--test-split", self.test_split)):
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1):
-                raise InvalidParameter(param, value, "a share from 0 up to (not including) 1")
         if self.val_split + self.test_split >= 1:
             raise InvalidParameter(
                 "--test-split",
                 self.test_split,
                 f"a share that leaves images to train on with --val-split {self.val_split:g}",
             )
-        _check_int("--patience", self.patience, 0)
-        _check_number("--min-delta", self.min_delta)
-        if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
-            raise InvalidParameter(
-                "--divergence-factor", self.divergence_factor, "a number > 1 (inf disables the ratio check)"
-            )
-        if self.workers is not None:
-            _check_int("--workers", self.workers, 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, stored in ``model.json``."""
-        return {
-            f.name: (dict(v) if isinstance(v := getattr(self, f.name), dict) else v)
-            for f in dataclasses.fields(self)
-        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them. A configuration saved
-        before the trunk existed (no ``trunk`` key) trained without one, and one saved before
-        ``feature_norm`` existed trained on ``l2``."""
-        return cls(**_known_fields(cls, {"trunk": 0, "feature_norm": "l2", **data}))
+        """Inverse of :meth:`to_dict` (stored in ``model.json``); unknown keys are an error naming the
+        first one. A configuration saved before the trunk existed (no ``trunk`` key) trained without
+        one, and one saved before ``feature_norm`` existed trained on ``l2``."""
+        return super().from_dict({"trunk": 0, "feature_norm": "l2", **data})
 
 
 @dataclass
-class DatasetConfig:
-    """Defaults of ``styleforge make-dataset``: the original's data-set size (500 hand-labelled
-    images) and input size (256 px)."""
+class DatasetConfig(Declared):
+    """The options of ``styleforge make-dataset``, each declared once; the defaults are the
+    original's data-set size (500 hand-labelled images) and input size (256 px)."""
 
-    count: int = 500
-    seed: int = 0
-    size: int = 256
+    count: int = option(
+        500,
+        flag="--count",
+        kind="int",
+        minimum=1,
+        help="Number of images.",
+        origin="the original's data set: 500 hand-labelled images",
+    )
+    seed: int = option(
+        0,
+        flag="--seed",
+        kind="int",
+        minimum=0,
+        help="Random seed; the same seed gives the same files.",
+    )
+    size: int = option(
+        256,
+        flag="--size",
+        kind="int",
+        minimum=16,
+        noun="whole number of pixels",
+        help="Side of each square image in px.",
+        origin="the original's input size",
+    )
+
+
+#: ``styleforge score --format`` values; the first is the one where ``-o``'s extension names none.
+SCORE_FORMATS: tuple[str, ...] = ("table", "json", "csv")
 
 
 @dataclass
-class ScoreConfig:
-    """Defaults of ``styleforge score``: images per forward pass, device, output format."""
+class ScoreConfig(Declared):
+    """The options of ``styleforge score``, each declared once: images per forward pass, device,
+    output format."""
 
-    batch_size: int = 16
-    device: str = "auto"
-    format: str = "table"
+    format: str | None = option(
+        None,
+        flag="--format",
+        kind="choice",
+        choices=SCORE_FORMATS,
+        none=f"from -o's extension (.json, .csv), else {SCORE_FORMATS[0]}",
+        help="Output format.",
+    )
+    batch_size: int = option(16, flag="--batch-size", kind="int", minimum=1, help="Images per forward pass.")
+    device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps.")
+
+    def resolved_format(self, output: str | os.PathLike[str] | None) -> str:
+        """``format``, or for ``None`` the one ``output``'s extension names (``.json``, ``.csv``), else
+        ``table`` (also without ``-o``)."""
+        if self.format is not None:
+            return self.format
+        suffix = Path(output).suffix.lower() if output is not None else ""
+        return {".json": "json", ".csv": "csv"}.get(suffix, SCORE_FORMATS[0])
 
 
 #: Frame rate of a video made from a folder of frames when ``--fps`` is not given.

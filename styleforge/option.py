@@ -25,9 +25,10 @@ from .errors import InvalidParameter, choice_error
 __all__ = ["KINDS", "Declared", "Option", "declared", "markdown_table", "option", "shown_default"]
 
 #: What an option's value is: ``float``, ``int``, ``text`` (any string), ``choice`` (one of
-#: :attr:`Option.choices`), ``flag`` (a boolean), ``items`` (a repeatable option: a tuple of strings)
-#: or ``list`` (a comma-separated list on the command line: a tuple of strings).
-KINDS = ("float", "int", "text", "choice", "flag", "items", "list")
+#: :attr:`Option.choices`), ``flag`` (a boolean), ``items`` (a repeatable option: a tuple of strings),
+#: ``list`` (a comma-separated list on the command line: a tuple of strings) or ``pairs`` (a repeatable
+#: ``KEY=NUMBER`` option: a dict of key → number, each number in the declared range).
+KINDS = ("float", "int", "text", "choice", "flag", "items", "list", "pairs")
 
 _METADATA_KEY = "styleforge.option"
 
@@ -45,20 +46,23 @@ class Option:
         metavar: What ``--help`` shows for the value (``NAME[:STEPS][@LR]``); for ``choice``, the
             choices joined by ``|`` unless given.
         choices: A ``choice`` option's values.
-        minimum: The smallest valid number (``float``/``int``), or ``None``.
+        minimum: The smallest valid number (``float``/``int``, each number of ``pairs``), or ``None``.
         maximum: The largest valid number, or ``None``.
         above: The value must be greater than :attr:`minimum`, not equal.
         below: The value must be less than :attr:`maximum`, not equal.
-        finite: A ``float`` must be finite (``inf`` is refused).
+        finite: A ``float``, or each number of ``pairs``, must be finite (``inf`` is refused).
         words: Keywords a number option takes too (``--tile auto|off|PX``).
-        noun: What a valid value is called in errors (``tile side in px``, ``layer name``, ``stages``).
+        noun: What a valid value is called in errors (``tile side in px``, ``layer name``, ``stages``;
+            for ``pairs``, what an item is: ``KEY=WEIGHT``).
         note: Said in parentheses after what is valid (``inf disables the ratio check``).
-        none: What ``None`` means, shown as the default (``per optimiser``).
+        none: What ``None`` (or an empty ``pairs`` option) means, shown as the default (``per
+            optimiser``).
         none_word: The word that stands for ``None`` on the command line (``--scales auto``).
         nonempty: An ``items`` or ``list`` option needs at least one item.
         parse: Checks the syntax of each item of an ``items`` option: ``parse(item, param=flag)``.
         negatable: A ``flag`` that has a ``--no-`` form.
         doc: The docs table's line, where it says more than :attr:`help` (markdown).
+        origin: Where the default comes from, for a docs table that says so (markdown).
     """
 
     flag: str
@@ -80,6 +84,7 @@ class Option:
     parse: Callable[..., Any] | None = None
     negatable: bool = False
     doc: str = ""
+    origin: str = ""
 
     def __post_init__(self) -> None:
         assert self.kind in KINDS, self.kind
@@ -100,6 +105,8 @@ class Option:
         if self.kind == "items":
             what = f"{self.metavar} {self.noun or 'strings'}"
             text = f"one or more {what}" if self.nonempty else f"a list of {what}"
+        elif self.kind == "pairs":
+            text = self.noun or f"{self.metavar} pairs"
         elif self.kind == "list":
             text = f"at least one {self.noun or 'item'}"
         elif self.kind in ("float", "int"):
@@ -113,7 +120,7 @@ class Option:
 
     def _range(self) -> str:
         low, high = self.minimum, self.maximum
-        noun = self.noun or (
+        noun = (self.noun if self.kind != "pairs" else "") or (
             "whole number"
             if self.kind == "int"
             else "finite number"
@@ -139,7 +146,8 @@ class Option:
 
         Raises:
             InvalidParameter: Naming :attr:`flag`, ``value`` and :meth:`valid` (a choice's error says
-                "did you mean" where a choice is close); an item's own syntax error from :attr:`parse`.
+                "did you mean" where a choice is close); an item's own syntax error from :attr:`parse`;
+                for a number of ``pairs``, naming the flag and its key (``--loss-weight contrast``).
         """
         if value is None and (self.none or self.none_word):
             return
@@ -158,6 +166,12 @@ class Option:
                 )
             for item in value if self.parse is not None else ():
                 self.parse(item, param=self.flag)
+        elif self.kind == "pairs":
+            if not isinstance(value, dict) or not all(isinstance(key, str) and key for key in value):
+                raise InvalidParameter(self.flag, value, self.valid())
+            for key, number in value.items():
+                if not self._number_ok(number):
+                    raise InvalidParameter(f"{self.flag} {key}", number, self._range())
         elif self.kind in ("float", "int"):
             if not self._number_ok(value):
                 raise InvalidParameter(self.flag, value, self.valid())
@@ -182,7 +196,7 @@ class Option:
             value = int(text)
         if isinstance(value, bool) or not isinstance(value, int if self.kind == "int" else (int, float)):
             return False
-        if self.kind == "float" and self.finite and not math.isfinite(value):
+        if self.finite and not math.isfinite(value):
             return False
         if math.isnan(value):
             return False
@@ -196,10 +210,14 @@ def option(default: Any = None, **declaration: Any) -> Any:
     """A dataclass field declared as an option: ``content_weight: float = option(1.0, flag=..., ...)``.
 
     Args:
-        default: The default value (immutable: a number, a string, a tuple or ``None``).
+        default: The default value: a number, a string, a tuple or ``None``; or a dict (of a ``pairs``
+            option), of which each instance gets its own copy.
         **declaration: The :class:`Option`'s attributes.
     """
-    return dataclasses.field(default=default, metadata={_METADATA_KEY: Option(**declaration)})
+    metadata = {_METADATA_KEY: Option(**declaration)}
+    if isinstance(default, dict):
+        return dataclasses.field(default_factory=lambda: dict(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def declared(cls: Any) -> Iterator[tuple[dataclasses.Field[Any], Option]]:
@@ -211,9 +229,9 @@ def declared(cls: Any) -> Iterator[tuple[dataclasses.Field[Any], Option]]:
 
 def shown_default(option: Option, default: Any) -> str:
     """The default as ``--help`` and the docs show it: ``1`` for 1.0, ``relu1_1,relu2_1`` for a tuple,
-    :attr:`Option.none` (or :attr:`Option.none_word`) for ``None``, ``on``/``off`` for a flag, "" for
-    no default."""
-    if default is None:
+    ``KEY=VALUE,...`` for pairs, :attr:`Option.none` (or :attr:`Option.none_word`) for ``None`` or no
+    pairs, ``on``/``off`` for a flag, "" for no default."""
+    if default is None or default == {}:
         return option.none or option.none_word
     if isinstance(default, bool):
         return "on" if default else "off"
@@ -221,6 +239,8 @@ def shown_default(option: Option, default: Any) -> str:
         return f"{default:g}"
     if isinstance(default, (tuple, list)):
         return ",".join(map(str, default))
+    if isinstance(default, dict):
+        return ",".join(f"{key}={value:g}" for key, value in default.items())
     return str(default)
 
 
@@ -268,15 +288,24 @@ def _cell(text: str) -> str:
 
 def markdown_table(cls: Any) -> str:
     """The docs' options table of the configuration dataclass ``cls``: one row per declared option,
-    ``| option | default | meaning |``, in declaration order (ends with a newline)."""
-    rows = ["| option | default | meaning |", "|---|---|---|"]
+    ``| option | default | meaning |``, in declaration order (ends with a newline); where any option
+    says where its default comes from (:attr:`Option.origin`), a fourth column says so for each."""
+    origins = any(declaration.origin for _, declaration in declared(cls))
+    columns = ["option", "default", "meaning", *(["where the default comes from"] if origins else [])]
+    rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    defaults = cls()
     for field, declaration in declared(cls):
         flag = declaration.flag
         if declaration.negatable:
             flag += f"/--no-{flag[2:]}"
         metavar = declaration.shown_metavar
         name = f"`{flag} {metavar}`" if metavar else f"`{flag}`"
-        default = shown_default(declaration, field.default) or "—"
-        meaning = declaration.doc or declaration.help
-        rows.append(f"| {_cell(name)} | {_cell(default)} | {_cell(meaning)} |")
+        default = shown_default(declaration, getattr(defaults, field.name)) or "—"
+        cells = [
+            name,
+            default,
+            declaration.doc or declaration.help,
+            *([declaration.origin] if origins else []),
+        ]
+        rows.append("| " + " | ".join(map(_cell, cells)) + " |")
     return "\n".join(rows) + "\n"

@@ -1,7 +1,8 @@
 """Options declared once: the click options, the checks and the docs' tables are the declarations'.
 
-Every option of a transfer (``TransferConfig``), its guidance (``GuidanceConfig``) and a video
-(``VideoConfig``) is a declared dataclass field; these tests hold each thing made from the
+Every option of a transfer (``TransferConfig``), its guidance (``GuidanceConfig``), a video
+(``VideoConfig``), ``make-dataset`` (``DatasetConfig``), ``train-attrs`` (``TrainConfig``) and
+``score`` (``ScoreConfig``) is a declared dataclass field; these tests hold each thing made from the
 declarations equal to them, and the guidance options out of the transfer's configuration.
 """
 
@@ -18,7 +19,14 @@ from _helpers import invoke, one_line_error, write_samples
 
 from styleforge.cli import cli
 from styleforge.cli.flags import from_flags
-from styleforge.config import GUIDANCE_KEYS, TransferConfig, VideoConfig
+from styleforge.config import (
+    GUIDANCE_KEYS,
+    DatasetConfig,
+    ScoreConfig,
+    TrainConfig,
+    TransferConfig,
+    VideoConfig,
+)
 from styleforge.errors import InvalidParameter
 from styleforge.guidance.config import GuidanceConfig
 from styleforge.option import declared, shown_default
@@ -29,6 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {
     "transfer": (TransferConfig, GuidanceConfig),
     "video": (TransferConfig, VideoConfig),
+    "make-dataset": (DatasetConfig,),
+    "train-attrs": (TrainConfig,),
+    "score": (ScoreConfig,),
 }
 
 
@@ -49,7 +60,7 @@ def test_each_click_option_is_its_declaration(command: str) -> None:
             assert param.secondary_opts == (
                 [f"--no-{declaration.flag[2:]}"] if declaration.negatable else []
             ), field.name
-            assert param.multiple == (declaration.kind == "items"), field.name
+            assert param.multiple == (declaration.kind in ("items", "pairs")), field.name
             record = param.get_help_record(ctx)
             assert record is not None
             names, text = record
@@ -57,7 +68,7 @@ def test_each_click_option_is_its_declaration(command: str) -> None:
             if declaration.shown_metavar:
                 assert names == f"{declaration.flag} {declaration.shown_metavar}", field.name
             default = getattr(defaults, field.name)
-            if default is None and shown_default(declaration, default):  # "per optimiser", "auto"
+            if (default is None or default == {}) and shown_default(declaration, default):  # "auto"
                 assert text.endswith(f"[default: {shown_default(declaration, default)}]"), field.name
             elif not (default is None or default == () or default is False) or declaration.negatable:
                 assert "[default: " in text, field.name  # click shows the value itself
@@ -75,14 +86,17 @@ def test_no_command_declares_a_configuration_option_by_hand() -> None:
         assert fields == {f.name for cls in classes for f in dataclasses.fields(cls)}  # all declared
         options = {p.name for p in cli.commands[command].params if isinstance(p, click.Option)}
         assert fields <= options
-    every = [o.flag for cls in (TransferConfig, GuidanceConfig, VideoConfig) for _, o in declared(cls)]
-    assert len(every) == len(set(every))
+        every = [o.flag for cls in classes for _, o in declared(cls)]
+        assert len(every) == len(set(every)), command
 
 
 #: Each command's arguments before the option (files that need not exist).
 BASE = {
     "transfer": ("transfer", "c.jpg", "--style", "s.jpg", "-o", "o.png"),
     "video": ("video", "clip.mp4", "--style", "s.jpg", "-o", "out.mp4"),
+    "make-dataset": ("make-dataset", "set"),
+    "train-attrs": ("train-attrs", "--data", "data", "-o", "run"),
+    "score": ("score", "run", "a.png"),
 }
 
 
@@ -104,14 +118,43 @@ BAD = [
     ("--content-layers", ",", "''", "at least one layer name"),
     ("--attr-weight", "-2", "-2.0", "a finite number >= 0"),
 ]
+#: The same for the attribute network's commands.
+BAD_ATTRIBUTES = [
+    ("make-dataset", "--count", "0", "0", "a whole number >= 1"),
+    ("make-dataset", "--seed", "-1", "-1", "a whole number >= 0"),
+    ("make-dataset", "--size", "8", "8", "a whole number of pixels >= 16"),
+    ("train-attrs", "--backbone", "nope", "'nope'", "one of: resnet50, resnet18, vgg19, vgg16"),
+    ("train-attrs", "--size", "16", "16", "a whole number >= 32"),
+    ("train-attrs", "--trunk", "-1", "-1", "a whole number >= 0"),
+    ("train-attrs", "--workers", "-1", "-1", "a whole number >= 0"),
+    ("train-attrs", "--backbone-lr-scale", "-1", "-1.0", "a finite number >= 0"),
+    ("train-attrs", "--huber-delta", "0", "0.0", "a finite number > 0"),
+    ("train-attrs", "--lr", "0", "0.0", "a finite number > 0"),
+    ("train-attrs", "--label-smoothing", "1", "1.0", "a number from 0 up to (not including) 1"),
+    ("train-attrs", "--plateau-factor", "1", "1.0", "a number between 0 and 1"),
+    ("train-attrs", "--val-split", "1", "1.0", "a share from 0 up to (not including) 1"),
+    ("train-attrs", "--divergence-factor", "1", "1.0", "a number > 1 (inf disables the ratio check)"),
+    ("train-attrs", "--lr-schedule", "steps", "'steps'", "one of: none, cosine, plateau"),
+    (
+        "train-attrs",
+        "--loss-weight",
+        "contrast",
+        "'contrast'",
+        "KEY=WEIGHT (e.g. categorical=0.7 or contrast=2)",
+    ),
+    ("score", "--batch-size", "0", "0", "a whole number >= 1"),
+    ("score", "--format", "xml", "'xml'", "one of: table, json, csv"),
+]
 
 
-@pytest.mark.parametrize("flag, value, shown, valid", BAD)
+@pytest.mark.parametrize(
+    "command, flag, value, shown, valid", [("transfer", *b) for b in BAD] + BAD_ATTRIBUTES
+)
 def test_an_out_of_range_value_names_the_flag_the_value_and_what_is_valid(
-    flag: str, value: str, shown: str, valid: str
+    command: str, flag: str, value: str, shown: str, valid: str
 ) -> None:
     """The files need not exist: the options are checked before any input is opened."""
-    line = one_line_error(invoke(*BASE["transfer"], flag, value))
+    line = one_line_error(invoke(*BASE[command], flag, value))
     assert line == f"error: {flag}: {shown} is not valid; expected {valid}"
 
 
@@ -135,6 +178,14 @@ def test_an_out_of_range_value_names_the_flag_the_value_and_what_is_valid(
             "--frame-iterations: 0 is not valid; expected a whole number >= 1",
         ),
         ("video", "--fps", "0", "--fps: 0.0 is not valid; expected a finite number > 0"),
+        # one number of a KEY=NUMBER option, named by its key; a rule between two options
+        (
+            "train-attrs",
+            "--loss-weight",
+            "contrast=-1",
+            "--loss-weight contrast: '-1' is not valid; expected a finite number >= 0",
+        ),
+        ("train-attrs", "--augment", "standard", "--augment: 'standard' is not valid; expected none"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_flag(command: str, flag: str, value: str, expected: str) -> None:
@@ -156,6 +207,42 @@ def test_the_python_api_gets_the_same_checks() -> None:
     with pytest.raises(InvalidParameter, match="--tile-overlap: 40 is not valid; expected less than half"):
         TransferConfig(tile="64", tile_overlap=40).validate()  # a rule between two options
     TransferConfig(tile=512, scales=None, divergence_factor=float("inf")).validate()
+    with pytest.raises(
+        InvalidParameter, match=r"^--loss-weight contrast: -1 is not valid; expected a finite"
+    ):
+        TrainConfig(loss_weights={"contrast": -1}).validate()
+    with pytest.raises(InvalidParameter, match=r"^--loss-weight: 'x' is not valid; expected KEY=WEIGHT"):
+        TrainConfig(loss_weights="x").validate()  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameter, match=r"^--test-split: 0.5 is not valid; expected a share that"):
+        TrainConfig(val_split=0.6, test_split=0.5).validate()  # a rule between two options
+    with pytest.raises(
+        InvalidParameter, match=r"^--batch-size: 0 is not valid; expected a whole number >= 1$"
+    ):
+        ScoreConfig(batch_size=0).validate()
+    TrainConfig(
+        lr=0.5, workers=0, loss_weights={"categorical": 0.7}, divergence_factor=float("inf")
+    ).validate()
+    ScoreConfig(format="csv").validate()
+    assert TrainConfig().loss_weights is not TrainConfig().loss_weights  # each its own
+
+
+def test_resume_checks_the_options_given_before_reading_the_run(tmp_path: Path) -> None:
+    """Each option given is checked as declared (the run folder need not exist); the rules between
+    options wait for the saved run's values (its --finetune may allow --augment standard)."""
+    line = one_line_error(invoke("train-attrs", "-o", tmp_path / "run", "--resume", "--size", "8"))
+    assert line == "error: --size: 8 is not valid; expected a whole number >= 32"
+    line = one_line_error(invoke("train-attrs", "-o", tmp_path / "run", "--resume", "--augment", "standard"))
+    assert line.startswith("error: --resume: ") and "has no resume.pt" in line
+
+
+def test_the_training_configuration_round_trips_through_json() -> None:
+    """``model.json`` keeps it; older runs without the trunk or feature_norm read as they trained."""
+    config = TrainConfig(loss_weights={"categorical": 0.7}, lr=0.5, divergence_factor=float("inf"))
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    old = {k: v for k, v in TrainConfig().to_dict().items() if k not in ("trunk", "feature_norm")}
+    assert (TrainConfig.from_dict(old).trunk, TrainConfig.from_dict(old).feature_norm) == (0, "l2")
+    with pytest.raises(InvalidParameter, match="config key: 'trunks' is not valid; expected one of"):
+        TrainConfig.from_dict({"trunks": 2})
 
 
 def _docs_script():
@@ -177,9 +264,14 @@ def test_the_docs_tables_are_the_declarations() -> None:
         assert script.render(text) == text, f"{page}: run python docs/make_option_tables.py"
         marked += script.marked(text)
     assert sorted(marked) == sorted(script.TABLES)
-    transfer = (ROOT / "docs" / "transfer.md").read_text()
-    for _, declaration in declared(TransferConfig):
-        assert f"| `{declaration.flag}" in transfer, declaration.flag
+    for page, classes in (
+        ("transfer.md", (TransferConfig, GuidanceConfig)),
+        ("attributes.md", (DatasetConfig, TrainConfig, ScoreConfig)),
+    ):
+        text = (ROOT / "docs" / page).read_text()
+        for cls in classes:
+            for _, declaration in declared(cls):
+                assert f"| `{declaration.flag}" in text, (page, declaration.flag)
 
 
 def test_the_docs_table_changes_with_a_declaration() -> None:
@@ -189,6 +281,11 @@ def test_the_docs_table_changes_with_a_declaration() -> None:
     assert "stale" not in table
     assert "| `--temporal-weight` | 30 | Weight of the temporal term" in table
     assert "| `--fps` | the input video's; 24 for a folder of frames | Output frame rate. |" in table
+    # where an option says where its default comes from, the table has a column for it
+    table = script.render(text.replace("video", "train-attrs"))
+    assert table.splitlines()[1] == "| option | default | meaning | where the default comes from |"
+    assert "| `--loss-weight KEY=W` | every term 1 | " in table
+    assert "| Keras's default; ACAN's final run: `categorical=0.7` |" in table
 
 
 def test_the_transfer_configuration_has_no_guidance_options() -> None:

@@ -18,7 +18,7 @@ rescale the terms automatically (:func:`build_loss`):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -32,23 +32,7 @@ from .kinds import CategoricalAttribute, NumericAttribute
 from .labels import label_mask
 from .schema import Schema
 
-__all__ = ["parse_loss_weights", "head_weights", "HeadLoss", "build_loss"]
-
-
-def parse_loss_weights(items: Iterable[str]) -> dict[str, float]:
-    """Parses repeated ``--loss-weight KEY=W`` values (later ones win).
-
-    Raises:
-        InvalidParameter: Not ``KEY=W``, or W not a finite number >= 0.
-    """
-    out: dict[str, float] = {}
-    for item in items:
-        key, sep, value = str(item).partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InvalidParameter("--loss-weight", item, "KEY=WEIGHT, e.g. categorical=0.7 or contrast=2")
-        out[key] = validate_weight(key, value.strip(), param="--loss-weight")
-    return out
+__all__ = ["head_weights", "HeadLoss", "build_loss"]
 
 
 def head_weights(schema: Schema, loss_weights: Mapping[str, float]) -> dict[str, float]:

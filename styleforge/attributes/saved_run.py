@@ -21,6 +21,7 @@ import torch
 from ..config import TrainConfig
 from ..errors import InputFileError, InvalidParameter, shown
 from ..files import write_atomic
+from ..option import declared
 from ..report import plot_panels, write_history
 from .kinds import CategoricalAttribute
 from .model import MODEL_JSON, read_model_json
@@ -109,7 +110,8 @@ def resolve_config(
 
 
 def _flag(name: str) -> str:
-    return "--loss-weight" if name == "loss_weights" else "--" + name.replace("_", "-")
+    """The flag of the option ``name`` (``--loss-weight`` for ``loss_weights``), as declared."""
+    return next(o.flag for f, o in declared(TrainConfig) if f.name == name)
 
 
 def _as_saved(name: str, value: Any) -> str:

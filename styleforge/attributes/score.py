@@ -27,11 +27,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import FEATURE_NORMS
+from ..config import FEATURE_NORMS, ScoreConfig
 from ..device import resolve_device
 from ..engine.events import Callback, Notice, TaskProgress, emit
 from ..engine.interrupt import Interrupt, watch
-from ..errors import InputFileError, InvalidParameter, shown
+from ..errors import InputFileError, shown
 from ..images import IMAGE_EXTENSIONS, find_images, load_image
 from ..nets.vgg import IMAGENET_MEAN, IMAGENET_STD
 from .kinds import CategoricalAttribute, NumericAttribute
@@ -480,8 +480,7 @@ def _scoring_model(
 ) -> LoadedModel:
     """The model :func:`score_images` scores with, after checking ``batch_size`` and that a batch at
     the model's size fits in memory (before any image is decoded)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidParameter("--batch-size", batch_size, "a whole number >= 1")
+    ScoreConfig(batch_size=batch_size).check()
     if isinstance(model_dir_or_loaded, LoadedModel):
         model = model_dir_or_loaded
     else:

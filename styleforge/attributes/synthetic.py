@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, PngImagePlugin
 
+from ..config import DatasetConfig
 from ..errors import InvalidParameter, StyleforgeError
 from ..files import IMAGE_EXTENSIONS, write_atomic
 from ..machine import check_fits, cpu_memory_available
@@ -389,10 +390,20 @@ def _place_free(
 # One composition
 
 
-def _check_size(size: object) -> int:
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 16:
-        raise InvalidParameter("--size", size, "a whole number of pixels >= 16")
-    return int(size)
+def _checked(**options: object) -> DatasetConfig:
+    """``make-dataset``'s options (NumPy's whole numbers too) as its configuration, each checked as
+    declared; those not given are the defaults.
+
+    Raises:
+        InvalidParameter: The first invalid option, named as on the command line.
+    """
+    whole = {
+        k: int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
+        for k, v in options.items()
+    }
+    config = DatasetConfig(**whole)  # type: ignore[arg-type]
+    config.check()
+    return config
 
 
 def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[str, float | str]]:
@@ -410,7 +421,7 @@ def make_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict[s
     Raises:
         InvalidParameter: If ``size`` is not a whole number >= 16 (``--size``).
     """
-    size = _check_size(size)
+    size = _checked(size=size).size
     plan = _plan(rng, size)
     # Sizes: radii between r_low and r_high = r_low * 2**spread.
     r_low = rng.uniform(_RADIUS_RANGE[0], _RADIUS_RANGE[1] / 2.0**plan.spread) * size
@@ -821,12 +832,8 @@ def write_dataset(
         StyleforgeError: An image could not be written (disk full); the CSV then lists the ones
             before it, and the message says so.
     """
-    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
-        raise InvalidParameter("--count", count, "a whole number >= 1")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise InvalidParameter("--seed", seed, "a whole number >= 0")
-    size = _check_size(size)
-    count, seed = int(count), int(seed)
+    config = _checked(count=count, seed=seed, size=size)
+    count, seed, size = config.count, config.seed, config.size
     out_dir = Path(out_dir)
     stale = _check_folder(out_dir, overwrite)
     check_fits(

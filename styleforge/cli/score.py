@@ -5,28 +5,21 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ..config import ScoreConfig
 from ..files import check_not_input, check_writable
 from .base import Outputs, stop_flag, stopped, stopped_words
+from .flags import click_options, from_flags, with_options
 
 __all__ = ["score_command"]
-
-_S = ScoreConfig()
 
 
 @click.command("score")
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default=None,
-    help=f"Output format [default: from -o's extension (.json, .csv), else {_S.format}].",
-)
 @click.option(
     "-o",
     "--output",
@@ -34,18 +27,8 @@ _S = ScoreConfig()
     default=None,
     help="Write the scores to this file (atomically) instead of stdout.",
 )
-@click.option(
-    "--batch-size", type=int, default=_S.batch_size, show_default=True, help="Images per forward pass."
-)
-@click.option("--device", default=_S.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-def score_command(
-    model_dir: Path,
-    images: Sequence[Path],
-    fmt: str | None,
-    output: Path | None,
-    batch_size: int,
-    device: str,
-) -> None:
+@with_options(click_options(ScoreConfig))
+def score_command(model_dir: Path, images: Sequence[Path], output: Path | None, **options: Any) -> None:
     """Rate IMAGES (files, or folders walked for image files) with the attribute network in MODEL_DIR.
 
     Numeric attributes on their label scale; for each categorical one the predicted class, its
@@ -56,18 +39,13 @@ def score_command(
       styleforge score runs/base out/guided.png
       styleforge score runs/base photos/ --format csv -o scores.csv
     """
+    config = from_flags(ScoreConfig, options)  # the options' checks need no torch: they come first
     from ..attributes.score import open_model, score_images
     from ..attributes.score_format import format_scores
     from ..device import resolve_device
     from ..files import write_with_fallback
     from .display import TrainDisplay
 
-    if fmt is None:
-        fmt = (
-            {".json": "json", ".csv": "csv"}.get(output.suffix.lower(), _S.format)
-            if output is not None
-            else _S.format
-        )
     if output is not None and output.is_dir():
         raise click.BadParameter(f"{str(output)!r} is a folder; expected a file path", param_hint="'-o'")
     if output is not None:
@@ -77,12 +55,12 @@ def score_command(
         check_not_input(output, [("image", path) for path, _ in find_images(images)])
     display = TrainDisplay()
     flag = stop_flag()
-    model = open_model(model_dir, device=resolve_device(device), callbacks=[display])
+    model = open_model(model_dir, device=resolve_device(config.device), callbacks=[display])
     try:
-        scores = score_images(model, images, batch_size=batch_size, callbacks=[display])
+        scores = score_images(model, images, batch_size=config.batch_size, callbacks=[display])
     finally:
         display.close()
-    text = format_scores(scores, fmt, model.net.schema, model=model_dir)
+    text = format_scores(scores, config.resolved_format(output), model.net.schema, model=model_dir)
     outputs = Outputs()
     with flag.keeping():  # a signal now waits for the scores to be written
         if output is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -351,16 +350,12 @@ def sweep_train_attrs(
     import csv as _csv
 
     from ..attributes.labels import read_labels
-    from ..attributes.losses import head_weights, parse_loss_weights
+    from ..attributes.losses import head_weights
     from ..attributes.schema import ACAN_SCHEMA, load_schema
     from ..report import plot_panels
 
     def check(params: dict[str, Any]) -> None:
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        options = {k: v for k, v in params.items() if k in fields}
-        options["loss_weights"] = parse_loss_weights(params.get("loss_weight") or ())
-        config = TrainConfig(**options)
-        config.validate()
+        config = from_flags(TrainConfig, params)
         schema = load_schema(config.schema) if config.schema else ACAN_SCHEMA
         head_weights(schema, config.loss_weights)
         if params.get("data") is not None:  # the labels CSV, checked whole (the images are opened by the run)

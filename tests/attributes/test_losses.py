@@ -11,12 +11,19 @@ from _attr_helpers import SMALL
 from _attr_helpers import small_batch as _batch
 
 from styleforge.attributes.kinds import NumericAttribute
-from styleforge.attributes.losses import HeadLoss, build_loss, head_weights, parse_loss_weights
+from styleforge.attributes.losses import HeadLoss, build_loss, head_weights
 from styleforge.attributes.schema import ACAN_SCHEMA, Schema
+from styleforge.cli.flags import from_flags
 from styleforge.config import TrainConfig
 from styleforge.errors import InvalidParameter
 
 # --- loss weights ------------------------------------------------------------------------------------
+
+
+def parse_loss_weights(items: list[str]) -> dict[str, float]:
+    """Repeated ``--loss-weight KEY=W`` values, as the command line parses and checks them (the
+    option's declaration, ``TrainConfig.loss_weights``)."""
+    return from_flags(TrainConfig, {"loss_weights": tuple(items)}).loss_weights
 
 
 def test_loss_weight_keys_kinds_and_names() -> None:
