@@ -3,10 +3,10 @@
 The network and the style statistics are built once (:class:`~styleforge.stylize.run.Stylizer`).
 The first frame is an ordinary transfer (its scales and iterations); every later frame starts from
 the previous output warped by the input's optical flow (and, where the frame shows what was outside
-the previous one, from its own content: :func:`~styleforge.video.flow.start_image`) and runs ``frame_iterations`` at the output
-size with one more term, ``temporal`` (:mod:`.temporal`), as Ruder et al. (2016) do. Each finished
-frame is written at once, as a PNG with its parameters, into the frames folder: that is what
-``resume`` continues from and what a Ctrl-C leaves.
+the previous one, from its own content: :func:`~styleforge.video.flow.start_image`) and runs
+``frame_iterations`` at the output size with one more term, ``temporal`` (:mod:`.temporal`), as
+Ruder et al. (2016) do. Each finished frame is written at once, as a PNG with its parameters, into
+the frames folder: that is what ``resume`` continues from and what a Ctrl-C leaves.
 """
 
 from __future__ import annotations
@@ -35,7 +35,16 @@ from .flow import motion, start_image, warp, warping_error
 from .frames import FrameSource, open_frames
 from .temporal import Temporal
 
-__all__ = ["FRAME_NAME", "FrameRecord", "VideoResult", "frame_path", "stylize_video"]
+__all__ = [
+    "FRAME_NAME",
+    "FrameRecord",
+    "VideoResult",
+    "frame_done",
+    "frame_path",
+    "run_differences",
+    "run_signature",
+    "stylize_video",
+]
 
 #: A stylised frame's file name in the frames folder (1-based number).
 FRAME_NAME = "frame_{:05d}.png"
@@ -356,3 +365,10 @@ def _frames(
         metadata={"video": {"run": signature, "frames_done": len(records)}},
         write_error=failed,
     )
+
+
+# What a run split into chunks (styleforge.cluster) shares with this one: the record of what makes a
+# frame, the check of a frame found in the folder, and the options that differ between two records.
+run_signature = _signature
+frame_done = _done
+run_differences = _differences
