@@ -8,6 +8,8 @@ The layers, bottom to top (docs/architecture.md draws them):
     stylize           attributes              the two products, which never import each other
     video             guidance                video: frames held to each other, above stylize;
                                               guidance: attribute terms in a transfer, above both
+    cluster                                   transfers and videos on a Ray cluster's workers, above
+                                              stylize, guidance and video
     cli                                       the click commands: nothing imports them
 """
 
@@ -46,6 +48,7 @@ FORBIDDEN = {
         "styleforge.nets",
         "styleforge.images",
         "styleforge.report",
+        "styleforge.cluster",
     ),
     "styleforge.nets": (
         "styleforge.stylize",
@@ -53,12 +56,14 @@ FORBIDDEN = {
         "styleforge.guidance",
         "styleforge.cli",
         "styleforge.engine",
+        "styleforge.cluster",
     ),
     "styleforge.stylize": (
         "styleforge.attributes",
         "styleforge.guidance",
         "styleforge.video",
         "styleforge.cli",
+        "styleforge.cluster",
     ),
     # the style losses sit under the transfer's stages: they read features and nothing of a run
     "styleforge.stylize.losses": (
@@ -79,9 +84,25 @@ FORBIDDEN = {
         "styleforge.guidance",
         "styleforge.video",
         "styleforge.cli",
+        "styleforge.cluster",
     ),
-    "styleforge.guidance": ("styleforge.video", "styleforge.cli"),
-    "styleforge.video": ("styleforge.attributes", "styleforge.guidance", "styleforge.cli"),
+    "styleforge.guidance": ("styleforge.video", "styleforge.cli", "styleforge.cluster"),
+    "styleforge.video": (
+        "styleforge.attributes",
+        "styleforge.guidance",
+        "styleforge.cli",
+        "styleforge.cluster",
+    ),
+    # the cluster runs spread the transfers and videos over Ray's workers: above them, below the CLI
+    "styleforge.cluster": ("styleforge.cli",),
+    # sweep's Ray connection is shared with the cluster runs, which sit far above it
+    "styleforge.sweep": (
+        "styleforge.stylize",
+        "styleforge.guidance",
+        "styleforge.video",
+        "styleforge.cluster",
+        "styleforge.cli",
+    ),
 }
 
 
