@@ -13,6 +13,7 @@ from ..config import COLOR_TRANSFERS, NETWORKS, PRECISIONS, STYLE_LOSSES, STYLE_
 from ..errors import InputFileError, InvalidParameter, NoProgressError
 from ..parsing import parse_optimizer, parse_style
 from .base import Outputs, stop_flag, stopped, stopped_words
+from .cluster import backend_option
 from .options import read_config, read_image_config
 
 __all__ = [
@@ -178,7 +179,8 @@ CONFIG_OPTIONS = [
         default=_T.optimizer,
         show_default=True,
         metavar="NAME[:STEPS][@LR]",
-        help="lbfgs adam adamw sgd momentum nesterov rmsprop adagrad adadelta; repeat for a chain (adam:200 then lbfgs:300).",
+        help="lbfgs adam adamw sgd momentum nesterov rmsprop adagrad adadelta; "
+        "repeat for a chain (adam:200 then lbfgs:300).",
     ),
     click.option(
         "--lr",
@@ -212,7 +214,8 @@ CONFIG_OPTIONS = [
         show_default=True,
         metavar="auto|imagenet|hed|random|PATH",
         help="VGG weights: auto (ImageNet if cached or downloadable, else HED's VGG-16, else random), "
-        "torchvision's ImageNet file, HED's pretrained VGG-16 (from the package registry), seeded random, or a file.",
+        "torchvision's ImageNet file, HED's pretrained VGG-16 (from the package registry), seeded random, "
+        "or a file.",
     ),
     click.option(
         "--network",
@@ -390,7 +393,8 @@ ATTR_OPTIONS = [
         "attrs",
         multiple=True,
         metavar="NAME=VALUE[:WEIGHT]",
-        help="Attribute target, repeatable: one attr.NAME term each (contrast=9, pri_color=blue, harmony=triadic:2).",
+        help="Attribute target, repeatable: one attr.NAME term each "
+        "(contrast=9, pri_color=blue, harmony=triadic:2).",
     ),
     click.option(
         "--attr-weight",
@@ -403,7 +407,8 @@ ATTR_OPTIONS = [
         "--score-with",
         default=_T.score_with,
         metavar="MODEL_DIR",
-        help="Score the result with this train-attrs network: printed, and stored in the PNG and the history.",
+        help="Score the result with this train-attrs network: printed, "
+        "and stored in the PNG and the history.",
     ),
 ]
 
@@ -486,6 +491,10 @@ def config_option(command: Any) -> Any:
 @click.option(
     "--plot", type=click.Path(path_type=Path), default=None, help="Loss curves per term (log scale), .png."
 )
+@backend_option(
+    "ray: the pictures on a Ray cluster's workers (RAY_ADDRESS, else a local instance), each written as it "
+    "finishes; run again, the finished ones are skipped. Needs styleforge[ray]."
+)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def transfer(
     content: tuple[Path, ...],
@@ -496,6 +505,7 @@ def transfer(
     gif_every: int | None,
     history: Path | None,
     plot: Path | None,
+    backend: str,
     quiet: bool,
     **options: Any,
 ) -> None:
@@ -523,6 +533,13 @@ def transfer(
     if checkpoint_every is not None and checkpoint_every < 1:
         raise InvalidParameter("--checkpoint-every", checkpoint_every, "a whole number >= 1")
     check_inputs(content, styles, config)  # before -o, whose kind (file or folder) depends on what CONTENT is
+    if backend == "ray":
+        from .cluster import transfer_on_cluster
+
+        one_run = {"--history": history, "--plot": plot, "--progress-gif": progress_gif}
+        refused = {"--checkpoint-every": checkpoint_every, **one_run}
+        transfer_on_cluster(content, styles, output, config, quiet=quiet, refused=refused)
+        return
     if len(content) > 1 or content[0].is_dir():
         for name, value in (("--history", history), ("--plot", plot), ("--progress-gif", progress_gif)):
             if value is not None:
@@ -638,20 +655,14 @@ def _outputs_for(paths: Sequence[str], folder: Path) -> list[Path]:
     return list(outs)
 
 
-def _transfer_many(
-    content: Sequence[Path],
-    styles: Sequence[str],
-    output: Path,
-    config: TransferConfig,
-    checkpoint_every: int | None,
-    quiet: bool,
-) -> None:
-    """Several content images (files and folders) into the folder ``output``, one after the other."""
+def many_outputs(
+    content: Sequence[Path], styles: Sequence[str], output: Path, config: TransferConfig
+) -> tuple[list[str], list[Path]]:
+    """The content images CONTENT names (files, folders walked) and the output of each in the folder
+    ``output`` (``<name>.png``), checked before any work: no image output, no two images with one
+    output, no output that is an input, a folder that takes a file."""
     from ..files import check_not_input, check_writable
-    from ..guidance.run import transfer_each
     from ..images import IMAGE_EXTENSIONS, find_images
-    from ..report import CheckpointWriter
-    from .display import ProgressDisplay
 
     found = find_images(content)
     for path, problem in found:
@@ -669,6 +680,23 @@ def _transfer_many(
     for out in outs:  # a folder of photos written into itself would lose them
         check_not_input(out, inputs)
     check_writable(outs[0], param="-o")
+    return paths, outs
+
+
+def _transfer_many(
+    content: Sequence[Path],
+    styles: Sequence[str],
+    output: Path,
+    config: TransferConfig,
+    checkpoint_every: int | None,
+    quiet: bool,
+) -> None:
+    """Several content images (files and folders) into the folder ``output``, one after the other."""
+    from ..guidance.run import transfer_each
+    from ..report import CheckpointWriter
+    from .display import ProgressDisplay
+
+    paths, outs = many_outputs(content, styles, output, config)
     display = ProgressDisplay(quiet=quiet)
     writers = (
         {
@@ -745,7 +773,8 @@ def _transfer_many(
         stopped(flag)
     if skipped:
         click.echo(
-            f"error: {len(skipped)} of {len(paths)} image(s) were not written: {', '.join(map(str, skipped))}",
+            f"error: {len(skipped)} of {len(paths)} image(s) were not written: "
+            f"{', '.join(map(str, skipped))}",
             err=True,
         )
         sys.exit(1)

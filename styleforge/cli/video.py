@@ -13,6 +13,7 @@ from ..config import DEFAULT_FPS, VideoConfig
 from ..errors import InvalidParameter
 from ..parsing import parse_style
 from .base import Outputs, stop_flag, stopped, stopped_words
+from .cluster import backend_option, video_runner
 from .transfer import CONFIG_OPTIONS, check_inputs, config_option, style_option, transfer_config, with_options
 
 __all__ = ["video"]
@@ -80,6 +81,10 @@ def _folders(output: Path) -> tuple[Path, Path | None]:
     default=None,
     help="One row per frame (seconds, flicker, every term), .csv or .json.",
 )
+@backend_option(
+    "ray: the clip in chunks on a Ray cluster's workers (RAY_ADDRESS, else a local instance), cut at scene "
+    "cuts or overlapping, joined in order. Needs styleforge[ray]."
+)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def video(
     input_path: Path,
@@ -91,6 +96,7 @@ def video(
     resume: bool,
     keep_frames: bool,
     history: Path | None,
+    backend: str,
     quiet: bool,
     **options: Any,
 ) -> None:
@@ -119,7 +125,7 @@ def video(
     from ..files import check_not_input, check_writable
     from ..report import check_history_path, write_history
     from ..video.frames import check_video_output, open_frames, write_video
-    from ..video.run import FRAME_NAME, stylize_video
+    from ..video.run import FRAME_NAME
     from .display import VideoDisplay
 
     source = open_frames(input_path)
@@ -142,7 +148,7 @@ def video(
     display = VideoDisplay(quiet=quiet)
     flag = stop_flag()
     try:
-        result = stylize_video(
+        result = video_runner(backend)(
             source, list(styles), config, settings, folder=folder, resume=resume, callbacks=[display]
         )
     finally:
