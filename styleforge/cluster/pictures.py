@@ -166,6 +166,7 @@ def transfer_pictures(
     config: TransferConfig | None = None,
     *,
     workers: int | None = None,
+    cpus_per_worker: int = 1,
     callbacks: Sequence[Callback] = (),
     interrupt: Any = None,
     **options: Any,
@@ -180,8 +181,11 @@ def transfer_pictures(
         styles: As :func:`styleforge.transfer`'s.
         config: Options; ``None`` for the defaults. ``device="auto"`` takes a worker's GPU where the
             cluster has GPUs (one worker per GPU), else its CPU (one worker per core).
-        workers: How many workers (default: one per GPU, else one per CPU core of the cluster; never
-            more than the pictures).
+        workers: How many workers (default: one per GPU, else one per ``cpus_per_worker`` CPU cores
+            of the cluster; never more than the pictures).
+        cpus_per_worker: CPU cores, and torch threads, of each worker. A picture's pixels depend on the
+            threads its sums were split over: a worker with the threads of a local run (and the same
+            precision) gives that run's pixels.
         callbacks: Receive :class:`PictureProgress` and the workers' notices and downloads.
         interrupt: The caller's flag (:func:`~styleforge.signals.stop_signals`); ``None``: this call
             installs its own. A stop asks every busy worker to stop: each picture in progress comes
@@ -220,7 +224,7 @@ def transfer_pictures(
             else:
                 relay(event.event)
 
-        pool = Pool(ray, plan_workers(ray, config.device, len(pictures), workers))
+        pool = Pool(ray, plan_workers(ray, config.device, len(pictures), workers, cpus_per_worker))
         try:
             for finished in run_jobs(
                 pool,

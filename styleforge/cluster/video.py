@@ -48,7 +48,17 @@ from ..video.run import (
     stylize_video,
 )
 from .chunks import OVERLAP, Chunk, chunk_length, covering, plan_chunks, scene_cuts
-from .workers import Failure, JobEvent, Pool, WorkerContext, notices_once, plan_workers, ray_session, run_jobs
+from .workers import (
+    Failure,
+    JobEvent,
+    Pool,
+    WorkerContext,
+    WorkerPlan,
+    notices_once,
+    plan_workers,
+    ray_session,
+    run_jobs,
+)
 
 __all__ = ["WORK", "FrameRange", "chunk_source", "stylize_video_on_cluster"]
 
@@ -266,6 +276,7 @@ def stylize_video_on_cluster(
     callbacks: Sequence[Callback] = (),
     interrupt: Any = None,
     workers: int | None = None,
+    cpus_per_worker: int = 1,
     chunk_frames: int | None = None,
     overlap: int = OVERLAP,
 ) -> VideoResult:
@@ -280,7 +291,9 @@ def stylize_video_on_cluster(
             frames and its chunks' frames) and do the rest, with that run's chunks.
         interrupt: As :func:`~styleforge.video.run.stylize_video`'s: a stop ends every chunk in progress
             after its current frame; the frames finished are kept and joined where they can be.
-        workers: How many workers (default: one per GPU of the cluster, else one per CPU core).
+        workers: How many workers (default: one per GPU of the cluster, else one per
+            ``cpus_per_worker`` CPU cores).
+        cpus_per_worker: CPU cores, and torch threads, of each worker.
         chunk_frames: The longest chunk (default: about one per worker within a scene, between
             ``3 × overlap`` and :data:`~.chunks.MAX_CHUNK` frames).
         overlap: Frames two chunks of one scene share (faded from one to the other).
@@ -314,7 +327,7 @@ def stylize_video_on_cluster(
     with ray_session() as ray, watch(interrupt) as flag:
         chunks = _resumed_chunks(folder, base) if resume else None
         if chunks is None:
-            count = plan_workers(ray, config.device, source.count, workers).count
+            count = plan_workers(ray, config.device, source.count, workers, cpus_per_worker).count
             length = chunk_frames or chunk_length(source.count, count, overlap)
             chunks = plan_chunks(source.count, scene_cuts(frame.rgb for frame in source), length, overlap)
         signature = {**base, "chunks": [c.to_list() for c in chunks]}
@@ -334,11 +347,10 @@ def stylize_video_on_cluster(
             and not all(n in join.done for n in range(chunk.first, chunk.last + 1))
         ]
         failed = join.write(range(1, source.count + 1), flag)  # what earlier runs' chunks finished
+        plan = plan_workers(ray, config.device, max(1, len(todo)), workers, cpus_per_worker)
         ran, problems = _run_chunks(
-            ray, join, todo, source, specs, config, video, workers, callbacks, flag, failed
+            ray, join, todo, source, specs, config, video, plan, callbacks, flag, failed
         )
-    if problems.write_error is None and failed is not None:
-        problems.write_error = failed
     if problems.fatal is not None:
         raise problems.fatal.error()
     records = _records(join, ran, source, config)
@@ -379,7 +391,7 @@ def _run_chunks(
     specs: list[StyleSpec],
     config: TransferConfig,
     video: VideoConfig,
-    workers: int | None,
+    plan: WorkerPlan,
     callbacks: Sequence[Callback],
     flag: Any,
     failed: OutputWriteError | None,
@@ -412,7 +424,7 @@ def _run_chunks(
             ),
         )
 
-    pool = Pool(ray, plan_workers(ray, config.device, len(todo), workers))
+    pool = Pool(ray, plan)
     try:
         for finished in run_jobs(
             pool,

@@ -167,14 +167,20 @@ class Worker:
         cwd: The driver's working folder: the worker reads relative paths from there (where the node
             has it).
         relay: The relay actor.
-        resources: What one worker takes (``{"CPU": 1}``, ``{"CPU": 1, "GPU": 1}``): the memory checks of
-            its jobs count on its share of the node's memory (as a sweep's cells do).
+        resources: What one worker takes (``{"CPU": 1}``, ``{"CPU": 1, "GPU": 1}``): its torch threads
+            (one per CPU), and the share of the node's memory its jobs' memory checks count on (as a
+            sweep's cells do).
     """
 
     def __init__(self, cwd: str, relay: Any, resources: dict[str, float]) -> None:
+        import torch
+
         if os.path.isdir(cwd):
             os.chdir(cwd)
         os.environ[PROCESSES_ENV] = str(_workers_on_this_node(resources))
+        # One torch thread per CPU the worker holds (Ray's OMP_NUM_THREADS may be a pre-started
+        # process's 1): a picture's pixels depend on how its sums are split over threads.
+        torch.set_num_threads(max(1, int(resources.get("CPU", 1))))
         self.context = WorkerContext(relay)
 
     def stop(self) -> None:
@@ -223,20 +229,24 @@ class WorkerPlan:
         return f"{self.count} worker{'s' if self.count != 1 else ''}, {each} each"
 
 
-def plan_workers(ray: Any, device: str, jobs: int, workers: int | None = None) -> WorkerPlan:
+def plan_workers(
+    ray: Any, device: str, jobs: int, workers: int | None = None, cpus_per_worker: int = 1
+) -> WorkerPlan:
     """One worker per GPU of the cluster when it has GPUs (and ``device`` allows them: not ``cpu`` or
-    ``mps``), else one per CPU core; ``workers`` sets a lower count; never more than ``jobs``.
+    ``mps``), else one per ``cpus_per_worker`` CPU cores (its torch threads); ``workers`` sets a lower
+    count; never more than ``jobs``.
 
     Raises:
-        InvalidParameter: ``workers`` is not a whole number >= 1.
+        InvalidParameter: ``workers`` or ``cpus_per_worker`` is not a whole number >= 1.
     """
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise InvalidParameter("workers", workers, "a whole number >= 1")
+    for name, value in (("workers", workers), ("cpus_per_worker", cpus_per_worker)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InvalidParameter(name, value, "a whole number >= 1")
     have = ray.cluster_resources()
     gpus = int(have.get("GPU", 0)) if device not in ("cpu", "mps") else 0
-    count = gpus if gpus else max(1, int(have.get("CPU", 1)))
+    count = gpus if gpus else max(1, int(have.get("CPU", 1)) // cpus_per_worker)
     # More workers than the cluster has room for would wait for it, and their jobs with them.
-    return WorkerPlan(max(1, min(workers or count, count, jobs)), 1, 1 if gpus else 0)
+    return WorkerPlan(max(1, min(workers or count, count, jobs)), cpus_per_worker, 1 if gpus else 0)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,8 @@ scene cuts the flow finds. No Ray."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +19,9 @@ from styleforge.cluster.chunks import (
     plan_chunks,
     scene_cuts,
 )
+from styleforge.cluster.video import chunk_source
 from styleforge.errors import InvalidParameter
+from styleforge.video.frames import open_frames, write_video
 
 
 def _check_cover(chunks: list[Chunk], frames: int, length: int) -> None:
@@ -77,3 +81,14 @@ def test_the_flow_finds_the_cut_between_two_scenes() -> None:
     frames = [torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in first + second]
     assert scene_cuts(frames) == [7]
     assert scene_cuts(frames[:6]) == []
+
+
+def test_a_chunk_of_a_video_file_is_its_frames(tmp_path: Path) -> None:
+    """ffmpeg seeks to a chunk's first frame: the chunk's frames are those a read from the start gives."""
+    frames = [torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in clip_frames(12, size=(96, 48))]
+    source = open_frames(write_video(tmp_path / "clip.mp4", frames, fps=12))
+    whole = [frame.rgb for frame in source]
+    chunk = chunk_source(source, Chunk(5, 9))
+    assert chunk.count == 5
+    part = [frame.rgb for frame in chunk]
+    assert len(part) == 5 and all(torch.equal(a, b) for a, b in zip(part, whole[4:9]))

@@ -188,3 +188,25 @@ def test_a_missing_ray_is_one_line(
     )
     line = one_line_error(result, code=1)
     assert line == "error: --backend ray: Ray is not installed; pip install 'styleforge[ray]'"
+
+
+def test_a_worker_with_a_local_runs_threads_gives_its_pixels(
+    ray_instance: Any, photos: dict[str, Any], tmp_path: Path
+) -> None:
+    """A sum split over 2 threads rounds otherwise than over 1, and a transfer carries that on: the
+    worker that gives a local run's pixels has that run's threads (and its precision)."""
+    import torch
+
+    from styleforge.cluster import transfer_pictures
+    from styleforge.guidance.run import transfer
+
+    config = TransferConfig(size=32, iterations=20, weights="random", device="cpu", precision="fp32")
+    content, styles = photos["folder"] / "p0.png", [str(photos["style"])]
+    torch.set_num_threads(2)  # the autouse one_thread fixture restores it
+    local = transfer(content, styles, config).image
+    [two] = transfer_pictures([content], [tmp_path / "a.png"], styles, config, cpus_per_worker=2)
+    [one] = transfer_pictures([content], [tmp_path / "b.png"], styles, config)
+    assert two.result is not None and one.result is not None
+    assert torch.equal(two.result.image, local)
+    torch.set_num_threads(1)
+    assert torch.equal(one.result.image, transfer(content, styles, config).image)
