@@ -27,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ from typing import Any
 from .errors import InvalidParameter, ResourceError, StyleforgeError, choice_error
 from .files import write_atomic
 from .machine import PROCESSES_ENV, sharing_processes, usable_cores
-from .signals import Interrupt, exit_code_of, stopped_words, watch
+from .signals import STOP_SIGNALS, Interrupt, exit_code_of, stopped_words, watch
 
 __all__ = [
     "Axis",
@@ -46,6 +47,7 @@ __all__ = [
     "BACKENDS",
     "STATUSES",
     "cell_environment",
+    "connect_ray",
     "parse_grid",
     "plan_cells",
     "run_cells",
@@ -395,16 +397,42 @@ def _run_local(
             flag.on_request.remove(forward)
 
 
-def _run_ray(
-    command: str, cells: Sequence[Cell], out_dir: Path, collect: Callable[[Path], dict[str, Any]]
-) -> list[CellResult]:
+def connect_ray() -> tuple[Any, bool]:
+    """Ray, connected: to the cluster ``RAY_ADDRESS`` names, else to a local instance started here; a
+    connection this process has already made is used as it is.
+
+    ``ray.init`` replaces the SIGTERM handler with an exit; the stop signals' handlers in place
+    before it (:func:`~styleforge.signals.stop_signals`) are put back, so that SIGTERM still stops a
+    run keeping its results.
+
+    Returns:
+        The ``ray`` module, and whether this call connected it (the caller may then shut it down).
+
+    Raises:
+        ResourceError: Ray is not installed (one line, naming the extra to install).
+    """
     try:
         import ray
     except ImportError:
         raise ResourceError("--backend ray: Ray is not installed; pip install 'styleforge[ray]'") from None
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        return ray, False
+    main = threading.current_thread() is threading.main_thread()
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} if main else {}
+    try:
         # RAY_ADDRESS (if set) names an existing cluster; otherwise a local instance starts.
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, ignore_reinit_error=True, log_to_driver=False)
+    finally:
+        for signum, handler in handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+    return ray, True
+
+
+def _run_ray(
+    command: str, cells: Sequence[Cell], out_dir: Path, collect: Callable[[Path], dict[str, Any]]
+) -> list[CellResult]:
+    ray, _ = connect_ray()
     task = ray.remote(run_one)
     return ray.get([task.remote(command, cell, str(out_dir), collect) for cell in cells])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 from PIL import Image
+
+from styleforge.config import TransferConfig
 
 
 def write_image(path: Path, size: tuple[int, int] = (48, 32), seed: int = 0, mode: str = "RGB") -> Path:
@@ -59,6 +62,23 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def tiny_video_config(**changes: object) -> TransferConfig:
+    """A video's transfer options for tests: seeded random VGG-16, 48 px, Adam x 8 from noise, two style
+    layers, on the CPU; ``changes`` override fields."""
+    config = TransferConfig(
+        weights="random",
+        network="vgg16",
+        size=48,
+        optimizer=("adam",),
+        iterations=8,
+        init="noise",
+        device="cpu",
+        content_layers=("relu2_2",),
+        style_layers=("relu1_1", "relu2_1"),
+    )
+    return dataclasses.replace(config, **changes)
 
 
 #: How far the square of :func:`clip_frames` moves per frame, in pixels (to the right).

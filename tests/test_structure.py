@@ -10,6 +10,8 @@ The layers, bottom to top (docs/architecture.md draws them):
                                               guidance: attribute terms in a transfer, above both
     studio                                    the local web app over a transfer's events: above
                                               stylize and guidance, never imports click
+    cluster                                   transfers and videos on a Ray cluster's workers, above
+                                              stylize, guidance and video
     cli                                       the click commands: nothing imports them
 """
 
@@ -53,6 +55,7 @@ FORBIDDEN = {
         "styleforge.nets",
         "styleforge.images",
         "styleforge.report",
+        "styleforge.cluster",
     ),
     "styleforge.nets": (
         "styleforge.studio",
@@ -61,6 +64,7 @@ FORBIDDEN = {
         "styleforge.guidance",
         "styleforge.cli",
         "styleforge.engine",
+        "styleforge.cluster",
     ),
     "styleforge.stylize": (
         "styleforge.studio",
@@ -68,6 +72,7 @@ FORBIDDEN = {
         "styleforge.guidance",
         "styleforge.video",
         "styleforge.cli",
+        "styleforge.cluster",
     ),
     # the style losses sit under the transfer's stages: they read features and nothing of a run
     "styleforge.stylize.losses": (
@@ -89,15 +94,32 @@ FORBIDDEN = {
         "styleforge.guidance",
         "styleforge.video",
         "styleforge.cli",
+        "styleforge.cluster",
     ),
-    "styleforge.guidance": ("styleforge.studio", "styleforge.video", "styleforge.cli"),
+    # the cluster runs spread the transfers and videos over Ray's workers: above them, below the CLI
+    "styleforge.cluster": ("styleforge.cli",),
+    # sweep's Ray connection is shared with the cluster runs, which sit far above it
+    "styleforge.sweep": (
+        "styleforge.stylize",
+        "styleforge.guidance",
+        "styleforge.video",
+        "styleforge.cluster",
+        "styleforge.cli",
+    ),
+    "styleforge.guidance": ("styleforge.studio", "styleforge.video", "styleforge.cli", "styleforge.cluster"),
     "styleforge.video": (
         "styleforge.studio",
         "styleforge.attributes",
         "styleforge.guidance",
         "styleforge.cli",
+        "styleforge.cluster",
     ),
-    "styleforge.studio": ("styleforge.cli", "styleforge.attributes", "styleforge.video"),
+    "styleforge.studio": (
+        "styleforge.cli",
+        "styleforge.attributes",
+        "styleforge.video",
+        "styleforge.cluster",
+    ),
 }
 
 

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
+from _helpers import stop_signals_as_at_start  # noqa: F401  (a fixture)
 from click.testing import CliRunner
 from PIL import Image
 
@@ -348,3 +349,29 @@ def test_every_local_cell_gets_that_environment(
     assert len(seen) == 2 and all(
         env[PROCESSES_ENV] == "2" and int(env["OMP_NUM_THREADS"]) >= 1 for env in seen
     )
+
+
+def test_connecting_to_ray_keeps_the_stop_signals_handlers(
+    monkeypatch: pytest.MonkeyPatch,
+    stop_signals_as_at_start: None,
+) -> None:
+    """ray.init replaces SIGTERM's handler with an exit: the one that keeps a run's results is put back."""
+    import signal
+
+    from styleforge.signals import stop_signals
+    from styleforge.sweep import connect_ray
+
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'styleforge[ray]')")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    start = ray.init  # a small local instance, as the other Ray tests start
+    monkeypatch.setattr(ray, "init", lambda **kw: start(num_cpus=1, include_dashboard=False, **kw))
+    with stop_signals(listen=False) as flag:
+        handler = signal.getsignal(signal.SIGTERM)
+        assert getattr(handler, "__self__", None) is flag
+        connected, started = connect_ray()
+        try:
+            assert connected is ray and started and ray.is_initialized()
+            assert signal.getsignal(signal.SIGTERM) == handler
+            assert connect_ray() == (ray, False)  # connected already: as it is
+        finally:
+            ray.shutdown()

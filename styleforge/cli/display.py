@@ -12,7 +12,7 @@ import click
 
 from ..engine import Download, Event, Notice, Progress, StageEnded, StageStarted
 
-__all__ = ["ProgressDisplay", "TrainDisplay", "VideoDisplay", "format_duration"]
+__all__ = ["PicturesDisplay", "ProgressDisplay", "TrainDisplay", "VideoDisplay", "format_duration"]
 
 
 class _Display:
@@ -184,3 +184,43 @@ class VideoDisplay(ProgressDisplay):
             super().show(event)
         elif isinstance(event, StageEnded) and event.reason not in ("completed", "stopped"):
             self._echo(f"frame stage {event.index + 1} {event.reason}: {event.detail}")
+
+
+class PicturesDisplay(ProgressDisplay):
+    """Shows a run of many pictures on a cluster's workers as one display: on a terminal one bar over
+    the pictures, each running one counting by its share of iterations done; the notices and each
+    finished picture's line (:meth:`echo`) above it.
+
+    Args:
+        total: Pictures in the run.
+    """
+
+    def __init__(self, total: int, *, quiet: bool = False, stream: Any = None) -> None:
+        super().__init__(quiet=quiet, stream=stream)
+        self.total, self.finished = total, 0
+        self.running: dict[int, float] = {}
+
+    def show(self, event: Event) -> None:
+        from ..cluster.pictures import PictureProgress
+
+        if isinstance(event, PictureProgress):
+            self.running[event.number] = event.iteration / max(1, event.total_iterations)
+            self._update()
+
+    def done(self, number: int) -> None:
+        """Picture ``number`` came back."""
+        self.running.pop(number, None)
+        self.finished += 1
+        self._update()
+
+    def echo(self, text: str) -> None:
+        """A line above the bar."""
+        self._echo(text)
+
+    def _update(self) -> None:
+        if not self.interactive or self.quiet:
+            return
+        if self.bar is None:
+            self._bar(self.total, "pictures")
+        self.bar.n = round(self.finished + sum(self.running.values()), 2)
+        self.bar.set_postfix_str(f"{len(self.running)} running", refresh=True)

@@ -14,6 +14,7 @@ from ..errors import InputFileError, InvalidParameter, NoProgressError
 from ..guidance.config import GuidanceConfig
 from ..parsing import parse_optimizer, parse_region, parse_style
 from .base import Outputs, stop_flag, stopped, stopped_words
+from .cluster import backend_option
 from .flags import click_options, from_flags, with_options
 from .options import read_config, read_image_config
 
@@ -24,6 +25,7 @@ __all__ = [
     "check_styles",
     "config_option",
     "style_option",
+    "many_outputs",
     "transfer",
 ]
 
@@ -197,6 +199,10 @@ def _run_metadata(config: TransferConfig, guidance: GuidanceConfig) -> dict[str,
 )
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--preview", is_flag=True, help="Watch the run live in a browser (the studio's page).")
+@backend_option(
+    "ray: the pictures on a Ray cluster's workers (RAY_ADDRESS, else a local instance), each written as it "
+    "finishes; run again, the finished ones are skipped. Needs styleforge[ray]."
+)
 def transfer(
     content: tuple[Path, ...],
     styles: Sequence[str],
@@ -208,6 +214,7 @@ def transfer(
     plot: Path | None,
     quiet: bool,
     preview: bool,
+    backend: str,
     **options: Any,
 ) -> None:
     """Restyle CONTENT with one or more --style images and write -o OUTPUT.
@@ -229,6 +236,14 @@ def transfer(
         if value is not None and value < 1:
             raise InvalidParameter(name, value, "a whole number >= 1")
     check_inputs(content, styles, config, guidance)  # before -o, whose kind depends on what CONTENT is
+    if backend == "ray":
+        from .cluster import transfer_on_cluster
+
+        refused = {"--history": history, "--plot": plot, "--progress-gif": progress_gif}
+        refused.update({"--checkpoint-every": checkpoint_every, "--preview": preview or None})
+        refused.update({"--attrs-model": guidance.attrs_model, "--score-with": guidance.score_with})
+        transfer_on_cluster(content, styles, output, config, quiet=quiet, refused=refused)
+        return
     run = _Run(content, styles, output, config, guidance, checkpoint_every, quiet)
     if len(content) > 1 or content[0].is_dir():
         for name, value in (
@@ -418,25 +433,32 @@ def _outputs_for(paths: Sequence[str], folder: Path) -> list[Path]:
 
 
 def _plan_many(run: _Run) -> tuple[list[Any], list[Path]]:
+    """:func:`many_outputs` of the command's run."""
+    return many_outputs(run.content, run.styles, run.output, run.config)
+
+
+def many_outputs(
+    content: Sequence[Path], styles: Sequence[str], output: Path, config: TransferConfig
+) -> tuple[list[str], list[Path]]:
     """The content images of several files and folders and the output of each in the folder
-    ``run.output``, checked before the work: no unreadable entry, no image output, no shared name,
-    no output that is an input, a writable folder."""
+    ``output`` (``<name>.png``), checked before the work: no unreadable entry, no image output, no
+    shared name, no output that is an input, a writable folder."""
     from ..files import check_not_input, check_writable
     from ..images import IMAGE_EXTENSIONS, find_images
 
-    found = find_images(run.content)
+    found = find_images(content)
     for path, problem in found:
         if problem is not None:
             raise InvalidParameter("CONTENT", path, f"an image file or a folder of images; it {problem}")
     paths = [path for path, _ in found]
-    if run.output.suffix.lower() in IMAGE_EXTENSIONS:
+    if output.suffix.lower() in IMAGE_EXTENSIONS:
         raise InvalidParameter(
             "-o",
-            str(run.output),
+            str(output),
             f"a folder, for {len(paths)} content image(s): each is written as FOLDER/<name>.png",
         )
-    outs = _outputs_for(paths, run.output)
-    inputs = input_files(paths, run.styles, run.config)
+    outs = _outputs_for(paths, output)
+    inputs = input_files(paths, styles, config)
     for out in outs:  # a folder of photos written into itself would lose them
         check_not_input(out, inputs)
     check_writable(outs[0], param="-o")

@@ -12,6 +12,7 @@ import click
 from ..config import DEFAULT_FPS, TransferConfig, VideoConfig
 from ..errors import InvalidParameter
 from .base import Outputs, stop_flag, stopped, stopped_words
+from .cluster import backend_option, video_runner
 from .flags import click_options, from_flags, with_options
 from .transfer import CONFIG_OPTIONS, check_inputs, check_styles, config_option, style_option
 
@@ -58,6 +59,10 @@ def _folders(output: Path) -> tuple[Path, Path | None]:
     default=None,
     help="One row per frame (seconds, flicker, every term), .csv or .json.",
 )
+@backend_option(
+    "ray: the clip in chunks on a Ray cluster's workers (RAY_ADDRESS, else a local instance), cut at scene "
+    "cuts or overlapping, joined in order. Needs styleforge[ray]."
+)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def video(
     input_path: Path,
@@ -66,6 +71,7 @@ def video(
     resume: bool,
     keep_frames: bool,
     history: Path | None,
+    backend: str,
     quiet: bool,
     **options: Any,
 ) -> None:
@@ -88,7 +94,6 @@ def video(
     folder, movie = _folders(output)
 
     from ..video.frames import open_frames
-    from ..video.run import stylize_video
     from .display import VideoDisplay
 
     source = open_frames(input_path)
@@ -96,7 +101,7 @@ def video(
     display = VideoDisplay(quiet=quiet)
     flag = stop_flag()
     try:
-        result = stylize_video(
+        result = video_runner(backend)(
             source, list(styles), config, settings, folder=folder, resume=resume, callbacks=[display]
         )
     finally:

@@ -36,7 +36,16 @@ from .flow import motion, start_image, warp, warping_error
 from .frames import FrameSource, open_frames
 from .temporal import Temporal
 
-__all__ = ["FRAME_NAME", "FrameRecord", "VideoResult", "frame_path", "stylize_video"]
+__all__ = [
+    "FRAME_NAME",
+    "FrameRecord",
+    "VideoResult",
+    "frame_done",
+    "frame_path",
+    "run_differences",
+    "run_signature",
+    "stylize_video",
+]
 
 #: A stylised frame's file name in the frames folder (1-based number).
 FRAME_NAME = "frame_{:05d}.png"
@@ -384,3 +393,10 @@ def _per_frame(timed: list[float], seconds: float, video: VideoConfig, config: T
     if timed:
         return sum(timed) / len(timed)
     return seconds * (video.frame_iterations or config.iterations) / config.iterations
+
+
+# What a run split into chunks (styleforge.cluster) shares with this one: the record of what makes a
+# frame, the check of a frame found in the folder, and the options that differ between two records.
+run_signature = _signature
+frame_done = _done
+run_differences = _differences

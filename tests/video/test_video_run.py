@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers import tiny_video_config
 
-from styleforge.config import TransferConfig, VideoConfig
+from styleforge.config import VideoConfig
 from styleforge.engine.events import FrameProgress
 from styleforge.engine.interrupt import Interrupt
 from styleforge.errors import InvalidParameter
@@ -17,17 +18,7 @@ from styleforge.stylize.run import Stylizer
 from styleforge.video import frame_path, open_frames, stylize_video
 from styleforge.video.flow import motion, start_image, warp, warping_error
 
-FAST = TransferConfig(
-    weights="random",
-    network="vgg16",
-    size=48,
-    optimizer=("adam",),
-    iterations=8,
-    init="noise",
-    device="cpu",
-    content_layers=("relu2_2",),
-    style_layers=("relu1_1", "relu2_1"),
-)
+FAST = tiny_video_config()
 SHORT = VideoConfig(frame_iterations=4)
 
 
