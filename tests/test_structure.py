@@ -6,8 +6,10 @@ The layers, bottom to top (docs/architecture.md draws them):
     signals machine                          the machine's memory: no torch
     engine  nets  images device report sweep the shared engine and the building blocks
     stylize           attributes              the two products, which never import each other
-    video             guidance                video: frames held to each other, above stylize;
-                                              guidance: attribute terms in a transfer, above both
+    feedforward                               networks trained on the transfer's terms, above stylize
+    video             guidance                video: frames held to each other, above stylize (and
+                                              feedforward, for --model); guidance: attribute terms in
+                                              a transfer, above both
     cli                                       the click commands: nothing imports them
 """
 
@@ -35,10 +37,13 @@ LIGHT = {
     "styleforge.config",
     "styleforge.signals",
     "styleforge.machine",
+    "styleforge.feedforward",
+    "styleforge.feedforward.config",
 }
 #: package -> the styleforge packages it may never import (at the top or inside a function).
 FORBIDDEN = {
     "styleforge.engine": (
+        "styleforge.feedforward",
         "styleforge.stylize",
         "styleforge.attributes",
         "styleforge.guidance",
@@ -48,6 +53,7 @@ FORBIDDEN = {
         "styleforge.report",
     ),
     "styleforge.nets": (
+        "styleforge.feedforward",
         "styleforge.stylize",
         "styleforge.attributes",
         "styleforge.guidance",
@@ -58,15 +64,23 @@ FORBIDDEN = {
         "styleforge.attributes",
         "styleforge.guidance",
         "styleforge.video",
+        "styleforge.feedforward",
         "styleforge.cli",
     ),
     "styleforge.attributes": (
         "styleforge.stylize",
         "styleforge.guidance",
         "styleforge.video",
+        "styleforge.feedforward",
         "styleforge.cli",
     ),
-    "styleforge.guidance": ("styleforge.video", "styleforge.cli"),
+    "styleforge.feedforward": (
+        "styleforge.attributes",
+        "styleforge.guidance",
+        "styleforge.video",
+        "styleforge.cli",
+    ),
+    "styleforge.guidance": ("styleforge.video", "styleforge.feedforward", "styleforge.cli"),
     "styleforge.video": ("styleforge.attributes", "styleforge.guidance", "styleforge.cli"),
 }
 
@@ -171,6 +185,18 @@ def test_layers_import_one_way(package: str) -> None:
     assert not bad, bad
 
 
+def test_feedforward_reaches_stylize_through_its_adapter_alone() -> None:
+    """stylize is being reshaped: what feedforward takes from it passes through feedforward/terms.py."""
+    bad = [
+        f"{module} -> {target}"
+        for module in MODULES
+        if module.startswith("styleforge.feedforward") and module != "styleforge.feedforward.terms"
+        for target in _internal(_imports(module, top_level_only=False))
+        if target.startswith("styleforge.stylize")
+    ]
+    assert not bad, bad
+
+
 def test_nothing_imports_the_cli() -> None:
     bad = [
         m
@@ -213,11 +239,13 @@ _CLI_CASES = [
     ["score", "--help"],
     ["sweep", "transfer", "--help"],
     ["video", "--help"],
+    ["train-stylizer", "--help"],
     ["transfer", "c.jpg", "--style", "s.jpg", "-o", "out.png", "--style-loss", "nope"],
     ["transfer", "c.jpg", "--style", "s.jpg:-1", "-o", "out.png"],
     ["transfer", "c.jpg", "--style", "s.jpg", "-o", "out.png", "--optimizer", "adam:0"],
     ["transfer", "c.jpg", "--style", "s.jpg", "-o", "out.png", "--size", "big"],
     ["train-attrs", "-o", "run", "--backbone", "nope"],
+    ["train-stylizer", "--data", "d", "--style", "s.jpg", "-o", "run", "--style-loss", "nope"],
     ["video", "clip.mp4", "--style", "s.jpg", "-o", "out.mp4", "--temporal-weight", "-1"],
 ]
 
@@ -233,10 +261,10 @@ def _run_cli_cases(python: str, env: dict[str, str]) -> list[str]:
 
 def _check_cli_lines(lines: list[str]) -> None:
     codes = [int(line.split(" ", 1)[0]) for line in lines[:-1]]
-    assert codes == [0] * 7 + [2] * 6, lines
-    assert all(line.split(" ", 1)[1].startswith("error: ") for line in lines[7:-1]), lines
-    assert "--style-loss" in lines[7] and "--style" in lines[8] and "--optimizer" in lines[9]
-    assert "--temporal-weight" in lines[-2]
+    assert codes == [0] * 8 + [2] * 7, lines
+    assert all(line.split(" ", 1)[1].startswith("error: ") for line in lines[8:-1]), lines
+    assert "--style-loss" in lines[8] and "--style" in lines[9] and "--optimizer" in lines[10]
+    assert "--style-loss" in lines[-3] and "--temporal-weight" in lines[-2]
     assert lines[-1] == "False False", "torch or numpy was imported"
 
 
@@ -293,7 +321,8 @@ def test_python_3_10_runs_the_cli_start_and_reads_toml(python310: str, tmp_path:
     toml.write_text('[transfer]\nsize = 96\nstyle-loss = "nope"\n')
     code = (
         "from click.testing import CliRunner; from styleforge.cli import cli; "
-        f"r = CliRunner().invoke(cli, ['transfer', 'c.jpg', '--style', 's.jpg', '-o', 'o.png', '--config', {str(toml)!r}]); "
+        "r = CliRunner().invoke(cli, ['transfer', 'c.jpg', '--style', 's.jpg', '-o', 'o.png', "
+        f"'--config', {str(toml)!r}]); "
         "print(r.exit_code, r.output.strip())"
     )
     done = subprocess.run([python310, "-c", code], capture_output=True, text=True, env=env, timeout=120)

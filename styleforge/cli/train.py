@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,8 @@ from typing import Any
 import click
 
 from ..config import BACKBONES, FEATURE_NORMS, DatasetConfig, TrainConfig
-from ..errors import StyleforgeError
 from ..files import check_writable
-from ..signals import exit_code_of
-from .base import explicit, stop_flag, stopped, stopped_words
+from .base import explicit, stop_flag, stopped, stopped_words, training_errors
 
 __all__ = ["make_dataset_command", "train_attrs_command"]
 
@@ -166,7 +163,8 @@ def make_dataset_command(out: Path, count: int, seed: int, size: int, overwrite:
     type=click.Choice(["none", "initial", "uncertainty"]),
     default=_A.balance,
     show_default=True,
-    help="initial: divide each term by its starting value; uncertainty: learned log-variances (Kendall 2018).",
+    help="initial: divide each term by its starting value; "
+    "uncertainty: learned log-variances (Kendall 2018).",
 )
 @click.option(
     "--optimizer",
@@ -293,7 +291,7 @@ def train_attrs_command(
     options["loss_weights"] = parse_loss_weights(loss_weight)
     rank = process_rank()  # under torchrun only rank 0 prints (the core gives the others no events)
     display = TrainDisplay(quiet=quiet or rank != 0)
-    try:
+    with training_errors(ctx, rank, display):
         if resume:
             given = explicit(ctx, [*options, "loss_weight"])
             overrides = {k: options[k] for k in given if k in options}
@@ -303,22 +301,6 @@ def train_attrs_command(
         else:
             config = TrainConfig(**options)
             result = train_attrs(data, output, config, callbacks=[display])
-    except KeyboardInterrupt as exc:  # before the first epoch (reading images, computing features)
-        display.close()
-        signum = getattr(exc, "signum", None)
-        if rank == 0:
-            click.echo(f"{stopped_words(signum)} before training started; nothing was trained", err=True)
-        sys.exit(exit_code_of(signum))
-    except StyleforgeError as exc:
-        if rank == 0:
-            raise
-        # Another rank: a usage error is the same on every rank (rank 0 says it); anything else may
-        # be this rank's alone (a file missing on its node), so it says which rank it is.
-        if exc.exit_code != 2:
-            click.echo(f"error (rank {rank}): {exc}", err=True)
-        ctx.exit(exc.exit_code)
-    finally:
-        display.close()
     flag = stop_flag()
     if rank != 0:
         if result.stop_reason == "interrupted":

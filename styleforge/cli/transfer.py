@@ -13,6 +13,7 @@ from ..config import COLOR_TRANSFERS, NETWORKS, PRECISIONS, STYLE_LOSSES, STYLE_
 from ..errors import InputFileError, InvalidParameter, NoProgressError
 from ..parsing import parse_optimizer, parse_style
 from .base import Outputs, stop_flag, stopped, stopped_words
+from .model import MODEL_OPTIONS, pop_model, transfer_with_model
 from .options import read_config, read_image_config
 
 __all__ = [
@@ -178,7 +179,8 @@ CONFIG_OPTIONS = [
         default=_T.optimizer,
         show_default=True,
         metavar="NAME[:STEPS][@LR]",
-        help="lbfgs adam adamw sgd momentum nesterov rmsprop adagrad adadelta; repeat for a chain (adam:200 then lbfgs:300).",
+        help="lbfgs adam adamw sgd momentum nesterov rmsprop adagrad adadelta; "
+        "repeat for a chain (adam:200 then lbfgs:300).",
     ),
     click.option(
         "--lr",
@@ -212,7 +214,8 @@ CONFIG_OPTIONS = [
         show_default=True,
         metavar="auto|imagenet|hed|random|PATH",
         help="VGG weights: auto (ImageNet if cached or downloadable, else HED's VGG-16, else random), "
-        "torchvision's ImageNet file, HED's pretrained VGG-16 (from the package registry), seeded random, or a file.",
+        "torchvision's ImageNet file, HED's pretrained VGG-16 (from the package registry), seeded random, "
+        "or a file.",
     ),
     click.option(
         "--network",
@@ -390,7 +393,8 @@ ATTR_OPTIONS = [
         "attrs",
         multiple=True,
         metavar="NAME=VALUE[:WEIGHT]",
-        help="Attribute target, repeatable: one attr.NAME term each (contrast=9, pri_color=blue, harmony=triadic:2).",
+        help="Attribute target, repeatable: one attr.NAME term each "
+        "(contrast=9, pri_color=blue, harmony=triadic:2).",
     ),
     click.option(
         "--attr-weight",
@@ -403,7 +407,8 @@ ATTR_OPTIONS = [
         "--score-with",
         default=_T.score_with,
         metavar="MODEL_DIR",
-        help="Score the result with this train-attrs network: printed, and stored in the PNG and the history.",
+        help="Score the result with this train-attrs network: printed, "
+        "and stored in the PNG and the history.",
     ),
 ]
 
@@ -464,6 +469,7 @@ def config_option(command: Any) -> Any:
 )
 @with_options(CONFIG_OPTIONS)
 @with_options(ATTR_OPTIONS)
+@with_options(MODEL_OPTIONS)
 @click.option(
     "--checkpoint-every",
     type=int,
@@ -508,7 +514,10 @@ def transfer(
     Examples:
       styleforge transfer photo.jpg --style starry.jpg:0.75 --style dora.jpg:0.25 -o out/blend.png
       styleforge transfer holiday/ a.jpg --style starry.jpg -o out/starry/
+      styleforge transfer holiday/ --model models/starry -o out/starry/   # a train-stylizer network
     """
+    if (chosen := pop_model(options)) is not None:  # one pass of a trained network: styleforge.cli.model
+        return transfer_with_model(content, output, chosen["model"], options, quiet)
     if not content:
         raise click.UsageError(
             "Missing argument 'CONTENT' (or give --from-image / a --config with 'content')."
@@ -745,7 +754,8 @@ def _transfer_many(
         stopped(flag)
     if skipped:
         click.echo(
-            f"error: {len(skipped)} of {len(paths)} image(s) were not written: {', '.join(map(str, skipped))}",
+            f"error: {len(skipped)} of {len(paths)} image(s) were not written: "
+            f"{', '.join(map(str, skipped))}",
             err=True,
         )
         sys.exit(1)
