@@ -13,6 +13,7 @@ from ..config import DEFAULT_FPS, VideoConfig
 from ..errors import InvalidParameter
 from ..parsing import parse_style
 from .base import Outputs, stop_flag, stopped, stopped_words
+from .model import VIDEO_MODEL_OPTIONS, pop_model, video_with_model
 from .transfer import CONFIG_OPTIONS, check_inputs, config_option, style_option, transfer_config, with_options
 
 __all__ = ["video"]
@@ -45,6 +46,7 @@ def _folders(output: Path) -> tuple[Path, Path | None]:
 )
 @config_option
 @with_options(CONFIG_OPTIONS)
+@with_options(VIDEO_MODEL_OPTIONS)
 @click.option(
     "--temporal-weight",
     type=float,
@@ -105,7 +107,11 @@ def video(
     \b
     Example:
       styleforge video clip.mp4 --style starry.jpg:0.7 --style dora.jpg:0.3 --size 384 -o out/clip.mp4
+      styleforge video clip.mp4 --model models/starry -o out/clip.mp4    # a train-stylizer network
     """
+    if (chosen := pop_model(options)) is not None:  # one pass of a trained network: styleforge.cli.model
+        kept = dict(fps=fps, resume=resume, keep_frames=keep_frames, history=history, quiet=quiet)
+        return video_with_model(input_path, output, chosen, options, **kept)
     if not styles:
         raise click.UsageError("Missing option '--style' (or give a --config with 'style').")
     for style in styles:  # the options' checks need no torch: they come first

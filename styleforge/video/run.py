@@ -3,10 +3,10 @@
 The network and the style statistics are built once (:class:`~styleforge.stylize.run.Stylizer`).
 The first frame is an ordinary transfer (its scales and iterations); every later frame starts from
 the previous output warped by the input's optical flow (and, where the frame shows what was outside
-the previous one, from its own content: :func:`~styleforge.video.flow.start_image`) and runs ``frame_iterations`` at the output
-size with one more term, ``temporal`` (:mod:`.temporal`), as Ruder et al. (2016) do. Each finished
-frame is written at once, as a PNG with its parameters, into the frames folder: that is what
-``resume`` continues from and what a Ctrl-C leaves.
+the previous one, from its own content: :func:`~styleforge.video.flow.start_image`) and runs
+``frame_iterations`` at the output size with one more term, ``temporal`` (:mod:`.temporal`), as
+Ruder et al. (2016) do. Each finished frame is written at once, as a PNG with its parameters, into
+the frames folder: that is what ``resume`` continues from and what a Ctrl-C leaves.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from .flow import motion, start_image, warp, warping_error
 from .frames import FrameSource, open_frames
 from .temporal import Temporal
 
-__all__ = ["FRAME_NAME", "FrameRecord", "VideoResult", "frame_path", "stylize_video"]
+__all__ = ["FRAME_NAME", "FrameRecord", "VideoResult", "frame_path", "save_frame", "stylize_video"]
 
 #: A stylised frame's file name in the frames folder (1-based number).
 FRAME_NAME = "frame_{:05d}.png"
@@ -191,6 +191,40 @@ def _done(path: Path, signature: dict[str, Any]) -> bool:
     return True
 
 
+def save_frame(
+    path: Path,
+    image: Tensor,
+    metadata: dict[str, Any],
+    command: str,
+    place: tuple[int, int],
+    signature: dict[str, Any],
+    interrupt: Any,
+) -> OutputWriteError | None:
+    """Writes a finished frame into the frames folder with its run's record (a stop signal waits for
+    it); returns the error when it could not be written there (it was saved elsewhere if possible).
+
+    Args:
+        path: :func:`frame_path`.
+        image: (3, H, W) in [0, 1].
+        metadata: The frame's own (its transfer's).
+        command: The command the PNG names.
+        place: (frame number, frames in the video).
+        signature: The run's options, which ``--resume`` compares.
+        interrupt: The run's stop flag.
+    """
+    record = {
+        **metadata,
+        "command": command,
+        "video": {"frame": place[0], "frames": place[1], "run": signature},
+    }
+    try:
+        with keeping(interrupt):  # a signal now waits for the frame to be written
+            save_image(path, image, metadata=record, param="-o", fallback=True)
+    except OutputWriteError as exc:
+        return exc
+    return None
+
+
 def stylize_video(
     source: FrameSource | str | os.PathLike[str],
     styles: Sequence[str | os.PathLike[str] | StyleSpec],
@@ -307,16 +341,8 @@ def _frames(
             stop = INTERRUPTED  # this frame is not finished: a resumed run does it again
             break
         out = result.image
-        metadata = {
-            **result.metadata,
-            "command": "video",
-            "video": {"frame": number, "frames": source.count, "run": signature},
-        }
-        try:
-            with keeping(interrupt):  # a signal now waits for the frame to be written
-                save_image(path, out, metadata=metadata, param="-o", fallback=True)
-        except OutputWriteError as exc:  # the frames before it are kept; the later ones would fail too
-            failed = exc
+        failed = save_frame(path, out, result.metadata, "video", (number, source.count), signature, interrupt)
+        if failed is not None:  # the frames before it are kept; the later ones would fail too
             break
         seconds = time.perf_counter() - started
         if move is not None:
