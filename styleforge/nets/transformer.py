@@ -56,24 +56,26 @@ Statistics = list[tuple[Tensor, Tensor]]
 
 
 class InstanceNorm(nn.Module):
-    """Affine instance normalisation of (B, C, H, W) activations (parameters ``weight``, ``bias``).
+    """Affine instance normalisation of (B, C, H, W) activations (parameters ``weight`` and, unless
+    ``bias`` is false, ``bias``).
 
     Attributes:
         record: When a list, each call appends its input's (mean, variance) (a batch of one).
         fixed: When set, (mean, variance) to normalise with instead of the input's own.
     """
 
-    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+    def __init__(self, channels: int, eps: float = 1e-5, *, bias: bool = True) -> None:
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
+        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
         self.record: Statistics | None = None
         self.fixed: tuple[Tensor, Tensor] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         if self.fixed is None and self.record is None:
             return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+        shift = self.bias.view(1, -1, 1, 1) if self.bias is not None else 0
         if self.fixed is not None:
             mean, var = self.fixed
         else:
@@ -81,12 +83,16 @@ class InstanceNorm(nn.Module):
             assert self.record is not None
             self.record.append((mean.detach(), var.detach()))
         scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
-        return (x - mean) * scale + self.bias.view(1, -1, 1, 1)
+        return (x - mean) * scale + shift
 
 
-def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    """Reflection padding and a convolution (keys ``<i>.1.weight``, ``<i>.1.bias``)."""
-    return nn.Sequential(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel, stride))
+def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1, bias: bool = False) -> nn.Sequential:
+    """Reflection padding and a convolution (keys ``<i>.1.weight``, and ``<i>.1.bias`` with ``bias``).
+
+    A convolution followed by an instance normalisation has no bias: the normalisation subtracts
+    each channel's mean, so a bias would get no gradient (only rounding noise, which Adam's
+    normalised steps would turn into random moves)."""
+    return nn.Sequential(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel, stride, bias=bias))
 
 
 class _Up(nn.Module):
@@ -101,7 +107,11 @@ class _Up(nn.Module):
 
 
 class _Residual(nn.Module):
-    """conv-norm-ReLU-conv-norm, added to the input (no ReLU after the sum)."""
+    """conv-norm-ReLU-conv-norm, added to the input (no ReLU after the sum).
+
+    The second normalisation has no bias: a per-channel constant added to the residual stream meets
+    only convolutions followed by instance normalisations, which remove it, so it would get no
+    gradient (only rounding noise, which Adam turns into random moves)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -110,7 +120,7 @@ class _Residual(nn.Module):
             InstanceNorm(channels),
             nn.ReLU(),
             _conv(channels, channels, 3),
-            InstanceNorm(channels),
+            InstanceNorm(channels, bias=False),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -165,7 +175,7 @@ class TransformerNet(nn.Module):
                 _Up(2 * w, w),
                 InstanceNorm(w),
                 nn.ReLU(),
-                _conv(w, 3, 9),
+                _conv(w, 3, 9, bias=True),
             )
         self.to_empty(device="cpu")
         generator = torch.Generator().manual_seed(int(seed))
@@ -173,11 +183,13 @@ class TransformerNet(nn.Module):
             if isinstance(module, nn.Conv2d):
                 # nn.Conv2d's own initialisation (kaiming uniform, a = √5; bias uniform in ±1/√fan_in)
                 nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
-                bound = 1 / math.sqrt(module.weight[0].numel())
-                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+                if module.bias is not None:
+                    bound = 1 / math.sqrt(module.weight[0].numel())
+                    nn.init.uniform_(module.bias, -bound, bound, generator=generator)
             elif isinstance(module, InstanceNorm):
                 nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         if self.skip:  # the last convolution starts at zero: the network starts as the identity
             last = self.up[-1][1]
             nn.init.zeros_(last.weight)

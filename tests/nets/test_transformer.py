@@ -58,7 +58,8 @@ def test_recorded_statistics_reproduce_the_images_own() -> None:
     with torch.no_grad():
         for norm in net.norms():  # not the identity, so that the statistics matter
             norm.weight.uniform_(0.5, 1.5)
-            norm.bias.uniform_(-0.2, 0.2)
+            if norm.bias is not None:
+                norm.bias.uniform_(-0.2, 0.2)
     x = torch.rand(1, 3, 24, 24)
     stats = net.statistics(x)
     assert len(stats) == len(net.norms()) and all(norm.record is None for norm in net.norms())
@@ -99,3 +100,15 @@ def test_with_the_skip_the_untrained_network_returns_the_picture() -> None:
     out.mean().backward()
     last = net.up[-1][1]
     assert last.weight.grad is not None and float(last.weight.grad.abs().sum()) > 0
+
+
+def test_no_parameter_is_cancelled_by_a_normalisation() -> None:
+    """A bias before an instance norm (directly, or through the residual stream) gets no gradient."""
+    net = TransformerNet(4, 2)
+    net(torch.rand(2, 3, 24, 24)).square().mean().backward()
+    dead = [name for name, p in net.named_parameters() if p.grad is None or float(p.grad.abs().max()) < 1e-7]
+    assert not dead, dead
+    biases = [name for name, _ in net.named_parameters() if name.endswith("bias")]
+    assert "up.6.1.bias" in biases and not any(
+        name.startswith("residual") and ".4." in name for name in biases
+    )
