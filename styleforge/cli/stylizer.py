@@ -114,12 +114,6 @@ class _Display:
 )
 @click.option("--blocks", type=int, default=_S.blocks, show_default=True, help="Residual blocks.")
 @click.option(
-    "--skip/--no-skip",
-    default=_S.skip,
-    show_default=True,
-    help="The network adds to the photo (starting as the identity) rather than drawing it anew.",
-)
-@click.option(
     "--report-every",
     type=int,
     default=_S.report_every,

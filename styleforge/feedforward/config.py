@@ -65,8 +65,6 @@ class StylizerConfig:
         width: Channels of the network's first layer (:class:`~styleforge.nets.transformer.TransformerNet`;
             16 runs about 4× faster than Johnson et al.'s 32).
         blocks: Residual blocks of the network.
-        skip: The network adds to the photo (it starts as the identity) instead of drawing the
-            picture anew (:class:`~styleforge.nets.transformer.TransformerNet`'s ``skip``).
         report_every: Steps between two reports: a history row, the validation loss (which picks the
             best checkpoint), the run folder's checkpoint.
         sheet_every: Reports between two contact sheets of the validation photos (0: none).
@@ -95,7 +93,6 @@ class StylizerConfig:
     lr: float = 1e-3
     width: int = 32
     blocks: int = 5
-    skip: bool = True
     report_every: int = 100
     sheet_every: int = 1
     val_count: int = 8
@@ -122,8 +119,6 @@ class StylizerConfig:
             raise InvalidParameter("--lr", self.lr, "a finite number > 0")
         _whole("--width", self.width, 1)
         _whole("--blocks", self.blocks, 0)
-        if not isinstance(self.skip, bool):
-            raise InvalidParameter("--skip", self.skip, "true or false")
         _whole("--report-every", self.report_every, 1)
         _whole("--sheet-every", self.sheet_every, 0)
         _whole("--val-count", self.val_count, 1)

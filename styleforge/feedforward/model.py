@@ -339,7 +339,7 @@ def load_stylizer(
     except (OSError, SafetensorError) as exc:
         raise InputFileError(param, folder / MODEL_FILE, f"cannot be read ({exc})") from None
     shape = meta["network"]
-    net = TransformerNet(shape["width"], shape["blocks"], skip=bool(shape.get("skip", False)))
+    net = TransformerNet(shape["width"], shape["blocks"])
     try:
         net.load_state_dict(tensors)
     except RuntimeError as exc:  # missing, extra or misshapen tensors

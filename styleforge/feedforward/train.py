@@ -358,7 +358,7 @@ def train_stylizer(
     }
     del choice  # the network holds its copy of the weights
     objective = BatchObjective(terms_config, vgg, specs, style_images, device)
-    net = TransformerNet(config.width, config.blocks, skip=config.skip, seed=config.seed).to(device)
+    net = TransformerNet(config.width, config.blocks, seed=config.seed).to(device)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
 

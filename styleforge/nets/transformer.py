@@ -10,7 +10,8 @@ super-resolution", supplementary material) with the changes that later work made
   (fractionally strided) convolutions, whose uneven overlap paints a checkerboard (Odena et al. 2016,
   "Deconvolution and checkerboard artifacts");
 - **reflection padding** everywhere instead of zeros, so the borders get no dark frame, and no
-  ReLU after the residual sum (Gross & Wilber's "Training and investigating residual nets").
+  ReLU after the residual sum (Gross & Wilber's "Training and investigating residual nets");
+- no parameter that a normalisation cancels (see :func:`_conv` and :class:`_Residual`).
 
 Layout (``w`` = :attr:`TransformerNet.width`, 32 in Johnson et al.): a 9×9 convolution to ``w``
 channels, two stride-2 3×3 convolutions to ``2w`` and ``4w``, :attr:`TransformerNet.blocks` residual
@@ -29,7 +30,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,9 +47,6 @@ DEFAULT_BLOCKS = 5
 MULTIPLE = 4
 #: ... and to this side at least (the quarter-resolution layers' 3×3 reflection needs 2 px).
 MIN_SIDE = 8
-
-#: ``skip``: the input enters the output's ``atanh`` within this bound (black and white stay finite).
-SKIP_LIMIT = 0.998
 
 #: Each normalisation's per-channel (mean, variance), (1, C, 1, 1) each, in the network's order.
 Statistics = list[tuple[Tensor, Tensor]]
@@ -134,10 +131,6 @@ class TransformerNet(nn.Module):
         width: Channels of the first layer (the others are 2× and 4× it); 32 in Johnson et al.,
             16 runs about 4× faster.
         blocks: Residual blocks at a quarter of the resolution.
-        skip: Add the input to the output (before the final ``tanh``, through ``atanh``) and start
-            the last convolution at zero, so that the untrained network returns the photo and
-            training learns the change from it (a departure from Johnson et al., whose network must
-            first learn to reproduce the photo: see docs/feedforward.md for what it saves).
         seed: Seeds the initial weights (PyTorch's default initialisation, drawn from a generator:
             the global random state is left untouched).
 
@@ -146,14 +139,12 @@ class TransformerNet(nn.Module):
     Output: (B, 3, H, W) in [0, 1].
     """
 
-    def __init__(
-        self, width: int = DEFAULT_WIDTH, blocks: int = DEFAULT_BLOCKS, *, skip: bool = False, seed: int = 0
-    ) -> None:
+    def __init__(self, width: int = DEFAULT_WIDTH, blocks: int = DEFAULT_BLOCKS, *, seed: int = 0) -> None:
         super().__init__()
         for param, value, least in (("--width", width, 1), ("--blocks", blocks, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise InvalidParameter(param, value, f"a whole number >= {least}")
-        self.width, self.blocks, self.skip = width, blocks, bool(skip)
+        self.width, self.blocks = width, blocks
         w = width
         with torch.device("meta"):  # shapes only: the weights are drawn below, from the seeded generator
             self.down = nn.Sequential(
@@ -190,14 +181,10 @@ class TransformerNet(nn.Module):
                 nn.init.ones_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        if self.skip:  # the last convolution starts at zero: the network starts as the identity
-            last = self.up[-1][1]
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
 
-    def shape(self) -> dict[str, Any]:
-        """What builds this network again: ``{"width": ..., "blocks": ..., "skip": ...}``."""
-        return {"width": self.width, "blocks": self.blocks, "skip": self.skip}
+    def shape(self) -> dict[str, int]:
+        """What builds this network again: ``{"width": ..., "blocks": ...}``."""
+        return {"width": self.width, "blocks": self.blocks}
 
     def norms(self) -> list[InstanceNorm]:
         """The instance normalisations, in the order the forward pass meets them."""
@@ -211,8 +198,6 @@ class TransformerNet(nn.Module):
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
         y = self.up(self.residual(self.down(x)))
-        if self.skip:  # the input, in the output's pre-tanh units: the network adds to the photo
-            y = y + torch.atanh((2 * x - 1).clamp(-SKIP_LIMIT, SKIP_LIMIT))
         return ((torch.tanh(y) + 1) / 2)[..., :h, :w]
 
     @torch.no_grad()

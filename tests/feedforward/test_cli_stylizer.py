@@ -28,7 +28,7 @@ def _args(options: dict[str, object]) -> list[str]:
 
 @pytest.fixture
 def model(tmp_path: Path) -> Path:
-    save_stylizer(tmp_path / "model", TransformerNet(4, 1, skip=True, seed=1), {"styles": []})
+    save_stylizer(tmp_path / "model", TransformerNet(4, 1, seed=1), {"styles": []})
     return tmp_path / "model"
 
 

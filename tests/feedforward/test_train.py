@@ -57,7 +57,7 @@ def test_a_few_iterations_lower_the_loss_and_write_the_run(photos: Path, style: 
     assert {p.name for p in run.iterdir()} == names
     assert sorted(p.name for p in (run / "sheets").iterdir()) == ["iter_000006.png", "iter_000012.png"]
     meta = json.loads((run / "model.json").read_text())
-    assert meta["format"] == "styleforge.stylizer/1" and meta["network"] == {"width": 4, "blocks": 1, "skip": True}
+    assert meta["format"] == "styleforge.stylizer/1" and meta["network"] == {"width": 4, "blocks": 1}
     assert meta["best"]["iteration"] == result.best_iteration and meta["training"]["config"]["size"] == 32
     assert len(meta["training"]["photos"]) == 7 and len(meta["training"]["val_photos"]) == 1
     assert _history(run)[-1]["loss"] == pytest.approx(losses[-1])
@@ -142,4 +142,4 @@ def test_a_saved_model_stylises_as_the_network_did(tmp_path: Path) -> None:
     with torch.no_grad():
         torch.testing.assert_close(model(x), net(x), rtol=0, atol=0)
     assert model.styles == ["a.png"] and model.meta["best"] == {"iteration": 7}
-    assert model.meta["network"] == {"width": 4, "blocks": 2, "skip": False}
+    assert model.meta["network"] == {"width": 4, "blocks": 2}

@@ -42,7 +42,7 @@ def test_the_layout_johnson_et_al_describe() -> None:
     assert (convs[-1].in_channels, convs[-1].out_channels, convs[-1].kernel_size[0]) == (8, 3, 9)
     assert not any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())  # upsample + conv
     assert all(isinstance(m, nn.ReflectionPad2d) for m in net.modules() if isinstance(m, nn.ZeroPad2d))
-    assert len(net.norms()) == 3 + 2 * 3 + 2 and net.shape() == {"width": 8, "blocks": 3, "skip": False}
+    assert len(net.norms()) == 3 + 2 * 3 + 2 and net.shape() == {"width": 8, "blocks": 3}
 
 
 def test_each_image_of_a_batch_is_normalised_on_its_own() -> None:
@@ -89,17 +89,6 @@ def test_instance_norm_matches_torchs() -> None:
 def test_a_bad_shape_is_refused(width: object, blocks: object) -> None:
     with pytest.raises(InvalidParameter):
         TransformerNet(width, blocks)  # type: ignore[arg-type]
-
-
-def test_with_the_skip_the_untrained_network_returns_the_picture() -> None:
-    net = TransformerNet(4, 1, skip=True)
-    x = torch.rand(2, 3, 21, 30).clamp(0.01, 0.99)
-    with torch.no_grad():
-        torch.testing.assert_close(net(x), x, rtol=0, atol=1e-5)
-    out = net(x)
-    out.mean().backward()
-    last = net.up[-1][1]
-    assert last.weight.grad is not None and float(last.weight.grad.abs().sum()) > 0
 
 
 def test_no_parameter_is_cancelled_by_a_normalisation() -> None:
