@@ -56,7 +56,10 @@ class StylizerConfig:
         content_weight, style_weight, tv_weight, laplacian_weight, laplacian_sigma, weights, network,
         content_layers, style_layers, style_layer_weight_exp, style_loss, pooling, style_scale, seed,
         device: As :class:`~styleforge.config.TransferConfig`'s (:data:`TERM_FIELDS`); ``size`` is
-            the training crop, so ``style_scale`` sizes the style images against the crop.
+            the training crop, so ``style_scale`` sizes the style images against the crop. Its
+            default, 3, is the transfer's 1.5 at twice the crop, the size of picture whose pixel
+            density a crop sees (the photos are kept at twice the crop): at 1 the whole painting is
+            squeezed into one crop and the network learns its texture as a fine crosshatch.
         size: Side of the square training crops in px (the style statistics are taken at
             ``size × style_scale``).
         batch_size: Crops per optimiser step.
@@ -84,7 +87,7 @@ class StylizerConfig:
     style_layer_weight_exp: float = 1.0
     style_loss: str = "gram"
     pooling: str = "max"
-    style_scale: float = 1.0
+    style_scale: float = 3.0
     seed: int = 0
     device: str = "auto"
     size: int = 256
