@@ -139,7 +139,7 @@ def resolve_run_config(
 
 class _Crops:
     """One report period's training batches, drawn lazily from the run's generator (a rank's part of
-    each global batch under torchrun)."""
+    each global batch under torchrun), on ``device``."""
 
     def __init__(
         self,
@@ -148,38 +148,34 @@ class _Crops:
         config: StylizerConfig,
         generator: torch.Generator,
         dist: Distributed | None,
+        device: torch.device,
     ) -> None:
-        self.photos, self.steps, self.config, self.generator, self.dist = (
-            photos,
-            steps,
-            config,
-            generator,
-            dist,
-        )
+        self.photos, self.steps, self.config, self.generator = photos, steps, config, generator
+        self.keep = dist.shard(config.batch_size) if dist is not None else None
+        self.device = device
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self) -> Iterator[Tensor]:
-        b = self.config.batch_size
-        keep = self.dist.shard(b) if self.dist is not None else None
-        device = self.dist.device if self.dist is not None else None
         for _ in range(self.steps):
-            crops = random_crops(self.photos, b, self.config.size, self.generator, keep)
-            yield crops if device is None else crops.to(device)
+            crops = random_crops(
+                self.photos, self.config.batch_size, self.config.size, self.generator, self.keep
+            )
+            yield crops.to(self.device)
 
 
-def _val_batches(images: Tensor, batch_size: int, dist: Distributed | None) -> list[Tensor]:
+def _val_batches(
+    images: Tensor, batch_size: int, dist: Distributed | None, device: torch.device
+) -> list[Tensor]:
     """The validation squares in global batches of ``batch_size`` (a last one smaller than the
-    number of processes joins the one before), each rank's part of each."""
+    number of processes joins the one before), each rank's part of each, on ``device``."""
     world = dist.world_size if dist is not None else 1
     bounds = list(range(0, len(images), batch_size))
     if len(bounds) > 1 and len(images) - bounds[-1] < world:
         bounds.pop()
     chunks = [images[a:b] for a, b in zip(bounds, [*bounds[1:], len(images)])]
-    if dist is None:
-        return chunks
-    return [chunk[dist.shard(len(chunk))].to(dist.device) for chunk in chunks]
+    return [(chunk if dist is None else chunk[dist.shard(len(chunk))]).to(device) for chunk in chunks]
 
 
 def _style_record(specs: Sequence[StyleSpec]) -> list[dict[str, Any]]:
@@ -369,12 +365,12 @@ def train_stylizer(
 
     def train_batches(generator: torch.Generator) -> _Crops:
         period[0] += 1
-        return _Crops(train_photos, config.steps_in(period[0]), config, generator, dist)
+        return _Crops(train_photos, config.steps_in(period[0]), config, generator, dist, device)
 
     def epoch_values() -> dict[str, float]:
         return {"iteration": float(min(period[0] * config.report_every, config.iterations))}
 
-    val_batches = _val_batches(val_images, config.batch_size, dist)
+    val_batches = _val_batches(val_images, config.batch_size, dist, device)
     meta: dict[str, Any] = {
         "styles": _style_record(specs),
         "input": "RGB in [0, 1], any size (reflection-padded to a multiple of 4 inside)",
