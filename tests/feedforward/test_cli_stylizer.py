@@ -154,3 +154,19 @@ def test_ctrl_c_keeps_the_best_and_says_how_to_resume(
     result = invoke("train-stylizer", "-o", run, "--resume")
     assert result.exit_code == 0, result.output
     assert "iter 4/4" in result.output
+
+
+def test_the_shared_options_show_the_stylizers_defaults_and_read_a_config(
+    style: Path, tmp_path: Path
+) -> None:
+    result = invoke("train-stylizer", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for words in ("--style-loss gram|w2|sw", "[default: gram]", "[default: 3.0]", "[default: relu2_2]"):
+        assert words in text, words
+    toml = tmp_path / "run.toml"
+    toml.write_text('[train-stylizer]\nsize = 8\nstyle-loss = "gram"\n')
+    line = one_line_error(
+        invoke("train-stylizer", "--style", style, "--data", tmp_path, "-o", tmp_path / "r", "--config", toml)
+    )
+    assert line.startswith("error: --size: 8 is not valid; expected a whole number >= 16")
