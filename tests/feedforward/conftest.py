@@ -1,42 +1,13 @@
-"""Fixtures of the feed-forward tests: a tiny folder of seeded photos (nested, three formats), style
-images, and the fast training options (32 px crops, a 4-channel network, seeded random VGG-16)."""
+"""Fixtures of the feed-forward tests: a tiny folder of seeded photos (nested, three formats) and style
+images. The fast training options are in _ff_helpers.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from _ff_helpers import write_photos
 from _helpers import one_thread, write_image  # noqa: F401  (one_thread: autouse)
-from PIL import Image
-
-#: Training options small enough for a step in milliseconds.
-FAST: dict[str, object] = {
-    "size": 32,
-    "batch_size": 2,
-    "width": 4,
-    "blocks": 1,
-    "weights": "random",
-    "network": "vgg16",
-    "style_layers": ("relu1_1", "relu2_1"),
-    "content_layers": ("relu2_2",),
-    "iterations": 4,
-    "report_every": 2,
-    "val_count": 2,
-    "lr": 0.01,
-}
-
-
-def write_photos(folder: Path, count: int = 8) -> Path:
-    """``count`` seeded photos of 40-61 x 36-50 px under ``folder``: PNGs at the top, JPEGs and WebPs
-    in a subfolder."""
-    for i in range(count):
-        kind = ("png", "jpg", "webp")[i % 3]
-        where = folder if kind == "png" else folder / "more"
-        path = write_image(where / f"p{i}.png", (40 + 3 * i, 36 + 2 * i), seed=10 + i)
-        if kind != "png":
-            Image.open(path).convert("RGB").save(path.with_suffix(f".{kind}"))
-            path.unlink()
-    return folder
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from _ff_helpers import FAST
 from _helpers import deliver, stop_signals_as_at_start  # noqa: F401
-from conftest import FAST
 from safetensors.torch import load_file
 
 from styleforge.engine import BatchProgress, EpochEnded

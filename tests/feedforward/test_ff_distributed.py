@@ -4,15 +4,13 @@ split across the ranks, and the run equals the single-process one up to floating
 from __future__ import annotations
 
 import csv
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST
+from _ff_helpers import FAST
+from _helpers import torchrun
 from safetensors.torch import load_file
 
 from styleforge.feedforward.train import train_stylizer
@@ -28,12 +26,6 @@ def _history(run: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if k != "seconds"} for row in csv.DictReader(stream)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_torchrun_two_processes_equal_one(photos: Path, style: Path, tmp_path: Path) -> None:
     val = tmp_path / "val"
     val.mkdir()
@@ -44,31 +36,11 @@ def test_torchrun_two_processes_equal_one(photos: Path, style: Path, tmp_path: P
     args: list[str] = []
     for key, value in options.items():
         args += [f"--{key.replace('_', '-')}", ",".join(value) if isinstance(value, tuple) else str(value)]
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        "-m",
-        "styleforge",
-        "train-stylizer",
-        "--style",
-        str(style),
-        "--data",
-        str(photos),
-        "--val",
-        str(val),
-        "-o",
-        "ddp",
-        "--device",
-        "cpu",
-        *args,
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = torchrun(
+        ["train-stylizer", "--style", str(style), "--data", str(photos), "--val", str(val), "-o", "ddp"]
+        + ["--device", "cpu", *args],
+        tmp_path,
+    )
     lines = [line for line in done.stderr.splitlines() if line.startswith("iter ")]
     assert [line.split(" · ")[0] for line in lines] == ["iter 2/4", "iter 4/4"]  # rank 0 alone prints
     got, want = _history(tmp_path / "ddp"), _history(tmp_path / "single")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ff_helpers import FAST
 from _helpers import deliver, invoke, one_line_error, stop_signals_as_at_start, write_image  # noqa: F401
-from conftest import FAST
 from PIL import Image
 
 from styleforge.feedforward.model import save_stylizer
