@@ -230,6 +230,89 @@ def plot_training(path: Path, history: Sequence[dict[str, float]]) -> Path:
     return plot_panels(path, panels, xlabel="iteration", ylabel="weighted loss", log=True)
 
 
+def _inputs(
+    styles: Sequence[str | os.PathLike[str] | StyleSpec],
+    data: str | os.PathLike[str] | None,
+    val: str | os.PathLike[str] | None,
+    saved: dict[str, Any] | None,
+) -> tuple[list[StyleSpec], str | os.PathLike[str], str | os.PathLike[str] | None]:
+    """The styles, the photos folder and the validation folder: as given, or a resumed run's own
+    (styles given on resume must be the run's)."""
+    specs = [s if isinstance(s, StyleSpec) else parse_style(os.fspath(s)) for s in styles]
+    if saved is not None:
+        recorded = [s["style"] for s in saved["styles"]]
+        if specs and [str(s) for s in specs] != recorded:
+            raise InvalidParameter(
+                "--style", [str(s) for s in specs], f"{shown(recorded)}, as in the run being resumed"
+            )
+        specs = [parse_style(s) for s in recorded]
+        data = data if data is not None else saved["training"]["data"]
+        val = val if val is not None else saved["training"]["val"]
+    if not specs:
+        raise InvalidParameter("--style", "(none)", "at least one style image")
+    if data is None:
+        raise InvalidParameter("--data", None, "a folder of photos")
+    return specs, data, val
+
+
+def _names(photos: Photos, folder: str | os.PathLike[str]) -> list[str]:
+    """The photos' paths as the folder holds them (relative, with ``/``)."""
+    return [Path(os.path.relpath(p, folder)).as_posix() for p in photos.paths]
+
+
+def _photos(
+    config: StylizerConfig,
+    data: str | os.PathLike[str],
+    val: str | os.PathLike[str] | None,
+    saved: dict[str, Any] | None,
+    callbacks: Sequence[Callback],
+) -> tuple[Photos, Photos, list[tuple[Path, str]]]:
+    """The training and validation photos (``val``, or ``val_count`` of ``data`` held out) and the
+    unreadable files (a notice names them); a resumed run's training photos must be the same."""
+    if val is not None:
+        train_photos = read_photos(data, config.size, callbacks=callbacks)
+        val_photos = read_photos(val, config.size, param="--val", callbacks=callbacks)
+        skipped = train_photos.skipped + val_photos.skipped
+    else:
+        photos = read_photos(data, config.size, minimum=2, callbacks=callbacks)
+        generator = torch.Generator().manual_seed(config.seed)
+        train_photos, val_photos = split_photos(photos, config.val_count, generator)
+        skipped = photos.skipped
+    if skipped:
+        emit(callbacks, Notice(f"skipped {len(skipped)} unreadable image(s): {skipped_words(skipped)}"))
+    names = _names(train_photos, data)
+    if saved is not None and names != saved["training"]["photos"]:
+        raise InputFileError(
+            "--resume",
+            data,
+            f"holds other readable photos than when the run started ({len(names)} now, "
+            f"{len(saved['training']['photos'])} then); start a new run in another folder",
+        )
+    return train_photos, val_photos, skipped
+
+
+def _finish(
+    run_dir: Path,
+    net: TransformerNet,
+    meta: dict[str, Any],
+    result: Any,
+    best: dict[str, float],
+    val_images: Tensor,
+    device: torch.device,
+) -> list[Path]:
+    """At the end of a run (the ``best`` report's weights in ``net``): the model with that report's
+    record, ``history.csv``, ``curves.png`` and ``sheet.png``; returns the files."""
+    meta["best"] = {k: v for k, v in best.items() if k != "seconds"}
+    meta["stop_reason"] = result.stop_reason
+    sheet = _sheet(net, val_images, device, f"best: iteration {int(best['iteration'])}")
+    return [
+        *save_stylizer(run_dir, net, meta),
+        write_history(run_dir / HISTORY_FILE, result.history, param="-o"),
+        plot_training(run_dir / CURVES_FILE, result.history),
+        _save_png(run_dir / SHEET_FILE, sheet),
+    ]
+
+
 def train_stylizer(
     data: str | os.PathLike[str] | None = None,
     output: str | os.PathLike[str] | None = None,
@@ -271,20 +354,7 @@ def train_stylizer(
     run_dir = Path(output)
     config, saved = resolve_run_config(run_dir, config, resume, dict(options))
     config.validate()
-    specs = [s if isinstance(s, StyleSpec) else parse_style(os.fspath(s)) for s in styles]
-    if saved is not None:
-        recorded = [s["style"] for s in saved["styles"]]
-        if specs and [str(s) for s in specs] != recorded:
-            raise InvalidParameter(
-                "--style", [str(s) for s in specs], f"{shown(recorded)}, as in the run being resumed"
-            )
-        specs = [parse_style(s) for s in recorded]
-        data = data if data is not None else saved["training"]["data"]
-        val = val if val is not None else saved["training"]["val"]
-    if not specs:
-        raise InvalidParameter("--style", "(none)", "at least one style image")
-    if data is None:
-        raise InvalidParameter("--data", None, "a folder of photos")
+    specs, data, val = _inputs(styles, data, val, saved)
     style_images = [load_image(spec.path, param="--style").rgb for spec in specs]
     terms_config = config.transfer_config()
 
@@ -298,39 +368,16 @@ def train_stylizer(
             "--batch-size", config.batch_size, f"at least the number of processes ({dist.world_size})"
         )
     # The weights before the photos: an unavailable --weights fails before any photo is decoded.
-    if saved is not None:
-        used = saved["vgg"]
-        choice = resolve_weights(used["weights"], used["arch"], on_download=download_events(callbacks))
-    else:
-        choice = resolve_weights(
-            config.weights, terms_config.requested_network(), on_download=download_events(callbacks)
-        )
+    used = saved["vgg"] if saved is not None else None
+    choice = resolve_weights(
+        used["weights"] if used else config.weights,
+        used["arch"] if used else terms_config.requested_network(),
+        on_download=download_events(callbacks),
+    )
     if choice.notice:
         emit(callbacks, Notice(choice.notice))
     arch = choice.arch or terms_config.requested_network()
-
-    if val is not None:
-        train_photos = read_photos(data, config.size, callbacks=callbacks)
-        val_photos = read_photos(val, config.size, param="--val", callbacks=callbacks)
-        skipped = train_photos.skipped + val_photos.skipped
-    else:
-        photos = read_photos(data, config.size, minimum=2, callbacks=callbacks)
-        train_photos, val_photos = split_photos(
-            photos, config.val_count, torch.Generator().manual_seed(config.seed)
-        )
-        skipped = photos.skipped
-    if skipped:
-        emit(callbacks, Notice(f"skipped {len(skipped)} unreadable image(s): {skipped_words(skipped)}"))
-    names = [
-        Path(os.path.relpath(p, data)).as_posix() for p in train_photos.paths
-    ]  # as the folder holds them
-    if saved is not None and names != saved["training"]["photos"]:
-        raise InputFileError(
-            "--resume",
-            data,
-            f"holds other readable photos than when the run started ({len(names)} now, "
-            f"{len(saved['training']['photos'])} then); start a new run in another folder",
-        )
+    train_photos, val_photos, skipped = _photos(config, data, val, saved, callbacks)
     val_images = centre_squares(val_photos, config.size)
     if dist is not None and len(val_images) < dist.world_size:
         raise InvalidParameter(
@@ -379,7 +426,7 @@ def train_stylizer(
             "config": config.to_dict(),
             "data": str(Path(data).resolve()),
             "val": str(Path(val).resolve()) if val is not None else None,
-            "photos": names,
+            "photos": _names(train_photos, data),
             "val_photos": [str(p) for p in val_photos.paths],
             "skipped": [[str(p), why] for p, why in skipped],
             "loss_weights": objective.loss.weights,
@@ -428,19 +475,7 @@ def train_stylizer(
         )
         with keeping(flag):  # what the run has is written whatever comes: a signal now only sets the flag
             best = next((row for row in result.history if int(row["epoch"]) == result.best_epoch), None)
-            files: list[Path] = []
-            if main and best is not None:
-                meta["best"] = {k: v for k, v in best.items() if k != "seconds"}
-                meta["stop_reason"] = result.stop_reason
-                files += save_stylizer(run_dir, net, meta)
-                files.append(write_history(run_dir / HISTORY_FILE, result.history, param="-o"))
-                files.append(plot_training(run_dir / CURVES_FILE, result.history))
-                files.append(
-                    _save_png(
-                        run_dir / SHEET_FILE,
-                        _sheet(net, val_images, device, f"best: iteration {int(best['iteration'])}"),
-                    )
-                )
+            files = _finish(run_dir, net, meta, result, best, val_images, device) if main and best else []
     detail = result.stop_detail
     if resume_state is not None and int(resume_state["epoch"]) >= config.epochs():  # nothing left to run
         detail = f"the run already finished its {config.iterations} iterations; ask for more --iterations"
