@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidParameter
-from .base import Outputs, explicit, stop_flag, stopped, stopped_words
+from .base import Outputs, stop_flag, stopped, stopped_words
 
 __all__ = ["MODEL_OPTIONS", "VIDEO_MODEL_OPTIONS", "pop_model", "transfer_with_model", "video_with_model"]
 
@@ -59,39 +59,36 @@ def pop_model(options: dict[str, Any]) -> dict[str, Any] | None:
     return {"model": model, "frame_blend": blend}
 
 
-def _refuse_others(allowed: Sequence[str], why: str) -> None:
-    """One line for the first option given on the command line (or in --config) that a model run
-    does not take."""
+def _given(name: str) -> bool:
+    """Whether the running command's option ``name`` was given: on the command line, in the
+    environment, or in a ``--config`` file (not its default)."""
     from click.core import ParameterSource
 
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.DEFAULT_MAP)
+
+
+def _refuse_others(allowed: Sequence[str], why: str) -> None:
+    """One line for the first option given that a model run does not take."""
     ctx = click.get_current_context()
     for param in ctx.command.params:
         name = param.name or ""
-        if name in allowed or not getattr(param, "expose_value", True):
+        if name in allowed or not getattr(param, "expose_value", True) or not _given(name):
             continue
-        source = ctx.get_parameter_source(name)
-        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.DEFAULT_MAP):
-            value = ctx.params.get(name)
-            if value in (None, (), False):
-                continue
+        value = ctx.params.get(name)
+        if value not in (None, (), False):
             flag = next((o for o in getattr(param, "opts", []) if o.startswith("--")), name)
             raise InvalidParameter(flag, value, f"no {flag} with --model ({why})")
 
 
 def _size(options: dict[str, Any]) -> int | None:
-    """``--size`` when given (on the command line or in --config), else ``None``: the picture's own."""
-    if "size" not in explicit(click.get_current_context(), ["size"]) and not _from_config("size"):
+    """``--size`` when given, else ``None``: each picture's own size."""
+    if not _given("size"):
         return None
     size = options["size"]
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise InvalidParameter("--size", size, "a whole number >= 1")
     return size
-
-
-def _from_config(name: str) -> bool:
-    from click.core import ParameterSource
-
-    return click.get_current_context().get_parameter_source(name) == ParameterSource.DEFAULT_MAP
 
 
 #: What ``transfer --model`` takes besides CONTENT and -o.

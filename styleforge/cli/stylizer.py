@@ -110,7 +110,7 @@ class _Display:
     type=int,
     default=_S.width,
     show_default=True,
-    help="Channels of the network's first layer (32: Johnson et al.; 16 runs about 4x faster).",
+    help="Channels of the network's first layer (32: Johnson et al.; 16 runs about 3x faster).",
 )
 @click.option("--blocks", type=int, default=_S.blocks, show_default=True, help="Residual blocks.")
 @click.option(

@@ -66,7 +66,7 @@ class StylizerConfig:
         iterations: Optimiser steps in all.
         lr: Adam's learning rate.
         width: Channels of the network's first layer (:class:`~styleforge.nets.transformer.TransformerNet`;
-            16 runs about 4× faster than Johnson et al.'s 32).
+            16 runs about 3× faster than Johnson et al.'s 32).
         blocks: Residual blocks of the network.
         report_every: Steps between two reports: a history row, the validation loss (which picks the
             best checkpoint), the run folder's checkpoint.

@@ -129,7 +129,7 @@ class TransformerNet(nn.Module):
 
     Args:
         width: Channels of the first layer (the others are 2× and 4× it); 32 in Johnson et al.,
-            16 runs about 4× faster.
+            16 runs about 3× faster.
         blocks: Residual blocks at a quarter of the resolution.
         seed: Seeds the initial weights (PyTorch's default initialisation, drawn from a generator:
             the global random state is left untouched).
