@@ -12,7 +12,12 @@ The Python API mirrors the CLI::
 
 Guided transfer is ``styleforge.transfer(..., attrs_model="runs/base", attrs=("contrast=9",),
 score_with="runs/base")``: those options are :class:`GuidanceConfig`'s, the others
-:class:`TransferConfig`'s.
+:class:`TransferConfig`'s. Feed-forward transfer trains a network once per style, then runs it::
+
+    styleforge.train_stylizer("photos/", "models/starry", ["starry.jpg"], weights="hed", iterations=2000)
+    model = styleforge.load_stylizer("models/starry")
+    images = model(batch)                      # (B, 3, H, W) in [0, 1] -> the same, one pass
+    model.stylize_image("photo.jpg").save("out.png")
 
 The names are loaded on first use (PEP 562), so ``import styleforge`` — and with it the CLI's
 ``--help`` and its argument checks — does not import torch.
@@ -39,6 +44,11 @@ _API = {
     "TrainResult": "styleforge.attributes.train",
     "score_images": "styleforge.attributes.score",
     "ImageScore": "styleforge.attributes.score",
+    "StylizerConfig": "styleforge.feedforward.config",
+    "train_stylizer": "styleforge.feedforward.train",
+    "StylizerTrainResult": "styleforge.feedforward.train",
+    "load_stylizer": "styleforge.feedforward.model",
+    "StylizerModel": "styleforge.feedforward.model",
 }
 
 __all__ = [
@@ -55,6 +65,11 @@ __all__ = [
     "TrainResult",
     "score_images",
     "ImageScore",
+    "StylizerConfig",
+    "train_stylizer",
+    "StylizerTrainResult",
+    "load_stylizer",
+    "StylizerModel",
 ]
 assert set(__all__) == {"__version__", *_API}
 
@@ -64,6 +79,9 @@ if TYPE_CHECKING:
     from .attributes.train import TrainResult, train_attrs
     from .config import TrainConfig, TransferConfig
     from .errors import StyleforgeError
+    from .feedforward.config import StylizerConfig
+    from .feedforward.model import StylizerModel, load_stylizer
+    from .feedforward.train import StylizerTrainResult, train_stylizer
     from .guidance.config import GuidanceConfig
     from .guidance.run import transfer, transfer_each
     from .stylize.run import TransferResult

@@ -28,6 +28,7 @@ __all__ = [
     "REMEMBER_SHA256_FROM",
     "atomic_path",
     "SHA256_MEMO",
+    "check_new_run",
     "check_not_input",
     "check_writable",
     "loads_toml",
@@ -190,6 +191,24 @@ def check_writable(path: str | os.PathLike[str], *, param: str = "-o") -> Path:
             except OSError:  # something else wrote there meanwhile: it is no longer only ours to remove
                 break
     return path
+
+
+def check_new_run(run_dir: Path, markers: Iterable[str], *, param: str = "-o") -> None:
+    """Refuses to start a new training run in ``run_dir`` when it is a file, or a folder that holds a
+    run already (any of the files ``markers`` names).
+
+    Raises:
+        InvalidParameter: Naming ``param`` and the folder, and suggesting ``--resume``.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InvalidParameter(param, str(run_dir), "a folder for the run (this is a file)")
+    if any((run_dir / name).exists() for name in markers):
+        raise InvalidParameter(
+            param,
+            str(run_dir),
+            "a new or empty folder",
+            "it holds a run already: pass --resume to continue it, or choose another folder",
+        )
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -6,8 +6,10 @@ The layers, bottom to top (docs/architecture.md draws them):
     config signals machine                   stop signals and the machine's memory: no torch
     engine  nets  images device report sweep the shared engine and the building blocks
     stylize           attributes              the two products, which never import each other
-    video             guidance                video: frames held to each other, above stylize;
-                                              guidance: attribute terms in a transfer, above both
+    feedforward                               networks trained on the transfer's terms, above stylize
+    video             guidance                video: frames held to each other, above stylize (and
+                                              feedforward, for --model); guidance: attribute terms in
+                                              a transfer, above both
     studio                                    the local web app over a transfer's events: above
                                               stylize and guidance, never imports click
     cluster                                   transfers and videos on a Ray cluster's workers, above
@@ -43,11 +45,14 @@ LIGHT = {
     # the guidance's options, which the CLI checks before any heavy import
     "styleforge.guidance",
     "styleforge.guidance.config",
+    "styleforge.feedforward",
+    "styleforge.feedforward.config",
 }
 #: package -> the styleforge packages it may never import (at the top or inside a function).
 FORBIDDEN = {
     "styleforge.engine": (
         "styleforge.studio",
+        "styleforge.feedforward",
         "styleforge.stylize",
         "styleforge.attributes",
         "styleforge.guidance",
@@ -59,6 +64,7 @@ FORBIDDEN = {
     ),
     "styleforge.nets": (
         "styleforge.studio",
+        "styleforge.feedforward",
         "styleforge.stylize",
         "styleforge.attributes",
         "styleforge.guidance",
@@ -71,6 +77,7 @@ FORBIDDEN = {
         "styleforge.attributes",
         "styleforge.guidance",
         "styleforge.video",
+        "styleforge.feedforward",
         "styleforge.cli",
         "styleforge.cluster",
     ),
@@ -93,6 +100,7 @@ FORBIDDEN = {
         "styleforge.stylize",
         "styleforge.guidance",
         "styleforge.video",
+        "styleforge.feedforward",
         "styleforge.cli",
         "styleforge.cluster",
     ),
@@ -106,7 +114,13 @@ FORBIDDEN = {
         "styleforge.cluster",
         "styleforge.cli",
     ),
-    "styleforge.guidance": ("styleforge.studio", "styleforge.video", "styleforge.cli", "styleforge.cluster"),
+    "styleforge.guidance": (
+        "styleforge.studio",
+        "styleforge.video",
+        "styleforge.feedforward",
+        "styleforge.cli",
+        "styleforge.cluster",
+    ),
     "styleforge.video": (
         "styleforge.studio",
         "styleforge.attributes",
@@ -119,6 +133,14 @@ FORBIDDEN = {
         "styleforge.attributes",
         "styleforge.video",
         "styleforge.cluster",
+    ),
+    "styleforge.feedforward": (
+        "styleforge.attributes",
+        "styleforge.guidance",
+        "styleforge.video",
+        "styleforge.studio",
+        "styleforge.cluster",
+        "styleforge.cli",
     ),
 }
 
@@ -223,6 +245,18 @@ def test_layers_import_one_way(package: str) -> None:
     assert not bad, bad
 
 
+def test_feedforward_reaches_stylize_through_its_adapter_alone() -> None:
+    """stylize is being reshaped: what feedforward takes from it passes through feedforward/terms.py."""
+    bad = [
+        f"{module} -> {target}"
+        for module in MODULES
+        if module.startswith("styleforge.feedforward") and module != "styleforge.feedforward.terms"
+        for target in _internal(_imports(module, top_level_only=False))
+        if target.startswith("styleforge.stylize")
+    ]
+    assert not bad, bad
+
+
 def test_nothing_imports_the_cli() -> None:
     bad = [
         m
@@ -265,11 +299,13 @@ _CLI_CASES = [
     ["score", "--help"],
     ["sweep", "transfer", "--help"],
     ["video", "--help"],
+    ["train-stylizer", "--help"],
     ["transfer", "c.jpg", "--style", "s.jpg", "-o", "out.png", "--style-loss", "nope"],
     ["transfer", "c.jpg", "--style", "s.jpg:-1", "-o", "out.png"],
     ["transfer", "c.jpg", "--style", "s.jpg", "-o", "out.png", "--optimizer", "adam:0"],
     ["transfer", "c.jpg", "--style", "s.jpg", "-o", "out.png", "--size", "big"],
     ["train-attrs", "-o", "run", "--backbone", "nope"],
+    ["train-stylizer", "--data", "d", "--style", "s.jpg", "-o", "run", "--style-loss", "nope"],
     ["video", "clip.mp4", "--style", "s.jpg", "-o", "out.mp4", "--temporal-weight", "-1"],
 ]
 
@@ -285,10 +321,10 @@ def _run_cli_cases(python: str, env: dict[str, str]) -> list[str]:
 
 def _check_cli_lines(lines: list[str]) -> None:
     codes = [int(line.split(" ", 1)[0]) for line in lines[:-1]]
-    assert codes == [0] * 7 + [2] * 6, lines
-    assert all(line.split(" ", 1)[1].startswith("error: ") for line in lines[7:-1]), lines
-    assert "--style-loss" in lines[7] and "--style" in lines[8] and "--optimizer" in lines[9]
-    assert "--temporal-weight" in lines[-2]
+    assert codes == [0] * 8 + [2] * 7, lines
+    assert all(line.split(" ", 1)[1].startswith("error: ") for line in lines[8:-1]), lines
+    assert "--style-loss" in lines[8] and "--style" in lines[9] and "--optimizer" in lines[10]
+    assert "--style-loss" in lines[-3] and "--temporal-weight" in lines[-2]
     assert lines[-1] == "False False", "torch or numpy was imported"
 
 

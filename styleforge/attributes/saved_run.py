@@ -20,7 +20,7 @@ import torch
 
 from ..config import TrainConfig
 from ..errors import InputFileError, InvalidParameter, shown
-from ..files import write_atomic
+from ..files import check_new_run, write_atomic
 from ..option import declared
 from ..report import plot_panels, write_history
 from .kinds import CategoricalAttribute
@@ -80,15 +80,7 @@ def resolve_config(
         InputFileError: ``--resume`` without ``resume.pt`` (or with an unreadable ``model.json``).
     """
     if not resume:
-        if run_dir.exists() and not run_dir.is_dir():
-            raise InvalidParameter("-o", str(run_dir), "a folder for the run (this is a file)")
-        if (run_dir / MODEL_JSON).exists() or (run_dir / RESUME_FILE).exists():
-            raise InvalidParameter(
-                "-o",
-                str(run_dir),
-                "a new or empty folder",
-                "it holds a run already: pass --resume to continue it, or choose another folder",
-            )
+        check_new_run(run_dir, (MODEL_JSON, RESUME_FILE))
         return dataclasses.replace(config or TrainConfig(), **options), None
     if not (run_dir / RESUME_FILE).is_file():
         raise InputFileError(

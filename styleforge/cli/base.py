@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,6 +22,7 @@ __all__ = [
     "stop_flag",
     "stopped",
     "stopped_words",
+    "training_errors",
 ]
 
 #: The exit code of a run ended by Ctrl-C (128 + SIGINT), after its result was kept.
@@ -111,3 +113,29 @@ class Outputs:
             click.echo(f"error: {exc}", err=True)
         if self.failed:
             sys.exit(1)
+
+
+@contextmanager
+def training_errors(ctx: click.Context, rank: int, display: Any) -> Iterator[None]:
+    """Around a training run (``train-attrs``, ``train-stylizer``): a signal before training started
+    ends the command with one line and its exit code; under torchrun a user's error is said by rank 0
+    alone, and another rank's own failure (a file missing on its node) names the rank. The display
+    is closed in every case."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:  # before the first step (reading the data, preparing)
+        display.close()
+        signum = getattr(exc, "signum", None)
+        if rank == 0:
+            click.echo(f"{stopped_words(signum)} before training started; nothing was trained", err=True)
+        sys.exit(exit_code_of(signum))
+    except StyleforgeError as exc:
+        if rank == 0:
+            raise
+        # Another rank: a usage error is the same on every rank (rank 0 says it); anything else may
+        # be this rank's alone (a file missing on its node), so it says which rank it is.
+        if exc.exit_code != 2:
+            click.echo(f"error (rank {rank}): {exc}", err=True)
+        ctx.exit(exc.exit_code)
+    finally:
+        display.close()

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..config import DatasetConfig, TrainConfig
-from ..errors import StyleforgeError
 from ..files import check_writable
-from ..signals import exit_code_of
-from .base import explicit, stop_flag, stopped, stopped_words
+from .base import explicit, stop_flag, stopped, stopped_words, training_errors
 from .flags import click_options, flag_values, from_flags, with_options
 
 __all__ = ["make_dataset_command", "train_attrs_command"]
@@ -109,27 +106,11 @@ def train_attrs_command(
     check_writable(output / "model.json", param="-o")
     rank = process_rank()  # under torchrun only rank 0 prints (the core gives the others no events)
     display = TrainDisplay(quiet=quiet or rank != 0)
-    try:
+    with training_errors(ctx, rank, display):
         if resume:
             result = train_attrs(data, output, resume=True, callbacks=[display], **overrides)
         else:
             result = train_attrs(data, output, config, callbacks=[display])
-    except KeyboardInterrupt as exc:  # before the first epoch (reading images, computing features)
-        display.close()
-        signum = getattr(exc, "signum", None)
-        if rank == 0:
-            click.echo(f"{stopped_words(signum)} before training started; nothing was trained", err=True)
-        sys.exit(exit_code_of(signum))
-    except StyleforgeError as exc:
-        if rank == 0:
-            raise
-        # Another rank: a usage error is the same on every rank (rank 0 says it); anything else may
-        # be this rank's alone (a file missing on its node), so it says which rank it is.
-        if exc.exit_code != 2:
-            click.echo(f"error (rank {rank}): {exc}", err=True)
-        ctx.exit(exc.exit_code)
-    finally:
-        display.close()
     flag = stop_flag()
     if rank != 0:
         if result.stop_reason == "interrupted":

@@ -16,6 +16,7 @@ from ..parsing import parse_optimizer, parse_region, parse_style
 from .base import Outputs, stop_flag, stopped, stopped_words
 from .cluster import backend_option
 from .flags import click_options, from_flags, with_options
+from .model import MODEL_OPTIONS, pop_model, transfer_with_model
 from .options import read_config, read_image_config
 
 __all__ = [
@@ -199,6 +200,7 @@ def _run_metadata(config: TransferConfig, guidance: GuidanceConfig) -> dict[str,
 )
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--preview", is_flag=True, help="Watch the run live in a browser (the studio's page).")
+@with_options(MODEL_OPTIONS)
 @backend_option(
     "ray: the pictures on a Ray cluster's workers (RAY_ADDRESS, else a local instance), each written as it "
     "finishes; run again, the finished ones are skipped. Needs styleforge[ray]."
@@ -226,7 +228,10 @@ def transfer(
     Examples:
       styleforge transfer photo.jpg --style starry.jpg:0.75 --style dora.jpg:0.25 -o out/blend.png
       styleforge transfer holiday/ a.jpg --style starry.jpg -o out/starry/
+      styleforge transfer holiday/ --model models/starry -o out/starry/   # a train-stylizer network
     """
+    if (chosen := pop_model(options)) is not None:  # one pass of a trained network: styleforge.cli.model
+        return transfer_with_model(content, output, chosen["model"], options, quiet)
     if not content:
         raise click.UsageError(_NO_CONTENT)
     check_styles(styles, "Missing option '--style' (or give --from-image / a --config with 'style').")

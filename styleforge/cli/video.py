@@ -14,6 +14,7 @@ from ..errors import InvalidParameter
 from .base import Outputs, stop_flag, stopped, stopped_words
 from .cluster import backend_option, video_runner
 from .flags import click_options, from_flags, with_options
+from .model import VIDEO_MODEL_OPTIONS, pop_model, video_with_model
 from .transfer import CONFIG_OPTIONS, check_inputs, check_styles, config_option, style_option
 
 __all__ = ["video"]
@@ -63,6 +64,7 @@ def _folders(output: Path) -> tuple[Path, Path | None]:
     "ray: the clip in chunks on a Ray cluster's workers (RAY_ADDRESS, else a local instance), cut at scene "
     "cuts or overlapping, joined in order. Needs styleforge[ray]."
 )
+@with_options(VIDEO_MODEL_OPTIONS)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def video(
     input_path: Path,
@@ -86,7 +88,11 @@ def video(
     \b
     Example:
       styleforge video clip.mp4 --style starry.jpg:0.7 --style dora.jpg:0.3 --size 384 -o out/clip.mp4
+      styleforge video clip.mp4 --model models/starry -o out/clip.mp4    # a train-stylizer network
     """
+    if (chosen := pop_model(options)) is not None:  # one pass of a trained network: styleforge.cli.model
+        kept = dict(fps=options.get("fps"), resume=resume, keep_frames=keep_frames, history=history)
+        return video_with_model(input_path, output, chosen, options, quiet=quiet, **kept)
     check_styles(styles, "Missing option '--style' (or give a --config with 'style').")
     config = from_flags(TransferConfig, options)  # the options' checks need no torch: they come first
     settings = from_flags(VideoConfig, options)

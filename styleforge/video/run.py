@@ -44,6 +44,7 @@ __all__ = [
     "frame_path",
     "run_differences",
     "run_signature",
+    "save_frame",
     "stylize_video",
 ]
 
@@ -203,6 +204,40 @@ def _done(path: Path, signature: dict[str, Any]) -> bool:
     return True
 
 
+def save_frame(
+    path: Path,
+    image: Tensor,
+    metadata: dict[str, Any],
+    command: str,
+    place: tuple[int, int],
+    signature: dict[str, Any],
+    interrupt: Any,
+) -> OutputWriteError | None:
+    """Writes a finished frame into the frames folder with its run's record (a stop signal waits for
+    it); returns the error when it could not be written there (it was saved elsewhere if possible).
+
+    Args:
+        path: :func:`frame_path`.
+        image: (3, H, W) in [0, 1].
+        metadata: The frame's own (its transfer's).
+        command: The command the PNG names.
+        place: (frame number, frames in the video).
+        signature: The run's options, which ``--resume`` compares.
+        interrupt: The run's stop flag.
+    """
+    record = {
+        **metadata,
+        "command": command,
+        "video": {"frame": place[0], "frames": place[1], "run": signature},
+    }
+    try:
+        with keeping(interrupt):  # a signal now waits for the frame to be written
+            save_image(path, image, metadata=record, param="-o", fallback=True)
+    except OutputWriteError as exc:
+        return exc
+    return None
+
+
 def stylize_video(
     source: FrameSource | str | os.PathLike[str],
     styles: Sequence[str | os.PathLike[str] | StyleSpec],
@@ -304,10 +339,8 @@ def _frames(
             stop = INTERRUPTED  # this frame is not finished: a resumed run does it again
             break
         out = result.image
-        try:
-            _write_frame(path, result, number, source.count, signature, interrupt)
-        except OutputWriteError as exc:  # the frames before it are kept; the later ones would fail too
-            failed = exc
+        failed = save_frame(path, out, result.metadata, "video", (number, source.count), signature, interrupt)
+        if failed is not None:  # the frames before it are kept; the later ones would fail too
             break
         seconds = time.perf_counter() - started
         if move is not None:
@@ -370,20 +403,6 @@ def _stylize_frame(
         iterations=video.frame_iterations,
         extensions=extensions,
     )
-
-
-def _write_frame(
-    path: Path, result: Any, number: int, frames: int, signature: dict[str, Any], interrupt: Any
-) -> None:
-    """Writes a finished frame with its parameters and the run's signature (what ``resume`` checks);
-    a stop signal waits until it is written."""
-    metadata = {
-        **result.metadata,
-        "command": "video",
-        "video": {"frame": number, "frames": frames, "run": signature},
-    }
-    with keeping(interrupt):  # a signal now waits for the frame to be written
-        save_image(path, result.image, metadata=metadata, param="-o", fallback=True)
 
 
 def _per_frame(timed: list[float], seconds: float, video: VideoConfig, config: TransferConfig) -> float:

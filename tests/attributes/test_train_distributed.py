@@ -12,7 +12,6 @@ import csv
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from _attr_helpers import FAST
+from _helpers import free_port, torchrun
 from click.testing import CliRunner
 
 from styleforge.attributes.synthetic import make_dataset
@@ -96,29 +96,8 @@ def _assert_same_run(run: Path, reference: Path, *, rtol: float = 1e-4, atol: fl
         assert metrics[0]["val"][key] == pytest.approx(value, rel=rtol, abs=1e-7, nan_ok=True), key
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        "-m",
-        "styleforge",
-        "train-attrs",
-        *args,
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
+    return torchrun(["train-attrs", *args], cwd)
 
 
 def _cli_args(options: dict[str, object]) -> list[str]:
@@ -188,7 +167,7 @@ def test_finetune_two_processes_equal_one(synth16: Path, finetuned: Path, tmp_pa
 
     run = tmp_path / "ddp"
     mp.start_processes(
-        _finetune_worker, args=(_free_port(), str(synth16), str(run)), nprocs=2, start_method="fork"
+        _finetune_worker, args=(free_port(), str(synth16), str(run)), nprocs=2, start_method="fork"
     )
     # Adam's normalised steps magnify the float noise of gradients that are nearly 0 (backbone
     # convolutions on batches of 3 + 2 instead of 5): a looser absolute tolerance on weights.

@@ -1,0 +1,255 @@
+"""``transfer --model`` and ``video --model``: pictures and frames through a trained stylizer.
+
+``transfer`` and ``video`` declare ``--model`` (and ``video`` ``--frame-blend``) from here
+(:data:`MODEL_OPTIONS`, :data:`VIDEO_MODEL_OPTIONS`) and, when it is given, hand over to
+:func:`transfer_with_model` or :func:`video_with_model` before any of their own work. A model run
+takes the options that make sense for one pass of a network (``--size``, ``--preserve-colors``,
+``--tile``, ``--device``, and the video's outputs); any other option given is refused in one line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InvalidParameter
+from .base import Outputs, stop_flag, stopped, stopped_words
+
+__all__ = ["MODEL_OPTIONS", "VIDEO_MODEL_OPTIONS", "pop_model", "transfer_with_model", "video_with_model"]
+
+#: ``transfer --model``: run the pictures through a trained stylizer.
+MODEL_OPTIONS = [
+    click.option(
+        "--model",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="A train-stylizer folder: one pass of its network per image instead of an optimisation "
+        "(with --size, --preserve-colors, --tile, --device; no --style).",
+    )
+]
+#: ``video --model``: the frames through a trained stylizer, blended along the optical flow.
+VIDEO_MODEL_OPTIONS = [
+    *MODEL_OPTIONS,
+    click.option(
+        "--frame-blend",
+        type=float,
+        default=None,
+        help="With --model: share of the previous output frame, warped by the flow, where the flow is "
+        "reliable (0: every frame on its own) [default: 0.5].",
+    ),
+]
+
+
+def pop_model(options: dict[str, Any]) -> dict[str, Any] | None:
+    """Takes ``--model`` (and ``--frame-blend``) out of a command's options: ``None`` without
+    ``--model``, else ``{"model": ..., "frame_blend": ...}``.
+
+    Raises:
+        InvalidParameter: ``--frame-blend`` without ``--model``.
+    """
+    model, blend = options.pop("model", None), options.pop("frame_blend", None)
+    if model is None:
+        if blend is not None:
+            raise InvalidParameter("--frame-blend", blend, "no --frame-blend without --model")
+        return None
+    return {"model": model, "frame_blend": blend}
+
+
+def _given(name: str) -> bool:
+    """Whether the running command's option ``name`` was given: on the command line, in the
+    environment, or in a ``--config`` file (not its default)."""
+    from click.core import ParameterSource
+
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.DEFAULT_MAP)
+
+
+def _refuse_others(allowed: Sequence[str], why: str) -> None:
+    """One line for the first option given that a model run does not take."""
+    ctx = click.get_current_context()
+    for param in ctx.command.params:
+        name = param.name or ""
+        if name in allowed or not getattr(param, "expose_value", True) or not _given(name):
+            continue
+        value = ctx.params.get(name)
+        if value not in (None, (), False):
+            flag = next((o for o in getattr(param, "opts", []) if o.startswith("--")), name)
+            raise InvalidParameter(flag, value, f"no {flag} with --model ({why})")
+
+
+def _size(options: dict[str, Any]) -> int | None:
+    """``--size`` when given, else ``None``: each picture's own size."""
+    if not _given("size"):
+        return None
+    size = options["size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise InvalidParameter("--size", size, "a whole number >= 1")
+    return size
+
+
+#: What ``transfer --model`` takes besides CONTENT and -o.
+_MODEL_TRANSFER = ("content", "output", "model", "size", "preserve_colors", "tile", "device", "quiet")
+
+
+def transfer_with_model(
+    content: Sequence[Path], output: Path, model: Path, options: dict[str, Any], quiet: bool
+) -> None:
+    """``styleforge transfer CONTENT... --model MODEL -o OUT``: one forward pass per picture.
+
+    One CONTENT image is written to ``OUT``; several (or a folder) into the folder ``OUT`` under their
+    own names (.png), consecutive pictures of the same size in batches.
+    """
+    _refuse_others(_MODEL_TRANSFER, "the model's styles and terms were fixed by train-stylizer")
+    if not content:
+        raise click.UsageError("Missing argument 'CONTENT'.")
+    size = _size(options)
+    from ..feedforward.model import load_stylizer
+    from ..files import check_not_input, check_writable
+    from ..images import IMAGE_EXTENSIONS, check_output_path, find_images
+    from .transfer import _outputs_for
+
+    many = len(content) > 1 or content[0].is_dir()
+    if many:
+        found = find_images(content)
+        for path, problem in found:
+            if problem is not None:
+                raise InvalidParameter("CONTENT", path, f"an image file or a folder of images; it {problem}")
+        paths = [Path(p) for p, _ in found]
+        if output.suffix.lower() in IMAGE_EXTENSIONS:
+            raise InvalidParameter(
+                "-o",
+                str(output),
+                f"a folder, for {len(paths)} content image(s): each is written as FOLDER/<name>.png",
+            )
+        outs = _outputs_for([str(p) for p in paths], output)
+        check_writable(outs[0], param="-o")
+    else:
+        from ..images import probe_image
+
+        probe_image(content[0], param="CONTENT")
+        paths, outs = [content[0]], [output]
+        check_output_path(output)
+    inputs = [("CONTENT", p) for p in paths]
+    for out in outs:
+        check_not_input(out, inputs)
+    stylizer = load_stylizer(model, device=options["device"])
+    outputs, flag, began = Outputs(), stop_flag(), time.perf_counter()
+    done = 0
+    with flag.listening():  # a signal stops the run between two pictures
+        runs = stylizer.stylize_files(
+            paths, size=size, preserve_colors=options["preserve_colors"], tile=options["tile"]
+        )
+        for out, result in zip(outs, runs):
+            with flag.keeping():
+                outputs.write(lambda: result.save(out, fallback=True))
+            done += 1
+            if flag.requested:
+                break
+    seconds = time.perf_counter() - began
+    if not quiet:
+        click.echo(
+            f"done: {done} image(s) through {model} in {seconds:.2f} s "
+            f"({seconds / max(1, done):.2f} s per image)",
+            err=True,
+        )
+    if flag.requested and done < len(paths):
+        click.echo(f"{stopped_words(flag.signum)}: {done} of {len(paths)} image(s) were written", err=True)
+    outputs.finish()
+    if flag.requested:
+        stopped(flag)
+
+
+#: What ``video --model`` takes besides INPUT and -o.
+_MODEL_VIDEO = (
+    "input_path",
+    "output",
+    "model",
+    "frame_blend",
+    "size",
+    "preserve_colors",
+    "tile",
+    "device",
+    "fps",
+    "resume",
+    "keep_frames",
+    "history",
+    "quiet",
+)
+
+
+def video_with_model(
+    input_path: Path,
+    output: Path,
+    chosen: dict[str, Any],
+    options: dict[str, Any],
+    *,
+    fps: float | None,
+    resume: bool,
+    keep_frames: bool,
+    history: Path | None,
+    quiet: bool,
+) -> None:
+    """``styleforge video INPUT --model MODEL -o OUT``: every frame through the model, blended along the
+    optical flow where it is reliable (:mod:`styleforge.video.model`); the outputs, Ctrl-C and
+    ``--resume`` as for an optimised video."""
+    _refuse_others(_MODEL_VIDEO, "the model's styles and terms were fixed by train-stylizer")
+    size = _size(options)
+    model, blend = chosen["model"], chosen["frame_blend"]
+    if blend is not None and not 0 <= blend <= 1:
+        raise InvalidParameter("--frame-blend", blend, "a number from 0 to 1")
+    import shutil
+
+    from ..config import DEFAULT_FPS
+    from ..feedforward.model import load_stylizer
+    from ..video.frames import open_frames
+    from ..video.model import DEFAULT_FRAME_BLEND, stylize_video_with_model
+    from .display import VideoDisplay
+    from .video import _check_outputs, _folders, _write_outputs
+
+    folder, movie = _folders(output)
+    source = open_frames(input_path)
+    _check_outputs(input_path, output, folder, movie, history, resume)
+    stylizer = load_stylizer(model, device=options["device"])
+    display, flag = VideoDisplay(quiet=quiet), stop_flag()
+    try:
+        result = stylize_video_with_model(
+            source,
+            stylizer,
+            folder=folder,
+            size=size,
+            preserve_colors=options["preserve_colors"],
+            frame_blend=DEFAULT_FRAME_BLEND if blend is None else blend,
+            tile=options["tile"],
+            resume=resume,
+            callbacks=[display],
+        )
+    finally:
+        display.close()
+    rate = fps or source.fps or DEFAULT_FPS
+    outputs, done = _write_outputs(result, folder, movie, history, rate), len(result.frames)
+    flicker, alone = result.mean_flicker(), result.metadata["video"]["model_flicker"]
+    click.echo(
+        f"done: {done}/{result.count} frames through {model}"
+        + (
+            f"; flicker (mean warping error) {flicker:.5f}, the model's frames alone {alone:.5f}"
+            if alone
+            else ""
+        ),
+        err=True,
+    )
+    if result.write_error is not None:
+        outputs.failed.insert(0, result.write_error)
+    if result.stop_reason == "interrupted" or result.write_error is not None:
+        click.echo(
+            f"stopped: the {done} finished frame(s) are in {folder}; run again with --resume to go on",
+            err=True,
+        )
+    elif movie is not None and not keep_frames and not outputs.failed:
+        shutil.rmtree(folder, ignore_errors=True)
+    outputs.finish()
+    if result.stop_reason == "interrupted":
+        stopped(flag)

@@ -1,0 +1,219 @@
+"""``styleforge train-stylizer``: train a feed-forward network for one style or a blend.
+
+The term options are the transfer's own click declarations (:data:`~styleforge.cli.transfer.CONFIG_OPTIONS`,
+picked by name), with the defaults of :class:`~styleforge.feedforward.config.StylizerConfig` (the
+command's default map). ``transfer --model`` and ``video --model`` use the result (:mod:`.model`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..feedforward.config import TERM_FIELDS, StylizerConfig
+from ..parsing import parse_style
+from .base import explicit, stop_flag, stopped, stopped_words, training_errors
+from .flags import with_options
+from .transfer import CONFIG_OPTIONS, config_option, style_option
+
+__all__ = ["train_stylizer_command"]
+
+_S = StylizerConfig()
+
+#: The transfer options train-stylizer shares (:data:`~styleforge.feedforward.config.TERM_FIELDS`: the
+#: same flags, help and checks), with the defaults of :class:`StylizerConfig` (the command's default map).
+_SHARED = TERM_FIELDS
+
+
+def _declared(option: Any) -> str:
+    """The parameter name a ``click.option(...)`` decorator declares."""
+
+    def probe() -> None:
+        """A function to decorate."""
+
+    option(probe)
+    return probe.__click_params__[-1].name  # type: ignore[attr-defined]
+
+
+_BY_NAME = {_declared(option): option for option in CONFIG_OPTIONS}
+_TERM_OPTIONS = [_BY_NAME[name] for name in _SHARED]
+
+
+def _default(name: str) -> Any:
+    """A shared option's default as the command line writes it (layer lists comma-separated)."""
+    value = getattr(_S, name)
+    return ",".join(value) if isinstance(value, tuple) else value
+
+
+class _Display:
+    """Lazily built :class:`~styleforge.cli.display.TrainDisplay` whose epoch line counts iterations."""
+
+    @staticmethod
+    def make(quiet: bool, iterations: int) -> Any:
+        from ..engine import EpochEnded
+        from ..engine.fit import format_epoch_line
+        from .display import TrainDisplay, format_duration
+
+        class StylizerDisplay(TrainDisplay):
+            """One line per report: ``iter 300/2000 · loss … = … · val_loss … · best · 41 s``."""
+
+            def show(self, event: Any) -> None:
+                if isinstance(event, EpochEnded):
+                    self.close()
+                    rest = format_epoch_line(event).split(" · ", 1)[1]
+                    step = int(event.metrics.get("iteration", 0))
+                    self._echo(f"iter {step}/{iterations} · {rest} · {format_duration(event.seconds)}")
+                else:
+                    super().show(event)
+
+        return StylizerDisplay(quiet=quiet)
+
+
+@click.command("train-stylizer", context_settings={"default_map": {name: _default(name) for name in _SHARED}})
+@style_option
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of photos to train on (recursive; jpg, png, webp, ...).",
+)
+@click.option(
+    "--val",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of validation photos, which pick the best checkpoint "
+    "[default: --val-count photos of --data].",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Run folder: the model (model.safetensors + model.json), history, curves, contact sheets.",
+)
+@config_option
+@with_options(_TERM_OPTIONS)
+@click.option(
+    "--size",
+    type=int,
+    default=_S.size,
+    show_default=True,
+    help="Side of the square training crops in px (the style images are sized to it x --style-scale).",
+)
+@click.option("--batch-size", type=int, default=_S.batch_size, show_default=True, help="Crops per step.")
+@click.option("--iterations", type=int, default=_S.iterations, show_default=True, help="Steps in all.")
+@click.option("--lr", type=float, default=_S.lr, show_default=True, help="Adam's learning rate.")
+@click.option(
+    "--width",
+    type=int,
+    default=_S.width,
+    show_default=True,
+    help="Channels of the network's first layer (32: Johnson et al.; 16 runs about 3x faster).",
+)
+@click.option("--blocks", type=int, default=_S.blocks, show_default=True, help="Residual blocks.")
+@click.option(
+    "--report-every",
+    type=int,
+    default=_S.report_every,
+    show_default=True,
+    help="Steps between reports: a line, a history row, the validation loss, a checkpoint.",
+)
+@click.option(
+    "--sheet-every",
+    type=int,
+    default=_S.sheet_every,
+    show_default=True,
+    help="Reports between contact sheets of the validation photos (RUN/sheets/; 0: none).",
+)
+@click.option(
+    "--val-count",
+    type=int,
+    default=_S.val_count,
+    show_default=True,
+    help="Without --val: photos of --data held out (at most a tenth).",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in -o exactly where it stopped.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def train_stylizer_command(
+    ctx: click.Context,
+    styles: Sequence[str],
+    data: Path | None,
+    val: Path | None,
+    output: Path,
+    resume: bool,
+    quiet: bool,
+    **options: Any,
+) -> None:
+    """Train a feed-forward network for --style (one or a blend) on the photos in --data.
+
+    The objective is the transfer's (content, style with gram / w2 / sw, tv, laplacian, blends) on
+    random crops, trained with Adam through the engine's training loop; the run folder -o is the
+    model, for transfer --model and video --model. Ctrl-C or SIGTERM keeps the best checkpoint (exit
+    code 130 or 143); --resume continues exactly.
+
+    \b
+    Examples:
+      styleforge train-stylizer --style starry.jpg --data photos/ -o models/starry --weights hed
+      styleforge train-stylizer --style a.jpg:0.7 --style b.jpg:0.3 --data photos/ -o models/blend
+      styleforge train-stylizer -o models/blend --resume --iterations 4000
+      styleforge transfer holiday/ --model models/blend -o out/holiday/
+    """
+    from ..files import check_writable
+
+    for style in styles:  # the options' checks need no torch: they come first
+        parse_style(style)
+    for key in ("content_layers", "style_layers"):
+        options[key] = tuple(part.strip() for part in str(options[key]).split(",") if part.strip())
+    if not resume:
+        if data is None:
+            raise click.UsageError("Missing option '--data' (a folder of photos).")
+        if not styles:
+            raise click.UsageError("Missing option '--style'.")
+        config: StylizerConfig | None = StylizerConfig(**options)
+        overrides: dict[str, Any] = {}
+    else:
+        config, overrides = None, {k: options[k] for k in explicit(ctx, list(options))}
+    (config or StylizerConfig(**options)).validate()
+    if not resume:
+        from ..images import probe_image
+
+        for style in styles:
+            probe_image(parse_style(style).path, param="--style")
+    check_writable(output / "model.json", param="-o")
+
+    from ..engine.distributed import process_rank
+    from ..feedforward.train import resolve_run_config, train_stylizer
+
+    planned = resolve_run_config(output, config, resume, overrides)[0].iterations  # a resumed run's own
+    rank = process_rank()  # under torchrun only rank 0 prints (the core gives the others no events)
+    display = _Display.make(quiet or rank != 0, planned)
+    flag = stop_flag()
+    with training_errors(ctx, rank, display):
+        result = train_stylizer(
+            data, output, list(styles), config, val=val, resume=resume, callbacks=[display], **overrides
+        )
+    if rank != 0:
+        if result.stop_reason == "interrupted":
+            stopped(flag)
+        return
+    if result.best_iteration:
+        best = next(r for r in result.history if int(r["iteration"]) == result.best_iteration)
+        steps = int(result.history[-1]["iteration"])
+        click.echo(
+            f"done: {result.stop_reason} after {steps} iterations; best iteration {result.best_iteration}, "
+            f"validation loss {best['val_loss']:.4g}",
+            err=True,
+        )
+    click.echo("\n".join(str(p) for p in result.files))
+    if result.stop_reason == "interrupted":
+        hint = (
+            f"continue with styleforge train-stylizer -o {output} --resume"
+            if result.history
+            else "no report finished; nothing was written"
+        )
+        click.echo(f"{stopped_words(flag.signum)}: {hint}", err=True)
+        stopped(flag)
