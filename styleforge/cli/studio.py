@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import webbrowser
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -40,7 +41,13 @@ def _announce(url: str, host: str, *, browser: bool, label: str, err: bool = Fal
 @click.option(
     "--no-browser", is_flag=True, help="Do not open the page in a browser (nor does STYLEFORGE_NO_BROWSER=1)."
 )
-def studio_command(host: str, port: int, no_browser: bool) -> None:
+@click.option(
+    "--models",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A folder of train-stylizer model folders: offered on the page for an instant result.",
+)
+def studio_command(host: str, port: int, no_browser: bool, models: Path | None) -> None:
     """A local web app to tune a transfer by looking at it: upload a content picture and styles, set
     the knobs, watch the picture and each loss term's curve change live, stop, download the PNG,
     and start again from any earlier result's settings.
@@ -49,10 +56,11 @@ def studio_command(host: str, port: int, no_browser: bool) -> None:
     the others wait in a queue. Ctrl-C ends the server. Needs the studio extra
     (pip install 'styleforge[studio]'); its JSON API is documented in docs/studio.md.
     """
+    from ..studio.feedforward import find_feedforward
     from ..studio.runs import Studio
     from ..studio.server import StudioServer
 
-    server = StudioServer(Studio(), host, port)
+    server = StudioServer(Studio(feedforward=find_feedforward(models)), host, port)
     browser = not (no_browser or os.environ.get("STYLEFORGE_NO_BROWSER"))
     server.serve(lambda url: _announce(url, host, browser=browser, label="studio"))
     click.echo("studio: stopped", err=True)

@@ -1,22 +1,17 @@
-"""HOOK(feed-forward): where the studio will run a trained feed-forward stylizer for an instant result.
+"""Trained feed-forward stylizers in the studio: an instant result instead of an optimisation.
 
-styleforge's feed-forward models (``train-stylizer``, ``transfer --model``) are being built apart from
-the studio. Until they exist, :func:`find_feedforward` finds none: ``GET /api/info`` then says
-``"models": null``, the page hides its model chooser, and a run that names a ``model`` is refused
-with a 400 naming the field.
-
-To connect them, make :func:`find_feedforward` return an object with the two methods of
-:class:`FeedForward` (listing the models the server may use, by name: never a path a client sends,
-and stylizing one content picture with one of them). Nothing else in the studio changes:
-:class:`~styleforge.studio.runs.Studio` runs it in its worker thread like a transfer, and the result
-is saved with the same metadata.
+``styleforge studio --models FOLDER`` offers every ``train-stylizer`` model folder inside FOLDER (a
+folder holding ``model.json``) by its name; ``GET /api/info`` lists them (``"models": null`` without
+``--models``), the page shows a chooser, and a run that names a ``model`` runs one pass of it in the
+studio's worker thread, saved with the same metadata as ``transfer --model``'s. A client chooses a
+model by name only: never a path on the server.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -24,7 +19,7 @@ if TYPE_CHECKING:
     from ..config import TransferConfig
     from ..parsing import StyleSpec
 
-__all__ = ["FeedForward", "find_feedforward"]
+__all__ = ["FeedForward", "ModelFolder", "find_feedforward"]
 
 
 class FeedForward(Protocol):
@@ -45,6 +40,55 @@ class FeedForward(Protocol):
         ...
 
 
-def find_feedforward() -> FeedForward | None:
-    """The server's feed-forward models, or ``None`` where styleforge has none (today, always)."""
-    return None
+class ModelFolder:
+    """The ``train-stylizer`` models in one folder, each loaded once, when first chosen.
+
+    Args:
+        folder: A folder of model folders (each with ``model.json`` and ``model.safetensors``).
+        device: Where the models run (``auto``, ``cpu``, ``cuda``, ...).
+    """
+
+    def __init__(self, folder: str | Path, device: str = "auto") -> None:
+        self.folder, self.device = Path(folder), device
+        self._loaded: dict[str, Any] = {}
+
+    def models(self) -> list[str]:
+        """The names of the model folders inside :attr:`folder`."""
+        return sorted(p.parent.name for p in self.folder.glob("*/model.json"))
+
+    def stylize(
+        self, model: str, content: Path, styles: Sequence[StyleSpec], config: TransferConfig
+    ) -> Tensor:
+        """One pass of ``model`` over ``content`` at ``config.size`` (colours kept with
+        ``config.preserve_colors``); ``styles`` are the model's own, fixed when it was trained."""
+        from ..errors import InvalidParameter, choice_error
+        from ..feedforward.model import load_stylizer
+
+        names = self.models()
+        if model not in names:
+            raise (
+                choice_error("model", model, names)
+                if names
+                else InvalidParameter("model", model, "a model of --models (the folder has none)")
+            )
+        if model not in self._loaded:
+            self._loaded[model] = load_stylizer(self.folder / model, device=self.device, param="model")
+        stylized = self._loaded[model].stylize_image(
+            content, size=config.size, preserve_colors=config.preserve_colors
+        )
+        return stylized.image
+
+
+def find_feedforward(folder: str | Path | None = None, device: str = "auto") -> FeedForward | None:
+    """The models of ``folder`` (``styleforge studio --models``), or ``None`` without one.
+
+    Raises:
+        InputFileError: ``folder`` is not a folder.
+    """
+    if folder is None:
+        return None
+    if not Path(folder).is_dir():
+        from ..errors import InputFileError
+
+        raise InputFileError("--models", folder, "is not a folder of train-stylizer models")
+    return ModelFolder(folder, device)

@@ -533,7 +533,7 @@ class Studio:
         return state, f"{detail}; the picture is iteration {result.metadata['iteration']}'s"
 
     def _feedforward(self, run: Run, recorder: Recorder) -> tuple[str, str]:
-        """HOOK(feed-forward): one pass of the chosen model."""
+        """One pass of the chosen feed-forward model (``studio --models``)."""
         from ..images import save_image
 
         assert self.feedforward is not None and run.model is not None

@@ -414,7 +414,7 @@ class StudioServer:
         return Run(number, config, content[0], styles, blend, folder, model=model, **masks)
 
     def _model(self, name: str | None) -> str | None:
-        """HOOK(feed-forward): a model the server has, by name."""
+        """A feed-forward model the server has (``studio --models``), by name."""
         if not name:
             return None
         feedforward = self.studio.feedforward

@@ -8,6 +8,8 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 from _studio_helpers import (
     ENDLESS,
@@ -403,3 +405,35 @@ def test_the_page_and_its_assets_come_from_the_package(tmp_path: Path) -> None:
         assert "init" in info["fields"] and "style_masks" not in info["fields"]
 
     with_client(check, tmp_path / "studio")
+
+
+def test_a_folder_of_trained_models_runs_through_the_studio(images: dict[str, Path], tmp_path: Path) -> None:
+    """``studio --models FOLDER``: the real model files, chosen by name, one pass of the network."""
+    from styleforge.errors import InputFileError
+    from styleforge.feedforward.model import load_stylizer, save_stylizer
+    from styleforge.nets.transformer import TransformerNet
+    from styleforge.studio.feedforward import find_feedforward
+
+    save_stylizer(
+        tmp_path / "models" / "swirl", TransformerNet(4, 1, seed=2), {"styles": [{"style": "a.png"}]}
+    )
+    (tmp_path / "models" / "notes").mkdir()  # not a model: not offered
+    models = find_feedforward(tmp_path / "models", device="cpu")
+    assert find_feedforward(None) is None
+    with pytest.raises(InputFileError, match="--models"):
+        find_feedforward(tmp_path / "missing")
+
+    async def check(client, studio) -> None:
+        assert (await (await client.get("/api/info")).json())["models"] == ["swirl"]
+        run_id = await create(client, run_form(images, QUICK, model="swirl"))
+        final = await wait_state(client, run_id, "done", "failed")
+        assert final["state"] == "done", final
+        data = await (await client.get(f"/api/runs/{run_id}/image")).read()
+        got = torch.from_numpy(np.array(Image.open(io.BytesIO(data)).convert("RGB"))).permute(2, 0, 1)
+        expected = load_stylizer(tmp_path / "models" / "swirl").stylize_image(
+            images["content"], size=QUICK["size"]
+        )
+        assert got.shape[-2:] == expected.image.shape[-2:]
+        assert (got.float() / 255 - expected.image).abs().max() <= 1 / 255 + 1e-6
+
+    with_client(check, tmp_path / "studio", studio={"feedforward": models})

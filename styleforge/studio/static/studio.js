@@ -52,7 +52,7 @@ async function start() {
     option.value = name;
     $("optimizers").append(option);
   }
-  // HOOK(feed-forward): the model chooser appears only where the server has models.
+  // The model chooser appears only where the server has models (studio --models).
   if (Array.isArray(info.models) && info.models.length) {
     const select = document.querySelector("#knobs select[name=model]");
     for (const name of info.models) select.append(new Option(name, name));
