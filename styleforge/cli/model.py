@@ -108,25 +108,14 @@ def transfer_with_model(
         raise click.UsageError("Missing argument 'CONTENT'.")
     size = _size(options)
     from ..feedforward.model import load_stylizer
-    from ..files import check_not_input, check_writable
-    from ..images import IMAGE_EXTENSIONS, check_output_path, find_images
-    from .transfer import _outputs_for
+    from ..files import check_not_input
+    from ..images import check_output_path
+    from .transfer import content_outputs
 
     many = len(content) > 1 or content[0].is_dir()
     if many:
-        found = find_images(content)
-        for path, problem in found:
-            if problem is not None:
-                raise InvalidParameter("CONTENT", path, f"an image file or a folder of images; it {problem}")
-        paths = [Path(p) for p, _ in found]
-        if output.suffix.lower() in IMAGE_EXTENSIONS:
-            raise InvalidParameter(
-                "-o",
-                str(output),
-                f"a folder, for {len(paths)} content image(s): each is written as FOLDER/<name>.png",
-            )
-        outs = _outputs_for([str(p) for p in paths], output)
-        check_writable(outs[0], param="-o")
+        names, outs = content_outputs(content, output)
+        paths = [Path(p) for p in names]
     else:
         from ..images import probe_image
 

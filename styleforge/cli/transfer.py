@@ -26,6 +26,7 @@ __all__ = [
     "check_styles",
     "config_option",
     "style_option",
+    "content_outputs",
     "many_outputs",
     "transfer",
 ]
@@ -442,13 +443,11 @@ def _plan_many(run: _Run) -> tuple[list[Any], list[Path]]:
     return many_outputs(run.content, run.styles, run.output, run.config)
 
 
-def many_outputs(
-    content: Sequence[Path], styles: Sequence[str], output: Path, config: TransferConfig
-) -> tuple[list[str], list[Path]]:
+def content_outputs(content: Sequence[Path], output: Path) -> tuple[list[str], list[Path]]:
     """The content images of several files and folders and the output of each in the folder
     ``output`` (``<name>.png``), checked before the work: no unreadable entry, no image output, no
-    shared name, no output that is an input, a writable folder."""
-    from ..files import check_not_input, check_writable
+    shared name, a writable folder. (Shared by ``transfer`` on any backend and ``transfer --model``.)"""
+    from ..files import check_writable
     from ..images import IMAGE_EXTENSIONS, find_images
 
     found = find_images(content)
@@ -463,10 +462,20 @@ def many_outputs(
             f"a folder, for {len(paths)} content image(s): each is written as FOLDER/<name>.png",
         )
     outs = _outputs_for(paths, output)
+    check_writable(outs[0], param="-o")
+    return paths, outs
+
+
+def many_outputs(
+    content: Sequence[Path], styles: Sequence[str], output: Path, config: TransferConfig
+) -> tuple[list[str], list[Path]]:
+    """:func:`content_outputs`, and no output that is one of the transfer's inputs."""
+    from ..files import check_not_input
+
+    paths, outs = content_outputs(content, output)
     inputs = input_files(paths, styles, config)
     for out in outs:  # a folder of photos written into itself would lose them
         check_not_input(out, inputs)
-    check_writable(outs[0], param="-o")
     return paths, outs
 
 
