@@ -13,11 +13,16 @@ subprocess: start-up, weights, networks, writes).
   frame from the one before (the warping error by the input's flow) at the joins against elsewhere,
   and against the unchunked run, and the wall times.
 
+With ``--model DIR`` (a ``train-stylizer`` folder) both run the pictures and the frames through that
+model instead (``transfer --model``, ``video --model``): the time a cluster saves, or costs, when each
+picture takes a few hundredths of a second.
+
 The pictures are crops of the bundled samples (a landscape photograph-like picture and two
 paintings' textures); the clip is a slow pan with a zoom over ``samples/content.jpg``.
 
     python benchmarks/ray_backend.py                                  # random weights, 64 px: pixels, joins
     python benchmarks/ray_backend.py --weights hed --size 128 --iterations 50 --skip-video   # the timing
+    python benchmarks/ray_backend.py --model out/ff/model_vangogh --pictures 32 --size 512 --frames 96
 """
 
 from __future__ import annotations
@@ -120,6 +125,7 @@ def main() -> None:
     parser.add_argument("--frame-iterations", type=int, default=20)
     parser.add_argument("--skip-pictures", action="store_true")
     parser.add_argument("--skip-video", action="store_true")
+    parser.add_argument("--model", type=Path, default=None, help="a train-stylizer folder: --model runs")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -132,8 +138,13 @@ def main() -> None:
     env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
     env.pop("OMP_NUM_THREADS", None)  # one process: torch's default threads (the cores); a worker: Ray's 1
     one_thread = {**env, "OMP_NUM_THREADS": "1"}
-    common = ["--style", SAMPLES / "style_swirl.jpg", "--weights", args.weights, "--device", "cpu", "--quiet"]
-    common += ["--precision", args.precision]
+    if args.model is not None:
+        common: list[object] = ["--model", args.model, "--device", "cpu", "--quiet"]
+        optimised: list[object] = []
+    else:
+        common = ["--style", SAMPLES / "style_swirl.jpg", "--weights", args.weights, "--device", "cpu"]
+        common += ["--quiet", "--precision", args.precision]
+        optimised = ["--optimizer", "adam"]
     report: dict[str, object] = {"ray_start_s": ray_start, "args": {k: str(v) for k, v in vars(args).items()}}
     print(
         f"local Ray instance of {args.workers} CPUs started in {ray_start:.1f} s; weights {args.weights}, "
@@ -142,7 +153,8 @@ def main() -> None:
 
     if not args.skip_pictures:
         pictures = crops(args.pictures, 2 * args.size, work / "pictures")
-        options = [*common, "--size", args.size, "--iterations", args.iterations, "--optimizer", "adam"]
+        options = [*common, "--size", args.size, *optimised]
+        options += ["--iterations", args.iterations] if optimised else []
         local = styleforge(["transfer", *pictures, "-o", work / "local", *options], env)
         local_1 = styleforge(["transfer", *pictures, "-o", work / "local1", *options], one_thread)
         spread = styleforge(["transfer", *pictures, "-o", work / "ray", *options, "--backend", "ray"], env)
@@ -158,7 +170,8 @@ def main() -> None:
             "difference": diff,
             "difference_1_thread": diff_1,
         }
-        print(f"\n{args.pictures} pictures, {args.size} px, Adam x {args.iterations}\n")
+        how = f"through {args.model}" if args.model else f"Adam x {args.iterations}"
+        print(f"\n{args.pictures} pictures, {args.size} px, {how}\n")
         print("| run (torch threads) | wall (s) | s / picture | pixel difference to the Ray run: max, mean |")
         print("|---|---|---|---|")
         rows = [
@@ -172,8 +185,9 @@ def main() -> None:
 
     if not args.skip_video:
         clip = pan(args.frames, 2 * args.video_size, work / "clip")
-        options = [*common, "--size", args.video_size, "--optimizer", "adam"]
-        options += ["--iterations", args.video_iterations, "--frame-iterations", args.frame_iterations]
+        options = [*common, "--size", args.video_size, *optimised]
+        if optimised:
+            options += ["--iterations", args.video_iterations, "--frame-iterations", args.frame_iterations]
 
         def video(name: str, run_env: dict[str, str], *extra: str) -> float:
             out = ["-o", work / name, "--history", work / f"{name}.csv"]
@@ -197,9 +211,14 @@ def main() -> None:
             "flicker_ray": ours,
             "flicker_local": theirs,
         }
+        how = (
+            f"through {args.model} (--frame-blend 0.5)"
+            if args.model
+            else f"Adam x {args.video_iterations} (a chunk's first frame) / x {args.frame_iterations} "
+            "(the others)"
+        )
         print(
-            f"\n{args.frames}-frame pan, {args.video_size} px, Adam x {args.video_iterations} (a chunk's "
-            f"first frame) / x {args.frame_iterations} (the others); chunks {plan} (first, last, shared)\n"
+            f"\n{args.frames}-frame pan, {args.video_size} px, {how}; chunks {plan} (first, last, shared)\n"
         )
         print("| run (torch threads) | wall (s) | flicker: mean | max | at the joins: mean | max |")
         print("|---|---|---|---|---|---|")

@@ -13,7 +13,7 @@ The layers, bottom to top (docs/architecture.md draws them):
     studio                                    the local web app over a transfer's events: above
                                               stylize and guidance, never imports click
     cluster                                   transfers and videos on a Ray cluster's workers, above
-                                              stylize, guidance and video
+                                              stylize, guidance, feedforward and video
     cli                                       the click commands: nothing imports them
 """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,14 @@ from ..config import TransferConfig
 from ..errors import InvalidParameter
 from .base import Outputs, stop_flag, stopped, stopped_words
 
-__all__ = ["BACKENDS", "backend_option", "transfer_on_cluster", "video_runner"]
+__all__ = [
+    "BACKENDS",
+    "backend_option",
+    "model_on_cluster",
+    "transfer_on_cluster",
+    "video_runner",
+    "write_pictures",
+]
 
 #: Where a command's work runs: this process, or a Ray cluster's workers.
 BACKENDS = ("local", "ray")
@@ -72,7 +79,7 @@ def transfer_on_cluster(
     from ..cluster.pictures import finished_pictures, transfer_pictures
     from ..files import check_not_input
     from ..images import check_output_path
-    from .display import PicturesDisplay, format_duration
+    from .display import format_duration
     from .transfer import _no_progress, input_files, many_outputs
 
     if len(content) > 1 or content[0].is_dir():
@@ -81,7 +88,105 @@ def transfer_on_cluster(
         paths, outs = [str(content[0])], [output]
         check_output_path(output)
         check_not_input(output, input_files(content, styles, config))
-    done = finished_pictures(paths, outs, styles, config)
+
+    def describe(run: Any) -> str:
+        result = run.result
+        return (
+            f"{result.stop_reason} after {len(result.history)} iterations in {format_duration(run.seconds)}, "
+            f"loss {result.summary.format()}"
+        )
+
+    write_pictures(
+        paths,
+        outs,
+        finished_pictures(paths, outs, styles, config),
+        lambda todo, callbacks, flag: transfer_pictures(
+            [path for path, _ in todo],
+            [out for _, out in todo],
+            list(styles),
+            config,
+            callbacks=callbacks,
+            interrupt=flag,
+        ),
+        problem=lambda run: _no_progress(run.result, config, run.output),
+        describe=describe,
+        quiet=quiet,
+    )
+
+
+def model_on_cluster(
+    paths: Sequence[Path],
+    outs: Sequence[Path],
+    model: Any,
+    *,
+    size: int | None,
+    preserve_colors: bool,
+    tile: str,
+    device: str,
+    quiet: bool,
+) -> None:
+    """``styleforge transfer ... --model MODEL --backend ray``: every picture through the model on the
+    cluster's workers (each reads the model once), written as it comes back; the pictures an earlier
+    run finished with the same model and options are skipped.
+
+    Args:
+        paths: The content images (checked).
+        outs: Where each goes (checked).
+        model: The :class:`~styleforge.feedforward.model.StylizerModel` (read from its folder).
+        size, preserve_colors, tile, device: The command's options.
+        quiet: No progress bar.
+    """
+    from ..cluster.pictures import finished_model_pictures, stylize_pictures_with_model
+    from .display import format_duration
+
+    done = finished_model_pictures(paths, outs, model, size=size, preserve_colors=preserve_colors)
+    write_pictures(
+        [str(p) for p in paths],
+        list(outs),
+        done,
+        lambda todo, callbacks, flag: stylize_pictures_with_model(
+            [path for path, _ in todo],
+            [out for _, out in todo],
+            model,
+            size=size,
+            preserve_colors=preserve_colors,
+            tile=tile,
+            device=device,
+            callbacks=callbacks,
+            interrupt=flag,
+        ),
+        problem=lambda run: "",
+        describe=lambda run: f"through {model.path} in {format_duration(run.seconds)}",
+        quiet=quiet,
+    )
+
+
+def write_pictures(
+    paths: Sequence[str],
+    outs: Sequence[Path],
+    done: Sequence[bool],
+    start: Callable[[list[tuple[str, Path]], list[Any], Any], Iterator[Any]],
+    *,
+    problem: Callable[[Any], str],
+    describe: Callable[[Any], str],
+    quiet: bool,
+) -> None:
+    """The driver's side of a cluster run of many pictures: skips the finished ones (said on stdout),
+    writes each picture as it comes back with a line and an ETA under one progress display, names
+    those that failed (exit code 1) and, on Ctrl-C or SIGTERM, writes the pictures in progress and
+    says how to go on.
+
+    Args:
+        paths, outs: Each picture's content image and output.
+        done: Which an earlier run finished (skipped).
+        start: ``start(todo, callbacks, flag)``: the run of the pictures ``todo`` ((content, output)
+            pairs), yielding each :class:`~styleforge.cluster.pictures.PictureRun` as it comes back.
+        problem: Why a picture that came back is not written, or "".
+        describe: The end of a written picture's line (how it was made).
+        quiet: No progress bar.
+    """
+    from .display import PicturesDisplay, format_duration
+
     todo = [(path, out) for path, out, finished in zip(paths, outs, done) if not finished]
     if any(done):
         click.echo(f"skipped {sum(done)} finished picture(s): their outputs were made with these options")
@@ -89,33 +194,21 @@ def transfer_on_cluster(
     flag = stop_flag()
     outputs, failed, kept, count, started = Outputs(), [], [], 0, time.perf_counter()
     try:
-        for run in transfer_pictures(
-            [path for path, _ in todo],
-            [out for _, out in todo],
-            list(styles),
-            config,
-            callbacks=[display],
-            interrupt=flag,
-        ):
+        for run in start(todo, [display], flag):
             count += 1
             display.done(run.number)
-            problem = run.error or _no_progress(run.result, config, run.output)
-            if problem:
-                display.echo(f"error: {run.content}: {problem}; skipped")
+            why = run.error or problem(run)
+            if why:
+                display.echo(f"error: {run.content}: {why}; skipped")
                 failed.append(str(run.content))
                 continue
             result = run.result
-            assert result is not None and result.summary is not None
             with flag.keeping():  # a signal now waits for the picture to be written
                 written = outputs.write(lambda: result.save(run.output, fallback=True))
             left = len(todo) - count
             eta = f" · ETA {format_duration((time.perf_counter() - started) / count * left)}" if left else ""
-            display.echo(
-                f"done {count}/{len(todo)}: {run.content} -> {written}: {result.stop_reason} after "
-                f"{len(result.history)} iterations in {format_duration(run.seconds)}, loss "
-                f"{result.summary.format()}{eta}"
-            )
-            if result.stop_reason == "interrupted":
+            display.echo(f"done {count}/{len(todo)}: {run.content} -> {written}: {describe(run)}{eta}")
+            if getattr(result, "stop_reason", None) == "interrupted":
                 kept.append(str(written))
     finally:
         display.close()

@@ -28,7 +28,7 @@ MODEL_OPTIONS = [
         type=click.Path(path_type=Path),
         default=None,
         help="A train-stylizer folder: one pass of its network per image instead of an optimisation "
-        "(with --size, --preserve-colors, --tile, --device; no --style).",
+        "(with --size, --preserve-colors, --tile, --device, --backend; no --style).",
     )
 ]
 #: ``video --model``: the frames through a trained stylizer, blended along the optical flow.
@@ -92,16 +92,32 @@ def _size(options: dict[str, Any]) -> int | None:
 
 
 #: What ``transfer --model`` takes besides CONTENT and -o.
-_MODEL_TRANSFER = ("content", "output", "model", "size", "preserve_colors", "tile", "device", "quiet")
+_MODEL_TRANSFER = (
+    "content",
+    "output",
+    "model",
+    "size",
+    "preserve_colors",
+    "tile",
+    "device",
+    "quiet",
+    "backend",
+)
 
 
 def transfer_with_model(
-    content: Sequence[Path], output: Path, model: Path, options: dict[str, Any], quiet: bool
+    content: Sequence[Path],
+    output: Path,
+    model: Path,
+    options: dict[str, Any],
+    quiet: bool,
+    backend: str = "local",
 ) -> None:
     """``styleforge transfer CONTENT... --model MODEL -o OUT``: one forward pass per picture.
 
     One CONTENT image is written to ``OUT``; several (or a folder) into the folder ``OUT`` under their
-    own names (.png), consecutive pictures of the same size in batches.
+    own names (.png), consecutive pictures of the same size in batches. With ``--backend ray`` the
+    pictures are spread over a Ray cluster's workers (:func:`.cluster.model_on_cluster`).
     """
     _refuse_others(_MODEL_TRANSFER, "the model's styles and terms were fixed by train-stylizer")
     if not content:
@@ -125,7 +141,21 @@ def transfer_with_model(
     inputs = [("CONTENT", p) for p in paths]
     for out in outs:
         check_not_input(out, inputs)
-    stylizer = load_stylizer(model, device=options["device"])
+    stylizer = load_stylizer(model, device="cpu" if backend == "ray" else options["device"])
+    if backend == "ray":
+        from .cluster import model_on_cluster
+
+        model_on_cluster(
+            paths,
+            outs,
+            stylizer,
+            size=size,
+            preserve_colors=options["preserve_colors"],
+            tile=options["tile"],
+            device=options["device"],
+            quiet=quiet,
+        )
+        return
     outputs, flag, began = Outputs(), stop_flag(), time.perf_counter()
     done = 0
     with flag.listening():  # a signal stops the run between two pictures
@@ -167,6 +197,7 @@ _MODEL_VIDEO = (
     "keep_frames",
     "history",
     "quiet",
+    "backend",
 )
 
 
@@ -181,10 +212,12 @@ def video_with_model(
     keep_frames: bool,
     history: Path | None,
     quiet: bool,
+    backend: str = "local",
 ) -> None:
     """``styleforge video INPUT --model MODEL -o OUT``: every frame through the model, blended along the
     optical flow where it is reliable (:mod:`styleforge.video.model`); the outputs, Ctrl-C and
-    ``--resume`` as for an optimised video."""
+    ``--resume`` as for an optimised video. With ``--backend ray`` the clip runs in chunks on a Ray
+    cluster's workers (:func:`~styleforge.cluster.video.stylize_video_with_model_on_cluster`)."""
     _refuse_others(_MODEL_VIDEO, "the model's styles and terms were fixed by train-stylizer")
     size = _size(options)
     model, blend = chosen["model"], chosen["frame_blend"]
@@ -202,20 +235,24 @@ def video_with_model(
     folder, movie = _folders(output)
     source = open_frames(input_path)
     _check_outputs(input_path, output, folder, movie, history, resume)
-    stylizer = load_stylizer(model, device=options["device"])
+    stylizer = load_stylizer(model, device="cpu" if backend == "ray" else options["device"])
     display, flag = VideoDisplay(quiet=quiet), stop_flag()
+    run: dict[str, Any] = dict(
+        folder=folder,
+        size=size,
+        preserve_colors=options["preserve_colors"],
+        frame_blend=DEFAULT_FRAME_BLEND if blend is None else blend,
+        tile=options["tile"],
+        resume=resume,
+        callbacks=[display],
+    )
     try:
-        result = stylize_video_with_model(
-            source,
-            stylizer,
-            folder=folder,
-            size=size,
-            preserve_colors=options["preserve_colors"],
-            frame_blend=DEFAULT_FRAME_BLEND if blend is None else blend,
-            tile=options["tile"],
-            resume=resume,
-            callbacks=[display],
-        )
+        if backend == "ray":
+            from ..cluster.video import stylize_video_with_model_on_cluster
+
+            result = stylize_video_with_model_on_cluster(source, stylizer, device=options["device"], **run)
+        else:
+            result = stylize_video_with_model(source, stylizer, **run)
     finally:
         display.close()
     rate = fps or source.fps or DEFAULT_FPS

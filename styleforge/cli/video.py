@@ -92,7 +92,7 @@ def video(
     """
     if (chosen := pop_model(options)) is not None:  # one pass of a trained network: styleforge.cli.model
         kept = dict(fps=options.get("fps"), resume=resume, keep_frames=keep_frames, history=history)
-        return video_with_model(input_path, output, chosen, options, quiet=quiet, **kept)
+        return video_with_model(input_path, output, chosen, options, quiet=quiet, backend=backend, **kept)
     check_styles(styles, "Missing option '--style' (or give a --config with 'style').")
     config = from_flags(TransferConfig, options)  # the options' checks need no torch: they come first
     settings = from_flags(VideoConfig, options)

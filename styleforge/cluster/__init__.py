@@ -3,7 +3,8 @@
 :mod:`.workers` connects to the cluster (``RAY_ADDRESS``, else a local instance), decides how many
 workers a run gets (one per GPU where the cluster has GPUs, else one per CPU core) and keeps them
 busy, passing their progress on and their stop on Ctrl-C or SIGTERM; :mod:`.pictures` runs many
-content images, each worker building the network and the style statistics once; :mod:`.chunks`
+content images, each worker building the network and the style statistics (or reading the trained
+stylizer of ``--model``) once; :mod:`.chunks`
 cuts a video into chunks (at scene cuts, else at fixed lengths that overlap) and :mod:`.video` runs
 them and joins them.
 
@@ -13,16 +14,26 @@ This layer sits above :mod:`styleforge.stylize`, :mod:`styleforge.guidance` and
 """
 
 from .chunks import Chunk, plan_chunks, scene_cuts
-from .pictures import PictureProgress, PictureRun, finished_pictures, transfer_pictures
-from .video import stylize_video_on_cluster
+from .pictures import (
+    PictureProgress,
+    PictureRun,
+    finished_model_pictures,
+    finished_pictures,
+    stylize_pictures_with_model,
+    transfer_pictures,
+)
+from .video import stylize_video_on_cluster, stylize_video_with_model_on_cluster
 
 __all__ = [
     "Chunk",
     "PictureProgress",
     "PictureRun",
+    "finished_model_pictures",
     "finished_pictures",
     "plan_chunks",
     "scene_cuts",
+    "stylize_pictures_with_model",
     "stylize_video_on_cluster",
+    "stylize_video_with_model_on_cluster",
     "transfer_pictures",
 ]

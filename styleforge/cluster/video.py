@@ -11,6 +11,11 @@ removed.
 
 The first chunk's frames are the frames a local run makes, pixel for pixel (same seed, same
 threads); a later chunk starts with a whole transfer of its first frame, as a local run starts.
+
+A ``--model`` video (:func:`stylize_video_with_model_on_cluster`) is chunked and joined the same way:
+each chunk is :func:`~styleforge.video.model.stylize_video_with_model` on a worker that reads the model
+once; a later chunk's first frame is the model's alone, as a local run's first frame is, and the
+shared frames fade from one chunk's blend along the flow into the next's.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,11 +38,13 @@ from ..engine.events import Callback, FrameProgress, emit
 from ..engine.interrupt import keeping, watch
 from ..engine.outcome import COMPLETED, INTERRUPTED
 from ..errors import InvalidParameter, OutputWriteError, ResourceError, StyleforgeError
+from ..feedforward.model import StylizerModel, load_stylizer
 from ..files import write_atomic
 from ..images import LoadedImage, load_image, read_metadata, resize_long_side, save_image
 from ..parsing import StyleSpec, parse_style
 from ..video.flow import motion, warping_error
 from ..video.frames import FrameSource, open_frames
+from ..video.model import DEFAULT_FRAME_BLEND, check_frame_blend, model_signature, stylize_video_with_model
 from ..video.run import (
     FrameRecord,
     VideoResult,
@@ -60,7 +67,13 @@ from .workers import (
     run_jobs,
 )
 
-__all__ = ["WORK", "FrameRange", "chunk_source", "stylize_video_on_cluster"]
+__all__ = [
+    "WORK",
+    "FrameRange",
+    "chunk_source",
+    "stylize_video_on_cluster",
+    "stylize_video_with_model_on_cluster",
+]
 
 #: The folder, inside the frames folder, of a chunked run's plan and its chunks' own frames.
 WORK = ".chunks"
@@ -90,32 +103,83 @@ def chunk_source(source: FrameSource, chunk: Chunk) -> FrameSource:
     return FrameRange(source.path, chunk.count, source.size, source.fps, start=chunk.first - 1)
 
 
-def _chunk(
-    context: WorkerContext,
-    number: int,
-    source: FrameSource,
-    styles: list[str],
-    config: TransferConfig,
-    video: VideoConfig,
-    folder: str,
-) -> VideoResult | Failure | None:
-    """One chunk on a worker: a video run into its own folder, going on from its finished frames."""
-    if context.flag.requested:
-        return None
-    callbacks = [context.callback(number, (FrameProgress,))]
-    try:
-        return stylize_video(
-            source,
-            styles,
-            config,
-            video,
-            folder=folder,
-            resume=True,
-            callbacks=callbacks,
-            interrupt=context.flag,
-        )
-    except StyleforgeError as error:
-        return Failure.of(error)
+@dataclass(frozen=True)
+class _Optimise:
+    """Each chunk an optimised video run into its own folder, going on from its finished frames."""
+
+    styles: list[str]
+    config: TransferConfig
+    video: VideoConfig
+    command: ClassVar[str] = "video"
+
+    @property
+    def device(self) -> str:
+        return self.config.device
+
+    @property
+    def size(self) -> int | None:
+        return self.config.size
+
+    def __call__(
+        self, context: WorkerContext, number: int, source: FrameSource, folder: str
+    ) -> VideoResult | Failure | None:
+        if context.flag.requested:
+            return None
+        try:
+            return stylize_video(
+                source,
+                self.styles,
+                self.config,
+                self.video,
+                folder=folder,
+                resume=True,
+                callbacks=[context.callback(number, (FrameProgress,))],
+                interrupt=context.flag,
+            )
+        except StyleforgeError as error:
+            return Failure.of(error)
+
+
+@dataclass(frozen=True)
+class _ThroughModel:
+    """Each chunk's frames through a trained stylizer (read from its folder once per worker), blended
+    along the flow, into the chunk's own folder, going on from its finished frames."""
+
+    model: str
+    device: str
+    size: int | None
+    preserve_colors: bool
+    frame_blend: float
+    tile: str | int | None
+    command: ClassVar[str] = "video --model"
+
+    def __call__(
+        self, context: WorkerContext, number: int, source: FrameSource, folder: str
+    ) -> VideoResult | Failure | None:
+        if context.flag.requested:
+            return None
+        try:
+            model = context.cache.get("model")
+            if model is None:
+                model = context.cache["model"] = load_stylizer(self.model, device=self.device)
+            return stylize_video_with_model(
+                source,
+                model,
+                folder=folder,
+                size=self.size,
+                preserve_colors=self.preserve_colors,
+                frame_blend=self.frame_blend,
+                tile=self.tile,
+                resume=True,
+                callbacks=[context.callback(number, (FrameProgress,))],
+                interrupt=context.flag,
+            )
+        except StyleforgeError as error:
+            return Failure.of(error)
+
+
+#: What a chunk runs.
+_Job = _Optimise | _ThroughModel
 
 
 def _resumed_chunks(folder: Path, base: dict[str, Any]) -> list[Chunk] | None:
@@ -157,8 +221,11 @@ def _resumed_chunks(folder: Path, base: dict[str, Any]) -> list[Chunk] | None:
 class _Join:
     """The joined frames: which are in the frames folder, and writing those whose chunks have them."""
 
-    def __init__(self, folder: Path, chunks: list[Chunk], signature: dict[str, Any], count: int) -> None:
+    def __init__(
+        self, folder: Path, chunks: list[Chunk], signature: dict[str, Any], count: int, command: str
+    ) -> None:
         self.folder, self.chunks, self.signature, self.count = folder, chunks, signature, count
+        self.command = command
         self.done: set[int] = set()
 
     def chunk_folder(self, index: int) -> Path:
@@ -190,7 +257,7 @@ class _Join:
                     "chunks": [i + 1 for i, _ in parts],
                     "weights": [round(w, 4) for _, w in parts],
                 }
-            metadata.update(command="video", video=record)
+            metadata.update(command=self.command, video=record)
             try:
                 with keeping(flag):  # a signal now waits for the frame to be written
                     save_image(
@@ -203,7 +270,7 @@ class _Join:
 
 
 def _records(
-    join: _Join, ran: dict[tuple[int, int], FrameRecord], source: FrameSource, config: TransferConfig
+    join: _Join, ran: dict[tuple[int, int], FrameRecord], source: FrameSource, size: int | None
 ) -> list[FrameRecord]:
     """A record per joined frame from the first on, up to the first frame not joined. A frame's figures
     are its chunk's (summed over both for a shared frame, whose losses are neither's; none for a frame
@@ -220,7 +287,7 @@ def _records(
         alone = len(parts) == 1 and frame > chunks[owner].first and len(covering(chunks, frame - 1)) == 1
         if frame > 1 and (None in made[frame] or None in made.get(frame - 1, [None]) or not alone):
             measure.append(frame)
-    flicker = _flickers(join.folder, source, measure, config)
+    flicker = _flickers(join.folder, source, measure, size)
     records = []
     for frame, runs in made.items():
         path = frame_path(join.folder, frame)
@@ -242,9 +309,7 @@ def _records(
     return records
 
 
-def _flickers(
-    folder: Path, source: FrameSource, frames: Sequence[int], config: TransferConfig
-) -> dict[int, float]:
+def _flickers(folder: Path, source: FrameSource, frames: Sequence[int], size: int | None) -> dict[int, float]:
     """The warping error of each of the joined ``frames`` (numbers above 1, in order) from the one
     before, reading the input once over each stretch of consecutive frames."""
     out: dict[int, float] = {}
@@ -258,7 +323,8 @@ def _flickers(
         previous: tuple[Any, Any] | None = None
         inputs = chunk_source(source, Chunk(stretch[0] - 1, stretch[-1]))
         for number, frame in enumerate(inputs, start=stretch[0] - 1):
-            current = (resize_long_side(frame.rgb, config.size), load_image(frame_path(folder, number)).rgb)
+            rgb = resize_long_side(frame.rgb, size) if size is not None else frame.rgb
+            current = (rgb, load_image(frame_path(folder, number)).rgb)
             if previous is not None:
                 out[number] = warping_error(previous[1], current[1], motion(previous[0], current[0]))
             previous = current
@@ -315,7 +381,99 @@ def stylize_video_on_cluster(
     video.validate()
     source = source if isinstance(source, FrameSource) else open_frames(source)
     specs = [s if isinstance(s, StyleSpec) else parse_style(os.fspath(s)) for s in styles]
-    folder = Path(folder)
+    job = _Optimise([str(s) for s in specs], config, video)
+    return _chunked(
+        source,
+        job,
+        run_signature(source, specs, config, video),
+        Path(folder),
+        resume=resume,
+        callbacks=callbacks,
+        interrupt=interrupt,
+        workers=workers,
+        cpus_per_worker=cpus_per_worker,
+        chunk_frames=chunk_frames,
+        overlap=overlap,
+    )
+
+
+def stylize_video_with_model_on_cluster(
+    source: FrameSource | str | os.PathLike[str],
+    model: str | os.PathLike[str] | StylizerModel,
+    *,
+    folder: str | os.PathLike[str],
+    size: int | None = None,
+    preserve_colors: bool = False,
+    frame_blend: float = DEFAULT_FRAME_BLEND,
+    tile: str | int | None = "auto",
+    device: str = "auto",
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    interrupt: Any = None,
+    workers: int | None = None,
+    cpus_per_worker: int = 1,
+    chunk_frames: int | None = None,
+    overlap: int = OVERLAP,
+) -> VideoResult:
+    """:func:`~styleforge.video.model.stylize_video_with_model` in chunks on the workers of a Ray
+    cluster, joined as :func:`stylize_video_on_cluster` joins them.
+
+    Args:
+        source, folder, size, preserve_colors, frame_blend, tile, resume, callbacks, interrupt: As
+            :func:`~styleforge.video.model.stylize_video_with_model`'s.
+        model: A ``train-stylizer`` folder, or a model read from one: the workers read it by path.
+        device: Where each worker runs the model: ``auto`` takes a worker's GPU where the cluster has
+            GPUs (one worker per GPU), else its CPU.
+        workers, cpus_per_worker, chunk_frames, overlap: As :func:`stylize_video_on_cluster`'s.
+
+    Returns:
+        A :class:`~styleforge.video.run.VideoResult`; its ``metadata["video"]["model_flicker"]`` is the
+        chunks' mean warping error of the model's frames alone, weighted by their frames.
+
+    Raises:
+        ResourceError: As :func:`stylize_video_on_cluster`.
+        InputFileError: ``model`` is no model folder.
+        StyleforgeError: As :func:`stylize_video_on_cluster`.
+    """
+    check_frame_blend(frame_blend)
+    if not isinstance(model, StylizerModel):
+        model = load_stylizer(model, device="cpu")  # its one-line error here, not once per worker
+    if model.path is None:
+        raise InvalidParameter("model", "a model built in memory", "a model read from its folder")
+    source = source if isinstance(source, FrameSource) else open_frames(source)
+    job = _ThroughModel(str(model.path), device, size, preserve_colors, frame_blend, tile)
+    return _chunked(
+        source,
+        job,
+        model_signature(source, model, size, preserve_colors, frame_blend, tile),
+        Path(folder),
+        resume=resume,
+        callbacks=callbacks,
+        interrupt=interrupt,
+        workers=workers,
+        cpus_per_worker=cpus_per_worker,
+        chunk_frames=chunk_frames,
+        overlap=overlap,
+    )
+
+
+def _chunked(
+    source: FrameSource,
+    job: _Job,
+    base: dict[str, Any],
+    folder: Path,
+    *,
+    resume: bool,
+    callbacks: Sequence[Callback],
+    interrupt: Any,
+    workers: int | None,
+    cpus_per_worker: int,
+    chunk_frames: int | None,
+    overlap: int,
+) -> VideoResult:
+    """Plans (or, with ``resume``, reads back) the chunks of ``source``, runs ``job`` on each not
+    finished on the cluster's workers, and joins their frames into ``folder``; ``base`` is the run's
+    record without its chunks."""
     if not resume and (folder / WORK).exists():
         raise InvalidParameter(
             "-o",
@@ -323,17 +481,16 @@ def stylize_video_on_cluster(
             "a folder without an unfinished --backend ray run",
             f"{folder / WORK} holds its chunks: give --resume to go on with it, or remove that folder",
         )
-    base = run_signature(source, specs, config, video)
     with ray_session() as ray, watch(interrupt) as flag:
         chunks = _resumed_chunks(folder, base) if resume else None
         if chunks is None:
-            count = plan_workers(ray, config.device, source.count, workers, cpus_per_worker).count
+            count = plan_workers(ray, job.device, source.count, workers, cpus_per_worker).count
             length = chunk_frames or chunk_length(source.count, count, overlap)
             chunks = plan_chunks(source.count, scene_cuts(frame.rgb for frame in source), length, overlap)
         signature = {**base, "chunks": [c.to_list() for c in chunks]}
         (folder / WORK).mkdir(parents=True, exist_ok=True)
         write_atomic(folder / WORK / "plan.json", json.dumps({"run": signature}, indent=1).encode())
-        join = _Join(folder, chunks, signature, source.count)
+        join = _Join(folder, chunks, signature, source.count, job.command)
         if resume:
             join.done = {
                 n for n in range(1, source.count + 1) if frame_done(frame_path(folder, n), signature)
@@ -347,13 +504,11 @@ def stylize_video_on_cluster(
             and not all(n in join.done for n in range(chunk.first, chunk.last + 1))
         ]
         failed = join.write(range(1, source.count + 1), flag)  # what earlier runs' chunks finished
-        plan = plan_workers(ray, config.device, max(1, len(todo)), workers, cpus_per_worker)
-        ran, problems = _run_chunks(
-            ray, join, todo, source, specs, config, video, plan, callbacks, flag, failed
-        )
+        plan = plan_workers(ray, job.device, max(1, len(todo)), workers, cpus_per_worker)
+        ran, problems = _run_chunks(ray, join, todo, source, job, plan, callbacks, flag, failed)
     if problems.fatal is not None:
         raise problems.fatal.error()
-    records = _records(join, ran, source, config)
+    records = _records(join, ran, source, job.size)
     stop = INTERRUPTED if flag.requested else COMPLETED
     if problems.chunk is not None and problems.write_error is None and stop == COMPLETED:
         raise ResourceError(
@@ -362,13 +517,18 @@ def stylize_video_on_cluster(
         )
     if len(join.done) == source.count:
         shutil.rmtree(folder / WORK, ignore_errors=True)
+    about: dict[str, Any] = {"run": signature, "frames_done": len(records)}
+    if isinstance(job, _ThroughModel):
+        weighted = [(f, n) for f, n in problems.model_flicker if f is not None]
+        total = sum(n for _, n in weighted)
+        about["model_flicker"] = sum(f * n for f, n in weighted) / total if total else None
     return VideoResult(
         records,
         source.count,
         stop,
         folder,
         source.fps,
-        metadata={"video": {"run": signature, "frames_done": len(records)}},
+        metadata={"video": about},
         write_error=problems.write_error,
     )
 
@@ -381,6 +541,8 @@ class _Problems:
     fatal: Failure | None = None
     chunk: str | None = None
     write_error: OutputWriteError | None = None
+    #: Each chunk's mean flicker of the model's frames alone and its frames (``--model`` runs).
+    model_flicker: list[tuple[float | None, int]] = dataclasses.field(default_factory=list)
 
 
 def _run_chunks(
@@ -388,9 +550,7 @@ def _run_chunks(
     join: _Join,
     todo: list[tuple[int, Chunk]],
     source: FrameSource,
-    specs: list[StyleSpec],
-    config: TransferConfig,
-    video: VideoConfig,
+    job: _Job,
     plan: WorkerPlan,
     callbacks: Sequence[Callback],
     flag: Any,
@@ -402,7 +562,7 @@ def _run_chunks(
     ran: dict[tuple[int, int], FrameRecord] = {}
     if not todo or failed is not None:
         return ran, problems
-    styles, started, frames_done = [str(s) for s in specs], time.perf_counter(), [0]
+    started, frames_done = time.perf_counter(), [0]
     to_do = sum(chunk.count for _, chunk in todo)
     relay = notices_once(callbacks)
 
@@ -429,14 +589,11 @@ def _run_chunks(
         for finished in run_jobs(
             pool,
             todo,
-            lambda job: (
-                _chunk,
-                job[0] + 1,
-                chunk_source(source, job[1]),
-                styles,
-                config,
-                video,
-                str(join.chunk_folder(job[0])),
+            lambda chunk: (
+                job,
+                chunk[0] + 1,
+                chunk_source(source, chunk[1]),
+                str(join.chunk_folder(chunk[0])),
             ),
             stop=lambda: flag.requested or problems.fatal is not None or problems.write_error is not None,
             on_event=on_event,
@@ -453,6 +610,8 @@ def _run_chunks(
             elif isinstance(value, VideoResult):
                 ran.update({(index, record.frame): record for record in value.frames})
                 problems.write_error = problems.write_error or value.write_error
+                flicker = value.metadata.get("video", {}).get("model_flicker")
+                problems.model_flicker.append((flicker, len(value.frames)))
             if problems.write_error is None:
                 problems.write_error = join.write(range(chunk.first, chunk.last + 1), flag)
     finally:

@@ -224,6 +224,16 @@ class StylizerModel:
                 t.crop(weight).add_(window)
         return (total / weight).clamp_(0, 1)
 
+    def record(self) -> dict[str, Any]:
+        """What a picture's PNG records of the model: its folder, styles, network and checkpoint."""
+        return {
+            "path": str(self.path) if self.path else None,
+            "format": self.meta.get("format"),
+            "styles": self.meta.get("styles"),
+            "network": self.meta.get("network"),
+            "best": self.meta.get("best"),
+        }
+
     def _metadata(
         self, content: LoadedImage, size: int | None, preserve: bool, tile: int | None
     ) -> dict[str, Any]:
@@ -231,13 +241,7 @@ class StylizerModel:
             "styleforge": __version__,
             "command": "transfer --model",
             "content": str(content.path) if content.path else None,
-            "model": {
-                "path": str(self.path) if self.path else None,
-                "format": self.meta.get("format"),
-                "styles": self.meta.get("styles"),
-                "network": self.meta.get("network"),
-                "best": self.meta.get("best"),
-            },
+            "model": self.record(),
             "size": size,
             "preserve_colors": preserve,
             "tile": tile,

@@ -39,14 +39,24 @@ from .flow import motion, warp, warping_error
 from .frames import FrameSource
 from .run import FrameRecord, VideoResult, _done, frame_path, save_frame
 
-__all__ = ["DEFAULT_FRAME_BLEND", "stylize_video_with_model"]
+__all__ = ["DEFAULT_FRAME_BLEND", "check_frame_blend", "model_signature", "stylize_video_with_model"]
 
 #: Share of the warped previous output frame where the flow is reliable (``--frame-blend``);
 #: benchmarks/README.md gives the flicker measured for it.
 DEFAULT_FRAME_BLEND = 0.5
 
 
-def _signature(
+def check_frame_blend(frame_blend: Any) -> None:
+    """Raises :class:`InvalidParameter` unless ``frame_blend`` is a number from 0 to 1."""
+    if (
+        isinstance(frame_blend, bool)
+        or not isinstance(frame_blend, (int, float))
+        or not 0 <= frame_blend <= 1
+    ):
+        raise InvalidParameter("--frame-blend", frame_blend, "a number from 0 to 1")
+
+
+def model_signature(
     source: FrameSource, model: StylizerModel, size: int | None, preserve: bool, blend: float, tile: Any
 ) -> dict[str, Any]:
     """What makes a frame's pixels: a resumed run continues only frames made with the same."""
@@ -98,13 +108,8 @@ def stylize_video_with_model(
     Raises:
         InvalidParameter: ``frame_blend`` outside 0..1; frames of another run in ``folder``.
     """
-    if (
-        isinstance(frame_blend, bool)
-        or not isinstance(frame_blend, (int, float))
-        or not 0 <= frame_blend <= 1
-    ):
-        raise InvalidParameter("--frame-blend", frame_blend, "a number from 0 to 1")
-    signature = _signature(source, model, size, preserve_colors, frame_blend, tile)
+    check_frame_blend(frame_blend)
+    signature = model_signature(source, model, size, preserve_colors, frame_blend, tile)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     records: list[FrameRecord] = []

@@ -153,6 +153,13 @@ _RUN_OPTIONS = {
     "frames": "INPUT's frame count",
     "styles": "--style",
     **{field.name: option.flag for field, option in declared(VideoConfig)},
+    # a ``video --model`` run's record (styleforge.video.model)
+    "model": "--model",
+    "model_best": "--model's best checkpoint",
+    "size": "--size",
+    "preserve_colors": "--preserve-colors",
+    "frame_blend": "--frame-blend",
+    "tile": "--tile",
 }
 #: The flag of each transfer option, as declared.
 _FLAGS = {field.name: option.flag for field, option in declared(TransferConfig)}

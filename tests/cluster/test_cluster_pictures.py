@@ -210,3 +210,56 @@ def test_a_worker_with_a_local_runs_threads_gives_its_pixels(
     assert torch.equal(two.result.image, local)
     torch.set_num_threads(1)
     assert torch.equal(one.result.image, transfer(content, styles, config).image)
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    """A seeded, untrained stylizer folder."""
+    from styleforge.feedforward.model import save_stylizer
+    from styleforge.nets.transformer import TransformerNet
+
+    save_stylizer(tmp_path / "model", TransformerNet(4, 1, seed=1), {"styles": []})
+    return tmp_path / "model"
+
+
+def test_model_pictures_on_the_workers_are_the_local_runs_and_a_second_run_skips_them(
+    ray_instance: Any, photos: dict[str, Any], model: Path, tmp_path: Path
+) -> None:
+    local, spread = tmp_path / "local", tmp_path / "ray"
+    args = [photos["folder"], "--model", model, "--size", "36", "--device", "cpu"]
+    assert _invoke(*args, "-o", local).exit_code == 0
+    result = _invoke(*args, "-o", spread, "--backend", "ray")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in spread.iterdir()) == photos["names"]
+    for name in photos["names"]:  # batched locally, one by one on the workers: the same pixels and record
+        assert np.array_equal(_pixels(local / name), _pixels(spread / name)), name
+        assert read_metadata(local / name) == read_metadata(spread / name)
+    assert result.output.count("done ") == 3 and f"through {model} in " in result.output
+
+    (spread / "p2.png").unlink()
+    again = _invoke(*args, "-o", spread, "--backend", "ray")
+    assert again.exit_code == 0, again.output
+    assert "skipped 2 finished picture(s)" in again.stdout and again.output.count("done ") == 1
+    assert np.array_equal(_pixels(local / "p2.png"), _pixels(spread / "p2.png"))
+    # Another size, or the colours kept: nothing is finished.
+    other = _invoke(*args, "-o", spread, "--backend", "ray", "--preserve-colors")
+    assert other.exit_code == 0 and "skipped" not in other.output and other.output.count("done ") == 3
+    assert all(read_metadata(spread / name)["preserve_colors"] for name in photos["names"])
+
+
+def test_model_pictures_on_the_workers_name_a_failed_picture_and_a_bad_model_in_one_line(
+    ray_instance: Any, photos: dict[str, Any], model: Path, tmp_path: Path
+) -> None:
+    broken = photos["folder"] / "p0.png"
+    broken.write_bytes(broken.read_bytes()[:80])
+    out = tmp_path / "out"
+    result = _invoke(photos["folder"], "--model", model, "-o", out, "--backend", "ray", "--device", "cpu")
+    assert result.exit_code == 1, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["p1.png", "p2.png"]
+    assert result.output.splitlines()[-1] == f"error: 1 of 3 image(s) were not written: {broken}"
+    (model / "model.safetensors").write_bytes(b"not a model")
+    line = one_line_error(
+        _invoke(photos["folder"], "--model", model, "-o", tmp_path / "o2", "--backend", "ray")
+    )
+    assert line.startswith(f"error: --model: {str(model / 'model.safetensors')!r} cannot be read")
+    assert not (tmp_path / "o2").exists()

@@ -146,3 +146,69 @@ def test_the_video_command_on_ray_and_resume(
     again = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "out"), "--backend", "ray", "--resume"])
     assert again.exit_code == 0, again.output
     assert again.output.count("done already (--resume)") == 24
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded, untrained stylizer folder."""
+    from styleforge.feedforward.model import save_stylizer
+    from styleforge.nets.transformer import TransformerNet
+
+    folder = tmp_path_factory.mktemp("model") / "model"
+    save_stylizer(folder, TransformerNet(4, 1, seed=1), {"styles": []})
+    return folder
+
+
+def test_a_model_video_joins_its_chunks_without_a_jump(
+    ray_instance: Any, clip: dict[str, Path], model: Path, tmp_path: Path
+) -> None:
+    from styleforge.cluster.video import stylize_video_with_model_on_cluster
+    from styleforge.feedforward.model import load_stylizer
+    from styleforge.video.model import stylize_video_with_model
+
+    torch.set_num_threads(1)  # as each worker
+    local = stylize_video_with_model(_frames(clip), load_stylizer(model), folder=tmp_path / "l")
+    options = dict(device="cpu", chunk_frames=16, overlap=7)
+    run = stylize_video_with_model_on_cluster(clip["frames"], model, folder=tmp_path / "ray", **options)
+    assert run.stop_reason == "completed" and len(run.frames) == 24 and not (tmp_path / "ray" / WORK).exists()
+    meta = read_metadata(run.paths[11])
+    assert meta["command"] == "video --model" and meta["video"]["joined"]["chunks"] == [1, 2]
+    assert meta["video"]["run"]["chunks"] == [[1, 15, 0], [9, 24, 7]]
+    for ours, theirs in zip(run.paths[:8], local.paths[:8]):  # the first chunk's own: the local run's pixels
+        assert np.array_equal(_pixels(ours), _pixels(theirs))
+    flicker, unchunked = [r.flicker for r in run.frames], [r.flicker for r in local.frames[1:]]
+    assert max(flicker[8:16]) <= 1.2 * max(unchunked), (flicker, unchunked)
+    alone, ours = local.metadata["video"]["model_flicker"], run.metadata["video"]["model_flicker"]
+    assert abs(ours - alone) < 0.05 * alone
+    # Without shared frames the second chunk's first frame is the model's alone: a jump.
+    cut = stylize_video_with_model_on_cluster(
+        clip["frames"], model, folder=tmp_path / "cut", device="cpu", chunk_frames=12, overlap=0
+    )
+    assert cut.frames[12].flicker > 3 * float(np.median(unchunked)) and cut.frames[12].flicker > 2 * max(
+        flicker[8:16]
+    )
+
+
+def _frames(clip: dict[str, Path]) -> Any:
+    from styleforge.video.frames import open_frames
+
+    return open_frames(clip["frames"])
+
+
+def test_the_video_command_with_a_model_on_ray_and_resume(
+    ray_instance: Any, clip: dict[str, Path], model: Path, tmp_path: Path
+) -> None:
+    args = ["video", str(clip["frames"]), "--model", str(model), "--device", "cpu", "--size", "64"]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, [*args, "-o", str(out), "--backend", "ray"])
+    assert result.exit_code == 0, result.output
+    assert f"done: 24/24 frames through {model}; flicker (mean warping error)" in result.output
+    assert read_metadata(frame_path(out, 24))["video"]["run"]["size"] == 64
+    assert tuple(load_image(frame_path(out, 24)).rgb.shape) == (3, 32, 64)
+    again = CliRunner().invoke(cli, [*args, "-o", str(out), "--backend", "ray", "--resume"])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("done already (--resume)") == 24
+    other = CliRunner().invoke(
+        cli, [*args, "-o", str(out), "--backend", "ray", "--resume", "--frame-blend", "0"]
+    )
+    assert other.exit_code == 2 and "--frame-blend 0.0 (the frames have 0.5)" in other.output, other.output
