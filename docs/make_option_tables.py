@@ -4,9 +4,10 @@
     python docs/make_option_tables.py --check    # exits 1 when a committed table differs
 
 Each option is declared once, in its configuration class (styleforge/config.py,
-styleforge/guidance/config.py); a table between the lines ``<!-- options NAME ... -->`` and
-``<!-- end of options -->`` of a docs page is that class's :func:`styleforge.option.markdown_table`.
-tests/test_options.py holds the committed pages equal to what this writes.
+styleforge/guidance/config.py, styleforge/feedforward/config.py); a table between the lines
+``<!-- options NAME ... -->`` and ``<!-- end of options -->`` of a docs page is that class's
+:func:`styleforge.option.markdown_table`. tests/test_options.py holds the committed pages equal to
+what this writes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 from styleforge.config import DatasetConfig, ScoreConfig, TrainConfig, TransferConfig, VideoConfig
+from styleforge.feedforward.config import StylizerConfig
 from styleforge.guidance.config import GuidanceConfig
 from styleforge.option import markdown_table
 
@@ -28,10 +30,11 @@ TABLES = {
     "video": VideoConfig,
     "make-dataset": DatasetConfig,
     "train-attrs": TrainConfig,
+    "train-stylizer": StylizerConfig,
     "score": ScoreConfig,
 }
 #: The pages that hold tables.
-PAGES = [ROOT / "docs" / "transfer.md", ROOT / "docs" / "video.md", ROOT / "docs" / "attributes.md"]
+PAGES = [ROOT / "docs" / name for name in ("transfer.md", "video.md", "attributes.md", "feedforward.md")]
 
 _BLOCK = re.compile(r"(<!-- options ([\w-]+) [^\n]*-->\n)(.*?)(<!-- end of options -->)", re.DOTALL)
 

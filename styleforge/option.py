@@ -22,7 +22,16 @@ from typing import Any, TypeVar
 
 from .errors import InvalidParameter, choice_error
 
-__all__ = ["KINDS", "Declared", "Option", "declared", "markdown_table", "option", "shown_default"]
+__all__ = [
+    "KINDS",
+    "Declared",
+    "Option",
+    "declared",
+    "markdown_table",
+    "option",
+    "option_of",
+    "shown_default",
+]
 
 #: What an option's value is: ``float``, ``int``, ``text`` (any string), ``choice`` (one of
 #: :attr:`Option.choices`), ``flag`` (a boolean), ``items`` (a repeatable option: a tuple of strings),
@@ -218,6 +227,23 @@ def option(default: Any = None, **declaration: Any) -> Any:
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: dict(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def option_of(cls: Any, name: str, default: Any, **changes: Any) -> Any:
+    """A dataclass field declared as the field ``name`` of the configuration ``cls`` is (the same flag,
+    help and checks), with its own ``default``: an option two commands share, each with the default
+    its job needs.
+
+    Args:
+        cls: The configuration dataclass that declares the option.
+        name: Its field there.
+        default: This field's default.
+        **changes: Attributes of the declaration to replace (a ``doc`` or ``origin`` that says why this
+            command's default differs).
+    """
+    field = next(f for f, _ in declared(cls) if f.name == name)
+    declaration = dataclasses.replace(field.metadata[_METADATA_KEY], **changes)
+    return option(default, **{f.name: getattr(declaration, f.name) for f in dataclasses.fields(declaration)})
 
 
 def declared(cls: Any) -> Iterator[tuple[dataclasses.Field[Any], Option]]:

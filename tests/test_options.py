@@ -1,9 +1,10 @@
 """Options declared once: the click options, the checks and the docs' tables are the declarations'.
 
 Every option of a transfer (``TransferConfig``), its guidance (``GuidanceConfig``), a video
-(``VideoConfig``), ``make-dataset`` (``DatasetConfig``), ``train-attrs`` (``TrainConfig``) and
-``score`` (``ScoreConfig``) is a declared dataclass field; these tests hold each thing made from the
-declarations equal to them, and the guidance options out of the transfer's configuration.
+(``VideoConfig``), ``make-dataset`` (``DatasetConfig``), ``train-attrs`` (``TrainConfig``),
+``train-stylizer`` (``StylizerConfig``) and ``score`` (``ScoreConfig``) is a declared dataclass
+field; these tests hold each thing made from the declarations equal to them, and the guidance
+options out of the transfer's configuration.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from styleforge.config import (
     VideoConfig,
 )
 from styleforge.errors import InvalidParameter
+from styleforge.feedforward.config import TERM_FIELDS, StylizerConfig
 from styleforge.guidance.config import GuidanceConfig
 from styleforge.option import declared, shown_default
 
@@ -39,6 +41,7 @@ COMMANDS = {
     "video": (TransferConfig, VideoConfig),
     "make-dataset": (DatasetConfig,),
     "train-attrs": (TrainConfig,),
+    "train-stylizer": (StylizerConfig,),
     "score": (ScoreConfig,),
 }
 
@@ -90,12 +93,26 @@ def test_no_command_declares_a_configuration_option_by_hand() -> None:
         assert len(every) == len(set(every)), command
 
 
+def test_the_stylizers_term_options_are_the_transfers_with_their_own_defaults() -> None:
+    transfer = {field.name: declaration for field, declaration in declared(TransferConfig)}
+    stylizer = {field.name: declaration for field, declaration in declared(StylizerConfig)}
+    assert set(TERM_FIELDS) <= set(stylizer)
+    for name in TERM_FIELDS:
+        ours, theirs = stylizer[name], transfer[name]
+        for key in ("flag", "kind", "choices", "minimum", "maximum", "above", "metavar", "parse"):
+            assert getattr(ours, key) == getattr(theirs, key), (name, key)
+    # its own defaults where a network trained on crops needs them
+    assert (StylizerConfig().style_loss, TransferConfig().style_loss) == ("gram", "w2")
+    assert StylizerConfig().content_layers == ("relu2_2",) != TransferConfig().content_layers
+
+
 #: Each command's arguments before the option (files that need not exist).
 BASE = {
     "transfer": ("transfer", "c.jpg", "--style", "s.jpg", "-o", "o.png"),
     "video": ("video", "clip.mp4", "--style", "s.jpg", "-o", "out.mp4"),
     "make-dataset": ("make-dataset", "set"),
     "train-attrs": ("train-attrs", "--data", "data", "-o", "run"),
+    "train-stylizer": ("train-stylizer", "--data", "data", "--style", "s.jpg", "-o", "run"),
     "score": ("score", "run", "a.png"),
 }
 
@@ -144,6 +161,13 @@ BAD_ATTRIBUTES = [
     ),
     ("score", "--batch-size", "0", "0", "a whole number >= 1"),
     ("score", "--format", "xml", "'xml'", "one of: table, json, csv"),
+    # train-stylizer: its own options, and a term option checked as the transfer checks it
+    ("train-stylizer", "--size", "8", "8", "a whole number >= 16"),
+    ("train-stylizer", "--lr", "0", "0.0", "a finite number > 0"),
+    ("train-stylizer", "--sheet-every", "-1", "-1", "a whole number >= 0"),
+    ("train-stylizer", "--blocks", "-1", "-1", "a whole number >= 0"),
+    ("train-stylizer", "--style-loss", "w3", "'w3'", "one of: gram, w2, sw"),
+    ("train-stylizer", "--style-scale", "0", "0.0", "a finite number > 0"),
 ]
 
 

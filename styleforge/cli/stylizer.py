@@ -1,8 +1,8 @@
 """``styleforge train-stylizer``: train a feed-forward network for one style or a blend.
 
-The term options are the transfer's own click declarations (:data:`~styleforge.cli.transfer.CONFIG_OPTIONS`,
-picked by name), with the defaults of :class:`~styleforge.feedforward.config.StylizerConfig` (the
-command's default map). ``transfer --model`` and ``video --model`` use the result (:mod:`.model`).
+Every option is declared once, in :class:`~styleforge.feedforward.config.StylizerConfig` (its term
+options as the transfer declares them, with the stylizer's defaults); the click options come from
+those declarations. ``transfer --model`` and ``video --model`` use the result (:mod:`.model`).
 """
 
 from __future__ import annotations
@@ -13,39 +13,13 @@ from typing import Any
 
 import click
 
-from ..feedforward.config import TERM_FIELDS, StylizerConfig
+from ..feedforward.config import StylizerConfig
 from ..parsing import parse_style
 from .base import explicit, stop_flag, stopped, stopped_words, training_errors
-from .flags import with_options
-from .transfer import CONFIG_OPTIONS, config_option, style_option
+from .flags import click_options, flag_values, with_options
+from .transfer import config_option, style_option
 
 __all__ = ["train_stylizer_command"]
-
-_S = StylizerConfig()
-
-#: The transfer options train-stylizer shares (:data:`~styleforge.feedforward.config.TERM_FIELDS`: the
-#: same flags, help and checks), with the defaults of :class:`StylizerConfig` (the command's default map).
-_SHARED = TERM_FIELDS
-
-
-def _declared(option: Any) -> str:
-    """The parameter name a ``click.option(...)`` decorator declares."""
-
-    def probe() -> None:
-        """A function to decorate."""
-
-    option(probe)
-    return probe.__click_params__[-1].name  # type: ignore[attr-defined]
-
-
-_BY_NAME = {_declared(option): option for option in CONFIG_OPTIONS}
-_TERM_OPTIONS = [_BY_NAME[name] for name in _SHARED]
-
-
-def _default(name: str) -> Any:
-    """A shared option's default as the command line writes it (layer lists comma-separated)."""
-    value = getattr(_S, name)
-    return ",".join(value) if isinstance(value, tuple) else value
 
 
 class _Display:
@@ -72,7 +46,7 @@ class _Display:
         return StylizerDisplay(quiet=quiet)
 
 
-@click.command("train-stylizer", context_settings={"default_map": {name: _default(name) for name in _SHARED}})
+@click.command("train-stylizer")
 @style_option
 @click.option(
     "--data",
@@ -95,46 +69,7 @@ class _Display:
     help="Run folder: the model (model.safetensors + model.json), history, curves, contact sheets.",
 )
 @config_option
-@with_options(_TERM_OPTIONS)
-@click.option(
-    "--size",
-    type=int,
-    default=_S.size,
-    show_default=True,
-    help="Side of the square training crops in px (the style images are sized to it x --style-scale).",
-)
-@click.option("--batch-size", type=int, default=_S.batch_size, show_default=True, help="Crops per step.")
-@click.option("--iterations", type=int, default=_S.iterations, show_default=True, help="Steps in all.")
-@click.option("--lr", type=float, default=_S.lr, show_default=True, help="Adam's learning rate.")
-@click.option(
-    "--width",
-    type=int,
-    default=_S.width,
-    show_default=True,
-    help="Channels of the network's first layer (32: Johnson et al.; 16 runs about 3x faster).",
-)
-@click.option("--blocks", type=int, default=_S.blocks, show_default=True, help="Residual blocks.")
-@click.option(
-    "--report-every",
-    type=int,
-    default=_S.report_every,
-    show_default=True,
-    help="Steps between reports: a line, a history row, the validation loss, a checkpoint.",
-)
-@click.option(
-    "--sheet-every",
-    type=int,
-    default=_S.sheet_every,
-    show_default=True,
-    help="Reports between contact sheets of the validation photos (RUN/sheets/; 0: none).",
-)
-@click.option(
-    "--val-count",
-    type=int,
-    default=_S.val_count,
-    show_default=True,
-    help="Without --val: photos of --data held out (at most a tenth).",
-)
+@with_options(click_options(StylizerConfig))
 @click.option("--resume", is_flag=True, help="Continue the run in -o exactly where it stopped.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
@@ -166,18 +101,17 @@ def train_stylizer_command(
 
     for style in styles:  # the options' checks need no torch: they come first
         parse_style(style)
-    for key in ("content_layers", "style_layers"):
-        options[key] = tuple(part.strip() for part in str(options[key]).split(",") if part.strip())
     if not resume:
         if data is None:
             raise click.UsageError("Missing option '--data' (a folder of photos).")
         if not styles:
             raise click.UsageError("Missing option '--style'.")
-        config: StylizerConfig | None = StylizerConfig(**options)
+        config: StylizerConfig | None = StylizerConfig(**flag_values(StylizerConfig, options))
         overrides: dict[str, Any] = {}
     else:
-        config, overrides = None, {k: options[k] for k in explicit(ctx, list(options))}
-    (config or StylizerConfig(**options)).validate()
+        config = None
+        overrides = flag_values(StylizerConfig, options, explicit(ctx, list(options)))
+    (config or StylizerConfig(**flag_values(StylizerConfig, options))).validate()
     if not resume:
         from ..images import probe_image
 

@@ -9,13 +9,11 @@ the command line reads these defaults before anything heavy is imported.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import TransferConfig
-from ..errors import InvalidParameter, choice_error
+from ..option import Declared, option, option_of
 
 __all__ = ["RESUME_OPTIONS", "TERM_FIELDS", "StylizerConfig"]
 
@@ -43,88 +41,127 @@ TERM_FIELDS: tuple[str, ...] = (
 RESUME_OPTIONS: tuple[str, ...] = ("iterations", "device", "sheet_every")
 
 
-def _whole(param: str, value: object, least: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise InvalidParameter(param, value, f"a whole number >= {least}")
+def _term(name: str, default: Any, origin: str = "as the transfer's", **changes: Any) -> Any:
+    """A term option declared as the transfer declares it, with the stylizer's ``default``."""
+    return option_of(TransferConfig, name, default, origin=origin, **changes)
+
+
+_JOHNSON = "Johnson et al. (2016)"
 
 
 @dataclass
-class StylizerConfig:
-    """Every option of ``styleforge train-stylizer``, with its default.
+class StylizerConfig(Declared):
+    """Every option of ``styleforge train-stylizer``, declared once (:func:`~styleforge.option.option`):
+    default, type, range, flag, help and docs line.
 
-    Attributes:
-        content_weight, style_weight, tv_weight, laplacian_weight, laplacian_sigma, weights, network,
-        content_layers, style_layers, style_layer_weight_exp, style_loss, pooling, style_scale, seed,
-        device: As :class:`~styleforge.config.TransferConfig`'s (:data:`TERM_FIELDS`); ``size`` is
-            the training crop, so ``style_scale`` sizes the style images against the crop. Its
-            default, 3, is the transfer's 1.5 at twice the crop, the size of picture whose pixel
-            density a crop sees (the photos are kept at twice the crop): at 1 the whole painting is
-            squeezed into one crop and the network learns its texture as a fine crosshatch.
-        size: Side of the square training crops in px (the style statistics are taken at
-            ``size × style_scale``).
-        batch_size: Crops per optimiser step.
-        iterations: Optimiser steps in all.
-        lr: Adam's learning rate.
-        width: Channels of the network's first layer (:class:`~styleforge.nets.transformer.TransformerNet`;
-            16 runs about 3× faster than Johnson et al.'s 32).
-        blocks: Residual blocks of the network.
-        report_every: Steps between two reports: a history row, the validation loss (which picks the
-            best checkpoint), the run folder's checkpoint.
-        sheet_every: Reports between two contact sheets of the validation photos (0: none).
-        val_count: Without ``--val``: photos of ``--data`` held out for validation (at most a tenth
-            of them; at least one).
+    The term options (:data:`TERM_FIELDS`) are the transfer's own declarations
+    (:func:`~styleforge.option.option_of`: the same flags, help and checks) with the defaults a network
+    trained on crops needs. ``size`` is the training crop, so ``style_scale`` sizes the style images
+    against the crop: its default, 3, is the transfer's 1.5 at twice the crop, the size of picture whose
+    pixel density a crop sees (the photos are kept at twice the crop); at 1 the whole painting is
+    squeezed into one crop and the network learns its texture as a fine crosshatch.
     """
 
-    content_weight: float = 1.0
-    style_weight: float | None = None
-    tv_weight: float = 0.0
-    laplacian_weight: float = 0.0
-    laplacian_sigma: float = 1.0
-    weights: str = "auto"
-    network: str = "auto"
-    content_layers: tuple[str, ...] = ("relu2_2",)
-    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-    style_layer_weight_exp: float = 1.0
-    style_loss: str = "gram"
-    pooling: str = "max"
-    style_scale: float = 3.0
-    seed: int = 0
-    device: str = "auto"
-    size: int = 256
-    batch_size: int = 4
-    iterations: int = 2000
-    lr: float = 1e-3
-    width: int = 32
-    blocks: int = 5
-    report_every: int = 100
-    sheet_every: int = 1
-    val_count: int = 8
+    size: int = option(
+        256,
+        flag="--size",
+        kind="int",
+        minimum=16,
+        help="Side of the square training crops in px (the style images are sized to it x --style-scale).",
+        origin=f"{_JOHNSON}'s",
+    )
+    batch_size: int = option(
+        4, flag="--batch-size", kind="int", minimum=1, help="Crops per step.", origin=f"{_JOHNSON}'s"
+    )
+    iterations: int = option(2000, flag="--iterations", kind="int", minimum=1, help="Steps in all.")
+    lr: float = option(
+        1e-3,
+        flag="--lr",
+        kind="float",
+        minimum=0,
+        above=True,
+        help="Adam's learning rate.",
+        origin=f"{_JOHNSON}'s",
+    )
+    width: int = option(
+        32,
+        flag="--width",
+        kind="int",
+        minimum=1,
+        help="Channels of the network's first layer (32: Johnson et al.; 16 runs about 3x faster).",
+        origin=f"{_JOHNSON}'s",
+    )
+    blocks: int = option(
+        5, flag="--blocks", kind="int", minimum=0, help="Residual blocks.", origin=f"{_JOHNSON}'s"
+    )
+    report_every: int = option(
+        100,
+        flag="--report-every",
+        kind="int",
+        minimum=1,
+        help="Steps between reports: a line, a history row, the validation loss, a checkpoint.",
+    )
+    sheet_every: int = option(
+        1,
+        flag="--sheet-every",
+        kind="int",
+        minimum=0,
+        help="Reports between contact sheets of the validation photos (RUN/sheets/; 0: none).",
+    )
+    val_count: int = option(
+        8,
+        flag="--val-count",
+        kind="int",
+        minimum=1,
+        help="Without --val: photos of --data held out (at most a tenth).",
+    )
+    content_weight: float = _term("content_weight", 1.0)
+    style_weight: float | None = _term("style_weight", None, none="by --style-loss (gram: 10)")
+    tv_weight: float = _term("tv_weight", 0.0)
+    laplacian_weight: float = _term(
+        "laplacian_weight", 0.0, origin="off: the network's own smoothness keeps the content's edges"
+    )
+    laplacian_sigma: float = _term("laplacian_sigma", 1.0)
+    weights: str = _term("weights", "auto")
+    network: str = _term("network", "auto")
+    content_layers: tuple[str, ...] = _term(
+        "content_layers", ("relu2_2",), origin=f"{_JOHNSON}'s content layer"
+    )
+    style_layers: tuple[str, ...] = _term("style_layers", ("relu1_1", "relu2_1", "relu3_1", "relu4_1"))
+    style_layer_weight_exp: float = _term(
+        "style_layer_weight_exp", 1.0, origin=f"every style layer weighs the same, as in {_JOHNSON}"
+    )
+    style_loss: str = _term(
+        "style_loss", "gram", origin=f"{_JOHNSON}'s; `w2` and `sw` work too, at more cost per step"
+    )
+    pooling: str = _term("pooling", "max")
+    style_scale: float = _term(
+        "style_scale",
+        3.0,
+        origin="the transfer's 1.5 at twice the crop (see below)",
+        help="Style images are sized to --size (the crop) x this before their statistics are taken.",
+    )
+    seed: int = _term(
+        "seed",
+        0,
+        origin="",
+        help="Seed of the network's initial weights, the crops and the held-out photos.",
+    )
+    device: str = _term("device", "auto", origin="as the transfer's (one per process under torchrun)")
 
     def transfer_config(self) -> TransferConfig:
         """The terms' options as a :class:`~styleforge.config.TransferConfig` (``size`` = the crop)."""
         return TransferConfig(**{name: getattr(self, name) for name in TERM_FIELDS}, size=self.size)
 
     def validate(self) -> None:
-        """Checks every value that can be checked without files or a network.
+        """Checks every value that can be checked without files or a network: each option as declared,
+        then the transfer's rules between its options.
 
         Raises:
             InvalidParameter: The first invalid option, named as on the command line.
         """
+        self.check()
         self.transfer_config().validate()
-        _whole("--size", self.size, 16)
-        _whole("--batch-size", self.batch_size, 1)
-        _whole("--iterations", self.iterations, 1)
-        if (
-            isinstance(self.lr, bool)
-            or not isinstance(self.lr, (int, float))
-            or not (math.isfinite(self.lr) and self.lr > 0)
-        ):
-            raise InvalidParameter("--lr", self.lr, "a finite number > 0")
-        _whole("--width", self.width, 1)
-        _whole("--blocks", self.blocks, 0)
-        _whole("--report-every", self.report_every, 1)
-        _whole("--sheet-every", self.sheet_every, 0)
-        _whole("--val-count", self.val_count, 1)
 
     def epochs(self) -> int:
         """Reports in the whole run (the engine's epochs): ``iterations / report_every``, rounded up."""
@@ -133,16 +170,3 @@ class StylizerConfig:
     def steps_in(self, epoch: int) -> int:
         """Steps of report period ``epoch`` (1-based): ``report_every``, the last one what is left."""
         return min(self.report_every, self.iterations - (epoch - 1) * self.report_every)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (tuples become lists), stored in ``model.json``."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StylizerConfig:
-        """Inverse of :meth:`to_dict`; an unknown key is an error naming the valid ones."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise choice_error("config key", unknown[0], names)
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
