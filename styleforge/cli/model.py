@@ -28,8 +28,16 @@ MODEL_OPTIONS = [
         type=click.Path(path_type=Path),
         default=None,
         help="A train-stylizer folder: one pass of its network per image instead of an optimisation "
-        "(with --size, --preserve-colors, --tile, --device, --backend; no --style).",
-    )
+        "(with --size, --model-size, --preserve-colors, --tile, --device, --backend; no --style).",
+    ),
+    click.option(
+        "--model-size",
+        default=None,
+        metavar="auto|off|PX",
+        help="With --model: pictures larger than this long side go through the network at it and are "
+        "resized back, so the strokes keep their size against the picture; auto: 2.5 x the model's "
+        "training crop; off: each picture's own size  [default: auto].",
+    ),
 ]
 #: ``video --model``: the frames through a trained stylizer, blended along the optical flow.
 VIDEO_MODEL_OPTIONS = [
@@ -45,18 +53,20 @@ VIDEO_MODEL_OPTIONS = [
 
 
 def pop_model(options: dict[str, Any]) -> dict[str, Any] | None:
-    """Takes ``--model`` (and ``--frame-blend``) out of a command's options: ``None`` without
-    ``--model``, else ``{"model": ..., "frame_blend": ...}``.
+    """Takes ``--model`` (and ``--model-size``, ``--frame-blend``) out of a command's options: ``None``
+    without ``--model``, else ``{"model": ..., "model_size": ..., "frame_blend": ...}``.
 
     Raises:
-        InvalidParameter: ``--frame-blend`` without ``--model``.
+        InvalidParameter: ``--model-size`` or ``--frame-blend`` without ``--model``.
     """
     model, blend = options.pop("model", None), options.pop("frame_blend", None)
+    model_size = options.pop("model_size", None)
     if model is None:
-        if blend is not None:
-            raise InvalidParameter("--frame-blend", blend, "no --frame-blend without --model")
+        for flag, value in (("--frame-blend", blend), ("--model-size", model_size)):
+            if value is not None:
+                raise InvalidParameter(flag, value, f"no {flag} without --model")
         return None
-    return {"model": model, "frame_blend": blend}
+    return {"model": model, "frame_blend": blend, "model_size": "auto" if model_size is None else model_size}
 
 
 def _given(name: str) -> bool:
@@ -96,6 +106,7 @@ _MODEL_TRANSFER = (
     "content",
     "output",
     "model",
+    "model_size",
     "size",
     "preserve_colors",
     "tile",
@@ -108,7 +119,7 @@ _MODEL_TRANSFER = (
 def transfer_with_model(
     content: Sequence[Path],
     output: Path,
-    model: Path,
+    chosen: dict[str, Any],
     options: dict[str, Any],
     quiet: bool,
     backend: str = "local",
@@ -141,7 +152,9 @@ def transfer_with_model(
     inputs = [("CONTENT", p) for p in paths]
     for out in outs:
         check_not_input(out, inputs)
+    model, model_size = chosen["model"], chosen["model_size"]
     stylizer = load_stylizer(model, device="cpu" if backend == "ray" else options["device"])
+    stylizer.working_side((0, 0), model_size)  # its check, before any picture
     if backend == "ray":
         from .cluster import model_on_cluster
 
@@ -152,6 +165,7 @@ def transfer_with_model(
             size=size,
             preserve_colors=options["preserve_colors"],
             tile=options["tile"],
+            model_size=model_size,
             device=options["device"],
             quiet=quiet,
         )
@@ -160,7 +174,11 @@ def transfer_with_model(
     done = 0
     with flag.listening():  # a signal stops the run between two pictures
         runs = stylizer.stylize_files(
-            paths, size=size, preserve_colors=options["preserve_colors"], tile=options["tile"]
+            paths,
+            size=size,
+            preserve_colors=options["preserve_colors"],
+            tile=options["tile"],
+            model_size=model_size,
         )
         for out, result in zip(outs, runs):
             with flag.keeping():
@@ -187,6 +205,7 @@ _MODEL_VIDEO = (
     "input_path",
     "output",
     "model",
+    "model_size",
     "frame_blend",
     "size",
     "preserve_colors",
@@ -236,6 +255,7 @@ def video_with_model(
     source = open_frames(input_path)
     _check_outputs(input_path, output, folder, movie, history, resume)
     stylizer = load_stylizer(model, device="cpu" if backend == "ray" else options["device"])
+    stylizer.working_side((0, 0), chosen["model_size"])  # its check, before any frame
     display, flag = VideoDisplay(quiet=quiet), stop_flag()
     run: dict[str, Any] = dict(
         folder=folder,
@@ -243,6 +263,7 @@ def video_with_model(
         preserve_colors=options["preserve_colors"],
         frame_blend=DEFAULT_FRAME_BLEND if blend is None else blend,
         tile=options["tile"],
+        model_size=chosen["model_size"],
         resume=resume,
         callbacks=[display],
     )

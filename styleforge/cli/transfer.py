@@ -232,7 +232,7 @@ def transfer(
       styleforge transfer holiday/ --model models/starry -o out/starry/   # a train-stylizer network
     """
     if (chosen := pop_model(options)) is not None:  # one pass of a trained network: styleforge.cli.model
-        return transfer_with_model(content, output, chosen["model"], options, quiet, backend)
+        return transfer_with_model(content, output, chosen, options, quiet, backend)
     if not content:
         raise click.UsageError(_NO_CONTENT)
     check_styles(styles, "Missing option '--style' (or give --from-image / a --config with 'style').")

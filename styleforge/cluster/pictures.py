@@ -148,14 +148,16 @@ def finished_model_pictures(
     *,
     size: int | None = None,
     preserve_colors: bool = False,
+    model_size: str | int | None = "auto",
 ) -> list[bool]:
     """:func:`finished_pictures` of a ``--model`` run: the outputs that record the same content image,
-    model (folder and checkpoint), ``size`` and ``preserve_colors``."""
+    model (folder and checkpoint), ``size``, ``preserve_colors`` and ``model_size``."""
     expected = {
         "command": "transfer --model",
         "model": model.record(),
         "size": size,
         "preserve_colors": preserve_colors,
+        "model_size": str(model_size),
     }
     return _finished(contents, outputs, expected)
 
@@ -212,6 +214,7 @@ class _ThroughModel:
     size: int | None
     preserve_colors: bool
     tile: str | int | None
+    model_size: str | int | None
 
     def __call__(self, context: WorkerContext, number: int, content: str) -> _Outcome:
         if context.flag.requested:
@@ -226,7 +229,11 @@ class _ThroughModel:
             context.cache["model"] = model
         try:
             result = model.stylize_image(
-                content, size=self.size, preserve_colors=self.preserve_colors, tile=self.tile
+                content,
+                size=self.size,
+                preserve_colors=self.preserve_colors,
+                tile=self.tile,
+                model_size=self.model_size,
             )
         except StyleforgeError as error:
             return _Outcome(failure=Failure.of(error))
@@ -298,6 +305,7 @@ def stylize_pictures_with_model(
     size: int | None = None,
     preserve_colors: bool = False,
     tile: str | int | None = "auto",
+    model_size: str | int | None = "auto",
     device: str = "auto",
     workers: int | None = None,
     cpus_per_worker: int = 1,
@@ -314,7 +322,8 @@ def stylize_pictures_with_model(
             :func:`transfer_pictures`' (:func:`finished_model_pictures` tells which an earlier run
             finished; a stop lets each picture in progress finish, and no other starts).
         model: A ``train-stylizer`` folder, or a model read from one: the workers read it by path.
-        size, preserve_colors, tile: As :meth:`~styleforge.feedforward.model.StylizerModel.stylize_image`'s.
+        size, preserve_colors, tile, model_size: As
+            :meth:`~styleforge.feedforward.model.StylizerModel.stylize_image`'s.
         device: Where each worker runs the model: ``auto`` takes a worker's GPU where the cluster has
             GPUs (one worker per GPU), else its CPU.
 
@@ -331,7 +340,7 @@ def stylize_pictures_with_model(
     else:
         folder = str(model)
         load_stylizer(folder, device="cpu")  # its one-line error here, not once per worker
-    job = _ThroughModel(folder, device, size, preserve_colors, tile)
+    job = _ThroughModel(folder, device, size, preserve_colors, tile, model_size)
     yield from _spread(_pictures(contents, outputs), job, workers, cpus_per_worker, callbacks, interrupt)
 
 

@@ -151,6 +151,7 @@ class _ThroughModel:
     preserve_colors: bool
     frame_blend: float
     tile: str | int | None
+    model_size: str | int | None
     command: ClassVar[str] = "video --model"
 
     def __call__(
@@ -170,6 +171,7 @@ class _ThroughModel:
                 preserve_colors=self.preserve_colors,
                 frame_blend=self.frame_blend,
                 tile=self.tile,
+                model_size=self.model_size,
                 resume=True,
                 callbacks=[context.callback(number, (FrameProgress,))],
                 interrupt=context.flag,
@@ -406,6 +408,7 @@ def stylize_video_with_model_on_cluster(
     preserve_colors: bool = False,
     frame_blend: float = DEFAULT_FRAME_BLEND,
     tile: str | int | None = "auto",
+    model_size: str | int | None = "auto",
     device: str = "auto",
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
@@ -419,8 +422,8 @@ def stylize_video_with_model_on_cluster(
     cluster, joined as :func:`stylize_video_on_cluster` joins them.
 
     Args:
-        source, folder, size, preserve_colors, frame_blend, tile, resume, callbacks, interrupt: As
-            :func:`~styleforge.video.model.stylize_video_with_model`'s.
+        source, folder, size, preserve_colors, frame_blend, tile, model_size, resume, callbacks,
+            interrupt: As :func:`~styleforge.video.model.stylize_video_with_model`'s.
         model: A ``train-stylizer`` folder, or a model read from one: the workers read it by path.
         device: Where each worker runs the model: ``auto`` takes a worker's GPU where the cluster has
             GPUs (one worker per GPU), else its CPU.
@@ -441,11 +444,11 @@ def stylize_video_with_model_on_cluster(
     if model.path is None:
         raise InvalidParameter("model", "a model built in memory", "a model read from its folder")
     source = source if isinstance(source, FrameSource) else open_frames(source)
-    job = _ThroughModel(str(model.path), device, size, preserve_colors, frame_blend, tile)
+    job = _ThroughModel(str(model.path), device, size, preserve_colors, frame_blend, tile, model_size)
     return _chunked(
         source,
         job,
-        model_signature(source, model, size, preserve_colors, frame_blend, tile),
+        model_signature(source, model, size, preserve_colors, frame_blend, tile, model_size),
         Path(folder),
         resume=resume,
         callbacks=callbacks,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..device import available_memory, resolve_device
@@ -41,6 +42,8 @@ __all__ = [
     "FORMAT",
     "MODEL_FILE",
     "MODEL_JSON",
+    "AUTO_MODEL_SIZE",
+    "MIN_MODEL_SIZE",
     "MIN_TILE",
     "StylizerModel",
     "Stylized",
@@ -55,6 +58,12 @@ MODEL_FILE = "model.safetensors"
 MODEL_JSON = "model.json"
 #: The smallest tile side: the network's receptive field is about 100 px wide.
 MIN_TILE = 128
+#: ``model_size="auto"``: a picture goes through the network at most this many times the model's
+#: training crop (long side) and is resized back, so that its strokes keep the size against the
+#: picture that they are trained for. Chosen on benchmarks/quality.py's tune half (benchmarks/README.md).
+AUTO_MODEL_SIZE = 2.5
+#: The smallest ``model_size`` in px.
+MIN_MODEL_SIZE = 32
 
 
 def inference_bytes(width: int, height: int, side: int) -> int:
@@ -200,6 +209,35 @@ class StylizerModel:
             )
         return side
 
+    def working_side(self, shape: tuple[int, int], model_size: str | int | None = "auto") -> int | None:
+        """The long side a picture of ``shape`` (height, width) goes through the network at, or ``None``
+        (its own size).
+
+        Args:
+            shape: The picture's (height, width).
+            model_size: ``auto`` (:data:`AUTO_MODEL_SIZE` × the training crop that ``model.json``
+                records; its own size without one), ``off``/``None`` (its own size), or a long side in
+                px. A picture no larger than it runs at its own size.
+
+        Raises:
+            InvalidParameter: A side below :data:`MIN_MODEL_SIZE` or a word other than auto/off.
+        """
+        text = "off" if model_size is None else str(model_size).strip().lower()
+        if text == "off":
+            return None
+        if text == "auto":
+            crop = ((self.meta.get("training") or {}).get("config") or {}).get("size")
+            if isinstance(crop, bool) or not isinstance(crop, int) or crop < 1:
+                return None
+            side = round(AUTO_MODEL_SIZE * crop)
+        elif text.isdigit() and int(text) >= MIN_MODEL_SIZE:
+            side = int(text)
+        else:
+            raise InvalidParameter(
+                "--model-size", model_size, f"auto, off or a long side in px >= {MIN_MODEL_SIZE}"
+            )
+        return side if side < max(shape) else None
+
     def stylize(self, image: Tensor, *, tile: str | int | None = "auto") -> tuple[Tensor, int | None]:
         """One picture (3, H, W) in [0, 1] at its size; returns it stylised and the tile side used."""
         side = self.tile_side(tuple(image.shape[-2:]), tile)
@@ -234,16 +272,16 @@ class StylizerModel:
             "best": self.meta.get("best"),
         }
 
-    def _metadata(
-        self, content: LoadedImage, size: int | None, preserve: bool, tile: int | None
-    ) -> dict[str, Any]:
+    def _metadata(self, content: LoadedImage, run: _Pass, work: Tensor, tile: int | None) -> dict[str, Any]:
         return {
             "styleforge": __version__,
             "command": "transfer --model",
             "content": str(content.path) if content.path else None,
             "model": self.record(),
-            "size": size,
-            "preserve_colors": preserve,
+            "size": run.size,
+            "preserve_colors": run.preserve_colors,
+            "model_size": str(run.model_size),
+            "network_input": list(work.shape[-2:]),
             "tile": tile,
         }
 
@@ -254,6 +292,7 @@ class StylizerModel:
         size: int | None = None,
         preserve_colors: bool = False,
         tile: str | int | None = "auto",
+        model_size: str | int | None = "auto",
     ) -> Stylized:
         """One image file (or a decoded one) stylised.
 
@@ -262,8 +301,10 @@ class StylizerModel:
             size: Its long side in px before stylising (``None``: its own size).
             preserve_colors: Put the content's colours back (luminance-only transfer).
             tile: As :meth:`tile_side`.
+            model_size: As :meth:`working_side`: the network sees a larger picture at this long side,
+                and its result is resized back (bicubic) to the picture's size.
         """
-        return next(self._run([content], size, preserve_colors, tile, 1))
+        return next(self._run([content], _Pass(size, preserve_colors, tile, model_size), 1))
 
     def stylize_files(
         self,
@@ -272,50 +313,67 @@ class StylizerModel:
         size: int | None = None,
         preserve_colors: bool = False,
         tile: str | int | None = "auto",
+        model_size: str | int | None = "auto",
         batch_size: int = 4,
     ) -> Iterator[Stylized]:
-        """Many pictures, in order; consecutive ones of the same size that run whole go through the
-        network together, up to ``batch_size`` at a time (a result does not depend on its batch)."""
-        yield from self._run(contents, size, preserve_colors, tile, batch_size)
+        """Many pictures (options as :meth:`stylize_image`'s), in order; consecutive ones that go through
+        the network whole at the same size go together, up to ``batch_size`` at a time (a result does
+        not depend on its batch)."""
+        yield from self._run(contents, _Pass(size, preserve_colors, tile, model_size), batch_size)
 
     def _run(
-        self,
-        contents: Sequence[str | os.PathLike[str] | LoadedImage],
-        size: int | None,
-        preserve: bool,
-        tile: str | int | None,
-        batch_size: int,
+        self, contents: Sequence[str | os.PathLike[str] | LoadedImage], run: _Pass, batch_size: int
     ) -> Iterator[Stylized]:
-        pending: list[LoadedImage] = []
+        pending: list[tuple[LoadedImage, Tensor]] = []  # each picture and what the network sees of it
 
         def flush() -> Iterator[Stylized]:
             if not pending:
                 return
-            batch = torch.stack([p.rgb for p in pending])
-            for loaded, out in zip(pending, self(batch)):
-                yield self._finish(loaded, out, size, preserve, None)
+            batch = torch.stack([work for _, work in pending])
+            for (loaded, work), out in zip(pending, self(batch)):
+                yield self._finish(loaded, work, out, run, None)
             pending.clear()
 
         for item in contents:
             loaded = item if isinstance(item, LoadedImage) else load_image(item, param="CONTENT")
-            if size is not None:
-                alpha = resize_long_side(loaded.alpha, size) if loaded.alpha is not None else None
-                loaded = LoadedImage(resize_long_side(loaded.rgb, size), alpha, loaded.path)
-            side = self.tile_side(loaded.size, tile)
-            if pending and (side is not None or pending[0].size != loaded.size or len(pending) >= batch_size):
+            if run.size is not None:
+                alpha = resize_long_side(loaded.alpha, run.size) if loaded.alpha is not None else None
+                loaded = LoadedImage(resize_long_side(loaded.rgb, run.size), alpha, loaded.path)
+            side = self.working_side(loaded.size, run.model_size)
+            work = resize_long_side(loaded.rgb, side) if side is not None else loaded.rgb
+            shape = (int(work.shape[-2]), int(work.shape[-1]))
+            tile = self.tile_side(shape, run.tile)
+            if pending and (
+                tile is not None or pending[0][1].shape != work.shape or len(pending) >= batch_size
+            ):
                 yield from flush()
-            if side is not None:
-                yield self._finish(loaded, self._tiled(loaded.rgb, side), size, preserve, side)
+            if tile is not None:
+                yield self._finish(loaded, work, self._tiled(work, tile), run, tile)
             else:
-                pending.append(loaded)
+                pending.append((loaded, work))
         yield from flush()
 
     def _finish(
-        self, loaded: LoadedImage, out: Tensor, size: int | None, preserve: bool, tile: int | None
+        self, loaded: LoadedImage, work: Tensor, out: Tensor, run: _Pass, tile: int | None
     ) -> Stylized:
-        if preserve:
+        if out.shape[-2:] != loaded.rgb.shape[-2:]:  # back from the network's size to the picture's
+            out = F.interpolate(
+                out[None], size=tuple(loaded.rgb.shape[-2:]), mode="bicubic", align_corners=False
+            )[0].clamp_(0, 1)
+        if run.preserve_colors:
             out = preserve_colors(out, loaded.rgb)
-        return Stylized(out, loaded.alpha, self._metadata(loaded, size, preserve, tile), tile)
+        return Stylized(out, loaded.alpha, self._metadata(loaded, run, work, tile), tile)
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """How the pictures of one call go through the network (:meth:`StylizerModel.stylize_image`'s
+    options)."""
+
+    size: int | None
+    preserve_colors: bool
+    tile: str | int | None
+    model_size: str | int | None
 
 
 def load_stylizer(

@@ -57,7 +57,13 @@ def check_frame_blend(frame_blend: Any) -> None:
 
 
 def model_signature(
-    source: FrameSource, model: StylizerModel, size: int | None, preserve: bool, blend: float, tile: Any
+    source: FrameSource,
+    model: StylizerModel,
+    size: int | None,
+    preserve: bool,
+    blend: float,
+    tile: Any,
+    model_size: Any = "auto",
 ) -> dict[str, Any]:
     """What makes a frame's pixels: a resumed run continues only frames made with the same."""
     run = {
@@ -69,6 +75,7 @@ def model_signature(
         "preserve_colors": preserve,
         "frame_blend": blend,
         "tile": str(tile),
+        "model_size": str(model_size),
     }
     return json.loads(json.dumps(run, sort_keys=True, default=str))
 
@@ -82,6 +89,7 @@ def stylize_video_with_model(
     preserve_colors: bool = False,
     frame_blend: float = DEFAULT_FRAME_BLEND,
     tile: str | int | None = "auto",
+    model_size: str | int | None = "auto",
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
     interrupt: Any = None,
@@ -96,6 +104,7 @@ def stylize_video_with_model(
         preserve_colors: Keep each frame's colours (luminance-only transfer).
         frame_blend: ``b`` above, 0..1 (0: every frame the model's alone).
         tile: As :meth:`~styleforge.feedforward.model.StylizerModel.tile_side`.
+        model_size: As :meth:`~styleforge.feedforward.model.StylizerModel.working_side`.
         resume: Keep the frames already in ``folder`` that a run with the same options made.
         callbacks: Receive a :class:`~styleforge.engine.events.FrameProgress` per frame.
         interrupt: The caller's stop flag; ``None``: this call installs its own.
@@ -109,7 +118,7 @@ def stylize_video_with_model(
         InvalidParameter: ``frame_blend`` outside 0..1; frames of another run in ``folder``.
     """
     check_frame_blend(frame_blend)
-    signature = model_signature(source, model, size, preserve_colors, frame_blend, tile)
+    signature = model_signature(source, model, size, preserve_colors, frame_blend, tile, model_size)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     records: list[FrameRecord] = []
@@ -124,7 +133,9 @@ def stylize_video_with_model(
             started = time.perf_counter()
             path = frame_path(folder, number)
             rgb = resize_long_side(frame.rgb, size) if size is not None else frame.rgb
-            raw = model.stylize_image(LoadedImage(rgb), preserve_colors=preserve_colors, tile=tile)
+            raw = model.stylize_image(
+                LoadedImage(rgb), preserve_colors=preserve_colors, tile=tile, model_size=model_size
+            )
             move = motion(previous[0], rgb) if previous is not None else None
             skipped = resume and _done(path, signature)
             if skipped:

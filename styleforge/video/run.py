@@ -160,6 +160,7 @@ _RUN_OPTIONS = {
     "preserve_colors": "--preserve-colors",
     "frame_blend": "--frame-blend",
     "tile": "--tile",
+    "model_size": "--model-size",
 }
 #: The flag of each transfer option, as declared.
 _FLAGS = {field.name: option.flag for field, option in declared(TransferConfig)}

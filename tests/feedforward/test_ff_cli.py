@@ -170,3 +170,22 @@ def test_the_shared_options_show_the_stylizers_defaults_and_read_a_config(
         invoke("train-stylizer", "--style", style, "--data", tmp_path, "-o", tmp_path / "r", "--config", toml)
     )
     assert line.startswith("error: --size: 8 is not valid; expected a whole number >= 16")
+
+
+def test_the_model_size_option(model: Path, tmp_path: Path) -> None:
+    content = write_image(tmp_path / "c.png", (64, 40), seed=5)
+    out = tmp_path / "o.png"
+    result = invoke("transfer", content, "--model", model, "-o", out, "--model-size", 32)
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(out)
+    assert meta["model_size"] == "32" and meta["network_input"] == [20, 32]
+    assert Image.open(out).size == (64, 40)
+    line = one_line_error(
+        invoke("transfer", content, "--model", model, "-o", tmp_path / "b.png", "--model-size", 8)
+    )
+    assert line == "error: --model-size: '8' is not valid; expected auto, off or a long side in px >= 32"
+    assert not (tmp_path / "b.png").exists()
+    line = one_line_error(
+        invoke("transfer", content, "--style", content, "-o", tmp_path / "b.png", "--model-size", 64)
+    )
+    assert line == "error: --model-size: '64' is not valid; expected no --model-size without --model"

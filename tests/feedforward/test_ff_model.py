@@ -17,7 +17,7 @@ import styleforge
 from styleforge.errors import InputFileError, InvalidParameter, ResourceError
 from styleforge.feedforward import model as model_module
 from styleforge.feedforward.model import MIN_TILE, inference_bytes, load_stylizer, save_stylizer
-from styleforge.images import read_metadata, resize_long_side
+from styleforge.images import load_image, read_metadata, resize_long_side
 from styleforge.nets.transformer import TransformerNet
 
 
@@ -138,3 +138,42 @@ def test_files_keep_their_size_or_take_one_and_carry_their_parameters(folder: Pa
     meta = read_metadata(path)
     assert meta["command"] == "transfer --model" and meta["size"] == 20 and meta["preserve_colors"] is True
     assert meta["model"]["path"] == str(folder) and meta["content"] == str(content)
+
+
+def _trained_at(folder: Path, crop: int) -> Path:
+    """``folder``'s model.json as train-stylizer writes it: with the training crop."""
+    meta = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**meta, "training": {"config": {"size": crop}}}))
+    return folder
+
+
+def test_the_model_size_runs_larger_pictures_smaller_and_resizes_them_back(
+    folder: Path, tmp_path: Path
+) -> None:
+    model = load_stylizer(_trained_at(folder, 16))  # auto: 2.5 x 16 = 40 px
+    assert model.working_side((30, 64)) == 40 and model.working_side((30, 40)) is None
+    assert model.working_side((30, 64), "off") is None and model.working_side((30, 64), 48) == 48
+    path = write_image(tmp_path / "c.png", (64, 30), seed=5)
+    auto = model.stylize_image(path)
+    assert tuple(auto.image.shape) == (3, 30, 64)
+    assert auto.metadata["network_input"] == [19, 40] and auto.metadata["model_size"] == "auto"
+    # the network's result at 40 px, resized back: not the full-size pass
+    small = model(resize_long_side(load_image(path).rgb, 40))
+    back = torch.nn.functional.interpolate(small[None], size=(30, 64), mode="bicubic", align_corners=False)
+    assert torch.allclose(auto.image, back[0].clamp(0, 1), atol=1e-6)
+    whole = model.stylize_image(path, model_size="off")
+    assert whole.metadata["network_input"] == [30, 64] and (whole.image - auto.image).abs().mean() > 0.01
+    # in a batch, the same pixels as one by one
+    many = list(model.stylize_files([path, path], model_size=48))
+    torch.testing.assert_close(
+        many[1].image, model.stylize_image(path, model_size=48).image, rtol=0, atol=1e-5
+    )
+    for bad in ("8", "big", -1):
+        with pytest.raises(
+            InvalidParameter, match=r"^--model-size: .* expected auto, off or a long side in px >= 32$"
+        ):
+            model.working_side((30, 64), bad)
+    # a model without a recorded crop runs every picture at its own size
+    meta = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "training"}))
+    assert load_stylizer(folder).working_side((300, 640)) is None
