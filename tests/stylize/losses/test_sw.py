@@ -8,7 +8,7 @@ import torch
 
 from styleforge.stylize.features import FeatureContext
 from styleforge.stylize.losses import SlicedWasserstein, layer_targets, style_terms
-from styleforge.stylize.losses.sw import sliced_wasserstein, sorted_projections
+from styleforge.stylize.losses.sw import sliced_wasserstein, sort_rows, sorted_projections
 
 
 def _directions(c: int, p: int, seed: int = 0) -> torch.Tensor:
@@ -111,3 +111,37 @@ def test_sw_with_the_style_sorted_once_equals_the_direct_distance() -> None:
         assert cached.item() == pytest.approx(
             sliced_wasserstein(x, x_w, target, t_w, directions).item(), rel=1e-6
         )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_sort_rows_sorts_as_torch_does_and_passes_the_gradient_back(dtype: torch.dtype) -> None:
+    """NumPy's argsort on the CPU (float32, float64), torch.sort otherwise: the same values, and the
+    gradient of a sorted-matching loss through either."""
+    values = torch.randn(6, 300, generator=torch.Generator().manual_seed(2)).to(dtype).requires_grad_()
+    target = torch.randn(6, 300, generator=torch.Generator().manual_seed(3)).to(dtype).sort(dim=1).values
+    ours, order = sort_rows(values)
+    theirs, their_order = values.sort(dim=1)
+    assert torch.equal(ours.detach(), theirs.detach())
+    assert torch.equal(values.detach().gather(1, order), ours.detach())
+    (grad,) = torch.autograd.grad((ours - target).square().sum(), values)
+    (their_grad,) = torch.autograd.grad((theirs - target).square().sum(), values)
+    if dtype != torch.bfloat16:  # no ties among 300 random floats: the same permutation
+        assert torch.equal(order, their_order)
+    torch.testing.assert_close(grad, their_grad)
+    assert grad.abs().sum() > 0
+
+
+def test_the_uniform_distance_and_its_gradient_are_those_of_the_sorted_projections() -> None:
+    """The uniform path (the style's value of each sample's rank, put at the sample's place) against
+    the plain formula: sort both projections, mean squared difference."""
+    x = torch.randn(200, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    x.requires_grad_()
+    target = torch.randn(200, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    d = _directions(6, 6).double()
+    ours = sliced_wasserstein(x, None, target, None, d)
+    plain = ((x @ d).T.sort(dim=1).values - (target @ d).T.sort(dim=1).values).square().mean()
+    torch.testing.assert_close(ours, plain)
+    (grad,) = torch.autograd.grad(ours, x)
+    (plain_grad,) = torch.autograd.grad(plain, x)
+    torch.testing.assert_close(grad, plain_grad)
+    assert torch.autograd.gradcheck(lambda v: sliced_wasserstein(v, None, target, None, d), (x,))
