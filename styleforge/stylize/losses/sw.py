@@ -15,6 +15,7 @@ feature.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,32 @@ def argsort_rows(values: Tensor) -> Tensor:
     values = values.detach()
     if values.device.type != "cpu" or values.dtype not in (torch.float32, torch.float64):
         return values.argsort(dim=1)
-    return torch.from_numpy(np.argsort(np.ascontiguousarray(values.numpy()), axis=1))
+    rows = np.ascontiguousarray(values.numpy())
+    threads = min(torch.get_num_threads(), rows.shape[0])
+    if threads < 2 or rows.size < _THREADED_FROM:
+        return torch.from_numpy(np.argsort(rows, axis=1))
+    # NumPy sorts without the GIL: the rows in as many blocks as torch has threads, side by side
+    # (at 512 px relu1_1's 64 × 262,144 values: 0.13 s on 2 cores against 0.23 s on one).
+    order = np.empty(rows.shape, dtype=np.int64)
+    blocks = np.array_split(np.arange(rows.shape[0]), threads)
+
+    def sort(block: np.ndarray) -> None:
+        order[block[0] : block[-1] + 1] = np.argsort(rows[block[0] : block[-1] + 1], axis=1)
+
+    list(_pool(threads).map(sort, blocks))
+    return torch.from_numpy(order)
+
+
+#: Values from which :func:`argsort_rows` sorts blocks of rows on several threads.
+_THREADED_FROM = 1 << 16
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A thread pool of ``threads`` workers, made once per size and kept."""
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="styleforge-sort")
+    return _POOLS[threads]
 
 
 def sort_rows(values: Tensor) -> tuple[Tensor, Tensor]:

@@ -145,3 +145,16 @@ def test_the_uniform_distance_and_its_gradient_are_those_of_the_sorted_projectio
     (plain_grad,) = torch.autograd.grad(plain, x)
     torch.testing.assert_close(grad, plain_grad)
     assert torch.autograd.gradcheck(lambda v: sliced_wasserstein(v, None, target, None, d), (x,))
+
+
+def test_sort_rows_on_several_threads_is_the_same_order() -> None:
+    values = torch.randn(7, 20_000, generator=torch.Generator().manual_seed(6))  # 140,000 values
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = sort_rows(values)[1]
+        torch.set_num_threads(3)  # 7 rows in 3 blocks
+        three = sort_rows(values)[1]
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, three) and torch.equal(values.gather(1, three), values.sort(dim=1).values)
