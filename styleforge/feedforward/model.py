@@ -36,6 +36,7 @@ from ..images import LoadedImage, load_image, resize_long_side, save_image
 from ..machine import gib
 from ..nets.transformer import TransformerNet
 from ..version import __version__
+from .memory import inference_bytes
 from .terms import feather, preserve_colors, tile_grid
 
 __all__ = [
@@ -64,13 +65,6 @@ MIN_TILE = 128
 AUTO_MODEL_SIZE = 2.5
 #: The smallest ``model_size`` in px.
 MIN_MODEL_SIZE = 32
-
-
-def inference_bytes(width: int, height: int, side: int) -> int:
-    """Peak memory of one pass of a network of ``width`` over a (height × side) picture, in bytes:
-    about 8 × width + 24 float32 values per pixel (measured on the CPU: 500 bytes a pixel at width
-    16, 1,000 at width 32, at 1024 and 2048 px)."""
-    return 4 * height * side * (8 * width + 24)
 
 
 def save_stylizer(folder: str | os.PathLike[str], net: TransformerNet, meta: dict[str, Any]) -> list[Path]:

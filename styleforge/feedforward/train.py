@@ -45,6 +45,7 @@ from ..parsing import StyleSpec, normalise_blend, parse_style, style_term_names
 from ..report import contact_sheet, plot_panels, write_history
 from .config import RESUME_OPTIONS, StylizerConfig
 from .data import Photos, centre_squares, random_crops, read_photos, skipped_words, split_photos
+from .memory import check_training_memory
 from .model import MODEL_JSON, save_stylizer
 from .terms import BatchObjective, term_layers
 
@@ -377,6 +378,8 @@ def train_stylizer(
     if choice.notice:
         emit(callbacks, Notice(choice.notice))
     arch = choice.arch or terms_config.requested_network()
+    per_process = config.batch_size // (dist.world_size if dist is not None else 1)
+    check_training_memory(config.size, per_process, config.width, device)  # before any photo is read
     train_photos, val_photos, skipped = _photos(config, data, val, saved, callbacks)
     val_images = centre_squares(val_photos, config.size)
     if dist is not None and len(val_images) < dist.world_size:
