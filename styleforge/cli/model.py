@@ -1,10 +1,11 @@
 """``transfer --model`` and ``video --model``: pictures and frames through a trained stylizer.
 
-``transfer`` and ``video`` declare ``--model`` (and ``video`` ``--frame-blend``) from here
-(:data:`MODEL_OPTIONS`, :data:`VIDEO_MODEL_OPTIONS`) and, when it is given, hand over to
-:func:`transfer_with_model` or :func:`video_with_model` before any of their own work. A model run
-takes the options that make sense for one pass of a network (``--size``, ``--preserve-colors``,
-``--tile``, ``--device``, and the video's outputs); any other option given is refused in one line.
+``transfer`` and ``video`` declare ``--model`` and ``--model-size`` (and ``video`` ``--frame-blend``)
+from here (:data:`MODEL_OPTIONS`, :data:`VIDEO_MODEL_OPTIONS`) and, when ``--model`` is given, hand
+over to :func:`transfer_with_model` or :func:`video_with_model` before any of their own work. A model
+run takes the options that make sense for one pass of a network (``--size``, ``--model-size``,
+``--preserve-colors``, ``--tile``, ``--device``, ``--backend``, and the video's outputs); any other
+option given is refused in one line.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def transfer_with_model(
         check_not_input(out, inputs)
     model, model_size = chosen["model"], chosen["model_size"]
     stylizer = load_stylizer(model, device="cpu" if backend == "ray" else options["device"])
-    stylizer.working_side((0, 0), model_size)  # its check, before any picture
+    stylizer.check_options(tile=options["tile"], model_size=model_size)  # before any picture
     if backend == "ray":
         from .cluster import model_on_cluster
 
@@ -255,7 +256,7 @@ def video_with_model(
     source = open_frames(input_path)
     _check_outputs(input_path, output, folder, movie, history, resume)
     stylizer = load_stylizer(model, device="cpu" if backend == "ray" else options["device"])
-    stylizer.working_side((0, 0), chosen["model_size"])  # its check, before any frame
+    stylizer.check_options(tile=options["tile"], model_size=chosen["model_size"])  # before any frame
     display, flag = VideoDisplay(quiet=quiet), stop_flag()
     run: dict[str, Any] = dict(
         folder=folder,

@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..config import TransferConfig
 from ..engine.events import Callback, Event, Progress, emit
 from ..engine.interrupt import watch
 from ..engine.outcome import INTERRUPTED
-from ..errors import InvalidParameter, StyleforgeError
-from ..feedforward.model import Stylized, StylizerModel, load_stylizer
+from ..errors import InvalidParameter, ResourceError, StyleforgeError
+from ..feedforward.model import Stylized, StylizerModel, load_stylizer, model_size_word
 from ..images import read_metadata
 from ..parsing import StyleSpec, parse_style
 from ..stylize.run import Stylizer, TransferResult
@@ -157,7 +159,7 @@ def finished_model_pictures(
         "model": model.record(),
         "size": size,
         "preserve_colors": preserve_colors,
-        "model_size": str(model_size),
+        "model_size": model_size_word(model_size),
     }
     return _finished(contents, outputs, expected)
 
@@ -236,6 +238,9 @@ class _ThroughModel:
                 model_size=self.model_size,
             )
         except StyleforgeError as error:
+            return _Outcome(failure=Failure.of(error))
+        except torch.OutOfMemoryError:  # a GPU's: this picture, not a bug (--tile or --size help)
+            error = ResourceError(f"out of memory on {model.device}; try --tile PX or a smaller --size")
             return _Outcome(failure=Failure.of(error))
         return _Outcome(result, seconds=time.perf_counter() - started)
 
@@ -333,14 +338,12 @@ def stylize_pictures_with_model(
         StyleforgeError: An error every picture would meet (the device), raised once the pictures in
             progress have come back.
     """
-    if isinstance(model, StylizerModel):
-        if model.path is None:
-            raise InvalidParameter("model", "a model built in memory", "a model read from its folder")
-        folder = str(model.path)
-    else:
-        folder = str(model)
-        load_stylizer(folder, device="cpu")  # its one-line error here, not once per worker
-    job = _ThroughModel(folder, device, size, preserve_colors, tile, model_size)
+    if not isinstance(model, StylizerModel):
+        model = load_stylizer(model, device="cpu")  # its one-line error here, not once per worker
+    if model.path is None:
+        raise InvalidParameter("model", "a model built in memory", "a model read from its folder")
+    model.check_options(tile=tile, model_size=model_size)
+    job = _ThroughModel(str(model.path), device, size, preserve_colors, tile, model_size)
     yield from _spread(_pictures(contents, outputs), job, workers, cpus_per_worker, callbacks, interrupt)
 
 

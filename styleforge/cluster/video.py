@@ -443,6 +443,7 @@ def stylize_video_with_model_on_cluster(
         model = load_stylizer(model, device="cpu")  # its one-line error here, not once per worker
     if model.path is None:
         raise InvalidParameter("model", "a model built in memory", "a model read from its folder")
+    model.check_options(tile=tile, model_size=model_size)  # before the plan is written
     source = source if isinstance(source, FrameSource) else open_frames(source)
     job = _ThroughModel(str(model.path), device, size, preserve_colors, frame_blend, tile, model_size)
     return _chunked(

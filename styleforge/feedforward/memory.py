@@ -48,17 +48,24 @@ def training_bytes(size: int, batch: int, width: int) -> int:
 
 
 def check_training_memory(
-    size: int, batch: int, width: int, device: torch.device, *, available: int | None = None
+    size: int,
+    batch: int,
+    width: int,
+    device: torch.device,
+    *,
+    processes: int = 1,
+    available: int | None = None,
 ) -> int:
     """Refuses a training run whose step would not fit in the memory available, naming what would.
 
     Args:
         size: ``--size``, the crops' side.
-        batch: Crops per step in this process (``--batch-size``, divided between processes under
-            torchrun).
+        batch: ``--batch-size``, the crops of a step in all processes.
         width: ``--width``.
         device: Where it trains.
-        available: Bytes available (default: measured now; ``None`` where it cannot be: no check).
+        processes: Processes training together (torchrun): each takes its share of the batch (the
+            first ones one crop more), and on a CPU they share the machine's memory.
+        available: Bytes available (default: measured now, where it can be; unknown: no check).
 
     Returns:
         The estimate in bytes.
@@ -66,13 +73,17 @@ def check_training_memory(
     Raises:
         ResourceError: It does not fit: both figures, and a ``--batch-size`` or ``--size`` that fits.
     """
-    need = training_bytes(size, batch, width)
+    sharing = processes if device.type == "cpu" else 1
+
+    def need(side: int, crops: int) -> int:
+        return sharing * training_bytes(side, -(-crops // processes), width)
+
     free = available if available is not None else available_memory(device)
-    if free is None or need <= free:
-        return need
-    batches = [b for b in range(batch - 1, 0, -1) if training_bytes(size, b, width) <= free]
-    sizes = [s for s in range(size - 16, 15, -16) if training_bytes(s, batch, width) <= free]
+    if free is None or need(size, batch) <= free:
+        return need(size, batch)
+    batches = [b for b in range(batch - 1, processes - 1, -1) if need(size, b) <= free]
+    sizes = [s for s in range(size - 16, 15, -16) if need(s, batch) <= free]
     hints = [f"--batch-size {batches[0]}"] if batches else []
     hints += [f"--size {sizes[0]}"] if sizes else []
     what = f"--batch-size {batch} --size {size}"
-    return check_fits(need, device, what, ", ".join([*hints, "free memory"]), available=free)
+    return check_fits(need(size, batch), device, what, ", ".join([*hints, "free memory"]), available=free)

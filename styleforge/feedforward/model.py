@@ -50,6 +50,7 @@ __all__ = [
     "Stylized",
     "inference_bytes",
     "load_stylizer",
+    "model_size_word",
     "save_stylizer",
 ]
 
@@ -139,6 +140,13 @@ class Stylized:
         return save_image(path, self.image, alpha=self.alpha, metadata=self.metadata, fallback=fallback)
 
 
+def model_size_word(model_size: str | int | None) -> str:
+    """``model_size`` as outputs record it: ``auto``, ``off`` or the side in px (``" 512"`` → ``512``,
+    ``None`` → ``off``), so that the same choice written two ways is the same record."""
+    text = "off" if model_size is None else str(model_size).strip().lower()
+    return str(int(text)) if text.isdigit() else text
+
+
 class StylizerModel:
     """A trained stylizer, in eval mode on ``device``.
 
@@ -202,6 +210,19 @@ class StylizerModel:
                 "available; free memory"
             )
         return side
+
+    def check_options(
+        self, *, tile: str | int | None = "auto", model_size: str | int | None = "auto"
+    ) -> None:
+        """Checks ``tile`` and ``model_size`` before any picture (each picture would meet the same error).
+
+        Raises:
+            InvalidParameter: Either is not valid (:meth:`tile_side`, :meth:`working_side`).
+        """
+        self.working_side((0, 0), model_size)
+        text = str(tile).strip().lower() if tile is not None else "off"
+        if text not in ("auto", "off"):
+            self.tile_side((MIN_TILE, MIN_TILE), tile)
 
     def working_side(self, shape: tuple[int, int], model_size: str | int | None = "auto") -> int | None:
         """The long side a picture of ``shape`` (height, width) goes through the network at, or ``None``
@@ -274,7 +295,7 @@ class StylizerModel:
             "model": self.record(),
             "size": run.size,
             "preserve_colors": run.preserve_colors,
-            "model_size": str(run.model_size),
+            "model_size": model_size_word(run.model_size),
             "network_input": list(work.shape[-2:]),
             "tile": tile,
         }

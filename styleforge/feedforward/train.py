@@ -378,8 +378,8 @@ def train_stylizer(
     if choice.notice:
         emit(callbacks, Notice(choice.notice))
     arch = choice.arch or terms_config.requested_network()
-    per_process = config.batch_size // (dist.world_size if dist is not None else 1)
-    check_training_memory(config.size, per_process, config.width, device)  # before any photo is read
+    processes = dist.world_size if dist is not None else 1
+    check_training_memory(config.size, config.batch_size, config.width, device, processes=processes)
     train_photos, val_photos, skipped = _photos(config, data, val, saved, callbacks)
     val_images = centre_squares(val_photos, config.size)
     if dist is not None and len(val_images) < dist.world_size:

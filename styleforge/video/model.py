@@ -33,7 +33,7 @@ from ..engine.events import FrameProgress, emit
 from ..engine.interrupt import watch
 from ..engine.outcome import COMPLETED, INTERRUPTED
 from ..errors import InvalidParameter
-from ..feedforward.model import StylizerModel
+from ..feedforward.model import StylizerModel, model_size_word
 from ..images import LoadedImage, load_image, resize_long_side
 from .flow import motion, warp, warping_error
 from .frames import FrameSource
@@ -75,8 +75,9 @@ def model_signature(
         "preserve_colors": preserve,
         "frame_blend": blend,
         "tile": str(tile),
-        "model_size": str(model_size),
     }
+    if model_size_word(model_size) != "off":  # frames of a run from before --model-size: the whole frame
+        run["model_size"] = model_size_word(model_size)
     return json.loads(json.dumps(run, sort_keys=True, default=str))
 
 
@@ -118,6 +119,7 @@ def stylize_video_with_model(
         InvalidParameter: ``frame_blend`` outside 0..1; frames of another run in ``folder``.
     """
     check_frame_blend(frame_blend)
+    model.check_options(tile=tile, model_size=model_size)
     signature = model_signature(source, model, size, preserve_colors, frame_blend, tile, model_size)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

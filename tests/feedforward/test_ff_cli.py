@@ -189,3 +189,18 @@ def test_the_model_size_option(model: Path, tmp_path: Path) -> None:
         invoke("transfer", content, "--style", content, "-o", tmp_path / "b.png", "--model-size", 64)
     )
     assert line == "error: --model-size: '64' is not valid; expected no --model-size without --model"
+
+
+def test_a_bad_tile_with_a_model_is_one_line_before_any_picture_on_either_backend(
+    model: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    for i in range(2):
+        write_image(folder / f"c{i}.png", (40, 32), seed=i)
+    for backend in ("local", "ray"):  # refused before Ray would start
+        out = tmp_path / backend
+        line = one_line_error(
+            invoke("transfer", folder, "--model", model, "-o", out, "--tile", 50, "--backend", backend)
+        )
+        assert line == "error: --tile: '50' is not valid; expected auto, off or a tile side in px >= 128"
+        assert not out.exists()

@@ -49,3 +49,12 @@ def test_train_stylizer_refuses_in_one_line_before_reading_the_photos(
     assert line.startswith("error: --batch-size 2 --size 32: this needs about ")
     assert line.endswith("try --batch-size 1, --size 16, free memory")
     assert not (tmp_path / "run").exists()
+
+
+def test_processes_share_the_batch_and_on_a_cpu_the_memory() -> None:
+    one = training_bytes(128, 4, 16)
+    assert check_training_memory(128, 8, 16, CPU, processes=2, available=2 * one) == 2 * one
+    assert check_training_memory(128, 8, 16, torch.device("cuda"), processes=2, available=one) == one
+    assert check_training_memory(128, 7, 16, CPU, processes=2, available=2 * one) == 2 * one  # 4 + 3
+    with pytest.raises(ResourceError, match=r"try --batch-size 6, --size"):  # global sizes, 3 a process
+        check_training_memory(128, 8, 16, CPU, processes=2, available=2 * training_bytes(128, 3, 16))

@@ -177,3 +177,32 @@ def test_the_model_size_runs_larger_pictures_smaller_and_resizes_them_back(
     meta = json.loads((folder / "model.json").read_text())
     (folder / "model.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "training"}))
     assert load_stylizer(folder).working_side((300, 640)) is None
+
+
+def test_options_are_checked_before_any_picture_and_recorded_in_one_form(
+    folder: Path, tmp_path: Path
+) -> None:
+    from styleforge.feedforward.model import model_size_word
+    from styleforge.video.frames import open_frames
+    from styleforge.video.model import stylize_video_with_model
+
+    model = load_stylizer(folder)
+    model.check_options(tile="auto", model_size="auto")
+    model.check_options(tile=256, model_size=" 512")
+    with pytest.raises(InvalidParameter, match=r"^--tile: '50' is not valid"):
+        model.check_options(tile="50")
+    with pytest.raises(InvalidParameter, match=r"^--model-size: 'big' is not valid"):
+        model.check_options(model_size="big")
+    frames = tmp_path / "frames"
+    for i in range(2):
+        write_image(frames / f"f{i}.png", (40, 30), seed=i)
+    with pytest.raises(InvalidParameter, match=r"^--tile"):
+        stylize_video_with_model(open_frames(frames), model, folder=tmp_path / "out", tile="50")
+    assert not (tmp_path / "out").exists()
+    assert [model_size_word(v) for v in ("AUTO", " 512", 512, None, "Off")] == [
+        "auto",
+        "512",
+        "512",
+        "off",
+        "off",
+    ]

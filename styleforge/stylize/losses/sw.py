@@ -14,6 +14,7 @@ feature.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = [
     "SWDistance",
     "SWTarget",
     "SlicedWasserstein",
+    "argsort_rows",
     "sliced_wasserstein",
     "sort_rows",
     "sorted_projections",
@@ -65,14 +67,16 @@ def argsort_rows(values: Tensor) -> Tensor:
 
 #: Values from which :func:`argsort_rows` sorts blocks of rows on several threads.
 _THREADED_FROM = 1 << 16
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
-    """A thread pool of ``threads`` workers, made once per size and kept."""
-    if threads not in _POOLS:
-        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="styleforge-sort")
-    return _POOLS[threads]
+    """A thread pool of ``threads`` workers, made once per size and process and kept (a process forked
+    from one that had a pool gets its own: the parent's threads do not exist in it)."""
+    key = (os.getpid(), threads)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="styleforge-sort")
+    return _POOLS[key]
 
 
 def sort_rows(values: Tensor) -> tuple[Tensor, Tensor]:

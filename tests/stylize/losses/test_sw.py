@@ -8,7 +8,7 @@ import torch
 
 from styleforge.stylize.features import FeatureContext
 from styleforge.stylize.losses import SlicedWasserstein, layer_targets, style_terms
-from styleforge.stylize.losses.sw import sliced_wasserstein, sort_rows, sorted_projections
+from styleforge.stylize.losses.sw import argsort_rows, sliced_wasserstein, sort_rows, sorted_projections
 
 
 def _directions(c: int, p: int, seed: int = 0) -> torch.Tensor:
@@ -158,3 +158,36 @@ def test_sort_rows_on_several_threads_is_the_same_order() -> None:
     finally:
         torch.set_num_threads(before)
     assert torch.equal(one, three) and torch.equal(values.gather(1, three), values.sort(dim=1).values)
+
+
+def _sort_in_child(queue: object) -> None:
+    """In the forked child: ranks on 2 threads with no torch kernel (a forked child's own OpenMP team
+    is another matter: argsort_rows runs none)."""
+    import numpy as np
+
+    rows = np.random.default_rng(7).standard_normal((4, 40_000)).astype(np.float32)
+    torch.set_num_threads(2)
+    order = argsort_rows(torch.from_numpy(rows)).numpy()
+    queue.put(bool((np.take_along_axis(rows, order, 1) == np.sort(rows, axis=1)).all()))  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_process_sorts_on_threads_of_its_own() -> None:
+    """A pool made before a fork has no threads in the child: the child makes its own (else it hangs)."""
+    import multiprocessing
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        sort_rows(torch.randn(4, 40_000))  # the parent's pool
+    finally:
+        torch.set_num_threads(before)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_sort_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and queue.get(timeout=5) is True
