@@ -143,6 +143,21 @@ def check_writable(path: str | os.PathLike[str], *, param: str = "-o") -> Path:
     path = Path(path)
     if path.is_dir():
         raise InvalidParameter(param, str(path), "a file path", "it is an existing folder")
+    # Another process checking the same path at once (the ranks of a torchrun) may remove a missing
+    # folder it made for its own probe just after this one found it there: then check again.
+    for _ in range(_RACES):
+        if _probe_folder(path, param):
+            break
+    return path
+
+
+#: How many times :func:`check_writable` checks again when another process removed a folder it found.
+_RACES = 5
+
+
+def _probe_folder(path: Path, param: str) -> bool:
+    """One check of :func:`check_writable`: ``True`` when done, ``False`` when a folder it found was
+    removed under it by someone else before its probe (check again)."""
     folder = path.parent
     missing: list[Path] = []
     ancestor = folder
@@ -176,6 +191,8 @@ def check_writable(path: str | os.PathLike[str], *, param: str = "-o") -> Path:
         try:
             fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=folder)
         except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and folder not in created and not folder.is_dir():
+                return False  # found there, then removed by someone else: check again
             raise InvalidParameter(
                 param,
                 str(path),
@@ -190,7 +207,7 @@ def check_writable(path: str | os.PathLike[str], *, param: str = "-o") -> Path:
                 os.rmdir(new)
             except OSError:  # something else wrote there meanwhile: it is no longer only ours to remove
                 break
-    return path
+    return True
 
 
 def check_new_run(run_dir: Path, markers: Iterable[str], *, param: str = "-o") -> None:

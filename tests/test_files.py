@@ -285,3 +285,26 @@ def test_save_image_with_fallback_keeps_the_image_and_its_metadata(
     # Without fallback (the default), the OSError is the caller's, as before.
     with pytest.raises(OSError):
         save_image(target / "out.png", rgb)
+
+
+def test_a_folder_another_process_removes_under_the_probe_is_checked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two torchrun ranks check the same new -o at once: one finds the folder the other made for its
+    probe, and the other removes it before the first one's probe."""
+    from styleforge import files
+
+    folder = tmp_path / "ddp"
+    folder.mkdir()  # the other rank's, found here
+    real, calls = tempfile.mkstemp, []
+
+    def racing(*args: object, **kwargs: object) -> tuple[int, str]:
+        calls.append(1)
+        if len(calls) == 1:
+            folder.rmdir()  # the other rank is done with it
+            raise FileNotFoundError(2, "No such file or directory")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", racing)
+    assert check_writable(folder / "model.json") == folder / "model.json"
+    assert len(calls) == 2 and not folder.exists()  # made again for the probe, and removed

@@ -19,6 +19,7 @@ __all__ = [
     "Outputs",
     "StyleforgeGroup",
     "explicit",
+    "finish_training",
     "stop_flag",
     "stopped",
     "stopped_words",
@@ -69,6 +70,24 @@ def stop_flag() -> Interrupt:
 def stopped(flag: Interrupt) -> NoReturn:
     """Exits with the status of the signal that stopped the run (130 for Ctrl-C, 143 for SIGTERM)."""
     sys.exit(flag.exit_code)
+
+
+def finish_training(result: Any, flag: Interrupt, command: str, output: Path, nothing: str) -> None:
+    """The end of a training command: the files it wrote on stdout and, when a signal stopped it, how
+    to go on (``nothing`` where no report finished) and the signal's exit code.
+
+    Args:
+        result: The run's result (``files``, ``history``, ``stop_reason``).
+        flag: The command's stop flag.
+        command: The command's name (``train-attrs``).
+        output: Its run folder.
+        nothing: What to say when no report finished.
+    """
+    click.echo("\n".join(str(p) for p in result.files))
+    if result.stop_reason == "interrupted":
+        hint = f"continue with styleforge {command} -o {output} --resume" if result.history else nothing
+        click.echo(f"{stopped_words(flag.signum)}: {hint}", err=True)
+        stopped(flag)
 
 
 def explicit(ctx: click.Context, names: Sequence[str]) -> list[str]:

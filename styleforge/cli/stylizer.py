@@ -15,7 +15,7 @@ import click
 
 from ..feedforward.config import StylizerConfig
 from ..parsing import parse_style
-from .base import explicit, stop_flag, stopped, stopped_words, training_errors
+from .base import explicit, finish_training, stop_flag, stopped, training_errors
 from .flags import click_options, flag_values, with_options
 from .transfer import config_option, style_option
 
@@ -142,12 +142,4 @@ def train_stylizer_command(
             f"validation loss {best['val_loss']:.4g}",
             err=True,
         )
-    click.echo("\n".join(str(p) for p in result.files))
-    if result.stop_reason == "interrupted":
-        hint = (
-            f"continue with styleforge train-stylizer -o {output} --resume"
-            if result.history
-            else "no report finished; nothing was written"
-        )
-        click.echo(f"{stopped_words(flag.signum)}: {hint}", err=True)
-        stopped(flag)
+    finish_training(result, flag, "train-stylizer", output, "no report finished; nothing was written")

@@ -9,7 +9,7 @@ import click
 
 from ..config import DatasetConfig, TrainConfig
 from ..files import check_writable
-from .base import explicit, stop_flag, stopped, stopped_words, training_errors
+from .base import explicit, finish_training, stop_flag, stopped, stopped_words, training_errors
 from .flags import click_options, flag_values, from_flags, with_options
 
 __all__ = ["make_dataset_command", "train_attrs_command"]
@@ -131,12 +131,4 @@ def train_attrs_command(
             f"{k} {v:.3g}" for k, v in test.items() if k.startswith(tuple(f"{g}." for g in EPOCH_LINE_GROUPS))
         )
         click.echo(f"test: loss {test['loss']:.4g} · {shown}", err=True)
-    click.echo("\n".join(str(p) for p in result.files))
-    if result.stop_reason == "interrupted":
-        hint = (
-            f"continue with styleforge train-attrs -o {output} --resume"
-            if result.history
-            else "no epoch finished"
-        )
-        click.echo(f"{stopped_words(flag.signum)}: {hint}", err=True)
-        stopped(flag)
+    finish_training(result, flag, "train-attrs", output, "no epoch finished")
