@@ -29,7 +29,7 @@ __all__ = [
     "POOLINGS",
     "GUIDANCE_KEYS",
 ]
-__all__ += ["NETWORKS", "STYLE_LOSSES", "STYLE_WEIGHTS"]
+__all__ += ["NETWORKS", "STYLE_LOSSES", "STYLE_NORMS", "STYLE_WEIGHTS"]
 __all__ += [
     "TrainConfig",
     "DatasetConfig",
@@ -69,6 +69,8 @@ def auto_scales(size: int, min_size: int | None = None) -> int:
 COLOR_TRANSFERS: tuple[str, ...] = ("none", "histogram")
 #: ``--style-loss`` values (styleforge.stylize.losses; docs/transfer.md compares them).
 STYLE_LOSSES: tuple[str, ...] = ("gram", "w2", "sw")
+#: ``--style-norm`` values: the denominator of the relative style distances (styleforge.stylize.losses).
+STYLE_NORMS: tuple[str, ...] = ("style", "balanced")
 #: ``--style-weight`` when none is given, per ``--style-loss``: each loss's relative value has its own
 #: scale (a Gram error squares second moments), so each has its own balance with the content term.
 #: Measured with HED's VGG-16 (docs/transfer.md, "Style losses and regions"; benchmarks/README.md).
@@ -236,6 +238,14 @@ class TransferConfig(Declared):
         choices=STYLE_LOSSES,
         help="gram: Gram matrices; w2: Wasserstein-2 between Gaussians of the features; "
         "sw: sliced Wasserstein (sorted random projections).",
+    )
+    style_norm: str = option(
+        "style",
+        flag="--style-norm",
+        kind="choice",
+        choices=STYLE_NORMS,
+        help="What each style distance is divided by: style: the style's magnitude; balanced: the mean of "
+        "the style's and the content's (a flat or dark painting then outweighs the photo less).",
     )
     style_masks: tuple[str, ...] = option(
         (),

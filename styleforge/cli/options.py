@@ -150,11 +150,13 @@ def read_image_config(ctx: click.Context, param: click.Parameter, value: Path | 
             ctx,
             param,
         )
-    # An image from before --style-loss existed was made with Gram matrices, the default then. The
-    # guidance options are under "guidance" (an older image has them in its "config").
+    # An image from before --style-loss existed was made with Gram matrices, the default then, and
+    # one from before --style-norm with the style's magnitude alone. The guidance options are under
+    # "guidance" (an older image has them in its "config").
     guidance = meta.get("guidance") if isinstance(meta.get("guidance"), dict) else {}
     data = {
         "style_loss": "gram",
+        "style_norm": "style",
         **meta["config"],
         **guidance,
         "content": meta["content"],

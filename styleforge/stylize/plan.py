@@ -158,6 +158,9 @@ class ScalePlan:
         style_masks: Each style image's own mask (``--style-image-mask``), or ``None``.
         regions: Each style's output region (``--style-mask``), or ``None``: everywhere.
         tile: Optimised tile by tile with this side (:mod:`.tiles`), or ``None``: whole.
+        whole: For one tile of a scale (:meth:`crop`), the whole scale: what is measured over the
+            whole content (``--style-norm balanced``'s content magnitudes) is measured there, once.
+        measured: Memo of what was measured over the whole content (shared with the tiles).
     """
 
     size: int
@@ -166,11 +169,20 @@ class ScalePlan:
     style_masks: list[LayerMask | None]
     regions: list[LayerMask | None]
     tile: int | None = None
+    whole: ScalePlan | None = dataclasses.field(default=None, repr=False, compare=False)
+    measured: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def crop(self, tile: Tile) -> ScalePlan:
         """The scale restricted to one tile: the content cropped; the style images (and so their
         statistics) whole. (Output regions are not tiled: ``--style-mask`` refuses tiles.)"""
-        return ScalePlan(self.size, tile.crop(self.target), self.style_rgbs, self.style_masks, self.regions)
+        return ScalePlan(
+            self.size,
+            tile.crop(self.target),
+            self.style_rgbs,
+            self.style_masks,
+            self.regions,
+            whole=self.whole or self,
+        )
 
 
 @dataclass

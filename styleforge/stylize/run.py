@@ -41,6 +41,7 @@ from .memory import available_bytes, check_pyramid
 from .objective import Objective, scale_loss, term_layers
 from .plan import ContentPlan, ImageInput, Planner, ScalePlan, load_content, scale_chains, scale_sizes
 from .pyramid import Pyramid, PyramidResult
+from .tiles import tile_grid
 
 __all__ = ["Stylizer", "TransferResult", "transfer"]
 
@@ -282,6 +283,35 @@ class Stylizer:
             del copy
         return stats
 
+    def _content_magnitudes(self, scale: ScalePlan) -> dict[str, Tensor] | None:
+        """``--style-norm balanced``: the content's magnitude at each style layer as the style loss
+        measures it (:meth:`.losses.StyleLoss.feature_magnitude`); ``None`` for ``--style-norm style``.
+
+        Measured once per scale over the whole content, a tile's included (every tile is then
+        weighed alike). A tiled scale is measured tile by tile (a grid without overlap), the
+        tiles' magnitudes averaged by their areas: the whole's up to the tiles' borders (and the last
+        tile's overlap with its neighbour) for a mean square feature, close to it for ``gram``'s
+        mean square Gram entry.
+        """
+        if self.config.style_norm != "balanced":
+            return None
+        whole = scale.whole or scale
+        if "content_magnitudes" not in whole.measured:
+            image = whole.target
+            shape = (image.shape[-2], image.shape[-1])
+            windows = tile_grid(shape, whole.tile or max(shape), 0)
+            total = sum(w.h * w.w for w in windows)
+            sums: dict[str, Tensor] = {}
+            for window in windows:
+                with torch.inference_mode():
+                    features = self.net(window.crop(image)[None].to(self.device), self.style_lw)
+                    for layer, f in features.items():
+                        part = window.h * window.w / total * self.style_loss.feature_magnitude(f).float()
+                        sums[layer] = part if layer not in sums else sums[layer] + part
+            # Inference tensors cannot be saved for backward (the terms divide by these): copies.
+            whole.measured["content_magnitudes"] = {layer: m.clone() for layer, m in sums.items()}
+        return whole.measured["content_magnitudes"]
+
     def _objective(
         self, scale: ScalePlan, extensions: Sequence[Extension]
     ) -> tuple[Objective, list[ExtraTerms]]:
@@ -295,7 +325,15 @@ class Stylizer:
         content = scale.target[None].to(self.device)
         with torch.inference_mode():
             content_targets = net(content, self.content_lw)
-        styles = style_terms(self.style_loss, self.names, self.blend, targets, self.style_lw, scale.regions)
+        styles = style_terms(
+            self.style_loss,
+            self.names,
+            self.blend,
+            targets,
+            self.style_lw,
+            scale.regions,
+            reference=self._content_magnitudes(scale),
+        )
         loss = scale_loss(
             config,
             content,

@@ -136,11 +136,14 @@ def _signature(
     source: FrameSource, styles: Sequence[StyleSpec], config: TransferConfig, video: VideoConfig
 ) -> dict[str, Any]:
     """What makes a frame's pixels: a resumed run continues only frames made with the same."""
+    options = config.to_dict()
+    if options["style_norm"] == "style":  # frames of a run from before --style-norm: the style's alone
+        del options["style_norm"]
     run = {
         "input": str(source.path),
         "frames": source.count,
         "styles": [str(s) for s in styles],
-        "config": config.to_dict(),
+        "config": options,
         "temporal_weight": video.temporal_weight,
         "frame_iterations": video.frame_iterations,
     }

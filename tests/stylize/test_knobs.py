@@ -48,9 +48,9 @@ def test_exponent_reaches_the_style_terms(
     seen: list[dict[str, float]] = []
     original = run_module.style_terms
 
-    def spy(loss, names, shares, targets, weights: dict, regions):
+    def spy(loss, names, shares, targets, weights: dict, regions, **keywords):
         seen.append(dict(weights))
-        return original(loss, names, shares, targets, weights, regions)
+        return original(loss, names, shares, targets, weights, regions, **keywords)
 
     monkeypatch.setattr(run_module, "style_terms", spy)
     run(

@@ -286,11 +286,12 @@ def test_toml_config_takes_the_mask_keys(
 
 
 def test_an_image_from_before_style_losses_reruns_with_gram(tmp_path: Path, images: dict[str, Path]) -> None:
-    """Its metadata has no style_loss: it was made with Gram matrices, so --from-image keeps them."""
+    """Its metadata has no style_loss: it was made with Gram matrices, so --from-image keeps them; nor
+    style_norm: its style distances were divided by the style's magnitude alone."""
     from styleforge.images import save_image
 
     config = TransferConfig(size=32, iterations=2, weights="random").to_dict()
-    del config["style_loss"], config["style_masks"], config["style_image_masks"]
+    del config["style_loss"], config["style_masks"], config["style_image_masks"], config["style_norm"]
     old = tmp_path / "old.png"
     save_image(
         old,
@@ -304,7 +305,8 @@ def test_an_image_from_before_style_losses_reruns_with_gram(tmp_path: Path, imag
     )
     result = invoke("transfer", "--from-image", old, "-o", tmp_path / "again.png", "--quiet")
     assert result.exit_code == 0, result.output
-    assert read_metadata(tmp_path / "again.png")["config"]["style_loss"] == "gram"
+    again = read_metadata(tmp_path / "again.png")["config"]
+    assert again["style_loss"] == "gram" and again["style_norm"] == "style"
 
 
 def test_a_style_whose_name_is_not_ascii_keeps_its_name_and_takes_a_mask(

@@ -304,3 +304,39 @@ def test_real_weights_bf16_and_fp32_transfers_are_close(hed_weights) -> None:
     apart = (bf16.image - fp32.image).abs().mean().item()
     spread = (nudged.image - fp32.image).abs().mean().item()
     assert apart < 1.5 * spread, (apart * 255, spread * 255)
+
+
+def test_real_weights_balanced_norm_weighs_a_flat_painting_as_much_as_a_busy_one(
+    tmp_path: Path, hed_weights
+) -> None:
+    """A flat, low-contrast painting's HED features are many times fainter than a photo's, so divided
+    by its own magnitude (``--style-norm style``) its distance outweighs the content by that ratio;
+    ``balanced`` divides by the mean of the two magnitudes, and the style term starts that much
+    smaller."""
+    from PIL import ImageFilter
+
+    from styleforge.stylize.run import Stylizer
+
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    flat = tmp_path / "flat.png"
+    painting = Image.open(samples / "style_swirl.jpg").convert("RGB").filter(ImageFilter.GaussianBlur(3))
+    Image.eval(painting, lambda v: 100 + v // 8).save(flat)
+    stylizer = Stylizer([flat], size=64, weights="hed", device="cpu", style_norm="balanced")
+    scale = stylizer.prepare(samples / "content.jpg").scales[-1]
+    content, style = stylizer._content_magnitudes(scale), stylizer._targets(scale)[0]
+    assert all(content[layer] > 4 * style[layer].magnitude for layer in DEFAULT_STYLE_LAYERS)
+
+    def first_style_value(norm: str) -> float:
+        result = styleforge.transfer(
+            samples / "content.jpg",
+            [flat],
+            size=64,
+            iterations=2,
+            weights="hed",
+            device="cpu",
+            style_norm=norm,
+        )
+        assert result.metadata["config"]["style_norm"] == norm
+        return result.history[0].summary.raw["style.flat"]
+
+    assert first_style_value("balanced") < 0.5 * first_style_value("style")

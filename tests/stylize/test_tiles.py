@@ -277,3 +277,23 @@ def test_a_tiled_runs_counter_never_passes_its_budget(
     assert meta["iteration"] <= iterations and meta["tiles"]["optimised"] >= 2
     content = resize_long_side(load_image(images["content"]).rgb, 96)
     assert (load_image(out).rgb - content).abs().max() > 0.01  # the picture changed
+
+
+def test_a_tiles_style_terms_are_divided_by_the_whole_contents_magnitude(images: dict[str, Path]) -> None:
+    """``--style-norm balanced`` measures the content once per scale over the whole picture: a tile
+    (here a flat corner would have a smaller magnitude) gets the whole's, measured tile by tile
+    within a few per cent of one pass over the whole."""
+    stylizer = Stylizer([str(images["a"])], tile="64", iterations=1, style_norm="balanced", **FAST)
+    scale = stylizer.prepare(images["content"]).scales[-1]
+    assert scale.tile == 64
+    tiled = stylizer._content_magnitudes(scale)
+    corner = scale.crop(Tile(0, 0, 64, 64))
+    assert stylizer._content_magnitudes(corner) is tiled  # measured once, shared by the tiles
+    whole = Stylizer([str(images["a"])], tile="off", iterations=1, style_norm="balanced", **FAST)
+    untiled = whole._content_magnitudes(whole.prepare(images["content"]).scales[-1])
+    assert set(tiled) == set(untiled) == set(DEFAULT_STYLE_LAYERS)
+    for layer in tiled:
+        assert tiled[layer].item() == pytest.approx(untiled[layer].item(), rel=0.1)
+    assert not tiled[DEFAULT_STYLE_LAYERS[0]].is_inference()
+    off = Stylizer([str(images["a"])], tile="64", iterations=1, **FAST)  # --style-norm style
+    assert off._content_magnitudes(off.prepare(images["content"]).scales[-1]) is None

@@ -79,6 +79,7 @@ def style_terms(
     targets: Sequence[Mapping[str, Any]],
     weights: dict[str, float],
     regions: Sequence[LayerMask | None],
+    reference: Mapping[str, Tensor] | None = None,
 ) -> dict[str, StyleTermFn]:
     """The ``style.<name>`` terms of a run, one per style.
 
@@ -93,6 +94,9 @@ def style_terms(
         targets: Per style, the loss's :meth:`~StyleLoss.targets` of its image.
         weights: Style layer → weight.
         regions: Per style, its output region (``None``: everywhere).
+        reference: Style layer → the content's :meth:`~StyleLoss.feature_magnitude` (``--style-norm
+            balanced``): each distance is divided by the mean of it and the style's magnitude;
+            ``None``: by the style's alone.
     """
     loss = style_loss(loss)
     groups = _regions(regions) if loss.shares_regions else [[i] for i in range(len(names))]
@@ -103,6 +107,8 @@ def style_terms(
             layer: loss.blend([targets[i][layer] for i in members], [shares[i] / total for i in members])
             for layer in weights
         }
-        term = loss.term(blend, weights, regions[members[0]], group=g)
+        term = loss.term(
+            blend, weights, regions[members[0]], group=g, magnitudes=loss.denominators(blend, reference)
+        )
         terms.update({names[i]: StyleShare(term) if loss.shares_regions else term for i in members})
     return {name: terms[name] for name in names}

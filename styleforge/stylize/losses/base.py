@@ -10,8 +10,12 @@ C-vector per position) with a style image's. It does so in three steps, one meth
 3. :meth:`StyleLoss.term`: the term that measures an output's features against those targets:
    a callable on a :class:`~styleforge.stylize.features.FeatureContext`.
 
-Each is relative, as the content term is: divided by the style's mean square feature (its
-*magnitude*), so that 0 is a perfect match and one ``--style-weight`` serves every network.
+Each is relative, as the content term is: divided by a *magnitude* (the style's mean square
+feature, or for ``gram`` its Gram matrix's mean square), so that 0 is a perfect match and one
+``--style-weight`` serves every network. With ``--style-norm balanced`` the
+denominator is the mean of the style's magnitude and the content's, measured the same way
+(:meth:`StyleLoss.denominators`): a dark or flat painting, whose own magnitude is small, then no
+longer outweighs the content by the ratio of the two.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from torch import Tensor
 from ..features import FeatureContext, LayerMask
 
 __all__ = ["StyleLoss", "StyleTermFn", "RegionDistance", "StyleShare", "mean_square"]
+
+#: The smallest magnitude a relative distance is divided by.
+FLOOR = 1e-30
 
 #: A style term: one evaluation's features → a scalar.
 StyleTermFn = Callable[[FeatureContext], Tensor]
@@ -67,21 +74,45 @@ class StyleLoss(ABC):
         """The blend of two or more styles' statistics of one layer."""
 
     @abstractmethod
+    def magnitude(self, target: Any) -> Tensor:
+        """One layer's statistics' magnitude (a float32 scalar): what a distance to them is divided
+        by."""
+
+    def feature_magnitude(self, features: Tensor) -> Tensor:
+        """The same magnitude of a (1, C, H, W) feature map (the content's, for ``--style-norm
+        balanced``)."""
+        return self.magnitude(self.statistics(features))
+
+    def denominators(
+        self, targets: Mapping[str, Any], reference: Mapping[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        """Each layer's denominator of the relative distance to ``targets``: the target's
+        :meth:`magnitude`, or with ``reference`` (layer → the content's :meth:`feature_magnitude`)
+        the mean of the two (``--style-norm balanced``)."""
+        own = {layer: self.magnitude(target) for layer, target in targets.items()}
+        if reference is None:
+            return own
+        return {layer: ((m + reference[layer].to(m)) / 2).clamp_min(FLOOR) for layer, m in own.items()}
+
+    @abstractmethod
     def term(
         self,
         targets: Mapping[str, Any],
         weights: Mapping[str, float],
         mask: LayerMask | None = None,
         group: int = 0,
+        magnitudes: Mapping[str, Tensor] | None = None,
     ) -> StyleTermFn:
         """The term ``Σ_l w_l · D_l`` of ``targets`` (layer → statistics) over the output region
-        ``mask`` (``None``: everywhere); ``group`` numbers the region among the run's."""
+        ``mask`` (``None``: everywhere); ``group`` numbers the region among the run's;
+        ``magnitudes`` (layer → denominator; ``None``: :meth:`denominators` of ``targets``) make
+        each distance relative."""
 
 
 def mean_square(second: Tensor) -> Tensor:
     """A style's mean square feature, from its second moment ``E[f fᵀ]`` (C, C): the magnitude its
     relative losses are divided by."""
-    return (second.diagonal().sum() / second.shape[0]).clamp_min(1e-30)
+    return (second.diagonal().sum() / second.shape[0]).clamp_min(FLOOR)
 
 
 class RegionDistance(ABC):
@@ -91,13 +122,19 @@ class RegionDistance(ABC):
     Args:
         targets: Layer → the (blended) style statistics.
         weights: Layer → weight.
+        magnitudes: Layer → what the layer's distance is divided by.
         mask: Where in the output the styles apply (``None``: everywhere).
     """
 
     def __init__(
-        self, targets: Mapping[str, Any], weights: Mapping[str, float], mask: LayerMask | None = None
+        self,
+        targets: Mapping[str, Any],
+        weights: Mapping[str, float],
+        magnitudes: Mapping[str, Tensor],
+        mask: LayerMask | None = None,
     ) -> None:
         self.targets, self.weights, self.mask = dict(targets), dict(weights), mask
+        self.magnitudes = dict(magnitudes)
         self.key = f"style-region-{id(self)}"
 
     @abstractmethod

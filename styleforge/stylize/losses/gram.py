@@ -2,7 +2,8 @@
 
 The Gram matrix is the uncentred second moment ``E[f fᵀ]`` of a layer's feature vectors (divided by
 the channel count). Every style keeps its own term, ``Σ_l w_l · ‖G_l(x) − G_l(style)‖² /
-‖G_l(style)‖²``: the engine's sum of those terms weighted by the blend shares ``b_i`` has the gradient
+‖G_l(style)‖²`` (with ``--style-norm balanced``, divided by the mean of the style's and the content's
+``‖G_l‖²`` instead): the engine's sum of those terms weighted by the blend shares ``b_i`` has the gradient
 of one quadratic around the mean of the styles' Gram matrices weighted by ``b_i / ‖G_i‖²``, so the
 blend needs no target of its own, and each style's value stays reportable. Since the image's Gram
 matrices are shared through the :class:`~styleforge.stylize.features.FeatureContext`, a style costs
@@ -36,19 +37,22 @@ class GramTerm:
         targets: Layer → the style image's Gram matrix (1, C, C).
         weights: Layer → weight.
         mask: The output region the style applies to (``None``: everywhere).
+        magnitudes: Layer → the denominator (``None``: each target's mean square; ``--style-norm
+            balanced`` passes its mean with the content Gram's).
     """
 
     targets: dict[str, Tensor]
     weights: dict[str, float]
     mask: LayerMask | None = None
-    magnitudes: dict[str, Tensor] = field(init=False, repr=False)
+    magnitudes: dict[str, Tensor] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.magnitudes = magnitudes(self.targets)
+        if self.magnitudes is None:
+            self.magnitudes = magnitudes(self.targets)
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
         return sum(
-            w * mse(ctx.gram(layer, self.mask), self.targets[layer]) / self.magnitudes[layer]
+            w * mse(ctx.gram(layer, self.mask), self.targets[layer]) / self.magnitudes[layer]  # type: ignore[index]
             for layer, w in self.weights.items()
         )  # type: ignore[return-value]
 
@@ -68,11 +72,21 @@ class GramLoss(StyleLoss):
         keeps one term per style instead, whose weighted sum is already a blend)."""
         return sum(s * t for s, t in zip(shares, targets))  # type: ignore[return-value]
 
+    def magnitude(self, target: Tensor) -> Tensor:
+        """The Gram matrix's mean square."""
+        return magnitudes({"": target})[""]
+
     def term(
         self,
         targets: Mapping[str, Tensor],
         weights: Mapping[str, float],
         mask: LayerMask | None = None,
         group: int = 0,
+        magnitudes: Mapping[str, Tensor] | None = None,
     ) -> GramTerm:
-        return GramTerm(dict(targets), dict(weights), mask=mask)
+        return GramTerm(
+            dict(targets),
+            dict(weights),
+            mask=mask,
+            magnitudes=None if magnitudes is None else dict(magnitudes),
+        )

@@ -190,7 +190,8 @@ class SWTarget:
     Attributes:
         samples: (M, C) the style's feature vectors (positions outside its mask left out).
         weights: (M,) the samples' weights, summing to 1, or ``None``: uniform.
-        magnitude: The style's mean square feature, the denominator of the relative loss.
+        magnitude: The style's mean square feature (the denominator of the relative loss, alone or
+            averaged with the content's).
     """
 
     samples: Tensor
@@ -218,10 +219,11 @@ class SWDistance(RegionDistance):
         self,
         targets: Mapping[str, SWTarget],
         weights: Mapping[str, float],
+        magnitudes: Mapping[str, Tensor],
         mask: LayerMask | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(targets, weights, mask)
+        super().__init__(targets, weights, magnitudes, mask)
         self.seed = seed
         self._sides: dict[str, tuple[Tensor, tuple[Tensor, Tensor | None]]] = {}
 
@@ -248,7 +250,7 @@ class SWDistance(RegionDistance):
         value = sliced_wasserstein(
             positions(features), x_weights, None, None, directions, target_sorted=target_sorted
         )
-        return value / self.targets[layer].magnitude
+        return value / self.magnitudes[layer]
 
 
 class SlicedWasserstein(StyleLoss):
@@ -277,12 +279,24 @@ class SlicedWasserstein(StyleLoss):
             magnitude=sum(s * t.magnitude for s, t in zip(shares, targets)),  # type: ignore[arg-type]
         )
 
+    def magnitude(self, target: SWTarget) -> Tensor:
+        """The style's mean square feature."""
+        return target.magnitude
+
+    def feature_magnitude(self, features: Tensor) -> Tensor:
+        """The mean square feature of (1, C, H, W) ``features`` (without :meth:`statistics`'s copy of
+        every feature vector)."""
+        return mean_square(mean_and_second(features, None)[1])
+
     def term(
         self,
         targets: Mapping[str, SWTarget],
         weights: Mapping[str, float],
         mask: LayerMask | None = None,
         group: int = 0,
+        magnitudes: Mapping[str, Tensor] | None = None,
     ) -> SWDistance:
         """The region's distance, its directions seeded by the run's seed and the region's number."""
-        return SWDistance(targets, weights, mask, seed=self.seed + group)
+        return SWDistance(
+            targets, weights, magnitudes or self.denominators(targets), mask, seed=self.seed + group
+        )

@@ -153,7 +153,8 @@ class W2Target:
     Attributes:
         mean: (C,) the mean feature vector.
         second: (C, C) the second moment ``E[f fᵀ]`` (blends average it: linear).
-        magnitude: The style's mean square feature, the denominator of the relative loss.
+        magnitude: The style's mean square feature (the denominator of the relative loss, alone or
+            averaged with the content's).
     """
 
     mean: Tensor
@@ -177,7 +178,7 @@ class W2Distance(RegionDistance):
         target, features = self.targets[layer], ctx.features[layer]
         t_cov, t_root = target.cov_and_root()
         return w2_to_target(features, self.mask, target.mean, t_cov, t_root) / (
-            target.magnitude * features.shape[1]
+            self.magnitudes[layer] * features.shape[1]
         )
 
 
@@ -200,11 +201,16 @@ class W2Loss(StyleLoss):
             magnitude=sum(s * t.magnitude for s, t in zip(shares, targets)),  # type: ignore[arg-type]
         )
 
+    def magnitude(self, target: W2Target) -> Tensor:
+        """The style's mean square feature."""
+        return target.magnitude
+
     def term(
         self,
         targets: Mapping[str, W2Target],
         weights: Mapping[str, float],
         mask: LayerMask | None = None,
         group: int = 0,
+        magnitudes: Mapping[str, Tensor] | None = None,
     ) -> W2Distance:
-        return W2Distance(targets, weights, mask)
+        return W2Distance(targets, weights, magnitudes or self.denominators(targets), mask)

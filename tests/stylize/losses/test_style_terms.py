@@ -5,6 +5,7 @@ region, parts that add up), and every loss relative (0 at the style, 1 at zero f
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -146,3 +147,41 @@ def test_a_loss_that_shares_regions_gives_every_style_of_a_region_one_term() -> 
     w2_terms = style_terms("w2", names, shares, targets, weights, regions)
     assert all(isinstance(t, StyleShare) for t in w2_terms.values())
     assert w2_terms["style.a"].group is w2_terms["style.c"].group is not w2_terms["style.b"].group
+
+
+# --- --style-norm balanced: the denominator ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", STYLE_LOSSES)
+def test_a_content_reference_divides_by_the_mean_of_the_two_magnitudes(name: str) -> None:
+    """With the content's magnitude as reference, each layer's distance is the style-only one times
+    ``m_style / ((m_style + m_content) / 2)``: a style four times fainter than the content counts
+    2.5 times less than alone."""
+    loss = style_loss(name, seed=1)
+    style, output = _features(0), _features(1)
+    style = {layer: f / 2 for layer, f in style.items()}  # features / 2: mean square / 4, Gram's / 16
+    targets = [loss.targets(style)]
+    content = _features(2)
+    reference = {layer: loss.feature_magnitude(f) for layer, f in content.items()}
+    weights = {"a": 1.0}
+
+    def measure(**keywords: Any) -> float:
+        terms = style_terms(loss, ["style.s"], [1.0], targets, weights, [None], **keywords)
+        return terms["style.s"](FeatureContext(torch.zeros(1, 3, 6, 6), output)).item()
+
+    alone, balanced = measure(), measure(reference=reference)
+    own = loss.magnitude(targets[0]["a"]).item()
+    assert balanced == pytest.approx(alone * own / ((own + reference["a"].item()) / 2), rel=1e-5)
+    assert balanced < alone / 2  # the content's magnitude is the larger one here
+
+
+@pytest.mark.parametrize("name", STYLE_LOSSES)
+def test_a_feature_maps_magnitude_is_its_statistics_magnitude(name: str) -> None:
+    loss = style_loss(name)
+    f = _features(3)["a"]
+    assert loss.feature_magnitude(f).item() == pytest.approx(
+        loss.magnitude(loss.statistics(f)).item(), rel=1e-5
+    )
+    # the mean square feature for w2 and sw; the Gram matrix's mean square for gram
+    expected = f.square().mean() if name != "gram" else loss.statistics(f).square().mean()
+    assert loss.feature_magnitude(f).item() == pytest.approx(expected.item(), rel=1e-5)
