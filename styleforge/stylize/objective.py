@@ -105,7 +105,7 @@ class LaplacianTerm:
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.laplace[None, None])
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
-        return (self.laplacian(ctx.image) - self.target).square().mean() / self.magnitude
+        return mse(self.laplacian(ctx.image), self.target) / self.magnitude
 
 
 class TVTerm:
