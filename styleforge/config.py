@@ -28,6 +28,8 @@ __all__ = [
     "PRECISIONS",
     "POOLINGS",
     "GUIDANCE_KEYS",
+    "BEFORE_OPTIONS",
+    "recorded_config",
 ]
 __all__ += ["NETWORKS", "STYLE_LOSSES", "STYLE_NORMS", "STYLE_WEIGHTS"]
 __all__ += [
@@ -90,6 +92,10 @@ MIN_TILE = 64
 #: configuration held before they moved there: output metadata and video frames of older versions
 #: still have them under ``config``.
 GUIDANCE_KEYS: tuple[str, ...] = ("attrs_model", "attrs", "attr_weight", "score_with")
+#: Options that records of older versions (output metadata, video frames) lack, with the value every
+#: such record was made with: Gram matrices before ``--style-loss``, the style's own magnitude before
+#: ``--style-norm``.
+BEFORE_OPTIONS: dict[str, Any] = {"style_loss": "gram", "style_norm": "style"}
 
 
 @dataclass
@@ -427,6 +433,13 @@ class TransferConfig(Declared):
         options an older version kept here (:data:`GUIDANCE_KEYS`) are left out: they are
         ``GuidanceConfig``'s, which reads them from the same place."""
         return super().from_dict({k: v for k, v in data.items() if k not in GUIDANCE_KEYS})
+
+
+def recorded_config(record: dict[str, Any]) -> dict[str, Any]:
+    """A transfer configuration as a record holds it (a PNG's or a frame's metadata), in this version's
+    terms: each option an older version lacked filled in with the value it was made with
+    (:data:`BEFORE_OPTIONS`)."""
+    return {**BEFORE_OPTIONS, **record}
 
 
 # --------------------------------------------------------------------------------------------------

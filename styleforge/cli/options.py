@@ -137,6 +137,7 @@ def read_image_config(ctx: click.Context, param: click.Parameter, value: Path | 
     """``--from-image out.png``: re-run exactly what made an earlier output (from its metadata)."""
     if value is None:
         return None
+    from ..config import recorded_config
     from ..images import read_metadata
 
     meta = read_metadata(value, param="--from-image") if Path(value).is_file() else None
@@ -150,14 +151,11 @@ def read_image_config(ctx: click.Context, param: click.Parameter, value: Path | 
             ctx,
             param,
         )
-    # An image from before --style-loss existed was made with Gram matrices, the default then, and
-    # one from before --style-norm with the style's magnitude alone. The guidance options are under
-    # "guidance" (an older image has them in its "config").
+    # An image from before an option existed was made with what recorded_config fills in. The
+    # guidance options are under "guidance" (an older image has them in its "config").
     guidance = meta.get("guidance") if isinstance(meta.get("guidance"), dict) else {}
     data = {
-        "style_loss": "gram",
-        "style_norm": "style",
-        **meta["config"],
+        **recorded_config(meta["config"]),
         **guidance,
         "content": meta["content"],
         "styles": meta["styles"],

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ..config import TransferConfig
+from ..config import TransferConfig, recorded_config
 from ..engine.events import Callback, Event, Progress, emit
 from ..engine.interrupt import watch
 from ..engine.outcome import INTERRUPTED
@@ -121,6 +121,8 @@ def _finished(
             meta = read_metadata(output) if Path(output).is_file() else None
         except StyleforgeError:  # damaged metadata: not a finished picture
             meta = None
+        if meta is not None and isinstance(meta.get("config"), dict):  # a picture of an older version
+            meta = {**meta, "config": recorded_config(meta["config"])}
         done.append(
             meta is not None
             and meta.get("content") == str(Path(content))

@@ -53,6 +53,7 @@ from ..video.run import (
     run_differences,
     run_signature,
     stylize_video,
+    upgraded_run,
 )
 from .chunks import OVERLAP, Chunk, chunk_length, covering, plan_chunks, scene_cuts
 from .workers import (
@@ -207,6 +208,7 @@ def _resumed_chunks(folder: Path, base: dict[str, Any]) -> list[Chunk] | None:
                 f"{first.name} was made by --backend local; resume it with --backend local, or give "
                 "another -o",
             )
+    made = upgraded_run(made)
     chunks = [Chunk(*item) for item in made.get("chunks", [])]
     signature = {**base, "chunks": [c.to_list() for c in chunks]}
     if made != signature:

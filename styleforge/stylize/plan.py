@@ -159,8 +159,7 @@ class ScalePlan:
         regions: Each style's output region (``--style-mask``), or ``None``: everywhere.
         tile: Optimised tile by tile with this side (:mod:`.tiles`), or ``None``: whole.
         whole: For one tile of a scale (:meth:`crop`), the whole scale: what is measured over the
-            whole content (``--style-norm balanced``'s content magnitudes) is measured there, once.
-        measured: Memo of what was measured over the whole content (shared with the tiles).
+            whole content (``--style-norm balanced``'s content magnitudes) is measured there.
     """
 
     size: int
@@ -170,7 +169,6 @@ class ScalePlan:
     regions: list[LayerMask | None]
     tile: int | None = None
     whole: ScalePlan | None = dataclasses.field(default=None, repr=False, compare=False)
-    measured: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def crop(self, tile: Tile) -> ScalePlan:
         """The scale restricted to one tile: the content cropped; the style images (and so their

@@ -41,7 +41,6 @@ from .memory import available_bytes, check_pyramid
 from .objective import Objective, scale_loss, term_layers
 from .plan import ContentPlan, ImageInput, Planner, ScalePlan, load_content, scale_chains, scale_sizes
 from .pyramid import Pyramid, PyramidResult
-from .tiles import tile_grid
 
 __all__ = ["Stylizer", "TransferResult", "transfer"]
 
@@ -211,6 +210,8 @@ class Stylizer:
         self.weights_kind = weights.kind
         del weights  # the network holds its own copy; the file's tensors (classifier and all) can go
         self._forward: Any = None  # compiled on the first run, for its size
+        # the last scale's content magnitudes (--style-norm balanced), for the tiles that follow
+        self._measured: tuple[ScalePlan, dict[str, Tensor]] | None = None
 
     @property
     def layers(self) -> list[str]:
@@ -287,30 +288,22 @@ class Stylizer:
         """``--style-norm balanced``: the content's magnitude at each style layer as the style loss
         measures it (:meth:`.losses.StyleLoss.feature_magnitude`); ``None`` for ``--style-norm style``.
 
-        Measured once per scale over the whole content, a tile's included (every tile is then
-        weighed alike). A tiled scale is measured tile by tile (a grid without overlap), the
-        tiles' magnitudes averaged by their areas: the whole's up to the tiles' borders (and the last
-        tile's overlap with its neighbour) for a mean square feature, close to it for ``gram``'s
-        mean square Gram entry.
+        Measured over the whole content of the scale, a tile's included (every tile is then weighed
+        alike), in one inference pass, as the style images' statistics are; kept for the tiles of
+        the same scale, which come one after another.
         """
         if self.config.style_norm != "balanced":
             return None
         whole = scale.whole or scale
-        if "content_magnitudes" not in whole.measured:
-            image = whole.target
-            shape = (image.shape[-2], image.shape[-1])
-            windows = tile_grid(shape, whole.tile or max(shape), 0)
-            total = sum(w.h * w.w for w in windows)
-            sums: dict[str, Tensor] = {}
-            for window in windows:
-                with torch.inference_mode():
-                    features = self.net(window.crop(image)[None].to(self.device), self.style_lw)
-                    for layer, f in features.items():
-                        part = window.h * window.w / total * self.style_loss.feature_magnitude(f).float()
-                        sums[layer] = part if layer not in sums else sums[layer] + part
+        if self._measured is None or self._measured[0] is not whole:
+            with torch.inference_mode():
+                features = self.net(whole.target[None].to(self.device), self.style_lw)
+                measured = {
+                    layer: self.style_loss.feature_magnitude(f).float() for layer, f in features.items()
+                }
             # Inference tensors cannot be saved for backward (the terms divide by these): copies.
-            whole.measured["content_magnitudes"] = {layer: m.clone() for layer, m in sums.items()}
-        return whole.measured["content_magnitudes"]
+            self._measured = (whole, {layer: m.clone() for layer, m in measured.items()})
+        return self._measured[1]
 
     def _objective(
         self, scale: ScalePlan, extensions: Sequence[Extension]

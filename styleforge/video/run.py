@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ..config import GUIDANCE_KEYS, TransferConfig, VideoConfig
+from ..config import GUIDANCE_KEYS, TransferConfig, VideoConfig, recorded_config
 from ..engine import Callback, LossSummary
 from ..engine.events import FrameProgress, emit
 from ..engine.interrupt import keeping, watch
@@ -46,6 +46,7 @@ __all__ = [
     "run_signature",
     "save_frame",
     "stylize_video",
+    "upgraded_run",
 ]
 
 #: A stylised frame's file name in the frames folder (1-based number).
@@ -136,14 +137,11 @@ def _signature(
     source: FrameSource, styles: Sequence[StyleSpec], config: TransferConfig, video: VideoConfig
 ) -> dict[str, Any]:
     """What makes a frame's pixels: a resumed run continues only frames made with the same."""
-    options = config.to_dict()
-    if options["style_norm"] == "style":  # frames of a run from before --style-norm: the style's alone
-        del options["style_norm"]
     run = {
         "input": str(source.path),
         "frames": source.count,
         "styles": [str(s) for s in styles],
-        "config": options,
+        "config": config.to_dict(),
         "temporal_weight": video.temporal_weight,
         "frame_iterations": video.frame_iterations,
     }
@@ -189,16 +187,23 @@ def _differences(made: dict[str, Any], signature: dict[str, Any]) -> list[str]:
     return out
 
 
+def _upgraded(made: Any) -> Any:
+    """A frame's run record in this version's terms: the transfer options an older version lacked
+    filled in (:func:`~styleforge.config.recorded_config`), and the guidance's left out (a version
+    whose transfer options held them: always unset in a video)."""
+    if not isinstance(made, dict) or not isinstance(made.get("config"), dict):
+        return made
+    config = {k: v for k, v in made["config"].items() if k not in GUIDANCE_KEYS}
+    return {**made, "config": recorded_config(config)}
+
+
 def _done(path: Path, signature: dict[str, Any]) -> bool:
     """Whether ``path`` is a frame this run made; a frame of another run is an error naming every
     option that differs, with both values."""
     if not path.is_file():
         return False
     meta = read_metadata(path, param="--resume") or {}
-    made = meta.get("video", {}).get("run")
-    if isinstance(made, dict) and isinstance(made.get("config"), dict):
-        # a frame of a version whose transfer options held the guidance's (always unset in a video)
-        made = {**made, "config": {k: v for k, v in made["config"].items() if k not in GUIDANCE_KEYS}}
+    made = _upgraded(meta.get("video", {}).get("run"))
     if made != signature:
         changed = _differences(made, signature) if isinstance(made, dict) else []
         why = (
@@ -428,5 +433,6 @@ def _per_frame(timed: list[float], seconds: float, video: VideoConfig, config: T
 # What a run split into chunks (styleforge.cluster) shares with this one: the record of what makes a
 # frame, the check of a frame found in the folder, and the options that differ between two records.
 run_signature = _signature
+upgraded_run = _upgraded
 frame_done = _done
 run_differences = _differences

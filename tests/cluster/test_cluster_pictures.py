@@ -263,3 +263,25 @@ def test_model_pictures_on_the_workers_name_a_failed_picture_and_a_bad_model_in_
     )
     assert line.startswith(f"error: --model: {str(model / 'model.safetensors')!r} cannot be read")
     assert not (tmp_path / "o2").exists()
+
+
+def test_a_picture_of_a_version_without_style_norm_counts_as_finished(
+    photos: dict[str, Any], tmp_path: Path
+) -> None:
+    """Its metadata has no ``style_norm``: it was made with the style's magnitude alone, the default,
+    so a run with the default skips it, and one with ``--style-norm balanced`` does not."""
+    import torch
+
+    from styleforge.cluster import finished_pictures
+    from styleforge.images import save_image
+
+    config = TransferConfig(size=32, iterations=3, weights="random")
+    content, output = photos["folder"] / "p0.png", tmp_path / "p0.png"
+    recorded = config.to_dict()
+    del recorded["style_norm"]
+    styles = [str(photos["style"])]
+    metadata = {"command": "transfer", "content": str(content), "styles": styles, "config": recorded}
+    save_image(output, torch.rand(3, 8, 8), metadata=metadata)
+    assert finished_pictures([content], [output], styles, config) == [True]
+    balanced = TransferConfig(size=32, iterations=3, weights="random", style_norm="balanced")
+    assert finished_pictures([content], [output], styles, balanced) == [False]

@@ -102,6 +102,22 @@ def test_mse_passes_gradcheck() -> None:
     assert torch.autograd.gradcheck(mse, (a, b))
 
 
+def test_mse_stays_float32_under_autocast_broadcasts_and_refuses_a_second_derivative() -> None:
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(4, 3000, generator=g, requires_grad=True)
+    b = torch.randn(4, 3000, generator=g)
+    exact = (a.detach().double() - b.double()).square().mean().item()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert mse(a, b).item() == pytest.approx(exact, rel=1e-6)
+    row = torch.randn(1, 3000, generator=g, requires_grad=True)
+    assert mse(row, b).item() == pytest.approx((row.detach() - b).square().mean().item(), rel=1e-6)
+    mse(row, b).backward()
+    assert row.grad is not None and row.grad.shape == row.shape
+    (grad,) = torch.autograd.grad(mse(a, b), a, create_graph=True)
+    with pytest.raises(RuntimeError):
+        grad.sum().backward()
+
+
 def test_feature_context_caches_each_gram() -> None:
     features = {"l": torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(1))}
     ctx = FeatureContext(torch.zeros(1, 3, 4, 4), features)

@@ -163,26 +163,35 @@ def test_resume_takes_the_frames_of_a_version_that_kept_guidance_options_in_the_
 def test_frames_from_before_style_norm_resume_with_the_styles_magnitude_alone(
     clip_dir: Path, style: Path, tmp_path: Path
 ) -> None:
-    """A run with ``--style-norm style``, the default, records no ``style_norm`` (as the frames of a
-    version without the option, which were made so): they resume; ``balanced`` is named as the
-    difference, and its own frames record it."""
+    """A frames folder of a version without ``--style-norm`` (no ``style_norm`` in its run record)
+    was made with ``style``, the default: it resumes, and ``balanced`` is named with both values."""
     import dataclasses
+    import json
+
+    from PIL import Image, PngImagePlugin
+
+    from styleforge.images import METADATA_KEY
 
     folder = tmp_path / "frames"
     source = _two(clip_dir)
     source = type(source)(source.path, 2, source.size, source.fps, source.files[:2])
     stylize_video(source, [str(style)], FAST, SHORT, folder=folder)
-    assert "style_norm" not in read_metadata(frame_path(folder, 1))["video"]["run"]["config"]
+    for number in (1, 2):
+        path = frame_path(folder, number)
+        meta = read_metadata(path)
+        assert meta["video"]["run"]["config"].pop("style_norm") == "style"
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt(METADATA_KEY, json.dumps(meta))
+        with Image.open(path) as image:
+            image.load()
+            image.save(path, pnginfo=info)
     again = stylize_video(source, [str(style)], FAST, SHORT, folder=folder, resume=True)
     assert [r.skipped for r in again.frames] == [True, True]
     balanced = dataclasses.replace(FAST, style_norm="balanced")
     with pytest.raises(
-        InvalidParameter, match=r"--resume.*--style-norm 'balanced' \(the frames have nothing"
+        InvalidParameter, match=r"--resume.*--style-norm 'balanced' \(the frames have 'style'\)"
     ):
         stylize_video(source, [str(style)], balanced, SHORT, folder=folder, resume=True)
-    other = tmp_path / "balanced"
-    stylize_video(source, [str(style)], balanced, SHORT, folder=other)
-    assert read_metadata(frame_path(other, 1))["video"]["run"]["config"]["style_norm"] == "balanced"
 
 
 def test_ctrl_c_keeps_the_finished_frames(clip_dir: Path, style: Path, tmp_path: Path) -> None:

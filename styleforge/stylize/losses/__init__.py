@@ -107,8 +107,10 @@ def style_terms(
             layer: loss.blend([targets[i][layer] for i in members], [shares[i] / total for i in members])
             for layer in weights
         }
-        term = loss.term(
-            blend, weights, regions[members[0]], group=g, magnitudes=loss.denominators(blend, reference)
-        )
+        region = regions[members[0]]
+        if reference is None:
+            term = loss.term(blend, weights, region, group=g)
+        else:
+            term = loss.term(blend, weights, region, group=g, magnitudes=loss.denominators(blend, reference))
         terms.update({names[i]: StyleShare(term) if loss.shares_regions else term for i in members})
     return {name: terms[name] for name in names}

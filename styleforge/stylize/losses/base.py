@@ -27,12 +27,9 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..features import FeatureContext, LayerMask
+from ..features import FLOOR, FeatureContext, LayerMask, mean_and_second
 
 __all__ = ["StyleLoss", "StyleTermFn", "RegionDistance", "StyleShare", "mean_square"]
-
-#: The smallest magnitude a relative distance is divided by.
-FLOOR = 1e-30
 
 #: A style term: one evaluation's features → a scalar.
 StyleTermFn = Callable[[FeatureContext], Tensor]
@@ -73,15 +70,15 @@ class StyleLoss(ABC):
     def mix(self, targets: Sequence[Any], shares: Sequence[float]) -> Any:
         """The blend of two or more styles' statistics of one layer."""
 
-    @abstractmethod
     def magnitude(self, target: Any) -> Tensor:
         """One layer's statistics' magnitude (a float32 scalar): what a distance to them is divided
-        by."""
+        by. Here the statistics' ``magnitude``, the style's mean square feature (``w2``, ``sw``)."""
+        return target.magnitude
 
     def feature_magnitude(self, features: Tensor) -> Tensor:
         """The same magnitude of a (1, C, H, W) feature map (the content's, for ``--style-norm
-        balanced``)."""
-        return self.magnitude(self.statistics(features))
+        balanced``). Here its mean square feature."""
+        return mean_square(mean_and_second(features, None)[1])
 
     def denominators(
         self, targets: Mapping[str, Any], reference: Mapping[str, Tensor] | None = None
@@ -106,7 +103,8 @@ class StyleLoss(ABC):
         """The term ``Σ_l w_l · D_l`` of ``targets`` (layer → statistics) over the output region
         ``mask`` (``None``: everywhere); ``group`` numbers the region among the run's;
         ``magnitudes`` (layer → denominator; ``None``: :meth:`denominators` of ``targets``) make
-        each distance relative."""
+        each distance relative (:func:`~styleforge.stylize.losses.style_terms` passes them only for
+        ``--style-norm balanced``)."""
 
 
 def mean_square(second: Tensor) -> Tensor:

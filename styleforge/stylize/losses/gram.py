@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from ..features import FeatureContext, LayerMask, magnitudes, masked_gram, mse
+from ..features import FeatureContext, LayerMask, magnitude, magnitudes, masked_gram, mse
 from .base import StyleLoss
 
 __all__ = ["GramLoss", "GramTerm"]
@@ -74,7 +74,11 @@ class GramLoss(StyleLoss):
 
     def magnitude(self, target: Tensor) -> Tensor:
         """The Gram matrix's mean square."""
-        return magnitudes({"": target})[""]
+        return magnitude(target)
+
+    def feature_magnitude(self, features: Tensor) -> Tensor:
+        """The mean square of the feature map's Gram matrix."""
+        return magnitude(self.statistics(features))
 
     def term(
         self,
@@ -84,9 +88,4 @@ class GramLoss(StyleLoss):
         group: int = 0,
         magnitudes: Mapping[str, Tensor] | None = None,
     ) -> GramTerm:
-        return GramTerm(
-            dict(targets),
-            dict(weights),
-            mask=mask,
-            magnitudes=None if magnitudes is None else dict(magnitudes),
-        )
+        return GramTerm(dict(targets), dict(weights), mask, dict(magnitudes or self.denominators(targets)))

@@ -279,15 +279,6 @@ class SlicedWasserstein(StyleLoss):
             magnitude=sum(s * t.magnitude for s, t in zip(shares, targets)),  # type: ignore[arg-type]
         )
 
-    def magnitude(self, target: SWTarget) -> Tensor:
-        """The style's mean square feature."""
-        return target.magnitude
-
-    def feature_magnitude(self, features: Tensor) -> Tensor:
-        """The mean square feature of (1, C, H, W) ``features`` (without :meth:`statistics`'s copy of
-        every feature vector)."""
-        return mean_square(mean_and_second(features, None)[1])
-
     def term(
         self,
         targets: Mapping[str, SWTarget],

@@ -201,10 +201,6 @@ class W2Loss(StyleLoss):
             magnitude=sum(s * t.magnitude for s, t in zip(shares, targets)),  # type: ignore[arg-type]
         )
 
-    def magnitude(self, target: W2Target) -> Tensor:
-        """The style's mean square feature."""
-        return target.magnitude
-
     def term(
         self,
         targets: Mapping[str, W2Target],
