@@ -288,7 +288,7 @@ class TransferConfig(Declared):
         help="Share of seeded noise mixed into the starting image (0..1).",
     )
     style_scale: float = option(
-        1.5,
+        1.25,
         flag="--style-scale",
         kind="float",
         minimum=0,

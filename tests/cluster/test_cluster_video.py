@@ -69,8 +69,9 @@ def test_chunks_join_without_a_jump(
     at_join = max(flicker[8:16])  # the shared frames 9-15 and frame 16, the first of the second chunk alone
     elsewhere = max(f for f in flicker[1:8] + flicker[16:])
     unchunked = max(r.flicker for r in local.frames[1:])
-    assert at_join <= elsewhere and at_join <= unchunked, (flicker, unchunked)
-    # Without the shared frames the second chunk's start is a jump: many times the flicker elsewhere.
+    # No jump: as low as elsewhere, within the few per cent a tiny random-weights clip's frames vary by
+    # (without the shared frames, below, the second chunk's start is many times the flicker elsewhere).
+    assert at_join <= 1.1 * elsewhere and at_join <= 1.1 * unchunked, (flicker, unchunked)
     cut = stylize_video_on_cluster(
         clip["frames"], styles, FAST, SHORT, folder=tmp_path / "cut", chunk_frames=12, overlap=0
     )
