@@ -93,9 +93,17 @@ MIN_TILE = 64
 #: still have them under ``config``.
 GUIDANCE_KEYS: tuple[str, ...] = ("attrs_model", "attrs", "attr_weight", "score_with")
 #: Options that records of older versions (output metadata, video frames) lack, with the value every
-#: such record was made with: Gram matrices before ``--style-loss``, the style's own magnitude before
-#: ``--style-norm``.
-BEFORE_OPTIONS: dict[str, Any] = {"style_loss": "gram", "style_norm": "style"}
+#: such record was made with, where today's default differs: Gram matrices before ``--style-loss``,
+#: no Laplacian term before ``--laplacian-weight``, an even split before ``--scale-split``, no tiles
+#: before ``--tile``, float32 before ``--precision``, the style's own magnitude before ``--style-norm``.
+BEFORE_OPTIONS: dict[str, Any] = {
+    "style_loss": "gram",
+    "laplacian_weight": 0.0,
+    "scale_split": 1.0,
+    "tile": "off",
+    "precision": "fp32",
+    "style_norm": "style",
+}
 
 
 @dataclass

@@ -57,9 +57,9 @@ class StylizerConfig(Declared):
     The term options (:data:`TERM_FIELDS`) are the transfer's own declarations
     (:func:`~styleforge.option.option_of`: the same flags, help and checks) with the defaults a network
     trained on crops needs. ``size`` is the training crop, so ``style_scale`` sizes the style images
-    against the crop: its default, 3, is the transfer's 1.5 at twice the crop, the size of picture whose
-    pixel density a crop sees (the photos are kept at twice the crop); at 1 the whole painting is
-    squeezed into one crop and the network learns its texture as a fine crosshatch.
+    against the crop: its default, 3, is the transfer's 1.5 (its default then) at twice the crop, the
+    size of picture whose pixel density a crop sees (the photos are kept at twice the crop); at 1 the
+    whole painting is squeezed into one crop and the network learns its texture as a fine crosshatch.
     """
 
     size: int = option(
@@ -138,7 +138,7 @@ class StylizerConfig(Declared):
     style_scale: float = _term(
         "style_scale",
         3.0,
-        origin="the transfer's 1.5 at twice the crop (see below)",
+        origin="the transfer's 1.5 (its default until 2026-12-07) at twice the crop (see below)",
         help="Style images are sized to --size (the crop) x this before their statistics are taken.",
     )
     seed: int = _term(

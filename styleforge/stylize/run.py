@@ -41,6 +41,7 @@ from .memory import available_bytes, check_pyramid
 from .objective import Objective, scale_loss, term_layers
 from .plan import ContentPlan, ImageInput, Planner, ScalePlan, load_content, scale_chains, scale_sizes
 from .pyramid import Pyramid, PyramidResult
+from .tiles import tile_grid
 
 __all__ = ["Stylizer", "TransferResult", "transfer"]
 
@@ -289,18 +290,29 @@ class Stylizer:
         measures it (:meth:`.losses.StyleLoss.feature_magnitude`); ``None`` for ``--style-norm style``.
 
         Measured over the whole content of the scale, a tile's included (every tile is then weighed
-        alike), in one inference pass, as the style images' statistics are; kept for the tiles of
-        the same scale, which come one after another.
+        alike), and kept for the tiles of the same scale, which come one after another. A tiled
+        scale is measured tile by tile, as it is optimised (the whole may not fit in memory): the
+        statistics the magnitude comes from (:meth:`.losses.StyleLoss.content_statistic`, averages
+        over positions) averaged over a grid of tiles by their areas, the whole's but for the
+        tiles' borders (128 px tiles of a 256 px photo, HED's VGG-16: the mean square feature within
+        12 %, gram's mean square Gram entry within 29 %, the most at relu4_1).
         """
         if self.config.style_norm != "balanced":
             return None
         whole = scale.whole or scale
         if self._measured is None or self._measured[0] is not whole:
+            image = whole.target
+            shape = (image.shape[-2], image.shape[-1])
+            windows = tile_grid(shape, whole.tile or max(shape), 0)
+            area = sum(w.h * w.w for w in windows)
+            sums: dict[str, Tensor] = {}
             with torch.inference_mode():
-                features = self.net(whole.target[None].to(self.device), self.style_lw)
-                measured = {
-                    layer: self.style_loss.feature_magnitude(f).float() for layer, f in features.items()
-                }
+                for window in windows:
+                    features = self.net(window.crop(image)[None].to(self.device), self.style_lw)
+                    for layer, f in features.items():
+                        part = self.style_loss.content_statistic(f).float() * (window.h * window.w / area)
+                        sums[layer] = part if layer not in sums else sums[layer] + part
+                measured = {layer: self.style_loss.content_magnitude(stat) for layer, stat in sums.items()}
             # Inference tensors cannot be saved for backward (the terms divide by these): copies.
             self._measured = (whole, {layer: m.clone() for layer, m in measured.items()})
         return self._measured[1]

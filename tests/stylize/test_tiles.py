@@ -281,7 +281,8 @@ def test_a_tiled_runs_counter_never_passes_its_budget(
 
 def test_a_tiles_style_terms_are_divided_by_the_whole_contents_magnitude(images: dict[str, Path]) -> None:
     """``--style-norm balanced`` measures the content once per scale over the whole picture: a tile
-    (here a flat corner would have a smaller magnitude) gets the whole's, the untiled run's."""
+    (here a flat corner would have a smaller magnitude) gets the whole's, measured tile by tile (as
+    the scale is optimised) within the tiles' borders of one pass over the whole."""
     stylizer = Stylizer([str(images["a"])], tile="64", iterations=1, style_norm="balanced", **FAST)
     scale = stylizer.prepare(images["content"]).scales[-1]
     assert scale.tile == 64
@@ -292,7 +293,7 @@ def test_a_tiles_style_terms_are_divided_by_the_whole_contents_magnitude(images:
     untiled = whole._content_magnitudes(whole.prepare(images["content"]).scales[-1])
     assert set(tiled) == set(untiled) == set(DEFAULT_STYLE_LAYERS)
     for layer in tiled:
-        assert tiled[layer].item() == pytest.approx(untiled[layer].item(), rel=1e-6)
+        assert tiled[layer].item() == pytest.approx(untiled[layer].item(), rel=0.1)
     assert not tiled[DEFAULT_STYLE_LAYERS[0]].is_inference()
     gram = Stylizer(
         [str(images["a"])], tile="64", iterations=1, style_norm="balanced", style_loss="gram", **FAST

@@ -75,10 +75,20 @@ class StyleLoss(ABC):
         by. Here the statistics' ``magnitude``, the style's mean square feature (``w2``, ``sw``)."""
         return target.magnitude
 
-    def feature_magnitude(self, features: Tensor) -> Tensor:
-        """The same magnitude of a (1, C, H, W) feature map (the content's, for ``--style-norm
-        balanced``). Here its mean square feature."""
+    def content_statistic(self, features: Tensor) -> Tensor:
+        """What :meth:`feature_magnitude` is taken from, an average over the positions of a (1, C, H, W)
+        feature map, so that a picture measured tile by tile is the tiles' average weighted by their
+        areas. Here the mean square feature."""
         return mean_square(mean_and_second(features, None)[1])
+
+    def content_magnitude(self, statistic: Tensor) -> Tensor:
+        """The magnitude of a :meth:`content_statistic` (here the statistic itself)."""
+        return statistic
+
+    def feature_magnitude(self, features: Tensor) -> Tensor:
+        """:meth:`magnitude`'s measure of a (1, C, H, W) feature map: the content's, for
+        ``--style-norm balanced``."""
+        return self.content_magnitude(self.content_statistic(features))
 
     def denominators(
         self, targets: Mapping[str, Any], reference: Mapping[str, Tensor] | None = None

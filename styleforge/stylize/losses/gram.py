@@ -76,9 +76,13 @@ class GramLoss(StyleLoss):
         """The Gram matrix's mean square."""
         return magnitude(target)
 
-    def feature_magnitude(self, features: Tensor) -> Tensor:
-        """The mean square of the feature map's Gram matrix."""
-        return magnitude(self.statistics(features))
+    def content_statistic(self, features: Tensor) -> Tensor:
+        """The feature map's Gram matrix (an average over its positions)."""
+        return self.statistics(features)
+
+    def content_magnitude(self, statistic: Tensor) -> Tensor:
+        """The Gram matrix's mean square."""
+        return magnitude(statistic)
 
     def term(
         self,
