@@ -30,6 +30,7 @@ __all__ = [
     "GUIDANCE_KEYS",
     "BEFORE_OPTIONS",
     "recorded_config",
+    "recorded_transfer_config",
 ]
 __all__ += ["NETWORKS", "STYLE_LOSSES", "STYLE_NORMS", "STYLE_WEIGHTS"]
 __all__ += [
@@ -448,6 +449,12 @@ def recorded_config(record: dict[str, Any]) -> dict[str, Any]:
     terms: each option an older version lacked filled in with the value it was made with
     (:data:`BEFORE_OPTIONS`)."""
     return {**BEFORE_OPTIONS, **record}
+
+
+def recorded_transfer_config(record: dict[str, Any]) -> dict[str, Any]:
+    """:func:`recorded_config` of a record's transfer options alone: the guidance's, which an older
+    version kept among them (:data:`GUIDANCE_KEYS`), left out."""
+    return recorded_config({k: v for k, v in record.items() if k not in GUIDANCE_KEYS})
 
 
 # --------------------------------------------------------------------------------------------------

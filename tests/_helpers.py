@@ -40,6 +40,22 @@ def write_samples(folder: Path) -> dict[str, Path]:
     }
 
 
+def rewrite_metadata(path: Path, metadata: dict) -> None:
+    """Replaces the styleforge metadata of the PNG at ``path`` (its pixels kept): a file as an older
+    version wrote it."""
+    import json
+
+    from PIL import PngImagePlugin
+
+    from styleforge.images import METADATA_KEY
+
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(METADATA_KEY, json.dumps(metadata))
+    with Image.open(path) as image:
+        image.load()
+        image.save(path, pnginfo=info)
+
+
 def invoke(*args: object) -> Result:
     """Runs the styleforge CLI in-process with ``args`` (converted to strings)."""
     from styleforge.cli import cli

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ..config import TransferConfig, recorded_config
+from ..config import TransferConfig, recorded_transfer_config
 from ..engine.events import Callback, Event, Progress, emit
 from ..engine.interrupt import watch
 from ..engine.outcome import INTERRUPTED
@@ -122,7 +122,7 @@ def _finished(
         except StyleforgeError:  # damaged metadata: not a finished picture
             meta = None
         if meta is not None and isinstance(meta.get("config"), dict):  # a picture of an older version
-            meta = {**meta, "config": recorded_config(meta["config"])}
+            meta = {**meta, "config": recorded_transfer_config(meta["config"])}
         done.append(
             meta is not None
             and meta.get("content") == str(Path(content))

@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ..config import GUIDANCE_KEYS, TransferConfig, VideoConfig, recorded_config
+from ..config import TransferConfig, VideoConfig, recorded_transfer_config
 from ..engine import Callback, LossSummary
 from ..engine.events import FrameProgress, emit
 from ..engine.interrupt import keeping, watch
@@ -189,12 +189,11 @@ def _differences(made: dict[str, Any], signature: dict[str, Any]) -> list[str]:
 
 def _upgraded(made: Any) -> Any:
     """A frame's run record in this version's terms: the transfer options an older version lacked
-    filled in (:func:`~styleforge.config.recorded_config`), and the guidance's left out (a version
-    whose transfer options held them: always unset in a video)."""
+    filled in and the guidance's left out (:func:`~styleforge.config.recorded_transfer_config`; a
+    version whose transfer options held the guidance's: always unset in a video)."""
     if not isinstance(made, dict) or not isinstance(made.get("config"), dict):
         return made
-    config = {k: v for k, v in made["config"].items() if k not in GUIDANCE_KEYS}
-    return {**made, "config": recorded_config(config)}
+    return {**made, "config": recorded_transfer_config(made["config"])}
 
 
 def _done(path: Path, signature: dict[str, Any]) -> bool:

@@ -285,3 +285,21 @@ def test_a_picture_of_a_version_without_style_norm_counts_as_finished(
     assert finished_pictures([content], [output], styles, config) == [True]
     balanced = TransferConfig(size=32, iterations=3, weights="random", style_norm="balanced")
     assert finished_pictures([content], [output], styles, balanced) == [False]
+
+
+def test_a_picture_whose_config_holds_the_guidance_options_counts_as_finished(
+    photos: dict[str, Any], tmp_path: Path
+) -> None:
+    """An older version kept the (unset) guidance options among the transfer options."""
+    import torch
+
+    from styleforge.cluster import finished_pictures
+    from styleforge.images import save_image
+
+    config = TransferConfig(size=32, iterations=3, weights="random")
+    content, output = photos["folder"] / "p0.png", tmp_path / "p0.png"
+    recorded = {**config.to_dict(), "attrs_model": None, "attrs": [], "attr_weight": 1.0, "score_with": None}
+    styles = [str(photos["style"])]
+    metadata = {"command": "transfer", "content": str(content), "styles": styles, "config": recorded}
+    save_image(output, torch.rand(3, 8, 8), metadata=metadata)
+    assert finished_pictures([content], [output], styles, config) == [True]

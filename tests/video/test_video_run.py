@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from _helpers import tiny_video_config
+from _helpers import rewrite_metadata, tiny_video_config
 
 from styleforge.config import VideoConfig
 from styleforge.engine.events import FrameProgress
@@ -128,34 +130,37 @@ def test_resume_skips_finished_frames_and_refuses_other_options(
         )
 
 
+def _frames_as_an_older_version_wrote_them(
+    clip_dir: Path, style: Path, folder: Path, edit: Callable[[dict[str, Any]], None]
+) -> Any:
+    """Two frames made now, each run record's transfer options then changed by ``edit`` (in place);
+    returns the frame source."""
+    source = _two(clip_dir)
+    source = type(source)(source.path, 2, source.size, source.fps, source.files[:2])
+    stylize_video(source, [str(style)], FAST, SHORT, folder=folder)
+    for number in (1, 2):
+        meta = read_metadata(frame_path(folder, number))
+        edit(meta["video"]["run"]["config"])
+        rewrite_metadata(frame_path(folder, number), meta)
+    return source
+
+
 def test_resume_takes_the_frames_of_a_version_that_kept_guidance_options_in_the_transfers(
     clip_dir: Path, style: Path, tmp_path: Path
 ) -> None:
     """An older version's frames record the guidance options (unset) among the transfer options;
     they are the same run."""
-    import json
-
-    from PIL import Image, PngImagePlugin
-
     from styleforge.config import GUIDANCE_KEYS
-    from styleforge.images import METADATA_KEY
 
-    folder = tmp_path / "frames"
-    source = _two(clip_dir)
-    source = type(source)(source.path, 2, source.size, source.fps, source.files[:2])
-    stylize_video(source, [str(style)], FAST, SHORT, folder=folder)
     unset = {"attrs_model": None, "attrs": [], "attr_weight": 1.0, "score_with": None}
     assert tuple(unset) == GUIDANCE_KEYS
-    for number in (1, 2):
-        path = frame_path(folder, number)
-        meta = read_metadata(path)
-        assert not set(meta["video"]["run"]["config"]) & set(unset)
-        meta["video"]["run"]["config"].update(unset)
-        info = PngImagePlugin.PngInfo()
-        info.add_itxt(METADATA_KEY, json.dumps(meta))
-        with Image.open(path) as image:
-            image.load()
-            image.save(path, pnginfo=info)
+
+    def add_guidance(config: dict[str, Any]) -> None:
+        assert not set(config) & set(unset)
+        config.update(unset)
+
+    folder = tmp_path / "frames"
+    source = _frames_as_an_older_version_wrote_them(clip_dir, style, folder, add_guidance)
     again = stylize_video(source, [str(style)], FAST, SHORT, folder=folder, resume=True)
     assert [r.skipped for r in again.frames] == [True, True]
 
@@ -165,26 +170,12 @@ def test_frames_from_before_style_norm_resume_with_the_styles_magnitude_alone(
 ) -> None:
     """A frames folder of a version without ``--style-norm`` (no ``style_norm`` in its run record)
     was made with ``style``, the default: it resumes, and ``balanced`` is named with both values."""
-    import dataclasses
-    import json
 
-    from PIL import Image, PngImagePlugin
-
-    from styleforge.images import METADATA_KEY
+    def drop_style_norm(config: dict[str, Any]) -> None:
+        assert config.pop("style_norm") == "style"
 
     folder = tmp_path / "frames"
-    source = _two(clip_dir)
-    source = type(source)(source.path, 2, source.size, source.fps, source.files[:2])
-    stylize_video(source, [str(style)], FAST, SHORT, folder=folder)
-    for number in (1, 2):
-        path = frame_path(folder, number)
-        meta = read_metadata(path)
-        assert meta["video"]["run"]["config"].pop("style_norm") == "style"
-        info = PngImagePlugin.PngInfo()
-        info.add_itxt(METADATA_KEY, json.dumps(meta))
-        with Image.open(path) as image:
-            image.load()
-            image.save(path, pnginfo=info)
+    source = _frames_as_an_older_version_wrote_them(clip_dir, style, folder, drop_style_norm)
     again = stylize_video(source, [str(style)], FAST, SHORT, folder=folder, resume=True)
     assert [r.skipped for r in again.frames] == [True, True]
     balanced = dataclasses.replace(FAST, style_norm="balanced")
