@@ -23,6 +23,7 @@ from ..nets.vgg import check_layers
 from ..parsing import as_number
 from .extension import ExtraTerms, merged
 from .features import FeatureContext, magnitudes, mse
+from .filters import blur, gaussian_taps
 
 __all__ = [
     "ContentTerm",
@@ -84,9 +85,7 @@ class LaplacianTerm:
     FLOOR = 1e-5
 
     def __init__(self, content: Tensor, sigma: float = 1.0) -> None:
-        radius = max(1, math.ceil(3 * sigma))
-        taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
-        self.blur = (taps / taps.sum()).to(content.device)
+        self.taps = gaussian_taps(sigma, content.device)
         self.luma = torch.tensor(self.LUMA, device=content.device).view(1, 3, 1, 1)
         self.laplace = torch.tensor(
             [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=content.device
@@ -99,9 +98,7 @@ class LaplacianTerm:
 
     def laplacian(self, image: Tensor) -> Tensor:
         """(1, 3, H, W) RGB → (1, 1, H, W): the Laplacian of its blurred luminance (reflected edges)."""
-        r = self.blur.numel() // 2
-        x = F.pad((image * self.luma).sum(1, keepdim=True), (r, r, r, r), mode="reflect")
-        x = F.conv2d(F.conv2d(x, self.blur.view(1, 1, 1, -1)), self.blur.view(1, 1, -1, 1))
+        x = blur((image * self.luma).sum(1, keepdim=True), self.taps)
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.laplace[None, None])
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
