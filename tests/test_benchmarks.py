@@ -31,3 +31,30 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+
+
+def test_grain_counts_a_pixel_grid_and_not_a_smooth_picture(tmp_path: Path) -> None:
+    """benchmarks/grain.py: a one-pixel checkerboard is all grain, a smooth gradient almost none, and a
+    folder without the method's outputs is a one-line error."""
+    import numpy as np
+    from PIL import Image
+
+    outputs = tmp_path / "run" / "outputs"
+    outputs.mkdir(parents=True)
+    yy, xx = np.mgrid[:48, :64]
+    checker = ((yy + xx) % 2 * 255).astype(np.uint8)
+    smooth = (xx * 4).astype(np.uint8)
+    Image.fromarray(checker).save(outputs / "1_a_b_grid.png")
+    Image.fromarray(smooth).save(outputs / "1_a_b_smooth.png")
+    script = str(ROOT / "benchmarks/grain.py")
+    run = tmp_path / "run"
+    out = subprocess.run(
+        [sys.executable, script, f"{run}:grid", f"{run}:smooth"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    grid, flat = (float(line.split("mean ")[1].split(" %")[0]) for line in out.stdout.splitlines())
+    assert grid > 90 and flat < 1
+    missing = subprocess.run(
+        [sys.executable, script, f"{run}:nothing"], capture_output=True, text=True, timeout=60
+    )
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "nothing" in missing.stderr
