@@ -69,7 +69,7 @@ def auto_scales(size: int, min_size: int | None = None) -> int:
     return 1 + max(0, round(2 * math.log2(size / first)))
 
 
-COLOR_TRANSFERS: tuple[str, ...] = ("none", "histogram")
+COLOR_TRANSFERS: tuple[str, ...] = ("none", "histogram", "luminance")
 #: ``--style-loss`` values (styleforge.stylize.losses; docs/transfer.md compares them).
 STYLE_LOSSES: tuple[str, ...] = ("gram", "w2", "sw")
 #: ``--style-norm`` values: the denominator of the relative style distances (styleforge.stylize.losses).
@@ -96,7 +96,8 @@ GUIDANCE_KEYS: tuple[str, ...] = ("attrs_model", "attrs", "attr_weight", "score_
 #: Options that records of older versions (output metadata, video frames) lack, with the value every
 #: such record was made with, where today's default differs: Gram matrices before ``--style-loss``,
 #: no Laplacian term before ``--laplacian-weight``, an even split before ``--scale-split``, no tiles
-#: before ``--tile``, float32 before ``--precision``, the style's own magnitude before ``--style-norm``.
+#: before ``--tile``, float32 before ``--precision``, the style's own magnitude before ``--style-norm``,
+#: no content detail at a scale's start before ``--scale-detail``.
 BEFORE_OPTIONS: dict[str, Any] = {
     "style_loss": "gram",
     "laplacian_weight": 0.0,
@@ -104,6 +105,7 @@ BEFORE_OPTIONS: dict[str, Any] = {
     "tile": "off",
     "precision": "fp32",
     "style_norm": "style",
+    "scale_detail": 0.0,
 }
 
 
@@ -309,7 +311,8 @@ class TransferConfig(Declared):
         flag="--color-transfer",
         kind="choice",
         choices=COLOR_TRANSFERS,
-        help="histogram: recolour the style images to the content's colour histogram first.",
+        help="histogram: recolour the style images to the content's colour histogram first; luminance: "
+        "match only their tone (the luminance's mean and spread) to the content's, keeping their colours.",
     )
     preserve_colors: bool = option(
         False,
@@ -347,6 +350,14 @@ class TransferConfig(Declared):
         minimum=0,
         above=True,
         help="Each scale runs this many times the iterations of the next finer one (1: evenly).",
+    )
+    scale_detail: float = option(
+        1.0,
+        flag="--scale-detail",
+        kind="float",
+        minimum=0,
+        help="How much of the content's fine detail, which a coarser scale cannot hold, is added to each "
+        "finer scale's starting image (0: the coarser result only, enlarged).",
     )
     tile: str = option(
         "auto",

@@ -7,6 +7,12 @@ luminance (Y of full-range BT.601 YCbCr) is kept and the content's chroma (Cb, C
 recoloured so that every RGB channel has the content's histogram (exact quantile matching), so the
 style's brush strokes and texture are learnt in the content's palette (Gatys et al., 2016,
 "Preserving colour in neural artistic style transfer", colour-histogram variant).
+
+``--color-transfer luminance`` matches only the tone: each style image's luminance is shifted and
+scaled to the content's mean and standard deviation, its chroma kept (the same paper's
+luminance-only variant matches the style's luminance this way before transferring it). A dark or
+pale painting then no longer asks the picture for its narrow range of tones, while its colours and
+strokes are learnt as they are.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "preserve_colors", "match_histogram"]
+__all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "preserve_colors", "match_histogram", "match_luminance"]
 
 # Full-range BT.601 (JPEG) matrices, RGB in [0, 1].
 _TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -70,3 +76,23 @@ def match_histogram(source: Tensor, target: Tensor) -> Tensor:
     frac = pos - lo.to(pos.dtype)
     out = tgt.gather(1, lo) * (1 - frac) + tgt.gather(1, hi) * frac
     return out.reshape(source.shape)
+
+
+def match_luminance(source: Tensor, target: Tensor) -> Tensor:
+    """``source`` with its luminance's mean and standard deviation set to ``target``'s.
+
+    Args:
+        source: (3, H, W) RGB in [0, 1], the image whose tone changes.
+        target: (3, h, w) RGB in [0, 1], whose tone is wanted; any size.
+
+    Returns:
+        (3, H, W) in [0, 1]: Y ← (Y − μₛ)·σₜ/σₛ + μₜ (BT.601 luma), Cb and Cr unchanged, clamped.
+        A flat source (σₛ ≈ 0) is only shifted.
+    """
+    ycc = rgb_to_ycbcr(source)
+    y = ycc[:1]
+    wanted = rgb_to_ycbcr(target)[0]
+    spread = y.std()
+    gain = wanted.std() / spread if spread > 1e-6 else torch.ones((), dtype=y.dtype)
+    toned = (y - y.mean()) * gain + wanted.mean()
+    return ycbcr_to_rgb(torch.cat([toned, ycc[1:]])).clamp(0.0, 1.0)

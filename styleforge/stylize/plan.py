@@ -30,7 +30,7 @@ from ..errors import InvalidParameter
 from ..images import LoadedImage, load_image, long_side_shape, resize_long_side
 from ..nets.vgg import layer_names, pooling_factor
 from ..parsing import StyleSpec
-from .color import match_histogram
+from .color import match_histogram, match_luminance
 from .features import LayerMask
 from .regions import image_mask_paths, mask_of, output_regions
 from .tiles import Tile, choose_tile
@@ -121,6 +121,16 @@ def check_size(size: int, network: str, shape: Shape, layers: Sequence[str], sou
         f"a size at which the image's short side is at least {minimum} px, the minimum for layer "
         f"{deepest} of {network} (this image needs --size {need} or more)",
     )
+
+
+def _recolored(style_rgb: Tensor, content_rgb: Tensor, color_transfer: str) -> Tensor:
+    """A style image as ``--color-transfer`` asks: as it is, or matched to the content's colours
+    (``histogram``) or tone (``luminance``)."""
+    if color_transfer == "histogram":
+        return match_histogram(style_rgb, content_rgb)
+    if color_transfer == "luminance":
+        return match_luminance(style_rgb, content_rgb)
+    return style_rgb
 
 
 @dataclass(frozen=True)
@@ -323,9 +333,7 @@ class Planner:
         style_rgbs = []
         for spec, style in self._styles():
             style_rgb = resize_long_side(style.rgb, self.style_side(spec, size))
-            style_rgbs.append(
-                match_histogram(style_rgb, target) if config.color_transfer == "histogram" else style_rgb
-            )
+            style_rgbs.append(_recolored(style_rgb, target, config.color_transfer))
         return ScalePlan(
             size,
             target,

@@ -1,8 +1,8 @@
 """The pyramid run: a planned content image optimised scale by scale, coarse to fine.
 
-Each scale starts from the previous scale's best image upsampled (the first from ``--init``), builds
-its objective and optimises it, whole or tile by tile (:mod:`.tiled`). Two things span the scales and
-live here alone:
+Each scale starts from the previous scale's best image upsampled, with the content's finer detail
+added (``--scale-detail``; the first scale from ``--init``), builds its objective and optimises it,
+whole or tile by tile (:mod:`.tiled`). Two things span the scales and live here alone:
 
 - **The numbering.** The engine numbers each optimisation's iterations from 1; :class:`Numbering`
   places every one of them (a whole scale, or one pass of a tiled scale) in the run, so that the
@@ -41,10 +41,15 @@ from ..engine.interrupt import stop_detail
 from ..engine.outcome import INTERRUPTED
 from ..images import LoadedImage, load_image
 from .extension import Extension, ExtraTerms
+from .filters import blur, gaussian_taps
 from .plan import ScalePlan
 from .tiled import optimise_tiled
 
 __all__ = ["ObjectiveSource", "Numbering", "PyramidResult", "Pyramid", "initial_image", "planned_iterations"]
+
+#: The blur (px) of the content's detail added at the finest scale, chosen on the tune half of
+#: benchmarks/quality.py against no blur (it left a pixel grid), every band blurred, and no detail there.
+FINEST_DETAIL_SIGMA = 0.7
 
 #: One scale's objective and the extensions' terms there: ``(scale, extensions) -> (objective, extras)``.
 ObjectiveSource = Callable[
@@ -111,18 +116,34 @@ class Numbering:
 
 
 def initial_image(
-    config: TransferConfig, content: Tensor, styles: Sequence[LoadedImage], init_image: Tensor | None = None
+    config: TransferConfig,
+    content: Tensor,
+    styles: Sequence[LoadedImage],
+    init_image: Tensor | None = None,
+    coarser_content: Tensor | None = None,
+    finest: bool = False,
 ) -> Tensor:
     """A scale's starting image (1, 3, H, W): ``init_image`` resized (a coarser scale's result), else
-    content, noise, the first style or a file, plus the noise blend."""
+    content, noise, the first style or a file, plus the noise blend.
+
+    With ``coarser_content`` (the content at the coarser scale ``init_image`` came from), the
+    content's detail that the coarser scale could not hold, ``content − enlarged(coarser_content)``
+    (one band of a Laplacian pyramid, Burt & Adelson 1983), is added ``config.scale_detail`` times:
+    enlarging the coarser result alone starts the finer scale from a blurred picture, and the
+    optimisation then paints the style's texture over the blur instead of over the content's edges.
+    At the ``finest`` scale the band is blurred by :data:`FINEST_DETAIL_SIGMA` first: its top
+    frequencies (0.35 to 0.5 cycles per pixel) are finer than the network's features can reshape,
+    and left whole they end as a diagonal pixel grid over foliage and railings.
+    """
     shape = content.shape[-2:]
     if init_image is not None:
-        return F.interpolate(
-            init_image.reshape(1, 3, *init_image.shape[-2:]).float(),
-            size=shape,
-            mode="bicubic",
-            align_corners=False,
-        ).clamp(0, 1)
+        image = _resized(init_image, shape)
+        if coarser_content is not None and config.scale_detail:
+            band = content - _resized(coarser_content, shape)
+            if finest:
+                band = blur(band, gaussian_taps(FINEST_DETAIL_SIGMA, band.device))
+            image = image + config.scale_detail * band
+        return image.clamp(0, 1)
     generator = torch.Generator().manual_seed(config.seed)
     noise = torch.rand((1, 3, *shape), generator=generator)
     if config.init == "content":
@@ -137,6 +158,13 @@ def initial_image(
     if config.init_noise_blend:
         base = (1 - config.init_noise_blend) * base + config.init_noise_blend * noise
     return base
+
+
+def _resized(image: Tensor, shape: torch.Size) -> Tensor:
+    """(…, 3, h, w) → (1, 3, *shape), bicubic, not clamped."""
+    return F.interpolate(
+        image.reshape(1, 3, *image.shape[-2:]).float(), size=shape, mode="bicubic", align_corners=False
+    )
 
 
 @dataclass
@@ -223,7 +251,9 @@ class Pyramid:
             if ran and interrupt.requested:
                 break  # the one stop between scales: a Ctrl-C, during the last scale or after it
             numbering.start_scale(k * len(chains[k]))
-            init = initial_image(self.config, scale.target[None], self.style_images, image)
+            coarser = scales[k - 1].target if ran else None
+            finest = k == len(scales) - 1
+            init = initial_image(self.config, scale.target[None], self.style_images, image, coarser, finest)
             outcome = self._scale(scale, init, chains[k], extensions, numbering, interrupt)
             # A scale stopped before its first evaluation is dropped: the check above then ends the run.
             if not ran or outcome.result.history:

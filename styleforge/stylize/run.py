@@ -267,7 +267,7 @@ class Stylizer:
         if cached is not None:
             return cached
         targets = [self._statistics(rgb, mask) for rgb, mask in zip(scale.style_rgbs, scale.style_masks)]
-        if self.config.color_transfer != "histogram":
+        if self.config.color_transfer == "none":
             self._style_targets[scale.size] = targets
         return targets
 

@@ -21,7 +21,7 @@ import styleforge
 from styleforge.cli import cli
 from styleforge.images import load_image, read_metadata, resize_long_side
 from styleforge.stylize import objective
-from styleforge.stylize.color import match_histogram, rgb_to_ycbcr
+from styleforge.stylize.color import match_histogram, match_luminance, rgb_to_ycbcr
 from styleforge.stylize.objective import layer_weights, parse_layers
 
 FAST = dict(size=32, iterations=3, weights="random", optimizer=("adam",))
@@ -189,9 +189,32 @@ def test_histogram_matching_moves_colour_statistics_to_the_target() -> None:
     assert out[0].argmax() == source[0].argmax()
 
 
-def test_color_transfer_changes_the_style_targets(images: dict[str, Path]) -> None:
+def test_luminance_matching_moves_the_tone_and_keeps_the_colours() -> None:
+    g = torch.Generator().manual_seed(3)
+    # A dark, low-contrast source with colour; a bright, contrasty target of another size.
+    source = (0.2 + 0.1 * torch.rand(3, 20, 30, generator=g)) * torch.tensor([1.0, 0.7, 0.5]).view(3, 1, 1)
+    target = torch.rand(3, 16, 16, generator=g) ** 0.5
+    out = match_luminance(source, target)
+    assert out.shape == source.shape
+    y_out, y_target = rgb_to_ycbcr(out)[0], rgb_to_ycbcr(target)[0]
+    assert y_out.mean() == pytest.approx(y_target.mean().item(), abs=2e-3)
+    assert y_out.std() == pytest.approx(y_target.std().item(), rel=2e-2)
+    # The chroma is the source's wherever clamping left the pixel alone.
+    inside = ((out > 0.001) & (out < 0.999)).all(dim=0)
+    assert inside.float().mean() > 0.5
+    assert torch.allclose(rgb_to_ycbcr(out)[1:, inside], rgb_to_ycbcr(source)[1:, inside], atol=1e-4)
+    # The tone's order is kept, and a flat source is only shifted to the target's mean.
+    y_source = rgb_to_ycbcr(source)[0]
+    assert y_out.flatten().argmax() == y_source.flatten().argmax()
+    flat = match_luminance(torch.full((3, 4, 4), 0.2), target)
+    assert rgb_to_ycbcr(flat)[0].std() < 1e-5
+    assert rgb_to_ycbcr(flat)[0].mean() == pytest.approx(y_target.mean().item(), abs=1e-4)
+
+
+@pytest.mark.parametrize("color_transfer", ["histogram", "luminance"])
+def test_color_transfer_changes_the_style_targets(images: dict[str, Path], color_transfer: str) -> None:
     plain = run(images, iterations=1)
-    matched = run(images, iterations=1, color_transfer="histogram")
+    matched = run(images, iterations=1, color_transfer=color_transfer)
     assert plain.history[0].summary.raw["style.a"] != pytest.approx(matched.history[0].summary.raw["style.a"])
 
 

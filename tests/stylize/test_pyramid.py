@@ -11,9 +11,17 @@ from styleforge.config import TransferConfig
 from styleforge.engine import HistoryEntry, Progress, StageEnded, StageStarted, WeightedLoss
 from styleforge.images import resize_long_side
 from styleforge.signals import Interrupt
+from styleforge.stylize import pyramid as pyramid_module
 from styleforge.stylize.features import FeatureContext
+from styleforge.stylize.filters import blur, gaussian_taps
 from styleforge.stylize.plan import ScalePlan, scale_chains
-from styleforge.stylize.pyramid import Numbering, Pyramid, planned_iterations
+from styleforge.stylize.pyramid import (
+    FINEST_DETAIL_SIGMA,
+    Numbering,
+    Pyramid,
+    initial_image,
+    planned_iterations,
+)
 
 #: adam 4 then sgd 2 at each of three scales (18 iterations); a tiled scale's two passes run 2 + 1 each.
 CONFIG = TransferConfig(
@@ -140,3 +148,56 @@ def test_a_stop_after_a_scales_last_step_ends_the_run_between_two_scales() -> No
     assert result.stop_reason == "interrupted" and result.stop_detail.endswith("between two scales")
     assert result.sizes == [16] and len(result.history) == 6 and result.improved
     assert result.image.shape == (3, 11, 16)
+
+
+def test_a_finer_scale_starts_from_the_coarser_result_plus_the_contents_missing_detail() -> None:
+    g = torch.Generator().manual_seed(1)
+    content = torch.rand(3, 32, 48, generator=g)
+    coarse_content = resize_long_side(content, 24)
+    coarse_result = (coarse_content * 0.5 + 0.25)[None]  # a coarser scale's picture: the content, toned down
+    enlarged = initial_image(
+        TransferConfig(scale_detail=0.0), content[None], [], coarse_result, coarse_content
+    )
+    detailed = initial_image(TransferConfig(), content[None], [], coarse_result, coarse_content)
+    assert enlarged.shape == detailed.shape == (1, 3, 32, 48)
+    # Without the detail: the coarser result, enlarged (blurred). With it: the content's fine band
+    # comes back, so the start is the coarser result's tone with the content's edges.
+    band = content[None] - initial_image(
+        TransferConfig(scale_detail=0.0), content[None], [], coarse_content[None]
+    )
+    assert torch.allclose(detailed, (enlarged + band).clamp(0, 1), atol=1e-6)
+    assert (detailed - content[None]).abs().mean() < (enlarged - content[None]).abs().mean()
+    # A coarser result that is the coarser content gives back the content itself.
+    same = initial_image(TransferConfig(), content[None], [], coarse_content[None], coarse_content)
+    assert torch.allclose(same, content[None].clamp(0, 1), atol=1e-5)
+    # Half the detail, half the band.
+    half = initial_image(TransferConfig(scale_detail=0.5), content[None], [], coarse_result, coarse_content)
+    assert torch.allclose(half, (enlarged + 0.5 * band).clamp(0, 1), atol=1e-6)
+    # At the finest scale the band is softened: its pixel-to-pixel part mostly goes, its mean stays.
+    finest = initial_image(TransferConfig(), content[None], [], coarse_result, coarse_content, finest=True)
+    soft = blur(band, gaussian_taps(FINEST_DETAIL_SIGMA))
+    assert torch.allclose(finest, (enlarged + soft).clamp(0, 1), atol=1e-6)
+    assert _pixel_grain(soft) < 0.5 * _pixel_grain(band)
+    assert abs(float(soft.mean() - band.mean())) < 1e-3
+
+
+def _pixel_grain(image: torch.Tensor) -> float:
+    """Mean square of the 2 × 2 checkerboard response: the energy of a one-pixel grid."""
+    d = image[..., :-1, :-1] - image[..., 1:, :-1] - image[..., :-1, 1:] + image[..., 1:, 1:]
+    return float(d.square().mean())
+
+
+def test_the_run_gives_each_finer_scale_the_coarser_scales_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[bool, tuple[int, ...] | None]] = []
+    original = pyramid_module.initial_image
+
+    def spy(config, content, styles, init_image=None, coarser_content=None, finest=False):
+        shape = None if coarser_content is None else tuple(coarser_content.shape)
+        seen.append((init_image is not None, shape, finest))
+        return original(config, content, styles, init_image, coarser_content, finest)
+
+    monkeypatch.setattr(pyramid_module, "initial_image", spy)
+    _run((None, None, None))
+    # The first scale from --init; the second and third from the scale before, with its content; the
+    # third is the finest.
+    assert seen == [(False, None, False), (True, (3, 11, 16), False), (True, (3, 21, 32), True)]

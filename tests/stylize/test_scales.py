@@ -97,6 +97,7 @@ def test_scales_run_in_order_and_hand_on_their_image(images: dict[str, Path]) ->
         size=64,
         scales=2,
         min_size=32,
+        scale_detail=0.0,  # the enlarged image alone (with the content's detail: test_pyramid.py)
         callbacks=[record],
         **{**FAST, "iterations": 4},
     )  # 2 per scale

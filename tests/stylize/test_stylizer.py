@@ -48,12 +48,13 @@ def test_style_statistics_are_taken_once_per_size(
         stylizer.run(images["content"])
     layers = len(stylizer.style_lw)  # the statistics are taken layer by layer
     assert len(calls) == 2 * layers  # two styles, once each, for three runs
-    # Histogram colour transfer makes the statistics depend on the content: taken every run.
-    calls.clear()
-    stylizer = Stylizer([str(images["a"])], color_transfer="histogram", **FAST)
-    stylizer.run(images["content"])
-    stylizer.run(images["content"])
-    assert len(calls) == 2 * layers
+    # A colour or tone transfer makes the statistics depend on the content: taken every run.
+    for color_transfer in ("histogram", "luminance"):
+        calls.clear()
+        stylizer = Stylizer([str(images["a"])], color_transfer=color_transfer, **FAST)
+        stylizer.run(images["content"])
+        stylizer.run(images["content"])
+        assert len(calls) == 2 * layers
 
 
 def test_the_first_content_is_checked_before_the_network_is_built(
