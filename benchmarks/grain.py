@@ -2,7 +2,7 @@
 luminance lies in the top frequencies, where a pixel grid or moiré shows.
 
 For each ``FOLDER:METHOD`` the share (in %) of the luminance's power spectrum (Hann-windowed, mean
-removed) above 0.35 cycles per pixel — the octave between a picture and one a sqrt(2) step smaller,
+removed) above 0.35 cycles per pixel — the half-octave between a picture and one a sqrt(2) step smaller,
 which the last scale of a coarse-to-fine run adds — per pair and on average::
 
     python benchmarks/grain.py out/r512/:content out/r512/:peer out/r512/:default
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-#: Cycles per pixel above which power counts as grain (1/(2·sqrt(2)): the finest pyramid octave).
+#: Cycles per pixel above which power counts as grain (1/(2·sqrt(2)): the finest pyramid step's band).
 CUTOFF = 0.35
 
 

@@ -330,7 +330,8 @@ class TransferConfig(Declared):
         minimum=1,
         none_word="auto",
         metavar="N|auto",
-        help="Coarse-to-fine: optimise at N sizes growing to --size, each from the last one upsampled, "
+        help="Coarse-to-fine: optimise at N sizes growing to --size, each from the last one upsampled "
+        "(plus the content's detail: --scale-detail), "
         f"sharing the iterations; auto: sqrt(2) steps from {AUTO_MIN_SIZE} px (one size up to "
         f"{AUTO_MIN_SIZE}).",
     )

@@ -78,6 +78,11 @@ def match_histogram(source: Tensor, target: Tensor) -> Tensor:
     return out.reshape(source.shape)
 
 
+#: The most ``match_luminance`` stretches a style's luminance (a dark painting's spread × 4 is a
+#: photograph's typical one; more would turn its noise and 8-bit steps into texture).
+MAX_TONE_GAIN = 4.0
+
+
 def match_luminance(source: Tensor, target: Tensor) -> Tensor:
     """``source`` with its luminance's mean and standard deviation set to ``target``'s.
 
@@ -86,13 +91,17 @@ def match_luminance(source: Tensor, target: Tensor) -> Tensor:
         target: (3, h, w) RGB in [0, 1], whose tone is wanted; any size.
 
     Returns:
-        (3, H, W) in [0, 1]: Y ← (Y − μₛ)·σₜ/σₛ + μₜ (BT.601 luma), Cb and Cr unchanged, clamped.
-        A flat source (σₛ ≈ 0) is only shifted.
+        (3, H, W) in [0, 1]: Y ← (Y − μₛ)·g + μₜ (BT.601 luma) with g = σₜ/σₛ at most
+        :data:`MAX_TONE_GAIN`, Cb and Cr unchanged, clamped. A nearly flat source is stretched no
+        more than that, so that its noise and 8-bit steps do not become texture; a flat one is
+        only shifted.
     """
     ycc = rgb_to_ycbcr(source)
     y = ycc[:1]
     wanted = rgb_to_ycbcr(target)[0]
-    spread = y.std()
-    gain = wanted.std() / spread if spread > 1e-6 else torch.ones((), dtype=y.dtype)
+    spread = y.std(unbiased=False)
+    gain = (
+        (wanted.std(unbiased=False) / spread).clamp(max=MAX_TONE_GAIN) if spread > 0 else spread.new_ones(())
+    )
     toned = (y - y.mean()) * gain + wanted.mean()
     return ycbcr_to_rgb(torch.cat([toned, ycc[1:]])).clamp(0.0, 1.0)

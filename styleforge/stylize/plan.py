@@ -8,7 +8,7 @@ that a size too large for the machine is refused before any image is resized to 
 1. :meth:`Planner.shapes`: every scale's shape, the style images' shapes and the tiles, from the
    image's size alone (:class:`PyramidShapes`);
 2. :meth:`Planner.plan`: the images at those shapes: the content, the style images (recoloured with
-   ``--color-transfer histogram``), their masks and the output regions (:class:`ContentPlan`).
+   ``--color-transfer histogram|luminance``), their masks and the output regions (:class:`ContentPlan`).
 
 Everything here is plain data; the network never runs.
 """

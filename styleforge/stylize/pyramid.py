@@ -251,7 +251,7 @@ class Pyramid:
             if ran and interrupt.requested:
                 break  # the one stop between scales: a Ctrl-C, during the last scale or after it
             numbering.start_scale(k * len(chains[k]))
-            coarser = scales[k - 1].target if ran else None
+            coarser = ran[-1].scale.target if ran else None  # the content of the scale ``image`` came from
             finest = k == len(scales) - 1
             init = initial_image(self.config, scale.target[None], self.style_images, image, coarser, finest)
             outcome = self._scale(scale, init, chains[k], extensions, numbering, interrupt)

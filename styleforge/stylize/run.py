@@ -129,8 +129,8 @@ class Stylizer:
     Everything is checked cheapest first: the options, the style images, then (given ``content``)
     the first content image, its sizes and the memory estimate, then the extensions' files, and only
     then are the weights resolved and the network built. The style statistics of a scale are taken
-    once and reused by every content image of that size (except with ``color_transfer="histogram"``,
-    where they depend on the content).
+    once and reused by every content image of that size (except with a ``color_transfer``, where
+    they depend on the content).
 
     Args:
         styles: ``"path[:weight][@scale]"`` strings or :class:`StyleSpec`; weights are normalised
@@ -482,11 +482,12 @@ def transfer(
 
     With several scales (``config.scales``, or ``auto`` above 256 px) the run is a pyramid: the
     network is built once, and each size recomputes only its targets and its optimiser state,
-    starting from the previous size's best image upsampled. The iteration budget is the single-size
-    run's, split evenly: every scale runs the whole optimiser chain with ⌈steps / scales⌉ of each
-    stage's steps, so ``--iterations 300 --scales 3`` is 100 iterations at each of three sizes. The
-    history and the events number iterations and stages across scales. One Ctrl-C handling covers
-    the whole run: a Ctrl-C, during a scale or between two, ends it with the best image so far.
+    starting from the previous size's best image upsampled, with the content's missing detail added
+    (``config.scale_detail``). The iteration budget is the single-size run's, shared out by
+    ``config.scale_split`` (1: evenly, so ``--iterations 300 --scales 3 --scale-split 1`` is 100
+    iterations at each of three sizes). The history and the events number iterations and stages
+    across scales. One Ctrl-C handling covers the whole run: a Ctrl-C, during a scale or between
+    two, ends it with the best image so far.
     ``preserve_colors`` is applied once, to the image returned.
 
     Args:

@@ -21,7 +21,7 @@ import styleforge
 from styleforge.cli import cli
 from styleforge.images import load_image, read_metadata, resize_long_side
 from styleforge.stylize import objective
-from styleforge.stylize.color import match_histogram, match_luminance, rgb_to_ycbcr
+from styleforge.stylize.color import MAX_TONE_GAIN, match_histogram, match_luminance, rgb_to_ycbcr
 from styleforge.stylize.objective import layer_weights, parse_layers
 
 FAST = dict(size=32, iterations=3, weights="random", optimizer=("adam",))
@@ -192,8 +192,8 @@ def test_histogram_matching_moves_colour_statistics_to_the_target() -> None:
 def test_luminance_matching_moves_the_tone_and_keeps_the_colours() -> None:
     g = torch.Generator().manual_seed(3)
     # A dark, low-contrast source with colour; a bright, contrasty target of another size.
-    source = (0.2 + 0.1 * torch.rand(3, 20, 30, generator=g)) * torch.tensor([1.0, 0.7, 0.5]).view(3, 1, 1)
-    target = torch.rand(3, 16, 16, generator=g) ** 0.5
+    source = (0.15 + 0.4 * torch.rand(3, 20, 30, generator=g)) * torch.tensor([1.0, 0.7, 0.5]).view(3, 1, 1)
+    target = 0.1 + 0.8 * torch.rand(3, 16, 16, generator=g) ** 0.5
     out = match_luminance(source, target)
     assert out.shape == source.shape
     y_out, y_target = rgb_to_ycbcr(out)[0], rgb_to_ycbcr(target)[0]
@@ -209,6 +209,11 @@ def test_luminance_matching_moves_the_tone_and_keeps_the_colours() -> None:
     flat = match_luminance(torch.full((3, 4, 4), 0.2), target)
     assert rgb_to_ycbcr(flat)[0].std() < 1e-5
     assert rgb_to_ycbcr(flat)[0].mean() == pytest.approx(y_target.mean().item(), abs=1e-4)
+    # A nearly flat one (a dark painting's 8-bit noise) is stretched at most MAX_TONE_GAIN times.
+    noisy = 0.1 + torch.randint(-1, 2, (3, 20, 30), generator=g) / 255
+    y_noisy = rgb_to_ycbcr(match_luminance(noisy, target))[0]
+    spread = rgb_to_ycbcr(noisy)[0].std(unbiased=False)
+    assert y_noisy.std(unbiased=False) == pytest.approx(MAX_TONE_GAIN * spread.item(), rel=1e-3)
 
 
 @pytest.mark.parametrize("color_transfer", ["histogram", "luminance"])

@@ -162,9 +162,10 @@ def test_a_finer_scale_starts_from_the_coarser_result_plus_the_contents_missing_
     assert enlarged.shape == detailed.shape == (1, 3, 32, 48)
     # Without the detail: the coarser result, enlarged (blurred). With it: the content's fine band
     # comes back, so the start is the coarser result's tone with the content's edges.
-    band = content[None] - initial_image(
-        TransferConfig(scale_detail=0.0), content[None], [], coarse_content[None]
-    )
+    enlarged_content = torch.nn.functional.interpolate(
+        coarse_content[None], size=(32, 48), mode="bicubic", align_corners=False
+    )  # not clamped: the band keeps the overshoot
+    band = content[None] - enlarged_content
     assert torch.allclose(detailed, (enlarged + band).clamp(0, 1), atol=1e-6)
     assert (detailed - content[None]).abs().mean() < (enlarged - content[None]).abs().mean()
     # A coarser result that is the coarser content gives back the content itself.
@@ -181,6 +182,21 @@ def test_a_finer_scale_starts_from_the_coarser_result_plus_the_contents_missing_
     assert abs(float(soft.mean() - band.mean())) < 1e-3
 
 
+def test_blur_keeps_the_mean_and_takes_images_narrower_than_its_taps() -> None:
+    """Reflected edges where the image is wide enough, repeated ones where it is not (a 1 × N or
+    3 × 3 image with a 7-tap blur): the same shape, the mean kept, a constant image unchanged."""
+    taps = gaussian_taps(1.0)
+    assert taps.numel() == 7 and float(taps.sum()) == pytest.approx(1.0)
+    for shape in ((1, 2, 1, 9), (1, 3, 3, 3), (2, 3, 16, 12)):
+        image = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+        out = blur(image, taps)
+        assert out.shape == image.shape
+        assert float(out.std()) < float(image.std())
+        assert torch.allclose(blur(torch.full(shape, 0.3), taps), torch.full(shape, 0.3), atol=1e-6)
+    wide = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    assert float(blur(wide, taps).mean()) == pytest.approx(float(wide.mean()), abs=0.02)
+
+
 def _pixel_grain(image: torch.Tensor) -> float:
     """Mean square of the 2 × 2 checkerboard response: the energy of a one-pixel grid."""
     d = image[..., :-1, :-1] - image[..., 1:, :-1] - image[..., :-1, 1:] + image[..., 1:, 1:]
@@ -188,7 +204,7 @@ def _pixel_grain(image: torch.Tensor) -> float:
 
 
 def test_the_run_gives_each_finer_scale_the_coarser_scales_content(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[bool, tuple[int, ...] | None]] = []
+    seen: list[tuple[bool, tuple[int, ...] | None, bool]] = []
     original = pyramid_module.initial_image
 
     def spy(config, content, styles, init_image=None, coarser_content=None, finest=False):
