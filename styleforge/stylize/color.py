@@ -99,9 +99,7 @@ def match_luminance(source: Tensor, target: Tensor) -> Tensor:
     ycc = rgb_to_ycbcr(source)
     y = ycc[:1]
     wanted = rgb_to_ycbcr(target)[0]
-    spread = y.std(unbiased=False)
-    gain = (
-        (wanted.std(unbiased=False) / spread).clamp(max=MAX_TONE_GAIN) if spread > 0 else spread.new_ones(())
-    )
+    # a flat source has nothing to stretch (y − μₛ = 0): only its mean moves
+    gain = (wanted.std(unbiased=False) / y.std(unbiased=False).clamp_min(1e-12)).clamp(max=MAX_TONE_GAIN)
     toned = (y - y.mean()) * gain + wanted.mean()
     return ycbcr_to_rgb(torch.cat([toned, ycc[1:]])).clamp(0.0, 1.0)

@@ -123,14 +123,9 @@ def check_size(size: int, network: str, shape: Shape, layers: Sequence[str], sou
     )
 
 
-def _recolored(style_rgb: Tensor, content_rgb: Tensor, color_transfer: str) -> Tensor:
-    """A style image as ``--color-transfer`` asks: as it is, or matched to the content's colours
-    (``histogram``) or tone (``luminance``)."""
-    if color_transfer == "histogram":
-        return match_histogram(style_rgb, content_rgb)
-    if color_transfer == "luminance":
-        return match_luminance(style_rgb, content_rgb)
-    return style_rgb
+#: ``--color-transfer``'s recolourings of a style image (style, content) → style: to the content's
+#: colours or only its tone; ``none`` leaves the style as it is.
+_RECOLOURINGS = {"histogram": match_histogram, "luminance": match_luminance}
 
 
 @dataclass(frozen=True)
@@ -333,7 +328,8 @@ class Planner:
         style_rgbs = []
         for spec, style in self._styles():
             style_rgb = resize_long_side(style.rgb, self.style_side(spec, size))
-            style_rgbs.append(_recolored(style_rgb, target, config.color_transfer))
+            recolour = _RECOLOURINGS.get(config.color_transfer)
+            style_rgbs.append(recolour(style_rgb, target) if recolour else style_rgb)
         return ScalePlan(
             size,
             target,

@@ -480,7 +480,7 @@ def transfer(
 ) -> TransferResult:
     """Optimises an image to keep ``content``'s content and the blended style of ``styles``.
 
-    With several scales (``config.scales``, or ``auto`` above 256 px) the run is a pyramid: the
+    With several scales (``config.scales``, or ``auto`` above 128 px) the run is a pyramid: the
     network is built once, and each size recomputes only its targets and its optimiser state,
     starting from the previous size's best image upsampled, with the content's missing detail added
     (``config.scale_detail``). The iteration budget is the single-size run's, shared out by
