@@ -97,7 +97,7 @@ GUIDANCE_KEYS: tuple[str, ...] = ("attrs_model", "attrs", "attr_weight", "score_
 #: such record was made with, where today's default differs: Gram matrices before ``--style-loss``,
 #: no Laplacian term before ``--laplacian-weight``, an even split before ``--scale-split``, no tiles
 #: before ``--tile``, float32 before ``--precision``, the style's own magnitude before ``--style-norm``,
-#: no content detail at a scale's start before ``--scale-detail``.
+#: no content detail at a scale's start before ``--scale-detail``, no tone term before ``--tone-weight``.
 BEFORE_OPTIONS: dict[str, Any] = {
     "style_loss": "gram",
     "laplacian_weight": 0.0,
@@ -106,6 +106,7 @@ BEFORE_OPTIONS: dict[str, Any] = {
     "precision": "fp32",
     "style_norm": "style",
     "scale_detail": 0.0,
+    "tone_weight": 0.0,
 }
 
 
@@ -148,6 +149,22 @@ class TransferConfig(Declared):
         minimum=0,
         above=True,
         help="Blur in px before the laplacian term's Laplacian: the scale of the structure it keeps.",
+    )
+    tone_weight: float = option(
+        0.7,
+        flag="--tone-weight",
+        kind="float",
+        minimum=0,
+        help="Weight of the tone term: keep where the content is light and where dark (its luminance, "
+        "blurred by --tone-sigma), whatever the painting's tones; 0: no such term.",
+    )
+    tone_sigma: float = option(
+        1.0,
+        flag="--tone-sigma",
+        kind="float",
+        minimum=0,
+        above=True,
+        help="Blur in px of both luminances the tone term compares: texture finer than this is free.",
     )
     iterations: int = option(
         150,

@@ -86,7 +86,7 @@ def test_progress_lines_add_up(cli_run) -> None:
     assert len(lines) >= 4, result.stderr
     assert sum("iter " in line for line in result.stderr.splitlines() if _LOSS.search(line)) == 3
     for total, parts in lines:
-        assert [name for name, _ in parts] == ["content", "style.a", "style.b", "tv", "laplacian"]
+        assert [name for name, _ in parts] == ["content", "style.a", "style.b", "tv", "laplacian", "tone"]
         assert total == sum((value for _, value in parts), Decimal(0)), (total, parts)
         assert total > 0
     assert re.search(r"iter 1/3 .*loss", result.stderr) and re.search(r"iter 3/3 .*loss", result.stderr)

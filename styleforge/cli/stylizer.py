@@ -85,7 +85,7 @@ def train_stylizer_command(
 ) -> None:
     """Train a feed-forward network for --style (one or a blend) on the photos in --data.
 
-    The objective is the transfer's (content, style with gram / w2 / sw, tv, laplacian, blends) on
+    The objective is the transfer's (content, style with gram / w2 / sw, tv, laplacian, tone, blends) on
     random crops, trained with Adam through the engine's training loop; the run folder -o is the
     model, for transfer --model and video --model. Ctrl-C or SIGTERM keeps the best checkpoint (exit
     code 130 or 143); --resume continues exactly.

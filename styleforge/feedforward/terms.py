@@ -1,6 +1,6 @@
 """The transfer's weighted terms for a network that stylises batches: the one door into stylize.
 
-Everything this package takes from :mod:`styleforge.stylize` (the content, style, TV and Laplacian
+Everything this package takes from :mod:`styleforge.stylize` (the content, style, TV, Laplacian and tone
 terms over a :class:`FeatureContext`, the layer options, the style statistics, the colour and tile
 helpers) is imported here and nowhere else, so that a change of stylize's insides meets one file.
 
@@ -11,7 +11,7 @@ batch). So every term here is evaluated image by image, each image in its own
 :class:`FeatureContext` (its own Gram matrices and memos) against its own content, and averaged
 over the batch: ``term(batch) = mean_i term(image_i)``, exactly the loss a transfer of each image
 would report, and a mean over the batch's images as the engine's distributed training requires.
-The content and Laplacian targets are the batch's photos' own, computed with each step.
+The content, Laplacian and tone targets are the batch's photos' own, computed with each step.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..parsing import StyleSpec, normalise_blend, style_term_names
 from ..stylize.color import preserve_colors
 from ..stylize.features import FeatureContext
 from ..stylize.losses import layer_targets, style_loss, style_terms
-from ..stylize.objective import ContentTerm, LaplacianTerm, TVTerm
+from ..stylize.objective import ContentTerm, LaplacianTerm, ToneTerm, TVTerm
 from ..stylize.objective import term_layers as _term_layers
 from ..stylize.tiles import feather, tile_grid
 
@@ -88,7 +88,8 @@ def _each(term: Callable[[FeatureContext], Tensor]) -> _PerImage:
 
 class BatchObjective:
     """The transfer's objective for batches: ``content``, ``style.<name>`` per style (blended as in a
-    transfer), ``tv`` and, with a weight, ``laplacian``, each the mean of its per-image values.
+    transfer), ``tv`` and, each with a weight, ``laplacian`` and ``tone``, each the mean of its
+    per-image values.
 
     Args:
         config: The terms' options (``size`` is the crop the style statistics are sized against).
@@ -141,6 +142,12 @@ class BatchObjective:
                 lambda out, i: LaplacianTerm(out.photos[i : i + 1], sigma)(out.contexts[i])
             )
             weights["laplacian"] = config.laplacian_weight
+        if config.tone_weight:
+            tone_sigma = config.tone_sigma
+            terms["tone"] = _PerImage(
+                lambda out, i: ToneTerm(out.photos[i : i + 1], tone_sigma)(out.contexts[i])
+            )
+            weights["tone"] = config.tone_weight
         self.loss = WeightedLoss(terms, weights)
 
     @property

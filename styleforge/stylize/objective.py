@@ -1,4 +1,4 @@
-"""One scale's objective: the content, style, total-variation, Laplacian and extensions' terms on
+"""One scale's objective: the content, style, total-variation, Laplacian, tone and extensions' terms on
 the engine's :class:`~styleforge.engine.WeightedLoss`, and the layers and weights they read.
 
 The terms are callables on a :class:`~styleforge.stylize.features.FeatureContext` (one forward pass
@@ -29,6 +29,7 @@ __all__ = [
     "ContentTerm",
     "TVTerm",
     "LaplacianTerm",
+    "ToneTerm",
     "Objective",
     "scale_loss",
     "layer_weights",
@@ -66,7 +67,27 @@ class ContentTerm:
         )  # type: ignore[return-value]
 
 
-class LaplacianTerm:
+class _BlurredLuminance:
+    """What the luminance terms share: an image's Rec. 601 luma, blurred by ``sigma`` px.
+
+    Args:
+        sigma: The Gaussian blur, in pixels (the size of the structure the term looks at).
+        device: Where the images are.
+    """
+
+    #: Rec. 601 luma weights of R, G, B.
+    LUMA = (0.299, 0.587, 0.114)
+
+    def __init__(self, sigma: float, device: torch.device) -> None:
+        self.taps = gaussian_taps(sigma, device)
+        self.luma = torch.tensor(self.LUMA, device=device).view(1, 3, 1, 1)
+
+    def blurred_luminance(self, image: Tensor) -> Tensor:
+        """(1, 3, H, W) RGB → (1, 1, H, W): its luma, blurred (reflected edges)."""
+        return blur((image * self.luma).sum(1, keepdim=True), self.taps)
+
+
+class LaplacianTerm(_BlurredLuminance):
     """``‖L(x) − L(c)‖² / ‖L(c)‖²``: the relative error of the picture's Laplacian against the
     content's, of the luminance blurred by ``sigma`` (Li et al. 2017, "Laplacian-steered neural style
     transfer", who take it of the RGB image after a strided pooling: the pooling's grid showed in the
@@ -75,34 +96,66 @@ class LaplacianTerm:
     the local contrast of faces, and its flat areas (skies) flat, while the colours are free.
 
     Args:
-        content: The content image (1, 3, H, W) at the scale's size.
+        content: The content image (1, 3, H, W) at the scale's size, or one tile of it.
         sigma: The Gaussian blur before the Laplacian, in pixels (the size of the structure kept).
+        whole: When ``content`` is one tile: the whole content at the scale's size, whose mean square
+            Laplacian the error is relative to (a tile of sky alone would weigh its error hundreds
+            of times more than the untiled picture does).
     """
 
-    #: Rec. 601 luma weights of R, G, B.
-    LUMA = (0.299, 0.587, 0.114)
     #: The least mean square Laplacian the error is relative to (photographs: 8e-5 to 4e-3).
     FLOOR = 1e-5
 
-    def __init__(self, content: Tensor, sigma: float = 1.0) -> None:
-        self.taps = gaussian_taps(sigma, content.device)
-        self.luma = torch.tensor(self.LUMA, device=content.device).view(1, 3, 1, 1)
+    def __init__(self, content: Tensor, sigma: float = 1.0, whole: Tensor | None = None) -> None:
+        super().__init__(sigma, content.device)
         self.laplace = torch.tensor(
             [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=content.device
         )
         with torch.no_grad():
             self.target = self.laplacian(content)
+            reference = self.target if whole is None else self.laplacian(whole)
             # a flat content has no structure to keep: the floor (a tenth of the least of photographs'
             # at 512 px) keeps the relative error finite there
-            self.magnitude = self.target.square().mean().clamp_min(self.FLOOR)
+            self.magnitude = reference.square().mean().clamp_min(self.FLOOR)
 
     def laplacian(self, image: Tensor) -> Tensor:
         """(1, 3, H, W) RGB → (1, 1, H, W): the Laplacian of its blurred luminance (reflected edges)."""
-        x = blur((image * self.luma).sum(1, keepdim=True), self.taps)
+        x = self.blurred_luminance(image)
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.laplace[None, None])
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
         return mse(self.laplacian(ctx.image), self.target) / self.magnitude
+
+
+class ToneTerm(_BlurredLuminance):
+    """``‖Y(x) − Y(c)‖² / Var Y(c)``: the error of the picture's luminance against the content's, both
+    blurred by ``sigma``, relative to the content's tonal spread. The content layers and the
+    :class:`LaplacianTerm` keep the content's forms and edges, but a dark or pale painting's
+    statistics still pull every part of the picture to its own few tones, and a portrait dissolves
+    into a night sky or a watercolour's paper; this keeps where the content is light and where it
+    is dark, while the colours and the texture finer than ``sigma`` are free (the style's strokes
+    and dots stay: benchmarks/README.md measures it).
+
+    Args:
+        content: The content image (1, 3, H, W) at the scale's size, or one tile of it.
+        sigma: The Gaussian blur of both luminances, in pixels.
+        whole: When ``content`` is one tile: the whole content at the scale's size, whose tonal
+            spread the error is relative to.
+    """
+
+    #: The least variance of the content's blurred luminance the error is relative to (a flat
+    #: content; the photographs of benchmarks/quality.py: 0.014 to 0.096).
+    FLOOR = 1e-4
+
+    def __init__(self, content: Tensor, sigma: float = 1.0, whole: Tensor | None = None) -> None:
+        super().__init__(sigma, content.device)
+        with torch.no_grad():
+            self.target = self.blurred_luminance(content)
+            reference = self.target if whole is None else self.blurred_luminance(whole)
+            self.magnitude = (reference - reference.mean()).square().mean().clamp_min(self.FLOOR)
+
+    def __call__(self, ctx: FeatureContext) -> Tensor:
+        return mse(self.blurred_luminance(ctx.image), self.target) / self.magnitude
 
 
 class TVTerm:
@@ -121,18 +174,22 @@ def scale_loss(
     style: Mapping[str, Callable[[FeatureContext], Tensor]],
     blend: Mapping[str, float],
     extras: Sequence[ExtraTerms] = (),
+    whole: Tensor | None = None,
 ) -> WeightedLoss:
     """One scale's weighted terms: ``content``, the ``style.<name>`` terms, ``tv``, ``laplacian``
-    (with a ``laplacian_weight``) and the extensions'.
+    and ``tone`` (each with a weight) and the extensions'.
 
     Args:
-        config: The weights (``content_weight``, the style weight, ``tv_weight``, ``laplacian_*``).
+        config: The weights (``content_weight``, the style weight, ``tv_weight``, ``laplacian_*``,
+            ``tone_*``).
         content: The content image at the scale's size, (1, 3, H, W) on the run's device.
         content_targets: Layer → the content's activation there.
         content_layers: Layer → the content term's weight of it.
         style: The ``style.<name>`` terms (:func:`~styleforge.stylize.losses.style_terms`).
         blend: Each style term's blend share; its weight is the style weight times it.
         extras: The extensions' terms at this scale.
+        whole: When ``content`` is one tile of the scale: the whole content (1, 3, H, W), which the
+            Laplacian and tone terms' errors are relative to.
     """
     terms: dict[str, Callable[[FeatureContext], Tensor]] = {
         "content": ContentTerm(content_targets, content_layers),
@@ -142,8 +199,11 @@ def scale_loss(
     weights = {"content": config.content_weight, "tv": config.tv_weight}
     weights.update({name: config.resolved_style_weight() * share for name, share in blend.items()})
     if config.laplacian_weight:
-        terms["laplacian"] = LaplacianTerm(content, config.laplacian_sigma)
+        terms["laplacian"] = LaplacianTerm(content, config.laplacian_sigma, whole)
         weights["laplacian"] = config.laplacian_weight
+    if config.tone_weight:
+        terms["tone"] = ToneTerm(content, config.tone_sigma, whole)
+        weights["tone"] = config.tone_weight
     terms.update(merged([extra.terms for extra in extras]))
     weights.update(merged([extra.weights for extra in extras]))
     return WeightedLoss(terms, weights)

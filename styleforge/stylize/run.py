@@ -347,6 +347,7 @@ class Stylizer:
             styles,
             dict(zip(self.names, self.blend)),
             extras,
+            whole=None if scale.whole is None else scale.whole.target[None].to(self.device),
         )
         if self._forward is None:
             self._forward = _compiled(net, content, self.layers) if config.compile else net

@@ -40,6 +40,7 @@ def test_each_term_is_the_mean_of_what_a_transfer_of_each_image_reports(loss: st
         content_layers=("relu2_2",),
         style_layers=("relu1_1", "relu2_1", "relu3_1"),
         laplacian_weight=0.5,
+        tone_weight=0.3,
         tv_weight=2.0,
         seed=3,
     )
@@ -51,7 +52,7 @@ def test_each_term_is_the_mean_of_what_a_transfer_of_each_image_reports(loss: st
         batch = objective.loss(objective(outputs, photos), photos).summary()
     stylizer = Stylizer(styles, config)
     single = [stylizer.evaluate(LoadedImage(photos[i]), outputs[i]) for i in range(3)]
-    assert list(batch.raw) == ["content", "style.a", "style.b", "tv", "laplacian"]
+    assert list(batch.raw) == ["content", "style.a", "style.b", "tv", "laplacian", "tone"]
     assert batch.weighted["style.a"] == pytest.approx(
         config.resolved_style_weight() * 0.7 * batch.raw["style.a"]
     )

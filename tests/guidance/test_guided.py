@@ -155,6 +155,7 @@ def test_a_numeric_target_raises_its_score_own_backbone(models, plain, forwards)
         "style.style_swirl",
         "tv",
         "laplacian",
+        "tone",
         "attr.contrast",
     ]
     assert guided.summary.weighted["attr.contrast"] == pytest.approx(10 * guided.summary.raw["attr.contrast"])

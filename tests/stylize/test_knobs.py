@@ -464,13 +464,20 @@ def test_the_laplacian_term_is_zero_at_the_content_and_counts_edges_and_flat_are
     assert x.grad.abs().sum() > 0 and torch.isfinite(x.grad).all()
 
 
-def test_the_laplacian_weight_keeps_the_contents_structure(images: dict[str, Path]) -> None:
-    plain = run(images, iterations=30, laplacian_weight=0.0)
-    kept = run(images, iterations=30, laplacian_weight=100.0)
+@pytest.mark.parametrize(
+    ("name", "term_class"), [("laplacian", objective.LaplacianTerm), ("tone", objective.ToneTerm)]
+)
+def test_a_luminance_terms_weight_keeps_what_it_measures_of_the_content(
+    images: dict[str, Path], name: str, term_class: type
+) -> None:
+    """The laplacian term keeps the content's edges, the tone term its light and dark: each weight,
+    raised, brings the picture nearer the content by its own measure."""
+    plain = run(images, iterations=30, **{f"{name}_weight": 0.0})
+    kept = run(images, iterations=30, **{f"{name}_weight": 100.0})
     content = resize_long_side(load_image(images["content"]).rgb, 32)[None]
-    term = objective.LaplacianTerm(content)
+    term = term_class(content)
     error = lambda result: term(objective.FeatureContext(result.image[None], {})).item()
-    assert "laplacian" in kept.summary.raw and "laplacian" not in plain.summary.raw  # only when asked for
+    assert name in kept.summary.raw and name not in plain.summary.raw  # only when asked for
     assert error(kept) < 0.5 * error(plain)
 
 
@@ -515,3 +522,39 @@ def test_laplacian_options_on_the_command_line(images: dict[str, Path], tmp_path
         ],
     )
     assert bad.exit_code == 2 and "--laplacian-sigma" in bad.output and "Traceback" not in bad.output
+
+
+# --- the tone term --------------------------------------------------------------------------------
+
+
+def test_the_tone_term_is_zero_at_the_content_counts_tones_and_leaves_fine_texture_free() -> None:
+    content = torch.full((1, 3, 24, 24), 0.5)
+    content[..., :, 12:] = 0.8  # a light half and a darker one
+    term = objective.ToneTerm(content, sigma=1.0)
+    ctx = lambda image: objective.FeatureContext(image, {})
+    assert term(ctx(content)).item() == 0.0
+    checker = (torch.arange(24)[:, None] + torch.arange(24)[None, :]) % 2 * 2.0 - 1.0
+    textured = content + 0.1 * checker  # 1-px texture: the blur averages it away
+    darker = content - 0.1  # the same energy per pixel as the texture, in the tone
+    assert 0 < term(ctx(textured)).item() < 0.05 * term(ctx(darker)).item()
+    # relative to the content's tonal spread: the same error weighs more on a flatter content
+    flatter = objective.ToneTerm(0.5 + (content - 0.5) / 2, sigma=1.0)
+    assert flatter(ctx(0.5 + (content - 0.5) / 2 - 0.1)).item() == pytest.approx(4 * term(ctx(darker)).item())
+    x = textured.clone().requires_grad_(True)
+    term(ctx(x)).backward()
+    assert x.grad.abs().sum() > 0 and torch.isfinite(x.grad).all()
+    flat = objective.ToneTerm(torch.full((1, 3, 8, 8), 0.3))  # no spread: the floor keeps it finite
+    assert math.isfinite(flat(ctx(torch.full((1, 3, 8, 8), 0.6))).item())
+
+
+def test_tone_options_on_the_command_line(images: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    common = ["transfer", str(images["content"]), "--style", str(images["a"]), "-o", str(out)]
+    fast = ["--size", "32", "--iterations", "2", "--weights", "random", "--quiet"]
+    result = CliRunner().invoke(cli, [*common, *fast, "--tone-weight", "2", "--tone-sigma", "1.5"])
+    assert result.exit_code == 0, result.output
+    config = read_metadata(out)["config"]
+    assert config["tone_weight"] == 2.0 and config["tone_sigma"] == 1.5
+    for flag, value in (("--tone-sigma", "0"), ("--tone-weight", "-1")):
+        bad = CliRunner().invoke(cli, [*common, flag, value])
+        assert bad.exit_code == 2 and flag in bad.output and "Traceback" not in bad.output

@@ -63,10 +63,12 @@ def test_tv_term_hand_computation() -> None:
 
 
 def test_one_scales_loss_weighs_each_term_and_adds_the_extensions() -> None:
-    """The parts in order (content, styles, tv, laplacian, extensions'), each weighted by its own
+    """The parts in order (content, styles, tv, laplacian, tone, extensions'), each weighted by its own
     weight (a style's: the style weight times its blend share)."""
     g = torch.Generator().manual_seed(7)
-    config = TransferConfig(content_weight=2.0, tv_weight=0.5, style_weight=10.0, laplacian_weight=0.3)
+    config = TransferConfig(
+        content_weight=2.0, tv_weight=0.5, style_weight=10.0, laplacian_weight=0.3, tone_weight=0.6
+    )
     content = torch.rand(1, 3, 8, 8, generator=g)
     features = {"l": torch.rand(1, 4, 8, 8, generator=g)}
     styles = {"style.a": lambda ctx: ctx.image.mean(), "style.b": lambda ctx: 2 * ctx.image.mean()}
@@ -79,16 +81,31 @@ def test_one_scales_loss_weighs_each_term_and_adds_the_extensions() -> None:
     x = torch.rand(1, 3, 8, 8, generator=g)
     report = objective(x).summary()
     assert layers == [["l"]]
-    assert list(report.weighted) == ["content", "style.a", "style.b", "tv", "laplacian", "pull"]
-    expected = {"content": 2.0, "style.a": 7.5, "style.b": 2.5, "tv": 0.5, "laplacian": 0.3, "pull": 4.0}
+    assert list(report.weighted) == ["content", "style.a", "style.b", "tv", "laplacian", "tone", "pull"]
+    expected = {
+        "content": 2.0,
+        "style.a": 7.5,
+        "style.b": 2.5,
+        "tv": 0.5,
+        "laplacian": 0.3,
+        "tone": 0.6,
+        "pull": 4.0,
+    }
     for name, weight in expected.items():
         assert report.weighted[name] == pytest.approx(weight * report.raw[name], rel=1e-6)
     assert report.raw["content"] == 0.0 and report.raw["style.a"] == pytest.approx(x.mean().item())
-    assert report.raw["laplacian"] > 0 and objective(content).summary().raw["laplacian"] == 0.0
+    at_content = objective(content).summary().raw
+    assert report.raw["laplacian"] > 0 and at_content["laplacian"] == 0.0
+    assert report.raw["tone"] > 0 and at_content["tone"] == 0.0
     plain = scale_loss(
-        TransferConfig(laplacian_weight=0.0), content, features, {"l": 1.0}, styles, {"style.a": 1.0}
+        TransferConfig(laplacian_weight=0.0, tone_weight=0.0),
+        content,
+        features,
+        {"l": 1.0},
+        styles,
+        {"style.a": 1.0},
     )
-    assert "laplacian" not in plain.terms and "pull" not in plain.terms
+    assert not {"laplacian", "tone", "pull"} & set(plain.terms)
 
 
 # --- layer_weights -------------------------------------------------------------------------------

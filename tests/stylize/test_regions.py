@@ -154,7 +154,7 @@ def test_each_loss_runs_a_two_style_transfer_whose_parts_add_up(images: dict[str
         images["content"], [f"{images['a']}:0.75", f"{images['b']}:0.25"], style_loss=loss, **FAST
     )
     summary = result.summary
-    assert set(summary.raw) == {"content", "style.a", "style.b", "tv", "laplacian"}
+    assert set(summary.raw) == {"content", "style.a", "style.b", "tv", "laplacian", "tone"}
     assert summary.raw["style.a"] == summary.raw["style.b"]  # one distance, to the blend
     assert summary.weighted["style.a"] == pytest.approx(3 * summary.weighted["style.b"])
     assert result.history[-1].summary.total < result.history[0].summary.total
@@ -288,12 +288,12 @@ def test_toml_config_takes_the_mask_keys(
 def test_an_image_from_before_style_losses_reruns_with_gram(tmp_path: Path, images: dict[str, Path]) -> None:
     """Its metadata has no style_loss: it was made with Gram matrices, so --from-image keeps them; nor
     the options added since, each rerun as it was before them (no Laplacian term, an even split, no
-    tiles, float32, the style's own magnitude, no content detail at a scale's start)."""
+    tiles, float32, the style's own magnitude, no content detail at a scale's start, no tone term)."""
     from styleforge.images import save_image
 
     config = TransferConfig(size=32, iterations=2, weights="random").to_dict()
     del config["style_loss"], config["style_masks"], config["style_image_masks"], config["style_norm"]
-    for key in ("laplacian_weight", "scale_split", "tile", "precision", "scale_detail"):  # newer still
+    for key in ("laplacian_weight", "scale_split", "tile", "precision", "scale_detail", "tone_weight"):
         del config[key]
     old = tmp_path / "old.png"
     save_image(
@@ -312,6 +312,7 @@ def test_an_image_from_before_style_losses_reruns_with_gram(tmp_path: Path, imag
     assert again["style_loss"] == "gram" and again["style_norm"] == "style"
     assert again["laplacian_weight"] == 0.0 and again["scale_split"] == 1.0
     assert again["tile"] == "off" and again["precision"] == "fp32" and again["scale_detail"] == 0.0
+    assert again["tone_weight"] == 0.0
 
 
 def test_a_style_whose_name_is_not_ascii_keeps_its_name_and_takes_a_mask(

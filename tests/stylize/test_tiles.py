@@ -16,6 +16,7 @@ from styleforge.parsing import parse_optimizer
 from styleforge.stylize import memory
 from styleforge.stylize import run as run_module
 from styleforge.stylize.memory import estimate_bytes, held_whole, style_pass
+from styleforge.stylize.objective import ToneTerm
 from styleforge.stylize.run import Stylizer
 from styleforge.stylize.tiles import Tile, choose_tile, feather, pass_offsets, tile_grid
 
@@ -302,3 +303,20 @@ def test_a_tiles_style_terms_are_divided_by_the_whole_contents_magnitude(images:
     assert theirs is not tiled and theirs["relu1_1"].item() != pytest.approx(tiled["relu1_1"].item(), rel=0.1)
     off = Stylizer([str(images["a"])], tile="64", iterations=1, **FAST)  # --style-norm style
     assert off._content_magnitudes(off.prepare(images["content"]).scales[-1]) is None
+
+
+def test_a_tiles_laplacian_and_tone_errors_are_relative_to_the_whole_content(images: dict[str, Path]) -> None:
+    """A tile's targets are its own, but what the errors are divided by is the whole picture's: a
+    tile of flat sky alone has a Laplacian and a tonal spread near zero, and would weigh its error
+    that many times more than the untiled run does."""
+    stylizer = Stylizer([str(images["a"])], tile="64", iterations=1, **FAST)
+    scale = stylizer.prepare(images["content"]).scales[-1]
+    corner = scale.crop(Tile(0, 0, 64, 64))
+    tiled, _ = stylizer._objective(corner, [])
+    untiled, _ = stylizer._objective(scale, [])
+    for name in ("laplacian", "tone"):
+        tile_term, whole_term = tiled.loss.terms[name], untiled.loss.terms[name]
+        assert tile_term.target.shape[-2:] == (64, 64)  # the tile's own target
+        assert tile_term.magnitude.item() == pytest.approx(whole_term.magnitude.item(), rel=1e-6), name
+    flat = torch.full((1, 3, 64, 64), 0.5)  # a tile of one tone: alone, its spread is the floor
+    assert ToneTerm(flat).magnitude.item() < 0.1 * untiled.loss.terms["tone"].magnitude.item()
