@@ -35,9 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The old defaults (before the pyramid from 128 px, the Laplacian term and the new layers and weights).
+#: The old defaults (before the pyramid from 128 px, the Laplacian and tone terms, the new layers and
+#: weights).
 OLD = {
     "laplacian_weight": 0.0,
+    "tone_weight": 0.0,
     "style_weight": 3.0,
     "content_layers": ["relu4_2"],
     "style_scale": 1.0,

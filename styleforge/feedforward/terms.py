@@ -86,6 +86,11 @@ def _each(term: Callable[[FeatureContext], Tensor]) -> _PerImage:
     return _PerImage(lambda outputs, i: term(outputs.contexts[i]))
 
 
+def _against_photos(term_class: type[LaplacianTerm] | type[ToneTerm], sigma: float) -> _PerImage:
+    """A luminance term (Laplacian or tone) of each output against its own photo, per image."""
+    return _PerImage(lambda outputs, i: term_class(outputs.photos[i : i + 1], sigma)(outputs.contexts[i]))
+
+
 class BatchObjective:
     """The transfer's objective for batches: ``content``, ``style.<name>`` per style (blended as in a
     transfer), ``tv`` and, each with a weight, ``laplacian`` and ``tone``, each the mean of its
@@ -136,18 +141,11 @@ class BatchObjective:
         weights.update(
             {name: config.resolved_style_weight() * share for name, share in zip(self.names, self.blend)}
         )
-        if config.laplacian_weight:
-            sigma = config.laplacian_sigma
-            terms["laplacian"] = _PerImage(
-                lambda out, i: LaplacianTerm(out.photos[i : i + 1], sigma)(out.contexts[i])
-            )
-            weights["laplacian"] = config.laplacian_weight
-        if config.tone_weight:
-            tone_sigma = config.tone_sigma
-            terms["tone"] = _PerImage(
-                lambda out, i: ToneTerm(out.photos[i : i + 1], tone_sigma)(out.contexts[i])
-            )
-            weights["tone"] = config.tone_weight
+        for name, term_class in (("laplacian", LaplacianTerm), ("tone", ToneTerm)):
+            weight = getattr(config, f"{name}_weight")
+            if weight:
+                terms[name] = _against_photos(term_class, getattr(config, f"{name}_sigma"))
+                weights[name] = weight
         self.loss = WeightedLoss(terms, weights)
 
     @property

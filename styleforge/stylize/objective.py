@@ -98,25 +98,25 @@ class LaplacianTerm(_BlurredLuminance):
     Args:
         content: The content image (1, 3, H, W) at the scale's size, or one tile of it.
         sigma: The Gaussian blur before the Laplacian, in pixels (the size of the structure kept).
-        whole: When ``content`` is one tile: the whole content at the scale's size, whose mean square
-            Laplacian the error is relative to (a tile of sky alone would weigh its error hundreds
-            of times more than the untiled picture does).
+        magnitude: What the error is relative to, when not the content's own mean square
+            Laplacian: for one tile of a scale, the whole content's (a tile of sky alone would weigh
+            its error hundreds of times more than the untiled picture does).
     """
 
     #: The least mean square Laplacian the error is relative to (photographs: 8e-5 to 4e-3).
     FLOOR = 1e-5
 
-    def __init__(self, content: Tensor, sigma: float = 1.0, whole: Tensor | None = None) -> None:
+    def __init__(self, content: Tensor, sigma: float = 1.0, magnitude: Tensor | None = None) -> None:
         super().__init__(sigma, content.device)
         self.laplace = torch.tensor(
             [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=content.device
         )
         with torch.no_grad():
             self.target = self.laplacian(content)
-            reference = self.target if whole is None else self.laplacian(whole)
             # a flat content has no structure to keep: the floor (a tenth of the least of photographs'
             # at 512 px) keeps the relative error finite there
-            self.magnitude = reference.square().mean().clamp_min(self.FLOOR)
+            own = self.target.square().mean().clamp_min(self.FLOOR)
+        self.magnitude = own if magnitude is None else magnitude
 
     def laplacian(self, image: Tensor) -> Tensor:
         """(1, 3, H, W) RGB → (1, 1, H, W): the Laplacian of its blurred luminance (reflected edges)."""
@@ -124,6 +124,7 @@ class LaplacianTerm(_BlurredLuminance):
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.laplace[None, None])
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
+        """The relative error of ``ctx.image`` (1, 3, H, W), the content's shape: a scalar."""
         return mse(self.laplacian(ctx.image), self.target) / self.magnitude
 
 
@@ -139,22 +140,23 @@ class ToneTerm(_BlurredLuminance):
     Args:
         content: The content image (1, 3, H, W) at the scale's size, or one tile of it.
         sigma: The Gaussian blur of both luminances, in pixels.
-        whole: When ``content`` is one tile: the whole content at the scale's size, whose tonal
-            spread the error is relative to.
+        magnitude: What the error is relative to, when not the content's own tonal spread: for
+            one tile of a scale, the whole content's.
     """
 
     #: The least variance of the content's blurred luminance the error is relative to (a flat
     #: content; the photographs of benchmarks/quality.py: 0.014 to 0.096).
     FLOOR = 1e-4
 
-    def __init__(self, content: Tensor, sigma: float = 1.0, whole: Tensor | None = None) -> None:
+    def __init__(self, content: Tensor, sigma: float = 1.0, magnitude: Tensor | None = None) -> None:
         super().__init__(sigma, content.device)
         with torch.no_grad():
             self.target = self.blurred_luminance(content)
-            reference = self.target if whole is None else self.blurred_luminance(whole)
-            self.magnitude = (reference - reference.mean()).square().mean().clamp_min(self.FLOOR)
+            own = (self.target - self.target.mean()).square().mean().clamp_min(self.FLOOR)
+        self.magnitude = own if magnitude is None else magnitude
 
     def __call__(self, ctx: FeatureContext) -> Tensor:
+        """The relative error of ``ctx.image`` (1, 3, H, W), the content's shape: a scalar."""
         return mse(self.blurred_luminance(ctx.image), self.target) / self.magnitude
 
 
@@ -174,7 +176,7 @@ def scale_loss(
     style: Mapping[str, Callable[[FeatureContext], Tensor]],
     blend: Mapping[str, float],
     extras: Sequence[ExtraTerms] = (),
-    whole: Tensor | None = None,
+    relative_to: Mapping[str, Tensor] | None = None,
 ) -> WeightedLoss:
     """One scale's weighted terms: ``content``, the ``style.<name>`` terms, ``tv``, ``laplacian``
     and ``tone`` (each with a weight) and the extensions'.
@@ -188,9 +190,11 @@ def scale_loss(
         style: The ``style.<name>`` terms (:func:`~styleforge.stylize.losses.style_terms`).
         blend: Each style term's blend share; its weight is the style weight times it.
         extras: The extensions' terms at this scale.
-        whole: When ``content`` is one tile of the scale: the whole content (1, 3, H, W), which the
-            Laplacian and tone terms' errors are relative to.
+        relative_to: When ``content`` is one tile of the scale: the whole content's measures that
+            the ``laplacian`` and ``tone`` errors are relative to (term name → scalar, measured
+            once per scale by the caller).
     """
+    relative_to = relative_to or {}
     terms: dict[str, Callable[[FeatureContext], Tensor]] = {
         "content": ContentTerm(content_targets, content_layers),
         **style,
@@ -199,10 +203,10 @@ def scale_loss(
     weights = {"content": config.content_weight, "tv": config.tv_weight}
     weights.update({name: config.resolved_style_weight() * share for name, share in blend.items()})
     if config.laplacian_weight:
-        terms["laplacian"] = LaplacianTerm(content, config.laplacian_sigma, whole)
+        terms["laplacian"] = LaplacianTerm(content, config.laplacian_sigma, relative_to.get("laplacian"))
         weights["laplacian"] = config.laplacian_weight
     if config.tone_weight:
-        terms["tone"] = ToneTerm(content, config.tone_sigma, whole)
+        terms["tone"] = ToneTerm(content, config.tone_sigma, relative_to.get("tone"))
         weights["tone"] = config.tone_weight
     terms.update(merged([extra.terms for extra in extras]))
     weights.update(merged([extra.weights for extra in extras]))

@@ -38,7 +38,7 @@ from .color import preserve_colors
 from .extension import Extension, ExtraTerms, ScaleView, merged
 from .losses import style_loss, style_terms
 from .memory import available_bytes, check_pyramid
-from .objective import Objective, scale_loss, term_layers
+from .objective import LaplacianTerm, Objective, ToneTerm, scale_loss, term_layers
 from .plan import ContentPlan, ImageInput, Planner, ScalePlan, load_content, scale_chains, scale_sizes
 from .pyramid import Pyramid, PyramidResult
 from .tiles import tile_grid
@@ -213,6 +213,8 @@ class Stylizer:
         self._forward: Any = None  # compiled on the first run, for its size
         # the last scale's content magnitudes (--style-norm balanced), for the tiles that follow
         self._measured: tuple[ScalePlan, dict[str, Tensor]] | None = None
+        # the last tiled scale's whole-content Laplacian and tone magnitudes, for its tiles
+        self._luminance: tuple[ScalePlan, dict[str, Tensor]] | None = None
 
     @property
     def layers(self) -> list[str]:
@@ -317,6 +319,23 @@ class Stylizer:
             self._measured = (whole, {layer: m.clone() for layer, m in measured.items()})
         return self._measured[1]
 
+    def _whole_luminance_magnitudes(self, scale: ScalePlan) -> dict[str, Tensor] | None:
+        """For one tile of a scale: the whole content's mean square Laplacian and tonal spread, which
+        the tile's ``laplacian`` and ``tone`` errors are relative to (as in the untiled picture),
+        measured on the CPU once per scale; ``None`` for a whole scale (its own)."""
+        whole = scale.whole
+        if whole is None:
+            return None
+        if self._luminance is None or self._luminance[0] is not whole:
+            config, image = self.config, whole.target[None].float()
+            measured = {}
+            if config.laplacian_weight:
+                measured["laplacian"] = LaplacianTerm(image, config.laplacian_sigma).magnitude
+            if config.tone_weight:
+                measured["tone"] = ToneTerm(image, config.tone_sigma).magnitude
+            self._luminance = (whole, {name: m.to(self.device) for name, m in measured.items()})
+        return self._luminance[1]
+
     def _objective(
         self, scale: ScalePlan, extensions: Sequence[Extension]
     ) -> tuple[Objective, list[ExtraTerms]]:
@@ -347,7 +366,7 @@ class Stylizer:
             styles,
             dict(zip(self.names, self.blend)),
             extras,
-            whole=None if scale.whole is None else scale.whole.target[None].to(self.device),
+            relative_to=self._whole_luminance_magnitudes(scale),
         )
         if self._forward is None:
             self._forward = _compiled(net, content, self.layers) if config.compile else net

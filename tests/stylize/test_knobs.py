@@ -545,6 +545,9 @@ def test_the_tone_term_is_zero_at_the_content_counts_tones_and_leaves_fine_textu
     assert x.grad.abs().sum() > 0 and torch.isfinite(x.grad).all()
     flat = objective.ToneTerm(torch.full((1, 3, 8, 8), 0.3))  # no spread: the floor keeps it finite
     assert math.isfinite(flat(ctx(torch.full((1, 3, 8, 8), 0.6))).item())
+    # relative to a given measure (a tile's term, to the whole picture's spread): the same error scaled
+    given = objective.ToneTerm(content, sigma=1.0, magnitude=2 * term.magnitude)
+    assert given(ctx(darker)).item() == pytest.approx(term(ctx(darker)).item() / 2)
 
 
 def test_tone_options_on_the_command_line(images: dict[str, Path], tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from styleforge.parsing import parse_optimizer
 from styleforge.stylize import memory
 from styleforge.stylize import run as run_module
 from styleforge.stylize.memory import estimate_bytes, held_whole, style_pass
-from styleforge.stylize.objective import ToneTerm
+from styleforge.stylize.objective import LaplacianTerm, ToneTerm
 from styleforge.stylize.run import Stylizer
 from styleforge.stylize.tiles import Tile, choose_tile, feather, pass_offsets, tile_grid
 
@@ -318,5 +318,11 @@ def test_a_tiles_laplacian_and_tone_errors_are_relative_to_the_whole_content(ima
         tile_term, whole_term = tiled.loss.terms[name], untiled.loss.terms[name]
         assert tile_term.target.shape[-2:] == (64, 64)  # the tile's own target
         assert tile_term.magnitude.item() == pytest.approx(whole_term.magnitude.item(), rel=1e-6), name
-    flat = torch.full((1, 3, 64, 64), 0.5)  # a tile of one tone: alone, its spread is the floor
-    assert ToneTerm(flat).magnitude.item() < 0.1 * untiled.loss.terms["tone"].magnitude.item()
+    # the corner alone measures otherwise, so the equality above is the whole's, not a coincidence
+    own = {"laplacian": LaplacianTerm(corner.target[None]), "tone": ToneTerm(corner.target[None])}
+    for name, term in own.items():
+        assert term.magnitude.item() != pytest.approx(untiled.loss.terms[name].magnitude.item(), rel=1e-3)
+    assert stylizer._whole_luminance_magnitudes(corner) is stylizer._whole_luminance_magnitudes(
+        scale.crop(Tile(32, 0, 64, 64))
+    )  # measured once per scale, shared by its tiles
+    assert stylizer._whole_luminance_magnitudes(scale) is None  # a whole scale measures itself
