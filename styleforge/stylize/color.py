@@ -20,11 +20,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "preserve_colors", "match_histogram", "match_luminance"]
+__all__ = ["luma", "rgb_to_ycbcr", "ycbcr_to_rgb", "preserve_colors", "match_histogram", "match_luminance"]
 
 # Full-range BT.601 (JPEG) matrices, RGB in [0, 1].
 _TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 _OFFSET = torch.tensor([0.0, 0.5, 0.5])
+
+
+def luma(rgb: Tensor) -> Tensor:
+    """(…, 3, H, W) RGB in [0, 1] → (…, 1, H, W): the BT.601 luma, Y of :func:`rgb_to_ycbcr`."""
+    return torch.einsum("j,...jhw->...hw", _TO_YCBCR[0].to(rgb), rgb).unsqueeze(-3)
 
 
 def rgb_to_ycbcr(rgb: Tensor) -> Tensor:
@@ -98,7 +103,7 @@ def match_luminance(source: Tensor, target: Tensor) -> Tensor:
     """
     ycc = rgb_to_ycbcr(source)
     y = ycc[:1]
-    wanted = rgb_to_ycbcr(target)[0]
+    wanted = luma(target)[0]
     # a flat source has nothing to stretch (y − μₛ = 0): only its mean moves
     gain = (wanted.std(unbiased=False) / y.std(unbiased=False).clamp_min(1e-12)).clamp(max=MAX_TONE_GAIN)
     toned = (y - y.mean()) * gain + wanted.mean()

@@ -21,6 +21,7 @@ from ..engine import LossReport, WeightedLoss
 from ..errors import InvalidParameter
 from ..nets.vgg import check_layers
 from ..parsing import as_number
+from .color import luma
 from .extension import ExtraTerms, merged
 from .features import FeatureContext, magnitudes, mse
 from .filters import blur, gaussian_taps
@@ -68,23 +69,20 @@ class ContentTerm:
 
 
 class _BlurredLuminance:
-    """What the luminance terms share: an image's Rec. 601 luma, blurred by ``sigma`` px.
+    """What the luminance terms share: an image's BT.601 luma (:func:`.color.luma`), blurred by
+    ``sigma`` px.
 
     Args:
         sigma: The Gaussian blur, in pixels (the size of the structure the term looks at).
         device: Where the images are.
     """
 
-    #: Rec. 601 luma weights of R, G, B.
-    LUMA = (0.299, 0.587, 0.114)
-
     def __init__(self, sigma: float, device: torch.device) -> None:
         self.taps = gaussian_taps(sigma, device)
-        self.luma = torch.tensor(self.LUMA, device=device).view(1, 3, 1, 1)
 
     def blurred_luminance(self, image: Tensor) -> Tensor:
         """(1, 3, H, W) RGB → (1, 1, H, W): its luma, blurred (reflected edges)."""
-        return blur((image * self.luma).sum(1, keepdim=True), self.taps)
+        return blur(luma(image), self.taps)
 
 
 class LaplacianTerm(_BlurredLuminance):

@@ -19,6 +19,7 @@ from torch import Tensor
 from ..errors import InvalidParameter
 from ..images import load_image
 from ..parsing import parse_region, resolve_style_name
+from .color import luma
 from .features import LayerMask
 
 __all__ = ["load_mask", "output_regions", "image_mask_paths", "mask_of"]
@@ -41,8 +42,7 @@ def _read_grey(path: Path, param: str) -> Tensor:
 @lru_cache(maxsize=16)
 def _read_grey_cached(path: Path, stamp: int | None, param: str) -> Tensor:
     image = load_image(path, param=param)
-    r, g, b = image.rgb
-    grey = 0.299 * r + 0.587 * g + 0.114 * b  # ITU-R BT.601 luma
+    grey = luma(image.rgb)[0]
     return grey * image.alpha[0] if image.alpha is not None else grey
 
 

@@ -21,13 +21,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..stylize.color import luma
+
 __all__ = ["Motion", "flow", "motion", "warp", "entering", "reliable", "start_image", "warping_error"]
 
 
 def _gray(frame: Tensor) -> np.ndarray:
     """(3, H, W) in [0, 1] -> (H, W) uint8 luminance (ITU-R BT.601, as OpenCV's own conversion)."""
     rgb = frame.detach().float().clamp(0, 1).cpu()
-    y = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+    y = luma(rgb)[0]
     return (y * 255 + 0.5).to(torch.uint8).numpy()
 
 

@@ -21,7 +21,7 @@ import styleforge
 from styleforge.cli import cli
 from styleforge.images import load_image, read_metadata, resize_long_side
 from styleforge.stylize import objective
-from styleforge.stylize.color import MAX_TONE_GAIN, match_histogram, match_luminance, rgb_to_ycbcr
+from styleforge.stylize.color import MAX_TONE_GAIN, luma, match_histogram, match_luminance, rgb_to_ycbcr
 from styleforge.stylize.objective import layer_weights, parse_layers
 
 FAST = dict(size=32, iterations=3, weights="random", optimizer=("adam",))
@@ -561,3 +561,10 @@ def test_tone_options_on_the_command_line(images: dict[str, Path], tmp_path: Pat
     for flag, value in (("--tone-sigma", "0"), ("--tone-weight", "-1")):
         bad = CliRunner().invoke(cli, [*common, flag, value])
         assert bad.exit_code == 2 and flag in bad.output and "Traceback" not in bad.output
+
+
+def test_luma_is_the_y_of_ycbcr_for_one_image_and_a_batch() -> None:
+    rgb = torch.rand((2, 3, 5, 7), generator=torch.Generator().manual_seed(3))
+    assert luma(rgb).shape == (2, 1, 5, 7) and luma(rgb[0]).shape == (1, 5, 7)
+    assert torch.allclose(luma(rgb), rgb_to_ycbcr(rgb)[:, :1], atol=1e-6)
+    assert torch.allclose(luma(torch.ones(3, 2, 2)), torch.ones(1, 2, 2))  # the weights sum to 1
