@@ -18,10 +18,14 @@ Measures, per variant:
 - **content, style**: the mean raw content and style terms of the frames after the first (what the
   temporal term costs the transfer itself; raw values are the unweighted terms).
 
-``--strip`` writes a picture (rows: input, independent, the default weight; every other frame).
+``--strip`` writes a picture (rows: input, independent, then every temporal weight run, the default's
+marked in the printed legend; every other frame), and beside it ``<strip>_flicker`` (the same
+format): for the same rows and frames, where each frame differs from the one before it warped by the
+input's motion (the absolute difference where that motion is reliable, ×4, white = 0.25 or more; the
+first frame has no previous one and stays black). A ``.jpg`` path gives JPEGs (quality 90).
 
     python benchmarks/video.py                  # 8 frames at 192 px, weights 0 10 30 100
-    python benchmarks/video.py --frames 6 --size 128 --weights 30 --strip docs/images/video_strip.png
+    python benchmarks/video.py --photo astronaut --weights 30 100 300 --strip docs/images/video_strip.jpg
 
 Needs scikit-image (``pip install -e '.[bench]'``) for the photograph.
 """
@@ -69,6 +73,16 @@ def flicker(frames: list, inputs: list) -> float:
     return sum(errors) / len(errors)
 
 
+def _flicker_map(previous_out: Any, current_out: Any, previous_in: Any, current_in: Any) -> np.ndarray:
+    """Where ``current_out`` differs from ``previous_out`` warped by the inputs' motion: (H, W) uint8,
+    the mean absolute difference over channels ×4 where the motion is reliable, 0 elsewhere."""
+    from styleforge.video.flow import motion, warp
+
+    move = motion(previous_in, current_in)
+    difference = (current_out.float() - warp(previous_out, move.to_previous)).abs().mean(0) * move.mask
+    return (difference.squeeze().clamp(0, 0.25) * 4 * 255).round().byte().numpy()
+
+
 def _terms(summaries: list) -> tuple[float, float]:
     content = [s.raw["content"] for s in summaries]
     style = [sum(v for k, v in s.raw.items() if k.startswith("style.")) for s in summaries]
@@ -87,7 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--frame-iterations", type=int, default=100)
     parser.add_argument("--weights", type=float, nargs="+", default=[0, 10, 30, 100], help="temporal weights")
     parser.add_argument(
-        "--default-weight", type=float, default=None, help="the strip's weight [default: the config's]"
+        "--default-weight",
+        type=float,
+        default=None,
+        help="the weight the strip marks as the default [default: the config's]",
     )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--strip", type=Path, default=None)
@@ -202,16 +219,17 @@ def _print_table(args: argparse.Namespace, config: Any, base: float, rows: list[
 
 
 def _write_strip(args: argparse.Namespace, inputs: list, outputs: dict) -> None:
-    """Rows: the input, the independent frames and the default weight's; every other frame."""
+    """Rows: the input, the independent frames and every temporal weight's; every other frame."""
     from PIL import Image
 
     from styleforge.config import VideoConfig
 
     default = args.default_weight if args.default_weight is not None else VideoConfig().temporal_weight
     picks = list(range(0, args.frames, 2))
-    chosen = [("input", inputs), ("independent", outputs["independent"])]
-    if f"temporal {default:g}" in outputs:
-        chosen.append((f"temporal {default:g}", outputs[f"temporal {default:g}"]))
+    chosen = [("input", inputs)] + [
+        (f"{name} (default)" if name == f"temporal {default:g}" else name, frames)
+        for name, frames in outputs.items()
+    ]
     h, w = inputs[0].shape[-2:]
     sheet = Image.new("RGB", (w * len(picks), h * len(chosen)), "white")
     for r, (_, frames) in enumerate(chosen):
@@ -219,7 +237,16 @@ def _write_strip(args: argparse.Namespace, inputs: list, outputs: dict) -> None:
             array = (frames[k].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
             sheet.paste(Image.fromarray(array), (c * w, r * h))
     args.strip.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.strip)
+    sheet.save(args.strip, quality=90)  # quality: for a .jpg path
+    errors = Image.new("L", sheet.size, 0)
+    for r, (_, frames) in enumerate(chosen):
+        for c, k in enumerate(picks):
+            if k > 0:
+                errors.paste(
+                    Image.fromarray(_flicker_map(frames[k - 1], frames[k], inputs[k - 1], inputs[k])),
+                    (c * w, r * h),
+                )
+    errors.save(args.strip.with_name(f"{args.strip.stem}_flicker{args.strip.suffix}"), quality=90)
     print(
         f"\nstrip: rows {', '.join(n for n, _ in chosen)}; "
         f"frames {', '.join(str(k + 1) for k in picks)} -> {args.strip}"

@@ -925,7 +925,7 @@ class VideoConfig(Declared):
     defaults come from benchmarks/video.py, whose figures are in benchmarks/README.md)."""
 
     temporal_weight: float = option(
-        30.0,
+        100.0,
         flag="--temporal-weight",
         kind="float",
         minimum=0,

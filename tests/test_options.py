@@ -303,7 +303,7 @@ def test_the_docs_table_changes_with_a_declaration() -> None:
     text = "<!-- options video (made by a script) -->\nstale\n<!-- end of options -->\n"
     table = script.render(text)
     assert "stale" not in table
-    assert "| `--temporal-weight` | 30 | Weight of the temporal term" in table
+    assert "| `--temporal-weight` | 100 | Weight of the temporal term" in table
     assert "| `--fps` | the input video's; 24 for a folder of frames | Output frame rate. |" in table
     # where an option says where its default comes from, the table has a column for it
     table = script.render(text.replace("video", "train-attrs"))

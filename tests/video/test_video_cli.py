@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from _helpers import clip_frames, deliver, invoke, one_line_error, stop_signals_as_at_start, write_frames  # noqa: F401
 
+from styleforge.config import VideoConfig
 from styleforge.images import read_metadata
 from styleforge.video.frames import open_frames
 
@@ -67,7 +68,7 @@ def test_video_to_folder_of_frames_with_metadata(clip3: Path, style: Path, tmp_p
     assert [p.name for p in pngs] == ["frame_00001.png", "frame_00002.png", "frame_00003.png"]
     meta = read_metadata(pngs[1])
     assert meta["command"] == "video" and meta["video"]["frame"] == 2 and meta["config"]["size"] == 48
-    assert meta["video"]["run"]["temporal_weight"] == 30
+    assert meta["video"]["run"]["temporal_weight"] == VideoConfig().temporal_weight
     again = invoke(
         "video", movie, "--style", style, "-o", tmp_path / "frames", *FAST
     )  # frames there, no --resume
@@ -198,7 +199,9 @@ def test_resume_names_each_option_that_differs_with_both_values(
     assert line.startswith(
         f"error: --resume: '{frames}' is not valid; expected a frames folder made with the same"
     )
-    assert "--size 40 (the frames have 48)" in line and "--temporal-weight 5.0 (the frames have 30.0)" in line
+    default = VideoConfig().temporal_weight
+    assert "--size 40 (the frames have 48)" in line
+    assert f"--temporal-weight 5.0 (the frames have {default})" in line
     assert "None" not in line and "True" not in line
 
 

@@ -119,7 +119,8 @@ def test_resume_skips_finished_frames_and_refuses_other_options(
     assert len(full.frames) == 3
     meta = read_metadata(frame_path(folder, 3))
     assert meta["command"] == "video" and meta["video"]["frame"] == 3 and meta["losses"]["temporal"] >= 0
-    with pytest.raises(InvalidParameter, match=r"--resume.*--temporal-weight 5 \(the frames have 30"):
+    default = f"{VideoConfig().temporal_weight:g}"
+    with pytest.raises(InvalidParameter, match=rf"--resume.*--temporal-weight 5 \(the frames have {default}"):
         stylize_video(
             source,
             [str(style)],
