@@ -3,7 +3,7 @@
 Part 1 (``--sizes``): for each size, in a fresh subprocess (so the peak is that run's alone), one
 scale (``--scales 1``) of a few Adam iterations on the bundled samples with HED's VGG-16, whole
 (``--tile off``) and tiled (``--tile SIZE/2``), and with ``--tile auto`` at the largest size; prints
-a Markdown table: size, tiling, tile, seconds, s per evaluation, the peak RSS over the process
+a Markdown table: size, tiling, tile, seconds, s per iteration, the peak RSS over the process
 after its imports, and the estimate the run was checked against (the optimisation's or the style
 pass's, whichever is larger; for tiles one tile's plus what a tiled scale holds whole).
 
@@ -85,7 +85,7 @@ def measure(size: int, tile: str, iterations: int) -> dict[str, object]:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     h, w = result.image.shape[-2:]
     estimate = _estimate(size, (h, w), result.metadata.get("tiles"))
-    per = seconds / max(1, len(result.history))
+    per = seconds / max(1, len(result.history))  # the history has a row per iteration of the scale
     tiles = result.metadata.get("tiles")
     return {
         "size": size,
@@ -93,8 +93,8 @@ def measure(size: int, tile: str, iterations: int) -> dict[str, object]:
         "shape": [h, w],
         "tiles": tiles,
         "seconds": seconds,
-        "per_eval": per,
-        "evaluations": len(result.history),
+        "per_iteration": per,
+        "iterations": len(result.history),
         "peak_gib": (peak - baseline) / 2**30,
         "estimate_gib": estimate / 2**30,
         "overlap": tiles["overlap"] if tiles else (default_overlap(int(tile)) if tile.isdigit() else None),
@@ -176,7 +176,7 @@ def main() -> None:
         print(json.dumps(measure(int(args.one[0]), args.one[1], int(args.one[2]))))
         return
     print(
-        "| size | tiling | tile (overlap) | evaluations | seconds | s / evaluation "
+        "| size | tiling | tile (overlap) | iterations | seconds | s / iteration "
         "| peak GiB over imports | estimate GiB |"
     )
     print("|---|---|---|---|---|---|---|---|")
@@ -195,8 +195,9 @@ def main() -> None:
             t = r["tiles"]
             tile_text = f"{t['tile']} ({t['overlap']}), {t['optimised']} tiles" if t else "whole"
             print(
-                f"| {size} ({r['shape'][0]}x{r['shape'][1]}) | {label} | {tile_text} | {r['evaluations']} | "
-                f"{r['seconds']:.0f} | {r['per_eval']:.2f} | {r['peak_gib']:.2f} | {r['estimate_gib']:.2f} |",
+                f"| {size} ({r['shape'][0]}x{r['shape'][1]}) | {label} | {tile_text} | {r['iterations']} | "
+                f"{r['seconds']:.0f} | {r['per_iteration']:.2f} | {r['peak_gib']:.2f} | "
+                f"{r['estimate_gib']:.2f} |",
                 flush=True,
             )
     if args.seam:
