@@ -3,9 +3,11 @@
 Part 1 (``--sizes``): for each size, in a fresh subprocess (so the peak is that run's alone), one
 scale (``--scales 1``) of a few Adam iterations on the bundled samples with HED's VGG-16, whole
 (``--tile off``) and tiled (``--tile SIZE/2``), and with ``--tile auto`` at the largest size; prints
-a Markdown table: size, tiling, tile, seconds, s per iteration, the peak RSS over the process
-after its imports, and the estimate the run was checked against (the optimisation's or the style
-pass's, whichever is larger; for tiles one tile's plus what a tiled scale holds whole).
+a Markdown table: size, tiling, tile (overlap) and tiles optimised, iterations, seconds (the whole
+``transfer()`` call: the network, the style pass and the iterations), seconds per iteration (the
+same over the iterations), the peak RSS above the process after its imports, and the estimate
+the run was checked against (the optimisation's or the style pass's, whichever is larger; for
+tiles one tile's plus what a tiled scale holds whole).
 
 Part 2 (``--seam``): a 512 px coarse-to-fine transfer whose last scale is tiled (256 px tiles, two
 passes) against the same untiled, with real weights: the mean gradient magnitude across the first
@@ -176,8 +178,8 @@ def main() -> None:
         print(json.dumps(measure(int(args.one[0]), args.one[1], int(args.one[2]))))
         return
     print(
-        "| size | tiling | tile (overlap) | iterations | seconds | s / iteration "
-        "| peak GiB over imports | estimate GiB |"
+        "| size | tiling | tile (overlap), tiles optimised | iterations | seconds | s / iteration "
+        "| peak GiB above imports | estimate GiB |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:

@@ -64,23 +64,33 @@ def pan_clip(name: str, frames: int, size: int) -> list[np.ndarray]:
     return out
 
 
-def flicker(frames: list, inputs: list) -> float:
-    """Mean warping error between consecutive frames (3, H, W) by the input's motion."""
-    from styleforge.video.flow import motion, warping_error
+def motions(inputs: list) -> list:
+    """The input clip's motion between each frame (3, H, W) and the next, computed once per clip."""
+    from styleforge.video.flow import motion
 
-    pairs = zip(frames, frames[1:], inputs, inputs[1:])
-    errors = [warping_error(a, b, motion(x, y)) for a, b, x, y in pairs]
+    return [motion(x, y) for x, y in zip(inputs, inputs[1:])]
+
+
+def flicker(frames: list, moves: list) -> float:
+    """Mean warping error between consecutive frames (3, H, W) by the input's motion (:func:`motions`)."""
+    from styleforge.video.flow import warping_error
+
+    errors = [warping_error(a, b, move) for a, b, move in zip(frames, frames[1:], moves)]
     return sum(errors) / len(errors)
 
 
-def _flicker_map(previous_out: Any, current_out: Any, previous_in: Any, current_in: Any) -> np.ndarray:
-    """Where ``current_out`` differs from ``previous_out`` warped by the inputs' motion: (H, W) uint8,
+def _flicker_map(previous_out: Any, current_out: Any, move: Any) -> np.ndarray:
+    """Where ``current_out`` differs from ``previous_out`` warped by the input's motion: (H, W) uint8,
     the mean absolute difference over channels ×4 where the motion is reliable, 0 elsewhere."""
-    from styleforge.video.flow import motion, warp
+    from styleforge.video.flow import warping_difference
 
-    move = motion(previous_in, current_in)
-    difference = (current_out.float() - warp(previous_out, move.to_previous)).abs().mean(0) * move.mask
-    return (difference.squeeze().clamp(0, 0.25) * 4 * 255).round().byte().numpy()
+    difference = warping_difference(previous_out, current_out, move).abs().mean(0)
+    return (difference.clamp(0, 0.25) * 4 * 255).round().byte().numpy()
+
+
+def _label(weight: float) -> str:
+    """A temporal variant's name in the table, the JSON and the strip."""
+    return f"temporal {weight:g}"
 
 
 def _terms(summaries: list) -> tuple[float, float]:
@@ -104,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
         "--default-weight",
         type=float,
         default=None,
-        help="the weight the strip marks as the default [default: the config's]",
+        help="the weight the strip's printed legend marks as the default [default: the config's]",
     )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--strip", type=Path, default=None)
@@ -130,11 +140,12 @@ def main() -> None:
         Image.fromarray(frame).save(work / "in" / f"{i:03d}.png")
     source = open_frames(work / "in")
     inputs = [f.rgb for f in source]
-    base = flicker(inputs, inputs)
+    moves = motions(inputs)
+    base = flicker(inputs, moves)
     outputs: dict[str, list] = {}
-    rows = [_independent(args, config, source, inputs, outputs)]
+    rows = [_independent(args, config, source, moves, outputs)]
     for weight in args.weights:
-        rows.append(_temporal(args, config, weight, source, inputs, outputs, work))
+        rows.append(_temporal(args, config, weight, source, moves, outputs, work))
     _print_table(args, config, base, rows)
     if args.json:
         args.json.write_text(
@@ -144,22 +155,22 @@ def main() -> None:
             )
         )
     if args.strip:
-        _write_strip(args, inputs, outputs)
+        _write_strip(args, inputs, moves, outputs)
 
 
-def _row(variant: str, frames: list, inputs: list, seconds: list[float], summaries: list) -> dict:
+def _row(variant: str, frames: list, moves: list, seconds: list[float], summaries: list) -> dict:
     """One variant's row: its flicker, seconds per frame and raw terms after the first frame."""
     content, style = _terms(summaries)
     return {
         "variant": variant,
-        "flicker": flicker(frames, inputs),
+        "flicker": flicker(frames, moves),
         "s_per_frame": float(np.mean(seconds)),
         "content": content,
         "style": style,
     }
 
 
-def _independent(args: argparse.Namespace, config: Any, source: Any, inputs: list, outputs: dict) -> dict:
+def _independent(args: argparse.Namespace, config: Any, source: Any, moves: list, outputs: dict) -> dict:
     """Every frame an ordinary transfer from its own content; its frames go into ``outputs``."""
     from styleforge.stylize.run import Stylizer
 
@@ -172,7 +183,7 @@ def _independent(args: argparse.Namespace, config: Any, source: Any, inputs: lis
         frames.append(result.image)
         summaries.append(result.summary)
     outputs["independent"] = frames
-    row = _row("independent", frames, inputs, times[1:], summaries[1:])
+    row = _row("independent", frames, moves, times[1:], summaries[1:])
     print(f"independent done in {time.perf_counter() - start:.0f} s", flush=True)
     return row
 
@@ -182,7 +193,7 @@ def _temporal(
     config: Any,
     weight: float,
     source: Any,
-    inputs: list,
+    moves: list,
     outputs: dict,
     work: Path,
 ) -> dict:
@@ -195,10 +206,10 @@ def _temporal(
     t = time.perf_counter()
     result = stylize_video(source, [str(args.style)], config, video, folder=work / f"w{weight:g}")
     frames = [load_image(p).rgb for p in result.paths]
-    outputs[f"temporal {weight:g}"] = frames
+    outputs[_label(weight)] = frames
     later = result.frames[1:]
-    row = _row(f"temporal {weight:g}", frames, inputs, [r.seconds for r in later], [r.summary for r in later])
-    print(f"temporal {weight:g} done in {time.perf_counter() - t:.0f} s", flush=True)
+    row = _row(_label(weight), frames, moves, [r.seconds for r in later], [r.summary for r in later])
+    print(f"{_label(weight)} done in {time.perf_counter() - t:.0f} s", flush=True)
     return row
 
 
@@ -218,8 +229,9 @@ def _print_table(args: argparse.Namespace, config: Any, base: float, rows: list[
         )
 
 
-def _write_strip(args: argparse.Namespace, inputs: list, outputs: dict) -> None:
-    """Rows: the input, the independent frames and every temporal weight's; every other frame."""
+def _write_strip(args: argparse.Namespace, inputs: list, moves: list, outputs: dict) -> None:
+    """Rows: the input, the independent frames and every temporal weight's; every other frame. Beside
+    it, the same grid of :func:`_flicker_map` (black for the first frame)."""
     from PIL import Image
 
     from styleforge.config import VideoConfig
@@ -227,26 +239,30 @@ def _write_strip(args: argparse.Namespace, inputs: list, outputs: dict) -> None:
     default = args.default_weight if args.default_weight is not None else VideoConfig().temporal_weight
     picks = list(range(0, args.frames, 2))
     chosen = [("input", inputs)] + [
-        (f"{name} (default)" if name == f"temporal {default:g}" else name, frames)
-        for name, frames in outputs.items()
+        (f"{name} (default)" if name == _label(default) else name, frames) for name, frames in outputs.items()
     ]
     h, w = inputs[0].shape[-2:]
-    sheet = Image.new("RGB", (w * len(picks), h * len(chosen)), "white")
-    for r, (_, frames) in enumerate(chosen):
-        for c, k in enumerate(picks):
-            array = (frames[k].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            sheet.paste(Image.fromarray(array), (c * w, r * h))
+
+    def grid(mode: str, tile: Any) -> Any:
+        """One picture of ``tile(frames, k)`` (an (H, W[, 3]) uint8 array, or None: left black) for
+        every chosen row and picked frame."""
+        sheet = Image.new(mode, (w * len(picks), h * len(chosen)), 0)
+        for r, (_, frames) in enumerate(chosen):
+            for c, k in enumerate(picks):
+                array = tile(frames, k)
+                if array is not None:
+                    sheet.paste(Image.fromarray(array), (c * w, r * h))
+        return sheet
+
+    def frame(frames: list, k: int) -> np.ndarray:
+        return (frames[k].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+    def change(frames: list, k: int) -> np.ndarray | None:
+        return _flicker_map(frames[k - 1], frames[k], moves[k - 1]) if k > 0 else None
+
     args.strip.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.strip, quality=90)  # quality: for a .jpg path
-    errors = Image.new("L", sheet.size, 0)
-    for r, (_, frames) in enumerate(chosen):
-        for c, k in enumerate(picks):
-            if k > 0:
-                errors.paste(
-                    Image.fromarray(_flicker_map(frames[k - 1], frames[k], inputs[k - 1], inputs[k])),
-                    (c * w, r * h),
-                )
-    errors.save(args.strip.with_name(f"{args.strip.stem}_flicker{args.strip.suffix}"), quality=90)
+    grid("RGB", frame).save(args.strip, quality=90)  # quality: for a .jpg path
+    grid("L", change).save(args.strip.with_name(f"{args.strip.stem}_flicker{args.strip.suffix}"), quality=90)
     print(
         f"\nstrip: rows {', '.join(n for n, _ in chosen)}; "
         f"frames {', '.join(str(k + 1) for k in picks)} -> {args.strip}"

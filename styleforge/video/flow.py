@@ -23,7 +23,17 @@ from torch import Tensor
 
 from ..stylize.color import luma
 
-__all__ = ["Motion", "flow", "motion", "warp", "entering", "reliable", "start_image", "warping_error"]
+__all__ = [
+    "Motion",
+    "flow",
+    "motion",
+    "warp",
+    "entering",
+    "reliable",
+    "start_image",
+    "warping_difference",
+    "warping_error",
+]
 
 
 def _gray(frame: Tensor) -> np.ndarray:
@@ -129,13 +139,18 @@ def start_image(warped: Tensor, current_in: Tensor, move: Motion) -> Tensor:
     return warped * (1 - new) + current_in.detach().float().cpu() * new
 
 
+def warping_difference(previous_out: Tensor, current_out: Tensor, move: Motion) -> Tensor:
+    """``current_out`` minus ``previous_out`` warped by the *input's* motion, where that motion is
+    reliable and 0 elsewhere: (3, H, W) on the CPU, frames (3, H, W) in [0, 1]."""
+    warped = warp(previous_out, move.to_previous)
+    return move.mask * (current_out.detach().float().cpu() - warped)
+
+
 def warping_error(previous_out: Tensor, current_out: Tensor, move: Motion) -> float:
     """Flicker between two output frames: the mean squared difference between ``current_out`` and
     ``previous_out`` warped by the *input's* motion, over the pixels where that motion is reliable
     (the measure of Lai et al. 2018 and of Ruder et al.'s evaluation). Frames (3, H, W) in [0, 1]."""
-    warped = warp(previous_out, move.to_previous)
-    mask = move.mask
-    total = float(mask.sum()) * 3
+    total = float(move.mask.sum()) * 3
     if total == 0:
         return 0.0
-    return float((mask * (current_out.detach().float().cpu() - warped) ** 2).sum()) / total
+    return float((warping_difference(previous_out, current_out, move) ** 2).sum()) / total

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from _helpers import STEP, clip_frames
 
-from styleforge.video.flow import Motion, entering, motion, reliable, start_image, warp, warping_error
+from styleforge.video.flow import (
+    Motion,
+    entering,
+    motion,
+    reliable,
+    start_image,
+    warp,
+    warping_difference,
+    warping_error,
+)
 
 
 def _tensor(frame: np.ndarray) -> torch.Tensor:
@@ -72,6 +82,19 @@ def test_warping_error_is_zero_for_identical_motion_and_grows_with_flicker() -> 
     noisy = warping_error(frames[0], (frames[1] + 0.1 * torch.randn_like(frames[1])).clamp(0, 1), move)
     assert steady < 1e-6
     assert noisy > 10 * max(steady, 1e-6)
+
+
+def test_warping_difference_is_masked_and_squares_to_the_warping_error() -> None:
+    frames = [_tensor(f) for f in clip_frames(2)]
+    move = motion(frames[0], frames[1])
+    noise = torch.randn(frames[1].shape, generator=torch.Generator().manual_seed(0))
+    noisy = (frames[1] + 0.1 * noise).clamp(0, 1)
+    difference = warping_difference(frames[0], noisy, move)
+    assert difference.shape == frames[1].shape
+    assert float(difference.abs().sum()) > 0
+    assert float((difference * (1 - move.mask)).abs().max()) == 0  # nothing where the flow is unreliable
+    expected = float((difference**2).sum()) / (3 * float(move.mask.sum()))
+    assert warping_error(frames[0], noisy, move) == pytest.approx(expected, rel=1e-6)
 
 
 def test_entering_marks_the_strip_a_pan_brings_in() -> None:
