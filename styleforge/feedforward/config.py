@@ -121,7 +121,9 @@ class StylizerConfig(Declared):
     style_weight: float | None = _term("style_weight", None, none="by --style-loss (gram: 10)")
     tv_weight: float = _term("tv_weight", 0.0)
     laplacian_weight: float = _term(
-        "laplacian_weight", 0.0, origin="off: the network's own smoothness keeps the content's edges"
+        "laplacian_weight",
+        0.0,
+        origin="off: at 0.2 and at 1 the hatching's 600-step probes drew no lines, only blurs",
     )
     laplacian_sigma: float = _term("laplacian_sigma", 1.0)
     tone_weight: float = _term(
